@@ -13,5 +13,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admission;
+pub mod assignment;
 pub mod hash;
 pub mod member;
+pub mod seed_tree;

@@ -1,0 +1,289 @@
+//! The seed tree: root secret → branch seeds → GGM tree per branch → one seed per leaf.
+//!
+//! The root secret is a DKG key that nobody holds; it is used only through the threshold PRF
+//! (`tprf`), whose output on [`branch_prf_input`] is the 32-byte [`BranchSeed`] of branch `b`
+//! (one of `2^p` branches). Inside a branch of depth `d = h − p` a GGM tree expands the branch
+//! seed: a node's two children are keyed BLAKE2b of the parent seed, domain-separated by the
+//! child's level and global index in the salt, so seeds of different branches, levels and
+//! positions never collide. A leaf seed is a ristretto255 scalar (wide reduction of a 64-byte
+//! keyed BLAKE2b output), so it can be Shamir-shared as is; its canonical 32-byte encoding is the
+//! RFC 8554 `SEED` of that leaf's LM-OTS key. Deriving any sub-range of a branch costs
+//! `O(range + depth)` hashes, and knowing a leaf seed reveals nothing about its siblings.
+
+use curve25519_dalek::scalar::Scalar;
+use thiserror::Error;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::hash::{hash32, hash64, position_salt, Domain};
+
+const BRANCH_INPUT: Domain = Domain::new("seedfed-branch");
+const GGM_NODE: Domain = Domain::new("seedfed-ggm");
+const GGM_LEAF: Domain = Domain::new("seedfed-ggm-leaf");
+
+/// The deepest branch supported (a branch of 2^32 leaves).
+pub const MAX_DEPTH: u32 = 32;
+
+/// A branch's 32-byte seed (the threshold-PRF output for that branch).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct BranchSeed([u8; 32]);
+
+/// One leaf's seed: the canonical encoding of a ristretto255 scalar, the RFC 8554 `SEED`.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct LeafSeed([u8; 32]);
+
+impl BranchSeed {
+    /// Wraps the 32 bytes (normally a threshold-PRF output).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        BranchSeed(bytes)
+    }
+}
+
+impl LeafSeed {
+    /// The 32-byte `SEED` (canonical little-endian scalar encoding).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Wraps a canonical scalar encoding; `None` if the bytes are not a reduced scalar.
+    pub fn from_canonical_bytes(bytes: [u8; 32]) -> Option<Self> {
+        let mut scalar = Option::<Scalar>::from(Scalar::from_canonical_bytes(bytes))?;
+        let seed = LeafSeed(scalar.to_bytes());
+        scalar.zeroize();
+        Some(seed)
+    }
+
+    /// The seed as a scalar (for sharing). The caller owns zeroizing the result.
+    pub fn to_scalar(&self) -> Scalar {
+        // Every LeafSeed holds a canonical encoding, so this reduction is the identity.
+        Scalar::from_bytes_mod_order(self.0)
+    }
+}
+
+impl std::fmt::Debug for BranchSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BranchSeed([redacted])")
+    }
+}
+
+impl std::fmt::Debug for LeafSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeafSeed([redacted])")
+    }
+}
+
+/// Why a seed-tree request was rejected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SeedTreeError {
+    /// The branch depth is larger than supported.
+    #[error("branch depth {0} exceeds the maximum {MAX_DEPTH}")]
+    DepthTooLarge(u32),
+    /// The requested leaf range is empty, reversed or outside the branch.
+    #[error("leaf range {start}..{end} is not inside a branch of {size} leaves")]
+    BadRange {
+        /// First leaf requested (branch-local).
+        start: u64,
+        /// One past the last leaf requested.
+        end: u64,
+        /// Leaves in the branch.
+        size: u64,
+    },
+}
+
+/// The threshold-PRF input whose output is the seed of `branch` of the key named `key_id`.
+pub fn branch_prf_input(key_id: &[u8; 16], branch: u32) -> [u8; 32] {
+    hash32(
+        BRANCH_INPUT,
+        &[],
+        &[0; 16],
+        &[key_id, &branch.to_le_bytes()],
+    )
+}
+
+/// A branch of the seed tree: its seed, its index among the `2^p` branches and its depth.
+pub struct Branch {
+    seed: BranchSeed,
+    index: u32,
+    depth: u32,
+}
+
+impl Branch {
+    /// A branch of `2^depth` leaves.
+    pub fn new(seed: BranchSeed, index: u32, depth: u32) -> Result<Self, SeedTreeError> {
+        if depth > MAX_DEPTH {
+            return Err(SeedTreeError::DepthTooLarge(depth));
+        }
+        Ok(Branch { seed, index, depth })
+    }
+
+    /// Leaves in this branch.
+    pub fn size(&self) -> u64 {
+        1u64 << self.depth
+    }
+
+    /// Seeds of branch-local leaves `start..end`, in order, visiting only the GGM nodes on
+    /// the paths to them (`O(range + depth)` hashes).
+    pub fn leaf_seeds(&self, start: u64, end: u64) -> Result<Vec<LeafSeed>, SeedTreeError> {
+        if start >= end || end > self.size() {
+            return Err(SeedTreeError::BadRange {
+                start,
+                end,
+                size: self.size(),
+            });
+        }
+        let mut out = Vec::with_capacity((end - start) as usize);
+        let root = Zeroizing::new(self.seed.0);
+        self.expand(&root, 0, 0, start, end, &mut out);
+        Ok(out)
+    }
+
+    /// The seed of one branch-local leaf.
+    pub fn leaf_seed(&self, leaf: u64) -> Result<LeafSeed, SeedTreeError> {
+        let mut seeds = self.leaf_seeds(leaf, leaf.saturating_add(1))?;
+        seeds.pop().ok_or(SeedTreeError::BadRange {
+            start: leaf,
+            end: leaf + 1,
+            size: self.size(),
+        })
+    }
+
+    /// Depth-first expansion of the node at (`level`, branch-local `pos`) into the leaves of
+    /// `start..end` below it.
+    fn expand(
+        &self,
+        node: &[u8; 32],
+        level: u32,
+        pos: u64,
+        start: u64,
+        end: u64,
+        out: &mut Vec<LeafSeed>,
+    ) {
+        let span = 1u64 << (self.depth - level);
+        let (lo, hi) = (pos * span, (pos + 1) * span);
+        if hi <= start || lo >= end {
+            return;
+        }
+        if level == self.depth {
+            out.push(self.leaf_from_node(node, pos));
+            return;
+        }
+        for child in [2 * pos, 2 * pos + 1] {
+            let seed = Zeroizing::new(hash32(
+                GGM_NODE,
+                node,
+                &position_salt(level + 1, self.global(level + 1, child)),
+                &[],
+            ));
+            self.expand(&seed, level + 1, child, start, end, out);
+        }
+    }
+
+    fn leaf_from_node(&self, node: &[u8; 32], pos: u64) -> LeafSeed {
+        let mut wide = Zeroizing::new(hash64(
+            GGM_LEAF,
+            node,
+            &position_salt(self.depth, self.global(self.depth, pos)),
+            &[],
+        ));
+        let mut scalar = Scalar::from_bytes_mod_order_wide(&wide);
+        let seed = LeafSeed(scalar.to_bytes());
+        scalar.zeroize();
+        wide.zeroize();
+        seed
+    }
+
+    /// Global index of a node at `level` of this branch (unique across branches).
+    fn global(&self, level: u32, pos: u64) -> u64 {
+        (u64::from(self.index) << level) | pos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn branch(index: u32, depth: u32) -> Branch {
+        Branch::new(BranchSeed::from_bytes([index as u8; 32]), index, depth).unwrap()
+    }
+
+    #[test]
+    fn sub_ranges_agree_with_full_expansion() {
+        let b = branch(3, 6);
+        let all = b.leaf_seeds(0, 64).unwrap();
+        assert_eq!(all.len(), 64);
+        assert_eq!(b.leaf_seeds(10, 37).unwrap(), all[10..37]);
+        assert_eq!(b.leaf_seed(63).unwrap(), all[63]);
+    }
+
+    #[test]
+    fn seeds_are_distinct_and_canonical() {
+        let b = branch(1, 8);
+        let all = b.leaf_seeds(0, 256).unwrap();
+        let set: std::collections::BTreeSet<_> = all.iter().map(|s| *s.as_bytes()).collect();
+        assert_eq!(set.len(), 256);
+        for s in &all {
+            assert!(LeafSeed::from_canonical_bytes(*s.as_bytes()).is_some());
+        }
+    }
+
+    #[test]
+    fn branches_with_equal_seed_still_differ() {
+        let seed = [9u8; 32];
+        let a = Branch::new(BranchSeed::from_bytes(seed), 0, 4).unwrap();
+        let b = Branch::new(BranchSeed::from_bytes(seed), 1, 4).unwrap();
+        assert_ne!(a.leaf_seed(0).unwrap(), b.leaf_seed(0).unwrap());
+    }
+
+    #[test]
+    fn bad_ranges_rejected() {
+        let b = branch(0, 4);
+        assert!(matches!(
+            b.leaf_seeds(5, 5),
+            Err(SeedTreeError::BadRange { .. })
+        ));
+        assert!(matches!(
+            b.leaf_seeds(0, 17),
+            Err(SeedTreeError::BadRange { .. })
+        ));
+        assert!(b.leaf_seed(16).is_err());
+        assert!(matches!(
+            Branch::new(BranchSeed::from_bytes([0; 32]), 0, 33),
+            Err(SeedTreeError::DepthTooLarge(33))
+        ));
+    }
+
+    #[test]
+    fn branch_inputs_differ_by_key_and_index() {
+        assert_ne!(branch_prf_input(&[0; 16], 0), branch_prf_input(&[0; 16], 1));
+        assert_ne!(branch_prf_input(&[0; 16], 0), branch_prf_input(&[1; 16], 0));
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = branch(0, 2).leaf_seed(0).unwrap();
+        assert_eq!(format!("{s:?}"), "LeafSeed([redacted])");
+        assert_eq!(
+            format!("{:?}", BranchSeed::from_bytes([1; 32])),
+            "BranchSeed([redacted])"
+        );
+    }
+
+    #[test]
+    fn non_canonical_seed_rejected() {
+        assert!(LeafSeed::from_canonical_bytes([0xff; 32]).is_none());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn any_range_matches_single_leaves(start in 0u64..128, len in 1u64..32) {
+            let b = branch(5, 7);
+            let end = (start + len).min(128);
+            prop_assume!(start < end);
+            let range = b.leaf_seeds(start, end).unwrap();
+            for (i, seed) in range.iter().enumerate() {
+                prop_assert_eq!(seed, &b.leaf_seed(start + i as u64).unwrap());
+            }
+        }
+    }
+}
