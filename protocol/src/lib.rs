@@ -14,4 +14,8 @@
 
 pub mod admission;
 pub mod hash;
+pub mod lmots;
+pub mod lms;
+pub mod master;
 pub mod member;
+pub mod sector;
