@@ -1,5 +1,7 @@
 //! Interoperability with an independent RFC 8554 implementation (`hbs-lms` 0.1.1).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use hbs_lms::signature::SignerMut;
 use hbs_lms::{HssParameter, LmotsAlgorithm, LmsAlgorithm, Seed, Sha256_256};
 use seedfed_protocol::lmots::{LeafSeed, LmotsType};

@@ -2,6 +2,8 @@
 //!
 //! The hex files under `tests/data/` are the RFC's public keys, messages and signatures.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use seedfed_protocol::lmots::{self, LeafSeed, LmotsType};
 use seedfed_protocol::lms::{self, HssPublicKey, LmsPublicKey, LmsSignature, LmsType, VerifyError};
 use seedfed_protocol::sector::{Sector, TreeLayout};
