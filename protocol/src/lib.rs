@@ -15,5 +15,9 @@
 pub mod admission;
 pub mod assignment;
 pub mod hash;
+pub mod lmots;
+pub mod lms;
+pub mod master;
 pub mod member;
+pub mod sector;
 pub mod seed_tree;
