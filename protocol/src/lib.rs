@@ -15,3 +15,6 @@
 pub mod admission;
 pub mod hash;
 pub mod member;
+pub mod reconstruct;
+pub mod seal;
+pub mod shamir;
