@@ -16,5 +16,6 @@ pub mod admission;
 pub mod hash;
 pub mod member;
 pub mod reconstruct;
+pub mod repair;
 pub mod seal;
 pub mod shamir;
