@@ -1,0 +1,848 @@
+//! MPC reconstruction of one leaf secret to one recipient (DESIGN.md §8).
+//!
+//! Each holder `i` of a quorum `Q` (exactly k holders) sends the recipient
+//! `c_i = λ_i·s_i + Σ_{j∈Q, j≠i} σ_ij·m_ij`, where `λ_i` is its Lagrange coefficient at 0 over `Q`,
+//! `m_ij = m_ji` is a pairwise mask (a domain-separated hash, keyed by the pair's static X25519
+//! secret, of the session context) and `σ_ij = +1` if `i < j` else `−1`, so the masks cancel:
+//! `Σ c_i = Σ λ_i·s_i = s`. The values are sealed to the recipient (`seal`), with the session
+//! context (session id, epoch, leaf, recipient and quorum, hashed into a 32-byte `context`) plus
+//! sender and recipient as associated data, so a box from another session, leaf, epoch or quorum
+//! does not open. No share is ever on the wire; the recipient sees a fresh additive sharing of
+//! `s`, which reveals nothing beyond `s`.
+//!
+//! **Attribution.** Each contribution also carries `M_ij = m_ij·G` for every peer. With the
+//! public share point `S_i = f(x_i)·G` from the Feldman commitment, the recipient checks
+//! (1) `c_i·G = λ_i·S_i + Σ σ_ij·M_ij` for each `i` — an honest holder always passes, so a
+//! failure names `i` (a *culprit*); and (2) `M_ij` (claimed by `i`) `= M_ji` (claimed by `j`) —
+//! honest pairs always agree. If both hold for everyone, the mask terms cancel in the sum and
+//! `(Σ c_i)·G = Σ λ_i·S_i = C_0`, so the result is exactly the secret. A pair that disagrees on
+//! `M_ij` is a *dispute*: one of the two lies, but the recipient cannot tell which without the
+//! pair's secret, so both are excluded from the retry (an honest member can be excluded only
+//! together with a faulty one). Seeing `M_ij` reveals nothing about `m_ij` (discrete log).
+//! Masks change with the quorum (it is in the context), so contributions to two attempts
+//! cannot be subtracted to expose `λ_i·s_i`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use curve25519_dalek::constants::{RISTRETTO_BASEPOINT_POINT, RISTRETTO_BASEPOINT_TABLE};
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::hash::{hash32, hash64, Domain};
+use crate::member::MemberId;
+use crate::seal::{self, SealError, Sealed};
+use crate::shamir::{self, Commitment, LeafSecret, ShamirError, Share, MAX_THRESHOLD};
+
+const CONTEXT: Domain = Domain::new("seedfed-recon");
+const MASK: Domain = Domain::new("seedfed-recon-mk");
+const AD_LABEL: &[u8] = b"seedfed-recon-ad/v1";
+
+/// A member taking part: its identity and its X25519 public key (from its admission record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// Identity.
+    pub member: MemberId,
+    /// X25519 public key bytes.
+    pub x25519: [u8; 32],
+}
+
+/// One reconstruction attempt: which leaf, to whom, from which quorum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Unique id of the request (e.g. the ledger's sign-request id).
+    pub session_id: [u8; 32],
+    /// Epoch.
+    pub epoch: u64,
+    /// Leaf index.
+    pub leaf: u64,
+    /// Who learns the secret.
+    pub recipient: Participant,
+    /// The k holders, sorted by member id, distinct.
+    pub quorum: Vec<Participant>,
+}
+
+/// Errors of reconstruction. Never contain secret values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconstructError {
+    /// The quorum is empty, too large, unsorted or has duplicates.
+    #[error("invalid quorum: {0}")]
+    InvalidQuorum(&'static str),
+    /// The quorum size differs from the commitment's threshold.
+    #[error("quorum of {quorum} for a {k}-threshold commitment")]
+    QuorumSize {
+        /// Quorum size.
+        quorum: usize,
+        /// Threshold of the commitment.
+        k: usize,
+    },
+    /// The member is not in the quorum.
+    #[error("member {0:?} is not in the quorum")]
+    NotInQuorum(MemberId),
+    /// Our secret key does not match the key the session lists for us.
+    #[error("the X25519 key of {0:?} does not match the session")]
+    KeyMismatch(MemberId),
+    /// The share belongs to another member.
+    #[error("share belongs to {share:?}, not {member:?}")]
+    WrongShare {
+        /// The share's holder.
+        share: MemberId,
+        /// The contributing member.
+        member: MemberId,
+    },
+    /// A contribution's header names another session, leaf, epoch, quorum or recipient.
+    #[error("contribution from {0:?} is for another session")]
+    WrongSession(MemberId),
+    /// A contribution did not decrypt/authenticate under the session context.
+    #[error("contribution from {sender:?} rejected: {error}")]
+    Seal {
+        /// Claimed sender.
+        sender: MemberId,
+        /// Why.
+        error: SealError,
+    },
+    /// A sender contributed twice.
+    #[error("two contributions from {0:?}")]
+    Duplicate(MemberId),
+    /// Some quorum members have not contributed.
+    #[error("missing contributions from {0:?}")]
+    Missing(Vec<MemberId>),
+    /// Faulty contributions were found; retry without [`FaultReport::excluded`].
+    #[error("faulty contributions: culprits {:?}, disputed pairs {:?}", .0.culprits, .0.disputes)]
+    Faulty(FaultReport),
+    /// Sharing-layer error.
+    #[error(transparent)]
+    Shamir(#[from] ShamirError),
+}
+
+/// Who was caught. `culprits` provably misbehaved (their own contribution contradicts the
+/// Feldman commitment, or is malformed); each dispute has at least one faulty member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultReport {
+    /// Members whose contribution is inconsistent on its own.
+    pub culprits: Vec<MemberId>,
+    /// Pairs that disagree on their shared mask commitment.
+    pub disputes: Vec<(MemberId, MemberId)>,
+}
+
+impl FaultReport {
+    /// Everyone to leave out of the next quorum.
+    pub fn excluded(&self) -> BTreeSet<MemberId> {
+        let mut out: BTreeSet<MemberId> = self.culprits.iter().copied().collect();
+        for (a, b) in &self.disputes {
+            out.insert(*a);
+            out.insert(*b);
+        }
+        out
+    }
+}
+
+/// The message a holder sends to the recipient. The header is in clear (for routing and an
+/// early, clear rejection); the body is sealed with the header as associated data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// Digest of the session (id, epoch, leaf, recipient, quorum).
+    pub context: [u8; 32],
+    /// Sender.
+    pub sender: MemberId,
+    /// Recipient.
+    pub recipient: MemberId,
+    /// Sealed body: `c_i` then `M_ij` for each peer in quorum order.
+    pub sealed: Sealed,
+}
+
+/// A contribution the recipient has opened and authenticated. Secret; Debug is redacted.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Opened {
+    #[zeroize(skip)]
+    sender: MemberId,
+    value: Scalar,
+    #[zeroize(skip)]
+    masks: Vec<CompressedRistretto>,
+}
+
+impl Opened {
+    /// The authenticated sender.
+    pub fn sender(&self) -> MemberId {
+        self.sender
+    }
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Opened({:?}, [redacted])", self.sender)
+    }
+}
+
+impl Session {
+    /// Builds a session, sorting the quorum by member id and checking it.
+    pub fn new(
+        session_id: [u8; 32],
+        epoch: u64,
+        leaf: u64,
+        recipient: Participant,
+        mut quorum: Vec<Participant>,
+    ) -> Result<Self, ReconstructError> {
+        quorum.sort_by_key(|p| p.member);
+        let s = Session {
+            session_id,
+            epoch,
+            leaf,
+            recipient,
+            quorum,
+        };
+        s.check()?;
+        Ok(s)
+    }
+
+    fn check(&self) -> Result<(), ReconstructError> {
+        if self.quorum.is_empty() || self.quorum.len() > MAX_THRESHOLD {
+            return Err(ReconstructError::InvalidQuorum("size out of range"));
+        }
+        if !self.quorum.windows(2).all(|w| w[0].member < w[1].member) {
+            return Err(ReconstructError::InvalidQuorum(
+                "not sorted by member or duplicate member",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The quorum's member ids, in order.
+    pub fn members(&self) -> Vec<MemberId> {
+        self.quorum.iter().map(|p| p.member).collect()
+    }
+
+    /// Digest binding everything a contribution depends on.
+    pub fn context(&self) -> [u8; 32] {
+        let mut quorum = Vec::with_capacity(self.quorum.len() * 64);
+        for p in &self.quorum {
+            quorum.extend_from_slice(p.member.as_bytes());
+            quorum.extend_from_slice(&p.x25519);
+        }
+        hash32(
+            CONTEXT,
+            &[],
+            &[0; 16],
+            &[
+                &self.session_id,
+                &self.epoch.to_le_bytes(),
+                &self.leaf.to_le_bytes(),
+                self.recipient.member.as_bytes(),
+                &self.recipient.x25519,
+                &quorum,
+            ],
+        )
+    }
+
+    fn position(&self, member: &MemberId) -> Result<usize, ReconstructError> {
+        self.quorum
+            .iter()
+            .position(|p| p.member == *member)
+            .ok_or(ReconstructError::NotInQuorum(*member))
+    }
+}
+
+fn associated_data(context: &[u8; 32], sender: &MemberId, recipient: &MemberId) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(AD_LABEL.len() + 96);
+    ad.extend_from_slice(AD_LABEL);
+    ad.extend_from_slice(context);
+    ad.extend_from_slice(sender.as_bytes());
+    ad.extend_from_slice(recipient.as_bytes());
+    ad
+}
+
+/// The pairwise mask `m_ij` (symmetric in i, j).
+fn mask(
+    pair_secret: &[u8; 32],
+    context: &[u8; 32],
+    a: &MemberId,
+    b: &MemberId,
+) -> Zeroizing<Scalar> {
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    let wide = Zeroizing::new(hash64(
+        MASK,
+        pair_secret,
+        &[0; 16],
+        &[context, lo.as_bytes(), hi.as_bytes()],
+    ));
+    Zeroizing::new(Scalar::from_bytes_mod_order_wide(&wide))
+}
+
+/// Holder side: computes and seals this holder's contribution for `session`.
+pub fn contribute<R: RngCore + CryptoRng>(
+    session: &Session,
+    me: &MemberId,
+    my_key: &StaticSecret,
+    share: &Share,
+    rng: &mut R,
+) -> Result<Contribution, ReconstructError> {
+    session.check()?;
+    if share.holder != *me {
+        return Err(ReconstructError::WrongShare {
+            share: share.holder,
+            member: *me,
+        });
+    }
+    let pos = session.position(me)?;
+    if PublicKey::from(my_key).to_bytes() != session.quorum[pos].x25519 {
+        return Err(ReconstructError::KeyMismatch(*me));
+    }
+    let context = session.context();
+    let lambdas = shamir::lagrange_coefficients(&session.members(), None)?;
+    let mut value = Zeroizing::new(lambdas[pos] * share.value());
+    let mut body = Zeroizing::new(Vec::with_capacity(32 * session.quorum.len()));
+    let mut commitments = Vec::with_capacity(32 * (session.quorum.len() - 1));
+    for peer in &session.quorum {
+        if peer.member == *me {
+            continue;
+        }
+        let pair = seal::pairwise_secret(my_key, &PublicKey::from(peer.x25519)).map_err(|e| {
+            ReconstructError::Seal {
+                sender: peer.member,
+                error: e,
+            }
+        })?;
+        let m = mask(&pair, &context, me, &peer.member);
+        if *me < peer.member {
+            *value += *m;
+        } else {
+            *value -= *m;
+        }
+        commitments.extend_from_slice(&(&*m * RISTRETTO_BASEPOINT_TABLE).compress().to_bytes());
+    }
+    body.extend_from_slice(&value.to_bytes());
+    body.extend_from_slice(&commitments);
+    let ad = associated_data(&context, me, &session.recipient.member);
+    let sealed = seal::seal(
+        my_key,
+        &PublicKey::from(session.recipient.x25519),
+        &ad,
+        &body,
+        rng,
+    )
+    .map_err(|e| ReconstructError::Seal {
+        sender: *me,
+        error: e,
+    })?;
+    Ok(Contribution {
+        context,
+        sender: *me,
+        recipient: session.recipient.member,
+        sealed,
+    })
+}
+
+/// Recipient side, per message: checks the header against `session`, opens the box and parses
+/// the body. A contribution for another session/leaf/epoch/quorum/recipient, or a tampered one,
+/// is an error (drop it). A well-authenticated but malformed body is reported as a culprit.
+pub fn open_contribution(
+    session: &Session,
+    my_key: &StaticSecret,
+    contribution: &Contribution,
+) -> Result<Opened, ReconstructError> {
+    session.check()?;
+    let sender = contribution.sender;
+    let context = session.context();
+    if contribution.context != context || contribution.recipient != session.recipient.member {
+        return Err(ReconstructError::WrongSession(sender));
+    }
+    let pos = session.position(&sender)?;
+    if PublicKey::from(my_key).to_bytes() != session.recipient.x25519 {
+        return Err(ReconstructError::KeyMismatch(session.recipient.member));
+    }
+    let ad = associated_data(&context, &sender, &session.recipient.member);
+    let body = seal::open(
+        my_key,
+        &PublicKey::from(session.quorum[pos].x25519),
+        &ad,
+        &contribution.sealed,
+    )
+    .map_err(|error| ReconstructError::Seal { sender, error })?;
+    let culprit = || {
+        ReconstructError::Faulty(FaultReport {
+            culprits: vec![sender],
+            disputes: vec![],
+        })
+    };
+    if body.len() != 32 * session.quorum.len() {
+        return Err(culprit());
+    }
+    let mut head = [0u8; 32];
+    head.copy_from_slice(&body[..32]);
+    let value = Option::<Scalar>::from(Scalar::from_canonical_bytes(head)).ok_or_else(culprit)?;
+    head.zeroize();
+    let masks = body[32..]
+        .chunks_exact(32)
+        .map(|c| {
+            let mut b = [0u8; 32];
+            b.copy_from_slice(c);
+            CompressedRistretto(b)
+        })
+        .collect();
+    Ok(Opened {
+        sender,
+        value,
+        masks,
+    })
+}
+
+/// Recipient side, once all k contributions are opened: checks them against the Feldman
+/// `commitment` (see the module docs), attributes faults, and returns the secret.
+pub fn combine(
+    session: &Session,
+    commitment: &Commitment,
+    opened: &[Opened],
+) -> Result<LeafSecret, ReconstructError> {
+    session.check()?;
+    let k = session.quorum.len();
+    if commitment.threshold() != k {
+        return Err(ReconstructError::QuorumSize {
+            quorum: k,
+            k: commitment.threshold(),
+        });
+    }
+    let members = session.members();
+    let mut by_pos: BTreeMap<usize, &Opened> = BTreeMap::new();
+    for o in opened {
+        let pos = session.position(&o.sender)?;
+        if by_pos.insert(pos, o).is_some() {
+            return Err(ReconstructError::Duplicate(o.sender));
+        }
+    }
+    if by_pos.len() != k {
+        let missing = (0..k)
+            .filter(|p| !by_pos.contains_key(p))
+            .map(|p| members[p])
+            .collect();
+        return Err(ReconstructError::Missing(missing));
+    }
+    let lambdas = shamir::lagrange_coefficients(&members, None)?;
+    let mut report = FaultReport::default();
+
+    // (1) each contribution on its own: c_i·G == λ_i·S_i + Σ σ_ij·M_ij.
+    for (pos, o) in &by_pos {
+        let me = members[*pos];
+        let Some(mask_points) = o
+            .masks
+            .iter()
+            .map(|c| c.decompress())
+            .collect::<Option<Vec<RistrettoPoint>>>()
+        else {
+            report.culprits.push(me);
+            continue;
+        };
+        let x = shamir::x_coordinate(&me)?;
+        let mut scalars: Vec<Scalar> = Vec::with_capacity(2 * k + 1);
+        let mut points: Vec<RistrettoPoint> = Vec::with_capacity(2 * k + 1);
+        // λ_i·S_i = Σ_j λ_i x^j C_j
+        let mut coeff = lambdas[*pos];
+        for c in commitment.points() {
+            scalars.push(coeff);
+            points.push(*c);
+            coeff *= x;
+        }
+        let peers = members.iter().filter(|m| **m != me);
+        for (peer, point) in peers.zip(mask_points) {
+            scalars.push(if me < *peer {
+                Scalar::ONE
+            } else {
+                -Scalar::ONE
+            });
+            points.push(point);
+        }
+        scalars.push(-o.value);
+        points.push(RISTRETTO_BASEPOINT_POINT);
+        if !RistrettoPoint::vartime_multiscalar_mul(scalars, points).is_identity() {
+            report.culprits.push(me);
+        }
+    }
+
+    // (2) pairwise agreement on M_ij, among members not already caught.
+    let mask_of = |i: usize, j: usize| -> CompressedRistretto {
+        // Index of peer j in i's list (which skips i itself).
+        let idx = if j < i { j } else { j - 1 };
+        by_pos[&i].masks[idx]
+    };
+    for i in 0..k {
+        for j in (i + 1)..k {
+            if report.culprits.contains(&members[i]) || report.culprits.contains(&members[j]) {
+                continue;
+            }
+            if mask_of(i, j) != mask_of(j, i) {
+                report.disputes.push((members[i], members[j]));
+            }
+        }
+    }
+    if !report.culprits.is_empty() || !report.disputes.is_empty() {
+        return Err(ReconstructError::Faulty(report));
+    }
+
+    let mut sum = Scalar::ZERO;
+    for o in by_pos.values() {
+        sum += o.value;
+    }
+    let secret = LeafSecret::from_scalar(sum);
+    sum.zeroize();
+    // Implied by (1) and (2); checked anyway as a last line of defence.
+    if secret.scalar() * RISTRETTO_BASEPOINT_TABLE != commitment.secret_point() {
+        return Err(ReconstructError::Faulty(FaultReport {
+            culprits: members,
+            disputes: vec![],
+        }));
+    }
+    Ok(secret)
+}
+
+/// The next quorum: the first `k` of `holders` (by member id) not in `excluded`.
+pub fn next_quorum(
+    holders: &[MemberId],
+    excluded: &BTreeSet<MemberId>,
+    k: usize,
+) -> Result<Vec<MemberId>, ReconstructError> {
+    let mut left: Vec<MemberId> = holders
+        .iter()
+        .filter(|m| !excluded.contains(m))
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if left.len() < k || k == 0 {
+        return Err(ReconstructError::Shamir(ShamirError::NotEnoughShares {
+            got: left.len(),
+            need: k,
+        }));
+    }
+    left.truncate(k);
+    Ok(left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shamir::tests::{members, roundtrip};
+    use crate::shamir::{deal, reconstruct, Dealing};
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    struct World {
+        holders: Vec<MemberId>,
+        keys: BTreeMap<MemberId, StaticSecret>,
+        recipient: MemberId,
+        recipient_key: StaticSecret,
+        secret: LeafSecret,
+        dealing: Dealing,
+    }
+
+    fn world(r: usize, k: usize, rng: &mut ChaCha20Rng) -> World {
+        let holders = members(r, 0x11);
+        let keys = holders
+            .iter()
+            .map(|m| (*m, StaticSecret::random_from_rng(&mut *rng)))
+            .collect();
+        let secret = LeafSecret::random(rng);
+        let dealing = deal(&secret, &holders, k, rng).unwrap();
+        World {
+            holders,
+            keys,
+            recipient: MemberId([0xee; 32]),
+            recipient_key: StaticSecret::random_from_rng(&mut *rng),
+            secret,
+            dealing,
+        }
+    }
+
+    impl World {
+        fn session(&self, quorum: &[MemberId], leaf: u64) -> Session {
+            Session::new(
+                [7; 32],
+                3,
+                leaf,
+                Participant {
+                    member: self.recipient,
+                    x25519: PublicKey::from(&self.recipient_key).to_bytes(),
+                },
+                quorum
+                    .iter()
+                    .map(|m| Participant {
+                        member: *m,
+                        x25519: PublicKey::from(&self.keys[m]).to_bytes(),
+                    })
+                    .collect(),
+            )
+            .unwrap()
+        }
+        fn share(&self, m: &MemberId) -> &Share {
+            let i = self.holders.iter().position(|h| h == m).unwrap();
+            &self.dealing.shares[i]
+        }
+        fn contributions(&self, s: &Session, rng: &mut ChaCha20Rng) -> Vec<Contribution> {
+            s.members()
+                .iter()
+                .map(|m| contribute(s, m, &self.keys[m], self.share(m), rng).unwrap())
+                .collect()
+        }
+        fn open_all(&self, s: &Session, cs: &[Contribution]) -> Vec<Opened> {
+            cs.iter()
+                .map(|c| open_contribution(s, &self.recipient_key, c).unwrap())
+                .collect()
+        }
+    }
+
+    /// Seals a hand-made body as `sender` would (to forge well-authenticated bad contributions).
+    fn forge(
+        w: &World,
+        s: &Session,
+        sender: &MemberId,
+        body: &[u8],
+        rng: &mut ChaCha20Rng,
+    ) -> Contribution {
+        let ad = associated_data(&s.context(), sender, &w.recipient);
+        Contribution {
+            context: s.context(),
+            sender: *sender,
+            recipient: w.recipient,
+            sealed: seal::seal(
+                &w.keys[sender],
+                &PublicKey::from(&w.recipient_key),
+                &ad,
+                body,
+                rng,
+            )
+            .unwrap(),
+        }
+    }
+
+    fn body_of(w: &World, s: &Session, c: &Contribution) -> Vec<u8> {
+        let pk = PublicKey::from(&w.keys[&c.sender]);
+        let ad = associated_data(&s.context(), &c.sender, &w.recipient);
+        seal::open(&w.recipient_key, &pk, &ad, &c.sealed)
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn replayed_or_tampered_contributions_are_rejected() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let w = world(5, 3, &mut rng);
+        let s = w.session(&w.holders[..3], 10);
+        let cs = w.contributions(&s, &mut rng);
+        // Another leaf / epoch / session id / quorum: rejected.
+        let mut other_leaf = s.clone();
+        other_leaf.leaf = 11;
+        let mut other_epoch = s.clone();
+        other_epoch.epoch = 4;
+        let mut other_id = s.clone();
+        other_id.session_id = [8; 32];
+        let other_quorum = w.session(&w.holders[1..4], 10);
+        for other in [&other_leaf, &other_epoch, &other_id, &other_quorum] {
+            let err = open_contribution(other, &w.recipient_key, &cs[1]).unwrap_err();
+            assert!(
+                matches!(err, ReconstructError::WrongSession(m) if m == w.holders[1])
+                    || matches!(err, ReconstructError::NotInQuorum(_)),
+                "{err:?}"
+            );
+        }
+        // A replayed header rewritten to the new context still fails to authenticate.
+        let mut rewritten = cs[1].clone();
+        rewritten.context = other_leaf.context();
+        assert!(matches!(
+            open_contribution(&other_leaf, &w.recipient_key, &rewritten).unwrap_err(),
+            ReconstructError::Seal {
+                error: SealError::Authentication,
+                ..
+            }
+        ));
+        // Tampered ciphertext.
+        let mut t = cs[2].clone();
+        t.sealed.ciphertext[5] ^= 0x40;
+        assert!(matches!(
+            open_contribution(&s, &w.recipient_key, &t).unwrap_err(),
+            ReconstructError::Seal {
+                error: SealError::Authentication,
+                ..
+            }
+        ));
+        // Claimed sender swapped: does not authenticate under the other sender's key.
+        let mut t = cs[2].clone();
+        t.sender = w.holders[0];
+        assert!(matches!(
+            open_contribution(&s, &w.recipient_key, &t).unwrap_err(),
+            ReconstructError::Seal { .. }
+        ));
+        // Unknown sender.
+        let mut t = cs[2].clone();
+        t.sender = MemberId([0x99; 32]);
+        assert_eq!(
+            open_contribution(&s, &w.recipient_key, &t).unwrap_err(),
+            ReconstructError::NotInQuorum(MemberId([0x99; 32]))
+        );
+        // Wire round trip keeps it valid; the untouched set still combines.
+        let cs: Vec<Contribution> = cs.iter().map(roundtrip).collect();
+        let opened = w.open_all(&s, &cs);
+        assert!(combine(&s, &w.dealing.commitment, &opened)
+            .unwrap()
+            .ct_eq(&w.secret));
+        // Duplicate and missing contributions.
+        let dup = vec![opened[0].clone(), opened[0].clone(), opened[1].clone()];
+        assert_eq!(
+            combine(&s, &w.dealing.commitment, &dup).unwrap_err(),
+            ReconstructError::Duplicate(w.holders[0])
+        );
+        assert_eq!(
+            combine(&s, &w.dealing.commitment, &opened[..2]).unwrap_err(),
+            ReconstructError::Missing(vec![w.holders[2]])
+        );
+    }
+
+    #[test]
+    fn holder_side_input_errors() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let w = world(4, 2, &mut rng);
+        let s = w.session(&w.holders[..2], 0);
+        let (a, b, c) = (w.holders[0], w.holders[1], w.holders[2]);
+        assert!(matches!(
+            contribute(&s, &a, &w.keys[&a], w.share(&b), &mut rng),
+            Err(ReconstructError::WrongShare { .. })
+        ));
+        assert_eq!(
+            contribute(&s, &c, &w.keys[&c], w.share(&c), &mut rng).unwrap_err(),
+            ReconstructError::NotInQuorum(c)
+        );
+        assert_eq!(
+            contribute(&s, &a, &w.keys[&b], w.share(&a), &mut rng).unwrap_err(),
+            ReconstructError::KeyMismatch(a)
+        );
+        let mut bad = s.clone();
+        bad.quorum.swap(0, 1);
+        assert!(matches!(
+            contribute(&bad, &a, &w.keys[&a], w.share(&a), &mut rng),
+            Err(ReconstructError::InvalidQuorum(_))
+        ));
+        // Commitment threshold must match the quorum size.
+        let s3 = w.session(&w.holders[..3], 0);
+        assert_eq!(
+            combine(&s3, &w.dealing.commitment, &[]).unwrap_err(),
+            ReconstructError::QuorumSize { quorum: 3, k: 2 }
+        );
+    }
+
+    #[test]
+    fn culprit_is_excluded_and_retry_succeeds() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let w = world(5, 3, &mut rng);
+        let q = next_quorum(&w.holders, &BTreeSet::new(), 3).unwrap();
+        let s = w.session(&q, 1);
+        let mut cs = w.contributions(&s, &mut rng);
+        // q[1] adds 1 to its value.
+        let mut body = body_of(&w, &s, &cs[1]);
+        let mut v = [0u8; 32];
+        v.copy_from_slice(&body[..32]);
+        let v = Scalar::from_canonical_bytes(v).unwrap() + Scalar::ONE;
+        body[..32].copy_from_slice(&v.to_bytes());
+        cs[1] = forge(&w, &s, &q[1], &body, &mut rng);
+        let err = combine(&s, &w.dealing.commitment, &w.open_all(&s, &cs)).unwrap_err();
+        let ReconstructError::Faulty(report) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(report.culprits, vec![q[1]]);
+        assert!(report.disputes.is_empty());
+        let q2 = next_quorum(&w.holders, &report.excluded(), 3).unwrap();
+        assert!(!q2.contains(&q[1]));
+        let s2 = w.session(&q2, 1);
+        let cs2 = w.contributions(&s2, &mut rng);
+        assert!(combine(&s2, &w.dealing.commitment, &w.open_all(&s2, &cs2))
+            .unwrap()
+            .ct_eq(&w.secret));
+        // Malformed bodies are culprits too.
+        let short = forge(&w, &s, &q[2], &body[..40], &mut rng);
+        assert_eq!(
+            open_contribution(&s, &w.recipient_key, &short).unwrap_err(),
+            ReconstructError::Faulty(FaultReport {
+                culprits: vec![q[2]],
+                disputes: vec![]
+            })
+        );
+        let mut noncanon = body.clone();
+        noncanon[..32].copy_from_slice(&[0xff; 32]);
+        let nc = forge(&w, &s, &q[2], &noncanon, &mut rng);
+        assert!(matches!(
+            open_contribution(&s, &w.recipient_key, &nc).unwrap_err(),
+            ReconstructError::Faulty(_)
+        ));
+        // Too few holders left.
+        let all: BTreeSet<MemberId> = w.holders[..3].iter().copied().collect();
+        assert!(next_quorum(&w.holders, &all, 3).is_err());
+    }
+
+    #[test]
+    fn consistent_lie_about_a_mask_is_a_dispute_containing_the_liar() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let w = world(5, 3, &mut rng);
+        let q = w.holders[..3].to_vec();
+        let s = w.session(&q, 2);
+        let mut cs = w.contributions(&s, &mut rng);
+        // q[2] replaces its mask with q[0] by m' (and adjusts its value consistently), so its own
+        // equation still holds: only the cross-check can catch it.
+        let mut body = body_of(&w, &s, &cs[2]);
+        let mut v = [0u8; 32];
+        v.copy_from_slice(&body[..32]);
+        let delta = Scalar::from(5u64);
+        // q[2] > q[0], so its sign for that pair is −1: c' = c − δ pairs with M' = M + δ·G.
+        let v = Scalar::from_canonical_bytes(v).unwrap() - delta;
+        body[..32].copy_from_slice(&v.to_bytes());
+        let mut m = [0u8; 32];
+        m.copy_from_slice(&body[32..64]);
+        let m = CompressedRistretto(m).decompress().unwrap() + &delta * RISTRETTO_BASEPOINT_TABLE;
+        body[32..64].copy_from_slice(&m.compress().to_bytes());
+        cs[2] = forge(&w, &s, &q[2], &body, &mut rng);
+        let err = combine(&s, &w.dealing.commitment, &w.open_all(&s, &cs)).unwrap_err();
+        let ReconstructError::Faulty(report) = err else {
+            panic!("{err:?}")
+        };
+        assert!(report.culprits.is_empty());
+        assert_eq!(report.disputes, vec![(q[0], q[2])]);
+        assert!(report.excluded().contains(&q[2]));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        #[test]
+        fn masked_equals_plain_and_corruption_is_attributed(
+            seed in any::<u64>(), r in 2usize..6, k_off in 0usize..4, bad in any::<usize>()
+        ) {
+            let k = 2 + k_off % (r - 1);
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let w = world(r, k, &mut rng);
+            // Quorum: the last k holders.
+            let q: Vec<MemberId> = w.holders[r - k..].to_vec();
+            let s = w.session(&q, seed);
+            let cs = w.contributions(&s, &mut rng);
+            let masked = combine(&s, &w.dealing.commitment, &w.open_all(&s, &cs)).unwrap();
+            let plain_shares: Vec<Share> = q.iter().map(|m| w.share(m).clone()).collect();
+            let plain = reconstruct(&plain_shares, k).unwrap();
+            prop_assert!(masked.ct_eq(&plain));
+            prop_assert!(masked.ct_eq(&w.secret));
+
+            // Corrupt one sender's value by a random nonzero amount.
+            let b = bad % k;
+            let mut cs = cs;
+            let mut body = body_of(&w, &s, &cs[b]);
+            let mut v = [0u8; 32];
+            v.copy_from_slice(&body[..32]);
+            let v = Scalar::from_canonical_bytes(v).unwrap() + Scalar::from(1 + seed % 1000);
+            body[..32].copy_from_slice(&v.to_bytes());
+            cs[b] = forge(&w, &s, &q[b], &body, &mut rng);
+            let err = combine(&s, &w.dealing.commitment, &w.open_all(&s, &cs)).unwrap_err();
+            prop_assert_eq!(
+                err,
+                ReconstructError::Faulty(FaultReport { culprits: vec![q[b]], disputes: vec![] })
+            );
+        }
+    }
+}

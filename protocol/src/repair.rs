@@ -1,0 +1,810 @@
+//! Batched repair of leaf shares onto a replacement holder (repairable threshold sharing, the
+//! technique of frost-core's `keys::repairable`, vectorised over many leaves).
+//!
+//! A session names a target member (the replacement, or the failed holder itself after data
+//! loss), k helpers that each hold a share of every leaf in the session, and the leaves. The
+//! target's x-coordinate is `identifier(target)`; if it is new, the polynomial is simply
+//! evaluated at a new point: `f(x_t) = Σ_i λ_i(x_t)·s_i` over the helpers.
+//!
+//! 1. [`helper_deltas`]: helper `i` splits `λ_i(x_t)·s_i` of every leaf into k random addends
+//!    `δ_ij` (one per helper `j`, summing to it) and sends helper `j` the vector of its addends,
+//!    sealed to `j` — one message per helper pair.
+//! 2. [`helper_sigma`]: helper `j` sums the addends it received, `σ_j = Σ_i δ_ij` per leaf, and
+//!    sends the vector sealed to the target.
+//! 3. [`target_finish`]: the target sums `Σ_j σ_j = f(x_t)` per leaf and checks every new share
+//!    against the leaf's Feldman commitment with one batched verification.
+//!
+//! Privacy: each `δ_ij` a helper receives is one addend of a random k-way split, so it is
+//! uniform and independent of `s_i`; each `σ_j` the target receives is one addend of a random
+//! split of its new share. Nobody learns another holder's share or any secret. The Lagrange
+//! coefficients depend only on the helper set and the target, so they are computed once per
+//! session. A failed check names the leaves but not the helper (the technique has no per-helper
+//! verification): rerun those leaves with another helper set.
+
+use curve25519_dalek::scalar::Scalar;
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+use crate::hash::{hash32, Domain};
+use crate::member::MemberId;
+use crate::reconstruct::Participant;
+use crate::seal::{self, SealError, Sealed};
+use crate::shamir::{self, Commitment, ShamirError, Share, MAX_THRESHOLD};
+
+const CONTEXT: Domain = Domain::new("seedfed-repair");
+const AD_DELTA: &[u8] = b"seedfed-repair-delta/v1";
+const AD_SIGMA: &[u8] = b"seedfed-repair-sigma/v1";
+/// Most leaves in one session (bounds message sizes: 32 bytes per leaf).
+pub const MAX_LEAVES: usize = 1 << 18;
+
+/// One repair session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairSession {
+    /// Unique id (e.g. from the ledger's repair transaction).
+    pub session_id: [u8; 32],
+    /// Epoch.
+    pub epoch: u64,
+    /// The holder whose shares are being replaced (bookkeeping; may equal the target).
+    pub lost: MemberId,
+    /// Who receives the repaired shares (at x-coordinate `identifier(target.member)`).
+    pub target: Participant,
+    /// The helpers, sorted by member id, distinct, not including the target.
+    pub helpers: Vec<Participant>,
+    /// The leaves being repaired; every helper holds a share of each.
+    pub leaves: Vec<u64>,
+}
+
+/// Errors of repair. Never contain secret values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepairError {
+    /// The session is malformed.
+    #[error("invalid repair session: {0}")]
+    InvalidSession(&'static str),
+    /// The member is not a helper of this session.
+    #[error("member {0:?} is not a helper of this session")]
+    NotAHelper(MemberId),
+    /// Our key does not match the session's entry for us.
+    #[error("the X25519 key of {0:?} does not match the session")]
+    KeyMismatch(MemberId),
+    /// Wrong number of shares/commitments for the session's leaves.
+    #[error("expected {expected} items (one per leaf), got {got}")]
+    WrongCount {
+        /// Leaves in the session.
+        expected: usize,
+        /// Items supplied.
+        got: usize,
+    },
+    /// A share belongs to another member.
+    #[error("share of {share:?} supplied by {member:?}")]
+    WrongShare {
+        /// Share's holder.
+        share: MemberId,
+        /// The helper.
+        member: MemberId,
+    },
+    /// A message names another session, sender or recipient.
+    #[error("message from {0:?} is for another session or recipient")]
+    WrongSession(MemberId),
+    /// A message did not authenticate.
+    #[error("message from {sender:?} rejected: {error}")]
+    Seal {
+        /// Claimed sender.
+        sender: MemberId,
+        /// Why.
+        error: SealError,
+    },
+    /// A message body is malformed (wrong length or non-canonical scalars).
+    #[error("malformed message from {0:?}")]
+    Malformed(MemberId),
+    /// A helper sent twice, or some helpers have not sent.
+    #[error("need exactly one message from each helper; problem with {0:?}")]
+    Messages(MemberId),
+    /// Fewer helpers than the threshold of some leaf.
+    #[error("{helpers} helpers for threshold {k}")]
+    TooFewHelpers {
+        /// Helpers.
+        helpers: usize,
+        /// Threshold.
+        k: usize,
+    },
+    /// Repaired shares that do not verify (indices into the session's leaves).
+    #[error("repaired shares of leaves {0:?} do not verify")]
+    BadLeaves(Vec<usize>),
+    /// Sharing-layer error.
+    #[error(transparent)]
+    Shamir(#[from] ShamirError),
+}
+
+/// Helper → helper: the addends `δ_ij` for every leaf, sealed to `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaMessage {
+    /// Session digest.
+    pub context: [u8; 32],
+    /// Sending helper.
+    pub from: MemberId,
+    /// Receiving helper.
+    pub to: MemberId,
+    /// Sealed vector of scalars, one per leaf.
+    pub sealed: Sealed,
+}
+
+/// Helper → target: the sums `σ_j` for every leaf, sealed to the target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigmaMessage {
+    /// Session digest.
+    pub context: [u8; 32],
+    /// Sending helper.
+    pub from: MemberId,
+    /// Sealed vector of scalars, one per leaf.
+    pub sealed: Sealed,
+}
+
+impl RepairSession {
+    /// Builds a session, sorting helpers by member id and checking it.
+    pub fn new(
+        session_id: [u8; 32],
+        epoch: u64,
+        lost: MemberId,
+        target: Participant,
+        mut helpers: Vec<Participant>,
+        leaves: Vec<u64>,
+    ) -> Result<Self, RepairError> {
+        helpers.sort_by_key(|p| p.member);
+        let s = RepairSession {
+            session_id,
+            epoch,
+            lost,
+            target,
+            helpers,
+            leaves,
+        };
+        s.check()?;
+        Ok(s)
+    }
+
+    fn check(&self) -> Result<(), RepairError> {
+        if self.helpers.is_empty() || self.helpers.len() > MAX_THRESHOLD {
+            return Err(RepairError::InvalidSession("helper count out of range"));
+        }
+        if !self.helpers.windows(2).all(|w| w[0].member < w[1].member) {
+            return Err(RepairError::InvalidSession(
+                "helpers not sorted or duplicated",
+            ));
+        }
+        if self.helpers.iter().any(|h| h.member == self.target.member) {
+            return Err(RepairError::InvalidSession("target is a helper"));
+        }
+        if self.leaves.is_empty() || self.leaves.len() > MAX_LEAVES {
+            return Err(RepairError::InvalidSession("leaf count out of range"));
+        }
+        Ok(())
+    }
+
+    /// The helpers' member ids, in order.
+    pub fn helper_ids(&self) -> Vec<MemberId> {
+        self.helpers.iter().map(|p| p.member).collect()
+    }
+
+    /// Digest binding the whole session.
+    pub fn context(&self) -> [u8; 32] {
+        let mut helpers = Vec::with_capacity(self.helpers.len() * 64);
+        for p in &self.helpers {
+            helpers.extend_from_slice(p.member.as_bytes());
+            helpers.extend_from_slice(&p.x25519);
+        }
+        let leaves: Vec<u8> = self.leaves.iter().flat_map(|l| l.to_le_bytes()).collect();
+        hash32(
+            CONTEXT,
+            &[],
+            &[0; 16],
+            &[
+                &self.session_id,
+                &self.epoch.to_le_bytes(),
+                self.lost.as_bytes(),
+                self.target.member.as_bytes(),
+                &self.target.x25519,
+                &helpers,
+                &leaves,
+            ],
+        )
+    }
+
+    fn helper(&self, m: &MemberId) -> Result<&Participant, RepairError> {
+        self.helpers
+            .iter()
+            .find(|p| p.member == *m)
+            .ok_or(RepairError::NotAHelper(*m))
+    }
+}
+
+fn ad(label: &[u8], context: &[u8; 32], from: &MemberId, to: &MemberId) -> Vec<u8> {
+    let mut v = Vec::with_capacity(label.len() + 96);
+    v.extend_from_slice(label);
+    v.extend_from_slice(context);
+    v.extend_from_slice(from.as_bytes());
+    v.extend_from_slice(to.as_bytes());
+    v
+}
+
+fn encode(values: &[Scalar]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(32 * values.len()));
+    for v in values {
+        out.extend_from_slice(&v.to_bytes());
+    }
+    out
+}
+
+fn decode(bytes: &[u8], n: usize, from: MemberId) -> Result<Zeroizing<Vec<Scalar>>, RepairError> {
+    if bytes.len() != 32 * n {
+        return Err(RepairError::Malformed(from));
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(n));
+    for chunk in bytes.chunks_exact(32) {
+        let mut b = Zeroizing::new([0u8; 32]);
+        b.copy_from_slice(chunk);
+        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(*b))
+            .ok_or(RepairError::Malformed(from))?;
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn check_key(p: &Participant, key: &StaticSecret) -> Result<(), RepairError> {
+    if PublicKey::from(key).to_bytes() == p.x25519 {
+        Ok(())
+    } else {
+        Err(RepairError::KeyMismatch(p.member))
+    }
+}
+
+/// Step 1 (each helper): from its `shares` (one per session leaf, in order), the sealed addend
+/// vectors for every helper, itself included (in helper order).
+pub fn helper_deltas<R: RngCore + CryptoRng>(
+    session: &RepairSession,
+    me: &MemberId,
+    my_key: &StaticSecret,
+    shares: &[Share],
+    rng: &mut R,
+) -> Result<Vec<DeltaMessage>, RepairError> {
+    session.check()?;
+    check_key(session.helper(me)?, my_key)?;
+    let n = session.leaves.len();
+    if shares.len() != n {
+        return Err(RepairError::WrongCount {
+            expected: n,
+            got: shares.len(),
+        });
+    }
+    if let Some(s) = shares.iter().find(|s| s.holder != *me) {
+        return Err(RepairError::WrongShare {
+            share: s.holder,
+            member: *me,
+        });
+    }
+    let ids = session.helper_ids();
+    let pos = ids
+        .iter()
+        .position(|m| m == me)
+        .ok_or(RepairError::NotAHelper(*me))?;
+    let lambda = shamir::lagrange_coefficients(&ids, Some(&session.target.member))?[pos];
+    let h = ids.len();
+    // columns[j][l] = δ_{me, j} for leaf l; the last helper's addend closes the sum.
+    let mut columns: Vec<Zeroizing<Vec<Scalar>>> = (0..h)
+        .map(|_| Zeroizing::new(Vec::with_capacity(n)))
+        .collect();
+    for share in shares {
+        let mut rest = Zeroizing::new(lambda * share.value());
+        for col in columns.iter_mut().take(h - 1) {
+            let d = Scalar::random(rng);
+            *rest -= d;
+            col.push(d);
+        }
+        columns[h - 1].push(*rest);
+    }
+    let context = session.context();
+    let mut out = Vec::with_capacity(h);
+    for (peer, col) in session.helpers.iter().zip(&columns) {
+        let sealed = seal::seal(
+            my_key,
+            &PublicKey::from(peer.x25519),
+            &ad(AD_DELTA, &context, me, &peer.member),
+            &encode(col),
+            rng,
+        )
+        .map_err(|error| RepairError::Seal {
+            sender: peer.member,
+            error,
+        })?;
+        out.push(DeltaMessage {
+            context,
+            from: *me,
+            to: peer.member,
+            sealed,
+        });
+    }
+    Ok(out)
+}
+
+/// Step 2 (each helper): given the k delta messages addressed to it (one from every helper,
+/// its own included), the sealed sum vector for the target.
+pub fn helper_sigma<R: RngCore + CryptoRng>(
+    session: &RepairSession,
+    me: &MemberId,
+    my_key: &StaticSecret,
+    deltas: &[DeltaMessage],
+    rng: &mut R,
+) -> Result<SigmaMessage, RepairError> {
+    session.check()?;
+    check_key(session.helper(me)?, my_key)?;
+    let context = session.context();
+    let n = session.leaves.len();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sum = Zeroizing::new(vec![Scalar::ZERO; n]);
+    for msg in deltas {
+        if msg.context != context || msg.to != *me {
+            return Err(RepairError::WrongSession(msg.from));
+        }
+        let sender = session.helper(&msg.from)?;
+        if !seen.insert(msg.from) {
+            return Err(RepairError::Messages(msg.from));
+        }
+        let body = seal::open(
+            my_key,
+            &PublicKey::from(sender.x25519),
+            &ad(AD_DELTA, &context, &msg.from, me),
+            &msg.sealed,
+        )
+        .map_err(|error| RepairError::Seal {
+            sender: msg.from,
+            error,
+        })?;
+        let values = decode(&body, n, msg.from)?;
+        for (acc, v) in sum.iter_mut().zip(values.iter()) {
+            *acc += v;
+        }
+    }
+    if let Some(missing) = session.helpers.iter().find(|p| !seen.contains(&p.member)) {
+        return Err(RepairError::Messages(missing.member));
+    }
+    let sealed = seal::seal(
+        my_key,
+        &PublicKey::from(session.target.x25519),
+        &ad(AD_SIGMA, &context, me, &session.target.member),
+        &encode(&sum),
+        rng,
+    )
+    .map_err(|error| RepairError::Seal { sender: *me, error })?;
+    Ok(SigmaMessage {
+        context,
+        from: *me,
+        sealed,
+    })
+}
+
+/// Step 3 (target): sums the k sigma messages into its new shares (one per session leaf, in
+/// order) and verifies them against `commitments` (one per leaf, each of threshold `k`, with
+/// `k <=` helpers) in one batch.
+pub fn target_finish<R: RngCore + CryptoRng>(
+    session: &RepairSession,
+    my_key: &StaticSecret,
+    sigmas: &[SigmaMessage],
+    commitments: &[Commitment],
+    k: usize,
+    rng: &mut R,
+) -> Result<Vec<Share>, RepairError> {
+    session.check()?;
+    check_key(&session.target, my_key)?;
+    let n = session.leaves.len();
+    if commitments.len() != n {
+        return Err(RepairError::WrongCount {
+            expected: n,
+            got: commitments.len(),
+        });
+    }
+    if k > session.helpers.len() {
+        return Err(RepairError::TooFewHelpers {
+            helpers: session.helpers.len(),
+            k,
+        });
+    }
+    let context = session.context();
+    let me = session.target.member;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sum = Zeroizing::new(vec![Scalar::ZERO; n]);
+    for msg in sigmas {
+        if msg.context != context {
+            return Err(RepairError::WrongSession(msg.from));
+        }
+        let sender = session.helper(&msg.from)?;
+        if !seen.insert(msg.from) {
+            return Err(RepairError::Messages(msg.from));
+        }
+        let body = seal::open(
+            my_key,
+            &PublicKey::from(sender.x25519),
+            &ad(AD_SIGMA, &context, &msg.from, &me),
+            &msg.sealed,
+        )
+        .map_err(|error| RepairError::Seal {
+            sender: msg.from,
+            error,
+        })?;
+        let values = decode(&body, n, msg.from)?;
+        for (acc, v) in sum.iter_mut().zip(values.iter()) {
+            *acc += v;
+        }
+    }
+    if let Some(missing) = session.helpers.iter().find(|p| !seen.contains(&p.member)) {
+        return Err(RepairError::Messages(missing.member));
+    }
+    let shares: Vec<Share> = sum.iter().map(|v| Share::from_scalar(me, *v)).collect();
+    let items: Vec<(&Share, &Commitment)> = shares.iter().zip(commitments).collect();
+    match shamir::verify_batch(&items, k, rng) {
+        Ok(()) => Ok(shares),
+        Err(ShamirError::BadShares { indices }) => Err(RepairError::BadLeaves(indices)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shamir::tests::{members, roundtrip};
+    use crate::shamir::{deal_batch, reconstruct, verify_share, Dealing, LeafSecret};
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use std::collections::BTreeMap;
+
+    struct World {
+        holders: Vec<MemberId>,
+        keys: BTreeMap<MemberId, StaticSecret>,
+        secrets: Vec<LeafSecret>,
+        dealt: Vec<Dealing>,
+    }
+
+    fn world(r: usize, k: usize, leaves: usize, rng: &mut ChaCha20Rng) -> World {
+        let mut all = members(r + 1, 0x22);
+        let newcomer = all.pop().unwrap();
+        let holders = all;
+        let keys = holders
+            .iter()
+            .chain([&newcomer])
+            .map(|m| (*m, StaticSecret::random_from_rng(&mut *rng)))
+            .collect();
+        let secrets: Vec<LeafSecret> = (0..leaves).map(|_| LeafSecret::random(rng)).collect();
+        let dealt = deal_batch(secrets.iter().map(|s| (s, &holders[..])), k, rng).unwrap();
+        World {
+            holders,
+            keys,
+            secrets,
+            dealt,
+        }
+    }
+
+    impl World {
+        fn participant(&self, m: &MemberId) -> Participant {
+            Participant {
+                member: *m,
+                x25519: PublicKey::from(&self.keys[m]).to_bytes(),
+            }
+        }
+        fn shares_of(&self, m: &MemberId) -> Vec<Share> {
+            let i = self.holders.iter().position(|h| h == m).unwrap();
+            self.dealt.iter().map(|d| d.shares[i].clone()).collect()
+        }
+        fn run(
+            &self,
+            session: &RepairSession,
+            k: usize,
+            rng: &mut ChaCha20Rng,
+        ) -> Result<Vec<Share>, RepairError> {
+            let helpers = session.helper_ids();
+            let mut inbox: BTreeMap<MemberId, Vec<DeltaMessage>> = BTreeMap::new();
+            for h in &helpers {
+                for msg in helper_deltas(session, h, &self.keys[h], &self.shares_of(h), rng)? {
+                    inbox.entry(msg.to).or_default().push(roundtrip(&msg));
+                }
+            }
+            let sigmas = helpers
+                .iter()
+                .map(|h| helper_sigma(session, h, &self.keys[h], &inbox[h], rng))
+                .collect::<Result<Vec<_>, _>>()?;
+            let commitments: Vec<Commitment> =
+                self.dealt.iter().map(|d| d.commitment.clone()).collect();
+            let target = &self.keys[&session.target.member];
+            target_finish(session, target, &sigmas, &commitments, k, rng)
+        }
+    }
+
+    #[test]
+    fn repaired_share_at_new_point_verifies_and_reconstructs() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let (r, k) = (5, 3);
+        let w = world(r, k, 50, &mut rng);
+        let newcomer = *w.keys.keys().find(|m| !w.holders.contains(m)).unwrap();
+        let lost = w.holders[0];
+        let helpers: Vec<Participant> = w.holders[2..5].iter().map(|m| w.participant(m)).collect();
+        let session = RepairSession::new(
+            [1; 32],
+            9,
+            lost,
+            w.participant(&newcomer),
+            helpers,
+            (0..50).collect(),
+        )
+        .unwrap();
+        let repaired = w.run(&session, k, &mut rng).unwrap();
+        for (l, share) in repaired.iter().enumerate() {
+            verify_share(share, &w.dealt[l].commitment, k).unwrap();
+            // New share + k−1 old ones (including one from a helper and one from a non-helper).
+            let set = vec![
+                share.clone(),
+                w.dealt[l].shares[1].clone(),
+                w.dealt[l].shares[3].clone(),
+            ];
+            assert!(reconstruct(&set, k).unwrap().ct_eq(&w.secrets[l]));
+        }
+    }
+
+    #[test]
+    fn repair_in_place_recreates_the_lost_share() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let w = world(4, 2, 5, &mut rng);
+        let lost = w.holders[1];
+        let helpers = vec![w.participant(&w.holders[0]), w.participant(&w.holders[3])];
+        let session = RepairSession::new(
+            [2; 32],
+            1,
+            lost,
+            w.participant(&lost),
+            helpers,
+            (0..5).collect(),
+        )
+        .unwrap();
+        let repaired = w.run(&session, 2, &mut rng).unwrap();
+        for (l, share) in repaired.iter().enumerate() {
+            assert_eq!(share.value_bytes(), w.dealt[l].shares[1].value_bytes());
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let w = world(4, 2, 3, &mut rng);
+        let (a, b, c) = (w.holders[0], w.holders[1], w.holders[2]);
+        let target = w.participant(&w.holders[3]);
+        let session = RepairSession::new(
+            [3; 32],
+            1,
+            w.holders[3],
+            target,
+            vec![w.participant(&a), w.participant(&b)],
+            (0..3).collect(),
+        )
+        .unwrap();
+        assert!(matches!(
+            RepairSession::new(
+                [3; 32],
+                1,
+                a,
+                w.participant(&a),
+                vec![w.participant(&a)],
+                vec![0]
+            ),
+            Err(RepairError::InvalidSession(_))
+        ));
+        assert_eq!(
+            helper_deltas(&session, &c, &w.keys[&c], &w.shares_of(&c), &mut rng).unwrap_err(),
+            RepairError::NotAHelper(c)
+        );
+        assert!(matches!(
+            helper_deltas(&session, &a, &w.keys[&a], &w.shares_of(&b), &mut rng),
+            Err(RepairError::WrongShare { .. })
+        ));
+        assert_eq!(
+            helper_deltas(&session, &a, &w.keys[&a], &w.shares_of(&a)[..2], &mut rng).unwrap_err(),
+            RepairError::WrongCount {
+                expected: 3,
+                got: 2
+            }
+        );
+        let da = helper_deltas(&session, &a, &w.keys[&a], &w.shares_of(&a), &mut rng).unwrap();
+        let db = helper_deltas(&session, &b, &w.keys[&b], &w.shares_of(&b), &mut rng).unwrap();
+        // a's inbox: da[0] (from a), db[0] (from b). Missing, duplicated, misrouted, tampered.
+        assert_eq!(
+            helper_sigma(&session, &a, &w.keys[&a], &[da[0].clone()], &mut rng).unwrap_err(),
+            RepairError::Messages(b)
+        );
+        assert_eq!(
+            helper_sigma(
+                &session,
+                &a,
+                &w.keys[&a],
+                &[da[0].clone(), da[0].clone()],
+                &mut rng
+            )
+            .unwrap_err(),
+            RepairError::Messages(a)
+        );
+        assert_eq!(
+            helper_sigma(
+                &session,
+                &a,
+                &w.keys[&a],
+                &[da[0].clone(), db[1].clone()],
+                &mut rng
+            )
+            .unwrap_err(),
+            RepairError::WrongSession(b)
+        );
+        let mut t = db[0].clone();
+        t.sealed.ciphertext[0] ^= 1;
+        assert!(matches!(
+            helper_sigma(&session, &a, &w.keys[&a], &[da[0].clone(), t], &mut rng).unwrap_err(),
+            RepairError::Seal { .. }
+        ));
+        let mut other = session.clone();
+        other.epoch = 2;
+        assert_eq!(
+            helper_sigma(
+                &other,
+                &a,
+                &w.keys[&a],
+                &[da[0].clone(), db[0].clone()],
+                &mut rng
+            )
+            .unwrap_err(),
+            RepairError::WrongSession(a)
+        );
+    }
+
+    #[test]
+    fn corrupted_helper_is_detected_by_the_commitment() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let w = world(4, 2, 6, &mut rng);
+        let (a, b) = (w.holders[0], w.holders[1]);
+        let target = w.holders[3];
+        let session = RepairSession::new(
+            [4; 32],
+            1,
+            target,
+            w.participant(&target),
+            vec![w.participant(&a), w.participant(&b)],
+            (0..6).collect(),
+        )
+        .unwrap();
+        // Helper b uses a wrong share for leaf 4.
+        let mut bad = w.shares_of(&b);
+        bad[4] = Share::new(b, &[1; 32]).unwrap();
+        let mut inbox: BTreeMap<MemberId, Vec<DeltaMessage>> = BTreeMap::new();
+        for (h, shares) in [(a, w.shares_of(&a)), (b, bad)] {
+            for msg in helper_deltas(&session, &h, &w.keys[&h], &shares, &mut rng).unwrap() {
+                inbox.entry(msg.to).or_default().push(msg);
+            }
+        }
+        let sigmas: Vec<SigmaMessage> = [a, b]
+            .iter()
+            .map(|h| helper_sigma(&session, h, &w.keys[h], &inbox[h], &mut rng).unwrap())
+            .collect();
+        let commitments: Vec<Commitment> = w.dealt.iter().map(|d| d.commitment.clone()).collect();
+        assert_eq!(
+            target_finish(
+                &session,
+                &w.keys[&target],
+                &sigmas,
+                &commitments,
+                2,
+                &mut rng
+            )
+            .unwrap_err(),
+            RepairError::BadLeaves(vec![4])
+        );
+        assert_eq!(
+            target_finish(
+                &session,
+                &w.keys[&target],
+                &sigmas,
+                &commitments,
+                3,
+                &mut rng
+            )
+            .unwrap_err(),
+            RepairError::TooFewHelpers { helpers: 2, k: 3 }
+        );
+    }
+
+    #[test]
+    fn agrees_with_frost_repairable_for_one_secret() {
+        // frost-core's RTS on the same shares must give the same repaired share.
+        use frost_ristretto255::keys::{repairable, KeyPackage, SigningShare, VerifyingShare};
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let w = world(3, 2, 1, &mut rng);
+        let target = MemberId([0x77; 32]);
+        let target_id = shamir::identifier(&target).unwrap();
+        let helper_ids: Vec<_> = w.holders[..2]
+            .iter()
+            .map(|m| shamir::identifier(m).unwrap())
+            .collect();
+        let frost_commitment = w.dealt[0].commitment.to_frost().unwrap();
+        let packages: Vec<KeyPackage> = w.holders[..2]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let signing =
+                    SigningShare::deserialize(&w.dealt[0].shares[i].value_bytes()[..]).unwrap();
+                let id = shamir::identifier(m).unwrap();
+                let vs = VerifyingShare::from_commitment(id, &frost_commitment);
+                let vk = frost_core::VerifyingKey::new(w.dealt[0].commitment.secret_point());
+                KeyPackage::new(id, signing, vs, vk, 2)
+            })
+            .collect();
+        let d0 = repairable::repair_share_part1::<frost_ristretto255::Ristretto255Sha512, _>(
+            &helper_ids,
+            &packages[0],
+            &mut rng,
+            target_id,
+        )
+        .unwrap();
+        let d1 = repairable::repair_share_part1::<frost_ristretto255::Ristretto255Sha512, _>(
+            &helper_ids,
+            &packages[1],
+            &mut rng,
+            target_id,
+        )
+        .unwrap();
+        let sigmas: Vec<_> = helper_ids
+            .iter()
+            .map(|h| repairable::repair_share_part2(&[d0[h], d1[h]]))
+            .collect();
+        let total = sigmas
+            .iter()
+            .map(|s| Scalar::from_canonical_bytes(s.serialize().try_into().unwrap()).unwrap())
+            .fold(Scalar::ZERO, |a, b| a + b);
+        // Ours:
+        let mut keys = w.keys.clone();
+        keys.insert(target, StaticSecret::random_from_rng(&mut rng));
+        let w2 = World { keys, ..w };
+        let session = RepairSession::new(
+            [5; 32],
+            0,
+            target,
+            w2.participant(&target),
+            w2.holders[..2].iter().map(|m| w2.participant(m)).collect(),
+            vec![0],
+        )
+        .unwrap();
+        let ours = w2.run(&session, 2, &mut rng).unwrap();
+        assert_eq!(*ours[0].value_bytes(), total.to_bytes());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        #[test]
+        fn repair_yields_verifying_reconstructing_shares(
+            seed in any::<u64>(), r in 2usize..6, k_off in 0usize..4, leaves in 1usize..6
+        ) {
+            let k = 1 + k_off % r;
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let w = world(r, k, leaves, &mut rng);
+            let newcomer = *w.keys.keys().find(|m| !w.holders.contains(m)).unwrap();
+            // Helpers: the last k holders; the lost one: holder 0.
+            let helpers: Vec<Participant> =
+                w.holders[r - k..].iter().map(|m| w.participant(m)).collect();
+            let session = RepairSession::new(
+                [6; 32], seed, w.holders[0], w.participant(&newcomer), helpers,
+                (0..leaves as u64).collect(),
+            ).unwrap();
+            let repaired = w.run(&session, k, &mut rng).unwrap();
+            for (l, share) in repaired.iter().enumerate() {
+                verify_share(share, &w.dealt[l].commitment, k).unwrap();
+                let mut set = vec![share.clone()];
+                set.extend(w.dealt[l].shares[1..k].iter().cloned());
+                prop_assert!(reconstruct(&set, k).unwrap().ct_eq(&w.secrets[l]));
+            }
+        }
+    }
+}

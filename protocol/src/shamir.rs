@@ -1,0 +1,730 @@
+//! Feldman-verifiable Shamir sharing of leaf secrets on ristretto255.
+//!
+//! A leaf seed is a ristretto255 scalar ([`LeafSecret`]). [`deal`] / [`deal_batch`] split it
+//! k-of-r over a holder list with a random degree-(k−1) polynomial `f` (`f(0)` = the secret) and
+//! publish the Feldman commitment `C_j = a_j·G` to its coefficients. A holder's x-coordinate is
+//! derived from its [`MemberId`] ([`identifier`]), so nobody chooses it. Each holder checks its
+//! share against the commitment ([`verify_share`]); [`verify_batch`] checks thousands at once
+//! with one multiscalar multiplication under a random linear combination (soundness error
+//! 2^-252 per call) and bisects to name the bad ones if the batch fails. Any k shares rebuild the
+//! secret by Lagrange interpolation ([`reconstruct`]); fewer than k is an error, and reveal
+//! nothing about it (information-theoretically).
+//!
+//! Holders must also check that the commitment has exactly k points (the functions take the
+//! expected `k`): a longer commitment would mean a higher-degree polynomial that k shares do not
+//! determine. All holders must see the same commitment (the ledger publishes it).
+
+use std::collections::{BTreeSet, HashMap};
+
+use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use frost_ristretto255::keys::VerifiableSecretSharingCommitment;
+use frost_ristretto255::Identifier;
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::member::MemberId;
+
+/// Largest threshold a commitment may carry (bounds decoding of network input).
+pub const MAX_THRESHOLD: usize = 64;
+/// Largest holder set of one secret.
+pub const MAX_HOLDERS: usize = 256;
+
+/// Prefix of the input to `Identifier::derive` for a member's x-coordinate.
+const IDENTIFIER_PREFIX: &[u8] = b"seedfed-member-x/v1";
+
+/// Errors from sharing, verification and reconstruction. Never contain secret values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShamirError {
+    /// The threshold is zero, too large, or larger than the holder set.
+    #[error("invalid threshold {k} for {holders} holders (need 1 <= k <= holders, k <= {MAX_THRESHOLD})")]
+    InvalidThreshold {
+        /// The requested threshold.
+        k: usize,
+        /// The number of holders.
+        holders: usize,
+    },
+    /// More holders than [`MAX_HOLDERS`].
+    #[error("{0} holders exceed the limit of {MAX_HOLDERS}")]
+    TooManyHolders(usize),
+    /// The same member appears twice in a holder list or share set.
+    #[error("member {0:?} appears more than once")]
+    DuplicateHolder(MemberId),
+    /// A 32-byte scalar encoding was not reduced modulo the group order.
+    #[error("scalar encoding is not canonical")]
+    NonCanonicalScalar,
+    /// frost could not derive an identifier (probability 2^-252).
+    #[error("could not derive an identifier for member {0:?}")]
+    Identifier(MemberId),
+    /// The commitment does not have the expected number of points.
+    #[error("commitment has {got} points, expected threshold {expected}")]
+    WrongThreshold {
+        /// The expected threshold k.
+        expected: usize,
+        /// Points in the commitment.
+        got: usize,
+    },
+    /// A share does not match its commitment.
+    #[error("share of holder {0:?} does not match the commitment")]
+    ShareMismatch(MemberId),
+    /// Some shares of a batch do not match their commitments (indices into the batch).
+    #[error("{} shares of the batch do not match their commitments: {indices:?}", indices.len())]
+    BadShares {
+        /// Indices of the failing items.
+        indices: Vec<usize>,
+    },
+    /// Fewer than k shares.
+    #[error("not enough shares: got {got}, need {need}")]
+    NotEnoughShares {
+        /// Distinct shares supplied.
+        got: usize,
+        /// The threshold.
+        need: usize,
+    },
+    /// Lagrange interpolation failed (duplicate x-coordinate or unknown point).
+    #[error("interpolation failed: {0}")]
+    Interpolation(String),
+}
+
+/// The frost identifier (Shamir x-coordinate) of a member: `Identifier::derive("seedfed-member-x/v1"
+/// ‖ member id)`, i.e. frost's ristretto255 hash-to-scalar of that string. Used for leaf shares,
+/// repair targets, the DKG and the threshold PRF alike.
+pub fn identifier(member: &MemberId) -> Result<Identifier, ShamirError> {
+    let mut input = Vec::with_capacity(IDENTIFIER_PREFIX.len() + 32);
+    input.extend_from_slice(IDENTIFIER_PREFIX);
+    input.extend_from_slice(member.as_bytes());
+    Identifier::derive(&input).map_err(|_| ShamirError::Identifier(*member))
+}
+
+/// The x-coordinate of a member as a scalar.
+pub(crate) fn x_coordinate(member: &MemberId) -> Result<Scalar, ShamirError> {
+    Ok(identifier(member)?.to_scalar())
+}
+
+/// Lagrange coefficients `λ_i(at)` for each member of `members` (in order), evaluating the
+/// interpolating polynomial at `at` (a member's x-coordinate) or at 0 when `at` is `None`.
+/// Uses frost's `compute_lagrange_coefficient`.
+pub(crate) fn lagrange_coefficients(
+    members: &[MemberId],
+    at: Option<&MemberId>,
+) -> Result<Vec<Scalar>, ShamirError> {
+    let ids = members
+        .iter()
+        .map(identifier)
+        .collect::<Result<Vec<_>, _>>()?;
+    let set: BTreeSet<Identifier> = ids.iter().copied().collect();
+    if set.len() != ids.len() {
+        return Err(ShamirError::Interpolation("duplicate identifier".into()));
+    }
+    let at = at.map(identifier).transpose()?;
+    ids.iter()
+        .map(|id| {
+            frost_core::compute_lagrange_coefficient(&set, at, *id)
+                .map_err(|e| ShamirError::Interpolation(e.to_string()))
+        })
+        .collect()
+}
+
+/// A leaf seed: a ristretto255 scalar. Zeroized on drop; Debug prints `[redacted]`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct LeafSecret(Scalar);
+
+impl LeafSecret {
+    /// Reduces a 64-byte (wide) hash output modulo the group order: the way leaf seeds are made.
+    pub fn from_wide_bytes(bytes: &[u8; 64]) -> Self {
+        LeafSecret(Scalar::from_bytes_mod_order_wide(bytes))
+    }
+
+    /// Parses a canonical 32-byte encoding (little-endian, reduced).
+    pub fn from_canonical_bytes(bytes: &[u8; 32]) -> Result<Self, ShamirError> {
+        Option::<Scalar>::from(Scalar::from_canonical_bytes(*bytes))
+            .map(LeafSecret)
+            .ok_or(ShamirError::NonCanonicalScalar)
+    }
+
+    /// A uniformly random secret (tests and simulations).
+    pub fn random<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        LeafSecret(Scalar::random(rng))
+    }
+
+    /// The canonical 32-byte encoding (this is the RFC 8554 `SEED` of the leaf).
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// Constant-time equality.
+    pub fn ct_eq(&self, other: &LeafSecret) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+
+    pub(crate) fn from_scalar(s: Scalar) -> Self {
+        LeafSecret(s)
+    }
+
+    pub(crate) fn scalar(&self) -> &Scalar {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for LeafSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeafSecret([redacted])")
+    }
+}
+
+/// One holder's share `f(x_holder)` of one secret. Zeroized on drop; Debug prints `[redacted]`.
+/// Serialises as the holder id and the canonical scalar (decoding rejects non-canonical input);
+/// it must travel only inside an encrypted envelope.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct Share {
+    /// The member holding this share (its x-coordinate is `identifier(holder)`).
+    #[zeroize(skip)]
+    pub holder: MemberId,
+    value: Scalar,
+}
+
+impl Share {
+    /// Builds a share from its parts (e.g. after decoding from storage).
+    pub fn new(holder: MemberId, value_bytes: &[u8; 32]) -> Result<Self, ShamirError> {
+        let value = Option::<Scalar>::from(Scalar::from_canonical_bytes(*value_bytes))
+            .ok_or(ShamirError::NonCanonicalScalar)?;
+        Ok(Share { holder, value })
+    }
+
+    /// The canonical encoding of the share value (for encrypted storage).
+    pub fn value_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.value.to_bytes())
+    }
+
+    pub(crate) fn from_scalar(holder: MemberId, value: Scalar) -> Self {
+        Share { holder, value }
+    }
+
+    pub(crate) fn value(&self) -> &Scalar {
+        &self.value
+    }
+}
+
+impl std::fmt::Debug for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Share({:?}, [redacted])", self.holder)
+    }
+}
+
+/// The Feldman commitment to one secret's polynomial: `C_j = a_j·G` for `j = 0..k`, so
+/// `C_0 = secret·G`. Public. Decoding rejects invalid points, an empty vector and more than
+/// [`MAX_THRESHOLD`] points.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<RistrettoPoint>", into = "Vec<RistrettoPoint>")]
+pub struct Commitment(Vec<RistrettoPoint>);
+
+impl TryFrom<Vec<RistrettoPoint>> for Commitment {
+    type Error = ShamirError;
+    fn try_from(points: Vec<RistrettoPoint>) -> Result<Self, ShamirError> {
+        if points.is_empty() || points.len() > MAX_THRESHOLD {
+            return Err(ShamirError::InvalidThreshold {
+                k: points.len(),
+                holders: points.len(),
+            });
+        }
+        Ok(Commitment(points))
+    }
+}
+
+impl From<Commitment> for Vec<RistrettoPoint> {
+    fn from(c: Commitment) -> Self {
+        c.0
+    }
+}
+
+impl Commitment {
+    /// The threshold k (number of coefficients).
+    pub fn threshold(&self) -> usize {
+        self.0.len()
+    }
+
+    /// `C_0 = secret·G`, the public image of the secret.
+    pub fn secret_point(&self) -> RistrettoPoint {
+        self.0[0]
+    }
+
+    /// The coefficient commitments.
+    pub fn points(&self) -> &[RistrettoPoint] {
+        &self.0
+    }
+
+    /// Errors unless the commitment has exactly `k` points.
+    pub fn check_threshold(&self, k: usize) -> Result<(), ShamirError> {
+        if self.0.len() == k {
+            Ok(())
+        } else {
+            Err(ShamirError::WrongThreshold {
+                expected: k,
+                got: self.0.len(),
+            })
+        }
+    }
+
+    /// `f(x)·G = Σ x^j·C_j`: the public image of the share at `x`.
+    pub(crate) fn evaluate(&self, x: &Scalar) -> RistrettoPoint {
+        RistrettoPoint::vartime_multiscalar_mul(powers(x, self.0.len()), self.0.iter())
+    }
+
+    /// The public share point `s_i·G` of `member` (the share it should hold).
+    pub fn share_point(&self, member: &MemberId) -> Result<RistrettoPoint, ShamirError> {
+        Ok(self.evaluate(&x_coordinate(member)?))
+    }
+
+    /// The same commitment as frost's type, for use with frost's APIs
+    /// (e.g. `frost_ristretto255::keys::SecretShare::verify`).
+    pub fn to_frost(&self) -> Result<VerifiableSecretSharingCommitment, ShamirError> {
+        let encoded: Vec<[u8; 32]> = self.0.iter().map(|p| p.compress().to_bytes()).collect();
+        VerifiableSecretSharingCommitment::deserialize(encoded)
+            .map_err(|e| ShamirError::Interpolation(e.to_string()))
+    }
+
+    /// Compressed encodings of the points.
+    pub fn to_compressed(&self) -> Vec<CompressedRistretto> {
+        self.0.iter().map(|p| p.compress()).collect()
+    }
+}
+
+/// `[1, x, x^2, …, x^(n−1)]`.
+fn powers(x: &Scalar, n: usize) -> Vec<Scalar> {
+    let mut out = Vec::with_capacity(n);
+    let mut acc = Scalar::ONE;
+    for _ in 0..n {
+        out.push(acc);
+        acc *= x;
+    }
+    out
+}
+
+/// One dealt secret: its public commitment and one share per holder, in holder order.
+#[derive(Clone, Debug)]
+pub struct Dealing {
+    /// Public Feldman commitment (publish it with the portion).
+    pub commitment: Commitment,
+    /// `shares[i]` goes to `holders[i]`, encrypted to that holder.
+    pub shares: Vec<Share>,
+}
+
+fn check_holders(holders: &[MemberId], k: usize) -> Result<(), ShamirError> {
+    if holders.len() > MAX_HOLDERS {
+        return Err(ShamirError::TooManyHolders(holders.len()));
+    }
+    if k == 0 || k > holders.len() || k > MAX_THRESHOLD {
+        return Err(ShamirError::InvalidThreshold {
+            k,
+            holders: holders.len(),
+        });
+    }
+    let mut seen = BTreeSet::new();
+    for h in holders {
+        if !seen.insert(h) {
+            return Err(ShamirError::DuplicateHolder(*h));
+        }
+    }
+    Ok(())
+}
+
+/// A small cache of member x-coordinates (derivation hashes; batches reuse holders a lot).
+#[derive(Default)]
+struct XCache(HashMap<MemberId, Scalar>);
+
+impl XCache {
+    fn get(&mut self, m: &MemberId) -> Result<Scalar, ShamirError> {
+        if let Some(x) = self.0.get(m) {
+            return Ok(*x);
+        }
+        let x = x_coordinate(m)?;
+        self.0.insert(*m, x);
+        Ok(x)
+    }
+}
+
+fn deal_one<R: RngCore + CryptoRng>(
+    secret: &LeafSecret,
+    holders: &[MemberId],
+    k: usize,
+    cache: &mut XCache,
+    rng: &mut R,
+) -> Result<Dealing, ShamirError> {
+    check_holders(holders, k)?;
+    let mut coefficients = Zeroizing::new(Vec::with_capacity(k));
+    coefficients.push(secret.0);
+    for _ in 1..k {
+        coefficients.push(Scalar::random(rng));
+    }
+    let commitment = Commitment(
+        coefficients
+            .iter()
+            .map(|a| a * RISTRETTO_BASEPOINT_TABLE)
+            .collect(),
+    );
+    let mut shares = Vec::with_capacity(holders.len());
+    for h in holders {
+        let x = cache.get(h)?;
+        // Horner evaluation of f(x).
+        let mut acc = Scalar::ZERO;
+        for a in coefficients.iter().rev() {
+            acc = acc * x + a;
+        }
+        shares.push(Share::from_scalar(*h, acc));
+        acc.zeroize();
+    }
+    Ok(Dealing { commitment, shares })
+}
+
+/// Deals `secret` k-of-r to `holders` (distinct, 1 ≤ k ≤ r).
+pub fn deal<R: RngCore + CryptoRng>(
+    secret: &LeafSecret,
+    holders: &[MemberId],
+    k: usize,
+    rng: &mut R,
+) -> Result<Dealing, ShamirError> {
+    deal_one(secret, holders, k, &mut XCache::default(), rng)
+}
+
+/// Deals many secrets, each to its own holder list, k-of-r. Returns one [`Dealing`] per item,
+/// in order. Caches the holders' x-coordinates across the batch.
+pub fn deal_batch<'a, R, I>(items: I, k: usize, rng: &mut R) -> Result<Vec<Dealing>, ShamirError>
+where
+    R: RngCore + CryptoRng,
+    I: IntoIterator<Item = (&'a LeafSecret, &'a [MemberId])>,
+{
+    let mut cache = XCache::default();
+    items
+        .into_iter()
+        .map(|(secret, holders)| deal_one(secret, holders, k, &mut cache, rng))
+        .collect()
+}
+
+/// Checks one share against its commitment (which must have exactly `k` points).
+pub fn verify_share(share: &Share, commitment: &Commitment, k: usize) -> Result<(), ShamirError> {
+    commitment.check_threshold(k)?;
+    let expected = commitment.evaluate(&x_coordinate(&share.holder)?);
+    let actual = share.value() * RISTRETTO_BASEPOINT_TABLE;
+    if bool::from(actual.compress().ct_eq(&expected.compress())) {
+        Ok(())
+    } else {
+        Err(ShamirError::ShareMismatch(share.holder))
+    }
+}
+
+/// One random-linear-combination check over `idx` of `items`: true iff all pass (up to 2^-252).
+fn batch_holds<R: RngCore + CryptoRng>(
+    items: &[(&Share, &Commitment)],
+    idx: &[usize],
+    xs: &[Scalar],
+    rng: &mut R,
+) -> bool {
+    let n_points: usize = idx.iter().map(|&i| items[i].1.threshold()).sum();
+    let mut scalars = Vec::with_capacity(n_points + 1);
+    let mut points = Vec::with_capacity(n_points + 1);
+    let mut base = Scalar::ZERO;
+    for &i in idx {
+        let (share, commitment) = items[i];
+        let rho = Scalar::random(rng);
+        base += rho * share.value();
+        let mut coeff = -rho;
+        for c in commitment.points() {
+            scalars.push(coeff);
+            points.push(*c);
+            coeff *= xs[i];
+        }
+    }
+    scalars.push(base);
+    points.push(curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT);
+    base.zeroize();
+    RistrettoPoint::vartime_multiscalar_mul(scalars, points).is_identity()
+}
+
+/// Collects into `bad` the indices of `idx` whose share fails, by bisection.
+fn find_bad<R: RngCore + CryptoRng>(
+    items: &[(&Share, &Commitment)],
+    idx: &[usize],
+    xs: &[Scalar],
+    rng: &mut R,
+    bad: &mut Vec<usize>,
+) {
+    if idx.len() <= 2 {
+        for &i in idx {
+            if !batch_holds(items, &[i], xs, rng) {
+                bad.push(i);
+            }
+        }
+        return;
+    }
+    let (left, right) = idx.split_at(idx.len() / 2);
+    for half in [left, right] {
+        if !batch_holds(items, half, xs, rng) {
+            find_bad(items, half, xs, rng, bad);
+        }
+    }
+}
+
+/// Checks many shares against their commitments (each with exactly `k` points) with one
+/// multiscalar multiplication. On failure returns [`ShamirError::BadShares`] naming every bad
+/// item (found by bisection), so a holder can complain about exactly those.
+pub fn verify_batch<R: RngCore + CryptoRng>(
+    items: &[(&Share, &Commitment)],
+    k: usize,
+    rng: &mut R,
+) -> Result<(), ShamirError> {
+    let mut cache = XCache::default();
+    let mut xs = Vec::with_capacity(items.len());
+    for (share, commitment) in items {
+        commitment.check_threshold(k)?;
+        xs.push(cache.get(&share.holder)?);
+    }
+    let all: Vec<usize> = (0..items.len()).collect();
+    if batch_holds(items, &all, &xs, rng) {
+        return Ok(());
+    }
+    let mut bad = Vec::new();
+    find_bad(items, &all, &xs, rng, &mut bad);
+    bad.sort_unstable();
+    Err(ShamirError::BadShares { indices: bad })
+}
+
+/// Rebuilds the secret from shares of distinct holders by Lagrange interpolation at 0, using the
+/// first `k` shares. Fewer than `k` shares (or a duplicate holder) is an error. The result is
+/// only correct if the shares are (verify them first, or check `secret·G == C_0`).
+pub fn reconstruct(shares: &[Share], k: usize) -> Result<LeafSecret, ShamirError> {
+    if k == 0 || k > MAX_THRESHOLD {
+        return Err(ShamirError::InvalidThreshold {
+            k,
+            holders: shares.len(),
+        });
+    }
+    let mut seen = BTreeSet::new();
+    for s in shares {
+        if !seen.insert(s.holder) {
+            return Err(ShamirError::DuplicateHolder(s.holder));
+        }
+    }
+    if shares.len() < k {
+        return Err(ShamirError::NotEnoughShares {
+            got: shares.len(),
+            need: k,
+        });
+    }
+    let used = &shares[..k];
+    let members: Vec<MemberId> = used.iter().map(|s| s.holder).collect();
+    let lambdas = lagrange_coefficients(&members, None)?;
+    let mut acc = Scalar::ZERO;
+    for (l, s) in lambdas.iter().zip(used) {
+        acc += l * s.value();
+    }
+    Ok(LeafSecret(acc))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    pub(crate) fn members(n: usize, salt: u8) -> Vec<MemberId> {
+        (0..n)
+            .map(|i| {
+                let mut b = [salt; 32];
+                b[0] = i as u8;
+                b[1] = (i >> 8) as u8;
+                MemberId(b)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn leaf_secret_encoding_round_trips_and_rejects_non_canonical() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let s = LeafSecret::random(&mut rng);
+        let back = LeafSecret::from_canonical_bytes(&s.to_bytes()).unwrap();
+        assert!(s.ct_eq(&back));
+        assert_eq!(
+            LeafSecret::from_canonical_bytes(&[0xff; 32]).unwrap_err(),
+            ShamirError::NonCanonicalScalar
+        );
+        assert_eq!(format!("{s:?}"), "LeafSecret([redacted])");
+        let w = LeafSecret::from_wide_bytes(&[7u8; 64]);
+        assert!(!w.ct_eq(&s));
+    }
+
+    #[test]
+    fn share_debug_is_redacted() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let d = deal(&LeafSecret::random(&mut rng), &members(3, 1), 2, &mut rng).unwrap();
+        let text = format!("{:?}", d.shares[0]);
+        assert!(text.contains("[redacted]"));
+        assert!(!text.contains(&hex::encode(d.shares[0].value_bytes().as_ref())));
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let s = LeafSecret::random(&mut rng);
+        let hs = members(3, 1);
+        assert!(matches!(
+            deal(&s, &hs, 4, &mut rng),
+            Err(ShamirError::InvalidThreshold { k: 4, holders: 3 })
+        ));
+        assert!(matches!(
+            deal(&s, &hs, 0, &mut rng),
+            Err(ShamirError::InvalidThreshold { .. })
+        ));
+        let dup = vec![hs[0], hs[1], hs[0]];
+        assert_eq!(
+            deal(&s, &dup, 2, &mut rng).unwrap_err(),
+            ShamirError::DuplicateHolder(hs[0])
+        );
+        let d = deal(&s, &hs, 2, &mut rng).unwrap();
+        assert_eq!(
+            verify_share(&d.shares[0], &d.commitment, 3).unwrap_err(),
+            ShamirError::WrongThreshold {
+                expected: 3,
+                got: 2
+            }
+        );
+        let twice = vec![d.shares[0].clone(), d.shares[0].clone()];
+        assert_eq!(
+            reconstruct(&twice, 2).unwrap_err(),
+            ShamirError::DuplicateHolder(hs[0])
+        );
+    }
+
+    #[test]
+    fn commitment_decoding_rejects_bad_points() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let d = deal(&LeafSecret::random(&mut rng), &members(3, 1), 2, &mut rng).unwrap();
+        let mut bytes = postcard::to_allocvec(&d.commitment).unwrap();
+        assert!(postcard::from_bytes::<Commitment>(&bytes).is_ok());
+        // Corrupt the first point: 0xff.. is not a valid ristretto encoding.
+        bytes[1..33].copy_from_slice(&[0xff; 32]);
+        assert!(postcard::from_bytes::<Commitment>(&bytes).is_err());
+        // Truncated and empty inputs are errors, not panics.
+        assert!(postcard::from_bytes::<Commitment>(&bytes[..20]).is_err());
+        assert!(postcard::from_bytes::<Commitment>(&[0u8]).is_err());
+        assert!(Commitment::try_from(Vec::new()).is_err());
+        // A non-canonical share value is rejected.
+        let mut share_bytes = postcard::to_allocvec(&d.shares[0]).unwrap();
+        let n = share_bytes.len();
+        share_bytes[n - 32..].copy_from_slice(&[0xff; 32]);
+        assert!(postcard::from_bytes::<Share>(&share_bytes).is_err());
+    }
+
+    #[test]
+    fn agrees_with_frost_secret_share_verify() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let hs = members(5, 9);
+        let d = deal(&LeafSecret::random(&mut rng), &hs, 3, &mut rng).unwrap();
+        let frost_commitment = d.commitment.to_frost().unwrap();
+        for share in &d.shares {
+            let signing =
+                frost_ristretto255::keys::SigningShare::deserialize(&share.value_bytes()[..])
+                    .unwrap();
+            let fs = frost_ristretto255::keys::SecretShare::new(
+                identifier(&share.holder).unwrap(),
+                signing,
+                frost_commitment.clone(),
+            );
+            fs.verify().unwrap();
+        }
+        // And a wrong share fails both ways.
+        let wrong = Share::from_scalar(hs[0], d.shares[0].value() + Scalar::ONE);
+        assert!(verify_share(&wrong, &d.commitment, 3).is_err());
+        let signing =
+            frost_ristretto255::keys::SigningShare::deserialize(&wrong.value_bytes()[..]).unwrap();
+        let fs = frost_ristretto255::keys::SecretShare::new(
+            identifier(&hs[0]).unwrap(),
+            signing,
+            frost_commitment,
+        );
+        assert!(fs.verify().is_err());
+    }
+
+    #[test]
+    fn batch_verification_names_the_bad_shares() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let hs = members(5, 3);
+        let secrets: Vec<LeafSecret> = (0..40).map(|_| LeafSecret::random(&mut rng)).collect();
+        let dealt = deal_batch(secrets.iter().map(|s| (s, &hs[..])), 3, &mut rng).unwrap();
+        // Holder 2's view: one share per leaf.
+        let mut mine: Vec<(Share, Commitment)> = dealt
+            .iter()
+            .map(|d| (d.shares[2].clone(), d.commitment.clone()))
+            .collect();
+        {
+            let items: Vec<(&Share, &Commitment)> = mine.iter().map(|(s, c)| (s, c)).collect();
+            verify_batch(&items, 3, &mut rng).unwrap();
+        }
+        for bad in [3usize, 17, 39] {
+            mine[bad].0 = Share::from_scalar(hs[2], mine[bad].0.value() + Scalar::ONE);
+        }
+        // A share attributed to another holder also fails.
+        mine[20].0 = Share::from_scalar(hs[1], *mine[20].0.value());
+        let items: Vec<(&Share, &Commitment)> = mine.iter().map(|(s, c)| (s, c)).collect();
+        assert_eq!(
+            verify_batch(&items, 3, &mut rng).unwrap_err(),
+            ShamirError::BadShares {
+                indices: vec![3, 17, 20, 39]
+            }
+        );
+    }
+
+    #[test]
+    fn serde_round_trip_of_commitment_and_share() {
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let hs = members(3, 4);
+        let d = deal(&LeafSecret::random(&mut rng), &hs, 2, &mut rng).unwrap();
+        let c: Commitment = roundtrip(&d.commitment);
+        assert_eq!(c, d.commitment);
+        let s: Share = roundtrip(&d.shares[1]);
+        verify_share(&s, &c, 2).unwrap();
+    }
+
+    pub(crate) fn roundtrip<T: Serialize + for<'de> Deserialize<'de>>(v: &T) -> T {
+        postcard::from_bytes(&postcard::to_allocvec(v).unwrap()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn any_k_of_r_reconstruct_and_fewer_fail(
+            seed in any::<u64>(), r in 2usize..7, k_off in 0usize..5, pick in any::<u64>()
+        ) {
+            let k = 1 + k_off % r;
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let hs = members(r, 7);
+            let secret = LeafSecret::random(&mut rng);
+            let d = deal(&secret, &hs, k, &mut rng).unwrap();
+            for s in &d.shares {
+                verify_share(s, &d.commitment, k).unwrap();
+            }
+            // A pseudo-random subset of exactly k shares, in a scrambled order.
+            let mut order: Vec<usize> = (0..r).collect();
+            let mut p = pick;
+            for i in (1..r).rev() {
+                order.swap(i, (p % (i as u64 + 1)) as usize);
+                p /= i as u64 + 1;
+            }
+            let chosen: Vec<Share> = order[..k].iter().map(|&i| d.shares[i].clone()).collect();
+            let back = reconstruct(&chosen, k).unwrap();
+            prop_assert!(back.ct_eq(&secret));
+            prop_assert_eq!(back.scalar() * RISTRETTO_BASEPOINT_TABLE, d.commitment.secret_point());
+            let fewer = &chosen[..k - 1];
+            let is_not_enough = matches!(
+                reconstruct(fewer, k),
+                Err(ShamirError::NotEnoughShares { .. })
+            );
+            prop_assert!(is_not_enough);
+        }
+    }
+}
