@@ -6,13 +6,14 @@
 //! seed: a node's two children are keyed BLAKE2b of the parent seed, domain-separated by the
 //! child's level and global index in the salt, so seeds of different branches, levels and
 //! positions never collide. A leaf seed is a ristretto255 scalar (wide reduction of a 64-byte
-//! keyed BLAKE2b output), so it can be Shamir-shared as is; its canonical 32-byte encoding is the
-//! RFC 8554 `SEED` of that leaf's LM-OTS key. Deriving any sub-range of a branch costs
+//! keyed BLAKE2b output, a [`LeafSecret`]), so it can be Shamir-shared as is; its canonical
+//! 32-byte encoding is the RFC 8554 `SEED` of that leaf's LM-OTS key. Deriving any sub-range of a branch costs
 //! `O(range + depth)` hashes, and knowing a leaf seed reveals nothing about its siblings.
 
-use curve25519_dalek::scalar::Scalar;
 use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::shamir::LeafSecret;
 
 use crate::hash::{hash32, hash64, position_salt, Domain};
 
@@ -27,10 +28,6 @@ pub const MAX_DEPTH: u32 = 32;
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct BranchSeed([u8; 32]);
 
-/// One leaf's seed: the canonical encoding of a ristretto255 scalar, the RFC 8554 `SEED`.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct LeafSeed([u8; 32]);
-
 impl BranchSeed {
     /// Wraps the 32 bytes (normally a threshold-PRF output).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
@@ -38,36 +35,9 @@ impl BranchSeed {
     }
 }
 
-impl LeafSeed {
-    /// The 32-byte `SEED` (canonical little-endian scalar encoding).
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Wraps a canonical scalar encoding; `None` if the bytes are not a reduced scalar.
-    pub fn from_canonical_bytes(bytes: [u8; 32]) -> Option<Self> {
-        let mut scalar = Option::<Scalar>::from(Scalar::from_canonical_bytes(bytes))?;
-        let seed = LeafSeed(scalar.to_bytes());
-        scalar.zeroize();
-        Some(seed)
-    }
-
-    /// The seed as a scalar (for sharing). The caller owns zeroizing the result.
-    pub fn to_scalar(&self) -> Scalar {
-        // Every LeafSeed holds a canonical encoding, so this reduction is the identity.
-        Scalar::from_bytes_mod_order(self.0)
-    }
-}
-
 impl std::fmt::Debug for BranchSeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("BranchSeed([redacted])")
-    }
-}
-
-impl std::fmt::Debug for LeafSeed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LeafSeed([redacted])")
     }
 }
 
@@ -122,7 +92,7 @@ impl Branch {
 
     /// Seeds of branch-local leaves `start..end`, in order, visiting only the GGM nodes on
     /// the paths to them (`O(range + depth)` hashes).
-    pub fn leaf_seeds(&self, start: u64, end: u64) -> Result<Vec<LeafSeed>, SeedTreeError> {
+    pub fn leaf_seeds(&self, start: u64, end: u64) -> Result<Vec<LeafSecret>, SeedTreeError> {
         if start >= end || end > self.size() {
             return Err(SeedTreeError::BadRange {
                 start,
@@ -137,7 +107,7 @@ impl Branch {
     }
 
     /// The seed of one branch-local leaf.
-    pub fn leaf_seed(&self, leaf: u64) -> Result<LeafSeed, SeedTreeError> {
+    pub fn leaf_seed(&self, leaf: u64) -> Result<LeafSecret, SeedTreeError> {
         let mut seeds = self.leaf_seeds(leaf, leaf.saturating_add(1))?;
         seeds.pop().ok_or(SeedTreeError::BadRange {
             start: leaf,
@@ -155,7 +125,7 @@ impl Branch {
         pos: u64,
         start: u64,
         end: u64,
-        out: &mut Vec<LeafSeed>,
+        out: &mut Vec<LeafSecret>,
     ) {
         let span = 1u64 << (self.depth - level);
         let (lo, hi) = (pos * span, (pos + 1) * span);
@@ -177,18 +147,14 @@ impl Branch {
         }
     }
 
-    fn leaf_from_node(&self, node: &[u8; 32], pos: u64) -> LeafSeed {
-        let mut wide = Zeroizing::new(hash64(
+    fn leaf_from_node(&self, node: &[u8; 32], pos: u64) -> LeafSecret {
+        let wide = Zeroizing::new(hash64(
             GGM_LEAF,
             node,
             &position_salt(self.depth, self.global(self.depth, pos)),
             &[],
         ));
-        let mut scalar = Scalar::from_bytes_mod_order_wide(&wide);
-        let seed = LeafSeed(scalar.to_bytes());
-        scalar.zeroize();
-        wide.zeroize();
-        seed
+        LeafSecret::from_wide_bytes(&wide)
     }
 
     /// Global index of a node at `level` of this branch (unique across branches).
@@ -202,6 +168,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn bytes(seeds: &[LeafSecret]) -> Vec<[u8; 32]> {
+        seeds.iter().map(|s| *s.to_bytes()).collect()
+    }
+
     fn branch(index: u32, depth: u32) -> Branch {
         Branch::new(BranchSeed::from_bytes([index as u8; 32]), index, depth).unwrap()
     }
@@ -209,20 +179,20 @@ mod tests {
     #[test]
     fn sub_ranges_agree_with_full_expansion() {
         let b = branch(3, 6);
-        let all = b.leaf_seeds(0, 64).unwrap();
+        let all = bytes(&b.leaf_seeds(0, 64).unwrap());
         assert_eq!(all.len(), 64);
-        assert_eq!(b.leaf_seeds(10, 37).unwrap(), all[10..37]);
-        assert_eq!(b.leaf_seed(63).unwrap(), all[63]);
+        assert_eq!(bytes(&b.leaf_seeds(10, 37).unwrap()), all[10..37]);
+        assert_eq!(*b.leaf_seed(63).unwrap().to_bytes(), all[63]);
     }
 
     #[test]
     fn seeds_are_distinct_and_canonical() {
         let b = branch(1, 8);
         let all = b.leaf_seeds(0, 256).unwrap();
-        let set: std::collections::BTreeSet<_> = all.iter().map(|s| *s.as_bytes()).collect();
+        let set: std::collections::BTreeSet<_> = all.iter().map(|s| *s.to_bytes()).collect();
         assert_eq!(set.len(), 256);
         for s in &all {
-            assert!(LeafSeed::from_canonical_bytes(*s.as_bytes()).is_some());
+            assert!(LeafSecret::from_canonical_bytes(&s.to_bytes()).is_ok());
         }
     }
 
@@ -231,7 +201,7 @@ mod tests {
         let seed = [9u8; 32];
         let a = Branch::new(BranchSeed::from_bytes(seed), 0, 4).unwrap();
         let b = Branch::new(BranchSeed::from_bytes(seed), 1, 4).unwrap();
-        assert_ne!(a.leaf_seed(0).unwrap(), b.leaf_seed(0).unwrap());
+        assert!(!a.leaf_seed(0).unwrap().ct_eq(&b.leaf_seed(0).unwrap()));
     }
 
     #[test]
@@ -261,16 +231,11 @@ mod tests {
     #[test]
     fn debug_is_redacted() {
         let s = branch(0, 2).leaf_seed(0).unwrap();
-        assert_eq!(format!("{s:?}"), "LeafSeed([redacted])");
+        assert_eq!(format!("{s:?}"), "LeafSecret([redacted])");
         assert_eq!(
             format!("{:?}", BranchSeed::from_bytes([1; 32])),
             "BranchSeed([redacted])"
         );
-    }
-
-    #[test]
-    fn non_canonical_seed_rejected() {
-        assert!(LeafSeed::from_canonical_bytes([0xff; 32]).is_none());
     }
 
     proptest! {
@@ -282,7 +247,7 @@ mod tests {
             prop_assume!(start < end);
             let range = b.leaf_seeds(start, end).unwrap();
             for (i, seed) in range.iter().enumerate() {
-                prop_assert_eq!(seed, &b.leaf_seed(start + i as u64).unwrap());
+                prop_assert!(seed.ct_eq(&b.leaf_seed(start + i as u64).unwrap()));
             }
         }
     }

@@ -156,6 +156,11 @@ impl LeafSecret {
         Zeroizing::new(self.0.to_bytes())
     }
 
+    /// The RFC 8554 `SEED` this secret is, for LM-OTS key derivation.
+    pub fn lms_seed(&self) -> crate::lmots::LeafSeed {
+        crate::lmots::LeafSeed::from_bytes(self.0.to_bytes())
+    }
+
     /// Constant-time equality.
     pub fn ct_eq(&self, other: &LeafSecret) -> bool {
         self.0.ct_eq(&other.0).into()
