@@ -66,9 +66,12 @@ fn frost_error(e: frost_ristretto255::Error, names: &BTreeMap<Identifier, Member
     }
 }
 
+/// Who is behind each frost identifier.
+type Names = BTreeMap<Identifier, MemberId>;
+
 fn by_identifier<T: Clone>(
     map: &BTreeMap<MemberId, T>,
-) -> Result<(BTreeMap<Identifier, T>, BTreeMap<Identifier, MemberId>), DkgError> {
+) -> Result<(BTreeMap<Identifier, T>, Names), DkgError> {
     let mut out = BTreeMap::new();
     let mut names = BTreeMap::new();
     for (m, v) in map {
