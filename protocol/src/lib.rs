@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod assignment;
+pub mod dkg;
 pub mod hash;
 pub mod lmots;
 pub mod lms;
@@ -25,3 +26,4 @@ pub mod seal;
 pub mod sector;
 pub mod seed_tree;
 pub mod shamir;
+pub mod tprf;
