@@ -13,9 +13,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admission;
+pub mod dkg;
 pub mod hash;
 pub mod member;
 pub mod reconstruct;
 pub mod repair;
 pub mod seal;
 pub mod shamir;
+pub mod tprf;
