@@ -191,8 +191,22 @@ fn main() {
     let _ = tprf::combine(&public, b"beacon/1", &partials[..threshold as usize]).expect("combine");
     let combine_time = t.elapsed();
 
+    // Calibration: one fixed-base scalar multiplication, to scale the numbers to other machines.
+    let t = Instant::now();
+    let mut acc = curve25519_dalek::RistrettoPoint::default();
+    let x = curve25519_dalek::Scalar::from(123456789u64);
+    for _ in 0..2000 {
+        acc += &x * curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
+    }
+    let base_mul = t.elapsed();
+    assert_ne!(acc, curve25519_dalek::RistrettoPoint::default());
+
     let per = |d: std::time::Duration, count: usize| d.as_secs_f64() * 1e6 / count as f64;
     println!("leaves {leaves}, {k}-of-{r} over {n} members");
+    println!(
+        "calibration: fixed-base scalar mult {:.1} us",
+        per(base_mul, 2000)
+    );
     println!(
         "deal_batch:            {:8.3} s  ({:.1} us/leaf)",
         deal_time.as_secs_f64(),
