@@ -193,3 +193,43 @@ fn whole_flow_is_correct_and_deterministic() {
         "a different seed gives a different root key and beacon"
     );
 }
+
+mod hostile_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Random bytes never panic a decoder, and a random sealed body never opens.
+        #[test]
+        fn random_bytes_are_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = postcard::from_bytes::<Commitment>(&bytes);
+            let _ = postcard::from_bytes::<Share>(&bytes);
+            let _ = postcard::from_bytes::<Contribution>(&bytes);
+            let _ = postcard::from_bytes::<DeltaMessage>(&bytes);
+            let _ = postcard::from_bytes::<SigmaMessage>(&bytes);
+            let _ = postcard::from_bytes::<tprf::Partial>(&bytes);
+            let _ = postcard::from_bytes::<Session>(&bytes);
+
+            let mut rng = ChaCha20Rng::seed_from_u64(1);
+            let a = StaticSecret::random_from_rng(&mut rng);
+            let r = StaticSecret::random_from_rng(&mut rng);
+            let member = MemberId([1; 32]);
+            let session = Session::new(
+                [0; 32], 0, 0,
+                Participant { member: MemberId([2; 32]), x25519: PublicKey::from(&r).to_bytes() },
+                vec![Participant { member, x25519: PublicKey::from(&a).to_bytes() }],
+            ).unwrap();
+            let mut eph = [0u8; 32];
+            eph.copy_from_slice(&[bytes.as_slice(), &[7u8; 32]].concat()[..32]);
+            let c = Contribution {
+                context: session.context(),
+                sender: member,
+                recipient: MemberId([2; 32]),
+                sealed: seedfed_protocol::seal::Sealed { ephemeral: eph, ciphertext: bytes.clone() },
+            };
+            prop_assert!(reconstruct::open_contribution(&session, &r, &c).is_err());
+        }
+    }
+}
