@@ -57,7 +57,7 @@ pub enum TprfError {
         /// Threshold.
         need: usize,
     },
-    /// The public key package has no threshold (a pre-3.0 frost package).
+    /// The public key package has no (or a zero) threshold (e.g. a pre-3.0 frost package).
     #[error("public key package has no threshold")]
     NoThreshold,
     /// Sharing-layer error.
@@ -188,6 +188,9 @@ pub fn combine_point(
     partials: &[Partial],
 ) -> Result<RistrettoPoint, TprfError> {
     let t = usize::from(public.min_signers().ok_or(TprfError::NoThreshold)?);
+    if t == 0 {
+        return Err(TprfError::NoThreshold);
+    }
     let mut seen = BTreeSet::new();
     let mut points = Vec::with_capacity(partials.len());
     for p in partials {
