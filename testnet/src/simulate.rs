@@ -446,7 +446,7 @@ impl Sim {
                 commitments.insert(q, d.commitment);
             }
             sectors.push(sector);
-            if (b + 1) % 4 == 0 || b + 1 == layout.sectors() {
+            if (b + 1).is_multiple_of(4) || b + 1 == layout.sectors() {
                 self.say(format!(
                     "sectors generated, dealt {k}-of-{} and erased: {}/{}",
                     self.args.holders,

@@ -1,6 +1,8 @@
 //! The simulation end to end: its files verify in an independent LMS implementation (hbs-lms),
 //! and the same seed gives the same bytes.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::Path;
 
 use hbs_lms::Sha256_256;
