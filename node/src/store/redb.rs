@@ -1,0 +1,167 @@
+//! redb backend (the default): one file, copy-on-write B-trees, ACID transactions.
+//!
+//! Each keyspace is a redb table of `&[u8] -> &[u8]` named after it. Every [`Store::write`] is
+//! one write transaction committed with `Durability::Immediate`, which fsyncs before `commit`
+//! returns; redb's commit is crash-atomic (a torn commit is rolled back when the file is next
+//! opened), so batches spanning several keyspaces are all-or-nothing.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use ::redb::{Database, Durability, ReadableDatabase, TableDefinition, TableError};
+
+use super::{
+    panic_to_error, prefix_end, validate_keyspace, Backend, Batch, Op, ScanIter, Store, StoreError,
+};
+
+/// File name of the database inside the store directory.
+pub const FILE_NAME: &str = "seedfed.redb";
+
+const BACKEND: Backend = Backend::Redb;
+
+fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// Maps a redb error to a [`StoreError`], keeping corruption and I/O distinguishable.
+fn map_err(op: &'static str, err: impl Into<::redb::Error>) -> StoreError {
+    match err.into() {
+        ::redb::Error::Corrupted(detail) => StoreError::Corrupt {
+            backend: BACKEND,
+            detail,
+        },
+        ::redb::Error::Io(source) => StoreError::Io {
+            backend: BACKEND,
+            op,
+            source,
+        },
+        other => StoreError::Backend {
+            backend: BACKEND,
+            op,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// A [`Store`] backed by a redb database file.
+#[derive(Debug)]
+pub struct RedbStore {
+    db: Database,
+}
+
+impl RedbStore {
+    /// Opens or creates `dir/seedfed.redb`. A file that is not a valid redb database gives
+    /// [`StoreError::Corrupt`] (or another error), never a panic.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            backend: BACKEND,
+            op: "create store directory",
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let opened = catch_unwind(AssertUnwindSafe(|| Database::create(&path)))
+            .map_err(|payload| panic_to_error(BACKEND, payload))?;
+        let db = opened.map_err(|err| match err {
+            ::redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+                backend: BACKEND,
+                path: dir.display().to_string(),
+            },
+            // A file that is too short or has a foreign header is reported as I/O by redb
+            // (unexpected EOF) or as a bad header; both mean "not a valid store" here.
+            ::redb::DatabaseError::Storage(::redb::StorageError::Io(io))
+                if io.kind() == std::io::ErrorKind::UnexpectedEof
+                    || io.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                StoreError::Corrupt {
+                    backend: BACKEND,
+                    detail: io.to_string(),
+                }
+            }
+            other => map_err("open", other),
+        })?;
+        Ok(Self { db })
+    }
+}
+
+impl Store for RedbStore {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        validate_keyspace(keyspace)?;
+        let txn = self.db.begin_read().map_err(|e| map_err("get", e))?;
+        let table = match txn.open_table(table(keyspace)) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(map_err("get", e)),
+        };
+        let value = table.get(key).map_err(|e| map_err("get", e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        batch.validate()?;
+        // A table can be open only once per transaction: group the operations by keyspace.
+        // Order is kept within a keyspace, which is all that matters (keys never collide across
+        // keyspaces).
+        let mut by_keyspace: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+        for op in batch.ops() {
+            by_keyspace.entry(op.keyspace()).or_default().push(op);
+        }
+        let mut txn = self.db.begin_write().map_err(|e| map_err("write", e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| map_err("write", e))?;
+        for (keyspace, ops) in by_keyspace {
+            let mut table = txn
+                .open_table(table(keyspace))
+                .map_err(|e| map_err("write", e))?;
+            for op in ops {
+                match op {
+                    Op::Put { key, value, .. } => {
+                        table
+                            .insert(key.as_slice(), value.as_slice())
+                            .map_err(|e| map_err("put", e))?;
+                    }
+                    Op::Delete { key, .. } => {
+                        table
+                            .remove(key.as_slice())
+                            .map_err(|e| map_err("delete", e))?;
+                    }
+                }
+            }
+        }
+        // On an error above, dropping `txn` aborts it: nothing of the batch is committed.
+        txn.commit().map_err(|e| map_err("commit", e))
+    }
+
+    fn scan_prefix(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'_>, StoreError> {
+        validate_keyspace(keyspace)?;
+        let txn = self.db.begin_read().map_err(|e| map_err("scan", e))?;
+        let table = match txn.open_table(table(keyspace)) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Box::new(std::iter::empty())),
+            Err(e) => return Err(map_err("scan", e)),
+        };
+        let end = prefix_end(prefix);
+        let end_bound = match &end {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        // The range owns its snapshot of the table, so it outlives `txn` and `table`.
+        let range = table
+            .range::<&[u8]>((Bound::Included(prefix), end_bound))
+            .map_err(|e| map_err("scan", e))?;
+        Ok(Box::new(range.map(|item| {
+            item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+                .map_err(|e| map_err("scan", e))
+        })))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        // Every commit is already fsync'd (Durability::Immediate).
+        Ok(())
+    }
+}
