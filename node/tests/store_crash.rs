@@ -37,9 +37,15 @@ fn main() {
         std::process::exit(child(&spec));
     }
     let args = Arguments::from_args();
-    let mut trials = vec![Trial::test("crash_redb", || crash(Backend::Redb))];
+    let mut trials = vec![
+        Trial::test("crash_redb", || crash(Backend::Redb)),
+        Trial::test("crash_on_create_redb", || crash_on_create(Backend::Redb)),
+    ];
     if cfg!(feature = "sled") {
         trials.push(Trial::test("crash_sled", || crash(Backend::Sled)));
+        trials.push(Trial::test("crash_on_create_sled", || {
+            crash_on_create(Backend::Sled)
+        }));
     }
     libtest_mimic::run(&args, trials).exit();
 }
@@ -254,6 +260,38 @@ fn crash(backend: Backend) -> Result<(), Failed> {
     eprintln!(
         "{backend}: {kills} kills, {next} acknowledged records all present, \
          {in_flight_found} unacknowledged in-flight records found committed (allowed), {:.1?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Kills children that are creating a brand-new store (each round in a fresh directory, after
+/// a random delay of up to 15 ms from spawn, usually before the first acknowledgement), then
+/// checks that the store opens and holds the acknowledged records. A node killed during its
+/// very first start must be able to start again.
+fn crash_on_create(backend: Backend) -> Result<(), Failed> {
+    let kills = env_u64("SEEDFED_CRASH_CREATE_KILLS", 20)?;
+    let seed = env_u64("SEEDFED_CRASH_SEED", 0x5eed)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc4ea7e ^ backend as u64);
+    let started = Instant::now();
+    let (mut acked, mut before_first_ack) = (0u64, 0u64);
+    for round in 0..kills {
+        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let delay = Duration::from_micros(rng.next_u64() % 15_000);
+        let acks = run_child(backend, dir.path(), 0, 0, delay)
+            .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("failed")))?;
+        let mut model = Model::new();
+        for i in 0..acks {
+            apply(&mut model, &record(i));
+        }
+        verify(backend, dir.path(), &model, acks)
+            .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("failed")))?;
+        acked += acks;
+        before_first_ack += u64::from(acks == 0);
+    }
+    eprintln!(
+        "{backend}: {kills} kills during creation ({before_first_ack} before the first \
+         acknowledgement), {acked} acknowledged records all present, {:.1?}",
         started.elapsed()
     );
     Ok(())

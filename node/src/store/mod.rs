@@ -22,8 +22,10 @@ mod redb;
 mod sled;
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use self::memory::MemoryStore;
 pub use self::redb::RedbStore;
@@ -343,8 +345,7 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Turns a panic caught from a backend into an error. Used around opening on-disk files, which
-/// some backends answer with a panic when the data is malformed.
+/// Turns a panic caught from a backend into an error.
 pub(crate) fn panic_to_error(
     backend: Backend,
     payload: Box<dyn std::any::Any + Send>,
@@ -357,6 +358,64 @@ pub(crate) fn panic_to_error(
     StoreError::Corrupt {
         backend,
         detail: format!("backend panicked: {detail}"),
+    }
+}
+
+/// Keeps backend panics inside the store. redb and sled both panic on some corrupted data (found
+/// by the conformance tests), and a node must report a damaged store, not crash on it. After
+/// the first caught panic the backend's in-memory state is suspect, so every later call fails
+/// with [`StoreError::Corrupt`] until the store is reopened.
+#[derive(Debug)]
+pub(crate) struct PanicGuard {
+    backend: Backend,
+    poisoned: AtomicBool,
+}
+
+impl PanicGuard {
+    pub(crate) fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            poisoned: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `f`, turning a panic into an error and disabling the store.
+    pub(crate) fn run<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(StoreError::Corrupt {
+                backend: self.backend,
+                detail: "disabled after an earlier backend panic; reopen the store".to_owned(),
+            });
+        }
+        catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+            self.poisoned.store(true, Ordering::Release);
+            Err(panic_to_error(self.backend, payload))
+        })
+    }
+
+    /// Wraps a scan iterator so that each step runs under the guard; it ends after an error.
+    pub(crate) fn iter<'a, I>(&'a self, inner: I) -> ScanIter<'a>
+    where
+        I: Iterator<Item = Result<Entry, StoreError>> + Send + 'a,
+    {
+        let mut inner = Some(inner);
+        Box::new(std::iter::from_fn(move || {
+            let it = inner.as_mut()?;
+            match self.run(|| Ok(it.next())) {
+                Ok(Some(Ok(entry))) => Some(Ok(entry)),
+                Ok(None) => {
+                    inner = None;
+                    None
+                }
+                Ok(Some(Err(e))) | Err(e) => {
+                    inner = None;
+                    Some(Err(e))
+                }
+            }
+        }))
     }
 }
 
@@ -385,6 +444,34 @@ mod tests {
                 "{bad:?} accepted"
             );
         }
+    }
+
+    #[test]
+    fn panic_guard_turns_panics_into_errors_and_disables_the_store() {
+        let guard = PanicGuard::new(Backend::Memory);
+        assert_eq!(guard.run(|| Ok(1)).ok(), Some(1));
+        let hit = guard.run::<()>(|| panic!("bad page"));
+        assert!(
+            matches!(&hit, Err(StoreError::Corrupt { detail, .. }) if detail.contains("bad page")),
+            "{hit:?}"
+        );
+        assert!(matches!(
+            guard.run(|| Ok(2)),
+            Err(StoreError::Corrupt { .. })
+        ));
+
+        let fresh = PanicGuard::new(Backend::Memory);
+        let mut n = 0u8;
+        let items: Vec<_> = fresh
+            .iter(std::iter::from_fn(move || {
+                n += 1;
+                assert!(n < 3, "entry {n} is damaged");
+                Some(Ok((vec![n], vec![])))
+            }))
+            .collect();
+        assert_eq!(items.len(), 3, "two entries, one error, then the end");
+        assert!(items[..2].iter().all(Result::is_ok));
+        assert!(items[2].is_err());
     }
 
     #[test]

@@ -13,11 +13,14 @@ use std::path::Path;
 use ::redb::{Database, Durability, ReadableDatabase, TableDefinition, TableError};
 
 use super::{
-    panic_to_error, prefix_end, validate_keyspace, Backend, Batch, Op, ScanIter, Store, StoreError,
+    panic_to_error, prefix_end, validate_keyspace, Backend, Batch, Op, PanicGuard, ScanIter, Store,
+    StoreError,
 };
 
 /// File name of the database inside the store directory.
 pub const FILE_NAME: &str = "seedfed.redb";
+/// Where a new database is initialised before it is renamed to [`FILE_NAME`].
+const NEW_FILE_NAME: &str = "seedfed.redb.new";
 
 const BACKEND: Backend = Backend::Redb;
 
@@ -49,49 +52,80 @@ fn map_err(op: &'static str, err: impl Into<::redb::Error>) -> StoreError {
 #[derive(Debug)]
 pub struct RedbStore {
     db: Database,
+    guard: PanicGuard,
 }
 
 impl RedbStore {
     /// Opens or creates `dir/seedfed.redb`. A file that is not a valid redb database gives
     /// [`StoreError::Corrupt`] (or another error), never a panic.
+    ///
+    /// A new database is created as `seedfed.redb.new`, closed, fsync'd and then renamed into
+    /// place: redb refuses a file whose creation was interrupted (it cannot tell it from
+    /// garbage), and a node killed during its very first start must still be able to start.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            backend: BACKEND,
-            op: "create store directory",
-            source,
-        })?;
-        let path = dir.join(FILE_NAME);
-        let opened = catch_unwind(AssertUnwindSafe(|| Database::create(&path)))
-            .map_err(|payload| panic_to_error(BACKEND, payload))?;
-        let db = opened.map_err(|err| match err {
-            ::redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+        let io = |op| {
+            move |source| StoreError::Io {
                 backend: BACKEND,
-                path: dir.display().to_string(),
-            },
-            // A file that is too short or has a foreign header is reported as I/O by redb
-            // (unexpected EOF) or as a bad header; both mean "not a valid store" here.
-            ::redb::DatabaseError::Storage(::redb::StorageError::Io(io))
-                if io.kind() == std::io::ErrorKind::UnexpectedEof
-                    || io.kind() == std::io::ErrorKind::InvalidData =>
-            {
-                StoreError::Corrupt {
-                    backend: BACKEND,
-                    detail: io.to_string(),
-                }
+                op,
+                source,
             }
-            other => map_err("open", other),
-        })?;
-        Ok(Self { db })
+        };
+        std::fs::create_dir_all(dir).map_err(io("create store directory"))?;
+        let path = dir.join(FILE_NAME);
+        if !path.exists() {
+            let fresh = dir.join(NEW_FILE_NAME);
+            match std::fs::remove_file(&fresh) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io("remove unfinished new store")(e))
+                }
+                _ => {}
+            }
+            drop(open_db(dir, &fresh, |p| Database::create(p))?);
+            std::fs::File::open(&fresh)
+                .and_then(|f| f.sync_all())
+                .map_err(io("sync new store"))?;
+            std::fs::rename(&fresh, &path).map_err(io("rename new store"))?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("sync store directory"))?;
+        }
+        Ok(Self {
+            db: open_db(dir, &path, |p| Database::open(p))?,
+            guard: PanicGuard::new(BACKEND),
+        })
     }
 }
 
-impl Store for RedbStore {
-    fn backend(&self) -> Backend {
-        BACKEND
-    }
+/// Runs a redb open/create function, turning panics and errors into [`StoreError`]s.
+fn open_db(
+    dir: &Path,
+    path: &Path,
+    f: impl FnOnce(&Path) -> Result<Database, ::redb::DatabaseError>,
+) -> Result<Database, StoreError> {
+    let opened =
+        catch_unwind(AssertUnwindSafe(|| f(path))).map_err(|p| panic_to_error(BACKEND, p))?;
+    opened.map_err(|err| match err {
+        ::redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+            backend: BACKEND,
+            path: dir.display().to_string(),
+        },
+        // A file that is too short or has a foreign header is reported as I/O by redb
+        // (unexpected EOF) or as a bad header; both mean "not a valid store" here.
+        ::redb::DatabaseError::Storage(::redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::UnexpectedEof
+                || io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::Corrupt {
+                backend: BACKEND,
+                detail: io.to_string(),
+            }
+        }
+        other => map_err("open", other),
+    })
+}
 
-    fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        validate_keyspace(keyspace)?;
+impl RedbStore {
+    fn get_inner(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| map_err("get", e))?;
         let table = match txn.open_table(table(keyspace)) {
             Ok(table) => table,
@@ -102,8 +136,7 @@ impl Store for RedbStore {
         Ok(value.map(|v| v.value().to_vec()))
     }
 
-    fn write(&self, batch: &Batch) -> Result<(), StoreError> {
-        batch.validate()?;
+    fn write_inner(&self, batch: &Batch) -> Result<(), StoreError> {
         // A table can be open only once per transaction: group the operations by keyspace.
         // Order is kept within a keyspace, which is all that matters (keys never collide across
         // keyspaces).
@@ -137,8 +170,7 @@ impl Store for RedbStore {
         txn.commit().map_err(|e| map_err("commit", e))
     }
 
-    fn scan_prefix(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'_>, StoreError> {
-        validate_keyspace(keyspace)?;
+    fn scan_inner(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'static>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| map_err("scan", e))?;
         let table = match txn.open_table(table(keyspace)) {
             Ok(table) => table,
@@ -158,6 +190,28 @@ impl Store for RedbStore {
             item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
                 .map_err(|e| map_err("scan", e))
         })))
+    }
+}
+
+impl Store for RedbStore {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        validate_keyspace(keyspace)?;
+        self.guard.run(|| self.get_inner(keyspace, key))
+    }
+
+    fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        batch.validate()?;
+        self.guard.run(|| self.write_inner(batch))
+    }
+
+    fn scan_prefix(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'_>, StoreError> {
+        validate_keyspace(keyspace)?;
+        let inner = self.guard.run(|| self.scan_inner(keyspace, prefix))?;
+        Ok(self.guard.iter(inner))
     }
 
     fn flush(&self) -> Result<(), StoreError> {

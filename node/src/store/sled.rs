@@ -16,7 +16,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use super::{panic_to_error, validate_keyspace, Backend, Batch, Op, ScanIter, Store, StoreError};
+use super::{
+    panic_to_error, validate_keyspace, Backend, Batch, Op, PanicGuard, ScanIter, Store, StoreError,
+};
 
 /// Directory of the sled database inside the store directory.
 pub const DIR_NAME: &str = "sled";
@@ -63,6 +65,7 @@ fn stored_key(keyspace: &str, key: &[u8]) -> Vec<u8> {
 #[derive(Debug)]
 pub struct SledStore {
     db: ::sled::Db,
+    guard: PanicGuard,
 }
 
 impl SledStore {
@@ -88,8 +91,11 @@ impl SledStore {
             }
             other => map_err("open", other),
         })?;
-        let store = Self { db };
-        store.check_sentinel(&path)?;
+        let store = Self {
+            db,
+            guard: PanicGuard::new(BACKEND),
+        };
+        store.guard.run(|| store.check_sentinel(&path))?;
         Ok(store)
     }
 
@@ -136,11 +142,13 @@ impl Store for SledStore {
 
     fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         validate_keyspace(keyspace)?;
-        let value = self
-            .db
-            .get(stored_key(keyspace, key))
-            .map_err(|e| map_err("get", e))?;
-        Ok(value.map(|v| v.to_vec()))
+        self.guard.run(|| {
+            let value = self
+                .db
+                .get(stored_key(keyspace, key))
+                .map_err(|e| map_err("get", e))?;
+            Ok(value.map(|v| v.to_vec()))
+        })
     }
 
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
@@ -156,23 +164,27 @@ impl Store for SledStore {
                 Op::Delete { keyspace, key } => sled_batch.remove(stored_key(keyspace, key)),
             }
         }
-        self.db
-            .apply_batch(sled_batch)
-            .map_err(|e| map_err("write", e))?;
-        self.sync("write")
+        self.guard.run(|| {
+            self.db
+                .apply_batch(sled_batch)
+                .map_err(|e| map_err("write", e))?;
+            self.sync("write")
+        })
     }
 
     fn scan_prefix(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'_>, StoreError> {
         validate_keyspace(keyspace)?;
         let skip = 1 + keyspace.len();
-        let iter = self.db.scan_prefix(stored_key(keyspace, prefix));
-        Ok(Box::new(iter.map(move |item| {
+        let iter = self
+            .guard
+            .run(|| Ok(self.db.scan_prefix(stored_key(keyspace, prefix))))?;
+        Ok(self.guard.iter(iter.map(move |item| {
             item.map(|(k, v)| (k.get(skip..).unwrap_or_default().to_vec(), v.to_vec()))
                 .map_err(|e| map_err("scan", e))
         })))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.sync("flush")
+        self.guard.run(|| self.sync("flush"))
     }
 }
