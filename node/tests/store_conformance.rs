@@ -49,6 +49,21 @@ fn get_put_delete(backend: Backend) {
     assert_eq!(s.get("misc", b"big").unwrap(), Some(big));
 }
 
+/// Neither the store nor a batch prints stored bytes in `Debug` (values may be shares).
+fn debug_never_prints_values(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), backend);
+    let mut batch = Batch::new();
+    batch.put("shares", b"KEY-MARKER", b"SECRET-MARKER");
+    s.write(&batch).unwrap();
+    for shown in [format!("{s:?}"), format!("{batch:?}")] {
+        assert!(
+            !shown.contains("MARKER") && !shown.contains("83, 69, 67"),
+            "Debug leaks bytes: {shown}"
+        );
+    }
+}
+
 fn invalid_keyspace_is_rejected(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path(), backend);
@@ -336,6 +351,7 @@ conformance!(
     Backend::Redb,
     [
         get_put_delete,
+        debug_never_prints_values,
         invalid_keyspace_is_rejected,
         batch_is_ordered_and_atomic,
         prefix_scan_is_ordered,
@@ -353,6 +369,7 @@ conformance!(
     Backend::Sled,
     [
         get_put_delete,
+        debug_never_prints_values,
         invalid_keyspace_is_rejected,
         batch_is_ordered_and_atomic,
         prefix_scan_is_ordered,
@@ -369,6 +386,7 @@ conformance!(
     Backend::Memory,
     [
         get_put_delete,
+        debug_never_prints_values,
         invalid_keyspace_is_rejected,
         batch_is_ordered_and_atomic,
         prefix_scan_is_ordered,

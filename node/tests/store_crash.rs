@@ -274,12 +274,18 @@ fn crash_on_create(backend: Backend) -> Result<(), Failed> {
     let seed = env_u64("SEEDFED_CRASH_SEED", 0x5eed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc4ea7e ^ backend as u64);
     let started = Instant::now();
-    let (mut acked, mut before_first_ack) = (0u64, 0u64);
+    let (mut acked, mut before_first_ack, mut files_existed) = (0u64, 0u64, 0u64);
     for round in 0..kills {
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let delay = Duration::from_micros(rng.next_u64() % 15_000);
         let acks = run_child(backend, dir.path(), 0, 0, delay)
             .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("failed")))?;
+        // Whether the kill came after the child had started creating the store's files.
+        let started_creating = std::fs::read_dir(dir.path())
+            .map_err(|e| format!("read store dir: {e}"))?
+            .next()
+            .is_some();
+        files_existed += u64::from(started_creating);
         let mut model = Model::new();
         for i in 0..acks {
             apply(&mut model, &record(i));
@@ -290,8 +296,9 @@ fn crash_on_create(backend: Backend) -> Result<(), Failed> {
         before_first_ack += u64::from(acks == 0);
     }
     eprintln!(
-        "{backend}: {kills} kills during creation ({before_first_ack} before the first \
-         acknowledgement), {acked} acknowledged records all present, {:.1?}",
+        "{backend}: {kills} kills during creation ({files_existed} after the store files \
+         appeared, {before_first_ack} before the first acknowledgement), {acked} acknowledged \
+         records all present, {:.1?}",
         started.elapsed()
     );
     Ok(())

@@ -27,6 +27,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use zeroize::Zeroize;
+
 pub use self::memory::MemoryStore;
 pub use self::redb::RedbStore;
 #[cfg(feature = "sled")]
@@ -91,8 +93,8 @@ pub enum StoreError {
     },
 }
 
-/// One operation of a [`Batch`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One operation of a [`Batch`]. Its `Debug` shows the keyspace and lengths, never bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Op {
     /// Set `key` to `value` in `keyspace`.
     Put {
@@ -121,11 +123,42 @@ impl Op {
     }
 }
 
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Put {
+                keyspace,
+                key,
+                value,
+            } => write!(
+                f,
+                "Put({keyspace}, {} key bytes, {} value bytes)",
+                key.len(),
+                value.len()
+            ),
+            Op::Delete { keyspace, key } => {
+                write!(f, "Delete({keyspace}, {} key bytes)", key.len())
+            }
+        }
+    }
+}
+
 /// Several puts and deletes, possibly over several keyspaces, committed together by
 /// [`Store::write`]: all or nothing, applied in order (a later operation on the same key wins).
+/// Values may be secrets (shares), so they are zeroized when the batch is dropped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Batch {
     ops: Vec<Op>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        for op in &mut self.ops {
+            if let Op::Put { value, .. } = op {
+                value.zeroize();
+            }
+        }
+    }
 }
 
 impl Batch {

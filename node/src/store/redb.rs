@@ -49,10 +49,16 @@ fn map_err(op: &'static str, err: impl Into<::redb::Error>) -> StoreError {
 }
 
 /// A [`Store`] backed by a redb database file.
-#[derive(Debug)]
 pub struct RedbStore {
     db: Database,
     guard: PanicGuard,
+}
+
+// Debug never prints stored bytes: the store holds shares and other secrets.
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore").finish_non_exhaustive()
+    }
 }
 
 impl RedbStore {

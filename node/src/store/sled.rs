@@ -62,10 +62,16 @@ fn stored_key(keyspace: &str, key: &[u8]) -> Vec<u8> {
 }
 
 /// A [`Store`] backed by a sled database directory.
-#[derive(Debug)]
 pub struct SledStore {
     db: ::sled::Db,
     guard: PanicGuard,
+}
+
+// Debug never prints stored bytes: the store holds shares and other secrets.
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
 }
 
 impl SledStore {
