@@ -1,0 +1,227 @@
+//! redb backend (the default): one file, copy-on-write B-trees, ACID transactions.
+//!
+//! Each keyspace is a redb table of `&[u8] -> &[u8]` named after it. Every [`Store::write`] is
+//! one write transaction committed with `Durability::Immediate`, which fsyncs before `commit`
+//! returns; redb's commit is crash-atomic (a torn commit is rolled back when the file is next
+//! opened), so batches spanning several keyspaces are all-or-nothing.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use ::redb::{Database, Durability, ReadableDatabase, TableDefinition, TableError};
+
+use super::{
+    panic_to_error, prefix_end, validate_keyspace, Backend, Batch, Op, PanicGuard, ScanIter, Store,
+    StoreError,
+};
+
+/// File name of the database inside the store directory.
+pub const FILE_NAME: &str = "seedfed.redb";
+/// Where a new database is initialised before it is renamed to [`FILE_NAME`].
+const NEW_FILE_NAME: &str = "seedfed.redb.new";
+
+const BACKEND: Backend = Backend::Redb;
+
+fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// Maps a redb error to a [`StoreError`], keeping corruption and I/O distinguishable.
+fn map_err(op: &'static str, err: impl Into<::redb::Error>) -> StoreError {
+    match err.into() {
+        ::redb::Error::Corrupted(detail) => StoreError::Corrupt {
+            backend: BACKEND,
+            detail,
+        },
+        ::redb::Error::Io(source) => StoreError::Io {
+            backend: BACKEND,
+            op,
+            source,
+        },
+        other => StoreError::Backend {
+            backend: BACKEND,
+            op,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// A [`Store`] backed by a redb database file.
+pub struct RedbStore {
+    db: Database,
+    guard: PanicGuard,
+}
+
+// Debug never prints stored bytes: the store holds shares and other secrets.
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore").finish_non_exhaustive()
+    }
+}
+
+impl RedbStore {
+    /// Opens or creates `dir/seedfed.redb`. A file that is not a valid redb database gives
+    /// [`StoreError::Corrupt`] (or another error), never a panic.
+    ///
+    /// A new database is created as `seedfed.redb.new`, closed, fsync'd and then renamed into
+    /// place: redb refuses a file whose creation was interrupted (it cannot tell it from
+    /// garbage), and a node killed during its very first start must still be able to start.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let io = |op| {
+            move |source| StoreError::Io {
+                backend: BACKEND,
+                op,
+                source,
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(io("create store directory"))?;
+        let path = dir.join(FILE_NAME);
+        if !path.exists() {
+            let fresh = dir.join(NEW_FILE_NAME);
+            match std::fs::remove_file(&fresh) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io("remove unfinished new store")(e))
+                }
+                _ => {}
+            }
+            drop(open_db(dir, &fresh, |p| Database::create(p))?);
+            std::fs::File::open(&fresh)
+                .and_then(|f| f.sync_all())
+                .map_err(io("sync new store"))?;
+            std::fs::rename(&fresh, &path).map_err(io("rename new store"))?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("sync store directory"))?;
+        }
+        Ok(Self {
+            db: open_db(dir, &path, |p| Database::open(p))?,
+            guard: PanicGuard::new(BACKEND),
+        })
+    }
+}
+
+/// Runs a redb open/create function, turning panics and errors into [`StoreError`]s.
+fn open_db(
+    dir: &Path,
+    path: &Path,
+    f: impl FnOnce(&Path) -> Result<Database, ::redb::DatabaseError>,
+) -> Result<Database, StoreError> {
+    let opened =
+        catch_unwind(AssertUnwindSafe(|| f(path))).map_err(|p| panic_to_error(BACKEND, p))?;
+    opened.map_err(|err| match err {
+        ::redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+            backend: BACKEND,
+            path: dir.display().to_string(),
+        },
+        // A file that is too short or has a foreign header is reported as I/O by redb
+        // (unexpected EOF) or as a bad header; both mean "not a valid store" here.
+        ::redb::DatabaseError::Storage(::redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::UnexpectedEof
+                || io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::Corrupt {
+                backend: BACKEND,
+                detail: io.to_string(),
+            }
+        }
+        other => map_err("open", other),
+    })
+}
+
+impl RedbStore {
+    fn get_inner(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| map_err("get", e))?;
+        let table = match txn.open_table(table(keyspace)) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(map_err("get", e)),
+        };
+        let value = table.get(key).map_err(|e| map_err("get", e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn write_inner(&self, batch: &Batch) -> Result<(), StoreError> {
+        // A table can be open only once per transaction: group the operations by keyspace.
+        // Order is kept within a keyspace, which is all that matters (keys never collide across
+        // keyspaces).
+        let mut by_keyspace: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+        for op in batch.ops() {
+            by_keyspace.entry(op.keyspace()).or_default().push(op);
+        }
+        let mut txn = self.db.begin_write().map_err(|e| map_err("write", e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| map_err("write", e))?;
+        for (keyspace, ops) in by_keyspace {
+            let mut table = txn
+                .open_table(table(keyspace))
+                .map_err(|e| map_err("write", e))?;
+            for op in ops {
+                match op {
+                    Op::Put { key, value, .. } => {
+                        table
+                            .insert(key.as_slice(), value.as_slice())
+                            .map_err(|e| map_err("put", e))?;
+                    }
+                    Op::Delete { key, .. } => {
+                        table
+                            .remove(key.as_slice())
+                            .map_err(|e| map_err("delete", e))?;
+                    }
+                }
+            }
+        }
+        // On an error above, dropping `txn` aborts it: nothing of the batch is committed.
+        txn.commit().map_err(|e| map_err("commit", e))
+    }
+
+    fn scan_inner(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'static>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| map_err("scan", e))?;
+        let table = match txn.open_table(table(keyspace)) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Box::new(std::iter::empty())),
+            Err(e) => return Err(map_err("scan", e)),
+        };
+        let end = prefix_end(prefix);
+        let end_bound = match &end {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        // The range owns its snapshot of the table, so it outlives `txn` and `table`.
+        let range = table
+            .range::<&[u8]>((Bound::Included(prefix), end_bound))
+            .map_err(|e| map_err("scan", e))?;
+        Ok(Box::new(range.map(|item| {
+            item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+                .map_err(|e| map_err("scan", e))
+        })))
+    }
+}
+
+impl Store for RedbStore {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        validate_keyspace(keyspace)?;
+        self.guard.run(|| self.get_inner(keyspace, key))
+    }
+
+    fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        batch.validate()?;
+        self.guard.run(|| self.write_inner(batch))
+    }
+
+    fn scan_prefix(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'_>, StoreError> {
+        validate_keyspace(keyspace)?;
+        let inner = self.guard.run(|| self.scan_inner(keyspace, prefix))?;
+        Ok(self.guard.iter(inner))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        // Every commit is already fsync'd (Durability::Immediate).
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! sled 0.34 backend (cargo feature `sled`): selectable, never the default.
+//!
+//! sled documents itself as beta and has open corruption reports, so the node defaults to redb;
+//! this backend exists because the original design named sled, and it passes the same
+//! conformance and crash tests. All keyspaces share sled's default tree: a key is stored as
+//! `len(keyspace) as u8 || keyspace || key`, so a keyspace is a key prefix and a [`Batch`] over
+//! several keyspaces is one `apply_batch` (atomic in sled). sled buffers writes in memory, so
+//! every write is followed by `flush()`. On Linux sled 0.34.7's `flush()` ends with
+//! `sync_file_range`, which neither flushes the drive's write cache nor the file's metadata, so
+//! this backend also calls `fdatasync` on sled's log file (`db`) after every flush. Pages larger
+//! than a quarter segment (128 KiB by default) go to files in `blobs/` that sled writes without
+//! any sync: against power loss such writes are not covered (see `docs/storage.md`).
+//!
+//! sled recovers its log up to the first bad record without reporting anything (it cannot tell
+//! a torn tail from damage), so a data file replaced by garbage would open as an empty store.
+//! To turn that total loss into an error, a store writes a sentinel key when it is created and
+//! then a marker file `created` next to sled's files; once the marker exists, opening without
+//! the sentinel is [`StoreError::Corrupt`]. Partial damage is still recovered silently by sled.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use super::{
+    panic_to_error, validate_keyspace, Backend, Batch, Op, PanicGuard, ScanIter, Store, StoreError,
+};
+
+/// Directory of the sled database inside the store directory.
+pub const DIR_NAME: &str = "sled";
+
+/// Marker file written once the sentinel key is durable.
+const MARKER: &str = "created";
+
+/// The sentinel key. Its length byte is 0, which no keyspace (1 to 64 bytes) produces.
+const SENTINEL_KEY: &[u8] = b"\x00seedfed-store";
+const SENTINEL_VALUE: &[u8] = b"v1";
+
+const BACKEND: Backend = Backend::Sled;
+
+fn map_err(op: &'static str, err: ::sled::Error) -> StoreError {
+    match err {
+        ::sled::Error::Io(source) => StoreError::Io {
+            backend: BACKEND,
+            op,
+            source,
+        },
+        ::sled::Error::Corruption { at, .. } => StoreError::Corrupt {
+            backend: BACKEND,
+            detail: format!("corruption detected at {at:?}"),
+        },
+        other => StoreError::Backend {
+            backend: BACKEND,
+            op,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// The stored key of `key` in `keyspace` (the keyspace name is at most 64 bytes, see
+/// [`validate_keyspace`], so its length fits the one-byte prefix).
+fn stored_key(keyspace: &str, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + keyspace.len() + key.len());
+    out.push(keyspace.len() as u8);
+    out.extend_from_slice(keyspace.as_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+/// A [`Store`] backed by a sled database directory.
+pub struct SledStore {
+    db: ::sled::Db,
+    /// sled's log file, opened only to `fdatasync` it.
+    log: std::fs::File,
+    guard: PanicGuard,
+}
+
+// Debug never prints stored bytes: the store holds shares and other secrets.
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens or creates the sled database in `dir/sled/`. sled answers some malformed files with
+    /// a panic; that panic is caught here and reported as [`StoreError::Corrupt`].
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(DIR_NAME);
+        std::fs::create_dir_all(&path).map_err(|source| StoreError::Io {
+            backend: BACKEND,
+            op: "create store directory",
+            source,
+        })?;
+        let config = ::sled::Config::new().path(&path);
+        let opened = catch_unwind(AssertUnwindSafe(|| config.open()))
+            .map_err(|payload| panic_to_error(BACKEND, payload))?;
+        let db = opened.map_err(|err| match err {
+            // sled 0.34.7 reports a held file lock as a formatted `Other` error.
+            ::sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
+                StoreError::Locked {
+                    backend: BACKEND,
+                    path: dir.display().to_string(),
+                }
+            }
+            other => map_err("open", other),
+        })?;
+        let log = std::fs::File::open(path.join("db")).map_err(|source| StoreError::Io {
+            backend: BACKEND,
+            op: "open log file",
+            source,
+        })?;
+        let store = Self {
+            db,
+            log,
+            guard: PanicGuard::new(BACKEND),
+        };
+        store.guard.run(|| store.check_sentinel(&path))?;
+        Ok(store)
+    }
+
+    /// Writes the sentinel on first open; afterwards requires it (see the module docs).
+    fn check_sentinel(&self, path: &Path) -> Result<(), StoreError> {
+        let marker = path.join(MARKER);
+        let found = self.db.get(SENTINEL_KEY).map_err(|e| map_err("open", e))?;
+        if found.as_deref() == Some(SENTINEL_VALUE) {
+            return Ok(());
+        }
+        if marker.exists() {
+            return Err(StoreError::Corrupt {
+                backend: BACKEND,
+                detail: "the store was created but its data is gone (sentinel missing)".into(),
+            });
+        }
+        // New store, or its creation was interrupted before the marker was written.
+        self.db
+            .insert(SENTINEL_KEY, SENTINEL_VALUE)
+            .map_err(|e| map_err("open", e))?;
+        self.sync("open")?;
+        let io = |source| StoreError::Io {
+            backend: BACKEND,
+            op: "write marker file",
+            source,
+        };
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        std::fs::File::open(path)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
+    }
+
+    /// sled's flush, then a real `fdatasync` of its log (see the module docs).
+    fn sync(&self, op: &'static str) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| map_err(op, e))?;
+        self.log.sync_data().map_err(|source| StoreError::Io {
+            backend: BACKEND,
+            op,
+            source,
+        })
+    }
+}
+
+impl Store for SledStore {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        validate_keyspace(keyspace)?;
+        self.guard.run(|| {
+            let value = self
+                .db
+                .get(stored_key(keyspace, key))
+                .map_err(|e| map_err("get", e))?;
+            Ok(value.map(|v| v.to_vec()))
+        })
+    }
+
+    fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        batch.validate()?;
+        let mut sled_batch = ::sled::Batch::default();
+        for op in batch.ops() {
+            match op {
+                Op::Put {
+                    keyspace,
+                    key,
+                    value,
+                } => sled_batch.insert(stored_key(keyspace, key), value.as_slice()),
+                Op::Delete { keyspace, key } => sled_batch.remove(stored_key(keyspace, key)),
+            }
+        }
+        self.guard.run(|| {
+            self.db
+                .apply_batch(sled_batch)
+                .map_err(|e| map_err("write", e))?;
+            self.sync("write")
+        })
+    }
+
+    fn scan_prefix(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'_>, StoreError> {
+        validate_keyspace(keyspace)?;
+        let skip = 1 + keyspace.len();
+        let iter = self
+            .guard
+            .run(|| Ok(self.db.scan_prefix(stored_key(keyspace, prefix))))?;
+        Ok(self.guard.iter(iter.map(move |item| {
+            item.map(|(k, v)| (k.get(skip..).unwrap_or_default().to_vec(), v.to_vec()))
+                .map_err(|e| map_err("scan", e))
+        })))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.guard.run(|| self.sync("flush"))
+    }
+}
