@@ -327,6 +327,46 @@ pub fn helper_deltas<R: RngCore + CryptoRng>(
     Ok(out)
 }
 
+/// Opens one sealed vector (of `session.leaves.len()` scalars) from every helper, addressed to
+/// `me` under the associated-data `label`, and sums them leaf by leaf. Each helper must send
+/// exactly one; a duplicate or a missing helper is an error naming it.
+fn sum_from_helpers<'a>(
+    session: &RepairSession,
+    my_key: &StaticSecret,
+    me: &MemberId,
+    label: &[u8],
+    messages: impl Iterator<Item = (MemberId, &'a Sealed)>,
+) -> Result<Zeroizing<Vec<Scalar>>, RepairError> {
+    let context = session.context();
+    let n = session.leaves.len();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sum = Zeroizing::new(vec![Scalar::ZERO; n]);
+    for (from, sealed) in messages {
+        let sender = session.helper(&from)?;
+        if !seen.insert(from) {
+            return Err(RepairError::Messages(from));
+        }
+        let body = seal::open(
+            my_key,
+            &PublicKey::from(sender.x25519),
+            &ad(label, &context, &from, me),
+            sealed,
+        )
+        .map_err(|error| RepairError::Seal {
+            sender: from,
+            error,
+        })?;
+        let values = decode(&body, n, from)?;
+        for (acc, v) in sum.iter_mut().zip(values.iter()) {
+            *acc += v;
+        }
+    }
+    if let Some(missing) = session.helpers.iter().find(|p| !seen.contains(&p.member)) {
+        return Err(RepairError::Messages(missing.member));
+    }
+    Ok(sum)
+}
+
 /// Step 2 (each helper): given the k delta messages addressed to it (one from every helper,
 /// its own included), the sealed sum vector for the target.
 pub fn helper_sigma<R: RngCore + CryptoRng>(
@@ -339,35 +379,18 @@ pub fn helper_sigma<R: RngCore + CryptoRng>(
     session.check()?;
     check_key(session.helper(me)?, my_key)?;
     let context = session.context();
-    let n = session.leaves.len();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut sum = Zeroizing::new(vec![Scalar::ZERO; n]);
     for msg in deltas {
         if msg.context != context || msg.to != *me {
             return Err(RepairError::WrongSession(msg.from));
         }
-        let sender = session.helper(&msg.from)?;
-        if !seen.insert(msg.from) {
-            return Err(RepairError::Messages(msg.from));
-        }
-        let body = seal::open(
-            my_key,
-            &PublicKey::from(sender.x25519),
-            &ad(AD_DELTA, &context, &msg.from, me),
-            &msg.sealed,
-        )
-        .map_err(|error| RepairError::Seal {
-            sender: msg.from,
-            error,
-        })?;
-        let values = decode(&body, n, msg.from)?;
-        for (acc, v) in sum.iter_mut().zip(values.iter()) {
-            *acc += v;
-        }
     }
-    if let Some(missing) = session.helpers.iter().find(|p| !seen.contains(&p.member)) {
-        return Err(RepairError::Messages(missing.member));
-    }
+    let sum = sum_from_helpers(
+        session,
+        my_key,
+        me,
+        AD_DELTA,
+        deltas.iter().map(|m| (m.from, &m.sealed)),
+    )?;
     let sealed = seal::seal(
         my_key,
         &PublicKey::from(session.target.x25519),
@@ -411,34 +434,18 @@ pub fn target_finish<R: RngCore + CryptoRng>(
     }
     let context = session.context();
     let me = session.target.member;
-    let mut seen = std::collections::BTreeSet::new();
-    let mut sum = Zeroizing::new(vec![Scalar::ZERO; n]);
     for msg in sigmas {
         if msg.context != context {
             return Err(RepairError::WrongSession(msg.from));
         }
-        let sender = session.helper(&msg.from)?;
-        if !seen.insert(msg.from) {
-            return Err(RepairError::Messages(msg.from));
-        }
-        let body = seal::open(
-            my_key,
-            &PublicKey::from(sender.x25519),
-            &ad(AD_SIGMA, &context, &msg.from, &me),
-            &msg.sealed,
-        )
-        .map_err(|error| RepairError::Seal {
-            sender: msg.from,
-            error,
-        })?;
-        let values = decode(&body, n, msg.from)?;
-        for (acc, v) in sum.iter_mut().zip(values.iter()) {
-            *acc += v;
-        }
     }
-    if let Some(missing) = session.helpers.iter().find(|p| !seen.contains(&p.member)) {
-        return Err(RepairError::Messages(missing.member));
-    }
+    let sum = sum_from_helpers(
+        session,
+        my_key,
+        &me,
+        AD_SIGMA,
+        sigmas.iter().map(|m| (m.from, &m.sealed)),
+    )?;
     let shares: Vec<Share> = sum.iter().map(|v| Share::from_scalar(me, *v)).collect();
     let items: Vec<(&Share, &Commitment)> = shares.iter().zip(commitments).collect();
     match shamir::verify_batch(&items, k, rng) {
