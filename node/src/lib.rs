@@ -1,0 +1,13 @@
+//! seedfed node library: networking, keystore, configuration, the local API and the operator
+//! CLI's building blocks. The `seedfed` binary and `seedfed-bootstrap` are thin shells over it.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod fsutil;
+pub mod genesis;
+pub mod keystore;
+pub mod network;
+pub mod node;
