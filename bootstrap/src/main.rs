@@ -1,7 +1,200 @@
 //! `seedfed-bootstrap`: a light Kademlia bootstrap node and the genesis tool.
 //!
-//! Not implemented yet (issue 3): it exits non-zero with a clear message.
+//! The bootstrap node runs the node crate's network with `Role::Bootstrap`: the same admission
+//! filter (it inserts only admitted peers into its routing table and is itself admitted by the
+//! same proof-of-work), no consensus and no shares. Its identity is kept unencrypted (mode 0600)
+//! in its home so it restarts unattended. It serves `/status`, `/metrics` and `/health`.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("seedfed-bootstrap is not implemented yet")
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use seedfed_node::config::{Config, LogFormat};
+use seedfed_node::fsutil;
+use seedfed_node::genesis::{Genesis, GenesisValidator};
+use tracing_subscriber::EnvFilter;
+
+/// seedfed bootstrap node and genesis tool.
+#[derive(Debug, Parser)]
+#[command(name = "seedfed-bootstrap", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Write a genesis file.
+    Genesis(GenesisArgs),
+    /// Run a bootstrap node.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct GenesisArgs {
+    /// Chain (federation) identifier.
+    #[arg(long)]
+    chain_id: String,
+    /// Admission proof-of-work difficulty (leading zero bits).
+    #[arg(long, default_value_t = 20)]
+    difficulty: u8,
+    /// Initial validator as `<peer id>=<stake>` (repeatable).
+    #[arg(long = "validator")]
+    validators: Vec<String>,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Home directory (identity file, peers file, API address file).
+    #[arg(long)]
+    home: PathBuf,
+    /// The federation's genesis file.
+    #[arg(long)]
+    genesis: PathBuf,
+    /// Listen multiaddresses.
+    #[arg(long, default_values_t = ["/ip4/0.0.0.0/tcp/4000".to_string(), "/ip4/0.0.0.0/udp/4000/quic-v1".to_string()])]
+    listen: Vec<String>,
+    /// Other bootstrap nodes.
+    #[arg(long)]
+    bootstrap: Vec<String>,
+    /// Local API address (status, metrics, health).
+    #[arg(long, default_value = "127.0.0.1:9300")]
+    api_listen: String,
+    /// Seconds between discovery rounds.
+    #[arg(long, default_value_t = 30)]
+    discovery_interval_secs: u64,
+    /// Log filter (RUST_LOG wins).
+    #[arg(long, default_value = "info")]
+    log_filter: String,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    match real_main(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_validator(s: &str) -> anyhow::Result<GenesisValidator> {
+    let (id, stake) = s
+        .split_once('=')
+        .with_context(|| format!("validator {s:?} is not <peer id>=<stake>"))?;
+    Ok(GenesisValidator {
+        peer_id: id.to_string(),
+        stake: stake
+            .parse()
+            .with_context(|| format!("stake {stake:?} is not a number"))?,
+    })
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Genesis(a) => {
+            let genesis = Genesis {
+                chain_id: a.chain_id,
+                pow_difficulty: a.difficulty,
+                validators: a
+                    .validators
+                    .iter()
+                    .map(|v| parse_validator(v))
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            genesis.check()?;
+            fsutil::write_atomic(&a.out, genesis.to_toml().as_bytes(), 0o644)
+                .with_context(|| format!("cannot write {}", a.out.display()))?;
+            println!("wrote {}", a.out.display());
+            Ok(())
+        }
+        Cmd::Run(a) => {
+            let genesis = Genesis::load(&a.genesis)?;
+            let mut config = Config::default();
+            config.network.listen = a.listen;
+            config.network.bootstrap = a.bootstrap;
+            config.network.discovery_interval_secs = a.discovery_interval_secs;
+            config.api.listen = a.api_listen;
+            config.log.filter = a.log_filter;
+            config.log.format = if a.log_json {
+                LogFormat::Json
+            } else {
+                LogFormat::Plain
+            };
+            init_logging(&config)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(seedfed_node::node::run_bootstrap(
+                &a.home,
+                &genesis,
+                &config,
+                seedfed_node::node::shutdown_signal(),
+            ))?;
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(v),
+        _ => EnvFilter::try_new(&config.log.filter),
+    }
+    .context("invalid log filter")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let r = match config.log.format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    r.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_genesis_and_run() {
+        let c = Cli::parse_from([
+            "seedfed-bootstrap",
+            "genesis",
+            "--chain-id",
+            "c",
+            "--difficulty",
+            "8",
+            "--validator",
+            "a=1",
+            "--out",
+            "g.toml",
+        ]);
+        assert!(matches!(
+            c.command,
+            Cmd::Genesis(GenesisArgs { difficulty: 8, .. })
+        ));
+        let c = Cli::parse_from(["seedfed-bootstrap", "run", "--home", "h", "--genesis", "g"]);
+        match c.command {
+            Cmd::Run(r) => assert_eq!(r.listen.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["seedfed-bootstrap", "run"]).is_err());
+    }
+
+    #[test]
+    fn validator_syntax() {
+        assert_eq!(parse_validator("x=5").unwrap().stake, 5);
+        assert!(parse_validator("x").is_err());
+        assert!(parse_validator("x=y").is_err());
+    }
 }

@@ -1,23 +1,220 @@
-//! `seedfed`: the federation node binary.
-//!
-//! The networked node is being built (issue 3); until it lands every subcommand says so and
-//! exits non-zero rather than pretending to run.
+//! `seedfed`: the federation node binary. A thin shell over the `seedfed_node` library: it
+//! parses the command line, sets up logging, and turns every error into one line on stderr and
+//! a non-zero exit code.
 
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
 use clap::Parser;
+use seedfed_node::cli::{self, Cli, Command, InitArgs, KeysCommand, StatusArgs};
+use seedfed_node::config::{Config, LogFormat, CONFIG_FILE};
+use seedfed_node::genesis::Genesis;
+use seedfed_node::{api, fsutil, keystore, node};
+use tracing_subscriber::EnvFilter;
 
-/// seedfed federation node.
-#[derive(Debug, Parser)]
-#[command(name = "seedfed", version)]
-struct Cli {
-    /// Node home directory.
-    #[arg(long, global = true, default_value = "~/.seedfed")]
-    home: String,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    anyhow::bail!(
-        "the networked node is not implemented yet (home {}); use `seedfed-testnet simulate`",
-        cli.home
-    )
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    let home = cli::expand_home(&cli.home);
+    match cli.command {
+        Command::Init(args) => init(&home, args),
+        Command::Run(args) => {
+            let config = Config::load(&home)?;
+            if args.dump_config {
+                print!("{}", config.to_toml());
+                return Ok(());
+            }
+            init_logging(&config)?;
+            let ks_path = Config::resolve(&home, &config.node.keystore);
+            let pass = cli::read_passphrase(args.passphrase_file.as_deref(), false)?;
+            let (identity, admission) = keystore::load(&ks_path, &pass)?;
+            drop(pass);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(node::run_node(
+                &home,
+                &config,
+                &identity,
+                &admission,
+                node::shutdown_signal(),
+            ))?;
+            Ok(())
+        }
+        Command::Status(args) => status(&home, args),
+        Command::Keys { command } => keys(&home, command),
+    }
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(v),
+        _ => EnvFilter::try_new(&config.log.filter),
+    }
+    .context("invalid log filter")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let r = match config.log.format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    r.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+fn init(home: &Path, args: InitArgs) -> anyhow::Result<()> {
+    let genesis = Genesis::load(&args.chain)?;
+    let mut config = Config::default();
+    if !args.listen.is_empty() {
+        config.network.listen = args.listen.clone();
+    }
+    config.network.bootstrap = args.bootstrap.clone();
+    if let Some(a) = &args.api_listen {
+        config.api.listen = a.clone();
+    }
+    for a in config
+        .network
+        .listen
+        .iter()
+        .chain(&config.network.bootstrap)
+    {
+        a.parse::<libp2p::Multiaddr>()
+            .with_context(|| format!("invalid multiaddress {a:?}"))?;
+    }
+    let ks_path = Config::resolve(home, &config.node.keystore);
+    if ks_path.exists() && !args.force {
+        bail!(
+            "{} already exists; refusing to overwrite an identity (use --force)",
+            ks_path.display()
+        );
+    }
+    let pass = cli::read_passphrase(args.passphrase_file.as_deref(), true)?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(home)
+            .with_context(|| format!("cannot create home directory {}", home.display()))?;
+    }
+    let identity = keystore::Identity::generate();
+    let d = genesis.pow_difficulty;
+    let expected = 1u128 << d;
+    let started = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    eprintln!(
+        "solving the admission proof-of-work for {} (difficulty {d} bits, ~{expected} hashes expected)",
+        identity.peer_id()
+    );
+    let admission = keystore::solve_admission(&identity, &genesis.chain_id, d, |n| {
+        let pct = (u128::from(n) * 100 / expected.max(1)).min(999);
+        if tty {
+            eprint!("\r  {n} hashes ({pct}% of expected)   ");
+        } else if n % (1 << 24) == 0 {
+            eprintln!("  {n} hashes ({pct}% of expected)");
+        }
+        let _ = std::io::stderr().flush();
+    })?;
+    if tty {
+        eprintln!();
+    }
+    eprintln!("  solved in {:.1}s", started.elapsed().as_secs_f64());
+    keystore::save(&ks_path, &identity, admission, &pass)?;
+    let genesis_path = Config::resolve(home, &config.node.genesis);
+    fsutil::write_atomic(&genesis_path, genesis.to_toml().as_bytes(), 0o644)
+        .with_context(|| format!("cannot write {}", genesis_path.display()))?;
+    let cfg_path = home.join(CONFIG_FILE);
+    fsutil::write_atomic(&cfg_path, config.commented_toml().as_bytes(), 0o644)
+        .with_context(|| format!("cannot write {}", cfg_path.display()))?;
+    node::open_store(&Config::resolve(home, &config.node.data_dir))?;
+    println!("initialised {}", home.display());
+    println!("  peer id:  {}", identity.peer_id());
+    println!("  keystore: {}", ks_path.display());
+    println!("  config:   {}", cfg_path.display());
+    Ok(())
+}
+
+fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
+    let addr = match &args.api {
+        Some(a) => a
+            .parse()
+            .with_context(|| format!("invalid API address {a:?}"))?,
+        None => api::running_api_addr(home)?,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = rt.block_on(api::fetch_status(addr))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let n = &report.network;
+    println!("peer id:        {}", n.peer_id);
+    println!(
+        "role:           {} (seedfed {})",
+        report.role, report.version
+    );
+    println!("chain:          {}", n.chain_id);
+    println!("listening on:   {}", n.listen_addrs.join(", "));
+    println!("connected:      {}", n.connected.len());
+    println!("admitted:       {}", n.admitted.len());
+    println!("routing table:  {}", n.routing_table.len());
+    println!("rejected:       {}", n.rejected_total);
+    for p in &n.admitted {
+        println!(
+            "  {} {} stake={}",
+            p.peer_id,
+            if p.connected {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            p.stake
+        );
+    }
+    Ok(())
+}
+
+fn keys(home: &Path, command: KeysCommand) -> anyhow::Result<()> {
+    let config = Config::load(home)?;
+    let public = keystore::load_public(&Config::resolve(home, &config.node.keystore))?;
+    match command {
+        KeysCommand::Show { json: true } => {
+            println!("{}", serde_json::to_string_pretty(&public)?);
+        }
+        KeysCommand::Show { json: false } => {
+            println!("peer id:        {}", public.peer_id);
+            println!("ed25519 public: {}", public.ed25519_public);
+            println!("x25519 public:  {}", public.x25519_public);
+            println!(
+                "admission:      chain {} difficulty {} nonce {}",
+                public.admission.chain_id, public.admission.difficulty, public.admission.nonce
+            );
+        }
+        KeysCommand::ExportPublic { out } => {
+            let text = serde_json::to_string_pretty(&public)? + "\n";
+            match out {
+                Some(p) => fsutil::write_atomic(&p, text.as_bytes(), 0o644)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
 }

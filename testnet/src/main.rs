@@ -1,30 +1,44 @@
 //! `seedfed-testnet`: runs a local federation.
+//!
+//! `simulate` runs the whole key life cycle in one process (see `simulate.rs`); `up` / `down`
+//! start and stop a multi-process testnet on loopback (see `up.rs`).
+
+mod up;
 
 use clap::{Parser, Subcommand};
 
 use seedfed_testnet::simulate::{self, SimArgs};
 
-/// Run a local seedfed federation.
+/// seedfed local federation tools.
 #[derive(Debug, Parser)]
 #[command(name = "seedfed-testnet", version)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Cmd,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Cmd {
     /// Simulate the whole federation in one process (DKG, assignment, sectors, dealing, master
     /// key, MPC signing, repair) and write the public key and signatures to `--out`.
     Simulate(SimArgs),
+    /// Start a bootstrap node and N nodes on loopback and wait until they admit each other.
+    Up(up::UpArgs),
+    /// Stop a testnet started by `up`.
+    Down(up::DownArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Simulate(args) => {
-            simulate::run(args)?;
+fn main() -> std::process::ExitCode {
+    let r = match Cli::parse().command {
+        Cmd::Simulate(args) => simulate::run(args).map(|_| ()),
+        Cmd::Up(a) => up::up(a),
+        Cmd::Down(a) => up::down(a),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
         }
     }
-    Ok(())
 }

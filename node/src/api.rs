@@ -1,0 +1,161 @@
+//! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text format from the one
+//! registry shared with libp2p's metrics) and `/health`. It binds to loopback by default and
+//! carries no secrets; `seedfed status` reads it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::network::{NetworkHandle, NetworkStatus};
+
+/// File in the home directory holding the API's actual bound address while the node runs.
+pub const API_ADDR_FILE: &str = "api.addr";
+
+/// What `/status` returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Software version.
+    pub version: String,
+    /// `node` or `bootstrap`.
+    pub role: String,
+    /// The network's view.
+    pub network: NetworkStatus,
+}
+
+/// Shared state of the API server.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The network.
+    pub network: NetworkHandle,
+    /// Metrics registry.
+    pub registry: Arc<Registry>,
+    /// `node` or `bootstrap`.
+    pub role: &'static str,
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+async fn status(State(s): State<ApiState>) -> Result<Json<StatusReport>, StatusCode> {
+    let network = s
+        .network
+        .status()
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    Ok(Json(StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        role: s.role.to_string(),
+        network,
+    }))
+}
+
+async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &s.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "metrics encoding failed".to_string(),
+        ),
+    }
+}
+
+async fn health(State(s): State<ApiState>) -> (StatusCode, &'static str) {
+    match s.network.status().await {
+        Ok(_) => (StatusCode::OK, "ok\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "network stopped\n"),
+    }
+}
+
+/// Why the status could not be read.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// No address known.
+    #[error("no running node found for home {0} (is `seedfed run` running?)")]
+    NotRunning(String),
+    /// Address file is invalid.
+    #[error("invalid API address {0:?}")]
+    BadAddress(String),
+    /// Connection or protocol failure.
+    #[error("cannot reach the node's API at {addr}: {reason}")]
+    Unreachable {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The API address of the node running in `home` (from the address file it writes).
+pub fn running_api_addr(home: &Path) -> Result<SocketAddr, ApiError> {
+    let text = std::fs::read_to_string(home.join(API_ADDR_FILE))
+        .map_err(|_| ApiError::NotRunning(home.display().to_string()))?;
+    text.trim()
+        .parse()
+        .map_err(|_| ApiError::BadAddress(text.trim().to_string()))
+}
+
+/// GETs a path from a local API and returns the body.
+pub async fn get_text(addr: SocketAddr, path: &str) -> Result<(u16, String), ApiError> {
+    let unreachable = |reason: String| ApiError::Unreachable {
+        addr: addr.to_string(),
+        reason,
+    };
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let uri = format!("http://{addr}{path}")
+        .parse::<hyper::Uri>()
+        .map_err(|e| unreachable(e.to_string()))?;
+    let resp = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
+        .await
+        .map_err(|_| unreachable("timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let code = resp.status().as_u16();
+    let body = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
+        .await
+        .map_err(|_| unreachable("timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?
+        .to_bytes();
+    Ok((code, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Reads `/status` from a local API.
+pub async fn fetch_status(addr: SocketAddr) -> Result<StatusReport, ApiError> {
+    let (code, body) = get_text(addr, "/status").await?;
+    if code != 200 {
+        return Err(ApiError::Unreachable {
+            addr: addr.to_string(),
+            reason: format!("HTTP {code}"),
+        });
+    }
+    serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {
+        addr: addr.to_string(),
+        reason: format!("bad status JSON: {e}"),
+    })
+}

@@ -1,0 +1,279 @@
+//! The `seedfed` command line (clap derive) and its small helpers: home-directory expansion
+//! and passphrase sources (file, `SEEDFED_PASSPHRASE`, or an interactive prompt).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use thiserror::Error;
+
+use crate::keystore::Passphrase;
+
+/// Environment variable holding the keystore passphrase.
+pub const PASSPHRASE_ENV: &str = "SEEDFED_PASSPHRASE";
+
+/// seedfed federation node.
+#[derive(Debug, Parser)]
+#[command(name = "seedfed", version, about = "seedfed federation node")]
+pub struct Cli {
+    /// Node home directory (keys, config, data).
+    #[arg(
+        long,
+        global = true,
+        env = "SEEDFED_HOME",
+        default_value = "~/.seedfed"
+    )]
+    pub home: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the home directory, identity keys, admission proof and config.toml.
+    Init(InitArgs),
+    /// Run the node.
+    Run(RunArgs),
+    /// Print the running node's view of the network (from its local API).
+    Status(StatusArgs),
+    /// Show public identity material.
+    Keys {
+        /// Which.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// `seedfed init`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The federation's genesis file.
+    #[arg(long)]
+    pub chain: PathBuf,
+    /// Read the keystore passphrase from this file instead of prompting.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Listen multiaddresses to write into config.toml (default: TCP and QUIC on port 4001).
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// Bootstrap multiaddresses (ending in /p2p/<peer id>) to write into config.toml.
+    #[arg(long)]
+    pub bootstrap: Vec<String>,
+    /// Local API address to write into config.toml.
+    #[arg(long)]
+    pub api_listen: Option<String>,
+    /// Overwrite an existing home directory's keys and config.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `seedfed run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Read the keystore passphrase from this file instead of prompting.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Print the effective configuration (file + environment overrides) and exit.
+    #[arg(long)]
+    pub dump_config: bool,
+}
+
+/// `seedfed status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// API address (default: the one the running node wrote into its home directory).
+    #[arg(long)]
+    pub api: Option<String>,
+}
+
+/// `seedfed keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the peer id, public keys and admission proof.
+    Show {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the public identity (JSON) to a file or stdout.
+    ExportPublic {
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Why a passphrase could not be obtained.
+#[derive(Debug, Error)]
+pub enum PassphraseError {
+    /// File unreadable.
+    #[error("cannot read passphrase file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// No source available.
+    #[error("no passphrase: use --passphrase-file, {PASSPHRASE_ENV}, or run in a terminal")]
+    NoSource,
+    /// Prompt failed.
+    #[error("cannot read passphrase: {0}")]
+    Prompt(String),
+    /// Confirmation mismatch.
+    #[error("passphrases do not match")]
+    Mismatch,
+    /// Empty.
+    #[error("the passphrase is empty")]
+    Empty,
+}
+
+/// Expands a leading `~/` with `$HOME`.
+pub fn expand_home(home: &str) -> PathBuf {
+    if let Some(rest) = home.strip_prefix("~/") {
+        if let Some(h) = std::env::var_os("HOME") {
+            return Path::new(&h).join(rest);
+        }
+    }
+    PathBuf::from(home)
+}
+
+/// Gets the passphrase from a file, the environment, or a prompt (confirmed twice if `confirm`).
+pub fn read_passphrase(file: Option<&Path>, confirm: bool) -> Result<Passphrase, PassphraseError> {
+    let pass = if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| PassphraseError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Passphrase::new(text)
+    } else if let Ok(v) = std::env::var(PASSPHRASE_ENV) {
+        Passphrase::new(v)
+    } else if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password("keystore passphrase: ")
+            .map_err(|e| PassphraseError::Prompt(e.to_string()))?;
+        if confirm {
+            let again = rpassword::prompt_password("repeat passphrase: ")
+                .map_err(|e| PassphraseError::Prompt(e.to_string()))?;
+            if again != p {
+                return Err(PassphraseError::Mismatch);
+            }
+        }
+        Passphrase::new(p)
+    } else {
+        return Err(PassphraseError::NoSource);
+    };
+    if pass.is_empty() {
+        return Err(PassphraseError::Empty);
+    }
+    Ok(pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parse_init_with_global_home_after_subcommand() {
+        let cli = Cli::parse_from([
+            "seedfed",
+            "init",
+            "--chain",
+            "g.toml",
+            "--home",
+            "/tmp/h",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/1",
+            "--listen",
+            "/ip4/127.0.0.1/udp/1/quic-v1",
+            "--passphrase-file",
+            "pw",
+        ]);
+        assert_eq!(cli.home, "/tmp/h");
+        match cli.command {
+            Command::Init(a) => {
+                assert_eq!(a.chain, PathBuf::from("g.toml"));
+                assert_eq!(a.listen.len(), 2);
+                assert_eq!(a.passphrase_file, Some(PathBuf::from("pw")));
+                assert!(!a.force);
+            }
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_run_status_keys() {
+        let cli = Cli::parse_from(["seedfed", "--home", "h", "run", "--dump-config"]);
+        assert!(matches!(
+            cli.command,
+            Command::Run(RunArgs {
+                dump_config: true,
+                ..
+            })
+        ));
+        let cli = Cli::parse_from(["seedfed", "status", "--json"]);
+        assert!(matches!(
+            cli.command,
+            Command::Status(StatusArgs {
+                json: true,
+                api: None
+            })
+        ));
+        let cli = Cli::parse_from(["seedfed", "keys", "show"]);
+        assert!(matches!(
+            cli.command,
+            Command::Keys {
+                command: KeysCommand::Show { json: false }
+            }
+        ));
+        let cli = Cli::parse_from(["seedfed", "keys", "export-public", "--out", "p.json"]);
+        assert!(matches!(
+            cli.command,
+            Command::Keys {
+                command: KeysCommand::ExportPublic { out: Some(_) }
+            }
+        ));
+    }
+
+    #[test]
+    fn missing_required_and_unknown_flags_fail() {
+        assert!(Cli::try_parse_from(["seedfed", "init"]).is_err());
+        assert!(Cli::try_parse_from(["seedfed", "run", "--nope"]).is_err());
+        assert!(Cli::try_parse_from(["seedfed"]).is_err());
+    }
+
+    #[test]
+    fn home_expansion() {
+        if let Some(h) = std::env::var_os("HOME") {
+            assert_eq!(expand_home("~/x"), Path::new(&h).join("x"));
+        }
+        assert_eq!(expand_home("/abs"), PathBuf::from("/abs"));
+    }
+
+    #[test]
+    fn passphrase_from_file_strips_newline_and_rejects_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "secret\n").unwrap();
+        assert!(!read_passphrase(Some(&f), false).unwrap().is_empty());
+        std::fs::write(&f, "\n").unwrap();
+        assert!(matches!(
+            read_passphrase(Some(&f), false),
+            Err(PassphraseError::Empty)
+        ));
+        assert!(matches!(
+            read_passphrase(Some(&dir.path().join("missing")), false),
+            Err(PassphraseError::File { .. })
+        ));
+    }
+}

@@ -1,0 +1,315 @@
+//! Node configuration: `config.toml` in the home directory, overridden by environment variables
+//! `SEEDFED__SECTION__KEY` (for example `SEEDFED__NETWORK__BOOTSTRAP='["/ip4/1.2.3.4/tcp/4001"]'`).
+//!
+//! Layers, later wins: built-in defaults, the TOML file, the environment. Unknown keys are
+//! errors (a typo must not silently fall back to a default). Relative paths are relative to
+//! the home directory.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Name of the config file inside the home directory.
+pub const CONFIG_FILE: &str = "config.toml";
+/// Environment variable prefix for overrides.
+pub const ENV_PREFIX: &str = "SEEDFED__";
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Files and directories.
+    pub node: NodeSection,
+    /// Peer-to-peer networking.
+    pub network: NetworkSection,
+    /// Local HTTP API (status, metrics, health).
+    pub api: ApiSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// `[node]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// Genesis file. Env: `SEEDFED__NODE__GENESIS`.
+    pub genesis: PathBuf,
+    /// Encrypted keystore. Env: `SEEDFED__NODE__KEYSTORE`.
+    pub keystore: PathBuf,
+    /// Data directory (the durable store lives here). Env: `SEEDFED__NODE__DATA_DIR`.
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self {
+            genesis: "genesis.toml".into(),
+            keystore: "keystore.json".into(),
+            data_dir: "data".into(),
+        }
+    }
+}
+
+/// `[network]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    /// Listen multiaddresses (TCP and QUIC). Env: `SEEDFED__NETWORK__LISTEN`.
+    pub listen: Vec<String>,
+    /// Bootstrap multiaddresses, each ending in `/p2p/<peer id>`. Env: `SEEDFED__NETWORK__BOOTSTRAP`.
+    pub bootstrap: Vec<String>,
+    /// Maximum established connections. Env: `SEEDFED__NETWORK__MAX_CONNECTIONS`.
+    pub max_connections: u32,
+    /// Maximum established connections per peer. Env: `SEEDFED__NETWORK__MAX_CONNECTIONS_PER_PEER`.
+    pub max_connections_per_peer: u32,
+    /// Maximum pending (handshaking) connections each way. Env: `SEEDFED__NETWORK__MAX_PENDING`.
+    pub max_pending: u32,
+    /// Refuse new connections above this fraction of system memory in use.
+    /// Env: `SEEDFED__NETWORK__MAX_MEMORY_FRACTION`.
+    pub max_memory_fraction: f64,
+    /// Maximum gossip message size in bytes. Env: `SEEDFED__NETWORK__GOSSIP_MAX_BYTES`.
+    pub gossip_max_bytes: usize,
+    /// Maximum request/response size in bytes. Env: `SEEDFED__NETWORK__REQUEST_MAX_BYTES`.
+    pub request_max_bytes: u64,
+    /// Seconds a new peer has to present a valid admission record.
+    /// Env: `SEEDFED__NETWORK__ADMISSION_TIMEOUT_SECS`.
+    pub admission_timeout_secs: u64,
+    /// Seconds between discovery rounds (Kademlia walks, redials).
+    /// Env: `SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS`.
+    pub discovery_interval_secs: u64,
+    /// Seconds an idle connection stays open. Env: `SEEDFED__NETWORK__IDLE_TIMEOUT_SECS`.
+    pub idle_timeout_secs: u64,
+    /// Seconds `run` waits, on a first start, for a bootstrap node before giving up.
+    /// Env: `SEEDFED__NETWORK__BOOTSTRAP_TIMEOUT_SECS`.
+    pub bootstrap_timeout_secs: u64,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4001".into(),
+                "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
+            ],
+            bootstrap: vec![],
+            max_connections: 128,
+            max_connections_per_peer: 2,
+            max_pending: 32,
+            max_memory_fraction: 0.9,
+            gossip_max_bytes: 1 << 20,
+            request_max_bytes: 4 << 20,
+            admission_timeout_secs: 10,
+            discovery_interval_secs: 30,
+            idle_timeout_secs: 3600,
+            bootstrap_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[api]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Address of the local HTTP API (`/status`, `/metrics`, `/health`). Keep it on loopback.
+    /// Env: `SEEDFED__API__LISTEN`.
+    pub listen: String,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9400".into(),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `tracing` filter directive (`RUST_LOG` wins if set). Env: `SEEDFED__LOG__FILTER`.
+    pub filter: String,
+    /// `plain` or `json`. Env: `SEEDFED__LOG__FORMAT`.
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: LogFormat::Plain,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The config file is missing.
+    #[error("config file {0} not found (run `seedfed init` first)")]
+    Missing(String),
+    /// The file or an override is invalid.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `home/config.toml` with environment overrides.
+    pub fn load(home: &Path) -> Result<Self, ConfigError> {
+        let path = home.join(CONFIG_FILE);
+        if !path.exists() {
+            return Err(ConfigError::Missing(path.display().to_string()));
+        }
+        Self::figment(&path).extract().map_err(|e| {
+            ConfigError::Invalid(e.to_string().lines().next().unwrap_or_default().to_string())
+        })
+    }
+
+    fn figment(path: &Path) -> Figment {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(path))
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    /// Resolves a path from the config against the home directory.
+    pub fn resolve(home: &Path, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            home.join(p)
+        }
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// A commented `config.toml` for `seedfed init`, documenting each key's env override.
+    pub fn commented_toml(&self) -> String {
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let list = |v: &[String]| {
+            let items: Vec<String> = v.iter().map(|s| q(s)).collect();
+            format!("[{}]", items.join(", "))
+        };
+        let n = &self.network;
+        format!(
+            r#"# seedfed node configuration. Every key can be overridden by an environment variable
+# SEEDFED__<SECTION>__<KEY> (named next to each key); `seedfed run --dump-config` prints
+# the effective configuration. Relative paths are relative to the home directory.
+
+[node]
+# SEEDFED__NODE__GENESIS: the federation's genesis file
+genesis = {genesis}
+# SEEDFED__NODE__KEYSTORE: encrypted identity keys (mode 0600)
+keystore = {keystore}
+# SEEDFED__NODE__DATA_DIR: the durable store
+data_dir = {data_dir}
+
+[network]
+# SEEDFED__NETWORK__LISTEN: listen multiaddresses (TCP and QUIC)
+listen = {listen}
+# SEEDFED__NETWORK__BOOTSTRAP: bootstrap multiaddresses ending in /p2p/<peer id>
+bootstrap = {bootstrap}
+# SEEDFED__NETWORK__MAX_CONNECTIONS: maximum established connections
+max_connections = {max_connections}
+# SEEDFED__NETWORK__MAX_CONNECTIONS_PER_PEER
+max_connections_per_peer = {per_peer}
+# SEEDFED__NETWORK__MAX_PENDING: maximum handshaking connections each way
+max_pending = {max_pending}
+# SEEDFED__NETWORK__MAX_MEMORY_FRACTION: refuse connections above this fraction of memory in use
+max_memory_fraction = {mem}
+# SEEDFED__NETWORK__GOSSIP_MAX_BYTES: largest gossip message
+gossip_max_bytes = {gossip}
+# SEEDFED__NETWORK__REQUEST_MAX_BYTES: largest request or response
+request_max_bytes = {request}
+# SEEDFED__NETWORK__ADMISSION_TIMEOUT_SECS: time a new peer has to prove admission
+admission_timeout_secs = {adm}
+# SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS: period of Kademlia walks and redials
+discovery_interval_secs = {disc}
+# SEEDFED__NETWORK__IDLE_TIMEOUT_SECS: idle connection timeout
+idle_timeout_secs = {idle}
+# SEEDFED__NETWORK__BOOTSTRAP_TIMEOUT_SECS: on a first start, give up if no bootstrap node answers
+bootstrap_timeout_secs = {boot_to}
+
+[api]
+# SEEDFED__API__LISTEN: local HTTP API (/status, /metrics, /health); keep it on loopback
+listen = {api}
+
+[log]
+# SEEDFED__LOG__FILTER: tracing filter (RUST_LOG wins if set)
+filter = {filter}
+# SEEDFED__LOG__FORMAT: plain or json
+format = {format}
+"#,
+            genesis = q(&self.node.genesis.display().to_string()),
+            keystore = q(&self.node.keystore.display().to_string()),
+            data_dir = q(&self.node.data_dir.display().to_string()),
+            listen = list(&n.listen),
+            bootstrap = list(&n.bootstrap),
+            max_connections = n.max_connections,
+            per_peer = n.max_connections_per_peer,
+            max_pending = n.max_pending,
+            mem = toml::Value::Float(n.max_memory_fraction),
+            gossip = n.gossip_max_bytes,
+            request = n.request_max_bytes,
+            adm = n.admission_timeout_secs,
+            disc = n.discovery_interval_secs,
+            idle = n.idle_timeout_secs,
+            boot_to = n.bootstrap_timeout_secs,
+            api = q(&self.api.listen),
+            filter = q(&self.log.filter),
+            format = q(match self.log.format {
+                LogFormat::Plain => "plain",
+                LogFormat::Json => "json",
+            }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_template_parses_back_to_the_same_config() {
+        let mut c = Config::default();
+        c.network.bootstrap = vec!["/ip4/127.0.0.1/tcp/1/p2p/x".into()];
+        c.log.format = LogFormat::Json;
+        let back: Config = toml::from_str(&c.commented_toml()).unwrap();
+        assert_eq!(back, c);
+        let dumped: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(dumped, c);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[network]\nlisten_typo = []\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            Config::load(dir.path()),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            Config::load(&dir.path().join("nope")),
+            Err(ConfigError::Missing(_))
+        ));
+    }
+}

@@ -1,0 +1,414 @@
+//! Node runtime: assembles the network, the local API and (later) the store and consensus from
+//! a home directory, runs until a shutdown signal, and stops in order (network first, so known
+//! peers are saved; then the API). The bootstrap node uses the same runtime with
+//! [`Role::Bootstrap`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use prometheus_client::registry::Registry;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::api::{self, ApiState, API_ADDR_FILE};
+use crate::config::Config;
+use crate::genesis::Genesis;
+use crate::keystore::{Identity, StoredAdmission};
+use crate::network::{
+    self, AdmissionRecord, GossipValidator, Limits, NetworkConfig, NetworkEvent, NetworkHandle,
+    Role,
+};
+
+/// File (in the home directory) remembering admitted peers across restarts.
+pub const PEERS_FILE: &str = "peers.json";
+
+/// Why the node could not start or run.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// Bad configuration value.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The keystore's admission proof does not fit the genesis.
+    #[error("admission proof does not fit the genesis: {0} (re-run `seedfed init`)")]
+    Admission(String),
+    /// Network failure.
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
+    /// API server failure.
+    #[error("cannot serve the local API on {addr}: {reason}")]
+    Api {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// No bootstrap node answered on a first start.
+    #[error("no bootstrap node reachable within {secs}s (tried {addrs})")]
+    BootstrapUnreachable {
+        /// Seconds waited.
+        secs: u64,
+        /// Addresses tried.
+        addrs: String,
+    },
+    /// Filesystem failure.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn parse_addrs(list: &[String], what: &str) -> Result<Vec<Multiaddr>, NodeError> {
+    list.iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e| NodeError::Config(format!("{what} address {s:?}: {e}")))
+        })
+        .collect()
+}
+
+/// Builds the network configuration from the node's pieces.
+pub fn network_config(
+    home: &Path,
+    config: &Config,
+    genesis: &Genesis,
+    identity: &Identity,
+    admission: &StoredAdmission,
+    role: Role,
+    gossip_validator: Option<GossipValidator>,
+) -> Result<NetworkConfig, NodeError> {
+    if admission.chain_id != genesis.chain_id {
+        return Err(NodeError::Admission(format!(
+            "proof is for chain {:?}, genesis is {:?}",
+            admission.chain_id, genesis.chain_id
+        )));
+    }
+    identity
+        .puzzle(&genesis.chain_id)
+        .verify(&admission.proof(), genesis.pow_difficulty)
+        .map_err(|e| NodeError::Admission(e.to_string()))?;
+    let record = AdmissionRecord::sign(
+        &identity.keypair,
+        &genesis.chain_id,
+        identity.x25519_public(),
+        admission.proof(),
+    )
+    .map_err(|e| NodeError::Admission(e.to_string()))?;
+    let n = &config.network;
+    if !(0.0..=1.0).contains(&n.max_memory_fraction) {
+        return Err(NodeError::Config(
+            "network.max_memory_fraction must be between 0 and 1".into(),
+        ));
+    }
+    Ok(NetworkConfig {
+        keypair: identity.keypair.clone(),
+        record,
+        chain_id: genesis.chain_id.clone(),
+        difficulty: genesis.pow_difficulty,
+        stakes: genesis
+            .stakes()
+            .map_err(|e| NodeError::Config(e.to_string()))?,
+        role,
+        listen: parse_addrs(&n.listen, "listen")?,
+        bootstrap: parse_addrs(&n.bootstrap, "bootstrap")?,
+        limits: Limits {
+            max_connections: n.max_connections,
+            max_connections_per_peer: n.max_connections_per_peer,
+            max_pending: n.max_pending,
+            max_memory_fraction: n.max_memory_fraction,
+            gossip_max_bytes: n.gossip_max_bytes,
+            request_max_bytes: n.request_max_bytes,
+        },
+        admission_timeout: Duration::from_secs(n.admission_timeout_secs.max(1)),
+        discovery_interval: Duration::from_secs(n.discovery_interval_secs.max(1)),
+        idle_timeout: Duration::from_secs(n.idle_timeout_secs.max(1)),
+        gossip_validator,
+        peers_file: Some(home.join(PEERS_FILE)),
+    })
+}
+
+/// Opens the node's durable store.
+///
+/// STORE HOOK: the durable store (`crate::store`, issue 2) is opened here and handed to
+/// consensus once it lands. Until then this only creates the data directory (mode 0700) so
+/// the home layout is final.
+pub fn open_store(data_dir: &Path) -> Result<(), NodeError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| NodeError::Io {
+            path: data_dir.display().to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// A started node (or bootstrap node).
+pub struct RunningNode {
+    /// Handle to the network task.
+    pub network: NetworkHandle,
+    /// Where the local API listens.
+    pub api_addr: SocketAddr,
+    home: PathBuf,
+    api_stop: Option<oneshot::Sender<()>>,
+    api_task: tokio::task::JoinHandle<()>,
+    net_task: tokio::task::JoinHandle<()>,
+    events_task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the network and the local API. Network events go to `on_event` (the consensus
+/// engine's entry point later); `None` logs them.
+pub async fn start(
+    home: &Path,
+    net: NetworkConfig,
+    api_listen: &str,
+    role: Role,
+    on_event: Option<mpsc::Sender<NetworkEvent>>,
+) -> Result<RunningNode, NodeError> {
+    let mut registry = Registry::default();
+    let (handle, mut events, net_task) = network::spawn(net, &mut registry)?;
+    let registry = Arc::new(registry);
+
+    let listener = tokio::net::TcpListener::bind(api_listen)
+        .await
+        .map_err(|e| NodeError::Api {
+            addr: api_listen.to_string(),
+            reason: e.to_string(),
+        })?;
+    let api_addr = listener.local_addr().map_err(|e| NodeError::Api {
+        addr: api_listen.to_string(),
+        reason: e.to_string(),
+    })?;
+    let role_name = match role {
+        Role::Node => "node",
+        Role::Bootstrap => "bootstrap",
+    };
+    let app = api::router(ApiState {
+        network: handle.clone(),
+        registry,
+        role: role_name,
+    });
+    let (api_stop, stop_rx) = oneshot::channel::<()>();
+    let api_task = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        if let Err(e) = r {
+            warn!("local API stopped: {e}");
+        }
+    });
+    crate::fsutil::write_atomic(
+        &home.join(API_ADDR_FILE),
+        api_addr.to_string().as_bytes(),
+        0o644,
+    )
+    .map_err(|e| NodeError::Io {
+        path: home.join(API_ADDR_FILE).display().to_string(),
+        reason: e.to_string(),
+    })?;
+    info!(%api_addr, "local API listening (/status, /metrics, /health)");
+
+    let events_task = tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            match &on_event {
+                Some(tx) => {
+                    if tx.send(ev).await.is_err() {
+                        break;
+                    }
+                }
+                None => log_event(&ev),
+            }
+        }
+    });
+    Ok(RunningNode {
+        network: handle,
+        api_addr,
+        home: home.to_path_buf(),
+        api_stop: Some(api_stop),
+        api_task,
+        net_task,
+        events_task,
+    })
+}
+
+fn log_event(ev: &NetworkEvent) {
+    match ev {
+        NetworkEvent::PeerAdmitted { peer, stake, .. } => info!(%peer, stake, "admitted"),
+        NetworkEvent::PeerRejected { peer, reason } => info!(%peer, %reason, "rejected"),
+        NetworkEvent::PeerDisconnected { peer } => info!(%peer, "disconnected"),
+        NetworkEvent::Gossip {
+            author,
+            topic,
+            data,
+        } => {
+            info!(%author, topic, bytes = data.len(), "gossip")
+        }
+        NetworkEvent::Request { peer, data, .. } => {
+            info!(%peer, bytes = data.len(), "request (no handler yet)")
+        }
+    }
+}
+
+impl RunningNode {
+    /// Stops the network (saving known peers), then the API; removes the API address file.
+    pub async fn stop(mut self) {
+        let _ = self.network.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.net_task).await;
+        if let Some(tx) = self.api_stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.api_task).await;
+        self.events_task.abort();
+        let _ = std::fs::remove_file(self.home.join(API_ADDR_FILE));
+        info!("stopped");
+    }
+
+    /// Waits until at least one peer is admitted, or `timeout` passes.
+    pub async fn wait_for_first_peer(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(s) = self.network.status().await {
+                if !s.admitted.is_empty() {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => info!("SIGINT received; shutting down"),
+        _ = term => info!("SIGTERM received; shutting down"),
+    }
+}
+
+/// Runs a federation node from its home directory until `shutdown` resolves.
+pub async fn run_node(
+    home: &Path,
+    config: &Config,
+    identity: &Identity,
+    admission: &StoredAdmission,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let genesis = Genesis::load(&Config::resolve(home, &config.node.genesis))
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let first_start = !home.join(PEERS_FILE).exists();
+    open_store(&Config::resolve(home, &config.node.data_dir))?;
+    let net = network_config(
+        home,
+        config,
+        &genesis,
+        identity,
+        admission,
+        Role::Node,
+        None,
+    )?;
+    info!(peer_id = %identity.peer_id(), chain = %genesis.chain_id, "starting node");
+    let node = start(home, net, &config.api.listen, Role::Node, None).await?;
+    tokio::pin!(shutdown);
+    if first_start && !config.network.bootstrap.is_empty() {
+        let secs = config.network.bootstrap_timeout_secs;
+        let reached = tokio::select! {
+            r = node.wait_for_first_peer(Duration::from_secs(secs)) => r,
+            () = &mut shutdown => {
+                node.stop().await;
+                return Ok(());
+            }
+        };
+        if !reached {
+            node.stop().await;
+            return Err(NodeError::BootstrapUnreachable {
+                secs,
+                addrs: config.network.bootstrap.join(", "),
+            });
+        }
+    }
+    shutdown.await;
+    node.stop().await;
+    Ok(())
+}
+
+/// File (in the bootstrap node's home) holding its unencrypted identity.
+pub const BOOTSTRAP_KEY_FILE: &str = "bootstrap-key.json";
+
+/// Starts a bootstrap node: loads or creates its identity in `home`, solves its admission
+/// proof if needed, and starts the network (discovery and admission only) and its API.
+pub async fn start_bootstrap(
+    home: &Path,
+    genesis: &Genesis,
+    config: &Config,
+) -> Result<RunningNode, NodeError> {
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(home)
+            .map_err(|e| NodeError::Io {
+                path: home.display().to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    genesis
+        .check()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let key_path = home.join(BOOTSTRAP_KEY_FILE);
+    let (identity, admission) = {
+        let chain = genesis.chain_id.clone();
+        let d = genesis.pow_difficulty;
+        let p = key_path.clone();
+        tokio::task::spawn_blocking(move || crate::keystore::open_plain(&p, &chain, d, |_| {}))
+            .await
+            .map_err(|e| NodeError::Config(e.to_string()))?
+            .map_err(|e| NodeError::Config(e.to_string()))?
+    };
+    let net = network_config(
+        home,
+        config,
+        genesis,
+        &identity,
+        &admission,
+        Role::Bootstrap,
+        None,
+    )?;
+    info!(peer_id = %identity.peer_id(), chain = %genesis.chain_id, "starting bootstrap node");
+    start(home, net, &config.api.listen, Role::Bootstrap, None).await
+}
+
+/// Runs a bootstrap node until `shutdown` resolves.
+pub async fn run_bootstrap(
+    home: &Path,
+    genesis: &Genesis,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let node = start_bootstrap(home, genesis, config).await?;
+    shutdown.await;
+    node.stop().await;
+    Ok(())
+}

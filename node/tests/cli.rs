@@ -1,0 +1,288 @@
+//! The `seedfed` binary: init, keys, `--dump-config` with environment overrides, and clear
+//! one-line errors for bad input.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use seedfed_node::config::{Config, LogFormat};
+use seedfed_node::genesis::Genesis;
+
+const BIN: &str = env!("CARGO_BIN_EXE_seedfed");
+
+struct Home {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    genesis: PathBuf,
+    pass: PathBuf,
+}
+
+fn setup() -> Home {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = dir.path().join("genesis.toml");
+    let g = Genesis {
+        chain_id: "cli-test".into(),
+        pow_difficulty: 8,
+        validators: vec![],
+    };
+    std::fs::write(&genesis, g.to_toml()).unwrap();
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let home = dir.path().join("home");
+    Home {
+        _dir: dir,
+        home,
+        genesis,
+        pass,
+    }
+}
+
+fn seedfed(home: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("SEEDFED_PASSPHRASE")
+        .env_remove("RUST_LOG");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn init(h: &Home, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "init",
+        "--chain",
+        h.genesis.to_str().unwrap(),
+        "--passphrase-file",
+        h.pass.to_str().unwrap(),
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--api-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    seedfed(&h.home, &args, &[])
+}
+
+/// A failure: non-zero exit, no panic, and one `error:` line, the last on stderr. Any line
+/// before it must be a log line (the node had started logging before the failure).
+fn assert_clean_error(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (last, before) = lines.split_last().expect("no error message");
+    assert!(last.starts_with("error: "), "{err}");
+    assert!(last.contains(needle), "expected {needle:?} in: {err}");
+    for l in before {
+        assert!(
+            [" INFO ", " WARN ", " DEBUG "]
+                .iter()
+                .any(|lvl| l.contains(lvl)),
+            "unexpected non-log line {l:?} before the error in: {err}"
+        );
+    }
+}
+
+#[test]
+fn init_creates_a_private_keystore_and_keys_show_needs_no_passphrase() {
+    let h = setup();
+    let out = init(&h, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ks = h.home.join("keystore.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&ks).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let show = seedfed(&h.home, &["keys", "show", "--json"], &[]);
+    assert!(show.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let peer = v["peer_id"].as_str().unwrap();
+    assert!(stdout.contains(peer), "init should print the peer id");
+    assert_eq!(v["admission"]["chain_id"], "cli-test");
+    // Only public material: no field named like a secret.
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(!text.contains("secret") && !text.contains("ciphertext"));
+    let out_file = h.home.join("public.json");
+    let ex = seedfed(
+        &h.home,
+        &["keys", "export-public", "--out", out_file.to_str().unwrap()],
+        &[],
+    );
+    assert!(ex.status.success());
+    let exported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(exported, v);
+    // A second init refuses to overwrite the identity.
+    assert_clean_error(&init(&h, &[]), "already exists");
+}
+
+#[test]
+fn dump_config_reflects_every_key_and_its_env_override() {
+    let h = setup();
+    assert!(init(&h, &[]).status.success());
+    let plain = seedfed(&h.home, &["run", "--dump-config"], &[]);
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let base: Config = toml::from_str(&String::from_utf8_lossy(&plain.stdout)).unwrap();
+    assert_eq!(
+        base.network.listen,
+        vec!["/ip4/127.0.0.1/tcp/0".to_string()]
+    );
+    assert_eq!(base.api.listen, "127.0.0.1:0");
+
+    let envs: &[(&str, &str)] = &[
+        ("SEEDFED__NODE__GENESIS", "/g.toml"),
+        ("SEEDFED__NODE__KEYSTORE", "/k.json"),
+        ("SEEDFED__NODE__DATA_DIR", "/d"),
+        ("SEEDFED__NETWORK__LISTEN", "[\"/ip4/127.0.0.1/tcp/7\"]"),
+        ("SEEDFED__NETWORK__BOOTSTRAP", "[\"/ip4/127.0.0.1/tcp/8\"]"),
+        ("SEEDFED__NETWORK__MAX_CONNECTIONS", "11"),
+        ("SEEDFED__NETWORK__MAX_CONNECTIONS_PER_PEER", "3"),
+        ("SEEDFED__NETWORK__MAX_PENDING", "12"),
+        ("SEEDFED__NETWORK__MAX_MEMORY_FRACTION", "0.5"),
+        ("SEEDFED__NETWORK__GOSSIP_MAX_BYTES", "1000"),
+        ("SEEDFED__NETWORK__REQUEST_MAX_BYTES", "2000"),
+        ("SEEDFED__NETWORK__ADMISSION_TIMEOUT_SECS", "4"),
+        ("SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS", "5"),
+        ("SEEDFED__NETWORK__IDLE_TIMEOUT_SECS", "6"),
+        ("SEEDFED__NETWORK__BOOTSTRAP_TIMEOUT_SECS", "7"),
+        ("SEEDFED__API__LISTEN", "127.0.0.1:9999"),
+        ("SEEDFED__LOG__FILTER", "debug"),
+        ("SEEDFED__LOG__FORMAT", "json"),
+    ];
+    let out = seedfed(&h.home, &["run", "--dump-config"], envs);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let c: Config = toml::from_str(&text).unwrap();
+    assert_eq!(c.node.genesis, PathBuf::from("/g.toml"));
+    assert_eq!(c.node.keystore, PathBuf::from("/k.json"));
+    assert_eq!(c.node.data_dir, PathBuf::from("/d"));
+    assert_eq!(c.network.listen, vec!["/ip4/127.0.0.1/tcp/7".to_string()]);
+    assert_eq!(
+        c.network.bootstrap,
+        vec!["/ip4/127.0.0.1/tcp/8".to_string()]
+    );
+    assert_eq!(c.network.max_connections, 11);
+    assert_eq!(c.network.max_connections_per_peer, 3);
+    assert_eq!(c.network.max_pending, 12);
+    assert_eq!(c.network.max_memory_fraction, 0.5);
+    assert_eq!(c.network.gossip_max_bytes, 1000);
+    assert_eq!(c.network.request_max_bytes, 2000);
+    assert_eq!(c.network.admission_timeout_secs, 4);
+    assert_eq!(c.network.discovery_interval_secs, 5);
+    assert_eq!(c.network.idle_timeout_secs, 6);
+    assert_eq!(c.network.bootstrap_timeout_secs, 7);
+    assert_eq!(c.api.listen, "127.0.0.1:9999");
+    assert_eq!(c.log.filter, "debug");
+    assert_eq!(c.log.format, LogFormat::Json);
+
+    // Every key in the dump has an override tested above (a new key must be added here), and
+    // every key is documented with its variable in the config.toml that init wrote.
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let mut dumped = BTreeSet::new();
+    for (section, v) in &table {
+        for key in v.as_table().unwrap().keys() {
+            dumped.insert(format!(
+                "SEEDFED__{}__{}",
+                section.to_uppercase(),
+                key.to_uppercase()
+            ));
+        }
+    }
+    let tested: BTreeSet<String> = envs.iter().map(|(k, _)| k.to_string()).collect();
+    assert_eq!(dumped, tested);
+    let written = std::fs::read_to_string(h.home.join("config.toml")).unwrap();
+    for var in &tested {
+        assert!(
+            written.contains(var.as_str()),
+            "config.toml does not document {var}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_gives_one_line_errors() {
+    let h = setup();
+    assert!(init(&h, &[]).status.success());
+    let wrong = h.home.join("wrong-pass");
+    std::fs::write(&wrong, "nope").unwrap();
+    let run = |pass: &Path, envs: &[(&str, &str)]| {
+        seedfed(
+            &h.home,
+            &["run", "--passphrase-file", pass.to_str().unwrap()],
+            envs,
+        )
+    };
+    assert_clean_error(&run(&wrong, &[]), "wrong passphrase");
+    // No passphrase source at all (stdin is not a terminal here).
+    let out = Command::new(BIN)
+        .arg("--home")
+        .arg(&h.home)
+        .arg("run")
+        .env_remove("SEEDFED_PASSPHRASE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "no passphrase");
+    // Unreachable bootstrap on a first start.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let boot = format!(
+        "[\"/ip4/127.0.0.1/tcp/{port}/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN\"]"
+    );
+    assert_clean_error(
+        &run(
+            &h.pass,
+            &[
+                ("SEEDFED__NETWORK__BOOTSTRAP", &boot),
+                ("SEEDFED__NETWORK__BOOTSTRAP_TIMEOUT_SECS", "2"),
+            ],
+        ),
+        "no bootstrap node reachable",
+    );
+    // Bad env override value.
+    assert_clean_error(
+        &run(&h.pass, &[("SEEDFED__NETWORK__MAX_CONNECTIONS", "lots")]),
+        "invalid configuration",
+    );
+    // Keystore readable by others.
+    let ks = h.home.join("keystore.json");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ks, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_clean_error(&run(&h.pass, &[]), "chmod 600");
+    // Corrupt keystore.
+    std::fs::write(&ks, "{garbage").unwrap();
+    std::fs::set_permissions(&ks, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_clean_error(&run(&h.pass, &[]), "corrupt");
+    // Corrupt config.
+    std::fs::write(h.home.join("config.toml"), "[network\nlisten = 3").unwrap();
+    assert_clean_error(&run(&h.pass, &[]), "invalid configuration");
+    // Missing home.
+    assert_clean_error(
+        &seedfed(&h.home.join("missing"), &["run", "--dump-config"], &[]),
+        "run `seedfed init` first",
+    );
+    // Status with no running node.
+    assert_clean_error(&seedfed(&h.home, &["status"], &[]), "no running node");
+}

@@ -1,0 +1,112 @@
+//! Shared helpers for the node's integration tests (loopback only, bounded waits).
+#![allow(dead_code, clippy::unwrap_used)] // test helpers: a failed setup should panic
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::Multiaddr;
+use seedfed_node::network::{
+    self, AdmissionRecord, GossipValidator, Limits, NetworkConfig, NetworkHandle, NetworkStatus,
+    Role,
+};
+use seedfed_protocol::admission::{Proof, Puzzle};
+
+pub const CHAIN: &str = "test-chain";
+pub const DIFFICULTY: u8 = 8;
+
+/// A solved (or deliberately wrong) proof for a fresh identity.
+pub fn identity(valid_pow: bool) -> (Keypair, AdmissionRecord) {
+    let kp = Keypair::generate_ed25519();
+    let x25519 = [7u8; 32];
+    let puzzle = Puzzle {
+        chain_id: CHAIN.into(),
+        peer_id: kp.public().to_peer_id().to_bytes(),
+        x25519,
+    };
+    let proof = if valid_pow {
+        puzzle.solve(DIFFICULTY, 0, 1 << 24, |_| {}).unwrap()
+    } else {
+        let nonce = (0..100_000u64)
+            .find(|n| puzzle.verify(&Proof { nonce: *n }, DIFFICULTY).is_err())
+            .unwrap();
+        Proof { nonce }
+    };
+    let rec = AdmissionRecord::sign(&kp, CHAIN, x25519, proof).unwrap();
+    (kp, rec)
+}
+
+pub fn config(valid_pow: bool, bootstrap: Vec<Multiaddr>) -> NetworkConfig {
+    let (keypair, record) = identity(valid_pow);
+    NetworkConfig {
+        keypair,
+        record,
+        chain_id: CHAIN.into(),
+        difficulty: DIFFICULTY,
+        stakes: BTreeMap::new(),
+        role: Role::Node,
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootstrap,
+        limits: Limits {
+            gossip_max_bytes: 64 * 1024,
+            request_max_bytes: 64 * 1024,
+            ..Limits::default()
+        },
+        admission_timeout: Duration::from_secs(2),
+        discovery_interval: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(60),
+        gossip_validator: None,
+        peers_file: None,
+    }
+}
+
+pub fn with_validator(mut c: NetworkConfig, v: GossipValidator) -> NetworkConfig {
+    c.gossip_validator = Some(v);
+    c
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The first TCP listen address of a node, with its `/p2p/` suffix.
+pub async fn listen_addr(h: &NetworkHandle) -> Multiaddr {
+    let s = eventually(10, "listen address", || async {
+        let s = h.status().await.ok()?;
+        (!s.listen_addrs.is_empty()).then_some(s)
+    })
+    .await;
+    let a: Multiaddr = s.listen_addrs[0].parse().unwrap();
+    a.with(libp2p::multiaddr::Protocol::P2p(h.local_peer_id()))
+}
+
+pub async fn status(h: &NetworkHandle) -> NetworkStatus {
+    h.status().await.unwrap()
+}
+
+pub fn spawn(
+    c: NetworkConfig,
+) -> (
+    NetworkHandle,
+    tokio::sync::mpsc::Receiver<network::NetworkEvent>,
+) {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (h, ev, _join) = network::spawn(c, &mut registry).unwrap();
+    (h, ev)
+}

@@ -1,0 +1,236 @@
+//! In-process swarms on 127.0.0.1: the admission filter, message size limits and gossip
+//! validation.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use libp2p::futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, ping, tcp, yamux, SwarmBuilder};
+use seedfed_node::network::{GossipVerdict, NetworkEvent};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_peers_with_valid_proofs_enter_the_routing_table() {
+    let (a, _a_ev) = spawn(config(true, vec![]));
+    let a_addr = listen_addr(&a).await;
+
+    // B: valid proof. C: proof of work too weak. D: speaks no admission protocol at all.
+    let (b, _b_ev) = spawn(config(true, vec![a_addr.clone()]));
+    let (c, mut c_ev) = spawn(config(false, vec![a_addr.clone()]));
+    let mut d = SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| ping::Behaviour::new(ping::Config::new()))
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let d_id = *d.local_peer_id();
+    d.dial(a_addr.clone()).unwrap();
+    let d_task = tokio::spawn(async move {
+        let mut connected = false;
+        let mut closed = false;
+        let deadline = tokio::time::sleep(Duration::from_secs(20));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                ev = d.select_next_some() => match ev {
+                    SwarmEvent::ConnectionEstablished { .. } => connected = true,
+                    SwarmEvent::ConnectionClosed { num_established: 0, .. } if connected => {
+                        closed = true;
+                        break;
+                    }
+                    _ => {}
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        (connected, closed)
+    });
+
+    let b_id = b.local_peer_id().to_string();
+    let c_id = c.local_peer_id().to_string();
+    // A admits B and puts it in its routing table; B does the same for A.
+    eventually(20, "A to admit B", || async {
+        let s = status(&a).await;
+        (s.admitted.iter().any(|p| p.peer_id == b_id) && s.routing_table.contains(&b_id))
+            .then_some(())
+    })
+    .await;
+    let a_id = a.local_peer_id().to_string();
+    eventually(20, "B to admit A", || async {
+        status(&b).await.routing_table.contains(&a_id).then_some(())
+    })
+    .await;
+    // A rejects C (weak proof) and D (no record within the 2 s timeout).
+    eventually(20, "A to reject C and D", || async {
+        (status(&a).await.rejected_total >= 2).then_some(())
+    })
+    .await;
+    let (d_connected, d_closed) = d_task.await.unwrap();
+    assert!(
+        d_connected && d_closed,
+        "D must have been connected and then dropped"
+    );
+
+    // C learns it was refused.
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = c_ev.recv().await {
+            if let NetworkEvent::PeerRejected { .. } = ev {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(refused, "C should see A refuse its record");
+
+    // Let discovery rounds run: C and D must stay out for good.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = status(&a).await;
+    for bad in [c_id.clone(), d_id.to_string()] {
+        assert!(
+            !s.routing_table.contains(&bad),
+            "{bad} entered the routing table"
+        );
+        assert!(
+            !s.admitted.iter().any(|p| p.peer_id == bad),
+            "{bad} was admitted"
+        );
+        assert!(!s.connected.contains(&bad), "{bad} is still connected");
+    }
+    assert_eq!(s.admitted.len(), 1);
+    assert!(status(&c).await.routing_table.is_empty());
+}
+
+async fn admitted_pair(
+    b_validator: Option<seedfed_node::network::GossipValidator>,
+) -> (
+    seedfed_node::network::NetworkHandle,
+    seedfed_node::network::NetworkHandle,
+    tokio::sync::mpsc::Receiver<NetworkEvent>,
+    tokio::sync::mpsc::Receiver<NetworkEvent>,
+) {
+    let (a, a_ev) = spawn(config(true, vec![]));
+    let a_addr = listen_addr(&a).await;
+    let mut bc = config(true, vec![a_addr]);
+    bc.gossip_validator = b_validator;
+    let (b, b_ev) = spawn(bc);
+    let b_id = b.local_peer_id().to_string();
+    let a_id = a.local_peer_id().to_string();
+    eventually(20, "mutual admission", || async {
+        let sa = status(&a).await;
+        let sb = status(&b).await;
+        (sa.admitted.iter().any(|p| p.peer_id == b_id)
+            && sb.admitted.iter().any(|p| p.peer_id == a_id))
+        .then_some(())
+    })
+    .await;
+    (a, b, a_ev, b_ev)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_gossip_respect_size_limits() {
+    let (a, b, _a_ev, mut b_ev) = admitted_pair(None).await;
+    // B echoes every request.
+    let b2 = b.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = b_ev.recv().await {
+            if let NetworkEvent::Request { data, token, .. } = ev {
+                let _ = b2.respond(token, data).await;
+            }
+        }
+    });
+    let small = vec![5u8; 1000];
+    let echoed = tokio::time::timeout(
+        Duration::from_secs(10),
+        a.request(b.local_peer_id(), small.clone()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(echoed, small);
+    // The limit is 64 KiB for the CBOR-encoded request: a 70 KiB payload is refused.
+    let big = vec![5u8; 70 * 1024];
+    let r = tokio::time::timeout(Duration::from_secs(20), a.request(b.local_peer_id(), big))
+        .await
+        .unwrap();
+    assert!(r.is_err(), "oversized request must fail, got {r:?}");
+
+    a.subscribe("t").await.unwrap();
+    b.subscribe("t").await.unwrap();
+    let r = a.publish("t", vec![1u8; 70 * 1024]).await;
+    assert!(r.is_err(), "oversized gossip must be refused");
+    assert!(r.unwrap_err().to_string().contains("publish failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_gossip_is_rejected_and_penalised() {
+    let validator: seedfed_node::network::GossipValidator = Arc::new(|_, _, data: &[u8]| {
+        if data.starts_with(b"bad") {
+            GossipVerdict::Reject
+        } else {
+            GossipVerdict::Accept
+        }
+    });
+    let (a, b, _a_ev, mut b_ev) = admitted_pair(Some(validator)).await;
+    a.subscribe("t").await.unwrap();
+    b.subscribe("t").await.unwrap();
+    // Publish until A knows B subscribed and B delivers a message (bounded).
+    let mut got = None;
+    for n in 0..60 {
+        let _ = a.publish("t", format!("good-{n}").into_bytes()).await;
+        if let Ok(Some(NetworkEvent::Gossip { data, topic, .. })) =
+            tokio::time::timeout(Duration::from_millis(300), b_ev.recv()).await
+        {
+            got = Some((data, topic));
+            break;
+        }
+    }
+    let got = got.expect("no valid gossip delivered within 60 attempts");
+    assert!(got.0.starts_with(b"good-"));
+    assert_eq!(got.1, "t");
+
+    // Five invalid messages: each is rejected, and the squared invalid-delivery penalty
+    // outweighs the credit A earned for its few valid first deliveries.
+    for i in 0..5 {
+        a.publish("t", format!("bad payload {i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    a.publish("t", b"good-after".to_vec()).await.unwrap();
+    // B delivers the later valid message but never the invalid one.
+    let mut delivered = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(ev) = b_ev.recv().await {
+            if let NetworkEvent::Gossip { data, .. } = ev {
+                let done = data == b"good-after";
+                delivered.push(data);
+                if done {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(delivered.iter().any(|d| d == b"good-after"));
+    assert!(!delivered.iter().any(|d| d.starts_with(b"bad")));
+    // The sender's gossip score at B went negative.
+    let a_id = a.local_peer_id().to_string();
+    eventually(10, "A's score at B to drop below zero", || async {
+        let s = status(&b).await;
+        let p = s.admitted.iter().find(|p| p.peer_id == a_id)?;
+        (p.gossip_score? < 0.0).then_some(())
+    })
+    .await;
+}

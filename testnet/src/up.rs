@@ -1,0 +1,479 @@
+//! `seedfed-testnet up` / `down`: a local multi-process federation on loopback.
+//!
+//! `up` builds a genesis, starts one `seedfed-bootstrap` and N `seedfed run` processes (each with
+//! its own home, ports and log file under one directory), waits until every node has admitted
+//! every other node and the bootstrap node, and prints where everything is. Children run in
+//! their own process groups with their pids in `<dir>/pids`; `down` stops them (SIGTERM, then
+//! SIGKILL after a grace period). If `up` fails or is interrupted, it stops what it started.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use seedfed_node::api;
+use seedfed_node::genesis::{Genesis, GenesisValidator};
+
+/// Pid file inside the testnet directory: one `name pid` per line.
+pub const PIDS_FILE: &str = "pids";
+const PASSPHRASE: &str = "seedfed-local-testnet";
+
+/// `seedfed-testnet up`
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Directory for homes, logs and pid files (default: $TMPDIR/seedfed-testnet).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Admission proof-of-work difficulty.
+    #[arg(long, default_value_t = 12)]
+    pub difficulty: u8,
+    /// Seconds to wait for full mutual admission.
+    #[arg(long, default_value_t = 90)]
+    pub timeout: u64,
+    /// Stay in the foreground and stop everything on Ctrl-C.
+    #[arg(long)]
+    pub foreground: bool,
+}
+
+/// `seedfed-testnet down`
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The testnet directory given to (or printed by) `up`.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+fn default_dir() -> PathBuf {
+    std::env::temp_dir().join("seedfed-testnet")
+}
+
+/// Finds `seedfed` and `seedfed-bootstrap` next to this executable, building them first when
+/// run through cargo.
+fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let exe = std::env::current_exe().context("cannot locate this executable")?;
+    let dir = exe
+        .parent()
+        .context("executable has no parent directory")?
+        .to_path_buf();
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--bins",
+            "-p",
+            "seedfed-node",
+            "-p",
+            "seedfed-bootstrap",
+        ]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        eprintln!("building seedfed and seedfed-bootstrap ...");
+        let st = cmd.status().context("cannot run cargo build")?;
+        if !st.success() {
+            bail!("cargo build of the node binaries failed");
+        }
+    }
+    let node = dir.join("seedfed");
+    let boot = dir.join("seedfed-bootstrap");
+    for b in [&node, &boot] {
+        if !b.exists() {
+            bail!(
+                "{} not found; build it with `cargo build --release -p seedfed-node -p seedfed-bootstrap`",
+                b.display()
+            );
+        }
+    }
+    Ok((node, boot))
+}
+
+/// A loopback port free for both TCP and UDP right now.
+fn free_port() -> anyhow::Result<u16> {
+    for _ in 0..100 {
+        let t = TcpListener::bind("127.0.0.1:0")?;
+        let port = t.local_addr()?.port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port found")
+}
+
+/// Started processes; stopped on drop unless disarmed.
+struct Group {
+    dir: PathBuf,
+    procs: Vec<(String, u32)>,
+    armed: bool,
+}
+
+impl Group {
+    fn spawn(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<u32> {
+        let log = self.dir.join(format!("{name}.log"));
+        let out =
+            fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone()?;
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        self.procs.push((name.to_string(), child.id()));
+        self.write_pids()?;
+        Ok(child.id())
+    }
+
+    fn write_pids(&self) -> anyhow::Result<()> {
+        let text: String = self
+            .procs
+            .iter()
+            .map(|(n, p)| format!("{n} {p}\n"))
+            .collect();
+        fs::write(self.dir.join(PIDS_FILE), text).context("cannot write pid file")
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if self.armed {
+            eprintln!("stopping the processes started so far ...");
+            stop_all(&self.procs);
+            let _ = fs::remove_file(self.dir.join(PIDS_FILE));
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(|p| kill(Pid::from_raw(p), None::<Signal>).is_ok())
+}
+
+/// SIGTERM everything, wait up to 10 s, then SIGKILL what is left.
+fn stop_all(procs: &[(String, u32)]) {
+    let pids: Vec<i32> = procs
+        .iter()
+        .filter_map(|(_, p)| i32::try_from(*p).ok())
+        .collect();
+    for p in &pids {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && pids.iter().any(|p| alive(*p as u32)) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for p in &pids {
+        if alive(*p as u32) {
+            let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+        }
+    }
+    // Reap our own children (no-op for processes started by another invocation).
+    for p in &pids {
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(*p),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+    }
+}
+
+fn read_pids(dir: &Path) -> Vec<(String, u32)> {
+    fs::read_to_string(dir.join(PIDS_FILE))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (n, p) = l.split_once(' ')?;
+            Some((n.to_string(), p.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// `seedfed-testnet down`
+pub fn down(args: DownArgs) -> anyhow::Result<()> {
+    let dir = args.dir.unwrap_or_else(default_dir);
+    let procs = read_pids(&dir);
+    if procs.is_empty() {
+        println!("no testnet running in {}", dir.display());
+        return Ok(());
+    }
+    stop_all(&procs);
+    fs::remove_file(dir.join(PIDS_FILE)).ok();
+    println!(
+        "stopped {} processes of the testnet in {}",
+        procs.len(),
+        dir.display()
+    );
+    Ok(())
+}
+
+async fn wait_api(
+    home: &Path,
+    deadline: Instant,
+) -> anyhow::Result<(SocketAddr, api::StatusReport)> {
+    loop {
+        if let Ok(addr) = api::running_api_addr(home) {
+            if let Ok(s) = api::fetch_status(addr).await {
+                return Ok((addr, s));
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not start its API in time", home.display());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct NodeRow {
+    name: String,
+    peer_id: String,
+    api: SocketAddr,
+    p2p: String,
+    log: PathBuf,
+}
+
+async fn up_inner(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Result<Vec<NodeRow>> {
+    let (node_bin, boot_bin) = binaries()?;
+    let genesis_path = dir.join("genesis.toml");
+    let chain_id = "seedfed-local".to_string();
+    let mut genesis = Genesis {
+        chain_id: chain_id.clone(),
+        pow_difficulty: args.difficulty,
+        validators: vec![],
+    };
+    fs::write(&genesis_path, genesis.to_toml())?;
+    let pass_file = dir.join("passphrase");
+    fs::write(&pass_file, PASSPHRASE)?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+
+    // Bootstrap node.
+    let boot_home = dir.join("bootstrap");
+    let bport = free_port()?;
+    let mut cmd = Command::new(&boot_bin);
+    cmd.arg("run")
+        .arg("--home")
+        .arg(&boot_home)
+        .arg("--genesis")
+        .arg(&genesis_path)
+        .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{bport}")])
+        .args(["--listen", &format!("/ip4/127.0.0.1/udp/{bport}/quic-v1")])
+        .args([
+            "--api-listen",
+            "127.0.0.1:0",
+            "--discovery-interval-secs",
+            "2",
+        ]);
+    group.spawn("bootstrap", cmd)?;
+    let (boot_api, boot_status) = wait_api(&boot_home, deadline).await?;
+    let boot_addr = format!(
+        "/ip4/127.0.0.1/tcp/{bport}/p2p/{}",
+        boot_status.network.peer_id
+    );
+    let mut rows = vec![NodeRow {
+        name: "bootstrap".into(),
+        peer_id: boot_status.network.peer_id.clone(),
+        api: boot_api,
+        p2p: boot_addr.clone(),
+        log: dir.join("bootstrap.log"),
+    }];
+
+    // Initialise the nodes, then write the genesis with them as validators.
+    let mut homes = Vec::new();
+    for i in 0..args.nodes {
+        let home = dir.join(format!("node{i}"));
+        let port = free_port()?;
+        let out = Command::new(&node_bin)
+            .arg("--home")
+            .arg(&home)
+            .arg("init")
+            .arg("--chain")
+            .arg(&genesis_path)
+            .arg("--passphrase-file")
+            .arg(&pass_file)
+            .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{port}")])
+            .args(["--listen", &format!("/ip4/127.0.0.1/udp/{port}/quic-v1")])
+            .args([
+                "--bootstrap",
+                &boot_addr,
+                "--api-listen",
+                "127.0.0.1:0",
+                "--force",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run seedfed init")?;
+        if !out.status.success() {
+            bail!(
+                "seedfed init for node{i} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let keys = Command::new(&node_bin)
+            .arg("--home")
+            .arg(&home)
+            .args(["keys", "show", "--json"])
+            .output()
+            .context("cannot run seedfed keys show")?;
+        let public: serde_json::Value = serde_json::from_slice(&keys.stdout)
+            .with_context(|| format!("bad `keys show` output for node{i}"))?;
+        let peer_id = public["peer_id"]
+            .as_str()
+            .context("no peer id in `keys show`")?
+            .to_string();
+        genesis.validators.push(GenesisValidator {
+            peer_id: peer_id.clone(),
+            stake: 100,
+        });
+        homes.push((home, peer_id, port));
+    }
+    fs::write(&genesis_path, genesis.to_toml())?;
+    for (home, _, _) in &homes {
+        fs::write(home.join("genesis.toml"), genesis.to_toml())?;
+    }
+
+    // Start the nodes.
+    for (i, (home, _, _)) in homes.iter().enumerate() {
+        let mut cmd = Command::new(&node_bin);
+        cmd.arg("--home")
+            .arg(home)
+            .arg("run")
+            .arg("--passphrase-file")
+            .arg(&pass_file)
+            .env("SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS", "2");
+        group.spawn(&format!("node{i}"), cmd)?;
+    }
+    for (i, (home, peer_id, port)) in homes.iter().enumerate() {
+        let (api, _) = wait_api(home, deadline).await?;
+        rows.push(NodeRow {
+            name: format!("node{i}"),
+            peer_id: peer_id.clone(),
+            api,
+            p2p: format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}"),
+            log: dir.join(format!("node{i}.log")),
+        });
+    }
+
+    // Wait for full mutual admission.
+    let all: BTreeSet<String> = rows.iter().map(|r| r.peer_id.clone()).collect();
+    loop {
+        let mut missing = 0usize;
+        for r in rows.iter().skip(1) {
+            match api::fetch_status(r.api).await {
+                Ok(s) => {
+                    let have: BTreeSet<String> = s
+                        .network
+                        .admitted
+                        .iter()
+                        .map(|p| p.peer_id.clone())
+                        .collect();
+                    missing += all
+                        .iter()
+                        .filter(|p| **p != r.peer_id && !have.contains(*p))
+                        .count();
+                }
+                Err(_) => missing += all.len(),
+            }
+        }
+        if missing == 0 {
+            break;
+        }
+        for (name, pid) in &group.procs {
+            if !alive(*pid) {
+                bail!(
+                    "{name} exited; see {}",
+                    dir.join(format!("{name}.log")).display()
+                );
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "nodes did not all admit each other within {}s ({missing} admissions missing); logs in {}",
+                args.timeout,
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(rows)
+}
+
+/// `seedfed-testnet up`
+pub fn up(args: UpArgs) -> anyhow::Result<()> {
+    let dir = args.dir.clone().unwrap_or_else(default_dir);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    if read_pids(&dir).iter().any(|(_, p)| alive(*p)) {
+        bail!(
+            "a testnet is already running in {}; stop it with `seedfed-testnet down --dir {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    println!("testnet directory: {}", dir.display());
+    let mut group = Group {
+        dir: dir.clone(),
+        procs: vec![],
+        armed: true,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Signal handlers are installed before any child starts, so an interrupt at any point
+    // reaches the cleanup below (children run in their own process groups).
+    let (mut int, mut term) = rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
+    let rows = rt.block_on(async {
+        tokio::select! {
+            r = up_inner(&args, &dir, &mut group) => r,
+            _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+        }
+    })?;
+    println!(
+        "{:<10} {:<54} {:<22} {:<40} log",
+        "name", "peer id", "api", "metrics"
+    );
+    for r in &rows {
+        println!(
+            "{:<10} {:<54} {:<22} {:<40} {}",
+            r.name,
+            r.peer_id,
+            r.api,
+            format!("http://{}/metrics", r.api),
+            r.log.display()
+        );
+    }
+    println!("bootstrap address: {}", rows[0].p2p);
+    println!(
+        "all {} nodes admitted each other and the bootstrap node",
+        args.nodes
+    );
+    if args.foreground {
+        println!("running; press Ctrl-C to stop");
+        rt.block_on(async {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        });
+        return Ok(()); // the armed group stops everything on drop
+    }
+    group.armed = false;
+    println!("stop with: seedfed-testnet down --dir {}", dir.display());
+    Ok(())
+}
