@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod assignment;
+pub mod checkpoint;
 pub mod dkg;
 pub mod hash;
 pub mod lmots;
