@@ -17,6 +17,7 @@ pub mod assignment;
 pub mod checkpoint;
 pub mod dkg;
 pub mod hash;
+pub mod light_client;
 pub mod lmots;
 pub mod lms;
 pub mod master;
