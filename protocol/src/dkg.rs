@@ -1452,6 +1452,31 @@ mod tests {
         let o = run_robust::<Ed25519Sha512>(&ps, 5, &faults, 7);
         assert_eq!(o.q.qualified.len(), 5);
         check_group(&o, 5);
+        // The robust Ed25519 key signs a checkpoint that a light client accepts.
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let cp = crate::checkpoint::tests::sample_checkpoint();
+        let signers: Vec<MemberId> = o.q.qualified.iter().copied().collect();
+        let mut nonces = BTreeMap::new();
+        let mut commitments = BTreeMap::new();
+        for m in &signers {
+            let (n, c) = crate::checkpoint::commit(&o.keys[m], &mut rng);
+            nonces.insert(*m, n);
+            commitments.insert(*m, c);
+        }
+        let package = crate::checkpoint::signing_package(&cp, &commitments).unwrap();
+        let shares = signers
+            .iter()
+            .map(|m| {
+                let share =
+                    crate::checkpoint::sign(&cp, &package, &nonces[m], m, &o.keys[m]).unwrap();
+                (*m, share)
+            })
+            .collect();
+        let sig = crate::checkpoint::aggregate(&package, &shares, &o.public).unwrap();
+        let gk = crate::checkpoint::group_key(&o.public).unwrap();
+        let got = crate::light_client::verify_checkpoint(&gk, &cp.chain_id, &cp.to_bytes(), &sig)
+            .unwrap();
+        assert_eq!(got, cp);
     }
 
     #[test]
