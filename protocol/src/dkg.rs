@@ -414,6 +414,9 @@ pub enum Rejection {
     ShareValid,
     /// The dealer published the envelope (the share may still be contested by `Bad`).
     Answered,
+    /// A `Missing` complaint from a member without a valid round-1 package: nobody owed it a
+    /// share.
+    NotOwed,
 }
 
 /// A complaint that did not exclude its dealer.
@@ -588,7 +591,8 @@ impl<C: Ciphersuite> Session<C> {
     }
 
     /// Round 2 for dealer `me` (whose Ed25519 identity is `identity`): one signed, sealed
-    /// envelope with its share for every other member with a valid round-1 package.
+    /// envelope with its share for every other member with a valid round-1 package. Keep them
+    /// until the DKG ends: they are the answers to `Missing` complaints.
     pub fn deal<R: RngCore + CryptoRng>(
         &self,
         me: &MemberId,
@@ -785,6 +789,8 @@ impl<C: Ciphersuite> Session<C> {
                         || !self.members.contains_key(dealer)
                     {
                         Err(Rejection::NotMember)
+                    } else if !valid.contains_key(complainer) {
+                        Err(Rejection::NotOwed)
                     } else if answers.iter().any(|a| {
                         a.sender == *dealer && a.recipient == *complainer && self.verify_envelope(a)
                     }) {
@@ -1503,6 +1509,21 @@ mod tests {
             }]
         );
         check_group(&o, 3);
+
+        // A member absent in round 1 is owed no share: its Missing complaint is rejected.
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let s = session::<Ristretto255Sha512>(&ps, 3);
+        let mut published = BTreeMap::new();
+        for p in &ps[..4] {
+            published.insert(p.id, s.round1(&p.id, &mut rng).unwrap().1);
+        }
+        let c = Complaint::Missing {
+            complainer: ps[4].id,
+            dealer: ps[0].id,
+        };
+        let q = s.qualified_set(&published, &[c], &[]);
+        assert_eq!(q.qualified.len(), 4);
+        assert_eq!(q.rejected[0].reason, Rejection::NotOwed);
     }
 
     #[test]
