@@ -7,15 +7,19 @@
 //! The modules follow the life of the federation's one signing key: `admission` (who may join),
 //! `assignment` (who owns which branch and who holds which leaf), `seed_tree` (root secret to
 //! leaf seeds), `lmots`/`lms`/`sector`/`master` (one-time keys to the system public key),
-//! `shamir`/`reconstruct`/`repair` (leaf seeds live only as shares), `tprf` (the root secret is
-//! used only through a threshold PRF).
+//! `shamir`/`reconstruct`/`repair` (leaf seeds live only as shares), `dkg` (the two group keys,
+//! robust against absent and bad dealers), `tprf` (the root secret is used only through a
+//! threshold PRF), `checkpoint`/`light_client` (the Ed25519 group key signs checkpoints that a
+//! light client checks from the genesis alone).
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admission;
 pub mod assignment;
+pub mod checkpoint;
 pub mod dkg;
 pub mod hash;
+pub mod light_client;
 pub mod lmots;
 pub mod lms;
 pub mod master;

@@ -11,17 +11,32 @@
 //!
 //! [`pairwise_secret`] is the plain static-static X25519 secret two members share, used for
 //! masks (`reconstruct`); it is only ever used as a key to a domain-separated hash.
+//!
+//! [`seal_ephemeral`] is the variant with the ephemeral-static secret only (no `ss`): the sender
+//! is anonymous at this layer and the caller signs the box (DKG round 2, `dkg`). Its point is
+//! that the recipient can *publicly open one box*: [`reveal_ephemeral`] discloses that box's
+//! `es` with a Chaum–Pedersen proof (on the Edwards form of Curve25519) that it is the
+//! recipient's X25519 secret times the box's ephemeral key, and [`open_revealed`] lets anyone
+//! check the proof and decrypt. This exposes that one box and nothing else (the ephemeral is
+//! fresh per box; no long-term secret is revealed).
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use curve25519_dalek::scalar::{clamp_integer, Scalar};
+use curve25519_dalek::traits::IsIdentity;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use x25519_dalek::{EphemeralSecret, PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use crate::hash::{hash32, Domain};
+use crate::hash::{hash32, hash64, Domain};
 
 const SEAL_KEY: Domain = Domain::new("seedfed-seal-key");
+const SEAL_EPH_KEY: Domain = Domain::new("seedfed-seal-eph");
+const REVEAL: Domain = Domain::new("seedfed-seal-rvl");
 /// Largest ciphertext [`open`] accepts (16 MiB: a repair vector of ~500k scalars).
 pub const MAX_CIPHERTEXT: usize = 16 << 20;
 
@@ -37,6 +52,12 @@ pub enum SealError {
     /// The ciphertext is longer than [`MAX_CIPHERTEXT`] or shorter than a tag.
     #[error("ciphertext length {0} out of range")]
     Length(usize),
+    /// The ephemeral key is not a point of Curve25519 (it lies on the twist).
+    #[error("ephemeral key is not on the curve")]
+    NotOnCurve,
+    /// A revealed shared secret's proof does not verify.
+    #[error("revealed shared secret has an invalid proof")]
+    BadReveal,
 }
 
 /// An encrypted, authenticated box: the sender's ephemeral X25519 public key and the
@@ -151,6 +172,240 @@ pub fn open(
         .map_err(|_| SealError::Authentication)
 }
 
+fn ephemeral_box_key(
+    es: &[u8; 32],
+    ephemeral: &[u8; 32],
+    recipient: &[u8; 32],
+) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(hash32(SEAL_EPH_KEY, es, &[0; 16], &[ephemeral, recipient]))
+}
+
+fn aead_open(key: &[u8; 32], ad: &[u8], sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    ChaCha20Poly1305::new(key.into())
+        .decrypt(
+            &[0u8; 12].into(),
+            Payload {
+                msg: &sealed.ciphertext,
+                aad: ad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| SealError::Authentication)
+}
+
+fn check_length(sealed: &Sealed) -> Result<(), SealError> {
+    if sealed.ciphertext.len() < 16 || sealed.ciphertext.len() > MAX_CIPHERTEXT {
+        return Err(SealError::Length(sealed.ciphertext.len()));
+    }
+    Ok(())
+}
+
+/// Encrypts `plaintext` to `recipient` under an ephemeral-static key only, binding `ad`. The box
+/// does not authenticate its sender: the caller signs it.
+pub fn seal_ephemeral<R: RngCore + CryptoRng>(
+    recipient: &PublicKey,
+    ad: &[u8],
+    plaintext: &[u8],
+    rng: &mut R,
+) -> Result<Sealed, SealError> {
+    let eph = EphemeralSecret::random_from_rng(&mut *rng);
+    let eph_pub = PublicKey::from(&eph);
+    let es = eph.diffie_hellman(recipient);
+    if !es.was_contributory() {
+        return Err(SealError::NonContributory);
+    }
+    let key = ephemeral_box_key(es.as_bytes(), eph_pub.as_bytes(), recipient.as_bytes());
+    let ciphertext = ChaCha20Poly1305::new((&*key).into())
+        .encrypt(
+            &[0u8; 12].into(),
+            Payload {
+                msg: plaintext,
+                aad: ad,
+            },
+        )
+        .map_err(|_| SealError::Length(plaintext.len()))?;
+    Ok(Sealed {
+        ephemeral: eph_pub.to_bytes(),
+        ciphertext,
+    })
+}
+
+/// Opens a [`seal_ephemeral`] box with the recipient's secret.
+pub fn open_ephemeral(
+    recipient: &StaticSecret,
+    ad: &[u8],
+    sealed: &Sealed,
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    check_length(sealed)?;
+    let es = recipient.diffie_hellman(&PublicKey::from(sealed.ephemeral));
+    if !es.was_contributory() {
+        return Err(SealError::NonContributory);
+    }
+    let key = ephemeral_box_key(
+        es.as_bytes(),
+        &sealed.ephemeral,
+        PublicKey::from(recipient).as_bytes(),
+    );
+    aead_open(&key, ad, sealed)
+}
+
+/// Whether a box's ephemeral key can be valid at all: a point of Curve25519 (not of its twist)
+/// outside the small-order subgroup. Anyone can check this; a box that fails it is the sender's
+/// fault, provably, without any reveal.
+pub fn ephemeral_is_valid(sealed: &Sealed) -> bool {
+    ephemeral_edwards(&sealed.ephemeral).is_ok()
+}
+
+/// The prime-order part `8·E` of the ephemeral key's Edwards form (sign 0), or why it has none.
+fn ephemeral_edwards(ephemeral: &[u8; 32]) -> Result<EdwardsPoint, SealError> {
+    let e = MontgomeryPoint(*ephemeral)
+        .to_edwards(0)
+        .ok_or(SealError::NotOnCurve)?
+        .mul_by_cofactor();
+    if e.is_identity() {
+        return Err(SealError::NonContributory);
+    }
+    Ok(e)
+}
+
+/// The ephemeral-static Diffie–Hellman output of one box, disclosed by its recipient with a
+/// proof that it is correct: `Q = x·E` on the Edwards curve (whose Montgomery `u` is the X25519
+/// output) and a Chaum–Pedersen proof `(c, z)` that `log_{8B} P = log_{8E} Q`, where `P` is the
+/// Edwards form (sign 0) of the recipient's X25519 public key and `x/8` the exponent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RevealedSecret {
+    /// `Q`, compressed Edwards.
+    pub point: [u8; 32],
+    /// Challenge `c` (canonical scalar bytes).
+    pub challenge: [u8; 32],
+    /// Response `z` (canonical scalar bytes).
+    pub response: [u8; 32],
+}
+
+impl RevealedSecret {
+    /// Encoded length.
+    pub const LEN: usize = 96;
+
+    /// `point ‖ challenge ‖ response`.
+    pub fn to_bytes(&self) -> [u8; 96] {
+        let mut out = [0u8; 96];
+        out[..32].copy_from_slice(&self.point);
+        out[32..64].copy_from_slice(&self.challenge);
+        out[64..].copy_from_slice(&self.response);
+        out
+    }
+
+    /// Inverse of [`to_bytes`](Self::to_bytes) (no validation: [`open_revealed`] checks).
+    pub fn from_bytes(bytes: &[u8; 96]) -> Self {
+        let mut point = [0u8; 32];
+        let mut challenge = [0u8; 32];
+        let mut response = [0u8; 32];
+        point.copy_from_slice(&bytes[..32]);
+        challenge.copy_from_slice(&bytes[32..64]);
+        response.copy_from_slice(&bytes[64..]);
+        RevealedSecret {
+            point,
+            challenge,
+            response,
+        }
+    }
+}
+
+fn reveal_challenge(
+    recipient: &[u8; 32],
+    ephemeral: &[u8; 32],
+    q: &EdwardsPoint,
+    a1: &EdwardsPoint,
+    a2: &EdwardsPoint,
+) -> Scalar {
+    Scalar::from_bytes_mod_order_wide(&hash64(
+        REVEAL,
+        &[],
+        &[0; 16],
+        &[
+            recipient,
+            ephemeral,
+            q.compress().as_bytes(),
+            a1.compress().as_bytes(),
+            a2.compress().as_bytes(),
+        ],
+    ))
+}
+
+/// The recipient's public key in Edwards form (sign 0), prime order by construction of X25519
+/// keys; `None` if it is not a valid point.
+fn recipient_edwards(recipient: &[u8; 32]) -> Option<EdwardsPoint> {
+    let p = MontgomeryPoint(*recipient).to_edwards(0)?;
+    (p.is_torsion_free() && !p.is_identity()).then_some(p)
+}
+
+/// Discloses the ephemeral-static secret of `sealed` (addressed to `recipient`) with a proof,
+/// so that anyone can open this one box with [`open_revealed`].
+pub fn reveal_ephemeral<R: RngCore + CryptoRng>(
+    recipient: &StaticSecret,
+    sealed: &Sealed,
+    rng: &mut R,
+) -> Result<RevealedSecret, SealError> {
+    let e8 = ephemeral_edwards(&sealed.ephemeral)?;
+    let public = PublicKey::from(recipient);
+    let p = recipient_edwards(public.as_bytes()).ok_or(SealError::NonContributory)?;
+    // X25519 multiplies by the clamped integer x, a multiple of 8: x·E = (x/8)·(8E).
+    let clamped = Zeroizing::new(clamp_integer(recipient.to_bytes()));
+    let mut eighth = Zeroizing::new([0u8; 32]);
+    for i in 0..32 {
+        let hi = if i < 31 { clamped[i + 1] << 5 } else { 0 };
+        eighth[i] = (clamped[i] >> 3) | hi;
+    }
+    let mut s = Zeroizing::new(Scalar::from_bytes_mod_order(*eighth));
+    let b8 = ED25519_BASEPOINT_POINT.mul_by_cofactor();
+    // P is the sign-0 lift of the public key: ±x·B. Use the sign of s that matches it.
+    if b8 * *s != p {
+        *s = -*s;
+    }
+    let q = e8 * *s;
+    let r = Zeroizing::new(Scalar::random(rng));
+    let a1 = b8 * *r;
+    let a2 = e8 * *r;
+    let c = reveal_challenge(public.as_bytes(), &sealed.ephemeral, &q, &a1, &a2);
+    let z = *r + c * *s;
+    Ok(RevealedSecret {
+        point: q.compress().to_bytes(),
+        challenge: c.to_bytes(),
+        response: z.to_bytes(),
+    })
+}
+
+/// Checks `revealed` for the box `sealed` addressed to `recipient` and opens it with `ad`.
+/// `BadReveal` if the proof fails (the revealer lied); `Authentication` if the proof holds but
+/// the box does not open (the sender made a bad box).
+pub fn open_revealed(
+    recipient: &PublicKey,
+    ad: &[u8],
+    sealed: &Sealed,
+    revealed: &RevealedSecret,
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    check_length(sealed)?;
+    let e8 = ephemeral_edwards(&sealed.ephemeral)?;
+    let p = recipient_edwards(recipient.as_bytes()).ok_or(SealError::NonContributory)?;
+    let q = CompressedEdwardsY(revealed.point)
+        .decompress()
+        .filter(|q| q.is_torsion_free() && !q.is_identity())
+        .ok_or(SealError::BadReveal)?;
+    let c = Option::<Scalar>::from(Scalar::from_canonical_bytes(revealed.challenge))
+        .ok_or(SealError::BadReveal)?;
+    let z = Option::<Scalar>::from(Scalar::from_canonical_bytes(revealed.response))
+        .ok_or(SealError::BadReveal)?;
+    let b8 = ED25519_BASEPOINT_POINT.mul_by_cofactor();
+    let a1 = b8 * z - p * c;
+    let a2 = e8 * z - q * c;
+    if reveal_challenge(recipient.as_bytes(), &sealed.ephemeral, &q, &a1, &a2) != c {
+        return Err(SealError::BadReveal);
+    }
+    let es = q.to_montgomery().to_bytes();
+    let key = ephemeral_box_key(&es, &sealed.ephemeral, recipient.as_bytes());
+    aead_open(&key, ad, sealed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +455,80 @@ mod tests {
             SealError::NonContributory
         );
         let _ = pc;
+    }
+
+    #[test]
+    fn ephemeral_box_reveal_opens_for_anyone_and_rejects_lies() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        for round in 0..8 {
+            let b = StaticSecret::random_from_rng(&mut rng);
+            let c = StaticSecret::random_from_rng(&mut rng);
+            let pb = PublicKey::from(&b);
+            let boxed = seal_ephemeral(&pb, b"ctx", b"share", &mut rng).unwrap();
+            assert!(ephemeral_is_valid(&boxed));
+            assert_eq!(&open_ephemeral(&b, b"ctx", &boxed).unwrap()[..], b"share");
+            assert_eq!(
+                open_ephemeral(&c, b"ctx", &boxed).unwrap_err(),
+                SealError::Authentication
+            );
+            let rev = reveal_ephemeral(&b, &boxed, &mut rng).unwrap();
+            assert_eq!(
+                &open_revealed(&pb, b"ctx", &boxed, &rev).unwrap()[..],
+                b"share",
+                "round {round}"
+            );
+            assert_eq!(
+                RevealedSecret::from_bytes(&rev.to_bytes()),
+                rev,
+                "encoding round trip"
+            );
+            // The revealed point's u-coordinate is exactly the X25519 output.
+            let es = b.diffie_hellman(&PublicKey::from(boxed.ephemeral));
+            let q = CompressedEdwardsY(rev.point).decompress().unwrap();
+            assert_eq!(q.to_montgomery().to_bytes(), *es.as_bytes());
+            // Someone else's reveal (c's secret) does not verify for b's box.
+            let fake = reveal_ephemeral(&c, &boxed, &mut rng).unwrap();
+            assert_eq!(
+                open_revealed(&pb, b"ctx", &boxed, &fake).unwrap_err(),
+                SealError::BadReveal
+            );
+            // Any bit flip in the reveal is rejected.
+            for bit in [0usize, 7, 255, 256, 300, 511, 512, 700, 767] {
+                let mut bytes = rev.to_bytes();
+                bytes[bit / 8] ^= 1 << (bit % 8);
+                let bad = RevealedSecret::from_bytes(&bytes);
+                assert!(
+                    open_revealed(&pb, b"ctx", &boxed, &bad).is_err(),
+                    "bit {bit}"
+                );
+            }
+            // A box whose ciphertext was altered: the reveal holds, the box does not open.
+            let mut t = boxed.clone();
+            t.ciphertext[0] ^= 1;
+            let rev_t = reveal_ephemeral(&b, &t, &mut rng).unwrap();
+            assert_eq!(
+                open_revealed(&pb, b"ctx", &t, &rev_t).unwrap_err(),
+                SealError::Authentication
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_ephemerals_are_detected() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let b = StaticSecret::random_from_rng(&mut rng);
+        let mut boxed = seal_ephemeral(&PublicKey::from(&b), b"", b"x", &mut rng).unwrap();
+        boxed.ephemeral = [0; 32];
+        assert!(!ephemeral_is_valid(&boxed));
+        // u = 2 is on the twist of Curve25519.
+        let mut u2 = [0u8; 32];
+        u2[0] = 2;
+        boxed.ephemeral = u2;
+        assert!(!ephemeral_is_valid(&boxed));
+        assert_eq!(
+            reveal_ephemeral(&b, &boxed, &mut rng).unwrap_err(),
+            SealError::NotOnCurve
+        );
     }
 
     #[test]

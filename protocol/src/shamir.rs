@@ -35,7 +35,7 @@ pub const MAX_THRESHOLD: usize = 64;
 pub const MAX_HOLDERS: usize = 256;
 
 /// Prefix of the input to `Identifier::derive` for a member's x-coordinate.
-const IDENTIFIER_PREFIX: &[u8] = b"seedfed-member-x/v1";
+pub(crate) const IDENTIFIER_PREFIX: &[u8] = b"seedfed-member-x/v1";
 
 /// Errors from sharing, verification and reconstruction. Never contain secret values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -211,6 +211,16 @@ mod hostile_input {
             let _ = postcard::from_bytes::<SigmaMessage>(&bytes);
             let _ = postcard::from_bytes::<tprf::Partial>(&bytes);
             let _ = postcard::from_bytes::<Session>(&bytes);
+            let _ = seedfed_protocol::dkg::Complaint::decode(&bytes);
+            let _ = seedfed_protocol::dkg::Envelope::decode(&bytes);
+            let _ = seedfed_protocol::checkpoint::Checkpoint::from_bytes(&bytes);
+            prop_assert!(seedfed_protocol::light_client::verify_checkpoint(
+                &[9; 32], &[0; 32], &bytes, &bytes
+            ).is_err());
+            let cp = seedfed_protocol::checkpoint::Checkpoint {
+                chain_id: [0; 32], epoch: 0, height: 0, master_root: [0; 32], validator_set_hash: [0; 32],
+            };
+            prop_assert!(seedfed_protocol::light_client::verify_signature(&cp, &bytes, b"m", &bytes).is_err());
 
             let mut rng = ChaCha20Rng::seed_from_u64(1);
             let a = StaticSecret::random_from_rng(&mut rng);
