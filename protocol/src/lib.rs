@@ -14,6 +14,8 @@
 
 pub mod admission;
 pub mod assignment;
+pub mod consensus;
 pub mod hash;
+pub mod ledger;
 pub mod member;
 pub mod seed_tree;
