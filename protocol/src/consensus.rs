@@ -42,7 +42,7 @@ pub use context::{
 };
 
 use crate::ledger::tx::{verify_vote_signature, Signature64, VoteKind, VoteRecord};
-use crate::ledger::{Block, Ledger, LedgerError, SignedTx};
+use crate::ledger::{Block, Ledger, SignedTx};
 use crate::member::MemberId;
 
 type Ctx = SeedfedContext;
@@ -64,6 +64,34 @@ pub struct ProposalMessage {
     pub signature: Signature64,
 }
 
+/// A polka certificate on the wire: prevotes for one block in one round from more than two
+/// thirds of the stake. It lets a node that counted an equivocator's other vote still learn
+/// of the polka (a lock), which Tendermint's liveness needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolkaMessage {
+    /// Height.
+    pub height: u64,
+    /// Round of the prevotes.
+    pub round: u32,
+    /// The block prevoted for.
+    pub block_hash: [u8; 32],
+    /// Prevote signatures.
+    pub signatures: Vec<(MemberId, Signature64)>,
+}
+
+/// A round certificate on the wire: justifies skipping to (or past) a round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundMessage {
+    /// Height.
+    pub height: u64,
+    /// Round of the votes.
+    pub round: u32,
+    /// `true`: 2f+1 precommits (precommit-any); `false`: f+1 votes of any kind (skip).
+    pub precommit: bool,
+    /// The votes: (voter, kind, value, signature).
+    pub votes: Vec<(MemberId, VoteKind, Option<[u8; 32]>, Signature64)>,
+}
+
 /// A consensus message on the wire (encode with [`crate::ledger::encode`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConsensusMessage {
@@ -71,6 +99,10 @@ pub enum ConsensusMessage {
     Proposal(ProposalMessage),
     /// A prevote or precommit.
     Vote(VoteRecord),
+    /// A polka certificate (liveness).
+    Polka(PolkaMessage),
+    /// A round certificate (liveness).
+    Round(RoundMessage),
 }
 
 impl ConsensusMessage {
@@ -79,6 +111,8 @@ impl ConsensusMessage {
         match self {
             ConsensusMessage::Proposal(p) => p.height,
             ConsensusMessage::Vote(v) => v.height,
+            ConsensusMessage::Polka(p) => p.height,
+            ConsensusMessage::Round(r) => r.height,
         }
     }
 }
@@ -131,6 +165,8 @@ pub enum WalEntry {
     },
     /// A timeout that fired.
     Timeout(TimerId),
+    /// A polka certificate that was processed.
+    Polka(PolkaMessage),
 }
 
 /// What the node feeds in.
@@ -148,6 +184,15 @@ pub enum Input {
         round: u32,
         /// Candidate transactions; those that do not apply are dropped.
         txs: Vec<SignedTx>,
+    },
+    /// A decided block fetched from a peer by block sync, with its commit certificate. It is
+    /// applied if it is the next block, its certificate verifies against the current
+    /// validator set and the block validates; otherwise it is ignored.
+    Synced {
+        /// The block.
+        block: Block,
+        /// Its commit certificate.
+        certificate: CommitCertificate,
     },
     /// The answer to [`Output::BuildBlock`] with a ready block (tests use this to propose
     /// invalid blocks).
@@ -196,7 +241,7 @@ pub enum Output {
     InvalidProposal {
         /// The proposer.
         proposer: MemberId,
-        /// Why (a [`LedgerError`] rendered as text).
+        /// Why (a [`crate::ledger::LedgerError`] rendered as text).
         reason: String,
     },
 }
@@ -406,6 +451,16 @@ impl Consensus {
                     }
                 }
             }
+            Input::Message(ConsensusMessage::Polka(p)) => {
+                if p.height >= self.height && p.round <= u32::MAX / 2 {
+                    self.run(mc::Input::PolkaCertificate(polka_from_wire(&p)), &mut out);
+                }
+            }
+            Input::Message(ConsensusMessage::Round(r)) => {
+                if r.height >= self.height && r.round <= u32::MAX / 2 {
+                    self.run(mc::Input::RoundCertificate(round_from_wire(&r)), &mut out);
+                }
+            }
             Input::TimerFired(t) => {
                 if t.height == self.height {
                     let kind = match t.kind {
@@ -438,8 +493,39 @@ impl Consensus {
                 }
             }
             Input::ProposeBlock { round, block } => self.propose_block(round, block, &mut out),
+            Input::Synced { block, certificate } => self.on_synced(block, certificate, &mut out),
         }
         out
+    }
+
+    fn on_synced(&mut self, block: Block, certificate: CommitCertificate, out: &mut Vec<Output>) {
+        if block.height != self.height
+            || certificate.height != block.height
+            || certificate.block_hash != block.hash()
+        {
+            return;
+        }
+        let validators = self.ledger.state.validators();
+        if let Err(e) = certificate.verify(self.ctx.chain_id(), &validators) {
+            debug!(reason = %e, "synced block with a bad certificate ignored");
+            return;
+        }
+        if let Err(e) = self.ledger.apply_block(&block) {
+            warn!(reason = %e, "certified block does not apply");
+            return;
+        }
+        out.push(Output::Decided {
+            block,
+            certificate: certificate.clone(),
+        });
+        self.advance(certificate, out);
+    }
+
+    fn advance(&mut self, certificate: CommitCertificate, out: &mut Vec<Output>) {
+        self.last_certificate = Some(certificate);
+        self.candidates.clear();
+        self.height += 1;
+        self.start_height(false, out);
     }
 
     fn propose_block(&mut self, round: u32, block: Block, out: &mut Vec<Output>) {
@@ -498,20 +584,18 @@ impl Consensus {
                 c.valid
             }
             None => {
-                let mut valid = true;
-                if p.block.proposer != p.proposer {
-                    valid = false;
-                    out.push(Output::InvalidProposal {
-                        proposer: p.proposer,
-                        reason: LedgerError::BadProposer(p.block.proposer).to_string(),
-                    });
-                } else if let Err(e) = self.ledger.validate_block(&p.block) {
-                    valid = false;
-                    out.push(Output::InvalidProposal {
-                        proposer: p.proposer,
-                        reason: e.to_string(),
-                    });
-                }
+                // The block's proposer field names who built it; a re-proposal (with a
+                // proof-of-lock round) carries a block built by an earlier proposer.
+                let valid = match self.ledger.validate_block(&p.block) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        out.push(Output::InvalidProposal {
+                            proposer: p.proposer,
+                            reason: e.to_string(),
+                        });
+                        false
+                    }
+                };
                 self.candidates.insert(
                     hash,
                     Candidate {
@@ -626,10 +710,7 @@ impl Consensus {
             block: candidate.block,
             certificate: certificate.clone(),
         });
-        self.last_certificate = Some(certificate);
-        self.candidates.clear();
-        self.height += 1;
-        self.start_height(false, out);
+        self.advance(certificate, out);
     }
 
     fn wal_to_input(&mut self, e: WalEntry) -> (u64, Option<mc::Input<Ctx>>) {
@@ -674,6 +755,10 @@ impl Consensus {
                     Some(mc::Input::ProposedValue(pv, ValueOrigin::Consensus)),
                 )
             }
+            WalEntry::Polka(p) => (
+                p.height,
+                Some(mc::Input::PolkaCertificate(polka_from_wire(&p))),
+            ),
             WalEntry::Timeout(t) => {
                 let kind = match t.kind {
                     TimerKind::Propose => TimeoutKind::Propose,
@@ -786,17 +871,16 @@ fn answer(
             r.resume_with(())
         }
         Effect::PublishLivenessMsg(msg, r) => {
-            // Certificates travel as the votes they are made of.
             match msg {
                 mc::LivenessMsg::Vote(sv) => broadcast_vote(ctx, &sv, pending),
                 mc::LivenessMsg::PolkaCertificate(c) => {
-                    for sv in c.votes(ctx) {
-                        broadcast_vote(ctx, &sv, pending);
+                    if let Some(p) = polka_to_wire(&c) {
+                        pending.push(Pending::Out(Output::Broadcast(ConsensusMessage::Polka(p))));
                     }
                 }
                 mc::LivenessMsg::SkipRoundCertificate(c) => {
-                    for sv in c.votes(ctx) {
-                        broadcast_vote(ctx, &sv, pending);
+                    if let Some(r) = round_to_wire(&c) {
+                        pending.push(Pending::Out(Output::Broadcast(ConsensusMessage::Round(r))));
                     }
                 }
             }
@@ -807,8 +891,8 @@ fn answer(
             r.resume_with(())
         }
         Effect::RepublishRoundCertificate(c, r) => {
-            for sv in c.votes(ctx) {
-                broadcast_vote(ctx, &sv, pending);
+            if let Some(m) = round_to_wire(&c) {
+                pending.push(Pending::Out(Output::Broadcast(ConsensusMessage::Round(m))));
             }
             r.resume_with(())
         }
@@ -883,7 +967,84 @@ fn wal_entry(ctx: &Ctx, height: u64, input: mc::Input<Ctx>) -> Option<WalEntry> 
             valid: pv.validity.is_valid(),
         }),
         mc::Input::TimeoutElapsed(t) => to_timer(height, &t).map(WalEntry::Timeout),
-        // Not produced: we never feed certificates, sync values or (for the WAL) the rest.
+        mc::Input::PolkaCertificate(c) => polka_to_wire(&c).map(WalEntry::Polka),
+        // Not persisted by the core (round certificates) or never fed (sync values).
         _ => None,
+    }
+}
+
+fn polka_to_wire(c: &mt::PolkaCertificate<Ctx>) -> Option<PolkaMessage> {
+    Some(PolkaMessage {
+        height: c.height.0,
+        round: c.round.as_u32()?,
+        block_hash: c.value_id.0,
+        signatures: c
+            .polka_signatures
+            .iter()
+            .map(|s| (s.address, Signature64(s.signature.to_bytes())))
+            .collect(),
+    })
+}
+
+fn polka_from_wire(p: &PolkaMessage) -> mt::PolkaCertificate<Ctx> {
+    mt::PolkaCertificate {
+        height: Height(p.height),
+        round: Round::new(p.round),
+        value_id: BlockHash(p.block_hash),
+        polka_signatures: p
+            .signatures
+            .iter()
+            .map(|(m, s)| mt::PolkaSignature::new(*m, ms::Signature::from_bytes(s.0)))
+            .collect(),
+    }
+}
+
+fn round_to_wire(c: &mt::RoundCertificate<Ctx>) -> Option<RoundMessage> {
+    Some(RoundMessage {
+        height: c.height.0,
+        round: c.round.as_u32()?,
+        precommit: c.cert_type == mt::RoundCertificateType::Precommit,
+        votes: c
+            .round_signatures
+            .iter()
+            .map(|s| {
+                (
+                    s.address,
+                    context::vote_kind(s.vote_type),
+                    match &s.value_id {
+                        NilOrVal::Nil => None,
+                        NilOrVal::Val(h) => Some(h.0),
+                    },
+                    Signature64(s.signature.to_bytes()),
+                )
+            })
+            .collect(),
+    })
+}
+
+fn round_from_wire(r: &RoundMessage) -> mt::RoundCertificate<Ctx> {
+    mt::RoundCertificate {
+        height: Height(r.height),
+        round: Round::new(r.round),
+        cert_type: if r.precommit {
+            mt::RoundCertificateType::Precommit
+        } else {
+            mt::RoundCertificateType::Skip
+        },
+        round_signatures: r
+            .votes
+            .iter()
+            .map(|(m, kind, value, s)| {
+                mt::RoundSignature::new(
+                    match kind {
+                        VoteKind::Prevote => VoteType::Prevote,
+                        VoteKind::Precommit => VoteType::Precommit,
+                    },
+                    value.map_or(NilOrVal::Nil, |h| NilOrVal::Val(BlockHash(h))),
+                    *m,
+                    ms::Signature::from_bytes(s.0),
+                )
+            })
+            .collect(),
     }
 }
