@@ -102,6 +102,10 @@ struct Sim {
     honest_decisions: BTreeMap<u64, ([u8; 32], [u8; 32])>,
     events: u64,
     invalid_proposals: u64,
+    /// What each honest node signed: (node, height, round, step) -> value. Step 0 is the
+    /// proposal, 1 prevote, 2 precommit. A second, different value is an equivocation.
+    signed: BTreeMap<(usize, u64, u32, u8), Option<[u8; 32]>>,
+    genesis: Genesis,
 }
 
 fn key(i: usize) -> SigningKey {
@@ -151,7 +155,7 @@ impl Sim {
         let rng = ChaCha8Rng::seed_from_u64(seed);
         let g = genesis(n);
         let keys: Vec<SigningKey> = (0..n).map(key).collect();
-        let nodes = (0..n)
+        let nodes: Vec<Node> = (0..n)
             .map(|i| {
                 let ledger = Ledger::from_genesis(&g).expect("genesis");
                 let c = Consensus::new(
@@ -184,6 +188,8 @@ impl Sim {
             honest_decisions: BTreeMap::new(),
             events: 0,
             invalid_proposals: 0,
+            signed: BTreeMap::new(),
+            genesis: g,
         };
         for i in 0..n {
             let out = sim.nodes[i].consensus.start();
@@ -227,7 +233,33 @@ impl Sim {
         self.push(self.now + delay, Event::Deliver { to, from, msg: id });
     }
 
+    /// Records what an honest node signs and fails on any conflict (a node must never
+    /// equivocate, not even across a crash and WAL recovery).
+    fn check_own_signature(&mut self, from: usize, msg: &ConsensusMessage) {
+        if self.nodes[from].behaviour != Behaviour::Honest {
+            return;
+        }
+        let me = self.nodes[from].consensus.id();
+        let (key, value) = match msg {
+            ConsensusMessage::Vote(v) if v.validator == me => {
+                let step = match v.kind {
+                    seedfed_protocol::ledger::VoteKind::Prevote => 1,
+                    seedfed_protocol::ledger::VoteKind::Precommit => 2,
+                };
+                ((from, v.height, v.round, step), v.value)
+            }
+            ConsensusMessage::Proposal(p) if p.proposer == me => {
+                ((from, p.height, p.round, 0), Some(p.block.hash()))
+            }
+            _ => return,
+        };
+        if let Some(prev) = self.signed.insert(key, value) {
+            assert_eq!(prev, value, "honest node {from} equivocated at {key:?}");
+        }
+    }
+
     fn broadcast(&mut self, from: usize, msg: ConsensusMessage) {
+        self.check_own_signature(from, &msg);
         let n = self.nodes.len();
         let behaviour = self.nodes[from].behaviour;
         for to in 0..n {
@@ -452,6 +484,32 @@ impl Sim {
         false
     }
 
+    /// Crashes node `i` and restarts it from what it persisted: its decided blocks (the
+    /// ledger is rebuilt from genesis), the last commit certificate, and the WAL of the
+    /// current height. Pending timers are lost with the process.
+    fn crash_and_recover(&mut self, i: usize) {
+        let mut ledger = Ledger::from_genesis(&self.genesis).expect("genesis");
+        let mut last = None;
+        for (block, cert) in self.nodes[i].decided.values() {
+            ledger.apply_block(block).expect("persisted block applies");
+            last = Some(cert.clone());
+        }
+        let wal = std::mem::take(&mut self.nodes[i].wal);
+        let mut c = Consensus::new(
+            ledger,
+            last,
+            ConsensusKey::from_seed(self.keys[i].to_bytes()),
+            params(),
+        )
+        .expect("consensus");
+        let out = c.recover(wal.clone()).expect("wal replays");
+        self.nodes[i].consensus = c;
+        self.nodes[i].timers.clear();
+        // The recovered WAL stays: the replay appends nothing new for it.
+        self.nodes[i].wal = wal;
+        self.outputs(i, out);
+    }
+
     fn decided_hashes(&self) -> Vec<(u64, [u8; 32])> {
         self.honest_decisions
             .iter()
@@ -644,5 +702,43 @@ fn each_byzantine_behaviour_alone() {
                 // failed validation: every decided block applied (checked in `decided`).
             }
         }
+    }
+}
+
+#[test]
+fn crashed_nodes_recover_from_wal_without_equivocating() {
+    for seed in 0..6u64 {
+        let n = 4;
+        let net = NetConfig {
+            min_delay_ms: 5,
+            max_delay_ms: 60,
+            loss_permille: 0,
+            lossy_until_ms: 0,
+            partition: None,
+        };
+        let mut sim = Sim::new(700 + seed, n, &[], net);
+        let mut next_crash = 30;
+        let mut crashes = 0;
+        while sim.now < 300_000 && sim.events < 500_000 {
+            if sim.nodes.iter().all(|x| x.consensus.height() > 25) {
+                break;
+            }
+            if sim.now >= next_crash {
+                let victim = sim.rand(n as u64) as usize;
+                sim.crash_and_recover(victim);
+                crashes += 1;
+                next_crash = sim.now + 20 + sim.rand(200);
+            }
+            assert!(sim.step(), "event queue ran dry");
+        }
+        assert!(crashes > 10, "the test crashed too few nodes: {crashes}");
+        assert!(
+            sim.nodes.iter().all(|x| x.consensus.height() > 25),
+            "seed {seed}: no progress with crashes: {:?}",
+            sim.nodes
+                .iter()
+                .map(|x| x.consensus.height())
+                .collect::<Vec<_>>()
+        );
     }
 }

@@ -268,3 +268,129 @@ pub fn verify_round(
     };
     check_signed_stake(votes, &set.stakes(), threshold(param)).map_err(map_err)
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::{Signer, SigningKey};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const CHAIN: &str = "cert-chain";
+
+    fn keys(n: u8) -> Vec<SigningKey> {
+        (0..n)
+            .map(|i| SigningKey::from_bytes(&[i + 7; 32]))
+            .collect()
+    }
+
+    fn id(k: &SigningKey) -> MemberId {
+        MemberId(k.verifying_key().to_bytes())
+    }
+
+    fn set(keys: &[SigningKey], stakes: &[u64]) -> BTreeMap<MemberId, u64> {
+        keys.iter().zip(stakes).map(|(k, s)| (id(k), *s)).collect()
+    }
+
+    fn cert(keys: &[SigningKey], signers: &[usize], block: [u8; 32]) -> CommitCertificate {
+        let mut signatures: Vec<(MemberId, Signature64)> = signers
+            .iter()
+            .map(|&i| {
+                let d = vote_digest(
+                    CHAIN,
+                    9,
+                    2,
+                    VoteKind::Precommit,
+                    Some(&block),
+                    &id(&keys[i]),
+                );
+                (id(&keys[i]), Signature64(keys[i].sign(&d).to_bytes()))
+            })
+            .collect();
+        signatures.sort_by_key(|a| a.0);
+        CommitCertificate {
+            height: 9,
+            round: 2,
+            block_hash: block,
+            signatures,
+        }
+    }
+
+    #[test]
+    fn quorum_of_stake_verifies() {
+        let k = keys(4);
+        let vs = set(&k, &[10, 10, 10, 10]);
+        assert_eq!(cert(&k, &[0, 1, 2], [1; 32]).verify(CHAIN, &vs), Ok(()));
+        assert_eq!(
+            cert(&k, &[0, 1], [1; 32]).verify(CHAIN, &vs),
+            Err(CertificateError::NotEnoughStake {
+                signed: 20,
+                total: 40
+            })
+        );
+        // Stake, not head count: one heavy validator is enough.
+        let vs = set(&k, &[70, 10, 10, 10]);
+        assert_eq!(cert(&k, &[0], [1; 32]).verify(CHAIN, &vs), Ok(()));
+        // Exactly two thirds is not more than two thirds.
+        let vs = set(&k[..3], &[10, 10, 10]);
+        assert!(cert(&k, &[0, 1], [1; 32]).verify(CHAIN, &vs).is_err());
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let k = keys(4);
+        let vs = set(&k, &[10, 10, 10, 10]);
+        let good = cert(&k, &[0, 1, 2], [1; 32]);
+        let mut c = good.clone();
+        c.block_hash = [2; 32];
+        assert!(matches!(
+            c.verify(CHAIN, &vs),
+            Err(CertificateError::BadSignature(_))
+        ));
+        let mut c = good.clone();
+        c.height = 10;
+        assert!(c.verify(CHAIN, &vs).is_err());
+        let mut c = good.clone();
+        c.round = 3;
+        assert!(c.verify(CHAIN, &vs).is_err());
+        assert!(good.verify("other-chain", &vs).is_err());
+        let mut c = good.clone();
+        c.signatures.push(c.signatures[0]);
+        assert_eq!(
+            c.verify(CHAIN, &vs),
+            Err(CertificateError::DuplicateSigner(good.signatures[0].0))
+        );
+        let outsider = keys(6);
+        let c = cert(&outsider, &[0, 1, 2, 5], [1; 32]);
+        assert_eq!(
+            c.verify(CHAIN, &vs),
+            Err(CertificateError::UnknownSigner(id(&outsider[5])))
+        );
+        // A prevote signature is not a precommit signature.
+        let mut c = good.clone();
+        let d = vote_digest(CHAIN, 9, 2, VoteKind::Prevote, Some(&[1; 32]), &id(&k[3]));
+        c.signatures
+            .push((id(&k[3]), Signature64(k[3].sign(&d).to_bytes())));
+        c.signatures.sort_by_key(|a| a.0);
+        assert_eq!(
+            c.verify(CHAIN, &vs),
+            Err(CertificateError::BadSignature(id(&k[3])))
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// A certificate verifies exactly when its signers hold more than 2/3 of the stake.
+        #[test]
+        fn verifies_iff_quorum(stakes in proptest::collection::vec(1u64..100, 4), mask in 0u8..16) {
+            let k = keys(4);
+            let vs = set(&k, &stakes);
+            let signers: Vec<usize> = (0..4).filter(|i| mask & (1 << i) != 0).collect();
+            let signed: u64 = signers.iter().map(|&i| stakes[i]).sum();
+            let total: u64 = stakes.iter().sum();
+            let ok = cert(&k, &signers, [3; 32]).verify(CHAIN, &vs).is_ok();
+            prop_assert_eq!(ok, 3 * signed > 2 * total);
+        }
+    }
+}

@@ -463,3 +463,86 @@ pub fn proposal_sign_digest(chain_id: &str, p: &Proposal) -> [u8; 32] {
         &p.proposer,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(stakes: &[u64]) -> ValidatorSet {
+        let m: BTreeMap<MemberId, u64> = stakes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let k = ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]);
+                (MemberId(k.verifying_key().to_bytes()), *s)
+            })
+            .collect();
+        ValidatorSet::from_stakes(&m)
+    }
+
+    #[test]
+    fn proposer_is_deterministic_and_stake_weighted() {
+        let s = set(&[1, 1, 1, 97]);
+        let heavy = s
+            .validators
+            .iter()
+            .find(|v| v.power == 97)
+            .map(|v| v.address);
+        let mut heavy_count = 0;
+        for h in 1..=400u64 {
+            let a = select_proposer(&s, Height(h), Round::new(0)).address;
+            let b = select_proposer(&s, Height(h), Round::new(0)).address;
+            assert_eq!(a, b);
+            if Some(a) == heavy {
+                heavy_count += 1;
+            }
+        }
+        // Expected 388 of 400; far from the 100 an unweighted choice would give.
+        assert!(heavy_count > 340, "{heavy_count}");
+        // Rounds rotate the proposer too.
+        let s = set(&[10, 10, 10, 10]);
+        let distinct: std::collections::BTreeSet<MemberId> = (0..40)
+            .map(|r| select_proposer(&s, Height(1), Round::new(r)).address)
+            .collect();
+        assert_eq!(distinct.len(), 4);
+    }
+
+    #[test]
+    fn zero_stake_and_invalid_keys_are_not_validators() {
+        let mut m = BTreeMap::new();
+        let k = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        m.insert(MemberId(k.verifying_key().to_bytes()), 5);
+        let not_a_point = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|bytes| ms::PublicKey::from_bytes(*bytes).is_err())
+            .unwrap();
+        m.insert(MemberId(not_a_point), 5);
+        let k2 = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+        m.insert(MemberId(k2.verifying_key().to_bytes()), 0);
+        let s = ValidatorSet::from_stakes(&m);
+        assert_eq!(s.validators.len(), 1);
+        assert_eq!(s.total, 5);
+    }
+
+    #[test]
+    fn sign_bytes_separate_kinds_and_values() {
+        let v = Vote {
+            height: Height(3),
+            round: Round::new(1),
+            value: NilOrVal::Val(BlockHash([1; 32])),
+            vote_type: VoteType::Prevote,
+            validator: MemberId([2; 32]),
+        };
+        let mut w = v.clone();
+        w.vote_type = VoteType::Precommit;
+        let mut x = v.clone();
+        x.value = NilOrVal::Nil;
+        let d = |v: &Vote| vote_sign_digest("c", v);
+        assert_ne!(d(&v), d(&w));
+        assert_ne!(d(&v), d(&x));
+        assert_ne!(vote_sign_digest("c", &v), vote_sign_digest("d", &v));
+        let mut y = v.clone();
+        y.round = Round::Nil;
+        assert_eq!(d(&y), None);
+    }
+}
