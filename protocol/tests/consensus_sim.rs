@@ -22,6 +22,7 @@ use seedfed_protocol::consensus::{
     TimerId,
 };
 use seedfed_protocol::ledger::tx::vote_digest;
+use seedfed_protocol::ledger::{decode, encode};
 use seedfed_protocol::ledger::{
     Block, Genesis, GenesisValidator, KeyParams, Ledger, Signature64, Tx, TxBody,
 };
@@ -93,7 +94,8 @@ struct Sim {
     now: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<(u64, u64, Event)>>,
-    messages: Vec<ConsensusMessage>,
+    /// Every message sent, as wire bytes (`ledger::encode`).
+    messages: Vec<Vec<u8>>,
     nodes: Vec<Node>,
     keys: Vec<SigningKey>,
     net: NetConfig,
@@ -228,7 +230,7 @@ impl Sim {
         }
         let delay =
             self.net.min_delay_ms + self.rand(self.net.max_delay_ms - self.net.min_delay_ms + 1);
-        self.messages.push(msg);
+        self.messages.push(encode(&msg));
         let id = self.messages.len() as u64 - 1;
         self.push(self.now + delay, Event::Deliver { to, from, msg: id });
     }
@@ -397,7 +399,8 @@ impl Sim {
         self.events += 1;
         match e {
             Event::Deliver { to, from, msg } => {
-                let m = self.messages[msg as usize].clone();
+                let m: ConsensusMessage =
+                    decode(&self.messages[msg as usize]).expect("wire message decodes");
                 let my_height = self.nodes[to].consensus.height();
                 if m.height() > my_height {
                     // Ask the sender for the blocks we miss (request-response over the net).
