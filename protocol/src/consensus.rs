@@ -47,6 +47,10 @@ use crate::member::MemberId;
 
 type Ctx = SeedfedContext;
 
+/// Most distinct candidate blocks validated per height (each costs a ledger validation; only
+/// round proposers with a valid signature can add one, so honest runs stay far below).
+const MAX_CANDIDATES: usize = 64;
+
 /// A signed proposal as it travels on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposalMessage {
@@ -576,6 +580,10 @@ impl Consensus {
             return;
         }
         let hash = value.hash();
+        if !self.candidates.contains_key(&hash) && self.candidates.len() >= MAX_CANDIDATES {
+            debug!(proposer = %p.proposer, "too many candidate blocks at this height");
+            return;
+        }
         let valid = match self.candidates.get_mut(&hash) {
             Some(c) => {
                 if !c.messages.contains(&p) && c.messages.len() < 8 {

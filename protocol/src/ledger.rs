@@ -126,8 +126,8 @@ pub enum GenesisError {
     /// PoW difficulty above the admission module's maximum.
     #[error("proof-of-work difficulty {0} out of range")]
     BadDifficulty(u8),
-    /// Total stake overflows a u64.
-    #[error("total stake overflows")]
+    /// Total stake above [`state::MAX_TOTAL_STAKE`].
+    #[error("total stake too large")]
     StakeOverflow,
 }
 

@@ -22,6 +22,9 @@ use crate::assignment::{branch_owners, Weighted};
 use crate::hash::hash32;
 use crate::member::MemberId;
 
+/// Largest total stake (so that `3 * total` fits a `u64` in the consensus thresholds).
+pub const MAX_TOTAL_STAKE: u64 = u64::MAX / 4;
+
 /// Most transactions one block may carry.
 pub const MAX_TXS_PER_BLOCK: usize = 4096;
 
@@ -175,6 +178,10 @@ impl LedgerState {
         }
         if total == 0 {
             return Err(GenesisError::NoValidators);
+        }
+        // Malachite's threshold checks multiply stake by 3; transfers conserve the total.
+        if total > MAX_TOTAL_STAKE {
+            return Err(GenesisError::StakeOverflow);
         }
         let mut s = LedgerState {
             chain_id: genesis.chain_id.clone(),
