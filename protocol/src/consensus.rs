@@ -241,6 +241,14 @@ pub enum Output {
         /// Its commit certificate.
         certificate: CommitCertificate,
     },
+    /// Malachite saw a validator sign two different votes for one step: ledger evidence for
+    /// an `Evict` transaction with [`crate::ledger::Evidence::Equivocation`].
+    Equivocation {
+        /// One vote.
+        a: VoteRecord,
+        /// The conflicting vote.
+        b: VoteRecord,
+    },
     /// A proposed block failed validation (for logs and metrics).
     InvalidProposal {
         /// The proposer.
@@ -958,7 +966,16 @@ fn answer(
         }
         Effect::ExtendVote(_, _, _, _, r) => r.resume_with(None),
         Effect::VerifyVoteExtension(_, _, _, _, _, _, r) => r.resume_with(Ok(())),
-        Effect::Finalize(_, _, _, r) => r.resume_with(()),
+        Effect::Finalize(_, _, evidence, r) => {
+            for (_, doubles) in &evidence.votes {
+                for (a, b) in doubles {
+                    if let (Some(a), Some(b)) = (vote_record(ctx, a), vote_record(ctx, b)) {
+                        pending.push(Pending::Out(Output::Equivocation { a, b }));
+                    }
+                }
+            }
+            r.resume_with(())
+        }
     })
 }
 

@@ -24,7 +24,8 @@ use seedfed_protocol::consensus::{
 use seedfed_protocol::ledger::tx::vote_digest;
 use seedfed_protocol::ledger::{decode, encode};
 use seedfed_protocol::ledger::{
-    Block, Genesis, GenesisValidator, KeyParams, Ledger, Signature64, Tx, TxBody,
+    Block, Evidence, Genesis, GenesisValidator, KeyParams, Ledger, Signature64, Tx, TxBody,
+    VoteRecord,
 };
 use seedfed_protocol::member::MemberId;
 
@@ -87,6 +88,8 @@ struct Node {
     wal: Vec<seedfed_protocol::consensus::WalEntry>,
     decided: BTreeMap<u64, (Block, CommitCertificate)>,
     seen: Vec<ConsensusMessage>,
+    /// Equivocation evidence reported by consensus, turned into `Evict` transactions.
+    evidence: Vec<(VoteRecord, VoteRecord)>,
 }
 
 struct Sim {
@@ -174,6 +177,7 @@ impl Sim {
                     wal: Vec::new(),
                     decided: BTreeMap::new(),
                     seen: Vec::new(),
+                    evidence: Vec::new(),
                 }
             })
             .collect();
@@ -289,7 +293,15 @@ impl Sim {
                         &other.validator,
                     );
                     other.signature = Signature64(self.keys[from].sign(&d).to_bytes());
+                    // Half of the time the peer gets both votes, in random order.
+                    let both = self.rand(2) == 0;
+                    if both && self.rand(2) == 0 {
+                        self.send(from, to, msg.clone());
+                    }
                     self.send(from, to, ConsensusMessage::Vote(other));
+                    if both {
+                        self.send(from, to, msg.clone());
+                    }
                 }
                 _ => self.send(from, to, msg.clone()),
             }
@@ -326,6 +338,12 @@ impl Sim {
                 }
                 Output::Decided { block, certificate } => self.decided(i, block, certificate),
                 Output::InvalidProposal { .. } => self.invalid_proposals += 1,
+                Output::Equivocation { a, b } => {
+                    let list = &mut self.nodes[i].evidence;
+                    if list.len() < 16 {
+                        list.push((a, b));
+                    }
+                }
             }
         }
     }
@@ -347,6 +365,32 @@ impl Sim {
             body: TxBody::Transfer { to, amount: 1 },
         }
         .sign(CHAIN, &self.keys[i]);
+        // Honest proposers also submit equivocation evidence they hold (one per block).
+        let mut txs = vec![tx.clone()];
+        if self.nodes[i].behaviour == Behaviour::Honest {
+            let state = &ledger.state;
+            let pending = self.nodes[i]
+                .evidence
+                .iter()
+                .find(|(a, _)| state.is_validator(&a.validator))
+                .cloned();
+            if let Some((a, b)) = pending {
+                txs.push(
+                    Tx {
+                        author: me,
+                        nonce: nonce + 1,
+                        body: TxBody::Evict {
+                            member: a.validator,
+                            evidence: Evidence::Equivocation {
+                                a: Box::new(a),
+                                b: Box::new(b),
+                            },
+                        },
+                    }
+                    .sign(CHAIN, &self.keys[i]),
+                );
+            }
+        }
         if self.nodes[i].behaviour == Behaviour::InvalidProposals {
             let commit = self.nodes[i]
                 .consensus
@@ -361,11 +405,7 @@ impl Sim {
             }
             return Input::ProposeBlock { round, block };
         }
-        Input::ProposeTxs {
-            height,
-            round,
-            txs: vec![tx],
-        }
+        Input::ProposeTxs { height, round, txs }
     }
 
     fn decided(&mut self, i: usize, block: Block, cert: CommitCertificate) {
@@ -692,10 +732,32 @@ fn each_byzantine_behaviour_alone() {
                 partition: None,
             };
             let mut sim = Sim::new(900 + k as u64, n, &byz, net);
+            // Equivocators are evicted one per block by whichever honest proposer holds the
+            // evidence: give that a few more heights.
+            let heights = if kind == Behaviour::Equivocate { 20 } else { 8 };
             assert!(
-                sim.run(8, 600_000, 1_000_000),
+                sim.run(heights, 600_000, 1_000_000),
                 "{kind:?} n={n}: no progress"
             );
+            if kind == Behaviour::Equivocate {
+                // Honest nodes caught the double votes and the ledger evicted the culprit.
+                for x in sim
+                    .nodes
+                    .iter()
+                    .filter(|x| x.behaviour == Behaviour::Honest)
+                {
+                    let st = &x.consensus.ledger().state;
+                    for (j, b) in byz.iter().enumerate() {
+                        if *b == Behaviour::Equivocate {
+                            let id = MemberId(sim.keys[j].verifying_key().to_bytes());
+                            assert!(
+                                st.evictions.contains_key(&id),
+                                "equivocator {j} not evicted"
+                            );
+                        }
+                    }
+                }
+            }
             if kind == Behaviour::InvalidProposals {
                 assert!(
                     sim.invalid_proposals > 0,
