@@ -810,8 +810,7 @@ fn to_timer(height: u64, t: &Timeout) -> Option<TimerId> {
     })
 }
 
-fn vote_record(ctx: &Ctx, sv: &mt::SignedVote<Ctx>) -> Option<VoteRecord> {
-    let _ = ctx;
+fn vote_record(sv: &mt::SignedVote<Ctx>) -> Option<VoteRecord> {
     Some(VoteRecord {
         height: sv.message.height.0,
         round: sv.message.round.as_u32()?,
@@ -836,8 +835,8 @@ fn proposal_message(sp: &mt::SignedProposal<Ctx>) -> Option<ProposalMessage> {
     })
 }
 
-fn broadcast_vote(ctx: &Ctx, sv: &mt::SignedVote<Ctx>, pending: &mut Vec<Pending>) {
-    if let Some(v) = vote_record(ctx, sv) {
+fn broadcast_vote(sv: &mt::SignedVote<Ctx>, pending: &mut Vec<Pending>) {
+    if let Some(v) = vote_record(sv) {
         pending.push(Pending::Out(Output::Broadcast(ConsensusMessage::Vote(v))));
     }
 }
@@ -875,7 +874,7 @@ fn answer(
         Effect::StartRound(_, _, _, _, r) => r.resume_with(()),
         Effect::PublishConsensusMsg(msg, r) => {
             match msg {
-                mc::SignedConsensusMsg::Vote(sv) => broadcast_vote(ctx, &sv, pending),
+                mc::SignedConsensusMsg::Vote(sv) => broadcast_vote(&sv, pending),
                 mc::SignedConsensusMsg::Proposal(sp) => {
                     if let Some(p) = proposal_message(&sp) {
                         pending.push(Pending::Out(Output::Broadcast(ConsensusMessage::Proposal(
@@ -888,7 +887,7 @@ fn answer(
         }
         Effect::PublishLivenessMsg(msg, r) => {
             match msg {
-                mc::LivenessMsg::Vote(sv) => broadcast_vote(ctx, &sv, pending),
+                mc::LivenessMsg::Vote(sv) => broadcast_vote(&sv, pending),
                 mc::LivenessMsg::PolkaCertificate(c) => {
                     if let Some(p) = polka_to_wire(&c) {
                         pending.push(Pending::Out(Output::Broadcast(ConsensusMessage::Polka(p))));
@@ -903,7 +902,7 @@ fn answer(
             r.resume_with(())
         }
         Effect::RepublishVote(sv, r) => {
-            broadcast_vote(ctx, &sv, pending);
+            broadcast_vote(&sv, pending);
             r.resume_with(())
         }
         Effect::RepublishRoundCertificate(c, r) => {
@@ -959,7 +958,7 @@ fn answer(
             r.resume_with(certificate::verify_round(chain, &c, &set, tp))
         }
         Effect::WalAppend(h, input, r) => {
-            if let Some(entry) = wal_entry(ctx, h.0, input) {
+            if let Some(entry) = wal_entry(h.0, input) {
                 pending.push(Pending::Out(Output::PersistWal(entry)));
             }
             r.resume_with(())
@@ -969,7 +968,7 @@ fn answer(
         Effect::Finalize(_, _, evidence, r) => {
             for (_, doubles) in &evidence.votes {
                 for (a, b) in doubles {
-                    if let (Some(a), Some(b)) = (vote_record(ctx, a), vote_record(ctx, b)) {
+                    if let (Some(a), Some(b)) = (vote_record(a), vote_record(b)) {
                         pending.push(Pending::Out(Output::Equivocation { a, b }));
                     }
                 }
@@ -979,10 +978,10 @@ fn answer(
     })
 }
 
-fn wal_entry(ctx: &Ctx, height: u64, input: mc::Input<Ctx>) -> Option<WalEntry> {
+fn wal_entry(height: u64, input: mc::Input<Ctx>) -> Option<WalEntry> {
     match input {
         mc::Input::Proposal(sp) => proposal_message(&sp).map(WalEntry::Proposal),
-        mc::Input::Vote(sv) => vote_record(ctx, &sv).map(WalEntry::Vote),
+        mc::Input::Vote(sv) => vote_record(&sv).map(WalEntry::Vote),
         mc::Input::ProposedValue(pv, _) => Some(WalEntry::ProposedValue {
             height: pv.height.0,
             round: pv.round.as_u32()?,
