@@ -24,8 +24,8 @@ use seedfed_protocol::consensus::{
 use seedfed_protocol::ledger::tx::vote_digest;
 use seedfed_protocol::ledger::{decode, encode};
 use seedfed_protocol::ledger::{
-    Block, Evidence, Genesis, GenesisValidator, KeyParams, Ledger, Signature64, Tx, TxBody,
-    VoteRecord,
+    Block, Evidence, Genesis, GenesisValidator, KeyParams, Ledger, Signature64, SignedTx, Tx,
+    TxBody, VoteRecord,
 };
 use seedfed_protocol::member::MemberId;
 
@@ -111,6 +111,11 @@ struct Sim {
     /// proposal, 1 prevote, 2 precommit. A second, different value is an equivocation.
     signed: BTreeMap<(usize, u64, u32, u8), Option<[u8; 32]>>,
     genesis: Genesis,
+    /// Transactions every proposer offers (those that do not apply yet are left out of the
+    /// block and stay here until a block includes them).
+    mempool: Vec<SignedTx>,
+    /// Whether proposers add their own stake transfer to each block.
+    own_transfers: bool,
 }
 
 fn key(i: usize) -> SigningKey {
@@ -157,8 +162,20 @@ fn params() -> ConsensusParams {
 
 impl Sim {
     fn new(seed: u64, n: usize, byzantine: &[Behaviour], net: NetConfig) -> Self {
+        Self::with_members(seed, n, n, byzantine, net)
+    }
+
+    /// `n` nodes of which the first `n_genesis` are genesis validators; the others run the
+    /// same code from genesis and can join through transactions.
+    fn with_members(
+        seed: u64,
+        n: usize,
+        n_genesis: usize,
+        byzantine: &[Behaviour],
+        net: NetConfig,
+    ) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(seed);
-        let g = genesis(n);
+        let g = genesis(n_genesis);
         let keys: Vec<SigningKey> = (0..n).map(key).collect();
         let nodes: Vec<Node> = (0..n)
             .map(|i| {
@@ -196,6 +213,8 @@ impl Sim {
             invalid_proposals: 0,
             signed: BTreeMap::new(),
             genesis: g,
+            mempool: Vec::new(),
+            own_transfers: true,
         };
         for i in 0..n {
             let out = sim.nodes[i].consensus.start();
@@ -366,7 +385,12 @@ impl Sim {
         }
         .sign(CHAIN, &self.keys[i]);
         // Honest proposers also submit equivocation evidence they hold (one per block).
-        let mut txs = vec![tx.clone()];
+        let mut txs = if self.own_transfers {
+            vec![tx.clone()]
+        } else {
+            Vec::new()
+        };
+        txs.extend(self.mempool.iter().cloned());
         if self.nodes[i].behaviour == Behaviour::Honest {
             let state = &ledger.state;
             let pending = self.nodes[i]
@@ -419,6 +443,7 @@ impl Sim {
         if node.behaviour != Behaviour::Honest {
             return;
         }
+        self.mempool.retain(|t| !block.txs.contains(t));
         let entry = (block.hash(), state_hash);
         match self.honest_decisions.get(&h) {
             Some(prev) => assert_eq!(
@@ -806,4 +831,73 @@ fn crashed_nodes_recover_from_wal_without_equivocating() {
                 .collect::<Vec<_>>()
         );
     }
+}
+
+#[test]
+fn membership_changes_through_the_ledger() {
+    // Nodes 0..4 are genesis validators; node 5 starts as an outsider. It is admitted (PoW),
+    // receives stake and becomes a validator that signs commits; node 4 exits.
+    let net = NetConfig {
+        min_delay_ms: 5,
+        max_delay_ms: 40,
+        loss_permille: 0,
+        lossy_until_ms: 0,
+        partition: None,
+    };
+    let mut sim = Sim::with_members(5, 6, 5, &[], net);
+    sim.own_transfers = false;
+    let newcomer = MemberId(sim.keys[5].verifying_key().to_bytes());
+    let peer_id = seedfed_protocol::ledger::tx::peer_id_bytes(&newcomer);
+    let pow = seedfed_protocol::admission::Puzzle {
+        chain_id: CHAIN.into(),
+        peer_id: peer_id.clone(),
+        x25519: [5; 32],
+    }
+    .solve(8, 0, 1 << 20, |_| {})
+    .expect("pow");
+    let admit = Tx {
+        author: newcomer,
+        nonce: 0,
+        body: TxBody::Admit {
+            peer_id,
+            x25519: [5; 32],
+            pow,
+        },
+    }
+    .sign(CHAIN, &sim.keys[5]);
+    let stake = Tx {
+        author: MemberId(sim.keys[0].verifying_key().to_bytes()),
+        nonce: 0,
+        body: TxBody::Transfer {
+            to: newcomer,
+            amount: 900,
+        },
+    }
+    .sign(CHAIN, &sim.keys[0]);
+    let leaving = MemberId(sim.keys[4].verifying_key().to_bytes());
+    let exit = Tx {
+        author: leaving,
+        nonce: 0,
+        body: TxBody::Exit,
+    }
+    .sign(CHAIN, &sim.keys[4]);
+    // The transfer is offered before the admission: it is left out until the newcomer is
+    // a member.
+    sim.mempool = vec![stake, admit, exit];
+    assert!(sim.run(12, 300_000, 1_000_000), "no progress");
+    assert!(sim.mempool.is_empty(), "transactions never included");
+    for x in &sim.nodes {
+        let st = &x.consensus.ledger().state;
+        assert!(st.is_validator(&newcomer));
+        assert!(!st.is_validator(&leaving));
+        assert_eq!(st.validators().len(), 5);
+    }
+    // The newcomer votes: some later block records its precommit in the last commit.
+    let blocks = &sim.nodes[0].decided;
+    assert!(
+        blocks
+            .values()
+            .any(|(b, _)| b.last_commit.signatures.iter().any(|(m, _)| *m == newcomer)),
+        "the new validator never signed a commit"
+    );
 }
