@@ -1,6 +1,6 @@
 //! Tendermint BFT consensus as a sans-IO state machine around Malachite's core.
 //!
-//! [`Consensus`] owns one node's [`Ledger`] and a `malachitebft-core-consensus` [`State`]. The
+//! [`Consensus`] owns one node's [`Ledger`] and a `malachitebft-core-consensus` `State`. The
 //! node feeds it [`Input`]s (a message received, a timer fired, transactions for a block it
 //! was asked to build) and acts on the returned [`Output`]s **in order**: a
 //! [`Output::PersistWal`] must be durable before any later output (a vote or proposal
