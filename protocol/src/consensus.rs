@@ -407,7 +407,11 @@ impl Consensus {
     /// votes it already sent instead of signing conflicting ones.
     pub fn recover(&mut self, wal: Vec<WalEntry>) -> Result<Vec<Output>, ConsensusError> {
         let mut inputs = Vec::new();
+        let mut proposals = Vec::new();
         for e in wal {
+            if let WalEntry::Proposal(p) = &e {
+                proposals.push(p.clone());
+            }
             let (h, input) = self.wal_to_input(e);
             if h != self.height {
                 return Err(ConsensusError::WalHeight(h));
@@ -423,6 +427,13 @@ impl Consensus {
             self.run(i, &mut out);
         }
         self.state.reset_entries_index();
+        // A crash between persisting a proposal and persisting its validity leaves a proposal
+        // without a value: validate it again (Malachite ignores the repeated proposal).
+        for p in proposals {
+            if !self.candidates.contains_key(&BlockHash(p.block.hash())) {
+                self.on_proposal(p, &mut out);
+            }
+        }
         Ok(out)
     }
 
