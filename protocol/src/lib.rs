@@ -10,15 +10,18 @@
 //! `shamir`/`reconstruct`/`repair` (leaf seeds live only as shares), `dkg` (the two group keys,
 //! robust against absent and bad dealers), `tprf` (the root secret is used only through a
 //! threshold PRF), `checkpoint`/`light_client` (the Ed25519 group key signs checkpoints that a
-//! light client checks from the genesis alone).
+//! light client checks from the genesis alone), and `ledger`/`consensus` (the replicated
+//! ledger every node applies, ordered by Tendermint through Malachite's pure core).
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admission;
 pub mod assignment;
 pub mod checkpoint;
+pub mod consensus;
 pub mod dkg;
 pub mod hash;
+pub mod ledger;
 pub mod light_client;
 pub mod lmots;
 pub mod lms;

@@ -1,0 +1,337 @@
+//! Ledger transactions, their author signatures, and eviction evidence.
+//!
+//! Every transaction names its author (an Ed25519 key = [`MemberId`]) and the author's next
+//! sequence number (`nonce`), and is signed by the author over a domain-separated hash of the
+//! chain id and the transaction's canonical encoding. The nonce makes every signed transaction
+//! usable exactly once; the chain id stops replays across federations. Transaction signatures
+//! are checked with `ed25519-dalek`'s `verify_strict` (no small-order keys, canonical `S`).
+//!
+//! Consensus votes use their own sign bytes ([`vote_digest`]) so that a vote can serve as
+//! ledger evidence (equivocation, last-commit signatures). Vote signatures are verified with
+//! the ZIP-215 rules of `ed25519-consensus` (the verifier Malachite's Ed25519 scheme uses),
+//! so that consensus and ledger accept exactly the same votes.
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{encode, LedgerError};
+use crate::admission::Proof;
+use crate::hash::{hash32, Domain};
+use crate::member::MemberId;
+
+const TX_DOMAIN: Domain = Domain::new("seedfed-ledgertx");
+const VOTE_DOMAIN: Domain = Domain::new("seedfed-vote");
+
+/// Largest opaque payload (DKG messages, LMS signatures) a transaction may carry.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// A 64-byte Ed25519 signature (serialised as a byte string).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Signature64(pub [u8; 64]);
+
+impl std::fmt::Debug for Signature64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sig({})", hex::encode(&self.0[..6]))
+    }
+}
+
+impl Serialize for Signature64 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Signature64;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("64 signature bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Signature64, E> {
+                let arr: [u8; 64] = v
+                    .try_into()
+                    .map_err(|_| E::invalid_length(v.len(), &self))?;
+                Ok(Signature64(arr))
+            }
+            fn visit_borrowed_bytes<E: serde::de::Error>(
+                self,
+                v: &'de [u8],
+            ) -> Result<Signature64, E> {
+                self.visit_bytes(v)
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Signature64, E> {
+                self.visit_bytes(&v)
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// Kind of consensus vote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum VoteKind {
+    /// First voting step.
+    Prevote,
+    /// Second voting step; a quorum of these commits a block.
+    Precommit,
+}
+
+/// A signed consensus vote as it appears in ledger evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRecord {
+    /// Height voted on.
+    pub height: u64,
+    /// Round voted in.
+    pub round: u32,
+    /// Prevote or precommit.
+    pub kind: VoteKind,
+    /// Block hash voted for, `None` for nil.
+    pub value: Option<[u8; 32]>,
+    /// The voter.
+    pub validator: MemberId,
+    /// The voter's signature over [`vote_digest`].
+    pub signature: Signature64,
+}
+
+/// The 32-byte message a validator signs for a vote.
+pub fn vote_digest(
+    chain_id: &str,
+    height: u64,
+    round: u32,
+    kind: VoteKind,
+    value: Option<&[u8; 32]>,
+    validator: &MemberId,
+) -> [u8; 32] {
+    let kind_byte = [match kind {
+        VoteKind::Prevote => 1u8,
+        VoteKind::Precommit => 2u8,
+    }];
+    let (tag, val): (&[u8], &[u8]) = match value {
+        Some(v) => (&[1], v),
+        None => (&[0], &[]),
+    };
+    hash32(
+        VOTE_DOMAIN,
+        &[],
+        &[0; 16],
+        &[
+            chain_id.as_bytes(),
+            &height.to_le_bytes(),
+            &round.to_le_bytes(),
+            &kind_byte,
+            tag,
+            val,
+            validator.as_bytes(),
+        ],
+    )
+}
+
+/// Verifies an Ed25519 vote signature with the consensus (ZIP-215) rules.
+pub fn verify_vote_signature(
+    validator: &MemberId,
+    digest: &[u8; 32],
+    signature: &Signature64,
+) -> bool {
+    let Ok(pk) = malachitebft_signing_ed25519::PublicKey::from_bytes(validator.0) else {
+        return false;
+    };
+    let sig = malachitebft_signing_ed25519::Signature::from_bytes(signature.0);
+    pk.verify(digest, &sig).is_ok()
+}
+
+impl VoteRecord {
+    /// The digest this vote's signature covers.
+    pub fn digest(&self, chain_id: &str) -> [u8; 32] {
+        vote_digest(
+            chain_id,
+            self.height,
+            self.round,
+            self.kind,
+            self.value.as_ref(),
+            &self.validator,
+        )
+    }
+
+    /// Whether the signature verifies.
+    pub fn verify(&self, chain_id: &str) -> bool {
+        verify_vote_signature(&self.validator, &self.digest(chain_id), &self.signature)
+    }
+}
+
+/// Evidence that a validator should be evicted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Evidence {
+    /// The validator missed at least the genesis bound of consecutive commits, as counted by
+    /// the ledger from blocks' last-commit records. The claimed count is checked against the
+    /// ledger's own counter.
+    Inactivity {
+        /// Consecutive missed heights claimed.
+        missed_heights: u64,
+    },
+    /// Two different votes by the validator for the same height, round and kind.
+    Equivocation {
+        /// One vote.
+        a: Box<VoteRecord>,
+        /// A conflicting vote.
+        b: Box<VoteRecord>,
+    },
+}
+
+/// What a transaction does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxBody {
+    /// The author joins as a member (stake arrives by transfer).
+    Admit {
+        /// libp2p `PeerId` bytes; must be the identity multihash of the author's key.
+        peer_id: Vec<u8>,
+        /// X25519 key for share encryption.
+        x25519: [u8; 32],
+        /// Proof of work over (chain id, peer id, x25519) at the genesis difficulty.
+        pow: Proof,
+    },
+    /// Move stake from the author to another member.
+    Transfer {
+        /// Recipient, an admitted member.
+        to: MemberId,
+        /// Amount, non-zero.
+        amount: u64,
+    },
+    /// The author leaves the federation; its stake stops counting.
+    Exit,
+    /// Evict a validator on evidence.
+    Evict {
+        /// The validator to evict.
+        member: MemberId,
+        /// Why.
+        evidence: Evidence,
+    },
+    /// A DKG round-1 package (commitments) for the current epoch.
+    DkgCommitment {
+        /// Epoch the DKG belongs to.
+        epoch: u64,
+        /// Opaque round-1 package (validated by the DKG hook).
+        payload: Vec<u8>,
+    },
+    /// A DKG complaint against a dealer.
+    DkgComplaint {
+        /// Epoch the DKG belongs to.
+        epoch: u64,
+        /// The accused dealer.
+        accused: MemberId,
+        /// Opaque complaint (the revealed round-2 package and proof).
+        payload: Vec<u8>,
+    },
+    /// Start the next epoch: snapshot the validator set, record the epoch beacon.
+    EpochStart {
+        /// The new epoch (current + 1).
+        epoch: u64,
+        /// The epoch beacon (threshold PRF output; checked by a hook once `tprf` lands).
+        beacon: [u8; 32],
+    },
+    /// The branch-owner assignment for the current epoch, checked by recomputation.
+    BranchAssignment {
+        /// Epoch.
+        epoch: u64,
+        /// Owner of each sector `0..2^p`.
+        owners: Vec<MemberId>,
+    },
+    /// A sector (portion) root, published by its owner, with its leaf-share holders.
+    SectorRoot {
+        /// Sector index.
+        sector: u32,
+        /// The portion's Merkle root.
+        root: [u8; 32],
+        /// Members holding the sector's leaf shares (at least `r`, sorted, unique).
+        holders: Vec<MemberId>,
+    },
+    /// The master (system public key) root, once every sector is published.
+    MasterRoot {
+        /// The root of the top `p` levels.
+        root: [u8; 32],
+    },
+    /// Request a signature: allocates the next leaf.
+    SignRequest {
+        /// Digest of the message to sign.
+        digest: [u8; 32],
+    },
+    /// Publish the LMS signature for an allocated leaf.
+    SignaturePublish {
+        /// The leaf used.
+        leaf: u64,
+        /// The LMS signature bytes.
+        signature: Vec<u8>,
+    },
+    /// Record that a sector's shares held by `lost` now live on `replacement`.
+    Repair {
+        /// Sector repaired.
+        sector: u32,
+        /// The holder whose shares were re-dealt.
+        lost: MemberId,
+        /// The new holder.
+        replacement: MemberId,
+    },
+}
+
+/// An unsigned transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tx {
+    /// Author (signer).
+    pub author: MemberId,
+    /// The author's sequence number: 0 for its first transaction, then +1 each time.
+    pub nonce: u64,
+    /// What it does.
+    pub body: TxBody,
+}
+
+impl Tx {
+    /// The digest the author signs (also the transaction id).
+    pub fn digest(&self, chain_id: &str) -> [u8; 32] {
+        hash32(
+            TX_DOMAIN,
+            &[],
+            &[0; 16],
+            &[chain_id.as_bytes(), &encode(self)],
+        )
+    }
+
+    /// Signs with the author's key. The key must match `author`.
+    pub fn sign(self, chain_id: &str, key: &SigningKey) -> SignedTx {
+        let sig = key.sign(&self.digest(chain_id));
+        SignedTx {
+            tx: self,
+            signature: Signature64(sig.to_bytes()),
+        }
+    }
+}
+
+/// A transaction with its author's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTx {
+    /// The transaction.
+    pub tx: Tx,
+    /// Ed25519 signature over [`Tx::digest`].
+    pub signature: Signature64,
+}
+
+impl SignedTx {
+    /// Checks the author's signature (strict Ed25519).
+    pub fn verify(&self, chain_id: &str) -> Result<(), LedgerError> {
+        let author = self.tx.author;
+        let vk = VerifyingKey::from_bytes(author.as_bytes())
+            .map_err(|_| LedgerError::BadAuthorKey(author))?;
+        let sig = ed25519_dalek::Signature::from_bytes(&self.signature.0);
+        vk.verify_strict(&self.tx.digest(chain_id), &sig)
+            .map_err(|_| LedgerError::BadSignature(author))?;
+        Ok(())
+    }
+}
+
+/// The libp2p `PeerId` bytes of an Ed25519 identity: the identity multihash (code 0x00,
+/// length 36) of the protobuf `PublicKey { Type: Ed25519, Data: key }`.
+pub fn peer_id_bytes(member: &MemberId) -> Vec<u8> {
+    let mut out = vec![0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+    out.extend_from_slice(member.as_bytes());
+    out
+}
