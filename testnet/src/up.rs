@@ -67,6 +67,8 @@ fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
         .to_path_buf();
     if let Some(cargo) = std::env::var_os("CARGO") {
         let mut cmd = Command::new(cargo);
+        // The same packages as `cargo run -p seedfed-testnet` plus the two binaries, so cargo
+        // unifies features the same way and the two builds do not invalidate each other.
         cmd.args([
             "build",
             "--bins",
@@ -74,6 +76,8 @@ fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
             "seedfed-node",
             "-p",
             "seedfed-bootstrap",
+            "-p",
+            "seedfed-testnet",
         ]);
         if dir.ends_with("release") {
             cmd.arg("--release");
@@ -168,7 +172,18 @@ fn stop_all(procs: &[(String, u32)]) {
         let _ = kill(Pid::from_raw(*p), Signal::SIGTERM);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
+    let reap = |pids: &[i32]| {
+        // Reap our own exited children so they do not linger as zombies (no-op for processes
+        // started by another invocation).
+        for p in pids {
+            let _ = nix::sys::wait::waitpid(
+                Pid::from_raw(*p),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+        }
+    };
     while Instant::now() < deadline && pids.iter().any(|p| alive(*p as u32)) {
+        reap(&pids);
         std::thread::sleep(Duration::from_millis(100));
     }
     for p in &pids {
