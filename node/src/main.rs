@@ -140,7 +140,8 @@ fn init(home: &Path, args: InitArgs) -> anyhow::Result<()> {
     let cfg_path = home.join(CONFIG_FILE);
     fsutil::write_atomic(&cfg_path, config.commented_toml().as_bytes(), 0o644)
         .with_context(|| format!("cannot write {}", cfg_path.display()))?;
-    node::open_store(&Config::resolve(home, &config.node.data_dir))?;
+    // Create the store now so a bad data directory fails `init`, not the first `run`.
+    node::open_store(&Config::resolve(home, &config.node.data_dir))?.close()?;
     println!("initialised {}", home.display());
     println!("  peer id:  {}", identity.peer_id());
     println!("  keystore: {}", ks_path.display());

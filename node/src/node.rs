@@ -23,6 +23,7 @@ use crate::network::{
     self, AdmissionRecord, GossipValidator, Limits, NetworkConfig, NetworkEvent, NetworkHandle,
     Role,
 };
+use crate::store::{self, Store};
 
 /// File (in the home directory) remembering admitted peers across restarts.
 pub const PEERS_FILE: &str = "peers.json";
@@ -134,21 +135,54 @@ pub fn network_config(
     })
 }
 
-/// Opens the node's durable store.
-///
-/// STORE HOOK: the durable store (`crate::store`, issue 2) is opened here and handed to
-/// consensus once it lands. Until then this only creates the data directory (mode 0700) so
-/// the home layout is final.
-pub fn open_store(data_dir: &Path) -> Result<(), NodeError> {
+/// Keyspace of the node's own bookkeeping records in the store.
+pub const NODE_KEYSPACE: &str = "node";
+/// Key of the durable start counter (u64 little-endian) in [`NODE_KEYSPACE`].
+pub const STARTS_KEY: &[u8] = b"starts";
+
+/// Opens (creating on first use) the node's durable store: redb, the default backend, in
+/// `data_dir` (created with mode 0700). A corrupt or locked store is an error: the node does
+/// not run on a store it cannot trust. Consensus (WAL, blocks) and shares are its next users.
+pub fn open_store(data_dir: &Path) -> Result<Box<dyn Store>, NodeError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(data_dir)
-        .map_err(|e| NodeError::Io {
-            path: data_dir.display().to_string(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| store_error(data_dir, e.to_string()))?;
+    store::open(data_dir, store::Backend::Redb).map_err(|e| store_error(data_dir, e.to_string()))
+}
+
+/// Durably counts one start of the node; returns this start's number (1 on a fresh home).
+pub fn record_start(store: &dyn Store, data_dir: &Path) -> Result<u64, NodeError> {
+    let err = |reason: String| store_error(data_dir, reason);
+    let previous = match store
+        .get(NODE_KEYSPACE, STARTS_KEY)
+        .map_err(|e| err(e.to_string()))?
+    {
+        None => 0,
+        Some(bytes) => {
+            let raw: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
+                err(format!(
+                    "start counter has {} bytes, expected 8",
+                    bytes.len()
+                ))
+            })?;
+            u64::from_le_bytes(raw)
+        }
+    };
+    let starts = previous.saturating_add(1);
+    store
+        .put(NODE_KEYSPACE, STARTS_KEY, &starts.to_le_bytes())
+        .map_err(|e| err(e.to_string()))?;
+    Ok(starts)
+}
+
+fn store_error(data_dir: &Path, reason: String) -> NodeError {
+    NodeError::Io {
+        path: data_dir.display().to_string(),
+        reason,
+    }
 }
 
 /// A started node (or bootstrap node).
@@ -318,7 +352,10 @@ pub async fn run_node(
     let genesis = Genesis::load(&Config::resolve(home, &config.node.genesis))
         .map_err(|e| NodeError::Config(e.to_string()))?;
     let first_start = !home.join(PEERS_FILE).exists();
-    open_store(&Config::resolve(home, &config.node.data_dir))?;
+    let data_dir = Config::resolve(home, &config.node.data_dir);
+    let store = open_store(&data_dir)?;
+    let starts = record_start(store.as_ref(), &data_dir)?;
+    info!(starts, backend = %store.backend(), "store open");
     let net = network_config(
         home,
         config,
@@ -337,11 +374,13 @@ pub async fn run_node(
             r = node.wait_for_first_peer(Duration::from_secs(secs)) => r,
             () = &mut shutdown => {
                 node.stop().await;
+                close_store(store);
                 return Ok(());
             }
         };
         if !reached {
             node.stop().await;
+            close_store(store);
             return Err(NodeError::BootstrapUnreachable {
                 secs,
                 addrs: config.network.bootstrap.join(", "),
@@ -350,7 +389,16 @@ pub async fn run_node(
     }
     shutdown.await;
     node.stop().await;
+    close_store(store);
     Ok(())
+}
+
+/// Flushes and closes the store at shutdown (a failure is logged: every acknowledged write is
+/// already durable, so nothing is lost by it).
+fn close_store(store: Box<dyn Store>) {
+    if let Err(e) = store.close() {
+        warn!("closing the store: {e}");
+    }
 }
 
 /// File (in the bootstrap node's home) holding its unencrypted identity.
@@ -411,4 +459,30 @@ pub async fn run_bootstrap(
     shutdown.await;
     node.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_counts_starts_durably_and_refuses_a_corrupt_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let store = open_store(&data).unwrap();
+        assert_eq!(record_start(store.as_ref(), &data).unwrap(), 1);
+        store.close().unwrap();
+        let store = open_store(&data).unwrap();
+        assert_eq!(record_start(store.as_ref(), &data).unwrap(), 2);
+        store.close().unwrap();
+        // A damaged database file stops the node with an error naming the data directory.
+        let file = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.is_file())
+            .unwrap();
+        std::fs::write(&file, vec![0xa5u8; 4096]).unwrap();
+        let err = open_store(&data).err().unwrap().to_string();
+        assert!(err.contains(&data.display().to_string()), "{err}");
+    }
 }

@@ -255,5 +255,12 @@ async fn five_nodes_sybils_and_restart() {
         })
         .await;
     }
-    drop(procs);
+    drop(procs); // SIGKILL every node
+
+    // node0's durable store survived the SIGKILLs: it opens cleanly and still counts both of
+    // its starts (this is the third).
+    let data = homes[0].join("data");
+    let store = seedfed_node::node::open_store(&data).unwrap();
+    let starts = seedfed_node::node::record_start(store.as_ref(), &data).unwrap();
+    assert_eq!(starts, 3, "node0's store lost its start records");
 }
