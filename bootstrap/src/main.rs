@@ -13,7 +13,6 @@ use clap::{Args, Parser, Subcommand};
 use seedfed_node::config::{Config, LogFormat};
 use seedfed_node::fsutil;
 use seedfed_node::genesis::{Genesis, GenesisValidator};
-use tracing_subscriber::EnvFilter;
 
 /// seedfed bootstrap node and genesis tool.
 #[derive(Debug, Parser)]
@@ -128,7 +127,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             } else {
                 LogFormat::Plain
             };
-            init_logging(&config)?;
+            seedfed_node::logging::init(&config)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -142,23 +141,6 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => EnvFilter::try_new(v),
-        _ => EnvFilter::try_new(&config.log.filter),
-    }
-    .context("invalid log filter")?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let r = match config.log.format {
-        LogFormat::Plain => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    r.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod fsutil;
 pub mod genesis;
 pub mod keystore;
+pub mod logging;
 pub mod network;
 pub mod node;
 pub mod store;

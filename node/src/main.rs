@@ -10,10 +10,9 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 use seedfed_node::cli::{self, Cli, Command, InitArgs, KeysCommand, StatusArgs};
-use seedfed_node::config::{Config, LogFormat, CONFIG_FILE};
+use seedfed_node::config::{Config, CONFIG_FILE};
 use seedfed_node::genesis::Genesis;
 use seedfed_node::{api, fsutil, keystore, node};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,7 +35,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", config.to_toml());
                 return Ok(());
             }
-            init_logging(&config)?;
+            seedfed_node::logging::init(&config)?;
             let ks_path = Config::resolve(&home, &config.node.keystore);
             let pass = cli::read_passphrase(args.passphrase_file.as_deref(), false)?;
             let (identity, admission) = keystore::load(&ks_path, &pass)?;
@@ -57,23 +56,6 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status(&home, args),
         Command::Keys { command } => keys(&home, command),
     }
-}
-
-fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => EnvFilter::try_new(v),
-        _ => EnvFilter::try_new(&config.log.filter),
-    }
-    .context("invalid log filter")?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let r = match config.log.format {
-        LogFormat::Plain => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    r.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
 }
 
 fn init(home: &Path, args: InitArgs) -> anyhow::Result<()> {
