@@ -119,21 +119,7 @@ pub fn seal<R: RngCore + CryptoRng>(
         &PublicKey::from(sender),
         recipient,
     );
-    let cipher = ChaCha20Poly1305::new((&*key).into());
-    // The key is fresh per message (fresh ephemeral), so a fixed nonce never repeats under a key.
-    let ciphertext = cipher
-        .encrypt(
-            &[0u8; 12].into(),
-            Payload {
-                msg: plaintext,
-                aad: ad,
-            },
-        )
-        .map_err(|_| SealError::Length(plaintext.len()))?;
-    Ok(Sealed {
-        ephemeral: eph_pub.to_bytes(),
-        ciphertext,
-    })
+    aead_seal(&key, &eph_pub, ad, plaintext)
 }
 
 /// Opens a box sealed by `sender` to `recipient`'s key with the same `ad`.
@@ -143,9 +129,7 @@ pub fn open(
     ad: &[u8],
     sealed: &Sealed,
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    if sealed.ciphertext.len() < 16 || sealed.ciphertext.len() > MAX_CIPHERTEXT {
-        return Err(SealError::Length(sealed.ciphertext.len()));
-    }
+    check_length(sealed)?;
     let eph_pub = PublicKey::from(sealed.ephemeral);
     let es = recipient.diffie_hellman(&eph_pub);
     if !es.was_contributory() {
@@ -159,17 +143,7 @@ pub fn open(
         sender,
         &PublicKey::from(recipient),
     );
-    let cipher = ChaCha20Poly1305::new((&*key).into());
-    cipher
-        .decrypt(
-            &[0u8; 12].into(),
-            Payload {
-                msg: &sealed.ciphertext,
-                aad: ad,
-            },
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| SealError::Authentication)
+    aead_open(&key, ad, sealed)
 }
 
 fn ephemeral_box_key(
@@ -178,6 +152,29 @@ fn ephemeral_box_key(
     recipient: &[u8; 32],
 ) -> Zeroizing<[u8; 32]> {
     Zeroizing::new(hash32(SEAL_EPH_KEY, es, &[0; 16], &[ephemeral, recipient]))
+}
+
+/// Encrypts under a key that is fresh per box (it mixes in a fresh ephemeral), so the fixed
+/// nonce never repeats under one key.
+fn aead_seal(
+    key: &[u8; 32],
+    eph_pub: &PublicKey,
+    ad: &[u8],
+    plaintext: &[u8],
+) -> Result<Sealed, SealError> {
+    let ciphertext = ChaCha20Poly1305::new(key.into())
+        .encrypt(
+            &[0u8; 12].into(),
+            Payload {
+                msg: plaintext,
+                aad: ad,
+            },
+        )
+        .map_err(|_| SealError::Length(plaintext.len()))?;
+    Ok(Sealed {
+        ephemeral: eph_pub.to_bytes(),
+        ciphertext,
+    })
 }
 
 fn aead_open(key: &[u8; 32], ad: &[u8], sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, SealError> {
@@ -215,19 +212,7 @@ pub fn seal_ephemeral<R: RngCore + CryptoRng>(
         return Err(SealError::NonContributory);
     }
     let key = ephemeral_box_key(es.as_bytes(), eph_pub.as_bytes(), recipient.as_bytes());
-    let ciphertext = ChaCha20Poly1305::new((&*key).into())
-        .encrypt(
-            &[0u8; 12].into(),
-            Payload {
-                msg: plaintext,
-                aad: ad,
-            },
-        )
-        .map_err(|_| SealError::Length(plaintext.len()))?;
-    Ok(Sealed {
-        ephemeral: eph_pub.to_bytes(),
-        ciphertext,
-    })
+    aead_seal(&key, &eph_pub, ad, plaintext)
 }
 
 /// Opens a [`seal_ephemeral`] box with the recipient's secret.
