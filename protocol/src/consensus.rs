@@ -1089,7 +1089,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::ledger::{decode, encode, Genesis, GenesisValidator, KeyParams, Tx, TxBody};
+    use crate::ledger::{
+        decode, encode, EpochParams, Genesis, GenesisValidator, KeyParams, Tx, TxBody,
+    };
 
     fn solo() -> (Consensus, ed25519_dalek::SigningKey) {
         let sk = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
@@ -1103,12 +1105,13 @@ mod tests {
                 x25519: [0; 32],
             }],
             key: KeyParams {
-                tree_height: 2,
+                tree_height: 5,
                 sector_bits: 0,
                 leaf_threshold: 1,
                 leaf_holders: 1,
             },
             eviction_missed_heights: 10,
+            epochs: EpochParams::default(),
         };
         let ledger = Ledger::from_genesis(&g).unwrap();
         let c = Consensus::new(

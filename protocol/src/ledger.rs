@@ -10,8 +10,14 @@
 //! the state untouched too.
 //!
 //! Submodules: [`tx`] (transactions, their signatures and evidence), [`state`] (the state and
-//! the transition function), and the block type here.
+//! the transition function), [`epochs`] (the epoch cycle: DKG windows, qualified set, beacon,
+//! checkpoints), and the block type here.
+//!
+//! Chain ids: the ledger and admission use the human-readable `chain_id` string; everything
+//! that needs 32 bytes (DKG session context, beacon input, checkpoints, light clients) uses
+//! [`chain_digest`] of it.
 
+pub mod epochs;
 pub mod state;
 pub mod tx;
 
@@ -19,9 +25,21 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::hash::{hash32, Domain};
+use crate::lmots::LmotsType;
+use crate::lms::LmsType;
 use crate::member::MemberId;
+use crate::sector::TreeLayout;
 
-pub use state::{Ledger, LedgerState, Member, MemberStatus, SectorRecord, SignRequestRecord};
+pub use epochs::{
+    beacon_input, dkg_session_id, validate_dkg_complaint_payload, validate_dkg_round1_payload,
+    validate_epoch_beacon, validator_set_hash, CheckpointBody, CheckpointDue, CheckpointFault,
+    CheckpointSigning, ComplaintKey, ComplaintPayload, DkgExclusion, DkgFailure, DkgResult,
+    DkgRound, DkgSuite, EpochParams, Round1Payload, SignedCheckpoint,
+};
+pub use state::{
+    validate_master_root, Ledger, LedgerState, Member, MemberStatus, SectorRecord,
+    SignRequestRecord,
+};
 pub use tx::{
     Evidence, Signature64, SignedTx, Tx, TxBody, VoteKind, VoteRecord, MAX_PAYLOAD_BYTES,
 };
@@ -29,6 +47,15 @@ pub use tx::{
 const STATE_DOMAIN: Domain = Domain::new("seedfed-ledgerst");
 const BLOCK_DOMAIN: Domain = Domain::new("seedfed-block");
 const GENESIS_DOMAIN: Domain = Domain::new("seedfed-genesis");
+const CHAIN_DOMAIN: Domain = Domain::new("seedfed-chainid");
+const KEY_ID_DOMAIN: Domain = Domain::new("seedfed-lmskeyid");
+
+/// The 32-byte form of a chain id: BLAKE2b-256 of the UTF-8 string, personalised
+/// `seedfed-chainid`. Used wherever 32 bytes are needed (DKG sessions, the beacon input,
+/// checkpoints, light clients); transaction and vote signatures keep the string itself.
+pub fn chain_digest(chain_id: &str) -> [u8; 32] {
+    hash32(CHAIN_DOMAIN, &[], &[0; 16], &[chain_id.as_bytes()])
+}
 
 /// The canonical binary encoding of ledger values: postcard 1 (varint integers, length-prefixed
 /// sequences and strings, maps in key order because every map is a `BTreeMap`). Hashes are
@@ -76,6 +103,27 @@ impl KeyParams {
     pub fn sectors(&self) -> u32 {
         1u32 << self.sector_bits
     }
+
+    /// The LMS layout of the federation's (first) key on chain `chain_digest`: LMS type of
+    /// height `h` (SHA-256/N32), LM-OTS `SHA256_N32_W4`, `p` sector levels, and the key
+    /// identifier `I` = the first 16 bytes of BLAKE2b(`seedfed-lmskeyid`, chain digest, key
+    /// number 0). Sector owners build their portions with this layout and the ledger checks the
+    /// master root and published signatures against it.
+    pub fn layout(&self, chain_digest: &[u8; 32]) -> Result<TreeLayout, GenesisError> {
+        let lms_type = LmsType::from_height(u32::from(self.tree_height)).ok_or(
+            GenesisError::BadKeyParams("tree height must be 5, 10, 15, 20 or 25"),
+        )?;
+        let digest = hash32(
+            KEY_ID_DOMAIN,
+            &[],
+            &[0; 16],
+            &[chain_digest, &0u64.to_le_bytes()],
+        );
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        TreeLayout::new(lms_type, LmotsType::W4, id, u32::from(self.sector_bits))
+            .map_err(|_| GenesisError::BadKeyParams("sector bits must be below the tree height"))
+    }
 }
 
 /// One validator in the genesis document.
@@ -102,6 +150,8 @@ pub struct Genesis {
     pub key: KeyParams,
     /// A validator that misses this many consecutive commits may be evicted for inactivity.
     pub eviction_missed_heights: u64,
+    /// Block windows of the epoch cycle (DKG rounds, minimum epoch length).
+    pub epochs: EpochParams,
 }
 
 impl Genesis {
@@ -309,6 +359,71 @@ pub enum LedgerError {
     /// A block with more transactions than allowed.
     #[error("block has {0} transactions, more than the maximum")]
     TooManyTxs(usize),
+    /// A DKG transaction outside its window (heights are block heights).
+    #[error("DKG {what} not accepted at height {height}: window is {from}..={to}")]
+    DkgWindow {
+        /// Which message.
+        what: &'static str,
+        /// The height it arrived at.
+        height: u64,
+        /// First height of the window.
+        from: u64,
+        /// Last height of the window.
+        to: u64,
+    },
+    /// A DKG message that the DKG checks reject (bad proof, degree, complaint that proves
+    /// nothing, unsigned envelope...).
+    #[error("DKG message rejected: {0}")]
+    DkgRejected(String),
+    /// The DKG of this epoch is already finalised.
+    #[error("DKG of epoch {0} already finalised")]
+    DkgDone(u64),
+    /// The DKG of this epoch is not finalised yet (or failed).
+    #[error("DKG of epoch {0} not complete")]
+    DkgIncomplete(u64),
+    /// A beacon partial that does not verify (DLEQ proof, member, point).
+    #[error("bad beacon partial: {0}")]
+    BadPartial(String),
+    /// The first `t` beacon partials are already recorded.
+    #[error("beacon partials complete")]
+    BeaconComplete,
+    /// The beacon differs from the one combined from the recorded partials (or too few).
+    #[error("epoch beacon does not match the recorded partials: {0}")]
+    BadBeacon(&'static str),
+    /// The epoch cannot advance before this height.
+    #[error("epoch may not start before height {0}")]
+    EpochTooEarly(u64),
+    /// No checkpoint is being signed.
+    #[error("no checkpoint is due")]
+    NoCheckpoint,
+    /// A checkpoint message for another checkpoint or attempt.
+    #[error("checkpoint {got_checkpoint} attempt {got_attempt}, expected {checkpoint} attempt {attempt}")]
+    WrongCheckpoint {
+        /// Checkpoint number in the transaction.
+        got_checkpoint: u64,
+        /// Attempt in the transaction.
+        got_attempt: u32,
+        /// The checkpoint being signed.
+        checkpoint: u64,
+        /// Its current attempt.
+        attempt: u32,
+    },
+    /// The author may not sign this checkpoint attempt (not in the key's group, excluded
+    /// after a bad share, not among the fixed signers, or the signer set is already full).
+    #[error("{0} may not sign this checkpoint attempt: {1}")]
+    NotSigner(MemberId, &'static str),
+    /// A checkpoint signing message that does not decode or aggregate.
+    #[error("checkpoint signing failed: {0}")]
+    Checkpoint(String),
+    /// The master root is not the root over the published sector roots.
+    #[error("master root does not match the published sector roots")]
+    BadMasterRoot,
+    /// The key parameters do not define an LMS layout.
+    #[error("bad key layout: {0}")]
+    Layout(String),
+    /// A published LMS signature that does not verify under the master key.
+    #[error("LMS signature rejected: {0}")]
+    BadLmsSignature(String),
 }
 
 #[cfg(test)]

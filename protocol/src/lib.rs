@@ -20,6 +20,7 @@ pub mod assignment;
 pub mod checkpoint;
 pub mod consensus;
 pub mod dkg;
+pub mod epoch;
 pub mod hash;
 pub mod ledger;
 pub mod light_client;

@@ -24,8 +24,8 @@ use seedfed_protocol::consensus::{
 use seedfed_protocol::ledger::tx::vote_digest;
 use seedfed_protocol::ledger::{decode, encode};
 use seedfed_protocol::ledger::{
-    Block, Evidence, Genesis, GenesisValidator, KeyParams, Ledger, Signature64, SignedTx, Tx,
-    TxBody, VoteRecord,
+    Block, EpochParams, Evidence, Genesis, GenesisValidator, KeyParams, Ledger, Signature64,
+    SignedTx, Tx, TxBody, VoteRecord,
 };
 use seedfed_protocol::member::MemberId;
 
@@ -138,12 +138,13 @@ fn genesis(n: usize) -> Genesis {
             })
             .collect(),
         key: KeyParams {
-            tree_height: 4,
+            tree_height: 5,
             sector_bits: 1,
             leaf_threshold: 2,
             leaf_holders: 3,
         },
         eviction_missed_heights: 1000,
+        epochs: EpochParams::default(),
     }
 }
 

@@ -13,14 +13,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::epochs::{
+    CheckpointDue, CheckpointFault, CheckpointSigning, DkgResult, DkgRound, EpochParams,
+    SignedCheckpoint,
+};
 use super::tx::{peer_id_bytes, vote_digest, Evidence, SignedTx, TxBody, VoteKind};
 use super::{
-    encode, Block, CommitInfo, Genesis, GenesisError, KeyParams, LedgerError, STATE_DOMAIN,
+    chain_digest, encode, Block, CommitInfo, Genesis, GenesisError, KeyParams, LedgerError,
+    STATE_DOMAIN,
 };
 use crate::admission::{Puzzle, MAX_DIFFICULTY};
 use crate::assignment::{branch_owners, Weighted};
 use crate::hash::hash32;
+use crate::lms::{LmsSignature, VerifyError};
+use crate::master::Master;
 use crate::member::MemberId;
+use crate::tprf::Partial;
 
 /// Largest total stake (so that `3 * total` fits a `u64` in the consensus thresholds).
 pub const MAX_TOTAL_STAKE: u64 = u64::MAX / 4;
@@ -117,10 +125,28 @@ pub struct LedgerState {
     pub beacon: [u8; 32],
     /// Validator set snapshot (member, stake) taken at the epoch start: the DKG participants.
     pub epoch_validators: BTreeMap<MemberId, u64>,
-    /// DKG round-1 packages by (epoch, sender).
-    pub dkg_commitments: BTreeMap<(u64, MemberId), Vec<u8>>,
-    /// DKG complaints by (epoch, accuser, accused).
-    pub dkg_complaints: BTreeMap<(u64, MemberId, MemberId), Vec<u8>>,
+    /// Block windows of the epoch cycle.
+    pub epochs: EpochParams,
+    /// Height at which the current epoch started (0 for epoch 0).
+    pub epoch_started_at: u64,
+    /// The current epoch's DKG.
+    pub dkg: DkgRound,
+    /// Completed DKGs by the epoch they ran in (older ones pruned once no longer needed).
+    pub dkg_results: BTreeMap<u64, DkgResult>,
+    /// The first `t` valid beacon partials for epoch + 1, in ledger order.
+    pub beacon_partials: Vec<Partial>,
+    /// Epoch of the DKG whose Ed25519 key signs checkpoints now (`None` before the first DKG).
+    pub checkpoint_key: Option<u64>,
+    /// Next checkpoint sequence number.
+    pub checkpoint_seq: u64,
+    /// Checkpoints waiting to be signed, by sequence number (signed in order).
+    pub checkpoints_due: BTreeMap<u64, CheckpointDue>,
+    /// Signing progress of the first due checkpoint.
+    pub checkpoint_signing: Option<CheckpointSigning>,
+    /// The last [`KEEP_CHECKPOINTS`](super::epochs::KEEP_CHECKPOINTS) signed checkpoints.
+    pub checkpoints: Vec<SignedCheckpoint>,
+    /// The last bad checkpoint shares, attributed.
+    pub checkpoint_faults: Vec<CheckpointFault>,
     /// Epoch of the current branch assignment, if any.
     pub assignment_epoch: Option<u64>,
     /// Owner of each sector.
@@ -145,14 +171,10 @@ impl LedgerState {
     /// The state at genesis.
     pub fn from_genesis(genesis: &Genesis) -> Result<Self, GenesisError> {
         let k = &genesis.key;
-        if k.tree_height == 0 || k.tree_height > 40 {
-            return Err(GenesisError::BadKeyParams("tree height must be in 1..=40"));
+        if k.sector_bits > 20 {
+            return Err(GenesisError::BadKeyParams("sector bits must be <= 20"));
         }
-        if k.sector_bits > k.tree_height || k.sector_bits > 20 {
-            return Err(GenesisError::BadKeyParams(
-                "sector bits must be <= height and <= 20",
-            ));
-        }
+        k.layout(&chain_digest(&genesis.chain_id))?;
         if k.leaf_threshold == 0 || k.leaf_threshold > k.leaf_holders {
             return Err(GenesisError::BadKeyParams("need 1 <= k <= r"));
         }
@@ -196,8 +218,17 @@ impl LedgerState {
             epoch: 0,
             beacon: [0; 32],
             epoch_validators: BTreeMap::new(),
-            dkg_commitments: BTreeMap::new(),
-            dkg_complaints: BTreeMap::new(),
+            epochs: genesis.epochs.clone(),
+            epoch_started_at: 0,
+            dkg: DkgRound::open(0, 0, BTreeMap::new()),
+            dkg_results: BTreeMap::new(),
+            beacon_partials: Vec::new(),
+            checkpoint_key: None,
+            checkpoint_seq: 0,
+            checkpoints_due: BTreeMap::new(),
+            checkpoint_signing: None,
+            checkpoints: Vec::new(),
+            checkpoint_faults: Vec::new(),
             assignment_epoch: None,
             branch_owners: BTreeMap::new(),
             sectors: BTreeMap::new(),
@@ -209,6 +240,7 @@ impl LedgerState {
             repairs: Vec::new(),
         };
         s.epoch_validators = s.validators();
+        s.dkg = DkgRound::open(0, 0, s.roster());
         Ok(s)
     }
 
@@ -325,46 +357,36 @@ impl LedgerState {
             }
             TxBody::Evict { member, evidence } => self.evict(author, *member, evidence),
             TxBody::DkgCommitment { epoch, payload } => {
-                self.check_dkg_sender(author, *epoch)?;
-                validate_dkg_round1_payload(*epoch, &author, payload)?;
-                if self.dkg_commitments.contains_key(&(*epoch, author)) {
-                    return Err(LedgerError::DuplicateDkg(author));
-                }
-                self.dkg_commitments
-                    .insert((*epoch, author), payload.clone());
-                Ok(())
+                self.apply_dkg_commitment(author, *epoch, payload)
             }
             TxBody::DkgComplaint {
                 epoch,
                 accused,
                 payload,
-            } => {
-                self.check_dkg_sender(author, *epoch)?;
-                if !self.epoch_validators.contains_key(accused) {
-                    return Err(LedgerError::NotValidator(*accused));
-                }
-                validate_dkg_complaint_payload(*epoch, &author, accused, payload)?;
-                let key = (*epoch, author, *accused);
-                if self.dkg_complaints.contains_key(&key) {
-                    return Err(LedgerError::DuplicateDkg(author));
-                }
-                self.dkg_complaints.insert(key, payload.clone());
-                Ok(())
+            } => self.apply_dkg_complaint(author, *epoch, *accused, payload),
+            TxBody::DkgAnswer {
+                epoch,
+                suite,
+                envelope,
+            } => self.apply_dkg_answer(author, *epoch, *suite, envelope),
+            TxBody::DkgFinalize { epoch } => self.apply_dkg_finalize(author, *epoch),
+            TxBody::BeaconPartial { epoch, partial } => {
+                self.apply_beacon_partial(author, *epoch, partial)
             }
             TxBody::EpochStart { epoch, beacon } => {
                 self.require_validator(&author)?;
-                if *epoch != self.epoch + 1 {
-                    return Err(LedgerError::WrongEpoch {
-                        got: *epoch,
-                        expected: self.epoch + 1,
-                    });
-                }
-                validate_epoch_beacon(*epoch, beacon)?;
-                self.epoch = *epoch;
-                self.beacon = *beacon;
-                self.epoch_validators = self.validators();
-                Ok(())
+                self.apply_epoch_start(*epoch, beacon)
             }
+            TxBody::CheckpointCommit {
+                checkpoint,
+                attempt,
+                commitments,
+            } => self.apply_checkpoint_commit(author, *checkpoint, *attempt, commitments),
+            TxBody::CheckpointShare {
+                checkpoint,
+                attempt,
+                share,
+            } => self.apply_checkpoint_share(author, *checkpoint, *attempt, share),
             TxBody::BranchAssignment { epoch, owners } => {
                 self.require_validator(&author)?;
                 if *epoch != self.epoch {
@@ -424,8 +446,9 @@ impl LedgerState {
                 if missing > 0 {
                     return Err(LedgerError::SectorsMissing { missing });
                 }
-                validate_master_root(&self.sectors, root)?;
+                validate_master_root(&self.key, &self.chain_id, &self.sectors, root)?;
                 self.master_root = Some(*root);
+                self.enqueue_checkpoint(None);
                 Ok(())
             }
             TxBody::SignRequest { digest } => {
@@ -460,6 +483,7 @@ impl LedgerState {
                         signature.len()
                     )));
                 }
+                self.verify_published_signature(*leaf, signature)?;
                 self.signatures.insert(*leaf, signature.clone());
                 Ok(())
             }
@@ -572,17 +596,31 @@ impl LedgerState {
         Ok(())
     }
 
-    fn check_dkg_sender(&self, author: MemberId, epoch: u64) -> Result<(), LedgerError> {
-        if epoch != self.epoch {
-            return Err(LedgerError::WrongEpoch {
-                got: epoch,
-                expected: self.epoch,
-            });
+    /// Checks a `SignaturePublish`: the one-level HSS-encoded LMS signature is for leaf `leaf`
+    /// and verifies on the request's digest under the master public key (the ledger's layout
+    /// with the final master root).
+    fn verify_published_signature(&self, leaf: u64, signature: &[u8]) -> Result<(), LedgerError> {
+        let bad = |e: VerifyError| LedgerError::BadLmsSignature(e.to_string());
+        let root = self.master_root.ok_or(LedgerError::MasterNotFinal)?;
+        let request = self
+            .sign_requests
+            .get(&leaf)
+            .ok_or(LedgerError::LeafNotAllocated(leaf))?;
+        let layout = self
+            .key
+            .layout(&chain_digest(&self.chain_id))
+            .map_err(|e| LedgerError::Layout(e.to_string()))?;
+        let sig = LmsSignature::decode_hss(signature).map_err(|e| bad(e.into()))?;
+        if u64::from(sig.q) != leaf {
+            return Err(LedgerError::BadLmsSignature(format!(
+                "signature is for leaf {}, not {leaf}",
+                sig.q
+            )));
         }
-        if !self.epoch_validators.contains_key(&author) {
-            return Err(LedgerError::NotValidator(author));
-        }
-        Ok(())
+        layout
+            .public_key(root)
+            .verify(&request.digest, &sig)
+            .map_err(bad)
     }
 
     fn check_holders(&self, holders: &[MemberId]) -> Result<(), LedgerError> {
@@ -700,50 +738,26 @@ impl LedgerState {
     }
 }
 
-/// DKG hook: validates a round-1 package. Until the `dkg` module lands this checks only the
-/// size bound; then it must deserialize the frost round-1 package and check its proof of
-/// knowledge (a pure, deterministic function of the payload, sender and epoch).
-pub fn validate_dkg_round1_payload(
-    _epoch: u64,
-    _sender: &MemberId,
-    payload: &[u8],
-) -> Result<(), LedgerError> {
-    check_payload_size(payload)
-}
-
-/// DKG hook: validates a complaint. Until the `dkg` module lands this checks only the size
-/// bound; then it must check the revealed round-2 package against the accused's commitments.
-pub fn validate_dkg_complaint_payload(
-    _epoch: u64,
-    _accuser: &MemberId,
-    _accused: &MemberId,
-    payload: &[u8],
-) -> Result<(), LedgerError> {
-    check_payload_size(payload)
-}
-
-/// TPRF hook: validates an epoch beacon. Until the `tprf` module lands any beacon is
-/// accepted from a validator; then the transaction must carry `t` partials with DLEQ proofs.
-pub fn validate_epoch_beacon(_epoch: u64, _beacon: &[u8; 32]) -> Result<(), LedgerError> {
-    Ok(())
-}
-
-/// Master-tree hook: checks the master root against the published sector roots. Until the
-/// `master` module lands any root is accepted once every sector is published; then it must be
-/// recomputed from the sector roots.
+/// Master-tree check: `root` must be the root of the master tree over the published sector
+/// roots (`master::Master::from_sector_roots` with the ledger's layout, see
+/// [`KeyParams::layout`]).
 pub fn validate_master_root(
-    _sectors: &BTreeMap<u32, SectorRecord>,
-    _root: &[u8; 32],
+    key: &KeyParams,
+    chain_id: &str,
+    sectors: &BTreeMap<u32, SectorRecord>,
+    root: &[u8; 32],
 ) -> Result<(), LedgerError> {
-    Ok(())
-}
-
-fn check_payload_size(payload: &[u8]) -> Result<(), LedgerError> {
-    if payload.is_empty() || payload.len() > super::MAX_PAYLOAD_BYTES {
-        return Err(LedgerError::BadPayload(format!(
-            "payload of {} bytes",
-            payload.len()
-        )));
+    let layout = key
+        .layout(&chain_digest(chain_id))
+        .map_err(|e| LedgerError::Layout(e.to_string()))?;
+    let roots: Vec<[u8; 32]> = (0..key.sectors())
+        .map(|i| sectors.get(&i).map(|r| r.root))
+        .collect::<Option<_>>()
+        .ok_or(LedgerError::SectorsMissing { missing: 1 })?;
+    let master = Master::from_sector_roots(layout, &roots)
+        .map_err(|e| LedgerError::Layout(e.to_string()))?;
+    if master.root() != *root {
+        return Err(LedgerError::BadMasterRoot);
     }
     Ok(())
 }

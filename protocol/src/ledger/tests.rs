@@ -32,12 +32,13 @@ fn genesis(n: u8) -> Genesis {
             })
             .collect(),
         key: KeyParams {
-            tree_height: 3,
+            tree_height: 5,
             sector_bits: 1,
             leaf_threshold: 2,
             leaf_holders: 3,
         },
         eviction_missed_heights: 2,
+        epochs: EpochParams::default(),
     }
 }
 
@@ -139,8 +140,18 @@ fn genesis_checks() {
         LedgerState::from_genesis(&g),
         Err(GenesisError::BadKeyParams(_))
     ));
+    // p must be below h (5), and h an RFC 8554 height.
+    let mut g = genesis(2);
+    g.key.sector_bits = 5;
+    assert!(matches!(
+        LedgerState::from_genesis(&g),
+        Err(GenesisError::BadKeyParams(_))
+    ));
     let mut g = genesis(2);
     g.key.sector_bits = 4;
+    assert!(LedgerState::from_genesis(&g).is_ok());
+    let mut g = genesis(2);
+    g.key.tree_height = 6;
     assert!(matches!(
         LedgerState::from_genesis(&g),
         Err(GenesisError::BadKeyParams(_))
@@ -526,89 +537,39 @@ fn equivocation_evidence() {
     assert_eq!(fx.st().members[&bad].status, MemberStatus::Evicted);
 }
 
-#[test]
-fn dkg_messages() {
-    let mut fx = Fx::new(3);
-    let body = |epoch| TxBody::DkgCommitment {
-        epoch,
-        payload: vec![1, 2, 3],
-    };
-    assert_eq!(
-        fx.apply(0, body(1)),
-        Err(LedgerError::WrongEpoch {
-            got: 1,
-            expected: 0
-        })
-    );
-    fx.apply(0, body(0)).unwrap();
-    assert_eq!(
-        fx.apply(0, body(0)),
-        Err(LedgerError::DuplicateDkg(fx.id(0)))
-    );
-    assert!(matches!(
-        fx.apply(
-            1,
-            TxBody::DkgCommitment {
-                epoch: 0,
-                payload: vec![0; MAX_PAYLOAD_BYTES + 1]
-            }
-        ),
-        Err(LedgerError::BadPayload(_))
-    ));
-    assert!(matches!(
-        fx.apply(
-            1,
-            TxBody::DkgCommitment {
-                epoch: 0,
-                payload: vec![]
-            }
-        ),
-        Err(LedgerError::BadPayload(_))
-    ));
-    let accused = fx.id(0);
-    fx.apply(
-        1,
-        TxBody::DkgComplaint {
-            epoch: 0,
-            accused,
-            payload: vec![7],
-        },
-    )
-    .unwrap();
-    assert_eq!(fx.st().dkg_commitments.len(), 1);
-    assert_eq!(fx.st().dkg_complaints.len(), 1);
-    // A member admitted after the epoch snapshot is not a DKG participant.
-    let newcomer = key(40);
-    fx.ledger
-        .state
-        .apply_tx(&admission_tx(&newcomer, 4))
-        .unwrap();
-    let nid = id(&newcomer);
-    fx.apply(0, TxBody::Transfer { to: nid, amount: 5 })
-        .unwrap();
-    let t = Tx {
-        author: nid,
-        nonce: 1,
-        body: body(0),
-    }
-    .sign(CHAIN, &newcomer);
-    assert_eq!(
-        fx.ledger.state.apply_tx(&t),
-        Err(LedgerError::NotValidator(nid))
-    );
+fn leaf_seed(q: u32) -> crate::lmots::LeafSeed {
+    let mut b = [0x3cu8; 32];
+    b[..4].copy_from_slice(&q.to_le_bytes());
+    crate::lmots::LeafSeed::from_bytes(b)
 }
 
-/// Runs epoch 1, assignment, and publishes both sectors; returns the fixture.
+/// The two real sectors of the test key (H5, two sectors of 16 leaves).
+fn sectors() -> &'static [crate::sector::Sector] {
+    static S: std::sync::OnceLock<Vec<crate::sector::Sector>> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let layout = genesis(4).key.layout(&chain_digest(CHAIN)).unwrap();
+        (0..2)
+            .map(|b| crate::sector::Sector::generate(layout, b, 1, leaf_seed).unwrap())
+            .collect()
+    })
+}
+
+fn master() -> crate::master::Master {
+    let layout = genesis(4).key.layout(&chain_digest(CHAIN)).unwrap();
+    let roots: Vec<[u8; 32]> = sectors().iter().map(|s| s.root()).collect();
+    crate::master::Master::from_sector_roots(layout, &roots).unwrap()
+}
+
+/// Starts epoch 1 without the beacon checks (the DKG and beacon are tested in
+/// `epochs_tests` and `tests/epoch_cycle.rs`).
+fn start_epoch_1(fx: &mut Fx) {
+    fx.ledger.state.begin_epoch(1, [5; 32]);
+}
+
+/// Runs epoch 1, assignment, and publishes both (real) sectors; returns the fixture.
 fn key_ready() -> Fx {
     let mut fx = Fx::new(4);
-    fx.apply(
-        0,
-        TxBody::EpochStart {
-            epoch: 1,
-            beacon: [5; 32],
-        },
-    )
-    .unwrap();
+    start_epoch_1(&mut fx);
     let owners = fx.st().compute_branch_owners().unwrap();
     assert_eq!(owners.len(), 2);
     fx.apply(1, TxBody::BranchAssignment { epoch: 1, owners })
@@ -622,7 +583,7 @@ fn key_ready() -> Fx {
             i,
             TxBody::SectorRoot {
                 sector,
-                root: [sector as u8; 32],
+                root: sectors()[sector as usize].root(),
                 holders: holders.clone(),
             },
         )
@@ -647,14 +608,18 @@ fn epoch_and_assignment_checks() {
             expected: 1
         })
     );
-    fx.apply(
-        0,
-        TxBody::EpochStart {
-            epoch: 1,
-            beacon: [5; 32],
-        },
-    )
-    .unwrap();
+    // No completed DKG: no beacon can be valid.
+    assert_eq!(
+        fx.apply(
+            0,
+            TxBody::EpochStart {
+                epoch: 1,
+                beacon: [5; 32]
+            }
+        ),
+        Err(LedgerError::DkgIncomplete(0))
+    );
+    start_epoch_1(&mut fx);
     assert_eq!(fx.st().epoch, 1);
     let mut owners = fx.st().compute_branch_owners().unwrap();
     owners.reverse();
@@ -719,14 +684,7 @@ fn sector_publication_rules() {
         Err(LedgerError::SectorOutOfRange(9))
     );
     // Fresh ledger with assignment only: non-owner and bad holder sets are rejected.
-    fx.apply(
-        0,
-        TxBody::EpochStart {
-            epoch: 1,
-            beacon: [5; 32],
-        },
-    )
-    .unwrap();
+    start_epoch_1(&mut fx);
     let owners = fx.st().compute_branch_owners().unwrap();
     fx.apply(0, TxBody::BranchAssignment { epoch: 1, owners })
         .unwrap();
@@ -785,13 +743,19 @@ fn master_root_and_leaf_allocation() {
         Err(LedgerError::SectorsMissing { missing: 2 })
     );
     let mut fx = key_ready();
-    fx.apply(0, TxBody::MasterRoot { root: [7; 32] }).unwrap();
     assert_eq!(
-        fx.apply(0, TxBody::MasterRoot { root: [8; 32] }),
+        fx.apply(0, TxBody::MasterRoot { root: [7; 32] }),
+        Err(LedgerError::BadMasterRoot)
+    );
+    let root = master().root();
+    fx.apply(0, TxBody::MasterRoot { root }).unwrap();
+    assert_eq!(fx.st().master_root, Some(root));
+    assert_eq!(
+        fx.apply(0, TxBody::MasterRoot { root }),
         Err(LedgerError::MasterFinal)
     );
-    // 2^3 = 8 leaves, each allocated exactly once, in order.
-    for q in 0..8u64 {
+    // 2^5 = 32 leaves, each allocated exactly once, in order.
+    for q in 0..32u64 {
         fx.apply(
             (q % 4) as usize,
             TxBody::SignRequest {
@@ -804,15 +768,41 @@ fn master_root_and_leaf_allocation() {
     }
     assert_eq!(
         fx.apply(0, TxBody::SignRequest { digest: [9; 32] }),
-        Err(LedgerError::KeyExhausted(8))
+        Err(LedgerError::KeyExhausted(32))
     );
-    assert_eq!(fx.st().next_leaf, 8);
-    // Signatures: only for allocated leaves, once.
+    assert_eq!(fx.st().next_leaf, 32);
+    // Signatures: real LMS signatures on the request's digest by the leaf, once.
+    let m = master();
+    let secs = sectors();
+    let sign = |q: u32, msg: &[u8]| {
+        m.sign(&secs[(q / 16) as usize], q, &leaf_seed(q), msg)
+            .unwrap()
+            .encode_hss()
+    };
+    let digest3 = fx.st().sign_requests[&3].digest;
+    // Garbage, a signature by another leaf, and one on another message are rejected.
+    for bad in [
+        vec![1; 10],
+        sign(4, &fx.st().sign_requests[&4].digest.clone()),
+        sign(3, b"another message"),
+    ] {
+        assert!(matches!(
+            fx.apply(
+                1,
+                TxBody::SignaturePublish {
+                    leaf: 3,
+                    signature: bad
+                }
+            ),
+            Err(LedgerError::BadLmsSignature(_))
+        ));
+    }
+    let good = sign(3, &digest3);
     fx.apply(
         1,
         TxBody::SignaturePublish {
             leaf: 3,
-            signature: vec![1; 10],
+            signature: good.clone(),
         },
     )
     .unwrap();
@@ -821,7 +811,7 @@ fn master_root_and_leaf_allocation() {
             1,
             TxBody::SignaturePublish {
                 leaf: 3,
-                signature: vec![2; 10]
+                signature: good
             }
         ),
         Err(LedgerError::LeafSigned(3))
@@ -830,11 +820,11 @@ fn master_root_and_leaf_allocation() {
         fx.apply(
             1,
             TxBody::SignaturePublish {
-                leaf: 8,
+                leaf: 40,
                 signature: vec![2; 10]
             }
         ),
-        Err(LedgerError::LeafNotAllocated(8))
+        Err(LedgerError::LeafNotAllocated(40))
     );
 }
 
@@ -1039,7 +1029,7 @@ proptest! {
     #[test]
     fn replicas_agree(actions in proptest::collection::vec(arb_action(), 1..40), per_block in 1usize..6) {
         let mut a = key_ready();
-        a.apply(0, TxBody::MasterRoot { root: [7; 32] }).unwrap();
+        a.apply(0, TxBody::MasterRoot { root: master().root() }).unwrap();
         let mut b_ledger = a.ledger.clone();
         let mut allocated = std::collections::BTreeSet::new();
         for chunk in actions.chunks(per_block) {

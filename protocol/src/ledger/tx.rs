@@ -207,28 +207,79 @@ pub enum TxBody {
         /// Why.
         evidence: Evidence,
     },
-    /// A DKG round-1 package (commitments) for the current epoch.
+    /// The author's DKG round-1 packages for the current epoch: the [`encode`]d
+    /// [`Round1Payload`](super::epochs::Round1Payload) (ristretto255 and Ed25519 frost packages).
+    /// Accepted only inside the round-1 window, with valid proofs of knowledge and degree.
     DkgCommitment {
         /// Epoch the DKG belongs to.
         epoch: u64,
-        /// Opaque round-1 package (validated by the DKG hook).
+        /// The encoded [`Round1Payload`](super::epochs::Round1Payload).
         payload: Vec<u8>,
     },
-    /// A DKG complaint against a dealer.
+    /// A DKG complaint against a dealer: the [`encode`]d
+    /// [`ComplaintPayload`](super::epochs::ComplaintPayload) (suite + `dkg::Complaint`).
+    /// Accepted only inside the complaint window and only if it convicts (`Bad`) or is owed
+    /// (`Missing`).
     DkgComplaint {
         /// Epoch the DKG belongs to.
         epoch: u64,
         /// The accused dealer.
         accused: MemberId,
-        /// Opaque complaint (the revealed round-2 package and proof).
+        /// The encoded [`ComplaintPayload`](super::epochs::ComplaintPayload).
         payload: Vec<u8>,
+    },
+    /// A dealer's answer to a `Missing` complaint: the signed round-2 envelope
+    /// (`dkg::Envelope::encode`) it owes the complainer, published (still sealed to the
+    /// recipient).
+    DkgAnswer {
+        /// Epoch the DKG belongs to.
+        epoch: u64,
+        /// Which of the two DKGs.
+        suite: super::epochs::DkgSuite,
+        /// The encoded envelope; its sender must be the author.
+        envelope: Vec<u8>,
+    },
+    /// Closes the current epoch's DKG after the complaint window: the ledger computes the
+    /// qualified set and both public key packages (or records the failure and reopens the DKG).
+    DkgFinalize {
+        /// Epoch the DKG belongs to.
+        epoch: u64,
+    },
+    /// The author's threshold-PRF partial (with its DLEQ proof) for the beacon of `epoch`
+    /// (= current + 1), under the ristretto255 key of the current epoch's completed DKG.
+    BeaconPartial {
+        /// The epoch whose beacon this contributes to.
+        epoch: u64,
+        /// The partial; `partial.member` must be the author.
+        partial: crate::tprf::Partial,
     },
     /// Start the next epoch: snapshot the validator set, record the epoch beacon.
     EpochStart {
         /// The new epoch (current + 1).
         epoch: u64,
-        /// The epoch beacon (threshold PRF output; checked by a hook once `tprf` lands).
+        /// The epoch beacon: the threshold PRF of (chain digest, epoch) combined from the first
+        /// `t` partials on the ledger; the ledger recomputes it.
         beacon: [u8; 32],
+    },
+    /// The author's FROST round-1 commitments (`SigningCommitments::serialize`) for attempt
+    /// `attempt` of checkpoint number `checkpoint`; the first `t` fix the signer set.
+    CheckpointCommit {
+        /// Sequence number of the due checkpoint.
+        checkpoint: u64,
+        /// Signing attempt (starts at 0; a new attempt after a bad share or a timeout).
+        attempt: u32,
+        /// Serialised frost-ed25519 `SigningCommitments`.
+        commitments: Vec<u8>,
+    },
+    /// The author's FROST signature share (`SignatureShare::serialize`) for the signer set the
+    /// ledger fixed; with all `t` shares in, the ledger aggregates and verifies.
+    CheckpointShare {
+        /// Sequence number of the due checkpoint.
+        checkpoint: u64,
+        /// Signing attempt.
+        attempt: u32,
+        /// Serialised frost-ed25519 `SignatureShare`.
+        share: Vec<u8>,
     },
     /// The branch-owner assignment for the current epoch, checked by recomputation.
     BranchAssignment {
@@ -260,7 +311,8 @@ pub enum TxBody {
     SignaturePublish {
         /// The leaf used.
         leaf: u64,
-        /// The LMS signature bytes.
+        /// The one-level HSS encoding of the LMS signature (`LmsSignature::encode_hss`) on the
+        /// request's digest; verified against the master public key.
         signature: Vec<u8>,
     },
     /// Record that a sector's shares held by `lost` now live on `replacement`.
