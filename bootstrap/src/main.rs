@@ -113,6 +113,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     .map(|v| parse_validator(v))
                     .collect::<anyhow::Result<_>>()?,
                 key: Default::default(),
+                epochs: Default::default(),
             };
             genesis.check()?;
             fsutil::write_atomic(&a.out, genesis.to_toml().as_bytes(), 0o644)

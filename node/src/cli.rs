@@ -78,6 +78,29 @@ pub struct RunArgs {
     /// Print the effective configuration (file + environment overrides) and exit.
     #[arg(long)]
     pub dump_config: bool,
+    /// Fault injection for tests: make this node misbehave on purpose. Never use it on a real
+    /// federation.
+    #[arg(long, value_enum, default_value_t = FaultArg::None)]
+    pub fault: FaultArg,
+}
+
+/// `--fault` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FaultArg {
+    /// Behave honestly.
+    None,
+    /// Deal invalid (but signed) DKG round-2 shares to every recipient.
+    BadDkgShares,
+}
+
+impl FaultArg {
+    /// The protocol's fault for this flag.
+    pub fn to_fault(self) -> seedfed_protocol::epoch::Fault {
+        match self {
+            FaultArg::None => seedfed_protocol::epoch::Fault::None,
+            FaultArg::BadDkgShares => seedfed_protocol::epoch::Fault::BadRound2Shares,
+        }
+    }
 }
 
 /// `seedfed status`

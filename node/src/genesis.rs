@@ -11,6 +11,7 @@ use std::path::Path;
 
 use libp2p::PeerId;
 use seedfed_protocol::ledger;
+pub use seedfed_protocol::ledger::epochs::EpochParams;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -68,6 +69,9 @@ pub struct Genesis {
     /// Signing-key and ledger parameters.
     #[serde(default)]
     pub key: KeySection,
+    /// Block windows of the epoch cycle (DKG rounds, epoch length, checkpoint retries).
+    #[serde(default)]
+    pub epochs: EpochParams,
 }
 
 /// Why a genesis file was rejected.
@@ -160,6 +164,7 @@ impl Genesis {
                 leaf_holders: self.key.leaf_holders,
             },
             eviction_missed_heights: self.key.eviction_missed_heights,
+            epochs: self.epochs.clone(),
         };
         ledger::LedgerState::from_genesis(&g).map_err(|e| GenesisError::Invalid(e.to_string()))?;
         Ok(g)
@@ -225,6 +230,7 @@ mod tests {
                 x25519: hex::encode([9u8; 32]),
             }],
             key: KeySection::default(),
+            epochs: EpochParams::default(),
         };
         let lg = g.to_ledger().unwrap();
         assert_eq!(lg.validators[0].x25519, [9u8; 32]);

@@ -49,6 +49,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 &config,
                 &identity,
                 &admission,
+                args.fault.to_fault(),
                 node::shutdown_signal(),
             ))?;
             Ok(())

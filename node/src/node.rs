@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::api::{self, ApiState, API_ADDR_FILE};
+use seedfed_protocol::epoch::Fault;
+
 use crate::chain::{self, ChainConfig, ChainParts, ChainStatus, GossipView};
 use crate::config::Config;
 use crate::genesis::Genesis;
@@ -355,6 +357,7 @@ pub async fn run_node(
     config: &Config,
     identity: &Identity,
     admission: &StoredAdmission,
+    fault: Fault,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
     let genesis = Genesis::load(&Config::resolve(home, &config.node.genesis))
@@ -415,6 +418,8 @@ pub async fn run_node(
             genesis: lg,
             store: chain::storage::ChainStore::new(s),
             identity_seed: seed,
+            x25519_secret: zeroize::Zeroizing::new(identity.x25519.to_bytes()),
+            fault,
             network: node.network.clone(),
             events: events_rx,
             config: ChainConfig {

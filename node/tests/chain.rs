@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use seedfed_node::chain::storage::ChainStore;
+use seedfed_node::chain::ChainStatus;
 use seedfed_node::config::Config;
 use seedfed_node::genesis::{Genesis, GenesisValidator};
 use seedfed_protocol::ledger::Ledger;
@@ -32,6 +33,7 @@ pub fn federation(dir: &Path, n: usize, bootstrap: &str) -> (Vec<PathBuf>, PathB
         pow_difficulty: DIFFICULTY,
         validators: vec![],
         key: Default::default(),
+        epochs: Default::default(),
     };
     let genesis_path = dir.join("genesis.toml");
     std::fs::write(&genesis_path, genesis.to_toml()).unwrap();
@@ -77,6 +79,46 @@ pub fn federation(dir: &Path, n: usize, bootstrap: &str) -> (Vec<PathBuf>, PathB
     (homes, pass, genesis)
 }
 
+/// Waits until `home`'s chain status satisfies `pred`.
+async fn wait_chain(
+    home: &Path,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&ChainStatus) -> bool,
+) -> ChainStatus {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(c) = node_status(home).await.and_then(|s| s.chain) {
+            if pred(&c) {
+                return c;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {} timed out; status {:?}; log:\n{}",
+            home.display(),
+            node_status(home).await.and_then(|s| s.chain),
+            log_tail(home)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Checks a recorded checkpoint: its signature verifies (`verify_strict`) under the group key
+/// that signed it, and that key is the Ed25519 key of a completed DKG.
+fn check_checkpoint(c: &ChainStatus) {
+    let cp = c.checkpoints.first().expect("a checkpoint");
+    assert!(c.dkgs.iter().any(|d| d.ed25519_group_key == cp.group_key));
+    let key: [u8; 32] = hex::decode(&cp.group_key).unwrap().try_into().unwrap();
+    let sig: [u8; 64] = hex::decode(&cp.signature).unwrap().try_into().unwrap();
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key).unwrap();
+    vk.verify_strict(
+        &hex::decode(&cp.bytes).unwrap(),
+        &ed25519_dalek::Signature::from_bytes(&sig),
+    )
+    .expect("checkpoint signature verifies");
+}
+
 async fn height(home: &Path) -> Option<u64> {
     Some(node_status(home).await?.chain?.height)
 }
@@ -107,6 +149,7 @@ async fn four_validators_decide_and_a_killed_one_catches_up() {
         pow_difficulty: DIFFICULTY,
         validators: vec![],
         key: Default::default(),
+        epochs: Default::default(),
     };
     let mut bconf = Config::default();
     bconf.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
@@ -130,6 +173,21 @@ async fn four_validators_decide_and_a_killed_one_catches_up() {
     let s = node_status(&homes[0]).await.unwrap().chain.unwrap();
     assert_eq!(s.validators.len(), VALIDATORS);
     assert!(s.validator);
+
+    // The epoch cycle runs through the ledger: a DKG with everyone qualified, the epoch-1
+    // beacon, a branch assignment, and a threshold-signed checkpoint.
+    let c = wait_chain(
+        &homes[0],
+        120,
+        "epoch 1 with assignment and checkpoint",
+        |c| c.epoch >= 1 && c.assignment_epoch.is_some() && !c.checkpoints.is_empty(),
+    )
+    .await;
+    assert_eq!(c.dkgs[0].qualified.len(), VALIDATORS);
+    assert!(c.dkgs[0].excluded.is_empty());
+    assert_ne!(c.beacon, hex::encode([0u8; 32]));
+    assert_eq!(c.assignment.len(), 1 << genesis.key.sector_bits);
+    check_checkpoint(&c);
 
     // node3 is killed; the other three (3 of 4 = more than 2/3 of the stake) go on.
     procs[3] = None;
@@ -188,4 +246,76 @@ async fn four_validators_decide_and_a_killed_one_catches_up() {
         }
         ledger.apply_block(&block).unwrap();
     }
+}
+
+/// Seven validators: node5 is never started, node6 deals invalid round-2 shares. The DKG
+/// completes with the other five; node5 is excluded as absent and node6 with a complaint
+/// whose evidence is on the ledger; the epoch beacon, assignment and a checkpoint follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkg_completes_without_an_absent_validator_and_excludes_a_bad_dealer() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_genesis = Genesis {
+        chain_id: CHAIN.into(),
+        pow_difficulty: DIFFICULTY,
+        validators: vec![],
+        key: Default::default(),
+        epochs: Default::default(),
+    };
+    let mut bconf = Config::default();
+    bconf.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    bconf.network.discovery_interval_secs = 1;
+    bconf.network.admission_timeout_secs = 3;
+    bconf.api.listen = "127.0.0.1:0".into();
+    let boot = seedfed_node::node::start_bootstrap(&dir.path().join("boot"), &boot_genesis, &bconf)
+        .await
+        .unwrap();
+    let boot_addr = listen_addr(&boot.network).await.to_string();
+    let (homes, pass, genesis) = federation(dir.path(), 7, &boot_addr);
+    let member = |i: usize| {
+        let peer: libp2p::PeerId = genesis.validators[i].peer_id.parse().unwrap();
+        hex::encode(seedfed_node::chain::member_of(&peer).unwrap().as_bytes())
+    };
+    let mut procs = Vec::new();
+    for (i, h) in homes.iter().enumerate() {
+        match i {
+            5 => {} // down from the start
+            6 => procs.push(start_node_with(
+                h,
+                &pass,
+                ENV,
+                &["--fault", "bad-dkg-shares"],
+            )),
+            _ => procs.push(start_node(h, &pass, ENV)),
+        }
+    }
+    let c = wait_chain(&homes[0], 240, "the first DKG", |c| !c.dkgs.is_empty()).await;
+    let dkg = &c.dkgs[0];
+    assert_eq!(dkg.qualified.len(), 5, "{dkg:?}");
+    let reasons: std::collections::BTreeMap<&str, &str> = dkg
+        .excluded
+        .iter()
+        .map(|e| (e.member.as_str(), e.reason.as_str()))
+        .collect();
+    let (absent, bad) = (member(5), member(6));
+    assert!(
+        reasons[absent.as_str()].starts_with("Absent"),
+        "{reasons:?}"
+    );
+    assert!(reasons[bad.as_str()].starts_with("BadShare"), "{reasons:?}");
+    // Every running honest node recorded the same result.
+    for h in &homes[1..5] {
+        let o = wait_chain(h, 60, "the same DKG", |o| !o.dkgs.is_empty()).await;
+        assert_eq!(o.dkgs[0], *dkg);
+    }
+    // The cycle goes on without them: beacon, assignment, checkpoint.
+    let c = wait_chain(
+        &homes[0],
+        180,
+        "epoch 1 with assignment and checkpoint",
+        |c| c.epoch >= 1 && c.assignment_epoch.is_some() && !c.checkpoints.is_empty(),
+    )
+    .await;
+    check_checkpoint(&c);
+    drop(procs);
+    boot.stop().await;
 }

@@ -27,6 +27,7 @@ fn setup() -> Home {
         pow_difficulty: 8,
         validators: vec![],
         key: Default::default(),
+        epochs: Default::default(),
     };
     std::fs::write(&genesis, g.to_toml()).unwrap();
     let pass = dir.path().join("pass");

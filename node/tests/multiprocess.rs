@@ -28,6 +28,7 @@ async fn five_nodes_sybils_and_restart() {
         pow_difficulty: DIFFICULTY,
         validators: vec![],
         key: Default::default(),
+        epochs: Default::default(),
     };
     let genesis_path = dir.path().join("genesis.toml");
     std::fs::write(&genesis_path, genesis.to_toml()).unwrap();

@@ -263,6 +263,7 @@ async fn up_inner(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Resul
         pow_difficulty: args.difficulty,
         validators: vec![],
         key: Default::default(),
+        epochs: Default::default(),
     };
     fs::write(&genesis_path, genesis.to_toml())?;
     let pass_file = dir.join("passphrase");

@@ -30,7 +30,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use seedfed_protocol::epoch::{Agent, AgentStatus, Duty, Fault};
+use seedfed_protocol::hash::Domain;
+
 use crate::network::{NetworkEvent, NetworkHandle, ResponseToken};
+
+const AGENT_DIGEST: Domain = Domain::new("seedfed-agentsnp");
 use storage::{ChainStore, StorageError};
 pub use wire::{member_of, peer_of, GossipView};
 use wire::{
@@ -89,6 +94,98 @@ pub struct ValidatorInfo {
     pub stake: u64,
 }
 
+/// A DKG in progress.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkgProgress {
+    /// Epoch.
+    pub epoch: u64,
+    /// Attempt (0 first).
+    pub attempt: u32,
+    /// Height it opened at.
+    pub opened_at: u64,
+    /// Participants.
+    pub participants: usize,
+    /// Threshold.
+    pub threshold: u16,
+    /// Round-1 packages on the ledger.
+    pub commitments: usize,
+    /// Complaints on the ledger.
+    pub complaints: usize,
+    /// Failed earlier attempts.
+    pub failed_attempts: usize,
+}
+
+/// A completed DKG as recorded on the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkgStatus {
+    /// Epoch it ran in.
+    pub epoch: u64,
+    /// Attempt that completed.
+    pub attempt: u32,
+    /// Height of its finalisation.
+    pub height: u64,
+    /// Threshold.
+    pub threshold: u16,
+    /// Key holders (hex identities).
+    pub qualified: Vec<String>,
+    /// Excluded participants with the reason (the evidence is on the ledger).
+    pub excluded: Vec<Exclusion>,
+    /// The ristretto255 (seed-tree root / beacon) group key, hex.
+    pub ristretto255_group_key: String,
+    /// The Ed25519 (checkpoint) group key, hex.
+    pub ed25519_group_key: String,
+}
+
+/// An excluded DKG participant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exclusion {
+    /// Identity (hex).
+    pub member: String,
+    /// Why (`Absent`, `BadShare { .. }`, ...).
+    pub reason: String,
+}
+
+/// A recorded checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// Sequence number.
+    pub seq: u64,
+    /// Epoch.
+    pub epoch: u64,
+    /// Height it covers.
+    pub height: u64,
+    /// The signed 136-byte checkpoint encoding (hex).
+    pub bytes: String,
+    /// The aggregate Ed25519 signature (hex).
+    pub signature: String,
+    /// The group key that signed it (hex) and the epoch of its DKG.
+    pub group_key: String,
+    /// Epoch of the signing key's DKG.
+    pub key_epoch: u64,
+}
+
+/// The epoch agent's public state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// Epochs whose DKG this node holds key shares of.
+    pub key_epochs: Vec<u64>,
+    /// DKG attempts (epoch, attempt) with local state.
+    pub dkgs: Vec<(u64, u32)>,
+    /// Checkpoint attempts (checkpoint, attempt) this node committed to.
+    pub signing: Vec<(u64, u32)>,
+    /// Whether fault injection is on.
+    pub faulty: bool,
+}
+
+fn agent_info(a: AgentStatus) -> AgentInfo {
+    AgentInfo {
+        key_epochs: a.key_epochs,
+        dkgs: a.dkgs,
+        signing: a.signing,
+        faulty: a.faulty,
+    }
+}
+
 /// The chain as `/status` reports it (no secrets).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainStatus {
@@ -116,6 +213,17 @@ pub struct ChainStatus {
     pub assignment: Vec<String>,
     /// Master root (hex), once final.
     pub master_root: Option<String>,
+    /// The DKG of the current epoch in progress.
+    pub dkg_in_progress: Option<DkgProgress>,
+    /// Completed DKGs (group keys, qualified set, exclusions with their reasons), latest last.
+    pub dkgs: Vec<DkgStatus>,
+    /// Epoch of the DKG whose Ed25519 key signs checkpoints now (the first one is the light
+    /// clients' genesis group key).
+    pub checkpoint_key_epoch: Option<u64>,
+    /// Recorded checkpoints (the most recent ones the ledger keeps).
+    pub checkpoints: Vec<CheckpointInfo>,
+    /// This node's epoch agent: epochs it holds key shares of, pending DKG and signing work.
+    pub agent: AgentInfo,
     /// Transactions waiting in our mempool.
     pub mempool: usize,
     /// Blocks applied through block sync since start.
@@ -132,6 +240,10 @@ pub struct ChainParts {
     pub store: ChainStore,
     /// Our identity's Ed25519 seed.
     pub identity_seed: zeroize::Zeroizing<[u8; 32]>,
+    /// Our X25519 share-encryption secret.
+    pub x25519_secret: zeroize::Zeroizing<[u8; 32]>,
+    /// Fault injection for tests ([`Fault::None`] in real use).
+    pub fault: Fault,
     /// Network handle.
     pub network: NetworkHandle,
     /// Network events (gossip, requests, admissions).
@@ -157,6 +269,8 @@ pub async fn spawn(
         genesis,
         mut store,
         identity_seed,
+        x25519_secret,
+        fault,
         network,
         events,
         config,
@@ -164,6 +278,23 @@ pub async fn spawn(
         status,
     } = parts;
     let loaded = store.load(&genesis)?;
+    let agent = match store.agent()? {
+        Some(bytes) => {
+            Agent::restore(&bytes, *identity_seed, *x25519_secret, fault).map_err(|e| {
+                StorageError::Corrupt {
+                    what: "epoch agent snapshot".into(),
+                    reason: e.to_string(),
+                }
+            })?
+        }
+        None => Agent::new(*identity_seed, *x25519_secret, fault),
+    };
+    if fault != Fault::None {
+        warn!(
+            ?fault,
+            "FAULT INJECTION is on: this node misbehaves on purpose (tests only)"
+        );
+    }
     let signing = ed25519_dalek::SigningKey::from_bytes(&identity_seed);
     let key = ConsensusKey::from_seed(*identity_seed);
     let me = key.member_id();
@@ -205,9 +336,12 @@ pub async fn spawn(
         synced_blocks: 0,
         status,
         rr: 0,
+        agent,
+        agent_saved: None,
     };
     driver.refresh_view();
     driver.act(first).await?;
+    driver.agent_step()?;
     driver.publish_status();
     Ok(tokio::spawn(driver.run(events, sync_rx, stop)))
 }
@@ -237,6 +371,9 @@ struct Driver {
     synced_blocks: u64,
     status: watch::Sender<ChainStatus>,
     rr: usize,
+    agent: Agent,
+    /// Hash of the agent snapshot last written (skip identical rewrites).
+    agent_saved: Option<[u8; 32]>,
 }
 
 impl Driver {
@@ -357,9 +494,27 @@ impl Driver {
                 self.store
                     .blocks_from(from, max.min(MAX_SYNC_BLOCKS), MAX_SYNC_BYTES)?,
             ),
-            Ok(ChainRequest::Direct(_)) => {
-                ChainResponse::Refused("this node runs no epoch agent".into())
-            }
+            Ok(ChainRequest::Direct(payload)) => match member_of(&peer) {
+                None => ChainResponse::Refused("sender is not an Ed25519 identity".into()),
+                Some(from) => {
+                    match self.agent.on_direct(
+                        self.consensus.ledger(),
+                        from,
+                        &payload,
+                        &mut rand_core::OsRng,
+                    ) {
+                        Ok(duties) => {
+                            self.persist_agent()?;
+                            self.dispatch(duties);
+                            ChainResponse::Ack
+                        }
+                        Err(e) => {
+                            debug!(%peer, "direct message refused: {e}");
+                            ChainResponse::Refused(e.to_string())
+                        }
+                    }
+                }
+            },
         };
         debug!(%peer, "answered a chain request");
         let _ = self.network.respond(token, ledger::encode(&response)).await;
@@ -547,9 +702,84 @@ impl Driver {
                 });
             }
         }
+        self.prune_own();
         self.refresh_view();
+        self.agent_step()?;
         self.publish_status();
         Ok(())
+    }
+
+    /// Runs the epoch agent on the current ledger: persists its state, then acts on its duties.
+    fn agent_step(&mut self) -> Result<(), ChainError> {
+        let duties = self
+            .agent
+            .on_block(self.consensus.ledger(), &mut rand_core::OsRng);
+        self.persist_agent()?;
+        self.dispatch(duties);
+        Ok(())
+    }
+
+    /// Makes the agent's state (key shares, nonces, received envelopes) durable before anything
+    /// that depends on it leaves the node.
+    fn persist_agent(&mut self) -> Result<(), ChainError> {
+        let snapshot = self.agent.snapshot();
+        let digest = seedfed_protocol::hash::hash32(AGENT_DIGEST, &[], &[0; 16], &[&snapshot]);
+        if self.agent_saved != Some(digest) {
+            self.store.put_agent(&snapshot)?;
+            self.agent_saved = Some(digest);
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, duties: Vec<Duty>) {
+        for d in duties {
+            match d {
+                Duty::Submit(body) => self.submit(body),
+                Duty::Send { to, payload } => {
+                    let Some(peer) = peer_of(&to) else {
+                        continue;
+                    };
+                    let net = self.network.clone();
+                    let req = ledger::encode(&ChainRequest::Direct(payload));
+                    tokio::spawn(async move {
+                        match net.request(peer, req).await {
+                            Ok(bytes) => match ledger::decode::<ChainResponse>(&bytes) {
+                                Ok(ChainResponse::Ack) => {}
+                                other => debug!(%peer, "direct message not taken: {other:?}"),
+                            },
+                            Err(e) => debug!(%peer, "direct message failed: {e}"),
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Drops our oldest pending transaction if it can no longer apply (its window passed, the
+    /// state moved on) and renumbers the ones after it, so one stale transaction cannot block
+    /// every later one behind its nonce.
+    fn prune_own(&mut self) {
+        let state = &self.consensus.ledger().state;
+        let Some((_, first)) = self.own.iter().next() else {
+            return;
+        };
+        let mut probe = state.clone();
+        match probe.apply_tx(first) {
+            Ok(()) | Err(ledger::LedgerError::BadNonce { .. }) => return,
+            Err(e) => debug!(reason = %e, "dropping our stale transaction"),
+        }
+        let rest: Vec<TxBody> = self
+            .own
+            .values()
+            .skip(1)
+            .map(|t| t.tx.body.clone())
+            .collect();
+        for (_, t) in std::mem::take(&mut self.own) {
+            self.mempool.remove(&(t.tx.author, t.tx.nonce));
+        }
+        for body in rest {
+            self.submit(body);
+        }
     }
 
     /// Signs `body` with our next nonce and offers it (mempool and gossip on the next tick).
@@ -636,6 +866,56 @@ impl Driver {
                 .map(|m| hex::encode(m.as_bytes()))
                 .collect(),
             master_root: s.master_root.map(hex::encode),
+            dkg_in_progress: (!s.dkg.roster.is_empty()).then_some(DkgProgress {
+                epoch: s.dkg.epoch,
+                attempt: s.dkg.attempt,
+                opened_at: s.dkg.opened_at,
+                participants: s.dkg.roster.len(),
+                threshold: s.dkg.threshold,
+                commitments: s.dkg.commitments.len(),
+                complaints: s.dkg.complaints.len(),
+                failed_attempts: s.dkg.failures.len(),
+            }),
+            dkgs: s
+                .dkg_results
+                .values()
+                .map(|r| DkgStatus {
+                    epoch: r.epoch,
+                    attempt: r.attempt,
+                    height: r.height,
+                    threshold: r.threshold,
+                    qualified: r
+                        .qualified
+                        .iter()
+                        .map(|m| hex::encode(m.as_bytes()))
+                        .collect(),
+                    excluded: r
+                        .excluded
+                        .iter()
+                        .map(|(m, why)| Exclusion {
+                            member: hex::encode(m.as_bytes()),
+                            reason: format!("{why:?}"),
+                        })
+                        .collect(),
+                    ristretto255_group_key: hex::encode(r.ristretto255_group_key),
+                    ed25519_group_key: hex::encode(r.ed25519_group_key),
+                })
+                .collect(),
+            checkpoint_key_epoch: s.checkpoint_key,
+            checkpoints: s
+                .checkpoints
+                .iter()
+                .map(|c| CheckpointInfo {
+                    seq: c.seq,
+                    epoch: c.body.epoch,
+                    height: c.body.height,
+                    bytes: hex::encode(c.body.checkpoint().to_bytes()),
+                    signature: hex::encode(c.signature.0),
+                    group_key: hex::encode(c.group_key),
+                    key_epoch: c.key_epoch,
+                })
+                .collect(),
+            agent: agent_info(self.agent.status()),
             mempool: self.mempool.len(),
             synced_blocks: self.synced_blocks,
             gossip_dropped: self.view.dropped(),

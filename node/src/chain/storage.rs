@@ -294,6 +294,7 @@ mod tests {
                 leaf_holders: 1,
             },
             eviction_missed_heights: 10,
+            epochs: Default::default(),
         }
     }
 

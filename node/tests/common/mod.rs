@@ -131,6 +131,11 @@ impl Drop for Proc {
 
 /// Starts `seedfed run` for `home` with extra environment `env`; output goes to `home/node.log`.
 pub fn start_node(home: &Path, pass: &Path, env: &[(&str, &str)]) -> Proc {
+    start_node_with(home, pass, env, &[])
+}
+
+/// [`start_node`] with extra `seedfed run` arguments.
+pub fn start_node_with(home: &Path, pass: &Path, env: &[(&str, &str)], args: &[&str]) -> Proc {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -142,6 +147,7 @@ pub fn start_node(home: &Path, pass: &Path, env: &[(&str, &str)]) -> Proc {
         .arg("run")
         .arg("--passphrase-file")
         .arg(pass)
+        .args(args)
         .env("SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS", "1")
         .env("SEEDFED__NETWORK__ADMISSION_TIMEOUT_SECS", "3")
         .env("RUST_LOG", "info")
