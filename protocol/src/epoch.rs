@@ -304,6 +304,7 @@ impl Agent {
         let st = &ledger.state;
         let mut duties = Vec::new();
         self.prune(st);
+        self.open_answers(st, rng);
         if let Err(e) = self.dkg_duties(st, rng, &mut duties) {
             tracing::warn!(error = %e, "epoch agent: DKG step failed");
         }
@@ -566,37 +567,6 @@ impl Agent {
                 }
             }
         }
-        // Published answers addressed to us.
-        for ((suite, dealer, recipient), bytes) in &d.answers {
-            if *recipient != self.me {
-                continue;
-            }
-            let Some(local) = self.saved.dkgs.get(&key) else {
-                break;
-            };
-            if local.received(*suite).contains_key(dealer)
-                || local.complaints.contains_key(&(*suite, *dealer))
-            {
-                continue;
-            }
-            let Ok(env) = Envelope::decode(bytes) else {
-                continue;
-            };
-            let opened = match suite {
-                DkgSuite::Ristretto255 => self.open::<Ristretto255Sha512, R>(st, *suite, &env, rng),
-                DkgSuite::Ed25519 => self.open::<Ed25519Sha512, R>(st, *suite, &env, rng),
-            };
-            if let (Ok(opened), Some(local)) = (opened, self.saved.dkgs.get_mut(&key)) {
-                match opened {
-                    Opened::Share(s) => {
-                        local.received_mut(*suite).insert(*dealer, s);
-                    }
-                    Opened::Complaint(c) => {
-                        local.complaints.insert((*suite, *dealer), c);
-                    }
-                }
-            }
-        }
         let Some(local) = self.saved.dkgs.get(&key) else {
             return Ok(());
         };
@@ -654,6 +624,43 @@ impl Agent {
             duties.push(Duty::Submit(TxBody::DkgFinalize { epoch: d.epoch }));
         }
         Ok(())
+    }
+
+    /// Opens the answers (published envelopes) addressed to us on the ledger. Runs on every
+    /// block, also after finalisation, so a node that skipped blocks still gets its shares.
+    fn open_answers<R: RngCore + CryptoRng>(&mut self, st: &LedgerState, rng: &mut R) {
+        let d = &st.dkg;
+        let key = (d.epoch, d.attempt);
+        for ((suite, dealer, recipient), bytes) in &d.answers {
+            if *recipient != self.me {
+                continue;
+            }
+            let Some(local) = self.saved.dkgs.get(&key) else {
+                break;
+            };
+            if local.received(*suite).contains_key(dealer)
+                || local.complaints.contains_key(&(*suite, *dealer))
+            {
+                continue;
+            }
+            let Ok(env) = Envelope::decode(bytes) else {
+                continue;
+            };
+            let opened = match suite {
+                DkgSuite::Ristretto255 => self.open::<Ristretto255Sha512, R>(st, *suite, &env, rng),
+                DkgSuite::Ed25519 => self.open::<Ed25519Sha512, R>(st, *suite, &env, rng),
+            };
+            if let (Ok(opened), Some(local)) = (opened, self.saved.dkgs.get_mut(&key)) {
+                match opened {
+                    Opened::Share(s) => {
+                        local.received_mut(*suite).insert(*dealer, s);
+                    }
+                    Opened::Complaint(c) => {
+                        local.complaints.insert((*suite, *dealer), c);
+                    }
+                }
+            }
+        }
     }
 
     /// Deals this validator's envelopes once (after round 1 closed).
