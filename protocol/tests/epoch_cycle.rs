@@ -859,3 +859,104 @@ fn ledger_rejects_bad_cycle_transactions() {
         Err(LedgerError::NotSigner(..))
     ));
 }
+
+#[test]
+fn too_few_qualified_fails_the_attempt_and_reopens_the_dkg() {
+    let mut net = Net::new(
+        4,
+        &[],
+        &[(2, Fault::BadRound2Shares), (3, Fault::BadRound2Shares)],
+        9,
+    );
+    net.run_until(200, |net| !net.st().dkg.failures.is_empty());
+    let st = net.st().clone();
+    assert!(!st.dkg_results.contains_key(&0));
+    let failure = &st.dkg.failures[0];
+    assert_eq!(failure.attempt, 0);
+    assert!(failure.qualified < 3);
+    for i in [2, 3] {
+        assert!(matches!(
+            failure.excluded[&id(&net.nodes[i].key)],
+            DkgExclusion::BadShare { .. }
+        ));
+    }
+    // Reopened at once: attempt 1 with a fresh window, and the validators deal again.
+    assert_eq!(st.dkg.attempt, 1);
+    assert_eq!(st.dkg.opened_at, st.height);
+    assert!(st.dkg.commitments.is_empty());
+    net.step();
+    assert_eq!(net.st().dkg.commitments.len(), 4);
+    assert_eq!(net.st().epoch, 0);
+}
+
+#[test]
+fn restored_signer_without_nonces_skips_the_attempt_and_signing_recovers() {
+    let mut net = Net::new(4, &[], &[], 10);
+    // Keep node 1's snapshot of every step.
+    let mut history: Vec<(u64, Vec<u8>)> = Vec::new();
+    let m1 = id(&net.nodes[1].key);
+    for _ in 0..200 {
+        let st = net.st();
+        if st.epoch == 1
+            && st
+                .checkpoint_in_progress()
+                .is_some_and(|(_, _, s, _)| s.commitments.iter().any(|(m, _)| *m == m1))
+        {
+            break;
+        }
+        history.push((
+            st.height,
+            net.nodes[1].agent.as_ref().unwrap().snapshot().to_vec(),
+        ));
+        net.step();
+    }
+    let st = net.st().clone();
+    let (seq, _, signing, _) = st.checkpoint_in_progress().unwrap();
+    let attempt = signing.attempt;
+    assert!(signing.commitments.iter().any(|(m, _)| *m == m1));
+    // Restore node 1 from the snapshot taken before its nonces were drawn.
+    let (_, old) = history
+        .iter()
+        .rev()
+        .find(|(h, _)| *h + 1 < st.height)
+        .unwrap()
+        .clone();
+    net.nodes[1].agent = Some(Agent::restore(&old, seed(1), xseed(1), Fault::None).unwrap());
+    let node = &mut net.nodes[1];
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let duties = node
+        .agent
+        .as_mut()
+        .unwrap()
+        .on_block(&node.ledger, &mut rng);
+    for d in &duties {
+        if let Duty::Submit(TxBody::CheckpointShare {
+            checkpoint,
+            attempt: a,
+            ..
+        })
+        | Duty::Submit(TxBody::CheckpointCommit {
+            checkpoint,
+            attempt: a,
+            ..
+        }) = d
+        {
+            assert!(
+                (*checkpoint, *a) != (seq, attempt),
+                "restored signer acted on an attempt it had committed to: {d:?}"
+            );
+        }
+    }
+    // Node 1 is one of the fixed signers (commitments land in node order), so that attempt
+    // stalls; after the attempt timeout a new attempt completes the checkpoint.
+    let fixed: Vec<MemberId> = signing
+        .commitments
+        .iter()
+        .take(3)
+        .map(|(m, _)| *m)
+        .collect();
+    assert!(fixed.contains(&m1));
+    net.run_until(100, |net| net.st().checkpoints.iter().any(|c| c.seq == seq));
+    assert!(net.st().height > signing.started_at + net.st().epochs.checkpoint_attempt_blocks);
+    assert!(net.st().checkpoint_faults.is_empty());
+}
