@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use seedfed_node::config::{Config, LogFormat};
 use seedfed_node::fsutil;
@@ -38,7 +38,8 @@ struct GenesisArgs {
     /// Admission proof-of-work difficulty (leading zero bits).
     #[arg(long, default_value_t = 20)]
     difficulty: u8,
-    /// Initial validator as `<peer id>=<stake>` (repeatable).
+    /// Initial validator as `<peer id>=<stake>=<x25519 public key hex>` (repeatable; both keys
+    /// are printed by `seedfed keys show`).
     #[arg(long = "validator")]
     validators: Vec<String>,
     /// Output file.
@@ -85,14 +86,18 @@ fn main() -> ExitCode {
 }
 
 fn parse_validator(s: &str) -> anyhow::Result<GenesisValidator> {
-    let (id, stake) = s
-        .split_once('=')
-        .with_context(|| format!("validator {s:?} is not <peer id>=<stake>"))?;
+    let mut parts = s.split('=');
+    let (Some(id), Some(stake), Some(x25519), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        bail!("validator {s:?} is not <peer id>=<stake>=<x25519 hex>");
+    };
     Ok(GenesisValidator {
         peer_id: id.to_string(),
         stake: stake
             .parse()
             .with_context(|| format!("stake {stake:?} is not a number"))?,
+        x25519: x25519.to_string(),
     })
 }
 
@@ -107,6 +112,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     .iter()
                     .map(|v| parse_validator(v))
                     .collect::<anyhow::Result<_>>()?,
+                key: Default::default(),
             };
             genesis.check()?;
             fsutil::write_atomic(&a.out, genesis.to_toml().as_bytes(), 0o644)
@@ -175,8 +181,11 @@ mod tests {
 
     #[test]
     fn validator_syntax() {
-        assert_eq!(parse_validator("x=5").unwrap().stake, 5);
+        let v = parse_validator("x=5=ab").unwrap();
+        assert_eq!((v.stake, v.x25519.as_str()), (5, "ab"));
         assert!(parse_validator("x").is_err());
-        assert!(parse_validator("x=y").is_err());
+        assert!(parse_validator("x=5").is_err());
+        assert!(parse_validator("x=y=ab").is_err());
+        assert!(parse_validator("x=5=ab=c").is_err());
     }
 }

@@ -18,6 +18,9 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use tokio::sync::watch;
+
+use crate::chain::ChainStatus;
 use crate::network::{NetworkHandle, NetworkStatus};
 
 /// File in the home directory holding the API's actual bound address while the node runs.
@@ -32,6 +35,9 @@ pub struct StatusReport {
     pub role: String,
     /// The network's view.
     pub network: NetworkStatus,
+    /// The chain (absent on a bootstrap node or without validators in the genesis).
+    #[serde(default)]
+    pub chain: Option<ChainStatus>,
 }
 
 /// Shared state of the API server.
@@ -43,6 +49,8 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// `node` or `bootstrap`.
     pub role: &'static str,
+    /// The chain driver's status, if one runs.
+    pub chain: Option<watch::Receiver<ChainStatus>>,
 }
 
 /// The API's routes.
@@ -64,6 +72,7 @@ async fn status(State(s): State<ApiState>) -> Result<Json<StatusReport>, StatusC
         version: env!("CARGO_PKG_VERSION").to_string(),
         role: s.role.to_string(),
         network,
+        chain: s.chain.as_ref().map(|c| c.borrow().clone()),
     }))
 }
 

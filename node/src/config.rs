@@ -25,6 +25,8 @@ pub struct Config {
     pub node: NodeSection,
     /// Peer-to-peer networking.
     pub network: NetworkSection,
+    /// Consensus timing.
+    pub consensus: ConsensusSection,
     /// Local HTTP API (status, metrics, health).
     pub api: ApiSection,
     /// Logging.
@@ -105,6 +107,34 @@ impl Default for NetworkSection {
             discovery_interval_secs: 30,
             idle_timeout_secs: 3600,
             bootstrap_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[consensus]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSection {
+    /// Least time between two blocks we propose. Env: `SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS`.
+    pub block_interval_ms: u64,
+    /// Time to wait for a proposal in round 0 (grows by the same amount each round).
+    /// Env: `SEEDFED__CONSENSUS__PROPOSE_TIMEOUT_MS`.
+    pub propose_timeout_ms: u64,
+    /// Time to wait for more votes after a quorum for anything (prevote and precommit steps).
+    /// Env: `SEEDFED__CONSENSUS__VOTE_TIMEOUT_MS`.
+    pub vote_timeout_ms: u64,
+    /// A node that decided nothing for twice this long asks a peer for blocks.
+    /// Env: `SEEDFED__CONSENSUS__SYNC_INTERVAL_MS`.
+    pub sync_interval_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        Self {
+            block_interval_ms: 200,
+            propose_timeout_ms: 2000,
+            vote_timeout_ms: 1000,
+            sync_interval_ms: 1000,
         }
     }
 }
@@ -245,6 +275,16 @@ idle_timeout_secs = {idle}
 # SEEDFED__NETWORK__BOOTSTRAP_TIMEOUT_SECS: on a first start, give up if no bootstrap node answers
 bootstrap_timeout_secs = {boot_to}
 
+[consensus]
+# SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS: least time between two blocks this node proposes
+block_interval_ms = {block_interval}
+# SEEDFED__CONSENSUS__PROPOSE_TIMEOUT_MS: wait for a proposal (round 0; grows per round)
+propose_timeout_ms = {propose}
+# SEEDFED__CONSENSUS__VOTE_TIMEOUT_MS: wait for more votes after a quorum for anything
+vote_timeout_ms = {vote}
+# SEEDFED__CONSENSUS__SYNC_INTERVAL_MS: ask a peer for blocks after twice this without a decision
+sync_interval_ms = {sync}
+
 [api]
 # SEEDFED__API__LISTEN: local HTTP API (/status, /metrics, /health); keep it on loopback
 listen = {api}
@@ -270,6 +310,10 @@ format = {format}
             disc = n.discovery_interval_secs,
             idle = n.idle_timeout_secs,
             boot_to = n.bootstrap_timeout_secs,
+            block_interval = self.consensus.block_interval_ms,
+            propose = self.consensus.propose_timeout_ms,
+            vote = self.consensus.vote_timeout_ms,
+            sync = self.consensus.sync_interval_ms,
             api = q(&self.api.listen),
             filter = q(&self.log.filter),
             format = q(match self.log.format {

@@ -1,13 +1,16 @@
 //! The genesis file: what every member of a federation agrees on before the first block.
 //!
 //! It fixes the chain id (bound into every admission proof, so identities cannot move between
-//! federations), the admission proof-of-work difficulty, and the initial validators with their
-//! stake. It is TOML so an operator can read and diff it.
+//! federations), the admission proof-of-work difficulty, the initial validators with their
+//! stake and X25519 share-encryption keys, and the parameters of the federation's signing key.
+//! It is TOML so an operator can read and diff it; [`Genesis::to_ledger`] turns it into the
+//! ledger's genesis (`seedfed_protocol::ledger::Genesis`), whose hash every block builds on.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use libp2p::PeerId;
+use seedfed_protocol::ledger;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -19,6 +22,36 @@ pub struct GenesisValidator {
     pub peer_id: String,
     /// Its stake.
     pub stake: u64,
+    /// Its X25519 share-encryption public key (64 hex digits, from `seedfed keys show`).
+    pub x25519: String,
+}
+
+/// Parameters of the federation's LMS key and the ledger (`[key]` in the file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySection {
+    /// Height of the whole LMS tree (`2^h` one-time keys).
+    pub tree_height: u8,
+    /// The tree is split into `2^p` sectors (branches).
+    pub sector_bits: u8,
+    /// Shares needed to reconstruct a leaf seed (`k`).
+    pub leaf_threshold: u16,
+    /// Holders of each leaf seed's shares (`r`).
+    pub leaf_holders: u16,
+    /// A validator missing this many consecutive commits may be evicted for inactivity.
+    pub eviction_missed_heights: u64,
+}
+
+impl Default for KeySection {
+    fn default() -> Self {
+        Self {
+            tree_height: 10,
+            sector_bits: 2,
+            leaf_threshold: 2,
+            leaf_holders: 3,
+            eviction_missed_heights: 1000,
+        }
+    }
 }
 
 /// The genesis of a federation.
@@ -32,6 +65,9 @@ pub struct Genesis {
     /// Initial validators and their stake.
     #[serde(default)]
     pub validators: Vec<GenesisValidator>,
+    /// Signing-key and ledger parameters.
+    #[serde(default)]
+    pub key: KeySection,
 }
 
 /// Why a genesis file was rejected.
@@ -85,7 +121,48 @@ impl Genesis {
                 seedfed_protocol::admission::MAX_DIFFICULTY
             )));
         }
-        self.stakes().map(|_| ())
+        self.stakes()?;
+        for v in &self.validators {
+            parse_x25519(&v.x25519).map_err(|reason| {
+                GenesisError::Invalid(format!("validator {} x25519 key: {reason}", v.peer_id))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The ledger's genesis: the same federation in the form blocks are built on. Fails if a
+    /// validator's peer id is not an Ed25519 identity or the key parameters are out of range.
+    pub fn to_ledger(&self) -> Result<ledger::Genesis, GenesisError> {
+        self.check()?;
+        let mut validators = Vec::new();
+        for v in &self.validators {
+            let peer: PeerId = v
+                .peer_id
+                .parse()
+                .map_err(|_| GenesisError::Invalid(format!("validator peer id {:?}", v.peer_id)))?;
+            let id = crate::chain::member_of(&peer).ok_or_else(|| {
+                GenesisError::Invalid(format!("validator {peer} is not an Ed25519 identity"))
+            })?;
+            validators.push(ledger::GenesisValidator {
+                id,
+                stake: v.stake,
+                x25519: parse_x25519(&v.x25519).map_err(GenesisError::Invalid)?,
+            });
+        }
+        let g = ledger::Genesis {
+            chain_id: self.chain_id.clone(),
+            pow_difficulty: self.pow_difficulty,
+            validators,
+            key: ledger::KeyParams {
+                tree_height: self.key.tree_height,
+                sector_bits: self.key.sector_bits,
+                leaf_threshold: self.key.leaf_threshold,
+                leaf_holders: self.key.leaf_holders,
+            },
+            eviction_missed_heights: self.key.eviction_missed_heights,
+        };
+        ledger::LedgerState::from_genesis(&g).map_err(|e| GenesisError::Invalid(e.to_string()))?;
+        Ok(g)
     }
 
     /// The validators' stakes by peer id.
@@ -112,10 +189,22 @@ impl Genesis {
         Ok(out)
     }
 
+    /// Whether the federation has validators (and so runs consensus).
+    pub fn has_validators(&self) -> bool {
+        !self.validators.is_empty()
+    }
+
     /// The TOML text of this genesis.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
     }
+}
+
+fn parse_x25519(s: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("{} bytes, expected 32", b.len()))
 }
 
 #[cfg(test)]
@@ -133,8 +222,16 @@ mod tests {
             validators: vec![GenesisValidator {
                 peer_id: id.to_string(),
                 stake: 5,
+                x25519: hex::encode([9u8; 32]),
             }],
+            key: KeySection::default(),
         };
+        let lg = g.to_ledger().unwrap();
+        assert_eq!(lg.validators[0].x25519, [9u8; 32]);
+        assert_eq!(lg.validators[0].id, crate::chain::member_of(&id).unwrap());
+        let mut short = g.clone();
+        short.validators[0].x25519 = "abcd".into();
+        assert!(short.check().is_err());
         let back: Genesis = toml::from_str(&g.to_toml()).unwrap();
         assert_eq!(back, g);
         assert_eq!(back.stakes().unwrap().get(&id), Some(&5));

@@ -159,6 +159,20 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
     println!("admitted:       {}", n.admitted.len());
     println!("routing table:  {}", n.routing_table.len());
     println!("rejected:       {}", n.rejected_total);
+    if let Some(c) = &report.chain {
+        println!(
+            "ledger:         height {} (round {}), epoch {}, {} validators{}",
+            c.height,
+            c.round,
+            c.epoch,
+            c.validators.len(),
+            if c.validator { ", we validate" } else { "" }
+        );
+        println!("state hash:     {}", c.state_hash);
+        if let Some(e) = c.assignment_epoch {
+            println!("assignment:     epoch {e}, {} sectors", c.assignment.len());
+        }
+    }
     for p in &n.admitted {
         println!(
             "  {} {} stake={}",

@@ -12,10 +12,11 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 use prometheus_client::registry::Registry;
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::api::{self, ApiState, API_ADDR_FILE};
+use crate::chain::{self, ChainConfig, ChainParts, ChainStatus, GossipView};
 use crate::config::Config;
 use crate::genesis::Genesis;
 use crate::keystore::{Identity, StoredAdmission};
@@ -56,6 +57,9 @@ pub enum NodeError {
         /// Addresses tried.
         addrs: String,
     },
+    /// The chain driver failed (store, consensus start-up).
+    #[error("chain: {0}")]
+    Chain(String),
     /// Filesystem failure.
     #[error("{path}: {reason}")]
     Io {
@@ -198,14 +202,15 @@ pub struct RunningNode {
     events_task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the network and the local API. Network events go to `on_event` (the consensus
-/// engine's entry point later); `None` logs them.
+/// Starts the network and the local API. Network events go to `on_event` (the chain
+/// driver); `None` logs them. `chain` is the chain driver's status for `/status`.
 pub async fn start(
     home: &Path,
     net: NetworkConfig,
     api_listen: &str,
     role: Role,
     on_event: Option<mpsc::Sender<NetworkEvent>>,
+    chain: Option<watch::Receiver<ChainStatus>>,
 ) -> Result<RunningNode, NodeError> {
     let mut registry = Registry::default();
     let (handle, mut events, net_task) = network::spawn(net, &mut registry)?;
@@ -229,6 +234,7 @@ pub async fn start(
         network: handle.clone(),
         registry,
         role: role_name,
+        chain,
     });
     let (api_stop, stop_rx) = oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {
@@ -341,7 +347,9 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs a federation node from its home directory until `shutdown` resolves.
+/// Runs a federation node from its home directory until `shutdown` resolves: the network, the
+/// local API and, when the genesis names validators, the chain driver (consensus, ledger,
+/// block sync) on the durable store.
 pub async fn run_node(
     home: &Path,
     config: &Config,
@@ -356,6 +364,20 @@ pub async fn run_node(
     let store = open_store(&data_dir)?;
     let starts = record_start(store.as_ref(), &data_dir)?;
     info!(starts, backend = %store.backend(), "store open");
+    let ledger_genesis = if genesis.has_validators() {
+        Some(
+            genesis
+                .to_ledger()
+                .map_err(|e| NodeError::Config(e.to_string()))?,
+        )
+    } else {
+        info!("the genesis names no validator: running without consensus");
+        None
+    };
+    let view = Arc::new(GossipView::default());
+    let validator = ledger_genesis
+        .as_ref()
+        .map(|_| view.validator(genesis.chain_id.clone()));
     let net = network_config(
         home,
         config,
@@ -363,34 +385,129 @@ pub async fn run_node(
         identity,
         admission,
         Role::Node,
-        None,
+        validator,
     )?;
     info!(peer_id = %identity.peer_id(), chain = %genesis.chain_id, "starting node");
-    let node = start(home, net, &config.api.listen, Role::Node, None).await?;
+    let (events_tx, events_rx) = mpsc::channel(network::CHANNEL_CAPACITY);
+    let (status_tx, status_rx) = watch::channel(ChainStatus::default());
+    let with_chain = ledger_genesis.is_some();
+    let node = start(
+        home,
+        net,
+        &config.api.listen,
+        Role::Node,
+        with_chain.then_some(events_tx),
+        with_chain.then_some(status_rx),
+    )
+    .await?;
+    let mut store = Some(store);
+    let mut chain_task = None;
+    if let (Some(lg), Some(s)) = (ledger_genesis, store.take()) {
+        let seed = identity_seed(identity)?;
+        let c = &config.consensus;
+        let mut params = seedfed_protocol::consensus::ConsensusParams::default();
+        params.timeouts.propose = Duration::from_millis(c.propose_timeout_ms);
+        params.timeouts.propose_delta = Duration::from_millis(c.propose_timeout_ms / 2);
+        params.timeouts.prevote = Duration::from_millis(c.vote_timeout_ms);
+        params.timeouts.precommit = Duration::from_millis(c.vote_timeout_ms);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let parts = ChainParts {
+            genesis: lg,
+            store: chain::storage::ChainStore::new(s),
+            identity_seed: seed,
+            network: node.network.clone(),
+            events: events_rx,
+            config: ChainConfig {
+                consensus: params,
+                block_interval: Duration::from_millis(c.block_interval_ms),
+                sync_interval: Duration::from_millis(c.sync_interval_ms.max(50)),
+            },
+            view,
+            status: status_tx,
+        };
+        match chain::spawn(parts, stop_rx).await {
+            Ok(task) => chain_task = Some((stop_tx, task)),
+            Err(e) => {
+                node.stop().await;
+                return Err(NodeError::Chain(e.to_string()));
+            }
+        }
+    }
     tokio::pin!(shutdown);
+    let mut chain_failed = None;
     if first_start && !config.network.bootstrap.is_empty() {
         let secs = config.network.bootstrap_timeout_secs;
         let reached = tokio::select! {
             r = node.wait_for_first_peer(Duration::from_secs(secs)) => r,
-            () = &mut shutdown => {
-                node.stop().await;
-                close_store(store);
-                return Ok(());
-            }
+            () = &mut shutdown => true,
         };
         if !reached {
-            node.stop().await;
-            close_store(store);
+            stop_all(node, chain_task, store).await;
             return Err(NodeError::BootstrapUnreachable {
                 secs,
                 addrs: config.network.bootstrap.join(", "),
             });
         }
     }
-    shutdown.await;
+    match &mut chain_task {
+        Some((_, task)) => {
+            tokio::select! {
+                () = &mut shutdown => {}
+                r = task => {
+                    // The driver stopped by itself: a storage failure. Report it.
+                    let reason = match r {
+                        Ok(Ok(s)) => { store = Some(s); "the chain driver stopped".to_string() }
+                        Ok(Err(e)) => e.to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    chain_failed = Some(reason);
+                    chain_task = None;
+                }
+            }
+        }
+        None => shutdown.await,
+    }
+    stop_all(node, chain_task, store).await;
+    match chain_failed {
+        Some(reason) => Err(NodeError::Chain(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Stops the chain driver (which hands back the store), then the network and the API, then
+/// closes the store.
+async fn stop_all(
+    node: RunningNode,
+    chain_task: Option<(oneshot::Sender<()>, chain::ChainTask)>,
+    mut store: Option<Box<dyn Store>>,
+) {
+    if let Some((stop, task)) = chain_task {
+        let _ = stop.send(());
+        match task.await {
+            Ok(Ok(s)) => store = Some(s),
+            Ok(Err(e)) => warn!("chain driver: {e}"),
+            Err(e) => warn!("chain driver task: {e}"),
+        }
+    }
     node.stop().await;
-    close_store(store);
-    Ok(())
+    if let Some(s) = store {
+        close_store(s);
+    }
+}
+
+/// The node identity's Ed25519 seed (consensus and transaction signing use the same key).
+fn identity_seed(identity: &Identity) -> Result<zeroize::Zeroizing<[u8; 32]>, NodeError> {
+    let kp = identity
+        .keypair
+        .clone()
+        .try_into_ed25519()
+        .map_err(|_| NodeError::Config("the identity is not an Ed25519 key".into()))?;
+    let secret = kp.secret();
+    let bytes: [u8; 32] = secret
+        .as_ref()
+        .try_into()
+        .map_err(|_| NodeError::Config("the identity secret is not 32 bytes".into()))?;
+    Ok(zeroize::Zeroizing::new(bytes))
 }
 
 /// Flushes and closes the store at shutdown (a failure is logged: every acknowledged write is
@@ -445,7 +562,7 @@ pub async fn start_bootstrap(
         None,
     )?;
     info!(peer_id = %identity.peer_id(), chain = %genesis.chain_id, "starting bootstrap node");
-    start(home, net, &config.api.listen, Role::Bootstrap, None).await
+    start(home, net, &config.api.listen, Role::Bootstrap, None, None).await
 }
 
 /// Runs a bootstrap node until `shutdown` resolves.

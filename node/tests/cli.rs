@@ -26,6 +26,7 @@ fn setup() -> Home {
         chain_id: "cli-test".into(),
         pow_difficulty: 8,
         validators: vec![],
+        key: Default::default(),
     };
     std::fs::write(&genesis, g.to_toml()).unwrap();
     let pass = dir.path().join("pass");
@@ -160,6 +161,10 @@ fn dump_config_reflects_every_key_and_its_env_override() {
         ("SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS", "5"),
         ("SEEDFED__NETWORK__IDLE_TIMEOUT_SECS", "6"),
         ("SEEDFED__NETWORK__BOOTSTRAP_TIMEOUT_SECS", "7"),
+        ("SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS", "21"),
+        ("SEEDFED__CONSENSUS__PROPOSE_TIMEOUT_MS", "22"),
+        ("SEEDFED__CONSENSUS__VOTE_TIMEOUT_MS", "23"),
+        ("SEEDFED__CONSENSUS__SYNC_INTERVAL_MS", "24"),
         ("SEEDFED__API__LISTEN", "127.0.0.1:9999"),
         ("SEEDFED__LOG__FILTER", "debug"),
         ("SEEDFED__LOG__FORMAT", "json"),
@@ -190,6 +195,10 @@ fn dump_config_reflects_every_key_and_its_env_override() {
     assert_eq!(c.network.discovery_interval_secs, 5);
     assert_eq!(c.network.idle_timeout_secs, 6);
     assert_eq!(c.network.bootstrap_timeout_secs, 7);
+    assert_eq!(c.consensus.block_interval_ms, 21);
+    assert_eq!(c.consensus.propose_timeout_ms, 22);
+    assert_eq!(c.consensus.vote_timeout_ms, 23);
+    assert_eq!(c.consensus.sync_interval_ms, 24);
     assert_eq!(c.api.listen, "127.0.0.1:9999");
     assert_eq!(c.log.filter, "debug");
     assert_eq!(c.log.format, LogFormat::Json);

@@ -8,8 +8,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -17,62 +17,8 @@ use seedfed_node::api;
 use seedfed_node::config::Config;
 use seedfed_node::genesis::Genesis;
 
-const BIN: &str = env!("CARGO_BIN_EXE_seedfed");
 const NODES: usize = 5;
 const SYBILS: usize = 20;
-
-/// A child process killed (SIGKILL) and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_node(home: &Path, pass: &Path) -> Proc {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.join("node.log"))
-        .unwrap();
-    let child = Command::new(BIN)
-        .arg("--home")
-        .arg(home)
-        .arg("run")
-        .arg("--passphrase-file")
-        .arg(pass)
-        .env("SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS", "1")
-        .env("SEEDFED__NETWORK__ADMISSION_TIMEOUT_SECS", "3")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Proc(child)
-}
-
-async fn node_status(home: &Path) -> Option<api::StatusReport> {
-    // A stale address file from a killed process may point at nothing: that is just "not yet".
-    let addr = api::running_api_addr(home).ok()?;
-    api::fetch_status(addr).await.ok()
-}
-
-fn admitted_ids(s: &api::StatusReport) -> BTreeSet<String> {
-    s.network
-        .admitted
-        .iter()
-        .map(|p| p.peer_id.clone())
-        .collect()
-}
-
-fn log_tail(home: &Path) -> String {
-    let text = std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_sybils_and_restart() {
@@ -81,6 +27,7 @@ async fn five_nodes_sybils_and_restart() {
         chain_id: CHAIN.into(),
         pow_difficulty: DIFFICULTY,
         validators: vec![],
+        key: Default::default(),
     };
     let genesis_path = dir.path().join("genesis.toml");
     std::fs::write(&genesis_path, genesis.to_toml()).unwrap();
@@ -104,7 +51,7 @@ async fn five_nodes_sybils_and_restart() {
     let mut homes: Vec<PathBuf> = Vec::new();
     for i in 0..NODES {
         let home = dir.path().join(format!("node{i}"));
-        let out = Command::new(BIN)
+        let out = Command::new(seedfed_bin())
             .arg("--home")
             .arg(&home)
             .args(["init", "--chain"])
@@ -127,7 +74,10 @@ async fn five_nodes_sybils_and_restart() {
         );
         homes.push(home);
     }
-    let mut procs: Vec<Option<Proc>> = homes.iter().map(|h| Some(start_node(h, &pass))).collect();
+    let mut procs: Vec<Option<Proc>> = homes
+        .iter()
+        .map(|h| Some(start_node(h, &pass, &[])))
+        .collect();
 
     // Every node admits every other node and the bootstrap node.
     let mut ids: Vec<String> = Vec::new();
@@ -219,7 +169,7 @@ async fn five_nodes_sybils_and_restart() {
     .await;
     procs[0] = None; // SIGKILL + reap
     let _ = std::fs::remove_file(homes[0].join(api::API_ADDR_FILE));
-    procs[0] = Some(start_node(&homes[0], &pass));
+    procs[0] = Some(start_node(&homes[0], &pass, &[]));
     let others: BTreeSet<String> = ids[1..].iter().cloned().collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {

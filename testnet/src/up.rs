@@ -262,6 +262,7 @@ async fn up_inner(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Resul
         chain_id: chain_id.clone(),
         pow_difficulty: args.difficulty,
         validators: vec![],
+        key: Default::default(),
     };
     fs::write(&genesis_path, genesis.to_toml())?;
     let pass_file = dir.join("passphrase");
@@ -342,9 +343,14 @@ async fn up_inner(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Resul
             .as_str()
             .context("no peer id in `keys show`")?
             .to_string();
+        let x25519 = public["x25519_public"]
+            .as_str()
+            .context("no x25519 key in `keys show`")?
+            .to_string();
         genesis.validators.push(GenesisValidator {
             peer_id: peer_id.clone(),
             stake: 100,
+            x25519,
         });
         homes.push((home, peer_id, port));
     }

@@ -1,17 +1,25 @@
 //! Shared helpers for the node's integration tests (loopback only, bounded waits).
 #![allow(dead_code, clippy::unwrap_used)] // test helpers: a failed setup should panic
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
+use seedfed_node::api;
 use seedfed_node::network::{
     self, AdmissionRecord, GossipValidator, Limits, NetworkConfig, NetworkHandle, NetworkStatus,
     Role,
 };
 use seedfed_protocol::admission::{Proof, Puzzle};
+
+/// The `seedfed` binary under test (set by cargo for integration tests).
+pub fn seedfed_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_seedfed")
+}
 
 pub const CHAIN: &str = "test-chain";
 pub const DIFFICULTY: u8 = 8;
@@ -109,4 +117,59 @@ pub fn spawn(
     let mut registry = prometheus_client::registry::Registry::default();
     let (h, ev, _join) = network::spawn(c, &mut registry).unwrap();
     (h, ev)
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `seedfed run` for `home` with extra environment `env`; output goes to `home/node.log`.
+pub fn start_node(home: &Path, pass: &Path, env: &[(&str, &str)]) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.join("node.log"))
+        .unwrap();
+    let child = Command::new(seedfed_bin())
+        .arg("--home")
+        .arg(home)
+        .arg("run")
+        .arg("--passphrase-file")
+        .arg(pass)
+        .env("SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS", "1")
+        .env("SEEDFED__NETWORK__ADMISSION_TIMEOUT_SECS", "3")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+pub async fn node_status(home: &Path) -> Option<api::StatusReport> {
+    // A stale address file from a killed process may point at nothing: that is just "not yet".
+    let addr = api::running_api_addr(home).ok()?;
+    api::fetch_status(addr).await.ok()
+}
+
+pub fn admitted_ids(s: &api::StatusReport) -> BTreeSet<String> {
+    s.network
+        .admitted
+        .iter()
+        .map(|p| p.peer_id.clone())
+        .collect()
+}
+
+pub fn log_tail(home: &Path) -> String {
+    let text = std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
 }

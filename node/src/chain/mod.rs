@@ -1,0 +1,645 @@
+//! The chain driver: runs the sans-IO [`Consensus`] state machine of `seedfed-protocol` on the
+//! real network, the node's store and tokio timers.
+//!
+//! One task owns the consensus state, the ledger, the mempool and the store. It feeds
+//! consensus the gossip of [`wire::CONSENSUS_TOPIC`] (already checked by
+//! [`wire::check_gossip`] in the network task), timer expiries and block-sync responses, and
+//! acts on the outputs in order: WAL entries are written and fsynced (one batch for each run
+//! of consecutive entries) before any later output leaves the node; a decided block, its
+//! certificate and the new tip state are committed atomically before the next height's
+//! messages go out. Lagging or restarted nodes fetch decided blocks over request-response
+//! ([`wire::ChainRequest::Blocks`]) and apply them after their certificates verify.
+
+pub mod storage;
+pub mod wire;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use seedfed_protocol::consensus::{
+    CommitCertificate, Consensus, ConsensusKey, ConsensusMessage, ConsensusParams, Input, Output,
+    TimerId,
+};
+use seedfed_protocol::ledger::{self, Block, Evidence, Ledger, SignedTx, Tx, TxBody};
+use seedfed_protocol::member::MemberId;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::network::{NetworkEvent, NetworkHandle, ResponseToken};
+use storage::{ChainStore, StorageError};
+pub use wire::{member_of, peer_of, GossipView};
+use wire::{
+    ChainRequest, ChainResponse, CONSENSUS_TOPIC, MAX_SYNC_BLOCKS, MAX_SYNC_BYTES, TX_TOPIC,
+};
+
+/// Most transactions waiting in the mempool.
+pub const MEMPOOL_MAX: usize = 20_000;
+/// A proposed block's transactions stop at this many encoded bytes (gossip messages are
+/// capped at 1 MiB by default).
+pub const BLOCK_TX_BYTES: usize = 768 * 1024;
+
+/// Tunables of the driver.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// Consensus timeouts and buffers.
+    pub consensus: ConsensusParams,
+    /// Least time between two decisions when we propose (an empty chain would otherwise spin).
+    pub block_interval: Duration,
+    /// How often a node that has not decided for a while asks a peer for blocks.
+    pub sync_interval: Duration,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig {
+            consensus: ConsensusParams::default(),
+            block_interval: Duration::from_millis(200),
+            sync_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why the chain driver stopped.
+#[derive(Debug, Error)]
+pub enum ChainError {
+    /// The store failed: the node must not continue (durability comes first).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Consensus could not start.
+    #[error("consensus cannot start: {0}")]
+    Consensus(#[from] seedfed_protocol::consensus::ConsensusError),
+    /// The identity key is not Ed25519.
+    #[error("the node identity is not an Ed25519 key")]
+    Identity,
+}
+
+/// A validator and its stake, for status output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorInfo {
+    /// Identity (hex Ed25519 key).
+    pub id: String,
+    /// Peer id.
+    pub peer_id: String,
+    /// Stake (voting power).
+    pub stake: u64,
+}
+
+/// The chain as `/status` reports it (no secrets).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    /// Our identity (hex).
+    pub member: String,
+    /// Whether we are in the current validator set.
+    pub validator: bool,
+    /// Height of the last decided block (0: genesis).
+    pub height: u64,
+    /// Round of the height being decided.
+    pub round: i64,
+    /// Hash of the last decided block (hex).
+    pub tip: String,
+    /// Ledger state hash after it (hex).
+    pub state_hash: String,
+    /// Current epoch.
+    pub epoch: u64,
+    /// The epoch beacon (hex; zeros before the first epoch start).
+    pub beacon: String,
+    /// Validators with stake.
+    pub validators: Vec<ValidatorInfo>,
+    /// Epoch of the current branch assignment, if any.
+    pub assignment_epoch: Option<u64>,
+    /// Owner of each sector (hex identities), in sector order.
+    pub assignment: Vec<String>,
+    /// Master root (hex), once final.
+    pub master_root: Option<String>,
+    /// Transactions waiting in our mempool.
+    pub mempool: usize,
+    /// Blocks applied through block sync since start.
+    pub synced_blocks: u64,
+    /// Gossip messages dropped by the chain checks since start.
+    pub gossip_dropped: u64,
+}
+
+/// Everything [`spawn`] needs.
+pub struct ChainParts {
+    /// The ledger's genesis.
+    pub genesis: ledger::Genesis,
+    /// The node's store (taken over; closed when the driver stops).
+    pub store: ChainStore,
+    /// Our identity's Ed25519 seed.
+    pub identity_seed: zeroize::Zeroizing<[u8; 32]>,
+    /// Network handle.
+    pub network: NetworkHandle,
+    /// Network events (gossip, requests, admissions).
+    pub events: mpsc::Receiver<NetworkEvent>,
+    /// Tunables.
+    pub config: ChainConfig,
+    /// The gossip view shared with the network's validator.
+    pub view: Arc<GossipView>,
+    /// Where the driver publishes its status.
+    pub status: watch::Sender<ChainStatus>,
+}
+
+/// The running driver: resolves to the store (to be closed) when it stops.
+pub type ChainTask = tokio::task::JoinHandle<Result<Box<dyn crate::store::Store>, ChainError>>;
+
+/// Loads the chain from the store (tip, WAL), subscribes to the topics and spawns the driver.
+/// The task stops when `stop` fires and returns the store so the caller can close it.
+pub async fn spawn(
+    parts: ChainParts,
+    stop: oneshot::Receiver<()>,
+) -> Result<ChainTask, ChainError> {
+    let ChainParts {
+        genesis,
+        mut store,
+        identity_seed,
+        network,
+        events,
+        config,
+        view,
+        status,
+    } = parts;
+    let loaded = store.load(&genesis)?;
+    let signing = ed25519_dalek::SigningKey::from_bytes(&identity_seed);
+    let key = ConsensusKey::from_seed(*identity_seed);
+    let me = key.member_id();
+    let mut consensus = Consensus::new(loaded.ledger, loaded.certificate, key, config.consensus)?;
+    info!(
+        height = consensus.ledger().height(),
+        wal = loaded.wal.len(),
+        "chain loaded"
+    );
+    let first = if loaded.wal.is_empty() {
+        consensus.start()
+    } else {
+        consensus.recover(loaded.wal)?
+    };
+    for t in [CONSENSUS_TOPIC, TX_TOPIC] {
+        if let Err(e) = network.subscribe(t).await {
+            warn!(topic = t, "cannot subscribe: {e}");
+        }
+    }
+    let (sync_tx, sync_rx) = mpsc::channel(16);
+    let mut driver = Driver {
+        consensus,
+        store,
+        network,
+        me,
+        signing,
+        config,
+        view,
+        timers: BTreeMap::new(),
+        build_at: None,
+        last_decided: Instant::now(),
+        mempool: BTreeMap::new(),
+        own: BTreeMap::new(),
+        evidence: Vec::new(),
+        peers: BTreeSet::new(),
+        best_seen: None,
+        sync_in_flight: false,
+        sync_tx,
+        synced_blocks: 0,
+        status,
+        rr: 0,
+    };
+    driver.refresh_view();
+    driver.act(first).await?;
+    driver.publish_status();
+    Ok(tokio::spawn(driver.run(events, sync_rx, stop)))
+}
+
+type SyncResult = (PeerId, Result<Vec<(Block, CommitCertificate)>, String>);
+
+struct Driver {
+    consensus: Consensus,
+    store: ChainStore,
+    network: NetworkHandle,
+    me: MemberId,
+    signing: ed25519_dalek::SigningKey,
+    config: ChainConfig,
+    view: Arc<GossipView>,
+    timers: BTreeMap<TimerId, Instant>,
+    build_at: Option<(u64, u32, Instant)>,
+    last_decided: Instant,
+    /// Others' and our transactions by (author, nonce): proposals take them in nonce order.
+    mempool: BTreeMap<(MemberId, u64), SignedTx>,
+    /// Our own transactions not yet on the ledger, by nonce.
+    own: BTreeMap<u64, SignedTx>,
+    evidence: Vec<(MemberId, Evidence)>,
+    peers: BTreeSet<PeerId>,
+    best_seen: Option<(u64, PeerId)>,
+    sync_in_flight: bool,
+    sync_tx: mpsc::Sender<SyncResult>,
+    synced_blocks: u64,
+    status: watch::Sender<ChainStatus>,
+    rr: usize,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<NetworkEvent>,
+        mut sync_rx: mpsc::Receiver<SyncResult>,
+        mut stop: oneshot::Receiver<()>,
+    ) -> Result<Box<dyn crate::store::Store>, ChainError> {
+        let mut tick = tokio::time::interval(self.config.sync_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = self
+                .timers
+                .values()
+                .copied()
+                .chain(self.build_at.map(|b| b.2))
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = &mut stop => break,
+                ev = events.recv() => match ev {
+                    None => break,
+                    Some(ev) => self.on_network(ev).await?,
+                },
+                Some((peer, r)) = sync_rx.recv() => self.on_synced(peer, r).await?,
+                () = tokio::time::sleep_until(next) => self.fire_due().await?,
+                _ = tick.tick() => self.on_tick().await?,
+            }
+        }
+        info!(
+            height = self.consensus.ledger().height(),
+            "chain driver stopped"
+        );
+        Ok(self.store.into_inner())
+    }
+
+    async fn fire_due(&mut self) -> Result<(), ChainError> {
+        let now = Instant::now();
+        if let Some((height, round, at)) = self.build_at {
+            if at <= now {
+                self.build_at = None;
+                let txs = self.block_candidates();
+                let out = self
+                    .consensus
+                    .handle(Input::ProposeTxs { height, round, txs });
+                self.act(out).await?;
+            }
+        }
+        let due: Vec<TimerId> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in due {
+            self.timers.remove(&t);
+            let out = self.consensus.handle(Input::TimerFired(t));
+            self.act(out).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_network(&mut self, ev: NetworkEvent) -> Result<(), ChainError> {
+        match ev {
+            NetworkEvent::Gossip {
+                author,
+                topic,
+                data,
+            } => match topic.as_str() {
+                CONSENSUS_TOPIC => {
+                    let Ok(msg) = ledger::decode::<ConsensusMessage>(&data) else {
+                        return Ok(()); // checked by the gossip validator already
+                    };
+                    let h = msg.height();
+                    if h > self.consensus.height() && self.best_seen.is_none_or(|(b, _)| h > b) {
+                        self.best_seen = Some((h, author));
+                    }
+                    let out = self.consensus.handle(Input::Message(msg));
+                    self.act(out).await?;
+                    if self
+                        .best_seen
+                        .is_some_and(|(b, _)| b > self.consensus.height())
+                    {
+                        self.request_sync(None);
+                    }
+                }
+                TX_TOPIC => {
+                    if let Ok(tx) = ledger::decode::<SignedTx>(&data) {
+                        self.offer(tx);
+                    }
+                }
+                _ => {}
+            },
+            NetworkEvent::Request { peer, data, token } => {
+                self.on_request(peer, &data, token).await?
+            }
+            NetworkEvent::PeerAdmitted { peer, .. } => {
+                self.peers.insert(peer);
+            }
+            NetworkEvent::PeerDisconnected { peer } => {
+                self.peers.remove(&peer);
+            }
+            NetworkEvent::PeerRejected { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn on_request(
+        &mut self,
+        peer: PeerId,
+        data: &[u8],
+        token: ResponseToken,
+    ) -> Result<(), ChainError> {
+        let response = match ledger::decode::<ChainRequest>(data) {
+            Err(e) => ChainResponse::Refused(format!("malformed request: {e}")),
+            Ok(ChainRequest::Blocks { from, max }) => ChainResponse::Blocks(
+                self.store
+                    .blocks_from(from, max.min(MAX_SYNC_BLOCKS), MAX_SYNC_BYTES)?,
+            ),
+            Ok(ChainRequest::Direct(_)) => {
+                ChainResponse::Refused("this node runs no epoch agent".into())
+            }
+        };
+        debug!(%peer, "answered a chain request");
+        let _ = self.network.respond(token, ledger::encode(&response)).await;
+        Ok(())
+    }
+
+    /// Asks `peer` (or the best-known peer ahead of us, or the next admitted peer in turn) for
+    /// the blocks after our tip.
+    fn request_sync(&mut self, peer: Option<PeerId>) {
+        if self.sync_in_flight {
+            return;
+        }
+        let target = peer.or(self.best_seen.map(|(_, p)| p)).or_else(|| {
+            if self.peers.is_empty() {
+                return None;
+            }
+            self.rr = self.rr.wrapping_add(1);
+            self.peers.iter().nth(self.rr % self.peers.len()).copied()
+        });
+        let Some(target) = target else {
+            return;
+        };
+        self.sync_in_flight = true;
+        let from = self.consensus.ledger().height() + 1;
+        let req = ledger::encode(&ChainRequest::Blocks {
+            from,
+            max: MAX_SYNC_BLOCKS,
+        });
+        let net = self.network.clone();
+        let tx = self.sync_tx.clone();
+        tokio::spawn(async move {
+            let r = match net.request(target, req).await {
+                Ok(bytes) => match ledger::decode::<ChainResponse>(&bytes) {
+                    Ok(ChainResponse::Blocks(b)) => Ok(b),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(format!("malformed answer: {e}")),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send((target, r)).await;
+        });
+    }
+
+    async fn on_synced(
+        &mut self,
+        peer: PeerId,
+        r: Result<Vec<(Block, CommitCertificate)>, String>,
+    ) -> Result<(), ChainError> {
+        self.sync_in_flight = false;
+        let blocks = match r {
+            Ok(b) => b,
+            Err(e) => {
+                debug!(%peer, "block sync failed: {e}");
+                if self.best_seen.is_some_and(|(_, p)| p == peer) {
+                    self.best_seen = None;
+                }
+                return Ok(());
+            }
+        };
+        let full = blocks.len() == MAX_SYNC_BLOCKS as usize;
+        let mut applied = 0u64;
+        for (block, certificate) in blocks {
+            let before = self.consensus.ledger().height();
+            let out = self.consensus.handle(Input::Synced { block, certificate });
+            self.act(out).await?;
+            if self.consensus.ledger().height() == before {
+                debug!(%peer, "a synced block did not apply; stopping this batch");
+                break;
+            }
+            applied += 1;
+        }
+        if applied > 0 {
+            self.synced_blocks += applied;
+            info!(%peer, applied, height = self.consensus.ledger().height(), "synced blocks");
+            self.publish_status();
+        }
+        if self
+            .best_seen
+            .is_some_and(|(b, _)| b <= self.consensus.height())
+        {
+            self.best_seen = None;
+        }
+        if full && applied > 0 {
+            self.request_sync(Some(peer));
+        }
+        Ok(())
+    }
+
+    async fn on_tick(&mut self) -> Result<(), ChainError> {
+        // A node that has not decided for a while may be behind peers it cannot hear (far
+        // ahead messages are not forwarded to it): ask someone.
+        if self.last_decided.elapsed() >= self.config.sync_interval * 2 {
+            self.request_sync(None);
+        }
+        // Re-gossip our own transactions that are still waiting (gossip is best effort).
+        let own: Vec<SignedTx> = self.own.values().cloned().collect();
+        for tx in own {
+            let _ = self.network.publish(TX_TOPIC, ledger::encode(&tx)).await;
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Acts on consensus outputs in order; consecutive WAL entries are made durable together,
+    /// before the first output that follows them.
+    async fn act(&mut self, outputs: Vec<Output>) -> Result<(), ChainError> {
+        let mut wal = Vec::new();
+        for o in outputs {
+            if let Output::PersistWal(e) = o {
+                wal.push(e);
+                continue;
+            }
+            self.store.append_wal(&wal)?;
+            wal.clear();
+            match o {
+                Output::PersistWal(_) => {}
+                Output::Broadcast(m) => {
+                    if let Err(e) = self
+                        .network
+                        .publish(CONSENSUS_TOPIC, ledger::encode(&m))
+                        .await
+                    {
+                        debug!("consensus publish: {e}");
+                    }
+                }
+                Output::ScheduleTimer { timer, after } => {
+                    self.timers.insert(timer, Instant::now() + after);
+                }
+                Output::CancelTimer(t) => {
+                    self.timers.remove(&t);
+                }
+                Output::CancelAllTimers => self.timers.clear(),
+                Output::BuildBlock { height, round } => {
+                    let at = (self.last_decided + self.config.block_interval).max(Instant::now());
+                    self.build_at = Some((height, round, at));
+                }
+                Output::Decided { block, certificate } => {
+                    self.on_decided(&block, &certificate)?;
+                }
+                Output::Equivocation { a, b } => {
+                    warn!(validator = %a.validator, height = a.height, "equivocation seen");
+                    self.evidence.push((
+                        a.validator,
+                        Evidence::Equivocation {
+                            a: Box::new(a),
+                            b: Box::new(b),
+                        },
+                    ));
+                }
+                Output::InvalidProposal { proposer, reason } => {
+                    warn!(%proposer, %reason, "invalid block proposed");
+                }
+            }
+        }
+        self.store.append_wal(&wal)?;
+        Ok(())
+    }
+
+    fn on_decided(
+        &mut self,
+        block: &Block,
+        certificate: &CommitCertificate,
+    ) -> Result<(), ChainError> {
+        self.store
+            .commit_block(block, certificate, self.consensus.ledger())?;
+        self.last_decided = Instant::now();
+        self.build_at = None;
+        let state = &self.consensus.ledger().state;
+        self.mempool.retain(|(author, nonce), _| {
+            *nonce >= state.members.get(author).map_or(0, |m| m.nonce)
+        });
+        let my_nonce = state.members.get(&self.me).map_or(0, |m| m.nonce);
+        self.own.retain(|n, _| *n >= my_nonce);
+        if !block.txs.is_empty() {
+            info!(height = block.height, txs = block.txs.len(), "decided");
+        } else {
+            debug!(height = block.height, "decided");
+        }
+        let evidence = std::mem::take(&mut self.evidence);
+        for (member, ev) in evidence {
+            if self.consensus.ledger().state.is_validator(&member) {
+                self.submit(TxBody::Evict {
+                    member,
+                    evidence: ev,
+                });
+            }
+        }
+        self.refresh_view();
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Signs `body` with our next nonce and offers it (mempool and gossip on the next tick).
+    fn submit(&mut self, body: TxBody) {
+        if self.own.values().any(|t| t.tx.body == body) {
+            return;
+        }
+        let state = &self.consensus.ledger().state;
+        let base = state.members.get(&self.me).map_or(0, |m| m.nonce);
+        let nonce = self
+            .own
+            .keys()
+            .next_back()
+            .map_or(base, |n| n + 1)
+            .max(base);
+        let tx = Tx {
+            author: self.me,
+            nonce,
+            body,
+        }
+        .sign(&state.chain_id, &self.signing);
+        self.own.insert(nonce, tx.clone());
+        self.offer(tx);
+    }
+
+    fn offer(&mut self, tx: SignedTx) {
+        let state = &self.consensus.ledger().state;
+        let next = state.members.get(&tx.tx.author).map_or(0, |m| m.nonce);
+        if tx.tx.nonce < next || self.mempool.len() >= MEMPOOL_MAX {
+            return;
+        }
+        if tx.verify(&state.chain_id).is_err() {
+            return;
+        }
+        self.mempool.insert((tx.tx.author, tx.tx.nonce), tx);
+    }
+
+    fn block_candidates(&self) -> Vec<SignedTx> {
+        let mut bytes = 0usize;
+        let mut out = Vec::new();
+        for tx in self.mempool.values() {
+            bytes += ledger::encode(tx).len();
+            if bytes > BLOCK_TX_BYTES || out.len() >= ledger::state::MAX_TXS_PER_BLOCK {
+                break;
+            }
+            out.push(tx.clone());
+        }
+        out
+    }
+
+    fn refresh_view(&self) {
+        self.view.update(
+            self.consensus.height(),
+            self.consensus.ledger().state.validators(),
+        );
+    }
+
+    fn publish_status(&self) {
+        let ledger: &Ledger = self.consensus.ledger();
+        let s = &ledger.state;
+        let validators = s
+            .validators()
+            .into_iter()
+            .map(|(m, stake)| ValidatorInfo {
+                id: hex::encode(m.as_bytes()),
+                peer_id: peer_of(&m).map(|p| p.to_string()).unwrap_or_default(),
+                stake,
+            })
+            .collect();
+        let status = ChainStatus {
+            member: hex::encode(self.me.as_bytes()),
+            validator: s.is_validator(&self.me),
+            height: ledger.height(),
+            round: self.consensus.round(),
+            tip: hex::encode(ledger.tip),
+            state_hash: hex::encode(s.hash()),
+            epoch: s.epoch,
+            beacon: hex::encode(s.beacon),
+            validators,
+            assignment_epoch: s.assignment_epoch,
+            assignment: s
+                .branch_owners
+                .values()
+                .map(|m| hex::encode(m.as_bytes()))
+                .collect(),
+            master_root: s.master_root.map(hex::encode),
+            mempool: self.mempool.len(),
+            synced_blocks: self.synced_blocks,
+            gossip_dropped: self.view.dropped(),
+        };
+        self.status.send_replace(status);
+    }
+}

@@ -1,0 +1,346 @@
+//! The chain's durable records in the node's store: decided blocks with their commit
+//! certificates, the ledger state at the tip, the consensus write-ahead log, and the epoch
+//! agent's snapshot.
+//!
+//! Guarantees: a decided block, its certificate and the state it leads to are written in one
+//! atomic, fsynced batch that also drops the WAL of that height, so after a crash the store
+//! holds a consistent tip and exactly the WAL of the height after it. WAL entries are fsynced
+//! before the driver releases anything that follows them. A WAL entry that does not decode
+//! (a torn or damaged tail) is reported, and it and every later entry are truncated: replay
+//! then stops at the last good entry, which is safe because nothing after it can have left
+//! the node (durability precedes release). A block or state that does not decode is an error:
+//! the node refuses to run on a chain it cannot trust.
+
+use seedfed_protocol::consensus::{CommitCertificate, WalEntry};
+use seedfed_protocol::ledger::{self, Block, Genesis, Ledger};
+use thiserror::Error;
+use tracing::warn;
+
+use crate::store::{Batch, Store, StoreError};
+
+/// Keyspace of decided blocks: `u64be(height)` → `encode((Block, CommitCertificate))`.
+pub const BLOCKS: &str = "blocks";
+/// Keyspace of the WAL: `u64be(height) ‖ u64be(seq)` → `encode(WalEntry)`.
+pub const WAL: &str = "wal";
+/// Keyspace of chain metadata ([`TIP_KEY`], [`AGENT_KEY`]).
+pub const CHAIN: &str = "chain";
+/// The ledger at the tip: `encode(Ledger)`.
+pub const TIP_KEY: &[u8] = b"tip";
+/// The epoch agent's snapshot (contains key shares).
+pub const AGENT_KEY: &[u8] = b"agent";
+
+/// Why the chain's records could not be read or written.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored record is damaged.
+    #[error("stored {what} is corrupt: {reason}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What [`ChainStore::load`] recovers.
+pub struct Loaded {
+    /// The ledger at the tip.
+    pub ledger: Ledger,
+    /// The tip block's commit certificate (`None` at genesis).
+    pub certificate: Option<CommitCertificate>,
+    /// WAL entries of the height after the tip, in order.
+    pub wal: Vec<WalEntry>,
+    /// WAL entries dropped as a damaged tail.
+    pub truncated: usize,
+}
+
+/// The chain's view of the store.
+pub struct ChainStore {
+    store: Box<dyn Store>,
+    next_seq: u64,
+}
+
+/// The height a WAL entry belongs to.
+pub fn wal_height(e: &WalEntry) -> u64 {
+    match e {
+        WalEntry::Proposal(p) => p.height,
+        WalEntry::Vote(v) => v.height,
+        WalEntry::ProposedValue { height, .. } => *height,
+        WalEntry::Timeout(t) => t.height,
+        WalEntry::Polka(p) => p.height,
+    }
+}
+
+fn wal_key(height: u64, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&height.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn corrupt(what: impl Into<String>, reason: impl ToString) -> StorageError {
+    StorageError::Corrupt {
+        what: what.into(),
+        reason: reason.to_string(),
+    }
+}
+
+impl ChainStore {
+    /// Wraps the node's store.
+    pub fn new(store: Box<dyn Store>) -> Self {
+        ChainStore { store, next_seq: 0 }
+    }
+
+    /// Gives the store back (to close it).
+    pub fn into_inner(self) -> Box<dyn Store> {
+        self.store
+    }
+
+    /// Recovers the tip (or genesis) and the WAL of the next height, truncating a damaged WAL
+    /// tail and dropping stale entries.
+    pub fn load(&mut self, genesis: &Genesis) -> Result<Loaded, StorageError> {
+        let (ledger, certificate) = match self.store.get(CHAIN, TIP_KEY)? {
+            None => (
+                Ledger::from_genesis(genesis).map_err(|e| corrupt("genesis", e))?,
+                None,
+            ),
+            Some(bytes) => {
+                let ledger: Ledger = ledger::decode(&bytes).map_err(|e| corrupt("tip state", e))?;
+                if ledger.state.chain_id != genesis.chain_id {
+                    return Err(corrupt(
+                        "tip state",
+                        format!("it belongs to chain {:?}", ledger.state.chain_id),
+                    ));
+                }
+                let (block, cert) = self.block(ledger.height())?.ok_or_else(|| {
+                    corrupt("tip state", format!("block {} is missing", ledger.height()))
+                })?;
+                if block.hash() != ledger.tip || block.state_hash != ledger.state.hash() {
+                    return Err(corrupt("tip state", "it does not match the tip block"));
+                }
+                (ledger, Some(cert))
+            }
+        };
+        let next = ledger.height() + 1;
+        let mut wal = Vec::new();
+        let mut stale = Batch::new();
+        let mut truncated = 0usize;
+        let mut max_seq = 0u64;
+        let mut damaged = false;
+        for item in self.store.scan_prefix(WAL, &[])? {
+            let (key, value) = item?;
+            let height = key
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes);
+            if let Some(seq) = key.get(8..16).and_then(|b| b.try_into().ok()) {
+                max_seq = max_seq.max(u64::from_be_bytes(seq));
+            }
+            let entry = ledger::decode::<WalEntry>(&value).ok();
+            let fits = matches!((height, &entry), (Some(h), Some(e)) if h == next && wal_height(e) == next && key.len() == 16);
+            if damaged || !fits {
+                if height == Some(next) || damaged {
+                    damaged = true;
+                    truncated += 1;
+                }
+                stale.delete(WAL, &key);
+                continue;
+            }
+            if let Some(e) = entry {
+                wal.push(e);
+            }
+        }
+        if truncated > 0 {
+            warn!(
+                height = next,
+                kept = wal.len(),
+                truncated,
+                "the WAL has a damaged tail; truncating it and replaying the entries before it"
+            );
+        }
+        if !stale.is_empty() {
+            self.store.write(&stale)?;
+        }
+        self.next_seq = max_seq + 1;
+        Ok(Loaded {
+            ledger,
+            certificate,
+            wal,
+            truncated,
+        })
+    }
+
+    /// Durably appends WAL entries (one fsynced batch).
+    pub fn append_wal(&mut self, entries: &[WalEntry]) -> Result<(), StorageError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        for e in entries {
+            batch.put(
+                WAL,
+                &wal_key(wal_height(e), self.next_seq),
+                &ledger::encode(e),
+            );
+            self.next_seq += 1;
+        }
+        self.store.write(&batch)?;
+        Ok(())
+    }
+
+    /// Durably records a decided block, its certificate and the resulting ledger, and drops
+    /// the WAL up to and including its height (one atomic batch).
+    pub fn commit_block(
+        &mut self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        ledger_after: &Ledger,
+    ) -> Result<(), StorageError> {
+        let mut batch = Batch::new();
+        batch.put(
+            BLOCKS,
+            &block.height.to_be_bytes(),
+            &ledger::encode(&(block, certificate)),
+        );
+        batch.put(CHAIN, TIP_KEY, &ledger::encode(ledger_after));
+        for item in self.store.scan_prefix(WAL, &[])? {
+            let (key, _) = item?;
+            let h = key
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes);
+            if h.is_none_or(|h| h <= block.height) {
+                batch.delete(WAL, &key);
+            } else {
+                break;
+            }
+        }
+        self.store.write(&batch)?;
+        Ok(())
+    }
+
+    /// The decided block at `height` with its certificate.
+    pub fn block(&self, height: u64) -> Result<Option<(Block, CommitCertificate)>, StorageError> {
+        match self.store.get(BLOCKS, &height.to_be_bytes())? {
+            None => Ok(None),
+            Some(bytes) => ledger::decode(&bytes)
+                .map(Some)
+                .map_err(|e| corrupt(format!("block {height}"), e)),
+        }
+    }
+
+    /// Up to `max` consecutive blocks from `from`, stopping before `max_bytes` of encoding.
+    pub fn blocks_from(
+        &self,
+        from: u64,
+        max: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<(Block, CommitCertificate)>, StorageError> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for h in from..from.saturating_add(u64::from(max)) {
+            let Some(raw) = self.store.get(BLOCKS, &h.to_be_bytes())? else {
+                break;
+            };
+            bytes += raw.len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push(ledger::decode(&raw).map_err(|e| corrupt(format!("block {h}"), e))?);
+        }
+        Ok(out)
+    }
+
+    /// The epoch agent's stored snapshot.
+    pub fn agent(&self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StorageError> {
+        Ok(self
+            .store
+            .get(CHAIN, AGENT_KEY)?
+            .map(zeroize::Zeroizing::new))
+    }
+
+    /// Durably stores the epoch agent's snapshot.
+    pub fn put_agent(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
+        self.store.put(CHAIN, AGENT_KEY, snapshot)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{self, Backend};
+    use seedfed_protocol::consensus::{TimerId, TimerKind};
+
+    fn genesis() -> Genesis {
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        Genesis {
+            chain_id: "c".into(),
+            pow_difficulty: 0,
+            validators: vec![ledger::GenesisValidator {
+                id: super::super::member_of(&peer).unwrap(),
+                stake: 1,
+                x25519: [1; 32],
+            }],
+            key: ledger::KeyParams {
+                tree_height: 4,
+                sector_bits: 1,
+                leaf_threshold: 1,
+                leaf_holders: 1,
+            },
+            eviction_missed_heights: 10,
+        }
+    }
+
+    fn timeout(height: u64, round: u32) -> WalEntry {
+        WalEntry::Timeout(TimerId {
+            height,
+            round,
+            kind: TimerKind::Propose,
+        })
+    }
+
+    #[test]
+    fn wal_survives_reopen_and_a_damaged_tail_is_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        {
+            let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
+            let l = cs.load(&g).unwrap();
+            assert_eq!(l.ledger.height(), 0);
+            assert!(l.wal.is_empty());
+            cs.append_wal(&[timeout(1, 0), timeout(1, 1)]).unwrap();
+            cs.append_wal(&[timeout(1, 2)]).unwrap();
+            cs.into_inner().close().unwrap();
+        }
+        {
+            let s = store::open(dir.path(), Backend::Redb).unwrap();
+            // Damage the middle entry: it and everything after it go.
+            s.put(WAL, &wal_key(1, 2), b"\xff\xff garbage").unwrap();
+            let mut cs = ChainStore::new(s);
+            let l = cs.load(&g).unwrap();
+            assert_eq!(l.wal, vec![timeout(1, 0)]);
+            assert_eq!(l.truncated, 2);
+            // New entries continue after the highest sequence number ever used.
+            cs.append_wal(&[timeout(1, 5)]).unwrap();
+            let l = cs.load(&g).unwrap();
+            assert_eq!(l.wal, vec![timeout(1, 0), timeout(1, 5)]);
+            assert_eq!(l.truncated, 0);
+        }
+    }
+
+    #[test]
+    fn a_corrupt_tip_is_an_error_not_a_silent_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store::open(dir.path(), Backend::Redb).unwrap();
+        s.put(CHAIN, TIP_KEY, b"not a ledger").unwrap();
+        let mut cs = ChainStore::new(s);
+        let err = cs.load(&genesis()).err().unwrap().to_string();
+        assert!(err.contains("tip state"), "{err}");
+    }
+}

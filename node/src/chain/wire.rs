@@ -1,0 +1,308 @@
+//! What the chain driver sends over the network, and the checks gossip must pass before it is
+//! forwarded.
+//!
+//! Gossip topics: [`CONSENSUS_TOPIC`] carries `ledger::encode(ConsensusMessage)`, [`TX_TOPIC`]
+//! carries `ledger::encode(SignedTx)`. Point to point (request-response): [`ChainRequest`] and
+//! [`ChainResponse`], encoded the same way. [`check_gossip`] is a pure function of the message,
+//! its libp2p author and a [`GossipView`] of the chain (validator set and height), so that a
+//! malformed message, a vote or proposal from a non-validator, a message signed in someone
+//! else's name, a message far from our height and an oversized block are dropped with a reason
+//! before they reach consensus or cost other peers bandwidth.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use libp2p::PeerId;
+use seedfed_protocol::consensus::{CommitCertificate, ConsensusMessage};
+use seedfed_protocol::ledger::{self, Block, SignedTx};
+use seedfed_protocol::member::MemberId;
+use serde::{Deserialize, Serialize};
+
+use tracing::debug;
+
+use crate::network::{GossipValidator, GossipVerdict};
+
+/// Gossip topic of consensus messages (proposals, votes, certificates).
+pub const CONSENSUS_TOPIC: &str = "consensus";
+/// Gossip topic of transactions waiting for a block.
+pub const TX_TOPIC: &str = "tx";
+/// Consensus messages more than this many heights ahead of ours are ignored (a lagging node
+/// syncs blocks instead; buffering far-future votes would let anyone fill our memory).
+pub const MAX_HEIGHTS_AHEAD: u64 = 64;
+/// Most blocks in one [`ChainResponse::Blocks`].
+pub const MAX_SYNC_BLOCKS: u32 = 64;
+/// A sync response stops growing once it holds this many encoded bytes (the request-response
+/// cap is larger).
+pub const MAX_SYNC_BYTES: usize = 2 << 20;
+
+/// A point-to-point request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChainRequest {
+    /// Decided blocks with their commit certificates, from height `from`, at most `max`.
+    Blocks {
+        /// First height wanted.
+        from: u64,
+        /// Most blocks wanted.
+        max: u32,
+    },
+    /// An epoch-protocol payload (a DKG round-2 envelope) for the recipient's agent.
+    Direct(Vec<u8>),
+}
+
+/// The answer to a [`ChainRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChainResponse {
+    /// Consecutive decided blocks from the requested height (empty: none stored there).
+    Blocks(Vec<(Block, CommitCertificate)>),
+    /// The direct payload was accepted.
+    Ack,
+    /// The request was refused; why.
+    Refused(String),
+}
+
+/// What the gossip validator knows of the chain; updated by the driver after each decision.
+#[derive(Debug, Default)]
+pub struct GossipView {
+    validators: RwLock<BTreeMap<MemberId, u64>>,
+    height: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl GossipView {
+    /// A view at `height` (the height being decided) with `validators`.
+    pub fn new(height: u64, validators: BTreeMap<MemberId, u64>) -> Self {
+        GossipView {
+            validators: RwLock::new(validators),
+            height: AtomicU64::new(height),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Gossip messages dropped by [`check_gossip`] through [`GossipView::validator`].
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The network's gossip validator for `chain_id`: [`check_gossip`] against this view, with
+    /// every drop logged with its reason and counted.
+    pub fn validator(self: &Arc<Self>, chain_id: String) -> GossipValidator {
+        let view = self.clone();
+        Arc::new(move |author: &PeerId, topic: &str, data: &[u8]| {
+            match check_gossip(&view, &chain_id, author, topic, data) {
+                Ok(()) => GossipVerdict::Accept,
+                Err(drop) => {
+                    view.dropped.fetch_add(1, Ordering::Relaxed);
+                    debug!(%author, topic, reason = drop.reason(), "gossip dropped");
+                    drop.verdict()
+                }
+            }
+        })
+    }
+
+    /// Records a new height and validator set.
+    pub fn update(&self, height: u64, validators: BTreeMap<MemberId, u64>) {
+        if let Ok(mut v) = self.validators.write() {
+            *v = validators;
+        }
+        self.height.store(height, Ordering::Relaxed);
+    }
+
+    fn is_validator(&self, m: &MemberId) -> bool {
+        self.validators
+            .read()
+            .map(|v| v.contains_key(m))
+            .unwrap_or(false)
+    }
+
+    fn height(&self) -> u64 {
+        self.height.load(Ordering::Relaxed)
+    }
+}
+
+/// The Ed25519 identity behind a peer id, if it is an Ed25519 identity peer id.
+pub fn member_of(peer: &PeerId) -> Option<MemberId> {
+    let bytes = peer.to_bytes();
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(bytes.get(2..)?).ok()?;
+    let ed = key.try_into_ed25519().ok()?;
+    Some(MemberId(ed.to_bytes()))
+}
+
+/// The peer id of a member.
+pub fn peer_of(member: &MemberId) -> Option<PeerId> {
+    PeerId::from_bytes(&ledger::tx::peer_id_bytes(member)).ok()
+}
+
+/// Why a gossip message was dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Drop {
+    /// Penalise the forwarding peer: the message is malformed or forged.
+    Reject(String),
+    /// Drop without penalty (stale or too far ahead).
+    Ignore(String),
+}
+
+impl Drop {
+    /// The gossipsub verdict for this drop.
+    pub fn verdict(&self) -> GossipVerdict {
+        match self {
+            Drop::Reject(_) => GossipVerdict::Reject,
+            Drop::Ignore(_) => GossipVerdict::Ignore,
+        }
+    }
+
+    /// Why.
+    pub fn reason(&self) -> &str {
+        match self {
+            Drop::Reject(r) | Drop::Ignore(r) => r,
+        }
+    }
+}
+
+/// Checks one gossip message on `topic` published by `author`.
+pub fn check_gossip(
+    view: &GossipView,
+    chain_id: &str,
+    author: &PeerId,
+    topic: &str,
+    data: &[u8],
+) -> Result<(), Drop> {
+    let Some(author) = member_of(author) else {
+        return Err(Drop::Reject("author is not an Ed25519 identity".into()));
+    };
+    match topic {
+        CONSENSUS_TOPIC => {
+            let msg: ConsensusMessage = ledger::decode(data)
+                .map_err(|e| Drop::Reject(format!("malformed consensus message: {e}")))?;
+            check_consensus(view, &author, &msg)
+        }
+        TX_TOPIC => {
+            let tx: SignedTx = ledger::decode(data)
+                .map_err(|e| Drop::Reject(format!("malformed transaction: {e}")))?;
+            tx.verify(chain_id)
+                .map_err(|e| Drop::Reject(format!("transaction: {e}")))
+        }
+        other => Err(Drop::Ignore(format!("unknown topic {other}"))),
+    }
+}
+
+fn check_consensus(
+    view: &GossipView,
+    author: &MemberId,
+    msg: &ConsensusMessage,
+) -> Result<(), Drop> {
+    let height = view.height();
+    let h = msg.height();
+    if h + 1 < height {
+        return Err(Drop::Ignore(format!(
+            "height {h} is behind ours ({height})"
+        )));
+    }
+    if h > height + MAX_HEIGHTS_AHEAD {
+        return Err(Drop::Ignore(format!(
+            "height {h} is more than {MAX_HEIGHTS_AHEAD} ahead of ours ({height})"
+        )));
+    }
+    if !view.is_validator(author) {
+        return Err(Drop::Reject(format!("{author} is not a validator")));
+    }
+    match msg {
+        ConsensusMessage::Vote(v) if v.validator != *author => Err(Drop::Reject(format!(
+            "vote by {} published by {author}",
+            v.validator
+        ))),
+        ConsensusMessage::Proposal(p) if p.proposer != *author => Err(Drop::Reject(format!(
+            "proposal by {} published by {author}",
+            p.proposer
+        ))),
+        ConsensusMessage::Proposal(p)
+            if p.block.txs.len() > seedfed_protocol::ledger::state::MAX_TXS_PER_BLOCK =>
+        {
+            Err(Drop::Reject(format!(
+                "proposed block has {} transactions",
+                p.block.txs.len()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seedfed_protocol::ledger::tx::Signature64;
+    use seedfed_protocol::ledger::{VoteKind, VoteRecord};
+
+    fn peer() -> (PeerId, MemberId) {
+        let kp = libp2p::identity::Keypair::generate_ed25519();
+        let p = kp.public().to_peer_id();
+        (p, member_of(&p).unwrap())
+    }
+
+    fn vote(voter: MemberId, height: u64) -> Vec<u8> {
+        ledger::encode(&ConsensusMessage::Vote(VoteRecord {
+            height,
+            round: 0,
+            kind: VoteKind::Prevote,
+            value: None,
+            validator: voter,
+            signature: Signature64([0; 64]),
+        }))
+    }
+
+    #[test]
+    fn peer_ids_and_members_convert_both_ways() {
+        let (p, m) = peer();
+        assert_eq!(peer_of(&m), Some(p));
+        let rsa_like = PeerId::random();
+        assert_eq!(member_of(&rsa_like), None);
+    }
+
+    #[test]
+    fn gossip_checks_drop_bad_messages_with_a_reason() {
+        let (a, ma) = peer();
+        let (b, mb) = peer();
+        let (outsider, mo) = peer();
+        let view = GossipView::new(10, [(ma, 1), (mb, 1)].into_iter().collect());
+        let c = "chain";
+        assert_eq!(
+            check_gossip(&view, c, &a, CONSENSUS_TOPIC, &vote(ma, 10)),
+            Ok(())
+        );
+        // Malformed bytes.
+        let e = check_gossip(&view, c, &a, CONSENSUS_TOPIC, &[0xff, 0x00, 0x13]).unwrap_err();
+        assert!(matches!(e, Drop::Reject(_)), "{e:?}");
+        // A vote from a non-validator.
+        let e = check_gossip(&view, c, &outsider, CONSENSUS_TOPIC, &vote(mo, 10)).unwrap_err();
+        assert!(e.reason().contains("not a validator"), "{e:?}");
+        // A vote in someone else's name.
+        let e = check_gossip(&view, c, &b, CONSENSUS_TOPIC, &vote(ma, 10)).unwrap_err();
+        assert!(matches!(e, Drop::Reject(_)) && e.reason().contains("published by"));
+        // Wrong heights: stale and far ahead are ignored, not penalised.
+        let e = check_gossip(&view, c, &a, CONSENSUS_TOPIC, &vote(ma, 3)).unwrap_err();
+        assert!(matches!(e, Drop::Ignore(_)), "{e:?}");
+        let e = check_gossip(
+            &view,
+            c,
+            &a,
+            CONSENSUS_TOPIC,
+            &vote(ma, 10 + MAX_HEIGHTS_AHEAD + 1),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Drop::Ignore(_)), "{e:?}");
+        // The previous height is still accepted (late precommits help the last commit).
+        assert_eq!(
+            check_gossip(&view, c, &a, CONSENSUS_TOPIC, &vote(ma, 9)),
+            Ok(())
+        );
+        // Transactions: malformed and unsigned are rejected.
+        let e = check_gossip(&view, c, &a, TX_TOPIC, b"nope").unwrap_err();
+        assert!(matches!(e, Drop::Reject(_)));
+        // Membership changes reach the view.
+        view.update(11, [(mo, 1)].into_iter().collect());
+        assert_eq!(
+            check_gossip(&view, c, &outsider, CONSENSUS_TOPIC, &vote(mo, 11)),
+            Ok(())
+        );
+    }
+}
