@@ -181,6 +181,11 @@ pub struct AgentStatus {
     pub signing: Vec<(u64, u32)>,
     /// Fault injection in effect.
     pub faulty: bool,
+    /// What the last `on_block` found to do: `idle`, `dkg-round1`, `dkg-round2`, `dkg-finalize`,
+    /// `beacon`, `epoch-start`, `assignment` or `checkpoint` (the first that applied).
+    pub phase: String,
+    /// Ledger height seen by the last `on_block`.
+    pub height: u64,
 }
 
 /// The duty machine of one validator. Holds secrets: wiped on drop, Debug prints `[redacted]`.
@@ -190,6 +195,8 @@ pub struct Agent {
     me: MemberId,
     fault: Fault,
     saved: Saved,
+    /// (phase, height) of the last `on_block`; not persisted.
+    last: (&'static str, u64),
 }
 
 impl std::fmt::Debug for Agent {
@@ -248,6 +255,7 @@ impl Agent {
             me,
             fault,
             saved: Saved::default(),
+            last: ("idle", 0),
         }
     }
 
@@ -283,6 +291,8 @@ impl Agent {
             dkgs: self.saved.dkgs.keys().copied().collect(),
             signing: self.saved.signing.keys().copied().collect(),
             faulty: self.fault != Fault::None,
+            phase: self.last.0.to_string(),
+            height: self.last.1,
         }
     }
 
@@ -319,6 +329,23 @@ impl Agent {
             }
         }
         self.checkpoint_duties(st, rng, &mut duties);
+        let phase = duties
+            .iter()
+            .map(|d| match d {
+                Duty::Send { .. } => "dkg-round2",
+                Duty::Submit(b) => match b {
+                    TxBody::DkgCommitment { .. } => "dkg-round1",
+                    TxBody::DkgComplaint { .. } | TxBody::DkgAnswer { .. } => "dkg-round2",
+                    TxBody::DkgFinalize { .. } => "dkg-finalize",
+                    TxBody::BeaconPartial { .. } => "beacon",
+                    TxBody::EpochStart { .. } => "epoch-start",
+                    TxBody::BranchAssignment { .. } => "assignment",
+                    _ => "checkpoint",
+                },
+            })
+            .next()
+            .unwrap_or("idle");
+        self.last = (phase, st.height);
         duties
     }
 

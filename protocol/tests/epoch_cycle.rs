@@ -269,6 +269,9 @@ fn full_cycle(mut net: Net, expect_excluded: &[Expected]) {
     }
     // Both group keys equal across the qualified nodes and the ledger.
     net.step();
+    let status = net.nodes[0].agent.as_ref().unwrap().status();
+    assert_eq!(status.key_epochs, vec![0]);
+    assert_eq!(status.height + 1, net.st().height);
     for node in &net.nodes {
         let m = id(&node.key);
         let Some(agent) = node.agent.as_ref() else {
