@@ -935,19 +935,17 @@ impl Agent {
         if !open {
             return;
         }
-        let entry = match self.saved.signing.get(&(seq, target)) {
-            Some(e) => e.clone(),
-            None => {
+        let entry = match self.saved.signing.entry((seq, target)) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
                 let (nonces, commitments) = checkpoint::commit(&kp, rng);
                 let (Ok(n), Ok(c)) = (nonces.serialize(), commitments.serialize()) else {
                     return;
                 };
-                let e = LocalSigning {
+                v.insert(LocalSigning {
                     nonces: Some(n),
                     commitments: c,
-                };
-                self.saved.signing.insert((seq, target), e.clone());
-                e
+                })
             }
         };
         if entry.nonces.is_none() {
@@ -957,7 +955,7 @@ impl Agent {
         duties.push(Duty::Submit(TxBody::CheckpointCommit {
             checkpoint: seq,
             attempt: target,
-            commitments: entry.commitments,
+            commitments: entry.commitments.clone(),
         }));
     }
 
