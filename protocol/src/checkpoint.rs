@@ -59,7 +59,7 @@ pub enum CheckpointError {
 /// and the hash of the validator set that signs the next checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Checkpoint {
-    /// The chain id (genesis hash).
+    /// The chain id's 32-byte form, `ledger::chain_digest(chain_id)`.
     pub chain_id: [u8; 32],
     /// Epoch number.
     pub epoch: u64,
@@ -67,7 +67,8 @@ pub struct Checkpoint {
     pub height: u64,
     /// Root `T[1]` of the federation's master LMS public key.
     pub master_root: [u8; 32],
-    /// Hash of the validator set (as defined by the ledger).
+    /// Hash of the validator set and of the group keys in force after this checkpoint
+    /// (`ledger::validator_set_hash`).
     pub validator_set_hash: [u8; 32],
 }
 

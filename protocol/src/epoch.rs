@@ -181,6 +181,11 @@ pub struct AgentStatus {
     pub signing: Vec<(u64, u32)>,
     /// Fault injection in effect.
     pub faulty: bool,
+    /// What the last `on_block` found to do: `idle`, `dkg-round1`, `dkg-round2`, `dkg-finalize`,
+    /// `beacon`, `epoch-start`, `assignment` or `checkpoint` (the first that applied).
+    pub phase: String,
+    /// Ledger height seen by the last `on_block`.
+    pub height: u64,
 }
 
 /// The duty machine of one validator. Holds secrets: wiped on drop, Debug prints `[redacted]`.
@@ -190,6 +195,8 @@ pub struct Agent {
     me: MemberId,
     fault: Fault,
     saved: Saved,
+    /// (phase, height) of the last `on_block`; not persisted.
+    last: (&'static str, u64),
 }
 
 impl std::fmt::Debug for Agent {
@@ -248,6 +255,7 @@ impl Agent {
             me,
             fault,
             saved: Saved::default(),
+            last: ("idle", 0),
         }
     }
 
@@ -283,6 +291,8 @@ impl Agent {
             dkgs: self.saved.dkgs.keys().copied().collect(),
             signing: self.saved.signing.keys().copied().collect(),
             faulty: self.fault != Fault::None,
+            phase: self.last.0.to_string(),
+            height: self.last.1,
         }
     }
 
@@ -304,6 +314,7 @@ impl Agent {
         let st = &ledger.state;
         let mut duties = Vec::new();
         self.prune(st);
+        self.open_answers(st, rng);
         if let Err(e) = self.dkg_duties(st, rng, &mut duties) {
             tracing::warn!(error = %e, "epoch agent: DKG step failed");
         }
@@ -318,6 +329,23 @@ impl Agent {
             }
         }
         self.checkpoint_duties(st, rng, &mut duties);
+        let phase = duties
+            .iter()
+            .map(|d| match d {
+                Duty::Send { .. } => "dkg-round2",
+                Duty::Submit(b) => match b {
+                    TxBody::DkgCommitment { .. } => "dkg-round1",
+                    TxBody::DkgComplaint { .. } | TxBody::DkgAnswer { .. } => "dkg-round2",
+                    TxBody::DkgFinalize { .. } => "dkg-finalize",
+                    TxBody::BeaconPartial { .. } => "beacon",
+                    TxBody::EpochStart { .. } => "epoch-start",
+                    TxBody::BranchAssignment { .. } => "assignment",
+                    _ => "checkpoint",
+                },
+            })
+            .next()
+            .unwrap_or("idle");
+        self.last = (phase, st.height);
         duties
     }
 
@@ -566,37 +594,6 @@ impl Agent {
                 }
             }
         }
-        // Published answers addressed to us.
-        for ((suite, dealer, recipient), bytes) in &d.answers {
-            if *recipient != self.me {
-                continue;
-            }
-            let Some(local) = self.saved.dkgs.get(&key) else {
-                break;
-            };
-            if local.received(*suite).contains_key(dealer)
-                || local.complaints.contains_key(&(*suite, *dealer))
-            {
-                continue;
-            }
-            let Ok(env) = Envelope::decode(bytes) else {
-                continue;
-            };
-            let opened = match suite {
-                DkgSuite::Ristretto255 => self.open::<Ristretto255Sha512, R>(st, *suite, &env, rng),
-                DkgSuite::Ed25519 => self.open::<Ed25519Sha512, R>(st, *suite, &env, rng),
-            };
-            if let (Ok(opened), Some(local)) = (opened, self.saved.dkgs.get_mut(&key)) {
-                match opened {
-                    Opened::Share(s) => {
-                        local.received_mut(*suite).insert(*dealer, s);
-                    }
-                    Opened::Complaint(c) => {
-                        local.complaints.insert((*suite, *dealer), c);
-                    }
-                }
-            }
-        }
         let Some(local) = self.saved.dkgs.get(&key) else {
             return Ok(());
         };
@@ -654,6 +651,43 @@ impl Agent {
             duties.push(Duty::Submit(TxBody::DkgFinalize { epoch: d.epoch }));
         }
         Ok(())
+    }
+
+    /// Opens the answers (published envelopes) addressed to us on the ledger. Runs on every
+    /// block, also after finalisation, so a node that skipped blocks still gets its shares.
+    fn open_answers<R: RngCore + CryptoRng>(&mut self, st: &LedgerState, rng: &mut R) {
+        let d = &st.dkg;
+        let key = (d.epoch, d.attempt);
+        for ((suite, dealer, recipient), bytes) in &d.answers {
+            if *recipient != self.me {
+                continue;
+            }
+            let Some(local) = self.saved.dkgs.get(&key) else {
+                break;
+            };
+            if local.received(*suite).contains_key(dealer)
+                || local.complaints.contains_key(&(*suite, *dealer))
+            {
+                continue;
+            }
+            let Ok(env) = Envelope::decode(bytes) else {
+                continue;
+            };
+            let opened = match suite {
+                DkgSuite::Ristretto255 => self.open::<Ristretto255Sha512, R>(st, *suite, &env, rng),
+                DkgSuite::Ed25519 => self.open::<Ed25519Sha512, R>(st, *suite, &env, rng),
+            };
+            if let (Ok(opened), Some(local)) = (opened, self.saved.dkgs.get_mut(&key)) {
+                match opened {
+                    Opened::Share(s) => {
+                        local.received_mut(*suite).insert(*dealer, s);
+                    }
+                    Opened::Complaint(c) => {
+                        local.complaints.insert((*suite, *dealer), c);
+                    }
+                }
+            }
+        }
     }
 
     /// Deals this validator's envelopes once (after round 1 closed).
@@ -901,19 +935,17 @@ impl Agent {
         if !open {
             return;
         }
-        let entry = match self.saved.signing.get(&(seq, target)) {
-            Some(e) => e.clone(),
-            None => {
+        let entry = match self.saved.signing.entry((seq, target)) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
                 let (nonces, commitments) = checkpoint::commit(&kp, rng);
                 let (Ok(n), Ok(c)) = (nonces.serialize(), commitments.serialize()) else {
                     return;
                 };
-                let e = LocalSigning {
+                v.insert(LocalSigning {
                     nonces: Some(n),
                     commitments: c,
-                };
-                self.saved.signing.insert((seq, target), e.clone());
-                e
+                })
             }
         };
         if entry.nonces.is_none() {
@@ -923,7 +955,7 @@ impl Agent {
         duties.push(Duty::Submit(TxBody::CheckpointCommit {
             checkpoint: seq,
             attempt: target,
-            commitments: entry.commitments,
+            commitments: entry.commitments.clone(),
         }));
     }
 

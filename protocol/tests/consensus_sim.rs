@@ -21,6 +21,7 @@ use seedfed_protocol::consensus::{
     CommitCertificate, Consensus, ConsensusKey, ConsensusMessage, ConsensusParams, Input, Output,
     TimerId,
 };
+use seedfed_protocol::epoch::{Agent, Duty, Fault};
 use seedfed_protocol::ledger::tx::vote_digest;
 use seedfed_protocol::ledger::{decode, encode};
 use seedfed_protocol::ledger::{
@@ -28,6 +29,7 @@ use seedfed_protocol::ledger::{
     SignedTx, Tx, TxBody, VoteRecord,
 };
 use seedfed_protocol::member::MemberId;
+use x25519_dalek::{PublicKey, StaticSecret};
 
 const CHAIN: &str = "sim-chain";
 
@@ -79,6 +81,12 @@ enum Event {
         height: u64,
         source: usize,
     },
+    /// A point-to-point epoch-agent payload (`directs[payload]`).
+    Direct {
+        to: usize,
+        from: usize,
+        payload: u64,
+    },
 }
 
 struct Node {
@@ -90,6 +98,11 @@ struct Node {
     seen: Vec<ConsensusMessage>,
     /// Equivocation evidence reported by consensus, turned into `Evict` transactions.
     evidence: Vec<(VoteRecord, VoteRecord)>,
+    /// The epoch duty machine, when the epoch cycle is simulated.
+    agent: Option<Agent>,
+    /// This node's own transactions from its agent, signed with consecutive nonces from the
+    /// ledger's (re-signed after every decided block); every proposer offers them.
+    pending: Vec<SignedTx>,
 }
 
 struct Sim {
@@ -116,6 +129,8 @@ struct Sim {
     mempool: Vec<SignedTx>,
     /// Whether proposers add their own stake transfer to each block.
     own_transfers: bool,
+    /// Epoch-agent point-to-point payloads.
+    directs: Vec<Vec<u8>>,
 }
 
 fn key(i: usize) -> SigningKey {
@@ -123,6 +138,12 @@ fn key(i: usize) -> SigningKey {
     seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
     seed[31] = 0x5e;
     SigningKey::from_bytes(&seed)
+}
+
+fn x25519_secret(i: usize) -> [u8; 32] {
+    let mut s = [0x77u8; 32];
+    s[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    s
 }
 
 fn genesis(n: usize) -> Genesis {
@@ -134,7 +155,7 @@ fn genesis(n: usize) -> Genesis {
                 id: MemberId(key(i).verifying_key().to_bytes()),
                 // Equal stake keeps "f Byzantine nodes" = "less than a third of the stake".
                 stake: 1000,
-                x25519: [i as u8; 32],
+                x25519: PublicKey::from(&StaticSecret::from(x25519_secret(i))).to_bytes(),
             })
             .collect(),
         key: KeyParams {
@@ -196,6 +217,8 @@ impl Sim {
                     decided: BTreeMap::new(),
                     seen: Vec::new(),
                     evidence: Vec::new(),
+                    agent: None,
+                    pending: Vec::new(),
                 }
             })
             .collect();
@@ -216,12 +239,82 @@ impl Sim {
             genesis: g,
             mempool: Vec::new(),
             own_transfers: true,
+            directs: Vec::new(),
         };
         for i in 0..n {
             let out = sim.nodes[i].consensus.start();
             sim.outputs(i, out);
         }
         sim
+    }
+
+    /// Gives every node an epoch agent and runs it on the genesis ledger.
+    fn enable_agents(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.nodes[i].agent = Some(Agent::new(
+                self.keys[i].to_bytes(),
+                x25519_secret(i),
+                Fault::None,
+            ));
+            self.run_agent(i);
+        }
+    }
+
+    /// Signs `bodies` (de-duplicated) by node `i` with consecutive nonces from `ledger`'s.
+    fn sign_own(&self, i: usize, ledger: &Ledger, bodies: Vec<TxBody>) -> Vec<SignedTx> {
+        let me = self.nodes[i].consensus.id();
+        let mut nonce = ledger.state.members.get(&me).map_or(0, |m| m.nonce);
+        let mut out: Vec<SignedTx> = Vec::new();
+        for body in bodies {
+            if out.iter().any(|t| t.tx.body == body) {
+                continue;
+            }
+            out.push(
+                Tx {
+                    author: me,
+                    nonce,
+                    body,
+                }
+                .sign(CHAIN, &self.keys[i]),
+            );
+            nonce += 1;
+        }
+        out
+    }
+
+    /// Runs node `i`'s agent on its ledger: its transactions replace its pending ones, its
+    /// envelopes go out over the network (no loss).
+    fn run_agent(&mut self, i: usize) {
+        let Some(mut agent) = self.nodes[i].agent.take() else {
+            return;
+        };
+        let ledger = self.nodes[i].consensus.ledger().clone();
+        let duties = agent.on_block(&ledger, &mut self.rng);
+        self.nodes[i].agent = Some(agent);
+        let mut bodies = Vec::new();
+        for d in duties {
+            match d {
+                Duty::Submit(b) => bodies.push(b),
+                Duty::Send { to, payload } => {
+                    let Some(j) = self.nodes.iter().position(|n| n.consensus.id() == to) else {
+                        continue;
+                    };
+                    let delay = self.net.min_delay_ms
+                        + self.rand(self.net.max_delay_ms - self.net.min_delay_ms + 1);
+                    self.directs.push(payload);
+                    let id = self.directs.len() as u64 - 1;
+                    self.push(
+                        self.now + delay,
+                        Event::Direct {
+                            to: j,
+                            from: i,
+                            payload: id,
+                        },
+                    );
+                }
+            }
+        }
+        self.nodes[i].pending = self.sign_own(i, &ledger, bodies);
     }
 
     fn rand(&mut self, n: u64) -> u64 {
@@ -392,6 +485,13 @@ impl Sim {
             Vec::new()
         };
         txs.extend(self.mempool.iter().cloned());
+        for n in self
+            .nodes
+            .iter()
+            .filter(|n| n.behaviour == Behaviour::Honest)
+        {
+            txs.extend(n.pending.iter().cloned());
+        }
         if self.nodes[i].behaviour == Behaviour::Honest {
             let state = &ledger.state;
             let pending = self.nodes[i]
@@ -452,6 +552,7 @@ impl Sim {
             return;
         }
         self.mempool.retain(|t| !block.txs.contains(t));
+        self.run_agent(i);
         let entry = (block.hash(), state_hash);
         match self.honest_decisions.get(&h) {
             Some(prev) => assert_eq!(
@@ -529,6 +630,27 @@ impl Sim {
                             source: to,
                         },
                     );
+                }
+            }
+            Event::Direct { to, from, payload } => {
+                let from_id = self.nodes[from].consensus.id();
+                let bytes = self.directs[payload as usize].clone();
+                if let Some(mut agent) = self.nodes[to].agent.take() {
+                    let ledger = self.nodes[to].consensus.ledger().clone();
+                    if let Ok(duties) = agent.on_direct(&ledger, from_id, &bytes, &mut self.rng) {
+                        let mut bodies: Vec<TxBody> = self.nodes[to]
+                            .pending
+                            .iter()
+                            .map(|t| t.tx.body.clone())
+                            .collect();
+                        for d in duties {
+                            if let Duty::Submit(b) = d {
+                                bodies.push(b);
+                            }
+                        }
+                        self.nodes[to].pending = self.sign_own(to, &ledger, bodies);
+                    }
+                    self.nodes[to].agent = Some(agent);
                 }
             }
             Event::SyncResponse { to, height, source } => {
@@ -908,4 +1030,53 @@ fn membership_changes_through_the_ledger() {
             .any(|(b, _)| b.last_commit.signatures.iter().any(|(m, _)| *m == newcomer)),
         "the new validator never signed a commit"
     );
+}
+
+#[test]
+fn epoch_cycle_through_real_consensus() {
+    // Four validators run consensus and their epoch agents: the DKGs complete, the beacon
+    // starts epoch 1, and the first checkpoint verifies under the first DKG's Ed25519 key.
+    let net = NetConfig {
+        min_delay_ms: 5,
+        max_delay_ms: 40,
+        loss_permille: 0,
+        lossy_until_ms: 0,
+        partition: None,
+    };
+    let mut sim = Sim::new(21, 4, &[], net);
+    sim.own_transfers = false;
+    sim.enable_agents();
+    let done = |sim: &Sim| {
+        sim.nodes.iter().all(|n| {
+            let st = &n.consensus.ledger().state;
+            st.epoch >= 1 && !st.checkpoints.is_empty() && st.assignment_epoch == Some(st.epoch)
+        })
+    };
+    while !done(&sim) && sim.events < 2_000_000 && sim.now < 600_000 {
+        assert!(sim.step(), "event queue ran dry");
+    }
+    assert!(done(&sim), "epoch 1 not reached at time {} ms", sim.now);
+    let st = &sim.nodes[0].consensus.ledger().state;
+    let result0 = &st.dkg_results[&0];
+    assert_eq!(result0.qualified.len(), 4);
+    let first = &st.checkpoints[0];
+    assert_eq!(first.key_epoch, 0);
+    seedfed_protocol::light_client::verify_checkpoint(
+        &result0.ed25519_group_key,
+        &seedfed_protocol::ledger::chain_digest(CHAIN),
+        &first.body.checkpoint().to_bytes(),
+        &first.signature.0,
+    )
+    .expect("checkpoint verifies under the genesis group key");
+    for n in &sim.nodes {
+        let kp = n
+            .agent
+            .as_ref()
+            .and_then(|a| a.checkpoint_key(0))
+            .expect("key share");
+        assert_eq!(
+            kp.verifying_key().serialize().expect("key"),
+            result0.ed25519_group_key.to_vec()
+        );
+    }
 }

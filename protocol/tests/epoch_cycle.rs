@@ -11,11 +11,15 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
+use frost_ed25519::Ed25519Sha512;
+use frost_ristretto255::Ristretto255Sha512;
+use seedfed_protocol::dkg::{self, Complaint, Envelope};
 use seedfed_protocol::epoch::{Agent, Duty, EpochError, Fault};
 use seedfed_protocol::ledger::tx::vote_digest;
 use seedfed_protocol::ledger::{
-    beacon_input, chain_digest, validator_set_hash, CommitInfo, DkgExclusion, EpochParams, Genesis,
-    GenesisValidator, KeyParams, Ledger, LedgerState, Signature64, SignedTx, Tx, TxBody, VoteKind,
+    beacon_input, chain_digest, decode, encode, validator_set_hash, CommitInfo, ComplaintKey,
+    ComplaintPayload, DkgExclusion, DkgSuite, EpochParams, Genesis, GenesisValidator, KeyParams,
+    Ledger, LedgerError, LedgerState, Round1Payload, Signature64, SignedTx, Tx, TxBody, VoteKind,
 };
 use seedfed_protocol::light_client;
 use seedfed_protocol::member::MemberId;
@@ -37,6 +41,8 @@ struct Net {
     /// Node whose agent is rebuilt from its snapshot every step (persistence check).
     restore_each_step: Option<usize>,
     faults: BTreeMap<usize, Fault>,
+    /// Direct messages (from, to) the network loses.
+    drop_direct: BTreeSet<(usize, usize)>,
 }
 
 fn seed(i: usize) -> [u8; 32] {
@@ -101,6 +107,7 @@ impl Net {
             inbox: Vec::new(),
             restore_each_step: None,
             faults,
+            drop_direct: BTreeSet::new(),
         }
     }
 
@@ -149,7 +156,9 @@ impl Net {
                     Duty::Submit(b) => submits.push((i, b)),
                     Duty::Send { to, payload } => {
                         let j = self.index_of(&to);
-                        self.inbox.push((j, me, payload));
+                        if !self.drop_direct.contains(&(i, j)) {
+                            self.inbox.push((j, me, payload));
+                        }
                     }
                 }
             }
@@ -260,6 +269,9 @@ fn full_cycle(mut net: Net, expect_excluded: &[Expected]) {
     }
     // Both group keys equal across the qualified nodes and the ledger.
     net.step();
+    let status = net.nodes[0].agent.as_ref().unwrap().status();
+    assert_eq!(status.key_epochs, vec![0]);
+    assert_eq!(status.height + 1, net.st().height);
     for node in &net.nodes {
         let m = id(&node.key);
         let Some(agent) = node.agent.as_ref() else {
@@ -486,4 +498,468 @@ fn bad_direct_messages_are_rejected_without_state_change() {
         .unwrap();
     assert_eq!(*agent.snapshot(), *after);
     assert!(format!("{agent:?}").contains("redacted"));
+}
+
+#[test]
+fn lost_envelope_is_answered_on_the_ledger() {
+    let mut net = Net::new(4, &[], &[], 6);
+    net.drop_direct.insert((0, 1));
+    let (dealer, recipient) = (id(&net.nodes[0].key), id(&net.nodes[1].key));
+    net.run_until(200, |net| net.st().dkg_results.contains_key(&0));
+    let d = &net.st().dkg;
+    // Missing complaints in both suites, and the dealer's answers, are on the ledger.
+    for suite in [DkgSuite::Ristretto255, DkgSuite::Ed25519] {
+        assert!(d.complaints.contains_key(&ComplaintKey {
+            suite,
+            accuser: recipient,
+            accused: dealer,
+            missing: true
+        }));
+        assert!(d.answers.contains_key(&(suite, dealer, recipient)));
+    }
+    let result = &net.st().dkg_results[&0];
+    assert_eq!(result.qualified.len(), 4, "{:?}", result.excluded);
+    net.step();
+    assert!(net.nodes[1].agent.as_ref().unwrap().root_key(0).is_some());
+}
+
+/// `body` by validator `i` applied at block height `height` to a copy of `st`.
+fn try_tx(
+    net: &Net,
+    st: &LedgerState,
+    i: usize,
+    height: u64,
+    body: TxBody,
+) -> Result<LedgerState, LedgerError> {
+    let mut st = st.clone();
+    st.height = height;
+    let author = id(&net.nodes[i].key);
+    let nonce = st.members[&author].nonce;
+    st.apply_tx(
+        &Tx {
+            author,
+            nonce,
+            body,
+        }
+        .sign(CHAIN, &net.nodes[i].key),
+    )?;
+    Ok(st)
+}
+
+fn round1_payload(
+    st: &LedgerState,
+    me: &MemberId,
+    t: Option<u16>,
+    rng: &mut ChaCha20Rng,
+) -> Vec<u8> {
+    let sr = st.dkg.session::<Ristretto255Sha512>(CHAIN).unwrap();
+    let se = st.dkg.session::<Ed25519Sha512>(CHAIN).unwrap();
+    let pr = match t {
+        None => sr.round1(me, rng).unwrap().1,
+        Some(t) => {
+            dkg::part1::<Ristretto255Sha512, _>(me, 4, t, rng)
+                .unwrap()
+                .1
+        }
+    };
+    let pe = se.round1(me, rng).unwrap().1;
+    encode(&Round1Payload {
+        ristretto255: pr.serialize().unwrap(),
+        ed25519: pe.serialize().unwrap(),
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct DirectMirror {
+    _epoch: u64,
+    _attempt: u32,
+    ristretto255: Vec<u8>,
+    _ed25519: Vec<u8>,
+}
+
+#[test]
+fn ledger_rejects_bad_cycle_transactions() {
+    let mut net = Net::new(4, &[], &[], 8);
+    let mut rng = ChaCha20Rng::seed_from_u64(88);
+    let me = id(&net.nodes[0].key);
+    let st0 = net.st().clone();
+    // Round 1: window, epoch, encoding, proof of knowledge, degree.
+    let good = round1_payload(&st0, &me, None, &mut rng);
+    let commit = |payload: Vec<u8>, epoch| TxBody::DkgCommitment { epoch, payload };
+    try_tx(&net, &st0, 0, 1, commit(good.clone(), 0)).unwrap();
+    assert!(matches!(
+        try_tx(&net, &st0, 0, 11, commit(good.clone(), 0)),
+        Err(LedgerError::DkgWindow { .. })
+    ));
+    assert!(matches!(
+        try_tx(&net, &st0, 0, 1, commit(good.clone(), 1)),
+        Err(LedgerError::WrongEpoch { .. })
+    ));
+    assert!(matches!(
+        try_tx(&net, &st0, 0, 1, commit(vec![1, 2, 3], 0)),
+        Err(LedgerError::BadPayload(_))
+    ));
+    // Someone else's package: the proof of knowledge is for another identifier.
+    assert!(matches!(
+        try_tx(&net, &st0, 1, 1, commit(good.clone(), 0)),
+        Err(LedgerError::DkgRejected(_))
+    ));
+    let low_degree = round1_payload(&st0, &me, Some(2), &mut rng);
+    assert!(matches!(
+        try_tx(&net, &st0, 0, 1, commit(low_degree, 0)),
+        Err(LedgerError::DkgRejected(_))
+    ));
+    let twice = try_tx(&net, &st0, 0, 1, commit(good.clone(), 0)).unwrap();
+    assert!(matches!(
+        try_tx(&net, &twice, 0, 2, commit(good, 0)),
+        Err(LedgerError::DuplicateDkg(_))
+    ));
+
+    // Complaints, answers and finalize while envelopes are in flight.
+    net.run_until(100, |net| !net.inbox.is_empty());
+    let st = net.st().clone();
+    let r1_end = st.dkg.round1_end(&st.epochs);
+    let (to, from, payload) = net.inbox[0].clone();
+    let msg: DirectMirror = decode(&payload).unwrap();
+    let env = Envelope::decode(&msg.ristretto255).unwrap();
+    let session = st.dkg.session::<Ristretto255Sha512>(CHAIN).unwrap();
+    let valid_share_complaint = session
+        .complain(&StaticSecret::from(xseed(to)), &env, &mut rng)
+        .unwrap();
+    let complain = |c: &Complaint| TxBody::DkgComplaint {
+        epoch: 0,
+        accused: from,
+        payload: encode(&ComplaintPayload {
+            suite: DkgSuite::Ristretto255,
+            complaint: c.encode(),
+        }),
+    };
+    // A complaint about a share that verifies is false.
+    assert!(matches!(
+        try_tx(&net, &st, to, r1_end + 1, complain(&valid_share_complaint)),
+        Err(LedgerError::DkgRejected(_))
+    ));
+    // A complaint filed by someone other than the envelope's recipient.
+    let other = (0..4)
+        .find(|&k| k != to && id(&net.nodes[k].key) != from)
+        .unwrap();
+    assert!(matches!(
+        try_tx(
+            &net,
+            &st,
+            other,
+            r1_end + 1,
+            complain(&valid_share_complaint)
+        ),
+        Err(LedgerError::DkgRejected(_))
+    ));
+    let missing = Complaint::Missing {
+        complainer: id(&net.nodes[to].key),
+        dealer: from,
+    };
+    try_tx(&net, &st, to, r1_end + 1, complain(&missing)).unwrap();
+    assert!(matches!(
+        try_tx(&net, &st, to, r1_end, complain(&missing)),
+        Err(LedgerError::DkgWindow { .. })
+    ));
+    assert!(matches!(
+        try_tx(
+            &net,
+            &st,
+            to,
+            st.dkg.complaint_end(&st.epochs),
+            complain(&missing)
+        ),
+        Err(LedgerError::DkgWindow { .. })
+    ));
+    let dealer_i = net.index_of(&from);
+    let answer = TxBody::DkgAnswer {
+        epoch: 0,
+        suite: DkgSuite::Ristretto255,
+        envelope: msg.ristretto255.clone(),
+    };
+    // No Missing complaint to answer yet; then answered once; not by someone else.
+    assert!(matches!(
+        try_tx(&net, &st, dealer_i, r1_end + 1, answer.clone()),
+        Err(LedgerError::DkgRejected(_))
+    ));
+    let complained = try_tx(&net, &st, to, r1_end + 1, complain(&missing)).unwrap();
+    let answered = try_tx(&net, &complained, dealer_i, r1_end + 2, answer.clone()).unwrap();
+    assert!(matches!(
+        try_tx(&net, &answered, dealer_i, r1_end + 3, answer.clone()),
+        Err(LedgerError::DuplicateDkg(_))
+    ));
+    assert!(matches!(
+        try_tx(&net, &complained, other, r1_end + 2, answer),
+        Err(LedgerError::DkgRejected(_))
+    ));
+    assert!(matches!(
+        try_tx(
+            &net,
+            &st,
+            0,
+            st.dkg.complaint_end(&st.epochs),
+            TxBody::DkgFinalize { epoch: 0 }
+        ),
+        Err(LedgerError::DkgWindow { .. })
+    ));
+
+    // Finalized: a second finalize is rejected.
+    net.run_until(100, |net| net.st().dkg_results.contains_key(&0));
+    let st = net.st().clone();
+    assert_eq!(
+        try_tx(
+            &net,
+            &st,
+            1,
+            st.height + 1,
+            TxBody::DkgFinalize { epoch: 0 }
+        )
+        .unwrap_err(),
+        LedgerError::DkgDone(0)
+    );
+
+    // Beacon partials: wrong input, not the author's, wrong epoch.
+    net.step();
+    let st = net.st().clone();
+    let kp = net.nodes[3].agent.as_ref().unwrap().root_key(0).unwrap();
+    let m3 = id(&net.nodes[3].key);
+    let input = beacon_input(&chain_digest(CHAIN), 1);
+    let wrong_input =
+        tprf::partial(&kp, &m3, &beacon_input(&chain_digest(CHAIN), 2), &mut rng).unwrap();
+    let right = tprf::partial(&kp, &m3, &input, &mut rng).unwrap();
+    let partial = |epoch, partial| TxBody::BeaconPartial { epoch, partial };
+    let h = st.height + 1;
+    if !st.beacon_partials.iter().any(|p| p.member == m3) && st.beacon_partials.len() < 3 {
+        try_tx(&net, &st, 3, h, partial(1, right)).unwrap();
+    }
+    assert!(matches!(
+        try_tx(&net, &st, 3, h, partial(1, wrong_input)),
+        Err(LedgerError::BadPartial(_)
+            | LedgerError::DuplicateDkg(_)
+            | LedgerError::BeaconComplete)
+    ));
+    let mut forged = right;
+    forged.point = tprf::hash_to_point(b"x").compress();
+    let mut clean = st.clone();
+    clean.beacon_partials.clear();
+    assert!(matches!(
+        try_tx(&net, &clean, 3, h, partial(1, forged)),
+        Err(LedgerError::BadPartial(_))
+    ));
+    assert!(matches!(
+        try_tx(&net, &clean, 3, h, partial(1, wrong_input)),
+        Err(LedgerError::BadPartial(_))
+    ));
+    assert!(matches!(
+        try_tx(&net, &clean, 2, h, partial(1, right)),
+        Err(LedgerError::BadPartial(_))
+    ));
+    assert!(matches!(
+        try_tx(&net, &clean, 3, h, partial(2, right)),
+        Err(LedgerError::WrongEpoch { .. })
+    ));
+
+    // EpochStart: too early, wrong beacon.
+    net.run_until(20, |net| net.st().beacon_partials.len() >= 3);
+    let st = net.st().clone();
+    let beacon = st.recorded_beacon().unwrap();
+    let start = |beacon| TxBody::EpochStart { epoch: 1, beacon };
+    let ok_height = st.next_epoch_height().max(st.height + 1);
+    if st.height + 1 < st.next_epoch_height() {
+        assert_eq!(
+            try_tx(&net, &st, 0, st.height + 1, start(beacon)).unwrap_err(),
+            LedgerError::EpochTooEarly(st.next_epoch_height())
+        );
+    }
+    let mut wrong = beacon;
+    wrong[0] ^= 1;
+    assert!(matches!(
+        try_tx(&net, &st, 0, ok_height, start(wrong)),
+        Err(LedgerError::BadBeacon(_))
+    ));
+    try_tx(&net, &st, 0, ok_height, start(beacon)).unwrap();
+
+    // Checkpoint: a bad share is attributed and starts a new attempt.
+    net.run_until(100, |net| {
+        net.st().epoch == 1
+            && net
+                .st()
+                .checkpoint_in_progress()
+                .is_some_and(|(_, _, s, _)| s.commitments.len() >= 3 && s.shares.is_empty())
+    });
+    let st = net.st().clone();
+    let (seq, _, signing, _) = st.checkpoint_in_progress().unwrap();
+    let signing = signing.clone();
+    assert!(matches!(
+        try_tx(
+            &net,
+            &st,
+            0,
+            st.height + 1,
+            TxBody::CheckpointCommit {
+                checkpoint: seq + 1,
+                attempt: 0,
+                commitments: vec![1]
+            }
+        ),
+        Err(LedgerError::WrongCheckpoint { .. })
+    ));
+    let mut shares: Vec<(usize, TxBody)> = Vec::new();
+    for (m, _) in &signing.commitments {
+        let i = net.index_of(m);
+        let node = &mut net.nodes[i];
+        let duties = node
+            .agent
+            .as_mut()
+            .unwrap()
+            .on_block(&node.ledger, &mut rng);
+        for d in duties {
+            if let Duty::Submit(b @ TxBody::CheckpointShare { .. }) = d {
+                shares.push((i, b));
+            }
+        }
+    }
+    assert_eq!(shares.len(), 3);
+    let mut good = st.clone();
+    let mut bad = st.clone();
+    let h = st.height + 1;
+    for (k, (i, body)) in shares.iter().enumerate() {
+        good = try_tx(&net, &good, *i, h, body.clone()).unwrap();
+        let body = if k == 2 {
+            let mut scalar = [0u8; 32];
+            scalar[0] = 7;
+            TxBody::CheckpointShare {
+                checkpoint: seq,
+                attempt: signing.attempt,
+                share: scalar.to_vec(),
+            }
+        } else {
+            body.clone()
+        };
+        bad = try_tx(&net, &bad, *i, h, body).unwrap();
+    }
+    assert_eq!(good.checkpoints.len(), st.checkpoints.len() + 1);
+    let culprit = id(&net.nodes[shares[2].0].key);
+    assert_eq!(bad.checkpoints.len(), st.checkpoints.len());
+    assert_eq!(bad.checkpoint_faults.last().unwrap().member, culprit);
+    let (_, _, next, _) = bad.checkpoint_in_progress().unwrap();
+    assert_eq!(next.attempt, signing.attempt + 1);
+    assert!(next.excluded.contains(&culprit));
+    // The culprit may not commit to the new attempt.
+    assert!(matches!(
+        try_tx(
+            &net,
+            &bad,
+            shares[2].0,
+            h + 1,
+            TxBody::CheckpointCommit {
+                checkpoint: seq,
+                attempt: next.attempt,
+                commitments: signing.commitments[0].1.clone()
+            }
+        ),
+        Err(LedgerError::NotSigner(..))
+    ));
+}
+
+#[test]
+fn too_few_qualified_fails_the_attempt_and_reopens_the_dkg() {
+    let mut net = Net::new(
+        4,
+        &[],
+        &[(2, Fault::BadRound2Shares), (3, Fault::BadRound2Shares)],
+        9,
+    );
+    net.run_until(200, |net| !net.st().dkg.failures.is_empty());
+    let st = net.st().clone();
+    assert!(!st.dkg_results.contains_key(&0));
+    let failure = &st.dkg.failures[0];
+    assert_eq!(failure.attempt, 0);
+    assert!(failure.qualified < 3);
+    for i in [2, 3] {
+        assert!(matches!(
+            failure.excluded[&id(&net.nodes[i].key)],
+            DkgExclusion::BadShare { .. }
+        ));
+    }
+    // Reopened at once: attempt 1 with a fresh window, and the validators deal again.
+    assert_eq!(st.dkg.attempt, 1);
+    assert_eq!(st.dkg.opened_at, st.height);
+    assert!(st.dkg.commitments.is_empty());
+    net.step();
+    assert_eq!(net.st().dkg.commitments.len(), 4);
+    assert_eq!(net.st().epoch, 0);
+}
+
+#[test]
+fn restored_signer_without_nonces_skips_the_attempt_and_signing_recovers() {
+    let mut net = Net::new(4, &[], &[], 10);
+    // Keep node 1's snapshot of every step.
+    let mut history: Vec<(u64, Vec<u8>)> = Vec::new();
+    let m1 = id(&net.nodes[1].key);
+    for _ in 0..200 {
+        let st = net.st();
+        if st.epoch == 1
+            && st
+                .checkpoint_in_progress()
+                .is_some_and(|(_, _, s, _)| s.commitments.iter().any(|(m, _)| *m == m1))
+        {
+            break;
+        }
+        history.push((
+            st.height,
+            net.nodes[1].agent.as_ref().unwrap().snapshot().to_vec(),
+        ));
+        net.step();
+    }
+    let st = net.st().clone();
+    let (seq, _, signing, _) = st.checkpoint_in_progress().unwrap();
+    let attempt = signing.attempt;
+    assert!(signing.commitments.iter().any(|(m, _)| *m == m1));
+    // Restore node 1 from the snapshot taken before its nonces were drawn.
+    let (_, old) = history
+        .iter()
+        .rev()
+        .find(|(h, _)| *h + 1 < st.height)
+        .unwrap()
+        .clone();
+    net.nodes[1].agent = Some(Agent::restore(&old, seed(1), xseed(1), Fault::None).unwrap());
+    let node = &mut net.nodes[1];
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let duties = node
+        .agent
+        .as_mut()
+        .unwrap()
+        .on_block(&node.ledger, &mut rng);
+    for d in &duties {
+        if let Duty::Submit(TxBody::CheckpointShare {
+            checkpoint,
+            attempt: a,
+            ..
+        })
+        | Duty::Submit(TxBody::CheckpointCommit {
+            checkpoint,
+            attempt: a,
+            ..
+        }) = d
+        {
+            assert!(
+                (*checkpoint, *a) != (seq, attempt),
+                "restored signer acted on an attempt it had committed to: {d:?}"
+            );
+        }
+    }
+    // Node 1 is one of the fixed signers (commitments land in node order), so that attempt
+    // stalls; after the attempt timeout a new attempt completes the checkpoint.
+    let fixed: Vec<MemberId> = signing
+        .commitments
+        .iter()
+        .take(3)
+        .map(|(m, _)| *m)
+        .collect();
+    assert!(fixed.contains(&m1));
+    net.run_until(100, |net| net.st().checkpoints.iter().any(|c| c.seq == seq));
+    assert!(net.st().height > signing.started_at + net.st().epochs.checkpoint_attempt_blocks);
+    assert!(net.st().checkpoint_faults.is_empty());
 }
