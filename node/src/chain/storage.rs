@@ -288,7 +288,7 @@ mod tests {
                 x25519: [1; 32],
             }],
             key: ledger::KeyParams {
-                tree_height: 4,
+                tree_height: 5,
                 sector_bits: 1,
                 leaf_threshold: 1,
                 leaf_holders: 1,
