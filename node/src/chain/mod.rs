@@ -10,6 +10,7 @@
 //! messages go out. Lagging or restarted nodes fetch decided blocks over request-response
 //! ([`wire::ChainRequest::Blocks`]) and apply them after their certificates verify.
 
+pub mod latency;
 pub mod storage;
 pub mod wire;
 
@@ -31,6 +32,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::network::{NetworkEvent, NetworkHandle, ResponseToken};
+use latency::CommitClock;
+pub use latency::CommitSample;
 use storage::{ChainStore, StorageError};
 pub use wire::{member_of, peer_of, GossipView};
 use wire::{
@@ -122,6 +125,44 @@ pub struct ChainStatus {
     pub synced_blocks: u64,
     /// Gossip messages dropped by the chain checks since start.
     pub gossip_dropped: u64,
+    /// Next nonce of our identity on the ledger.
+    #[serde(default)]
+    pub nonce: u64,
+    /// Commit latency of the most recent heights decided by consensus here, oldest first
+    /// (see [`latency`]).
+    #[serde(default)]
+    pub recent_commits: Vec<CommitSample>,
+}
+
+/// Capacity of the channel from the local API to the driver.
+pub const SUBMIT_QUEUE: usize = 1024;
+
+/// A transaction handed to the driver by the local API, with where the verdict goes.
+#[derive(Debug)]
+pub struct TxSubmission {
+    /// The transaction.
+    pub tx: SignedTx,
+    /// Accepted into the mempool (and gossiped), or why not.
+    pub reply: oneshot::Sender<Result<(), TxRejected>>,
+}
+
+/// Why a submitted transaction was not taken into the mempool.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum TxRejected {
+    /// The signature or author key does not verify.
+    #[error("invalid transaction: {0}")]
+    Invalid(String),
+    /// The author's ledger nonce is already past this one.
+    #[error("stale nonce {got}: the author's next nonce is {next}")]
+    StaleNonce {
+        /// The transaction's nonce.
+        got: u64,
+        /// The ledger's next nonce for the author.
+        next: u64,
+    },
+    /// The mempool holds [`MEMPOOL_MAX`] transactions.
+    #[error("mempool full")]
+    MempoolFull,
 }
 
 /// Everything [`spawn`] needs.
@@ -142,6 +183,8 @@ pub struct ChainParts {
     pub view: Arc<GossipView>,
     /// Where the driver publishes its status.
     pub status: watch::Sender<ChainStatus>,
+    /// Transactions submitted through the local API.
+    pub submissions: mpsc::Receiver<TxSubmission>,
 }
 
 /// The running driver: resolves to the store (to be closed) when it stops.
@@ -162,6 +205,7 @@ pub async fn spawn(
         config,
         view,
         status,
+        submissions,
     } = parts;
     let loaded = store.load(&genesis)?;
     let signing = ed25519_dalek::SigningKey::from_bytes(&identity_seed);
@@ -205,11 +249,12 @@ pub async fn spawn(
         synced_blocks: 0,
         status,
         rr: 0,
+        commits: CommitClock::default(),
     };
     driver.refresh_view();
     driver.act(first).await?;
     driver.publish_status();
-    Ok(tokio::spawn(driver.run(events, sync_rx, stop)))
+    Ok(tokio::spawn(driver.run(events, sync_rx, submissions, stop)))
 }
 
 type SyncResult = (PeerId, Result<Vec<(Block, CommitCertificate)>, String>);
@@ -237,6 +282,7 @@ struct Driver {
     synced_blocks: u64,
     status: watch::Sender<ChainStatus>,
     rr: usize,
+    commits: CommitClock,
 }
 
 impl Driver {
@@ -244,6 +290,7 @@ impl Driver {
         mut self,
         mut events: mpsc::Receiver<NetworkEvent>,
         mut sync_rx: mpsc::Receiver<SyncResult>,
+        mut submissions: mpsc::Receiver<TxSubmission>,
         mut stop: oneshot::Receiver<()>,
     ) -> Result<Box<dyn crate::store::Store>, ChainError> {
         let mut tick = tokio::time::interval(self.config.sync_interval);
@@ -263,6 +310,7 @@ impl Driver {
                     Some(ev) => self.on_network(ev).await?,
                 },
                 Some((peer, r)) = sync_rx.recv() => self.on_synced(peer, r).await?,
+                Some(sub) = submissions.recv() => self.on_submitted(sub).await,
                 () = tokio::time::sleep_until(next) => self.fire_due().await?,
                 _ = tick.tick() => self.on_tick().await?,
             }
@@ -312,6 +360,10 @@ impl Driver {
                         return Ok(()); // checked by the gossip validator already
                     };
                     let h = msg.height();
+                    if let ConsensusMessage::Proposal(p) = &msg {
+                        self.commits
+                            .proposal_seen(p.height, p.round, Instant::now());
+                    }
                     if h > self.consensus.height() && self.best_seen.is_none_or(|(b, _)| h > b) {
                         self.best_seen = Some((h, author));
                     }
@@ -423,6 +475,7 @@ impl Driver {
         let mut applied = 0u64;
         for (block, certificate) in blocks {
             let before = self.consensus.ledger().height();
+            self.commits.forget(block.height); // a synced block is no latency sample
             let out = self.consensus.handle(Input::Synced { block, certificate });
             self.act(out).await?;
             if self.consensus.ledger().height() == before {
@@ -477,6 +530,10 @@ impl Driver {
             match o {
                 Output::PersistWal(_) => {}
                 Output::Broadcast(m) => {
+                    if let ConsensusMessage::Proposal(p) = &m {
+                        self.commits
+                            .proposal_seen(p.height, p.round, Instant::now());
+                    }
                     if let Err(e) = self
                         .network
                         .publish(CONSENSUS_TOPIC, ledger::encode(&m))
@@ -526,6 +583,12 @@ impl Driver {
         self.store
             .commit_block(block, certificate, self.consensus.ledger())?;
         self.last_decided = Instant::now();
+        self.commits.decided(
+            block.height,
+            certificate.round,
+            block.txs.len(),
+            self.last_decided,
+        );
         self.build_at = None;
         let state = &self.consensus.ledger().state;
         self.mempool.retain(|(author, nonce), _| {
@@ -559,12 +622,20 @@ impl Driver {
         }
         let state = &self.consensus.ledger().state;
         let base = state.members.get(&self.me).map_or(0, |m| m.nonce);
+        // Past our own queue and past transactions signed with our key that came in through
+        // the API or gossip.
+        let pooled = self
+            .mempool
+            .range((self.me, 0)..=(self.me, u64::MAX))
+            .next_back()
+            .map_or(base, |((_, n), _)| n + 1);
         let nonce = self
             .own
             .keys()
             .next_back()
             .map_or(base, |n| n + 1)
-            .max(base);
+            .max(base)
+            .max(pooled);
         let tx = Tx {
             author: self.me,
             nonce,
@@ -576,15 +647,39 @@ impl Driver {
     }
 
     fn offer(&mut self, tx: SignedTx) {
+        let _ = self.admit(tx);
+    }
+
+    /// Takes `tx` into the mempool if its nonce is not stale, there is room and it verifies.
+    fn admit(&mut self, tx: SignedTx) -> Result<(), TxRejected> {
         let state = &self.consensus.ledger().state;
         let next = state.members.get(&tx.tx.author).map_or(0, |m| m.nonce);
-        if tx.tx.nonce < next || self.mempool.len() >= MEMPOOL_MAX {
-            return;
+        let key = (tx.tx.author, tx.tx.nonce);
+        if tx.tx.nonce < next {
+            return Err(TxRejected::StaleNonce {
+                got: tx.tx.nonce,
+                next,
+            });
         }
-        if tx.verify(&state.chain_id).is_err() {
-            return;
+        if self.mempool.len() >= MEMPOOL_MAX && !self.mempool.contains_key(&key) {
+            return Err(TxRejected::MempoolFull);
         }
-        self.mempool.insert((tx.tx.author, tx.tx.nonce), tx);
+        tx.verify(&state.chain_id)
+            .map_err(|e| TxRejected::Invalid(e.to_string()))?;
+        self.mempool.insert(key, tx);
+        Ok(())
+    }
+
+    /// A transaction from the local API: into the mempool and, once, onto the `tx` topic.
+    async fn on_submitted(&mut self, sub: TxSubmission) {
+        let bytes = ledger::encode(&sub.tx);
+        let verdict = self.admit(sub.tx);
+        if verdict.is_ok() {
+            if let Err(e) = self.network.publish(TX_TOPIC, bytes).await {
+                debug!("tx publish: {e}");
+            }
+        }
+        let _ = sub.reply.send(verdict);
     }
 
     fn block_candidates(&self) -> Vec<SignedTx> {
@@ -639,6 +734,8 @@ impl Driver {
             mempool: self.mempool.len(),
             synced_blocks: self.synced_blocks,
             gossip_dropped: self.view.dropped(),
+            nonce: s.members.get(&self.me).map_or(0, |m| m.nonce),
+            recent_commits: self.commits.recent(),
         };
         self.status.send_replace(status);
     }
