@@ -1,26 +1,31 @@
 //! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text format from the one
-//! registry shared with libp2p's metrics) and `/health`. It binds to loopback by default and
-//! carries no secrets; `seedfed status` reads it.
+//! registry shared with libp2p's metrics), `/health`, and `POST /tx` to submit a signed
+//! transaction (body: `ledger::encode(&SignedTx)`; 202 once it is in the mempool and gossiped,
+//! 400 with the reason otherwise). It binds to loopback by default and carries no secrets;
+//! `seedfed status` reads it.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
 use prometheus_client::registry::Registry;
+use seedfed_protocol::ledger::{self, SignedTx};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::chain::ChainStatus;
+use crate::chain::{ChainStatus, TxSubmission};
 use crate::network::{NetworkHandle, NetworkStatus};
 
 /// File in the home directory holding the API's actual bound address while the node runs.
@@ -51,7 +56,12 @@ pub struct ApiState {
     pub role: &'static str,
     /// The chain driver's status, if one runs.
     pub chain: Option<watch::Receiver<ChainStatus>>,
+    /// Where `POST /tx` hands transactions to the chain driver, if one runs.
+    pub submit: Option<mpsc::Sender<TxSubmission>>,
 }
+
+/// Largest `POST /tx` body accepted (the gossip message cap).
+pub const MAX_TX_BODY: usize = 1 << 20;
 
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
@@ -59,6 +69,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
+        .route(
+            "/tx",
+            post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)),
+        )
         .with_state(state)
 }
 
@@ -102,6 +116,39 @@ async fn health(State(s): State<ApiState>) -> (StatusCode, &'static str) {
     }
 }
 
+async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> (StatusCode, String) {
+    let Some(submit) = &s.submit else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node runs no chain\n".into(),
+        );
+    };
+    let tx = match ledger::decode::<SignedTx>(&body) {
+        Ok(tx) => tx,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("malformed transaction: {e}\n"),
+            )
+        }
+    };
+    let (reply, verdict) = oneshot::channel();
+    if submit.send(TxSubmission { tx, reply }).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the chain driver stopped\n".into(),
+        );
+    }
+    match verdict.await {
+        Ok(Ok(())) => (StatusCode::ACCEPTED, "accepted\n".into()),
+        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the chain driver stopped\n".into(),
+        ),
+    }
+}
+
 /// Why the status could not be read.
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -119,6 +166,16 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
+    /// The node refused a submitted transaction.
+    #[error("the node at {addr} refused the transaction (HTTP {code}): {reason}")]
+    Refused {
+        /// The address.
+        addr: String,
+        /// HTTP status.
+        code: u16,
+        /// The node's reason.
+        reason: String,
+    },
 }
 
 /// The API address of the node running in `home` (from the address file it writes).
@@ -130,41 +187,108 @@ pub fn running_api_addr(home: &Path) -> Result<SocketAddr, ApiError> {
         .map_err(|_| ApiError::BadAddress(text.trim().to_string()))
 }
 
+/// An HTTP client for local APIs that keeps connections open between requests.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for ApiClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApiClient {
+    /// A new client (no connection yet).
+    pub fn new() -> Self {
+        ApiClient {
+            inner: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Sends a request (`body` = `None`: GET, else POST) and returns the status and body.
+    /// Each step is bounded by 5 s.
+    pub async fn request(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, String), ApiError> {
+        let unreachable = |reason: String| ApiError::Unreachable {
+            addr: addr.to_string(),
+            reason,
+        };
+        let (method, body) = match body {
+            None => (hyper::Method::GET, Bytes::new()),
+            Some(b) => (hyper::Method::POST, Bytes::from(b)),
+        };
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Full::new(body))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let resp = tokio::time::timeout(Duration::from_secs(5), self.inner.request(req))
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let code = resp.status().as_u16();
+        let body = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?
+            .to_bytes();
+        Ok((code, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// Submits a signed transaction to `POST /tx`: `Ok` once the node took it into its
+    /// mempool.
+    pub async fn submit_tx(&self, addr: SocketAddr, tx: &SignedTx) -> Result<(), ApiError> {
+        let (code, reason) = self.request(addr, "/tx", Some(ledger::encode(tx))).await?;
+        if code == 202 {
+            return Ok(());
+        }
+        Err(ApiError::Refused {
+            addr: addr.to_string(),
+            code,
+            reason: reason.trim().to_string(),
+        })
+    }
+}
+
 /// GETs a path from a local API and returns the body.
 pub async fn get_text(addr: SocketAddr, path: &str) -> Result<(u16, String), ApiError> {
-    let unreachable = |reason: String| ApiError::Unreachable {
-        addr: addr.to_string(),
-        reason,
-    };
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<Bytes>>();
-    let uri = format!("http://{addr}{path}")
-        .parse::<hyper::Uri>()
-        .map_err(|e| unreachable(e.to_string()))?;
-    let resp = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
-        .await
-        .map_err(|_| unreachable("timed out".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let code = resp.status().as_u16();
-    let body = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
-        .await
-        .map_err(|_| unreachable("timed out".into()))?
-        .map_err(|e| unreachable(e.to_string()))?
-        .to_bytes();
-    Ok((code, String::from_utf8_lossy(&body).into_owned()))
+    ApiClient::new().request(addr, path, None).await
+}
+
+/// POSTs `body` to a path of a local API and returns the status and body.
+pub async fn post_bytes(
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(u16, String), ApiError> {
+    ApiClient::new().request(addr, path, Some(body)).await
 }
 
 /// Reads `/status` from a local API.
 pub async fn fetch_status(addr: SocketAddr) -> Result<StatusReport, ApiError> {
-    let (code, body) = get_text(addr, "/status").await?;
-    if code != 200 {
-        return Err(ApiError::Unreachable {
+    ApiClient::new().status(addr).await
+}
+
+impl ApiClient {
+    /// Reads `/status`.
+    pub async fn status(&self, addr: SocketAddr) -> Result<StatusReport, ApiError> {
+        let (code, body) = self.request(addr, "/status", None).await?;
+        if code != 200 {
+            return Err(ApiError::Unreachable {
+                addr: addr.to_string(),
+                reason: format!("HTTP {code}"),
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {
             addr: addr.to_string(),
-            reason: format!("HTTP {code}"),
-        });
+            reason: format!("bad status JSON: {e}"),
+        })
     }
-    serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {
-        addr: addr.to_string(),
-        reason: format!("bad status JSON: {e}"),
-    })
 }

@@ -213,6 +213,7 @@ pub async fn start(
     role: Role,
     on_event: Option<mpsc::Sender<NetworkEvent>>,
     chain: Option<watch::Receiver<ChainStatus>>,
+    submit: Option<mpsc::Sender<chain::TxSubmission>>,
 ) -> Result<RunningNode, NodeError> {
     let mut registry = Registry::default();
     let (handle, mut events, net_task) = network::spawn(net, &mut registry)?;
@@ -237,6 +238,7 @@ pub async fn start(
         registry,
         role: role_name,
         chain,
+        submit,
     });
     let (api_stop, stop_rx) = oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {
@@ -258,7 +260,7 @@ pub async fn start(
         path: home.join(API_ADDR_FILE).display().to_string(),
         reason: e.to_string(),
     })?;
-    info!(%api_addr, "local API listening (/status, /metrics, /health)");
+    info!(%api_addr, "local API listening (/status, /metrics, /health, POST /tx)");
 
     let events_task = tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
@@ -393,6 +395,7 @@ pub async fn run_node(
     info!(peer_id = %identity.peer_id(), chain = %genesis.chain_id, "starting node");
     let (events_tx, events_rx) = mpsc::channel(network::CHANNEL_CAPACITY);
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());
+    let (submit_tx, submit_rx) = mpsc::channel(chain::SUBMIT_QUEUE);
     let with_chain = ledger_genesis.is_some();
     let node = start(
         home,
@@ -401,6 +404,7 @@ pub async fn run_node(
         Role::Node,
         with_chain.then_some(events_tx),
         with_chain.then_some(status_rx),
+        with_chain.then_some(submit_tx),
     )
     .await?;
     let mut store = Some(store);
@@ -429,6 +433,7 @@ pub async fn run_node(
             },
             view,
             status: status_tx,
+            submissions: submit_rx,
         };
         match chain::spawn(parts, stop_rx).await {
             Ok(task) => chain_task = Some((stop_tx, task)),
@@ -501,7 +506,7 @@ async fn stop_all(
 }
 
 /// The node identity's Ed25519 seed (consensus and transaction signing use the same key).
-fn identity_seed(identity: &Identity) -> Result<zeroize::Zeroizing<[u8; 32]>, NodeError> {
+pub fn identity_seed(identity: &Identity) -> Result<zeroize::Zeroizing<[u8; 32]>, NodeError> {
     let kp = identity
         .keypair
         .clone()
@@ -567,7 +572,16 @@ pub async fn start_bootstrap(
         None,
     )?;
     info!(peer_id = %identity.peer_id(), chain = %genesis.chain_id, "starting bootstrap node");
-    start(home, net, &config.api.listen, Role::Bootstrap, None, None).await
+    start(
+        home,
+        net,
+        &config.api.listen,
+        Role::Bootstrap,
+        None,
+        None,
+        None,
+    )
+    .await
 }
 
 /// Runs a bootstrap node until `shutdown` resolves.

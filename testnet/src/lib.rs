@@ -1,5 +1,7 @@
 //! seedfed's local federation tools: the in-process simulation of the whole key life cycle
-//! (`simulate`), and (as the networked node grows) the multi-process local testnet.
+//! (`simulate`) and the multi-process local testnet (`up`), which the benchmarks also use.
 #![forbid(unsafe_code)]
 
+pub mod commit_bench;
 pub mod simulate;
+pub mod up;

@@ -3,11 +3,10 @@
 //! `simulate` runs the whole key life cycle in one process (see `simulate.rs`); `up` / `down`
 //! start and stop a multi-process testnet on loopback (see `up.rs`).
 
-mod up;
-
 use clap::{Parser, Subcommand};
 
 use seedfed_testnet::simulate::{self, SimArgs};
+use seedfed_testnet::up;
 
 /// seedfed local federation tools.
 #[derive(Debug, Parser)]

@@ -23,7 +23,8 @@ use seedfed_node::genesis::{Genesis, GenesisValidator};
 
 /// Pid file inside the testnet directory: one `name pid` per line.
 pub const PIDS_FILE: &str = "pids";
-const PASSPHRASE: &str = "seedfed-local-testnet";
+/// The passphrase of every node's keystore in a local testnet (not a secret: test keys only).
+pub const PASSPHRASE: &str = "seedfed-local-testnet";
 
 /// `seedfed-testnet up`
 #[derive(Debug, Args)]
@@ -43,6 +44,13 @@ pub struct UpArgs {
     /// Stay in the foreground and stop everything on Ctrl-C.
     #[arg(long)]
     pub foreground: bool,
+    /// Genesis stake of each node (each node is a validator).
+    #[arg(long, default_value_t = 100)]
+    pub stake: u64,
+    /// Extra environment for the node processes, e.g. `SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS`
+    /// (set by library callers such as the benchmark).
+    #[arg(skip)]
+    pub node_env: Vec<(String, String)>,
 }
 
 /// `seedfed-testnet down`
@@ -246,12 +254,69 @@ async fn wait_api(
     }
 }
 
-struct NodeRow {
-    name: String,
-    peer_id: String,
-    api: SocketAddr,
-    p2p: String,
-    log: PathBuf,
+/// One started process: the bootstrap node or a node (its home is `<dir>/<name>`).
+#[derive(Clone, Debug)]
+pub struct NodeRow {
+    /// `bootstrap` or `node<i>`.
+    pub name: String,
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Local API address.
+    pub api: SocketAddr,
+    /// Dialable libp2p address.
+    pub p2p: String,
+    /// Log file.
+    pub log: PathBuf,
+}
+
+/// A testnet started by [`start`]: its processes are stopped when this is dropped.
+pub struct Testnet {
+    group: Group,
+    /// The testnet directory (homes, logs, genesis, passphrase file).
+    pub dir: PathBuf,
+    /// The bootstrap node first, then the nodes.
+    pub rows: Vec<NodeRow>,
+}
+
+impl Testnet {
+    /// Whether every started process is still running; names the first one that is not.
+    pub fn check_alive(&self) -> anyhow::Result<()> {
+        for (name, pid) in &self.group.procs {
+            if !alive(*pid) {
+                bail!(
+                    "{name} exited; see {}",
+                    self.dir.join(format!("{name}.log")).display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every process now (SIGTERM, then SIGKILL after 10 s).
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+/// Starts a testnet in `dir` (created; must not hold a running testnet) as `up` does and
+/// returns once all nodes admitted each other. Every process is stopped again if this fails,
+/// and when the returned [`Testnet`] is dropped.
+pub async fn start(args: &UpArgs, dir: &Path) -> anyhow::Result<Testnet> {
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    if read_pids(&dir).iter().any(|(_, p)| alive(*p)) {
+        bail!("a testnet is already running in {}", dir.display());
+    }
+    let mut group = Group {
+        dir: dir.clone(),
+        procs: vec![],
+        armed: true,
+    };
+    let rows = up_inner(args, &dir, &mut group).await?;
+    Ok(Testnet { group, dir, rows })
 }
 
 async fn up_inner(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Result<Vec<NodeRow>> {
@@ -350,7 +415,7 @@ async fn up_inner(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Resul
             .to_string();
         genesis.validators.push(GenesisValidator {
             peer_id: peer_id.clone(),
-            stake: 100,
+            stake: args.stake,
             x25519,
         });
         homes.push((home, peer_id, port));
@@ -368,7 +433,8 @@ async fn up_inner(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Resul
             .arg("run")
             .arg("--passphrase-file")
             .arg(&pass_file)
-            .env("SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS", "2");
+            .env("SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS", "2")
+            .envs(args.node_env.iter().map(|(k, v)| (k, v)));
         group.spawn(&format!("node{i}"), cmd)?;
     }
     for (i, (home, peer_id, port)) in homes.iter().enumerate() {

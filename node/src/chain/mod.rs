@@ -10,6 +10,7 @@
 //! messages go out. Lagging or restarted nodes fetch decided blocks over request-response
 //! ([`wire::ChainRequest::Blocks`]) and apply them after their certificates verify.
 
+pub mod latency;
 pub mod storage;
 pub mod wire;
 
@@ -36,6 +37,8 @@ use seedfed_protocol::hash::Domain;
 use crate::network::{NetworkEvent, NetworkHandle, ResponseToken};
 
 const AGENT_DIGEST: Domain = Domain::new("seedfed-agentsnp");
+use latency::CommitClock;
+pub use latency::CommitSample;
 use storage::{ChainStore, StorageError};
 pub use wire::{member_of, peer_of, GossipView};
 use wire::{
@@ -230,6 +233,44 @@ pub struct ChainStatus {
     pub synced_blocks: u64,
     /// Gossip messages dropped by the chain checks since start.
     pub gossip_dropped: u64,
+    /// Next nonce of our identity on the ledger.
+    #[serde(default)]
+    pub nonce: u64,
+    /// Commit latency of the most recent heights decided by consensus here, oldest first
+    /// (see [`latency`]).
+    #[serde(default)]
+    pub recent_commits: Vec<CommitSample>,
+}
+
+/// Capacity of the channel from the local API to the driver.
+pub const SUBMIT_QUEUE: usize = 1024;
+
+/// A transaction handed to the driver by the local API, with where the verdict goes.
+#[derive(Debug)]
+pub struct TxSubmission {
+    /// The transaction.
+    pub tx: SignedTx,
+    /// Accepted into the mempool (and gossiped), or why not.
+    pub reply: oneshot::Sender<Result<(), TxRejected>>,
+}
+
+/// Why a submitted transaction was not taken into the mempool.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum TxRejected {
+    /// The signature or author key does not verify.
+    #[error("invalid transaction: {0}")]
+    Invalid(String),
+    /// The author's ledger nonce is already past this one.
+    #[error("stale nonce {got}: the author's next nonce is {next}")]
+    StaleNonce {
+        /// The transaction's nonce.
+        got: u64,
+        /// The ledger's next nonce for the author.
+        next: u64,
+    },
+    /// The mempool holds [`MEMPOOL_MAX`] transactions.
+    #[error("mempool full")]
+    MempoolFull,
 }
 
 /// Everything [`spawn`] needs.
@@ -254,6 +295,8 @@ pub struct ChainParts {
     pub view: Arc<GossipView>,
     /// Where the driver publishes its status.
     pub status: watch::Sender<ChainStatus>,
+    /// Transactions submitted through the local API.
+    pub submissions: mpsc::Receiver<TxSubmission>,
 }
 
 /// The running driver: resolves to the store (to be closed) when it stops.
@@ -276,6 +319,7 @@ pub async fn spawn(
         config,
         view,
         status,
+        submissions,
     } = parts;
     let loaded = store.load(&genesis)?;
     let agent = match store.agent()? {
@@ -338,12 +382,13 @@ pub async fn spawn(
         rr: 0,
         agent,
         agent_saved: None,
+        commits: CommitClock::default(),
     };
     driver.refresh_view();
     driver.act(first).await?;
     driver.agent_step()?;
     driver.publish_status();
-    Ok(tokio::spawn(driver.run(events, sync_rx, stop)))
+    Ok(tokio::spawn(driver.run(events, sync_rx, submissions, stop)))
 }
 
 type SyncResult = (PeerId, Result<Vec<(Block, CommitCertificate)>, String>);
@@ -374,6 +419,7 @@ struct Driver {
     agent: Agent,
     /// Hash of the agent snapshot last written (skip identical rewrites).
     agent_saved: Option<[u8; 32]>,
+    commits: CommitClock,
 }
 
 impl Driver {
@@ -381,6 +427,7 @@ impl Driver {
         mut self,
         mut events: mpsc::Receiver<NetworkEvent>,
         mut sync_rx: mpsc::Receiver<SyncResult>,
+        mut submissions: mpsc::Receiver<TxSubmission>,
         mut stop: oneshot::Receiver<()>,
     ) -> Result<Box<dyn crate::store::Store>, ChainError> {
         let mut tick = tokio::time::interval(self.config.sync_interval);
@@ -400,6 +447,7 @@ impl Driver {
                     Some(ev) => self.on_network(ev).await?,
                 },
                 Some((peer, r)) = sync_rx.recv() => self.on_synced(peer, r).await?,
+                Some(sub) = submissions.recv() => self.on_submitted(sub).await,
                 () = tokio::time::sleep_until(next) => self.fire_due().await?,
                 _ = tick.tick() => self.on_tick().await?,
             }
@@ -449,6 +497,10 @@ impl Driver {
                         return Ok(()); // checked by the gossip validator already
                     };
                     let h = msg.height();
+                    if let ConsensusMessage::Proposal(p) = &msg {
+                        self.commits
+                            .proposal_seen(p.height, p.round, Instant::now());
+                    }
                     if h > self.consensus.height() && self.best_seen.is_none_or(|(b, _)| h > b) {
                         self.best_seen = Some((h, author));
                     }
@@ -578,6 +630,7 @@ impl Driver {
         let mut applied = 0u64;
         for (block, certificate) in blocks {
             let before = self.consensus.ledger().height();
+            self.commits.forget(block.height); // a synced block is no latency sample
             let out = self.consensus.handle(Input::Synced { block, certificate });
             self.act(out).await?;
             if self.consensus.ledger().height() == before {
@@ -632,6 +685,10 @@ impl Driver {
             match o {
                 Output::PersistWal(_) => {}
                 Output::Broadcast(m) => {
+                    if let ConsensusMessage::Proposal(p) = &m {
+                        self.commits
+                            .proposal_seen(p.height, p.round, Instant::now());
+                    }
                     if let Err(e) = self
                         .network
                         .publish(CONSENSUS_TOPIC, ledger::encode(&m))
@@ -681,6 +738,12 @@ impl Driver {
         self.store
             .commit_block(block, certificate, self.consensus.ledger())?;
         self.last_decided = Instant::now();
+        self.commits.decided(
+            block.height,
+            certificate.round,
+            block.txs.len(),
+            self.last_decided,
+        );
         self.build_at = None;
         let state = &self.consensus.ledger().state;
         self.mempool.retain(|(author, nonce), _| {
@@ -789,12 +852,20 @@ impl Driver {
         }
         let state = &self.consensus.ledger().state;
         let base = state.members.get(&self.me).map_or(0, |m| m.nonce);
+        // Past our own queue and past transactions signed with our key that came in through
+        // the API or gossip.
+        let pooled = self
+            .mempool
+            .range((self.me, 0)..=(self.me, u64::MAX))
+            .next_back()
+            .map_or(base, |((_, n), _)| n + 1);
         let nonce = self
             .own
             .keys()
             .next_back()
             .map_or(base, |n| n + 1)
-            .max(base);
+            .max(base)
+            .max(pooled);
         let tx = Tx {
             author: self.me,
             nonce,
@@ -806,15 +877,39 @@ impl Driver {
     }
 
     fn offer(&mut self, tx: SignedTx) {
+        let _ = self.admit(tx);
+    }
+
+    /// Takes `tx` into the mempool if its nonce is not stale, there is room and it verifies.
+    fn admit(&mut self, tx: SignedTx) -> Result<(), TxRejected> {
         let state = &self.consensus.ledger().state;
         let next = state.members.get(&tx.tx.author).map_or(0, |m| m.nonce);
-        if tx.tx.nonce < next || self.mempool.len() >= MEMPOOL_MAX {
-            return;
+        let key = (tx.tx.author, tx.tx.nonce);
+        if tx.tx.nonce < next {
+            return Err(TxRejected::StaleNonce {
+                got: tx.tx.nonce,
+                next,
+            });
         }
-        if tx.verify(&state.chain_id).is_err() {
-            return;
+        if self.mempool.len() >= MEMPOOL_MAX && !self.mempool.contains_key(&key) {
+            return Err(TxRejected::MempoolFull);
         }
-        self.mempool.insert((tx.tx.author, tx.tx.nonce), tx);
+        tx.verify(&state.chain_id)
+            .map_err(|e| TxRejected::Invalid(e.to_string()))?;
+        self.mempool.insert(key, tx);
+        Ok(())
+    }
+
+    /// A transaction from the local API: into the mempool and, once, onto the `tx` topic.
+    async fn on_submitted(&mut self, sub: TxSubmission) {
+        let bytes = ledger::encode(&sub.tx);
+        let verdict = self.admit(sub.tx);
+        if verdict.is_ok() {
+            if let Err(e) = self.network.publish(TX_TOPIC, bytes).await {
+                debug!("tx publish: {e}");
+            }
+        }
+        let _ = sub.reply.send(verdict);
     }
 
     fn block_candidates(&self) -> Vec<SignedTx> {
@@ -919,6 +1014,8 @@ impl Driver {
             mempool: self.mempool.len(),
             synced_blocks: self.synced_blocks,
             gossip_dropped: self.view.dropped(),
+            nonce: s.members.get(&self.me).map_or(0, |m| m.nonce),
+            recent_commits: self.commits.recent(),
         };
         self.status.send_replace(status);
     }

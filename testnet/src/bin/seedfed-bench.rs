@@ -1,5 +1,7 @@
 //! `seedfed-bench`: side-by-side benchmarks of seedfed's LMS core against `hbs-lms` and
-//! against the raw SHA-256 compression rate of this machine.
+//! against the raw SHA-256 compression rate of this machine (`keygen`, `verify`), and the
+//! commit latency of a local multi-process federation (`commit`, see
+//! `seedfed_testnet::commit_bench`).
 //!
 //! Every measurement is repeated `--rounds` times, interleaved (limit, ours, hbs-lms, ...), and
 //! the best round of each is reported, so noise from other processes affects all sides alike.
@@ -18,7 +20,7 @@ use seedfed_protocol::sector::{Sector, TreeLayout};
 use sha2::digest::generic_array::GenericArray;
 
 #[derive(Parser, Debug)]
-#[command(name = "seedfed-bench", about = "seedfed LMS benchmarks")]
+#[command(name = "seedfed-bench", about = "seedfed benchmarks")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,6 +52,9 @@ enum Command {
         #[arg(long, default_value_t = 256)]
         signatures: u32,
     },
+    /// Commit latency (p50/p99) of a local multi-process federation, for empty blocks and for
+    /// blocks of `--txs` transfers.
+    Commit(seedfed_testnet::commit_bench::CommitArgs),
 }
 
 const LMS_TYPE: LmsType = LmsType::H10;
@@ -68,6 +73,7 @@ fn main() -> anyhow::Result<()> {
             rounds,
             signatures,
         } => verify(seconds, rounds.max(1), signatures.max(1)),
+        Command::Commit(args) => seedfed_testnet::commit_bench::run(args),
     }
 }
 

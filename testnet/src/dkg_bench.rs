@@ -1,0 +1,123 @@
+//! `seedfed-bench dkg`: a real DKG through consensus on a local multi-process testnet, next to
+//! the pure CPU time of the same frost-core rounds, measured in one run.
+//!
+//! Wall time is the DKG of epoch 1 as node0 sees it: from the first status poll that shows the
+//! epoch-1 DKG open (its `EpochStart` decided) to the first poll that shows it completed (its
+//! `DkgFinalize` decided), polled every 10 ms. Epoch 1 is measured rather than the genesis DKG
+//! because every node is up and in steady state by then. The CPU figure runs frost-core's three
+//! DKG parts for every member, both suites (ristretto255 and Ed25519), in this process on one
+//! thread: the work the DKG needs at minimum, without network, consensus or the ledger checks.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rand_core::OsRng;
+use seedfed_node::api;
+use seedfed_node::genesis::EpochParams;
+use seedfed_protocol::dkg;
+use seedfed_protocol::member::MemberId;
+
+use crate::up::{self, UpArgs};
+
+/// What the bench measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DkgReport {
+    /// Validators.
+    pub nodes: usize,
+    /// Wall time of the networked DKG (ms).
+    pub wall_ms: f64,
+    /// Best single-threaded in-process time of the frost-core rounds (ms).
+    pub cpu_bound_ms: f64,
+    /// Blocks from the DKG's opening to its finalisation.
+    pub blocks: u64,
+    /// Qualified members of the measured DKG.
+    pub qualified: usize,
+}
+
+/// Best of `rounds` in-process runs of both DKGs among `n` members (threshold ⌊2n/3⌋ + 1).
+pub fn cpu_bound_ms(n: usize, rounds: u32) -> anyhow::Result<f64> {
+    let members: Vec<MemberId> = (0..n)
+        .map(|i| {
+            let k = ed25519_dalek::SigningKey::from_bytes(&[(i as u8).wrapping_add(1); 32]);
+            MemberId(k.verifying_key().to_bytes())
+        })
+        .collect();
+    let t = dkg::default_threshold(n);
+    let mut best = f64::INFINITY;
+    for _ in 0..rounds.max(1) {
+        let start = Instant::now();
+        dkg::run_in_memory(&members, t, &mut OsRng).context("ristretto255 DKG")?;
+        dkg::run_in_memory_for::<frost_ed25519::Ed25519Sha512, _>(&members, t, &mut OsRng)
+            .context("Ed25519 DKG")?;
+        best = best.min(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(best)
+}
+
+/// The windows the bench runs with: the shortest that still let every node's round-1 package
+/// land (3 blocks each way), and a short first epoch.
+pub fn bench_epochs() -> EpochParams {
+    EpochParams {
+        dkg_round1_blocks: 3,
+        dkg_complaint_blocks: 3,
+        epoch_min_blocks: 8,
+        ..EpochParams::default()
+    }
+}
+
+/// Runs the networked DKG on `nodes` processes and the CPU-bound reference.
+pub async fn run(nodes: usize, block_interval_ms: u64, timeout: u64) -> anyhow::Result<DkgReport> {
+    let cpu = cpu_bound_ms(nodes, 3)?;
+    let dir = std::env::temp_dir().join(format!("seedfed-bench-dkg-{}", std::process::id()));
+    let args = UpArgs {
+        nodes,
+        dir: Some(dir.clone()),
+        difficulty: 8,
+        timeout,
+        foreground: false,
+        stake: 100,
+        node_env: vec![(
+            "SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS".into(),
+            block_interval_ms.to_string(),
+        )],
+        epochs: Some(bench_epochs()),
+    };
+    let net = up::start(&args, &dir).await?;
+    let node0 = net
+        .rows
+        .iter()
+        .find(|r| r.name == "node0")
+        .context("no node0")?
+        .api;
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let mut opened: Option<(Instant, u64)> = None;
+    let result = loop {
+        if Instant::now() > deadline {
+            bail!("the epoch-1 DKG did not complete within {timeout}s; logs in {}", dir.display());
+        }
+        net.check_alive()?;
+        if let Ok(s) = api::fetch_status(node0).await {
+            if let Some(c) = s.chain {
+                if let Some(done) = c.dkgs.iter().find(|d| d.epoch == 1) {
+                    let (t0, h0) = opened.context("the epoch-1 DKG completed before it was seen open; poll faster")?;
+                    break (t0.elapsed(), done.height.saturating_sub(h0), done.qualified.len());
+                }
+                if opened.is_none() {
+                    if let Some(p) = c.dkg_in_progress.as_ref().filter(|p| p.epoch == 1) {
+                        opened = Some((Instant::now(), p.opened_at));
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    net.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(DkgReport {
+        nodes,
+        wall_ms: result.0.as_secs_f64() * 1e3,
+        cpu_bound_ms: cpu,
+        blocks: result.1,
+        qualified: result.2,
+    })
+}
