@@ -138,6 +138,8 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
         args.block_interval_ms
     );
     let up_args = UpArgs {
+        cycle_timeout: 0,
+        epochs: None,
         nodes: args.nodes,
         dir: Some(dir.clone()),
         difficulty: 8,

@@ -65,8 +65,56 @@ pub fn bench_epochs() -> EpochParams {
     }
 }
 
+/// `seedfed-bench dkg`
+#[derive(Debug, Clone, clap::Args)]
+pub struct DkgArgs {
+    /// Validators (one process each).
+    #[arg(long, default_value_t = 16)]
+    pub nodes: usize,
+    /// The nodes' `consensus.block_interval_ms`.
+    #[arg(long, default_value_t = 50)]
+    pub block_interval_ms: u64,
+    /// Seconds before giving up (start-up, admission, the genesis DKG and epoch 1's).
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+}
+
+/// Runs the bench and prints the report, ending with one JSON line.
+pub fn run(args: DkgArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let r = rt.block_on(measure(args.nodes, args.block_interval_ms, args.timeout))?;
+    let ratio = r.wall_ms / r.cpu_bound_ms;
+    println!(
+        "networked DKG (epoch 1, {} nodes, {} qualified): {:.0} ms wall over {} blocks",
+        r.nodes, r.qualified, r.wall_ms, r.blocks
+    );
+    println!(
+        "frost-core rounds alone (both suites, every member, one thread): {:.1} ms",
+        r.cpu_bound_ms
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "dkg",
+            "nodes": r.nodes,
+            "wall_ms": (r.wall_ms * 10.0).round() / 10.0,
+            "cpu_bound_ms": (r.cpu_bound_ms * 10.0).round() / 10.0,
+            "ratio": (ratio * 100.0).round() / 100.0,
+            "blocks": r.blocks,
+            "qualified": r.qualified,
+        })
+    );
+    Ok(())
+}
+
 /// Runs the networked DKG on `nodes` processes and the CPU-bound reference.
-pub async fn run(nodes: usize, block_interval_ms: u64, timeout: u64) -> anyhow::Result<DkgReport> {
+pub async fn measure(
+    nodes: usize,
+    block_interval_ms: u64,
+    timeout: u64,
+) -> anyhow::Result<DkgReport> {
     let cpu = cpu_bound_ms(nodes, 3)?;
     let dir = std::env::temp_dir().join(format!("seedfed-bench-dkg-{}", std::process::id()));
     let args = UpArgs {
@@ -81,6 +129,7 @@ pub async fn run(nodes: usize, block_interval_ms: u64, timeout: u64) -> anyhow::
             block_interval_ms.to_string(),
         )],
         epochs: Some(bench_epochs()),
+        cycle_timeout: 0,
     };
     let net = up::start(&args, &dir).await?;
     let node0 = net
@@ -93,14 +142,23 @@ pub async fn run(nodes: usize, block_interval_ms: u64, timeout: u64) -> anyhow::
     let mut opened: Option<(Instant, u64)> = None;
     let result = loop {
         if Instant::now() > deadline {
-            bail!("the epoch-1 DKG did not complete within {timeout}s; logs in {}", dir.display());
+            bail!(
+                "the epoch-1 DKG did not complete within {timeout}s; logs in {}",
+                dir.display()
+            );
         }
         net.check_alive()?;
         if let Ok(s) = api::fetch_status(node0).await {
             if let Some(c) = s.chain {
                 if let Some(done) = c.dkgs.iter().find(|d| d.epoch == 1) {
-                    let (t0, h0) = opened.context("the epoch-1 DKG completed before it was seen open; poll faster")?;
-                    break (t0.elapsed(), done.height.saturating_sub(h0), done.qualified.len());
+                    let (t0, h0) = opened.context(
+                        "the epoch-1 DKG completed before it was seen open; poll faster",
+                    )?;
+                    break (
+                        t0.elapsed(),
+                        done.height.saturating_sub(h0),
+                        done.qualified.len(),
+                    );
                 }
                 if opened.is_none() {
                     if let Some(p) = c.dkg_in_progress.as_ref().filter(|p| p.epoch == 1) {

@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod commit_bench;
+pub mod dkg_bench;
 pub mod simulate;
 pub mod up;

@@ -55,6 +55,9 @@ enum Command {
     /// Commit latency (p50/p99) of a local multi-process federation, for empty blocks and for
     /// blocks of `--txs` transfers.
     Commit(seedfed_testnet::commit_bench::CommitArgs),
+    /// A real DKG through consensus on a local multi-process federation (epoch 1's), next to
+    /// the CPU time of the same frost-core rounds in one process.
+    Dkg(seedfed_testnet::dkg_bench::DkgArgs),
 }
 
 const LMS_TYPE: LmsType = LmsType::H10;
@@ -74,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             signatures,
         } => verify(seconds, rounds.max(1), signatures.max(1)),
         Command::Commit(args) => seedfed_testnet::commit_bench::run(args),
+        Command::Dkg(args) => seedfed_testnet::dkg_bench::run(args),
     }
 }
 
