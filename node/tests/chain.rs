@@ -14,7 +14,6 @@ use std::time::Duration;
 use common::*;
 use seedfed_node::chain::storage::ChainStore;
 use seedfed_node::chain::ChainStatus;
-use seedfed_node::config::Config;
 use seedfed_node::genesis::{Genesis, GenesisValidator};
 use seedfed_protocol::ledger::Ledger;
 
@@ -144,22 +143,8 @@ async fn wait_height(home: &Path, at_least: u64, secs: u64, what: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_decide_and_a_killed_one_catches_up() {
     let dir = tempfile::tempdir().unwrap();
-    let boot_genesis = Genesis {
-        chain_id: CHAIN.into(),
-        pow_difficulty: DIFFICULTY,
-        validators: vec![],
-        key: Default::default(),
-        epochs: Default::default(),
-    };
-    let mut bconf = Config::default();
-    bconf.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    bconf.network.discovery_interval_secs = 1;
-    bconf.network.admission_timeout_secs = 3;
-    bconf.api.listen = "127.0.0.1:0".into();
-    let boot = seedfed_node::node::start_bootstrap(&dir.path().join("boot"), &boot_genesis, &bconf)
-        .await
-        .unwrap();
-    let boot_addr = listen_addr(&boot.network).await.to_string();
+    let (boot, boot_addr) = start_test_bootstrap(dir.path()).await;
+    let boot_addr = boot_addr.to_string();
     let (homes, pass, genesis) = federation(dir.path(), VALIDATORS, &boot_addr);
     let mut procs: Vec<Option<Proc>> = homes
         .iter()
@@ -254,22 +239,8 @@ async fn four_validators_decide_and_a_killed_one_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dkg_completes_without_an_absent_validator_and_excludes_a_bad_dealer() {
     let dir = tempfile::tempdir().unwrap();
-    let boot_genesis = Genesis {
-        chain_id: CHAIN.into(),
-        pow_difficulty: DIFFICULTY,
-        validators: vec![],
-        key: Default::default(),
-        epochs: Default::default(),
-    };
-    let mut bconf = Config::default();
-    bconf.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    bconf.network.discovery_interval_secs = 1;
-    bconf.network.admission_timeout_secs = 3;
-    bconf.api.listen = "127.0.0.1:0".into();
-    let boot = seedfed_node::node::start_bootstrap(&dir.path().join("boot"), &boot_genesis, &bconf)
-        .await
-        .unwrap();
-    let boot_addr = listen_addr(&boot.network).await.to_string();
+    let (boot, boot_addr) = start_test_bootstrap(dir.path()).await;
+    let boot_addr = boot_addr.to_string();
     let (homes, pass, genesis) = federation(dir.path(), 7, &boot_addr);
     let member = |i: usize| {
         let peer: libp2p::PeerId = genesis.validators[i].peer_id.parse().unwrap();

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use common::*;
 use seedfed_node::api;
-use seedfed_node::config::Config;
 use seedfed_node::genesis::Genesis;
 
 const NODES: usize = 5;
@@ -35,17 +34,7 @@ async fn five_nodes_sybils_and_restart() {
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "testnet pass").unwrap();
 
-    // In-process bootstrap node (the bootstrap binary runs this same library function).
-    let mut bconf = Config::default();
-    bconf.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    bconf.network.discovery_interval_secs = 1;
-    bconf.network.admission_timeout_secs = 3;
-    bconf.api.listen = "127.0.0.1:0".into();
-    let boot_home = dir.path().join("bootstrap");
-    let boot = seedfed_node::node::start_bootstrap(&boot_home, &genesis, &bconf)
-        .await
-        .unwrap();
-    let boot_addr = listen_addr(&boot.network).await;
+    let (boot, boot_addr) = start_test_bootstrap(dir.path()).await;
     let boot_id = boot.network.local_peer_id().to_string();
 
     // Five nodes, each its own home and ports.

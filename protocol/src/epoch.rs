@@ -730,14 +730,7 @@ impl Agent {
         secret: &[u8],
         rng: &mut R,
     ) -> Result<BTreeMap<MemberId, Vec<u8>>, EpochError> {
-        let session: Session<C> = st
-            .dkg
-            .session(&st.chain_id)
-            .map_err(|_| EpochError::NotParticipating)?;
-        let published = st
-            .dkg
-            .published::<C>(suite)
-            .map_err(|_| EpochError::Decode("ledger round-1 packages"))?;
+        let (session, published) = session_and_published::<C>(st, suite)?;
         let secret = match self.fault {
             Fault::None => round1::SecretPackage::<C>::deserialize(secret)
                 .map_err(|_| EpochError::Decode("round-1 secret"))?,
@@ -807,14 +800,7 @@ impl Agent {
         qualified: &BTreeSet<MemberId>,
         expected_public: &[u8],
     ) -> Result<Vec<u8>, EpochError> {
-        let session: Session<C> = st
-            .dkg
-            .session(&st.chain_id)
-            .map_err(|_| EpochError::NotParticipating)?;
-        let published = st
-            .dkg
-            .published::<C>(suite)
-            .map_err(|_| EpochError::Decode("ledger round-1 packages"))?;
+        let (session, published) = session_and_published::<C>(st, suite)?;
         let secret = round1::SecretPackage::<C>::deserialize(secret)
             .map_err(|_| EpochError::Decode("round-1 secret"))?;
         let mut shares = BTreeMap::new();
@@ -977,4 +963,21 @@ impl Agent {
         let share = checkpoint::sign(&cp, &package, &nonces, me, kp).ok()?;
         Some(share.serialize())
     }
+}
+
+/// The current DKG attempt's session and the round-1 packages published for it in `suite`.
+#[allow(clippy::type_complexity)]
+fn session_and_published<C: Ciphersuite>(
+    st: &LedgerState,
+    suite: DkgSuite,
+) -> Result<(Session<C>, BTreeMap<MemberId, round1::Package<C>>), EpochError> {
+    let session: Session<C> = st
+        .dkg
+        .session(&st.chain_id)
+        .map_err(|_| EpochError::NotParticipating)?;
+    let published = st
+        .dkg
+        .published::<C>(suite)
+        .map_err(|_| EpochError::Decode("ledger round-1 packages"))?;
+    Ok((session, published))
 }

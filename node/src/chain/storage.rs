@@ -81,6 +81,13 @@ fn wal_key(height: u64, seq: u64) -> [u8; 16] {
     k
 }
 
+/// The height prefix of a WAL key.
+fn key_height(key: &[u8]) -> Option<u64> {
+    key.get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+}
+
 fn corrupt(what: impl Into<String>, reason: impl ToString) -> StorageError {
     StorageError::Corrupt {
         what: what.into(),
@@ -132,10 +139,7 @@ impl ChainStore {
         let mut damaged = false;
         for item in self.store.scan_prefix(WAL, &[])? {
             let (key, value) = item?;
-            let height = key
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes);
+            let height = key_height(&key);
             if let Some(seq) = key.get(8..16).and_then(|b| b.try_into().ok()) {
                 max_seq = max_seq.max(u64::from_be_bytes(seq));
             }
@@ -208,10 +212,7 @@ impl ChainStore {
         batch.put(CHAIN, TIP_KEY, &ledger::encode(ledger_after));
         for item in self.store.scan_prefix(WAL, &[])? {
             let (key, _) = item?;
-            let h = key
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes);
+            let h = key_height(&key);
             if h.is_none_or(|h| h <= block.height) {
                 batch.delete(WAL, &key);
             } else {

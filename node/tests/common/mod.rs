@@ -179,3 +179,25 @@ pub fn log_tail(home: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
+
+/// An in-process bootstrap node for [`CHAIN`] (the bootstrap binary runs this same library
+/// function) on loopback, home `dir/bootstrap`; returns it and its dialable address.
+pub async fn start_test_bootstrap(dir: &Path) -> (seedfed_node::node::RunningNode, Multiaddr) {
+    let genesis = seedfed_node::genesis::Genesis {
+        chain_id: CHAIN.into(),
+        pow_difficulty: DIFFICULTY,
+        validators: vec![],
+        key: Default::default(),
+        epochs: Default::default(),
+    };
+    let mut conf = seedfed_node::config::Config::default();
+    conf.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    conf.network.discovery_interval_secs = 1;
+    conf.network.admission_timeout_secs = 3;
+    conf.api.listen = "127.0.0.1:0".into();
+    let boot = seedfed_node::node::start_bootstrap(&dir.join("bootstrap"), &genesis, &conf)
+        .await
+        .unwrap();
+    let addr = listen_addr(&boot.network).await;
+    (boot, addr)
+}
