@@ -41,23 +41,7 @@ pub fn federation(dir: &Path, n: usize, bootstrap: &str) -> (Vec<PathBuf>, PathB
     let mut homes = Vec::new();
     for i in 0..n {
         let home = dir.join(format!("node{i}"));
-        let out = Command::new(seedfed_bin())
-            .arg("--home")
-            .arg(&home)
-            .args(["init", "--chain"])
-            .arg(&genesis_path)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
-            .args(["--api-listen", "127.0.0.1:0"])
-            .args(["--bootstrap", bootstrap])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        init_home(&home, &genesis_path, &pass, bootstrap);
         let keys = Command::new(seedfed_bin())
             .arg("--home")
             .arg(&home)

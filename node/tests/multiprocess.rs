@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -41,27 +40,7 @@ async fn five_nodes_sybils_and_restart() {
     let mut homes: Vec<PathBuf> = Vec::new();
     for i in 0..NODES {
         let home = dir.path().join(format!("node{i}"));
-        let out = Command::new(seedfed_bin())
-            .arg("--home")
-            .arg(&home)
-            .args(["init", "--chain"])
-            .arg(&genesis_path)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .args([
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--api-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--bootstrap", &boot_addr.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        init_home(&home, &genesis_path, &pass, &boot_addr.to_string());
         homes.push(home);
     }
     let mut procs: Vec<Option<Proc>> = homes

@@ -201,3 +201,24 @@ pub async fn start_test_bootstrap(dir: &Path) -> (seedfed_node::node::RunningNod
     let addr = listen_addr(&boot.network).await;
     (boot, addr)
 }
+
+/// `seedfed init` of a home on loopback (random ports) for `genesis`, joining `bootstrap`.
+pub fn init_home(home: &Path, genesis: &Path, pass: &Path, bootstrap: &str) {
+    let out = Command::new(seedfed_bin())
+        .arg("--home")
+        .arg(home)
+        .args(["init", "--chain"])
+        .arg(genesis)
+        .arg("--passphrase-file")
+        .arg(pass)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--api-listen", "127.0.0.1:0"])
+        .args(["--bootstrap", bootstrap])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
