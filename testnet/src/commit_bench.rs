@@ -26,6 +26,8 @@ use tokio::time::Instant;
 
 use crate::up::{self, UpArgs, PASSPHRASE};
 
+/// Concurrent submission requests per node.
+const SUBMIT_LANES: usize = 8;
 /// The testnet's chain id (set by `up`).
 const CHAIN_ID: &str = "seedfed-local";
 
@@ -42,8 +44,9 @@ pub struct CommitArgs {
     #[arg(long, default_value_t = 1000)]
     pub txs: usize,
     /// The nodes' `consensus.block_interval_ms` (time from a decision to the next proposal;
-    /// not part of the latency, but it must leave time to submit a round of transactions).
-    #[arg(long, default_value_t = 1000)]
+    /// not part of the latency, but it must leave time to submit a round of transactions:
+    /// on a loaded 2-core machine 1,000 submissions to 7 nodes take 2-3 s).
+    #[arg(long, default_value_t = 3000)]
     pub block_interval_ms: u64,
     /// Upper bound on the whole run, in seconds.
     #[arg(long, default_value_t = 900)]
@@ -353,14 +356,24 @@ async fn submit_round(
     }
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    // Several requests in flight per node (the mempool orders by nonce, arrival order does
+    // not matter).
     for (api, txs) in batches {
-        let client = client.clone();
-        tasks.spawn(async move {
-            for tx in &txs {
-                client.submit_tx(api, tx).await?;
-            }
-            Ok::<_, seedfed_node::api::ApiError>(())
-        });
+        for lane in 0..SUBMIT_LANES {
+            let client = client.clone();
+            let mine: Vec<SignedTx> = txs
+                .iter()
+                .skip(lane)
+                .step_by(SUBMIT_LANES)
+                .cloned()
+                .collect();
+            tasks.spawn(async move {
+                for tx in &mine {
+                    client.submit_tx(api, tx).await?;
+                }
+                Ok::<_, seedfed_node::api::ApiError>(())
+            });
+        }
     }
     while let Some(r) = tasks.join_next().await {
         r.context("submit task")??;

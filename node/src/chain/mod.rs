@@ -515,7 +515,8 @@ impl Driver {
                 }
                 TX_TOPIC => {
                     if let Ok(tx) = ledger::decode::<SignedTx>(&data) {
-                        self.offer(tx);
+                        // The gossip validator verified the signature already.
+                        let _ = self.admit(tx, false);
                     }
                 }
                 _ => {}
@@ -877,11 +878,12 @@ impl Driver {
     }
 
     fn offer(&mut self, tx: SignedTx) {
-        let _ = self.admit(tx);
+        let _ = self.admit(tx, true);
     }
 
-    /// Takes `tx` into the mempool if its nonce is not stale, there is room and it verifies.
-    fn admit(&mut self, tx: SignedTx) -> Result<(), TxRejected> {
+    /// Takes `tx` into the mempool if its nonce is not stale, there is room and (unless the
+    /// caller already did) its signature verifies.
+    fn admit(&mut self, tx: SignedTx, verify: bool) -> Result<(), TxRejected> {
         let state = &self.consensus.ledger().state;
         let next = state.members.get(&tx.tx.author).map_or(0, |m| m.nonce);
         let key = (tx.tx.author, tx.tx.nonce);
@@ -894,8 +896,10 @@ impl Driver {
         if self.mempool.len() >= MEMPOOL_MAX && !self.mempool.contains_key(&key) {
             return Err(TxRejected::MempoolFull);
         }
-        tx.verify(&state.chain_id)
-            .map_err(|e| TxRejected::Invalid(e.to_string()))?;
+        if verify {
+            tx.verify(&state.chain_id)
+                .map_err(|e| TxRejected::Invalid(e.to_string()))?;
+        }
         self.mempool.insert(key, tx);
         Ok(())
     }
@@ -903,7 +907,7 @@ impl Driver {
     /// A transaction from the local API: into the mempool and, once, onto the `tx` topic.
     async fn on_submitted(&mut self, sub: TxSubmission) {
         let bytes = ledger::encode(&sub.tx);
-        let verdict = self.admit(sub.tx);
+        let verdict = self.admit(sub.tx, true);
         if verdict.is_ok() {
             if let Err(e) = self.network.publish(TX_TOPIC, bytes).await {
                 debug!("tx publish: {e}");
