@@ -45,6 +45,9 @@ use wire::{
     ChainRequest, ChainResponse, CONSENSUS_TOPIC, MAX_SYNC_BLOCKS, MAX_SYNC_BYTES, TX_TOPIC,
 };
 
+/// A transaction whose nonce is this far past its author's next nonce is refused: one author
+/// cannot fill the mempool with transactions that cannot apply for a long time.
+pub const MAX_NONCE_AHEAD: u64 = 4096;
 /// Most transactions waiting in the mempool.
 pub const MEMPOOL_MAX: usize = 20_000;
 /// A proposed block's transactions stop at this many encoded bytes (gossip messages are
@@ -263,6 +266,14 @@ pub enum TxRejected {
     /// The author's ledger nonce is already past this one.
     #[error("stale nonce {got}: the author's next nonce is {next}")]
     StaleNonce {
+        /// The transaction's nonce.
+        got: u64,
+        /// The ledger's next nonce for the author.
+        next: u64,
+    },
+    /// The nonce is [`MAX_NONCE_AHEAD`] or more past the author's next one.
+    #[error("nonce {got} is too far ahead of the author's next nonce {next}")]
+    NonceTooFarAhead {
         /// The transaction's nonce.
         got: u64,
         /// The ledger's next nonce for the author.
@@ -889,6 +900,12 @@ impl Driver {
         let key = (tx.tx.author, tx.tx.nonce);
         if tx.tx.nonce < next {
             return Err(TxRejected::StaleNonce {
+                got: tx.tx.nonce,
+                next,
+            });
+        }
+        if tx.tx.nonce - next >= MAX_NONCE_AHEAD {
+            return Err(TxRejected::NonceTooFarAhead {
                 got: tx.tx.nonce,
                 next,
             });
