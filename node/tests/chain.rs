@@ -102,6 +102,63 @@ fn check_checkpoint(c: &ChainStatus) {
     .expect("checkpoint signature verifies");
 }
 
+async fn dropped(homes: &[PathBuf]) -> u64 {
+    let mut n = 0;
+    for h in homes {
+        n += node_status(h)
+            .await
+            .and_then(|s| s.chain)
+            .map_or(0, |c| c.gossip_dropped);
+    }
+    n
+}
+
+/// Runs a Byzantine member for a few seconds (bounded): see the caller.
+async fn attack(bootstrap: &str, genesis: &Genesis, height: u64) {
+    use seedfed_protocol::consensus::ConsensusMessage;
+    use seedfed_protocol::ledger::{self, tx::Signature64, VoteKind, VoteRecord};
+    let mut conf = config(true, vec![bootstrap.parse().unwrap()]);
+    conf.limits.gossip_max_bytes = 2 << 20;
+    let (net, _events) = spawn(conf);
+    let me = seedfed_node::chain::member_of(&net.local_peer_id()).unwrap();
+    let validator = {
+        let p: libp2p::PeerId = genesis.validators[0].peer_id.parse().unwrap();
+        seedfed_node::chain::member_of(&p).unwrap()
+    };
+    net.subscribe("consensus").await.unwrap();
+    let vote = |voter, height| {
+        ledger::encode(&ConsensusMessage::Vote(VoteRecord {
+            height,
+            round: 0,
+            kind: VoteKind::Prevote,
+            value: None,
+            validator: voter,
+            signature: Signature64([7; 64]),
+        }))
+    };
+    let payloads: Vec<Vec<u8>> = vec![
+        b"\xff\x00 not a consensus message".to_vec(),
+        vote(me, height + 1),
+        vote(validator, height + 1),
+        vote(validator, height + 10_000),
+        vec![0u8; (1 << 20) + 1024],
+    ];
+    let mut sent = 0;
+    // At most 20 s; the first attempts fail until the member is admitted and in the mesh.
+    for i in 0..200 {
+        let p = payloads[i % payloads.len()].clone();
+        if net.publish("consensus", p).await.is_ok() {
+            sent += 1;
+            if sent >= 25 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sent > 0, "the attacker never got a message out");
+    let _ = net.shutdown().await;
+}
+
 async fn height(home: &Path) -> Option<u64> {
     Some(node_status(home).await?.chain?.height)
 }
@@ -157,6 +214,20 @@ async fn four_validators_decide_and_a_killed_one_catches_up() {
     assert_ne!(c.beacon, hex::encode([0u8; 32]));
     assert_eq!(c.assignment.len(), 1 << genesis.key.sector_bits);
     check_checkpoint(&c);
+
+    // A Byzantine member (admitted with a valid proof of work, no stake) floods the consensus
+    // topic with malformed bytes, votes of its own, votes in a validator's name, votes for far
+    // heights and an oversized message. The validators drop them with a reason (counted) and
+    // keep deciding.
+    let before = height(&homes[0]).await.unwrap();
+    let dropped_before: u64 = dropped(&homes).await;
+    attack(&boot_addr, &genesis, before).await;
+    wait_height(&homes[0], before + 10, 60, "progress under attack").await;
+    let dropped_after = dropped(&homes).await;
+    assert!(
+        dropped_after > dropped_before,
+        "no gossip was dropped ({dropped_before} -> {dropped_after})"
+    );
 
     // node3 is killed; the other three (3 of 4 = more than 2/3 of the stake) go on.
     procs[3] = None;
