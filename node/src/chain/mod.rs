@@ -394,7 +394,9 @@ pub async fn spawn(
         agent,
         agent_saved: None,
         commits: CommitClock::default(),
+        state_hash: [0; 32],
     };
+    driver.state_hash = driver.consensus.ledger().state.hash();
     driver.refresh_view();
     driver.act(first).await?;
     driver.agent_step()?;
@@ -431,6 +433,8 @@ struct Driver {
     /// Hash of the agent snapshot last written (skip identical rewrites).
     agent_saved: Option<[u8; 32]>,
     commits: CommitClock,
+    /// State hash at the tip (the tip block's, or genesis's), so status need not rehash.
+    state_hash: [u8; 32],
 }
 
 impl Driver {
@@ -749,6 +753,7 @@ impl Driver {
     ) -> Result<(), ChainError> {
         self.store
             .commit_block(block, certificate, self.consensus.ledger())?;
+        self.state_hash = block.state_hash;
         self.last_decided = Instant::now();
         self.commits.decided(
             block.height,
@@ -971,7 +976,7 @@ impl Driver {
             height: ledger.height(),
             round: self.consensus.round(),
             tip: hex::encode(ledger.tip),
-            state_hash: hex::encode(s.hash()),
+            state_hash: hex::encode(self.state_hash),
             epoch: s.epoch,
             beacon: hex::encode(s.beacon),
             validators,
