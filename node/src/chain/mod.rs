@@ -835,34 +835,52 @@ impl Driver {
         }
     }
 
-    /// Drops our oldest pending transaction if it can no longer apply (its window passed, the
-    /// state moved on) and renumbers the ones after it, so one stale transaction cannot block
-    /// every later one behind its nonce.
+    /// Drops our pending transactions that can no longer apply in the next block (a window
+    /// passed, another validator's equal transaction landed first) and renumbers the ones
+    /// behind them, so a stale transaction cannot hold back every later one behind its nonce.
+    /// The check replays our queue, in nonce order, on a copy of the state at the next height.
     fn prune_own(&mut self) {
-        let state = &self.consensus.ledger().state;
-        let Some((_, first)) = self.own.iter().next() else {
+        if self.own.is_empty() {
             return;
-        };
-        let mut probe = state.clone();
-        match probe.apply_tx(first) {
-            Ok(()) | Err(ledger::LedgerError::BadNonce { .. }) => return,
-            Err(e) => debug!(reason = %e, "dropping our stale transaction"),
         }
-        let rest: Vec<TxBody> = self
-            .own
-            .values()
-            .skip(1)
-            .map(|t| t.tx.body.clone())
-            .collect();
+        let state = &self.consensus.ledger().state;
+        let mut probe = state.clone();
+        probe.height += 1;
+        let mut keep = Vec::new();
+        let mut dropped = 0usize;
+        for t in self.own.values() {
+            let next = probe.members.get(&self.me).map_or(0, |m| m.nonce);
+            let tx = if t.tx.nonce == next {
+                t.clone()
+            } else {
+                Tx {
+                    author: self.me,
+                    nonce: next,
+                    body: t.tx.body.clone(),
+                }
+                .sign(&state.chain_id, &self.signing)
+            };
+            match probe.apply_tx(&tx) {
+                Ok(()) => keep.push(tx.tx.body),
+                Err(e) => {
+                    debug!(reason = %e, "dropping our stale transaction");
+                    dropped += 1;
+                }
+            }
+        }
+        if dropped == 0 {
+            return;
+        }
         for (_, t) in std::mem::take(&mut self.own) {
             self.mempool.remove(&(t.tx.author, t.tx.nonce));
         }
-        for body in rest {
+        for body in keep {
             self.submit(body);
         }
     }
 
-    /// Signs `body` with our next nonce and offers it (mempool and gossip on the next tick).
+    /// Signs `body` with our next nonce, puts it in the mempool and gossips it at once (and
+    /// again on every tick until it is decided).
     fn submit(&mut self, body: TxBody) {
         if self.own.values().any(|t| t.tx.body == body) {
             return;
@@ -890,6 +908,13 @@ impl Driver {
         }
         .sign(&state.chain_id, &self.signing);
         self.own.insert(nonce, tx.clone());
+        let net = self.network.clone();
+        let bytes = ledger::encode(&tx);
+        tokio::spawn(async move {
+            if let Err(e) = net.publish(TX_TOPIC, bytes).await {
+                debug!("tx publish: {e}");
+            }
+        });
         self.offer(tx);
     }
 
