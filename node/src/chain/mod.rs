@@ -595,12 +595,21 @@ impl Driver {
         if self.sync_in_flight {
             return;
         }
+        // Round robin over admitted validators only: a bootstrap node or a plain member may not
+        // serve blocks, and an unanswered request would hold up sync for its whole timeout.
+        let validators = self.consensus.ledger().state.validators();
+        let servers: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|p| member_of(p).is_some_and(|m| validators.contains_key(&m)))
+            .copied()
+            .collect();
         let target = peer.or(self.best_seen.map(|(_, p)| p)).or_else(|| {
-            if self.peers.is_empty() {
+            if servers.is_empty() {
                 return None;
             }
             self.rr = self.rr.wrapping_add(1);
-            self.peers.iter().nth(self.rr % self.peers.len()).copied()
+            servers.get(self.rr % servers.len()).copied()
         });
         let Some(target) = target else {
             return;
