@@ -95,10 +95,10 @@ pub enum FaultArg {
 
 impl FaultArg {
     /// The protocol's fault for this flag.
-    pub fn to_fault(self) -> seedfed_protocol::epoch::Fault {
+    pub fn to_fault(self) -> seedfed_protocol::agent::Fault {
         match self {
-            FaultArg::None => seedfed_protocol::epoch::Fault::None,
-            FaultArg::BadDkgShares => seedfed_protocol::epoch::Fault::BadRound2Shares,
+            FaultArg::None => seedfed_protocol::agent::Fault::None,
+            FaultArg::BadDkgShares => seedfed_protocol::agent::Fault::BadRound2Shares,
         }
     }
 }

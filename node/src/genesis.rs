@@ -11,7 +11,7 @@ use std::path::Path;
 
 use libp2p::PeerId;
 use seedfed_protocol::ledger;
-pub use seedfed_protocol::ledger::epochs::EpochParams;
+pub use seedfed_protocol::ledger::EpochParams;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 

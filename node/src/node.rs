@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::api::{self, ApiState, API_ADDR_FILE};
-use seedfed_protocol::epoch::Fault;
+use seedfed_protocol::agent::Fault;
 
 use crate::chain::{self, ChainConfig, ChainParts, ChainStatus, GossipView};
 use crate::config::Config;

@@ -16,7 +16,7 @@ use frost_ed25519::Ed25519Sha512;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use seedfed_protocol::checkpoint::{self, Checkpoint};
-use seedfed_protocol::dkg::{self, Session};
+use seedfed_protocol::dkg::{self, Ceremony};
 use seedfed_protocol::light_client;
 use seedfed_protocol::member::MemberId;
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -43,7 +43,7 @@ fn main() {
         .iter()
         .map(|(m, _, x)| (*m, PublicKey::from(x).to_bytes()))
         .collect();
-    let s = Session::<Ed25519Sha512>::new([1; 32], 1, t, roster).expect("session");
+    let s = Ceremony::<Ed25519Sha512>::new([1; 32], 1, t, roster).expect("session");
 
     let start = Instant::now();
     let mut secrets = BTreeMap::new();

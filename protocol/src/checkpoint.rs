@@ -140,7 +140,7 @@ pub fn group_key(public: &PublicKeyPackage) -> Result<[u8; 32], CheckpointError>
         .map_err(|_| CheckpointError::Frost("group key is not 32 bytes".into()))
 }
 
-/// Runs the Ed25519 DKG in memory (all-honest path; the node uses `dkg::Session` with
+/// Runs the Ed25519 DKG in memory (all-honest path; the node uses `dkg::Ceremony` with
 /// `Ed25519Sha512`).
 pub fn run_dkg_in_memory<R: RngCore + CryptoRng>(
     members: &[MemberId],

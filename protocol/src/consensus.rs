@@ -41,7 +41,7 @@ pub use context::{
     BlockHash, BlockValue, Height, Proposal, SeedfedContext, Validator, ValidatorSet, Vote,
 };
 
-use crate::ledger::tx::{verify_vote_signature, Signature64, VoteKind, VoteRecord};
+use crate::ledger::{verify_vote_signature, Signature64, VoteKind, VoteRecord};
 use crate::ledger::{Block, Ledger, SignedTx};
 use crate::member::MemberId;
 

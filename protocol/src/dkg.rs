@@ -9,26 +9,26 @@
 //! ciphersuite: ristretto255 for the seed-tree root (`tprf`), Ed25519 for checkpoints
 //! (`checkpoint`).
 //!
-//! Robust flow over a [`Session`] (chain id, epoch, threshold, members with X25519 keys):
-//! 1. [`Session::round1`]: each member's round-1 package goes through the ledger, so everyone
+//! Robust flow over a [`Ceremony`] (chain id, epoch, threshold, members with X25519 keys):
+//! 1. [`Ceremony::round1`]: each member's round-1 package goes through the ledger, so everyone
 //!    sees the same set. Missing by the deadline = absent; a package with a bad proof of
-//!    knowledge or the wrong degree is excluded by everyone alike ([`Session::valid_round1`]).
-//! 2. [`Session::deal`]: each dealer sends every other valid dealer its share in an
+//!    knowledge or the wrong degree is excluded by everyone alike ([`Ceremony::valid_round1`]).
+//! 2. [`Ceremony::deal`]: each dealer sends every other valid dealer its share in an
 //!    [`Envelope`]: sealed to the recipient's X25519 key with an ephemeral-static key only
 //!    (`seal::seal_ephemeral`) and signed by the dealer's Ed25519 identity over
 //!    (session context = chain id, epoch, ciphersuite, threshold, roster; sender; recipient;
 //!    ephemeral; ciphertext). Point to point.
-//! 3. [`Session::open`]: the recipient checks signature, decryption and the share against the
-//!    dealer's round-1 commitment. On failure it files [`Session::complain`]: the signed
+//! 3. [`Ceremony::open`]: the recipient checks signature, decryption and the share against the
+//!    dealer's round-1 commitment. On failure it files [`Ceremony::complain`]: the signed
 //!    envelope plus the box's Diffie–Hellman secret with a proof (`seal::reveal_ephemeral`), so
 //!    anyone can decrypt that one box and re-run the check without trusting the complainer.
 //!    Revealing it exposes only that dealer's share for that recipient. A recipient that got
 //!    nothing files [`Complaint::Missing`]; the dealer answers by publishing the envelope.
-//! 4. [`Session::qualified_set`] (deterministic, run by every validator on the ledger's data):
+//! 4. [`Ceremony::qualified_set`] (deterministic, run by every validator on the ledger's data):
 //!    drops absent dealers, bad round-1 packages, dealers convicted by a valid complaint and
 //!    dealers that left a `Missing` complaint unanswered; false complaints are rejected and
 //!    reported with their complainer.
-//! 5. [`Session::finish`]: frost's part2/part3 over the qualified set only. frost checks that
+//! 5. [`Ceremony::finish`]: frost's part2/part3 over the qualified set only. frost checks that
 //!    part3 gets exactly `max_signers − 1` packages, so the member's round-1 secret is re-wrapped
 //!    with `max_signers = |qualified|` and part2 is run again on the qualified packages (it is
 //!    deterministic given the polynomial) before part3. Every qualified member ends with the same
@@ -329,7 +329,7 @@ fn agree<C: Ciphersuite>(
 /// One robust DKG run's public parameters. Every validator builds it identically from the
 /// ledger; its [`context`](Self::context) binds every envelope to this run.
 #[derive(Clone, Debug)]
-pub struct Session<C: Ciphersuite> {
+pub struct Ceremony<C: Ciphersuite> {
     chain_id: [u8; 32],
     epoch: u64,
     threshold: u16,
@@ -347,13 +347,13 @@ pub struct Envelope {
     pub recipient: MemberId,
     /// `seal::seal_ephemeral` box of the share's canonical scalar bytes.
     pub sealed: Sealed,
-    /// Ed25519 signature by `sender` over [`Session::envelope_message`].
+    /// Ed25519 signature by `sender` over [`Ceremony::envelope_message`].
     pub signature: [u8; 64],
 }
 
 /// How a [`Complaint::Bad`] proves its case.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Evidence {
+pub enum BadShareProof {
     /// The envelope's ephemeral key is not a valid curve point: visible to anyone.
     InvalidEphemeral,
     /// The box's Diffie–Hellman secret, with its proof.
@@ -371,7 +371,7 @@ pub enum Complaint {
         /// The dealer-signed envelope.
         envelope: Envelope,
         /// What lets anyone check it.
-        evidence: Evidence,
+        evidence: BadShareProof,
     },
     /// The recipient got no envelope; the dealer must publish it (an answer) or be excluded.
     Missing {
@@ -384,7 +384,7 @@ pub enum Complaint {
 
 /// Why a dealer is not in the qualified set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exclusion {
+pub enum ExclusionCause {
     /// No round-1 package on the ledger by the deadline.
     Absent,
     /// Its round-1 package has a bad proof of knowledge or the wrong number of commitments.
@@ -430,20 +430,20 @@ pub struct RejectedComplaint {
     pub reason: Rejection,
 }
 
-/// The outcome of [`Session::qualified_set`].
+/// The outcome of [`Ceremony::qualified_set`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Qualification {
     /// The dealers (and key holders) the DKG finishes with.
     pub qualified: BTreeSet<MemberId>,
     /// Excluded members with the first reason found.
-    pub excluded: BTreeMap<MemberId, Exclusion>,
+    pub excluded: BTreeMap<MemberId, ExclusionCause>,
     /// Complaints that excluded nobody.
     pub rejected: Vec<RejectedComplaint>,
 }
 
 type Round1Map<C> = BTreeMap<MemberId, fdkg::round1::Package<C>>;
 
-impl<C: Ciphersuite> Session<C> {
+impl<C: Ciphersuite> Ceremony<C> {
     /// A session of `members` (each with its X25519 public key) with threshold `threshold` for
     /// `epoch` of chain `chain_id`.
     pub fn new(
@@ -467,7 +467,7 @@ impl<C: Ciphersuite> Session<C> {
         }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         let context = hash32(CONTEXT, &[], &[0; 16], &refs);
-        Ok(Session {
+        Ok(Ceremony {
             chain_id,
             epoch,
             threshold,
@@ -524,12 +524,12 @@ impl<C: Ciphersuite> Session<C> {
     pub fn valid_round1(
         &self,
         published: &Round1Map<C>,
-    ) -> (Round1Map<C>, BTreeMap<MemberId, Exclusion>) {
+    ) -> (Round1Map<C>, BTreeMap<MemberId, ExclusionCause>) {
         let mut valid = BTreeMap::new();
         let mut excluded = BTreeMap::new();
         for m in self.members.keys() {
             let Some(p) = published.get(m) else {
-                excluded.insert(*m, Exclusion::Absent);
+                excluded.insert(*m, ExclusionCause::Absent);
                 continue;
             };
             let ok = p.commitment().coefficients().len() == usize::from(self.threshold)
@@ -540,7 +540,7 @@ impl<C: Ciphersuite> Session<C> {
             if ok {
                 valid.insert(*m, p.clone());
             } else {
-                excluded.insert(*m, Exclusion::BadRound1);
+                excluded.insert(*m, ExclusionCause::BadRound1);
             }
         }
         (valid, excluded)
@@ -720,9 +720,9 @@ impl<C: Ciphersuite> Session<C> {
         rng: &mut R,
     ) -> Result<Complaint, DkgError> {
         let evidence = if seal::ephemeral_is_valid(&envelope.sealed) {
-            Evidence::Reveal(seal::reveal_ephemeral(my_x25519, &envelope.sealed, rng)?)
+            BadShareProof::Reveal(seal::reveal_ephemeral(my_x25519, &envelope.sealed, rng)?)
         } else {
-            Evidence::InvalidEphemeral
+            BadShareProof::InvalidEphemeral
         };
         Ok(Complaint::Bad {
             envelope: envelope.clone(),
@@ -734,7 +734,7 @@ impl<C: Ciphersuite> Session<C> {
     fn judge(
         &self,
         envelope: &Envelope,
-        evidence: &Evidence,
+        evidence: &BadShareProof,
         valid: &Round1Map<C>,
     ) -> Result<(), Rejection> {
         if !self.verify_envelope(envelope) {
@@ -743,7 +743,7 @@ impl<C: Ciphersuite> Session<C> {
         if !seal::ephemeral_is_valid(&envelope.sealed) {
             return Ok(());
         }
-        let Evidence::Reveal(revealed) = evidence else {
+        let BadShareProof::Reveal(revealed) = evidence else {
             return Err(Rejection::BadProof);
         };
         let x = self
@@ -779,7 +779,7 @@ impl<C: Ciphersuite> Session<C> {
                     envelope.recipient,
                     envelope.sender,
                     self.judge(envelope, evidence, &valid)
-                        .map(|()| Exclusion::BadShare {
+                        .map(|()| ExclusionCause::BadShare {
                             complainer: envelope.recipient,
                         }),
                 ),
@@ -796,7 +796,7 @@ impl<C: Ciphersuite> Session<C> {
                     }) {
                         Err(Rejection::Answered)
                     } else {
-                        Ok(Exclusion::NoShare {
+                        Ok(ExclusionCause::NoShare {
                             complainer: *complainer,
                         })
                     };
@@ -957,8 +957,8 @@ impl Complaint {
                 let mut out = vec![1u8];
                 out.extend_from_slice(&envelope.encode());
                 match evidence {
-                    Evidence::InvalidEphemeral => out.push(0),
-                    Evidence::Reveal(r) => {
+                    BadShareProof::InvalidEphemeral => out.push(0),
+                    BadShareProof::Reveal(r) => {
                         out.push(1);
                         out.extend_from_slice(&r.to_bytes());
                     }
@@ -983,8 +983,8 @@ impl Complaint {
             1 => {
                 let envelope = Envelope::read(&mut r)?;
                 let evidence = match r.array::<1>()?[0] {
-                    0 => Evidence::InvalidEphemeral,
-                    1 => Evidence::Reveal(seal::RevealedSecret::from_bytes(&r.array()?)),
+                    0 => BadShareProof::InvalidEphemeral,
+                    1 => BadShareProof::Reveal(seal::RevealedSecret::from_bytes(&r.array()?)),
                     _ => return Err(r.error()),
                 };
                 Complaint::Bad { envelope, evidence }
@@ -1142,12 +1142,12 @@ mod tests {
             .collect()
     }
 
-    pub(crate) fn session<C: Ciphersuite>(ps: &[Party], t: u16) -> Session<C> {
+    pub(crate) fn session<C: Ciphersuite>(ps: &[Party], t: u16) -> Ceremony<C> {
         let roster = ps
             .iter()
             .map(|p| (p.id, PublicKey::from(&p.x).to_bytes()))
             .collect();
-        Session::new([7; 32], 3, t, roster).unwrap()
+        Ceremony::new([7; 32], 3, t, roster).unwrap()
     }
 
     /// Misbehaviour injected into one robust run.
@@ -1171,7 +1171,7 @@ mod tests {
     }
 
     fn bad_envelope<C: Ciphersuite, R: RngCore + CryptoRng>(
-        s: &Session<C>,
+        s: &Ceremony<C>,
         dealer: &Party,
         to: &Party,
         rng: &mut R,
@@ -1354,7 +1354,7 @@ mod tests {
             };
             let o = run_robust::<Ristretto255Sha512>(&ps, t, &faults, 2);
             assert_eq!(o.q.qualified.len(), n - 1);
-            assert_eq!(o.q.excluded[&ps[1].id], Exclusion::Absent);
+            assert_eq!(o.q.excluded[&ps[1].id], ExclusionCause::Absent);
             assert!(!o.q.qualified.contains(&ps[1].id));
             check_group(&o, t);
         }
@@ -1370,7 +1370,7 @@ mod tests {
         let o = run_robust::<Ristretto255Sha512>(&ps, 3, &faults, 3);
         assert_eq!(
             o.q.excluded[&ps[2].id],
-            Exclusion::BadShare {
+            ExclusionCause::BadShare {
                 complainer: ps[0].id
             }
         );
@@ -1444,10 +1444,10 @@ mod tests {
         };
         let o = run_robust::<Ristretto255Sha512>(&ps, 5, &faults, 6);
         assert_eq!(o.q.qualified.len(), 5);
-        assert_eq!(o.q.excluded[&ps[6].id], Exclusion::Absent);
+        assert_eq!(o.q.excluded[&ps[6].id], ExclusionCause::Absent);
         assert!(matches!(
             o.q.excluded[&ps[3].id],
-            Exclusion::BadShare { .. }
+            ExclusionCause::BadShare { .. }
         ));
         check_group(&o, 5);
         // Two bad-share dealers and Ed25519 as the ciphersuite.
@@ -1495,7 +1495,7 @@ mod tests {
         let o = run_robust::<Ristretto255Sha512>(&ps, 3, &faults, 8);
         assert_eq!(
             o.q.excluded[&ps[1].id],
-            Exclusion::NoShare {
+            ExclusionCause::NoShare {
                 complainer: ps[0].id
             }
         );
@@ -1561,7 +1561,7 @@ mod tests {
     /// A session with published round 1, one honest envelope 1 → 0 and a (false) complaint
     /// about it, for the decoder properties.
     fn complaint_fixture() -> (
-        Session<Ristretto255Sha512>,
+        Ceremony<Ristretto255Sha512>,
         Round1Map<Ristretto255Sha512>,
         Complaint,
         Vec<Party>,

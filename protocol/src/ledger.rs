@@ -38,10 +38,11 @@ pub use epochs::{
 };
 pub use state::{
     validate_master_root, Ledger, LedgerState, Member, MemberStatus, SectorRecord,
-    SignRequestRecord,
+    SignRequestRecord, MAX_TXS_PER_BLOCK,
 };
 pub use tx::{
-    Evidence, Signature64, SignedTx, Tx, TxBody, VoteKind, VoteRecord, MAX_PAYLOAD_BYTES,
+    peer_id_bytes, verify_vote_signature, vote_digest, Evidence, Signature64, SignedTx, Tx, TxBody,
+    VoteKind, VoteRecord, MAX_PAYLOAD_BYTES,
 };
 
 const STATE_DOMAIN: Domain = Domain::new("seedfed-ledgerst");

@@ -9,18 +9,18 @@
 //! leaf seeds), `lmots`/`lms`/`sector`/`master` (one-time keys to the system public key),
 //! `shamir`/`reconstruct`/`repair` (leaf seeds live only as shares), `dkg` (the two group keys,
 //! robust against absent and bad dealers), `tprf` (the root secret is used only through a
-//! threshold PRF), `checkpoint`/`light_client` (the Ed25519 group key signs checkpoints that a
+//! threshold PRF), `agent` (what a validator contributes to the epoch cycle after each block), `checkpoint`/`light_client` (the Ed25519 group key signs checkpoints that a
 //! light client checks from the genesis alone), and `ledger`/`consensus` (the replicated
 //! ledger every node applies, ordered by Tendermint through Malachite's pure core).
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admission;
+pub mod agent;
 pub mod assignment;
 pub mod checkpoint;
 pub mod consensus;
 pub mod dkg;
-pub mod epoch;
 pub mod hash;
 pub mod ledger;
 pub mod light_client;

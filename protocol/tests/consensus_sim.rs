@@ -17,12 +17,12 @@ use ed25519_dalek::{Signer, SigningKey};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use seedfed_protocol::agent::{Agent, Duty, Fault};
 use seedfed_protocol::consensus::{
     CommitCertificate, Consensus, ConsensusKey, ConsensusMessage, ConsensusParams, Input, Output,
     TimerId,
 };
-use seedfed_protocol::epoch::{Agent, Duty, Fault};
-use seedfed_protocol::ledger::tx::vote_digest;
+use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{decode, encode};
 use seedfed_protocol::ledger::{
     Block, EpochParams, Evidence, Genesis, GenesisValidator, KeyParams, Ledger, Signature64,
@@ -977,7 +977,7 @@ fn membership_changes_through_the_ledger() {
     let mut sim = Sim::with_members(5, 6, 5, &[], net);
     sim.own_transfers = false;
     let newcomer = MemberId(sim.keys[5].verifying_key().to_bytes());
-    let peer_id = seedfed_protocol::ledger::tx::peer_id_bytes(&newcomer);
+    let peer_id = seedfed_protocol::ledger::peer_id_bytes(&newcomer);
     let pow = seedfed_protocol::admission::Puzzle {
         chain_id: CHAIN.into(),
         peer_id: peer_id.clone(),

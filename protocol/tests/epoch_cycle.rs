@@ -1,4 +1,4 @@
-//! The whole epoch cycle in memory: validators with a real `Ledger` and an `epoch::Agent` each,
+//! The whole epoch cycle in memory: validators with a real `Ledger` and an `agent::Agent` each,
 //! a trivial "consensus" that puts every submitted transaction into the next block (built with
 //! `Ledger::build_block`, last commit signed by the validators), and point-to-point messages
 //! delivered one step later. Every loop is bounded.
@@ -13,9 +13,9 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 use frost_ed25519::Ed25519Sha512;
 use frost_ristretto255::Ristretto255Sha512;
+use seedfed_protocol::agent::{Agent, Duty, EpochError, Fault};
 use seedfed_protocol::dkg::{self, Complaint, Envelope};
-use seedfed_protocol::epoch::{Agent, Duty, EpochError, Fault};
-use seedfed_protocol::ledger::tx::vote_digest;
+use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
     beacon_input, chain_digest, decode, encode, validator_set_hash, CommitInfo, ComplaintKey,
     ComplaintPayload, DkgExclusion, DkgSuite, EpochParams, Genesis, GenesisValidator, KeyParams,

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use seedfed_protocol::epoch::{Agent, AgentStatus, Duty, Fault};
+use seedfed_protocol::agent::{Agent, AgentStatus, Duty, Fault};
 use seedfed_protocol::hash::Domain;
 
 use crate::network::{NetworkEvent, NetworkHandle, ResponseToken};
@@ -977,7 +977,7 @@ impl Driver {
         let mut out = Vec::new();
         for tx in self.mempool.values() {
             bytes += ledger::encode(tx).len();
-            if bytes > BLOCK_TX_BYTES || out.len() >= ledger::state::MAX_TXS_PER_BLOCK {
+            if bytes > BLOCK_TX_BYTES || out.len() >= ledger::MAX_TXS_PER_BLOCK {
                 break;
             }
             out.push(tx.clone());

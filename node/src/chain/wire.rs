@@ -130,7 +130,7 @@ pub fn member_of(peer: &PeerId) -> Option<MemberId> {
 
 /// The peer id of a member.
 pub fn peer_of(member: &MemberId) -> Option<PeerId> {
-    PeerId::from_bytes(&ledger::tx::peer_id_bytes(member)).ok()
+    PeerId::from_bytes(&ledger::peer_id_bytes(member)).ok()
 }
 
 /// Why a gossip message was dropped.
@@ -216,7 +216,7 @@ fn check_consensus(
             p.proposer
         ))),
         ConsensusMessage::Proposal(p)
-            if p.block.txs.len() > seedfed_protocol::ledger::state::MAX_TXS_PER_BLOCK =>
+            if p.block.txs.len() > seedfed_protocol::ledger::MAX_TXS_PER_BLOCK =>
         {
             Err(Drop::Reject(format!(
                 "proposed block has {} transactions",
@@ -230,7 +230,7 @@ fn check_consensus(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seedfed_protocol::ledger::tx::Signature64;
+    use seedfed_protocol::ledger::Signature64;
     use seedfed_protocol::ledger::{VoteKind, VoteRecord};
 
     fn peer() -> (PeerId, MemberId) {

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::context::{vote_kind, BlockHash, Height, SeedfedContext, ValidatorSet};
-use crate::ledger::tx::{verify_vote_signature, vote_digest, Signature64, VoteKind};
 use crate::ledger::CommitInfo;
+use crate::ledger::{verify_vote_signature, vote_digest, Signature64, VoteKind};
 use crate::member::MemberId;
 
 /// A commit certificate: precommits for one block at one height and round from more than two

@@ -14,8 +14,8 @@ use malachitebft_signing_ed25519 as ms;
 use mt::{NilOrVal, Round, VoteType};
 
 use crate::hash::{hash32, Domain};
-use crate::ledger::tx::{vote_digest, VoteKind};
 use crate::ledger::Block;
+use crate::ledger::{vote_digest, VoteKind};
 use crate::member::MemberId;
 
 const PROPOSAL_DOMAIN: Domain = Domain::new("seedfed-proposal");

@@ -6,7 +6,7 @@
 //! [`DkgRound::opened_at`] (the height of the epoch start, 0 at genesis):
 //! round 1 in `(opened, opened + R]`, complaints and answers in `(opened + R, opened + R + C]`
 //! (`Missing` complaints only in the first half, so the dealer has time to answer), and
-//! `DkgFinalize` after that. Finalisation computes `dkg::Session::qualified_set` for both
+//! `DkgFinalize` after that. Finalisation computes `dkg::Ceremony::qualified_set` for both
 //! suites from the ledger's data, intersects them (one group for both keys), recomputes both
 //! public key packages over the intersection from the round-1 commitments and records them with
 //! every exclusion and its reason. With fewer than `t` qualified the attempt is recorded as
@@ -43,7 +43,7 @@ use super::state::LedgerState;
 use super::tx::Signature64;
 use super::{chain_digest, decode, LedgerError};
 use crate::checkpoint::{self, Checkpoint, SignatureShare, SigningCommitments};
-use crate::dkg::{self, Complaint, Envelope, Exclusion, Session};
+use crate::dkg::{self, Ceremony, Complaint, Envelope, ExclusionCause};
 use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
 use crate::tprf;
@@ -130,7 +130,7 @@ pub enum DkgExclusion {
     /// No round-1 package in the window.
     Absent,
     /// A round-1 package with a bad proof or degree (cannot be on the ledger; kept for
-    /// completeness of `dkg::Exclusion`).
+    /// completeness of `dkg::ExclusionCause`).
     BadRound1 {
         /// Suite.
         suite: DkgSuite,
@@ -152,12 +152,12 @@ pub enum DkgExclusion {
 }
 
 impl DkgExclusion {
-    fn from_dkg(suite: DkgSuite, e: Exclusion) -> Self {
+    fn from_dkg(suite: DkgSuite, e: ExclusionCause) -> Self {
         match e {
-            Exclusion::Absent => DkgExclusion::Absent,
-            Exclusion::BadRound1 => DkgExclusion::BadRound1 { suite },
-            Exclusion::BadShare { complainer } => DkgExclusion::BadShare { suite, complainer },
-            Exclusion::NoShare { complainer } => DkgExclusion::NoShare { suite, complainer },
+            ExclusionCause::Absent => DkgExclusion::Absent,
+            ExclusionCause::BadRound1 => DkgExclusion::BadRound1 { suite },
+            ExclusionCause::BadShare { complainer } => DkgExclusion::BadShare { suite, complainer },
+            ExclusionCause::NoShare { complainer } => DkgExclusion::NoShare { suite, complainer },
         }
     }
 }
@@ -327,7 +327,7 @@ pub fn beacon_input(chain_digest: &[u8; 32], epoch: u64) -> Vec<u8> {
     v
 }
 
-/// The DKG session id of an attempt (passed as `Session`'s chain id):
+/// The DKG session id of an attempt (passed as `Ceremony`'s chain id):
 /// BLAKE2b(`seedfed-dkg-sid`, chain digest, u32le(attempt)).
 pub fn dkg_session_id(chain_digest: &[u8; 32], attempt: u32) -> [u8; 32] {
     hash32(
@@ -397,8 +397,8 @@ impl DkgRound {
     }
 
     /// The session of this attempt in suite `C` (the same on every node).
-    pub fn session<C: Ciphersuite>(&self, chain_id: &str) -> Result<Session<C>, LedgerError> {
-        Session::new(
+    pub fn session<C: Ciphersuite>(&self, chain_id: &str) -> Result<Ceremony<C>, LedgerError> {
+        Ceremony::new(
             dkg_session_id(&chain_digest(chain_id), self.attempt),
             self.epoch,
             self.threshold,
@@ -1045,7 +1045,7 @@ impl LedgerState {
 
 /// DKG check of a `DkgCommitment`: the payload decodes to both frost round-1 packages, and each
 /// has exactly `t` coefficient commitments and a valid proof of knowledge for the sender's
-/// identifier (`dkg::Session::valid_round1`).
+/// identifier (`dkg::Ceremony::valid_round1`).
 pub fn validate_dkg_round1_payload(
     state: &LedgerState,
     sender: &MemberId,
@@ -1075,7 +1075,7 @@ pub fn validate_dkg_round1_payload(
 
 /// DKG check of a `DkgComplaint`: the complaint decodes, names the author as complainer and
 /// `accused` as dealer, arrives inside its window, and either convicts the dealer (`Bad`, judged
-/// by `dkg::Session::qualified_set` on the ledger's packages) or is owed (`Missing` from a
+/// by `dkg::Ceremony::qualified_set` on the ledger's packages) or is owed (`Missing` from a
 /// valid round-1 dealer to a valid dealer not yet answered). Returns the complaint's key.
 pub fn validate_dkg_complaint_payload(
     state: &LedgerState,
@@ -1121,7 +1121,7 @@ pub fn validate_dkg_complaint_payload(
             )));
         }
         match q.excluded.get(&dealer) {
-            Some(Exclusion::BadShare { .. }) | Some(Exclusion::NoShare { .. }) => Ok(()),
+            Some(ExclusionCause::BadShare { .. }) | Some(ExclusionCause::NoShare { .. }) => Ok(()),
             _ => Err(LedgerError::DkgRejected("complaint proves nothing".into())),
         }
     }

@@ -26,9 +26,9 @@ use x25519_dalek::StaticSecret;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::checkpoint::{self, SigningCommitments, SigningNonces};
-use crate::dkg::{DkgError, Envelope, Session};
-use crate::ledger::epochs::{ComplaintKey, ComplaintPayload, DkgSuite, Round1Payload};
+use crate::dkg::{Ceremony, DkgError, Envelope};
 use crate::ledger::{beacon_input, chain_digest, decode, encode, Ledger, LedgerState, TxBody};
+use crate::ledger::{ComplaintKey, ComplaintPayload, DkgSuite, Round1Payload};
 use crate::member::MemberId;
 use crate::tprf::{self, Partial};
 
@@ -744,7 +744,7 @@ impl Agent {
             .collect())
     }
 
-    /// Runs `Session::finish` for both suites once the ledger recorded a DKG result that
+    /// Runs `Ceremony::finish` for both suites once the ledger recorded a DKG result that
     /// qualifies this validator.
     fn finish_dkgs(&mut self, st: &LedgerState) {
         for (epoch, result) in &st.dkg_results {
@@ -970,8 +970,8 @@ impl Agent {
 fn session_and_published<C: Ciphersuite>(
     st: &LedgerState,
     suite: DkgSuite,
-) -> Result<(Session<C>, BTreeMap<MemberId, round1::Package<C>>), EpochError> {
-    let session: Session<C> = st
+) -> Result<(Ceremony<C>, BTreeMap<MemberId, round1::Package<C>>), EpochError> {
+    let session: Ceremony<C> = st
         .dkg
         .session(&st.chain_id)
         .map_err(|_| EpochError::NotParticipating)?;
