@@ -20,6 +20,7 @@ pub mod agent;
 pub mod assignment;
 pub mod checkpoint;
 pub mod consensus;
+pub mod dealing;
 pub mod dkg;
 pub mod hash;
 pub mod ledger;

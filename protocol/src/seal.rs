@@ -37,6 +37,7 @@ use crate::hash::{hash32, hash64, Domain};
 const SEAL_KEY: Domain = Domain::new("seedfed-seal-key");
 const SEAL_EPH_KEY: Domain = Domain::new("seedfed-seal-eph");
 const REVEAL: Domain = Domain::new("seedfed-seal-rvl");
+const POSSESSION: Domain = Domain::new("seedfed-x25519po");
 /// Largest ciphertext [`open`] accepts (16 MiB: a repair vector of ~500k scalars).
 pub const MAX_CIPHERTEXT: usize = 16 << 20;
 
@@ -333,20 +334,8 @@ pub fn reveal_ephemeral<R: RngCore + CryptoRng>(
 ) -> Result<RevealedSecret, SealError> {
     let e8 = ephemeral_edwards(&sealed.ephemeral)?;
     let public = PublicKey::from(recipient);
-    let p = recipient_edwards(public.as_bytes()).ok_or(SealError::NonContributory)?;
-    // X25519 multiplies by the clamped integer x, a multiple of 8: x·E = (x/8)·(8E).
-    let clamped = Zeroizing::new(clamp_integer(recipient.to_bytes()));
-    let mut eighth = Zeroizing::new([0u8; 32]);
-    for i in 0..32 {
-        let hi = if i < 31 { clamped[i + 1] << 5 } else { 0 };
-        eighth[i] = (clamped[i] >> 3) | hi;
-    }
-    let mut s = Zeroizing::new(Scalar::from_bytes_mod_order(*eighth));
+    let s = edwards_exponent(recipient)?;
     let b8 = ED25519_BASEPOINT_POINT.mul_by_cofactor();
-    // P is the sign-0 lift of the public key: ±x·B. Use the sign of s that matches it.
-    if b8 * *s != p {
-        *s = -*s;
-    }
     let q = e8 * *s;
     let r = Zeroizing::new(Scalar::random(rng));
     let a1 = b8 * *r;
@@ -389,6 +378,89 @@ pub fn open_revealed(
     let es = q.to_montgomery().to_bytes();
     let key = ephemeral_box_key(&es, &sealed.ephemeral, recipient.as_bytes());
     aead_open(&key, ad, sealed)
+}
+
+/// The exponent `s` with `P = s·(8B)`, where `P` is the sign-0 Edwards lift of `secret`'s
+/// X25519 public key: X25519 multiplies by the clamped integer x, a multiple of 8, so
+/// `x·E = (x/8)·(8E)`; the sign of `s` is the one that matches the lift.
+fn edwards_exponent(secret: &StaticSecret) -> Result<Zeroizing<Scalar>, SealError> {
+    let public = PublicKey::from(secret);
+    let p = recipient_edwards(public.as_bytes()).ok_or(SealError::NonContributory)?;
+    let clamped = Zeroizing::new(clamp_integer(secret.to_bytes()));
+    let mut eighth = Zeroizing::new([0u8; 32]);
+    for i in 0..32 {
+        let hi = if i < 31 { clamped[i + 1] << 5 } else { 0 };
+        eighth[i] = (clamped[i] >> 3) | hi;
+    }
+    let mut s = Zeroizing::new(Scalar::from_bytes_mod_order(*eighth));
+    if ED25519_BASEPOINT_POINT.mul_by_cofactor() * *s != p {
+        *s = -*s;
+    }
+    Ok(s)
+}
+
+/// Whether `key` is an X25519 public key that can receive sealed shares: its canonical encoding
+/// (`u < 2^255 − 19`, top bit clear), a point of Curve25519 rather than its twist, and of prime
+/// order (not in the small-order subgroup, so no Diffie–Hellman output with it is predictable).
+/// Keys made by X25519 key generation always pass.
+pub fn x25519_key_is_valid(key: &[u8; 32]) -> bool {
+    let top_bit_clear = key[31] & 0x80 == 0;
+    let below_p = !(key[31] == 0x7f && key[1..31].iter().all(|b| *b == 0xff) && key[0] >= 0xed);
+    top_bit_clear && below_p && recipient_edwards(key).is_some()
+}
+
+/// A Schnorr proof that the owner of an X25519 key knows its secret, bound to `context` (for
+/// admission: chain, peer id), so a peer cannot register another's key as its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PossessionProof {
+    /// Challenge `c` (canonical scalar bytes).
+    pub challenge: [u8; 32],
+    /// Response `z` (canonical scalar bytes).
+    pub response: [u8; 32],
+}
+
+fn possession_challenge(key: &[u8; 32], context: &[u8], a: &EdwardsPoint) -> Scalar {
+    Scalar::from_bytes_mod_order_wide(&hash64(
+        POSSESSION,
+        &[],
+        &[0; 16],
+        &[key, context, a.compress().as_bytes()],
+    ))
+}
+
+/// Proves possession of `secret` for `context`.
+pub fn prove_possession<R: RngCore + CryptoRng>(
+    secret: &StaticSecret,
+    context: &[u8],
+    rng: &mut R,
+) -> Result<PossessionProof, SealError> {
+    let s = edwards_exponent(secret)?;
+    let r = Zeroizing::new(Scalar::random(rng));
+    let a = ED25519_BASEPOINT_POINT.mul_by_cofactor() * *r;
+    let c = possession_challenge(PublicKey::from(secret).as_bytes(), context, &a);
+    Ok(PossessionProof {
+        challenge: c.to_bytes(),
+        response: (*r + c * *s).to_bytes(),
+    })
+}
+
+/// Checks a [`PossessionProof`] of `key` for `context`; also checks the key itself
+/// ([`x25519_key_is_valid`]).
+pub fn verify_possession(key: &[u8; 32], context: &[u8], proof: &PossessionProof) -> bool {
+    if !x25519_key_is_valid(key) {
+        return false;
+    }
+    let Some(p) = recipient_edwards(key) else {
+        return false;
+    };
+    let (Some(c), Some(z)) = (
+        Option::<Scalar>::from(Scalar::from_canonical_bytes(proof.challenge)),
+        Option::<Scalar>::from(Scalar::from_canonical_bytes(proof.response)),
+    ) else {
+        return false;
+    };
+    let a = ED25519_BASEPOINT_POINT.mul_by_cofactor() * z - p * c;
+    possession_challenge(key, context, &a) == c
 }
 
 #[cfg(test)]
@@ -529,5 +601,56 @@ mod tests {
             pairwise_secret(&a, &PublicKey::from([0u8; 32])).unwrap_err(),
             SealError::NonContributory
         );
+    }
+
+    #[test]
+    fn x25519_keys_are_checked_for_canonical_prime_order_points() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        for _ in 0..16 {
+            let sk = StaticSecret::random_from_rng(&mut rng);
+            assert!(x25519_key_is_valid(PublicKey::from(&sk).as_bytes()));
+        }
+        // Low-order points: 0, 1, and the order-8 point of RFC 7748 test vectors.
+        let mut order8 = [0u8; 32];
+        order8.copy_from_slice(
+            &hex::decode("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
+                .expect("hex"),
+        );
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        for bad in [[0u8; 32], one, order8] {
+            assert!(!x25519_key_is_valid(&bad));
+        }
+        // Non-canonical encodings: top bit set, and u = p + 9 (the base point plus p).
+        let mut base = [0u8; 32];
+        base[0] = 9;
+        assert!(x25519_key_is_valid(&base));
+        let mut high = base;
+        high[31] |= 0x80;
+        assert!(!x25519_key_is_valid(&high));
+        let mut over = [0xffu8; 32];
+        over[31] = 0x7f;
+        over[0] = 0xed + 9;
+        assert!(!x25519_key_is_valid(&over));
+        // A point on the twist (u = 2 is not on Curve25519).
+        let mut two = [0u8; 32];
+        two[0] = 2;
+        assert!(!x25519_key_is_valid(&two));
+    }
+
+    #[test]
+    fn possession_proofs_bind_key_and_context() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let sk = StaticSecret::random_from_rng(&mut rng);
+        let pk = PublicKey::from(&sk).to_bytes();
+        let proof = prove_possession(&sk, b"chain/peer", &mut rng).expect("prove");
+        assert!(verify_possession(&pk, b"chain/peer", &proof));
+        assert!(!verify_possession(&pk, b"chain/other-peer", &proof));
+        let other = PublicKey::from(&StaticSecret::random_from_rng(&mut rng)).to_bytes();
+        assert!(!verify_possession(&other, b"chain/peer", &proof));
+        let mut bad = proof;
+        bad.response[0] ^= 1;
+        assert!(!verify_possession(&pk, b"chain/peer", &bad));
+        assert!(!verify_possession(&[0; 32], b"chain/peer", &proof));
     }
 }

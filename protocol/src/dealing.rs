@@ -1,0 +1,600 @@
+//! Dealing a sector's leaf seeds to their holders: the owner's signed, sealed batches, the
+//! holder's checks and acknowledgement, and a complaint that proves a bad batch to anyone.
+//!
+//! Guarantees: every holder that acknowledges a sector saw the same per-leaf Feldman commitments
+//! (bound by one Merkle root, the *commitments root*, that the acknowledgement signs); a batch
+//! is readable only by its holder, and a holder can prove to anyone that a batch signed by the
+//! owner carries a share that fails its commitment (or is malformed) without revealing anything
+//! but that one batch. The message-by-message protocol is in `docs/protocol.md`.
+
+use std::collections::BTreeSet;
+
+use curve25519_dalek::ristretto::CompressedRistretto;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+use crate::hash::{hash32, position_salt, Domain};
+use crate::member::MemberId;
+use crate::seal::{self, RevealedSecret, Sealed};
+use crate::shamir::{self, Commitment, Share};
+
+const LEAF: Domain = Domain::new("seedfed-dealcmt");
+const NODE: Domain = Domain::new("seedfed-dealnode");
+const BATCH_SIG: Domain = Domain::new("seedfed-dealbat");
+const BATCH_AD: Domain = Domain::new("seedfed-dealad");
+const ACK_SIG: Domain = Domain::new("seedfed-dealack");
+
+/// Largest chunk a batch may cover: `2^MAX_CHUNK_BITS` leaves.
+pub const MAX_CHUNK_BITS: u8 = 12;
+/// Bytes of one `(leaf, share)` entry in a batch's plaintext.
+const ENTRY_LEN: usize = 8 + 32;
+
+/// Errors of dealing. Never contain secret values.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DealError {
+    /// The batch is not signed by the sector's owner.
+    #[error("deal batch signature does not verify under the owner's key")]
+    BadSignature,
+    /// The batch names another chain, key, sector, owner or holder than expected.
+    #[error("deal batch addressed to another context ({0})")]
+    WrongContext(&'static str),
+    /// The chunk is outside the sector or has the wrong number of commitments.
+    #[error("deal batch chunk malformed: {0}")]
+    BadChunk(&'static str),
+    /// A commitment has the wrong threshold.
+    #[error("commitment of leaf {leaf} has {got} points, threshold is {k}")]
+    BadCommitment {
+        /// The leaf.
+        leaf: u64,
+        /// Points in the commitment.
+        got: usize,
+        /// Expected threshold.
+        k: usize,
+    },
+    /// The box does not open (or a reveal of it does not verify).
+    #[error("deal batch does not open: {0}")]
+    Seal(#[from] seal::SealError),
+    /// The plaintext is not a list of `(leaf, share)` entries.
+    #[error("deal batch plaintext malformed: {0}")]
+    Malformed(&'static str),
+    /// The batch's leaves are not exactly the leaves this holder holds in the chunk.
+    #[error("deal batch carries the wrong leaf set for this holder")]
+    WrongLeaves,
+    /// Shares that fail their Feldman commitment (global leaf indices).
+    #[error("shares of leaves {leaves:?} fail their commitments")]
+    BadShares {
+        /// The leaves whose shares are bad.
+        leaves: Vec<u64>,
+    },
+    /// An acknowledgement's signature does not verify.
+    #[error("deal acknowledgement signature does not verify")]
+    BadAck,
+    /// A complaint that proves nothing against the owner.
+    #[error("complaint rejected: {0}")]
+    ComplaintRejected(&'static str),
+}
+
+/// What a batch or acknowledgement is bound to: one sector of one key on one chain, dealt by
+/// its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorId {
+    /// The chain digest (`ledger::chain_digest`).
+    pub chain: [u8; 32],
+    /// The key number (0 for the first key).
+    pub key: u32,
+    /// The sector (branch) index.
+    pub sector: u32,
+    /// The sector's owner (dealer).
+    pub owner: MemberId,
+}
+
+impl SectorId {
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + 4 + 4 + 32);
+        out.extend_from_slice(&self.chain);
+        out.extend_from_slice(&self.key.to_le_bytes());
+        out.extend_from_slice(&self.sector.to_le_bytes());
+        out.extend_from_slice(self.owner.as_bytes());
+        out
+    }
+}
+
+/// The hash of one leaf's commitment, the Merkle leaf of the commitments tree.
+pub fn commitment_hash(leaf: u64, commitment: &Commitment) -> [u8; 32] {
+    let points: Vec<u8> = commitment
+        .to_compressed()
+        .iter()
+        .flat_map(|p| p.to_bytes())
+        .collect();
+    hash32(LEAF, &[], &position_salt(0, leaf), &[&points])
+}
+
+fn node_hash(level: u32, index: u64, left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    hash32(NODE, &[], &position_salt(level, index), &[left, right])
+}
+
+/// The Merkle root over `hashes` (a power-of-two count) whose first entry is at global position
+/// `first` of level `level`. Positions are global, so a chunk's root is a node of the sector's
+/// tree.
+fn subtree_root(mut hashes: Vec<[u8; 32]>, level: u32, first: u64) -> [u8; 32] {
+    let mut level = level;
+    let mut first = first;
+    while hashes.len() > 1 {
+        level += 1;
+        first /= 2;
+        hashes = hashes
+            .chunks(2)
+            .enumerate()
+            .map(|(i, pair)| node_hash(level, first + i as u64, &pair[0], &pair[1]))
+            .collect();
+    }
+    hashes[0]
+}
+
+/// The root of a chunk's commitments (`commitments.len()` a power of two, `first_leaf` aligned
+/// to it): a node of the sector's commitments tree.
+pub fn chunk_root(first_leaf: u64, commitments: &[Commitment]) -> Result<[u8; 32], DealError> {
+    let n = commitments.len();
+    if n == 0 || !n.is_power_of_two() || !first_leaf.is_multiple_of(n as u64) {
+        return Err(DealError::BadChunk("not an aligned power-of-two range"));
+    }
+    let hashes = commitments
+        .iter()
+        .enumerate()
+        .map(|(i, c)| commitment_hash(first_leaf + i as u64, c))
+        .collect();
+    Ok(subtree_root(hashes, 0, first_leaf))
+}
+
+/// The commitments root of a sector from its chunks' roots, in order: chunks of `2^chunk_bits`
+/// leaves starting at `first_leaf` (the sector's first leaf, aligned).
+pub fn commitments_root(first_leaf: u64, chunk_bits: u8, chunk_roots: &[[u8; 32]]) -> [u8; 32] {
+    subtree_root(
+        chunk_roots.to_vec(),
+        u32::from(chunk_bits),
+        first_leaf >> chunk_bits,
+    )
+}
+
+/// The authentication path of `leaf`'s commitment inside its chunk (bottom up), for a
+/// complaint; `commitments` is the chunk starting at `first_leaf`.
+pub fn chunk_path(
+    first_leaf: u64,
+    commitments: &[Commitment],
+    leaf: u64,
+) -> Result<Vec<[u8; 32]>, DealError> {
+    chunk_root(first_leaf, commitments)?;
+    let pos = leaf
+        .checked_sub(first_leaf)
+        .filter(|p| *p < commitments.len() as u64)
+        .ok_or(DealError::BadChunk("leaf outside the chunk"))? as usize;
+    let mut hashes: Vec<[u8; 32]> = commitments
+        .iter()
+        .enumerate()
+        .map(|(i, c)| commitment_hash(first_leaf + i as u64, c))
+        .collect();
+    let mut path = Vec::new();
+    let mut idx = pos;
+    let mut level = 0u32;
+    let mut first = first_leaf;
+    while hashes.len() > 1 {
+        path.push(hashes[idx ^ 1]);
+        level += 1;
+        first /= 2;
+        hashes = hashes
+            .chunks(2)
+            .enumerate()
+            .map(|(i, pair)| node_hash(level, first + i as u64, &pair[0], &pair[1]))
+            .collect();
+        idx /= 2;
+    }
+    Ok(path)
+}
+
+/// Recomputes a chunk root from one leaf's commitment and its path.
+pub fn root_from_path(leaf: u64, commitment: &Commitment, path: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = commitment_hash(leaf, commitment);
+    let mut idx = leaf;
+    for (level, sibling) in path.iter().enumerate() {
+        let parent = idx / 2;
+        h = if idx.is_multiple_of(2) {
+            node_hash(level as u32 + 1, parent, &h, sibling)
+        } else {
+            node_hash(level as u32 + 1, parent, sibling, &h)
+        };
+        idx = parent;
+    }
+    h
+}
+
+/// One batch of a sector's dealing to one holder: the public commitments of an aligned chunk of
+/// leaves and, sealed to the holder, its shares of the chunk's leaves it holds. Signed by the
+/// owner, so the holder can show it to anyone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealBatch {
+    /// The sector and its owner.
+    pub id: SectorId,
+    /// The holder this batch is for.
+    pub holder: MemberId,
+    /// First (global) leaf of the chunk.
+    pub first_leaf: u64,
+    /// One commitment per leaf of the chunk (`2^k` of them, `k ≤ MAX_CHUNK_BITS`).
+    pub commitments: Vec<Commitment>,
+    /// `seal_ephemeral` box of the holder's `(leaf u64 LE ‖ share 32 bytes)` entries, in leaf
+    /// order.
+    pub sealed: Sealed,
+    /// Owner's Ed25519 signature over [`DealBatch::signed_message`].
+    pub signature: Vec<u8>,
+}
+
+impl DealBatch {
+    /// The associated data of the box: the context without the box itself.
+    fn ad(id: &SectorId, holder: &MemberId, first_leaf: u64, chunk_root: &[u8; 32]) -> [u8; 32] {
+        hash32(
+            BATCH_AD,
+            &[],
+            &[0; 16],
+            &[
+                &id.bytes(),
+                holder.as_bytes(),
+                &first_leaf.to_le_bytes(),
+                chunk_root,
+            ],
+        )
+    }
+
+    /// What the owner signs: the context, the chunk's commitments root and the box.
+    pub fn signed_message(&self) -> Result<[u8; 32], DealError> {
+        let root = chunk_root(self.first_leaf, &self.commitments)?;
+        Ok(Self::message(
+            &self.id,
+            &self.holder,
+            self.first_leaf,
+            &root,
+            &self.sealed,
+        ))
+    }
+
+    fn message(
+        id: &SectorId,
+        holder: &MemberId,
+        first_leaf: u64,
+        chunk_root: &[u8; 32],
+        sealed: &Sealed,
+    ) -> [u8; 32] {
+        hash32(
+            BATCH_SIG,
+            &[],
+            &[0; 16],
+            &[
+                &id.bytes(),
+                holder.as_bytes(),
+                &first_leaf.to_le_bytes(),
+                chunk_root,
+                &sealed.ephemeral,
+                &sealed.ciphertext,
+            ],
+        )
+    }
+
+    /// The root of this batch's chunk of commitments.
+    pub fn chunk_root(&self) -> Result<[u8; 32], DealError> {
+        chunk_root(self.first_leaf, &self.commitments)
+    }
+
+    /// Checks the owner's signature and the chunk's shape (aligned, at most
+    /// `2^MAX_CHUNK_BITS` leaves, every commitment with `k` points).
+    pub fn verify_public(&self, k: usize) -> Result<[u8; 32], DealError> {
+        if self.commitments.len() > 1 << MAX_CHUNK_BITS {
+            return Err(DealError::BadChunk("chunk larger than the maximum"));
+        }
+        for (i, c) in self.commitments.iter().enumerate() {
+            if c.threshold() != k {
+                return Err(DealError::BadCommitment {
+                    leaf: self.first_leaf + i as u64,
+                    got: c.threshold(),
+                    k,
+                });
+            }
+        }
+        let root = self.chunk_root()?;
+        let msg = Self::message(&self.id, &self.holder, self.first_leaf, &root, &self.sealed);
+        let key = VerifyingKey::from_bytes(self.id.owner.as_bytes())
+            .map_err(|_| DealError::BadSignature)?;
+        let sig = Signature::from_slice(&self.signature).map_err(|_| DealError::BadSignature)?;
+        key.verify_strict(&msg, &sig)
+            .map_err(|_| DealError::BadSignature)?;
+        Ok(root)
+    }
+}
+
+/// A batch's recipient: a holder and its registered X25519 key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    /// The holder.
+    pub id: MemberId,
+    /// Its X25519 key from the ledger.
+    pub x25519: [u8; 32],
+}
+
+/// Builds the owner's batch for `to`: `shares` are `(global leaf, share)` for the leaves of
+/// the chunk that `to` holds, in leaf order; `commitments` the whole chunk's.
+pub fn seal_batch<R: RngCore + CryptoRng>(
+    id: SectorId,
+    owner_key: &SigningKey,
+    to: Recipient,
+    first_leaf: u64,
+    commitments: Vec<Commitment>,
+    shares: &[(u64, &Share)],
+    rng: &mut R,
+) -> Result<DealBatch, DealError> {
+    if owner_key.verifying_key().to_bytes() != *id.owner.as_bytes() {
+        return Err(DealError::WrongContext("signing key is not the owner's"));
+    }
+    let Recipient {
+        id: holder,
+        x25519: holder_x25519,
+    } = to;
+    let root = chunk_root(first_leaf, &commitments)?;
+    let mut plain = Zeroizing::new(Vec::with_capacity(shares.len() * ENTRY_LEN));
+    for (leaf, share) in shares {
+        if share.holder != holder {
+            return Err(DealError::WrongContext("share of another holder"));
+        }
+        plain.extend_from_slice(&leaf.to_le_bytes());
+        plain.extend_from_slice(&*share.value_bytes());
+    }
+    let ad = DealBatch::ad(&id, &holder, first_leaf, &root);
+    let sealed = seal::seal_ephemeral(&PublicKey::from(holder_x25519), &ad, &plain, rng)?;
+    let msg = DealBatch::message(&id, &holder, first_leaf, &root, &sealed);
+    Ok(DealBatch {
+        id,
+        holder,
+        first_leaf,
+        commitments,
+        sealed,
+        signature: owner_key.sign(&msg).to_bytes().to_vec(),
+    })
+}
+
+/// The shares a holder took from a batch: `(global leaf, share)` in leaf order.
+pub type ReceivedShares = Vec<(u64, Share)>;
+
+fn parse_entries(
+    holder: MemberId,
+    first_leaf: u64,
+    chunk_len: u64,
+    plain: &[u8],
+) -> Result<ReceivedShares, DealError> {
+    if !plain.len().is_multiple_of(ENTRY_LEN) {
+        return Err(DealError::Malformed(
+            "length is not a whole number of entries",
+        ));
+    }
+    let mut out = Vec::with_capacity(plain.len() / ENTRY_LEN);
+    let mut last: Option<u64> = None;
+    for entry in plain.chunks(ENTRY_LEN) {
+        let mut leaf_bytes = [0u8; 8];
+        leaf_bytes.copy_from_slice(&entry[..8]);
+        let leaf = u64::from_le_bytes(leaf_bytes);
+        if leaf < first_leaf || leaf - first_leaf >= chunk_len {
+            return Err(DealError::Malformed("leaf outside the chunk"));
+        }
+        if last.is_some_and(|l| l >= leaf) {
+            return Err(DealError::Malformed("leaves not in increasing order"));
+        }
+        last = Some(leaf);
+        let mut value = Zeroizing::new([0u8; 32]);
+        value.copy_from_slice(&entry[8..]);
+        let share =
+            Share::new(holder, &value).map_err(|_| DealError::Malformed("non-canonical share"))?;
+        out.push((leaf, share));
+    }
+    Ok(out)
+}
+
+fn check_shares<R: RngCore + CryptoRng>(
+    batch: &DealBatch,
+    shares: &ReceivedShares,
+    k: usize,
+    rng: &mut R,
+) -> Result<(), DealError> {
+    let items: Vec<(&Share, &Commitment)> = shares
+        .iter()
+        .map(|(leaf, s)| (s, &batch.commitments[(leaf - batch.first_leaf) as usize]))
+        .collect();
+    match shamir::verify_batch(&items, k, rng) {
+        Ok(()) => Ok(()),
+        Err(shamir::ShamirError::BadShares { indices }) => Err(DealError::BadShares {
+            leaves: indices.into_iter().map(|i| shares[i].0).collect(),
+        }),
+        Err(_) => Err(DealError::Malformed("share verification failed")),
+    }
+}
+
+/// The holder's side: checks the batch is for `expected` context and holder, signed by the
+/// owner, opens it, checks its leaves are exactly `my_leaves` (the chunk's leaves the ledger
+/// assigns to this holder) and every share against its commitment. Returns the shares and the
+/// chunk root.
+pub fn open_batch<R: RngCore + CryptoRng>(
+    batch: &DealBatch,
+    expected: &SectorId,
+    me: &MemberId,
+    my_x25519: &StaticSecret,
+    my_leaves: &BTreeSet<u64>,
+    k: usize,
+    rng: &mut R,
+) -> Result<(ReceivedShares, [u8; 32]), DealError> {
+    if batch.id != *expected {
+        return Err(DealError::WrongContext("sector"));
+    }
+    if batch.holder != *me {
+        return Err(DealError::WrongContext("holder"));
+    }
+    let root = batch.verify_public(k)?;
+    let ad = DealBatch::ad(&batch.id, &batch.holder, batch.first_leaf, &root);
+    let plain = seal::open_ephemeral(my_x25519, &ad, &batch.sealed)?;
+    let shares = parse_entries(
+        *me,
+        batch.first_leaf,
+        batch.commitments.len() as u64,
+        &plain,
+    )?;
+    let got: BTreeSet<u64> = shares.iter().map(|(l, _)| *l).collect();
+    if got != *my_leaves {
+        return Err(DealError::WrongLeaves);
+    }
+    check_shares(batch, &shares, k, rng)?;
+    Ok((shares, root))
+}
+
+/// A holder's public proof that a batch signed by the owner is bad: the batch and the box's
+/// revealed Diffie–Hellman secret. Anyone can judge it with [`judge_complaint`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DealComplaint {
+    /// The owner-signed batch.
+    pub batch: DealBatch,
+    /// The box's ephemeral-static secret with its proof; `None` when the ephemeral key itself
+    /// is invalid (visible to anyone).
+    pub reveal: Option<RevealedSecret>,
+}
+
+/// Builds a complaint about `batch` (addressed to the caller).
+pub fn complain<R: RngCore + CryptoRng>(
+    batch: &DealBatch,
+    my_x25519: &StaticSecret,
+    rng: &mut R,
+) -> Result<DealComplaint, DealError> {
+    let reveal = if seal::ephemeral_is_valid(&batch.sealed) {
+        Some(seal::reveal_ephemeral(my_x25519, &batch.sealed, rng)?)
+    } else {
+        None
+    };
+    Ok(DealComplaint {
+        batch: batch.clone(),
+        reveal,
+    })
+}
+
+/// Judges a complaint from anyone's view: `Ok(reason)` when it proves the owner dealt a bad
+/// batch, an error when it proves nothing (unsigned batch, a reveal that does not verify, or a
+/// batch that is in fact good). `holder_leaves` are the chunk's leaves the ledger assigns to
+/// the complaining holder; `holder_x25519` its registered key.
+pub fn judge_complaint<R: RngCore + CryptoRng>(
+    complaint: &DealComplaint,
+    holder_x25519: &[u8; 32],
+    holder_leaves: &BTreeSet<u64>,
+    k: usize,
+    rng: &mut R,
+) -> Result<&'static str, DealError> {
+    let batch = &complaint.batch;
+    let root = match batch.verify_public(k) {
+        Ok(root) => root,
+        Err(DealError::BadSignature) | Err(DealError::BadChunk(_)) => {
+            return Err(DealError::ComplaintRejected(
+                "batch not signed by the owner",
+            ))
+        }
+        // Signed, but with commitments of the wrong threshold: the owner's fault.
+        Err(DealError::BadCommitment { .. }) => return Ok("commitment of the wrong threshold"),
+        Err(_) => return Err(DealError::ComplaintRejected("batch unreadable")),
+    };
+    let Some(reveal) = &complaint.reveal else {
+        return if seal::ephemeral_is_valid(&batch.sealed) {
+            Err(DealError::ComplaintRejected("no reveal for a valid box"))
+        } else {
+            Ok("invalid ephemeral key")
+        };
+    };
+    let ad = DealBatch::ad(&batch.id, &batch.holder, batch.first_leaf, &root);
+    let plain =
+        match seal::open_revealed(&PublicKey::from(*holder_x25519), &ad, &batch.sealed, reveal) {
+            Ok(p) => p,
+            Err(seal::SealError::BadReveal) => {
+                return Err(DealError::ComplaintRejected("reveal does not verify"))
+            }
+            Err(_) => return Ok("box does not open"),
+        };
+    let shares = match parse_entries(
+        batch.holder,
+        batch.first_leaf,
+        batch.commitments.len() as u64,
+        &plain,
+    ) {
+        Ok(s) => s,
+        Err(_) => return Ok("malformed plaintext"),
+    };
+    let got: BTreeSet<u64> = shares.iter().map(|(l, _)| *l).collect();
+    if got != *holder_leaves {
+        return Ok("wrong leaf set");
+    }
+    match check_shares(batch, &shares, k, rng) {
+        Ok(()) => Err(DealError::ComplaintRejected("every share verifies")),
+        Err(_) => Ok("share fails its commitment"),
+    }
+}
+
+/// A holder's signed statement that it stored its shares of a sector durably and saw the
+/// commitments whose root is `commitments_root`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealAck {
+    /// The holder.
+    pub holder: MemberId,
+    /// The sector's commitments root it saw.
+    pub commitments_root: [u8; 32],
+    /// The holder's Ed25519 signature over [`ack_message`].
+    pub signature: Vec<u8>,
+}
+
+/// What a holder signs to acknowledge a sector.
+pub fn ack_message(id: &SectorId, holder: &MemberId, commitments_root: &[u8; 32]) -> [u8; 32] {
+    hash32(
+        ACK_SIG,
+        &[],
+        &[0; 16],
+        &[&id.bytes(), holder.as_bytes(), commitments_root],
+    )
+}
+
+/// Signs an acknowledgement.
+pub fn sign_ack(id: &SectorId, holder_key: &SigningKey, commitments_root: [u8; 32]) -> DealAck {
+    let holder = MemberId(holder_key.verifying_key().to_bytes());
+    let msg = ack_message(id, &holder, &commitments_root);
+    DealAck {
+        holder,
+        commitments_root,
+        signature: holder_key.sign(&msg).to_bytes().to_vec(),
+    }
+}
+
+/// Verifies an acknowledgement for `id` and `commitments_root`.
+pub fn verify_ack(
+    id: &SectorId,
+    ack: &DealAck,
+    commitments_root: &[u8; 32],
+) -> Result<(), DealError> {
+    if ack.commitments_root != *commitments_root {
+        return Err(DealError::BadAck);
+    }
+    let key = VerifyingKey::from_bytes(ack.holder.as_bytes()).map_err(|_| DealError::BadAck)?;
+    let sig = Signature::from_slice(&ack.signature).map_err(|_| DealError::BadAck)?;
+    key.verify_strict(&ack_message(id, &ack.holder, commitments_root), &sig)
+        .map_err(|_| DealError::BadAck)
+}
+
+/// The compressed points of a commitment, for storage (the holder keeps every commitment of a
+/// sector it acknowledged, to serve them and to attribute faults later).
+pub fn commitment_bytes(commitment: &Commitment) -> Vec<[u8; 32]> {
+    commitment
+        .to_compressed()
+        .iter()
+        .map(CompressedRistretto::to_bytes)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,429 @@
+use std::collections::BTreeMap;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::*;
+use crate::assignment::{leaf_holders, Weighted};
+use crate::shamir::LeafSecret;
+
+const K: usize = 3;
+const R: usize = 5;
+
+struct Member {
+    sk: SigningKey,
+    x: StaticSecret,
+}
+
+impl Member {
+    fn id(&self) -> MemberId {
+        MemberId(self.sk.verifying_key().to_bytes())
+    }
+    fn xpub(&self) -> [u8; 32] {
+        PublicKey::from(&self.x).to_bytes()
+    }
+}
+
+struct Fixture {
+    rng: ChaCha20Rng,
+    owner: Member,
+    holders: Vec<Member>,
+    id: SectorId,
+    secrets: Vec<LeafSecret>,
+    dealings: Vec<shamir::Dealing>,
+    /// Holders of each leaf (global index).
+    leaf_holders: BTreeMap<u64, Vec<MemberId>>,
+}
+
+/// A sector of 16 leaves starting at global leaf 16, dealt 3-of-5 among 6 validators.
+fn fixture() -> Fixture {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let owner = Member {
+        sk: SigningKey::generate(&mut rng),
+        x: StaticSecret::random_from_rng(&mut rng),
+    };
+    let holders: Vec<Member> = (0..6)
+        .map(|_| Member {
+            sk: SigningKey::generate(&mut rng),
+            x: StaticSecret::random_from_rng(&mut rng),
+        })
+        .collect();
+    let weighted: Vec<Weighted> = holders
+        .iter()
+        .map(|m| Weighted {
+            member: m.id(),
+            stake: 10,
+        })
+        .collect();
+    let id = SectorId {
+        chain: [9; 32],
+        key: 0,
+        sector: 1,
+        owner: owner.id(),
+    };
+    let mut secrets = Vec::new();
+    let mut leaf_sets = BTreeMap::new();
+    for leaf in 16..32u64 {
+        secrets.push(LeafSecret::random(&mut rng));
+        leaf_sets.insert(
+            leaf,
+            leaf_holders(&[3; 32], leaf, &weighted, R).expect("holders"),
+        );
+    }
+    let items: Vec<(&LeafSecret, &[MemberId])> = secrets
+        .iter()
+        .zip(leaf_sets.values())
+        .map(|(s, h)| (s, h.as_slice()))
+        .collect();
+    let dealings = shamir::deal_batch(items, K, &mut rng).expect("deal");
+    Fixture {
+        rng,
+        owner,
+        holders,
+        id,
+        secrets,
+        dealings,
+        leaf_holders: leaf_sets,
+    }
+}
+
+impl Fixture {
+    /// The leaves of chunk `[first, first + len)` held by `holder`.
+    fn leaves_of(&self, holder: &MemberId, first: u64, len: u64) -> BTreeSet<u64> {
+        (first..first + len)
+            .filter(|l| self.leaf_holders[l].contains(holder))
+            .collect()
+    }
+
+    fn share(&self, leaf: u64, holder: &MemberId) -> &Share {
+        self.dealings[(leaf - 16) as usize]
+            .shares
+            .iter()
+            .find(|s| s.holder == *holder)
+            .expect("holder of leaf")
+    }
+
+    fn commitments(&self, first: u64, len: u64) -> Vec<Commitment> {
+        (first..first + len)
+            .map(|l| self.dealings[(l - 16) as usize].commitment.clone())
+            .collect()
+    }
+
+    /// The honest batch of chunk `[first, first + len)` for holder `h`.
+    fn batch(&mut self, h: usize, first: u64, len: u64) -> DealBatch {
+        let holder = self.holders[h].id();
+        let leaves = self.leaves_of(&holder, first, len);
+        let shares: Vec<(u64, Share)> = leaves
+            .iter()
+            .map(|l| (*l, self.share(*l, &holder).clone()))
+            .collect();
+        let refs: Vec<(u64, &Share)> = shares.iter().map(|(l, s)| (*l, s)).collect();
+        let commitments = self.commitments(first, len);
+        let xpub = self.holders[h].xpub();
+        seal_batch(
+            self.id,
+            &self.owner.sk,
+            Recipient {
+                id: holder,
+                x25519: xpub,
+            },
+            first,
+            commitments,
+            &refs,
+            &mut self.rng,
+        )
+        .expect("seal")
+    }
+
+    fn open(
+        &mut self,
+        h: usize,
+        batch: &DealBatch,
+    ) -> Result<(ReceivedShares, [u8; 32]), DealError> {
+        let me = self.holders[h].id();
+        let leaves = self.leaves_of(&me, batch.first_leaf, batch.commitments.len() as u64);
+        let id = self.id;
+        open_batch(
+            batch,
+            &id,
+            &me,
+            &self.holders[h].x,
+            &leaves,
+            K,
+            &mut self.rng,
+        )
+    }
+
+    fn judge(&mut self, h: usize, complaint: &DealComplaint) -> Result<&'static str, DealError> {
+        let me = self.holders[h].id();
+        let b = &complaint.batch;
+        let leaves = self.leaves_of(&me, b.first_leaf, b.commitments.len() as u64);
+        judge_complaint(
+            complaint,
+            &self.holders[h].xpub(),
+            &leaves,
+            K,
+            &mut self.rng,
+        )
+    }
+}
+
+#[test]
+fn honest_dealing_is_accepted_acknowledged_and_reconstructs() {
+    let mut f = fixture();
+    let mut received: BTreeMap<u64, Vec<Share>> = BTreeMap::new();
+    let mut roots_seen = BTreeSet::new();
+    for h in 0..f.holders.len() {
+        let mut chunk_roots = Vec::new();
+        for first in [16u64, 24] {
+            let batch = f.batch(h, first, 8);
+            let (shares, root) = f.open(h, &batch).expect("honest batch opens");
+            chunk_roots.push(root);
+            for (leaf, share) in shares {
+                received.entry(leaf).or_default().push(share);
+            }
+        }
+        let root = commitments_root(16, 3, &chunk_roots);
+        roots_seen.insert(root);
+        let ack = sign_ack(&f.id, &f.holders[h].sk, root);
+        verify_ack(&f.id, &ack, &root).expect("ack verifies");
+        assert_eq!(verify_ack(&f.id, &ack, &[0; 32]), Err(DealError::BadAck));
+        let mut other = f.id;
+        other.sector = 2;
+        assert_eq!(verify_ack(&other, &ack, &root), Err(DealError::BadAck));
+    }
+    // Every holder saw the same commitments root, equal to the one-chunk root of the sector.
+    assert_eq!(roots_seen.len(), 1);
+    let whole = chunk_root(16, &f.commitments(16, 16)).expect("root");
+    assert_eq!(roots_seen.into_iter().next(), Some(whole));
+    // Every leaf reached its r holders, and any k of them rebuild the seed.
+    for (i, leaf) in (16..32u64).enumerate() {
+        let shares = &received[&leaf];
+        assert_eq!(shares.len(), R);
+        let secret = shamir::reconstruct(&shares[1..1 + K], K).expect("reconstruct");
+        assert!(secret.ct_eq(&f.secrets[i]));
+    }
+}
+
+#[test]
+fn paths_link_a_commitment_to_its_chunk_root() {
+    let f = fixture();
+    let chunk = f.commitments(24, 8);
+    let root = chunk_root(24, &chunk).expect("root");
+    for leaf in 24..32u64 {
+        let path = chunk_path(24, &chunk, leaf).expect("path");
+        assert_eq!(path.len(), 3);
+        assert_eq!(
+            root_from_path(leaf, &chunk[(leaf - 24) as usize], &path),
+            root
+        );
+        // Another leaf's commitment does not fit the path.
+        let other = &chunk[((leaf - 24 + 1) % 8) as usize];
+        assert_ne!(root_from_path(leaf, other, &path), root);
+    }
+    assert!(chunk_path(24, &chunk, 23).is_err());
+    assert!(chunk_root(20, &chunk).is_err(), "unaligned chunk");
+    assert!(chunk_root(24, &chunk[..3]).is_err(), "not a power of two");
+}
+
+#[test]
+fn batches_for_another_context_or_holder_are_refused() {
+    let mut f = fixture();
+    let batch = f.batch(0, 16, 8);
+    // Holder 1 cannot use holder 0's batch.
+    let me = f.holders[1].id();
+    let leaves = f.leaves_of(&me, 16, 8);
+    let id = f.id;
+    assert_eq!(
+        open_batch(&batch, &id, &me, &f.holders[1].x, &leaves, K, &mut f.rng).map(|_| ()),
+        Err(DealError::WrongContext("holder"))
+    );
+    let mut other = f.id;
+    other.key = 1;
+    let me = f.holders[0].id();
+    let leaves = f.leaves_of(&me, 16, 8);
+    assert_eq!(
+        open_batch(&batch, &other, &me, &f.holders[0].x, &leaves, K, &mut f.rng).map(|_| ()),
+        Err(DealError::WrongContext("sector"))
+    );
+    // A tampered signature or commitment is refused, and a complaint about it proves nothing.
+    let mut forged = batch.clone();
+    forged.signature[0] ^= 1;
+    assert_eq!(f.open(0, &forged).map(|_| ()), Err(DealError::BadSignature));
+    let c = complain(&forged, &f.holders[0].x, &mut f.rng).expect("complaint");
+    assert!(matches!(
+        f.judge(0, &c),
+        Err(DealError::ComplaintRejected(_))
+    ));
+    let mut swapped = batch.clone();
+    swapped.commitments.swap(0, 1);
+    assert_eq!(
+        f.open(0, &swapped).map(|_| ()),
+        Err(DealError::BadSignature)
+    );
+    // Wrong threshold expected by the holder.
+    let me = f.holders[0].id();
+    let leaves = f.leaves_of(&me, 16, 8);
+    assert!(matches!(
+        open_batch(
+            &batch,
+            &id,
+            &me,
+            &f.holders[0].x,
+            &leaves,
+            K + 1,
+            &mut f.rng
+        ),
+        Err(DealError::BadCommitment { .. })
+    ));
+}
+
+#[test]
+fn a_bad_share_is_named_and_proven_to_anyone() {
+    let mut f = fixture();
+    let holder = f.holders[2].id();
+    let leaves: Vec<u64> = f.leaves_of(&holder, 16, 8).into_iter().collect();
+    let bad_leaf = leaves[0];
+    // The owner deals a wrong value for one leaf (a share of another polynomial).
+    let wrong = Share::new(holder, &[5; 32]).expect("canonical");
+    let shares: Vec<(u64, Share)> = leaves
+        .iter()
+        .map(|l| {
+            if *l == bad_leaf {
+                (*l, wrong.clone())
+            } else {
+                (*l, f.share(*l, &holder).clone())
+            }
+        })
+        .collect();
+    let refs: Vec<(u64, &Share)> = shares.iter().map(|(l, s)| (*l, s)).collect();
+    let xpub = f.holders[2].xpub();
+    let commitments = f.commitments(16, 8);
+    let batch = seal_batch(
+        f.id,
+        &f.owner.sk,
+        Recipient {
+            id: holder,
+            x25519: xpub,
+        },
+        16,
+        commitments,
+        &refs,
+        &mut f.rng,
+    )
+    .expect("seal");
+    assert_eq!(
+        f.open(2, &batch).map(|_| ()),
+        Err(DealError::BadShares {
+            leaves: vec![bad_leaf]
+        })
+    );
+    let complaint = complain(&batch, &f.holders[2].x, &mut f.rng).expect("complaint");
+    assert_eq!(f.judge(2, &complaint), Ok("share fails its commitment"));
+}
+
+#[test]
+fn false_complaints_and_lying_reveals_are_rejected() {
+    let mut f = fixture();
+    let batch = f.batch(3, 24, 8);
+    let honest = complain(&batch, &f.holders[3].x, &mut f.rng).expect("complaint");
+    assert_eq!(
+        f.judge(3, &honest),
+        Err(DealError::ComplaintRejected("every share verifies"))
+    );
+    // A reveal made for another box does not open this one.
+    let other = f.batch(3, 16, 8);
+    let other_reveal = complain(&other, &f.holders[3].x, &mut f.rng).expect("complaint");
+    let lying = DealComplaint {
+        batch: batch.clone(),
+        reveal: other_reveal.reveal,
+    };
+    assert_eq!(
+        f.judge(3, &lying),
+        Err(DealError::ComplaintRejected("reveal does not verify"))
+    );
+    // No reveal for a box whose ephemeral key is fine proves nothing.
+    let silent = DealComplaint {
+        batch,
+        reveal: None,
+    };
+    assert_eq!(
+        f.judge(3, &silent),
+        Err(DealError::ComplaintRejected("no reveal for a valid box"))
+    );
+}
+
+#[test]
+fn a_missing_leaf_or_garbage_plaintext_convicts_the_owner() {
+    let mut f = fixture();
+    let holder = f.holders[4].id();
+    let leaves: Vec<u64> = f.leaves_of(&holder, 16, 8).into_iter().collect();
+    assert!(!leaves.is_empty());
+    // The owner leaves one of the holder's leaves out.
+    let shares: Vec<(u64, Share)> = leaves[1..]
+        .iter()
+        .map(|l| (*l, f.share(*l, &holder).clone()))
+        .collect();
+    let refs: Vec<(u64, &Share)> = shares.iter().map(|(l, s)| (*l, s)).collect();
+    let xpub = f.holders[4].xpub();
+    let commitments = f.commitments(16, 8);
+    let batch = seal_batch(
+        f.id,
+        &f.owner.sk,
+        Recipient {
+            id: holder,
+            x25519: xpub,
+        },
+        16,
+        commitments.clone(),
+        &refs,
+        &mut f.rng,
+    )
+    .expect("seal");
+    assert_eq!(f.open(4, &batch).map(|_| ()), Err(DealError::WrongLeaves));
+    let c = complain(&batch, &f.holders[4].x, &mut f.rng).expect("complaint");
+    assert_eq!(f.judge(4, &c), Ok("wrong leaf set"));
+
+    // A box of garbage, properly signed.
+    let root = chunk_root(16, &commitments).expect("root");
+    let ad = DealBatch::ad(&f.id, &holder, 16, &root);
+    let sealed =
+        seal::seal_ephemeral(&PublicKey::from(xpub), &ad, &[1, 2, 3], &mut f.rng).expect("seal");
+    let msg = DealBatch::message(&f.id, &holder, 16, &root, &sealed);
+    let garbage = DealBatch {
+        id: f.id,
+        holder,
+        first_leaf: 16,
+        commitments,
+        sealed,
+        signature: f.owner.sk.sign(&msg).to_bytes().to_vec(),
+    };
+    assert!(matches!(f.open(4, &garbage), Err(DealError::Malformed(_))));
+    let c = complain(&garbage, &f.holders[4].x, &mut f.rng).expect("complaint");
+    assert_eq!(f.judge(4, &c), Ok("malformed plaintext"));
+}
+
+#[test]
+fn only_the_owner_can_sign_its_batches() {
+    let mut f = fixture();
+    let holder = f.holders[0].id();
+    let xpub = f.holders[0].xpub();
+    let commitments = f.commitments(16, 8);
+    let impostor = SigningKey::generate(&mut f.rng);
+    let id = f.id;
+    assert_eq!(
+        seal_batch(
+            id,
+            &impostor,
+            Recipient {
+                id: holder,
+                x25519: xpub,
+            },
+            16,
+            commitments,
+            &[],
+            &mut f.rng
+        ),
+        Err(DealError::WrongContext("signing key is not the owner's"))
+    );
+}
