@@ -1,4 +1,7 @@
-//! Feldman-verifiable Shamir sharing of leaf secrets on ristretto255.
+//! Feldman-verifiable Shamir sharing of leaf secrets on ristretto255 (`docs/sharing.md`).
+//! A secret is split k-of-r over a holder list under a public commitment: every holder can check
+//! its share (thousands at once, naming the bad ones), any k shares rebuild the secret, and
+//! fewer than k reveal nothing about it.
 //!
 //! A leaf seed is a ristretto255 scalar ([`LeafSecret`]). [`deal`] / [`deal_batch`] split it
 //! k-of-r over a holder list with a random degree-(k−1) polynomial `f` (`f(0)` = the secret) and
