@@ -18,6 +18,7 @@
 pub mod admission;
 pub mod agent;
 pub mod assignment;
+pub mod audit;
 pub mod branch_seed;
 pub mod checkpoint;
 pub mod consensus;
