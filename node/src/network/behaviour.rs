@@ -55,8 +55,8 @@ pub struct Behaviour {
 /// caps report nothing).
 #[derive(Debug)]
 pub enum Event {
-    /// Identify: a peer's listen addresses and protocols.
-    Identify(identify::Event),
+    /// Identify: a peer's listen addresses and protocols (boxed: it is by far the largest).
+    Identify(Box<identify::Event>),
     /// Ping: a round-trip time or a failure.
     Ping(ping::Event),
     /// The admission exchange.
@@ -77,7 +77,7 @@ impl From<Infallible> for Event {
 
 impl From<identify::Event> for Event {
     fn from(e: identify::Event) -> Self {
-        Self::Identify(e)
+        Self::Identify(Box::new(e))
     }
 }
 

@@ -367,8 +367,8 @@ impl EventLoop {
         match event {
             Event::Admission(ev) => self.on_admission(ev),
             Event::Identify(ev) => {
-                self.metrics.libp2p.record(&ev);
-                if let identify::Event::Received { peer_id, info, .. } = ev {
+                self.metrics.libp2p.record(&*ev);
+                if let identify::Event::Received { peer_id, info, .. } = *ev {
                     let admitted = self.admission.is_admitted(&peer_id);
                     self.discovery.identified(
                         &mut self.swarm,
