@@ -1,5 +1,5 @@
-//! In-process swarms on 127.0.0.1: the admission filter, message size limits and gossip
-//! validation.
+//! In-process swarms on 127.0.0.1: the admission filter, message size limits, gossip
+//! validation, and a bootstrap node (no gossip, no rpc) introducing peers.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
@@ -12,7 +12,7 @@ use common::*;
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, ping, tcp, yamux, SwarmBuilder};
-use seedfed_node::network::{GossipVerdict, NetworkEvent};
+use seedfed_node::network::{GossipVerdict, NetworkEvent, Role};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_peers_with_valid_proofs_enter_the_routing_table() {
@@ -233,4 +233,66 @@ async fn invalid_gossip_is_rejected_and_penalised() {
         (p.gossip_score? < 0.0).then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_node_introduces_peers_without_gossip_or_rpc() {
+    let mut bc = config(true, vec![]);
+    bc.role = Role::Bootstrap;
+    let (boot, _boot_ev) = spawn(bc);
+    let boot_addr = listen_addr(&boot).await;
+    // Two nodes that know only the bootstrap node find and admit each other through it.
+    let (b, mut b_ev) = spawn(config(true, vec![boot_addr.clone()]));
+    let (c, _c_ev) = spawn(config(true, vec![boot_addr]));
+    let b_id = b.local_peer_id().to_string();
+    let c_id = c.local_peer_id().to_string();
+    eventually(30, "B and C to admit each other", || async {
+        let sb = status(&b).await;
+        let sc = status(&c).await;
+        (sb.admitted.iter().any(|p| p.peer_id == c_id)
+            && sc.admitted.iter().any(|p| p.peer_id == b_id))
+        .then_some(())
+    })
+    .await;
+    let s = status(&boot).await;
+    for id in [&b_id, &c_id] {
+        assert!(s.routing_table.contains(id), "bootstrap lacks {id}");
+        let p = s.admitted.iter().find(|p| &p.peer_id == id).unwrap();
+        assert_eq!(p.gossip_score, None, "a bootstrap node scores no gossip");
+    }
+
+    // The bootstrap node runs neither gossipsub nor request-response...
+    let e = boot.subscribe("t").await.unwrap_err().to_string();
+    assert!(e.contains("no gossipsub"), "{e}");
+    let e = boot.publish("t", vec![1]).await.unwrap_err().to_string();
+    assert!(e.contains("no gossipsub"), "{e}");
+    let e = boot
+        .request(b.local_peer_id(), vec![1])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no request-response"), "{e}");
+    // ...and a node's request to it fails instead of reaching an application.
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        b.request(boot.local_peer_id(), vec![1]),
+    )
+    .await
+    .unwrap();
+    assert!(r.is_err(), "a bootstrap node answered a request: {r:?}");
+
+    // The nodes gossip with each other directly.
+    b.subscribe("t").await.unwrap();
+    c.subscribe("t").await.unwrap();
+    let mut got = None;
+    for n in 0..60 {
+        let _ = c.publish("t", format!("hello-{n}").into_bytes()).await;
+        if let Ok(Some(NetworkEvent::Gossip { author, .. })) =
+            tokio::time::timeout(Duration::from_millis(300), b_ev.recv()).await
+        {
+            got = Some(author);
+            break;
+        }
+    }
+    assert_eq!(got, Some(c.local_peer_id()), "no gossip from C reached B");
 }

@@ -1,34 +1,227 @@
-//! The node's one libp2p behaviour: a field per protocol.
+//! The node's one libp2p behaviour: a field per protocol, and [`Event`], one variant per
+//! protocol that reports anything.
 //!
-//! - `limits` / `memory`: connection caps (total, per peer, pending) and a memory guard,
-//!   checked before any protocol runs.
+//! Guarantees: connection caps run before any protocol; every protocol has an explicit message
+//! size cap; Kademlia inserts nobody by itself (only admitted peers, by hand); a bootstrap node
+//! runs no gossipsub and no `rpc` (their fields are switched off), only discovery, admission,
+//! identify and ping.
+//!
+//! - `limits` / `memory`: connection caps (total, per peer, pending) and a memory guard.
 //! - `identify`: learns peers' listen addresses (used for Kademlia only after admission).
 //! - `ping`: liveness.
 //! - `admission`: request-response exchange of signed admission records, CBOR, 4 KiB cap.
 //! - `kad`: Kademlia with *manual* routing-table inserts (only admitted peers enter it).
-//! - `gossipsub`: strict signing, explicit validation, peer scoring, size cap.
+//! - `gossipsub`: strict signing, explicit validation, peer scoring, size cap (nodes only).
 //! - `rpc`: request-response of opaque bytes for the node's protocols (block sync etc.),
-//!   with an explicit size cap.
+//!   with an explicit size cap (nodes only).
 
+use std::convert::Infallible;
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    connection_limits, gossipsub, identify, kad, memory_connection_limits, ping, request_response,
+    connection_limits, gossipsub, identify, kad, memory_connection_limits, ping, StreamProtocol,
 };
+use prometheus_client::registry::Registry;
 
-use super::admission::{AdmissionRequest, AdmissionResponse};
+use super::admission::{AdmissionRequest, AdmissionResponse, MAX_ADMISSION_MESSAGE_BYTES};
+use super::{Limits, NetworkError, Role};
 
 /// Opaque request bytes for the `rpc` protocol.
 pub type RpcCodec = request_response::cbor::codec::Codec<Vec<u8>, Vec<u8>>;
 
+/// The admission exchange's behaviour.
+pub type AdmissionBehaviour =
+    request_response::cbor::Behaviour<AdmissionRequest, AdmissionResponse>;
+
 /// The combined behaviour.
 #[derive(NetworkBehaviour)]
+#[behaviour(to_swarm = "Event")]
 pub struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) memory: memory_connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
-    pub(crate) admission: request_response::cbor::Behaviour<AdmissionRequest, AdmissionResponse>,
+    pub(crate) admission: AdmissionBehaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
-    pub(crate) gossipsub: gossipsub::Behaviour,
-    pub(crate) rpc: request_response::Behaviour<RpcCodec>,
+    pub(crate) gossipsub: Toggle<gossipsub::Behaviour>,
+    pub(crate) rpc: Toggle<request_response::Behaviour<RpcCodec>>,
+}
+
+/// What the behaviour reports to the swarm task: one variant per protocol (the connection
+/// caps report nothing).
+#[derive(Debug)]
+pub enum Event {
+    /// Identify: a peer's listen addresses and protocols (boxed: it is by far the largest).
+    Identify(Box<identify::Event>),
+    /// Ping: a round-trip time or a failure.
+    Ping(ping::Event),
+    /// The admission exchange.
+    Admission(request_response::Event<AdmissionRequest, AdmissionResponse>),
+    /// Kademlia: query progress and routing updates.
+    Kad(kad::Event),
+    /// Gossipsub: messages to validate, subscriptions.
+    Gossipsub(gossipsub::Event),
+    /// The node's request-response protocol.
+    Rpc(request_response::Event<Vec<u8>, Vec<u8>>),
+}
+
+impl From<Infallible> for Event {
+    fn from(never: Infallible) -> Self {
+        match never {}
+    }
+}
+
+impl From<identify::Event> for Event {
+    fn from(e: identify::Event) -> Self {
+        Self::Identify(Box::new(e))
+    }
+}
+
+impl From<ping::Event> for Event {
+    fn from(e: ping::Event) -> Self {
+        Self::Ping(e)
+    }
+}
+
+impl From<request_response::Event<AdmissionRequest, AdmissionResponse>> for Event {
+    fn from(e: request_response::Event<AdmissionRequest, AdmissionResponse>) -> Self {
+        Self::Admission(e)
+    }
+}
+
+impl From<kad::Event> for Event {
+    fn from(e: kad::Event) -> Self {
+        Self::Kad(e)
+    }
+}
+
+impl From<gossipsub::Event> for Event {
+    fn from(e: gossipsub::Event) -> Self {
+        Self::Gossipsub(e)
+    }
+}
+
+impl From<request_response::Event<Vec<u8>, Vec<u8>>> for Event {
+    fn from(e: request_response::Event<Vec<u8>, Vec<u8>>) -> Self {
+        Self::Rpc(e)
+    }
+}
+
+/// What [`Behaviour::new`] needs besides the identity.
+pub(crate) struct Settings<'a> {
+    /// Node or bootstrap (a bootstrap node runs no gossipsub and no `rpc`).
+    pub(crate) role: Role,
+    /// Connection and message-size limits.
+    pub(crate) limits: &'a Limits,
+    /// Time a peer has to answer our admission request.
+    pub(crate) admission_timeout: Duration,
+    /// Period of discovery rounds (Kademlia's own bootstrap runs every ten).
+    pub(crate) discovery_interval: Duration,
+}
+
+impl Behaviour {
+    /// Builds every protocol for `keypair`'s identity; gossipsub registers its metrics in
+    /// `registry`.
+    pub(crate) fn new(
+        keypair: &Keypair,
+        settings: Settings<'_>,
+        registry: &mut Registry,
+    ) -> Result<Self, NetworkError> {
+        let peer_id = keypair.public().to_peer_id();
+        let limits = settings.limits;
+        let full = settings.role == Role::Node;
+
+        let gossipsub = if full {
+            Some(gossipsub(keypair, limits, registry)?)
+        } else {
+            None
+        };
+
+        let mut kad_config = kad::Config::new(StreamProtocol::new("/seedfed/kad/1.0.0"));
+        kad_config
+            .set_kbucket_inserts(kad::BucketInserts::Manual)
+            .set_query_timeout(Duration::from_secs(30))
+            .set_max_packet_size(64 * 1024)
+            .set_periodic_bootstrap_interval(Some(
+                settings.discovery_interval.max(Duration::from_secs(1)) * 10,
+            ));
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let admission = request_response::cbor::Behaviour::with_codec(
+            request_response::cbor::codec::Codec::default()
+                .set_request_size_maximum(MAX_ADMISSION_MESSAGE_BYTES)
+                .set_response_size_maximum(MAX_ADMISSION_MESSAGE_BYTES),
+            [(
+                StreamProtocol::new("/seedfed/admission/1"),
+                ProtocolSupport::Full,
+            )],
+            request_response::Config::default().with_request_timeout(settings.admission_timeout),
+        );
+        let rpc = full.then(|| {
+            request_response::Behaviour::with_codec(
+                RpcCodec::default()
+                    .set_request_size_maximum(limits.request_max_bytes)
+                    .set_response_size_maximum(limits.request_max_bytes),
+                [(StreamProtocol::new("/seedfed/rpc/1"), ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            )
+        });
+        let conn_limits = connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(limits.max_connections))
+                .with_max_established_per_peer(Some(limits.max_connections_per_peer))
+                .with_max_pending_incoming(Some(limits.max_pending))
+                .with_max_pending_outgoing(Some(limits.max_pending)),
+        );
+        let memory =
+            memory_connection_limits::Behaviour::with_max_percentage(limits.max_memory_fraction);
+        let identify = identify::Behaviour::new(
+            identify::Config::new("/seedfed/id/1.0.0".into(), keypair.public())
+                .with_agent_version(format!("seedfed/{}", env!("CARGO_PKG_VERSION"))),
+        );
+        Ok(Self {
+            limits: conn_limits,
+            memory,
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            admission,
+            kad,
+            gossipsub: Toggle::from(gossipsub),
+            rpc: Toggle::from(rpc),
+        })
+    }
+}
+
+/// Gossipsub with strict signing, explicit validation, peer scoring and the size cap.
+fn gossipsub(
+    keypair: &Keypair,
+    limits: &Limits,
+    registry: &mut Registry,
+) -> Result<gossipsub::Behaviour, NetworkError> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(limits.gossip_max_bytes)
+        .heartbeat_interval(Duration::from_secs(1))
+        .build()
+        .map_err(NetworkError::setup)?;
+    let mut gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+        config,
+    )
+    .map_err(NetworkError::setup)?
+    .with_metrics(registry, Default::default());
+    gossipsub
+        .with_peer_score(
+            gossipsub::PeerScoreParams::default(),
+            gossipsub::PeerScoreThresholds::default(),
+        )
+        .map_err(NetworkError::setup)?;
+    Ok(gossipsub)
 }

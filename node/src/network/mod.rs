@@ -7,10 +7,20 @@
 //! proof-of-work at the genesis difficulty). A peer that fails, or presents nothing within the
 //! admission timeout, is disconnected and remembered as rejected (never redialled or
 //! inserted). Every protocol has an explicit message-size cap.
+//!
+//! Layout: [`admission`] (signed records), `admission_tracker` (sans-IO admission state),
+//! [`behaviour`] (the protocols and their event enum), `swarm` (transports and listeners),
+//! `discovery` (Kademlia), `peers_file` (remembered peers), `metrics`, and `event_loop` (the
+//! task that owns the swarm and ties them together).
 
 pub mod admission;
+mod admission_tracker;
 pub mod behaviour;
+mod discovery;
 mod event_loop;
+mod metrics;
+mod peers_file;
+mod swarm;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,7 +41,8 @@ pub use admission::{AdmissionRecord, AdmissionRejection};
 pub enum Role {
     /// A federation node: all protocols.
     Node,
-    /// A light bootstrap node: discovery and admission only (no gossip topics of its own).
+    /// A light bootstrap node: Kademlia discovery, admission, identify and ping only; it runs
+    /// no gossipsub and no request-response (subscribe, publish and request fail).
     Bootstrap,
 }
 
@@ -224,6 +235,13 @@ pub enum NetworkError {
     NotAdmitted(PeerId),
 }
 
+impl NetworkError {
+    /// A start-up failure.
+    pub(crate) fn setup(e: impl std::fmt::Display) -> Self {
+        Self::Setup(e.to_string())
+    }
+}
+
 pub(crate) enum Command {
     Status(oneshot::Sender<NetworkStatus>),
     Dial(Multiaddr, oneshot::Sender<Result<(), NetworkError>>),
@@ -298,7 +316,7 @@ impl NetworkHandle {
             .map_err(|_| NetworkError::Stopped)
     }
 
-    /// Stops the network task (saves known peers first).
+    /// Stops the network task (writes the peers file first and waits for it).
     pub async fn shutdown(&self) -> Result<(), NetworkError> {
         self.call(Command::Shutdown).await
     }
