@@ -24,7 +24,7 @@ fn fixture(bad: Option<u32>) -> Fixture {
     let layout = TreeLayout::new(lms_type, LmotsType::W4, [4; 16], 1).expect("layout");
     let secrets: Vec<LeafSecret> = (0..16).map(|_| LeafSecret::random(&mut rng)).collect();
     let seeds: Vec<lmots::LeafSeed> = secrets.iter().map(LeafSecret::lms_seed).collect();
-    let sector = Sector::generate_from_seeds(layout.clone(), 1, 1, &seeds).expect("sector");
+    let sector = Sector::generate_from_seeds(layout, 1, 1, &seeds).expect("sector");
     let holders = members(5, 0x51);
     let dealings: Vec<shamir::Dealing> = secrets
         .iter()
