@@ -1,5 +1,6 @@
-//! The `seedfed` command line (clap derive) and its small helpers: home-directory expansion
-//! and passphrase sources (file, `SEEDFED_PASSPHRASE`, or an interactive prompt).
+//! The `seedfed` command line (clap derive, a global `--home`; subcommands `init`, `run`,
+//! `status`, `keys`) and its small helpers: home-directory expansion and the passphrase sources
+//! (file, `SEEDFED_PASSPHRASE`, or an interactive prompt), which never accept an empty passphrase.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
