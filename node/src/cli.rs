@@ -59,7 +59,7 @@ pub struct InitArgs {
     /// Listen multiaddresses to write into config.toml (default: TCP and QUIC on port 4001).
     #[arg(long)]
     pub listen: Vec<String>,
-    /// Bootstrap multiaddresses (ending in /p2p/<peer id>) to write into config.toml.
+    /// Bootstrap multiaddresses (ending in `/p2p/<peer id>`) to write into config.toml.
     #[arg(long)]
     pub bootstrap: Vec<String>,
     /// Local API address to write into config.toml.
