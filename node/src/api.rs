@@ -1,8 +1,8 @@
-//! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text format from the one
-//! registry shared with libp2p's metrics), `/health`, and `POST /tx` to submit a signed
-//! transaction (body: `ledger::encode(&SignedTx)`; 202 once it is in the mempool and gossiped,
-//! 400 with the reason otherwise). It binds to loopback by default and carries no secrets;
-//! `seedfed status` reads it.
+//! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text from the one registry
+//! shared with libp2p's metrics), `/health`, and `POST /tx` to submit a signed transaction (202 once
+//! it is in the mempool and gossiped, 400 with the reason, 503 without a chain driver). It binds to
+//! loopback by default and carries no secrets; `seedfed status` and [`ApiClient`] read it.
+//! Endpoints in detail: `docs/operator-guide.md`.
 
 use std::net::SocketAddr;
 use std::path::Path;

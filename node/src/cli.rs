@@ -1,5 +1,6 @@
-//! The `seedfed` command line (clap derive) and its small helpers: home-directory expansion
-//! and passphrase sources (file, `SEEDFED_PASSPHRASE`, or an interactive prompt).
+//! The `seedfed` command line (clap derive, a global `--home`; subcommands `init`, `run`,
+//! `status`, `keys`) and its small helpers: home-directory expansion and the passphrase sources
+//! (file, `SEEDFED_PASSPHRASE`, or an interactive prompt), which never accept an empty passphrase.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -58,7 +59,7 @@ pub struct InitArgs {
     /// Listen multiaddresses to write into config.toml (default: TCP and QUIC on port 4001).
     #[arg(long)]
     pub listen: Vec<String>,
-    /// Bootstrap multiaddresses (ending in /p2p/<peer id>) to write into config.toml.
+    /// Bootstrap multiaddresses (ending in `/p2p/<peer id>`) to write into config.toml.
     #[arg(long)]
     pub bootstrap: Vec<String>,
     /// Local API address to write into config.toml.

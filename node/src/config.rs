@@ -1,9 +1,9 @@
 //! Node configuration: `config.toml` in the home directory, overridden by environment variables
-//! `SEEDFED__SECTION__KEY` (for example `SEEDFED__NETWORK__BOOTSTRAP='["/ip4/1.2.3.4/tcp/4001"]'`).
+//! `SEEDFED__SECTION__KEY` (e.g. `SEEDFED__NETWORK__BOOTSTRAP='["/ip4/1.2.3.4/tcp/4001"]'`).
+//! Layers, later wins: built-in defaults, the TOML file, the environment. Unknown keys are errors
+//! (a typo must not silently fall back to a default); relative paths are relative to the home.
 //!
-//! Layers, later wins: built-in defaults, the TOML file, the environment. Unknown keys are
-//! errors (a typo must not silently fall back to a default). Relative paths are relative to
-//! the home directory.
+//! Operator view (sections, overrides, `--dump-config`): `docs/operator-guide.md`.
 
 use std::path::{Path, PathBuf};
 
@@ -117,10 +117,12 @@ impl Default for NetworkSection {
 pub struct ConsensusSection {
     /// Least time between two blocks we propose. Env: `SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS`.
     pub block_interval_ms: u64,
-    /// Time to wait for a proposal in round 0 (grows by the same amount each round).
+    /// Time to wait for a proposal in round 0; each later round adds half of it (Malachite's
+    /// `LinearTimeouts` with `propose_delta` = this / 2, capped at 60 s).
     /// Env: `SEEDFED__CONSENSUS__PROPOSE_TIMEOUT_MS`.
     pub propose_timeout_ms: u64,
-    /// Time to wait for more votes after a quorum for anything (prevote and precommit steps).
+    /// Time to wait for more votes after a quorum for anything (prevote and precommit steps);
+    /// each later round adds Malachite's default 500 ms.
     /// Env: `SEEDFED__CONSENSUS__VOTE_TIMEOUT_MS`.
     pub vote_timeout_ms: u64,
     /// A node that decided nothing for twice this long asks a peer for blocks.

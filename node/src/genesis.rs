@@ -1,10 +1,8 @@
-//! The genesis file: what every member of a federation agrees on before the first block.
-//!
-//! It fixes the chain id (bound into every admission proof, so identities cannot move between
-//! federations), the admission proof-of-work difficulty, the initial validators with their
-//! stake and X25519 share-encryption keys, and the parameters of the federation's signing key.
-//! It is TOML so an operator can read and diff it; [`Genesis::to_ledger`] turns it into the
-//! ledger's genesis (`seedfed_protocol::ledger::Genesis`), whose hash every block builds on.
+//! The genesis file (TOML): the chain id, the admission proof-of-work difficulty, the initial
+//! validators with their stake and X25519 keys, the signing-key parameters (`[key]`) and the epoch
+//! windows (`[epochs]`). [`Genesis::load`] checks it; [`Genesis::to_ledger`] also checks the key
+//! parameters and gives the ledger's genesis, whose hash every block builds on. It holds no group
+//! key: the first group keys come from epoch 0's DKG on the chain (`docs/light-client.md`).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,11 +1,8 @@
-//! The node's keystore: its Ed25519 identity (= libp2p `PeerId`) and X25519 share-encryption
-//! key, encrypted at rest under an operator passphrase.
-//!
-//! Secrets are sealed with XChaCha20-Poly1305 under a key derived by Argon2id from the
-//! passphrase and a random salt. The public part (peer id, X25519 public key, admission proof)
-//! is stored in clear so `seedfed keys show` needs no passphrase, and it is bound to the
-//! ciphertext as associated data, so tampering with it makes decryption fail. The file is
-//! written atomically with mode 0600, and loading refuses a file that group or others can read.
+//! The node's keystore: its Ed25519 identity (= libp2p `PeerId`) and X25519 share-encryption key,
+//! sealed with XChaCha20-Poly1305 under an Argon2id key from the operator's passphrase. The public
+//! part (peer id, X25519 key, admission proof) is in clear for `seedfed keys show` but bound to the
+//! ciphertext as associated data, so tampering makes decryption fail. The file is written
+//! atomically with mode 0600, and loading refuses a file that group or others can read.
 
 use std::fmt;
 use std::path::Path;

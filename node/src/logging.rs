@@ -1,5 +1,6 @@
 //! Log output for the `seedfed` and `seedfed-bootstrap` binaries: `tracing` to stderr, filtered
-//! by `RUST_LOG` when set (else the config's `log.filter`), plain or JSON per `log.format`.
+//! by `RUST_LOG` when set (else the config's `log.filter`), plain or JSON per `log.format`. A filter
+//! that does not parse is an error, never a silent fallback.
 
 use thiserror::Error;
 use tracing_subscriber::EnvFilter;

@@ -1,7 +1,8 @@
-//! Node runtime: assembles the network, the local API and (later) the store and consensus from
-//! a home directory, runs until a shutdown signal, and stops in order (network first, so known
-//! peers are saved; then the API). The bootstrap node uses the same runtime with
-//! [`Role::Bootstrap`].
+//! Node runtime: from a home directory it assembles the network, the local API, the durable store
+//! and (when the genesis names validators) the chain driver, runs until a shutdown signal, and
+//! stops in order: the chain driver (it hands back the store), the network (known peers are
+//! saved), the API, then the store is closed. The bootstrap node uses the same runtime with
+//! [`Role::Bootstrap`]: network and API only, no store.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -148,7 +149,8 @@ pub const STARTS_KEY: &[u8] = b"starts";
 
 /// Opens (creating on first use) the node's durable store: redb, the default backend, in
 /// `data_dir` (created with mode 0700). A corrupt or locked store is an error: the node does
-/// not run on a store it cannot trust. Consensus (WAL, blocks) and shares are its next users.
+/// not run on a store it cannot trust. The backend is always redb here (no configuration key
+/// selects another); the chain driver keeps its blocks, WAL, tip state and agent state in it.
 pub fn open_store(data_dir: &Path) -> Result<Box<dyn Store>, NodeError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -205,7 +207,8 @@ pub struct RunningNode {
 }
 
 /// Starts the network and the local API. Network events go to `on_event` (the chain
-/// driver); `None` logs them. `chain` is the chain driver's status for `/status`.
+/// driver); `None` logs them. `chain` is the chain driver's status for `/status`; `submit` is
+/// where `POST /tx` hands transactions to it (`None`: the endpoint answers 503).
 pub async fn start(
     home: &Path,
     net: NetworkConfig,

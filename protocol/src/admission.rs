@@ -1,10 +1,7 @@
-//! Admission proof-of-work (S/Kademlia-style static puzzle).
-//!
-//! A peer proves work bound to `(chain id, peer id, X25519 key)`: it finds a nonce such that
-//! `BLAKE2b-256("seedfed-pow"; chain id, peer id, x25519, nonce)` has at least `difficulty`
-//! leading zero bits. Because the peer id and the share-encryption key are inside the hash, a
-//! proof cannot be moved to another identity or another chain, and minting many identities costs
-//! `2^difficulty` hashes each. Verification is one hash.
+//! Admission proof-of-work (S/Kademlia-style static puzzle): a nonce such that
+//! `BLAKE2b-256("seedfed-pow"; chain id, peer id, x25519, nonce)` has at least `difficulty` leading
+//! zero bits. A proof cannot be moved to another identity, X25519 key or chain; minting an identity
+//! costs `2^difficulty` hashes on average, checking a proof costs one.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

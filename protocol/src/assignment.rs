@@ -1,14 +1,9 @@
-//! Stake-weighted rendezvous (highest-random-weight) hashing.
+//! Stake-weighted rendezvous (highest-random-weight) hashing: which member owns each branch and
+//! which `r` members hold each leaf's shares. A member wins an item with probability proportional
+//! to its stake, a membership change moves only the items the changed member wins or loses, and
+//! integer-only arithmetic (a fixed-point `log2`) gives every node the same answer bit for bit.
 //!
-//! Branches are assigned to one owner and leaves to `r` holders by scoring every member for the
-//! item and taking the highest scores. The score of member `m` with stake `w` for item `x` is
-//! `w / −log2(u)`, where `u ∈ (0, 1]` comes from `BLAKE2b(beacon, purpose, x, m)`: the classic
-//! weighted rendezvous rule, under which a member wins an item with probability proportional to
-//! its stake and a membership change moves only the items the changed member wins or loses
-//! (about `1/(n+1)` of them when an equal-stake member joins `n` others).
-//!
-//! Everything is integer arithmetic (a fixed-point `log2`), so every node computes the same
-//! assignment bit for bit: this runs inside the replicated ledger.
+//! The score rule and what the tests measure: `docs/crypto-core.md`.
 
 use std::cmp::Ordering;
 

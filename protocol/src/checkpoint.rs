@@ -1,18 +1,10 @@
-//! Threshold-signed checkpoints: the validators' Ed25519 FROST key (frost-ed25519 3.0, the second
-//! DKG key of DESIGN.md §6) signs a [`Checkpoint`] so that a light client holding only the
-//! genesis group key can trust the master root (`light_client`).
+//! Threshold-signed checkpoints: the validators' Ed25519 FROST key (frost-ed25519 3.0) signs a
+//! [`Checkpoint`] so that a light client holding the group key can trust its master root.
+//! Guarantees: the signed bytes ([`Checkpoint::to_bytes`]) start with a domain label, have fixed
+//! widths and decode back to exactly one checkpoint; the aggregate is a plain RFC 8032 signature
+//! that `verify_strict` accepts; [`aggregate`] names every member whose share is bad.
 //!
-//! The signed message is the checkpoint's canonical encoding ([`Checkpoint::to_bytes`]): a
-//! domain label followed by fixed-width fields, so it can never be confused with another
-//! message and decodes back to exactly one checkpoint. The aggregate is a standard Ed25519
-//! signature (RFC 8032), verified with `ed25519_dalek::VerifyingKey::verify_strict`.
-//!
-//! Signing is frost's two rounds, keyed by [`MemberId`] (identifiers from
-//! `dkg::identifier_for`, the same derivation as the ristretto255 root key): [`commit`] (nonces
-//! stay with the signer), [`signing_package`] (the coordinator's choice of signers), [`sign`]
-//! (refuses a package whose message is not the checkpoint the signer agreed to) and
-//! [`aggregate`], which checks every share against its signer's verifying share and names all
-//! members whose shares are bad.
+//! Encoding, signing rounds and tests: `docs/light-client.md`.
 
 use std::collections::BTreeMap;
 
@@ -56,7 +48,7 @@ pub enum CheckpointError {
 }
 
 /// What the federation attests at a height: the chain, the epoch, the master LMS root in force
-/// and the hash of the validator set that signs the next checkpoint.
+/// and a hash of the validator set and of the group keys in force after this checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Checkpoint {
     /// The chain id's 32-byte form, `ledger::chain_digest(chain_id)`.
@@ -129,7 +121,8 @@ pub fn identifier(member: &MemberId) -> Result<Identifier, CheckpointError> {
     Ok(dkg::identifier_for::<Ed25519Sha512>(member)?)
 }
 
-/// The group's Ed25519 public key bytes (what the genesis records for light clients).
+/// The group's Ed25519 public key bytes: what verifies its checkpoints (light clients pin epoch
+/// 0's; the ledger records each completed DKG's).
 pub fn group_key(public: &PublicKeyPackage) -> Result<[u8; 32], CheckpointError> {
     let bytes = public
         .verifying_key()
@@ -140,8 +133,8 @@ pub fn group_key(public: &PublicKeyPackage) -> Result<[u8; 32], CheckpointError>
         .map_err(|_| CheckpointError::Frost("group key is not 32 bytes".into()))
 }
 
-/// Runs the Ed25519 DKG in memory (all-honest path; the node uses `dkg::Ceremony` with
-/// `Ed25519Sha512`).
+/// Runs the Ed25519 DKG in memory (all-honest path; the ledger and the epoch agent use
+/// `dkg::Ceremony` with `Ed25519Sha512`).
 pub fn run_dkg_in_memory<R: RngCore + CryptoRng>(
     members: &[MemberId],
     t: u16,

@@ -1,14 +1,10 @@
-//! Light-client verification (DESIGN.md §10): pure functions that need nothing but the genesis
-//! (chain id and the validators' Ed25519 group key) and the bytes a possibly hostile server
-//! hands over.
+//! Light-client verification: pure functions that need only the chain id, a group key the client
+//! trusts (epoch 0's checkpoint key, or a later one vouched for by a rotation checkpoint) and the
+//! bytes a possibly hostile server hands over. [`verify_checkpoint`] accepts exactly checkpoints
+//! of this chain signed by that key (`verify_strict`); [`verify_signature`] accepts an LMS
+//! signature only under a public key whose root is the checkpoint's master root.
 //!
-//! [`verify_checkpoint`] decodes a checkpoint strictly (`checkpoint::Checkpoint::from_bytes`),
-//! checks its chain id and verifies the group's threshold signature over exactly those bytes
-//! with `ed25519_dalek::VerifyingKey::verify_strict` (canonical `s`, no small-order keys or `R`).
-//! [`verify_signature`] then checks that an LMS public key's root `T[1]` is the checkpoint's
-//! master root (constant-time compare) and verifies the LMS signature on the message
-//! (`lms::verify_hss_bytes`, RFC 8554). Nothing the server says is trusted: a forged or altered
-//! checkpoint, key, message or signature is rejected with the reason.
+//! Walking the checkpoint chain across key rotations is planned, not built: `docs/light-client.md`.
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use subtle::ConstantTimeEq;
@@ -19,7 +15,7 @@ use crate::lms::{self, LmsPublicKey, VerifyError};
 /// Why a light client rejected what it was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LightClientError {
-    /// The genesis group key is not a valid Ed25519 public key.
+    /// The group key given (`genesis_group_key`) is not a valid Ed25519 public key.
     #[error("genesis group key is not a valid Ed25519 key")]
     BadGroupKey,
     /// The checkpoint bytes do not decode.
@@ -42,7 +38,9 @@ pub enum LightClientError {
     Lms(#[from] VerifyError),
 }
 
-/// Verifies a checkpoint signed by the group key of the genesis and returns it.
+/// Verifies a checkpoint of chain `chain_id` signed by `genesis_group_key` and returns it. The
+/// key is the one the client trusts: epoch 0's checkpoint key, or a later key that a rotation
+/// checkpoint vouched for (the client must check that step itself; no function does yet).
 pub fn verify_checkpoint(
     genesis_group_key: &[u8; 32],
     chain_id: &[u8; 32],

@@ -1,11 +1,10 @@
-//! LMS Merkle-tree signatures (RFC 8554 section 5) and their HSS wrapping (section 6).
+//! LMS Merkle-tree signatures (RFC 8554 section 5) and their HSS wrapping (section 6), with the
+//! RFC's byte encodings, so what seedfed publishes verifies in any RFC 8554 implementation.
+//! Verification is a pure function of (public key, message, signature): it accepts iff the
+//! one-time signature yields a leaf key whose path hashes to `T[1]`, type codes matching the key's.
+//! Decoders are strict (known type codes, `q < 2^h`, exact lengths) and never panic.
 //!
-//! Public keys and signatures use the RFC's byte encodings exactly, so what seedfed publishes
-//! verifies in any RFC 8554 implementation and vice versa. Verification is a pure function of
-//! (public key, message, signature) — what a light client calls. It accepts iff the signature's
-//! one-time signature yields a candidate leaf key whose authentication path hashes to the
-//! public root `T[1]`, with the type codes matching the key's. Decoders are strict (known type
-//! codes, `q < 2^h`, exact lengths) and return errors, never panic.
+//! Encodings, guarantees, tests and performance: `docs/lms.md`.
 
 use subtle::ConstantTimeEq;
 use thiserror::Error;

@@ -1,11 +1,10 @@
-//! The master tree: the top `p` levels of the LMS tree, over the `2^p` sector roots.
+//! The master tree: the top `p` levels of the LMS tree, over the `2^p` sector roots. Its root with
+//! the type codes and `I` is the system public key, an ordinary RFC 8554 LMS public key, and a leaf
+//! signature (sector path, then master path) is a plain LMS signature. [`Master::sign`] verifies
+//! what it produced against the system key, so a wrong seed or a stale sector never yields an
+//! invalid signature.
 //!
-//! Its root `T[1]`, with the type codes and `I`, is the system public key — an ordinary
-//! RFC 8554 LMS public key. A signature by any leaf carries the sector path (from
-//! [`Sector::auth_path`]) followed by the master path of its sector, and is then a plain LMS
-//! signature that any RFC 8554 verifier accepts. [`Master::sign`] verifies what it produced
-//! against the system key before returning it, so a wrong seed or a stale sector never yields
-//! a published-but-invalid signature.
+//! See `docs/lms.md` (Sectorization).
 
 use thiserror::Error;
 

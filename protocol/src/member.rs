@@ -1,9 +1,7 @@
-//! Member identities.
-//!
-//! A member of the federation is named by its Ed25519 public key (which is also its libp2p
-//! `PeerId`); its X25519 key for end-to-end share encryption is bound to it by the admission
-//! record. Everything that needs a per-member value (Shamir x-coordinates, rendezvous weights)
-//! derives it from these 32 bytes.
+//! Member identities: a member of the federation is named by its Ed25519 public key (from which
+//! its libp2p `PeerId` is derived); its X25519 key for end-to-end share encryption is bound to it
+//! by the admission record. Everything that needs a per-member value (Shamir x-coordinates,
+//! rendezvous weights) derives it from these 32 bytes.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,24 +1,10 @@
-//! End-to-end encryption of secret material to a member's X25519 key.
+//! End-to-end encryption of secret material to a member's X25519 key (ChaCha20-Poly1305).
+//! [`seal`] keys each box with an ephemeral-static and a static-static X25519 secret: it opens only
+//! for its recipient, only under the claimed sender's key and only with the same associated data.
+//! [`seal_ephemeral`] leaves out the static-static part so that a recipient can publicly reveal one
+//! box ([`reveal_ephemeral`], with a proof) without exposing any long-term secret.
 //!
-//! [`seal`] encrypts with ChaCha20-Poly1305 under a key derived from two Diffie–Hellman outputs:
-//! ephemeral-static (`es`, fresh per message: forward secrecy against a later leak of the
-//! sender's key, and a unique key so the fixed nonce is never reused) and static-static (`ss`:
-//! only the claimed sender or the recipient can produce a box that opens, so a box that opens
-//! under sender X's public key really comes from X — the recipient can attribute it, though it
-//! cannot prove that to a third party). The caller's associated data (session, epoch, leaf,
-//! sender, recipient…) is authenticated, so a box is rejected in any other context (replay).
-//! DH outputs that are all zero (low-order peer keys) are refused.
-//!
-//! [`pairwise_secret`] is the plain static-static X25519 secret two members share, used for
-//! masks (`reconstruct`); it is only ever used as a key to a domain-separated hash.
-//!
-//! [`seal_ephemeral`] is the variant with the ephemeral-static secret only (no `ss`): the sender
-//! is anonymous at this layer and the caller signs the box (DKG round 2, `dkg`). Its point is
-//! that the recipient can *publicly open one box*: [`reveal_ephemeral`] discloses that box's
-//! `es` with a Chaum–Pedersen proof (on the Edwards form of Curve25519) that it is the
-//! recipient's X25519 secret times the box's ephemeral key, and [`open_revealed`] lets anyone
-//! check the proof and decrypt. This exposes that one box and nothing else (the ephemeral is
-//! fresh per box; no long-term secret is revealed).
+//! Construction, the reveal proof and [`pairwise_secret`]'s use: `docs/sharing.md` (`seal`).
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;

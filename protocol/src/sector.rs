@@ -1,12 +1,10 @@
-//! Sectors: the LMS tree of height `h` cut into `2^p` subtrees ("sectorization").
+//! Sectors: the LMS tree of height `h` cut into `2^p` subtrees, one per branch. Every node carries
+//! its global RFC 8554 number, so the sector roots combine (in [`crate::master`]) into exactly the
+//! root of one ordinary LMS tree. A sector is built from its leaves' seeds (each requested once,
+//! used and zeroized; multi-threaded output equals single-threaded) or from its public leaf keys
+//! alone, so anyone can check a published sector.
 //!
-//! Sector (branch) `b` holds leaves `q = b * 2^(h-p) .. (b+1) * 2^(h-p)`; its root is node
-//! `2^p + b` of the one RFC 8554 tree, and every node carries its global RFC 8554 number, so
-//! sector roots combine (in [`crate::master`]) into exactly the root an ordinary single-owner
-//! LMS key generation would produce. A sector is built either from the leaves' seeds (each
-//! seed is requested once, used, and zeroized) or from the public leaf keys `K` alone, which
-//! lets anyone rebuild and check a published sector. Multi-threaded generation splits the
-//! leaves into contiguous ranges and yields a result identical to the single-threaded one.
+//! Layout, API and tests: `docs/lms.md` (Sectorization).
 
 use subtle::ConstantTimeEq;
 use thiserror::Error;

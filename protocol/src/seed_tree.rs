@@ -1,14 +1,10 @@
-//! The seed tree: root secret → branch seeds → GGM tree per branch → one seed per leaf.
+//! The seed tree: root secret → branch seed (threshold PRF of [`branch_prf_input`]) → GGM tree per
+//! branch (keyed BLAKE2b, level and global index in the salt) → one scalar seed per leaf, whose
+//! canonical 32-byte encoding is that leaf's RFC 8554 `SEED`. Seeds of different branches, levels
+//! and positions never collide; any sub-range costs `O(range + depth)` hashes; a leaf seed reveals
+//! nothing about its siblings or its branch seed.
 //!
-//! The root secret is a DKG key that nobody holds; it is used only through the threshold PRF
-//! (`tprf`), whose output on [`branch_prf_input`] is the 32-byte [`BranchSeed`] of branch `b`
-//! (one of `2^p` branches). Inside a branch of depth `d = h − p` a GGM tree expands the branch
-//! seed: a node's two children are keyed BLAKE2b of the parent seed, domain-separated by the
-//! child's level and global index in the salt, so seeds of different branches, levels and
-//! positions never collide. A leaf seed is a ristretto255 scalar (wide reduction of a 64-byte
-//! keyed BLAKE2b output, a [`LeafSecret`]), so it can be Shamir-shared as is; its canonical
-//! 32-byte encoding is the RFC 8554 `SEED` of that leaf's LM-OTS key. Deriving any sub-range of a branch costs
-//! `O(range + depth)` hashes, and knowing a leaf seed reveals nothing about its siblings.
+//! Why leaf seeds are ristretto255 scalars: `docs/crypto-core.md`.
 
 use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};

@@ -1,15 +1,10 @@
-//! DDH threshold PRF on ristretto255 (DESIGN.md §6), keyed by a DKG key (`dkg`).
+//! DDH threshold PRF on ristretto255, keyed by a DKG key (`dkg`): member `i` publishes the partial
+//! `s_i·H(x)` with a Chaum–Pedersen proof against its verifying share, and any `t` valid partials
+//! combine (Lagrange in the exponent) to the same output, a domain-separated hash of `s·H(x)`.
+//! Without `t` shares the output is unpredictable (DDH); a bad partial is rejected naming its
+//! member, so nobody can bias or corrupt the output.
 //!
-//! `H(x)` hashes the input to a point (`RistrettoPoint::from_uniform_bytes` of a
-//! domain-separated BLAKE2b-512). Member `i` with signing share `s_i` publishes the partial
-//! `P_i = s_i·H(x)` with a Chaum–Pedersen proof that `log_G(Y_i) = log_H(x)(P_i)`, where
-//! `Y_i = s_i·G` is its verifying share in the public key package. Any `t` valid partials combine
-//! by Lagrange in the exponent to `s·H(x)`, the same point whichever `t` are used; the output is
-//! a domain-separated hash of it. Without `t` shares the output is unpredictable (DDH); with the
-//! proofs, nobody can bias or corrupt it: a bad partial is rejected and names its member.
-//!
-//! Callers domain-separate their inputs (e.g. `b"beacon" ‖ epoch`, `b"branch" ‖ epoch ‖ index`).
-//! Partials for secret outputs (branch seeds) must be sealed to their one recipient (`seal`).
+//! Construction, callers' inputs (sealing branch-seed partials) and tests: `docs/sharing.md`.
 
 use std::collections::BTreeSet;
 

@@ -1,20 +1,10 @@
-//! The node's durable key-value store: one small trait, several backends.
+//! The node's durable key-value store: one small trait ([`Store`]), several backends. When a write
+//! returns `Ok` it is fsync'd; a [`Batch`] (puts and deletes over named keyspaces) is all-or-nothing
+//! across a crash; prefix scans are in ascending key order; no backend panic escapes, and nothing
+//! prints stored bytes. Backends: [`redb`](RedbStore) (what the node opens), `sled` 0.34 (cargo
+//! feature, on by default so it is built and tested) and [`memory`](MemoryStore) (tests only).
 //!
-//! **Durability contract.** When [`Store::put`], [`Store::delete`] or [`Store::write`] returns
-//! `Ok`, the write is committed durably (fsync'd) and survives a process crash or power loss.
-//! Everything that leaves the node and depends on a write (an acknowledgement of a share, a vote,
-//! a leaf allocation) must be sent only after that `Ok`. A [`Batch`] is atomic: after a crash
-//! either all of its operations are visible or none is.
-//!
-//! Keys and values are arbitrary bytes. Keys live in named *keyspaces* (validated names, see
-//! [`validate_keyspace`]); a keyspace that was never written reads as empty. Prefix scans return
-//! the keys of one keyspace in ascending byte order.
-//!
-//! Backends: [`redb`](RedbStore) (the default: ACID, fsync on every commit), `sled` 0.34 (cargo
-//! feature `sled`, on by default so that it is built and tested; documents itself as beta, so it
-//! is never the default selection) and [`memory`](MemoryStore) (tests and simulations only; it
-//! keeps nothing across restarts). Only the node knows which backend it runs; everything else
-//! talks to `dyn Store`.
+//! Contract, backends and crash tests in detail: `docs/storage.md`.
 
 mod memory;
 mod redb;
@@ -264,7 +254,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 }
 
-/// The available backends. Chosen at run time (config `store.backend`); `redb` is the default.
+/// The available backends. `redb` is the default and the one the node opens (no configuration
+/// key selects another); the others are for code that calls [`open`] directly, such as tests.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -283,7 +274,7 @@ impl Backend {
     /// Every backend, compiled in or not.
     pub const ALL: [Backend; 3] = [Backend::Redb, Backend::Sled, Backend::Memory];
 
-    /// The name used in configuration.
+    /// The backend's name (used by `Display`, `FromStr`, serde and [`open_named`]).
     pub fn name(self) -> &'static str {
         match self {
             Backend::Redb => "redb",
@@ -339,7 +330,7 @@ pub fn open(dir: &Path, backend: Backend) -> Result<Box<dyn Store>, StoreError> 
     }
 }
 
-/// [`open`] with the backend given by its configuration name (`redb`, `sled`, `memory`).
+/// [`open`] with the backend given by its name (`redb`, `sled`, `memory`).
 pub fn open_named(dir: &Path, backend: &str) -> Result<Box<dyn Store>, StoreError> {
     open(dir, backend.parse()?)
 }

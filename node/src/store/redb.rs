@@ -1,9 +1,8 @@
-//! redb backend (the default): one file, copy-on-write B-trees, ACID transactions.
-//!
-//! Each keyspace is a redb table of `&[u8] -> &[u8]` named after it. Every [`Store::write`] is
-//! one write transaction committed with `Durability::Immediate`, which fsyncs before `commit`
-//! returns; redb's commit is crash-atomic (a torn commit is rolled back when the file is next
-//! opened), so batches spanning several keyspaces are all-or-nothing.
+//! redb backend (what the node opens): one file, copy-on-write B-trees, one table per keyspace.
+//! Every [`Store::write`] is one write transaction committed with `Durability::Immediate` (fsync
+//! before `commit` returns) and crash-atomic, so batches over several keyspaces are all-or-nothing;
+//! a new database is created under a temporary name and renamed into place, so a crash during
+//! creation never leaves a file redb refuses (`docs/storage.md`).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;

@@ -1,21 +1,10 @@
-//! sled 0.34 backend (cargo feature `sled`): selectable, never the default.
+//! sled 0.34 backend (cargo feature `sled`): built and tested, never opened by the node binary. All
+//! keyspaces share sled's default tree under a key prefix, so a [`Batch`] is one atomic
+//! `apply_batch`; every write is followed by sled's `flush()` and a real `fdatasync` of its log. A
+//! sentinel key turns a data file replaced by garbage into [`StoreError::Corrupt`]. Not covered:
+//! power loss for pages sled writes to `blobs/`, partial damage (silently recovered by sled).
 //!
-//! sled documents itself as beta and has open corruption reports, so the node defaults to redb;
-//! this backend exists because the original design named sled, and it passes the same
-//! conformance and crash tests. All keyspaces share sled's default tree: a key is stored as
-//! `len(keyspace) as u8 || keyspace || key`, so a keyspace is a key prefix and a [`Batch`] over
-//! several keyspaces is one `apply_batch` (atomic in sled). sled buffers writes in memory, so
-//! every write is followed by `flush()`. On Linux sled 0.34.7's `flush()` ends with
-//! `sync_file_range`, which neither flushes the drive's write cache nor the file's metadata, so
-//! this backend also calls `fdatasync` on sled's log file (`db`) after every flush. Pages larger
-//! than a quarter segment (128 KiB by default) go to files in `blobs/` that sled writes without
-//! any sync: against power loss such writes are not covered (see `docs/storage.md`).
-//!
-//! sled recovers its log up to the first bad record without reporting anything (it cannot tell
-//! a torn tail from damage), so a data file replaced by garbage would open as an empty store.
-//! To turn that total loss into an error, a store writes a sentinel key when it is created and
-//! then a marker file `created` next to sled's files; once the marker exists, opening without
-//! the sentinel is [`StoreError::Corrupt`]. Partial damage is still recovered silently by sled.
+//! Why each of these is needed, and what the damage tests observe: `docs/storage.md`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -117,7 +106,7 @@ impl SledStore {
         Ok(store)
     }
 
-    /// Writes the sentinel on first open; afterwards requires it (see the module docs).
+    /// Writes the sentinel on first open; afterwards requires it (see `docs/storage.md`).
     fn check_sentinel(&self, path: &Path) -> Result<(), StoreError> {
         let marker = path.join(MARKER);
         let found = self.db.get(SENTINEL_KEY).map_err(|e| map_err("open", e))?;
@@ -148,7 +137,7 @@ impl SledStore {
             .map_err(io)
     }
 
-    /// sled's flush, then a real `fdatasync` of its log (see the module docs).
+    /// sled's flush, then a real `fdatasync` of its log (see `docs/storage.md`).
     fn sync(&self, op: &'static str) -> Result<(), StoreError> {
         self.db.flush().map_err(|e| map_err(op, e))?;
         self.log.sync_data().map_err(|source| StoreError::Io {
