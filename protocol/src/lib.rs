@@ -5,13 +5,16 @@
 //! (`seedfed-node`) and the in-process simulation (`seedfed-testnet`) drive these pieces.
 //!
 //! The modules follow the life of the federation's one signing key: `admission` (who may join),
-//! `assignment` (who owns which branch and who holds which leaf), `seed_tree` (root secret to
-//! leaf seeds), `lmots`/`lms`/`sector`/`master` (one-time keys to the system public key),
-//! `shamir`/`reconstruct`/`repair` (leaf seeds live only as shares), `dkg` (the two group keys,
-//! robust against absent and bad dealers), `tprf` (the root secret is used only through a
-//! threshold PRF), `agent` (what a validator contributes to the epoch cycle after each block), `checkpoint`/`light_client` (the Ed25519 group key signs checkpoints that a
-//! light client checks from the genesis alone), and `ledger`/`consensus` (the replicated
-//! ledger every node applies, ordered by Tendermint through Malachite's pure core).
+//! `assignment` (who owns which branch and who holds which leaf), `seed_tree` and
+//! `branch_seed` (root secret to branch seeds, delivered to their owners), `lmots`/`lms`/
+//! `sector`/`master` (one-time keys to the system public key), `shamir`/`dealing`/`audit`
+//! (leaf seeds dealt to holders, checked before use), `reconstruct`/`repair` (leaf seeds live
+//! only as shares), `dkg` (the two group keys, robust against absent and bad dealers), `tprf`
+//! (the root secret is used only through a threshold PRF), `agent` (what a validator
+//! contributes to the epoch cycle after each block), `checkpoint`/`light_client` (the Ed25519
+//! group key signs checkpoints that a light client checks), and `ledger`/`consensus` (the
+//! replicated ledger every node applies, ordered by Tendermint through Malachite's pure core).
+//! `docs/architecture.md` maps every module to its concept.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
