@@ -105,7 +105,7 @@ pub fn network_config(
     let record = AdmissionRecord::sign(
         &identity.keypair,
         &genesis.chain_id,
-        identity.x25519_public(),
+        &identity.x25519,
         admission.proof(),
     )
     .map_err(|e| NodeError::Admission(e.to_string()))?;

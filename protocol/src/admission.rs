@@ -50,6 +50,18 @@ pub enum AdmissionError {
     Exhausted(u64),
 }
 
+/// What an X25519 proof of possession (`seal::prove_possession`) is bound to at admission: the
+/// chain and the peer id, so a proof cannot be replayed for another identity or chain.
+pub fn possession_context(chain_id: &str, peer_id: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + chain_id.len() + peer_id.len());
+    out.extend_from_slice(b"seedfed-x25519po");
+    for field in [chain_id.as_bytes(), peer_id] {
+        out.extend_from_slice(&(field.len() as u64).to_le_bytes());
+        out.extend_from_slice(field);
+    }
+    out
+}
+
 impl Puzzle {
     /// The puzzle hash for one nonce.
     pub fn hash(&self, nonce: u64) -> [u8; 32] {

@@ -11,7 +11,8 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use seedfed_protocol::admission::{Proof, Puzzle};
+use seedfed_protocol::admission::{possession_context, Proof, Puzzle};
+use seedfed_protocol::seal::{self, PossessionProof};
 
 /// Largest encoded admission message accepted on the wire.
 pub const MAX_ADMISSION_MESSAGE_BYTES: u64 = 4096;
@@ -31,6 +32,8 @@ pub struct AdmissionRecord {
     pub nonce: u64,
     /// Ed25519 signature over all the fields above.
     pub signature: Vec<u8>,
+    /// Proof that the peer knows the X25519 key's secret, bound to (chain id, peer id).
+    pub x25519_proof: PossessionProof,
 }
 
 /// Why a record was rejected.
@@ -56,6 +59,13 @@ pub enum AdmissionRejection {
     /// The proof-of-work fails.
     #[error("proof of work: {0}")]
     ProofOfWork(String),
+    /// The X25519 key is not a canonical prime-order Curve25519 point (e.g. a low-order key,
+    /// with which every Diffie–Hellman output is predictable).
+    #[error("X25519 key is low-order, off the curve or non-canonical")]
+    BadX25519,
+    /// The X25519 proof of possession does not verify.
+    #[error("X25519 proof of possession does not verify")]
+    NoPossession,
     /// The peer did not present a record in time.
     #[error("no admission record within the timeout")]
     Timeout,
@@ -65,6 +75,17 @@ pub enum AdmissionRejection {
     /// The remote peer refused our record.
     #[error("remote refused our admission record: {0}")]
     RefusedByRemote(String),
+}
+
+/// Why our own record could not be made.
+#[derive(Debug, Error)]
+pub enum AdmissionSignError {
+    /// The identity key could not sign.
+    #[error("signing: {0}")]
+    Signing(#[from] libp2p::identity::SigningError),
+    /// Our X25519 key is unusable (it cannot be: keys we generate are valid).
+    #[error("our X25519 key is not a valid prime-order key")]
+    BadX25519,
 }
 
 impl AdmissionRecord {
@@ -86,9 +107,13 @@ impl AdmissionRecord {
     pub fn sign(
         keypair: &Keypair,
         chain_id: &str,
-        x25519: [u8; 32],
+        x25519_secret: &x25519_dalek::StaticSecret,
         proof: Proof,
-    ) -> Result<Self, libp2p::identity::SigningError> {
+    ) -> Result<Self, AdmissionSignError> {
+        let x25519 = x25519_dalek::PublicKey::from(x25519_secret).to_bytes();
+        let context = possession_context(chain_id, &keypair.public().to_peer_id().to_bytes());
+        let x25519_proof = seal::prove_possession(x25519_secret, &context, &mut rand_core::OsRng)
+            .map_err(|_| AdmissionSignError::BadX25519)?;
         let public_key = keypair.public().encode_protobuf();
         let signature = keypair.sign(&Self::signed_bytes(
             chain_id,
@@ -102,6 +127,7 @@ impl AdmissionRecord {
             x25519,
             nonce: proof.nonce,
             signature,
+            x25519_proof,
         })
     }
 
@@ -135,6 +161,13 @@ impl AdmissionRecord {
         if !key.verify(&msg, &self.signature) {
             return Err(AdmissionRejection::BadSignature);
         }
+        if !seal::x25519_key_is_valid(&self.x25519) {
+            return Err(AdmissionRejection::BadX25519);
+        }
+        let context = possession_context(&self.chain_id, &claimed.to_bytes());
+        if !seal::verify_possession(&self.x25519, &context, &self.x25519_proof) {
+            return Err(AdmissionRejection::NoPossession);
+        }
         Puzzle {
             chain_id: self.chain_id.clone(),
             peer_id: claimed.to_bytes(),
@@ -162,6 +195,14 @@ pub enum AdmissionResponse {
 mod tests {
     use super::*;
 
+    use x25519_dalek::StaticSecret;
+
+    fn xkey(seed: u8) -> (StaticSecret, [u8; 32]) {
+        let sk = StaticSecret::from([seed; 32]);
+        let pk = x25519_dalek::PublicKey::from(&sk).to_bytes();
+        (sk, pk)
+    }
+
     fn solved(kp: &Keypair, chain: &str, x: [u8; 32], d: u8) -> Proof {
         Puzzle {
             chain_id: chain.into(),
@@ -176,8 +217,9 @@ mod tests {
     fn valid_record_verifies_and_every_field_is_bound() {
         let kp = Keypair::generate_ed25519();
         let me = kp.public().to_peer_id();
-        let proof = solved(&kp, "c", [3; 32], 8);
-        let rec = AdmissionRecord::sign(&kp, "c", [3; 32], proof).unwrap();
+        let (xs, xp) = xkey(3);
+        let proof = solved(&kp, "c", xp, 8);
+        let rec = AdmissionRecord::sign(&kp, "c", &xs, proof).unwrap();
         assert_eq!(rec.verify(&me, "c", 8), Ok(()));
         assert_eq!(rec.peer_id(), Ok(me));
 
@@ -211,15 +253,61 @@ mod tests {
         let puzzle = Puzzle {
             chain_id: "c".into(),
             peer_id: me.to_bytes(),
-            x25519: [3; 32],
+            x25519: xkey(3).1,
         };
         let nonce = (0..10_000u64)
             .find(|n| puzzle.verify(&Proof { nonce: *n }, 8).is_err())
             .unwrap();
-        let rec = AdmissionRecord::sign(&kp, "c", [3; 32], Proof { nonce }).unwrap();
+        let rec = AdmissionRecord::sign(&kp, "c", &xkey(3).0, Proof { nonce }).unwrap();
         assert!(matches!(
             rec.verify(&me, "c", 8),
             Err(AdmissionRejection::ProofOfWork(_))
         ));
+    }
+
+    /// Re-signs `rec` as-is (so the signature and proof of work are not what fails).
+    fn resign(kp: &Keypair, rec: &mut AdmissionRecord) {
+        let msg =
+            AdmissionRecord::signed_bytes(&rec.chain_id, &rec.public_key, &rec.x25519, rec.nonce);
+        rec.signature = kp.sign(&msg).unwrap();
+    }
+
+    #[test]
+    fn low_order_or_unproven_x25519_keys_are_refused() {
+        let kp = Keypair::generate_ed25519();
+        let me = kp.public().to_peer_id();
+        let (xs, xp) = xkey(5);
+        let rec = AdmissionRecord::sign(&kp, "c", &xs, solved(&kp, "c", xp, 4)).unwrap();
+        assert_eq!(rec.verify(&me, "c", 4), Ok(()));
+
+        // A low-order key (all zeros: every DH output with it is zero), properly signed with a
+        // valid proof of work, is refused.
+        let mut low = rec.clone();
+        low.x25519 = [0; 32];
+        low.nonce = solved(&kp, "c", low.x25519, 4).nonce;
+        resign(&kp, &mut low);
+        assert_eq!(low.verify(&me, "c", 4), Err(AdmissionRejection::BadX25519));
+
+        // Another member's valid key, without its secret: the proof of possession fails.
+        let (_, theirs) = xkey(6);
+        let mut stolen = rec.clone();
+        stolen.x25519 = theirs;
+        stolen.nonce = solved(&kp, "c", theirs, 4).nonce;
+        resign(&kp, &mut stolen);
+        assert_eq!(
+            stolen.verify(&me, "c", 4),
+            Err(AdmissionRejection::NoPossession)
+        );
+
+        // A proof made for another peer id does not carry over.
+        let other = Keypair::generate_ed25519();
+        let (xs2, xp2) = xkey(7);
+        let theirs = AdmissionRecord::sign(&other, "c", &xs2, solved(&other, "c", xp2, 4)).unwrap();
+        let mut replayed = AdmissionRecord::sign(&kp, "c", &xs2, solved(&kp, "c", xp2, 4)).unwrap();
+        replayed.x25519_proof = theirs.x25519_proof;
+        assert_eq!(
+            replayed.verify(&me, "c", 4),
+            Err(AdmissionRejection::NoPossession)
+        );
     }
 }

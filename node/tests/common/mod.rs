@@ -27,7 +27,8 @@ pub const DIFFICULTY: u8 = 8;
 /// A solved (or deliberately wrong) proof for a fresh identity.
 pub fn identity(valid_pow: bool) -> (Keypair, AdmissionRecord) {
     let kp = Keypair::generate_ed25519();
-    let x25519 = [7u8; 32];
+    let x25519_secret = x25519_dalek::StaticSecret::from([7u8; 32]);
+    let x25519 = x25519_dalek::PublicKey::from(&x25519_secret).to_bytes();
     let puzzle = Puzzle {
         chain_id: CHAIN.into(),
         peer_id: kp.public().to_peer_id().to_bytes(),
@@ -41,7 +42,7 @@ pub fn identity(valid_pow: bool) -> (Keypair, AdmissionRecord) {
             .unwrap();
         Proof { nonce }
     };
-    let rec = AdmissionRecord::sign(&kp, CHAIN, x25519, proof).unwrap();
+    let rec = AdmissionRecord::sign(&kp, CHAIN, &x25519_secret, proof).unwrap();
     (kp, rec)
 }
 
