@@ -58,7 +58,8 @@ impl Block {
     }
 }
 
-/// The ledger as a node holds it: the state plus the hash of the last applied block.
+/// The ledger as a node holds it: the state plus the hash of the last applied block (the chain
+/// tip), which cannot be inside the hashed state because the block hash covers the state hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     /// The replicated state.
