@@ -116,7 +116,7 @@ async fn dropped(homes: &[PathBuf]) -> u64 {
 /// Runs a Byzantine member for a few seconds (bounded): see the caller.
 async fn attack(bootstrap: &str, genesis: &Genesis, height: u64) {
     use seedfed_protocol::consensus::ConsensusMessage;
-    use seedfed_protocol::ledger::{self, tx::Signature64, VoteKind, VoteRecord};
+    use seedfed_protocol::ledger::{self, Signature64, VoteKind, VoteRecord};
     let mut conf = config(true, vec![bootstrap.parse().unwrap()]);
     conf.limits.gossip_max_bytes = 2 << 20;
     let (net, _events) = spawn(conf);

@@ -1,4 +1,5 @@
-//! Ledger transactions, their author signatures, and eviction evidence.
+//! Ledger transactions, their author signatures, the DKG payloads they carry, and eviction
+//! evidence.
 //!
 //! Every transaction names its author (an Ed25519 key = [`MemberId`]) and the author's next
 //! sequence number (`nonce`), and is signed by the author over a domain-separated hash of the
@@ -14,7 +15,8 @@
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{encode, LedgerError};
+use super::codec::encode;
+use super::error::LedgerError;
 use crate::admission::Proof;
 use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
@@ -179,6 +181,33 @@ pub enum Evidence {
     },
 }
 
+/// Which of the two DKGs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DkgSuite {
+    /// ristretto255: the seed-tree root key and the beacon's threshold PRF.
+    Ristretto255,
+    /// Ed25519: the checkpoint signing key.
+    Ed25519,
+}
+
+/// A `DkgCommitment` payload: the author's frost round-1 packages for both suites.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Round1Payload {
+    /// `frost_ristretto255::keys::dkg::round1::Package::serialize`.
+    pub ristretto255: Vec<u8>,
+    /// `frost_ed25519::keys::dkg::round1::Package::serialize`.
+    pub ed25519: Vec<u8>,
+}
+
+/// A `DkgComplaint` payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintPayload {
+    /// The DKG the complaint is about.
+    pub suite: DkgSuite,
+    /// `dkg::Complaint::encode`.
+    pub complaint: Vec<u8>,
+}
+
 /// What a transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxBody {
@@ -208,24 +237,23 @@ pub enum TxBody {
         evidence: Evidence,
     },
     /// The author's DKG round-1 packages for the current epoch: the [`encode`]d
-    /// [`Round1Payload`](super::epochs::Round1Payload) (ristretto255 and Ed25519 frost packages).
-    /// Accepted only inside the round-1 window, with valid proofs of knowledge and degree.
+    /// [`Round1Payload`] (ristretto255 and Ed25519 frost packages). Accepted only inside the
+    /// round-1 window, with valid proofs of knowledge and degree.
     DkgCommitment {
         /// Epoch the DKG belongs to.
         epoch: u64,
-        /// The encoded [`Round1Payload`](super::epochs::Round1Payload).
+        /// The encoded [`Round1Payload`].
         payload: Vec<u8>,
     },
-    /// A DKG complaint against a dealer: the [`encode`]d
-    /// [`ComplaintPayload`](super::epochs::ComplaintPayload) (suite + `dkg::Complaint`).
-    /// Accepted only inside the complaint window and only if it convicts (`Bad`) or is owed
-    /// (`Missing`).
+    /// A DKG complaint against a dealer: the [`encode`]d [`ComplaintPayload`] (suite +
+    /// `dkg::Complaint`). Accepted only inside the complaint window and only if it convicts
+    /// (`Bad`) or is owed (`Missing`).
     DkgComplaint {
         /// Epoch the DKG belongs to.
         epoch: u64,
         /// The accused dealer.
         accused: MemberId,
-        /// The encoded [`ComplaintPayload`](super::epochs::ComplaintPayload).
+        /// The encoded [`ComplaintPayload`].
         payload: Vec<u8>,
     },
     /// A dealer's answer to a `Missing` complaint: the signed round-2 envelope
@@ -235,7 +263,7 @@ pub enum TxBody {
         /// Epoch the DKG belongs to.
         epoch: u64,
         /// Which of the two DKGs.
-        suite: super::epochs::DkgSuite,
+        suite: DkgSuite,
         /// The encoded envelope; its sender must be the author.
         envelope: Vec<u8>,
     },

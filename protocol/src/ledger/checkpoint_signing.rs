@@ -1,0 +1,124 @@
+//! Checkpoints on the ledger: what is signed, the queue of checkpoints due, the progress of the
+//! threshold signing of its head, and the signed records.
+//!
+//! Guarantees: a checkpoint's [`validator_set_hash`] commits to the epoch's validators and to
+//! the group keys that sign the checkpoints after it, so a light client walks the chain of
+//! checkpoints from the genesis key (`docs/light-client.md`); the state keeps the last
+//! [`KEEP_CHECKPOINTS`] records, older ones stay in the blocks that recorded them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::tx::Signature64;
+use crate::checkpoint::Checkpoint;
+use crate::hash::{hash32, Domain};
+use crate::member::MemberId;
+
+const VALSET_DOMAIN: Domain = Domain::new("seedfed-valset");
+
+/// How many recorded checkpoints and checkpoint faults the state keeps (older ones stay in the
+/// blocks that recorded them).
+pub const KEEP_CHECKPOINTS: usize = 16;
+
+/// A checkpoint's content (serde mirror of [`checkpoint::Checkpoint`](Checkpoint)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointBody {
+    /// [`chain_digest`](super::genesis::chain_digest) of the chain id.
+    pub chain_id: [u8; 32],
+    /// Epoch at the time it became due.
+    pub epoch: u64,
+    /// Height at which it became due.
+    pub height: u64,
+    /// The master root (zeros before one exists).
+    pub master_root: [u8; 32],
+    /// [`validator_set_hash`].
+    pub validator_set_hash: [u8; 32],
+}
+
+impl CheckpointBody {
+    /// As the `checkpoint` module's type.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            chain_id: self.chain_id,
+            epoch: self.epoch,
+            height: self.height,
+            master_root: self.master_root,
+            validator_set_hash: self.validator_set_hash,
+        }
+    }
+}
+
+/// A checkpoint waiting to be signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointDue {
+    /// What is signed.
+    pub body: CheckpointBody,
+    /// For a rotation checkpoint: the epoch whose DKG key is in force once it is recorded.
+    pub rotate_to: Option<u64>,
+}
+
+/// The signing of the head of the checkpoint queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointSigning {
+    /// Attempt.
+    pub attempt: u32,
+    /// Height at which this attempt started.
+    pub started_at: u64,
+    /// Commitments in ledger order; the first `t` are the signers.
+    pub commitments: Vec<(MemberId, Vec<u8>)>,
+    /// Shares of the signers.
+    pub shares: BTreeMap<MemberId, Vec<u8>>,
+    /// Members whose shares were bad in an earlier attempt of this checkpoint.
+    pub excluded: BTreeSet<MemberId>,
+}
+
+/// A recorded, verified checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedCheckpoint {
+    /// Sequence number.
+    pub seq: u64,
+    /// What was signed.
+    pub body: CheckpointBody,
+    /// The aggregate Ed25519 signature over `body.checkpoint().to_bytes()`.
+    pub signature: Signature64,
+    /// Epoch of the DKG whose key signed it.
+    pub key_epoch: u64,
+    /// That key.
+    pub group_key: [u8; 32],
+}
+
+/// A bad checkpoint signature share, attributed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointFault {
+    /// Checkpoint number.
+    pub seq: u64,
+    /// Attempt.
+    pub attempt: u32,
+    /// The signer whose share was bad.
+    pub member: MemberId,
+    /// Height.
+    pub height: u64,
+}
+
+/// The validator-set hash a checkpoint carries: BLAKE2b(`seedfed-valset`, for each validator in
+/// member order: id ‖ u64le(stake) ‖ X25519 key; then the Ed25519 and the ristretto255 group
+/// keys that sign/serve *after* this checkpoint). A light client that trusts a checkpoint and is
+/// given the preimage learns the key that signs the next one.
+pub fn validator_set_hash(
+    validators: &BTreeMap<MemberId, (u64, [u8; 32])>,
+    next_ed25519: &[u8; 32],
+    next_ristretto255: &[u8; 32],
+) -> [u8; 32] {
+    let mut parts: Vec<Vec<u8>> = Vec::with_capacity(validators.len() + 2);
+    for (m, (stake, x)) in validators {
+        let mut p = m.0.to_vec();
+        p.extend_from_slice(&stake.to_le_bytes());
+        p.extend_from_slice(x);
+        parts.push(p);
+    }
+    parts.push(next_ed25519.to_vec());
+    parts.push(next_ristretto255.to_vec());
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    hash32(VALSET_DOMAIN, &[], &[0; 16], &refs)
+}

@@ -1,0 +1,267 @@
+//! The current epoch's DKG as the ledger records it, and the results of completed DKGs.
+//!
+//! Guarantees: everything here is a pure function of ledger data, so every node holds the same
+//! [`DkgRound`] and [`DkgResult`]s and judges their messages alike; each attempt has its own
+//! session context ([`dkg_session_id`]), so no message of one attempt is valid in another.
+//! Windows count in block heights from [`DkgRound::opened_at`] (`docs/consensus.md`, "The
+//! epoch cycle").
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use frost_core::keys::dkg::round1;
+use frost_core::Ciphersuite;
+use serde::{Deserialize, Serialize};
+
+use super::codec::decode;
+use super::error::LedgerError;
+use super::genesis::{chain_digest, EpochParams};
+use super::tx::{DkgSuite, Round1Payload};
+use crate::dkg::{self, Ceremony, Complaint, Envelope, ExclusionCause};
+use crate::hash::{hash32, Domain};
+use crate::member::MemberId;
+
+const SESSION_DOMAIN: Domain = Domain::new("seedfed-dkg-sid");
+
+/// Key of a recorded complaint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ComplaintKey {
+    /// Suite.
+    pub suite: DkgSuite,
+    /// Complainer.
+    pub accuser: MemberId,
+    /// Accused dealer.
+    pub accused: MemberId,
+    /// `true` for `Missing`, `false` for `Bad`.
+    pub missing: bool,
+}
+
+/// Why a member is not in a DKG's qualified set (the on-ledger evidence is the complaint or
+/// the absence it refers to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DkgExclusion {
+    /// No round-1 package in the window.
+    Absent,
+    /// A round-1 package with a bad proof or degree (cannot be on the ledger; kept for
+    /// completeness of `dkg::ExclusionCause`).
+    BadRound1 {
+        /// Suite.
+        suite: DkgSuite,
+    },
+    /// A complaint on the ledger proved its share to `complainer` bad.
+    BadShare {
+        /// Suite.
+        suite: DkgSuite,
+        /// Who proved it.
+        complainer: MemberId,
+    },
+    /// It did not answer `complainer`'s `Missing` complaint.
+    NoShare {
+        /// Suite.
+        suite: DkgSuite,
+        /// Who got nothing.
+        complainer: MemberId,
+    },
+}
+
+impl DkgExclusion {
+    pub(super) fn from_dkg(suite: DkgSuite, e: ExclusionCause) -> Self {
+        match e {
+            ExclusionCause::Absent => DkgExclusion::Absent,
+            ExclusionCause::BadRound1 => DkgExclusion::BadRound1 { suite },
+            ExclusionCause::BadShare { complainer } => DkgExclusion::BadShare { suite, complainer },
+            ExclusionCause::NoShare { complainer } => DkgExclusion::NoShare { suite, complainer },
+        }
+    }
+}
+
+/// A failed DKG attempt (fewer than `t` qualified).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkgFailure {
+    /// The attempt that failed.
+    pub attempt: u32,
+    /// Height of the `DkgFinalize` that found it failed.
+    pub height: u64,
+    /// Qualified members it had.
+    pub qualified: u32,
+    /// Exclusions.
+    pub excluded: BTreeMap<MemberId, DkgExclusion>,
+}
+
+/// The current epoch's DKG in progress (one per epoch, possibly over several attempts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkgRound {
+    /// Epoch.
+    pub epoch: u64,
+    /// Attempt number (0 first; +1 after a failed attempt).
+    pub attempt: u32,
+    /// Height at which this attempt opened (its windows count from here).
+    pub opened_at: u64,
+    /// Threshold `t = dkg::default_threshold(n)`.
+    pub threshold: u16,
+    /// The participants (the epoch's validator snapshot) and their X25519 keys.
+    pub roster: BTreeMap<MemberId, [u8; 32]>,
+    /// Round-1 payloads (encoded [`Round1Payload`]) by sender, all valid.
+    pub commitments: BTreeMap<MemberId, Vec<u8>>,
+    /// Complaints that were accepted (encoded `dkg::Complaint`).
+    pub complaints: BTreeMap<ComplaintKey, Vec<u8>>,
+    /// Answers to `Missing` complaints: (suite, dealer, recipient) -> encoded envelope.
+    pub answers: BTreeMap<(DkgSuite, MemberId, MemberId), Vec<u8>>,
+    /// Earlier failed attempts of this epoch.
+    pub failures: Vec<DkgFailure>,
+}
+
+/// A completed DKG.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkgResult {
+    /// Epoch it ran in.
+    pub epoch: u64,
+    /// Attempt that completed.
+    pub attempt: u32,
+    /// Height of the `DkgFinalize`.
+    pub height: u64,
+    /// Threshold.
+    pub threshold: u16,
+    /// The qualified set (same for both suites): the key holders.
+    pub qualified: BTreeSet<MemberId>,
+    /// Every excluded participant and why.
+    pub excluded: BTreeMap<MemberId, DkgExclusion>,
+    /// ristretto255 `PublicKeyPackage::serialize` over the qualified set.
+    pub ristretto255_public: Vec<u8>,
+    /// Ed25519 `PublicKeyPackage::serialize` over the qualified set.
+    pub ed25519_public: Vec<u8>,
+    /// The ristretto255 group key (compressed).
+    pub ristretto255_group_key: [u8; 32],
+    /// The Ed25519 group key (what verifies checkpoints).
+    pub ed25519_group_key: [u8; 32],
+}
+
+impl DkgResult {
+    /// The ristretto255 public key package.
+    pub fn ristretto255(&self) -> Result<frost_ristretto255::keys::PublicKeyPackage, LedgerError> {
+        frost_ristretto255::keys::PublicKeyPackage::deserialize(&self.ristretto255_public)
+            .map_err(|e| LedgerError::DkgRejected(e.to_string()))
+    }
+
+    /// The Ed25519 public key package.
+    pub fn ed25519(&self) -> Result<frost_ed25519::keys::PublicKeyPackage, LedgerError> {
+        frost_ed25519::keys::PublicKeyPackage::deserialize(&self.ed25519_public)
+            .map_err(|e| LedgerError::DkgRejected(e.to_string()))
+    }
+}
+
+/// The DKG session id of an attempt (passed as `Ceremony`'s chain id):
+/// BLAKE2b(`seedfed-dkg-sid`, chain digest, u32le(attempt)).
+pub fn dkg_session_id(chain_digest: &[u8; 32], attempt: u32) -> [u8; 32] {
+    hash32(
+        SESSION_DOMAIN,
+        &[],
+        &[0; 16],
+        &[chain_digest, &attempt.to_le_bytes()],
+    )
+}
+
+/// A DKG check's error as a [`LedgerError`].
+pub(super) fn rejected(e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::DkgRejected(e.to_string())
+}
+
+impl DkgRound {
+    /// A fresh DKG for `epoch` over `roster`, opened at `height`.
+    pub fn open(epoch: u64, height: u64, roster: BTreeMap<MemberId, [u8; 32]>) -> Self {
+        DkgRound {
+            epoch,
+            attempt: 0,
+            opened_at: height,
+            threshold: dkg::default_threshold(roster.len()),
+            roster,
+            commitments: BTreeMap::new(),
+            complaints: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Last height of the round-1 window.
+    pub fn round1_end(&self, p: &EpochParams) -> u64 {
+        self.opened_at.saturating_add(p.dkg_round1_blocks)
+    }
+
+    /// Last height at which `Missing` complaints are accepted.
+    pub fn missing_end(&self, p: &EpochParams) -> u64 {
+        self.round1_end(p)
+            .saturating_add(p.dkg_complaint_blocks.div_ceil(2))
+    }
+
+    /// Last height of the complaint window.
+    pub fn complaint_end(&self, p: &EpochParams) -> u64 {
+        self.round1_end(p).saturating_add(p.dkg_complaint_blocks)
+    }
+
+    /// The session of this attempt in suite `C` (the same on every node).
+    pub fn session<C: Ciphersuite>(&self, chain_id: &str) -> Result<Ceremony<C>, LedgerError> {
+        Ceremony::new(
+            dkg_session_id(&chain_digest(chain_id), self.attempt),
+            self.epoch,
+            self.threshold,
+            self.roster.clone(),
+        )
+        .map_err(rejected)
+    }
+
+    /// The recorded round-1 packages of `suite`.
+    pub fn published<C: Ciphersuite>(
+        &self,
+        suite: DkgSuite,
+    ) -> Result<BTreeMap<MemberId, round1::Package<C>>, LedgerError> {
+        let mut out = BTreeMap::new();
+        for (m, bytes) in &self.commitments {
+            out.insert(*m, decode_round1::<C>(bytes, suite)?);
+        }
+        Ok(out)
+    }
+
+    /// The recorded complaints of `suite`.
+    pub fn complaints_of(&self, suite: DkgSuite) -> Result<Vec<Complaint>, LedgerError> {
+        self.complaints
+            .iter()
+            .filter(|(k, _)| k.suite == suite)
+            .map(|(_, c)| Complaint::decode(c).map_err(rejected))
+            .collect()
+    }
+
+    /// The recorded answers of `suite`.
+    pub fn answers_of(&self, suite: DkgSuite) -> Result<Vec<Envelope>, LedgerError> {
+        self.answers
+            .iter()
+            .filter(|((s, _, _), _)| *s == suite)
+            .map(|(_, e)| Envelope::decode(e).map_err(rejected))
+            .collect()
+    }
+
+    pub(super) fn qualification<C: Ciphersuite>(
+        &self,
+        chain_id: &str,
+        suite: DkgSuite,
+    ) -> Result<dkg::Qualification, LedgerError> {
+        let session = self.session::<C>(chain_id)?;
+        Ok(session.qualified_set(
+            &self.published::<C>(suite)?,
+            &self.complaints_of(suite)?,
+            &self.answers_of(suite)?,
+        ))
+    }
+}
+
+/// Decodes the `suite` half of an encoded [`Round1Payload`].
+pub fn decode_round1<C: Ciphersuite>(
+    payload: &[u8],
+    suite: DkgSuite,
+) -> Result<round1::Package<C>, LedgerError> {
+    let p: Round1Payload = decode(payload).map_err(|e| LedgerError::BadPayload(e.0))?;
+    let bytes = match suite {
+        DkgSuite::Ristretto255 => &p.ristretto255,
+        DkgSuite::Ed25519 => &p.ed25519,
+    };
+    round1::Package::<C>::deserialize(bytes)
+        .map_err(|e| LedgerError::BadPayload(format!("round-1 package: {e}")))
+}

@@ -1,0 +1,159 @@
+//! The genesis document and the parameters fixed in it.
+//!
+//! Guarantees: [`Genesis::hash`] is the hash of the document's canonical encoding (the
+//! `prev_hash` of block 1), and [`chain_digest`] and [`KeyParams::layout`] are pure functions
+//! of the document, so every node derives the same chain digest and LMS layout from it. The
+//! checks a genesis must pass are made when the state is built from it
+//! ([`LedgerState::from_genesis`](crate::ledger::LedgerState::from_genesis)).
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::codec::encode;
+use crate::hash::{hash32, Domain};
+use crate::lmots::LmotsType;
+use crate::lms::LmsType;
+use crate::member::MemberId;
+use crate::sector::TreeLayout;
+
+const GENESIS_DOMAIN: Domain = Domain::new("seedfed-genesis");
+const CHAIN_DOMAIN: Domain = Domain::new("seedfed-chainid");
+const KEY_ID_DOMAIN: Domain = Domain::new("seedfed-lmskeyid");
+
+/// The 32-byte form of a chain id: BLAKE2b-256 of the UTF-8 string, personalised
+/// `seedfed-chainid`. Used wherever 32 bytes are needed (DKG sessions, the beacon input,
+/// checkpoints, light clients); transaction and vote signatures keep the string itself.
+pub fn chain_digest(chain_id: &str) -> [u8; 32] {
+    hash32(CHAIN_DOMAIN, &[], &[0; 16], &[chain_id.as_bytes()])
+}
+
+/// Largest total stake (so that `3 * total` fits a `u64` in the consensus thresholds).
+pub const MAX_TOTAL_STAKE: u64 = u64::MAX / 4;
+
+/// Parameters of the federation's signing key, fixed at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyParams {
+    /// Height `h` of the whole LMS tree: the key has `2^h` one-time keys.
+    pub tree_height: u8,
+    /// `p`: the tree is split into `2^p` sectors (branches), `p <= h`.
+    pub sector_bits: u8,
+    /// `k`: shares needed to reconstruct a leaf seed.
+    pub leaf_threshold: u16,
+    /// `r`: holders of each leaf seed's shares.
+    pub leaf_holders: u16,
+}
+
+impl KeyParams {
+    /// Number of one-time keys, `2^h`.
+    pub fn leaves(&self) -> u64 {
+        1u64 << self.tree_height
+    }
+
+    /// Number of sectors, `2^p`.
+    pub fn sectors(&self) -> u32 {
+        1u32 << self.sector_bits
+    }
+
+    /// The LMS layout of the federation's (first) key on chain `chain_digest`: LMS type of
+    /// height `h` (SHA-256/N32), LM-OTS `SHA256_N32_W4`, `p` sector levels, and the key
+    /// identifier `I` = the first 16 bytes of BLAKE2b(`seedfed-lmskeyid`, chain digest, key
+    /// number 0). Sector owners build their portions with this layout and the ledger checks the
+    /// master root and published signatures against it.
+    pub fn layout(&self, chain_digest: &[u8; 32]) -> Result<TreeLayout, GenesisError> {
+        let lms_type = LmsType::from_height(u32::from(self.tree_height)).ok_or(
+            GenesisError::BadKeyParams("tree height must be 5, 10, 15, 20 or 25"),
+        )?;
+        let digest = hash32(
+            KEY_ID_DOMAIN,
+            &[],
+            &[0; 16],
+            &[chain_digest, &0u64.to_le_bytes()],
+        );
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        TreeLayout::new(lms_type, LmotsType::W4, id, u32::from(self.sector_bits))
+            .map_err(|_| GenesisError::BadKeyParams("sector bits must be below the tree height"))
+    }
+}
+
+/// Block windows of the epoch cycle, fixed at genesis. Blocks come continuously (a few per
+/// second on a local testnet), so these are small numbers of blocks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochParams {
+    /// Length `R` of the DKG round-1 window (round-1 packages on the ledger).
+    pub dkg_round1_blocks: u64,
+    /// Length `C` of the complaint window after round 1 (envelopes, complaints, answers).
+    pub dkg_complaint_blocks: u64,
+    /// Minimum number of blocks between an epoch's start and the next `EpochStart`.
+    pub epoch_min_blocks: u64,
+    /// Blocks after which a checkpoint signing attempt that has not completed may be superseded
+    /// by a new attempt.
+    pub checkpoint_attempt_blocks: u64,
+}
+
+impl Default for EpochParams {
+    /// Local-testnet defaults: 10 / 10 / 30 / 10 blocks.
+    fn default() -> Self {
+        EpochParams {
+            dkg_round1_blocks: 10,
+            dkg_complaint_blocks: 10,
+            epoch_min_blocks: 30,
+            checkpoint_attempt_blocks: 10,
+        }
+    }
+}
+
+/// One validator in the genesis document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisValidator {
+    /// Ed25519 identity.
+    pub id: MemberId,
+    /// Initial stake (voting power).
+    pub stake: u64,
+    /// X25519 key for end-to-end share encryption.
+    pub x25519: [u8; 32],
+}
+
+/// The genesis document: everything the first block builds on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// Chain (federation) identifier; part of every signature and proof of work.
+    pub chain_id: String,
+    /// Leading zero bits required of an admission proof of work.
+    pub pow_difficulty: u8,
+    /// Initial validators.
+    pub validators: Vec<GenesisValidator>,
+    /// Parameters of the signing key.
+    pub key: KeyParams,
+    /// A validator that misses this many consecutive commits may be evicted for inactivity.
+    pub eviction_missed_heights: u64,
+    /// Block windows of the epoch cycle (DKG rounds, minimum epoch length).
+    pub epochs: EpochParams,
+}
+
+impl Genesis {
+    /// The hash of the genesis document; the `prev_hash` of block 1.
+    pub fn hash(&self) -> [u8; 32] {
+        hash32(GENESIS_DOMAIN, &[], &[0; 16], &[&encode(self)])
+    }
+}
+
+/// Why a genesis document is unusable.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum GenesisError {
+    /// No validator with non-zero stake.
+    #[error("genesis has no validator with stake")]
+    NoValidators,
+    /// A validator appears twice.
+    #[error("validator {0} listed twice in genesis")]
+    DuplicateValidator(MemberId),
+    /// Key parameters are out of range.
+    #[error("bad key parameters: {0}")]
+    BadKeyParams(&'static str),
+    /// PoW difficulty above the admission module's maximum.
+    #[error("proof-of-work difficulty {0} out of range")]
+    BadDifficulty(u8),
+    /// Total stake above [`MAX_TOTAL_STAKE`].
+    #[error("total stake too large")]
+    StakeOverflow,
+}

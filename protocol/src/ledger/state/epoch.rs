@@ -1,0 +1,153 @@
+//! The epoch boundary on the ledger: beacon partials, the epoch beacon and the epoch start.
+//!
+//! Guarantees: the beacon of epoch `e + 1` is the threshold PRF of
+//! [`beacon_input`]`(chain, e + 1)` under the ristretto255 key of the DKG completed in epoch
+//! `e`, combined from the first `t` DLEQ-verified partials on the ledger, and `EpochStart` must
+//! carry exactly that value; an epoch lasts at least `epoch_min_blocks`.
+
+use super::LedgerState;
+use crate::ledger::beacon::beacon_input;
+use crate::ledger::dkg_round::DkgRound;
+use crate::ledger::error::LedgerError;
+use crate::ledger::genesis::chain_digest;
+use crate::member::MemberId;
+use crate::tprf;
+
+impl LedgerState {
+    /// `BeaconPartial`: records a key holder's DLEQ-verified partial for the next epoch's
+    /// beacon, until `t` are in.
+    pub(super) fn apply_beacon_partial(
+        &mut self,
+        author: MemberId,
+        epoch: u64,
+        partial: &tprf::Partial,
+    ) -> Result<(), LedgerError> {
+        if epoch != self.epoch + 1 {
+            return Err(LedgerError::WrongEpoch {
+                got: epoch,
+                expected: self.epoch + 1,
+            });
+        }
+        let result = self
+            .dkg_results
+            .get(&self.epoch)
+            .ok_or(LedgerError::DkgIncomplete(self.epoch))?;
+        if partial.member != author {
+            return Err(LedgerError::BadPartial(
+                "partial is not the author's".into(),
+            ));
+        }
+        if !result.qualified.contains(&author) {
+            return Err(LedgerError::NotValidator(author));
+        }
+        if self.beacon_partials.iter().any(|p| p.member == author) {
+            return Err(LedgerError::DuplicateDkg(author));
+        }
+        if self.beacon_partials.len() >= usize::from(result.threshold) {
+            return Err(LedgerError::BeaconComplete);
+        }
+        let public = result.ristretto255()?;
+        tprf::verify_partial(
+            &public,
+            &beacon_input(&chain_digest(&self.chain_id), epoch),
+            partial,
+        )
+        .map_err(|e| LedgerError::BadPartial(e.to_string()))?;
+        self.beacon_partials.push(*partial);
+        Ok(())
+    }
+
+    /// The beacon combined from the recorded partials, if `t` are in.
+    pub fn recorded_beacon(&self) -> Result<[u8; 32], LedgerError> {
+        let result = self
+            .dkg_results
+            .get(&self.epoch)
+            .ok_or(LedgerError::DkgIncomplete(self.epoch))?;
+        let t = usize::from(result.threshold);
+        if self.beacon_partials.len() < t {
+            return Err(LedgerError::BadBeacon("fewer than t partials recorded"));
+        }
+        tprf::combine(
+            &result.ristretto255()?,
+            &beacon_input(&chain_digest(&self.chain_id), self.epoch + 1),
+            &self.beacon_partials[..t],
+        )
+        .map_err(|_| LedgerError::BadBeacon("recorded partials do not combine"))
+    }
+
+    /// The height from which the next `EpochStart` is accepted.
+    pub fn next_epoch_height(&self) -> u64 {
+        self.epoch_started_at
+            .saturating_add(self.epochs.epoch_min_blocks)
+    }
+
+    /// `EpochStart`: starts the next epoch with the beacon combined from the recorded partials.
+    pub(super) fn apply_epoch_start(
+        &mut self,
+        author: MemberId,
+        epoch: u64,
+        beacon: &[u8; 32],
+    ) -> Result<(), LedgerError> {
+        self.require_validator(&author)?;
+        if epoch != self.epoch + 1 {
+            return Err(LedgerError::WrongEpoch {
+                got: epoch,
+                expected: self.epoch + 1,
+            });
+        }
+        validate_epoch_beacon(self, epoch, beacon)?;
+        self.begin_epoch(epoch, *beacon);
+        Ok(())
+    }
+
+    /// Switches to `epoch` with `beacon`: snapshots the validators, opens the epoch's DKG at
+    /// the current height, clears the partials, prunes old DKG data and queues the epoch-start
+    /// checkpoint. Callers have checked everything.
+    pub(crate) fn begin_epoch(&mut self, epoch: u64, beacon: [u8; 32]) {
+        self.epoch = epoch;
+        self.beacon = beacon;
+        self.epoch_validators = self.validators();
+        self.epoch_started_at = self.height;
+        self.dkg = DkgRound::open(epoch, self.height, self.roster());
+        self.beacon_partials.clear();
+        self.enqueue_checkpoint(None);
+        // Keep the results still needed: the key in force, queued rotations, the last epoch's.
+        let mut keep_from = epoch.saturating_sub(1);
+        if let Some(k) = self.checkpoint_key {
+            keep_from = keep_from.min(k);
+        }
+        for due in self.checkpoints_due.values() {
+            if let Some(k) = due.rotate_to {
+                keep_from = keep_from.min(k);
+            }
+        }
+        self.dkg_results.retain(|e, _| *e >= keep_from);
+    }
+}
+
+/// Beacon check of an `EpochStart`: the current epoch's DKG is complete, the epoch has lasted
+/// at least `epoch_min_blocks`, and `beacon` is the combination of the first `t` recorded
+/// partials for `epoch`.
+pub fn validate_epoch_beacon(
+    state: &LedgerState,
+    epoch: u64,
+    beacon: &[u8; 32],
+) -> Result<(), LedgerError> {
+    if epoch != state.epoch + 1 {
+        return Err(LedgerError::WrongEpoch {
+            got: epoch,
+            expected: state.epoch + 1,
+        });
+    }
+    if !state.dkg_results.contains_key(&state.epoch) {
+        return Err(LedgerError::DkgIncomplete(state.epoch));
+    }
+    if state.height < state.next_epoch_height() {
+        return Err(LedgerError::EpochTooEarly(state.next_epoch_height()));
+    }
+    let expected = state.recorded_beacon()?;
+    if expected != *beacon {
+        return Err(LedgerError::BadBeacon("differs from the combined partials"));
+    }
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! The federation's signing key on the ledger: branch assignment, sector (portion) roots, the
+//! master root, signing requests and published signatures, and holder repair.
+//!
+//! Guarantees: the branch assignment is the one recomputed from the epoch beacon and stake;
+//! portion roots and the master root are immutable once published, and the master root is the
+//! root over the published sector roots; every leaf is allocated at most once, ever, and a
+//! published signature verifies under the master public key on the request's digest.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::LedgerState;
+use crate::assignment::{branch_owners, Weighted};
+use crate::ledger::error::LedgerError;
+use crate::ledger::genesis::{chain_digest, KeyParams};
+use crate::ledger::tx::MAX_PAYLOAD_BYTES;
+use crate::lms::{LmsSignature, VerifyError};
+use crate::master::Master;
+use crate::member::MemberId;
+
+/// A published sector (portion) of the key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorRecord {
+    /// The sector owner who generated it.
+    pub owner: MemberId,
+    /// Its Merkle root.
+    pub root: [u8; 32],
+    /// Current holders of its leaf shares (sorted).
+    pub holders: Vec<MemberId>,
+}
+
+/// A committed signing request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignRequestRecord {
+    /// Who asked.
+    pub requester: MemberId,
+    /// Digest to sign.
+    pub digest: [u8; 32],
+    /// Height at which the leaf was allocated.
+    pub height: u64,
+}
+
+/// A recorded repair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairRecord {
+    /// Height of the repair.
+    pub height: u64,
+    /// Sector repaired.
+    pub sector: u32,
+    /// Holder replaced.
+    pub lost: MemberId,
+    /// New holder.
+    pub replacement: MemberId,
+}
+
+impl LedgerState {
+    /// `BranchAssignment`: records the owner of every sector for the current epoch, checked by
+    /// recomputation; published sectors keep the owner who generated them.
+    pub(super) fn apply_branch_assignment(
+        &mut self,
+        author: MemberId,
+        epoch: u64,
+        owners: &[MemberId],
+    ) -> Result<(), LedgerError> {
+        self.require_validator(&author)?;
+        if epoch != self.epoch {
+            return Err(LedgerError::WrongEpoch {
+                got: epoch,
+                expected: self.epoch,
+            });
+        }
+        let computed = self.compute_branch_owners()?;
+        if *owners != computed {
+            return Err(LedgerError::AssignmentMismatch);
+        }
+        for (i, owner) in computed.into_iter().enumerate() {
+            let sector = i as u32;
+            // Published sectors keep the owner who generated them.
+            if !self.sectors.contains_key(&sector) {
+                self.branch_owners.insert(sector, owner);
+            }
+        }
+        self.assignment_epoch = Some(epoch);
+        Ok(())
+    }
+
+    /// `SectorRoot`: the sector's owner publishes its portion root and leaf-share holders.
+    pub(super) fn apply_sector_root(
+        &mut self,
+        author: MemberId,
+        sector: u32,
+        root: &[u8; 32],
+        holders: &[MemberId],
+    ) -> Result<(), LedgerError> {
+        if sector >= self.key.sectors() {
+            return Err(LedgerError::SectorOutOfRange(sector));
+        }
+        if self.assignment_epoch.is_none() {
+            return Err(LedgerError::NoAssignment);
+        }
+        if self.sectors.contains_key(&sector) {
+            return Err(LedgerError::SectorPublished(sector));
+        }
+        if self.branch_owners.get(&sector) != Some(&author) {
+            return Err(LedgerError::NotSectorOwner(author));
+        }
+        self.check_holders(holders)?;
+        self.sectors.insert(
+            sector,
+            SectorRecord {
+                owner: author,
+                root: *root,
+                holders: holders.to_vec(),
+            },
+        );
+        Ok(())
+    }
+
+    /// `MasterRoot`: finalises the master root once every sector is published, and queues a
+    /// checkpoint.
+    pub(super) fn apply_master_root(
+        &mut self,
+        author: MemberId,
+        root: &[u8; 32],
+    ) -> Result<(), LedgerError> {
+        self.require_validator(&author)?;
+        if self.master_root.is_some() {
+            return Err(LedgerError::MasterFinal);
+        }
+        let missing = self.key.sectors() - self.sectors.len() as u32;
+        if missing > 0 {
+            return Err(LedgerError::SectorsMissing { missing });
+        }
+        validate_master_root(&self.key, &self.chain_id, &self.sectors, root)?;
+        self.master_root = Some(*root);
+        self.enqueue_checkpoint(None);
+        Ok(())
+    }
+
+    /// `SignRequest`: allocates the next leaf to the author's digest.
+    pub(super) fn apply_sign_request(
+        &mut self,
+        author: MemberId,
+        digest: &[u8; 32],
+    ) -> Result<(), LedgerError> {
+        if self.master_root.is_none() {
+            return Err(LedgerError::MasterNotFinal);
+        }
+        let leaf = self.next_leaf;
+        if leaf >= self.key.leaves() {
+            return Err(LedgerError::KeyExhausted(self.key.leaves()));
+        }
+        self.next_leaf = leaf + 1;
+        self.sign_requests.insert(
+            leaf,
+            SignRequestRecord {
+                requester: author,
+                digest: *digest,
+                height: self.height,
+            },
+        );
+        Ok(())
+    }
+
+    /// `SignaturePublish`: records the LMS signature of an allocated leaf, once.
+    pub(super) fn apply_signature_publish(
+        &mut self,
+        leaf: u64,
+        signature: &[u8],
+    ) -> Result<(), LedgerError> {
+        if !self.sign_requests.contains_key(&leaf) {
+            return Err(LedgerError::LeafNotAllocated(leaf));
+        }
+        if self.signatures.contains_key(&leaf) {
+            return Err(LedgerError::LeafSigned(leaf));
+        }
+        if signature.is_empty() || signature.len() > MAX_PAYLOAD_BYTES {
+            return Err(LedgerError::BadPayload(format!(
+                "signature of {} bytes",
+                signature.len()
+            )));
+        }
+        self.verify_published_signature(leaf, signature)?;
+        self.signatures.insert(leaf, signature.to_vec());
+        Ok(())
+    }
+
+    /// `Repair`: records that a sector's shares held by `lost` now live on `replacement`.
+    pub(super) fn apply_repair(
+        &mut self,
+        author: MemberId,
+        sector: u32,
+        lost: &MemberId,
+        replacement: &MemberId,
+    ) -> Result<(), LedgerError> {
+        self.require_validator(&author)?;
+        let Some(rec) = self.sectors.get(&sector) else {
+            return Err(LedgerError::BadRepair("sector not published"));
+        };
+        if !rec.holders.contains(lost) {
+            return Err(LedgerError::BadRepair("lost member is not a holder"));
+        }
+        if rec.holders.contains(replacement) {
+            return Err(LedgerError::BadRepair("replacement already a holder"));
+        }
+        if !self.is_validator(replacement) {
+            return Err(LedgerError::BadRepair("replacement is not a validator"));
+        }
+        let mut holders: Vec<MemberId> =
+            rec.holders.iter().copied().filter(|h| h != lost).collect();
+        holders.push(*replacement);
+        holders.sort();
+        if let Some(rec) = self.sectors.get_mut(&sector) {
+            rec.holders = holders;
+        }
+        self.repairs.push(RepairRecord {
+            height: self.height,
+            sector,
+            lost: *lost,
+            replacement: *replacement,
+        });
+        Ok(())
+    }
+
+    /// Checks a `SignaturePublish`: the one-level HSS-encoded LMS signature is for leaf `leaf`
+    /// and verifies on the request's digest under the master public key (the ledger's layout
+    /// with the final master root).
+    fn verify_published_signature(&self, leaf: u64, signature: &[u8]) -> Result<(), LedgerError> {
+        let bad = |e: VerifyError| LedgerError::BadLmsSignature(e.to_string());
+        let root = self.master_root.ok_or(LedgerError::MasterNotFinal)?;
+        let request = self
+            .sign_requests
+            .get(&leaf)
+            .ok_or(LedgerError::LeafNotAllocated(leaf))?;
+        let layout = self
+            .key
+            .layout(&chain_digest(&self.chain_id))
+            .map_err(|e| LedgerError::Layout(e.to_string()))?;
+        let sig = LmsSignature::decode_hss(signature).map_err(|e| bad(e.into()))?;
+        if u64::from(sig.q) != leaf {
+            return Err(LedgerError::BadLmsSignature(format!(
+                "signature is for leaf {}, not {leaf}",
+                sig.q
+            )));
+        }
+        layout
+            .public_key(root)
+            .verify(&request.digest, &sig)
+            .map_err(bad)
+    }
+
+    fn check_holders(&self, holders: &[MemberId]) -> Result<(), LedgerError> {
+        if holders.len() < usize::from(self.key.leaf_holders) {
+            return Err(LedgerError::BadHolders("fewer than r holders"));
+        }
+        if holders.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(LedgerError::BadHolders("not sorted and unique"));
+        }
+        if holders.iter().any(|h| !self.is_validator(h)) {
+            return Err(LedgerError::BadHolders("holder is not a validator"));
+        }
+        Ok(())
+    }
+
+    /// The owner of every sector for the current epoch's beacon and validator snapshot.
+    pub fn compute_branch_owners(&self) -> Result<Vec<MemberId>, LedgerError> {
+        let members: Vec<Weighted> = self
+            .epoch_validators
+            .iter()
+            .filter(|(m, _)| self.is_validator(m))
+            .map(|(m, s)| Weighted {
+                member: *m,
+                stake: *s,
+            })
+            .collect();
+        Ok(branch_owners(&self.beacon, self.key.sectors(), &members)?)
+    }
+}
+
+/// Master-tree check: `root` must be the root of the master tree over the published sector
+/// roots (`master::Master::from_sector_roots` with the ledger's layout, see
+/// [`KeyParams::layout`]).
+pub fn validate_master_root(
+    key: &KeyParams,
+    chain_id: &str,
+    sectors: &BTreeMap<u32, SectorRecord>,
+    root: &[u8; 32],
+) -> Result<(), LedgerError> {
+    let layout = key
+        .layout(&chain_digest(chain_id))
+        .map_err(|e| LedgerError::Layout(e.to_string()))?;
+    let roots: Vec<[u8; 32]> = (0..key.sectors())
+        .map(|i| sectors.get(&i).map(|r| r.root))
+        .collect::<Option<_>>()
+        .ok_or(LedgerError::SectorsMissing { missing: 1 })?;
+    let master = Master::from_sector_roots(layout, &roots)
+        .map_err(|e| LedgerError::Layout(e.to_string()))?;
+    if master.root() != *root {
+        return Err(LedgerError::BadMasterRoot);
+    }
+    Ok(())
+}

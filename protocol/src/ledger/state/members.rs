@@ -1,0 +1,203 @@
+//! Members and their stake: admission, transfers, exit and eviction.
+//!
+//! Guarantees: only a valid admission (its own peer id, proof of work at the genesis
+//! difficulty) creates a member; transfers conserve the total stake; no exit or eviction leaves
+//! the federation without an active validator; eviction needs evidence the ledger can check
+//! (its own count of missed commits, or two conflicting signed votes).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::LedgerState;
+use crate::admission::{Proof, Puzzle};
+use crate::ledger::error::LedgerError;
+use crate::ledger::tx::{peer_id_bytes, Evidence};
+use crate::member::MemberId;
+
+/// Where a member stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberStatus {
+    /// Admitted; a validator while its stake is non-zero.
+    Active,
+    /// Left voluntarily.
+    Exited,
+    /// Removed on evidence.
+    Evicted,
+}
+
+/// An admitted member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// libp2p peer id bytes.
+    pub peer_id: Vec<u8>,
+    /// X25519 share-encryption key.
+    pub x25519: [u8; 32],
+    /// Stake held.
+    pub stake: u64,
+    /// Next transaction nonce accepted from this member.
+    pub nonce: u64,
+    /// Status.
+    pub status: MemberStatus,
+}
+
+impl LedgerState {
+    /// Active members with non-zero stake, and their stake: the validator set for the next
+    /// height.
+    pub fn validators(&self) -> BTreeMap<MemberId, u64> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.status == MemberStatus::Active && m.stake > 0)
+            .map(|(id, m)| (*id, m.stake))
+            .collect()
+    }
+
+    /// Whether `id` is an active validator.
+    pub fn is_validator(&self, id: &MemberId) -> bool {
+        self.members
+            .get(id)
+            .is_some_and(|m| m.status == MemberStatus::Active && m.stake > 0)
+    }
+
+    pub(super) fn total_active_stake_without(&self, id: &MemberId) -> u64 {
+        self.validators()
+            .iter()
+            .filter(|(m, _)| *m != id)
+            .map(|(_, s)| *s)
+            .fold(0u64, |a, b| a.saturating_add(b))
+    }
+
+    pub(super) fn require_validator(&self, id: &MemberId) -> Result<(), LedgerError> {
+        if !self.members.contains_key(id) {
+            return Err(LedgerError::UnknownMember(*id));
+        }
+        if !self.is_validator(id) {
+            return Err(LedgerError::NotValidator(*id));
+        }
+        Ok(())
+    }
+
+    /// `Admit`: the author, not yet a member, joins with stake 0 (its nonce becomes 1).
+    pub(super) fn apply_admit(
+        &mut self,
+        author: MemberId,
+        peer_id: &[u8],
+        x25519: &[u8; 32],
+        pow: &Proof,
+    ) -> Result<(), LedgerError> {
+        if self.members.contains_key(&author) {
+            return Err(LedgerError::AlreadyMember(author));
+        }
+        if peer_id != peer_id_bytes(&author).as_slice() {
+            return Err(LedgerError::PeerIdMismatch(author));
+        }
+        let puzzle = Puzzle {
+            chain_id: self.chain_id.clone(),
+            peer_id: peer_id.to_vec(),
+            x25519: *x25519,
+        };
+        puzzle.verify(pow, self.pow_difficulty)?;
+        self.members.insert(
+            author,
+            Member {
+                peer_id: peer_id.to_vec(),
+                x25519: *x25519,
+                stake: 0,
+                nonce: 1,
+                status: MemberStatus::Active,
+            },
+        );
+        Ok(())
+    }
+
+    /// `Transfer`: moves stake from the author to another active member.
+    pub(super) fn apply_transfer(
+        &mut self,
+        from: MemberId,
+        to: MemberId,
+        amount: u64,
+    ) -> Result<(), LedgerError> {
+        if amount == 0 {
+            return Err(LedgerError::InvalidTransfer("zero amount"));
+        }
+        if from == to {
+            return Err(LedgerError::InvalidTransfer("transfer to self"));
+        }
+        let Some(dest) = self.members.get(&to) else {
+            return Err(LedgerError::UnknownMember(to));
+        };
+        if dest.status != MemberStatus::Active {
+            return Err(LedgerError::NotValidator(to));
+        }
+        let has = self.members.get(&from).map_or(0, |m| m.stake);
+        if has < amount {
+            return Err(LedgerError::InsufficientStake { has, needs: amount });
+        }
+        let new_dest = dest
+            .stake
+            .checked_add(amount)
+            .ok_or(LedgerError::InvalidTransfer("overflow"))?;
+        if let Some(m) = self.members.get_mut(&from) {
+            m.stake = has - amount;
+        }
+        if let Some(m) = self.members.get_mut(&to) {
+            m.stake = new_dest;
+        }
+        Ok(())
+    }
+
+    /// `Exit`: the author leaves; its stake stops counting.
+    pub(super) fn apply_exit(&mut self, author: MemberId) -> Result<(), LedgerError> {
+        if self.is_validator(&author) && self.total_active_stake_without(&author) == 0 {
+            return Err(LedgerError::LastValidator);
+        }
+        if let Some(m) = self.members.get_mut(&author) {
+            m.status = MemberStatus::Exited;
+        }
+        Ok(())
+    }
+
+    /// `Evict`: removes a validator on evidence.
+    pub(super) fn apply_evict(
+        &mut self,
+        author: MemberId,
+        member: MemberId,
+        evidence: &Evidence,
+    ) -> Result<(), LedgerError> {
+        self.require_validator(&author)?;
+        self.require_validator(&member)?;
+        match evidence {
+            Evidence::Inactivity { missed_heights } => {
+                let counted = self.missed.get(&member).copied().unwrap_or(0);
+                if *missed_heights < self.eviction_missed_heights || *missed_heights > counted {
+                    return Err(LedgerError::BadEvidence(
+                        "missed-height count below the bound or above the ledger's count",
+                    ));
+                }
+            }
+            Evidence::Equivocation { a, b } => {
+                if a.validator != member || b.validator != member {
+                    return Err(LedgerError::BadEvidence("votes are not by the accused"));
+                }
+                if a.height != b.height || a.round != b.round || a.kind != b.kind {
+                    return Err(LedgerError::BadEvidence("votes are for different steps"));
+                }
+                if a.value == b.value {
+                    return Err(LedgerError::BadEvidence("votes do not conflict"));
+                }
+                if !a.verify(&self.chain_id) || !b.verify(&self.chain_id) {
+                    return Err(LedgerError::BadEvidence("vote signature invalid"));
+                }
+            }
+        }
+        if self.total_active_stake_without(&member) == 0 {
+            return Err(LedgerError::LastValidator);
+        }
+        if let Some(m) = self.members.get_mut(&member) {
+            m.status = MemberStatus::Evicted;
+        }
+        self.evictions.insert(member, self.height);
+        self.missed.remove(&member);
+        Ok(())
+    }
+}

@@ -1,0 +1,317 @@
+//! Members: transfers, admission, exit and eviction (inactivity, equivocation).
+
+use ed25519_dalek::{Signer, SigningKey};
+
+use super::fixtures::{id, key, Fx, CHAIN};
+use crate::admission::Puzzle;
+use crate::ledger::{
+    peer_id_bytes, vote_digest, Evidence, LedgerError, MemberStatus, Signature64, SignedTx, Tx,
+    TxBody, VoteKind, VoteRecord,
+};
+
+#[test]
+fn transfer_moves_stake_and_rejects_replay() {
+    let mut fx = Fx::new(4);
+    let t = fx.tx(
+        0,
+        TxBody::Transfer {
+            to: fx.id(1),
+            amount: 30,
+        },
+    );
+    fx.ledger.state.apply_tx(&t).unwrap();
+    assert_eq!(fx.st().members[&fx.id(0)].stake, 70);
+    assert_eq!(fx.st().members[&fx.id(1)].stake, 130);
+    let before = fx.st().hash();
+    assert_eq!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::BadNonce {
+            author: fx.id(0),
+            got: 0,
+            expected: 1
+        })
+    );
+    assert_eq!(fx.st().hash(), before);
+}
+
+#[test]
+fn transfer_rejections_leave_state_unchanged() {
+    let mut fx = Fx::new(4);
+    let before = fx.st().clone();
+    let to = fx.id(1);
+    assert_eq!(
+        fx.apply(0, TxBody::Transfer { to, amount: 101 }),
+        Err(LedgerError::InsufficientStake {
+            has: 100,
+            needs: 101
+        })
+    );
+    assert!(matches!(
+        fx.apply(0, TxBody::Transfer { to, amount: 0 }),
+        Err(LedgerError::InvalidTransfer(_))
+    ));
+    let me = fx.id(0);
+    assert!(matches!(
+        fx.apply(0, TxBody::Transfer { to: me, amount: 1 }),
+        Err(LedgerError::InvalidTransfer(_))
+    ));
+    let stranger = id(&key(50));
+    assert_eq!(
+        fx.apply(
+            0,
+            TxBody::Transfer {
+                to: stranger,
+                amount: 1
+            }
+        ),
+        Err(LedgerError::UnknownMember(stranger))
+    );
+    assert_eq!(fx.st(), &before);
+}
+
+fn admission_tx(k: &SigningKey, difficulty: u8) -> SignedTx {
+    let me = id(k);
+    let puzzle = Puzzle {
+        chain_id: CHAIN.into(),
+        peer_id: peer_id_bytes(&me),
+        x25519: [9; 32],
+    };
+    let pow = puzzle.solve(difficulty, 0, 1 << 20, |_| {}).unwrap();
+    Tx {
+        author: me,
+        nonce: 0,
+        body: TxBody::Admit {
+            peer_id: peer_id_bytes(&me),
+            x25519: [9; 32],
+            pow,
+        },
+    }
+    .sign(CHAIN, k)
+}
+
+#[test]
+fn admission_then_stake_makes_a_validator() {
+    let mut fx = Fx::new(4);
+    let newcomer = key(20);
+    let nid = id(&newcomer);
+    fx.ledger
+        .state
+        .apply_tx(&admission_tx(&newcomer, 4))
+        .unwrap();
+    assert!(fx.st().members.contains_key(&nid));
+    assert!(!fx.st().is_validator(&nid));
+    // Replaying the admission is rejected.
+    assert!(matches!(
+        fx.ledger.state.apply_tx(&admission_tx(&newcomer, 4)),
+        Err(LedgerError::BadNonce { .. })
+    ));
+    fx.apply(
+        0,
+        TxBody::Transfer {
+            to: nid,
+            amount: 10,
+        },
+    )
+    .unwrap();
+    assert!(fx.st().is_validator(&nid));
+    assert_eq!(fx.st().validators()[&nid], 10);
+}
+
+#[test]
+fn admission_rejections() {
+    let mut fx = Fx::new(2);
+    let k = key(30);
+    let me = id(&k);
+    // Peer id of someone else.
+    let other = peer_id_bytes(&id(&key(31)));
+    let puzzle = Puzzle {
+        chain_id: CHAIN.into(),
+        peer_id: other.clone(),
+        x25519: [1; 32],
+    };
+    let pow = puzzle.solve(4, 0, 1 << 20, |_| {}).unwrap();
+    let t = Tx {
+        author: me,
+        nonce: 0,
+        body: TxBody::Admit {
+            peer_id: other,
+            x25519: [1; 32],
+            pow,
+        },
+    }
+    .sign(CHAIN, &k);
+    assert_eq!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::PeerIdMismatch(me))
+    );
+    // Weak proof: find a nonce with no leading zero bit.
+    let puzzle = Puzzle {
+        chain_id: CHAIN.into(),
+        peer_id: peer_id_bytes(&me),
+        x25519: [1; 32],
+    };
+    let nonce = (0..).find(|n| puzzle.hash(*n)[0] & 0x80 != 0).unwrap();
+    let t = Tx {
+        author: me,
+        nonce: 0,
+        body: TxBody::Admit {
+            peer_id: peer_id_bytes(&me),
+            x25519: [1; 32],
+            pow: crate::admission::Proof { nonce },
+        },
+    }
+    .sign(CHAIN, &k);
+    assert!(matches!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::Admission(_))
+    ));
+    // An existing member cannot be admitted again (nonce 0 only matches before its first tx).
+    let t = admission_tx(&fx.keys[1], 4);
+    assert_eq!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::AlreadyMember(fx.id(1)))
+    );
+    // A non-member can do nothing else.
+    let t = Tx {
+        author: me,
+        nonce: 0,
+        body: TxBody::Exit,
+    }
+    .sign(CHAIN, &k);
+    assert_eq!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::UnknownMember(me))
+    );
+}
+
+#[test]
+fn exit_removes_validator_but_not_the_last() {
+    let mut fx = Fx::new(2);
+    fx.apply(1, TxBody::Exit).unwrap();
+    assert!(!fx.st().is_validator(&fx.id(1)));
+    assert_eq!(fx.st().validators().len(), 1);
+    assert_eq!(fx.apply(0, TxBody::Exit), Err(LedgerError::LastValidator));
+    // An exited member can no longer transact.
+    let to = fx.id(0);
+    assert_eq!(
+        fx.apply(1, TxBody::Transfer { to, amount: 1 }),
+        Err(LedgerError::NotValidator(fx.id(1)))
+    );
+}
+
+#[test]
+fn inactivity_counted_from_last_commits_and_evicts() {
+    let mut fx = Fx::new(4);
+    fx.block(&[], vec![]); // height 1
+    fx.block(&[0, 1, 2], vec![]); // 3 missed once
+    assert_eq!(fx.st().missed.get(&fx.id(3)), Some(&1));
+    let idle = fx.id(3);
+    let early = fx.tx(
+        0,
+        TxBody::Evict {
+            member: idle,
+            evidence: Evidence::Inactivity { missed_heights: 2 },
+        },
+    );
+    assert!(matches!(
+        fx.ledger.state.clone().apply_tx(&early),
+        Err(LedgerError::BadEvidence(_))
+    ));
+    fx.block(&[0, 1, 2], vec![]); // missed twice
+    assert_eq!(fx.st().missed.get(&idle), Some(&2));
+    // Claiming more than counted fails, below the bound fails, exactly the count works.
+    for claim in [3, 1] {
+        let t = fx.tx(
+            0,
+            TxBody::Evict {
+                member: idle,
+                evidence: Evidence::Inactivity {
+                    missed_heights: claim,
+                },
+            },
+        );
+        assert!(matches!(
+            fx.ledger.state.clone().apply_tx(&t),
+            Err(LedgerError::BadEvidence(_))
+        ));
+    }
+    let t = fx.tx(
+        0,
+        TxBody::Evict {
+            member: idle,
+            evidence: Evidence::Inactivity { missed_heights: 2 },
+        },
+    );
+    fx.block(&[0, 1, 2], vec![t]);
+    assert_eq!(fx.st().members[&idle].status, MemberStatus::Evicted);
+    assert!(!fx.st().validators().contains_key(&idle));
+    assert_eq!(fx.st().evictions.get(&idle), Some(&4));
+    // Signing resets the counter.
+    fx.block(&[0, 1, 2], vec![]);
+    assert!(fx.st().missed.is_empty());
+}
+
+fn vote(k: &SigningKey, height: u64, value: Option<[u8; 32]>) -> VoteRecord {
+    let d = vote_digest(CHAIN, height, 0, VoteKind::Prevote, value.as_ref(), &id(k));
+    VoteRecord {
+        height,
+        round: 0,
+        kind: VoteKind::Prevote,
+        value,
+        validator: id(k),
+        signature: Signature64(k.sign(&d).to_bytes()),
+    }
+}
+
+#[test]
+fn equivocation_evidence() {
+    let mut fx = Fx::new(4);
+    let bad = fx.id(2);
+    let k = fx.keys[2].clone();
+    let evict = |fx: &Fx, a: VoteRecord, b: VoteRecord| {
+        fx.tx(
+            0,
+            TxBody::Evict {
+                member: bad,
+                evidence: Evidence::Equivocation {
+                    a: Box::new(a),
+                    b: Box::new(b),
+                },
+            },
+        )
+    };
+    // Same value: no conflict.
+    let t = evict(&fx, vote(&k, 5, Some([1; 32])), vote(&k, 5, Some([1; 32])));
+    assert!(matches!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::BadEvidence(_))
+    ));
+    // Different heights.
+    let t = evict(&fx, vote(&k, 5, Some([1; 32])), vote(&k, 6, Some([2; 32])));
+    assert!(matches!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::BadEvidence(_))
+    ));
+    // Forged signature.
+    let mut b = vote(&k, 5, None);
+    b.signature.0[0] ^= 1;
+    let t = evict(&fx, vote(&k, 5, Some([1; 32])), b);
+    assert!(matches!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::BadEvidence(_))
+    ));
+    // Votes by someone else.
+    let t = evict(
+        &fx,
+        vote(&fx.keys[1], 5, Some([1; 32])),
+        vote(&fx.keys[1], 5, None),
+    );
+    assert!(matches!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::BadEvidence(_))
+    ));
+    // Real equivocation.
+    let t = evict(&fx, vote(&k, 5, Some([1; 32])), vote(&k, 5, None));
+    fx.ledger.state.apply_tx(&t).unwrap();
+    assert_eq!(fx.st().members[&bad].status, MemberStatus::Evicted);
+}
