@@ -18,6 +18,7 @@
 pub mod admission;
 pub mod agent;
 pub mod assignment;
+pub mod bytes;
 pub mod checkpoint;
 pub mod consensus;
 pub mod dkg;
