@@ -1,15 +1,14 @@
 //! The one strict byte reader behind the hand-written decoders (RFC 8554 keys and signatures,
-//! DKG envelopes and complaints).
-//!
-//! Guarantees: it never panics and never reads past the input; every read checks the length
-//! first, and [`Reader::finish`] rejects trailing bytes. Errors name what was being decoded and
-//! how many bytes were needed, present or left over, in the decoder's own error type.
+//! DKG envelopes and complaints). Guarantees: it never panics and never reads past the input;
+//! every read checks the length first and `Reader::finish` rejects trailing bytes; errors name
+//! what was being decoded and how many bytes were needed, present or left over, in the
+//! decoder's own error type.
 
 use std::marker::PhantomData;
 
 use thiserror::Error;
 
-/// Why a [`Reader`] stopped: the input is shorter or longer than the encoding.
+/// Why a `Reader` stopped: the input is shorter or longer than the encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum ReadError {
     /// Fewer bytes than the encoding requires.

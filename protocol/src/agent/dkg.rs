@@ -1,7 +1,6 @@
 //! The DKG duty: both DKGs of an epoch (ristretto255 and Ed25519) in lock step — round-1
 //! packages, envelopes dealt point to point and re-sent, complaints about bad or missing
-//! envelopes, answers to complaints against us, `DkgFinalize`, and the key packages after it.
-//!
+//! envelopes, answers to complaints against us, `DkgFinalize`, then the key packages.
 //! Guarantees: round-1 secrets and envelopes are drawn once per attempt and kept in the state;
 //! a bad direct message is an error that leaves the state unchanged.
 

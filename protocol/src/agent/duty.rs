@@ -16,7 +16,7 @@ pub enum Duty {
     /// until it is on the ledger is expected).
     Submit(TxBody),
     /// Send these bytes point to point to `to` (a DKG round-2 envelope); the node delivers them
-    /// via [`Agent::on_direct`] at `to`.
+    /// via [`Agent::on_direct`](crate::agent::Agent::on_direct) at `to`.
     Send {
         /// Recipient.
         to: MemberId,

@@ -1,9 +1,8 @@
-//! The agent itself: its identity and state, [`Agent::on_block`] dispatching to the duty
-//! modules, snapshot and restore, and the public [`AgentStatus`].
-//!
-//! Guarantees: `on_block` is a function of (agent state, ledger) apart from the secrets it draws
-//! once and keeps, so a second call on the same ledger returns the same duties; the state is
-//! wiped on drop and `Debug` prints `[redacted]`.
+//! The agent itself: identity and state, [`Agent::on_block`] dispatching to the duty modules,
+//! snapshot and restore, and the public [`AgentStatus`]. Guarantees: `on_block` is a function of
+//! (agent state, ledger) apart from the secrets it draws once and keeps, so a second call on the
+//! same ledger returns the same duties; the state is wiped on drop and `Debug` prints
+//! `[redacted]`.
 
 use ed25519_dalek::SigningKey;
 use rand_core::{CryptoRng, RngCore};

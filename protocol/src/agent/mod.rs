@@ -2,7 +2,7 @@
 //! [`Agent::on_block`] reads the ledger and returns the [`Duty`]s this validator must perform,
 //! one module per duty (DKG, beacon, branch assignment, checkpoint signing). Guarantees: a duty
 //! repeats until its effect is on the ledger; secrets are drawn once, live only in the state
-//! that [`Agent::snapshot`] persists, are wiped on drop and never printed. More: `docs/consensus.md`.
+//! [`Agent::snapshot`] persists, are wiped on drop, never printed. More: `docs/consensus.md`.
 
 mod assignment;
 mod beacon;

@@ -1,9 +1,8 @@
 //! The agent's persisted state: per DKG attempt (round-1 secrets, dealt envelopes, opened
-//! shares, complaints to file), per completed DKG (key packages, beacon partial), per
-//! checkpoint attempt (signing nonces and commitments).
-//!
-//! Guarantees: its postcard encoding is the agent snapshot nodes persist, byte-compatible
-//! across releases (a golden test pins it); [`Saved::wipe`] zeroizes every secret in it.
+//! shares, complaints to file), per completed DKG (key packages, beacon partial), per checkpoint
+//! attempt (signing nonces, commitments). Guarantees: its postcard encoding is the snapshot nodes
+//! persist and stays byte-compatible (a golden test pins it); [`Saved::wipe`] zeroizes every
+//! secret in it.
 
 use std::collections::BTreeMap;
 

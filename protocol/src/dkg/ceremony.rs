@@ -1,11 +1,8 @@
-//! The robust DKG run ([`Ceremony`]): its public parameters and context, round 1 and its
-//! validation, dealing shares in sealed and signed [`Envelope`]s, opening them, and finishing
-//! over the qualified set.
-//!
+//! The robust DKG run ([`Ceremony`]): parameters and context, round 1 and its validation,
+//! dealing shares in sealed, signed [`Envelope`]s, opening them, finishing over the qualified set.
 //! Guarantees: every envelope is bound to this run (chain id, epoch, ciphersuite, threshold,
-//! roster), sender and recipient; an envelope that [`Ceremony::open`] accepts carries the
-//! dealer's share that matches its round-1 commitment; every qualified member that finishes
-//! gets the same public key package.
+//! roster), its sender and recipient; a share [`Ceremony::open`] accepts matches the dealer's
+//! round-1 commitment; every qualified member that finishes gets the same public key package.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;

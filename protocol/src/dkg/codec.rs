@@ -1,9 +1,7 @@
-//! The byte encodings of DKG [`Envelope`]s and [`Complaint`]s as they travel point to point
-//! and on the ledger.
-//!
-//! Guarantees: decoders are strict (known tags, ciphertext length in range, exact length, no
-//! trailing bytes), never panic, and are canonical: whatever decodes re-encodes to the same
-//! bytes. A malformed input is `DkgError::Decode` naming what was being decoded.
+//! The byte encodings of DKG [`Envelope`]s and [`Complaint`]s, point to point and on the
+//! ledger. Guarantees: decoders are strict (known tags, ciphertext length in range, no trailing
+//! bytes), never panic, and are canonical: whatever decodes re-encodes to the same bytes. A
+//! malformed input is `DkgError::Decode` naming what was being decoded.
 
 use super::ceremony::Envelope;
 use super::complaint::{BadShareProof, Complaint};

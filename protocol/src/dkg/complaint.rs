@@ -1,9 +1,8 @@
 //! Complaint judging: the [`Complaint`]s a recipient files against a dealer, how anyone checks
-//! them, and the qualified set every validator computes from the ledger's data.
-//!
-//! Guarantees: a `Bad` complaint convicts only with the dealer's signature on the envelope and
-//! a valid proof of the revealed box secret, so no false complaint excludes an honest dealer;
-//! [`Ceremony::qualified_set`] is deterministic and its set does not depend on complaint order.
+//! them, and the [`Qualification`] every validator computes from the ledger's data. Guarantees:
+//! a `Bad` complaint convicts only with the dealer's signature on the envelope and a valid proof
+//! of the revealed box secret, so no false complaint excludes an honest dealer; the qualified
+//! set is deterministic and does not depend on the order of complaints.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,9 +1,7 @@
 //! The frost DKG rounds keyed by [`MemberId`]: identifiers, `part1`/`part2`/`part3`, the
-//! default threshold, and the all-honest in-memory run for simulations and tests.
-//!
-//! Guarantees: a member's identifier is `Identifier::derive("seedfed-member-x/v1" ‖ member id)`
-//! in every ciphersuite (for ristretto255 it is `shamir::identifier`); frost's blame comes back
-//! as the members behind the identifiers.
+//! default threshold, and the all-honest in-memory run for simulations and tests. Guarantees: a
+//! member's identifier is `Identifier::derive("seedfed-member-x/v1" ‖ member id)` in every
+//! ciphersuite (for ristretto255, `shamir::identifier`); frost's blame comes back as members.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,9 +1,8 @@
-//! The fast LM-OTS hash-chain engine: advances many Winternitz chains side by side, one
-//! SHA-256 compression per step, interleaving independent chains so the CPU overlaps them.
-//!
+//! The fast LM-OTS hash-chain engine: many Winternitz chains advance side by side, one
+//! SHA-256 compression per step, interleaved so the CPU overlaps independent chains.
 //! Guarantees: every step is RFC 8554's `tmp = H(I || u32str(q) || u16str(i) || u8str(j) ||
-//! tmp)` byte for byte; the private values and intermediates stay in the jobs and the lane
-//! buffers, which are zeroized when a run ends.
+//! tmp)` byte for byte; private values and intermediates stay in the jobs and lane buffers,
+//! which are zeroized when a run ends.
 
 use zeroize::Zeroize;
 

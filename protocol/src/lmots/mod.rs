@@ -1,9 +1,8 @@
 //! LM-OTS one-time signatures (RFC 8554 section 4) with the SHA-256, N = 32 parameter sets;
-//! each one-time key `(I, q)` has its own secret [`LeafSeed`], from which the private values
-//! are derived as in RFC 8554 Appendix A.
-//!
-//! Guarantees: keys and signatures are byte-for-byte the RFC's, so any RFC 8554 verifier
-//! accepts ours; decoders are strict and never panic. Design and performance: `docs/lms.md`.
+//! each one-time key `(I, q)` has its own secret [`LeafSeed`], from which the private values are
+//! derived as in RFC 8554 Appendix A. Guarantees: keys and signatures are byte-for-byte the
+//! RFC's, so any RFC 8554 verifier accepts ours; decoders are strict and never panic. Design and
+//! performance: `docs/lms.md`.
 
 mod blocks;
 mod chains;

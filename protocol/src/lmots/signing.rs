@@ -1,9 +1,7 @@
-//! LM-OTS signing and verification (RFC 8554 Algorithms 3 and 4b) with seedfed's
-//! deterministic randomizer.
-//!
-//! Guarantees: signatures are the RFC's bytes for the given `C`, so any RFC 8554 verifier
-//! accepts them; [`verify`] is a pure function that compares `Kc` with `K` in constant time
-//! and rejects a signature of another parameter set.
+//! LM-OTS signing and verification (RFC 8554 Algorithms 3 and 4b) with seedfed's deterministic
+//! randomizer. Guarantees: signatures are the RFC's bytes for the given `C`, so any RFC 8554
+//! verifier accepts them; [`verify`] is a pure function that compares `Kc` with `K` in constant
+//! time and rejects a signature of another parameter set.
 
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
