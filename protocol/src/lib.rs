@@ -23,6 +23,7 @@ pub mod agent;
 pub mod assignment;
 pub mod audit;
 pub mod branch_seed;
+pub mod bytes;
 pub mod checkpoint;
 pub mod consensus;
 pub mod dealing;
