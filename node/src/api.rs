@@ -1,8 +1,9 @@
 //! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text format from the one
 //! registry shared with libp2p's metrics), `/health`, and `POST /tx` to submit a signed
-//! transaction (body: `ledger::encode(&SignedTx)`; 202 once it is in the mempool and gossiped,
-//! 400 with the reason otherwise). It binds to loopback by default and carries no secrets;
-//! `seedfed status` reads it.
+//! transaction (body: `ledger::encode(&SignedTx)`; 202 once it is in the mempool and gossiped;
+//! otherwise the reason with 413 for a transaction over its kind's size cap, 429 when its
+//! author has its quota of transactions waiting, 503 when the mempool is full, 400 for the
+//! rest). It binds to loopback by default and carries no secrets; `seedfed status` reads it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,7 +26,8 @@ use thiserror::Error;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::chain::{ChainStatus, TxSubmission};
+use crate::chain::mempool::{self, Full as PoolFull};
+use crate::chain::{ChainStatus, TxRejected, TxSubmission};
 use crate::network::{NetworkHandle, NetworkStatus};
 
 /// File in the home directory holding the API's actual bound address while the node runs.
@@ -132,6 +134,9 @@ async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> (StatusCode, Strin
             )
         }
     };
+    if let Err(e) = mempool::check_size(&tx.tx.body, body.len()) {
+        return refused(&e);
+    }
     let (reply, verdict) = oneshot::channel();
     if submit.send(TxSubmission { tx, reply }).await.is_err() {
         return (
@@ -141,12 +146,26 @@ async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> (StatusCode, Strin
     }
     match verdict.await {
         Ok(Ok(())) => (StatusCode::ACCEPTED, "accepted\n".into()),
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Ok(Err(e)) => refused(&e),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "the chain driver stopped\n".into(),
         ),
     }
+}
+
+/// The answer to a refused transaction: its reason, with a status that says whether sending
+/// it again can help (429 and 503: later; 413 and 400: not as it is).
+fn refused(e: &TxRejected) -> (StatusCode, String) {
+    let code = match e {
+        TxRejected::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        TxRejected::Full(PoolFull::AuthorTxs(_) | PoolFull::AuthorBytes(_)) => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        TxRejected::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (code, format!("{e}\n"))
 }
 
 /// Why the status could not be read.
