@@ -120,7 +120,10 @@ async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
     match client.submit_tx(addr, &signed(2)).await {
         Err(ApiError::Refused { code, reason, .. }) => {
             assert_eq!(code, 429);
-            assert!(reason.contains("the author has its limit of 16"), "{reason}");
+            assert!(
+                reason.contains("the author has its limit of 16"),
+                "{reason}"
+            );
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -138,12 +141,18 @@ async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
     match client.submit_tx(addr, &big).await {
         Err(ApiError::Refused { code, reason, .. }) => {
             assert_eq!(code, 413);
-            assert!(reason.contains("SignaturePublish transaction of"), "{reason}");
+            assert!(
+                reason.contains("SignaturePublish transaction of"),
+                "{reason}"
+            );
             assert!(reason.contains("cap"), "{reason}");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert!(seen.try_recv().is_err(), "an oversized transaction reached the driver");
+    assert!(
+        seen.try_recv().is_err(),
+        "an oversized transaction reached the driver"
+    );
 
     // GET is not a submission.
     let (code, _) = client.request(addr, "/tx", None).await.unwrap();

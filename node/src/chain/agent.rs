@@ -64,9 +64,7 @@ impl Driver {
         let snapshot = self.agent.snapshot();
         let digest = seedfed_protocol::hash::hash32(AGENT_DIGEST, &[], &[0; 16], &[&snapshot]);
         if self.agent_saved != Some(digest) {
-            self.storage
-                .call(move |s| s.put_agent(&snapshot))
-                .await??;
+            self.storage.call(move |s| s.put_agent(&snapshot)).await??;
             self.agent_saved = Some(digest);
         }
         Ok(())

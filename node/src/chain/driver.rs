@@ -411,9 +411,7 @@ impl Driver {
         if entries.is_empty() {
             return Ok(());
         }
-        self.storage
-            .call(move |s| s.append_wal(&entries))
-            .await??;
+        self.storage.call(move |s| s.append_wal(&entries)).await??;
         Ok(())
     }
 

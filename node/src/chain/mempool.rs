@@ -90,7 +90,9 @@ pub enum TxRejected {
         cap: usize,
     },
     /// The author is not an active ledger member and the transaction is not an `Admit`.
-    #[error("author {0} is not an active ledger member (only an Admit may come from a non-member)")]
+    #[error(
+        "author {0} is not an active ledger member (only an Admit may come from a non-member)"
+    )]
     NotMember(MemberId),
     /// The author's ledger nonce is already past this one.
     #[error("stale nonce {got}: the author's next nonce is {next}")]
@@ -143,7 +145,9 @@ pub enum Full {
     #[error("the author has its limit of {0} bytes waiting")]
     AuthorBytes(usize),
     /// The quota of admissions from non-members is used up.
-    #[error("the quota of admissions from non-members ({txs} transactions, {bytes} bytes) is used up")]
+    #[error(
+        "the quota of admissions from non-members ({txs} transactions, {bytes} bytes) is used up"
+    )]
     Newcomers {
         /// Most admissions.
         txs: usize,
@@ -353,7 +357,8 @@ impl Mempool {
         let l = &self.limits;
         if newcomer {
             let u = self.newcomers;
-            if u.txs + added > l.max_newcomer_txs || u.bytes - replaced + size > l.max_newcomer_bytes
+            if u.txs + added > l.max_newcomer_txs
+                || u.bytes - replaced + size > l.max_newcomer_bytes
             {
                 return Err(TxRejected::Full(Full::Newcomers {
                     txs: l.max_newcomer_txs,
@@ -399,7 +404,12 @@ impl Mempool {
     /// with the height), at most `max_txs` transactions and `max_bytes` encoded bytes. A
     /// transaction that does not fit is skipped with the rest of its author's run (they would
     /// leave a nonce gap); smaller ones of other authors still go in.
-    pub fn candidates(&self, state: &LedgerState, max_txs: usize, max_bytes: usize) -> Vec<SignedTx> {
+    pub fn candidates(
+        &self,
+        state: &LedgerState,
+        max_txs: usize,
+        max_bytes: usize,
+    ) -> Vec<SignedTx> {
         let mut runs: Vec<Vec<&Entry>> = Vec::new();
         for author in self.authors.keys() {
             let next = state.members.get(author).map_or(0, |m| m.nonce);

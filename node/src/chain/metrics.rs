@@ -80,7 +80,8 @@ impl ChainMetrics {
     /// Records the pool's size.
     pub fn pool(&self, txs: usize, bytes: usize) {
         self.pool_txs.set(i64::try_from(txs).unwrap_or(i64::MAX));
-        self.pool_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.pool_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 }
 

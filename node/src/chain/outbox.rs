@@ -175,23 +175,57 @@ mod tests {
     #[test]
     fn a_stale_transaction_is_dropped_and_the_rest_renumbered() {
         let (mut out, st, them) = setup();
-        out.sign(TxBody::Transfer { to: them, amount: 1 }, &st, None);
+        out.sign(
+            TxBody::Transfer {
+                to: them,
+                amount: 1,
+            },
+            &st,
+            None,
+        );
         // More than we have: can never apply.
-        out.sign(TxBody::Transfer { to: them, amount: 1_000 }, &st, None);
-        out.sign(TxBody::Transfer { to: them, amount: 2 }, &st, None);
+        out.sign(
+            TxBody::Transfer {
+                to: them,
+                amount: 1_000,
+            },
+            &st,
+            None,
+        );
+        out.sign(
+            TxBody::Transfer {
+                to: them,
+                amount: 2,
+            },
+            &st,
+            None,
+        );
         let r = out.prune(&st).unwrap();
         assert_eq!(r.withdrawn, vec![0, 1, 2]);
         assert_eq!(
             r.bodies,
             vec![
-                TxBody::Transfer { to: them, amount: 1 },
-                TxBody::Transfer { to: them, amount: 2 }
+                TxBody::Transfer {
+                    to: them,
+                    amount: 1
+                },
+                TxBody::Transfer {
+                    to: them,
+                    amount: 2
+                }
             ]
         );
         assert_eq!(out.pending().count(), 0);
         // Nothing stale: nothing to do; applied ones are forgotten.
         let t = out
-            .sign(TxBody::Transfer { to: them, amount: 1 }, &st, None)
+            .sign(
+                TxBody::Transfer {
+                    to: them,
+                    amount: 1,
+                },
+                &st,
+                None,
+            )
             .unwrap();
         assert_eq!(out.prune(&st), None);
         let mut after = st.clone();

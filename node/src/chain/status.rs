@@ -179,85 +179,85 @@ pub struct ChainStatus {
 
 /// The ledger-derived part of [`ChainStatus`] for member `me` (the driver fills in the rest).
 pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> ChainStatus {
-        let s = &ledger.state;
-        let validators = s
-            .validators()
-            .into_iter()
-            .map(|(m, stake)| ValidatorInfo {
-                id: hex::encode(m.as_bytes()),
-                peer_id: peer_of(&m).map(|p| p.to_string()).unwrap_or_default(),
-                stake,
+    let s = &ledger.state;
+    let validators = s
+        .validators()
+        .into_iter()
+        .map(|(m, stake)| ValidatorInfo {
+            id: hex::encode(m.as_bytes()),
+            peer_id: peer_of(&m).map(|p| p.to_string()).unwrap_or_default(),
+            stake,
+        })
+        .collect();
+    ChainStatus {
+        member: hex::encode(me.as_bytes()),
+        validator: s.is_validator(me),
+        height: ledger.height(),
+        round: 0,
+        tip: hex::encode(ledger.tip),
+        state_hash: hex::encode(state_hash),
+        epoch: s.epoch,
+        beacon: hex::encode(s.beacon),
+        validators,
+        assignment_epoch: s.assignment_epoch,
+        assignment: s
+            .branch_owners
+            .values()
+            .map(|m| hex::encode(m.as_bytes()))
+            .collect(),
+        master_root: s.master_root.map(hex::encode),
+        dkg_in_progress: (!s.dkg.roster.is_empty()).then_some(DkgProgress {
+            epoch: s.dkg.epoch,
+            attempt: s.dkg.attempt,
+            opened_at: s.dkg.opened_at,
+            participants: s.dkg.roster.len(),
+            threshold: s.dkg.threshold,
+            commitments: s.dkg.commitments.len(),
+            complaints: s.dkg.complaints.len(),
+            failed_attempts: s.dkg.failures.len(),
+        }),
+        dkgs: s
+            .dkg_results
+            .values()
+            .map(|r| DkgStatus {
+                epoch: r.epoch,
+                attempt: r.attempt,
+                height: r.height,
+                threshold: r.threshold,
+                qualified: r
+                    .qualified
+                    .iter()
+                    .map(|m| hex::encode(m.as_bytes()))
+                    .collect(),
+                excluded: r
+                    .excluded
+                    .iter()
+                    .map(|(m, why)| Exclusion {
+                        member: hex::encode(m.as_bytes()),
+                        reason: format!("{why:?}"),
+                    })
+                    .collect(),
+                ristretto255_group_key: hex::encode(r.ristretto255_group_key),
+                ed25519_group_key: hex::encode(r.ed25519_group_key),
             })
-            .collect();
-        ChainStatus {
-            member: hex::encode(me.as_bytes()),
-            validator: s.is_validator(me),
-            height: ledger.height(),
-            round: 0,
-            tip: hex::encode(ledger.tip),
-            state_hash: hex::encode(state_hash),
-            epoch: s.epoch,
-            beacon: hex::encode(s.beacon),
-            validators,
-            assignment_epoch: s.assignment_epoch,
-            assignment: s
-                .branch_owners
-                .values()
-                .map(|m| hex::encode(m.as_bytes()))
-                .collect(),
-            master_root: s.master_root.map(hex::encode),
-            dkg_in_progress: (!s.dkg.roster.is_empty()).then_some(DkgProgress {
-                epoch: s.dkg.epoch,
-                attempt: s.dkg.attempt,
-                opened_at: s.dkg.opened_at,
-                participants: s.dkg.roster.len(),
-                threshold: s.dkg.threshold,
-                commitments: s.dkg.commitments.len(),
-                complaints: s.dkg.complaints.len(),
-                failed_attempts: s.dkg.failures.len(),
-            }),
-            dkgs: s
-                .dkg_results
-                .values()
-                .map(|r| DkgStatus {
-                    epoch: r.epoch,
-                    attempt: r.attempt,
-                    height: r.height,
-                    threshold: r.threshold,
-                    qualified: r
-                        .qualified
-                        .iter()
-                        .map(|m| hex::encode(m.as_bytes()))
-                        .collect(),
-                    excluded: r
-                        .excluded
-                        .iter()
-                        .map(|(m, why)| Exclusion {
-                            member: hex::encode(m.as_bytes()),
-                            reason: format!("{why:?}"),
-                        })
-                        .collect(),
-                    ristretto255_group_key: hex::encode(r.ristretto255_group_key),
-                    ed25519_group_key: hex::encode(r.ed25519_group_key),
-                })
-                .collect(),
-            checkpoint_key_epoch: s.checkpoint_key,
-            checkpoints: s
-                .checkpoints
-                .iter()
-                .map(|c| CheckpointInfo {
-                    seq: c.seq,
-                    epoch: c.body.epoch,
-                    height: c.body.height,
-                    bytes: hex::encode(c.body.checkpoint().to_bytes()),
-                    signature: hex::encode(c.signature.0),
-                    group_key: hex::encode(c.group_key),
-                    key_epoch: c.key_epoch,
-                })
-                .collect(),
-            nonce: s.members.get(me).map_or(0, |m| m.nonce),
-            ..ChainStatus::default()
-        }
+            .collect(),
+        checkpoint_key_epoch: s.checkpoint_key,
+        checkpoints: s
+            .checkpoints
+            .iter()
+            .map(|c| CheckpointInfo {
+                seq: c.seq,
+                epoch: c.body.epoch,
+                height: c.body.height,
+                bytes: hex::encode(c.body.checkpoint().to_bytes()),
+                signature: hex::encode(c.signature.0),
+                group_key: hex::encode(c.group_key),
+                key_epoch: c.key_epoch,
+            })
+            .collect(),
+        nonce: s.members.get(me).map_or(0, |m| m.nonce),
+        ..ChainStatus::default()
+    }
 }
 
 impl super::driver::Driver {

@@ -149,8 +149,7 @@ impl Driver {
             Ok(b) => b,
             Err(e) => {
                 debug!(%peer, "block sync failed: {e}");
-                self.sync
-                    .finished(&peer, false, self.consensus.height());
+                self.sync.finished(&peer, false, self.consensus.height());
                 return Ok(());
             }
         };

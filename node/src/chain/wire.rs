@@ -176,7 +176,9 @@ pub fn check_gossip(
     data: &[u8],
 ) -> Result<(), DropReason> {
     let Some(author) = member_of(author) else {
-        return Err(DropReason::Reject("author is not an Ed25519 identity".into()));
+        return Err(DropReason::Reject(
+            "author is not an Ed25519 identity".into(),
+        ));
     };
     match topic {
         CONSENSUS_TOPIC => {
@@ -278,7 +280,10 @@ mod tests {
         let protobuf = kp.public().encode_protobuf();
         let identity = PeerId::from_multihash(Multihash::wrap(0x00, &protobuf).unwrap()).unwrap();
         let m = member_of(&identity).unwrap();
-        assert_eq!(m.0.to_vec(), kp.public().try_into_ed25519().unwrap().to_bytes());
+        assert_eq!(
+            m.0.to_vec(),
+            kp.public().try_into_ed25519().unwrap().to_bytes()
+        );
         assert_eq!(identity, kp.public().to_peer_id());
         let hashed = PeerId::from_multihash(Multihash::wrap(0x12, &protobuf).unwrap()).unwrap();
         assert_eq!(hashed.to_bytes()[2..], protobuf[..]);
@@ -317,7 +322,10 @@ mod tests {
             )
         };
         let view = GossipView::default();
-        assert_eq!(check_gossip(&view, "chain", &author, TX_TOPIC, &tx(1000)), Ok(()));
+        assert_eq!(
+            check_gossip(&view, "chain", &author, TX_TOPIC, &tx(1000)),
+            Ok(())
+        );
         let big = tx(mempool::PAYLOAD_TX_CAP);
         let e = check_gossip(&view, "chain", &author, TX_TOPIC, &big).unwrap_err();
         assert!(matches!(e, DropReason::Reject(_)), "{e:?}");

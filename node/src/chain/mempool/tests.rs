@@ -113,9 +113,18 @@ fn size_caps_refuse_oversized_transactions() {
     let a = key(1);
     let st = state(&[(&a, 100)]);
     let mut pool = Mempool::new(limits());
-    let e = pool.insert(bulky(&a, 0, PAYLOAD_TX_CAP + 100), &st).unwrap_err();
+    let e = pool
+        .insert(bulky(&a, 0, PAYLOAD_TX_CAP + 100), &st)
+        .unwrap_err();
     assert!(
-        matches!(e, TxRejected::TooLarge { kind: "SignaturePublish", cap: PAYLOAD_TX_CAP, .. }),
+        matches!(
+            e,
+            TxRejected::TooLarge {
+                kind: "SignaturePublish",
+                cap: PAYLOAD_TX_CAP,
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("over the"), "{e}");
@@ -319,7 +328,10 @@ fn non_members_may_only_send_their_admission_within_a_quota() {
     // Newcomers share a small quota.
     pool.insert(admit(&key(52)), &st).unwrap();
     let e = pool.insert(admit(&key(53)), &st).unwrap_err();
-    assert!(matches!(e, TxRejected::Full(Full::Newcomers { txs: 2, .. })), "{e}");
+    assert!(
+        matches!(e, TxRejected::Full(Full::Newcomers { txs: 2, .. })),
+        "{e}"
+    );
     assert_eq!(e.label(), "newcomer_quota");
     // Members are not held by the newcomers' quota.
     pool.insert(transfer(&v, 0, &stranger), &st).unwrap();
@@ -573,7 +585,10 @@ fn one_bad_transaction_delays_no_other_author_by_more_than_one_block() {
     with_big.extend(honest.iter().cloned());
     let got = landing(&members, &with_big, 10);
     for k in [b, c] {
-        assert!(got[&id(k)] <= baseline[&id(k)] + 1, "{got:?} vs {baseline:?}");
+        assert!(
+            got[&id(k)] <= baseline[&id(k)] + 1,
+            "{got:?} vs {baseline:?}"
+        );
     }
 
     // Two authors (without stake) with a full run each of transfers that cannot apply: as
@@ -584,7 +599,10 @@ fn one_bad_transaction_delays_no_other_author_by_more_than_one_block() {
     with_failing.extend(honest.iter().cloned());
     let got = landing(&members, &with_failing, 10);
     for k in [b, c] {
-        assert!(got[&id(k)] <= baseline[&id(k)] + 1, "{got:?} vs {baseline:?}");
+        assert!(
+            got[&id(k)] <= baseline[&id(k)] + 1,
+            "{got:?} vs {baseline:?}"
+        );
     }
     assert!(!got.contains_key(&id(bad1)) && !got.contains_key(&id(bad2)));
 }
