@@ -1,13 +1,13 @@
 //! The mempool: signed transactions waiting for a block, under rules that stop one author, or
-//! a crowd of proof-of-work-only peers, from delaying everyone else's transactions.
+//! a crowd of proof-of-work-only peers, from delaying everyone else's transactions: per-kind
+//! size caps, membership, nonce window, and count and byte bounds per author and in all.
 //!
 //! Guarantees: every pooled transaction is within its kind's size cap ([`size_cap`]), comes
 //! from an active ledger member (or is a non-member's `Admit`, in a small quota of its own),
-//! has a nonce in `[next, next + MAX_NONCE_AHEAD)`, and fits the count and byte bounds per
-//! author and for the pool ([`MempoolLimits`]). [`Mempool::candidates`] offers the authors'
-//! runs of consecutive nonces in turn and skips, never stops at, one that does not fit the
-//! block; [`Mempool::prune`] drops what the ledger applied and every author's next transaction
-//! that no longer applies, with the transactions behind it.
+//! has a nonce in `[next, next + MAX_NONCE_AHEAD)`, and fits the bounds of [`MempoolLimits`].
+//! [`Mempool::candidates`] offers the authors' runs of consecutive nonces in turn and skips,
+//! never stops at, one that does not fit the block; [`Mempool::prune`] drops what the ledger
+//! applied and every author's next transaction that no longer applies, with the ones behind it.
 //!
 //! The pool does not verify signatures: callers insert only transactions whose signature was
 //! checked (the gossip validator, the API handler) or that we signed ourselves.

@@ -1,14 +1,14 @@
 //! What the chain driver sends over the network, and the checks gossip must pass before it is
-//! forwarded.
+//! forwarded: gossip topics [`CONSENSUS_TOPIC`] (`ledger::encode(ConsensusMessage)`) and
+//! [`TX_TOPIC`] (`ledger::encode(SignedTx)`), and point-to-point [`ChainRequest`] and
+//! [`ChainResponse`], encoded the same way.
 //!
-//! Gossip topics: [`CONSENSUS_TOPIC`] carries `ledger::encode(ConsensusMessage)`, [`TX_TOPIC`]
-//! carries `ledger::encode(SignedTx)`. Point to point (request-response): [`ChainRequest`] and
-//! [`ChainResponse`], encoded the same way. [`check_gossip`] is a pure function of the message,
-//! its libp2p author and a [`GossipView`] of the chain (validator set and height), so that a
-//! malformed message, a vote or proposal from a non-validator, a message signed in someone
-//! else's name, a message far from our height, an oversized block and a transaction over its
-//! kind's size cap ([`mempool::size_cap`](super::mempool::size_cap)) are dropped with a reason
-//! before they reach consensus or cost other peers bandwidth.
+//! Guarantees: [`check_gossip`] is a pure function of the message, its libp2p author and a
+//! [`GossipView`] of the chain (validator set and height), so that a malformed message, a vote
+//! or proposal from a non-validator, a message signed in someone else's name, a message far
+//! from our height, an oversized block and a transaction over its kind's size cap
+//! ([`mempool::size_cap`](super::mempool::size_cap)) are dropped with a reason before they
+//! reach consensus or cost other peers bandwidth.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
