@@ -1,6 +1,6 @@
 //! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text from the one registry
-//! shared with libp2p's metrics), `/health`, and `POST /tx` to submit a signed transaction (202 once
-//! it is in the mempool and gossiped, 400 with the reason, 503 without a chain driver). It binds to
+//! shared with libp2p's metrics), `/health`, and `POST /tx` to submit a signed transaction (202
+//! once it is in the mempool and gossiped; 413, 429, 503 or 400 with the reason). It binds to
 //! loopback by default and carries no secrets; `seedfed status` and [`ApiClient`] read it.
 //! Endpoints in detail: `docs/operator-guide.md`.
 
@@ -25,7 +25,8 @@ use thiserror::Error;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::chain::{ChainStatus, TxSubmission};
+use crate::chain::mempool::{self, Full as PoolFull};
+use crate::chain::{ChainStatus, TxRejected, TxSubmission};
 use crate::network::{NetworkHandle, NetworkStatus};
 
 /// File in the home directory holding the API's actual bound address while the node runs.
@@ -132,6 +133,9 @@ async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> (StatusCode, Strin
             )
         }
     };
+    if let Err(e) = mempool::check_size(&tx.tx.body, body.len()) {
+        return refused(&e);
+    }
     let (reply, verdict) = oneshot::channel();
     if submit.send(TxSubmission { tx, reply }).await.is_err() {
         return (
@@ -141,12 +145,26 @@ async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> (StatusCode, Strin
     }
     match verdict.await {
         Ok(Ok(())) => (StatusCode::ACCEPTED, "accepted\n".into()),
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Ok(Err(e)) => refused(&e),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "the chain driver stopped\n".into(),
         ),
     }
+}
+
+/// The answer to a refused transaction: its reason, with a status that says whether sending
+/// it again can help (429 and 503: later; 413 and 400: not as it is).
+fn refused(e: &TxRejected) -> (StatusCode, String) {
+    let code = match e {
+        TxRejected::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        TxRejected::Full(PoolFull::AuthorTxs(_) | PoolFull::AuthorBytes(_)) => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        TxRejected::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (code, format!("{e}\n"))
 }
 
 /// Why the status could not be read.

@@ -208,7 +208,9 @@ pub struct RunningNode {
 
 /// Starts the network and the local API. Network events go to `on_event` (the chain
 /// driver); `None` logs them. `chain` is the chain driver's status for `/status`; `submit` is
-/// where `POST /tx` hands transactions to it (`None`: the endpoint answers 503).
+/// where `POST /tx` hands transactions to it (`None`: the endpoint answers 503);
+/// `chain_metrics` join the node's registry.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     home: &Path,
     net: NetworkConfig,
@@ -217,9 +219,13 @@ pub async fn start(
     on_event: Option<mpsc::Sender<NetworkEvent>>,
     chain: Option<watch::Receiver<ChainStatus>>,
     submit: Option<mpsc::Sender<chain::TxSubmission>>,
+    chain_metrics: Option<&chain::ChainMetrics>,
 ) -> Result<RunningNode, NodeError> {
     let mut registry = Registry::default();
     let (handle, mut events, net_task) = network::spawn(net, &mut registry)?;
+    if let Some(m) = chain_metrics {
+        m.register(&mut registry);
+    }
     let registry = Arc::new(registry);
 
     let listener = tokio::net::TcpListener::bind(api_listen)
@@ -400,6 +406,7 @@ pub async fn run_node(
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());
     let (submit_tx, submit_rx) = mpsc::channel(chain::SUBMIT_QUEUE);
     let with_chain = ledger_genesis.is_some();
+    let metrics = chain::ChainMetrics::default();
     let node = start(
         home,
         net,
@@ -408,6 +415,7 @@ pub async fn run_node(
         with_chain.then_some(events_tx),
         with_chain.then_some(status_rx),
         with_chain.then_some(submit_tx),
+        with_chain.then_some(&metrics),
     )
     .await?;
     let mut store = Some(store);
@@ -433,10 +441,12 @@ pub async fn run_node(
                 consensus: params,
                 block_interval: Duration::from_millis(c.block_interval_ms),
                 sync_interval: Duration::from_millis(c.sync_interval_ms.max(50)),
+                ..ChainConfig::default()
             },
             view,
             status: status_tx,
             submissions: submit_rx,
+            metrics,
         };
         match chain::spawn(parts, stop_rx).await {
             Ok(task) => chain_task = Some((stop_tx, task)),
@@ -580,6 +590,7 @@ pub async fn start_bootstrap(
         net,
         &config.api.listen,
         Role::Bootstrap,
+        None,
         None,
         None,
         None,

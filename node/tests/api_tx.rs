@@ -1,7 +1,8 @@
-//! `POST /tx` on the local API: a malformed body is refused with 400 and never reaches the
-//! chain driver; a well-formed transaction is handed to the driver unchanged and the driver's
-//! verdict becomes the answer (202, or 400 with its reason); without a chain the route answers
-//! 503.
+//! `POST /tx` on the local API: a malformed body is refused with 400 and a transaction over its
+//! kind's size cap with 413, and neither reaches the chain driver; a well-formed transaction is
+//! handed to the driver unchanged and the driver's verdict becomes the answer (202, or its
+//! reason: 503 for a full mempool, 429 for an author at its quota, 400 otherwise); without a
+//! chain the route answers 503.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
@@ -11,23 +12,31 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use seedfed_node::api::{self, ApiClient, ApiError, ApiState};
+use seedfed_node::chain::mempool::{Full, PAYLOAD_TX_CAP};
 use seedfed_node::chain::{TxRejected, TxSubmission};
 use seedfed_protocol::ledger::{self, SignedTx, Tx, TxBody};
 use seedfed_protocol::member::MemberId;
 use tokio::sync::mpsc;
 
-fn signed(nonce: u64) -> SignedTx {
+fn signed_body(nonce: u64, body: TxBody) -> SignedTx {
     let key = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]);
-    let to = ed25519_dalek::SigningKey::from_bytes(&[4u8; 32]);
     Tx {
         author: MemberId(key.verifying_key().to_bytes()),
         nonce,
-        body: TxBody::Transfer {
+        body,
+    }
+    .sign(common::CHAIN, &key)
+}
+
+fn signed(nonce: u64) -> SignedTx {
+    let to = ed25519_dalek::SigningKey::from_bytes(&[4u8; 32]);
+    signed_body(
+        nonce,
+        TxBody::Transfer {
             to: MemberId(to.verifying_key().to_bytes()),
             amount: 1,
         },
-    }
-    .sign(common::CHAIN, &key)
+    )
 }
 
 async fn serve(submit: Option<mpsc::Sender<TxSubmission>>) -> SocketAddr {
@@ -50,17 +59,16 @@ async fn serve(submit: Option<mpsc::Sender<TxSubmission>>) -> SocketAddr {
 #[tokio::test]
 async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
     let (tx, mut rx) = mpsc::channel::<TxSubmission>(4);
-    // A stand-in driver: accepts nonce 0, calls everything else stale; records what it got.
+    // A stand-in driver: accepts nonce 0, finds its pool full for nonce 1 and the author at
+    // its quota for nonce 2, calls everything else stale; records what it got.
     let (seen_tx, mut seen) = mpsc::channel::<SignedTx>(16);
     tokio::spawn(async move {
         while let Some(sub) = rx.recv().await {
-            let verdict = if sub.tx.tx.nonce == 0 {
-                Ok(())
-            } else {
-                Err(TxRejected::StaleNonce {
-                    got: sub.tx.tx.nonce,
-                    next: 7,
-                })
+            let verdict = match sub.tx.tx.nonce {
+                0 => Ok(()),
+                1 => Err(TxRejected::Full(Full::Bytes(1 << 20))),
+                2 => Err(TxRejected::Full(Full::AuthorTxs(16))),
+                got => Err(TxRejected::StaleNonce { got, next: 7 }),
             };
             seen_tx.send(sub.tx).await.unwrap();
             let _ = sub.reply.send(verdict);
@@ -99,6 +107,52 @@ async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(seen.recv().await.unwrap().tx.nonce, 3);
+
+    // A full mempool is 503 (try later), an author at its quota 429, both with the reason.
+    match client.submit_tx(addr, &signed(1)).await {
+        Err(ApiError::Refused { code, reason, .. }) => {
+            assert_eq!(code, 503);
+            assert!(reason.contains("mempool full"), "{reason}");
+            assert!(reason.contains("bytes"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match client.submit_tx(addr, &signed(2)).await {
+        Err(ApiError::Refused { code, reason, .. }) => {
+            assert_eq!(code, 429);
+            assert!(
+                reason.contains("the author has its limit of 16"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(seen.recv().await.unwrap().tx.nonce, 1);
+    assert_eq!(seen.recv().await.unwrap().tx.nonce, 2);
+
+    // Over its kind's size cap: 413 from the API itself, the driver never sees it.
+    let big = signed_body(
+        0,
+        TxBody::SignaturePublish {
+            leaf: 0,
+            signature: vec![5; PAYLOAD_TX_CAP],
+        },
+    );
+    match client.submit_tx(addr, &big).await {
+        Err(ApiError::Refused { code, reason, .. }) => {
+            assert_eq!(code, 413);
+            assert!(
+                reason.contains("SignaturePublish transaction of"),
+                "{reason}"
+            );
+            assert!(reason.contains("cap"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(
+        seen.try_recv().is_err(),
+        "an oversized transaction reached the driver"
+    );
 
     // GET is not a submission.
     let (code, _) = client.request(addr, "/tx", None).await.unwrap();

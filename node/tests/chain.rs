@@ -1,7 +1,9 @@
 //! Consensus on real `seedfed` processes over loopback libp2p: four validators reach height 50;
 //! one is killed with SIGKILL while the others go on, restarts, and catches up by block sync;
 //! afterwards every node's store holds byte-identical blocks, each with a commit certificate
-//! that verifies against the validator set that decided it.
+//! that verifies against the validator set that decided it. On the way, the mempool's rules
+//! hold on a running node: a non-member's transaction and an oversized one are refused through
+//! `POST /tx`, and the refusal is counted on `/metrics` and `/status`.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
@@ -159,6 +161,47 @@ async fn attack(bootstrap: &str, genesis: &Genesis, height: u64) {
     let _ = net.shutdown().await;
 }
 
+/// Posts a non-member's transaction and an oversized one to `home`'s API: both are refused with
+/// their reasons (400, 413), and the driver's refusal is counted on `/metrics` and `/status`.
+async fn mempool_refusals(home: &Path) {
+    use seedfed_node::api;
+    use seedfed_protocol::ledger::{self, Tx, TxBody};
+    use seedfed_protocol::member::MemberId;
+    let addr = api::running_api_addr(home).unwrap();
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[0x5a; 32]);
+    let tx = |body| {
+        Tx {
+            author: MemberId(stranger.verifying_key().to_bytes()),
+            nonce: 0,
+            body,
+        }
+        .sign(CHAIN, &stranger)
+    };
+    let (code, reason) = api::post_bytes(addr, "/tx", ledger::encode(&tx(TxBody::Exit)))
+        .await
+        .unwrap();
+    assert_eq!(code, 400, "{reason}");
+    assert!(reason.contains("not an active ledger member"), "{reason}");
+    let big = tx(TxBody::SignaturePublish {
+        leaf: 0,
+        signature: vec![1; 70_000],
+    });
+    let (code, reason) = api::post_bytes(addr, "/tx", ledger::encode(&big))
+        .await
+        .unwrap();
+    assert_eq!(code, 413, "{reason}");
+    let (_, metrics) = api::get_text(addr, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("seedfed_mempool_refused_total{reason=\"not_member\"}"),
+        "{metrics}"
+    );
+    // /status catches up on the next tick or decision.
+    wait_chain(home, 30, "the refusal on /status", |c| {
+        c.mempool_refused >= 1
+    })
+    .await;
+}
+
 async fn height(home: &Path) -> Option<u64> {
     Some(node_status(home).await?.chain?.height)
 }
@@ -214,6 +257,7 @@ async fn four_validators_decide_and_a_killed_one_catches_up() {
     assert_ne!(c.beacon, hex::encode([0u8; 32]));
     assert_eq!(c.assignment.len(), 1 << genesis.key.sector_bits);
     check_checkpoint(&c);
+    mempool_refusals(&homes[0]).await;
 
     // A Byzantine member (admitted with a valid proof of work, no stake) floods the consensus
     // topic with malformed bytes, votes of its own, votes in a validator's name, votes for far

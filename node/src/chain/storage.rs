@@ -10,6 +10,9 @@
 //! then stops at the last good entry, which is safe because nothing after it can have left
 //! the node (durability precedes release). A block or state that does not decode is an error:
 //! the node refuses to run on a chain it cannot trust.
+//!
+//! [`ChainStore`] blocks on fsyncs; the driver calls it only through the storage thread
+//! (`storage_thread`), never from an async worker thread.
 
 use seedfed_protocol::consensus::{CommitCertificate, WalEntry};
 use seedfed_protocol::ledger::{self, Block, Genesis, Ledger};
@@ -43,6 +46,12 @@ pub enum StorageError {
         /// Why.
         reason: String,
     },
+    /// The storage thread could not start.
+    #[error("cannot start the chain's storage thread: {0}")]
+    Thread(String),
+    /// The storage thread is gone (it stopped or panicked).
+    #[error("the chain's storage thread stopped")]
+    Stopped,
 }
 
 /// What [`ChainStore::load`] recovers.
@@ -55,6 +64,26 @@ pub struct Loaded {
     pub wal: Vec<WalEntry>,
     /// WAL entries dropped as a damaged tail.
     pub truncated: usize,
+}
+
+/// A decided block, its certificate and the ledger after it, encoded for
+/// [`ChainStore::commit`] (the encoding can run on the caller's thread, the write on the
+/// storage thread).
+pub struct DecidedRecord {
+    height: u64,
+    block: Vec<u8>,
+    tip: Vec<u8>,
+}
+
+impl DecidedRecord {
+    /// Encodes the record of `block`.
+    pub fn new(block: &Block, certificate: &CommitCertificate, ledger_after: &Ledger) -> Self {
+        DecidedRecord {
+            height: block.height,
+            block: ledger::encode(&(block, certificate)),
+            tip: ledger::encode(ledger_after),
+        }
+    }
 }
 
 /// The chain's view of the store.
@@ -203,17 +232,18 @@ impl ChainStore {
         certificate: &CommitCertificate,
         ledger_after: &Ledger,
     ) -> Result<(), StorageError> {
+        self.commit(&DecidedRecord::new(block, certificate, ledger_after))
+    }
+
+    /// [`ChainStore::commit_block`] of an encoded record.
+    pub fn commit(&mut self, record: &DecidedRecord) -> Result<(), StorageError> {
         let mut batch = Batch::new();
-        batch.put(
-            BLOCKS,
-            &block.height.to_be_bytes(),
-            &ledger::encode(&(block, certificate)),
-        );
-        batch.put(CHAIN, TIP_KEY, &ledger::encode(ledger_after));
+        batch.put(BLOCKS, &record.height.to_be_bytes(), &record.block);
+        batch.put(CHAIN, TIP_KEY, &record.tip);
         for item in self.store.scan_prefix(WAL, &[])? {
             let (key, _) = item?;
             let h = key_height(&key);
-            if h.is_none_or(|h| h <= block.height) {
+            if h.is_none_or(|h| h <= record.height) {
                 batch.delete(WAL, &key);
             } else {
                 break;

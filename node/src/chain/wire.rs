@@ -1,13 +1,14 @@
 //! What the chain driver sends over the network, and the checks gossip must pass before it is
-//! forwarded.
+//! forwarded: gossip topics [`CONSENSUS_TOPIC`] (`ledger::encode(ConsensusMessage)`) and
+//! [`TX_TOPIC`] (`ledger::encode(SignedTx)`), and point-to-point [`ChainRequest`] and
+//! [`ChainResponse`], encoded the same way.
 //!
-//! Gossip topics: [`CONSENSUS_TOPIC`] carries `ledger::encode(ConsensusMessage)`, [`TX_TOPIC`]
-//! carries `ledger::encode(SignedTx)`. Point to point (request-response): [`ChainRequest`] and
-//! [`ChainResponse`], encoded the same way. [`check_gossip`] is a pure function of the message,
-//! its libp2p author and a [`GossipView`] of the chain (validator set and height), so that a
-//! malformed message, a vote or proposal from a non-validator, a message signed in someone
-//! else's name, a message far from our height and an oversized block are dropped with a reason
-//! before they reach consensus or cost other peers bandwidth.
+//! Guarantees: [`check_gossip`] is a pure function of the message, its libp2p author and a
+//! [`GossipView`] of the chain (validator set and height), so that a malformed message, a vote
+//! or proposal from a non-validator, a message signed in someone else's name, a message far
+//! from our height, an oversized block and a transaction over its kind's size cap
+//! ([`mempool::size_cap`](super::mempool::size_cap)) are dropped with a reason before they
+//! reach consensus or cost other peers bandwidth.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use tracing::debug;
 
+use super::mempool;
 use crate::network::{GossipValidator, GossipVerdict};
 
 /// Gossip topic of consensus messages (proposals, votes, certificates).
@@ -91,10 +93,10 @@ impl GossipView {
         Arc::new(move |author: &PeerId, topic: &str, data: &[u8]| {
             match check_gossip(&view, &chain_id, author, topic, data) {
                 Ok(()) => GossipVerdict::Accept,
-                Err(drop) => {
+                Err(why) => {
                     view.dropped.fetch_add(1, Ordering::Relaxed);
-                    debug!(%author, topic, reason = drop.reason(), "gossip dropped");
-                    drop.verdict()
+                    debug!(%author, topic, reason = why.reason(), "gossip dropped");
+                    why.verdict()
                 }
             }
         })
@@ -120,10 +122,16 @@ impl GossipView {
     }
 }
 
-/// The Ed25519 identity behind a peer id, if it is an Ed25519 identity peer id.
+/// The Ed25519 identity behind a peer id, if it is an Ed25519 identity peer id: the identity
+/// multihash (code 0) of a protobuf-encoded Ed25519 public key. A hashed peer id (SHA-256 of a
+/// larger key) names no key we could check, so it is `None` whatever its digest holds.
 pub fn member_of(peer: &PeerId) -> Option<MemberId> {
-    let bytes = peer.to_bytes();
-    let key = libp2p::identity::PublicKey::try_decode_protobuf(bytes.get(2..)?).ok()?;
+    const IDENTITY: u64 = 0;
+    let multihash: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    if multihash.code() != IDENTITY {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
     let ed = key.try_into_ed25519().ok()?;
     Some(MemberId(ed.to_bytes()))
 }
@@ -135,26 +143,26 @@ pub fn peer_of(member: &MemberId) -> Option<PeerId> {
 
 /// Why a gossip message was dropped.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Drop {
-    /// Penalise the forwarding peer: the message is malformed or forged.
+pub enum DropReason {
+    /// Penalise the forwarding peer: the message is malformed, forged or over a size cap.
     Reject(String),
     /// Drop without penalty (stale or too far ahead).
     Ignore(String),
 }
 
-impl Drop {
+impl DropReason {
     /// The gossipsub verdict for this drop.
     pub fn verdict(&self) -> GossipVerdict {
         match self {
-            Drop::Reject(_) => GossipVerdict::Reject,
-            Drop::Ignore(_) => GossipVerdict::Ignore,
+            DropReason::Reject(_) => GossipVerdict::Reject,
+            DropReason::Ignore(_) => GossipVerdict::Ignore,
         }
     }
 
     /// Why.
     pub fn reason(&self) -> &str {
         match self {
-            Drop::Reject(r) | Drop::Ignore(r) => r,
+            DropReason::Reject(r) | DropReason::Ignore(r) => r,
         }
     }
 }
@@ -166,23 +174,27 @@ pub fn check_gossip(
     author: &PeerId,
     topic: &str,
     data: &[u8],
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let Some(author) = member_of(author) else {
-        return Err(Drop::Reject("author is not an Ed25519 identity".into()));
+        return Err(DropReason::Reject(
+            "author is not an Ed25519 identity".into(),
+        ));
     };
     match topic {
         CONSENSUS_TOPIC => {
             let msg: ConsensusMessage = ledger::decode(data)
-                .map_err(|e| Drop::Reject(format!("malformed consensus message: {e}")))?;
+                .map_err(|e| DropReason::Reject(format!("malformed consensus message: {e}")))?;
             check_consensus(view, &author, &msg)
         }
         TX_TOPIC => {
             let tx: SignedTx = ledger::decode(data)
-                .map_err(|e| Drop::Reject(format!("malformed transaction: {e}")))?;
+                .map_err(|e| DropReason::Reject(format!("malformed transaction: {e}")))?;
+            mempool::check_size(&tx.tx.body, data.len())
+                .map_err(|e| DropReason::Reject(e.to_string()))?;
             tx.verify(chain_id)
-                .map_err(|e| Drop::Reject(format!("transaction: {e}")))
+                .map_err(|e| DropReason::Reject(format!("transaction: {e}")))
         }
-        other => Err(Drop::Ignore(format!("unknown topic {other}"))),
+        other => Err(DropReason::Ignore(format!("unknown topic {other}"))),
     }
 }
 
@@ -190,35 +202,35 @@ fn check_consensus(
     view: &GossipView,
     author: &MemberId,
     msg: &ConsensusMessage,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let height = view.height();
     let h = msg.height();
     if h + 1 < height {
-        return Err(Drop::Ignore(format!(
+        return Err(DropReason::Ignore(format!(
             "height {h} is behind ours ({height})"
         )));
     }
     if h > height + MAX_HEIGHTS_AHEAD {
-        return Err(Drop::Ignore(format!(
+        return Err(DropReason::Ignore(format!(
             "height {h} is more than {MAX_HEIGHTS_AHEAD} ahead of ours ({height})"
         )));
     }
     if !view.is_validator(author) {
-        return Err(Drop::Reject(format!("{author} is not a validator")));
+        return Err(DropReason::Reject(format!("{author} is not a validator")));
     }
     match msg {
-        ConsensusMessage::Vote(v) if v.validator != *author => Err(Drop::Reject(format!(
+        ConsensusMessage::Vote(v) if v.validator != *author => Err(DropReason::Reject(format!(
             "vote by {} published by {author}",
             v.validator
         ))),
-        ConsensusMessage::Proposal(p) if p.proposer != *author => Err(Drop::Reject(format!(
+        ConsensusMessage::Proposal(p) if p.proposer != *author => Err(DropReason::Reject(format!(
             "proposal by {} published by {author}",
             p.proposer
         ))),
         ConsensusMessage::Proposal(p)
             if p.block.txs.len() > seedfed_protocol::ledger::MAX_TXS_PER_BLOCK =>
         {
-            Err(Drop::Reject(format!(
+            Err(DropReason::Reject(format!(
                 "proposed block has {} transactions",
                 p.block.txs.len()
             )))
@@ -258,6 +270,69 @@ mod tests {
         assert_eq!(member_of(&rsa_like), None);
     }
 
+    /// Only an identity multihash names a key. Before, the first two bytes were cut off
+    /// whatever the code, so a SHA-256 peer id whose digest bytes held an encoded Ed25519 key
+    /// passed for that key's member.
+    #[test]
+    fn member_of_decodes_the_multihash() {
+        use libp2p::multihash::Multihash;
+        let kp = libp2p::identity::Keypair::generate_ed25519();
+        let protobuf = kp.public().encode_protobuf();
+        let identity = PeerId::from_multihash(Multihash::wrap(0x00, &protobuf).unwrap()).unwrap();
+        let m = member_of(&identity).unwrap();
+        assert_eq!(
+            m.0.to_vec(),
+            kp.public().try_into_ed25519().unwrap().to_bytes()
+        );
+        assert_eq!(identity, kp.public().to_peer_id());
+        let hashed = PeerId::from_multihash(Multihash::wrap(0x12, &protobuf).unwrap()).unwrap();
+        assert_eq!(hashed.to_bytes()[2..], protobuf[..]);
+        assert_eq!(member_of(&hashed), None);
+        // An identity multihash of something that is not a protobuf Ed25519 key.
+        let junk = PeerId::from_multihash(Multihash::wrap(0x00, &[8, 1, 18, 3, 1, 2, 3]).unwrap())
+            .unwrap();
+        assert_eq!(member_of(&junk), None);
+    }
+
+    #[test]
+    fn transactions_over_their_size_cap_are_rejected_before_the_signature_check() {
+        // Before: any validly signed transaction up to the gossip cap was forwarded.
+        use seedfed_protocol::ledger::{Tx, TxBody};
+        let kp = libp2p::identity::Keypair::generate_ed25519();
+        let author = kp.public().to_peer_id();
+        let secret: [u8; 32] = kp
+            .try_into_ed25519()
+            .unwrap()
+            .secret()
+            .as_ref()
+            .try_into()
+            .unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&secret);
+        let tx = |len: usize| {
+            ledger::encode(
+                &Tx {
+                    author: member_of(&author).unwrap(),
+                    nonce: 0,
+                    body: TxBody::SignaturePublish {
+                        leaf: 0,
+                        signature: vec![1; len],
+                    },
+                }
+                .sign("chain", &key),
+            )
+        };
+        let view = GossipView::default();
+        assert_eq!(
+            check_gossip(&view, "chain", &author, TX_TOPIC, &tx(1000)),
+            Ok(())
+        );
+        let big = tx(mempool::PAYLOAD_TX_CAP);
+        let e = check_gossip(&view, "chain", &author, TX_TOPIC, &big).unwrap_err();
+        assert!(matches!(e, DropReason::Reject(_)), "{e:?}");
+        assert!(e.reason().contains("SignaturePublish"), "{e:?}");
+        assert!(e.reason().contains("cap"), "{e:?}");
+    }
+
     #[test]
     fn gossip_checks_drop_bad_messages_with_a_reason() {
         let (a, ma) = peer();
@@ -271,16 +346,16 @@ mod tests {
         );
         // Malformed bytes.
         let e = check_gossip(&view, c, &a, CONSENSUS_TOPIC, &[0xff, 0x00, 0x13]).unwrap_err();
-        assert!(matches!(e, Drop::Reject(_)), "{e:?}");
+        assert!(matches!(e, DropReason::Reject(_)), "{e:?}");
         // A vote from a non-validator.
         let e = check_gossip(&view, c, &outsider, CONSENSUS_TOPIC, &vote(mo, 10)).unwrap_err();
         assert!(e.reason().contains("not a validator"), "{e:?}");
         // A vote in someone else's name.
         let e = check_gossip(&view, c, &b, CONSENSUS_TOPIC, &vote(ma, 10)).unwrap_err();
-        assert!(matches!(e, Drop::Reject(_)) && e.reason().contains("published by"));
+        assert!(matches!(e, DropReason::Reject(_)) && e.reason().contains("published by"));
         // Wrong heights: stale and far ahead are ignored, not penalised.
         let e = check_gossip(&view, c, &a, CONSENSUS_TOPIC, &vote(ma, 3)).unwrap_err();
-        assert!(matches!(e, Drop::Ignore(_)), "{e:?}");
+        assert!(matches!(e, DropReason::Ignore(_)), "{e:?}");
         let e = check_gossip(
             &view,
             c,
@@ -289,7 +364,7 @@ mod tests {
             &vote(ma, 10 + MAX_HEIGHTS_AHEAD + 1),
         )
         .unwrap_err();
-        assert!(matches!(e, Drop::Ignore(_)), "{e:?}");
+        assert!(matches!(e, DropReason::Ignore(_)), "{e:?}");
         // The previous height is still accepted (late precommits help the last commit).
         assert_eq!(
             check_gossip(&view, c, &a, CONSENSUS_TOPIC, &vote(ma, 9)),
@@ -297,7 +372,7 @@ mod tests {
         );
         // Transactions: malformed and unsigned are rejected.
         let e = check_gossip(&view, c, &a, TX_TOPIC, b"nope").unwrap_err();
-        assert!(matches!(e, Drop::Reject(_)));
+        assert!(matches!(e, DropReason::Reject(_)));
         // Membership changes reach the view.
         view.update(11, [(mo, 1)].into_iter().collect());
         assert_eq!(

@@ -1,0 +1,569 @@
+//! The driver loop: one task owns the consensus state machine, the ledger, the mempool, our
+//! outbox and the epoch agent, and feeds consensus the gossip of [`CONSENSUS_TOPIC`] (already
+//! checked by [`super::wire::check_gossip`] in the network task), timer expiries and
+//! block-sync responses.
+//!
+//! Guarantees: outputs are acted on in order; consecutive WAL entries are fsynced together
+//! before any later output leaves the node; a decided block, its certificate and the new tip
+//! state are committed atomically before the next height's messages go out. Every store call
+//! runs on the storage thread ([`StorageThread`]) and is awaited before the driver goes on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use seedfed_protocol::agent::{Agent, Fault};
+use seedfed_protocol::consensus::{
+    CommitCertificate, Consensus, ConsensusKey, ConsensusMessage, ConsensusParams, Input, Output,
+    WalEntry,
+};
+use seedfed_protocol::ledger::{self, Block, Evidence, SignedTx, TxBody, MAX_TXS_PER_BLOCK};
+use seedfed_protocol::member::MemberId;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::latency::CommitClock;
+use super::mempool::{Mempool, MempoolLimits, TxRejected, BLOCK_TX_BYTES};
+use super::metrics::ChainMetrics;
+use super::outbox::Outbox;
+use super::status::ChainStatus;
+use super::storage::{ChainStore, DecidedRecord, StorageError};
+use super::storage_thread::StorageThread;
+use super::sync::{BlockSync, SyncResult};
+use super::timers::{Deadline, Timers};
+use super::wire::{ChainRequest, ChainResponse, GossipView, CONSENSUS_TOPIC, TX_TOPIC};
+use crate::network::{NetworkEvent, NetworkHandle, ResponseToken};
+
+/// Capacity of the channel from the local API to the driver.
+pub const SUBMIT_QUEUE: usize = 1024;
+
+/// Tunables of the driver.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// Consensus timeouts and buffers.
+    pub consensus: ConsensusParams,
+    /// Least time between two decisions when we propose (an empty chain would otherwise spin).
+    pub block_interval: Duration,
+    /// How often a node that has not decided for a while asks a peer for blocks.
+    pub sync_interval: Duration,
+    /// The mempool's bounds.
+    pub mempool: MempoolLimits,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig {
+            consensus: ConsensusParams::default(),
+            block_interval: Duration::from_millis(200),
+            sync_interval: Duration::from_secs(1),
+            mempool: MempoolLimits::default(),
+        }
+    }
+}
+
+/// Why the chain driver stopped.
+#[derive(Debug, Error)]
+pub enum ChainError {
+    /// The store failed: the node must not continue (durability comes first).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Consensus could not start.
+    #[error("consensus cannot start: {0}")]
+    Consensus(#[from] seedfed_protocol::consensus::ConsensusError),
+    /// The identity key is not Ed25519.
+    #[error("the node identity is not an Ed25519 key")]
+    Identity,
+}
+
+/// A transaction handed to the driver by the local API, with where the verdict goes.
+#[derive(Debug)]
+pub struct TxSubmission {
+    /// The transaction.
+    pub tx: SignedTx,
+    /// Accepted into the mempool (and gossiped), or why not.
+    pub reply: oneshot::Sender<Result<(), TxRejected>>,
+}
+
+/// Everything [`spawn`] needs.
+pub struct ChainParts {
+    /// The ledger's genesis.
+    pub genesis: ledger::Genesis,
+    /// The node's store (taken over; closed when the driver stops).
+    pub store: ChainStore,
+    /// Our identity's Ed25519 seed.
+    pub identity_seed: zeroize::Zeroizing<[u8; 32]>,
+    /// Our X25519 share-encryption secret.
+    pub x25519_secret: zeroize::Zeroizing<[u8; 32]>,
+    /// Fault injection for tests ([`Fault::None`] in real use).
+    pub fault: Fault,
+    /// Network handle.
+    pub network: NetworkHandle,
+    /// Network events (gossip, requests, admissions).
+    pub events: mpsc::Receiver<NetworkEvent>,
+    /// Tunables.
+    pub config: ChainConfig,
+    /// The gossip view shared with the network's validator.
+    pub view: Arc<GossipView>,
+    /// Where the driver publishes its status.
+    pub status: watch::Sender<ChainStatus>,
+    /// Transactions submitted through the local API.
+    pub submissions: mpsc::Receiver<TxSubmission>,
+    /// Metrics (registered by the caller in the node's registry).
+    pub metrics: ChainMetrics,
+}
+
+/// The running driver: resolves to the store (to be closed) when it stops.
+pub type ChainTask = tokio::task::JoinHandle<Result<Box<dyn crate::store::Store>, ChainError>>;
+
+/// Loads the chain from the store (tip, WAL), subscribes to the topics and spawns the driver.
+/// The task stops when `stop` fires and returns the store so the caller can close it.
+pub async fn spawn(
+    parts: ChainParts,
+    stop: oneshot::Receiver<()>,
+) -> Result<ChainTask, ChainError> {
+    let ChainParts {
+        genesis,
+        store,
+        identity_seed,
+        x25519_secret,
+        fault,
+        network,
+        events,
+        config,
+        view,
+        status,
+        submissions,
+        metrics,
+    } = parts;
+    let storage = StorageThread::spawn(store)?;
+    let loaded = storage.call(move |s| s.load(&genesis)).await??;
+    let agent = match storage.call(|s| s.agent()).await?? {
+        Some(bytes) => {
+            Agent::restore(&bytes, *identity_seed, *x25519_secret, fault).map_err(|e| {
+                StorageError::Corrupt {
+                    what: "epoch agent snapshot".into(),
+                    reason: e.to_string(),
+                }
+            })?
+        }
+        None => Agent::new(*identity_seed, *x25519_secret, fault),
+    };
+    if fault != Fault::None {
+        warn!(
+            ?fault,
+            "FAULT INJECTION is on: this node misbehaves on purpose (tests only)"
+        );
+    }
+    let key = ConsensusKey::from_seed(*identity_seed);
+    let me = key.member_id();
+    let mut consensus = Consensus::new(loaded.ledger, loaded.certificate, key, config.consensus)?;
+    info!(
+        height = consensus.ledger().height(),
+        wal = loaded.wal.len(),
+        "chain loaded"
+    );
+    let first = if loaded.wal.is_empty() {
+        consensus.start()
+    } else {
+        consensus.recover(loaded.wal)?
+    };
+    for t in [CONSENSUS_TOPIC, TX_TOPIC] {
+        if let Err(e) = network.subscribe(t).await {
+            warn!(topic = t, "cannot subscribe: {e}");
+        }
+    }
+    let (sync_tx, sync_rx) = mpsc::channel(16);
+    let state_hash = consensus.ledger().state.hash();
+    let mut driver = Driver {
+        consensus,
+        storage,
+        network,
+        me,
+        mempool: Mempool::new(config.mempool.clone()),
+        outbox: Outbox::new(ed25519_dalek::SigningKey::from_bytes(&identity_seed)),
+        config,
+        view,
+        timers: Timers::default(),
+        last_decided: Instant::now(),
+        evidence: Vec::new(),
+        sync: BlockSync::new(sync_tx),
+        status,
+        agent,
+        agent_saved: None,
+        commits: CommitClock::default(),
+        state_hash,
+        metrics,
+    };
+    driver.refresh_view();
+    driver.act(first).await?;
+    driver.agent_step().await?;
+    driver.publish_status();
+    Ok(tokio::spawn(driver.run(events, sync_rx, submissions, stop)))
+}
+
+/// The driver's state (its methods live in this module and in `sync`, `agent` and `status`).
+pub(super) struct Driver {
+    pub(super) consensus: Consensus,
+    pub(super) storage: StorageThread,
+    pub(super) network: NetworkHandle,
+    pub(super) me: MemberId,
+    pub(super) config: ChainConfig,
+    pub(super) view: Arc<GossipView>,
+    pub(super) timers: Timers,
+    pub(super) last_decided: Instant,
+    /// Everyone's transactions waiting for a block (ours too).
+    pub(super) mempool: Mempool,
+    /// Our own transactions not yet on the ledger.
+    pub(super) outbox: Outbox,
+    pub(super) evidence: Vec<(MemberId, Evidence)>,
+    pub(super) sync: BlockSync,
+    pub(super) status: watch::Sender<ChainStatus>,
+    pub(super) agent: Agent,
+    /// Hash of the agent snapshot last written (skip identical rewrites).
+    pub(super) agent_saved: Option<[u8; 32]>,
+    pub(super) commits: CommitClock,
+    /// State hash at the tip (the tip block's, or genesis's), so status need not rehash.
+    pub(super) state_hash: [u8; 32],
+    pub(super) metrics: ChainMetrics,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<NetworkEvent>,
+        mut sync_rx: mpsc::Receiver<SyncResult>,
+        mut submissions: mpsc::Receiver<TxSubmission>,
+        mut stop: oneshot::Receiver<()>,
+    ) -> Result<Box<dyn crate::store::Store>, ChainError> {
+        let mut tick = tokio::time::interval(self.config.sync_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = self.timers.next();
+            let wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = &mut stop => break,
+                ev = events.recv() => match ev {
+                    None => break,
+                    Some(ev) => self.on_network(ev).await?,
+                },
+                Some((peer, r)) = sync_rx.recv() => self.on_synced(peer, r).await?,
+                Some(sub) = submissions.recv() => self.on_submission(sub).await,
+                () = tokio::time::sleep_until(wake), if next.is_some() => self.fire_due().await?,
+                _ = tick.tick() => self.on_tick().await?,
+            }
+        }
+        info!(
+            height = self.consensus.ledger().height(),
+            "chain driver stopped"
+        );
+        Ok(self.storage.close().await?.into_inner())
+    }
+
+    async fn fire_due(&mut self) -> Result<(), ChainError> {
+        let now = Instant::now();
+        while let Some(d) = self.timers.pop_due(now) {
+            let out = match d {
+                Deadline::Build { height, round } => {
+                    let txs = self.mempool.candidates(
+                        &self.consensus.ledger().state,
+                        MAX_TXS_PER_BLOCK,
+                        BLOCK_TX_BYTES,
+                    );
+                    self.consensus
+                        .handle(Input::ProposeTxs { height, round, txs })
+                }
+                Deadline::Consensus(t) => self.consensus.handle(Input::TimerFired(t)),
+            };
+            self.act(out).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_network(&mut self, ev: NetworkEvent) -> Result<(), ChainError> {
+        match ev {
+            NetworkEvent::Gossip {
+                author,
+                topic,
+                data,
+            } => match topic.as_str() {
+                CONSENSUS_TOPIC => self.on_consensus_gossip(author, &data).await?,
+                TX_TOPIC => self.on_gossip_tx(&data),
+                _ => {}
+            },
+            NetworkEvent::Request { peer, data, token } => {
+                self.on_request(peer, &data, token).await?
+            }
+            NetworkEvent::PeerAdmitted { peer, .. } => self.sync.peer_admitted(peer),
+            NetworkEvent::PeerDisconnected { peer } => self.sync.peer_gone(&peer),
+            NetworkEvent::PeerRejected { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn on_consensus_gossip(&mut self, author: PeerId, data: &[u8]) -> Result<(), ChainError> {
+        let Ok(msg) = ledger::decode::<ConsensusMessage>(data) else {
+            return Ok(()); // checked by the gossip validator already
+        };
+        if let ConsensusMessage::Proposal(p) = &msg {
+            self.commits
+                .proposal_seen(p.height, p.round, Instant::now());
+        }
+        self.sync
+            .heard(msg.height(), author, self.consensus.height());
+        let out = self.consensus.handle(Input::Message(msg));
+        self.act(out).await?;
+        if self.sync.behind(self.consensus.height()) {
+            self.request_sync(None);
+        }
+        Ok(())
+    }
+
+    async fn on_request(
+        &mut self,
+        peer: PeerId,
+        data: &[u8],
+        token: ResponseToken,
+    ) -> Result<(), ChainError> {
+        let response = match ledger::decode::<ChainRequest>(data) {
+            Err(e) => ChainResponse::Refused(format!("malformed request: {e}")),
+            Ok(ChainRequest::Blocks { from, max }) => self.serve_blocks(from, max).await?,
+            Ok(ChainRequest::Direct(payload)) => self.on_direct(peer, &payload).await?,
+        };
+        debug!(%peer, "answered a chain request");
+        let _ = self.network.respond(token, ledger::encode(&response)).await;
+        Ok(())
+    }
+
+    async fn on_tick(&mut self) -> Result<(), ChainError> {
+        // A node that has not decided for a while may be behind peers it cannot hear (far
+        // ahead messages are not forwarded to it): ask someone.
+        if self.last_decided.elapsed() >= self.config.sync_interval * 2 {
+            self.request_sync(None);
+        }
+        // Re-gossip our own transactions that are still waiting (gossip is best effort).
+        let own: Vec<SignedTx> = self.outbox.pending().cloned().collect();
+        for tx in own {
+            let _ = self.network.publish(TX_TOPIC, ledger::encode(&tx)).await;
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Acts on consensus outputs in order; consecutive WAL entries are made durable together,
+    /// before the first output that follows them.
+    pub(super) async fn act(&mut self, outputs: Vec<Output>) -> Result<(), ChainError> {
+        let mut wal = Vec::new();
+        for o in outputs {
+            if let Output::PersistWal(e) = o {
+                wal.push(e);
+                continue;
+            }
+            self.persist_wal(std::mem::take(&mut wal)).await?;
+            match o {
+                Output::PersistWal(_) => {}
+                Output::Broadcast(m) => {
+                    if let ConsensusMessage::Proposal(p) = &m {
+                        self.commits
+                            .proposal_seen(p.height, p.round, Instant::now());
+                    }
+                    if let Err(e) = self
+                        .network
+                        .publish(CONSENSUS_TOPIC, ledger::encode(&m))
+                        .await
+                    {
+                        debug!("consensus publish: {e}");
+                    }
+                }
+                Output::ScheduleTimer { timer, after } => {
+                    self.timers.schedule(timer, Instant::now() + after);
+                }
+                Output::CancelTimer(t) => self.timers.cancel(t),
+                Output::CancelAllTimers => self.timers.cancel_consensus(),
+                Output::BuildBlock { height, round } => {
+                    let at = (self.last_decided + self.config.block_interval).max(Instant::now());
+                    self.timers.build_at(height, round, at);
+                }
+                Output::Decided { block, certificate } => {
+                    self.on_decided(&block, &certificate).await?;
+                }
+                Output::Equivocation { a, b } => {
+                    warn!(validator = %a.validator, height = a.height, "equivocation seen");
+                    self.evidence.push((
+                        a.validator,
+                        Evidence::Equivocation {
+                            a: Box::new(a),
+                            b: Box::new(b),
+                        },
+                    ));
+                }
+                Output::InvalidProposal { proposer, reason } => {
+                    warn!(%proposer, %reason, "invalid block proposed");
+                }
+            }
+        }
+        self.persist_wal(wal).await
+    }
+
+    /// Appends WAL entries in one fsynced batch, on the storage thread.
+    async fn persist_wal(&mut self, entries: Vec<WalEntry>) -> Result<(), ChainError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.storage.call(move |s| s.append_wal(&entries)).await??;
+        Ok(())
+    }
+
+    async fn on_decided(
+        &mut self,
+        block: &Block,
+        certificate: &CommitCertificate,
+    ) -> Result<(), ChainError> {
+        let record = DecidedRecord::new(block, certificate, self.consensus.ledger());
+        self.storage.call(move |s| s.commit(&record)).await??;
+        self.state_hash = block.state_hash;
+        self.last_decided = Instant::now();
+        self.commits.decided(
+            block.height,
+            certificate.round,
+            block.txs.len(),
+            self.last_decided,
+        );
+        self.timers.cancel_build();
+        if !block.txs.is_empty() {
+            info!(height = block.height, txs = block.txs.len(), "decided");
+        } else {
+            debug!(height = block.height, "decided");
+        }
+        let pruned = self.mempool.prune(&self.consensus.ledger().state);
+        for (author, nonce, why) in &pruned.failed {
+            debug!(%author, nonce, reason = %why, "dropping a transaction that no longer applies");
+        }
+        if pruned.behind > 0 {
+            debug!(
+                count = pruned.behind,
+                "dropped transactions behind ones that no longer apply"
+            );
+        }
+        let evidence = std::mem::take(&mut self.evidence);
+        for (member, ev) in evidence {
+            if self.consensus.ledger().state.is_validator(&member) {
+                self.sign_and_publish(TxBody::Evict {
+                    member,
+                    evidence: ev,
+                });
+            }
+        }
+        self.renumber_own();
+        self.refresh_view();
+        self.agent_step().await?;
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Signs `body` as our next transaction, puts it in the mempool and gossips it at once
+    /// (and again on every tick until it is decided). An equal body already pending is left
+    /// alone.
+    pub(super) fn sign_and_publish(&mut self, body: TxBody) {
+        let state = &self.consensus.ledger().state;
+        let pooled = self.mempool.next_nonce(&self.me);
+        let Some(tx) = self.outbox.sign(body, state, pooled) else {
+            return;
+        };
+        self.insert_own(tx.clone());
+        let net = self.network.clone();
+        let bytes = ledger::encode(&tx);
+        tokio::spawn(async move {
+            if let Err(e) = net.publish(TX_TOPIC, bytes).await {
+                debug!("tx publish: {e}");
+            }
+        });
+    }
+
+    /// Takes our stale transactions out and signs the ones behind them again; puts every
+    /// pending one of ours back into the mempool if pruning took it out.
+    fn renumber_own(&mut self) {
+        if let Some(r) = self.outbox.prune(&self.consensus.ledger().state) {
+            for n in r.withdrawn {
+                self.mempool.remove(&self.me, n);
+            }
+            for body in r.bodies {
+                self.sign_and_publish(body);
+            }
+        }
+        let missing: Vec<SignedTx> = self
+            .outbox
+            .pending()
+            .filter(|t| !self.mempool.contains(&t.tx.author, t.tx.nonce))
+            .cloned()
+            .collect();
+        for tx in missing {
+            self.insert_own(tx);
+        }
+    }
+
+    /// A transaction from the `tx` topic (its signature and size checked by the gossip
+    /// validator).
+    fn on_gossip_tx(&mut self, data: &[u8]) {
+        if let Ok(tx) = ledger::decode::<SignedTx>(data) {
+            let _ = self.insert(tx, "gossip");
+        }
+    }
+
+    /// A transaction from the local API: its signature checked, into the mempool and, once,
+    /// onto the `tx` topic.
+    async fn on_submission(&mut self, sub: TxSubmission) {
+        let chain_id = &self.consensus.ledger().state.chain_id;
+        let verdict = match sub.tx.verify(chain_id) {
+            Err(e) => {
+                let e = TxRejected::Invalid(e.to_string());
+                self.metrics.refused(&e);
+                Err(e)
+            }
+            Ok(()) => {
+                let bytes = ledger::encode(&sub.tx);
+                let verdict = self.insert(sub.tx, "api");
+                if verdict.is_ok() {
+                    if let Err(e) = self.network.publish(TX_TOPIC, bytes).await {
+                        debug!("tx publish: {e}");
+                    }
+                }
+                verdict
+            }
+        };
+        let _ = sub.reply.send(verdict);
+    }
+
+    /// Our own transaction into our mempool (the outbox keeps it and gossip carries it even
+    /// if our pool refuses it, which only a pool full of validators' transactions does).
+    fn insert_own(&mut self, tx: SignedTx) {
+        if let Err(e) = self.insert(tx, "ours") {
+            warn!(reason = %e, "our mempool refused our own transaction");
+        }
+    }
+
+    /// [`Mempool::insert`] under the tip state, with refusals and evictions counted.
+    fn insert(&mut self, tx: SignedTx, from: &'static str) -> Result<(), TxRejected> {
+        match self.mempool.insert(tx, &self.consensus.ledger().state) {
+            Ok(r) => {
+                if r.evicted > 0 {
+                    self.metrics.evicted(r.evicted);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.refused(&e);
+                debug!(from, reason = %e, "transaction refused");
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) fn refresh_view(&self) {
+        self.view.update(
+            self.consensus.height(),
+            self.consensus.ledger().state.validators(),
+        );
+    }
+}

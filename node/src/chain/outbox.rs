@@ -1,0 +1,236 @@
+//! Our own transactions (the epoch agent's duties, evictions on evidence): signed with our
+//! identity and the next free nonce, kept until the ledger applies them, and renumbered when
+//! one of them can no longer apply.
+//!
+//! Guarantees: at most one pending transaction per distinct body; after [`Outbox::prune`]
+//! every pending transaction is past the ledger's nonce, and if any of them could not apply
+//! in the next block (a window passed, another validator's equal transaction landed first)
+//! it is gone and the ones behind it come back to be signed again, so a stale transaction
+//! never holds back every later one behind its nonce. Pure: signing is the only effect.
+
+use std::collections::BTreeMap;
+
+use seedfed_protocol::ledger::{LedgerState, SignedTx, Tx, TxBody};
+use seedfed_protocol::member::MemberId;
+use tracing::debug;
+
+/// What [`Outbox::prune`] asks of the caller after dropping a stale transaction.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Renumber {
+    /// Nonces of our transactions to take out of the mempool (all that were pending).
+    pub withdrawn: Vec<u64>,
+    /// Bodies to sign again, in order, with fresh nonces.
+    pub bodies: Vec<TxBody>,
+}
+
+/// Our pending transactions, by nonce.
+pub struct Outbox {
+    me: MemberId,
+    key: ed25519_dalek::SigningKey,
+    pending: BTreeMap<u64, SignedTx>,
+}
+
+impl Outbox {
+    /// An empty outbox signing with `key`.
+    pub fn new(key: ed25519_dalek::SigningKey) -> Self {
+        Outbox {
+            me: MemberId(key.verifying_key().to_bytes()),
+            key,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// The pending transactions, in nonce order.
+    pub fn pending(&self) -> impl Iterator<Item = &SignedTx> {
+        self.pending.values()
+    }
+
+    /// Signs `body` with our next free nonce: past the ledger's, past our pending ones and past
+    /// `pooled` (one past the transactions signed with our key that reached the mempool some
+    /// other way). `None` if an equal body is already pending.
+    pub fn sign(
+        &mut self,
+        body: TxBody,
+        state: &LedgerState,
+        pooled: Option<u64>,
+    ) -> Option<SignedTx> {
+        if self.pending.values().any(|t| t.tx.body == body) {
+            return None;
+        }
+        let base = state.members.get(&self.me).map_or(0, |m| m.nonce);
+        let nonce = self
+            .pending
+            .keys()
+            .next_back()
+            .map_or(base, |n| n + 1)
+            .max(base)
+            .max(pooled.unwrap_or(base));
+        let tx = Tx {
+            author: self.me,
+            nonce,
+            body,
+        }
+        .sign(&state.chain_id, &self.key);
+        self.pending.insert(nonce, tx.clone());
+        Some(tx)
+    }
+
+    /// After a block: forgets what the ledger applied, then replays the rest in nonce order on
+    /// a copy of `state` at the next height. If one no longer applies, every pending
+    /// transaction is withdrawn and the ones that still apply are returned to be signed again.
+    pub fn prune(&mut self, state: &LedgerState) -> Option<Renumber> {
+        let next = state.members.get(&self.me).map_or(0, |m| m.nonce);
+        self.pending.retain(|n, _| *n >= next);
+        if self.pending.is_empty() {
+            return None;
+        }
+        let mut probe = state.clone();
+        probe.height += 1;
+        let mut keep = Vec::new();
+        let mut dropped = 0usize;
+        for t in self.pending.values() {
+            let nonce = probe.members.get(&self.me).map_or(0, |m| m.nonce);
+            let tx = if t.tx.nonce == nonce {
+                t.clone()
+            } else {
+                Tx {
+                    author: self.me,
+                    nonce,
+                    body: t.tx.body.clone(),
+                }
+                .sign(&state.chain_id, &self.key)
+            };
+            match probe.apply_tx(&tx) {
+                Ok(()) => keep.push(tx.tx.body),
+                Err(e) => {
+                    debug!(reason = %e, "dropping our stale transaction");
+                    dropped += 1;
+                }
+            }
+        }
+        if dropped == 0 {
+            return None;
+        }
+        let withdrawn = std::mem::take(&mut self.pending).into_keys().collect();
+        Some(Renumber {
+            withdrawn,
+            bodies: keep,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seedfed_protocol::ledger::{Genesis, GenesisValidator, KeyParams};
+
+    fn setup() -> (Outbox, LedgerState, MemberId) {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let other = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
+        let me = MemberId(key.verifying_key().to_bytes());
+        let them = MemberId(other.verifying_key().to_bytes());
+        let g = Genesis {
+            chain_id: "outbox".into(),
+            pow_difficulty: 0,
+            validators: vec![
+                GenesisValidator {
+                    id: me,
+                    stake: 10,
+                    x25519: [1; 32],
+                },
+                GenesisValidator {
+                    id: them,
+                    stake: 10,
+                    x25519: [1; 32],
+                },
+            ],
+            key: KeyParams {
+                tree_height: 5,
+                sector_bits: 1,
+                leaf_threshold: 1,
+                leaf_holders: 1,
+            },
+            eviction_missed_heights: 1000,
+            epochs: Default::default(),
+        };
+        (
+            Outbox::new(key),
+            LedgerState::from_genesis(&g).unwrap(),
+            them,
+        )
+    }
+
+    #[test]
+    fn signs_once_per_body_with_consecutive_nonces() {
+        let (mut out, st, them) = setup();
+        let pay = |amount| TxBody::Transfer { to: them, amount };
+        assert_eq!(out.sign(pay(1), &st, None).unwrap().tx.nonce, 0);
+        assert!(out.sign(pay(1), &st, None).is_none());
+        assert_eq!(out.sign(pay(2), &st, None).unwrap().tx.nonce, 1);
+        // Past transactions with our key that are pooled already.
+        assert_eq!(out.sign(pay(3), &st, Some(7)).unwrap().tx.nonce, 7);
+        assert!(out.pending().all(|t| t.verify("outbox").is_ok()));
+    }
+
+    #[test]
+    fn a_stale_transaction_is_dropped_and_the_rest_renumbered() {
+        let (mut out, st, them) = setup();
+        out.sign(
+            TxBody::Transfer {
+                to: them,
+                amount: 1,
+            },
+            &st,
+            None,
+        );
+        // More than we have: can never apply.
+        out.sign(
+            TxBody::Transfer {
+                to: them,
+                amount: 1_000,
+            },
+            &st,
+            None,
+        );
+        out.sign(
+            TxBody::Transfer {
+                to: them,
+                amount: 2,
+            },
+            &st,
+            None,
+        );
+        let r = out.prune(&st).unwrap();
+        assert_eq!(r.withdrawn, vec![0, 1, 2]);
+        assert_eq!(
+            r.bodies,
+            vec![
+                TxBody::Transfer {
+                    to: them,
+                    amount: 1
+                },
+                TxBody::Transfer {
+                    to: them,
+                    amount: 2
+                }
+            ]
+        );
+        assert_eq!(out.pending().count(), 0);
+        // Nothing stale: nothing to do; applied ones are forgotten.
+        let t = out
+            .sign(
+                TxBody::Transfer {
+                    to: them,
+                    amount: 1,
+                },
+                &st,
+                None,
+            )
+            .unwrap();
+        assert_eq!(out.prune(&st), None);
+        let mut after = st.clone();
+        after.apply_tx(&t).unwrap();
+        assert_eq!(out.prune(&after), None);
+        assert_eq!(out.pending().count(), 0);
+    }
+}

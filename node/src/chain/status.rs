@@ -1,0 +1,326 @@
+//! What the chain driver reports on `/status`: the ledger's public state (validators, epoch,
+//! DKG results with their exclusions, checkpoints), this node's agent and mempool, and recent
+//! commit latencies.
+//!
+//! Guarantees: only public values (hex identities, group keys, signed checkpoints, counts);
+//! nothing secret from the agent or the keystore is ever part of a status.
+
+use seedfed_protocol::agent::AgentStatus;
+use seedfed_protocol::ledger::Ledger;
+use seedfed_protocol::member::MemberId;
+use serde::{Deserialize, Serialize};
+
+use super::latency::CommitSample;
+use super::wire::peer_of;
+
+/// A validator and its stake, for status output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorInfo {
+    /// Identity (hex Ed25519 key).
+    pub id: String,
+    /// Peer id.
+    pub peer_id: String,
+    /// Stake (voting power).
+    pub stake: u64,
+}
+
+/// A DKG in progress.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkgProgress {
+    /// Epoch.
+    pub epoch: u64,
+    /// Attempt (0 first).
+    pub attempt: u32,
+    /// Height it opened at.
+    pub opened_at: u64,
+    /// Participants.
+    pub participants: usize,
+    /// Threshold.
+    pub threshold: u16,
+    /// Round-1 packages on the ledger.
+    pub commitments: usize,
+    /// Complaints on the ledger.
+    pub complaints: usize,
+    /// Failed earlier attempts.
+    pub failed_attempts: usize,
+}
+
+/// A completed DKG as recorded on the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkgStatus {
+    /// Epoch it ran in.
+    pub epoch: u64,
+    /// Attempt that completed.
+    pub attempt: u32,
+    /// Height of its finalisation.
+    pub height: u64,
+    /// Threshold.
+    pub threshold: u16,
+    /// Key holders (hex identities).
+    pub qualified: Vec<String>,
+    /// Excluded participants with the reason (the evidence is on the ledger).
+    pub excluded: Vec<Exclusion>,
+    /// The ristretto255 (seed-tree root / beacon) group key, hex.
+    pub ristretto255_group_key: String,
+    /// The Ed25519 (checkpoint) group key, hex.
+    pub ed25519_group_key: String,
+}
+
+/// An excluded DKG participant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exclusion {
+    /// Identity (hex).
+    pub member: String,
+    /// Why (`Absent`, `BadShare { .. }`, ...).
+    pub reason: String,
+}
+
+/// A recorded checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// Sequence number.
+    pub seq: u64,
+    /// Epoch.
+    pub epoch: u64,
+    /// Height it covers.
+    pub height: u64,
+    /// The signed 136-byte checkpoint encoding (hex).
+    pub bytes: String,
+    /// The aggregate Ed25519 signature (hex).
+    pub signature: String,
+    /// The group key that signed it (hex) and the epoch of its DKG.
+    pub group_key: String,
+    /// Epoch of the signing key's DKG.
+    pub key_epoch: u64,
+}
+
+/// The epoch agent's public state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// Epochs whose DKG this node holds key shares of.
+    pub key_epochs: Vec<u64>,
+    /// DKG attempts (epoch, attempt) with local state.
+    pub dkgs: Vec<(u64, u32)>,
+    /// Checkpoint attempts (checkpoint, attempt) this node committed to.
+    pub signing: Vec<(u64, u32)>,
+    /// Whether fault injection is on.
+    pub faulty: bool,
+}
+
+/// The public part of the agent's status.
+pub fn agent_info(a: AgentStatus) -> AgentInfo {
+    AgentInfo {
+        key_epochs: a.key_epochs,
+        dkgs: a.dkgs,
+        signing: a.signing,
+        faulty: a.faulty,
+    }
+}
+
+/// The chain as `/status` reports it (no secrets).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    /// Our identity (hex).
+    pub member: String,
+    /// Whether we are in the current validator set.
+    pub validator: bool,
+    /// Height of the last decided block (0: genesis).
+    pub height: u64,
+    /// Round of the height being decided.
+    pub round: i64,
+    /// Hash of the last decided block (hex).
+    pub tip: String,
+    /// Ledger state hash after it (hex).
+    pub state_hash: String,
+    /// Current epoch.
+    pub epoch: u64,
+    /// The epoch beacon (hex; zeros before the first epoch start).
+    pub beacon: String,
+    /// Validators with stake.
+    pub validators: Vec<ValidatorInfo>,
+    /// Epoch of the current branch assignment, if any.
+    pub assignment_epoch: Option<u64>,
+    /// Owner of each sector (hex identities), in sector order.
+    pub assignment: Vec<String>,
+    /// Master root (hex), once final.
+    pub master_root: Option<String>,
+    /// The DKG of the current epoch in progress.
+    pub dkg_in_progress: Option<DkgProgress>,
+    /// Completed DKGs (group keys, qualified set, exclusions with their reasons), latest last.
+    pub dkgs: Vec<DkgStatus>,
+    /// Epoch of the DKG whose Ed25519 key signs checkpoints now (the first one is the light
+    /// clients' genesis group key).
+    pub checkpoint_key_epoch: Option<u64>,
+    /// Recorded checkpoints (the most recent ones the ledger keeps).
+    pub checkpoints: Vec<CheckpointInfo>,
+    /// This node's epoch agent: epochs it holds key shares of, pending DKG and signing work.
+    pub agent: AgentInfo,
+    /// Transactions waiting in our mempool.
+    pub mempool: usize,
+    /// Encoded bytes waiting in our mempool.
+    #[serde(default)]
+    pub mempool_bytes: usize,
+    /// Transactions our mempool refused since start (by reason in the `/metrics` family
+    /// `seedfed_mempool_refused_total`).
+    #[serde(default)]
+    pub mempool_refused: u64,
+    /// Blocks applied through block sync since start.
+    pub synced_blocks: u64,
+    /// Gossip messages dropped by the chain checks since start.
+    pub gossip_dropped: u64,
+    /// Next nonce of our identity on the ledger.
+    #[serde(default)]
+    pub nonce: u64,
+    /// Commit latency of the most recent heights decided by consensus here, oldest first
+    /// (see [`super::latency`]).
+    #[serde(default)]
+    pub recent_commits: Vec<CommitSample>,
+}
+
+/// The ledger-derived part of [`ChainStatus`] for member `me` (the driver fills in the rest).
+pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> ChainStatus {
+    let s = &ledger.state;
+    let validators = s
+        .validators()
+        .into_iter()
+        .map(|(m, stake)| ValidatorInfo {
+            id: hex::encode(m.as_bytes()),
+            peer_id: peer_of(&m).map(|p| p.to_string()).unwrap_or_default(),
+            stake,
+        })
+        .collect();
+    ChainStatus {
+        member: hex::encode(me.as_bytes()),
+        validator: s.is_validator(me),
+        height: ledger.height(),
+        round: 0,
+        tip: hex::encode(ledger.tip),
+        state_hash: hex::encode(state_hash),
+        epoch: s.epoch,
+        beacon: hex::encode(s.beacon),
+        validators,
+        assignment_epoch: s.assignment_epoch,
+        assignment: s
+            .branch_owners
+            .values()
+            .map(|m| hex::encode(m.as_bytes()))
+            .collect(),
+        master_root: s.master_root.map(hex::encode),
+        dkg_in_progress: (!s.dkg.roster.is_empty()).then_some(DkgProgress {
+            epoch: s.dkg.epoch,
+            attempt: s.dkg.attempt,
+            opened_at: s.dkg.opened_at,
+            participants: s.dkg.roster.len(),
+            threshold: s.dkg.threshold,
+            commitments: s.dkg.commitments.len(),
+            complaints: s.dkg.complaints.len(),
+            failed_attempts: s.dkg.failures.len(),
+        }),
+        dkgs: s
+            .dkg_results
+            .values()
+            .map(|r| DkgStatus {
+                epoch: r.epoch,
+                attempt: r.attempt,
+                height: r.height,
+                threshold: r.threshold,
+                qualified: r
+                    .qualified
+                    .iter()
+                    .map(|m| hex::encode(m.as_bytes()))
+                    .collect(),
+                excluded: r
+                    .excluded
+                    .iter()
+                    .map(|(m, why)| Exclusion {
+                        member: hex::encode(m.as_bytes()),
+                        reason: format!("{why:?}"),
+                    })
+                    .collect(),
+                ristretto255_group_key: hex::encode(r.ristretto255_group_key),
+                ed25519_group_key: hex::encode(r.ed25519_group_key),
+            })
+            .collect(),
+        checkpoint_key_epoch: s.checkpoint_key,
+        checkpoints: s
+            .checkpoints
+            .iter()
+            .map(|c| CheckpointInfo {
+                seq: c.seq,
+                epoch: c.body.epoch,
+                height: c.body.height,
+                bytes: hex::encode(c.body.checkpoint().to_bytes()),
+                signature: hex::encode(c.signature.0),
+                group_key: hex::encode(c.group_key),
+                key_epoch: c.key_epoch,
+            })
+            .collect(),
+        nonce: s.members.get(me).map_or(0, |m| m.nonce),
+        ..ChainStatus::default()
+    }
+}
+
+impl super::driver::Driver {
+    /// Publishes the current status on the watch channel (and the mempool's size as metrics).
+    pub(super) fn publish_status(&self) {
+        let ledger = self.consensus.ledger();
+        self.metrics.pool(self.mempool.len(), self.mempool.bytes());
+        let status = ChainStatus {
+            round: self.consensus.round(),
+            agent: agent_info(self.agent.status()),
+            mempool: self.mempool.len(),
+            mempool_bytes: self.mempool.bytes(),
+            mempool_refused: self.metrics.refused_total(),
+            synced_blocks: self.sync.applied,
+            gossip_dropped: self.view.dropped(),
+            recent_commits: self.commits.recent(),
+            ..from_ledger(ledger, &self.me, self.state_hash)
+        };
+        self.status.send_replace(status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seedfed_protocol::ledger::{Genesis, GenesisValidator, KeyParams};
+
+    #[test]
+    fn the_ledger_part_names_validators_and_our_nonce() {
+        let kp = libp2p::identity::Keypair::generate_ed25519();
+        let me = super::super::wire::member_of(&kp.public().to_peer_id()).unwrap();
+        let g = Genesis {
+            chain_id: "status".into(),
+            pow_difficulty: 0,
+            validators: vec![GenesisValidator {
+                id: me,
+                stake: 7,
+                x25519: [1; 32],
+            }],
+            key: KeyParams {
+                tree_height: 5,
+                sector_bits: 1,
+                leaf_threshold: 1,
+                leaf_holders: 1,
+            },
+            eviction_missed_heights: 10,
+            epochs: Default::default(),
+        };
+        let ledger = Ledger::from_genesis(&g).unwrap();
+        let s = from_ledger(&ledger, &me, [3; 32]);
+        assert_eq!(s.member, hex::encode(me.as_bytes()));
+        assert!(s.validator);
+        assert_eq!(s.height, 0);
+        assert_eq!(s.state_hash, hex::encode([3u8; 32]));
+        assert_eq!(
+            s.validators,
+            vec![ValidatorInfo {
+                id: hex::encode(me.as_bytes()),
+                peer_id: kp.public().to_peer_id().to_string(),
+                stake: 7,
+            }]
+        );
+        assert_eq!(s.nonce, 0);
+        assert!(s.dkg_in_progress.is_some());
+    }
+}
