@@ -225,7 +225,7 @@ mod tests {
             validators: vec![GenesisValidator {
                 peer_id: id.to_string(),
                 stake: 5,
-                x25519: hex::encode([9u8; 32]),
+                x25519: hex::encode(x25519_dalek::X25519_BASEPOINT_BYTES),
             }],
             key: KeySection::default(),
             epochs: EpochParams::default(),

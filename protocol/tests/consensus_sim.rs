@@ -978,10 +978,18 @@ fn membership_changes_through_the_ledger() {
     sim.own_transfers = false;
     let newcomer = MemberId(sim.keys[5].verifying_key().to_bytes());
     let peer_id = seedfed_protocol::ledger::peer_id_bytes(&newcomer);
+    let x_secret = StaticSecret::from([5; 32]);
+    let x25519 = PublicKey::from(&x_secret).to_bytes();
+    let x25519_proof = seedfed_protocol::seal::prove_possession(
+        &x_secret,
+        &seedfed_protocol::admission::possession_context(CHAIN, &peer_id),
+        &mut rand_chacha::ChaCha20Rng::seed_from_u64(5),
+    )
+    .expect("proof of possession");
     let pow = seedfed_protocol::admission::Puzzle {
         chain_id: CHAIN.into(),
         peer_id: peer_id.clone(),
-        x25519: [5; 32],
+        x25519,
     }
     .solve(8, 0, 1 << 20, |_| {})
     .expect("pow");
@@ -990,8 +998,9 @@ fn membership_changes_through_the_ledger() {
         nonce: 0,
         body: TxBody::Admit {
             peer_id,
-            x25519: [5; 32],
+            x25519,
             pow,
+            x25519_proof,
         },
     }
     .sign(CHAIN, &sim.keys[5]);

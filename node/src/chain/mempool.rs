@@ -14,11 +14,12 @@
 
 use std::collections::BTreeMap;
 
-use seedfed_protocol::admission::Puzzle;
+use seedfed_protocol::admission::{possession_context, Puzzle};
 use seedfed_protocol::ledger::{
     self, LedgerState, MemberStatus, SignedTx, TxBody, MAX_PAYLOAD_BYTES,
 };
 use seedfed_protocol::member::MemberId;
+use seedfed_protocol::seal;
 use thiserror::Error;
 
 /// A transaction whose nonce is this far past its author's next nonce is refused: one author
@@ -560,14 +561,16 @@ impl Mempool {
     }
 }
 
-/// A non-member may only send its own admission: nonce 0, its own peer id, and a proof of
-/// work that verifies (cheap to check; it is what the quota of newcomers costs).
+/// A non-member may only send its own admission: nonce 0, its own peer id, a usable X25519
+/// key with its proof of possession, and a proof of work that verifies (each cheap to check;
+/// the work is what the quota of newcomers costs).
 fn check_admission(tx: &SignedTx, state: &LedgerState) -> Result<(), TxRejected> {
     let author = tx.tx.author;
     let TxBody::Admit {
         peer_id,
         x25519,
         pow,
+        x25519_proof,
     } = &tx.tx.body
     else {
         return Err(TxRejected::NotMember(author));
@@ -581,6 +584,17 @@ fn check_admission(tx: &SignedTx, state: &LedgerState) -> Result<(), TxRejected>
     if *peer_id != ledger::peer_id_bytes(&author) {
         return Err(TxRejected::Invalid(
             "the admission's peer id is not its author's".into(),
+        ));
+    }
+    if !seal::x25519_key_is_valid(x25519) {
+        return Err(TxRejected::Invalid(
+            "the admission's X25519 key is low-order, off the curve or non-canonical".into(),
+        ));
+    }
+    let context = possession_context(&state.chain_id, peer_id);
+    if !seal::verify_possession(x25519, &context, x25519_proof) {
+        return Err(TxRejected::Invalid(
+            "the admission's X25519 proof of possession does not verify".into(),
         ));
     }
     Puzzle {

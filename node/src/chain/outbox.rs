@@ -136,12 +136,12 @@ mod tests {
                 GenesisValidator {
                     id: me,
                     stake: 10,
-                    x25519: [1; 32],
+                    x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
                 },
                 GenesisValidator {
                     id: them,
                     stake: 10,
-                    x25519: [1; 32],
+                    x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
                 },
             ],
             key: KeyParams {

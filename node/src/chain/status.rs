@@ -295,7 +295,7 @@ mod tests {
             validators: vec![GenesisValidator {
                 id: me,
                 stake: 7,
-                x25519: [1; 32],
+                x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
             }],
             key: KeyParams {
                 tree_height: 5,

@@ -316,7 +316,7 @@ mod tests {
             validators: vec![ledger::GenesisValidator {
                 id: super::super::member_of(&peer).unwrap(),
                 stake: 1,
-                x25519: [1; 32],
+                x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
             }],
             key: ledger::KeyParams {
                 tree_height: 5,

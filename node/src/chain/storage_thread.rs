@@ -106,7 +106,7 @@ mod tests {
             validators: vec![seedfed_protocol::ledger::GenesisValidator {
                 id: crate::chain::member_of(&peer).unwrap(),
                 stake: 1,
-                x25519: [1; 32],
+                x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
             }],
             key: seedfed_protocol::ledger::KeyParams {
                 tree_height: 5,

@@ -18,7 +18,7 @@ fn solo() -> (Consensus, ed25519_dalek::SigningKey) {
         validators: vec![GenesisValidator {
             id,
             stake: 10,
-            x25519: [0; 32],
+            x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
         }],
         key: KeyParams {
             tree_height: 5,

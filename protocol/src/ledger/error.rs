@@ -40,6 +40,17 @@ pub enum LedgerError {
     /// The admission peer id does not encode the author's key.
     #[error("peer id does not belong to {0}")]
     PeerIdMismatch(MemberId),
+    /// The admission's X25519 key is low-order, off the curve or non-canonical: no secret could
+    /// be sealed to it.
+    #[error("X25519 key of {0} is not a valid prime-order key")]
+    BadX25519(MemberId),
+    /// The admission's X25519 proof of possession does not verify.
+    #[error("X25519 proof of possession of {0} does not verify")]
+    NoX25519Possession(MemberId),
+    /// `Repair` transactions are refused until repair is redesigned (the author chose the
+    /// replacement holder, so colluders could rotate themselves into every holder set).
+    #[error("repair transactions are not accepted (repair is being redesigned)")]
+    RepairDisabled,
     /// The admission proof of work does not verify.
     #[error("admission proof rejected: {0}")]
     Admission(#[from] crate::admission::AdmissionError),

@@ -153,6 +153,9 @@ pub enum GenesisError {
     /// PoW difficulty above the admission module's maximum.
     #[error("proof-of-work difficulty {0} out of range")]
     BadDifficulty(u8),
+    /// A validator's X25519 key is low-order, off the curve or non-canonical.
+    #[error("validator {0} has an invalid X25519 key")]
+    BadX25519(MemberId),
     /// Total stake above [`MAX_TOTAL_STAKE`].
     #[error("total stake too large")]
     StakeOverflow,

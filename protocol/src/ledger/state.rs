@@ -132,6 +132,9 @@ impl LedgerState {
         let mut members = BTreeMap::new();
         let mut total: u64 = 0;
         for v in &genesis.validators {
+            if !crate::seal::x25519_key_is_valid(&v.x25519) {
+                return Err(GenesisError::BadX25519(v.id));
+            }
             total = total
                 .checked_add(v.stake)
                 .ok_or(GenesisError::StakeOverflow)?;
@@ -215,10 +218,11 @@ impl LedgerState {
             peer_id,
             x25519,
             pow,
+            x25519_proof,
         } = &tx.body
         {
             // Admission is the only transaction from a non-member; it sets the nonce itself.
-            return self.apply_admit(author, peer_id, x25519, pow);
+            return self.apply_admit(author, peer_id, x25519, pow, x25519_proof);
         }
         let Some(member) = self.members.get(&author) else {
             return Err(LedgerError::UnknownMember(author));
@@ -286,11 +290,7 @@ impl LedgerState {
             TxBody::SignaturePublish { leaf, signature } => {
                 self.apply_signature_publish(*leaf, signature)
             }
-            TxBody::Repair {
-                sector,
-                lost,
-                replacement,
-            } => self.apply_repair(author, *sector, lost, replacement),
+            TxBody::Repair { .. } => self.apply_repair(),
         }
     }
 }

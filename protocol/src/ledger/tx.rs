@@ -20,6 +20,7 @@ use super::error::LedgerError;
 use crate::admission::Proof;
 use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
+use crate::seal::PossessionProof;
 
 const TX_DOMAIN: Domain = Domain::new("seedfed-ledgertx");
 const VOTE_DOMAIN: Domain = Domain::new("seedfed-vote");
@@ -219,6 +220,9 @@ pub enum TxBody {
         x25519: [u8; 32],
         /// Proof of work over (chain id, peer id, x25519) at the genesis difficulty.
         pow: Proof,
+        /// Proof of possession of the X25519 key, bound to (chain id, peer id)
+        /// (`admission::possession_context`).
+        x25519_proof: PossessionProof,
     },
     /// Move stake from the author to another member.
     Transfer {

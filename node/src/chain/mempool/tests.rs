@@ -58,13 +58,22 @@ fn bulky(k: &SigningKey, nonce: u64, bytes: usize) -> SignedTx {
 }
 
 fn admit(k: &SigningKey) -> SignedTx {
+    let x = x25519_dalek::StaticSecret::from(k.to_bytes());
+    let peer_id = ledger::peer_id_bytes(&id(k));
+    let x25519_proof = seedfed_protocol::seal::prove_possession(
+        &x,
+        &seedfed_protocol::admission::possession_context(CHAIN, &peer_id),
+        &mut rand_core::OsRng,
+    )
+    .unwrap();
     signed(
         k,
         0,
         TxBody::Admit {
-            peer_id: ledger::peer_id_bytes(&id(k)),
-            x25519: [9; 32],
+            peer_id,
+            x25519: x25519_dalek::PublicKey::from(&x).to_bytes(),
             pow: Proof { nonce: 0 },
+            x25519_proof,
         },
     )
 }
@@ -85,7 +94,7 @@ fn genesis(members: &[(&SigningKey, u64)]) -> Genesis {
             .map(|(k, stake)| GenesisValidator {
                 id: id(k),
                 stake: *stake,
-                x25519: [1; 32],
+                x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
             })
             .collect(),
         key: KeyParams {
@@ -173,6 +182,10 @@ fn caps_hold_the_largest_legitimate_transaction_of_every_kind() {
             peer_id: ledger::peer_id_bytes(&m),
             x25519: [0xff; 32],
             pow: Proof { nonce: u64::MAX },
+            x25519_proof: seedfed_protocol::seal::PossessionProof {
+                challenge: [0xff; 32],
+                response: [0xff; 32],
+            },
         },
         TxBody::Transfer {
             to: m,

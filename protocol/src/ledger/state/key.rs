@@ -186,41 +186,11 @@ impl LedgerState {
         Ok(())
     }
 
-    /// `Repair`: records that a sector's shares held by `lost` now live on `replacement`.
-    pub(super) fn apply_repair(
-        &mut self,
-        author: MemberId,
-        sector: u32,
-        lost: &MemberId,
-        replacement: &MemberId,
-    ) -> Result<(), LedgerError> {
-        self.require_validator(&author)?;
-        let Some(rec) = self.sectors.get(&sector) else {
-            return Err(LedgerError::BadRepair("sector not published"));
-        };
-        if !rec.holders.contains(lost) {
-            return Err(LedgerError::BadRepair("lost member is not a holder"));
-        }
-        if rec.holders.contains(replacement) {
-            return Err(LedgerError::BadRepair("replacement already a holder"));
-        }
-        if !self.is_validator(replacement) {
-            return Err(LedgerError::BadRepair("replacement is not a validator"));
-        }
-        let mut holders: Vec<MemberId> =
-            rec.holders.iter().copied().filter(|h| h != lost).collect();
-        holders.push(*replacement);
-        holders.sort();
-        if let Some(rec) = self.sectors.get_mut(&sector) {
-            rec.holders = holders;
-        }
-        self.repairs.push(RepairRecord {
-            height: self.height,
-            sector,
-            lost: *lost,
-            replacement: *replacement,
-        });
-        Ok(())
+    /// `Repair`: refused. The old rule let any validator name the replacement holder, so
+    /// colluders could rotate themselves into every holder set; repair comes back with the
+    /// holders chosen by the ledger (`docs/protocol.md`).
+    pub(super) fn apply_repair(&mut self) -> Result<(), LedgerError> {
+        Err(LedgerError::RepairDisabled)
     }
 
     /// Checks a `SignaturePublish`: the one-level HSS-encoded LMS signature is for leaf `leaf`

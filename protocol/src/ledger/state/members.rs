@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::LedgerState;
-use crate::admission::{Proof, Puzzle};
+use crate::admission::{possession_context, Proof, Puzzle};
 use crate::ledger::error::LedgerError;
 use crate::ledger::tx::{peer_id_bytes, Evidence};
 use crate::member::MemberId;
+use crate::seal::{self, PossessionProof};
 
 /// Where a member stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,12 +85,20 @@ impl LedgerState {
         peer_id: &[u8],
         x25519: &[u8; 32],
         pow: &Proof,
+        x25519_proof: &PossessionProof,
     ) -> Result<(), LedgerError> {
         if self.members.contains_key(&author) {
             return Err(LedgerError::AlreadyMember(author));
         }
         if peer_id != peer_id_bytes(&author).as_slice() {
             return Err(LedgerError::PeerIdMismatch(author));
+        }
+        if !seal::x25519_key_is_valid(x25519) {
+            return Err(LedgerError::BadX25519(author));
+        }
+        let context = possession_context(&self.chain_id, peer_id);
+        if !seal::verify_possession(x25519, &context, x25519_proof) {
+            return Err(LedgerError::NoX25519Possession(author));
         }
         let puzzle = Puzzle {
             chain_id: self.chain_id.clone(),

@@ -15,6 +15,16 @@ pub(super) fn key(i: u8) -> SigningKey {
     SigningKey::from_bytes(&[i + 1; 32])
 }
 
+/// Member `i`'s X25519 secret (deterministic).
+pub(super) fn xsecret(i: u8) -> x25519_dalek::StaticSecret {
+    x25519_dalek::StaticSecret::from([i.wrapping_add(0x40); 32])
+}
+
+/// Member `i`'s X25519 public key.
+pub(super) fn xpub(i: u8) -> [u8; 32] {
+    x25519_dalek::PublicKey::from(&xsecret(i)).to_bytes()
+}
+
 pub(super) fn id(k: &SigningKey) -> MemberId {
     MemberId(k.verifying_key().to_bytes())
 }
@@ -32,7 +42,7 @@ pub(super) fn genesis(n: u8) -> Genesis {
             .map(|i| GenesisValidator {
                 id: id(&key(i)),
                 stake: 100,
-                x25519: [i; 32],
+                x25519: xpub(i),
             })
             .collect(),
         key: KeyParams {

@@ -1,13 +1,16 @@
 //! Members: transfers, admission, exit and eviction (inactivity, equivocation).
 
 use ed25519_dalek::{Signer, SigningKey};
+use rand_core::SeedableRng;
 
-use super::fixtures::{id, key, Fx, CHAIN};
-use crate::admission::Puzzle;
+use super::fixtures::{genesis, id, key, xpub, xsecret, Fx, CHAIN};
+use crate::admission::{possession_context, Proof, Puzzle};
 use crate::ledger::{
     peer_id_bytes, vote_digest, Evidence, LedgerError, MemberStatus, Signature64, SignedTx, Tx,
     TxBody, VoteKind, VoteRecord,
 };
+use crate::ledger::{GenesisError, LedgerState};
+use crate::seal::{prove_possession, PossessionProof};
 
 #[test]
 fn transfer_moves_stake_and_rejects_replay() {
@@ -69,24 +72,38 @@ fn transfer_rejections_leave_state_unchanged() {
     assert_eq!(fx.st(), &before);
 }
 
-fn admission_tx(k: &SigningKey, difficulty: u8) -> SignedTx {
+/// A proof of possession of member `x`'s X25519 key, made for `peer_id`.
+fn possession(x: u8, peer_id: &[u8]) -> PossessionProof {
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([x; 32]);
+    prove_possession(&xsecret(x), &possession_context(CHAIN, peer_id), &mut rng).unwrap()
+}
+
+/// An admission of `k` with X25519 key `x25519` (solved proof of work) and `proof`.
+fn admit(k: &SigningKey, x25519: [u8; 32], x25519_proof: PossessionProof) -> SignedTx {
     let me = id(k);
     let puzzle = Puzzle {
         chain_id: CHAIN.into(),
         peer_id: peer_id_bytes(&me),
-        x25519: [9; 32],
+        x25519,
     };
-    let pow = puzzle.solve(difficulty, 0, 1 << 20, |_| {}).unwrap();
+    let pow = puzzle.solve(4, 0, 1 << 20, |_| {}).unwrap();
     Tx {
         author: me,
         nonce: 0,
         body: TxBody::Admit {
             peer_id: peer_id_bytes(&me),
-            x25519: [9; 32],
+            x25519,
             pow,
+            x25519_proof,
         },
     }
     .sign(CHAIN, k)
+}
+
+fn admission_tx(k: &SigningKey, difficulty: u8) -> SignedTx {
+    assert_eq!(difficulty, 4, "the fixtures' genesis difficulty");
+    let x = k.to_bytes()[0];
+    admit(k, xpub(x), possession(x, &peer_id_bytes(&id(k))))
 }
 
 #[test]
@@ -127,16 +144,17 @@ fn admission_rejections() {
     let puzzle = Puzzle {
         chain_id: CHAIN.into(),
         peer_id: other.clone(),
-        x25519: [1; 32],
+        x25519: xpub(30),
     };
     let pow = puzzle.solve(4, 0, 1 << 20, |_| {}).unwrap();
     let t = Tx {
         author: me,
         nonce: 0,
         body: TxBody::Admit {
-            peer_id: other,
-            x25519: [1; 32],
+            peer_id: other.clone(),
+            x25519: xpub(30),
             pow,
+            x25519_proof: possession(30, &other),
         },
     }
     .sign(CHAIN, &k);
@@ -148,7 +166,7 @@ fn admission_rejections() {
     let puzzle = Puzzle {
         chain_id: CHAIN.into(),
         peer_id: peer_id_bytes(&me),
-        x25519: [1; 32],
+        x25519: xpub(30),
     };
     let nonce = (0..).find(|n| puzzle.hash(*n)[0] & 0x80 != 0).unwrap();
     let t = Tx {
@@ -156,8 +174,9 @@ fn admission_rejections() {
         nonce: 0,
         body: TxBody::Admit {
             peer_id: peer_id_bytes(&me),
-            x25519: [1; 32],
-            pow: crate::admission::Proof { nonce },
+            x25519: xpub(30),
+            pow: Proof { nonce },
+            x25519_proof: possession(30, &peer_id_bytes(&me)),
         },
     }
     .sign(CHAIN, &k);
@@ -314,4 +333,49 @@ fn equivocation_evidence() {
     let t = evict(&fx, vote(&k, 5, Some([1; 32])), vote(&k, 5, None));
     fx.ledger.state.apply_tx(&t).unwrap();
     assert_eq!(fx.st().members[&bad].status, MemberStatus::Evicted);
+}
+
+#[test]
+fn admission_refuses_unusable_or_unproven_x25519_keys() {
+    let mut fx = Fx::new(2);
+    let k = key(40);
+    let me = id(&k);
+    let mine = peer_id_bytes(&me);
+    let before = fx.st().clone();
+    // A low-order key (all zeros), with a valid proof of work: every DH output is zero.
+    let t = admit(&k, [0; 32], possession(40, &mine));
+    assert_eq!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::BadX25519(me))
+    );
+    // Another member's key, which the author cannot prove it holds.
+    let t = admit(&k, xpub(0), possession(40, &mine));
+    assert_eq!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::NoX25519Possession(me))
+    );
+    // A valid proof made for another peer id does not carry over.
+    let t = admit(&k, xpub(40), possession(40, &peer_id_bytes(&id(&key(41)))));
+    assert_eq!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::NoX25519Possession(me))
+    );
+    assert_eq!(fx.st(), &before);
+    // With its own key and proof it is admitted.
+    fx.ledger
+        .state
+        .apply_tx(&admit(&k, xpub(40), possession(40, &mine)))
+        .unwrap();
+    assert_eq!(fx.st().members[&me].x25519, xpub(40));
+}
+
+#[test]
+fn a_genesis_with_a_low_order_x25519_key_is_refused() {
+    let mut g = genesis(3);
+    g.validators[1].x25519 = [0; 32];
+    let bad = g.validators[1].id;
+    assert_eq!(
+        LedgerState::from_genesis(&g).err(),
+        Some(GenesisError::BadX25519(bad))
+    );
 }
