@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The bar's layout: hashes tried against the expected number (a search may run past it).
 const POW_TEMPLATE: &str =
-    "  {spinner} [{elapsed_precise}] [{bar:30}] {human_pos} of ~{human_len} expected hashes";
+    "  {spinner} proof-of-work [{elapsed_precise}] [{bar:30}] {human_pos} of ~{human_len} expected hashes";
 
 /// A progress bar for an admission proof-of-work of `difficulty` leading zero bits.
 #[derive(Debug)]
