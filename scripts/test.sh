@@ -6,3 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo test --workspace --doc --quiet
 cargo nextest run --workspace --no-fail-fast "$@"
+# Alone, after the others (it runs cargo on this target dir and may relink target/debug/seedfed*
+# that other tests start): `seedfed-testnet up`'s nested build and a plain build leave each
+# other's artifacts fresh. Same package selection as above, so no test is rebuilt for it.
+cargo nextest run --workspace --run-ignored only -E 'binary(nested_build)'

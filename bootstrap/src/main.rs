@@ -8,8 +8,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use libp2p::PeerId;
 use seedfed_node::config::{Config, LogFormat};
 use seedfed_node::fsutil;
 use seedfed_node::genesis::{Genesis, GenesisValidator};
@@ -40,8 +41,8 @@ struct GenesisArgs {
     difficulty: u8,
     /// Initial validator as `<peer id>=<stake>=<x25519 public key hex>` (repeatable; both keys
     /// are printed by `seedfed keys show`).
-    #[arg(long = "validator")]
-    validators: Vec<String>,
+    #[arg(long = "validator", value_name = "PEER_ID=STAKE=X25519_HEX", value_parser = parse_validator)]
+    validators: Vec<GenesisValidator>,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
@@ -85,18 +86,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_validator(s: &str) -> anyhow::Result<GenesisValidator> {
+/// Parses a `--validator` value, `<peer id>=<stake>=<x25519 public key hex>`: a libp2p peer
+/// id, a stake in base units and 32 bytes of hex. The error says which part is wrong.
+fn parse_validator(s: &str) -> Result<GenesisValidator, String> {
     let mut parts = s.split('=');
     let (Some(id), Some(stake), Some(x25519), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        bail!("validator {s:?} is not <peer id>=<stake>=<x25519 hex>");
+        return Err(format!(
+            "{s:?} is not <peer id>=<stake>=<x25519 public key hex> (three parts separated by '=')"
+        ));
     };
+    id.parse::<PeerId>()
+        .map_err(|e| format!("peer id {id:?} is not a libp2p peer id: {e}"))?;
+    let stake = stake
+        .parse()
+        .map_err(|e| format!("stake {stake:?} is not a whole number: {e}"))?;
+    if x25519.len() != 64 || !x25519.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "x25519 public key {x25519:?} is not 64 hex digits (32 bytes)"
+        ));
+    }
     Ok(GenesisValidator {
         peer_id: id.to_string(),
-        stake: stake
-            .parse()
-            .with_context(|| format!("stake {stake:?} is not a number"))?,
+        stake,
         x25519: x25519.to_string(),
     })
 }
@@ -107,11 +120,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let genesis = Genesis {
                 chain_id: a.chain_id,
                 pow_difficulty: a.difficulty,
-                validators: a
-                    .validators
-                    .iter()
-                    .map(|v| parse_validator(v))
-                    .collect::<anyhow::Result<_>>()?,
+                validators: a.validators,
                 key: Default::default(),
                 epochs: Default::default(),
             };
@@ -154,9 +163,18 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parse_genesis_and_run() {
-        let c = Cli::parse_from([
+    /// A well-formed X25519 public key in hex.
+    const X25519: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+    fn peer() -> String {
+        libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+            .to_string()
+    }
+
+    fn genesis_with(validator: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from([
             "seedfed-bootstrap",
             "genesis",
             "--chain-id",
@@ -164,14 +182,30 @@ mod tests {
             "--difficulty",
             "8",
             "--validator",
-            "a=1",
+            validator,
             "--out",
             "g.toml",
-        ]);
-        assert!(matches!(
-            c.command,
-            Cmd::Genesis(GenesisArgs { difficulty: 8, .. })
-        ));
+        ])
+    }
+
+    #[test]
+    fn parse_genesis_and_run() {
+        let peer = peer();
+        let c = genesis_with(&format!("{peer}=1={X25519}")).unwrap();
+        match c.command {
+            Cmd::Genesis(g) => {
+                assert_eq!(g.difficulty, 8);
+                assert_eq!(
+                    g.validators,
+                    vec![GenesisValidator {
+                        peer_id: peer,
+                        stake: 1,
+                        x25519: X25519.into(),
+                    }]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         let c = Cli::parse_from(["seedfed-bootstrap", "run", "--home", "h", "--genesis", "g"]);
         match c.command {
             Cmd::Run(r) => assert_eq!(r.listen.len(), 2),
@@ -181,12 +215,30 @@ mod tests {
     }
 
     #[test]
-    fn validator_syntax() {
-        let v = parse_validator("x=5=ab").unwrap();
-        assert_eq!((v.stake, v.x25519.as_str()), (5, "ab"));
-        assert!(parse_validator("x").is_err());
-        assert!(parse_validator("x=5").is_err());
-        assert!(parse_validator("x=y=ab").is_err());
-        assert!(parse_validator("x=5=ab=c").is_err());
+    fn malformed_validator_is_a_clear_usage_error() {
+        let peer = peer();
+        let cases: [(String, &str); 7] = [
+            ("x".into(), "three parts"),
+            ("x=5".into(), "three parts"),
+            (format!("{peer}=5={X25519}=c"), "three parts"),
+            (format!("x=5={X25519}"), "is not a libp2p peer id"),
+            (
+                format!("{peer}=y={X25519}"),
+                "stake \"y\" is not a whole number",
+            ),
+            (format!("{peer}=5=ab"), "not 64 hex digits"),
+            (format!("{peer}=5={}", "zz".repeat(32)), "not 64 hex digits"),
+        ];
+        for (value, why) in cases {
+            let err = genesis_with(&value).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{value}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("--validator"), "{text}");
+            assert!(text.contains(why), "{value}: {text}");
+        }
     }
 }

@@ -14,4 +14,5 @@ pub mod keystore;
 pub mod logging;
 pub mod network;
 pub mod node;
+pub mod progress;
 pub mod store;

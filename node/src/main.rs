@@ -2,7 +2,6 @@
 //! parses the command line, sets up logging, and turns every error into one line on stderr and
 //! a non-zero exit code.
 
-use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -12,6 +11,7 @@ use clap::Parser;
 use seedfed_node::cli::{self, Cli, Command, InitArgs, KeysCommand, StatusArgs};
 use seedfed_node::config::{Config, CONFIG_FILE};
 use seedfed_node::genesis::Genesis;
+use seedfed_node::progress::PowProgress;
 use seedfed_node::{api, fsutil, keystore, node};
 
 fn main() -> ExitCode {
@@ -96,25 +96,16 @@ fn init(home: &Path, args: InitArgs) -> anyhow::Result<()> {
     }
     let identity = keystore::Identity::generate();
     let d = genesis.pow_difficulty;
-    let expected = 1u128 << d;
     let started = Instant::now();
-    let tty = std::io::stderr().is_terminal();
     eprintln!(
-        "solving the admission proof-of-work for {} (difficulty {d} bits, ~{expected} hashes expected)",
-        identity.peer_id()
+        "solving the admission proof-of-work for {} (difficulty {d} bits, ~{} hashes expected)",
+        identity.peer_id(),
+        1u128 << d
     );
-    let admission = keystore::solve_admission(&identity, &genesis.chain_id, d, |n| {
-        let pct = (u128::from(n) * 100 / expected.max(1)).min(999);
-        if tty {
-            eprint!("\r  {n} hashes ({pct}% of expected)   ");
-        } else if n % (1 << 24) == 0 {
-            eprintln!("  {n} hashes ({pct}% of expected)");
-        }
-        let _ = std::io::stderr().flush();
-    })?;
-    if tty {
-        eprintln!();
-    }
+    let progress = PowProgress::new(d);
+    let admission =
+        keystore::solve_admission(&identity, &genesis.chain_id, d, |n| progress.update(n))?;
+    progress.finish();
     eprintln!("  solved in {:.1}s", started.elapsed().as_secs_f64());
     keystore::save(&ks_path, &identity, admission, &pass)?;
     let genesis_path = Config::resolve(home, &config.node.genesis);

@@ -570,10 +570,13 @@ pub async fn start_bootstrap(
         let chain = genesis.chain_id.clone();
         let d = genesis.pow_difficulty;
         let p = key_path.clone();
-        tokio::task::spawn_blocking(move || crate::keystore::open_plain(&p, &chain, d, |_| {}))
-            .await
-            .map_err(|e| NodeError::Config(e.to_string()))?
-            .map_err(|e| NodeError::Config(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let progress = crate::progress::PowProgress::new(d);
+            crate::keystore::open_plain(&p, &chain, d, |n| progress.update(n))
+        })
+        .await
+        .map_err(|e| NodeError::Config(e.to_string()))?
+        .map_err(|e| NodeError::Config(e.to_string()))?
     };
     let net = network_config(
         home,

@@ -22,8 +22,10 @@ use seedfed_node::chain::CommitSample;
 use seedfed_node::keystore::{self, Passphrase};
 use seedfed_protocol::ledger::{SignedTx, Tx, TxBody};
 use seedfed_protocol::member::MemberId;
+use serde_json::json;
 use tokio::time::Instant;
 
+use crate::bench_json::rounded;
 use crate::up::{self, UpArgs, PASSPHRASE};
 
 /// Concurrent submission requests per node.
@@ -92,13 +94,16 @@ pub fn summarize(samples: &[CommitSample]) -> Option<Summary> {
     })
 }
 
-fn json(s: &Option<Summary>) -> String {
+/// One kind of block's figures as a JSON object (zero samples: null percentiles).
+fn summary_json(s: &Option<Summary>) -> serde_json::Value {
     match s {
-        Some(s) => format!(
-            "{{\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"n\":{},\"heights\":{}}}",
-            s.p50_ms, s.p99_ms, s.n, s.heights
-        ),
-        None => "{\"p50_ms\":null,\"p99_ms\":null,\"n\":0,\"heights\":0}".into(),
+        Some(s) => json!({
+            "p50_ms": rounded(s.p50_ms, 2),
+            "p99_ms": rounded(s.p99_ms, 2),
+            "n": s.n,
+            "heights": s.heights,
+        }),
+        None => json!({ "p50_ms": null, "p99_ms": null, "n": 0, "heights": 0 }),
     }
 }
 
@@ -269,14 +274,14 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
     if split > 0 {
         println!("{split} of {rounds} rounds were split over several blocks (not sampled)");
     }
-    println!(
-        "{{\"bench\":\"commit\",\"nodes\":{},\"block_interval_ms\":{},\"empty\":{},\"txs_{}\":{}}}",
-        args.nodes,
-        args.block_interval_ms,
-        json(&e),
-        args.txs,
-        json(&f)
-    );
+    let mut line = json!({
+        "bench": "commit",
+        "nodes": args.nodes,
+        "block_interval_ms": args.block_interval_ms,
+        "empty": summary_json(&e),
+    });
+    line[format!("txs_{}", args.txs)] = summary_json(&f);
+    println!("{line}");
     net.stop();
     if e.is_none() || f.is_none() {
         bail!("not enough samples (see above)");
@@ -406,5 +411,23 @@ mod tests {
         assert_eq!(s.heights, 10);
         let one = summarize(&[sample(1, 7)]).unwrap();
         assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
+    }
+
+    #[test]
+    fn summary_json_rounds_and_marks_missing_samples() {
+        let s = Summary {
+            p50_ms: 12.3456,
+            p99_ms: 99.999,
+            n: 3,
+            heights: 2,
+        };
+        assert_eq!(
+            summary_json(&Some(s)),
+            json!({ "p50_ms": 12.35, "p99_ms": 100.0, "n": 3, "heights": 2 })
+        );
+        assert_eq!(
+            summary_json(&None).to_string(),
+            r#"{"heights":0,"n":0,"p50_ms":null,"p99_ms":null}"#
+        );
     }
 }

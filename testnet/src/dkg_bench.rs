@@ -17,6 +17,7 @@ use seedfed_node::genesis::EpochParams;
 use seedfed_protocol::dkg;
 use seedfed_protocol::member::MemberId;
 
+use crate::bench_json::rounded;
 use crate::up::{self, UpArgs};
 
 /// What the bench measured.
@@ -99,9 +100,9 @@ pub fn run(args: DkgArgs) -> anyhow::Result<()> {
         serde_json::json!({
             "bench": "dkg",
             "nodes": r.nodes,
-            "wall_ms": (r.wall_ms * 10.0).round() / 10.0,
-            "cpu_bound_ms": (r.cpu_bound_ms * 10.0).round() / 10.0,
-            "ratio": (ratio * 100.0).round() / 100.0,
+            "wall_ms": rounded(r.wall_ms, 1),
+            "cpu_bound_ms": rounded(r.cpu_bound_ms, 1),
+            "ratio": rounded(ratio, 2),
             "blocks": r.blocks,
             "qualified": r.qualified,
         })

@@ -2,6 +2,7 @@
 //! (`simulate`) and the multi-process local testnet (`up`), which the benchmarks also use.
 #![forbid(unsafe_code)]
 
+pub mod bench_json;
 pub mod commit_bench;
 pub mod dkg_bench;
 pub mod simulate;

@@ -13,10 +13,13 @@ use std::time::Instant;
 use anyhow::{ensure, Context};
 use clap::{Parser, Subcommand};
 use hbs_lms::{HssParameter, LmotsAlgorithm, LmsAlgorithm, Seed, Sha256_256};
+use nix::time::{clock_gettime, ClockId};
 use seedfed_protocol::lmots::{LeafSeed, LmotsType};
 use seedfed_protocol::lms::{self, LmsType};
 use seedfed_protocol::master::Master;
 use seedfed_protocol::sector::{Sector, TreeLayout};
+use seedfed_testnet::bench_json::rounded;
+use serde_json::json;
 use sha2::digest::generic_array::GenericArray;
 
 #[derive(Parser, Debug)]
@@ -81,13 +84,15 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Nanoseconds this thread has spent on a CPU (`/proc/thread-self/schedstat`), if available.
+/// Nanoseconds this thread has spent on a CPU (`CLOCK_THREAD_CPUTIME_ID`), if available.
 /// The machine is shared with other jobs, so single-threaded rates are per second of this
 /// thread's CPU time rather than of wall time; both sides of every comparison are measured
 /// the same way.
 fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
+    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    let secs = u64::try_from(t.tv_sec()).ok()?;
+    let nanos = u64::try_from(t.tv_nsec()).ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -270,11 +275,17 @@ fn keygen(seconds: f64, rounds: u32, threads: Option<usize>) -> anyhow::Result<(
         best_ours / best_limit
     );
     println!(
-        "{{\"bench\":\"keygen\",\"leaves_per_s\":{best_ours:.1},\"hbs_lms_leaves_per_s\":{best_hbs:.1},\
-         \"limit_leaves_per_s\":{best_limit:.1},\"ratio_vs_hbs_lms\":{:.4},\"ratio_vs_limit\":{:.4},\
-         \"threads\":{threads},\"mt_leaves_per_s\":{best_mt:.1}}}",
-        best_ours / best_hbs,
-        best_ours / best_limit
+        "{}",
+        json!({
+            "bench": "keygen",
+            "leaves_per_s": rounded(best_ours, 1),
+            "hbs_lms_leaves_per_s": rounded(best_hbs, 1),
+            "limit_leaves_per_s": rounded(best_limit, 1),
+            "ratio_vs_hbs_lms": rounded(best_ours / best_hbs, 4),
+            "ratio_vs_limit": rounded(best_ours / best_limit, 4),
+            "threads": threads,
+            "mt_leaves_per_s": rounded(best_mt, 1),
+        })
     );
     Ok(())
 }
@@ -326,9 +337,39 @@ fn verify(seconds: f64, rounds: u32, count: u32) -> anyhow::Result<()> {
     }
     ensure!(best_hbs > 0.0, "no measurement completed");
     println!(
-        "{{\"bench\":\"verify\",\"verifies_per_s\":{best_ours:.1},\"hbs_lms_verifies_per_s\":{best_hbs:.1},\
-         \"ratio_vs_hbs_lms\":{:.4}}}",
-        best_ours / best_hbs
+        "{}",
+        json!({
+            "bench": "verify",
+            "verifies_per_s": rounded(best_ours, 1),
+            "hbs_lms_verifies_per_s": rounded(best_hbs, 1),
+            "ratio_vs_hbs_lms": rounded(best_ours / best_hbs, 4),
+        })
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_cpu_clock_advances_with_work_only() {
+        let start = thread_cpu_ns().expect("CLOCK_THREAD_CPUTIME_ID is available on Linux");
+        // Sleeping costs no CPU time of this thread ...
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let slept = thread_cpu_ns().expect("clock");
+        assert!(
+            slept - start < 40_000_000,
+            "sleeping counted {} ns",
+            slept - start
+        );
+        // ... and work does.
+        let mut state = [0u32; 8];
+        let block = GenericArray::default();
+        for _ in 0..200_000 {
+            sha2::compress256(&mut state, std::slice::from_ref(&block));
+        }
+        black_box(state);
+        assert!(thread_cpu_ns().expect("clock") > slept);
+    }
 }

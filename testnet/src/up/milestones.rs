@@ -1,0 +1,139 @@
+//! The milestones of the epoch cycle on a running testnet, as `up` waits for them and prints
+//! each once: consensus deciding, the first DKG (both group keys), epoch 1 with its beacon, a
+//! branch assignment, and a checkpoint signed by the federation.
+//!
+//! Guarantees: a milestone counts only when every node's ledger shows it; the DKG result must
+//! be the same on every node, and every node's first checkpoint must verify (`verify_strict`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use seedfed_node::api;
+use seedfed_node::chain::ChainStatus;
+
+use super::launch::{NodeRow, Testnet};
+
+/// Verifies a recorded checkpoint: the signature over its 136 bytes verifies with
+/// ed25519-dalek `verify_strict` under the group key that signed it, and that key is the
+/// Ed25519 group key of a DKG completed on the ledger.
+pub fn verify_checkpoint(c: &ChainStatus, seq: usize) -> anyhow::Result<()> {
+    let cp = c.checkpoints.get(seq).context("no such checkpoint")?;
+    if !c.dkgs.iter().any(|d| d.ed25519_group_key == cp.group_key) {
+        bail!("checkpoint {} is signed by a key no DKG produced", cp.seq);
+    }
+    let key: [u8; 32] = hex::decode(&cp.group_key)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("group key is not 32 bytes"))?;
+    let sig: [u8; 64] = hex::decode(&cp.signature)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("signature is not 64 bytes"))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&key)?
+        .verify_strict(
+            &hex::decode(&cp.bytes)?,
+            &ed25519_dalek::Signature::from_bytes(&sig),
+        )
+        .with_context(|| format!("checkpoint {} does not verify", cp.seq))?;
+    Ok(())
+}
+
+/// Waits until every node's ledger shows the epoch cycle done, printing each milestone once:
+/// consensus running, the first DKG complete (the same result on every node), epoch 1 with
+/// its beacon, a branch assignment, and a checkpoint that verifies.
+pub(super) async fn wait_cycle(net: &Testnet, deadline: Instant) -> anyhow::Result<()> {
+    let nodes: Vec<&NodeRow> = net.rows.iter().filter(|r| r.name != "bootstrap").collect();
+    let mut printed = [false; 5];
+    loop {
+        let mut all = Vec::new();
+        for r in &nodes {
+            if let Some(c) = api::fetch_status(r.api).await.ok().and_then(|s| s.chain) {
+                all.push((r, c));
+            }
+        }
+        let full = all.len() == nodes.len();
+        let min_height = all.iter().map(|(_, c)| c.height).min().unwrap_or(0);
+        if full && min_height > 0 && !printed[0] {
+            printed[0] = true;
+            println!("consensus: every node is deciding blocks (height {min_height})");
+        }
+        let dkg_done = full && all.iter().all(|(_, c)| !c.dkgs.is_empty());
+        if dkg_done && !printed[1] {
+            printed[1] = true;
+            let d = &all[0].1.dkgs[0];
+            if all.iter().any(|(_, c)| c.dkgs[0] != *d) {
+                bail!("nodes recorded different DKG results");
+            }
+            println!(
+                "DKG (epoch {}): {} of {} qualified, threshold {}",
+                d.epoch,
+                d.qualified.len(),
+                d.qualified.len() + d.excluded.len(),
+                d.threshold
+            );
+            println!(
+                "  ristretto255 group key (seed-tree root, beacon): {}",
+                d.ristretto255_group_key
+            );
+            println!(
+                "  Ed25519 group key (checkpoints):                 {}",
+                d.ed25519_group_key
+            );
+        }
+        let epoch1 = full && all.iter().all(|(_, c)| c.epoch >= 1);
+        if epoch1 && !printed[2] {
+            printed[2] = true;
+            println!(
+                "epoch {} started; beacon {}",
+                all[0].1.epoch, all[0].1.beacon
+            );
+        }
+        let assigned = full && all.iter().all(|(_, c)| c.assignment_epoch.is_some());
+        if assigned && !printed[3] {
+            printed[3] = true;
+            let c = &all[0].1;
+            let names: BTreeMap<String, &str> = nodes
+                .iter()
+                .map(|r| (r.peer_id.clone(), r.name.as_str()))
+                .collect();
+            let by_id: BTreeMap<&str, &str> = c
+                .validators
+                .iter()
+                .map(|v| (v.id.as_str(), names.get(&v.peer_id).copied().unwrap_or("?")))
+                .collect();
+            let owners: Vec<String> = c
+                .assignment
+                .iter()
+                .enumerate()
+                .map(|(i, o)| format!("sector {i} -> {}", by_id.get(o.as_str()).unwrap_or(&"?")))
+                .collect();
+            println!(
+                "branch assignment (epoch {}): {}",
+                c.assignment_epoch.unwrap_or_default(),
+                owners.join(", ")
+            );
+        }
+        let checkpointed = full && all.iter().all(|(_, c)| !c.checkpoints.is_empty());
+        if checkpointed && !printed[4] {
+            for (r, c) in &all {
+                verify_checkpoint(c, 0).with_context(|| format!("on {}", r.name))?;
+            }
+            printed[4] = true;
+            let cp = &all[0].1.checkpoints[0];
+            println!(
+                "checkpoint #{} (epoch {}, height {}) signed by the federation (FROST, Ed25519); verify_strict OK on every node",
+                cp.seq, cp.epoch, cp.height
+            );
+        }
+        if printed.iter().all(|p| *p) {
+            println!(
+                "the ledger agrees on every node: DKG, beacon, assignment and checkpoint done"
+            );
+            return Ok(());
+        }
+        net.check_alive()?;
+        if Instant::now() > deadline {
+            bail!("the epoch cycle did not complete in time (milestones reached: {printed:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
