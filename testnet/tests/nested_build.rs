@@ -10,7 +10,7 @@
 //!
 //! It is ignored in the ordinary run: it takes the target directory's build lock and may
 //! relink `target/debug/seedfed*`, which other tests start meanwhile. `scripts/test.sh` runs it
-//! alone after every other test (`--run-ignored only`), where it costs three cargo invocations
+//! alone before every other test (`--run-ignored only`), where it costs three cargo invocations
 //! with fresh artifacts (seconds), plus relinking the binaries once if the test build left
 //! them in another profile.
 
