@@ -82,7 +82,7 @@ fn shell_build() -> Command {
 }
 
 #[test]
-#[ignore = "runs cargo on the shared target dir; scripts/test.sh runs it alone, after the others"]
+#[ignore = "runs cargo on the shared target dir; scripts/test.sh runs it alone, before the others"]
 fn nested_and_outer_builds_leave_each_other_fresh() {
     // The test really stands where `up` stands: cargo described this package to it.
     assert!(
