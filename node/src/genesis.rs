@@ -37,6 +37,10 @@ pub struct KeySection {
     pub leaf_threshold: u16,
     /// Holders of each leaf seed's shares (`r`).
     pub leaf_holders: u16,
+    /// Acknowledgements a sector root needs for each leaf from its own holders (`k ≤ a ≤ r`);
+    /// unset: `min(k + 1, r)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_threshold: Option<u16>,
     /// A validator missing this many consecutive commits may be evicted for inactivity.
     pub eviction_missed_heights: u64,
 }
@@ -48,6 +52,7 @@ impl Default for KeySection {
             sector_bits: 2,
             leaf_threshold: 2,
             leaf_holders: 3,
+            ack_threshold: None,
             eviction_missed_heights: 1000,
         }
     }
@@ -160,6 +165,12 @@ impl Genesis {
                 sector_bits: self.key.sector_bits,
                 leaf_threshold: self.key.leaf_threshold,
                 leaf_holders: self.key.leaf_holders,
+                ack_threshold: self.key.ack_threshold.unwrap_or_else(|| {
+                    ledger::KeyParams::default_ack_threshold(
+                        self.key.leaf_threshold,
+                        self.key.leaf_holders,
+                    )
+                }),
             },
             eviction_missed_heights: self.key.eviction_missed_heights,
             epochs: self.epochs.clone(),
@@ -231,7 +242,10 @@ mod tests {
             epochs: EpochParams::default(),
         };
         let lg = g.to_ledger().unwrap();
-        assert_eq!(lg.validators[0].x25519, [9u8; 32]);
+        assert_eq!(
+            lg.validators[0].x25519,
+            x25519_dalek::X25519_BASEPOINT_BYTES
+        );
         assert_eq!(lg.validators[0].id, crate::chain::member_of(&id).unwrap());
         let mut short = g.clone();
         short.validators[0].x25519 = "abcd".into();

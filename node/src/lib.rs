@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
+pub mod at_rest;
 pub mod chain;
 pub mod cli;
 pub mod config;

@@ -163,6 +163,7 @@ fn genesis(n: usize) -> Genesis {
             sector_bits: 1,
             leaf_threshold: 2,
             leaf_holders: 3,
+            ack_threshold: 3,
         },
         eviction_missed_heights: 1000,
         epochs: EpochParams::default(),

@@ -81,6 +81,7 @@ impl Net {
                 sector_bits: 1,
                 leaf_threshold: 2,
                 leaf_holders: 3,
+                ack_threshold: 3,
             },
             eviction_missed_heights: 1_000_000,
             epochs: EpochParams::default(),

@@ -53,7 +53,7 @@ pub struct CommitArgs {
     /// Upper bound on the whole run, in seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
-    /// Directory for the testnet (default: $TMPDIR/seedfed-bench-commit-<pid>).
+    /// Directory for the testnet (default: `$TMPDIR/seedfed-bench-commit-PID`, PID = ours).
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }

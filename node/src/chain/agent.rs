@@ -64,7 +64,10 @@ impl Driver {
         let snapshot = self.agent.snapshot();
         let digest = seedfed_protocol::hash::hash32(AGENT_DIGEST, &[], &[0; 16], &[&snapshot]);
         if self.agent_saved != Some(digest) {
-            self.storage.call(move |s| s.put_agent(&snapshot)).await??;
+            let key = self.at_rest.clone();
+            self.storage
+                .call(move |s| s.put_agent(&key, &snapshot))
+                .await??;
             self.agent_saved = Some(digest);
         }
         Ok(())

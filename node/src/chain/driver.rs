@@ -34,6 +34,7 @@ use super::storage_thread::StorageThread;
 use super::sync::{BlockSync, SyncResult};
 use super::timers::{Deadline, Timers};
 use super::wire::{ChainRequest, ChainResponse, GossipView, CONSENSUS_TOPIC, TX_TOPIC};
+use crate::at_rest::AtRestKey;
 use crate::network::{NetworkEvent, NetworkHandle, ResponseToken};
 
 /// Capacity of the channel from the local API to the driver.
@@ -139,7 +140,9 @@ pub async fn spawn(
     } = parts;
     let storage = StorageThread::spawn(store)?;
     let loaded = storage.call(move |s| s.load(&genesis)).await??;
-    let agent = match storage.call(|s| s.agent()).await?? {
+    let at_rest = Arc::new(AtRestKey::derive(&identity_seed, &x25519_secret));
+    let reader = at_rest.clone();
+    let agent = match storage.call(move |s| s.agent(&reader)).await?? {
         Some(bytes) => {
             Agent::restore(&bytes, *identity_seed, *x25519_secret, fault).map_err(|e| {
                 StorageError::Corrupt {
@@ -192,6 +195,7 @@ pub async fn spawn(
         status,
         agent,
         agent_saved: None,
+        at_rest,
         commits: CommitClock::default(),
         state_hash,
         metrics,
@@ -223,6 +227,8 @@ pub(super) struct Driver {
     pub(super) agent: Agent,
     /// Hash of the agent snapshot last written (skip identical rewrites).
     pub(super) agent_saved: Option<[u8; 32]>,
+    /// The key the agent's snapshot is sealed with on disk.
+    pub(super) at_rest: Arc<AtRestKey>,
     pub(super) commits: CommitClock,
     /// State hash at the tip (the tip block's, or genesis's), so status need not rehash.
     pub(super) state_hash: [u8; 32],

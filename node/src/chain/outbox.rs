@@ -149,6 +149,7 @@ mod tests {
                 sector_bits: 1,
                 leaf_threshold: 1,
                 leaf_holders: 1,
+                ack_threshold: 1,
             },
             eviction_missed_heights: 1000,
             epochs: Default::default(),

@@ -302,6 +302,7 @@ mod tests {
                 sector_bits: 1,
                 leaf_threshold: 1,
                 leaf_holders: 1,
+                ack_threshold: 1,
             },
             eviction_missed_heights: 10,
             epochs: Default::default(),

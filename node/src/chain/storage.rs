@@ -19,6 +19,7 @@ use seedfed_protocol::ledger::{self, Block, Genesis, Ledger};
 use thiserror::Error;
 use tracing::warn;
 
+use crate::at_rest::AtRestKey;
 use crate::store::{Batch, Store, StoreError};
 
 /// Keyspace of decided blocks: `u64be(height)` → `encode((Block, CommitCertificate))`.
@@ -29,7 +30,7 @@ pub const WAL: &str = "wal";
 pub const CHAIN: &str = "chain";
 /// The ledger at the tip: `encode(Ledger)`.
 pub const TIP_KEY: &[u8] = b"tip";
-/// The epoch agent's snapshot (contains key shares).
+/// The epoch agent's snapshot (contains key shares), sealed (`at_rest`).
 pub const AGENT_KEY: &[u8] = b"agent";
 
 /// Why the chain's records could not be read or written.
@@ -285,17 +286,27 @@ impl ChainStore {
         Ok(out)
     }
 
-    /// The epoch agent's stored snapshot.
-    pub fn agent(&self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StorageError> {
-        Ok(self
-            .store
-            .get(CHAIN, AGENT_KEY)?
-            .map(zeroize::Zeroizing::new))
+    /// The epoch agent's stored snapshot, opened with the node's at-rest key.
+    pub fn agent(
+        &self,
+        key: &AtRestKey,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StorageError> {
+        let Some(sealed) = self.store.get(CHAIN, AGENT_KEY)? else {
+            return Ok(None);
+        };
+        key.open(AGENT_KEY, &sealed)
+            .map(Some)
+            .map_err(|e| StorageError::Corrupt {
+                what: "epoch agent snapshot".into(),
+                reason: e.to_string(),
+            })
     }
 
-    /// Durably stores the epoch agent's snapshot.
-    pub fn put_agent(&mut self, snapshot: &[u8]) -> Result<(), StorageError> {
-        self.store.put(CHAIN, AGENT_KEY, snapshot)?;
+    /// Durably stores the epoch agent's snapshot, sealed with the node's at-rest key (it holds
+    /// key shares and signing nonces).
+    pub fn put_agent(&mut self, key: &AtRestKey, snapshot: &[u8]) -> Result<(), StorageError> {
+        self.store
+            .put(CHAIN, AGENT_KEY, &key.seal(AGENT_KEY, snapshot))?;
         Ok(())
     }
 }
@@ -323,6 +334,7 @@ mod tests {
                 sector_bits: 1,
                 leaf_threshold: 1,
                 leaf_holders: 1,
+                ack_threshold: 1,
             },
             eviction_missed_heights: 10,
             epochs: Default::default(),

@@ -25,6 +25,7 @@ fn solo() -> (Consensus, ed25519_dalek::SigningKey) {
             sector_bits: 0,
             leaf_threshold: 1,
             leaf_holders: 1,
+            ack_threshold: 1,
         },
         eviction_missed_heights: 10,
         epochs: EpochParams::default(),

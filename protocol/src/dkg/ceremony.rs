@@ -141,6 +141,10 @@ impl<C: Ciphersuite> Ceremony<C> {
                 excluded.insert(*m, ExclusionCause::Absent);
                 continue;
             };
+            if !self.members.get(m).is_some_and(seal::x25519_key_is_valid) {
+                excluded.insert(*m, ExclusionCause::BadX25519Key);
+                continue;
+            }
             let ok = p.commitment().coefficients().len() == usize::from(self.threshold)
                 && identifier_for::<C>(m).is_ok_and(|id| {
                     fdkg::verify_proof_of_knowledge(id, p.commitment(), p.proof_of_knowledge())

@@ -53,6 +53,9 @@ pub enum ExclusionCause {
     Absent,
     /// Its round-1 package has a bad proof of knowledge or the wrong number of commitments.
     BadRound1,
+    /// Its X25519 key cannot receive a sealed share (low-order, off the curve or
+    /// non-canonical): nobody deals to it, so it cannot hold a key share either.
+    BadX25519Key,
     /// A valid complaint by `complainer` proved its share bad.
     BadShare {
         /// The recipient that proved it.

@@ -123,9 +123,22 @@ pub(crate) fn parties(n: usize, seed: u64) -> Vec<Party> {
 }
 
 pub(crate) fn session<C: Ciphersuite>(ps: &[Party], t: u16) -> Ceremony<C> {
+    session_with_bad_keys(ps, t, &[])
+}
+
+/// A ceremony in which the parties at `bad_keys` are listed with a low-order X25519 key.
+fn session_with_bad_keys<C: Ciphersuite>(ps: &[Party], t: u16, bad_keys: &[usize]) -> Ceremony<C> {
     let roster = ps
         .iter()
-        .map(|p| (p.id, PublicKey::from(&p.x).to_bytes()))
+        .enumerate()
+        .map(|(i, p)| {
+            let x = if bad_keys.contains(&i) {
+                [0; 32]
+            } else {
+                PublicKey::from(&p.x).to_bytes()
+            };
+            (p.id, x)
+        })
         .collect();
     Ceremony::new([7; 32], 3, t, roster).unwrap()
 }
@@ -142,6 +155,8 @@ struct Faults {
     withheld: Vec<(usize, usize, bool)>,
     /// (complainer, dealer): a false complaint with a genuine reveal of an honest envelope.
     false_complaint: Vec<(usize, usize)>,
+    /// Members listed with a low-order X25519 key (they publish a valid round-1 package).
+    bad_key: Vec<usize>,
 }
 
 struct Outcome<C: Ciphersuite> {
@@ -181,7 +196,7 @@ fn bad_envelope<C: Ciphersuite, R: RngCore + CryptoRng>(
 
 fn run_robust<C: Ciphersuite>(ps: &[Party], t: u16, faults: &Faults, seed: u64) -> Outcome<C> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let s = session::<C>(ps, t);
+    let s = session_with_bad_keys::<C>(ps, t, &faults.bad_key);
     let mut secrets = BTreeMap::new();
     let mut published = BTreeMap::new();
     for (i, p) in ps.iter().enumerate() {
@@ -194,14 +209,15 @@ fn run_robust<C: Ciphersuite>(ps: &[Party], t: u16, faults: &Faults, seed: u64) 
     let index: BTreeMap<MemberId, usize> = ps.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
     let mut inbox: BTreeMap<MemberId, Vec<Envelope>> = BTreeMap::new();
     let mut answers = Vec::new();
+    let (valid, _) = s.valid_round1(&published);
     for (i, p) in ps.iter().enumerate() {
-        if !published.contains_key(&p.id) {
+        if !valid.contains_key(&p.id) {
             continue;
         }
         let envs = s
             .deal(&p.id, &p.sk, &secrets[&p.id], &published, &mut rng)
             .unwrap();
-        assert_eq!(envs.len(), published.len() - 1);
+        assert_eq!(envs.len(), valid.len() - 1);
         for e in envs {
             let j = index[&e.recipient];
             if faults.bad_share.contains(&(i, j)) {
@@ -337,6 +353,25 @@ fn robust_one_absent_dealer() {
         assert!(!o.q.qualified.contains(&ps[1].id));
         check_group(&o, t);
     }
+}
+
+#[test]
+fn robust_member_with_a_low_order_key_is_excluded_and_nobody_aborts() {
+    let ps = parties(5, 16);
+    let faults = Faults {
+        bad_key: vec![2],
+        ..Faults::default()
+    };
+    let o = run_robust::<Ristretto255Sha512>(&ps, 3, &faults, 6);
+    assert_eq!(o.q.qualified.len(), 4);
+    assert_eq!(o.q.excluded[&ps[2].id], ExclusionCause::BadX25519Key);
+    // Its Missing complaints (it got no envelope) are owed nothing and exclude nobody.
+    assert!(o
+        .q
+        .rejected
+        .iter()
+        .all(|r| r.complainer == ps[2].id && r.reason == Rejection::NotOwed));
+    check_group(&o, 3);
 }
 
 #[test]

@@ -47,6 +47,9 @@ pub enum DkgExclusion {
         /// Suite.
         suite: DkgSuite,
     },
+    /// Its X25519 key cannot receive a sealed share (cannot be on the ledger since genesis
+    /// and admission refuse such keys; kept for completeness of `dkg::ExclusionCause`).
+    BadX25519Key,
     /// A complaint on the ledger proved its share to `complainer` bad.
     BadShare {
         /// Suite.
@@ -68,6 +71,7 @@ impl DkgExclusion {
         match e {
             ExclusionCause::Absent => DkgExclusion::Absent,
             ExclusionCause::BadRound1 => DkgExclusion::BadRound1 { suite },
+            ExclusionCause::BadX25519Key => DkgExclusion::BadX25519Key,
             ExclusionCause::BadShare { complainer } => DkgExclusion::BadShare { suite, complainer },
             ExclusionCause::NoShare { complainer } => DkgExclusion::NoShare { suite, complainer },
         }

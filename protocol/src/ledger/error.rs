@@ -107,6 +107,25 @@ pub enum LedgerError {
     /// A holder set of the wrong size or with duplicates or non-validators.
     #[error("bad holder set: {0}")]
     BadHolders(&'static str),
+    /// A holder's acknowledgement of a sector is invalid (signature, commitments root, a
+    /// holder that is not a validator, a duplicate).
+    #[error("bad acknowledgement by {holder}: {reason}")]
+    BadAck {
+        /// The acknowledging holder.
+        holder: MemberId,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A leaf of the sector has fewer acknowledgements from its own holders than required.
+    #[error("leaf {leaf} acknowledged by {got} of its holders, {need} required")]
+    NotEnoughAcks {
+        /// The leaf (global index).
+        leaf: u64,
+        /// Acknowledgements from its holders.
+        got: usize,
+        /// The key's acknowledgement threshold.
+        need: u16,
+    },
     /// Master root finalisation before all sectors are published.
     #[error("{missing} sectors not yet published")]
     SectorsMissing {

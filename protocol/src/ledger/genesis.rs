@@ -41,9 +41,18 @@ pub struct KeyParams {
     pub leaf_threshold: u16,
     /// `r`: holders of each leaf seed's shares.
     pub leaf_holders: u16,
+    /// `a`: acknowledgements a sector root needs for every leaf from that leaf's own holders
+    /// (`k ≤ a ≤ r`; default `min(k + 1, r)`, see [`KeyParams::default_ack_threshold`]).
+    pub ack_threshold: u16,
 }
 
 impl KeyParams {
+    /// The default acknowledgement threshold for `k`-of-`r`: one more than `k`, so a leaf
+    /// survives one holder's loss before repair, capped at `r`.
+    pub fn default_ack_threshold(k: u16, r: u16) -> u16 {
+        k.saturating_add(1).min(r)
+    }
+
     /// Number of one-time keys, `2^h`.
     pub fn leaves(&self) -> u64 {
         1u64 << self.tree_height

@@ -39,7 +39,7 @@ use crate::tprf::Partial;
 
 pub use dkg::{validate_dkg_complaint_payload, validate_dkg_round1_payload};
 pub use epoch::validate_epoch_beacon;
-pub use key::{validate_master_root, RepairRecord, SectorRecord, SignRequestRecord};
+pub use key::{validate_master_root, HolderBasis, RepairRecord, SectorRecord, SignRequestRecord};
 pub use members::{Member, MemberStatus};
 
 const STATE_DOMAIN: Domain = Domain::new("seedfed-ledgerst");
@@ -125,6 +125,9 @@ impl LedgerState {
         k.layout(&chain_digest(&genesis.chain_id))?;
         if k.leaf_threshold == 0 || k.leaf_threshold > k.leaf_holders {
             return Err(GenesisError::BadKeyParams("need 1 <= k <= r"));
+        }
+        if k.ack_threshold < k.leaf_threshold || k.ack_threshold > k.leaf_holders {
+            return Err(GenesisError::BadKeyParams("need k <= ack threshold <= r"));
         }
         if genesis.pow_difficulty > MAX_DIFFICULTY {
             return Err(GenesisError::BadDifficulty(genesis.pow_difficulty));
@@ -283,8 +286,9 @@ impl LedgerState {
             TxBody::SectorRoot {
                 sector,
                 root,
-                holders,
-            } => self.apply_sector_root(author, *sector, root, holders),
+                commitments_root,
+                acks,
+            } => self.apply_sector_root(author, *sector, root, commitments_root, acks),
             TxBody::MasterRoot { root } => self.apply_master_root(author, root),
             TxBody::SignRequest { digest } => self.apply_sign_request(author, digest),
             TxBody::SignaturePublish { leaf, signature } => {

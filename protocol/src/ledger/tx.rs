@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::codec::encode;
 use super::error::LedgerError;
 use crate::admission::Proof;
+use crate::dealing::DealAck;
 use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
 use crate::seal::PossessionProof;
@@ -320,14 +321,17 @@ pub enum TxBody {
         /// Owner of each sector `0..2^p`.
         owners: Vec<MemberId>,
     },
-    /// A sector (portion) root, published by its owner, with its leaf-share holders.
+    /// A sector (portion) root, published by its owner, with the holders' acknowledgements
+    /// that they stored their shares (`dealing`); each leaf's holders are chosen by the ledger.
     SectorRoot {
         /// Sector index.
         sector: u32,
         /// The portion's Merkle root.
         root: [u8; 32],
-        /// Members holding the sector's leaf shares (at least `r`, sorted, unique).
-        holders: Vec<MemberId>,
+        /// The root of the sector's per-leaf Feldman commitments (`dealing::commitments_root`).
+        commitments_root: [u8; 32],
+        /// Holders' signed acknowledgements over the commitments root (distinct holders).
+        acks: Vec<DealAck>,
     },
     /// The master (system public key) root, once every sector is published.
     MasterRoot {

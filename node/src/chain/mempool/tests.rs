@@ -102,6 +102,7 @@ fn genesis(members: &[(&SigningKey, u64)]) -> Genesis {
             sector_bits: 1,
             leaf_threshold: 1,
             leaf_holders: 1,
+            ack_threshold: 1,
         },
         eviction_missed_heights: 1000,
         epochs: Default::default(),
@@ -245,7 +246,17 @@ fn caps_hold_the_largest_legitimate_transaction_of_every_kind() {
         TxBody::SectorRoot {
             sector: u32::MAX,
             root: [0xff; 32],
-            holders: list,
+            commitments_root: [0xff; 32],
+            // One acknowledgement (holder, root, signature: 129 encoded bytes) per validator,
+            // as many as a block can carry.
+            acks: vec![
+                seedfed_protocol::dealing::DealAck {
+                    holder: m,
+                    commitments_root: [0xff; 32],
+                    signature: vec![0xff; 64],
+                };
+                (BLOCK_TX_BYTES - 1024) / 130
+            ],
         },
         TxBody::MasterRoot { root: [0xff; 32] },
         TxBody::SignRequest { digest: [0xff; 32] },

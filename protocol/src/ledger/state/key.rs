@@ -6,12 +6,13 @@
 //! root over the published sector roots; every leaf is allocated at most once, ever, and a
 //! published signature verifies under the master public key on the request's digest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::LedgerState;
-use crate::assignment::{branch_owners, Weighted};
+use crate::assignment::{branch_owners, leaf_holders, Weighted};
+use crate::dealing::{verify_ack, DealAck, SectorId};
 use crate::ledger::error::LedgerError;
 use crate::ledger::genesis::{chain_digest, KeyParams};
 use crate::ledger::tx::MAX_PAYLOAD_BYTES;
@@ -26,8 +27,37 @@ pub struct SectorRecord {
     pub owner: MemberId,
     /// Its Merkle root.
     pub root: [u8; 32],
-    /// Current holders of its leaf shares (sorted).
-    pub holders: Vec<MemberId>,
+    /// The root of its leaves' Feldman commitments, which every acknowledging holder saw.
+    pub commitments_root: [u8; 32],
+    /// What its leaves' holders were chosen from: the epoch beacon and the validators with
+    /// their stake when the sector root landed.
+    pub basis: HolderBasis,
+    /// Holders that acknowledged their shares (sorted); others are marked for repair.
+    pub acked: Vec<MemberId>,
+}
+
+/// The inputs of leaf-holder selection (stake-weighted rendezvous hashing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderBasis {
+    /// The beacon that keys the rendezvous hash.
+    pub beacon: [u8; 32],
+    /// The candidates and their stake, in member order.
+    pub members: Vec<(MemberId, u64)>,
+}
+
+impl HolderBasis {
+    /// The `r` holders of global leaf `leaf`.
+    pub fn leaf_holders(&self, leaf: u64, r: u16) -> Result<Vec<MemberId>, LedgerError> {
+        let members: Vec<Weighted> = self
+            .members
+            .iter()
+            .map(|(m, s)| Weighted {
+                member: *m,
+                stake: *s,
+            })
+            .collect();
+        Ok(leaf_holders(&self.beacon, leaf, &members, usize::from(r))?)
+    }
 }
 
 /// A committed signing request.
@@ -91,7 +121,8 @@ impl LedgerState {
         author: MemberId,
         sector: u32,
         root: &[u8; 32],
-        holders: &[MemberId],
+        commitments_root: &[u8; 32],
+        acks: &[DealAck],
     ) -> Result<(), LedgerError> {
         if sector >= self.key.sectors() {
             return Err(LedgerError::SectorOutOfRange(sector));
@@ -105,16 +136,71 @@ impl LedgerState {
         if self.branch_owners.get(&sector) != Some(&author) {
             return Err(LedgerError::NotSectorOwner(author));
         }
-        self.check_holders(holders)?;
+        let basis = self.holder_basis();
+        let id = SectorId {
+            chain: chain_digest(&self.chain_id),
+            key: 0,
+            sector,
+            owner: author,
+        };
+        let mut acked = BTreeSet::new();
+        for ack in acks {
+            let bad = |reason| LedgerError::BadAck {
+                holder: ack.holder,
+                reason,
+            };
+            if !basis.members.iter().any(|(m, _)| *m == ack.holder) {
+                return Err(bad("not a validator of this epoch"));
+            }
+            if !acked.insert(ack.holder) {
+                return Err(bad("acknowledged twice"));
+            }
+            verify_ack(&id, ack, commitments_root).map_err(|_| bad("does not verify"))?;
+        }
+        let layout = self
+            .key
+            .layout(&id.chain)
+            .map_err(|e| LedgerError::Layout(e.to_string()))?;
+        let leaves = layout
+            .sector_leaves(sector)
+            .map_err(|e| LedgerError::Layout(e.to_string()))?;
+        for leaf in leaves {
+            let holders = basis.leaf_holders(u64::from(leaf), self.key.leaf_holders)?;
+            let got = holders.iter().filter(|h| acked.contains(*h)).count();
+            if got < usize::from(self.key.ack_threshold) {
+                return Err(LedgerError::NotEnoughAcks {
+                    leaf: u64::from(leaf),
+                    got,
+                    need: self.key.ack_threshold,
+                });
+            }
+        }
         self.sectors.insert(
             sector,
             SectorRecord {
                 owner: author,
                 root: *root,
-                holders: holders.to_vec(),
+                commitments_root: *commitments_root,
+                basis,
+                acked: acked.into_iter().collect(),
             },
         );
         Ok(())
+    }
+
+    /// The leaf-holder basis in force: the epoch beacon and the validators of the epoch
+    /// snapshot with their stake (the same inputs as the branch assignment). Owners deal with
+    /// it; a sector root is checked against it, and keeps it.
+    pub fn holder_basis(&self) -> HolderBasis {
+        HolderBasis {
+            beacon: self.beacon,
+            members: self
+                .epoch_validators
+                .iter()
+                .filter(|(m, _)| self.is_validator(m))
+                .map(|(m, s)| (*m, *s))
+                .collect(),
+        }
     }
 
     /// `MasterRoot`: finalises the master root once every sector is published, and queues a
@@ -218,19 +304,6 @@ impl LedgerState {
             .public_key(root)
             .verify(&request.digest, &sig)
             .map_err(bad)
-    }
-
-    fn check_holders(&self, holders: &[MemberId]) -> Result<(), LedgerError> {
-        if holders.len() < usize::from(self.key.leaf_holders) {
-            return Err(LedgerError::BadHolders("fewer than r holders"));
-        }
-        if holders.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(LedgerError::BadHolders("not sorted and unique"));
-        }
-        if holders.iter().any(|h| !self.is_validator(h)) {
-            return Err(LedgerError::BadHolders("holder is not a validator"));
-        }
-        Ok(())
     }
 
     /// The owner of every sector for the current epoch's beacon and validator snapshot.

@@ -50,6 +50,7 @@ pub(super) fn genesis(n: u8) -> Genesis {
             sector_bits: 1,
             leaf_threshold: 2,
             leaf_holders: 3,
+            ack_threshold: 3,
         },
         eviction_missed_heights: 2,
         epochs: EpochParams::default(),
@@ -160,7 +161,31 @@ pub(super) fn start_epoch_1(fx: &mut Fx) {
     fx.ledger.state.begin_epoch(1, [5; 32]);
 }
 
-/// Runs epoch 1, assignment, and publishes both (real) sectors; returns the fixture.
+/// The commitments root the test sectors' holders acknowledge (the ledger checks the
+/// acknowledgements over it, not the commitments themselves).
+pub(super) const COMMITMENTS_ROOT: [u8; 32] = [0xcc; 32];
+
+/// Acknowledgements of `sector` (dealt by `owner`) over `root` by the validators `by`.
+pub(super) fn acks(
+    fx: &Fx,
+    sector: u32,
+    owner: MemberId,
+    root: [u8; 32],
+    by: &[usize],
+) -> Vec<crate::dealing::DealAck> {
+    let id = crate::dealing::SectorId {
+        chain: chain_digest(CHAIN),
+        key: 0,
+        sector,
+        owner,
+    };
+    by.iter()
+        .map(|&i| crate::dealing::sign_ack(&id, &fx.keys[i], root))
+        .collect()
+}
+
+/// Runs epoch 1, assignment, and publishes both (real) sectors, acknowledged by every
+/// validator; returns the fixture.
 pub(super) fn key_ready() -> Fx {
     let mut fx = Fx::new(4);
     start_epoch_1(&mut fx);
@@ -168,17 +193,17 @@ pub(super) fn key_ready() -> Fx {
     assert_eq!(owners.len(), 2);
     fx.apply(1, TxBody::BranchAssignment { epoch: 1, owners })
         .unwrap();
-    let mut holders: Vec<MemberId> = (0..3).map(|i| fx.id(i)).collect();
-    holders.sort();
     for sector in 0..2u32 {
         let owner = fx.st().branch_owners[&sector];
         let i = (0..4).find(|&i| fx.id(i) == owner).unwrap();
+        let acks = acks(&fx, sector, owner, COMMITMENTS_ROOT, &[0, 1, 2, 3]);
         fx.apply(
             i,
             TxBody::SectorRoot {
                 sector,
                 root: sectors()[sector as usize].root(),
-                holders: holders.clone(),
+                commitments_root: COMMITMENTS_ROOT,
+                acks,
             },
         )
         .unwrap();

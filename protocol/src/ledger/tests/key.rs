@@ -1,9 +1,10 @@
 //! The key on the ledger: epoch start and branch assignment, sectors, master root, leaf
 //! allocation, published signatures, repair.
 
-use super::fixtures::{key_ready, leaf_seed, master, sectors, start_epoch_1, Fx};
+use super::fixtures::{
+    acks, key_ready, leaf_seed, master, sectors, start_epoch_1, Fx, COMMITMENTS_ROOT,
+};
 use crate::ledger::{LedgerError, TxBody};
-use crate::member::MemberId;
 
 #[test]
 fn epoch_and_assignment_checks() {
@@ -65,14 +66,14 @@ fn sector_publication_rules() {
             TxBody::SectorRoot {
                 sector: 0,
                 root: [0; 32],
-                holders: vec![]
+                commitments_root: COMMITMENTS_ROOT,
+                acks: vec![]
             }
         ),
         Err(LedgerError::NoAssignment)
     );
     let mut fx2 = key_ready();
     let owner0 = fx2.st().branch_owners[&0];
-    let non_owner = (0..4).find(|&i| fx2.id(i) != owner0).unwrap();
     let owner = (0..4).find(|&i| fx2.id(i) == owner0).unwrap();
     assert_eq!(
         fx2.apply(
@@ -80,7 +81,8 @@ fn sector_publication_rules() {
             TxBody::SectorRoot {
                 sector: 0,
                 root: [1; 32],
-                holders: vec![]
+                commitments_root: COMMITMENTS_ROOT,
+                acks: vec![]
             }
         ),
         Err(LedgerError::SectorPublished(0))
@@ -91,57 +93,109 @@ fn sector_publication_rules() {
             TxBody::SectorRoot {
                 sector: 9,
                 root: [1; 32],
-                holders: vec![]
+                commitments_root: COMMITMENTS_ROOT,
+                acks: vec![]
             }
         ),
         Err(LedgerError::SectorOutOfRange(9))
     );
-    // Fresh ledger with assignment only: non-owner and bad holder sets are rejected.
+    // The published record keeps who acknowledged and what the holders were chosen from:
+    // every leaf's r = 3 holders are validators, recomputable from the record.
+    let rec = &fx2.st().sectors[&0];
+    assert_eq!(rec.acked.len(), 4);
+    assert_eq!(rec.commitments_root, COMMITMENTS_ROOT);
+    for leaf in 0..16u64 {
+        let holders = rec.basis.leaf_holders(leaf, 3).unwrap();
+        assert_eq!(holders.len(), 3);
+        assert!(holders.iter().all(|h| fx2.st().is_validator(h)));
+    }
+
+    // Fresh ledger with assignment only: each bad sector root is rejected, state untouched.
     start_epoch_1(&mut fx);
     let owners = fx.st().compute_branch_owners().unwrap();
     fx.apply(0, TxBody::BranchAssignment { epoch: 1, owners })
         .unwrap();
-    let mut holders: Vec<MemberId> = (0..3).map(|i| fx.id(i)).collect();
-    holders.sort();
     let owner0 = fx.st().branch_owners[&0];
     let non_owner_i = (0..4).find(|&i| fx.id(i) != owner0).unwrap();
     let owner_i = (0..4).find(|&i| fx.id(i) == owner0).unwrap();
+    let root = sectors()[0].root();
+    let publish = |acks| TxBody::SectorRoot {
+        sector: 0,
+        root,
+        commitments_root: COMMITMENTS_ROOT,
+        acks,
+    };
+    let all = acks(&fx, 0, owner0, COMMITMENTS_ROOT, &[0, 1, 2, 3]);
     assert_eq!(
-        fx.apply(
-            non_owner_i,
-            TxBody::SectorRoot {
-                sector: 0,
-                root: [1; 32],
-                holders: holders.clone()
-            }
-        ),
+        fx.apply(non_owner_i, publish(all.clone())),
         Err(LedgerError::NotSectorOwner(fx.id(non_owner_i)))
     );
+    let before = fx.st().clone();
+    // With a = r = 3, a missing acknowledgement leaves some leaf short (each leaf has 3 of
+    // the 4 validators as holders, and 16 leaves cover every 3-subset's complement).
+    for missing in 0..4 {
+        let some: Vec<usize> = (0..4).filter(|&i| i != missing).collect();
+        assert!(matches!(
+            fx.apply(
+                owner_i,
+                publish(acks(&fx, 0, owner0, COMMITMENTS_ROOT, &some))
+            ),
+            Err(LedgerError::NotEnoughAcks {
+                need: 3,
+                got: 2,
+                ..
+            })
+        ));
+    }
+    // A duplicate, an acknowledgement of another commitments root, one for another sector,
+    // and one by a non-validator are each refused by name.
+    let mut dup = all.clone();
+    dup.push(all[0].clone());
     assert!(matches!(
-        fx.apply(
-            owner_i,
-            TxBody::SectorRoot {
-                sector: 0,
-                root: [1; 32],
-                holders: holders[..2].to_vec()
-            }
-        ),
-        Err(LedgerError::BadHolders(_))
+        fx.apply(owner_i, publish(dup)),
+        Err(LedgerError::BadAck {
+            reason: "acknowledged twice",
+            ..
+        })
     ));
-    let mut unsorted = holders.clone();
-    unsorted.reverse();
+    let mut other_root = all.clone();
+    other_root[1] = acks(&fx, 0, owner0, [0xdd; 32], &[1]).remove(0);
     assert!(matches!(
-        fx.apply(
-            owner_i,
-            TxBody::SectorRoot {
-                sector: 0,
-                root: [1; 32],
-                holders: unsorted
-            }
-        ),
-        Err(LedgerError::BadHolders(_))
+        fx.apply(owner_i, publish(other_root)),
+        Err(LedgerError::BadAck {
+            reason: "does not verify",
+            ..
+        })
     ));
-    let _ = non_owner;
+    let mut other_sector = all.clone();
+    other_sector[2] = acks(&fx, 1, owner0, COMMITMENTS_ROOT, &[2]).remove(0);
+    assert!(matches!(
+        fx.apply(owner_i, publish(other_sector)),
+        Err(LedgerError::BadAck {
+            reason: "does not verify",
+            ..
+        })
+    ));
+    let stranger = super::fixtures::key(50);
+    let id = crate::dealing::SectorId {
+        chain: crate::ledger::chain_digest(super::fixtures::CHAIN),
+        key: 0,
+        sector: 0,
+        owner: owner0,
+    };
+    let mut with_stranger = all.clone();
+    with_stranger.push(crate::dealing::sign_ack(&id, &stranger, COMMITMENTS_ROOT));
+    assert!(matches!(
+        fx.apply(owner_i, publish(with_stranger)),
+        Err(LedgerError::BadAck {
+            reason: "not a validator of this epoch",
+            ..
+        })
+    ));
+    assert_eq!(fx.st(), &before);
+    // Every validator's acknowledgement: published.
+    fx.apply(owner_i, publish(all)).unwrap();
+    assert_eq!(fx.st().sectors[&0].root, root);
 }
 
 #[test]
