@@ -7,7 +7,7 @@
 //! [`GossipView`] of the chain (validator set and height), so that a malformed message, a vote
 //! or proposal from a non-validator, a message signed in someone else's name, a message far
 //! from our height, an oversized block and a transaction over its kind's size cap
-//! ([`mempool::size_cap`](super::mempool::size_cap)) are dropped with a reason before they
+//! ([`mempool::size_cap`](super::mempool::size_cap())) are dropped with a reason before they
 //! reach consensus or cost other peers bandwidth.
 
 use std::collections::BTreeMap;
