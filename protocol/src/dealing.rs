@@ -120,19 +120,23 @@ fn node_hash(level: u32, index: u64, left: &[u8; 32], right: &[u8; 32]) -> [u8; 
 /// The Merkle root over `hashes` (a power-of-two count) whose first entry is at global position
 /// `first` of level `level`. Positions are global, so a chunk's root is a node of the sector's
 /// tree.
-fn subtree_root(mut hashes: Vec<[u8; 32]>, level: u32, first: u64) -> [u8; 32] {
-    let mut level = level;
-    let mut first = first;
+fn subtree_root(mut hashes: Vec<[u8; 32]>, mut level: u32, mut first: u64) -> [u8; 32] {
     while hashes.len() > 1 {
-        level += 1;
-        first /= 2;
-        hashes = hashes
-            .chunks(2)
-            .enumerate()
-            .map(|(i, pair)| node_hash(level, first + i as u64, &pair[0], &pair[1]))
-            .collect();
+        (hashes, level, first) = parents(&hashes, level, first);
     }
     hashes[0]
+}
+
+/// One level up: the parents of `hashes` (level `level`, first at global position `first`),
+/// with their level and first position.
+fn parents(hashes: &[[u8; 32]], level: u32, first: u64) -> (Vec<[u8; 32]>, u32, u64) {
+    let (level, first) = (level + 1, first / 2);
+    let up = hashes
+        .chunks(2)
+        .enumerate()
+        .map(|(i, pair)| node_hash(level, first + i as u64, &pair[0], &pair[1]))
+        .collect();
+    (up, level, first)
 }
 
 /// The root of a chunk's commitments (`commitments.len()` a power of two, `first_leaf` aligned
@@ -179,17 +183,10 @@ pub fn chunk_path(
         .collect();
     let mut path = Vec::new();
     let mut idx = pos;
-    let mut level = 0u32;
-    let mut first = first_leaf;
+    let (mut level, mut first) = (0u32, first_leaf);
     while hashes.len() > 1 {
         path.push(hashes[idx ^ 1]);
-        level += 1;
-        first /= 2;
-        hashes = hashes
-            .chunks(2)
-            .enumerate()
-            .map(|(i, pair)| node_hash(level, first + i as u64, &pair[0], &pair[1]))
-            .collect();
+        (hashes, level, first) = parents(&hashes, level, first);
         idx /= 2;
     }
     Ok(path)
