@@ -316,8 +316,12 @@ impl Driver {
             self.commits
                 .proposal_seen(p.height, p.round, Instant::now());
         }
-        self.sync
-            .heard(msg.height(), author, self.consensus.height());
+        let ours = self.consensus.height();
+        if msg.height() > ours
+            && super::sync::raises_sync_target(&self.consensus.ledger().state.chain_id, &msg)
+        {
+            self.sync.heard(msg.height(), author, ours);
+        }
         let out = self.consensus.handle(Input::Message(msg));
         self.act(out).await?;
         if self.sync.behind(self.consensus.height()) {

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use libp2p::PeerId;
-use seedfed_protocol::consensus::{CommitCertificate, Input};
+use seedfed_protocol::consensus::{CommitCertificate, ConsensusMessage, Input};
 use seedfed_protocol::ledger::{self, Block};
 use seedfed_protocol::member::MemberId;
 use tokio::sync::mpsc;
@@ -59,7 +59,8 @@ impl BlockSync {
         self.peers.remove(peer);
     }
 
-    /// A consensus message for `height` arrived from `author` while we decide `ours`.
+    /// A consensus message for `height` arrived from `author` while we decide `ours`; call it
+    /// only for messages that pass [`raises_sync_target`].
     pub fn heard(&mut self, height: u64, author: PeerId, ours: u64) {
         if height > ours && self.best_seen.is_none_or(|(b, _)| height > b) {
             self.best_seen = Some((height, author));
@@ -192,6 +193,13 @@ impl Driver {
     }
 }
 
+/// Whether a consensus message may make us sync toward its height: only a vote whose
+/// signature verifies (a message that only passed the gossip checks could name any height and
+/// hold sync on an unanswered request again and again). Proposals and certificates do not.
+pub fn raises_sync_target(chain_id: &str, msg: &ConsensusMessage) -> bool {
+    matches!(msg, ConsensusMessage::Vote(v) if v.verify(chain_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +244,30 @@ mod tests {
         s.finished(&member, true, 9);
         assert!(!s.behind(9));
         assert_eq!(s.target(None, &validators), None);
+    }
+
+    #[test]
+    fn only_votes_with_a_valid_signature_raise_the_sync_target() {
+        // Before: any message that passed the gossip checks (signatures are not among them)
+        // raised the sync target, so a forged far-ahead vote could hold sync.
+        use seedfed_protocol::ledger::{vote_digest, Signature64, VoteKind, VoteRecord};
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let me = MemberId(key.verifying_key().to_bytes());
+        let mut vote = VoteRecord {
+            height: 40,
+            round: 0,
+            kind: VoteKind::Prevote,
+            value: None,
+            validator: me,
+            signature: Signature64([0; 64]),
+        };
+        let forged = ConsensusMessage::Vote(vote.clone());
+        assert!(!raises_sync_target("chain", &forged));
+        let digest = vote_digest("chain", 40, 0, VoteKind::Prevote, None, &me);
+        use ed25519_dalek::Signer;
+        vote.signature = Signature64(key.sign(&digest).to_bytes());
+        let signed = ConsensusMessage::Vote(vote);
+        assert!(raises_sync_target("chain", &signed));
+        assert!(!raises_sync_target("another-chain", &signed));
     }
 }

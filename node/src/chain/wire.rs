@@ -203,20 +203,22 @@ fn check_consensus(
     author: &MemberId,
     msg: &ConsensusMessage,
 ) -> Result<(), DropReason> {
+    // The sender first: nothing a non-validator sends is looked at further.
+    if !view.is_validator(author) {
+        return Err(DropReason::Reject(format!("{author} is not a validator")));
+    }
     let height = view.height();
     let h = msg.height();
-    if h + 1 < height {
+    // Heights are attacker-chosen: saturating arithmetic, never an overflow.
+    if h.saturating_add(1) < height {
         return Err(DropReason::Ignore(format!(
             "height {h} is behind ours ({height})"
         )));
     }
-    if h > height + MAX_HEIGHTS_AHEAD {
+    if h > height.saturating_add(MAX_HEIGHTS_AHEAD) {
         return Err(DropReason::Ignore(format!(
             "height {h} is more than {MAX_HEIGHTS_AHEAD} ahead of ours ({height})"
         )));
-    }
-    if !view.is_validator(author) {
-        return Err(DropReason::Reject(format!("{author} is not a validator")));
     }
     match msg {
         ConsensusMessage::Vote(v) if v.validator != *author => Err(DropReason::Reject(format!(
@@ -377,6 +379,26 @@ mod tests {
         view.update(11, [(mo, 1)].into_iter().collect());
         assert_eq!(
             check_gossip(&view, c, &outsider, CONSENSUS_TOPIC, &vote(mo, 11)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn hostile_heights_are_judged_after_the_sender_without_overflow() {
+        // Before: `h + 1` ran first, so a height of u64::MAX from anyone overflowed (a panic
+        // in debug builds, a wrap to 0 in release).
+        let (a, ma) = peer();
+        let (outsider, mo) = peer();
+        let view = GossipView::new(10, [(ma, 1)].into_iter().collect());
+        let e =
+            check_gossip(&view, "c", &outsider, CONSENSUS_TOPIC, &vote(mo, u64::MAX)).unwrap_err();
+        assert!(matches!(e, DropReason::Reject(_)), "{e:?}");
+        assert!(e.reason().contains("not a validator"), "{e:?}");
+        let e = check_gossip(&view, "c", &a, CONSENSUS_TOPIC, &vote(ma, u64::MAX)).unwrap_err();
+        assert!(matches!(e, DropReason::Ignore(_)), "{e:?}");
+        let far = GossipView::new(u64::MAX, [(ma, 1)].into_iter().collect());
+        assert_eq!(
+            check_gossip(&far, "c", &a, CONSENSUS_TOPIC, &vote(ma, u64::MAX)),
             Ok(())
         );
     }
