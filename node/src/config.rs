@@ -117,7 +117,9 @@ impl Default for NetworkSection {
 pub struct ConsensusSection {
     /// Least time between two blocks we propose. Env: `SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS`.
     pub block_interval_ms: u64,
-    /// Time to wait for a proposal in round 0; each later round adds half of it (Malachite's
+    /// Time to wait for a proposal in round 0 *after the block interval* (the proposer holds
+    /// its proposal that long, so the timeout counts from when it may propose; see
+    /// [`ConsensusSection::propose_timeout`]); each later round adds half of this (Malachite's
     /// `LinearTimeouts` with `propose_delta` = this / 2, capped at 60 s).
     /// Env: `SEEDFED__CONSENSUS__PROPOSE_TIMEOUT_MS`.
     pub propose_timeout_ms: u64,
@@ -128,6 +130,18 @@ pub struct ConsensusSection {
     /// A node that decided nothing for twice this long asks a peer for blocks.
     /// Env: `SEEDFED__CONSENSUS__SYNC_INTERVAL_MS`.
     pub sync_interval_ms: u64,
+}
+
+impl ConsensusSection {
+    /// The round-0 propose timeout consensus runs with: the block interval plus
+    /// `propose_timeout_ms`, so a block interval longer than the configured timeout never makes
+    /// every validator give up on an honest proposer that is still holding its proposal.
+    pub fn propose_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.block_interval_ms
+                .saturating_add(self.propose_timeout_ms),
+        )
+    }
 }
 
 impl Default for ConsensusSection {
@@ -357,5 +371,26 @@ mod tests {
             Config::load(&dir.path().join("nope")),
             Err(ConfigError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn the_propose_timeout_counts_from_the_end_of_the_block_interval() {
+        // Before: the timeout was `propose_timeout_ms` from round start, so a 3 s block
+        // interval with the 2 s default made every validator time out before the proposer
+        // proposed, and every height was decided in round 1.
+        let mut c = ConsensusSection {
+            block_interval_ms: 3000,
+            ..ConsensusSection::default()
+        };
+        assert!(c.propose_timeout() > std::time::Duration::from_millis(c.block_interval_ms));
+        assert_eq!(
+            c.propose_timeout(),
+            std::time::Duration::from_millis(3000 + c.propose_timeout_ms)
+        );
+        c.block_interval_ms = u64::MAX;
+        assert_eq!(
+            c.propose_timeout(),
+            std::time::Duration::from_millis(u64::MAX)
+        );
     }
 }

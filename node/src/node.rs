@@ -424,7 +424,7 @@ pub async fn run_node(
         let seed = identity_seed(identity)?;
         let c = &config.consensus;
         let mut params = seedfed_protocol::consensus::ConsensusParams::default();
-        params.timeouts.propose = Duration::from_millis(c.propose_timeout_ms);
+        params.timeouts.propose = c.propose_timeout();
         params.timeouts.propose_delta = Duration::from_millis(c.propose_timeout_ms / 2);
         params.timeouts.prevote = Duration::from_millis(c.vote_timeout_ms);
         params.timeouts.precommit = Duration::from_millis(c.vote_timeout_ms);
