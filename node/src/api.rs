@@ -1,7 +1,8 @@
-//! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text from the one registry
-//! shared with libp2p's metrics), `/health`, and `POST /tx` to submit a signed transaction (202
-//! once it is in the mempool and gossiped; 413, 429, 503 or 400 with the reason). It binds to
-//! loopback by default and carries no secrets; `seedfed status` and [`ApiClient`] read it.
+//! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text from the one
+//! registry shared with libp2p's metrics), `/health` (liveness: a recent block) and `/ready`
+//! (not syncing), and `POST /tx` to submit a signed transaction (202 once it is in the mempool
+//! and gossiped; 413, 429, 503 or 400 with the reason). It binds to loopback by default and
+//! carries no secrets; `seedfed status` and [`ApiClient`] read it.
 //! Endpoints in detail: `docs/operator-guide.md`.
 
 use std::net::SocketAddr;
@@ -70,6 +71,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route(
             "/tx",
             post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)),
@@ -110,11 +112,58 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     }
 }
 
-async fn health(State(s): State<ApiState>) -> (StatusCode, &'static str) {
-    match s.network.status().await {
-        Ok(_) => (StatusCode::OK, "ok\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "network stopped\n"),
+/// `/health`: liveness. 200 while the network task runs and, on a node with a chain, a block
+/// was decided within the chain's liveness bound; 503 with the reason otherwise.
+async fn health(State(s): State<ApiState>) -> (StatusCode, String) {
+    probe(&s, liveness).await
+}
+
+/// `/ready`: readiness. Live, and not syncing toward a peer that is ahead; 503 with the
+/// reason otherwise.
+async fn ready(State(s): State<ApiState>) -> (StatusCode, String) {
+    probe(&s, readiness).await
+}
+
+async fn probe(
+    s: &ApiState,
+    check: fn(&ChainStatus, u64) -> Result<(), String>,
+) -> (StatusCode, String) {
+    if s.network.status().await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "network stopped\n".into());
     }
+    let Some(chain) = &s.chain else {
+        return (StatusCode::OK, "ok\n".into());
+    };
+    let now = crate::chain::unix_ms(std::time::SystemTime::now());
+    match check(&chain.borrow(), now) {
+        Ok(()) => (StatusCode::OK, "ok\n".into()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
+    }
+}
+
+/// Whether the chain is live at `now_unix_ms`: its last block is within its liveness bound.
+pub fn liveness(chain: &ChainStatus, now_unix_ms: u64) -> Result<(), String> {
+    let age = now_unix_ms.saturating_sub(chain.last_block_unix_ms);
+    if age > chain.liveness_bound_ms {
+        return Err(format!(
+            "no block decided for {} s (bound {} s)",
+            age / 1000,
+            chain.liveness_bound_ms / 1000
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the node is ready at `now_unix_ms`: live and not syncing.
+pub fn readiness(chain: &ChainStatus, now_unix_ms: u64) -> Result<(), String> {
+    liveness(chain, now_unix_ms)?;
+    if chain.syncing {
+        return Err(format!(
+            "syncing: a peer is past our height {}",
+            chain.height
+        ));
+    }
+    Ok(())
 }
 
 async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> (StatusCode, String) {
@@ -308,5 +357,37 @@ impl ApiClient {
             addr: addr.to_string(),
             reason: format!("bad status JSON: {e}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(last_block_unix_ms: u64, syncing: bool) -> ChainStatus {
+        ChainStatus {
+            height: 7,
+            last_block_unix_ms,
+            liveness_bound_ms: 30_000,
+            syncing,
+            ..ChainStatus::default()
+        }
+    }
+
+    #[test]
+    fn health_means_a_recent_block_and_ready_means_not_syncing() {
+        // Before: `/health` answered 200 whenever the network task ran, stalled chain or not.
+        let now = 1_000_000;
+        assert_eq!(liveness(&chain(now - 29_000, false), now), Ok(()));
+        let stalled = liveness(&chain(now - 31_000, false), now).unwrap_err();
+        assert!(stalled.contains("no block decided for 31 s"), "{stalled}");
+        assert_eq!(readiness(&chain(now - 1_000, false), now), Ok(()));
+        let syncing = readiness(&chain(now - 1_000, true), now).unwrap_err();
+        assert!(syncing.contains("syncing"), "{syncing}");
+        // Live and syncing is healthy but not ready; stalled is neither.
+        assert_eq!(liveness(&chain(now - 1_000, true), now), Ok(()));
+        assert!(readiness(&chain(now - 31_000, false), now).is_err());
+        // A clock that went backwards is no stall.
+        assert_eq!(liveness(&chain(now + 5_000, false), now), Ok(()));
     }
 }

@@ -27,6 +27,7 @@ pub use mempool::{
 };
 pub use metrics::ChainMetrics;
 pub use status::{
-    AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus, Exclusion, ValidatorInfo,
+    unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus, Exclusion,
+    ValidatorInfo,
 };
 pub use wire::{member_of, peer_of, GossipView};

@@ -5,11 +5,14 @@
 //! Guarantees: only public values (hex identities, group keys, signed checkpoints, counts);
 //! nothing secret from the agent or the keystore is ever part of a status.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use seedfed_protocol::agent::AgentStatus;
 use seedfed_protocol::ledger::Ledger;
 use seedfed_protocol::member::MemberId;
 use serde::{Deserialize, Serialize};
 
+use super::driver::ChainConfig;
 use super::latency::CommitSample;
 use super::wire::peer_of;
 
@@ -175,6 +178,17 @@ pub struct ChainStatus {
     /// (see [`super::latency`]).
     #[serde(default)]
     pub recent_commits: Vec<CommitSample>,
+    /// When this node last decided or applied a block (Unix time in ms; the driver's start
+    /// before its first block). `/health` compares it with [`liveness_bound_ms`](Self::liveness_bound_ms).
+    #[serde(default)]
+    pub last_block_unix_ms: u64,
+    /// How long without a block before the node reports itself not live (ms): ten rounds'
+    /// worth of block interval and round-0 timeouts, at least 10 s.
+    #[serde(default)]
+    pub liveness_bound_ms: u64,
+    /// A peer showed a height past ours: block sync is under way (the node is not ready).
+    #[serde(default)]
+    pub syncing: bool,
 }
 
 /// The ledger-derived part of [`ChainStatus`] for member `me` (the driver fills in the rest).
@@ -274,10 +288,28 @@ impl super::driver::Driver {
             synced_blocks: self.sync.applied,
             gossip_dropped: self.view.dropped(),
             recent_commits: self.commits.recent(),
+            last_block_unix_ms: unix_ms(SystemTime::now())
+                .saturating_sub(self.last_decided.elapsed().as_millis() as u64),
+            liveness_bound_ms: liveness_bound(&self.config).as_millis() as u64,
+            syncing: self.sync.behind(self.consensus.height()),
             ..from_ledger(ledger, &self.me, self.state_hash)
         };
         self.status.send_replace(status);
     }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock before it).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// Ten rounds' worth of block interval and round-0 timeouts, at least 10 s: a live chain
+/// decides well within it, so a node past it is stalled or cut off.
+fn liveness_bound(config: &ChainConfig) -> Duration {
+    let t = &config.consensus.timeouts;
+    let round = config.block_interval + t.propose + t.prevote + t.precommit;
+    (round * 10).max(Duration::from_secs(10))
 }
 
 #[cfg(test)]
