@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 
-use curve25519_dalek::ristretto::CompressedRistretto;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -581,16 +580,6 @@ pub fn verify_ack(
     let sig = Signature::from_slice(&ack.signature).map_err(|_| DealError::BadAck)?;
     key.verify_strict(&ack_message(id, &ack.holder, commitments_root), &sig)
         .map_err(|_| DealError::BadAck)
-}
-
-/// The compressed points of a commitment, for storage (the holder keeps every commitment of a
-/// sector it acknowledged, to serve them and to attribute faults later).
-pub fn commitment_bytes(commitment: &Commitment) -> Vec<[u8; 32]> {
-    commitment
-        .to_compressed()
-        .iter()
-        .map(CompressedRistretto::to_bytes)
-        .collect()
 }
 
 #[cfg(test)]

@@ -104,9 +104,6 @@ pub enum LedgerError {
     /// The sector's root is already published (portion roots are immutable).
     #[error("sector {0} already published")]
     SectorPublished(u32),
-    /// A holder set of the wrong size or with duplicates or non-validators.
-    #[error("bad holder set: {0}")]
-    BadHolders(&'static str),
     /// A holder's acknowledgement of a sector is invalid (signature, commitments root, a
     /// holder that is not a validator, a duplicate).
     #[error("bad acknowledgement by {holder}: {reason}")]
@@ -147,9 +144,6 @@ pub enum LedgerError {
     /// A signature for the leaf is already published.
     #[error("leaf {0} already signed")]
     LeafSigned(u64),
-    /// A repair record that does not match the holder set.
-    #[error("bad repair: {0}")]
-    BadRepair(&'static str),
     /// Block height is not the next one.
     #[error("block height {got}, expected {expected}")]
     BadHeight {
