@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use libp2p::PeerId;
 use seedfed_node::config::{Config, LogFormat};
 use seedfed_node::fsutil;
-use seedfed_node::genesis::{Genesis, GenesisValidator};
+use seedfed_node::genesis::{Genesis, GenesisValidator, KeySection};
 
 /// seedfed bootstrap node and genesis tool.
 #[derive(Debug, Parser)]
@@ -43,9 +43,39 @@ struct GenesisArgs {
     /// are printed by `seedfed keys show`).
     #[arg(long = "validator", value_name = "PEER_ID=STAKE=X25519_HEX", value_parser = parse_validator)]
     validators: Vec<GenesisValidator>,
+    /// Height of the whole LMS tree (`2^h` one-time keys: 5, 10, 15, 20 or 25).
+    #[arg(long, default_value_t = KeySection::default().tree_height)]
+    tree_height: u8,
+    /// The tree is split into `2^p` sectors (branches), `p < h`.
+    #[arg(long, default_value_t = KeySection::default().sector_bits)]
+    sector_bits: u8,
+    /// Shares needed to rebuild a leaf seed (`k`).
+    #[arg(long, default_value_t = KeySection::default().leaf_threshold)]
+    leaf_threshold: u16,
+    /// Holders of each leaf seed's shares (`r`).
+    #[arg(long, default_value_t = KeySection::default().leaf_holders)]
+    leaf_holders: u16,
+    /// Acknowledgements a sector root needs for each leaf from its own holders
+    /// (`k ≤ a ≤ r`; default `min(k + 1, r)`).
+    #[arg(long)]
+    ack_threshold: Option<u16>,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
+}
+
+impl GenesisArgs {
+    /// The key parameters the flags name.
+    fn key(&self) -> KeySection {
+        KeySection {
+            tree_height: self.tree_height,
+            sector_bits: self.sector_bits,
+            leaf_threshold: self.leaf_threshold,
+            leaf_holders: self.leaf_holders,
+            ack_threshold: self.ack_threshold,
+            ..KeySection::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -117,14 +147,19 @@ fn parse_validator(s: &str) -> Result<GenesisValidator, String> {
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Genesis(a) => {
+            let key = a.key();
             let genesis = Genesis {
                 chain_id: a.chain_id,
                 pow_difficulty: a.difficulty,
                 validators: a.validators,
-                key: Default::default(),
+                key,
                 epochs: Default::default(),
             };
             genesis.check()?;
+            if !genesis.validators.is_empty() {
+                // Every ledger rule on the genesis (key layout, thresholds, X25519 keys).
+                genesis.to_ledger()?;
+            }
             fsutil::write_atomic(&a.out, genesis.to_toml().as_bytes(), 0o644)
                 .with_context(|| format!("cannot write {}", a.out.display()))?;
             println!("wrote {}", a.out.display());
@@ -240,5 +275,61 @@ mod tests {
             assert!(text.contains("--validator"), "{text}");
             assert!(text.contains(why), "{value}: {text}");
         }
+    }
+
+    #[test]
+    fn key_parameters_come_from_flags_and_are_checked() {
+        let c = Cli::try_parse_from([
+            "seedfed-bootstrap",
+            "genesis",
+            "--chain-id",
+            "c",
+            "--leaf-threshold",
+            "3",
+            "--leaf-holders",
+            "5",
+            "--ack-threshold",
+            "4",
+            "--tree-height",
+            "15",
+            "--sector-bits",
+            "3",
+            "--out",
+            "g.toml",
+        ])
+        .unwrap();
+        let Cmd::Genesis(g) = c.command else {
+            panic!("not genesis");
+        };
+        let key = g.key();
+        assert_eq!(
+            (
+                key.tree_height,
+                key.sector_bits,
+                key.leaf_threshold,
+                key.leaf_holders
+            ),
+            (15, 3, 3, 5)
+        );
+        assert_eq!(key.ack_threshold, Some(4));
+        // k above r, or an acknowledgement threshold outside [k, r], is refused by name.
+        let mut bad = Genesis {
+            chain_id: "c".into(),
+            pow_difficulty: 8,
+            validators: vec![],
+            key: KeySection {
+                leaf_threshold: 6,
+                ..key.clone()
+            },
+            epochs: Default::default(),
+        };
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains("key.leaf_threshold 6"), "{e}");
+        bad.key = KeySection {
+            ack_threshold: Some(2),
+            ..key
+        };
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains("key.ack_threshold 2"), "{e}");
     }
 }

@@ -129,6 +129,22 @@ impl Genesis {
             )));
         }
         self.stakes()?;
+        let k = &self.key;
+        if k.leaf_threshold == 0 || k.leaf_threshold > k.leaf_holders {
+            return Err(GenesisError::Invalid(format!(
+                "key.leaf_threshold {} must be between 1 and key.leaf_holders {}",
+                k.leaf_threshold, k.leaf_holders
+            )));
+        }
+        if let Some(a) = k.ack_threshold {
+            if a < k.leaf_threshold || a > k.leaf_holders {
+                return Err(GenesisError::Invalid(format!(
+                    "key.ack_threshold {a} must be between key.leaf_threshold {} and \
+                     key.leaf_holders {}",
+                    k.leaf_threshold, k.leaf_holders
+                )));
+            }
+        }
         for v in &self.validators {
             parse_x25519(&v.x25519).map_err(|reason| {
                 GenesisError::Invalid(format!("validator {} x25519 key: {reason}", v.peer_id))

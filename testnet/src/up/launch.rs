@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use seedfed_node::api;
-use seedfed_node::genesis::{Genesis, GenesisValidator};
+use seedfed_node::genesis::{Genesis, GenesisValidator, KeySection};
 
 use super::binaries::binaries;
 use super::processes::{self, Group};
@@ -174,6 +174,20 @@ fn init_node(
     Ok((peer_id, x25519))
 }
 
+/// The testnet's key parameters: leaf seeds 3-of-5 whenever there are at least 5
+/// validators (each leaf needs 5 distinct holders), the genesis default 2-of-3 below that.
+fn testnet_key(nodes: usize) -> KeySection {
+    if nodes >= 5 {
+        KeySection {
+            leaf_threshold: 3,
+            leaf_holders: 5,
+            ..KeySection::default()
+        }
+    } else {
+        KeySection::default()
+    }
+}
+
 /// The launch itself: genesis, bootstrap, node homes, node processes, mutual admission.
 async fn launch(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Result<Vec<NodeRow>> {
     let (node_bin, boot_bin) = binaries()?;
@@ -182,7 +196,7 @@ async fn launch(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Result<
         chain_id: "seedfed-local".to_string(),
         pow_difficulty: args.difficulty,
         validators: vec![],
-        key: Default::default(),
+        key: testnet_key(args.nodes),
         epochs: args.epochs.clone().unwrap_or_default(),
     };
     fs::write(&genesis_path, genesis.to_toml())?;
