@@ -141,16 +141,24 @@ fn parents(hashes: &[[u8; 32]], level: u32, first: u64) -> (Vec<[u8; 32]>, u32, 
 /// The root of a chunk's commitments (`commitments.len()` a power of two, `first_leaf` aligned
 /// to it): a node of the sector's commitments tree.
 pub fn chunk_root(first_leaf: u64, commitments: &[Commitment]) -> Result<[u8; 32], DealError> {
+    Ok(subtree_root(
+        leaf_hashes(first_leaf, commitments)?,
+        0,
+        first_leaf,
+    ))
+}
+
+/// The commitment hashes of an aligned, power-of-two chunk starting at `first_leaf`.
+fn leaf_hashes(first_leaf: u64, commitments: &[Commitment]) -> Result<Vec<[u8; 32]>, DealError> {
     let n = commitments.len();
     if n == 0 || !n.is_power_of_two() || !first_leaf.is_multiple_of(n as u64) {
         return Err(DealError::BadChunk("not an aligned power-of-two range"));
     }
-    let hashes = commitments
+    Ok(commitments
         .iter()
         .enumerate()
         .map(|(i, c)| commitment_hash(first_leaf + i as u64, c))
-        .collect();
-    Ok(subtree_root(hashes, 0, first_leaf))
+        .collect())
 }
 
 /// The commitments root of a sector from its chunks' roots, in order: chunks of `2^chunk_bits`
@@ -170,16 +178,11 @@ pub fn chunk_path(
     commitments: &[Commitment],
     leaf: u64,
 ) -> Result<Vec<[u8; 32]>, DealError> {
-    chunk_root(first_leaf, commitments)?;
+    let mut hashes = leaf_hashes(first_leaf, commitments)?;
     let pos = leaf
         .checked_sub(first_leaf)
         .filter(|p| *p < commitments.len() as u64)
         .ok_or(DealError::BadChunk("leaf outside the chunk"))? as usize;
-    let mut hashes: Vec<[u8; 32]> = commitments
-        .iter()
-        .enumerate()
-        .map(|(i, c)| commitment_hash(first_leaf + i as u64, c))
-        .collect();
     let mut path = Vec::new();
     let mut idx = pos;
     let (mut level, mut first) = (0u32, first_leaf);

@@ -48,15 +48,23 @@ pub struct HolderBasis {
 impl HolderBasis {
     /// The `r` holders of global leaf `leaf`.
     pub fn leaf_holders(&self, leaf: u64, r: u16) -> Result<Vec<MemberId>, LedgerError> {
-        let members: Vec<Weighted> = self
-            .members
+        Ok(leaf_holders(
+            &self.beacon,
+            leaf,
+            &self.weighted(),
+            usize::from(r),
+        )?)
+    }
+
+    /// The candidates as rendezvous weights.
+    fn weighted(&self) -> Vec<Weighted> {
+        self.members
             .iter()
             .map(|(m, s)| Weighted {
                 member: *m,
                 stake: *s,
             })
-            .collect();
-        Ok(leaf_holders(&self.beacon, leaf, &members, usize::from(r))?)
+            .collect()
     }
 }
 
@@ -164,8 +172,10 @@ impl LedgerState {
         let leaves = layout
             .sector_leaves(sector)
             .map_err(|e| LedgerError::Layout(e.to_string()))?;
+        let weighted = basis.weighted();
+        let r = usize::from(self.key.leaf_holders);
         for leaf in leaves {
-            let holders = basis.leaf_holders(u64::from(leaf), self.key.leaf_holders)?;
+            let holders = leaf_holders(&basis.beacon, u64::from(leaf), &weighted, r)?;
             let got = holders.iter().filter(|h| acked.contains(*h)).count();
             if got < usize::from(self.key.ack_threshold) {
                 return Err(LedgerError::NotEnoughAcks {
