@@ -14,6 +14,8 @@ mod status;
 pub mod storage;
 mod storage_thread;
 mod sync;
+#[cfg(test)]
+mod test_genesis;
 mod timers;
 pub mod wire;
 

@@ -122,38 +122,13 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seedfed_protocol::ledger::{Genesis, GenesisValidator, KeyParams};
 
     fn setup() -> (Outbox, LedgerState, MemberId) {
         let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
         let other = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
         let me = MemberId(key.verifying_key().to_bytes());
         let them = MemberId(other.verifying_key().to_bytes());
-        let g = Genesis {
-            chain_id: "outbox".into(),
-            pow_difficulty: 0,
-            validators: vec![
-                GenesisValidator {
-                    id: me,
-                    stake: 10,
-                    x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
-                },
-                GenesisValidator {
-                    id: them,
-                    stake: 10,
-                    x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
-                },
-            ],
-            key: KeyParams {
-                tree_height: 5,
-                sector_bits: 1,
-                leaf_threshold: 1,
-                leaf_holders: 1,
-                ack_threshold: 1,
-            },
-            eviction_missed_heights: 1000,
-            epochs: Default::default(),
-        };
+        let g = crate::chain::test_genesis::genesis("outbox", &[(me, 10), (them, 10)], 1000);
         (
             Outbox::new(key),
             LedgerState::from_genesis(&g).unwrap(),

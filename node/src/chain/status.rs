@@ -315,30 +315,12 @@ fn liveness_bound(config: &ChainConfig) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seedfed_protocol::ledger::{Genesis, GenesisValidator, KeyParams};
 
     #[test]
     fn the_ledger_part_names_validators_and_our_nonce() {
         let kp = libp2p::identity::Keypair::generate_ed25519();
         let me = super::super::wire::member_of(&kp.public().to_peer_id()).unwrap();
-        let g = Genesis {
-            chain_id: "status".into(),
-            pow_difficulty: 0,
-            validators: vec![GenesisValidator {
-                id: me,
-                stake: 7,
-                x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
-            }],
-            key: KeyParams {
-                tree_height: 5,
-                sector_bits: 1,
-                leaf_threshold: 1,
-                leaf_holders: 1,
-                ack_threshold: 1,
-            },
-            eviction_missed_heights: 10,
-            epochs: Default::default(),
-        };
+        let g = crate::chain::test_genesis::genesis("status", &[(me, 7)], 10);
         let ledger = Ledger::from_genesis(&g).unwrap();
         let s = from_ledger(&ledger, &me, [3; 32]);
         assert_eq!(s.member, hex::encode(me.as_bytes()));

@@ -321,24 +321,11 @@ mod tests {
         let peer = libp2p::identity::Keypair::generate_ed25519()
             .public()
             .to_peer_id();
-        Genesis {
-            chain_id: "c".into(),
-            pow_difficulty: 0,
-            validators: vec![ledger::GenesisValidator {
-                id: super::super::member_of(&peer).unwrap(),
-                stake: 1,
-                x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
-            }],
-            key: ledger::KeyParams {
-                tree_height: 5,
-                sector_bits: 1,
-                leaf_threshold: 1,
-                leaf_holders: 1,
-                ack_threshold: 1,
-            },
-            eviction_missed_heights: 10,
-            epochs: Default::default(),
-        }
+        crate::chain::test_genesis::genesis(
+            "c",
+            &[(super::super::member_of(&peer).unwrap(), 1)],
+            10,
+        )
     }
 
     fn timeout(height: u64, round: u32) -> WalEntry {

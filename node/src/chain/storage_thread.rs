@@ -100,24 +100,11 @@ mod tests {
         let peer = libp2p::identity::Keypair::generate_ed25519()
             .public()
             .to_peer_id();
-        let genesis = seedfed_protocol::ledger::Genesis {
-            chain_id: "c".into(),
-            pow_difficulty: 0,
-            validators: vec![seedfed_protocol::ledger::GenesisValidator {
-                id: crate::chain::member_of(&peer).unwrap(),
-                stake: 1,
-                x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
-            }],
-            key: seedfed_protocol::ledger::KeyParams {
-                tree_height: 5,
-                sector_bits: 1,
-                leaf_threshold: 1,
-                leaf_holders: 1,
-                ack_threshold: 1,
-            },
-            eviction_missed_heights: 10,
-            epochs: Default::default(),
-        };
+        let genesis = crate::chain::test_genesis::genesis(
+            "c",
+            &[(crate::chain::member_of(&peer).unwrap(), 1)],
+            10,
+        );
         let loaded = back.load(&genesis).unwrap();
         assert_eq!(loaded.wal, vec![entry(0), entry(1), entry(2)]);
     }

@@ -8,8 +8,8 @@ use ed25519_dalek::{Signer, SigningKey};
 use seedfed_protocol::admission::Proof;
 use seedfed_protocol::agent::{Agent, Duty, Fault};
 use seedfed_protocol::ledger::{
-    vote_digest, CommitInfo, DkgSuite, Evidence, Genesis, GenesisValidator, KeyParams, Ledger,
-    Signature64, Tx, VoteKind, VoteRecord, MAX_TXS_PER_BLOCK,
+    vote_digest, CommitInfo, DkgSuite, Evidence, Genesis, Ledger, Signature64, Tx, VoteKind,
+    VoteRecord, MAX_TXS_PER_BLOCK,
 };
 
 use super::*;
@@ -86,27 +86,8 @@ fn keys(first_seed: u8, n: u8) -> Vec<SigningKey> {
 }
 
 fn genesis(members: &[(&SigningKey, u64)]) -> Genesis {
-    Genesis {
-        chain_id: CHAIN.into(),
-        pow_difficulty: 0,
-        validators: members
-            .iter()
-            .map(|(k, stake)| GenesisValidator {
-                id: id(k),
-                stake: *stake,
-                x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
-            })
-            .collect(),
-        key: KeyParams {
-            tree_height: 5,
-            sector_bits: 1,
-            leaf_threshold: 1,
-            leaf_holders: 1,
-            ack_threshold: 1,
-        },
-        eviction_missed_heights: 1000,
-        epochs: Default::default(),
-    }
+    let members: Vec<(MemberId, u64)> = members.iter().map(|(k, s)| (id(k), *s)).collect();
+    crate::chain::test_genesis::genesis(CHAIN, &members, 1000)
 }
 
 fn state(members: &[(&SigningKey, u64)]) -> LedgerState {
