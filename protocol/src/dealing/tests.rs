@@ -112,21 +112,27 @@ impl Fixture {
     /// The honest batch of chunk `[first, first + len)` for holder `h`.
     fn batch(&mut self, h: usize, first: u64, len: u64) -> DealBatch {
         let holder = self.holders[h].id();
-        let leaves = self.leaves_of(&holder, first, len);
-        let shares: Vec<(u64, Share)> = leaves
+        let shares: Vec<(u64, Share)> = self
+            .leaves_of(&holder, first, len)
             .iter()
             .map(|l| (*l, self.share(*l, &holder).clone()))
             .collect();
+        self.batch_of(h, first, len, &shares)
+    }
+
+    /// The owner's signed batch of chunk `[first, first + len)` for holder `h`, carrying
+    /// exactly `shares` (honest or not).
+    fn batch_of(&mut self, h: usize, first: u64, len: u64, shares: &[(u64, Share)]) -> DealBatch {
         let refs: Vec<(u64, &Share)> = shares.iter().map(|(l, s)| (*l, s)).collect();
+        let to = Recipient {
+            id: self.holders[h].id(),
+            x25519: self.holders[h].xpub(),
+        };
         let commitments = self.commitments(first, len);
-        let xpub = self.holders[h].xpub();
         seal_batch(
             self.id,
             &self.owner.sk,
-            Recipient {
-                id: holder,
-                x25519: xpub,
-            },
+            to,
             first,
             commitments,
             &refs,
@@ -296,22 +302,7 @@ fn a_bad_share_is_named_and_proven_to_anyone() {
             }
         })
         .collect();
-    let refs: Vec<(u64, &Share)> = shares.iter().map(|(l, s)| (*l, s)).collect();
-    let xpub = f.holders[2].xpub();
-    let commitments = f.commitments(16, 8);
-    let batch = seal_batch(
-        f.id,
-        &f.owner.sk,
-        Recipient {
-            id: holder,
-            x25519: xpub,
-        },
-        16,
-        commitments,
-        &refs,
-        &mut f.rng,
-    )
-    .expect("seal");
+    let batch = f.batch_of(2, 16, 8, &shares);
     assert_eq!(
         f.open(2, &batch).map(|_| ()),
         Err(DealError::BadShares {
@@ -364,22 +355,9 @@ fn a_missing_leaf_or_garbage_plaintext_convicts_the_owner() {
         .iter()
         .map(|l| (*l, f.share(*l, &holder).clone()))
         .collect();
-    let refs: Vec<(u64, &Share)> = shares.iter().map(|(l, s)| (*l, s)).collect();
+    let batch = f.batch_of(4, 16, 8, &shares);
     let xpub = f.holders[4].xpub();
     let commitments = f.commitments(16, 8);
-    let batch = seal_batch(
-        f.id,
-        &f.owner.sk,
-        Recipient {
-            id: holder,
-            x25519: xpub,
-        },
-        16,
-        commitments.clone(),
-        &refs,
-        &mut f.rng,
-    )
-    .expect("seal");
     assert_eq!(f.open(4, &batch).map(|_| ()), Err(DealError::WrongLeaves));
     let c = complain(&batch, &f.holders[4].x, &mut f.rng).expect("complaint");
     assert_eq!(f.judge(4, &c), Ok("wrong leaf set"));
