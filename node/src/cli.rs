@@ -92,6 +92,10 @@ pub enum FaultArg {
     None,
     /// Deal invalid (but signed) DKG round-2 shares to every recipient.
     BadDkgShares,
+    /// As a sector owner, deal one holder a share that fails its commitment.
+    BadDealShare,
+    /// As a holder, store dealt shares but never acknowledge them.
+    NeverAck,
 }
 
 impl FaultArg {
@@ -100,6 +104,8 @@ impl FaultArg {
         match self {
             FaultArg::None => seedfed_protocol::agent::Fault::None,
             FaultArg::BadDkgShares => seedfed_protocol::agent::Fault::BadRound2Shares,
+            FaultArg::BadDealShare => seedfed_protocol::agent::Fault::BadDealShare,
+            FaultArg::NeverAck => seedfed_protocol::agent::Fault::NeverAck,
         }
     }
 }

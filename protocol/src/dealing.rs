@@ -537,6 +537,30 @@ pub fn judge_complaint<R: RngCore + CryptoRng>(
     }
 }
 
+/// The chunk size of a sector's dealing, in bits: the whole sector of `2^sector_height` leaves
+/// when it fits in one batch, else chunks of `2^MAX_CHUNK_BITS`. Owner and holders derive it
+/// from the ledger's layout, so a holder knows which batches make a sector complete.
+pub fn chunk_bits(sector_height: u32) -> u8 {
+    sector_height.min(u32::from(MAX_CHUNK_BITS)) as u8
+}
+
+/// What a holder keeps of a sector once every batch checked: the commitments of every leaf
+/// (public; needed to attribute faults at signing and repair) and its own shares (secret;
+/// the node stores the whole record sealed at rest). `Debug` redacts the shares.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeldSector {
+    /// The sector and its owner.
+    pub id: SectorId,
+    /// The sector's commitments root (what the holder acknowledged).
+    pub commitments_root: [u8; 32],
+    /// The sector's first global leaf.
+    pub first_leaf: u64,
+    /// One commitment per leaf of the sector, in leaf order.
+    pub commitments: Vec<Commitment>,
+    /// This holder's shares: `(global leaf, share)` in leaf order.
+    pub shares: ReceivedShares,
+}
+
 /// A holder's signed statement that it stored its shares of a sector durably and saw the
 /// commitments whose root is `commitments_root`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

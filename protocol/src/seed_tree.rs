@@ -29,6 +29,13 @@ impl BranchSeed {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         BranchSeed(bytes)
     }
+
+    /// A 32-byte secret derived from this seed for `purpose` (keyed BLAKE2b, domain-separated
+    /// from the GGM expansion): e.g. the randomness of the owner's Feldman polynomials, so a
+    /// restarted owner deals exactly the same shares and commitments again.
+    pub fn derive(&self, purpose: Domain) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(hash32(purpose, &self.0, &[0; 16], &[]))
+    }
 }
 
 impl std::fmt::Debug for BranchSeed {

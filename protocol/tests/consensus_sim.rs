@@ -292,10 +292,18 @@ impl Sim {
         let ledger = self.nodes[i].consensus.ledger().clone();
         let duties = agent.on_block(&ledger, &mut self.rng);
         self.nodes[i].agent = Some(agent);
+        let bodies = self.dispatch(i, duties);
+        self.nodes[i].pending = self.sign_own(i, &ledger, bodies);
+    }
+
+    /// Node `i`'s duties: its transaction bodies are returned, its envelopes go out over the
+    /// network (no loss), its holder records are dropped (nothing here reads them).
+    fn dispatch(&mut self, i: usize, duties: Vec<Duty>) -> Vec<TxBody> {
         let mut bodies = Vec::new();
         for d in duties {
             match d {
                 Duty::Submit(b) => bodies.push(b),
+                Duty::Keep { .. } => {}
                 Duty::Send { to, payload } => {
                     let Some(j) = self.nodes.iter().position(|n| n.consensus.id() == to) else {
                         continue;
@@ -315,7 +323,7 @@ impl Sim {
                 }
             }
         }
-        self.nodes[i].pending = self.sign_own(i, &ledger, bodies);
+        bodies
     }
 
     fn rand(&mut self, n: u64) -> u64 {
@@ -644,11 +652,7 @@ impl Sim {
                             .iter()
                             .map(|t| t.tx.body.clone())
                             .collect();
-                        for d in duties {
-                            if let Duty::Submit(b) = d {
-                                bodies.push(b);
-                            }
-                        }
+                        bodies.extend(self.dispatch(to, duties));
                         self.nodes[to].pending = self.sign_own(to, &ledger, bodies);
                     }
                     self.nodes[to].agent = Some(agent);

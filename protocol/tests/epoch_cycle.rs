@@ -1,249 +1,25 @@
-//! The whole epoch cycle in memory: validators with a real `Ledger` and an `agent::Agent` each,
-//! a trivial "consensus" that puts every submitted transaction into the next block (built with
-//! `Ledger::build_block`, last commit signed by the validators), and point-to-point messages
-//! delivered one step later. Every loop is bounded.
+//! The whole epoch cycle in memory, on the federation of `common` (real ledgers and agents,
+//! trivial consensus, direct messages delivered one step later). Every loop is bounded.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use ed25519_dalek::{Signer, SigningKey};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use x25519_dalek::{PublicKey, StaticSecret};
+use x25519_dalek::StaticSecret;
 
 use frost_ed25519::Ed25519Sha512;
 use frost_ristretto255::Ristretto255Sha512;
 use seedfed_protocol::agent::{Agent, Duty, EpochError, Fault};
 use seedfed_protocol::dkg::{self, Complaint, Envelope};
-use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
-    beacon_input, chain_digest, decode, encode, validator_set_hash, CommitInfo, ComplaintKey,
-    ComplaintPayload, DkgExclusion, DkgSuite, EpochParams, Genesis, GenesisValidator, KeyParams,
-    Ledger, LedgerError, LedgerState, Round1Payload, Signature64, SignedTx, Tx, TxBody, VoteKind,
+    beacon_input, chain_digest, decode, encode, validator_set_hash, ComplaintKey, ComplaintPayload,
+    DkgExclusion, DkgSuite, LedgerError, LedgerState, Round1Payload, Tx, TxBody,
 };
 use seedfed_protocol::light_client;
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::tprf;
 
-const CHAIN: &str = "epoch-cycle-test";
-
-struct Node {
-    key: SigningKey,
-    ledger: Ledger,
-    agent: Option<Agent>,
-}
-
-struct Net {
-    nodes: Vec<Node>,
-    rng: ChaCha20Rng,
-    /// (to, from, payload) delivered next step.
-    inbox: Vec<(usize, MemberId, Vec<u8>)>,
-    /// Node whose agent is rebuilt from its snapshot every step (persistence check).
-    restore_each_step: Option<usize>,
-    faults: BTreeMap<usize, Fault>,
-    /// Direct messages (from, to) the network loses.
-    drop_direct: BTreeSet<(usize, usize)>,
-}
-
-fn seed(i: usize) -> [u8; 32] {
-    let mut s = [0u8; 32];
-    s[..8].copy_from_slice(&(i as u64 + 11).to_le_bytes());
-    s[31] = 0xe9;
-    s
-}
-
-fn xseed(i: usize) -> [u8; 32] {
-    let mut s = seed(i);
-    s[30] = 0x55;
-    s
-}
-
-fn id(k: &SigningKey) -> MemberId {
-    MemberId(k.verifying_key().to_bytes())
-}
-
-impl Net {
-    /// `n` genesis validators; those in `absent` run no agent and sign no commits.
-    fn new(n: usize, absent: &[usize], faults: &[(usize, Fault)], seed_rng: u64) -> Self {
-        let keys: Vec<SigningKey> = (0..n).map(|i| SigningKey::from_bytes(&seed(i))).collect();
-        let genesis = Genesis {
-            chain_id: CHAIN.into(),
-            pow_difficulty: 0,
-            validators: (0..n)
-                .map(|i| GenesisValidator {
-                    id: id(&keys[i]),
-                    stake: 100,
-                    x25519: PublicKey::from(&StaticSecret::from(xseed(i))).to_bytes(),
-                })
-                .collect(),
-            key: KeyParams {
-                tree_height: 5,
-                sector_bits: 1,
-                leaf_threshold: 2,
-                leaf_holders: 3,
-                ack_threshold: 3,
-            },
-            eviction_missed_heights: 1_000_000,
-            epochs: EpochParams::default(),
-        };
-        let faults: BTreeMap<usize, Fault> = faults.iter().copied().collect();
-        let nodes = keys
-            .into_iter()
-            .enumerate()
-            .map(|(i, key)| Node {
-                key,
-                ledger: Ledger::from_genesis(&genesis).unwrap(),
-                agent: (!absent.contains(&i)).then(|| {
-                    Agent::new(
-                        seed(i),
-                        xseed(i),
-                        faults.get(&i).copied().unwrap_or_default(),
-                    )
-                }),
-            })
-            .collect();
-        Net {
-            nodes,
-            rng: ChaCha20Rng::seed_from_u64(seed_rng),
-            inbox: Vec::new(),
-            restore_each_step: None,
-            faults,
-            drop_direct: BTreeSet::new(),
-        }
-    }
-
-    fn st(&self) -> &LedgerState {
-        &self.nodes[0].ledger.state
-    }
-
-    fn index_of(&self, m: &MemberId) -> usize {
-        self.nodes.iter().position(|n| id(&n.key) == *m).unwrap()
-    }
-
-    /// One step: deliver last step's messages, collect duties, build and apply one block.
-    fn step(&mut self) {
-        let mut submits: Vec<(usize, TxBody)> = Vec::new();
-        for (to, from, payload) in std::mem::take(&mut self.inbox) {
-            let node = &mut self.nodes[to];
-            if let Some(agent) = node.agent.as_mut() {
-                if let Ok(duties) = agent.on_direct(&node.ledger, from, &payload, &mut self.rng) {
-                    for d in duties {
-                        if let Duty::Submit(b) = d {
-                            submits.push((to, b));
-                        }
-                    }
-                }
-            }
-        }
-        for i in 0..self.nodes.len() {
-            if self.restore_each_step == Some(i) {
-                if let Some(a) = self.nodes[i].agent.take() {
-                    let snap = a.snapshot();
-                    let fault = self.faults.get(&i).copied().unwrap_or_default();
-                    self.nodes[i].agent =
-                        Some(Agent::restore(&snap, seed(i), xseed(i), fault).unwrap());
-                }
-            }
-            let node = &mut self.nodes[i];
-            let Some(agent) = node.agent.as_mut() else {
-                continue;
-            };
-            let duties = agent.on_block(&node.ledger, &mut self.rng);
-            // Idempotent for the same ledger: a second call gives the same duties.
-            assert_eq!(agent.on_block(&node.ledger, &mut self.rng), duties);
-            let me = id(&node.key);
-            for d in duties {
-                match d {
-                    Duty::Submit(b) => submits.push((i, b)),
-                    Duty::Send { to, payload } => {
-                        let j = self.index_of(&to);
-                        if !self.drop_direct.contains(&(i, j)) {
-                            self.inbox.push((j, me, payload));
-                        }
-                    }
-                }
-            }
-        }
-        // The mempool: de-duplicate per author, sign with consecutive nonces, keep what applies.
-        let mut shadow = self.nodes[0].ledger.state.clone();
-        shadow.height += 1;
-        let mut seen = BTreeSet::new();
-        let mut txs: Vec<SignedTx> = Vec::new();
-        for (i, body) in submits {
-            let author = id(&self.nodes[i].key);
-            if !seen.insert((author, format!("{body:?}"))) {
-                continue;
-            }
-            let nonce = shadow.members.get(&author).map_or(0, |m| m.nonce);
-            let tx = Tx {
-                author,
-                nonce,
-                body,
-            }
-            .sign(CHAIN, &self.nodes[i].key);
-            if shadow.apply_tx(&tx).is_ok() {
-                txs.push(tx);
-            }
-        }
-        let commit = self.commit();
-        let proposer = id(&self.nodes[self.first_present()].key);
-        let (block, rejected) = self.nodes[0]
-            .ledger
-            .build_block(proposer, commit, txs)
-            .unwrap();
-        assert!(rejected.is_empty(), "{rejected:?}");
-        for node in &mut self.nodes {
-            node.ledger.apply_block(&block).unwrap();
-        }
-    }
-
-    fn first_present(&self) -> usize {
-        self.nodes.iter().position(|n| n.agent.is_some()).unwrap()
-    }
-
-    fn commit(&self) -> CommitInfo {
-        let st = self.st();
-        if st.height == 0 {
-            return CommitInfo::default();
-        }
-        let mut signatures: Vec<(MemberId, Signature64)> = self
-            .nodes
-            .iter()
-            .filter(|n| n.agent.is_some() && st.last_validators.contains_key(&id(&n.key)))
-            .map(|n| {
-                let d = vote_digest(
-                    CHAIN,
-                    st.height,
-                    0,
-                    VoteKind::Precommit,
-                    Some(&self.nodes[0].ledger.tip),
-                    &id(&n.key),
-                );
-                (id(&n.key), Signature64(n.key.sign(&d).to_bytes()))
-            })
-            .collect();
-        signatures.sort_by_key(|a| a.0);
-        CommitInfo {
-            round: 0,
-            signatures,
-        }
-    }
-
-    /// Steps until `done` holds, at most `max` steps.
-    fn run_until(&mut self, max: usize, mut done: impl FnMut(&Net) -> bool) {
-        for _ in 0..max {
-            if done(self) {
-                return;
-            }
-            self.step();
-        }
-        assert!(
-            done(self),
-            "not reached within {max} steps at height {}",
-            self.st().height
-        );
-    }
-}
+mod common;
+use common::*;
 
 /// Checks everything the cycle must deliver for an `n`-validator net with `bad` excluded.
 /// A validator expected to be excluded, and the check of its reason.
@@ -350,10 +126,12 @@ fn full_cycle(mut net: Net, expect_excluded: &[Expected]) {
     // Epoch 1's DKG, the rotation checkpoint (signed by key 0, vouching for key 1), epoch 2.
     net.run_until(300, |net| net.st().epoch == 2);
     let st = net.st();
+    // The last checkpoint key 0 signed is the rotation (a master-root checkpoint may precede it).
     let rotation = st
         .checkpoints
         .iter()
-        .find(|c| c.key_epoch == 0 && c.seq > first.seq)
+        .filter(|c| c.key_epoch == 0 && c.seq > first.seq)
+        .max_by_key(|c| c.seq)
         .expect("rotation checkpoint");
     light_client::verify_checkpoint(
         &genesis_group_key,
@@ -570,8 +348,14 @@ fn round1_payload(
     })
 }
 
+/// The wire form of a DKG direct message (`agent::direct::Direct::Dkg`).
 #[derive(serde::Deserialize)]
-struct DirectMirror {
+enum DirectMirror {
+    Dkg(DkgMirror),
+}
+
+#[derive(serde::Deserialize)]
+struct DkgMirror {
     _epoch: u64,
     _attempt: u32,
     ristretto255: Vec<u8>,
@@ -621,7 +405,7 @@ fn ledger_rejects_bad_cycle_transactions() {
     let st = net.st().clone();
     let r1_end = st.dkg.round1_end(&st.epochs);
     let (to, from, payload) = net.inbox[0].clone();
-    let msg: DirectMirror = decode(&payload).unwrap();
+    let DirectMirror::Dkg(msg) = decode(&payload).unwrap();
     let env = Envelope::decode(&msg.ristretto255).unwrap();
     let session = st.dkg.session::<Ristretto255Sha512>(CHAIN).unwrap();
     let valid_share_complaint = session

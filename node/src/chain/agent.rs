@@ -1,17 +1,21 @@
 //! Agent dispatch: drives `seedfed_protocol::agent::Agent` (the epoch cycle's DKG, beacon and
-//! checkpoint signing) from the driver: after every decided block, and for every direct
-//! message (a DKG round-2 envelope) a peer sends us.
+//! checkpoint signing, and key generation) from the driver: after every decided block, and for
+//! every direct message (DKG envelope, branch partial, dealt batch, acknowledgement) a peer
+//! sends us.
 //!
-//! Guarantees: the agent's snapshot (its key shares and nonces) is fsynced, on the storage
-//! thread, before any duty it produced leaves the node; an unchanged snapshot is not rewritten.
-//! Duties become our own transactions ([`Duty::Submit`], through the outbox and mempool) or
-//! point-to-point requests ([`Duty::Send`]).
+//! Guarantees: held shares ([`Duty::Keep`]) and then the agent's snapshot (its key shares and
+//! nonces) are fsynced, sealed, on the storage thread, before any duty of the same step leaves
+//! the node; an unchanged snapshot is not rewritten. Duties become our own transactions
+//! ([`Duty::Submit`], through the outbox and mempool) or point-to-point requests
+//! ([`Duty::Send`]). Held records of a dealing that lost to another on the ledger are deleted.
 
 use libp2p::PeerId;
 use seedfed_protocol::agent::Duty;
 use seedfed_protocol::hash::Domain;
 use seedfed_protocol::ledger;
-use tracing::debug;
+use std::collections::BTreeMap;
+
+use tracing::{debug, info, warn};
 
 use super::driver::{ChainError, Driver};
 use super::wire::{member_of, peer_of, ChainRequest, ChainResponse};
@@ -19,14 +23,14 @@ use super::wire::{member_of, peer_of, ChainRequest, ChainResponse};
 const AGENT_DIGEST: Domain = Domain::new("seedfed-agentsnp");
 
 impl Driver {
-    /// Runs the epoch agent on the current ledger: persists its state, then acts on its duties.
+    /// Runs the epoch agent on the current ledger: keeps what it asks to keep, persists its
+    /// state, then acts on its duties.
     pub(super) async fn agent_step(&mut self) -> Result<(), ChainError> {
-        let duties = self
-            .agent
-            .on_block(self.consensus.ledger(), &mut rand_core::OsRng);
-        self.persist_agent().await?;
-        self.dispatch(duties);
-        Ok(())
+        let (agent, ledger) = (&mut self.agent, self.consensus.ledger());
+        // Sector generation and dealing are CPU-bound: let the runtime move other tasks away.
+        let duties = cpu_bound(|| agent.on_block(ledger, &mut rand_core::OsRng));
+        self.prune_held().await?;
+        self.act_on(duties).await
     }
 
     /// A direct message from `peer` for our agent.
@@ -40,15 +44,10 @@ impl Driver {
                 "sender is not an Ed25519 identity".into(),
             ));
         };
-        match self.agent.on_direct(
-            self.consensus.ledger(),
-            from,
-            payload,
-            &mut rand_core::OsRng,
-        ) {
+        let (agent, ledger) = (&mut self.agent, self.consensus.ledger());
+        match cpu_bound(|| agent.on_direct(ledger, from, payload, &mut rand_core::OsRng)) {
             Ok(duties) => {
-                self.persist_agent().await?;
-                self.dispatch(duties);
+                self.act_on(duties).await?;
                 Ok(ChainResponse::Ack)
             }
             Err(e) => {
@@ -56,6 +55,52 @@ impl Driver {
                 Ok(ChainResponse::Refused(e.to_string()))
             }
         }
+    }
+
+    /// Stores the records the agent asked to keep, then persists its state, then sends and
+    /// submits: nothing that depends on a share or a key leaves before it is on disk.
+    async fn act_on(&mut self, duties: Vec<Duty>) -> Result<(), ChainError> {
+        let mut rest = Vec::with_capacity(duties.len());
+        for d in duties {
+            match d {
+                Duty::Keep {
+                    sector,
+                    commitments_root,
+                    record,
+                } => {
+                    let key = self.at_rest.clone();
+                    self.storage
+                        .call(move |s| s.put_held(&key, sector, &commitments_root, &record.0))
+                        .await??;
+                    debug!(sector, "kept our shares of a sector");
+                }
+                other => rest.push(other),
+            }
+        }
+        self.persist_agent().await?;
+        self.dispatch(rest);
+        Ok(())
+    }
+
+    /// Once more sectors are on the ledger, deletes the held records of dealings that lost.
+    async fn prune_held(&mut self) -> Result<(), ChainError> {
+        let sectors = &self.consensus.ledger().state.sectors;
+        if sectors.len() == self.sectors_seen {
+            return Ok(());
+        }
+        self.sectors_seen = sectors.len();
+        let landed: BTreeMap<u32, [u8; 32]> = sectors
+            .iter()
+            .map(|(s, r)| (*s, r.commitments_root))
+            .collect();
+        let n = self.storage.call(move |s| s.prune_held(&landed)).await??;
+        if n > 0 {
+            info!(
+                deleted = n,
+                "deleted held shares of dealings that did not land"
+            );
+        }
+        Ok(())
     }
 
     /// Makes the agent's state (key shares, nonces, received envelopes) durable before anything
@@ -93,7 +138,19 @@ impl Driver {
                         }
                     });
                 }
+                Duty::Keep { sector, .. } => {
+                    warn!(sector, "a record to keep reached dispatch; dropped");
+                }
             }
         }
+    }
+}
+
+/// Runs CPU-bound agent work: on a multi-threaded runtime the worker hands its other tasks
+/// to the rest of the pool first (`block_in_place`); elsewhere it just runs.
+fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }

@@ -152,7 +152,8 @@ pub async fn spawn(
             })?
         }
         None => Agent::new(*identity_seed, *x25519_secret, fault),
-    };
+    }
+    .with_threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
     if fault != Fault::None {
         warn!(
             ?fault,
@@ -195,6 +196,7 @@ pub async fn spawn(
         status,
         agent,
         agent_saved: None,
+        sectors_seen: 0,
         at_rest,
         commits: CommitClock::default(),
         state_hash,
@@ -227,7 +229,9 @@ pub(super) struct Driver {
     pub(super) agent: Agent,
     /// Hash of the agent snapshot last written (skip identical rewrites).
     pub(super) agent_saved: Option<[u8; 32]>,
-    /// The key the agent's snapshot is sealed with on disk.
+    /// Sectors on the ledger when held records were last pruned.
+    pub(super) sectors_seen: usize,
+    /// The key the agent's snapshot and held shares are sealed with on disk.
     pub(super) at_rest: Arc<AtRestKey>,
     pub(super) commits: CommitClock,
     /// State hash at the tip (the tip block's, or genesis's), so status need not rehash.

@@ -1,6 +1,6 @@
 //! The chain's durable records in the node's store: decided blocks with their commit
-//! certificates, the ledger state at the tip, the consensus write-ahead log, and the epoch
-//! agent's snapshot.
+//! certificates, the ledger state at the tip, the consensus write-ahead log, the epoch
+//! agent's snapshot, and the leaf shares this node holds (both sealed at rest).
 //!
 //! Guarantees: a decided block, its certificate and the state it leads to are written in one
 //! atomic, fsynced batch that also drops the WAL of that height, so after a crash the store
@@ -32,6 +32,9 @@ pub const CHAIN: &str = "chain";
 pub const TIP_KEY: &[u8] = b"tip";
 /// The epoch agent's snapshot (contains key shares), sealed (`at_rest`).
 pub const AGENT_KEY: &[u8] = b"agent";
+/// Keyspace of held sectors: `u32be(sector) ‖ commitments_root` →
+/// sealed `encode(dealing::HeldSector)` (the leaf shares this node holds; key number 0).
+pub const HELD: &str = "held";
 
 /// Why the chain's records could not be read or written.
 #[derive(Debug, Error)]
@@ -309,6 +312,84 @@ impl ChainStore {
             .put(CHAIN, AGENT_KEY, &key.seal(AGENT_KEY, snapshot))?;
         Ok(())
     }
+
+    /// Durably stores a held sector (the holder's shares and the sector's commitments), sealed
+    /// with the node's at-rest key and bound to its place in the store.
+    pub fn put_held(
+        &mut self,
+        key: &AtRestKey,
+        sector: u32,
+        commitments_root: &[u8; 32],
+        record: &[u8],
+    ) -> Result<(), StorageError> {
+        let k = held_key(sector, commitments_root);
+        self.store.put(HELD, &k, &key.seal(&k, record))?;
+        Ok(())
+    }
+
+    /// The held sector stored under (`sector`, `commitments_root`), opened.
+    pub fn held(
+        &self,
+        key: &AtRestKey,
+        sector: u32,
+        commitments_root: &[u8; 32],
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StorageError> {
+        let k = held_key(sector, commitments_root);
+        let Some(sealed) = self.store.get(HELD, &k)? else {
+            return Ok(None);
+        };
+        key.open(&k, &sealed)
+            .map(Some)
+            .map_err(|e| StorageError::Corrupt {
+                what: format!("held sector {sector}"),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Every (sector, commitments root) held.
+    pub fn held_index(&self) -> Result<Vec<(u32, [u8; 32])>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.store.scan_prefix(HELD, &[])? {
+            let (k, _) = item?;
+            match <[u8; 36]>::try_from(k.as_slice()) {
+                Ok(k) => {
+                    let mut sector = [0u8; 4];
+                    sector.copy_from_slice(&k[..4]);
+                    let mut root = [0u8; 32];
+                    root.copy_from_slice(&k[4..]);
+                    out.push((u32::from_be_bytes(sector), root));
+                }
+                Err(_) => warn!("ignoring a held-sector key of {} bytes", k.len()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes held sectors that lost: those of a sector now on the ledger with another
+    /// commitments root (a dealing that never landed). Returns how many were deleted.
+    pub fn prune_held(
+        &mut self,
+        landed: &std::collections::BTreeMap<u32, [u8; 32]>,
+    ) -> Result<usize, StorageError> {
+        let mut batch = Batch::new();
+        for (sector, root) in self.held_index()? {
+            if landed.get(&sector).is_some_and(|r| *r != root) {
+                batch.delete(HELD, &held_key(sector, &root));
+            }
+        }
+        let n = batch.len();
+        if n > 0 {
+            self.store.write(&batch)?;
+        }
+        Ok(n)
+    }
+}
+
+fn held_key(sector: u32, commitments_root: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(36);
+    k.extend_from_slice(&sector.to_be_bytes());
+    k.extend_from_slice(commitments_root);
+    k
 }
 
 #[cfg(test)]

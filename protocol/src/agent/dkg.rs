@@ -15,11 +15,12 @@ use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
+use super::direct::Direct;
 use super::duty::{Duty, EpochError, Fault};
 use super::machine::Agent;
 use super::state::{LocalDkg, LocalKeys};
 use crate::dkg::{Ceremony, DkgError, Envelope};
-use crate::ledger::{decode, encode, Ledger, LedgerState, TxBody};
+use crate::ledger::{encode, LedgerState, TxBody};
 use crate::ledger::{ComplaintKey, ComplaintPayload, DkgSuite, Round1Payload};
 use crate::member::MemberId;
 
@@ -31,7 +32,7 @@ pub const MISSING_DELAY_BLOCKS: u64 = 2;
 
 /// A point-to-point message: one dealer's two envelopes for one recipient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct DirectMsg {
+pub(super) struct DirectMsg {
     epoch: u64,
     attempt: u32,
     ristretto255: Vec<u8>,
@@ -54,17 +55,15 @@ enum Opened {
 }
 
 impl Agent {
-    /// A point-to-point payload from `from` (already authenticated by the transport). Bad
-    /// bytes are an error and leave the state unchanged.
-    pub fn on_direct<R: RngCore + CryptoRng>(
+    /// One dealer's round-2 envelopes from `from` (authenticated by the transport). A bad
+    /// message is an error and leaves the state unchanged.
+    pub(super) fn on_dkg_envelopes<R: RngCore + CryptoRng>(
         &mut self,
-        ledger: &Ledger,
+        st: &LedgerState,
         from: MemberId,
-        payload: &[u8],
+        msg: DirectMsg,
         rng: &mut R,
     ) -> Result<Vec<Duty>, EpochError> {
-        let st = &ledger.state;
-        let msg: DirectMsg = decode(payload).map_err(|_| EpochError::Decode("direct message"))?;
         let d = &st.dkg;
         if msg.epoch != d.epoch || msg.attempt != d.attempt {
             return Err(EpochError::Stale {
@@ -256,12 +255,12 @@ impl Agent {
                 for (to, (r, e)) in local.dealt.iter().flatten() {
                     duties.push(Duty::Send {
                         to: *to,
-                        payload: encode(&DirectMsg {
+                        payload: encode(&Direct::Dkg(DirectMsg {
                             epoch: d.epoch,
                             attempt: d.attempt,
                             ristretto255: r.clone(),
                             ed25519: e.clone(),
-                        }),
+                        })),
                     });
                 }
             }
@@ -423,10 +422,10 @@ impl Agent {
     ) -> Result<BTreeMap<MemberId, Vec<u8>>, EpochError> {
         let (session, published) = session_and_published::<C>(st, suite)?;
         let secret = match self.fault {
-            Fault::None => round1::SecretPackage::<C>::deserialize(secret)
-                .map_err(|_| EpochError::Decode("round-1 secret"))?,
             // A fresh polynomial that does not match the published commitment.
             Fault::BadRound2Shares => session.round1(&self.me, rng)?.0,
+            _ => round1::SecretPackage::<C>::deserialize(secret)
+                .map_err(|_| EpochError::Decode("round-1 secret"))?,
         };
         let envelopes = session.deal(&self.me, &self.identity, &secret, &published, rng)?;
         Ok(envelopes

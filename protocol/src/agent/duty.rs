@@ -1,8 +1,11 @@
 //! What the agent tells the node: the [`Duty`]s to perform, the [`Fault`] to inject in tests,
 //! and the [`EpochError`] for rejected direct messages and snapshots.
 //!
-//! Guarantees: errors never contain secrets; a duty is plain public data (a transaction body
-//! to submit, or an opaque envelope payload to send to one peer).
+//! Guarantees: errors never contain secrets; a duty is a transaction body to submit, an opaque
+//! payload to send to one peer, or a holder record to store (its secret part redacted from
+//! `Debug`).
+
+use zeroize::Zeroizing;
 
 use crate::dkg::DkgError;
 use crate::ledger::TxBody;
@@ -23,6 +26,28 @@ pub enum Duty {
         /// Opaque payload.
         payload: Vec<u8>,
     },
+    /// Store this holder record durably, sealed at rest, before any later duty of the same
+    /// call leaves the node (the acknowledgement that follows says it is stored). Stored under
+    /// (sector, commitments root); storing the same record twice is harmless.
+    Keep {
+        /// The sector.
+        sector: u32,
+        /// Its commitments root (what we acknowledged).
+        commitments_root: [u8; 32],
+        /// `ledger::encode(dealing::HeldSector)`: secret.
+        record: SecretBytes,
+    },
+}
+
+/// Encoded secret material for the node to store sealed. Zeroized on drop; `Debug` prints
+/// only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(pub Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBytes({} bytes, [redacted])", self.0.len())
+    }
 }
 
 /// Fault injection for tests.
@@ -33,6 +58,10 @@ pub enum Fault {
     None,
     /// Deal corrupted round-2 shares (still signed) to every recipient, in both DKGs.
     BadRound2Shares,
+    /// As a holder, check and store dealt shares but never acknowledge them.
+    NeverAck,
+    /// As a sector owner, deal one holder a share that fails its commitment (still signed).
+    BadDealShare,
 }
 
 /// Why a direct message or a snapshot was rejected. Never contains secrets.
@@ -62,4 +91,14 @@ pub enum EpochError {
     /// A DKG step failed.
     #[error(transparent)]
     Dkg(#[from] DkgError),
+    /// No key generation matches the message (none in progress, another epoch, a sector that
+    /// landed or that the sender does not own).
+    #[error("no key generation for this message: {0}")]
+    NoKeygen(&'static str),
+    /// A branch-seed partial was refused.
+    #[error(transparent)]
+    BranchSeed(#[from] crate::branch_seed::BranchSeedError),
+    /// A dealt batch or an acknowledgement was refused.
+    #[error(transparent)]
+    Deal(#[from] crate::dealing::DealError),
 }

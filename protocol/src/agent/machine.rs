@@ -11,6 +11,7 @@ use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
 
 use super::duty::{Duty, EpochError, Fault};
+use super::keygen::{KeyCtx, Keygen};
 use super::state::Saved;
 use crate::ledger::{decode, encode, Ledger, LedgerState, TxBody};
 use crate::member::MemberId;
@@ -29,10 +30,16 @@ pub struct AgentStatus {
     /// Fault injection in effect.
     pub faulty: bool,
     /// What the last `on_block` found to do: `idle`, `dkg-round1`, `dkg-round2`, `dkg-finalize`,
-    /// `beacon`, `epoch-start`, `assignment` or `checkpoint` (the first that applied).
+    /// `beacon`, `epoch-start`, `assignment`, `checkpoint`, `keygen` (partials and batches),
+    /// `sector-root` or `master-root` (the first that applied).
     pub phase: String,
     /// Ledger height seen by the last `on_block`.
     pub height: u64,
+    /// Sectors this validator owns and is generating or dealing (in memory).
+    pub keygen_owned: Vec<u32>,
+    /// Sectors this validator is receiving or has acknowledged shares of, not yet on the
+    /// ledger (in memory).
+    pub keygen_holding: Vec<u32>,
 }
 
 /// The duty machine of one validator. Holds secrets: wiped on drop, Debug prints `[redacted]`.
@@ -44,6 +51,10 @@ pub struct Agent {
     pub(super) saved: Saved,
     /// (phase, height) of the last `on_block`; not persisted.
     last: (&'static str, u64),
+    /// Key-generation work in progress; not persisted (see `keygen`).
+    pub(super) keygen: Keygen,
+    /// Threads for sector generation.
+    pub(super) threads: usize,
 }
 
 impl std::fmt::Debug for Agent {
@@ -72,7 +83,15 @@ impl Agent {
             fault,
             saved: Saved::default(),
             last: ("idle", 0),
+            keygen: Keygen::default(),
+            threads: 1,
         }
+    }
+
+    /// Generates sectors on `threads` threads (default 1).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
     }
 
     /// This validator's id.
@@ -109,6 +128,8 @@ impl Agent {
             faulty: self.fault != Fault::None,
             phase: self.last.0.to_string(),
             height: self.last.1,
+            keygen_owned: self.keygen.owned.keys().copied().collect(),
+            keygen_holding: self.keygen.holding.keys().map(|(_, s)| *s).collect(),
         }
     }
 
@@ -138,10 +159,20 @@ impl Agent {
         self.beacon_duties(st, rng, &mut duties);
         self.assignment_duties(st, &mut duties);
         self.checkpoint_duties(st, rng, &mut duties);
+        let keygen_from = duties.len();
+        let ctx = KeyCtx::of(st);
+        self.keygen.rescope(ctx.as_ref(), st);
+        if let Some(ctx) = ctx {
+            self.partial_duties(&ctx, st, rng, &mut duties);
+            self.owner_duties(&ctx, st, rng, &mut duties);
+        }
+        self.master_duties(st, &mut duties);
         let phase = duties
             .iter()
-            .map(|d| match d {
-                Duty::Send { .. } => "dkg-round2",
+            .enumerate()
+            .map(|(i, d)| match d {
+                Duty::Send { .. } | Duty::Keep { .. } if i >= keygen_from => "keygen",
+                Duty::Send { .. } | Duty::Keep { .. } => "dkg-round2",
                 Duty::Submit(b) => match b {
                     TxBody::DkgCommitment { .. } => "dkg-round1",
                     TxBody::DkgComplaint { .. } | TxBody::DkgAnswer { .. } => "dkg-round2",
@@ -149,6 +180,8 @@ impl Agent {
                     TxBody::BeaconPartial { .. } => "beacon",
                     TxBody::EpochStart { .. } => "epoch-start",
                     TxBody::BranchAssignment { .. } => "assignment",
+                    TxBody::SectorRoot { .. } => "sector-root",
+                    TxBody::MasterRoot { .. } => "master-root",
                     _ => "checkpoint",
                 },
             })

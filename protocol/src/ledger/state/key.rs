@@ -56,6 +56,18 @@ impl HolderBasis {
         )?)
     }
 
+    /// The `r` holders of every global leaf in `leaves`, in order (the weights built once).
+    pub fn holders_of(
+        &self,
+        leaves: std::ops::Range<u64>,
+        r: u16,
+    ) -> Result<Vec<Vec<MemberId>>, LedgerError> {
+        let weighted = self.weighted();
+        leaves
+            .map(|leaf| Ok(leaf_holders(&self.beacon, leaf, &weighted, usize::from(r))?))
+            .collect()
+    }
+
     /// The candidates as rendezvous weights.
     fn weighted(&self) -> Vec<Weighted> {
         self.members
@@ -172,14 +184,15 @@ impl LedgerState {
         let leaves = layout
             .sector_leaves(sector)
             .map_err(|e| LedgerError::Layout(e.to_string()))?;
-        let weighted = basis.weighted();
-        let r = usize::from(self.key.leaf_holders);
-        for leaf in leaves {
-            let holders = leaf_holders(&basis.beacon, u64::from(leaf), &weighted, r)?;
+        let range = u64::from(leaves.start)..u64::from(leaves.end);
+        for (leaf, holders) in range
+            .clone()
+            .zip(basis.holders_of(range, self.key.leaf_holders)?)
+        {
             let got = holders.iter().filter(|h| acked.contains(*h)).count();
             if got < usize::from(self.key.ack_threshold) {
                 return Err(LedgerError::NotEnoughAcks {
-                    leaf: u64::from(leaf),
+                    leaf,
                     got,
                     need: self.key.ack_threshold,
                 });

@@ -1,0 +1,69 @@
+//! Point-to-point messages between agents, and their dispatch: DKG round-2 envelopes,
+//! branch-seed partials (validator → owner), dealt batches (owner → holder) and deal
+//! acknowledgements (holder → owner). The node carries them as opaque bytes and names the
+//! authenticated sender; [`Agent::on_direct`] decodes and routes them.
+//!
+//! Guarantees: a message that does not decode, is stale, or fails its checks is an error that
+//! leaves the agent's state unchanged.
+
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use super::dkg::DirectMsg;
+use super::duty::{Duty, EpochError};
+use super::machine::Agent;
+use crate::branch_seed::PartialEnvelope;
+use crate::dealing::{DealAck, DealBatch};
+use crate::ledger::{decode, Ledger};
+use crate::member::MemberId;
+
+/// A point-to-point message. Every key-generation message names the epoch it was made in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Direct {
+    /// One DKG dealer's two envelopes for one recipient.
+    Dkg(DirectMsg),
+    /// A validator's branch-seed partial, sealed to the branch's owner.
+    Partial {
+        /// Epoch of the branch assignment.
+        epoch: u64,
+        /// The sealed, signed partial.
+        envelope: PartialEnvelope,
+    },
+    /// One chunk of a sector's dealing for one holder.
+    Batch {
+        /// Epoch of the holder basis the owner dealt with.
+        epoch: u64,
+        /// The sealed, signed batch.
+        batch: DealBatch,
+    },
+    /// A holder's acknowledgement of a whole sector.
+    Ack {
+        /// Epoch of the dealing.
+        epoch: u64,
+        /// The sector.
+        sector: u32,
+        /// The signed acknowledgement.
+        ack: DealAck,
+    },
+}
+
+impl Agent {
+    /// A point-to-point payload from `from` (already authenticated by the transport). Bad
+    /// bytes are an error and leave the state unchanged.
+    pub fn on_direct<R: RngCore + CryptoRng>(
+        &mut self,
+        ledger: &Ledger,
+        from: MemberId,
+        payload: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<Duty>, EpochError> {
+        let st = &ledger.state;
+        let msg: Direct = decode(payload).map_err(|_| EpochError::Decode("direct message"))?;
+        match msg {
+            Direct::Dkg(m) => self.on_dkg_envelopes(st, from, m, rng),
+            Direct::Partial { epoch, envelope } => self.on_partial(st, from, epoch, &envelope, rng),
+            Direct::Batch { epoch, batch } => self.on_batch(st, from, epoch, &batch, rng),
+            Direct::Ack { epoch, sector, ack } => self.on_ack(st, from, epoch, sector, ack),
+        }
+    }
+}

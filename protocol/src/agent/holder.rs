@@ -1,0 +1,126 @@
+//! The leaf-share holder (`docs/protocol.md` steps 4–5): checks each dealt batch (the owner's
+//! signature, the chunk's place in the sector, exactly the leaves the ledger gives us, every
+//! share against its commitment), and once every chunk of the sector is in, asks the node to
+//! keep the record durably ([`Duty::Keep`]) and then acknowledges it to the owner.
+//!
+//! Guarantees: the acknowledgement comes after the `Keep` in the same duty list (the node
+//! stores before it sends); a batch that fails a check is an error and is not kept; a batch
+//! for a sector already acknowledged only re-sends the acknowledgement.
+
+use std::collections::BTreeSet;
+
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+use super::direct::Direct;
+use super::duty::{Duty, EpochError, Fault, SecretBytes};
+use super::machine::Agent;
+use crate::dealing::{self, chunk_bits, open_batch, sign_ack, DealBatch, DealError, HeldSector};
+use crate::ledger::{encode, LedgerState};
+use crate::member::MemberId;
+
+impl Agent {
+    /// One chunk of a sector's dealing from its owner `from`.
+    pub(super) fn on_batch<R: RngCore + CryptoRng>(
+        &mut self,
+        st: &LedgerState,
+        from: MemberId,
+        epoch: u64,
+        batch: &DealBatch,
+        rng: &mut R,
+    ) -> Result<Vec<Duty>, EpochError> {
+        let ctx = self.keygen_ctx(st, epoch)?;
+        let sector = batch.id.sector;
+        if batch.id.owner != from {
+            return Err(EpochError::Envelope("batch not from the sending peer"));
+        }
+        if st.sectors.contains_key(&sector) {
+            return Err(EpochError::NoKeygen("sector already published"));
+        }
+        if st.branch_owners.get(&sector) != Some(&from) {
+            return Err(EpochError::NoKeygen("the sender does not own this sector"));
+        }
+        let leaves = ctx
+            .layout
+            .sector_leaves(sector)
+            .map_err(|_| DealError::BadChunk("sector out of range"))?;
+        let (first, end) = (u64::from(leaves.start), u64::from(leaves.end));
+        let bits = chunk_bits(ctx.layout.sector_height());
+        let chunk_len = 1u64 << bits;
+        let start = batch.first_leaf;
+        if start < first
+            || start >= end
+            || !(start - first).is_multiple_of(chunk_len)
+            || batch.commitments.len() as u64 != chunk_len
+        {
+            return Err(DealError::BadChunk("not a chunk of this sector").into());
+        }
+        let id = ctx.sector_id(sector, from);
+        let holding = self.keygen.holding.entry((from, sector)).or_default();
+        if let Some((_, _, root)) = holding.chunks.get(&start) {
+            // Seen: the owner re-sends because our acknowledgement did not reach it.
+            let (root, acked) = (*root, holding.acked);
+            return match acked {
+                Some(acked) if batch.chunk_root()? == root => Ok(self.ack(epoch, &id, acked)),
+                _ => Ok(Vec::new()),
+            };
+        }
+        let mine: BTreeSet<u64> = ctx
+            .basis
+            .holders_of(start..start + chunk_len, ctx.r)
+            .map_err(|_| DealError::BadChunk("no holders for this chunk"))?
+            .iter()
+            .zip(start..)
+            .filter(|(hs, _)| hs.contains(&self.me))
+            .map(|(_, leaf)| leaf)
+            .collect();
+        let (shares, chunk_root) =
+            open_batch(batch, &id, &self.me, &self.x25519, &mine, ctx.k, rng)?;
+        let holding = self.keygen.holding.entry((from, sector)).or_default();
+        holding
+            .chunks
+            .insert(start, (batch.commitments.clone(), shares, chunk_root));
+        if holding.chunks.len() as u64 != (end - first) / chunk_len {
+            return Ok(Vec::new());
+        }
+        // Every chunk is in: keep the sector, then acknowledge it.
+        let roots: Vec<[u8; 32]> = holding.chunks.values().map(|(_, _, r)| *r).collect();
+        let commitments_root = dealing::commitments_root(first, bits, &roots);
+        let mut held = HeldSector {
+            id,
+            commitments_root,
+            first_leaf: first,
+            commitments: Vec::with_capacity((end - first) as usize),
+            shares: Vec::new(),
+        };
+        for (commitments, shares, _) in holding.chunks.values_mut() {
+            held.commitments.append(commitments);
+            held.shares.append(shares);
+        }
+        holding.acked = Some(commitments_root);
+        let record = SecretBytes(Zeroizing::new(encode(&held)));
+        drop(held);
+        let mut duties = vec![Duty::Keep {
+            sector,
+            commitments_root,
+            record,
+        }];
+        duties.extend(self.ack(epoch, &id, commitments_root));
+        Ok(duties)
+    }
+
+    /// The acknowledgement of sector `id` to its owner (none under the `NeverAck` fault).
+    fn ack(&self, epoch: u64, id: &dealing::SectorId, commitments_root: [u8; 32]) -> Vec<Duty> {
+        if self.fault == Fault::NeverAck {
+            return Vec::new();
+        }
+        vec![Duty::Send {
+            to: id.owner,
+            payload: encode(&Direct::Ack {
+                epoch,
+                sector: id.sector,
+                ack: sign_ack(id, &self.identity, commitments_root),
+            }),
+        }]
+    }
+}

@@ -1,0 +1,181 @@
+//! Key generation as the agent sees it: the context every step of `docs/protocol.md` reads
+//! from the ledger ([`KeyCtx`]: the epoch's branch owners, the root key whose threshold PRF
+//! gives branch seeds, the tree layout, the leaf-holder basis), and the agent's in-memory work
+//! ([`Keygen`]): partials it sends, sectors it owns, batches it holds. Sub-duties live in
+//! `branch` (partials), `owner` (generate, deal, collect acknowledgements, `SectorRoot`),
+//! `holder` (check, keep, acknowledge) and `master` (`MasterRoot`).
+//!
+//! Guarantees: none of this is persisted. Branch and leaf seeds exist only while an owner
+//! generates and deals (then only sealed batches remain), and everything is dropped when the
+//! epoch or the holder basis changes or the sector lands; a restarted node rebuilds it from
+//! re-sent partials and batches (dealing is deterministic in the branch seed).
+
+use std::collections::BTreeMap;
+
+use frost_ristretto255::keys::PublicKeyPackage;
+use zeroize::Zeroize;
+
+use crate::branch_seed::BranchId;
+use crate::dealing::{DealAck, ReceivedShares, SectorId};
+use crate::hash::{hash32, Domain};
+use crate::ledger::{chain_digest, encode, HolderBasis, LedgerState, TxBody};
+use crate::member::MemberId;
+use crate::sector::TreeLayout;
+use crate::shamir::Commitment;
+use crate::tprf::Partial;
+
+/// Blocks between re-sends of a partial, a batch or an acknowledgement that has not taken
+/// effect yet (the first send is immediate).
+pub const KEYGEN_RESEND_BLOCKS: u64 = 4;
+/// Blocks an owner waits, after dealing, for every holder to acknowledge before it publishes
+/// the sector root with the acknowledgements it has (if every leaf has enough).
+pub const ACK_WAIT_BLOCKS: u64 = 8;
+
+const BASIS: Domain = Domain::new("seedfed-kgbasis");
+
+/// What the ledger says about the key generation in progress in this epoch.
+pub(super) struct KeyCtx {
+    /// The current epoch (branch owners and holder basis are this epoch's).
+    pub(super) epoch: u64,
+    /// The epoch whose ristretto255 DKG key evaluates branch seeds: the key that produced this
+    /// epoch's beacon (`epoch − 1`), the same for every validator all epoch long.
+    pub(super) root_epoch: u64,
+    pub(super) root_public: PublicKeyPackage,
+    pub(super) root_threshold: usize,
+    pub(super) chain: [u8; 32],
+    pub(super) layout: TreeLayout,
+    /// `k`, `r`, `a`.
+    pub(super) k: usize,
+    pub(super) r: u16,
+    pub(super) ack_threshold: usize,
+    pub(super) basis: HolderBasis,
+    pub(super) basis_digest: [u8; 32],
+}
+
+impl KeyCtx {
+    /// The context, if a key is being generated: an epoch ≥ 1 with its branch assignment on
+    /// the ledger, the root key's DKG result, and the master root not yet final.
+    pub(super) fn of(st: &LedgerState) -> Option<KeyCtx> {
+        if st.epoch == 0 || st.assignment_epoch != Some(st.epoch) || st.master_root.is_some() {
+            return None;
+        }
+        let root_epoch = st.epoch - 1;
+        let result = st.dkg_results.get(&root_epoch)?;
+        let root_public = result.ristretto255().ok()?;
+        let chain = chain_digest(&st.chain_id);
+        let layout = st.key.layout(&chain).ok()?;
+        let basis = st.holder_basis();
+        let basis_digest = hash32(BASIS, &[], &[0; 16], &[&encode(&basis)]);
+        Some(KeyCtx {
+            epoch: st.epoch,
+            root_epoch,
+            root_public,
+            root_threshold: usize::from(result.threshold),
+            chain,
+            layout,
+            k: usize::from(st.key.leaf_threshold),
+            r: st.key.leaf_holders,
+            ack_threshold: usize::from(st.key.ack_threshold),
+            basis,
+            basis_digest,
+        })
+    }
+
+    pub(super) fn branch_id(&self, sector: u32) -> BranchId {
+        BranchId {
+            chain: self.chain,
+            key_id: self.layout.id,
+            branch: sector,
+        }
+    }
+
+    pub(super) fn sector_id(&self, sector: u32, owner: MemberId) -> SectorId {
+        SectorId {
+            chain: self.chain,
+            key: 0,
+            sector,
+            owner,
+        }
+    }
+
+    /// Sectors still to generate, with their owners.
+    pub(super) fn open_sectors<'a>(
+        &self,
+        st: &'a LedgerState,
+    ) -> impl Iterator<Item = (u32, MemberId)> + 'a {
+        st.branch_owners
+            .iter()
+            .filter(|(s, _)| !st.sectors.contains_key(s))
+            .map(|(s, o)| (*s, *o))
+    }
+}
+
+/// The agent's in-memory key-generation work for one (epoch, holder basis).
+#[derive(Default)]
+pub(super) struct Keygen {
+    /// The epoch and basis digest the work is for; other work is dropped.
+    pub(super) scope: Option<(u64, [u8; 32])>,
+    /// Our partial for each sector we do not own: (height first sent, encoded direct message).
+    pub(super) partials_out: BTreeMap<u32, (u64, Vec<u8>)>,
+    /// Sectors we own.
+    pub(super) owned: BTreeMap<u32, Owned>,
+    /// Sectors we hold shares of, by (owner, sector), as their batches arrive.
+    pub(super) holding: BTreeMap<(MemberId, u32), Holding>,
+}
+
+impl Keygen {
+    /// Drops the work if it is for another epoch or basis than `ctx`, and the work on sectors
+    /// that landed.
+    pub(super) fn rescope(&mut self, ctx: Option<&KeyCtx>, st: &LedgerState) {
+        let scope = ctx.map(|c| (c.epoch, c.basis_digest));
+        if scope != self.scope {
+            *self = Keygen {
+                scope,
+                ..Keygen::default()
+            };
+        }
+        self.partials_out.retain(|s, _| !st.sectors.contains_key(s));
+        self.owned.retain(|s, _| !st.sectors.contains_key(s));
+        self.holding.retain(|(_, s), _| !st.sectors.contains_key(s));
+    }
+}
+
+/// A sector we own: the partials gathered, then the dealing.
+#[derive(Default)]
+pub(super) struct Owned {
+    /// Verified partials by sender (dropped once dealt: they give the branch seed).
+    pub(super) partials: BTreeMap<MemberId, Partial>,
+    pub(super) dealt: Option<Dealt>,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        for p in self.partials.values_mut() {
+            p.point.0.zeroize();
+        }
+    }
+}
+
+/// A dealt sector, waiting for acknowledgements.
+pub(super) struct Dealt {
+    /// Ledger height when dealt (re-sends count from it).
+    pub(super) height: u64,
+    pub(super) root: [u8; 32],
+    pub(super) commitments_root: [u8; 32],
+    /// Encoded direct messages (one per chunk) for each validator of the basis.
+    pub(super) batches: BTreeMap<MemberId, Vec<Vec<u8>>>,
+    /// Each leaf's holders, as indices into the basis members (`r` per leaf).
+    pub(super) leaf_holders: Vec<u16>,
+    pub(super) acks: BTreeMap<MemberId, DealAck>,
+    /// The `SectorRoot` once submitted: re-submitted unchanged until it lands.
+    pub(super) submitted: Option<TxBody>,
+}
+
+/// Batches of one sector received so far.
+#[derive(Default)]
+pub(super) struct Holding {
+    /// By first leaf: the chunk's commitments, our shares, the chunk root.
+    pub(super) chunks: BTreeMap<u64, (Vec<Commitment>, ReceivedShares, [u8; 32])>,
+    /// The commitments root we acknowledged, once every chunk arrived.
+    pub(super) acked: Option<[u8; 32]>,
+}

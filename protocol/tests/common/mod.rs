@@ -1,0 +1,270 @@
+//! The in-memory federation the integration tests run: validators with a real `Ledger` and an
+//! `agent::Agent` each, a trivial "consensus" that puts every submitted transaction into the
+//! next block (built with `Ledger::build_block`, last commit signed by the validators), and
+//! point-to-point messages delivered one step later. Every loop is bounded.
+#![allow(clippy::unwrap_used, dead_code)] // test code: a failed unwrap is a failed test
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ed25519_dalek::{Signer, SigningKey};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use seedfed_protocol::agent::{Agent, Duty, EpochError, Fault};
+use seedfed_protocol::ledger::vote_digest;
+use seedfed_protocol::ledger::{
+    CommitInfo, EpochParams, Genesis, GenesisValidator, KeyParams, Ledger, LedgerState,
+    Signature64, SignedTx, Tx, TxBody, VoteKind,
+};
+use seedfed_protocol::member::MemberId;
+
+pub const CHAIN: &str = "epoch-cycle-test";
+
+pub struct Node {
+    pub key: SigningKey,
+    pub ledger: Ledger,
+    pub agent: Option<Agent>,
+    /// Holder records the agent asked to keep, by (sector, commitments root).
+    pub kept: BTreeMap<(u32, [u8; 32]), Vec<u8>>,
+}
+
+pub struct Net {
+    pub nodes: Vec<Node>,
+    pub rng: ChaCha20Rng,
+    /// (to, from, payload) delivered next step.
+    pub inbox: Vec<(usize, MemberId, Vec<u8>)>,
+    /// Node whose agent is rebuilt from its snapshot every step (persistence check).
+    pub restore_each_step: Option<usize>,
+    pub faults: BTreeMap<usize, Fault>,
+    /// Direct messages (from, to) the network loses.
+    pub drop_direct: BTreeSet<(usize, usize)>,
+    /// Direct messages an agent refused: (to, from, why).
+    pub refused: Vec<(usize, MemberId, EpochError)>,
+}
+
+pub fn seed(i: usize) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&(i as u64 + 11).to_le_bytes());
+    s[31] = 0xe9;
+    s
+}
+
+pub fn xseed(i: usize) -> [u8; 32] {
+    let mut s = seed(i);
+    s[30] = 0x55;
+    s
+}
+
+pub fn id(k: &SigningKey) -> MemberId {
+    MemberId(k.verifying_key().to_bytes())
+}
+
+impl Net {
+    /// `n` genesis validators; those in `absent` run no agent and sign no commits.
+    pub fn new(n: usize, absent: &[usize], faults: &[(usize, Fault)], seed_rng: u64) -> Self {
+        let key = KeyParams {
+            tree_height: 5,
+            sector_bits: 1,
+            leaf_threshold: 2,
+            leaf_holders: 3,
+            ack_threshold: 3,
+        };
+        Self::with_key(n, absent, faults, seed_rng, key)
+    }
+
+    /// As [`Net::new`], generating the key `key`.
+    pub fn with_key(
+        n: usize,
+        absent: &[usize],
+        faults: &[(usize, Fault)],
+        seed_rng: u64,
+        key: KeyParams,
+    ) -> Self {
+        let keys: Vec<SigningKey> = (0..n).map(|i| SigningKey::from_bytes(&seed(i))).collect();
+        let genesis = Genesis {
+            chain_id: CHAIN.into(),
+            pow_difficulty: 0,
+            validators: (0..n)
+                .map(|i| GenesisValidator {
+                    id: id(&keys[i]),
+                    stake: 100,
+                    x25519: PublicKey::from(&StaticSecret::from(xseed(i))).to_bytes(),
+                })
+                .collect(),
+            key,
+            eviction_missed_heights: 1_000_000,
+            epochs: EpochParams::default(),
+        };
+        let faults: BTreeMap<usize, Fault> = faults.iter().copied().collect();
+        let nodes = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| Node {
+                key,
+                ledger: Ledger::from_genesis(&genesis).unwrap(),
+                kept: BTreeMap::new(),
+                agent: (!absent.contains(&i)).then(|| {
+                    Agent::new(
+                        seed(i),
+                        xseed(i),
+                        faults.get(&i).copied().unwrap_or_default(),
+                    )
+                }),
+            })
+            .collect();
+        Net {
+            nodes,
+            rng: ChaCha20Rng::seed_from_u64(seed_rng),
+            inbox: Vec::new(),
+            restore_each_step: None,
+            faults,
+            drop_direct: BTreeSet::new(),
+            refused: Vec::new(),
+        }
+    }
+
+    pub fn st(&self) -> &LedgerState {
+        &self.nodes[0].ledger.state
+    }
+
+    pub fn index_of(&self, m: &MemberId) -> usize {
+        self.nodes.iter().position(|n| id(&n.key) == *m).unwrap()
+    }
+
+    /// One step: deliver last step's messages, collect duties, build and apply one block.
+    pub fn step(&mut self) {
+        let mut submits: Vec<(usize, TxBody)> = Vec::new();
+        for (to, from, payload) in std::mem::take(&mut self.inbox) {
+            let node = &mut self.nodes[to];
+            if let Some(agent) = node.agent.as_mut() {
+                match agent.on_direct(&node.ledger, from, &payload, &mut self.rng) {
+                    Ok(duties) => self.route(to, duties, &mut submits),
+                    Err(e) => self.refused.push((to, from, e)),
+                }
+            }
+        }
+        for i in 0..self.nodes.len() {
+            if self.restore_each_step == Some(i) {
+                if let Some(a) = self.nodes[i].agent.take() {
+                    let snap = a.snapshot();
+                    let fault = self.faults.get(&i).copied().unwrap_or_default();
+                    self.nodes[i].agent =
+                        Some(Agent::restore(&snap, seed(i), xseed(i), fault).unwrap());
+                }
+            }
+            let node = &mut self.nodes[i];
+            let Some(agent) = node.agent.as_mut() else {
+                continue;
+            };
+            let duties = agent.on_block(&node.ledger, &mut self.rng);
+            // Idempotent for the same ledger: a second call gives the same duties.
+            assert_eq!(agent.on_block(&node.ledger, &mut self.rng), duties);
+            self.route(i, duties, &mut submits);
+        }
+        // The mempool: de-duplicate per author, sign with consecutive nonces, keep what applies.
+        let mut shadow = self.nodes[0].ledger.state.clone();
+        shadow.height += 1;
+        let mut seen = BTreeSet::new();
+        let mut txs: Vec<SignedTx> = Vec::new();
+        for (i, body) in submits {
+            let author = id(&self.nodes[i].key);
+            if !seen.insert((author, format!("{body:?}"))) {
+                continue;
+            }
+            let nonce = shadow.members.get(&author).map_or(0, |m| m.nonce);
+            let tx = Tx {
+                author,
+                nonce,
+                body,
+            }
+            .sign(CHAIN, &self.nodes[i].key);
+            if shadow.apply_tx(&tx).is_ok() {
+                txs.push(tx);
+            }
+        }
+        let commit = self.commit();
+        let proposer = id(&self.nodes[self.first_present()].key);
+        let (block, rejected) = self.nodes[0]
+            .ledger
+            .build_block(proposer, commit, txs)
+            .unwrap();
+        assert!(rejected.is_empty(), "{rejected:?}");
+        for node in &mut self.nodes {
+            node.ledger.apply_block(&block).unwrap();
+        }
+    }
+
+    /// Acts on node `i`'s duties: submissions for the next block, sends for the next step,
+    /// records kept in its store.
+    fn route(&mut self, i: usize, duties: Vec<Duty>, submits: &mut Vec<(usize, TxBody)>) {
+        let me = id(&self.nodes[i].key);
+        for d in duties {
+            match d {
+                Duty::Submit(b) => submits.push((i, b)),
+                Duty::Send { to, payload } => {
+                    let j = self.index_of(&to);
+                    if !self.drop_direct.contains(&(i, j)) {
+                        self.inbox.push((j, me, payload));
+                    }
+                }
+                Duty::Keep {
+                    sector,
+                    commitments_root,
+                    record,
+                } => {
+                    self.nodes[i]
+                        .kept
+                        .insert((sector, commitments_root), record.0.to_vec());
+                }
+            }
+        }
+    }
+
+    pub fn first_present(&self) -> usize {
+        self.nodes.iter().position(|n| n.agent.is_some()).unwrap()
+    }
+
+    pub fn commit(&self) -> CommitInfo {
+        let st = self.st();
+        if st.height == 0 {
+            return CommitInfo::default();
+        }
+        let mut signatures: Vec<(MemberId, Signature64)> = self
+            .nodes
+            .iter()
+            .filter(|n| n.agent.is_some() && st.last_validators.contains_key(&id(&n.key)))
+            .map(|n| {
+                let d = vote_digest(
+                    CHAIN,
+                    st.height,
+                    0,
+                    VoteKind::Precommit,
+                    Some(&self.nodes[0].ledger.tip),
+                    &id(&n.key),
+                );
+                (id(&n.key), Signature64(n.key.sign(&d).to_bytes()))
+            })
+            .collect();
+        signatures.sort_by_key(|a| a.0);
+        CommitInfo {
+            round: 0,
+            signatures,
+        }
+    }
+
+    /// Steps until `done` holds, at most `max` steps.
+    pub fn run_until(&mut self, max: usize, mut done: impl FnMut(&Net) -> bool) {
+        for _ in 0..max {
+            if done(self) {
+                return;
+            }
+            self.step();
+        }
+        assert!(
+            done(self),
+            "not reached within {max} steps at height {}",
+            self.st().height
+        );
+    }
+}

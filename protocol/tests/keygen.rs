@@ -1,0 +1,234 @@
+//! Key generation in memory, on the federation of `common` (real ledgers and agents, trivial
+//! consensus, direct messages delivered one step later): branch-seed partials, sectors dealt
+//! to the ledger's holders, acknowledged sector roots, the master root and its checkpoint.
+//! Every loop is bounded.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use seedfed_protocol::agent::{Agent, EpochError, Fault};
+use seedfed_protocol::dealing::{self, chunk_bits, DealError, HeldSector};
+use seedfed_protocol::ledger::{chain_digest, decode, KeyParams, LedgerState};
+use seedfed_protocol::light_client;
+use seedfed_protocol::lmots::LeafSeed;
+use seedfed_protocol::master::Master;
+use seedfed_protocol::member::MemberId;
+use seedfed_protocol::sector::Sector;
+use seedfed_protocol::shamir::{self, Share};
+
+fn key(h: u8, p: u8, k: u16, r: u16, a: u16) -> KeyParams {
+    KeyParams {
+        tree_height: h,
+        sector_bits: p,
+        leaf_threshold: k,
+        leaf_holders: r,
+        ack_threshold: a,
+    }
+}
+
+/// Runs until the master root is final and a checkpoint of it is signed; checks it everywhere.
+fn until_master_checkpoint(net: &mut Net) -> [u8; 32] {
+    net.run_until(400, |net| {
+        let st = net.st();
+        st.master_root
+            .is_some_and(|r| st.checkpoints.iter().any(|c| c.body.master_root == r))
+    });
+    let st = net.st();
+    let root = st.master_root.unwrap();
+    for node in &net.nodes {
+        assert_eq!(node.ledger.state.master_root, Some(root));
+    }
+    let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
+    let roots: Vec<[u8; 32]> = st.sectors.values().map(|s| s.root).collect();
+    assert_eq!(
+        Master::from_sector_roots(layout, &roots).unwrap().root(),
+        root
+    );
+    let cp = st
+        .checkpoints
+        .iter()
+        .find(|c| c.body.master_root == root)
+        .unwrap();
+    let verified = light_client::verify_checkpoint(
+        &cp.group_key,
+        &chain_digest(CHAIN),
+        &cp.body.checkpoint().to_bytes(),
+        &cp.signature.0,
+    )
+    .unwrap();
+    assert_eq!(verified.master_root, root);
+    root
+}
+
+/// The holder record `holder` kept for `sector` of the ledger.
+fn held(net: &Net, st: &LedgerState, holder: &MemberId, sector: u32) -> Option<HeldSector> {
+    let rec = &st.sectors[&sector];
+    let node = &net.nodes[net.index_of(holder)];
+    let bytes = node.kept.get(&(sector, rec.commitments_root))?;
+    Some(decode(bytes).unwrap())
+}
+
+/// Every leaf: each acknowledging holder of it kept a share that fits the leaf's commitment
+/// (the commitments hash to the ledger's commitments root); `k` of them rebuild leaf seeds that
+/// regenerate exactly the sector root on the ledger (for the first `rebuild` sectors). Returns
+/// the holders that kept nothing.
+fn check_shares(net: &Net, rebuild: usize) -> Vec<MemberId> {
+    let st = net.st().clone();
+    let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
+    let (k, r) = (usize::from(st.key.leaf_threshold), st.key.leaf_holders);
+    let mut missing = Vec::new();
+    for (n, (sector, rec)) in st.sectors.iter().enumerate() {
+        let leaves = layout.sector_leaves(*sector).unwrap();
+        let range = u64::from(leaves.start)..u64::from(leaves.end);
+        let holders = rec.basis.holders_of(range.clone(), r).unwrap();
+        let mut records: BTreeMap<MemberId, HeldSector> = BTreeMap::new();
+        for h in holders.iter().flatten() {
+            if records.contains_key(h) {
+                continue;
+            }
+            match held(net, &st, h, *sector) {
+                Some(rec_h) => {
+                    records.insert(*h, rec_h);
+                }
+                None => missing.push(*h),
+            }
+        }
+        // The commitments every holder kept are the ones the ledger's root names.
+        for h in records.values() {
+            let bits = chunk_bits(layout.sector_height());
+            let roots: Vec<[u8; 32]> = h
+                .commitments
+                .chunks(1 << bits)
+                .enumerate()
+                .map(|(c, cs)| dealing::chunk_root(range.start + ((c as u64) << bits), cs).unwrap())
+                .collect();
+            assert_eq!(
+                dealing::commitments_root(range.start, bits, &roots),
+                rec.commitments_root
+            );
+        }
+        let mut seeds: Vec<LeafSeed> = Vec::new();
+        for (leaf, hs) in range.clone().zip(&holders) {
+            let i = (leaf - range.start) as usize;
+            let mut shares: Vec<Share> = Vec::new();
+            for h in hs {
+                let Some(held) = records.get(h) else { continue };
+                let (_, share) = held.shares.iter().find(|(l, _)| *l == leaf).unwrap();
+                shamir::verify_share(share, &held.commitments[i], k).unwrap();
+                shares.push(share.clone());
+            }
+            assert!(
+                shares.len() >= usize::from(st.key.ack_threshold),
+                "leaf {leaf}"
+            );
+            if n < rebuild {
+                seeds.push(shamir::reconstruct(&shares[..k], k).unwrap().lms_seed());
+            }
+        }
+        if n >= rebuild {
+            continue;
+        }
+        let tree = Sector::generate_from_seeds(layout, *sector, 1, &seeds).unwrap();
+        assert_eq!(tree.root(), rec.root, "sector {sector}");
+    }
+    missing
+}
+
+fn no_keygen_work_left(net: &Net) {
+    for node in &net.nodes {
+        if let Some(a) = node.agent.as_ref() {
+            let s = a.status();
+            assert!(
+                s.keygen_owned.is_empty() && s.keygen_holding.is_empty(),
+                "{s:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn four_validators_generate_a_key() {
+    let mut net = Net::with_key(4, &[], &[], 21, key(10, 2, 2, 3, 3));
+    until_master_checkpoint(&mut net);
+    assert!(check_shares(&net, usize::MAX).is_empty());
+    no_keygen_work_left(&net);
+    // Every holder acknowledged every sector it holds leaves of.
+    for rec in net.st().sectors.values() {
+        assert_eq!(rec.acked.len(), 4, "{:?}", rec.acked);
+    }
+    assert!(net.refused.is_empty(), "{:?}", net.refused);
+}
+
+#[test]
+fn seven_validators_generate_a_key_in_chunks() {
+    // 2^13 leaves per sector: two chunks of 2^12 per batch stream.
+    let mut net = Net::with_key(7, &[], &[], 22, key(15, 2, 3, 5, 4));
+    until_master_checkpoint(&mut net);
+    // Rebuilding one sector of 2^13 leaves from shares is enough here (and the slow part).
+    assert!(check_shares(&net, 1).is_empty());
+    no_keygen_work_left(&net);
+}
+
+#[test]
+fn a_holder_that_never_acknowledges_is_left_out_and_the_key_completes() {
+    let mut net = Net::with_key(7, &[], &[(3, Fault::NeverAck)], 23, key(10, 2, 3, 5, 4));
+    until_master_checkpoint(&mut net);
+    let silent = id(&net.nodes[3].key);
+    for rec in net.st().sectors.values() {
+        assert!(!rec.acked.contains(&silent));
+        assert!(rec.acked.len() >= 4);
+    }
+    // It still kept its shares (it only withheld the acknowledgement).
+    check_shares(&net, usize::MAX);
+}
+
+#[test]
+fn a_bad_share_is_refused_by_its_holder_and_named() {
+    let bad = 2;
+    let mut net = Net::with_key(
+        7,
+        &[],
+        &[(bad, Fault::BadDealShare)],
+        24,
+        key(10, 2, 3, 5, 4),
+    );
+    let owner = id(&net.nodes[bad].key);
+    net.run_until(200, |net| {
+        net.refused.iter().any(|(_, from, e)| {
+            *from == owner
+                && matches!(e, EpochError::Deal(DealError::BadShares { leaves }) if leaves.len() == 1)
+        })
+    });
+    // The key still completes: the victim does not acknowledge, the others suffice.
+    until_master_checkpoint(&mut net);
+}
+
+#[test]
+fn an_owner_restarted_mid_dealing_deals_the_same_sector_again() {
+    let mut net = Net::with_key(4, &[], &[], 25, key(10, 2, 2, 3, 3));
+    // Run until some owner has dealt, then restart it from its snapshot (its key-generation
+    // work is in memory only).
+    net.run_until(200, |net| {
+        net.nodes.iter().any(|n| {
+            n.agent
+                .as_ref()
+                .is_some_and(|a| !a.status().keygen_owned.is_empty())
+        }) && net.nodes.iter().any(|n| !n.kept.is_empty())
+    });
+    let i = net
+        .nodes
+        .iter()
+        .position(|n| {
+            n.agent
+                .as_ref()
+                .is_some_and(|a| !a.status().keygen_owned.is_empty())
+        })
+        .unwrap();
+    let snap = net.nodes[i].agent.as_ref().unwrap().snapshot();
+    net.nodes[i].agent = Some(Agent::restore(&snap, seed(i), xseed(i), Fault::None).unwrap());
+    until_master_checkpoint(&mut net);
+    assert!(check_shares(&net, usize::MAX).is_empty());
+}
