@@ -39,6 +39,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the running node's view of the network (from its local API).
     Status(StatusArgs),
+    /// Write the federation's public key (RFC 8554, HSS L=1 encoding) once its master root is
+    /// final, from the running node's ledger.
+    Pubkey(PubkeyArgs),
     /// Show public identity material.
     Keys {
         /// Which.
@@ -116,6 +119,17 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// API address (default: the one the running node wrote into its home directory).
+    #[arg(long)]
+    pub api: Option<String>,
+}
+
+/// `seedfed pubkey`
+#[derive(Debug, Args)]
+pub struct PubkeyArgs {
+    /// Output file (e.g. `seedfed.pub`).
+    #[arg(long)]
+    pub out: PathBuf,
     /// API address (default: the one the running node wrote into its home directory).
     #[arg(long)]
     pub api: Option<String>,

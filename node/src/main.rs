@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use seedfed_node::cli::{self, Cli, Command, InitArgs, KeysCommand, StatusArgs};
+use seedfed_node::cli::{self, Cli, Command, InitArgs, KeysCommand, PubkeyArgs, StatusArgs};
 use seedfed_node::config::{Config, CONFIG_FILE};
 use seedfed_node::genesis::Genesis;
 use seedfed_node::progress::PowProgress;
@@ -55,6 +55,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status(args) => status(&home, args),
+        Command::Pubkey(args) => pubkey(&home, args),
         Command::Keys { command } => keys(&home, command),
     }
 }
@@ -123,8 +124,9 @@ fn init(home: &Path, args: InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
-    let addr = match &args.api {
+/// The running node's status, from `api` or the address it wrote into `home`.
+fn fetch_status(home: &Path, api: Option<&str>) -> anyhow::Result<api::StatusReport> {
+    let addr = match api {
         Some(a) => a
             .parse()
             .with_context(|| format!("invalid API address {a:?}"))?,
@@ -134,7 +136,38 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = rt.block_on(api::fetch_status(addr))?;
+    Ok(rt.block_on(api::fetch_status(addr))?)
+}
+
+fn pubkey(home: &Path, args: PubkeyArgs) -> anyhow::Result<()> {
+    let report = fetch_status(home, args.api.as_deref())?;
+    let chain = report
+        .chain
+        .context("the node runs no chain (is it a bootstrap node?)")?;
+    let Some(hex_key) = &chain.key.public_key else {
+        bail!(
+            "the master root is not final yet: {} of {} sectors on the ledger",
+            chain.key.sectors_final,
+            chain.key.sectors_total
+        );
+    };
+    let bytes = hex::decode(hex_key).context("the node reported a malformed public key")?;
+    let key = seedfed_protocol::lms::LmsPublicKey::decode_hss(&bytes)
+        .map_err(|e| anyhow::anyhow!("the node reported an invalid public key: {e}"))?;
+    fsutil::write_atomic(&args.out, &bytes, 0o644)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!(
+        "wrote {} ({} bytes): LMS root {}, 2^{} one-time keys",
+        args.out.display(),
+        bytes.len(),
+        hex::encode(key.root),
+        chain.key.tree_height
+    );
+    Ok(())
+}
+
+fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
+    let report = fetch_status(home, args.api.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -163,6 +196,23 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
         println!("state hash:     {}", c.state_hash);
         if let Some(e) = c.assignment_epoch {
             println!("assignment:     epoch {e}, {} sectors", c.assignment.len());
+        }
+        let k = &c.key;
+        println!(
+            "key:            2^{} leaves in {} sectors, {}-of-{} (ack {}); {} of {} sectors final; {} of {} leaves allocated; we hold {} sectors",
+            k.tree_height,
+            k.sectors_total,
+            k.leaf_threshold,
+            k.leaf_holders,
+            k.ack_threshold,
+            k.sectors_final,
+            k.sectors_total,
+            k.leaves_allocated,
+            k.leaves_total,
+            k.held_sectors
+        );
+        if let Some(root) = &k.master_root {
+            println!("master root:    {root}");
         }
     }
     for p in &n.admitted {

@@ -10,13 +10,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use seedfed_node::chain::storage::ChainStore;
 use seedfed_node::chain::ChainStatus;
-use seedfed_node::genesis::{Genesis, GenesisValidator};
+use seedfed_node::genesis::Genesis;
 use seedfed_protocol::ledger::Ledger;
 
 const VALIDATORS: usize = 4;
@@ -25,69 +24,6 @@ const ENV: &[(&str, &str)] = &[
     ("SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS", "50"),
     ("SEEDFED__CONSENSUS__SYNC_INTERVAL_MS", "500"),
 ];
-
-/// A federation of `n` validator homes sharing one genesis; returns the homes, the passphrase
-/// file and the genesis.
-pub fn federation(dir: &Path, n: usize, bootstrap: &str) -> (Vec<PathBuf>, PathBuf, Genesis) {
-    let mut genesis = Genesis {
-        chain_id: CHAIN.into(),
-        pow_difficulty: DIFFICULTY,
-        validators: vec![],
-        key: Default::default(),
-        epochs: Default::default(),
-    };
-    let genesis_path = dir.join("genesis.toml");
-    std::fs::write(&genesis_path, genesis.to_toml()).unwrap();
-    let pass = dir.join("pass");
-    std::fs::write(&pass, "testnet pass").unwrap();
-    let mut homes = Vec::new();
-    for i in 0..n {
-        let home = dir.join(format!("node{i}"));
-        init_home(&home, &genesis_path, &pass, bootstrap);
-        let keys = Command::new(seedfed_bin())
-            .arg("--home")
-            .arg(&home)
-            .args(["keys", "show", "--json"])
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&keys.stdout).unwrap();
-        genesis.validators.push(GenesisValidator {
-            peer_id: v["peer_id"].as_str().unwrap().into(),
-            stake: 100,
-            x25519: v["x25519_public"].as_str().unwrap().into(),
-        });
-        homes.push(home);
-    }
-    for h in &homes {
-        std::fs::write(h.join("genesis.toml"), genesis.to_toml()).unwrap();
-    }
-    (homes, pass, genesis)
-}
-
-/// Waits until `home`'s chain status satisfies `pred`.
-async fn wait_chain(
-    home: &Path,
-    secs: u64,
-    what: &str,
-    pred: impl Fn(&ChainStatus) -> bool,
-) -> ChainStatus {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(c) = node_status(home).await.and_then(|s| s.chain) {
-            if pred(&c) {
-                return c;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: {} timed out; status {:?}; log:\n{}",
-            home.display(),
-            node_status(home).await.and_then(|s| s.chain),
-            log_tail(home)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 /// Checks a recorded checkpoint: its signature verifies (`verify_strict`) under the group key
 /// that signed it, and that key is the Ed25519 key of a completed DKG.

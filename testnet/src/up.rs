@@ -9,9 +9,11 @@
 //!
 //! Modules: `binaries` (finding, and under cargo building, `seedfed` and `seedfed-bootstrap`),
 //! `processes` (spawning, the pid file, stopping), `launch` (genesis, homes, processes,
-//! admission), `milestones` (waiting for and printing the epoch cycle).
+//! admission), `milestones` (waiting for and printing the epoch cycle), `key` (waiting for the
+//! federation's key and writing `seedfed.pub`).
 
 mod binaries;
+mod key;
 mod launch;
 mod milestones;
 mod processes;
@@ -25,6 +27,7 @@ use clap::Args;
 use seedfed_node::genesis::EpochParams;
 
 pub use binaries::{build_command, is_package_env, BUILD_PACKAGES, PACKAGE_ENV};
+pub use key::PUBKEY_FILE;
 pub use launch::{start, NodeRow, Testnet};
 pub use milestones::verify_checkpoint;
 pub use processes::PIDS_FILE;
@@ -57,6 +60,10 @@ pub struct UpArgs {
     /// checkpoint); 0 skips the wait.
     #[arg(long, default_value_t = 180)]
     pub cycle_timeout: u64,
+    /// Seconds to wait, after the epoch cycle, for the federation's key (every sector dealt,
+    /// the master root final and signed by a checkpoint); 0 skips the wait.
+    #[arg(long, default_value_t = 300)]
+    pub key_timeout: u64,
     /// Epoch-cycle windows for the genesis (default: the ledger's defaults).
     #[arg(skip)]
     pub epochs: Option<EpochParams>,
@@ -155,6 +162,16 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
                 _ = term.recv() => Err(anyhow::anyhow!("terminated")),
             }
         })?;
+        if args.key_timeout > 0 {
+            let deadline = Instant::now() + Duration::from_secs(args.key_timeout);
+            rt.block_on(async {
+                tokio::select! {
+                    r = key::wait_key(&net, &dir, deadline) => r.map(|_| ()),
+                    _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
+                    _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+                }
+            })?;
+        }
     }
     if args.foreground {
         println!("running; press Ctrl-C to stop");

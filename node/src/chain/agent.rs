@@ -30,7 +30,33 @@ impl Driver {
         // Sector generation and dealing are CPU-bound: let the runtime move other tasks away.
         let duties = cpu_bound(|| agent.on_block(ledger, &mut rand_core::OsRng));
         self.prune_held().await?;
-        self.act_on(duties).await
+        self.act_on(duties).await?;
+        self.drain_loopback().await
+    }
+
+    /// Delivers the direct messages our agent sent to itself (an owner is often a holder of
+    /// its own sector), until none is left.
+    async fn drain_loopback(&mut self) -> Result<(), ChainError> {
+        let mut rounds = 0;
+        while !self.loopback.is_empty() {
+            rounds += 1;
+            if rounds > 16 {
+                warn!(
+                    left = self.loopback.len(),
+                    "dropping self-addressed messages that keep producing more"
+                );
+                self.loopback.clear();
+                break;
+            }
+            for payload in std::mem::take(&mut self.loopback) {
+                let (agent, ledger, me) = (&mut self.agent, self.consensus.ledger(), self.me);
+                match cpu_bound(|| agent.on_direct(ledger, me, &payload, &mut rand_core::OsRng)) {
+                    Ok(duties) => self.act_on(duties).await?,
+                    Err(e) => debug!("self-addressed message refused: {e}"),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A direct message from `peer` for our agent.
@@ -48,6 +74,7 @@ impl Driver {
         match cpu_bound(|| agent.on_direct(ledger, from, payload, &mut rand_core::OsRng)) {
             Ok(duties) => {
                 self.act_on(duties).await?;
+                self.drain_loopback().await?;
                 Ok(ChainResponse::Ack)
             }
             Err(e) => {
@@ -72,6 +99,7 @@ impl Driver {
                     self.storage
                         .call(move |s| s.put_held(&key, sector, &commitments_root, &record.0))
                         .await??;
+                    self.held.insert((sector, commitments_root));
                     debug!(sector, "kept our shares of a sector");
                 }
                 other => rest.push(other),
@@ -93,6 +121,8 @@ impl Driver {
             .iter()
             .map(|(s, r)| (*s, r.commitments_root))
             .collect();
+        self.held
+            .retain(|(s, r)| landed.get(s).is_none_or(|root| root == r));
         let n = self.storage.call(move |s| s.prune_held(&landed)).await??;
         if n > 0 {
             info!(
@@ -122,6 +152,7 @@ impl Driver {
         for d in duties {
             match d {
                 Duty::Submit(body) => self.sign_and_publish(body),
+                Duty::Send { to, payload } if to == self.me => self.loopback.push(payload),
                 Duty::Send { to, payload } => {
                     let Some(peer) = peer_of(&to) else {
                         continue;

@@ -154,6 +154,11 @@ pub async fn spawn(
         None => Agent::new(*identity_seed, *x25519_secret, fault),
     }
     .with_threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let held = storage
+        .call(|s| s.held_index())
+        .await??
+        .into_iter()
+        .collect();
     if fault != Fault::None {
         warn!(
             ?fault,
@@ -197,6 +202,8 @@ pub async fn spawn(
         agent,
         agent_saved: None,
         sectors_seen: 0,
+        held,
+        loopback: Vec::new(),
         at_rest,
         commits: CommitClock::default(),
         state_hash,
@@ -231,6 +238,10 @@ pub(super) struct Driver {
     pub(super) agent_saved: Option<[u8; 32]>,
     /// Sectors on the ledger when held records were last pruned.
     pub(super) sectors_seen: usize,
+    /// The (sector, commitments root) records of leaf shares in our store.
+    pub(super) held: std::collections::BTreeSet<(u32, [u8; 32])>,
+    /// Direct messages our agent addressed to itself, delivered after the current step.
+    pub(super) loopback: Vec<Vec<u8>>,
     /// The key the agent's snapshot and held shares are sealed with on disk.
     pub(super) at_rest: Arc<AtRestKey>,
     pub(super) commits: CommitClock,

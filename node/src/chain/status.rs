@@ -1,6 +1,6 @@
 //! What the chain driver reports on `/status`: the ledger's public state (validators, epoch,
-//! DKG results with their exclusions, checkpoints), this node's agent and mempool, and recent
-//! commit latencies.
+//! DKG results with their exclusions, checkpoints, the federation's key and its sectors), this
+//! node's agent, held sectors and mempool, and recent commit latencies.
 //!
 //! Guarantees: only public values (hex identities, group keys, signed checkpoints, counts);
 //! nothing secret from the agent or the keystore is ever part of a status.
@@ -8,7 +8,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use seedfed_protocol::agent::AgentStatus;
-use seedfed_protocol::ledger::Ledger;
+use seedfed_protocol::ledger::{chain_digest, Ledger, LedgerState};
 use seedfed_protocol::member::MemberId;
 use serde::{Deserialize, Serialize};
 
@@ -108,6 +108,10 @@ pub struct AgentInfo {
     pub signing: Vec<(u64, u32)>,
     /// Whether fault injection is on.
     pub faulty: bool,
+    /// Sectors this node owns and is generating or dealing (in memory, not yet on the ledger).
+    pub keygen_owned: Vec<u32>,
+    /// Sectors this node is receiving shares of, not yet on the ledger (in memory).
+    pub keygen_holding: Vec<u32>,
 }
 
 /// The public part of the agent's status.
@@ -117,6 +121,87 @@ pub fn agent_info(a: AgentStatus) -> AgentInfo {
         dkgs: a.dkgs,
         signing: a.signing,
         faulty: a.faulty,
+        keygen_owned: a.keygen_owned,
+        keygen_holding: a.keygen_holding,
+    }
+}
+
+/// The federation's key as the ledger has it, and what this node holds of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// `h`: the key has `2^h` one-time keys.
+    pub tree_height: u8,
+    /// `p`: `2^p` sectors.
+    pub sector_bits: u8,
+    /// `k`: shares that rebuild a leaf seed.
+    pub leaf_threshold: u16,
+    /// `r`: holders per leaf.
+    pub leaf_holders: u16,
+    /// `a`: acknowledgements every leaf needs before its sector root lands.
+    pub ack_threshold: u16,
+    /// Sectors in the key.
+    pub sectors_total: u32,
+    /// Sectors whose root is on the ledger.
+    pub sectors_final: usize,
+    /// The sectors on the ledger.
+    pub sectors: Vec<SectorInfo>,
+    /// The master root (hex), once final.
+    pub master_root: Option<String>,
+    /// The RFC 8554 public key in the HSS L=1 encoding (hex), once the master root is final.
+    pub public_key: Option<String>,
+    /// One-time keys in the key.
+    pub leaves_total: u64,
+    /// One-time keys allocated to signing requests.
+    pub leaves_allocated: u64,
+    /// Sectors this node holds leaf shares of (sealed in its store).
+    pub held_sectors: usize,
+}
+
+/// A sector on the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorInfo {
+    /// Sector index.
+    pub sector: u32,
+    /// Its owner (hex identity).
+    pub owner: String,
+    /// Its Merkle root (hex).
+    pub root: String,
+    /// The root of its leaves' Feldman commitments (hex).
+    pub commitments_root: String,
+    /// Holders that acknowledged their shares.
+    pub acked: usize,
+}
+
+/// The key part of a status.
+pub fn key_info(s: &LedgerState, held_sectors: usize) -> KeyInfo {
+    let public_key = s.master_root.and_then(|root| {
+        let layout = s.key.layout(&chain_digest(&s.chain_id)).ok()?;
+        Some(hex::encode(layout.public_key(root).encode_hss()))
+    });
+    KeyInfo {
+        tree_height: s.key.tree_height,
+        sector_bits: s.key.sector_bits,
+        leaf_threshold: s.key.leaf_threshold,
+        leaf_holders: s.key.leaf_holders,
+        ack_threshold: s.key.ack_threshold,
+        sectors_total: s.key.sectors(),
+        sectors_final: s.sectors.len(),
+        sectors: s
+            .sectors
+            .iter()
+            .map(|(i, r)| SectorInfo {
+                sector: *i,
+                owner: hex::encode(r.owner.as_bytes()),
+                root: hex::encode(r.root),
+                commitments_root: hex::encode(r.commitments_root),
+                acked: r.acked.len(),
+            })
+            .collect(),
+        master_root: s.master_root.map(hex::encode),
+        public_key,
+        leaves_total: s.key.leaves(),
+        leaves_allocated: s.next_leaf,
+        held_sectors,
     }
 }
 
@@ -147,6 +232,8 @@ pub struct ChainStatus {
     pub assignment: Vec<String>,
     /// Master root (hex), once final.
     pub master_root: Option<String>,
+    /// The federation's key: parameters, sectors, master root and public key, allocation.
+    pub key: KeyInfo,
     /// The DKG of the current epoch in progress.
     pub dkg_in_progress: Option<DkgProgress>,
     /// Completed DKGs (group keys, qualified set, exclusions with their reasons), latest last.
@@ -220,6 +307,7 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
             .map(|m| hex::encode(m.as_bytes()))
             .collect(),
         master_root: s.master_root.map(hex::encode),
+        key: key_info(s, 0),
         dkg_in_progress: (!s.dkg.roster.is_empty()).then_some(DkgProgress {
             epoch: s.dkg.epoch,
             attempt: s.dkg.attempt,
@@ -293,6 +381,10 @@ impl super::driver::Driver {
             liveness_bound_ms: liveness_bound(&self.config).as_millis() as u64,
             syncing: self.sync.behind(self.consensus.height()),
             ..from_ledger(ledger, &self.me, self.state_hash)
+        };
+        let status = ChainStatus {
+            key: key_info(&ledger.state, self.held.len()),
+            ..status
         };
         self.status.send_replace(status);
     }

@@ -3,13 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
 use seedfed_node::api;
+use seedfed_node::chain::ChainStatus;
+use seedfed_node::genesis::{Genesis, GenesisValidator, KeySection};
 use seedfed_node::network::{
     self, AdmissionRecord, GossipValidator, Limits, NetworkConfig, NetworkHandle, NetworkStatus,
     Role,
@@ -222,4 +224,77 @@ pub fn init_home(home: &Path, genesis: &Path, pass: &Path, bootstrap: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A federation of `n` validator homes sharing one genesis; returns the homes, the passphrase
+/// file and the genesis.
+pub fn federation(dir: &Path, n: usize, bootstrap: &str) -> (Vec<PathBuf>, PathBuf, Genesis) {
+    federation_with(dir, n, bootstrap, KeySection::default())
+}
+
+/// As [`federation`], generating the key `key`.
+pub fn federation_with(
+    dir: &Path,
+    n: usize,
+    bootstrap: &str,
+    key: KeySection,
+) -> (Vec<PathBuf>, PathBuf, Genesis) {
+    let mut genesis = Genesis {
+        chain_id: CHAIN.into(),
+        pow_difficulty: DIFFICULTY,
+        validators: vec![],
+        key,
+        epochs: Default::default(),
+    };
+    let genesis_path = dir.join("genesis.toml");
+    std::fs::write(&genesis_path, genesis.to_toml()).unwrap();
+    let pass = dir.join("pass");
+    std::fs::write(&pass, "testnet pass").unwrap();
+    let mut homes = Vec::new();
+    for i in 0..n {
+        let home = dir.join(format!("node{i}"));
+        init_home(&home, &genesis_path, &pass, bootstrap);
+        let keys = Command::new(seedfed_bin())
+            .arg("--home")
+            .arg(&home)
+            .args(["keys", "show", "--json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&keys.stdout).unwrap();
+        genesis.validators.push(GenesisValidator {
+            peer_id: v["peer_id"].as_str().unwrap().into(),
+            stake: 100,
+            x25519: v["x25519_public"].as_str().unwrap().into(),
+        });
+        homes.push(home);
+    }
+    for h in &homes {
+        std::fs::write(h.join("genesis.toml"), genesis.to_toml()).unwrap();
+    }
+    (homes, pass, genesis)
+}
+
+/// Waits until `home`'s chain status satisfies `pred`.
+pub async fn wait_chain(
+    home: &Path,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&ChainStatus) -> bool,
+) -> ChainStatus {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(c) = node_status(home).await.and_then(|s| s.chain) {
+            if pred(&c) {
+                return c;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {} timed out; status {:?}; log:\n{}",
+            home.display(),
+            node_status(home).await.and_then(|s| s.chain),
+            log_tail(home)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

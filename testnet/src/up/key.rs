@@ -1,0 +1,110 @@
+//! The key-generation milestone of a local testnet, as `up` waits for it after the epoch
+//! cycle: sectors landing on the ledger (printed as they do), the master root, a checkpoint
+//! that signs it, and `seedfed.pub` written into the testnet directory.
+//!
+//! Guarantees: the key counts only when every node's ledger has the same master root and
+//! public key, and every node's checkpoint of that root verifies (`verify_strict`); the file is
+//! the HSS L=1 encoding every node reports, checked to decode before it is written.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use seedfed_node::api;
+use seedfed_node::chain::ChainStatus;
+use seedfed_protocol::checkpoint::Checkpoint;
+use seedfed_protocol::lms::LmsPublicKey;
+
+use super::launch::{NodeRow, Testnet};
+use super::milestones::verify_checkpoint;
+
+/// The file `up` writes the federation's public key to.
+pub const PUBKEY_FILE: &str = "seedfed.pub";
+
+/// The index of `c`'s first recorded checkpoint that signs master root `root` (hex).
+fn endorsing_checkpoint(c: &ChainStatus, root: &str) -> Option<usize> {
+    c.checkpoints.iter().position(|cp| {
+        hex::decode(&cp.bytes)
+            .ok()
+            .and_then(|b| Checkpoint::from_bytes(&b).ok())
+            .is_some_and(|parsed| hex::encode(parsed.master_root) == root)
+    })
+}
+
+/// Waits until every node has the same final master root endorsed by a verified checkpoint,
+/// printing progress; writes the public key to `dir/seedfed.pub` and returns its path.
+pub(super) async fn wait_key(
+    net: &Testnet,
+    dir: &Path,
+    deadline: Instant,
+) -> anyhow::Result<std::path::PathBuf> {
+    let nodes: Vec<&NodeRow> = net.rows.iter().filter(|r| r.name != "bootstrap").collect();
+    let mut last_final = usize::MAX;
+    loop {
+        let mut all = Vec::new();
+        for r in &nodes {
+            if let Some(c) = api::fetch_status(r.api).await.ok().and_then(|s| s.chain) {
+                all.push((*r, c));
+            }
+        }
+        if all.len() == nodes.len() {
+            let k = &all[0].1.key;
+            let done = all
+                .iter()
+                .map(|(_, c)| c.key.sectors_final)
+                .min()
+                .unwrap_or(0);
+            if done != last_final {
+                last_final = done;
+                let held: usize = all.iter().map(|(_, c)| c.key.held_sectors).sum();
+                println!(
+                    "key generation: {done} of {} sectors final on every node ({} leaves, {}-of-{} shares; {held} held sector records across the nodes)",
+                    k.sectors_total, k.leaves_total, k.leaf_threshold, k.leaf_holders
+                );
+            }
+            if let Some(path) = finished(&all, dir)? {
+                return Ok(path);
+            }
+        }
+        net.check_alive()?;
+        if Instant::now() > deadline {
+            bail!("key generation did not complete in time ({last_final} sectors final on every node)");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// If every node has the key endorsed, checks it everywhere, prints it and writes the file.
+fn finished(
+    all: &[(&NodeRow, ChainStatus)],
+    dir: &Path,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let c0 = &all[0].1;
+    let (Some(root), Some(public)) = (&c0.key.master_root, &c0.key.public_key) else {
+        return Ok(None);
+    };
+    let mut seqs = Vec::new();
+    for (r, c) in all {
+        if c.key.master_root.as_ref() != Some(root) || c.key.public_key.as_ref() != Some(public) {
+            return Ok(None);
+        }
+        let Some(i) = endorsing_checkpoint(c, root) else {
+            return Ok(None);
+        };
+        verify_checkpoint(c, i).with_context(|| format!("on {}", r.name))?;
+        seqs.push(c.checkpoints[i].seq);
+    }
+    let bytes = hex::decode(public).context("a node reported a malformed public key")?;
+    LmsPublicKey::decode_hss(&bytes)
+        .map_err(|e| anyhow::anyhow!("the nodes reported an invalid public key: {e}"))?;
+    let path = dir.join(PUBKEY_FILE);
+    std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("master root {root}: the same on every node");
+    println!(
+        "checkpoint #{} signs it (FROST, Ed25519); verify_strict OK on every node",
+        seqs[0]
+    );
+    println!("public key (RFC 8554, HSS L=1): {public}");
+    println!("wrote {}", path.display());
+    Ok(Some(path))
+}
