@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use frost_ed25519::Ed25519Sha512;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use seedfed_protocol::checkpoint::{self, Checkpoint};
+use seedfed_protocol::checkpoint::{self, Checkpoint, MasterKey};
 use seedfed_protocol::dkg::{self, Ceremony};
 use seedfed_protocol::light_client;
 use seedfed_protocol::member::MemberId;
@@ -110,7 +110,12 @@ fn main() {
         chain_id: [1; 32],
         epoch: 1,
         height: 100,
-        master_root: [2; 32],
+        master_key: MasterKey {
+            lms_type: 8,
+            lmots_type: 3,
+            id: [2; 16],
+            root: [2; 32],
+        },
         validator_set_hash: [3; 32],
     };
     let signers: Vec<MemberId> = keys.keys().take(usize::from(t)).copied().collect();

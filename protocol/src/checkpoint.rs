@@ -1,5 +1,8 @@
 //! Threshold-signed checkpoints: the validators' Ed25519 FROST key (frost-ed25519 3.0) signs a
-//! [`Checkpoint`] so that a light client holding the group key can trust its master root.
+//! [`Checkpoint`] so that a light client holding the group key can trust the federation's master
+//! LMS public key. The checkpoint commits to the whole RFC 8554 public key ([`MasterKey`]: both
+//! type codes, the identifier `I` and the root `T[1]`), not only the root, so a server cannot
+//! hand a client the right root under another parameter set or identifier.
 //! Guarantees: the signed bytes ([`Checkpoint::to_bytes`]) start with a domain label, have fixed
 //! widths and decode back to exactly one checkpoint; the aggregate is a plain RFC 8032 signature
 //! that `verify_strict` accepts; [`aggregate`] names every member whose share is bad.
@@ -13,8 +16,11 @@ pub use frost_ed25519::round1::{SigningCommitments, SigningNonces};
 pub use frost_ed25519::round2::SignatureShare;
 use frost_ed25519::{Ed25519Sha512, Identifier, SigningPackage};
 use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
 
 use crate::dkg::{self, DkgError};
+use crate::lmots::{DecodeError, LmotsType};
+use crate::lms::{LmsPublicKey, LmsType};
 use crate::member::MemberId;
 
 /// The domain label that starts every encoded checkpoint.
@@ -26,6 +32,12 @@ pub enum CheckpointError {
     /// The bytes are not a canonical checkpoint encoding.
     #[error("malformed checkpoint encoding: {0}")]
     Decode(&'static str),
+    /// The checkpoint was made before the master root was final: its master key is all zeros.
+    #[error("checkpoint carries no master key (made before the master root was final)")]
+    NoMasterKey,
+    /// The master key's type codes are not a supported RFC 8554 parameter set.
+    #[error("checkpoint master key is not a valid LMS public key: {0}")]
+    BadMasterKey(DecodeError),
     /// The signing package's message is not the checkpoint the signer was asked to sign.
     #[error("signing package message is not this checkpoint")]
     MessageMismatch,
@@ -47,8 +59,106 @@ pub enum CheckpointError {
     Dkg(#[from] DkgError),
 }
 
-/// What the federation attests at a height: the chain, the epoch, the master LMS root in force
-/// and a hash of the validator set and of the group keys in force after this checkpoint.
+/// The federation's master LMS public key as a checkpoint commits to it: exactly the fields of
+/// an RFC 8554 LMS public key (section 5.3). The type codes are kept as raw `u32`s so that every
+/// value, including the all-zero [`MasterKey::NONE`] of checkpoints made before the master root
+/// is final, encodes and decodes; [`public_key`](Self::public_key) checks them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MasterKey {
+    /// LMS type code (RFC 8554 `type`, e.g. 5 for `LMS_SHA256_M32_H5`).
+    pub lms_type: u32,
+    /// LM-OTS type code (RFC 8554 `otstype`, e.g. 3 for `LMOTS_SHA256_N32_W4`).
+    pub lmots_type: u32,
+    /// Tree identifier `I`.
+    pub id: [u8; 16],
+    /// Root `T[1]`.
+    pub root: [u8; 32],
+}
+
+impl MasterKey {
+    /// No key yet: what checkpoints carry before the master root is final.
+    pub const NONE: MasterKey = MasterKey {
+        lms_type: 0,
+        lmots_type: 0,
+        id: [0; 16],
+        root: [0; 32],
+    };
+
+    /// Encoded length: 4 + 4 + 16 + 32 = 56 bytes, the RFC 8554 LMS public key's.
+    pub const ENCODED_LEN: usize = 4 + 4 + 16 + 32;
+
+    /// Whether this is [`MasterKey::NONE`].
+    pub fn is_none(&self) -> bool {
+        *self == Self::NONE
+    }
+
+    /// `u32be(lms_type) ‖ u32be(lmots_type) ‖ I ‖ root`: for a valid key, the RFC 8554 encoding
+    /// of the LMS public key ([`LmsPublicKey::encode`]).
+    pub fn to_bytes(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut out = [0u8; Self::ENCODED_LEN];
+        out[..4].copy_from_slice(&self.lms_type.to_be_bytes());
+        out[4..8].copy_from_slice(&self.lmots_type.to_be_bytes());
+        out[8..24].copy_from_slice(&self.id);
+        out[24..].copy_from_slice(&self.root);
+        out
+    }
+
+    /// Inverse of [`to_bytes`](Self::to_bytes) (every 56-byte string is some `MasterKey`).
+    pub fn from_bytes(bytes: &[u8; Self::ENCODED_LEN]) -> Self {
+        let mut lms_type = [0u8; 4];
+        lms_type.copy_from_slice(&bytes[..4]);
+        let mut lmots_type = [0u8; 4];
+        lmots_type.copy_from_slice(&bytes[4..8]);
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&bytes[8..24]);
+        let mut root = [0u8; 32];
+        root.copy_from_slice(&bytes[24..]);
+        MasterKey {
+            lms_type: u32::from_be_bytes(lms_type),
+            lmots_type: u32::from_be_bytes(lmots_type),
+            id,
+            root,
+        }
+    }
+
+    /// The LMS public key: `NoMasterKey` for [`MasterKey::NONE`], `BadMasterKey` if a type code is
+    /// not a supported parameter set.
+    pub fn public_key(&self) -> Result<LmsPublicKey, CheckpointError> {
+        if self.is_none() {
+            return Err(CheckpointError::NoMasterKey);
+        }
+        Ok(LmsPublicKey {
+            lms_type: LmsType::from_typecode(self.lms_type)
+                .map_err(CheckpointError::BadMasterKey)?,
+            ots_type: LmotsType::from_typecode(self.lmots_type)
+                .map_err(CheckpointError::BadMasterKey)?,
+            id: self.id,
+            root: self.root,
+        })
+    }
+
+    /// The one-level HSS encoding of the public key (`u32be(1) ‖ LMS public key`, 60 bytes):
+    /// the bytes of `seedfed.pub`, what RFC 8554 verifiers and [`light_client`] take.
+    ///
+    /// [`light_client`]: crate::light_client
+    pub fn encode_hss(&self) -> Result<Vec<u8>, CheckpointError> {
+        Ok(self.public_key()?.encode_hss())
+    }
+}
+
+impl From<&LmsPublicKey> for MasterKey {
+    fn from(pk: &LmsPublicKey) -> Self {
+        MasterKey {
+            lms_type: pk.lms_type.typecode(),
+            lmots_type: pk.ots_type.typecode(),
+            id: pk.id,
+            root: pk.root,
+        }
+    }
+}
+
+/// What the federation attests at a height: the chain, the epoch, the master LMS public key in
+/// force and a hash of the validator set and of the group keys in force after this checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Checkpoint {
     /// The chain id's 32-byte form, `ledger::chain_digest(chain_id)`.
@@ -57,19 +167,20 @@ pub struct Checkpoint {
     pub epoch: u64,
     /// Ledger height of the checkpointed block.
     pub height: u64,
-    /// Root `T[1]` of the federation's master LMS public key.
-    pub master_root: [u8; 32],
+    /// The federation's master LMS public key ([`MasterKey::NONE`] before the master root is
+    /// final).
+    pub master_key: MasterKey,
     /// Hash of the validator set and of the group keys in force after this checkpoint
     /// (`ledger::validator_set_hash`).
     pub validator_set_hash: [u8; 32],
 }
 
 impl Checkpoint {
-    /// Encoded length: 24 + 32 + 8 + 8 + 32 + 32 = 136 bytes.
-    pub const ENCODED_LEN: usize = DOMAIN.len() + 32 + 8 + 8 + 32 + 32;
+    /// Encoded length: 24 + 32 + 8 + 8 + 56 + 32 = 160 bytes.
+    pub const ENCODED_LEN: usize = DOMAIN.len() + 32 + 8 + 8 + MasterKey::ENCODED_LEN + 32;
 
-    /// `DOMAIN ‖ chain_id ‖ u64be(epoch) ‖ u64be(height) ‖ master_root ‖ validator_set_hash`:
-    /// the exact bytes the group signs.
+    /// `DOMAIN ‖ chain_id ‖ u64be(epoch) ‖ u64be(height) ‖ u32be(lms_type) ‖ u32be(lmots_type)
+    /// ‖ I ‖ root ‖ validator_set_hash`: the exact bytes the group signs.
     pub fn to_bytes(&self) -> [u8; Self::ENCODED_LEN] {
         let mut out = [0u8; Self::ENCODED_LEN];
         let mut at = 0;
@@ -78,7 +189,7 @@ impl Checkpoint {
             &self.chain_id,
             &self.epoch.to_be_bytes(),
             &self.height.to_be_bytes(),
-            &self.master_root,
+            &self.master_key.to_bytes(),
             &self.validator_set_hash,
         ] {
             out[at..at + part.len()].copy_from_slice(part);
@@ -106,12 +217,14 @@ impl Checkpoint {
             a.copy_from_slice(&rest[at..at + 8]);
             u64::from_be_bytes(a)
         };
+        let mut key = [0u8; MasterKey::ENCODED_LEN];
+        key.copy_from_slice(&rest[48..48 + MasterKey::ENCODED_LEN]);
         Ok(Checkpoint {
             chain_id: take32(0),
             epoch: take8(32),
             height: take8(40),
-            master_root: take32(48),
-            validator_set_hash: take32(80),
+            master_key: MasterKey::from_bytes(&key),
+            validator_set_hash: take32(48 + MasterKey::ENCODED_LEN),
         })
     }
 }
@@ -238,7 +351,12 @@ pub(crate) mod tests {
             chain_id: [0xc1; 32],
             epoch: 9,
             height: 1234,
-            master_root: [0x5e; 32],
+            master_key: MasterKey {
+                lms_type: LmsType::H10.typecode(),
+                lmots_type: LmotsType::W4.typecode(),
+                id: [0x1d; 16],
+                root: [0x5e; 32],
+            },
             validator_set_hash: [0x7a; 32],
         }
     }
@@ -277,21 +395,88 @@ pub(crate) mod tests {
     fn encoding_round_trips_and_is_strict() {
         let c = sample_checkpoint();
         let bytes = c.to_bytes();
+        assert_eq!(Checkpoint::ENCODED_LEN, 160);
         assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), c);
-        assert!(Checkpoint::from_bytes(&bytes[..135]).is_err());
+        let none = Checkpoint {
+            master_key: MasterKey::NONE,
+            ..c
+        };
+        assert_eq!(Checkpoint::from_bytes(&none.to_bytes()).unwrap(), none);
+        for len in [0, 135, 136, 159] {
+            assert_eq!(
+                Checkpoint::from_bytes(&bytes[..len]).unwrap_err(),
+                CheckpointError::Decode("wrong length")
+            );
+        }
         let mut long = bytes.to_vec();
         long.push(0);
-        assert!(Checkpoint::from_bytes(&long).is_err());
+        assert_eq!(
+            Checkpoint::from_bytes(&long).unwrap_err(),
+            CheckpointError::Decode("wrong length")
+        );
         let mut bad = bytes;
         bad[0] ^= 1;
         assert_eq!(
             Checkpoint::from_bytes(&bad).unwrap_err(),
             CheckpointError::Decode("wrong domain label")
         );
-        // Every field lands in the encoding.
-        let mut d = c;
-        d.height += 1;
-        assert_ne!(d.to_bytes(), bytes);
+        // Every field lands in the encoding, the master key's four as well.
+        let variants: [fn(&mut Checkpoint); 8] = [
+            |d| d.chain_id[5] ^= 1,
+            |d| d.epoch += 1,
+            |d| d.height += 1,
+            |d| d.master_key.lms_type += 1,
+            |d| d.master_key.lmots_type += 1,
+            |d| d.master_key.id[15] ^= 1,
+            |d| d.master_key.root[0] ^= 1,
+            |d| d.validator_set_hash[31] ^= 1,
+        ];
+        for change in variants {
+            let mut d = c;
+            change(&mut d);
+            assert_ne!(d.to_bytes(), bytes);
+            assert_eq!(Checkpoint::from_bytes(&d.to_bytes()).unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn master_key_is_the_rfc_8554_public_key_in_place_of_the_root() {
+        let c = sample_checkpoint();
+        let pk = c.master_key.public_key().unwrap();
+        assert_eq!(pk.lms_type, LmsType::H10);
+        assert_eq!(pk.ots_type, LmotsType::W4);
+        assert_eq!(MasterKey::from(&pk), c.master_key);
+        // The signed bytes carry exactly the RFC 8554 encoding after chain id, epoch, height.
+        let bytes = c.to_bytes();
+        assert_eq!(&bytes[72..128], pk.encode().as_slice());
+        assert_eq!(&bytes[128..], &c.validator_set_hash);
+        assert_eq!(c.master_key.to_bytes().as_slice(), pk.encode().as_slice());
+        assert_eq!(
+            MasterKey::from_bytes(&c.master_key.to_bytes()),
+            c.master_key
+        );
+        // `seedfed.pub`: the one-level HSS encoding, which decodes back to the same key.
+        let hss = c.master_key.encode_hss().unwrap();
+        assert_eq!(hss, pk.encode_hss());
+        assert_eq!(LmsPublicKey::decode_hss(&hss).unwrap(), pk);
+        // No key yet, or type codes that are no parameter set, give no public key.
+        assert!(MasterKey::NONE.is_none() && MasterKey::default().is_none());
+        assert_eq!(
+            MasterKey::NONE.encode_hss().unwrap_err(),
+            CheckpointError::NoMasterKey
+        );
+        let mut bad = c.master_key;
+        bad.lms_type = 4;
+        assert_eq!(
+            bad.public_key().unwrap_err(),
+            CheckpointError::BadMasterKey(DecodeError::UnknownLmsType(4))
+        );
+        let mut bad = c.master_key;
+        bad.lmots_type = 0;
+        assert_eq!(
+            bad.encode_hss().unwrap_err(),
+            CheckpointError::BadMasterKey(DecodeError::UnknownLmotsType(0))
+        );
     }
 
     #[test]
@@ -340,7 +525,7 @@ pub(crate) mod tests {
         let (_, c1) = commit(&keys[&ms[1]], &mut rng);
         let commitments = BTreeMap::from([(ms[0], c0), (ms[1], c1)]);
         let mut other = c;
-        other.master_root[0] ^= 1;
+        other.master_key.root[0] ^= 1;
         let package = signing_package(&other, &commitments).unwrap();
         assert_eq!(
             sign(&c, &package, &n0, &ms[0], &keys[&ms[0]]).unwrap_err(),

@@ -2,15 +2,40 @@
 //! trusts (epoch 0's checkpoint key, or a later one vouched for by a rotation checkpoint) and the
 //! bytes a possibly hostile server hands over. [`verify_checkpoint`] accepts exactly checkpoints
 //! of this chain signed by that key (`verify_strict`); [`verify_signature`] accepts an LMS
-//! signature only under a public key whose root is the checkpoint's master root.
+//! signature only under the public key the checkpoint commits to: same LMS and LM-OTS type
+//! codes, same identifier `I`, same root `T[1]`.
 //!
 //! Walking the checkpoint chain across key rotations is planned, not built: `docs/light-client.md`.
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use subtle::ConstantTimeEq;
 
-use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::checkpoint::{Checkpoint, CheckpointError, MasterKey};
 use crate::lms::{self, LmsPublicKey, VerifyError};
+
+/// A field of the RFC 8554 LMS public key, naming which one differs from the checkpoint's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyField {
+    /// The LMS type code (tree height).
+    LmsType,
+    /// The LM-OTS type code (Winternitz parameter).
+    LmotsType,
+    /// The tree identifier `I`.
+    Id,
+    /// The root `T[1]`.
+    Root,
+}
+
+impl std::fmt::Display for KeyField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyField::LmsType => "LMS type code",
+            KeyField::LmotsType => "LM-OTS type code",
+            KeyField::Id => "identifier I",
+            KeyField::Root => "root T[1]",
+        })
+    }
+}
 
 /// Why a light client rejected what it was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,9 +55,13 @@ pub enum LightClientError {
     /// The group's signature on the checkpoint does not verify.
     #[error("checkpoint signature does not verify under the genesis group key")]
     BadCheckpointSignature,
-    /// The LMS public key's root is not the checkpoint's master root.
-    #[error("LMS public key root is not the checkpoint's master root")]
-    RootMismatch,
+    /// The checkpoint was made before the master root was final: it vouches for no LMS key.
+    #[error("checkpoint carries no master key (made before the master root was final)")]
+    NoMasterKey,
+    /// A field of the LMS public key differs from the checkpoint's master key (the first that
+    /// differs, in encoding order).
+    #[error("LMS public key's {0} differs from the checkpoint's master key")]
+    KeyMismatch(KeyField),
     /// The LMS public key or signature is malformed or does not verify.
     #[error("LMS signature rejected: {0}")]
     Lms(#[from] VerifyError),
@@ -61,8 +90,8 @@ pub fn verify_checkpoint(
     Ok(decoded)
 }
 
-/// Verifies an LMS signature (one-level HSS encodings) on `message` under a public key whose
-/// root must be `checkpoint.master_root`.
+/// Verifies an LMS signature (one-level HSS encodings) on `message` under a public key that must
+/// be exactly `checkpoint.master_key` (see [`check_key`]).
 pub fn verify_signature(
     checkpoint: &Checkpoint,
     lms_public_key_hss: &[u8],
@@ -70,10 +99,30 @@ pub fn verify_signature(
     lms_signature_hss: &[u8],
 ) -> Result<(), LightClientError> {
     let pk = LmsPublicKey::decode_hss(lms_public_key_hss).map_err(VerifyError::from)?;
-    if !bool::from(pk.root.ct_eq(&checkpoint.master_root)) {
-        return Err(LightClientError::RootMismatch);
-    }
+    check_key(&checkpoint.master_key, &pk)?;
     lms::verify_hss_bytes(lms_public_key_hss, message, lms_signature_hss)?;
+    Ok(())
+}
+
+/// Checks that `pk` is the master key a checkpoint commits to: `NoMasterKey` if it commits to
+/// none yet, else `KeyMismatch` naming the first field (LMS type code, LM-OTS type code, `I`,
+/// root) that differs. The root is compared in constant time.
+pub fn check_key(master_key: &MasterKey, pk: &LmsPublicKey) -> Result<(), LightClientError> {
+    if master_key.is_none() {
+        return Err(LightClientError::NoMasterKey);
+    }
+    if pk.lms_type.typecode() != master_key.lms_type {
+        return Err(LightClientError::KeyMismatch(KeyField::LmsType));
+    }
+    if pk.ots_type.typecode() != master_key.lmots_type {
+        return Err(LightClientError::KeyMismatch(KeyField::LmotsType));
+    }
+    if pk.id != master_key.id {
+        return Err(LightClientError::KeyMismatch(KeyField::Id));
+    }
+    if !bool::from(pk.root.ct_eq(&master_key.root)) {
+        return Err(LightClientError::KeyMismatch(KeyField::Root));
+    }
     Ok(())
 }
 
@@ -146,7 +195,7 @@ mod tests {
             let ms = members(5, 0x61);
             let (keys, public) = checkpoint::run_dkg_in_memory(&ms, 3, &mut rng).unwrap();
             let mut cp = sample_checkpoint();
-            cp.master_root = t[1];
+            cp.master_key = MasterKey::from(&pk);
             let mut nonces = BTreeMap::new();
             let mut commitments = BTreeMap::new();
             for m in &ms[1..4] {
@@ -201,10 +250,10 @@ mod tests {
         );
         // A checkpoint with another master root (even if it were signed) rejects the LMS key.
         let mut cp = Checkpoint::from_bytes(&f.checkpoint).unwrap();
-        cp.master_root[0] ^= 1;
+        cp.master_key.root[0] ^= 1;
         assert_eq!(
             verify_signature(&cp, &f.lms_key, MESSAGE, &f.lms_signature).unwrap_err(),
-            LightClientError::RootMismatch
+            LightClientError::KeyMismatch(KeyField::Root)
         );
         // A key that is not an Ed25519 point (the first y that does not decompress).
         let bad = (0u8..=255)
@@ -227,6 +276,95 @@ mod tests {
         assert_eq!(
             verify_checkpoint(&other_key, &chain(), &f.checkpoint, &f.signature).unwrap_err(),
             LightClientError::BadCheckpointSignature
+        );
+    }
+
+    #[test]
+    fn the_checkpoint_key_is_what_seedfed_pub_holds() {
+        let f = fixture();
+        let cp = verify_checkpoint(&f.group_key, &chain(), &f.checkpoint, &f.signature).unwrap();
+        assert_eq!(cp.master_key.encode_hss().unwrap(), f.lms_key);
+    }
+
+    /// A public key with the checkpoint's root but another type code or identifier is refused,
+    /// naming the field, before any signature check.
+    #[test]
+    fn same_root_with_other_type_codes_or_identifier_is_rejected() {
+        let f = fixture();
+        let cp = Checkpoint::from_bytes(&f.checkpoint).unwrap();
+        let pk = LmsPublicKey::decode_hss(&f.lms_key).unwrap();
+        let variants = [
+            (
+                LmsPublicKey {
+                    lms_type: LmsType::H10,
+                    ..pk.clone()
+                },
+                KeyField::LmsType,
+            ),
+            (
+                LmsPublicKey {
+                    ots_type: LmotsType::W8,
+                    ..pk.clone()
+                },
+                KeyField::LmotsType,
+            ),
+            (
+                LmsPublicKey {
+                    id: [8u8; 16],
+                    ..pk.clone()
+                },
+                KeyField::Id,
+            ),
+        ];
+        for (other, field) in variants {
+            assert_eq!(other.root, cp.master_key.root);
+            assert_eq!(
+                verify_signature(&cp, &other.encode_hss(), MESSAGE, &f.lms_signature).unwrap_err(),
+                LightClientError::KeyMismatch(field)
+            );
+        }
+        // Symmetrically: a checkpoint committing to another type code or I refuses the real key.
+        let mk = cp.master_key;
+        let mut id = mk.id;
+        id[0] ^= 0x80;
+        let changes = [
+            (
+                MasterKey {
+                    lms_type: LmsType::H15.typecode(),
+                    ..mk
+                },
+                KeyField::LmsType,
+            ),
+            (
+                MasterKey {
+                    lmots_type: LmotsType::W2.typecode(),
+                    ..mk
+                },
+                KeyField::LmotsType,
+            ),
+            (MasterKey { id, ..mk }, KeyField::Id),
+        ];
+        for (master_key, field) in changes {
+            let other = Checkpoint { master_key, ..cp };
+            assert_eq!(
+                verify_signature(&other, &f.lms_key, MESSAGE, &f.lms_signature).unwrap_err(),
+                LightClientError::KeyMismatch(field)
+            );
+        }
+        assert_eq!(
+            LightClientError::KeyMismatch(KeyField::Id).to_string(),
+            "LMS public key's identifier I differs from the checkpoint's master key"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_before_the_master_key_vouches_for_no_key() {
+        let f = fixture();
+        let mut cp = Checkpoint::from_bytes(&f.checkpoint).unwrap();
+        cp.master_key = MasterKey::NONE;
+        assert_eq!(
+            verify_signature(&cp, &f.lms_key, MESSAGE, &f.lms_signature).unwrap_err(),
+            LightClientError::NoMasterKey
         );
     }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use seedfed_protocol::agent::{Agent, EpochError, Fault};
+use seedfed_protocol::checkpoint::MasterKey;
 use seedfed_protocol::dealing::{self, chunk_bits, DealError, HeldSector};
 use seedfed_protocol::ledger::{chain_digest, decode, KeyParams, LedgerState};
 use seedfed_protocol::light_client;
@@ -34,7 +35,7 @@ fn until_master_checkpoint(net: &mut Net) -> [u8; 32] {
     net.run_until(400, |net| {
         let st = net.st();
         st.master_root
-            .is_some_and(|r| st.checkpoints.iter().any(|c| c.body.master_root == r))
+            .is_some_and(|r| st.checkpoints.iter().any(|c| c.body.master_key.root == r))
     });
     let st = net.st();
     let root = st.master_root.unwrap();
@@ -43,14 +44,12 @@ fn until_master_checkpoint(net: &mut Net) -> [u8; 32] {
     }
     let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
     let roots: Vec<[u8; 32]> = st.sectors.values().map(|s| s.root).collect();
-    assert_eq!(
-        Master::from_sector_roots(layout, &roots).unwrap().root(),
-        root
-    );
+    let master = Master::from_sector_roots(layout, &roots).unwrap();
+    assert_eq!(master.root(), root);
     let cp = st
         .checkpoints
         .iter()
-        .find(|c| c.body.master_root == root)
+        .find(|c| c.body.master_key.root == root)
         .unwrap();
     let verified = light_client::verify_checkpoint(
         &cp.group_key,
@@ -59,7 +58,14 @@ fn until_master_checkpoint(net: &mut Net) -> [u8; 32] {
         &cp.signature.0,
     )
     .unwrap();
-    assert_eq!(verified.master_root, root);
+    // The checkpoint signs the whole RFC 8554 public key (type codes, I, root), and its HSS
+    // encoding is the master tree's public key.
+    assert_eq!(verified.master_key, MasterKey::from(&master.public_key()));
+    assert_eq!(st.master_public_key(), Some(master.public_key()));
+    assert_eq!(
+        verified.master_key.encode_hss().unwrap(),
+        master.public_key().encode_hss()
+    );
     root
 }
 

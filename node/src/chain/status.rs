@@ -87,7 +87,8 @@ pub struct CheckpointInfo {
     pub epoch: u64,
     /// Height it covers.
     pub height: u64,
-    /// The signed 136-byte checkpoint encoding (hex).
+    /// The signed 160-byte checkpoint encoding (hex): chain, epoch, height, the master LMS public
+    /// key (type codes, `I`, root; zeros before it is final), validator-set hash.
     pub bytes: String,
     /// The aggregate Ed25519 signature (hex).
     pub signature: String,

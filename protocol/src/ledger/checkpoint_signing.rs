@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::tx::Signature64;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, MasterKey};
 use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
 
@@ -30,8 +30,9 @@ pub struct CheckpointBody {
     pub epoch: u64,
     /// Height at which it became due.
     pub height: u64,
-    /// The master root (zeros before one exists).
-    pub master_root: [u8; 32],
+    /// The master LMS public key: type codes, `I` and root ([`MasterKey::NONE`], all zeros,
+    /// before the master root is final).
+    pub master_key: MasterKey,
     /// [`validator_set_hash`].
     pub validator_set_hash: [u8; 32],
 }
@@ -43,7 +44,7 @@ impl CheckpointBody {
             chain_id: self.chain_id,
             epoch: self.epoch,
             height: self.height,
-            master_root: self.master_root,
+            master_key: self.master_key,
             validator_set_hash: self.validator_set_hash,
         }
     }

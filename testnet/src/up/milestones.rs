@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use seedfed_node::api;
 use seedfed_node::chain::ChainStatus;
+use seedfed_protocol::checkpoint::Checkpoint;
 
 use super::launch::{NodeRow, Testnet};
 
-/// Verifies a recorded checkpoint: the signature over its 136 bytes verifies with
+/// Verifies a recorded checkpoint: its bytes are a canonical 160-byte checkpoint encoding of
+/// the epoch and height the status reports, the signature over them verifies with
 /// ed25519-dalek `verify_strict` under the group key that signed it, and that key is the
 /// Ed25519 group key of a DKG completed on the ledger.
 pub fn verify_checkpoint(c: &ChainStatus, seq: usize) -> anyhow::Result<()> {
@@ -28,11 +30,21 @@ pub fn verify_checkpoint(c: &ChainStatus, seq: usize) -> anyhow::Result<()> {
     let sig: [u8; 64] = hex::decode(&cp.signature)?
         .try_into()
         .map_err(|_| anyhow::anyhow!("signature is not 64 bytes"))?;
+    let bytes = hex::decode(&cp.bytes)?;
+    let decoded = Checkpoint::from_bytes(&bytes)
+        .with_context(|| format!("checkpoint {} does not decode", cp.seq))?;
+    if (decoded.epoch, decoded.height) != (cp.epoch, cp.height) {
+        bail!(
+            "checkpoint {} signs epoch {} height {}, status says epoch {} height {}",
+            cp.seq,
+            decoded.epoch,
+            decoded.height,
+            cp.epoch,
+            cp.height
+        );
+    }
     ed25519_dalek::VerifyingKey::from_bytes(&key)?
-        .verify_strict(
-            &hex::decode(&cp.bytes)?,
-            &ed25519_dalek::Signature::from_bytes(&sig),
-        )
+        .verify_strict(&bytes, &ed25519_dalek::Signature::from_bytes(&sig))
         .with_context(|| format!("checkpoint {} does not verify", cp.seq))?;
     Ok(())
 }
@@ -135,5 +147,67 @@ pub(super) async fn wait_cycle(net: &Testnet, deadline: Instant) -> anyhow::Resu
             bail!("the epoch cycle did not complete in time (milestones reached: {printed:?})");
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+    use seedfed_node::chain::{CheckpointInfo, DkgStatus};
+    use seedfed_protocol::checkpoint::MasterKey;
+
+    /// A status with one DKG whose Ed25519 key signed `bytes` (an ordinary Ed25519 key: its
+    /// signatures are what the FROST aggregate is).
+    fn status(bytes: &[u8], epoch: u64, height: u64) -> ChainStatus {
+        let sk = SigningKey::from_bytes(&[7; 32]);
+        let key = hex::encode(sk.verifying_key().as_bytes());
+        ChainStatus {
+            dkgs: vec![DkgStatus {
+                ed25519_group_key: key.clone(),
+                ..DkgStatus::default()
+            }],
+            checkpoints: vec![CheckpointInfo {
+                seq: 0,
+                epoch,
+                height,
+                bytes: hex::encode(bytes),
+                signature: hex::encode(sk.sign(bytes).to_bytes()),
+                group_key: key,
+                key_epoch: 0,
+            }],
+            ..ChainStatus::default()
+        }
+    }
+
+    #[test]
+    fn only_signed_canonical_checkpoints_of_the_reported_height_pass() {
+        let cp = Checkpoint {
+            chain_id: [1; 32],
+            epoch: 2,
+            height: 30,
+            master_key: MasterKey {
+                lms_type: 5,
+                lmots_type: 3,
+                id: [4; 16],
+                root: [5; 32],
+            },
+            validator_set_hash: [6; 32],
+        };
+        let bytes = cp.to_bytes();
+        verify_checkpoint(&status(&bytes, 2, 30), 0).unwrap();
+        // Signed, but not the height the status reports.
+        assert!(verify_checkpoint(&status(&bytes, 2, 31), 0).is_err());
+        // Signed, but the old 136-byte layout (no type codes, no I) does not decode.
+        let old: Vec<u8> = [&bytes[..72], &bytes[96..]].concat();
+        assert_eq!(old.len(), 136);
+        let err = verify_checkpoint(&status(&old, 2, 30), 0).unwrap_err();
+        assert!(format!("{err:#}").contains("does not decode"), "{err:#}");
+        // A signature over other bytes.
+        let mut s = status(&bytes, 2, 30);
+        let mut other = cp;
+        other.master_key.id[0] ^= 1;
+        s.checkpoints[0].bytes = hex::encode(other.to_bytes());
+        assert!(verify_checkpoint(&s, 0).is_err());
     }
 }

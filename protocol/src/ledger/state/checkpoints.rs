@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::LedgerState;
-use crate::checkpoint::{self, SignatureShare, SigningCommitments};
+use crate::checkpoint::{self, MasterKey, SignatureShare, SigningCommitments};
 use crate::ledger::checkpoint_signing::{
     validator_set_hash, CheckpointBody, CheckpointDue, CheckpointFault, CheckpointSigning,
     SignedCheckpoint, KEEP_CHECKPOINTS,
@@ -41,7 +41,9 @@ impl LedgerState {
             chain_id: chain_digest(&self.chain_id),
             epoch: self.epoch,
             height: self.height,
-            master_root: self.master_root.unwrap_or([0; 32]),
+            master_key: self
+                .master_public_key()
+                .map_or(MasterKey::NONE, |pk| MasterKey::from(&pk)),
             validator_set_hash: validator_set_hash(
                 &validators,
                 &next.ed25519_group_key,

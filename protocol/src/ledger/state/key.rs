@@ -16,7 +16,7 @@ use crate::dealing::{verify_ack, DealAck, SectorId};
 use crate::ledger::error::LedgerError;
 use crate::ledger::genesis::{chain_digest, KeyParams};
 use crate::ledger::tx::MAX_PAYLOAD_BYTES;
-use crate::lms::{LmsSignature, VerifyError};
+use crate::lms::{LmsPublicKey, LmsSignature, VerifyError};
 use crate::master::Master;
 use crate::member::MemberId;
 
@@ -327,6 +327,14 @@ impl LedgerState {
             .public_key(root)
             .verify(&request.digest, &sig)
             .map_err(bad)
+    }
+
+    /// The master LMS public key (the ledger's layout with the final master root), `None` before
+    /// the master root is final. The layout cannot fail here: genesis validation checked it.
+    pub fn master_public_key(&self) -> Option<LmsPublicKey> {
+        let root = self.master_root?;
+        let layout = self.key.layout(&chain_digest(&self.chain_id)).ok()?;
+        Some(layout.public_key(root))
     }
 
     /// The owner of every sector for the current epoch's beacon and validator snapshot.
