@@ -33,15 +33,18 @@ const ENV: &[(&str, &str)] = &[
     ("SEEDFED__CONSENSUS__SYNC_INTERVAL_MS", "500"),
 ];
 
-/// Whether `c` has a final master root and a recorded checkpoint of it.
+/// Whether `c` has a final key and a recorded checkpoint that signs the whole public key.
 fn key_endorsed(c: &ChainStatus) -> bool {
-    let Some(root) = &c.key.master_root else {
+    let Some(public) = &c.key.public_key else {
         return false;
     };
     c.checkpoints.iter().any(|cp| {
         let bytes = hex::decode(&cp.bytes).unwrap();
         let parsed = seedfed_protocol::checkpoint::Checkpoint::from_bytes(&bytes).unwrap();
-        hex::encode(parsed.master_root) == *root
+        parsed
+            .master_key
+            .encode_hss()
+            .is_ok_and(|k| hex::encode(k) == *public)
     })
 }
 

@@ -3,7 +3,8 @@
 //! that signs it, and `seedfed.pub` written into the testnet directory.
 //!
 //! Guarantees: the key counts only when every node's ledger has the same master root and
-//! public key, and every node's checkpoint of that root verifies (`verify_strict`); the file is
+//! public key, and every node has a checkpoint that signs that whole public key (type codes,
+//! identifier, root) and verifies (`verify_strict`); the file is
 //! the HSS L=1 encoding every node reports, checked to decode before it is written.
 
 use std::path::Path;
@@ -21,13 +22,15 @@ use super::milestones::verify_checkpoint;
 /// The file `up` writes the federation's public key to.
 pub const PUBKEY_FILE: &str = "seedfed.pub";
 
-/// The index of `c`'s first recorded checkpoint that signs master root `root` (hex).
-fn endorsing_checkpoint(c: &ChainStatus, root: &str) -> Option<usize> {
+/// The index of `c`'s first recorded checkpoint that signs the public key `public` (the HSS
+/// encoding, hex): its master key has the same type codes, identifier and root.
+fn endorsing_checkpoint(c: &ChainStatus, public: &str) -> Option<usize> {
     c.checkpoints.iter().position(|cp| {
         hex::decode(&cp.bytes)
             .ok()
             .and_then(|b| Checkpoint::from_bytes(&b).ok())
-            .is_some_and(|parsed| hex::encode(parsed.master_root) == root)
+            .and_then(|parsed| parsed.master_key.encode_hss().ok())
+            .is_some_and(|key| hex::encode(key) == public)
     })
 }
 
@@ -88,7 +91,7 @@ fn finished(
         if c.key.master_root.as_ref() != Some(root) || c.key.public_key.as_ref() != Some(public) {
             return Ok(None);
         }
-        let Some(i) = endorsing_checkpoint(c, root) else {
+        let Some(i) = endorsing_checkpoint(c, public) else {
             return Ok(None);
         };
         verify_checkpoint(c, i).with_context(|| format!("on {}", r.name))?;
@@ -101,7 +104,7 @@ fn finished(
     std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
     println!("master root {root}: the same on every node");
     println!(
-        "checkpoint #{} signs it (FROST, Ed25519); verify_strict OK on every node",
+        "checkpoint #{} signs the whole public key (FROST, Ed25519); verify_strict OK on every node",
         seqs[0]
     );
     println!("public key (RFC 8554, HSS L=1): {public}");
