@@ -117,7 +117,8 @@ fn check_shares(net: &Net, rebuild: usize) -> Vec<MemberId> {
             for h in hs {
                 let Some(held) = records.get(h) else { continue };
                 let (_, share) = held.shares.iter().find(|(l, _)| *l == leaf).unwrap();
-                shamir::verify_share(share, &held.commitments[i], k).unwrap();
+                let commitment = held.commitments[i].decode().unwrap();
+                shamir::verify_share(share, &commitment, k).unwrap();
                 shares.push(share.clone());
             }
             assert!(
