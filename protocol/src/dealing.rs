@@ -6,6 +6,22 @@
 //! is readable only by its holder, and a holder can prove to anyone that a batch signed by the
 //! owner carries a share that fails its commitment (or is malformed) without revealing anything
 //! but that one batch. The message-by-message protocol is in `docs/protocol.md`.
+//!
+//! Commitments travel and are kept as [`EncodedCommitment`]s (compressed points, counted but
+//! not decompressed on decoding): the commitments tree hashes the encodings, so nobody needs
+//! the points to compute or check a root. A holder decompresses only the commitments of the
+//! leaves it holds, in [`open_batch`], before any of their points is used, and refuses the
+//! batch (`DealError::InvalidCommitment`, provable by a complaint) if one is not a valid
+//! point. It does not decompress the commitments of the other leaves of the chunk, and so may
+//! acknowledge a root that binds an invalid encoding for a leaf it does not hold. That is no
+//! weaker than before: it could never check those leaves' shares either, so an invalid point
+//! there is one more way for the owner to deal a leaf badly to *that leaf's* holders, who
+//! decompress it, refuse the batch and do not acknowledge; a sector root needs `a`
+//! acknowledgements from every leaf's own holders. The root still binds every holder to the
+//! same bytes for every leaf, and anyone who later needs a leaf's points (repair, audit, fault
+//! attribution) decodes them with [`EncodedCommitment::decode`] and gets an error, never a
+//! point, from an invalid encoding. The owner encodes each commitment once (at dealing) and
+//! hashes a chunk once ([`ChunkCommitments`]) for all of the chunk's batches.
 
 use std::collections::BTreeSet;
 
@@ -19,7 +35,7 @@ use zeroize::Zeroizing;
 use crate::hash::{hash32, position_salt, Domain};
 use crate::member::MemberId;
 use crate::seal::{self, RevealedSecret, Sealed};
-use crate::shamir::{self, Commitment, Share};
+use crate::shamir::{self, Commitment, EncodedCommitment, Share};
 
 const LEAF: Domain = Domain::new("seedfed-dealcmt");
 const NODE: Domain = Domain::new("seedfed-dealnode");
@@ -44,6 +60,12 @@ pub enum DealError {
     /// The chunk is outside the sector or has the wrong number of commitments.
     #[error("deal batch chunk malformed: {0}")]
     BadChunk(&'static str),
+    /// A commitment of a leaf the holder holds is not a valid point encoding.
+    #[error("commitment of leaf {leaf} has an invalid point encoding")]
+    InvalidCommitment {
+        /// The leaf.
+        leaf: u64,
+    },
     /// A commitment has the wrong threshold.
     #[error("commitment of leaf {leaf} has {got} points, threshold is {k}")]
     BadCommitment {
@@ -102,14 +124,11 @@ impl SectorId {
     }
 }
 
-/// The hash of one leaf's commitment, the Merkle leaf of the commitments tree.
-pub fn commitment_hash(leaf: u64, commitment: &Commitment) -> [u8; 32] {
-    let points: Vec<u8> = commitment
-        .to_compressed()
-        .iter()
-        .flat_map(|p| p.to_bytes())
-        .collect();
-    hash32(LEAF, &[], &position_salt(0, leaf), &[&points])
+/// The hash of one leaf's commitment (of its points' encodings, as they are on the wire), the
+/// Merkle leaf of the commitments tree. Takes a [`Commitment`] or an [`EncodedCommitment`].
+pub fn commitment_hash<C: AsRef<EncodedCommitment>>(leaf: u64, commitment: &C) -> [u8; 32] {
+    let points = commitment.as_ref().as_bytes().as_flattened();
+    hash32(LEAF, &[], &position_salt(0, leaf), &[points])
 }
 
 fn node_hash(level: u32, index: u64, left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
@@ -140,7 +159,10 @@ fn parents(hashes: &[[u8; 32]], level: u32, first: u64) -> (Vec<[u8; 32]>, u32, 
 
 /// The root of a chunk's commitments (`commitments.len()` a power of two, `first_leaf` aligned
 /// to it): a node of the sector's commitments tree.
-pub fn chunk_root(first_leaf: u64, commitments: &[Commitment]) -> Result<[u8; 32], DealError> {
+pub fn chunk_root<C: AsRef<EncodedCommitment>>(
+    first_leaf: u64,
+    commitments: &[C],
+) -> Result<[u8; 32], DealError> {
     Ok(subtree_root(
         leaf_hashes(first_leaf, commitments)?,
         0,
@@ -149,7 +171,10 @@ pub fn chunk_root(first_leaf: u64, commitments: &[Commitment]) -> Result<[u8; 32
 }
 
 /// The commitment hashes of an aligned, power-of-two chunk starting at `first_leaf`.
-fn leaf_hashes(first_leaf: u64, commitments: &[Commitment]) -> Result<Vec<[u8; 32]>, DealError> {
+fn leaf_hashes<C: AsRef<EncodedCommitment>>(
+    first_leaf: u64,
+    commitments: &[C],
+) -> Result<Vec<[u8; 32]>, DealError> {
     let n = commitments.len();
     if n == 0 || !n.is_power_of_two() || !first_leaf.is_multiple_of(n as u64) {
         return Err(DealError::BadChunk("not an aligned power-of-two range"));
@@ -173,9 +198,9 @@ pub fn commitments_root(first_leaf: u64, chunk_bits: u8, chunk_roots: &[[u8; 32]
 
 /// The authentication path of `leaf`'s commitment inside its chunk (bottom up), for a
 /// complaint; `commitments` is the chunk starting at `first_leaf`.
-pub fn chunk_path(
+pub fn chunk_path<C: AsRef<EncodedCommitment>>(
     first_leaf: u64,
-    commitments: &[Commitment],
+    commitments: &[C],
     leaf: u64,
 ) -> Result<Vec<[u8; 32]>, DealError> {
     let mut hashes = leaf_hashes(first_leaf, commitments)?;
@@ -195,7 +220,11 @@ pub fn chunk_path(
 }
 
 /// Recomputes a chunk root from one leaf's commitment and its path.
-pub fn root_from_path(leaf: u64, commitment: &Commitment, path: &[[u8; 32]]) -> [u8; 32] {
+pub fn root_from_path<C: AsRef<EncodedCommitment>>(
+    leaf: u64,
+    commitment: &C,
+    path: &[[u8; 32]],
+) -> [u8; 32] {
     let mut h = commitment_hash(leaf, commitment);
     let mut idx = leaf;
     for (level, sibling) in path.iter().enumerate() {
@@ -221,8 +250,9 @@ pub struct DealBatch {
     pub holder: MemberId,
     /// First (global) leaf of the chunk.
     pub first_leaf: u64,
-    /// One commitment per leaf of the chunk (`2^k` of them, `k ≤ MAX_CHUNK_BITS`).
-    pub commitments: Vec<Commitment>,
+    /// One commitment per leaf of the chunk (`2^k` of them, `k ≤ MAX_CHUNK_BITS`), encoded:
+    /// the holder decodes those of its own leaves in [`open_batch`].
+    pub commitments: Vec<EncodedCommitment>,
     /// `seal_ephemeral` box of the holder's `(leaf u64 LE ‖ share 32 bytes)` entries, in leaf
     /// order.
     pub sealed: Sealed,
@@ -286,7 +316,7 @@ impl DealBatch {
     }
 
     /// Checks the owner's signature and the chunk's shape (aligned, at most
-    /// `2^MAX_CHUNK_BITS` leaves, every commitment with `k` points).
+    /// `2^MAX_CHUNK_BITS` leaves, every commitment with `k` encoded points). Decodes no point.
     pub fn verify_public(&self, k: usize) -> Result<[u8; 32], DealError> {
         if self.commitments.len() > 1 << MAX_CHUNK_BITS {
             return Err(DealError::BadChunk("chunk larger than the maximum"));
@@ -320,14 +350,56 @@ pub struct Recipient {
     pub x25519: [u8; 32],
 }
 
-/// Builds the owner's batch for `to`: `shares` are `(global leaf, share)` for the leaves of
-/// the chunk that `to` holds, in leaf order; `commitments` the whole chunk's.
+/// The owner's commitments of one chunk, encoded and hashed once for all of the chunk's
+/// batches: the encodings of an aligned, power-of-two run of leaves and their root.
+#[derive(Clone, Debug)]
+pub struct ChunkCommitments {
+    first_leaf: u64,
+    commitments: Vec<EncodedCommitment>,
+    root: [u8; 32],
+}
+
+impl ChunkCommitments {
+    /// The chunk of `commitments` (a power of two, at most `2^MAX_CHUNK_BITS`) starting at
+    /// `first_leaf` (aligned to it).
+    pub fn new(
+        first_leaf: u64,
+        commitments: Vec<EncodedCommitment>,
+    ) -> Result<ChunkCommitments, DealError> {
+        if commitments.len() > 1 << MAX_CHUNK_BITS {
+            return Err(DealError::BadChunk("chunk larger than the maximum"));
+        }
+        let root = chunk_root(first_leaf, &commitments)?;
+        Ok(ChunkCommitments {
+            first_leaf,
+            commitments,
+            root,
+        })
+    }
+
+    /// The chunk's first global leaf.
+    pub fn first_leaf(&self) -> u64 {
+        self.first_leaf
+    }
+
+    /// The chunk's commitments, in leaf order.
+    pub fn commitments(&self) -> &[EncodedCommitment] {
+        &self.commitments
+    }
+
+    /// The chunk's root (a node of the sector's commitments tree).
+    pub fn root(&self) -> [u8; 32] {
+        self.root
+    }
+}
+
+/// Builds the owner's batch of `chunk` for `to`: `shares` are `(global leaf, share)` for the
+/// leaves of the chunk that `to` holds, in leaf order.
 pub fn seal_batch<R: RngCore + CryptoRng>(
     id: SectorId,
     owner_key: &SigningKey,
     to: Recipient,
-    first_leaf: u64,
-    commitments: Vec<Commitment>,
+    chunk: &ChunkCommitments,
     shares: &[(u64, &Share)],
     rng: &mut R,
 ) -> Result<DealBatch, DealError> {
@@ -338,7 +410,7 @@ pub fn seal_batch<R: RngCore + CryptoRng>(
         id: holder,
         x25519: holder_x25519,
     } = to;
-    let root = chunk_root(first_leaf, &commitments)?;
+    let (first_leaf, root) = (chunk.first_leaf, chunk.root);
     let mut plain = Zeroizing::new(Vec::with_capacity(shares.len() * ENTRY_LEN));
     for (leaf, share) in shares {
         if share.holder != holder {
@@ -354,7 +426,7 @@ pub fn seal_batch<R: RngCore + CryptoRng>(
         id,
         holder,
         first_leaf,
-        commitments,
+        commitments: chunk.commitments.clone(),
         sealed,
         signature: owner_key.sign(&msg).to_bytes().to_vec(),
     })
@@ -396,16 +468,28 @@ fn parse_entries(
     Ok(out)
 }
 
+/// Decodes the commitments of the leaves of `shares` (rejecting an invalid point before any is
+/// used) and checks every share against its commitment.
 fn check_shares<R: RngCore + CryptoRng>(
     batch: &DealBatch,
     shares: &ReceivedShares,
     k: usize,
     rng: &mut R,
 ) -> Result<(), DealError> {
-    let items: Vec<(&Share, &Commitment)> = shares
+    let commitments = shares
         .iter()
-        .map(|(leaf, s)| (s, &batch.commitments[(leaf - batch.first_leaf) as usize]))
-        .collect();
+        .map(|(leaf, _)| {
+            let encoded = leaf
+                .checked_sub(batch.first_leaf)
+                .and_then(|i| batch.commitments.get(usize::try_from(i).ok()?))
+                .ok_or(DealError::Malformed("leaf outside the chunk"))?;
+            encoded
+                .decode()
+                .map_err(|_| DealError::InvalidCommitment { leaf: *leaf })
+        })
+        .collect::<Result<Vec<Commitment>, DealError>>()?;
+    let items: Vec<(&Share, &Commitment)> =
+        shares.iter().map(|(_, s)| s).zip(&commitments).collect();
     match shamir::verify_batch(&items, k, rng) {
         Ok(()) => Ok(()),
         Err(shamir::ShamirError::BadShares { indices }) => Err(DealError::BadShares {
@@ -417,8 +501,9 @@ fn check_shares<R: RngCore + CryptoRng>(
 
 /// The holder's side: checks the batch is for `expected` context and holder, signed by the
 /// owner, opens it, checks its leaves are exactly `my_leaves` (the chunk's leaves the ledger
-/// assigns to this holder) and every share against its commitment. Returns the shares and the
-/// chunk root.
+/// assigns to this holder) and every share against its commitment, decoding the commitments of
+/// exactly those leaves (an invalid point is [`DealError::InvalidCommitment`]). Returns the
+/// shares and the chunk root.
 pub fn open_batch<R: RngCore + CryptoRng>(
     batch: &DealBatch,
     expected: &SectorId,
@@ -533,6 +618,7 @@ pub fn judge_complaint<R: RngCore + CryptoRng>(
     }
     match check_shares(batch, &shares, k, rng) {
         Ok(()) => Err(DealError::ComplaintRejected("every share verifies")),
+        Err(DealError::InvalidCommitment { .. }) => Ok("commitment with an invalid point"),
         Err(_) => Ok("share fails its commitment"),
     }
 }
@@ -546,7 +632,9 @@ pub fn chunk_bits(sector_height: u32) -> u8 {
 
 /// What a holder keeps of a sector once every batch checked: the commitments of every leaf
 /// (public; needed to attribute faults at signing and repair) and its own shares (secret;
-/// the node stores the whole record sealed at rest). `Debug` redacts the shares.
+/// the node stores the whole record sealed at rest). `Debug` redacts the shares. The
+/// commitments are kept encoded: those of the holder's own leaves were decoded and checked,
+/// the others only hashed into the acknowledged root (see the module doc); decode on use.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HeldSector {
     /// The sector and its owner.
@@ -556,7 +644,7 @@ pub struct HeldSector {
     /// The sector's first global leaf.
     pub first_leaf: u64,
     /// One commitment per leaf of the sector, in leaf order.
-    pub commitments: Vec<Commitment>,
+    pub commitments: Vec<EncodedCommitment>,
     /// This holder's shares: `(global leaf, share)` in leaf order.
     pub shares: ReceivedShares,
 }

@@ -16,6 +16,20 @@
 //! Holders must also check that the commitment has exactly k points (the functions take the
 //! expected `k`): a longer commitment would mean a higher-degree polynomial that k shares do not
 //! determine. All holders must see the same commitment (the ledger publishes it).
+//!
+//! Encodings. Compressing or decompressing a point costs an inverse square root, as much as
+//! the batched check of a share spends per point, so a commitment is encoded once and the
+//! encoding travels with it. [`EncodedCommitment`] is the wire and hashing form: the points'
+//! 32-byte ristretto255 encodings, 1 to [`MAX_THRESHOLD`] of them, *not* checked to be points;
+//! it can be hashed and forwarded but not used. [`Commitment`] is the usable form: valid points
+//! together with their encoding (serialised from it, never recompressed). The only ways to a
+//! `Commitment` are dealing, building one from points, [`EncodedCommitment::decode`] (which
+//! rejects an invalid encoding before any point is used) and decoding a `Commitment` from bytes
+//! (which does the same), so a `Commitment` always holds 1..=[`MAX_THRESHOLD`] valid points
+//! matching its encoding. Both forms have the same wire encoding as before they were split (a
+//! sequence of 32-byte compressed points). The dealer encodes in batches: it computes the
+//! halves `(a_j/2)·G` and dalek's `double_and_compress_batch` encodes their doubles `a_j·G`
+//! with one shared field inversion instead of an inverse square root per point.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -70,6 +84,12 @@ pub enum ShamirError {
         expected: usize,
         /// Points in the commitment.
         got: usize,
+    },
+    /// A commitment's point encoding is not a valid ristretto255 point.
+    #[error("commitment point {index} is not a valid ristretto255 encoding")]
+    InvalidPoint {
+        /// Position of the point in the commitment (the coefficient index).
+        index: usize,
     },
     /// A share does not match its commitment.
     #[error("share of holder {0:?} does not match the commitment")]
@@ -223,63 +243,183 @@ impl std::fmt::Debug for Share {
     }
 }
 
+/// A commitment as it travels and is hashed: the 32-byte ristretto255 encodings of its points,
+/// 1 to [`MAX_THRESHOLD`] of them. Decoding from bytes checks only the count; the encodings are
+/// checked to be points by [`EncodedCommitment::decode`], which every use of the points goes
+/// through. Public.
+#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "Vec<[u8; 32]>")]
+pub struct EncodedCommitment(Vec<[u8; 32]>);
+
+impl TryFrom<Vec<[u8; 32]>> for EncodedCommitment {
+    type Error = ShamirError;
+    fn try_from(encodings: Vec<[u8; 32]>) -> Result<Self, ShamirError> {
+        check_point_count(encodings.len())?;
+        Ok(EncodedCommitment(encodings))
+    }
+}
+
+impl Serialize for EncodedCommitment {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl std::fmt::Debug for EncodedCommitment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(hex::encode))
+            .finish()
+    }
+}
+
+impl AsRef<EncodedCommitment> for EncodedCommitment {
+    fn as_ref(&self) -> &EncodedCommitment {
+        self
+    }
+}
+
+impl EncodedCommitment {
+    /// The threshold k the commitment claims (number of encoded points).
+    pub fn threshold(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The points' encodings, in coefficient order.
+    pub fn as_bytes(&self) -> &[[u8; 32]] {
+        &self.0
+    }
+
+    /// Decompresses every point: the usable commitment, or [`ShamirError::InvalidPoint`]
+    /// naming the first encoding that is not a canonical ristretto255 point.
+    pub fn decode(&self) -> Result<Commitment, ShamirError> {
+        let points = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(index, bytes)| {
+                CompressedRistretto(*bytes)
+                    .decompress()
+                    .ok_or(ShamirError::InvalidPoint { index })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Commitment {
+            points,
+            encoded: self.clone(),
+        })
+    }
+}
+
+fn check_point_count(n: usize) -> Result<(), ShamirError> {
+    if n == 0 || n > MAX_THRESHOLD {
+        return Err(ShamirError::InvalidThreshold { k: n, holders: n });
+    }
+    Ok(())
+}
+
 /// The Feldman commitment to one secret's polynomial: `C_j = a_j·G` for `j = 0..k`, so
-/// `C_0 = secret·G`. Public. Decoding rejects invalid points, an empty vector and more than
-/// [`MAX_THRESHOLD`] points.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "Vec<RistrettoPoint>", into = "Vec<RistrettoPoint>")]
-pub struct Commitment(Vec<RistrettoPoint>);
+/// `C_0 = secret·G`, with the points' encoding computed once (serialisation and hashing use it).
+/// Public. Always 1..=[`MAX_THRESHOLD`] valid points: decoding rejects invalid points, an empty
+/// vector and more than [`MAX_THRESHOLD`] points.
+#[derive(Clone)]
+pub struct Commitment {
+    points: Vec<RistrettoPoint>,
+    /// `points[j].compress()`, for every `j`.
+    encoded: EncodedCommitment,
+}
 
 impl TryFrom<Vec<RistrettoPoint>> for Commitment {
     type Error = ShamirError;
     fn try_from(points: Vec<RistrettoPoint>) -> Result<Self, ShamirError> {
-        if points.is_empty() || points.len() > MAX_THRESHOLD {
-            return Err(ShamirError::InvalidThreshold {
-                k: points.len(),
-                holders: points.len(),
-            });
-        }
-        Ok(Commitment(points))
+        check_point_count(points.len())?;
+        let encoded = EncodedCommitment(points.iter().map(|p| p.compress().to_bytes()).collect());
+        Ok(Commitment { points, encoded })
     }
 }
 
 impl From<Commitment> for Vec<RistrettoPoint> {
     fn from(c: Commitment) -> Self {
-        c.0
+        c.points
+    }
+}
+
+impl From<Commitment> for EncodedCommitment {
+    fn from(c: Commitment) -> Self {
+        c.encoded
+    }
+}
+
+impl AsRef<EncodedCommitment> for Commitment {
+    fn as_ref(&self) -> &EncodedCommitment {
+        &self.encoded
+    }
+}
+
+/// Equal points have equal (canonical) encodings, so comparing encodings compares points.
+impl PartialEq for Commitment {
+    fn eq(&self, other: &Self) -> bool {
+        self.encoded == other.encoded
+    }
+}
+
+impl Eq for Commitment {}
+
+impl std::fmt::Debug for Commitment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Commitment").field(&self.encoded).finish()
+    }
+}
+
+impl Serialize for Commitment {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.encoded.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Commitment {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        EncodedCommitment::deserialize(deserializer)?
+            .decode()
+            .map_err(serde::de::Error::custom)
     }
 }
 
 impl Commitment {
     /// The threshold k (number of coefficients).
     pub fn threshold(&self) -> usize {
-        self.0.len()
+        self.points.len()
     }
 
     /// `C_0 = secret·G`, the public image of the secret.
     pub fn secret_point(&self) -> RistrettoPoint {
-        self.0[0]
+        self.points[0]
     }
 
     /// The coefficient commitments.
     pub fn points(&self) -> &[RistrettoPoint] {
-        &self.0
+        &self.points
+    }
+
+    /// The points' encodings (computed once, not recompressed).
+    pub fn encoded(&self) -> &EncodedCommitment {
+        &self.encoded
     }
 
     /// Errors unless the commitment has exactly `k` points.
     pub fn check_threshold(&self, k: usize) -> Result<(), ShamirError> {
-        if self.0.len() == k {
+        if self.points.len() == k {
             Ok(())
         } else {
             Err(ShamirError::WrongThreshold {
                 expected: k,
-                got: self.0.len(),
+                got: self.points.len(),
             })
         }
     }
 
     /// `f(x)·G = Σ x^j·C_j`: the public image of the share at `x`.
     pub(crate) fn evaluate(&self, x: &Scalar) -> RistrettoPoint {
-        RistrettoPoint::vartime_multiscalar_mul(powers(x, self.0.len()), self.0.iter())
+        RistrettoPoint::vartime_multiscalar_mul(powers(x, self.points.len()), self.points.iter())
     }
 
     /// The public share point `s_i·G` of `member` (the share it should hold).
@@ -290,14 +430,17 @@ impl Commitment {
     /// The same commitment as frost's type, for use with frost's APIs
     /// (e.g. `frost_ristretto255::keys::SecretShare::verify`).
     pub fn to_frost(&self) -> Result<VerifiableSecretSharingCommitment, ShamirError> {
-        let encoded: Vec<[u8; 32]> = self.0.iter().map(|p| p.compress().to_bytes()).collect();
-        VerifiableSecretSharingCommitment::deserialize(encoded)
+        VerifiableSecretSharingCommitment::deserialize(self.encoded.0.clone())
             .map_err(|e| ShamirError::Interpolation(e.to_string()))
     }
 
-    /// Compressed encodings of the points.
+    /// Compressed encodings of the points (copies of the cached encoding).
     pub fn to_compressed(&self) -> Vec<CompressedRistretto> {
-        self.0.iter().map(|p| p.compress()).collect()
+        self.encoded
+            .0
+            .iter()
+            .map(|b| CompressedRistretto(*b))
+            .collect()
     }
 }
 
@@ -355,25 +498,40 @@ impl XCache {
     }
 }
 
+/// Points encoded per `double_and_compress_batch` call: one field inversion per block, and a
+/// bounded scratch (a few hundred bytes per point) however large the dealing.
+const COMPRESS_BLOCK: usize = 4096;
+
+/// One dealt secret before its commitment is encoded: the halved commitment points
+/// `(a_j/2)·G` (see [`encode_dealings`]) and the shares.
+struct HalfDealt {
+    halves: Vec<RistrettoPoint>,
+    shares: Vec<Share>,
+}
+
 fn deal_one<R: RngCore + CryptoRng>(
     secret: &LeafSecret,
     holders: &[MemberId],
     k: usize,
+    half: &Scalar,
     cache: &mut XCache,
     rng: &mut R,
-) -> Result<Dealing, ShamirError> {
+) -> Result<HalfDealt, ShamirError> {
     check_holders(holders, k)?;
     let mut coefficients = Zeroizing::new(Vec::with_capacity(k));
     coefficients.push(secret.0);
     for _ in 1..k {
         coefficients.push(Scalar::random(rng));
     }
-    let commitment = Commitment(
-        coefficients
-            .iter()
-            .map(|a| a * RISTRETTO_BASEPOINT_TABLE)
-            .collect(),
-    );
+    let halves = coefficients
+        .iter()
+        .map(|a| {
+            let mut h = a * half;
+            let point = &h * RISTRETTO_BASEPOINT_TABLE;
+            h.zeroize();
+            point
+        })
+        .collect();
     let mut shares = Vec::with_capacity(holders.len());
     for h in holders {
         let x = cache.get(h)?;
@@ -385,7 +543,46 @@ fn deal_one<R: RngCore + CryptoRng>(
         shares.push(Share::from_scalar(*h, acc));
         acc.zeroize();
     }
-    Ok(Dealing { commitment, shares })
+    Ok(HalfDealt { halves, shares })
+}
+
+/// Finishes dealings: the commitment points are the doubles `C_j = 2·((a_j/2)·G) = a_j·G` of
+/// the halves, and their encodings come from `double_and_compress_batch` (one inversion per
+/// block of points instead of one inverse square root per point).
+fn encode_dealings(dealt: Vec<HalfDealt>) -> Vec<Dealing> {
+    let halves: Vec<&RistrettoPoint> = dealt.iter().flat_map(|d| &d.halves).collect();
+    let encodings: Vec<CompressedRistretto> = halves
+        .chunks(COMPRESS_BLOCK)
+        .flat_map(|block| RistrettoPoint::double_and_compress_batch(block.iter().copied()))
+        .collect();
+    let mut encodings = encodings.into_iter();
+    dealt
+        .into_iter()
+        .map(|d| finish_dealing(d, &mut encodings))
+        .collect()
+}
+
+/// One dealing from its halves and the next encodings of `encodings` (those of its doubles).
+fn finish_dealing(
+    d: HalfDealt,
+    encodings: &mut impl Iterator<Item = CompressedRistretto>,
+) -> Dealing {
+    let encoded = EncodedCommitment(
+        encodings
+            .take(d.halves.len())
+            .map(|c| c.to_bytes())
+            .collect(),
+    );
+    let points = d.halves.iter().map(|q| q + q).collect();
+    Dealing {
+        commitment: Commitment { points, encoded },
+        shares: d.shares,
+    }
+}
+
+/// `1/2` modulo the group order.
+fn half() -> Scalar {
+    Scalar::from(2u8).invert()
 }
 
 /// Deals `secret` k-of-r to `holders` (distinct, 1 ≤ k ≤ r).
@@ -395,21 +592,26 @@ pub fn deal<R: RngCore + CryptoRng>(
     k: usize,
     rng: &mut R,
 ) -> Result<Dealing, ShamirError> {
-    deal_one(secret, holders, k, &mut XCache::default(), rng)
+    let one = deal_one(secret, holders, k, &half(), &mut XCache::default(), rng)?;
+    let encodings = RistrettoPoint::double_and_compress_batch(&one.halves);
+    Ok(finish_dealing(one, &mut encodings.into_iter()))
 }
 
 /// Deals many secrets, each to its own holder list, k-of-r. Returns one [`Dealing`] per item,
-/// in order. Caches the holders' x-coordinates across the batch.
+/// in order. Caches the holders' x-coordinates across the batch and encodes all commitments
+/// in batches.
 pub fn deal_batch<'a, R, I>(items: I, k: usize, rng: &mut R) -> Result<Vec<Dealing>, ShamirError>
 where
     R: RngCore + CryptoRng,
     I: IntoIterator<Item = (&'a LeafSecret, &'a [MemberId])>,
 {
     let mut cache = XCache::default();
-    items
+    let half = half();
+    let dealt = items
         .into_iter()
-        .map(|(secret, holders)| deal_one(secret, holders, k, &mut cache, rng))
-        .collect()
+        .map(|(secret, holders)| deal_one(secret, holders, k, &half, &mut cache, rng))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(encode_dealings(dealt))
 }
 
 /// Checks one share against its commitment (which must have exactly `k` points).
@@ -417,7 +619,8 @@ pub fn verify_share(share: &Share, commitment: &Commitment, k: usize) -> Result<
     commitment.check_threshold(k)?;
     let expected = commitment.evaluate(&x_coordinate(&share.holder)?);
     let actual = share.value() * RISTRETTO_BASEPOINT_TABLE;
-    if bool::from(actual.compress().ct_eq(&expected.compress())) {
+    // Group equality without encoding either point (ristretto's constant-time comparison).
+    if bool::from(actual.ct_eq(&expected)) {
         Ok(())
     } else {
         Err(ShamirError::ShareMismatch(share.holder))
@@ -695,6 +898,109 @@ pub(crate) mod tests {
         assert_eq!(c, d.commitment);
         let s: Share = roundtrip(&d.shares[1]);
         verify_share(&s, &c, 2).unwrap();
+    }
+
+    #[test]
+    fn cached_encodings_equal_the_recompressed_points() {
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let hs = members(4, 2);
+        // More points than one compression block, and a zero secret (the identity point, whose
+        // batch inversion input is zero) in the middle of a block.
+        let mut secrets: Vec<LeafSecret> =
+            (0..1500).map(|_| LeafSecret::random(&mut rng)).collect();
+        secrets[700] = LeafSecret::from_canonical_bytes(&[0; 32]).unwrap();
+        let dealt = deal_batch(secrets.iter().map(|s| (s, &hs[..])), 3, &mut rng).unwrap();
+        assert!(dealt.len() * 3 > COMPRESS_BLOCK);
+        for (secret, d) in secrets.iter().zip(&dealt) {
+            let c = &d.commitment;
+            assert_eq!(c.threshold(), 3);
+            assert_eq!(
+                c.secret_point(),
+                secret.scalar() * RISTRETTO_BASEPOINT_TABLE
+            );
+            let recompressed: Vec<[u8; 32]> =
+                c.points().iter().map(|p| p.compress().to_bytes()).collect();
+            assert_eq!(c.encoded().as_bytes(), &recompressed[..]);
+            assert_eq!(
+                c.to_compressed(),
+                c.points().iter().map(|p| p.compress()).collect::<Vec<_>>()
+            );
+            for s in &d.shares {
+                verify_share(s, c, 3).unwrap();
+            }
+        }
+        assert_eq!(dealt[700].commitment.encoded().as_bytes()[0], [0; 32]);
+        // The single-secret path encodes the same way.
+        let d = deal(&secrets[0], &hs, 2, &mut rng).unwrap();
+        let recompressed: Vec<[u8; 32]> = d
+            .commitment
+            .points()
+            .iter()
+            .map(|p| p.compress().to_bytes())
+            .collect();
+        assert_eq!(d.commitment.encoded().as_bytes(), &recompressed[..]);
+        // And so does a commitment built from points.
+        let built = Commitment::try_from(d.commitment.points().to_vec()).unwrap();
+        assert_eq!(built.encoded(), d.commitment.encoded());
+    }
+
+    #[test]
+    fn encoded_commitment_decodes_strictly_and_keeps_the_wire_encoding() {
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let d = deal(&LeafSecret::random(&mut rng), &members(4, 5), 3, &mut rng).unwrap();
+        let c = &d.commitment;
+        // Same bytes as the former `Vec<RistrettoPoint>` encoding, in both forms.
+        let legacy = postcard::to_allocvec(&c.points().to_vec()).unwrap();
+        assert_eq!(postcard::to_allocvec(c).unwrap(), legacy);
+        assert_eq!(postcard::to_allocvec(c.encoded()).unwrap(), legacy);
+        // Round trips, each form from the other's bytes.
+        let back: Commitment = postcard::from_bytes(&legacy).unwrap();
+        assert_eq!(&back, c);
+        assert_eq!(back.points(), c.points());
+        let enc: EncodedCommitment = postcard::from_bytes(&legacy).unwrap();
+        assert_eq!(&enc, c.encoded());
+        let decoded = enc.decode().unwrap();
+        assert_eq!(decoded.points(), c.points());
+        assert_eq!(decoded.encoded(), c.encoded());
+
+        // An invalid point: the encoded form carries it, decoding names it, and the usable form
+        // cannot be decoded from it.
+        let mut bad = legacy.clone();
+        bad[1 + 32..1 + 64].copy_from_slice(&[0xff; 32]);
+        let enc: EncodedCommitment = postcard::from_bytes(&bad).unwrap();
+        assert_eq!(enc.threshold(), 3);
+        assert_eq!(
+            enc.decode().unwrap_err(),
+            ShamirError::InvalidPoint { index: 1 }
+        );
+        assert!(postcard::from_bytes::<Commitment>(&bad).is_err());
+        // A non-canonical encoding of a valid point (the field element p, i.e. 0, unreduced)
+        // is invalid too.
+        let mut p_bytes = [0xff; 32];
+        p_bytes[0] = 0xed;
+        p_bytes[31] = 0x7f;
+        let noncanonical = EncodedCommitment::try_from(vec![p_bytes]).unwrap();
+        assert_eq!(
+            noncanonical.decode().unwrap_err(),
+            ShamirError::InvalidPoint { index: 0 }
+        );
+
+        // Point counts outside 1..=MAX_THRESHOLD are refused by both forms.
+        for n in [0, MAX_THRESHOLD + 1] {
+            let points = vec![c.points()[0]; n];
+            let bytes = postcard::to_allocvec(&points).unwrap();
+            assert!(postcard::from_bytes::<EncodedCommitment>(&bytes).is_err());
+            assert!(postcard::from_bytes::<Commitment>(&bytes).is_err());
+            assert!(EncodedCommitment::try_from(vec![[0; 32]; n]).is_err());
+        }
+        let full = vec![c.points()[0]; MAX_THRESHOLD];
+        let bytes = postcard::to_allocvec(&full).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<Commitment>(&bytes)
+                .unwrap()
+                .threshold(),
+            MAX_THRESHOLD
+        );
     }
 
     pub(crate) fn roundtrip<T: Serialize + for<'de> Deserialize<'de>>(v: &T) -> T {

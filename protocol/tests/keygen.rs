@@ -9,6 +9,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 use seedfed_protocol::agent::{Agent, EpochError, Fault};
 use seedfed_protocol::checkpoint::MasterKey;
 use seedfed_protocol::dealing::{self, chunk_bits, DealError, HeldSector};
@@ -18,7 +20,7 @@ use seedfed_protocol::lmots::LeafSeed;
 use seedfed_protocol::master::Master;
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::sector::Sector;
-use seedfed_protocol::shamir::{self, Share};
+use seedfed_protocol::shamir::{self, Commitment, Share};
 
 fn key(h: u8, p: u8, k: u16, r: u16, a: u16) -> KeyParams {
     KeyParams {
@@ -78,9 +80,10 @@ fn held(net: &Net, st: &LedgerState, holder: &MemberId, sector: u32) -> Option<H
 }
 
 /// Every leaf: each acknowledging holder of it kept a share that fits the leaf's commitment
-/// (the commitments hash to the ledger's commitments root); `k` of them rebuild leaf seeds that
-/// regenerate exactly the sector root on the ledger (for the first `rebuild` sectors). Returns
-/// the holders that kept nothing.
+/// (the commitments hash to the ledger's commitments root; each holder's shares are checked in
+/// one batch, which names any bad one); `k` of them rebuild leaf seeds that regenerate exactly
+/// the sector root on the ledger (for the first `rebuild` sectors). Returns the holders that
+/// kept nothing.
 fn check_shares(net: &Net, rebuild: usize) -> Vec<MemberId> {
     let st = net.st().clone();
     let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
@@ -116,15 +119,32 @@ fn check_shares(net: &Net, rebuild: usize) -> Vec<MemberId> {
                 rec.commitments_root
             );
         }
+        // So every holder kept the same commitments: decode them once, and check each holder's
+        // shares against them.
+        if let Some(first) = records.values().next() {
+            let commitments: Vec<Commitment> = first
+                .commitments
+                .iter()
+                .map(|c| c.decode().unwrap())
+                .collect();
+            let mut rng = ChaCha20Rng::seed_from_u64(u64::from(*sector));
+            for held in records.values() {
+                assert_eq!(held.commitments, first.commitments);
+                let items: Vec<(&Share, &Commitment)> = held
+                    .shares
+                    .iter()
+                    .map(|(leaf, share)| (share, &commitments[(leaf - range.start) as usize]))
+                    .collect();
+                shamir::verify_batch(&items, k, &mut rng).unwrap();
+            }
+        }
         let mut seeds: Vec<LeafSeed> = Vec::new();
         for (leaf, hs) in range.clone().zip(&holders) {
-            let i = (leaf - range.start) as usize;
             let mut shares: Vec<Share> = Vec::new();
             for h in hs {
                 let Some(held) = records.get(h) else { continue };
-                let (_, share) = held.shares.iter().find(|(l, _)| *l == leaf).unwrap();
-                shamir::verify_share(share, &held.commitments[i], k).unwrap();
-                shares.push(share.clone());
+                let at = held.shares.binary_search_by_key(&leaf, |(l, _)| *l);
+                shares.push(held.shares[at.unwrap()].1.clone());
             }
             assert!(
                 shares.len() >= usize::from(st.key.ack_threshold),

@@ -21,7 +21,7 @@ use crate::hash::{hash32, Domain};
 use crate::ledger::{chain_digest, encode, HolderBasis, LedgerState, TxBody};
 use crate::member::MemberId;
 use crate::sector::TreeLayout;
-use crate::shamir::Commitment;
+use crate::shamir::EncodedCommitment;
 use crate::tprf::Partial;
 
 /// Blocks between re-sends of a partial, a batch or an acknowledgement that has not taken
@@ -175,7 +175,7 @@ pub(super) struct Dealt {
 #[derive(Default)]
 pub(super) struct Holding {
     /// By first leaf: the chunk's commitments, our shares, the chunk root.
-    pub(super) chunks: BTreeMap<u64, (Vec<Commitment>, ReceivedShares, [u8; 32])>,
+    pub(super) chunks: BTreeMap<u64, (Vec<EncodedCommitment>, ReceivedShares, [u8; 32])>,
     /// The commitments root we acknowledged, once every chunk arrived.
     pub(super) acked: Option<[u8; 32]>,
 }

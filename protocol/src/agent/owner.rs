@@ -21,7 +21,9 @@ use super::duty::{Duty, EpochError, Fault};
 use super::keygen::{Dealt, KeyCtx, ACK_WAIT_BLOCKS, KEYGEN_RESEND_BLOCKS};
 use super::machine::Agent;
 use crate::branch_seed;
-use crate::dealing::{self, chunk_bits, seal_batch, verify_ack, DealAck, Recipient};
+use crate::dealing::{
+    self, chunk_bits, seal_batch, verify_ack, ChunkCommitments, DealAck, Recipient,
+};
 use crate::hash::Domain;
 use crate::ledger::{encode, LedgerState, TxBody};
 use crate::member::MemberId;
@@ -181,8 +183,16 @@ impl Agent {
             .enumerate()
         {
             let chunk_first = first + (c * chunk_len) as u64;
-            let commitments: Vec<_> = chunk.iter().map(|d| d.commitment.clone()).collect();
-            chunk_roots.push(dealing::chunk_root(chunk_first, &commitments).map_err(fail)?);
+            // Encoded (at dealing) and hashed once for every holder's batch of the chunk.
+            let commitments = ChunkCommitments::new(
+                chunk_first,
+                chunk
+                    .iter()
+                    .map(|d| d.commitment.encoded().clone())
+                    .collect(),
+            )
+            .map_err(fail)?;
+            chunk_roots.push(commitments.root());
             let mut per_holder: BTreeMap<MemberId, Vec<(u64, &Share)>> = BTreeMap::new();
             for (i, (d, hs)) in chunk.iter().zip(chunk_holders).enumerate() {
                 for (h, share) in hs.iter().zip(&d.shares) {
@@ -206,8 +216,7 @@ impl Agent {
                     id,
                     &self.identity,
                     Recipient { id: holder, x25519 },
-                    chunk_first,
-                    commitments.clone(),
+                    &commitments,
                     shares,
                     rng,
                 )

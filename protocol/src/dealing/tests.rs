@@ -103,42 +103,57 @@ impl Fixture {
             .expect("holder of leaf")
     }
 
-    fn commitments(&self, first: u64, len: u64) -> Vec<Commitment> {
+    fn commitments(&self, first: u64, len: u64) -> Vec<EncodedCommitment> {
         (first..first + len)
-            .map(|l| self.dealings[(l - 16) as usize].commitment.clone())
+            .map(|l| {
+                self.dealings[(l - 16) as usize]
+                    .commitment
+                    .encoded()
+                    .clone()
+            })
             .collect()
+    }
+
+    fn chunk(&self, first: u64, len: u64) -> ChunkCommitments {
+        ChunkCommitments::new(first, self.commitments(first, len)).expect("chunk")
     }
 
     /// The honest batch of chunk `[first, first + len)` for holder `h`.
     fn batch(&mut self, h: usize, first: u64, len: u64) -> DealBatch {
-        let holder = self.holders[h].id();
-        let shares: Vec<(u64, Share)> = self
-            .leaves_of(&holder, first, len)
-            .iter()
-            .map(|l| (*l, self.share(*l, &holder).clone()))
-            .collect();
+        let shares = self.shares_of(h, first, len);
         self.batch_of(h, first, len, &shares)
     }
 
     /// The owner's signed batch of chunk `[first, first + len)` for holder `h`, carrying
     /// exactly `shares` (honest or not).
     fn batch_of(&mut self, h: usize, first: u64, len: u64, shares: &[(u64, Share)]) -> DealBatch {
+        let chunk = self.chunk(first, len);
+        self.batch_with(h, &chunk, shares)
+    }
+
+    /// The owner's signed batch of `chunk` (honest or not) for holder `h`, carrying exactly
+    /// `shares`.
+    fn batch_with(
+        &mut self,
+        h: usize,
+        chunk: &ChunkCommitments,
+        shares: &[(u64, Share)],
+    ) -> DealBatch {
         let refs: Vec<(u64, &Share)> = shares.iter().map(|(l, s)| (*l, s)).collect();
         let to = Recipient {
             id: self.holders[h].id(),
             x25519: self.holders[h].xpub(),
         };
-        let commitments = self.commitments(first, len);
-        seal_batch(
-            self.id,
-            &self.owner.sk,
-            to,
-            first,
-            commitments,
-            &refs,
-            &mut self.rng,
-        )
-        .expect("seal")
+        seal_batch(self.id, &self.owner.sk, to, chunk, &refs, &mut self.rng).expect("seal")
+    }
+
+    /// Holder `h`'s honest shares of the chunk `[first, first + len)`.
+    fn shares_of(&self, h: usize, first: u64, len: u64) -> Vec<(u64, Share)> {
+        let holder = self.holders[h].id();
+        self.leaves_of(&holder, first, len)
+            .iter()
+            .map(|l| (*l, self.share(*l, &holder).clone()))
+            .collect()
     }
 
     fn open(
@@ -386,7 +401,7 @@ fn only_the_owner_can_sign_its_batches() {
     let mut f = fixture();
     let holder = f.holders[0].id();
     let xpub = f.holders[0].xpub();
-    let commitments = f.commitments(16, 8);
+    let chunk = f.chunk(16, 8);
     let impostor = SigningKey::generate(&mut f.rng);
     let id = f.id;
     assert_eq!(
@@ -397,11 +412,102 @@ fn only_the_owner_can_sign_its_batches() {
                 id: holder,
                 x25519: xpub,
             },
-            16,
-            commitments,
+            &chunk,
             &[],
             &mut f.rng
         ),
         Err(DealError::WrongContext("signing key is not the owner's"))
     );
+}
+
+/// `commitments` with point 1 of leaf `leaf`'s commitment (chunk starting at `first`) replaced
+/// by an encoding that is not a point.
+fn with_invalid_point(
+    mut commitments: Vec<EncodedCommitment>,
+    first: u64,
+    leaf: u64,
+) -> Vec<EncodedCommitment> {
+    let i = (leaf - first) as usize;
+    let mut bytes = commitments[i].as_bytes().to_vec();
+    bytes[1] = [0xff; 32];
+    commitments[i] = EncodedCommitment::try_from(bytes).expect("three points");
+    commitments
+}
+
+#[test]
+fn an_invalid_point_is_refused_by_the_leaf_holders_and_proven() {
+    let mut f = fixture();
+    let holder = f.holders[2].id();
+    let leaf = *f.leaves_of(&holder, 16, 8).first().expect("holds a leaf");
+    let chunk = ChunkCommitments::new(16, with_invalid_point(f.commitments(16, 8), 16, leaf))
+        .expect("chunk");
+    let shares = f.shares_of(2, 16, 8);
+    let batch = f.batch_with(2, &chunk, &shares);
+    // It travels (decoding a batch does not decompress points) ...
+    let batch: DealBatch =
+        postcard::from_bytes(&postcard::to_allocvec(&batch).expect("encode")).expect("decode");
+    // ... but its holder refuses it, naming the leaf, before using any point.
+    assert_eq!(
+        f.open(2, &batch).map(|_| ()),
+        Err(DealError::InvalidCommitment { leaf })
+    );
+    let complaint = complain(&batch, &f.holders[2].x, &mut f.rng).expect("complaint");
+    assert_eq!(
+        f.judge(2, &complaint),
+        Ok("commitment with an invalid point")
+    );
+
+    // Every holder of that leaf refuses its batch of the chunk; a holder of none of the
+    // chunk's leaves with the bad one accepts its own, bound to the same bytes by the root.
+    for h in 0..f.holders.len() {
+        let shares = f.shares_of(h, 16, 8);
+        let batch = f.batch_with(h, &chunk, &shares);
+        let opened = f.open(h, &batch);
+        if f.leaf_holders[&leaf].contains(&f.holders[h].id()) {
+            assert_eq!(
+                opened.map(|_| ()),
+                Err(DealError::InvalidCommitment { leaf })
+            );
+        } else {
+            let (_, root) = opened.expect("leaf not held: only hashed");
+            assert_eq!(root, chunk.root());
+            assert_ne!(root, f.chunk(16, 8).root());
+        }
+    }
+}
+
+#[test]
+fn chunk_commitments_are_hashed_once_and_match_the_batch() {
+    let mut f = fixture();
+    let chunk = f.chunk(24, 8);
+    assert_eq!(chunk.first_leaf(), 24);
+    assert_eq!(chunk.commitments(), &f.commitments(24, 8)[..]);
+    // The root of the encodings equals the root of the usable commitments.
+    let usable: Vec<Commitment> = (24..32u64)
+        .map(|l| f.dealings[(l - 16) as usize].commitment.clone())
+        .collect();
+    assert_eq!(chunk.root(), chunk_root(24, &usable).expect("root"));
+    let batch = f.batch(1, 24, 8);
+    assert_eq!(batch.chunk_root(), Ok(chunk.root()));
+    assert_eq!(
+        ChunkCommitments::new(20, f.commitments(24, 8)).map(|c| c.root()),
+        Err(DealError::BadChunk("not an aligned power-of-two range"))
+    );
+    let too_many = vec![f.commitments(16, 1)[0].clone(); (1 << MAX_CHUNK_BITS) + 1];
+    assert!(matches!(
+        ChunkCommitments::new(0, too_many),
+        Err(DealError::BadChunk(_))
+    ));
+    // A batch survives the wire unchanged, and one with a commitment of no points does not
+    // decode.
+    let mut bytes = postcard::to_allocvec(&batch).expect("encode");
+    let back: DealBatch = postcard::from_bytes(&bytes).expect("decode");
+    assert_eq!(back, batch);
+    let one = postcard::to_allocvec(&batch.commitments[0]).expect("encode");
+    let at = bytes
+        .windows(one.len())
+        .position(|w| w == one.as_slice())
+        .expect("commitment in the batch");
+    bytes.splice(at..at + one.len(), [0u8]);
+    assert!(postcard::from_bytes::<DealBatch>(&bytes).is_err());
 }
