@@ -130,7 +130,8 @@ fn check_stores(homes: &[PathBuf], pass: &Path, genesis: &Genesis) {
             for h in hs.iter().filter(|h| rec.acked.contains(h)) {
                 let held = &by_member[h].held[sector];
                 let (_, share) = held.shares.iter().find(|(l, _)| *l == leaf).unwrap();
-                shamir::verify_share(share, &held.commitments[i], k).unwrap();
+                let commitment = held.commitments[i].decode().unwrap();
+                shamir::verify_share(share, &commitment, k).unwrap();
                 shares.push(share.clone());
             }
             assert!(shares.len() >= a, "leaf {leaf}: {} shares", shares.len());
