@@ -173,8 +173,8 @@ pub struct SectorInfo {
     pub acked: usize,
 }
 
-/// The key part of a status.
-pub fn key_info(s: &LedgerState, held_sectors: usize) -> KeyInfo {
+/// The key part of a status, from the ledger (the driver fills in `held_sectors`).
+pub fn key_info(s: &LedgerState) -> KeyInfo {
     let public_key = s.master_root.and_then(|root| {
         let layout = s.key.layout(&chain_digest(&s.chain_id)).ok()?;
         Some(hex::encode(layout.public_key(root).encode_hss()))
@@ -202,7 +202,7 @@ pub fn key_info(s: &LedgerState, held_sectors: usize) -> KeyInfo {
         public_key,
         leaves_total: s.key.leaves(),
         leaves_allocated: s.next_leaf,
-        held_sectors,
+        held_sectors: 0,
     }
 }
 
@@ -308,7 +308,7 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
             .map(|m| hex::encode(m.as_bytes()))
             .collect(),
         master_root: s.master_root.map(hex::encode),
-        key: key_info(s, 0),
+        key: key_info(s),
         dkg_in_progress: (!s.dkg.roster.is_empty()).then_some(DkgProgress {
             epoch: s.dkg.epoch,
             attempt: s.dkg.attempt,
@@ -368,7 +368,7 @@ impl super::driver::Driver {
     pub(super) fn publish_status(&self) {
         let ledger = self.consensus.ledger();
         self.metrics.pool(self.mempool.len(), self.mempool.bytes());
-        let status = ChainStatus {
+        let mut status = ChainStatus {
             round: self.consensus.round(),
             agent: agent_info(self.agent.status()),
             mempool: self.mempool.len(),
@@ -383,10 +383,7 @@ impl super::driver::Driver {
             syncing: self.sync.behind(self.consensus.height()),
             ..from_ledger(ledger, &self.me, self.state_hash)
         };
-        let status = ChainStatus {
-            key: key_info(&ledger.state, self.held.len()),
-            ..status
-        };
+        status.key.held_sectors = self.held.len();
         self.status.send_replace(status);
     }
 }

@@ -175,6 +175,9 @@ impl Agent {
         let id = ctx.sector_id(sector, self.me);
         let bits = chunk_bits(layout.sector_height());
         let chunk_len = 1usize << bits;
+        // Every holder of a leaf of the sector gets every chunk (possibly with no shares), so
+        // it knows when it has the whole sector.
+        let all: BTreeSet<MemberId> = holders.iter().flatten().copied().collect();
         let mut batches: BTreeMap<MemberId, Vec<Vec<u8>>> = BTreeMap::new();
         let mut chunk_roots = Vec::new();
         for (c, (chunk, chunk_holders)) in dealings
@@ -202,10 +205,8 @@ impl Agent {
                         .push((chunk_first + i as u64, share));
                 }
             }
-            // Every holder of a leaf of the sector gets every chunk (possibly with no shares),
-            // so it knows when it has the whole sector.
-            let all: BTreeSet<MemberId> = holders.iter().flatten().copied().collect();
-            for holder in all {
+            for holder in &all {
+                let holder = *holder;
                 let x25519 = st
                     .members
                     .get(&holder)
