@@ -46,7 +46,12 @@ impl Agent {
             let Some(x25519) = st.members.get(&owner).map(|m| m.x25519) else {
                 continue;
             };
-            if !self.keygen.partials_out.contains_key(&sector) {
+            if self
+                .keygen
+                .partials_out
+                .get(&sector)
+                .is_none_or(|(to, _, _)| *to != owner)
+            {
                 let to = Recipient { id: owner, x25519 };
                 match seal_partial(ctx.branch_id(sector), &self.identity, &root_key, to, rng) {
                     Ok(envelope) => {
@@ -54,12 +59,14 @@ impl Agent {
                             epoch: ctx.epoch,
                             envelope,
                         });
-                        self.keygen.partials_out.insert(sector, (st.height, msg));
+                        self.keygen
+                            .partials_out
+                            .insert(sector, (owner, st.height, msg));
                     }
                     Err(e) => tracing::warn!(sector, error = %e, "cannot seal a branch partial"),
                 }
             }
-            if let Some((first, msg)) = self.keygen.partials_out.get(&sector) {
+            if let Some((_, first, msg)) = self.keygen.partials_out.get(&sector) {
                 if (st.height - first).is_multiple_of(KEYGEN_RESEND_BLOCKS) {
                     duties.push(Duty::Send {
                         to: owner,
