@@ -36,7 +36,7 @@ impl Agent {
             if owner == self.me {
                 let owned = self.keygen.owned.entry(sector).or_default();
                 if owned.dealt.is_none() && !owned.partials.contains_key(&self.me) {
-                    let input = ctx.branch_id(sector).prf_input();
+                    let input = ctx.branch_id(sector, self.me).prf_input();
                     if let Ok(p) = tprf::partial(&root_key, &self.me, &input, rng) {
                         owned.partials.insert(self.me, p);
                     }
@@ -53,7 +53,8 @@ impl Agent {
                 .is_none_or(|(to, _, _)| *to != owner)
             {
                 let to = Recipient { id: owner, x25519 };
-                match seal_partial(ctx.branch_id(sector), &self.identity, &root_key, to, rng) {
+                let id = ctx.branch_id(sector, owner);
+                match seal_partial(id, &self.identity, &root_key, to, rng) {
                     Ok(envelope) => {
                         let msg = encode(&Direct::Partial {
                             epoch: ctx.epoch,
@@ -104,7 +105,7 @@ impl Agent {
         }
         let partial = open_partial(
             envelope,
-            &ctx.branch_id(sector),
+            &ctx.branch_id(sector, self.me),
             &self.me,
             &self.x25519,
             &ctx.root_public,

@@ -79,11 +79,12 @@ impl KeyCtx {
         })
     }
 
-    pub(super) fn branch_id(&self, sector: u32) -> BranchId {
+    pub(super) fn branch_id(&self, sector: u32, owner: MemberId) -> BranchId {
         BranchId {
             chain: self.chain,
             key_id: self.layout.id,
             branch: sector,
+            owner,
         }
     }
 
