@@ -5,7 +5,9 @@
 //! Guarantees: only the owner can read a partial (sealed to its X25519 key, bound to chain,
 //! key, branch, sender and owner); a partial that does not verify against the sender's
 //! verifying share is refused and names the sender; the seed is the same whichever `t` valid
-//! partials are combined, so an owner that restarts re-derives the same seed.
+//! partials are combined, so an owner that restarts re-derives the same seed, and differs per
+//! owner, so the next owner of a branch (after a conviction) learns a seed its predecessor
+//! never saw.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use frost_ristretto255::keys::{KeyPackage, PublicKeyPackage};
@@ -45,7 +47,7 @@ pub enum BranchSeedError {
     Tprf(#[from] TprfError),
 }
 
-/// Which branch seed: a branch of one key on one chain.
+/// Which branch seed: a branch of one key on one chain, for one owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BranchId {
     /// The chain digest.
@@ -54,31 +56,31 @@ pub struct BranchId {
     pub key_id: [u8; 16],
     /// The branch (sector) index.
     pub branch: u32,
+    /// The branch owner (the only one who may combine the seed).
+    pub owner: MemberId,
 }
 
 impl BranchId {
-    /// The threshold-PRF input of this branch's seed.
+    /// The threshold-PRF input of this branch's seed for its owner.
     pub fn prf_input(&self) -> [u8; 32] {
-        branch_prf_input(&self.key_id, self.branch)
+        branch_prf_input(&self.key_id, self.branch, &self.owner)
     }
 }
 
 /// A validator's partial for a branch, sealed to the branch's owner and signed by the sender.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartialEnvelope {
-    /// The branch.
+    /// The branch and its owner (the recipient).
     pub id: BranchId,
     /// The evaluating validator.
     pub sender: MemberId,
-    /// The branch owner.
-    pub owner: MemberId,
     /// `seal_ephemeral` box of the encoded [`Partial`].
     pub sealed: Sealed,
     /// The sender's Ed25519 signature over the context and the box.
     pub signature: Vec<u8>,
 }
 
-fn ad(id: &BranchId, sender: &MemberId, owner: &MemberId) -> [u8; 32] {
+fn ad(id: &BranchId, sender: &MemberId) -> [u8; 32] {
     hash32(
         AD,
         &[],
@@ -88,7 +90,7 @@ fn ad(id: &BranchId, sender: &MemberId, owner: &MemberId) -> [u8; 32] {
             &id.key_id,
             &id.branch.to_le_bytes(),
             sender.as_bytes(),
-            owner.as_bytes(),
+            id.owner.as_bytes(),
         ],
     )
 }
@@ -103,7 +105,7 @@ fn message(ad: &[u8; 32], sealed: &Sealed) -> [u8; 32] {
 }
 
 /// The sender's side: evaluates its partial for `id` with its root-key package and seals it to
-/// `owner`.
+/// `owner` (who must be `id.owner`).
 pub fn seal_partial<R: RngCore + CryptoRng>(
     id: BranchId,
     sender_key: &SigningKey,
@@ -111,17 +113,19 @@ pub fn seal_partial<R: RngCore + CryptoRng>(
     owner: Recipient,
     rng: &mut R,
 ) -> Result<PartialEnvelope, BranchSeedError> {
+    if owner.id != id.owner {
+        return Err(BranchSeedError::WrongContext("owner"));
+    }
     let sender = MemberId(sender_key.verifying_key().to_bytes());
     let partial = tprf::partial(root_key, &sender, &id.prf_input(), rng)?;
     let plain =
         Zeroizing::new(postcard::to_allocvec(&partial).map_err(|_| BranchSeedError::Malformed)?);
-    let ad = ad(&id, &sender, &owner.id);
+    let ad = ad(&id, &sender);
     let sealed = seal::seal_ephemeral(&PublicKey::from(owner.x25519), &ad, &plain, rng)?;
     let signature = sender_key.sign(&message(&ad, &sealed)).to_bytes().to_vec();
     Ok(PartialEnvelope {
         id,
         sender,
-        owner: owner.id,
         sealed,
         signature,
     })
@@ -140,10 +144,10 @@ pub fn open_partial(
     if envelope.id != *expected {
         return Err(BranchSeedError::WrongContext("branch"));
     }
-    if envelope.owner != *me {
+    if envelope.id.owner != *me {
         return Err(BranchSeedError::WrongContext("owner"));
     }
-    let ad = ad(&envelope.id, &envelope.sender, &envelope.owner);
+    let ad = ad(&envelope.id, &envelope.sender);
     let key = VerifyingKey::from_bytes(envelope.sender.as_bytes())
         .map_err(|_| BranchSeedError::BadSignature)?;
     let sig =

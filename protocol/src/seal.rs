@@ -244,7 +244,7 @@ fn ephemeral_edwards(ephemeral: &[u8; 32]) -> Result<EdwardsPoint, SealError> {
 /// proof that it is correct: `Q = x·E` on the Edwards curve (whose Montgomery `u` is the X25519
 /// output) and a Chaum–Pedersen proof `(c, z)` that `log_{8B} P = log_{8E} Q`, where `P` is the
 /// Edwards form (sign 0) of the recipient's X25519 public key and `x/8` the exponent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevealedSecret {
     /// `Q`, compressed Edwards.
     pub point: [u8; 32],

@@ -2,13 +2,15 @@
 //! branch (keyed BLAKE2b, level and global index in the salt) → one scalar seed per leaf, whose
 //! canonical 32-byte encoding is that leaf's RFC 8554 `SEED`. Seeds of different branches, levels
 //! and positions never collide; any sub-range costs `O(range + depth)` hashes; a leaf seed reveals
-//! nothing about its siblings or its branch seed.
+//! nothing about its siblings or its branch seed. The branch input names the branch's owner, so
+//! a branch taken from a convicted owner is generated from a seed that owner never learnt.
 //!
 //! Why leaf seeds are ristretto255 scalars: `docs/crypto-core.md`.
 
 use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::member::MemberId;
 use crate::shamir::LeafSecret;
 
 use crate::hash::{hash32, hash64, position_salt, Domain};
@@ -62,13 +64,14 @@ pub enum SeedTreeError {
     },
 }
 
-/// The threshold-PRF input whose output is the seed of `branch` of the key named `key_id`.
-pub fn branch_prf_input(key_id: &[u8; 16], branch: u32) -> [u8; 32] {
+/// The threshold-PRF input whose output is the seed of `branch` of the key named `key_id`
+/// when `owner` generates it. A new owner of the branch (after a conviction) gets another seed.
+pub fn branch_prf_input(key_id: &[u8; 16], branch: u32, owner: &MemberId) -> [u8; 32] {
     hash32(
         BRANCH_INPUT,
         &[],
         &[0; 16],
-        &[key_id, &branch.to_le_bytes()],
+        &[key_id, &branch.to_le_bytes(), owner.as_bytes()],
     )
 }
 
@@ -226,9 +229,12 @@ mod tests {
     }
 
     #[test]
-    fn branch_inputs_differ_by_key_and_index() {
-        assert_ne!(branch_prf_input(&[0; 16], 0), branch_prf_input(&[0; 16], 1));
-        assert_ne!(branch_prf_input(&[0; 16], 0), branch_prf_input(&[1; 16], 0));
+    fn branch_inputs_differ_by_key_index_and_owner() {
+        let (a, b) = (MemberId([1; 32]), MemberId([2; 32]));
+        let base = branch_prf_input(&[0; 16], 0, &a);
+        assert_ne!(base, branch_prf_input(&[0; 16], 1, &a));
+        assert_ne!(base, branch_prf_input(&[1; 16], 0, &a));
+        assert_ne!(base, branch_prf_input(&[0; 16], 0, &b));
     }
 
     #[test]

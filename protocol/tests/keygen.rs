@@ -1,7 +1,8 @@
 //! Key generation in memory, on the federation of `common` (real ledgers and agents, trivial
 //! consensus, direct messages delivered one step later): branch-seed partials, sectors dealt
-//! to the ledger's holders, acknowledged sector roots, the master root and its checkpoint.
-//! Every loop is bounded.
+//! to the ledger's holders, acknowledged sector roots, the master root and its checkpoint; a
+//! bad dealing proven on the ledger by its holder, which convicts the owner. Every loop is
+//! bounded.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
@@ -11,10 +12,10 @@ use std::collections::BTreeMap;
 use common::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use seedfed_protocol::agent::{Agent, EpochError, Fault};
+use seedfed_protocol::agent::{Agent, Fault};
 use seedfed_protocol::checkpoint::MasterKey;
-use seedfed_protocol::dealing::{self, chunk_bits, DealError, HeldSector};
-use seedfed_protocol::ledger::{chain_digest, decode, KeyParams, LedgerState};
+use seedfed_protocol::dealing::{self, chunk_bits, DealComplaint, HeldSector};
+use seedfed_protocol::ledger::{chain_digest, decode, KeyParams, LedgerState, MemberStatus};
 use seedfed_protocol::light_client;
 use seedfed_protocol::lmots::LeafSeed;
 use seedfed_protocol::master::Master;
@@ -190,7 +191,7 @@ fn four_validators_generate_a_key() {
 
 #[test]
 fn seven_validators_generate_a_key_in_chunks() {
-    // 2^13 leaves per sector: two chunks of 2^12 per batch stream.
+    // 2^13 leaves per sector: eight chunks of 2^10 per batch stream.
     let mut net = Net::with_key(7, &[], &[], 22, key(15, 2, 3, 5, 4));
     until_master_checkpoint(&mut net);
     // Rebuilding one sector of 2^13 leaves from shares is enough here (and the slow part).
@@ -212,7 +213,7 @@ fn a_holder_that_never_acknowledges_is_left_out_and_the_key_completes() {
 }
 
 #[test]
-fn a_bad_share_is_refused_by_its_holder_and_named() {
+fn a_bad_share_convicts_its_owner_on_the_ledger_and_another_deals_the_branch() {
     let bad = 2;
     let mut net = Net::with_key(
         7,
@@ -222,14 +223,41 @@ fn a_bad_share_is_refused_by_its_holder_and_named() {
         key(10, 2, 3, 5, 4),
     );
     let owner = id(&net.nodes[bad].key);
-    net.run_until(200, |net| {
-        net.refused.iter().any(|(_, from, e)| {
-            *from == owner
-                && matches!(e, EpochError::Deal(DealError::BadShares { leaves }) if leaves.len() == 1)
-        })
-    });
-    // The key still completes: the victim does not acknowledge, the others suffice.
+    // The holder of the corrupted share proves it on the ledger before the owner can publish.
+    net.run_until(200, |net| net.st().keygen_convictions.contains_key(&owner));
+    let st = net.st().clone();
+    let conviction = &st.keygen_convictions[&owner];
+    assert_eq!(conviction.reason, "share fails its commitment");
+    assert_eq!(conviction.key, 0);
+    // The evidence names the owner, its batch to the complaining holder, and one leaf.
+    let complaint: DealComplaint = decode(&conviction.complaint).unwrap();
+    assert_eq!(complaint.id.owner, owner);
+    assert_eq!(complaint.id.sector, conviction.sector);
+    assert_eq!(complaint.holder, conviction.holder);
+    assert!(complaint.evidence.is_some());
+    // The owner is evicted and its branch went to another validator, not yet published.
+    assert_eq!(st.members[&owner].status, MemberStatus::Evicted);
+    let next = st.branch_owners[&conviction.sector];
+    assert_ne!(next, owner);
+    assert!(st.is_validator(&next));
+    assert!(!st.sectors.contains_key(&conviction.sector));
+    assert!(!st.branch_owners.values().any(|o| *o == owner));
+    // The key still completes, every sector from an honest owner whose shares rebuild it.
     until_master_checkpoint(&mut net);
+    let st = net.st().clone();
+    assert_eq!(st.sectors[&conviction.sector].owner, next);
+    assert!(st.sectors.values().all(|rec| rec.owner != owner));
+    assert!(check_shares(&net, usize::MAX).is_empty());
+    // Everyone else's work on the convicted owner's dealing is gone.
+    for (i, node) in net.nodes.iter().enumerate() {
+        if i != bad {
+            let s = node.agent.as_ref().unwrap().status();
+            assert!(
+                s.keygen_owned.is_empty() && s.keygen_holding.is_empty(),
+                "{s:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -32,8 +32,8 @@ pub const BLOCK_TX_BYTES: usize = 768 * 1024;
 /// `Evict` with two equivocating votes is the largest, about 450 bytes).
 pub const SMALL_TX_CAP: usize = 1024;
 /// Size cap of the kinds that carry one opaque payload the ledger bounds by
-/// [`MAX_PAYLOAD_BYTES`] (DKG round-1 packages, complaints and answers, LMS signatures), plus
-/// room for the rest of the transaction.
+/// [`MAX_PAYLOAD_BYTES`] (DKG round-1 packages, complaints and answers, deal complaints, LMS
+/// signatures), plus room for the rest of the transaction.
 pub const PAYLOAD_TX_CAP: usize = MAX_PAYLOAD_BYTES + 1024;
 /// Size cap of the kinds that carry a list of members (`BranchAssignment`: `2^p` owners,
 /// `SectorRoot`: the leaf holders): the most a block can carry, so nothing that could ever be
@@ -187,6 +187,7 @@ pub fn kind(body: &TxBody) -> &'static str {
         TxBody::CheckpointShare { .. } => "CheckpointShare",
         TxBody::BranchAssignment { .. } => "BranchAssignment",
         TxBody::SectorRoot { .. } => "SectorRoot",
+        TxBody::DealComplaint { .. } => "DealComplaint",
         TxBody::MasterRoot { .. } => "MasterRoot",
         TxBody::SignRequest { .. } => "SignRequest",
         TxBody::SignaturePublish { .. } => "SignaturePublish",
@@ -213,6 +214,7 @@ pub fn size_cap(body: &TxBody) -> usize {
         TxBody::DkgCommitment { .. }
         | TxBody::DkgComplaint { .. }
         | TxBody::DkgAnswer { .. }
+        | TxBody::DealComplaint { .. }
         | TxBody::SignaturePublish { .. } => PAYLOAD_TX_CAP,
         TxBody::BranchAssignment { .. } | TxBody::SectorRoot { .. } => LIST_TX_CAP,
     }

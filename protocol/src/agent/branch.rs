@@ -36,7 +36,7 @@ impl Agent {
             if owner == self.me {
                 let owned = self.keygen.owned.entry(sector).or_default();
                 if owned.dealt.is_none() && !owned.partials.contains_key(&self.me) {
-                    let input = ctx.branch_id(sector).prf_input();
+                    let input = ctx.branch_id(sector, self.me).prf_input();
                     if let Ok(p) = tprf::partial(&root_key, &self.me, &input, rng) {
                         owned.partials.insert(self.me, p);
                     }
@@ -46,20 +46,28 @@ impl Agent {
             let Some(x25519) = st.members.get(&owner).map(|m| m.x25519) else {
                 continue;
             };
-            if !self.keygen.partials_out.contains_key(&sector) {
+            if self
+                .keygen
+                .partials_out
+                .get(&sector)
+                .is_none_or(|(to, _, _)| *to != owner)
+            {
                 let to = Recipient { id: owner, x25519 };
-                match seal_partial(ctx.branch_id(sector), &self.identity, &root_key, to, rng) {
+                let id = ctx.branch_id(sector, owner);
+                match seal_partial(id, &self.identity, &root_key, to, rng) {
                     Ok(envelope) => {
                         let msg = encode(&Direct::Partial {
                             epoch: ctx.epoch,
                             envelope,
                         });
-                        self.keygen.partials_out.insert(sector, (st.height, msg));
+                        self.keygen
+                            .partials_out
+                            .insert(sector, (owner, st.height, msg));
                     }
                     Err(e) => tracing::warn!(sector, error = %e, "cannot seal a branch partial"),
                 }
             }
-            if let Some((first, msg)) = self.keygen.partials_out.get(&sector) {
+            if let Some((_, first, msg)) = self.keygen.partials_out.get(&sector) {
                 if (st.height - first).is_multiple_of(KEYGEN_RESEND_BLOCKS) {
                     duties.push(Duty::Send {
                         to: owner,
@@ -97,7 +105,7 @@ impl Agent {
         }
         let partial = open_partial(
             envelope,
-            &ctx.branch_id(sector),
+            &ctx.branch_id(sector, self.me),
             &self.me,
             &self.x25519,
             &ctx.root_public,

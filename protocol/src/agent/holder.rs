@@ -1,11 +1,16 @@
 //! The leaf-share holder (`docs/protocol.md` steps 4–5): checks each dealt batch (the owner's
 //! signature, the chunk's place in the sector, exactly the leaves the ledger gives us, every
 //! share against its commitment), and once every chunk of the sector is in, asks the node to
-//! keep the record durably ([`Duty::Keep`]) and then acknowledges it to the owner.
+//! keep the record durably ([`Duty::Keep`]) and then acknowledges it to the owner. A signed
+//! batch that fails a check a third party can verify is answered with a `DealComplaint` on
+//! the ledger instead, which convicts the owner.
 //!
 //! Guarantees: the acknowledgement comes after the `Keep` in the same duty list (the node
-//! stores before it sends); a batch that fails a check is an error and is not kept; a batch
-//! for a sector already acknowledged only re-sends the acknowledgement.
+//! stores before it sends); a batch that fails a check is not kept: an error if the failure
+//! proves nothing (unsigned, another context), else one complaint, built once and re-submitted
+//! unchanged on every block until it lands or the sector does; a batch for a sector already
+//! acknowledged only re-sends the acknowledgement, one for a sector we complained about is
+//! ignored.
 
 use std::collections::BTreeSet;
 
@@ -16,7 +21,7 @@ use super::direct::Direct;
 use super::duty::{Duty, EpochError, Fault, SecretBytes};
 use super::machine::Agent;
 use crate::dealing::{self, chunk_bits, open_batch, sign_ack, DealBatch, DealError, HeldSector};
-use crate::ledger::{encode, LedgerState};
+use crate::ledger::{encode, LedgerState, TxBody};
 use crate::member::MemberId;
 
 impl Agent {
@@ -56,6 +61,10 @@ impl Agent {
             return Err(DealError::BadChunk("not a chunk of this sector").into());
         }
         let id = ctx.sector_id(sector, from);
+        if self.keygen.complaints.contains_key(&(from, sector)) {
+            // The owner re-sends; our complaint is on its way to the ledger.
+            return Ok(Vec::new());
+        }
         let holding = self.keygen.holding.entry((from, sector)).or_default();
         if let Some((_, _, root)) = holding.chunks.get(&start) {
             // Seen: the owner re-sends because our acknowledgement did not reach it.
@@ -75,7 +84,10 @@ impl Agent {
             .map(|(_, leaf)| leaf)
             .collect();
         let (shares, chunk_root) =
-            open_batch(batch, &id, &self.me, &self.x25519, &mine, ctx.k, rng)?;
+            match open_batch(batch, &id, &self.me, &self.x25519, &mine, ctx.k, rng) {
+                Ok(opened) => opened,
+                Err(fault) => return self.complain(batch, fault, rng),
+            };
         let holding = self.keygen.holding.entry((from, sector)).or_default();
         holding
             .chunks
@@ -107,6 +119,38 @@ impl Agent {
         }];
         duties.extend(self.ack(epoch, &id, commitments_root));
         Ok(duties)
+    }
+
+    /// A bad batch: the complaint that proves `fault` to the ledger, or the fault itself if
+    /// nothing can prove it.
+    fn complain<R: RngCore + CryptoRng>(
+        &mut self,
+        batch: &DealBatch,
+        fault: DealError,
+        rng: &mut R,
+    ) -> Result<Vec<Duty>, EpochError> {
+        let Some(leaf) = fault.provable() else {
+            return Err(fault.into());
+        };
+        let complaint = dealing::complain(batch, &self.x25519, leaf, rng)?;
+        let (owner, sector) = (batch.id.owner, batch.id.sector);
+        tracing::warn!(
+            sector,
+            owner = %owner,
+            error = %fault,
+            "bad dealing from the sector owner: complaining on the ledger"
+        );
+        let body = TxBody::DealComplaint {
+            sector,
+            complaint: encode(&complaint),
+        };
+        self.keygen.complaints.insert((owner, sector), body.clone());
+        Ok(vec![Duty::Submit(body)])
+    }
+
+    /// Our complaints, re-submitted until they land.
+    pub(super) fn holder_duties(&self, duties: &mut Vec<Duty>) {
+        duties.extend(self.keygen.complaints.values().cloned().map(Duty::Submit));
     }
 
     /// The acknowledgement of sector `id` to its owner (none under the `NeverAck` fault).

@@ -1,14 +1,15 @@
 //! Key generation as the agent sees it: the context every step of `docs/protocol.md` reads
 //! from the ledger ([`KeyCtx`]: the epoch's branch owners, the root key whose threshold PRF
 //! gives branch seeds, the tree layout, the leaf-holder basis), and the agent's in-memory work
-//! ([`Keygen`]): partials it sends, sectors it owns, batches it holds. Sub-duties live in
-//! `branch` (partials), `owner` (generate, deal, collect acknowledgements, `SectorRoot`),
-//! `holder` (check, keep, acknowledge) and `master` (`MasterRoot`).
+//! ([`Keygen`]): partials it sends, sectors it owns, batches it holds, complaints it made.
+//! Sub-duties live in `branch` (partials), `owner` (generate, deal, collect acknowledgements,
+//! `SectorRoot`), `holder` (check, keep, acknowledge, or complain) and `master` (`MasterRoot`).
 //!
 //! Guarantees: none of this is persisted. Branch and leaf seeds exist only while an owner
 //! generates and deals (then only sealed batches remain), and everything is dropped when the
-//! epoch or the holder basis changes or the sector lands; a restarted node rebuilds it from
-//! re-sent partials and batches (dealing is deterministic in the branch seed).
+//! epoch or the holder basis changes, the sector lands, or its owner changes (a convicted
+//! owner's sector goes to another); a restarted node rebuilds it from re-sent partials and
+//! batches (dealing is deterministic in the branch seed).
 
 use std::collections::BTreeMap;
 
@@ -17,8 +18,7 @@ use zeroize::Zeroize;
 
 use crate::branch_seed::BranchId;
 use crate::dealing::{DealAck, ReceivedShares, SectorId};
-use crate::hash::{hash32, Domain};
-use crate::ledger::{chain_digest, encode, HolderBasis, LedgerState, TxBody};
+use crate::ledger::{chain_digest, HolderBasis, LedgerState, TxBody};
 use crate::member::MemberId;
 use crate::sector::TreeLayout;
 use crate::shamir::EncodedCommitment;
@@ -30,8 +30,6 @@ pub const KEYGEN_RESEND_BLOCKS: u64 = 4;
 /// Blocks an owner waits, after dealing, for every holder to acknowledge before it publishes
 /// the sector root with the acknowledgements it has (if every leaf has enough).
 pub const ACK_WAIT_BLOCKS: u64 = 8;
-
-const BASIS: Domain = Domain::new("seedfed-kgbasis");
 
 /// What the ledger says about the key generation in progress in this epoch.
 pub(super) struct KeyCtx {
@@ -65,7 +63,7 @@ impl KeyCtx {
         let chain = chain_digest(&st.chain_id);
         let layout = st.key.layout(&chain).ok()?;
         let basis = st.holder_basis();
-        let basis_digest = hash32(BASIS, &[], &[0; 16], &[&encode(&basis)]);
+        let basis_digest = basis.digest();
         Some(KeyCtx {
             epoch: st.epoch,
             root_epoch,
@@ -81,11 +79,12 @@ impl KeyCtx {
         })
     }
 
-    pub(super) fn branch_id(&self, sector: u32) -> BranchId {
+    pub(super) fn branch_id(&self, sector: u32, owner: MemberId) -> BranchId {
         BranchId {
             chain: self.chain,
             key_id: self.layout.id,
             branch: sector,
+            owner,
         }
     }
 
@@ -95,6 +94,7 @@ impl KeyCtx {
             key: 0,
             sector,
             owner,
+            basis: self.basis_digest,
         }
     }
 
@@ -115,17 +115,21 @@ impl KeyCtx {
 pub(super) struct Keygen {
     /// The epoch and basis digest the work is for; other work is dropped.
     pub(super) scope: Option<(u64, [u8; 32])>,
-    /// Our partial for each sector we do not own: (height first sent, encoded direct message).
-    pub(super) partials_out: BTreeMap<u32, (u64, Vec<u8>)>,
+    /// Our partial for each sector we do not own: (its owner, height first sent, encoded
+    /// direct message).
+    pub(super) partials_out: BTreeMap<u32, (MemberId, u64, Vec<u8>)>,
     /// Sectors we own.
     pub(super) owned: BTreeMap<u32, Owned>,
     /// Sectors we hold shares of, by (owner, sector), as their batches arrive.
     pub(super) holding: BTreeMap<(MemberId, u32), Holding>,
+    /// Our `DealComplaint` against an owner, by (owner, sector): re-submitted unchanged until
+    /// it lands (the owner then changes) or the sector does.
+    pub(super) complaints: BTreeMap<(MemberId, u32), TxBody>,
 }
 
 impl Keygen {
     /// Drops the work if it is for another epoch or basis than `ctx`, and the work on sectors
-    /// that landed.
+    /// that landed or whose owner changed (our own sectors are dropped by `owner_duties`).
     pub(super) fn rescope(&mut self, ctx: Option<&KeyCtx>, st: &LedgerState) {
         let scope = ctx.map(|c| (c.epoch, c.basis_digest));
         if scope != self.scope {
@@ -134,9 +138,13 @@ impl Keygen {
                 ..Keygen::default()
             };
         }
-        self.partials_out.retain(|s, _| !st.sectors.contains_key(s));
+        let open = |owner: &MemberId, s: &u32| {
+            !st.sectors.contains_key(s) && st.branch_owners.get(s) == Some(owner)
+        };
+        self.partials_out.retain(|s, (owner, _, _)| open(owner, s));
         self.owned.retain(|s, _| !st.sectors.contains_key(s));
-        self.holding.retain(|(_, s), _| !st.sectors.contains_key(s));
+        self.holding.retain(|(owner, s), _| open(owner, s));
+        self.complaints.retain(|(owner, s), _| open(owner, s));
     }
 }
 

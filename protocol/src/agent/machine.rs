@@ -31,7 +31,7 @@ pub struct AgentStatus {
     pub faulty: bool,
     /// What the last `on_block` found to do: `idle`, `dkg-round1`, `dkg-round2`, `dkg-finalize`,
     /// `beacon`, `epoch-start`, `assignment`, `checkpoint`, `keygen` (partials and batches),
-    /// `sector-root` or `master-root` (the first that applied).
+    /// `sector-root`, `deal-complaint` or `master-root` (the first that applied).
     pub phase: String,
     /// Ledger height seen by the last `on_block`.
     pub height: u64,
@@ -165,6 +165,7 @@ impl Agent {
         if let Some(ctx) = ctx {
             self.partial_duties(&ctx, st, rng, &mut duties);
             self.owner_duties(&ctx, st, rng, &mut duties);
+            self.holder_duties(&mut duties);
         }
         self.master_duties(st, &mut duties);
         let phase = duties
@@ -181,6 +182,7 @@ impl Agent {
                     TxBody::EpochStart { .. } => "epoch-start",
                     TxBody::BranchAssignment { .. } => "assignment",
                     TxBody::SectorRoot { .. } => "sector-root",
+                    TxBody::DealComplaint { .. } => "deal-complaint",
                     TxBody::MasterRoot { .. } => "master-root",
                     _ => "checkpoint",
                 },

@@ -136,8 +136,9 @@ impl Agent {
         rng: &mut R,
     ) -> Result<Dealt, DealFailed> {
         let layout = ctx.layout;
-        let seed = branch_seed::combine(&ctx.branch_id(sector), &ctx.root_public, partials)
-            .map_err(fail)?;
+        let seed =
+            branch_seed::combine(&ctx.branch_id(sector, self.me), &ctx.root_public, partials)
+                .map_err(fail)?;
         let mut coefficients = ChaCha20Rng::from_seed(*seed.derive(DEAL_RNG));
         let leaves = layout.sector_leaves(sector).map_err(fail)?;
         let first = u64::from(leaves.start);

@@ -102,6 +102,7 @@ fn the_input_binds_every_root() {
         key: 0,
         sector: 1,
         owner: MemberId([2; 32]),
+        basis: [6; 32],
     };
     let base = draw_input(&id, &[3; 32], &[4; 32]);
     assert_ne!(base, draw_input(&id, &[5; 32], &[4; 32]));

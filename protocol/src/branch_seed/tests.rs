@@ -51,47 +51,52 @@ fn setup() -> (
     (rng, vs, keys, public)
 }
 
-const ID: BranchId = BranchId {
-    chain: [1; 32],
-    key_id: [2; 16],
-    branch: 3,
-};
+/// Branch 3 of key `[2; 16]` on chain `[1; 32]`, owned by `owner`.
+fn branch_of(owner: &Validator) -> BranchId {
+    BranchId {
+        chain: [1; 32],
+        key_id: [2; 16],
+        branch: 3,
+        owner: owner.id(),
+    }
+}
 
 #[test]
 fn any_t_partials_give_the_same_seed_only_the_owner_reads_them() {
     let (mut rng, vs, keys, public) = setup();
     let owner = &vs[0];
+    let id = branch_of(owner);
     let envelopes: Vec<PartialEnvelope> = vs
         .iter()
         .map(|v| {
-            seal_partial(ID, &v.sk, &keys[&v.id()], owner.recipient(), &mut rng).expect("seal")
+            seal_partial(id, &v.sk, &keys[&v.id()], owner.recipient(), &mut rng).expect("seal")
         })
         .collect();
     let partials: Vec<Partial> = envelopes
         .iter()
-        .map(|e| open_partial(e, &ID, &owner.id(), &owner.x, &public).expect("open"))
+        .map(|e| open_partial(e, &id, &owner.id(), &owner.x, &public).expect("open"))
         .collect();
-    let a = combine(&ID, &public, &partials[..4]).expect("combine");
-    let b = combine(&ID, &public, &partials[1..]).expect("combine");
+    let a = combine(&id, &public, &partials[..4]).expect("combine");
+    let b = combine(&id, &public, &partials[1..]).expect("combine");
     assert!(leaf0(a.clone()).ct_eq(&leaf0(b)));
     // The seed is the threshold PRF of the branch input, as the simulation computes it.
-    let direct = tprf::combine(&public, &ID.prf_input(), &partials[..4]).expect("tprf");
+    let direct = tprf::combine(&public, &id.prf_input(), &partials[..4]).expect("tprf");
     assert!(leaf0(a.clone()).ct_eq(&leaf0(BranchSeed::from_bytes(direct))));
     // Fewer than t partials are not enough.
     assert!(matches!(
-        combine(&ID, &public, &partials[..3]),
+        combine(&id, &public, &partials[..3]),
         Err(BranchSeedError::Tprf(TprfError::NotEnough { .. }))
     ));
     // Another validator cannot open the owner's envelopes.
     assert!(matches!(
-        open_partial(&envelopes[1], &ID, &vs[2].id(), &vs[2].x, &public),
+        open_partial(&envelopes[1], &id, &vs[2].id(), &vs[2].x, &public),
         Err(BranchSeedError::WrongContext("owner"))
     ));
     let mut misaddressed = envelopes[1].clone();
-    misaddressed.owner = vs[2].id();
-    assert!(open_partial(&misaddressed, &ID, &vs[2].id(), &vs[2].x, &public).is_err());
+    misaddressed.id.owner = vs[2].id();
+    assert!(open_partial(&misaddressed, &id, &vs[2].id(), &vs[2].x, &public).is_err());
     // Another branch's seed differs.
-    let other = BranchId { branch: 4, ..ID };
+    let other = BranchId { branch: 4, ..id };
     let others: Vec<Partial> = vs
         .iter()
         .take(4)
@@ -102,15 +107,48 @@ fn any_t_partials_give_the_same_seed_only_the_owner_reads_them() {
         })
         .collect();
     let c = combine(&other, &public, &others).expect("combine");
-    assert!(!leaf0(a).ct_eq(&leaf0(c)));
+    assert!(!leaf0(a.clone()).ct_eq(&leaf0(c)));
+    // The same branch for another owner (after a conviction) has another seed: the first
+    // owner's partials tell it nothing about the new one.
+    let next = &vs[1];
+    let reassigned = branch_of(next);
+    let theirs: Vec<Partial> = vs
+        .iter()
+        .take(4)
+        .map(|v| {
+            let e = seal_partial(
+                reassigned,
+                &v.sk,
+                &keys[&v.id()],
+                next.recipient(),
+                &mut rng,
+            )
+            .expect("seal");
+            open_partial(&e, &reassigned, &next.id(), &next.x, &public).expect("open")
+        })
+        .collect();
+    let d = combine(&reassigned, &public, &theirs).expect("combine");
+    assert!(!leaf0(a).ct_eq(&leaf0(d)));
+    // A partial is sealed only to the owner its branch names.
+    assert!(matches!(
+        seal_partial(
+            id,
+            &vs[1].sk,
+            &keys[&vs[1].id()],
+            next.recipient(),
+            &mut rng
+        ),
+        Err(BranchSeedError::WrongContext("owner"))
+    ));
 }
 
 #[test]
 fn forged_or_misdirected_envelopes_are_refused() {
     let (mut rng, vs, keys, public) = setup();
     let owner = &vs[0];
+    let id = branch_of(owner);
     let env = seal_partial(
-        ID,
+        id,
         &vs[1].sk,
         &keys[&vs[1].id()],
         owner.recipient(),
@@ -120,14 +158,14 @@ fn forged_or_misdirected_envelopes_are_refused() {
     let mut forged = env.clone();
     forged.signature[5] ^= 1;
     assert_eq!(
-        open_partial(&forged, &ID, &owner.id(), &owner.x, &public),
+        open_partial(&forged, &id, &owner.id(), &owner.x, &public),
         Err(BranchSeedError::BadSignature)
     );
     // Claiming another sender breaks the signature and the box's binding.
     let mut impersonated = env.clone();
     impersonated.sender = vs[2].id();
-    assert!(open_partial(&impersonated, &ID, &owner.id(), &owner.x, &public).is_err());
-    let other = BranchId { branch: 9, ..ID };
+    assert!(open_partial(&impersonated, &id, &owner.id(), &owner.x, &public).is_err());
+    let other = BranchId { branch: 9, ..id };
     assert_eq!(
         open_partial(&env, &other, &owner.id(), &owner.x, &public),
         Err(BranchSeedError::WrongContext("branch"))
@@ -135,7 +173,7 @@ fn forged_or_misdirected_envelopes_are_refused() {
     // A validator that evaluates with a key share that is not its own is caught by the proof:
     // validator 1 signs, but evaluates with validator 2's share.
     let wrong = seal_partial(
-        ID,
+        id,
         &vs[1].sk,
         &keys[&vs[2].id()],
         owner.recipient(),

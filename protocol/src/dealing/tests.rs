@@ -60,6 +60,7 @@ fn fixture() -> Fixture {
         key: 0,
         sector: 1,
         owner: owner.id(),
+        basis: [4; 32],
     };
     let mut secrets = Vec::new();
     let mut leaf_sets = BTreeMap::new();
@@ -175,17 +176,16 @@ impl Fixture {
         )
     }
 
-    fn judge(&mut self, h: usize, complaint: &DealComplaint) -> Result<&'static str, DealError> {
+    /// Judges a complaint by holder `h` about a chunk of 8 leaves.
+    fn judge(&self, h: usize, complaint: &DealComplaint) -> Result<&'static str, DealError> {
         let me = self.holders[h].id();
-        let b = &complaint.batch;
-        let leaves = self.leaves_of(&me, b.first_leaf, b.commitments.len() as u64);
-        judge_complaint(
-            complaint,
-            &self.holders[h].xpub(),
-            &leaves,
-            K,
-            &mut self.rng,
-        )
+        let leaves = self.leaves_of(&me, complaint.first_leaf, 8);
+        judge_complaint(complaint, &self.holders[h].xpub(), &leaves, 3, K)
+    }
+
+    /// Holder `h`'s complaint about `batch`, with `leaf` as evidence.
+    fn complain(&mut self, h: usize, batch: &DealBatch, leaf: Option<u64>) -> DealComplaint {
+        complain(batch, &self.holders[h].x, leaf, &mut self.rng).expect("complaint")
     }
 }
 
@@ -271,11 +271,23 @@ fn batches_for_another_context_or_holder_are_refused() {
     let mut forged = batch.clone();
     forged.signature[0] ^= 1;
     assert_eq!(f.open(0, &forged).map(|_| ()), Err(DealError::BadSignature));
-    let c = complain(&forged, &f.holders[0].x, &mut f.rng).expect("complaint");
-    assert!(matches!(
+    let c = f.complain(0, &forged, None);
+    assert_eq!(
         f.judge(0, &c),
-        Err(DealError::ComplaintRejected(_))
-    ));
+        Err(DealError::ComplaintRejected(
+            "batch not signed by the owner"
+        ))
+    );
+    // Nor does a batch for another basis that the ledger judges under its own basis: the
+    // signature binds the basis.
+    let mut rebased = f.complain(0, &batch, None);
+    rebased.id.basis = [5; 32];
+    assert_eq!(
+        f.judge(0, &rebased),
+        Err(DealError::ComplaintRejected(
+            "batch not signed by the owner"
+        ))
+    );
     let mut swapped = batch.clone();
     swapped.commitments.swap(0, 1);
     assert_eq!(
@@ -324,25 +336,146 @@ fn a_bad_share_is_named_and_proven_to_anyone() {
             leaves: vec![bad_leaf]
         })
     );
-    let complaint = complain(&batch, &f.holders[2].x, &mut f.rng).expect("complaint");
+    let err = f.open(2, &batch).map(|_| ()).unwrap_err();
+    assert_eq!(err.provable(), Some(Some(bad_leaf)));
+    let complaint = f.complain(2, &batch, Some(bad_leaf));
     assert_eq!(f.judge(2, &complaint), Ok("share fails its commitment"));
+    // Judged by its bytes, as the ledger does.
+    let decoded: DealComplaint =
+        crate::ledger::decode(&crate::ledger::encode(&complaint)).expect("decode");
+    assert_eq!(f.judge(2, &decoded), Ok("share fails its commitment"));
+    // The same batch with a good leaf as evidence proves nothing; without evidence, nothing.
+    if let Some(good) = leaves.get(1) {
+        let c = f.complain(2, &batch, Some(*good));
+        assert_eq!(
+            f.judge(2, &c),
+            Err(DealError::ComplaintRejected("the share verifies"))
+        );
+    }
+    let c = f.complain(2, &batch, None);
+    assert_eq!(
+        f.judge(2, &c),
+        Err(DealError::ComplaintRejected(
+            "no commitment to check a share against"
+        ))
+    );
+    // Another commitment on the bad leaf's path, or a path cut short, is not the signed one.
+    let mut swapped = complaint.clone();
+    if let Some(e) = swapped.evidence.as_mut() {
+        e.commitment = f.dealings[(bad_leaf - 16 + 1) as usize]
+            .commitment
+            .encoded()
+            .clone();
+    }
+    assert_eq!(
+        f.judge(2, &swapped),
+        Err(DealError::ComplaintRejected(
+            "commitment not in the signed chunk"
+        ))
+    );
+    let mut short = complaint.clone();
+    if let Some(e) = short.evidence.as_mut() {
+        e.path.pop();
+    }
+    assert_eq!(
+        f.judge(2, &short),
+        Err(DealError::ComplaintRejected(
+            "commitment not in the signed chunk"
+        ))
+    );
+    // A leaf of the chunk the holder does not hold proves nothing either.
+    let foreign = (16..24u64).find(|l| !leaves.contains(l));
+    if let Some(foreign) = foreign {
+        let c = f.complain(2, &batch, Some(foreign));
+        assert_eq!(
+            f.judge(2, &c),
+            Err(DealError::ComplaintRejected(
+                "the holder has no share of that leaf"
+            ))
+        );
+    }
+}
+
+#[test]
+fn a_commitment_of_the_wrong_threshold_convicts_the_owner() {
+    let mut f = fixture();
+    let holder = f.holders[1].id();
+    let shares: Vec<(u64, Share)> = f
+        .leaves_of(&holder, 16, 8)
+        .iter()
+        .map(|l| (*l, f.share(*l, &holder).clone()))
+        .collect();
+    let refs: Vec<(u64, &Share)> = shares.iter().map(|(l, s)| (*l, s)).collect();
+    // Leaf 19's commitment has k + 1 points (another polynomial's): signed all the same.
+    let mut commitments = f.commitments(16, 8);
+    let longer = shamir::deal_batch(
+        [(&f.secrets[3], f.leaf_holders[&19].as_slice())],
+        K + 1,
+        &mut f.rng,
+    )
+    .expect("deal");
+    commitments[3] = longer[0].commitment.encoded().clone();
+    let to = Recipient {
+        id: holder,
+        x25519: f.holders[1].xpub(),
+    };
+    let chunk = ChunkCommitments::new(16, commitments).expect("chunk");
+    let batch = seal_batch(f.id, &f.owner.sk, to, &chunk, &refs, &mut f.rng).expect("seal");
+    let err = f.open(1, &batch).map(|_| ()).unwrap_err();
+    assert_eq!(err.provable(), Some(Some(19)));
+    let c = f.complain(1, &batch, Some(19));
+    assert_eq!(f.judge(1, &c), Ok("commitment of the wrong threshold"));
+}
+
+#[test]
+fn a_complaint_about_a_full_chunk_fits_a_ledger_payload() {
+    // The worst case: a chunk of 2^MAX_CHUNK_BITS leaves, every one held by the complaining
+    // holder, commitments of the largest threshold.
+    let mut f = fixture();
+    let holder = f.holders[0].id();
+    let n = 1u64 << MAX_CHUNK_BITS;
+    let point = f.dealings[0].commitment.secret_point();
+    let wide = Commitment::try_from(vec![point; shamir::MAX_THRESHOLD]).expect("commitment");
+    let chunk = ChunkCommitments::new(0, vec![wide.encoded().clone(); n as usize]).expect("chunk");
+    let share = Share::new(holder, &[1; 32]).expect("share");
+    let refs: Vec<(u64, &Share)> = (0..n).map(|l| (l, &share)).collect();
+    let to = Recipient {
+        id: holder,
+        x25519: f.holders[0].xpub(),
+    };
+    let batch = seal_batch(f.id, &f.owner.sk, to, &chunk, &refs, &mut f.rng).expect("seal");
+    let c = f.complain(0, &batch, Some(n - 1));
+    let len = crate::ledger::encode(&c).len();
+    assert!(len <= crate::ledger::MAX_PAYLOAD_BYTES, "{len} bytes");
+    // The whole batch would not fit: this is why the complaint carries one leaf's commitment.
+    assert!(crate::ledger::encode(&batch).len() > crate::ledger::MAX_PAYLOAD_BYTES);
 }
 
 #[test]
 fn false_complaints_and_lying_reveals_are_rejected() {
     let mut f = fixture();
     let batch = f.batch(3, 24, 8);
-    let honest = complain(&batch, &f.holders[3].x, &mut f.rng).expect("complaint");
+    let mine: Vec<u64> = f.leaves_of(&f.holders[3].id(), 24, 8).into_iter().collect();
+    let honest = f.complain(3, &batch, mine.first().copied());
     assert_eq!(
         f.judge(3, &honest),
-        Err(DealError::ComplaintRejected("every share verifies"))
+        Err(DealError::ComplaintRejected(if mine.is_empty() {
+            "no commitment to check a share against"
+        } else {
+            "the share verifies"
+        }))
+    );
+    // Another holder cannot complain in this holder's name (the reveal is for its key).
+    assert_eq!(
+        f.judge(2, &honest),
+        Err(DealError::ComplaintRejected("reveal does not verify"))
     );
     // A reveal made for another box does not open this one.
     let other = f.batch(3, 16, 8);
-    let other_reveal = complain(&other, &f.holders[3].x, &mut f.rng).expect("complaint");
+    let other_reveal = f.complain(3, &other, None);
     let lying = DealComplaint {
-        batch: batch.clone(),
         reveal: other_reveal.reveal,
+        ..honest.clone()
     };
     assert_eq!(
         f.judge(3, &lying),
@@ -350,8 +483,8 @@ fn false_complaints_and_lying_reveals_are_rejected() {
     );
     // No reveal for a box whose ephemeral key is fine proves nothing.
     let silent = DealComplaint {
-        batch,
         reveal: None,
+        ..honest
     };
     assert_eq!(
         f.judge(3, &silent),
@@ -374,7 +507,9 @@ fn a_missing_leaf_or_garbage_plaintext_convicts_the_owner() {
     let xpub = f.holders[4].xpub();
     let commitments = f.commitments(16, 8);
     assert_eq!(f.open(4, &batch).map(|_| ()), Err(DealError::WrongLeaves));
-    let c = complain(&batch, &f.holders[4].x, &mut f.rng).expect("complaint");
+    let err = f.open(4, &batch).map(|_| ()).unwrap_err();
+    assert_eq!(err.provable(), Some(None));
+    let c = f.complain(4, &batch, None);
     assert_eq!(f.judge(4, &c), Ok("wrong leaf set"));
 
     // A box of garbage, properly signed.
@@ -392,7 +527,7 @@ fn a_missing_leaf_or_garbage_plaintext_convicts_the_owner() {
         signature: f.owner.sk.sign(&msg).to_bytes().to_vec(),
     };
     assert!(matches!(f.open(4, &garbage), Err(DealError::Malformed(_))));
-    let c = complain(&garbage, &f.holders[4].x, &mut f.rng).expect("complaint");
+    let c = f.complain(4, &garbage, None);
     assert_eq!(f.judge(4, &c), Ok("malformed plaintext"));
 }
 
@@ -451,7 +586,7 @@ fn an_invalid_point_is_refused_by_the_leaf_holders_and_proven() {
         f.open(2, &batch).map(|_| ()),
         Err(DealError::InvalidCommitment { leaf })
     );
-    let complaint = complain(&batch, &f.holders[2].x, &mut f.rng).expect("complaint");
+    let complaint = complain(&batch, &f.holders[2].x, Some(leaf), &mut f.rng).expect("complaint");
     assert_eq!(
         f.judge(2, &complaint),
         Ok("commitment with an invalid point")

@@ -123,6 +123,10 @@ pub enum LedgerError {
         /// The key's acknowledgement threshold.
         need: u16,
     },
+    /// A deal complaint that proves nothing against the sector's owner (not by the batch's
+    /// holder, for another context or holder basis, unsigned, or about a good batch).
+    #[error("deal complaint rejected: {0}")]
+    BadDealComplaint(&'static str),
     /// Master root finalisation before all sectors are published.
     #[error("{missing} sectors not yet published")]
     SectorsMissing {

@@ -8,11 +8,13 @@
 //! `apply_tx` checks the signature and nonce, then dispatches each [`TxBody`] variant to one
 //! handler in the child module of its concern: [`members`] (admission, stake, exit, eviction),
 //! [`key`] (branch assignment, sectors, master root, sign requests, signatures, repair),
+//! [`convictions`] (deal complaints against sector owners),
 //! [`dkg`] (the epoch's DKG), [`epoch`] (beacon partials, epoch start) and [`checkpoints`]
 //! (the checkpoint queue and its FROST rounds). A new concern (threshold signing, repair
 //! rounds) gets its own child module and its dispatch arms here.
 
 mod checkpoints;
+mod convictions;
 mod dkg;
 mod epoch;
 mod key;
@@ -37,6 +39,7 @@ use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
 use crate::tprf::Partial;
 
+pub use convictions::DealConviction;
 pub use dkg::{validate_dkg_complaint_payload, validate_dkg_round1_payload};
 pub use epoch::validate_epoch_beacon;
 pub use key::{validate_master_root, HolderBasis, RepairRecord, SectorRecord, SignRequestRecord};
@@ -101,6 +104,9 @@ pub struct LedgerState {
     pub branch_owners: BTreeMap<u32, MemberId>,
     /// Published sectors.
     pub sectors: BTreeMap<u32, SectorRecord>,
+    /// Sector owners convicted of a bad dealing of the key being generated, with the
+    /// evidence; they own no branch of it (and are evicted).
+    pub keygen_convictions: BTreeMap<MemberId, DealConviction>,
     /// The master root once final.
     pub master_root: Option<[u8; 32]>,
     /// The next leaf to allocate; never decreases.
@@ -186,6 +192,7 @@ impl LedgerState {
             assignment_epoch: None,
             branch_owners: BTreeMap::new(),
             sectors: BTreeMap::new(),
+            keygen_convictions: BTreeMap::new(),
             master_root: None,
             next_leaf: 0,
             sign_requests: BTreeMap::new(),
@@ -289,6 +296,9 @@ impl LedgerState {
                 commitments_root,
                 acks,
             } => self.apply_sector_root(author, *sector, root, commitments_root, acks),
+            TxBody::DealComplaint { sector, complaint } => {
+                self.apply_deal_complaint(author, *sector, complaint)
+            }
             TxBody::MasterRoot { root } => self.apply_master_root(author, root),
             TxBody::SignRequest { digest } => self.apply_sign_request(author, digest),
             TxBody::SignaturePublish { leaf, signature } => {

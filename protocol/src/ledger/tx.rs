@@ -333,6 +333,17 @@ pub enum TxBody {
         /// Holders' signed acknowledgements over the commitments root (distinct holders).
         acks: Vec<DealAck>,
     },
+    /// A holder's proof that the owner of a sector not yet published dealt it a bad batch:
+    /// the [`encode`]d `dealing::DealComplaint` (the batch's signed fields, the box's revealed
+    /// secret, and the accused leaf's commitment with its path to the signed chunk root), at
+    /// most [`MAX_PAYLOAD_BYTES`]. If it proves the fault, the owner is convicted and evicted
+    /// and its unpublished sectors go to the next rendezvous choice.
+    DealComplaint {
+        /// Sector index.
+        sector: u32,
+        /// The encoded `dealing::DealComplaint`.
+        complaint: Vec<u8>,
+    },
     /// The master (system public key) root, once every sector is published.
     MasterRoot {
         /// The root of the top `p` levels.

@@ -79,7 +79,7 @@ impl Sim {
         for (b, owner) in owners.iter().enumerate() {
             let b = b as u32;
             // The owner learns its branch seed from t partials (sealed to it on a real network).
-            let seed = BranchSeed::from_bytes(self.tprf(&branch_prf_input(&id, b), 0)?);
+            let seed = BranchSeed::from_bytes(self.tprf(&branch_prf_input(&id, b, owner), 0)?);
             let branch = Branch::new(seed, b, depth)?;
             let seeds = branch.leaf_seeds(0, branch.size())?;
             let lms_seeds: Vec<lmots::LeafSeed> = seeds.iter().map(LeafSecret::lms_seed).collect();

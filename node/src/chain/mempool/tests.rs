@@ -239,6 +239,10 @@ fn caps_hold_the_largest_legitimate_transaction_of_every_kind() {
                 (BLOCK_TX_BYTES - 1024) / 130
             ],
         },
+        TxBody::DealComplaint {
+            sector: u32::MAX,
+            complaint: payload.clone(),
+        },
         TxBody::MasterRoot { root: [0xff; 32] },
         TxBody::SignRequest { digest: [0xff; 32] },
         TxBody::SignaturePublish {

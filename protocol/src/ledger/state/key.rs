@@ -13,12 +13,16 @@ use serde::{Deserialize, Serialize};
 use super::LedgerState;
 use crate::assignment::{branch_owners, leaf_holders, Weighted};
 use crate::dealing::{verify_ack, DealAck, SectorId};
+use crate::hash::{hash32, Domain};
+use crate::ledger::codec::encode;
 use crate::ledger::error::LedgerError;
 use crate::ledger::genesis::{chain_digest, KeyParams};
 use crate::ledger::tx::MAX_PAYLOAD_BYTES;
 use crate::lms::{LmsPublicKey, LmsSignature, VerifyError};
 use crate::master::Master;
 use crate::member::MemberId;
+
+const BASIS: Domain = Domain::new("seedfed-kgbasis");
 
 /// A published sector (portion) of the key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +50,12 @@ pub struct HolderBasis {
 }
 
 impl HolderBasis {
+    /// The digest of the basis, bound into every batch and acknowledgement of a dealing
+    /// (`dealing::SectorId::basis`).
+    pub fn digest(&self) -> [u8; 32] {
+        hash32(BASIS, &[], &[0; 16], &[&encode(self)])
+    }
+
     /// The `r` holders of global leaf `leaf`.
     pub fn leaf_holders(&self, leaf: u64, r: u16) -> Result<Vec<MemberId>, LedgerError> {
         Ok(leaf_holders(
@@ -162,6 +172,7 @@ impl LedgerState {
             key: 0,
             sector,
             owner: author,
+            basis: basis.digest(),
         };
         let mut acked = BTreeSet::new();
         for ack in acks {
@@ -337,12 +348,23 @@ impl LedgerState {
         Some(layout.public_key(root))
     }
 
-    /// The owner of every sector for the current epoch's beacon and validator snapshot.
+    /// The owner of every sector for the current epoch's beacon and validator snapshot,
+    /// leaving out the members convicted of a bad dealing of this key
+    /// ([`LedgerState::keygen_convictions`]).
     pub fn compute_branch_owners(&self) -> Result<Vec<MemberId>, LedgerError> {
+        self.branch_owners_without(&self.keygen_convictions.keys().copied().collect())
+    }
+
+    /// The owner of every sector by rendezvous over the epoch's validators except `excluded`.
+    /// Rendezvous hashing moves only the excluded members' sectors.
+    pub(super) fn branch_owners_without(
+        &self,
+        excluded: &BTreeSet<MemberId>,
+    ) -> Result<Vec<MemberId>, LedgerError> {
         let members: Vec<Weighted> = self
             .epoch_validators
             .iter()
-            .filter(|(m, _)| self.is_validator(m))
+            .filter(|(m, _)| self.is_validator(m) && !excluded.contains(m))
             .map(|(m, s)| Weighted {
                 member: *m,
                 stake: *s,

@@ -3,7 +3,8 @@
 //! Guarantees: only a valid admission (its own peer id, proof of work at the genesis
 //! difficulty) creates a member; transfers conserve the total stake; no exit or eviction leaves
 //! the federation without an active validator; eviction needs evidence the ledger can check
-//! (its own count of missed commits, or two conflicting signed votes).
+//! (its own count of missed commits, two conflicting signed votes, or a proven bad dealing:
+//! `convictions`).
 
 use std::collections::BTreeMap;
 
@@ -202,11 +203,17 @@ impl LedgerState {
         if self.total_active_stake_without(&member) == 0 {
             return Err(LedgerError::LastValidator);
         }
+        self.evict_member(member);
+        Ok(())
+    }
+
+    /// Evicts `member` (the caller checked the evidence and that a validator remains): its
+    /// stake stops counting and it may send no further transaction.
+    pub(super) fn evict_member(&mut self, member: MemberId) {
         if let Some(m) = self.members.get_mut(&member) {
             m.status = MemberStatus::Evicted;
         }
         self.evictions.insert(member, self.height);
         self.missed.remove(&member);
-        Ok(())
     }
 }

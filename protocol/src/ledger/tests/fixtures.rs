@@ -178,6 +178,7 @@ pub(super) fn acks(
         key: 0,
         sector,
         owner,
+        basis: fx.st().holder_basis().digest(),
     };
     by.iter()
         .map(|&i| crate::dealing::sign_ack(&id, &fx.keys[i], root))

@@ -182,6 +182,7 @@ fn sector_publication_rules() {
         key: 0,
         sector: 0,
         owner: owner0,
+        basis: fx.st().holder_basis().digest(),
     };
     let mut with_stranger = all.clone();
     with_stranger.push(crate::dealing::sign_ack(&id, &stranger, COMMITMENTS_ROOT));

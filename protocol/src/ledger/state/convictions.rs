@@ -1,0 +1,165 @@
+//! A provably bad dealing on the ledger: a holder's `DealComplaint` against the owner of a
+//! sector that is not yet published, judged by the ledger with its own holder basis and key
+//! parameters, and the conviction it brings (`docs/protocol.md` step 4).
+//!
+//! Guarantees: a complaint convicts only if it proves that the sector's current owner signed,
+//! for the current key context and holder basis, a batch to the complaining holder that is bad
+//! (`dealing::judge_complaint`); anything else is rejected and changes nothing. A conviction
+//! is recorded with its evidence, evicts the owner (as `Evict` does: proven misbehaviour, like
+//! a double vote), and hands its unpublished sectors to the next rendezvous choice; branch
+//! owners are then always computed without convicted members, so recomputation agrees.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::LedgerState;
+use crate::dealing::{chunk_bits, judge_complaint, DealComplaint, DealError, SectorId};
+use crate::ledger::codec::{decode, encode};
+use crate::ledger::error::LedgerError;
+use crate::ledger::genesis::chain_digest;
+use crate::ledger::tx::MAX_PAYLOAD_BYTES;
+use crate::member::MemberId;
+
+/// A sector owner convicted of a bad dealing of a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealConviction {
+    /// The key (0 until key rotation).
+    pub key: u32,
+    /// The sector it dealt badly (it lost it, with every other unpublished sector it owned).
+    pub sector: u32,
+    /// The epoch and height of the conviction.
+    pub epoch: u64,
+    /// Height.
+    pub height: u64,
+    /// The holder whose complaint proved it.
+    pub holder: MemberId,
+    /// What the complaint proved (`dealing::judge_complaint`).
+    pub reason: String,
+    /// The evidence: the encoded `dealing::DealComplaint`, which anyone can judge again with
+    /// the holder's X25519 key and the holder basis of the conviction's epoch.
+    pub complaint: Vec<u8>,
+}
+
+impl LedgerState {
+    /// `DealComplaint`: a holder proves that `sector`'s owner dealt it a bad batch; the owner
+    /// is convicted, evicted and loses its unpublished sectors.
+    pub(super) fn apply_deal_complaint(
+        &mut self,
+        author: MemberId,
+        sector: u32,
+        bytes: &[u8],
+    ) -> Result<(), LedgerError> {
+        self.require_validator(&author)?;
+        if bytes.is_empty() || bytes.len() > MAX_PAYLOAD_BYTES {
+            return Err(LedgerError::BadPayload(format!(
+                "deal complaint of {} bytes",
+                bytes.len()
+            )));
+        }
+        let complaint: DealComplaint = decode(bytes)
+            .map_err(|_| LedgerError::BadPayload("deal complaint does not decode".into()))?;
+        if sector >= self.key.sectors() {
+            return Err(LedgerError::SectorOutOfRange(sector));
+        }
+        if self.assignment_epoch != Some(self.epoch) {
+            return Err(LedgerError::NoAssignment);
+        }
+        if self.sectors.contains_key(&sector) {
+            return Err(LedgerError::SectorPublished(sector));
+        }
+        let owner = *self
+            .branch_owners
+            .get(&sector)
+            .ok_or(LedgerError::NoAssignment)?;
+        let reject = LedgerError::BadDealComplaint;
+        if complaint.holder != author {
+            return Err(reject("the author is not the batch's holder"));
+        }
+        let basis = self.holder_basis();
+        let chain = chain_digest(&self.chain_id);
+        let expected = SectorId {
+            chain,
+            key: 0,
+            sector,
+            owner,
+            basis: basis.digest(),
+        };
+        if complaint.id != expected {
+            return Err(reject(
+                "batch for another chain, key, sector, owner or holder basis",
+            ));
+        }
+        let x25519 = self
+            .members
+            .get(&author)
+            .map(|m| m.x25519)
+            .ok_or(LedgerError::UnknownMember(author))?;
+        let layout = self
+            .key
+            .layout(&chain)
+            .map_err(|e| LedgerError::Layout(e.to_string()))?;
+        let leaves = layout
+            .sector_leaves(sector)
+            .map_err(|e| LedgerError::Layout(e.to_string()))?;
+        let (start, end) = (u64::from(leaves.start), u64::from(leaves.end));
+        let bits = chunk_bits(layout.sector_height());
+        let chunk_len = 1u64 << bits;
+        let first = complaint.first_leaf;
+        if first < start || first >= end || !(first - start).is_multiple_of(chunk_len) {
+            return Err(reject("not a chunk of the sector"));
+        }
+        let chunk = first..first + chunk_len;
+        let mine: BTreeSet<u64> = chunk
+            .clone()
+            .zip(basis.holders_of(chunk, self.key.leaf_holders)?)
+            .filter(|(_, holders)| holders.contains(&author))
+            .map(|(leaf, _)| leaf)
+            .collect();
+        let k = usize::from(self.key.leaf_threshold);
+        let reason = judge_complaint(&complaint, &x25519, &mine, bits, k).map_err(|e| match e {
+            DealError::ComplaintRejected(why) => reject(why),
+            _ => reject("complaint cannot be judged"),
+        })?;
+        self.convict_dealer(owner, sector, author, reason, encode(&complaint))
+    }
+
+    /// Records the conviction of `owner`, hands its unpublished sectors to the next rendezvous
+    /// choice and evicts it. Checks everything before it writes.
+    fn convict_dealer(
+        &mut self,
+        owner: MemberId,
+        sector: u32,
+        holder: MemberId,
+        reason: &str,
+        complaint: Vec<u8>,
+    ) -> Result<(), LedgerError> {
+        if self.total_active_stake_without(&owner) == 0 {
+            return Err(LedgerError::LastValidator);
+        }
+        let mut excluded: BTreeSet<MemberId> = self.keygen_convictions.keys().copied().collect();
+        excluded.insert(owner);
+        let owners = self.branch_owners_without(&excluded)?;
+        for (s, o) in self.branch_owners.iter_mut() {
+            if *o == owner && !self.sectors.contains_key(s) {
+                if let Some(next) = owners.get(*s as usize) {
+                    *o = *next;
+                }
+            }
+        }
+        self.keygen_convictions.insert(
+            owner,
+            DealConviction {
+                key: 0,
+                sector,
+                epoch: self.epoch,
+                height: self.height,
+                holder,
+                reason: reason.to_string(),
+                complaint,
+            },
+        );
+        self.evict_member(owner);
+        Ok(())
+    }
+}
