@@ -59,6 +59,9 @@ struct GenesisArgs {
     /// (`k ≤ a ≤ r`; default `min(k + 1, r)`).
     #[arg(long)]
     ack_threshold: Option<u16>,
+    /// Leaves of every published sector the audit reconstructs publicly and retires (0: none).
+    #[arg(long, default_value_t = KeySection::default().audit_leaves)]
+    audit_leaves: u16,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
@@ -73,6 +76,7 @@ impl GenesisArgs {
             leaf_threshold: self.leaf_threshold,
             leaf_holders: self.leaf_holders,
             ack_threshold: self.ack_threshold,
+            audit_leaves: self.audit_leaves,
             ..KeySection::default()
         }
     }

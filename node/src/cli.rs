@@ -99,6 +99,9 @@ pub enum FaultArg {
     BadDealShare,
     /// As a holder, store dealt shares but never acknowledge them.
     NeverAck,
+    /// As a sector owner, publish a tree the dealt seeds do not generate (the audit catches
+    /// it).
+    BadTree,
 }
 
 impl FaultArg {
@@ -109,6 +112,7 @@ impl FaultArg {
             FaultArg::BadDkgShares => seedfed_protocol::agent::Fault::BadRound2Shares,
             FaultArg::BadDealShare => seedfed_protocol::agent::Fault::BadDealShare,
             FaultArg::NeverAck => seedfed_protocol::agent::Fault::NeverAck,
+            FaultArg::BadTree => seedfed_protocol::agent::Fault::BadTree,
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct KeySection {
     /// unset: `min(k + 1, r)`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack_threshold: Option<u16>,
+    /// Leaves of every published sector the audit draws, reconstructs publicly and retires
+    /// (0: no audit).
+    pub audit_leaves: u16,
     /// A validator missing this many consecutive commits may be evicted for inactivity.
     pub eviction_missed_heights: u64,
 }
@@ -53,6 +56,7 @@ impl Default for KeySection {
             leaf_threshold: 2,
             leaf_holders: 3,
             ack_threshold: None,
+            audit_leaves: ledger::KeyParams::DEFAULT_AUDIT_LEAVES,
             eviction_missed_heights: 1000,
         }
     }
@@ -187,6 +191,7 @@ impl Genesis {
                         self.key.leaf_holders,
                     )
                 }),
+                audit_leaves: self.key.audit_leaves,
             },
             eviction_missed_heights: self.key.eviction_missed_heights,
             epochs: self.epochs.clone(),

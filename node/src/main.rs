@@ -199,7 +199,7 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
         }
         let k = &c.key;
         println!(
-            "key:            2^{} leaves in {} sectors, {}-of-{} (ack {}); {} of {} sectors final; {} of {} leaves allocated; we hold {} sectors",
+            "key:            2^{} leaves in {} sectors, {}-of-{} (ack {}); {} of {} sectors final, {} audited ({} leaves each, {} retired); {} of {} leaves allocated; we hold {} sectors",
             k.tree_height,
             k.sectors_total,
             k.leaf_threshold,
@@ -207,10 +207,19 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
             k.ack_threshold,
             k.sectors_final,
             k.sectors_total,
+            k.sectors_audited,
+            k.audit_leaves,
+            k.leaves_retired,
             k.leaves_allocated,
             k.leaves_total,
             k.held_sectors
         );
+        for c in &k.convictions {
+            println!(
+                "convicted:      {} by {} on sector {} at height {}: {}",
+                c.member, c.by, c.sector, c.height, c.reason
+            );
+        }
         if let Some(root) = &k.master_root {
             println!("master root:    {root}");
         }

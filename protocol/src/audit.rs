@@ -12,12 +12,12 @@ use std::ops::Range;
 
 use thiserror::Error;
 
-use crate::dealing::{self, SectorId};
+use crate::dealing::{self, HeldSector, SectorId};
 use crate::hash::{hash32, Domain};
 use crate::lmots::{self, HashValue, Identifier, LmotsType};
 use crate::lms;
 use crate::member::MemberId;
-use crate::shamir::{self, Commitment, LeafSecret, Share};
+use crate::shamir::{self, EncodedCommitment, LeafSecret, Share};
 
 const INPUT: Domain = Domain::new("seedfed-audit-in");
 const DRAW: Domain = Domain::new("seedfed-auditdrw");
@@ -36,6 +36,12 @@ pub enum AuditError {
     /// The commitment is not the one under the sector's commitments root.
     #[error("commitment of leaf {0} is not under the commitments root")]
     CommitmentNotBound(u64),
+    /// The commitment is not a valid point encoding.
+    #[error("commitment of leaf {0} has an invalid point encoding")]
+    InvalidCommitment(u64),
+    /// The holder's record has no share (or commitment) of that leaf.
+    #[error("no share of leaf {0} held")]
+    NotHeld(u64),
     /// A revealed share fails its commitment.
     #[error("revealed share of leaf {leaf} by {holder} fails its commitment")]
     BadShare {
@@ -103,14 +109,40 @@ pub struct RevealedShare {
     pub leaf: u64,
     /// The share (public from now on: the leaf is retired).
     pub share: Share,
-    /// The leaf's commitment.
-    pub commitment: Commitment,
+    /// The leaf's commitment, encoded as dealt.
+    pub commitment: EncodedCommitment,
     /// Path from the commitment to the commitments root (`dealing::chunk_path` over the whole
     /// sector).
     pub path: Vec<[u8; 32]>,
 }
 
-/// Checks one revealed share: the commitment is under `commitments_root` and the share fits it.
+impl RevealedShare {
+    /// A holder's reveal of `leaf` from the sector record it kept (`dealing::HeldSector`).
+    pub fn from_held(held: &HeldSector, leaf: u64) -> Result<Self, AuditError> {
+        let share = held
+            .shares
+            .iter()
+            .find(|(l, _)| *l == leaf)
+            .map(|(_, s)| s.clone())
+            .ok_or(AuditError::NotHeld(leaf))?;
+        let commitment = leaf
+            .checked_sub(held.first_leaf)
+            .and_then(|i| held.commitments.get(usize::try_from(i).ok()?))
+            .cloned()
+            .ok_or(AuditError::NotHeld(leaf))?;
+        let path = dealing::chunk_path(held.first_leaf, &held.commitments, leaf)
+            .map_err(|_| AuditError::NotHeld(leaf))?;
+        Ok(RevealedShare {
+            leaf,
+            share,
+            commitment,
+            path,
+        })
+    }
+}
+
+/// Checks one revealed share: the commitment is under `commitments_root`, decodes to `k`
+/// points, and the share fits it.
 pub fn check_share(
     commitments_root: &[u8; 32],
     revealed: &RevealedShare,
@@ -121,11 +153,13 @@ pub fn check_share(
     {
         return Err(AuditError::CommitmentNotBound(revealed.leaf));
     }
-    shamir::verify_share(&revealed.share, &revealed.commitment, k).map_err(|_| {
-        AuditError::BadShare {
-            leaf: revealed.leaf,
-            holder: revealed.share.holder,
-        }
+    let commitment = revealed
+        .commitment
+        .decode()
+        .map_err(|_| AuditError::InvalidCommitment(revealed.leaf))?;
+    shamir::verify_share(&revealed.share, &commitment, k).map_err(|_| AuditError::BadShare {
+        leaf: revealed.leaf,
+        holder: revealed.share.holder,
     })
 }
 

@@ -40,8 +40,8 @@ pub use genesis::{
 };
 pub use state::{
     validate_dkg_complaint_payload, validate_dkg_round1_payload, validate_epoch_beacon,
-    validate_master_root, DealConviction, HolderBasis, LedgerState, Member, MemberStatus,
-    RepairRecord, SectorRecord, SignRequestRecord,
+    validate_master_root, ConvictionEvidence, DealConviction, HolderBasis, LeafAudit, LedgerState,
+    Member, MemberStatus, RepairRecord, SectorAudit, SectorRecord, SignRequestRecord,
 };
 pub use tx::{
     peer_id_bytes, verify_vote_signature, vote_digest, ComplaintPayload, DkgSuite, Evidence,

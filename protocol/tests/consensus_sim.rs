@@ -164,6 +164,7 @@ fn genesis(n: usize) -> Genesis {
             leaf_threshold: 2,
             leaf_holders: 3,
             ack_threshold: 3,
+            audit_leaves: 0,
         },
         eviction_missed_heights: 1000,
         epochs: EpochParams::default(),
@@ -297,13 +298,17 @@ impl Sim {
     }
 
     /// Node `i`'s duties: its transaction bodies are returned, its envelopes go out over the
-    /// network (no loss), its holder records are dropped (nothing here reads them).
+    /// network (no loss), its holder records and trees are dropped (nothing here reads them;
+    /// its genesis has no audit, so nothing asks for reveals or paths).
     fn dispatch(&mut self, i: usize, duties: Vec<Duty>) -> Vec<TxBody> {
         let mut bodies = Vec::new();
         for d in duties {
             match d {
                 Duty::Submit(b) => bodies.push(b),
-                Duty::Keep { .. } => {}
+                Duty::Keep { .. }
+                | Duty::KeepTree { .. }
+                | Duty::Reveal { .. }
+                | Duty::ProvePath { .. } => {}
                 Duty::Send { to, payload } => {
                     let Some(j) = self.nodes.iter().position(|n| n.consensus.id() == to) else {
                         continue;

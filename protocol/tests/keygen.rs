@@ -13,15 +13,18 @@ use common::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use seedfed_protocol::agent::{Agent, Fault};
+use seedfed_protocol::audit::leaf_matches;
 use seedfed_protocol::checkpoint::MasterKey;
 use seedfed_protocol::dealing::{self, chunk_bits, DealComplaint, HeldSector};
-use seedfed_protocol::ledger::{chain_digest, decode, KeyParams, LedgerState, MemberStatus};
+use seedfed_protocol::ledger::{
+    chain_digest, decode, ConvictionEvidence, KeyParams, LedgerState, MemberStatus,
+};
 use seedfed_protocol::light_client;
 use seedfed_protocol::lmots::LeafSeed;
 use seedfed_protocol::master::Master;
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::sector::Sector;
-use seedfed_protocol::shamir::{self, Commitment, Share};
+use seedfed_protocol::shamir::{self, Commitment, LeafSecret, Share};
 
 fn key(h: u8, p: u8, k: u16, r: u16, a: u16) -> KeyParams {
     KeyParams {
@@ -30,6 +33,7 @@ fn key(h: u8, p: u8, k: u16, r: u16, a: u16) -> KeyParams {
         leaf_threshold: k,
         leaf_holders: r,
         ack_threshold: a,
+        audit_leaves: KeyParams::DEFAULT_AUDIT_LEAVES,
     }
 }
 
@@ -69,7 +73,52 @@ fn until_master_checkpoint(net: &mut Net) -> [u8; 32] {
         verified.master_key.encode_hss().unwrap(),
         master.public_key().encode_hss()
     );
+    check_audits(st, &master);
     root
+}
+
+/// Every sector passed its audit: `audit_leaves` distinct leaves of the sector, each with at
+/// least `k` shares in clear from its own holders that rebuild a seed whose one-time key is
+/// that leaf of the master tree; none of them is allocatable.
+fn check_audits(st: &LedgerState, master: &Master) {
+    let k = usize::from(st.key.leaf_threshold);
+    let per_sector = st.key.leaves() >> st.key.sector_bits;
+    assert!(st.audits_passed());
+    assert_eq!(st.audits.len(), st.sectors.len());
+    for (sector, audit) in &st.audits {
+        let rec = &st.sectors[sector];
+        assert_eq!(audit.leaves.len(), usize::from(st.key.audit_leaves));
+        for (leaf, la) in &audit.leaves {
+            assert_eq!(leaf / per_sector, u64::from(*sector));
+            assert!(la.passed && la.shares.len() >= k, "{la:?}");
+            let holders = rec.basis.leaf_holders(*leaf, st.key.leaf_holders).unwrap();
+            let shares: Vec<Share> = la
+                .shares
+                .iter()
+                .map(|(m, v)| {
+                    assert!(holders.contains(m));
+                    Share::new(*m, v).unwrap()
+                })
+                .collect();
+            let seed = shamir::reconstruct(&shares[..k], k).unwrap();
+            let q = *leaf as u32;
+            let public = master.public_key();
+            let path = la.path.as_ref().unwrap();
+            assert!(leaf_matches(
+                public.ots_type,
+                &public.id,
+                u32::from(st.key.tree_height),
+                q,
+                &seed,
+                path,
+                &rec.root,
+            ));
+        }
+    }
+    assert_eq!(
+        st.retired_leaves().len(),
+        st.sectors.len() * usize::from(st.key.audit_leaves)
+    );
 }
 
 /// The holder record `holder` kept for `sector` of the ledger.
@@ -213,6 +262,54 @@ fn a_holder_that_never_acknowledges_is_left_out_and_the_key_completes() {
 }
 
 #[test]
+fn an_owner_whose_seeds_do_not_match_its_tree_is_convicted_by_the_audit() {
+    // Same run as the bad-share test up to the dealing: validator 2 owns a sector.
+    let bad = 2;
+    let mut net = Net::with_key(7, &[], &[(bad, Fault::BadTree)], 24, key(10, 2, 3, 5, 4));
+    let owner = id(&net.nodes[bad].key);
+    // Its shares check out, so its sector lands; the audit then convicts it.
+    net.run_until(300, |net| net.st().keygen_convictions.contains_key(&owner));
+    let st = net.st().clone();
+    let conviction = &st.keygen_convictions[&owner];
+    let ConvictionEvidence::Audit {
+        leaf,
+        root,
+        seed,
+        path,
+    } = &conviction.evidence
+    else {
+        panic!("conviction by audit: {:?}", conviction.evidence);
+    };
+    assert_eq!(
+        conviction.reason,
+        "an audited leaf's seed does not generate the sector's leaf"
+    );
+    // Anyone can check the evidence: the rebuilt seed, with the owner's own path, does not
+    // give the root it published.
+    let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
+    let seed = LeafSecret::from_canonical_bytes(seed).unwrap();
+    assert!(!leaf_matches(
+        layout.ots_type,
+        &layout.id,
+        layout.height(),
+        *leaf as u32,
+        &seed,
+        path,
+        root
+    ));
+    // Evicted; its sector discarded and handed on.
+    assert_eq!(st.members[&owner].status, MemberStatus::Evicted);
+    assert!(!st.sectors.contains_key(&conviction.sector));
+    assert!(!st.audits.contains_key(&conviction.sector));
+    assert_ne!(st.branch_owners[&conviction.sector], owner);
+    // The key completes from honest owners, every sector audited.
+    until_master_checkpoint(&mut net);
+    let st = net.st();
+    assert!(st.sectors.values().all(|rec| rec.owner != owner));
+    assert!(check_shares(&net, usize::MAX).is_empty());
+}
+
+#[test]
 fn a_bad_share_convicts_its_owner_on_the_ledger_and_another_deals_the_branch() {
     let bad = 2;
     let mut net = Net::with_key(
@@ -230,10 +327,13 @@ fn a_bad_share_convicts_its_owner_on_the_ledger_and_another_deals_the_branch() {
     assert_eq!(conviction.reason, "share fails its commitment");
     assert_eq!(conviction.key, 0);
     // The evidence names the owner, its batch to the complaining holder, and one leaf.
-    let complaint: DealComplaint = decode(&conviction.complaint).unwrap();
+    let ConvictionEvidence::Complaint { holder, complaint } = &conviction.evidence else {
+        panic!("conviction by complaint: {:?}", conviction.evidence);
+    };
+    let complaint: DealComplaint = decode(complaint).unwrap();
     assert_eq!(complaint.id.owner, owner);
     assert_eq!(complaint.id.sector, conviction.sector);
-    assert_eq!(complaint.holder, conviction.holder);
+    assert_eq!(complaint.holder, *holder);
     assert!(complaint.evidence.is_some());
     // The owner is evicted and its branch went to another validator, not yet published.
     assert_eq!(st.members[&owner].status, MemberStatus::Evicted);

@@ -10,9 +10,11 @@
 //! ([`Duty::Send`]). Held records of a dealing that lost to another on the ledger are deleted.
 
 use libp2p::PeerId;
-use seedfed_protocol::agent::Duty;
+use seedfed_protocol::agent::{path_txs, reveal_txs, Duty};
+use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::hash::Domain;
 use seedfed_protocol::ledger;
+use seedfed_protocol::sector::Sector;
 use std::collections::BTreeMap;
 
 use tracing::{debug, info, warn};
@@ -29,6 +31,9 @@ impl Driver {
         let (agent, ledger) = (&mut self.agent, self.consensus.ledger());
         // Sector generation and dealing are CPU-bound: let the runtime move other tasks away.
         let duties = cpu_bound(|| agent.on_block(ledger, &mut rand_core::OsRng));
+        if ledger.state.master_root.is_some() {
+            self.audit_txs.clear();
+        }
         self.prune_held().await?;
         self.act_on(duties).await?;
         self.drain_loopback().await
@@ -102,12 +107,116 @@ impl Driver {
                     self.held.insert((sector, commitments_root));
                     debug!(sector, "kept our shares of a sector");
                 }
+                Duty::KeepTree { sector, root, keys } => {
+                    self.storage
+                        .call(move |s| s.put_tree(sector, &root, &keys))
+                        .await??;
+                    debug!(sector, "kept the tree of a sector we generated");
+                }
+                Duty::Reveal {
+                    sector,
+                    commitments_root,
+                    leaves,
+                } => {
+                    match self
+                        .audit_bodies(sector, commitments_root, &leaves, false)
+                        .await
+                    {
+                        Ok(bodies) => rest.extend(bodies.into_iter().map(Duty::Submit)),
+                        Err(e) => warn!(sector, "cannot reveal audited shares: {e}"),
+                    }
+                }
+                Duty::ProvePath {
+                    sector,
+                    root,
+                    leaves,
+                } => match self.audit_bodies(sector, root, &leaves, true).await {
+                    Ok(bodies) => rest.extend(bodies.into_iter().map(Duty::Submit)),
+                    Err(e) => warn!(sector, "cannot post audited paths: {e}"),
+                },
                 other => rest.push(other),
             }
         }
         self.persist_agent().await?;
         self.dispatch(rest);
         Ok(())
+    }
+
+    /// The `AuditReveal`s (or, with `path`, the owner's `AuditPath`s) of `leaves` of the
+    /// dealing of `sector` with commitments root (or sector root) `root`, built from the store
+    /// once and then re-used.
+    async fn audit_bodies(
+        &mut self,
+        sector: u32,
+        root: [u8; 32],
+        leaves: &[u64],
+        path: bool,
+    ) -> Result<Vec<ledger::TxBody>, String> {
+        let key = |l: u64| (sector, root, l, path);
+        let missing: Vec<u64> = leaves
+            .iter()
+            .copied()
+            .filter(|l| !self.audit_txs.contains_key(&key(*l)))
+            .collect();
+        if !missing.is_empty() {
+            let bodies = if path {
+                self.build_paths(sector, root, &missing).await?
+            } else {
+                self.build_reveals(sector, root, &missing).await?
+            };
+            for (l, b) in missing.iter().zip(bodies) {
+                self.audit_txs.insert(key(*l), b);
+            }
+        }
+        Ok(leaves
+            .iter()
+            .filter_map(|l| self.audit_txs.get(&key(*l)).cloned())
+            .collect())
+    }
+
+    /// Our reveals of `leaves`, from the held record of (sector, commitments root).
+    async fn build_reveals(
+        &self,
+        sector: u32,
+        commitments_root: [u8; 32],
+        leaves: &[u64],
+    ) -> Result<Vec<ledger::TxBody>, String> {
+        let key = self.at_rest.clone();
+        let record = self
+            .storage
+            .call(move |s| s.held(&key, sector, &commitments_root))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or("no held record of that dealing")?;
+        let held: HeldSector = ledger::decode(&record).map_err(|e| e.to_string())?;
+        reveal_txs(&held, leaves).map_err(|e| e.to_string())
+    }
+
+    /// The paths of `leaves`, from the tree kept under (sector, root).
+    async fn build_paths(
+        &self,
+        sector: u32,
+        root: [u8; 32],
+        leaves: &[u64],
+    ) -> Result<Vec<ledger::TxBody>, String> {
+        let keys = self
+            .storage
+            .call(move |s| s.tree(sector, &root))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or("no kept tree of that sector")?;
+        let st = &self.consensus.ledger().state;
+        let layout = st
+            .key
+            .layout(&ledger::chain_digest(&st.chain_id))
+            .map_err(|e| e.to_string())?;
+        let tree = Sector::from_leaf_keys(layout, sector, keys).map_err(|e| e.to_string())?;
+        if tree.root() != root {
+            return Err("the kept tree does not build the sector root".into());
+        }
+        path_txs(&tree, leaves).map_err(|e| e.to_string())
     }
 
     /// Once more sectors are on the ledger, deletes the held records of dealings that lost.
@@ -169,8 +278,11 @@ impl Driver {
                         }
                     });
                 }
-                Duty::Keep { sector, .. } => {
-                    warn!(sector, "a record to keep reached dispatch; dropped");
+                Duty::Keep { sector, .. }
+                | Duty::KeepTree { sector, .. }
+                | Duty::Reveal { sector, .. }
+                | Duty::ProvePath { sector, .. } => {
+                    warn!(sector, "a storage duty reached dispatch; dropped");
                 }
             }
         }

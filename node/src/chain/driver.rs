@@ -204,6 +204,7 @@ pub async fn spawn(
         sectors_seen: 0,
         held,
         loopback: Vec::new(),
+        audit_txs: std::collections::BTreeMap::new(),
         at_rest,
         commits: CommitClock::default(),
         state_hash,
@@ -242,6 +243,9 @@ pub(super) struct Driver {
     pub(super) held: std::collections::BTreeSet<(u32, [u8; 32])>,
     /// Direct messages our agent addressed to itself, delivered after the current step.
     pub(super) loopback: Vec<Vec<u8>>,
+    /// Audit reveals and paths built from the store, by (sector, root, leaf, is a path):
+    /// re-submitted until they land without reading the store again.
+    pub(super) audit_txs: std::collections::BTreeMap<(u32, [u8; 32], u64, bool), ledger::TxBody>,
     /// The key the agent's snapshot and held shares are sealed with on disk.
     pub(super) at_rest: Arc<AtRestKey>,
     pub(super) commits: CommitClock,

@@ -188,6 +188,9 @@ pub fn kind(body: &TxBody) -> &'static str {
         TxBody::BranchAssignment { .. } => "BranchAssignment",
         TxBody::SectorRoot { .. } => "SectorRoot",
         TxBody::DealComplaint { .. } => "DealComplaint",
+        TxBody::AuditPartial { .. } => "AuditPartial",
+        TxBody::AuditReveal { .. } => "AuditReveal",
+        TxBody::AuditPath { .. } => "AuditPath",
         TxBody::MasterRoot { .. } => "MasterRoot",
         TxBody::SignRequest { .. } => "SignRequest",
         TxBody::SignaturePublish { .. } => "SignaturePublish",
@@ -209,12 +212,15 @@ pub fn size_cap(body: &TxBody) -> usize {
         | TxBody::CheckpointCommit { .. }
         | TxBody::CheckpointShare { .. }
         | TxBody::MasterRoot { .. }
+        | TxBody::AuditPartial { .. }
         | TxBody::SignRequest { .. }
         | TxBody::Repair { .. } => SMALL_TX_CAP,
         TxBody::DkgCommitment { .. }
         | TxBody::DkgComplaint { .. }
         | TxBody::DkgAnswer { .. }
         | TxBody::DealComplaint { .. }
+        | TxBody::AuditReveal { .. }
+        | TxBody::AuditPath { .. }
         | TxBody::SignaturePublish { .. } => PAYLOAD_TX_CAP,
         TxBody::BranchAssignment { .. } | TxBody::SectorRoot { .. } => LIST_TX_CAP,
     }

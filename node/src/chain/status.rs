@@ -8,7 +8,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use seedfed_protocol::agent::AgentStatus;
-use seedfed_protocol::ledger::{chain_digest, Ledger, LedgerState};
+use seedfed_protocol::ledger::{chain_digest, ConvictionEvidence, Ledger, LedgerState};
 use seedfed_protocol::member::MemberId;
 use serde::{Deserialize, Serialize};
 
@@ -140,12 +140,18 @@ pub struct KeyInfo {
     pub leaf_holders: u16,
     /// `a`: acknowledgements every leaf needs before its sector root lands.
     pub ack_threshold: u16,
+    /// Leaves of every sector the audit reconstructs publicly and retires (0: no audit).
+    pub audit_leaves: u16,
     /// Sectors in the key.
     pub sectors_total: u32,
     /// Sectors whose root is on the ledger.
     pub sectors_final: usize,
+    /// Sectors on the ledger whose audit passed.
+    pub sectors_audited: usize,
     /// The sectors on the ledger.
     pub sectors: Vec<SectorInfo>,
+    /// Owners convicted of a bad dealing of this key (evicted), with what proved it.
+    pub convictions: Vec<ConvictionInfo>,
     /// The master root (hex), once final.
     pub master_root: Option<String>,
     /// The RFC 8554 public key in the HSS L=1 encoding (hex), once the master root is final.
@@ -154,6 +160,8 @@ pub struct KeyInfo {
     pub leaves_total: u64,
     /// One-time keys allocated to signing requests.
     pub leaves_allocated: u64,
+    /// One-time keys retired by audits (never allocated).
+    pub leaves_retired: u64,
     /// Sectors this node holds leaf shares of (sealed in its store).
     pub held_sectors: usize,
 }
@@ -171,6 +179,26 @@ pub struct SectorInfo {
     pub commitments_root: String,
     /// Holders that acknowledged their shares.
     pub acked: usize,
+    /// Its audit: `drawing` (partials for the draw), `revealing` (leaves drawn, shares and
+    /// paths coming in), `passed`; `off` without audits.
+    pub audit: String,
+    /// The audited leaves, once drawn.
+    pub audit_leaves: Vec<u64>,
+}
+
+/// A dealer convicted on the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvictionInfo {
+    /// The convicted owner (hex identity).
+    pub member: String,
+    /// The sector it was convicted on.
+    pub sector: u32,
+    /// Block height of the conviction.
+    pub height: u64,
+    /// `complaint` (a holder proved a bad batch) or `audit` (a seed does not match the tree).
+    pub by: String,
+    /// What the evidence proved.
+    pub reason: String,
 }
 
 /// The key part of a status, from the ledger (the driver fills in `held_sectors`).
@@ -185,6 +213,7 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
         leaf_threshold: s.key.leaf_threshold,
         leaf_holders: s.key.leaf_holders,
         ack_threshold: s.key.ack_threshold,
+        audit_leaves: s.key.audit_leaves,
         sectors_total: s.key.sectors(),
         sectors_final: s.sectors.len(),
         sectors: s
@@ -196,12 +225,41 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
                 root: hex::encode(r.root),
                 commitments_root: hex::encode(r.commitments_root),
                 acked: r.acked.len(),
+                audit: match s.audits.get(i) {
+                    _ if s.key.audit_leaves == 0 => "off",
+                    Some(a) if a.passed() => "passed",
+                    Some(a) if !a.leaves.is_empty() => "revealing",
+                    _ => "drawing",
+                }
+                .into(),
+                audit_leaves: s
+                    .audits
+                    .get(i)
+                    .map(|a| a.leaves.keys().copied().collect())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        sectors_audited: s.audits.values().filter(|a| a.passed()).count(),
+        convictions: s
+            .keygen_convictions
+            .iter()
+            .map(|(m, c)| ConvictionInfo {
+                member: hex::encode(m.as_bytes()),
+                sector: c.sector,
+                height: c.height,
+                by: match c.evidence {
+                    ConvictionEvidence::Complaint { .. } => "complaint",
+                    ConvictionEvidence::Audit { .. } => "audit",
+                }
+                .into(),
+                reason: c.reason.clone(),
             })
             .collect(),
         master_root: s.master_root.map(hex::encode),
         public_key,
         leaves_total: s.key.leaves(),
-        leaves_allocated: s.next_leaf,
+        leaves_allocated: s.sign_requests.len() as u64,
+        leaves_retired: s.retired_leaves().len() as u64,
         held_sectors: 0,
     }
 }

@@ -35,6 +35,9 @@ pub const AGENT_KEY: &[u8] = b"agent";
 /// Keyspace of held sectors: `u32be(sector) ‖ commitments_root` →
 /// sealed `encode(dealing::HeldSector)` (the leaf shares this node holds; key number 0).
 pub const HELD: &str = "held";
+/// Keyspace of sector trees this node generated as an owner: (sector, root) → the leaf public
+/// keys, concatenated. Public (no secret), kept to serve authentication paths.
+pub const TREES: &str = "trees";
 
 /// Why the chain's records could not be read or written.
 #[derive(Debug, Error)]
@@ -385,6 +388,48 @@ impl ChainStore {
     }
 }
 
+impl ChainStore {
+    /// Durably stores a sector tree we generated: its leaf public keys, in leaf order.
+    pub fn put_tree(
+        &mut self,
+        sector: u32,
+        root: &[u8; 32],
+        keys: &[[u8; 32]],
+    ) -> Result<(), StorageError> {
+        self.store
+            .put(TREES, &held_key(sector, root), &keys.concat())?;
+        Ok(())
+    }
+
+    /// The leaf public keys of the tree kept under (`sector`, `root`).
+    pub fn tree(
+        &self,
+        sector: u32,
+        root: &[u8; 32],
+    ) -> Result<Option<Vec<[u8; 32]>>, StorageError> {
+        let Some(bytes) = self.store.get(TREES, &held_key(sector, root))? else {
+            return Ok(None);
+        };
+        if bytes.len() % 32 != 0 {
+            return Err(StorageError::Corrupt {
+                what: format!("tree of sector {sector}"),
+                reason: format!("{} bytes is not a list of 32-byte keys", bytes.len()),
+            });
+        }
+        Ok(Some(
+            bytes
+                .chunks_exact(32)
+                .map(|c| {
+                    let mut k = [0u8; 32];
+                    k.copy_from_slice(c);
+                    k
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// The store key of a per-sector record: sector (big-endian) ‖ root.
 fn held_key(sector: u32, commitments_root: &[u8; 32]) -> Vec<u8> {
     let mut k = Vec::with_capacity(36);
     k.extend_from_slice(&sector.to_be_bytes());

@@ -28,6 +28,7 @@ pub(crate) fn genesis(
             leaf_threshold: 1,
             leaf_holders: 1,
             ack_threshold: 1,
+            audit_leaves: 0,
         },
         eviction_missed_heights,
         epochs: Default::default(),

@@ -37,6 +37,38 @@ pub enum Duty {
         /// `ledger::encode(dealing::HeldSector)`: secret.
         record: SecretBytes,
     },
+    /// Store this sector's public tree (its leaf public keys `K`, in leaf order) durably,
+    /// before any later duty of the same call leaves the node: the owner serves
+    /// authentication paths from it after the seeds are erased. Public; storing it twice is
+    /// harmless.
+    KeepTree {
+        /// The sector.
+        sector: u32,
+        /// Its root (what the keys build).
+        root: [u8; 32],
+        /// The leaf public keys.
+        keys: Vec<[u8; 32]>,
+    },
+    /// Post our shares of these audited leaves: read the held record of (sector, commitments
+    /// root) and submit one `AuditReveal` per leaf (`audit::RevealedShare::from_held`).
+    Reveal {
+        /// The sector.
+        sector: u32,
+        /// The commitments root we acknowledged.
+        commitments_root: [u8; 32],
+        /// The audited leaves we hold.
+        leaves: Vec<u64>,
+    },
+    /// As the sector's owner, post these audited leaves' authentication paths: read the tree
+    /// kept under (sector, root) and submit one `AuditPath` per leaf.
+    ProvePath {
+        /// The sector.
+        sector: u32,
+        /// Its root.
+        root: [u8; 32],
+        /// The audited leaves.
+        leaves: Vec<u64>,
+    },
 }
 
 /// Encoded secret material for the node to store sealed. Zeroized on drop; `Debug` prints
@@ -62,6 +94,9 @@ pub enum Fault {
     NeverAck,
     /// As a sector owner, deal one holder a share that fails its commitment (still signed).
     BadDealShare,
+    /// As a sector owner, publish a tree that the dealt seeds do not generate (every leaf's
+    /// key is another leaf's): the shares check, the audit convicts.
+    BadTree,
 }
 
 /// Why a direct message or a snapshot was rejected. Never contains secrets.

@@ -168,6 +168,8 @@ impl Drop for Owned {
 pub(super) struct Dealt {
     /// Ledger height when dealt (re-sends count from it).
     pub(super) height: u64,
+    /// The sector's leaf public keys until the node was asked to keep them.
+    pub(super) tree: Option<Vec<[u8; 32]>>,
     pub(super) root: [u8; 32],
     pub(super) commitments_root: [u8; 32],
     /// Encoded direct messages (one per chunk) for each validator of the basis.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
 
+use super::audit::AuditPartials;
 use super::duty::{Duty, EpochError, Fault};
 use super::keygen::{KeyCtx, Keygen};
 use super::state::Saved;
@@ -53,6 +54,8 @@ pub struct Agent {
     last: (&'static str, u64),
     /// Key-generation work in progress; not persisted (see `keygen`).
     pub(super) keygen: Keygen,
+    /// Our audit-draw partials in memory (see `audit`).
+    pub(super) audit_partials: AuditPartials,
     /// Threads for sector generation.
     pub(super) threads: usize,
 }
@@ -84,6 +87,7 @@ impl Agent {
             saved: Saved::default(),
             last: ("idle", 0),
             keygen: Keygen::default(),
+            audit_partials: AuditPartials::default(),
             threads: 1,
         }
     }
@@ -167,13 +171,19 @@ impl Agent {
             self.owner_duties(&ctx, st, rng, &mut duties);
             self.holder_duties(&mut duties);
         }
+        self.audit_duties(st, rng, &mut duties);
         self.master_duties(st, &mut duties);
         let phase = duties
             .iter()
             .enumerate()
             .map(|(i, d)| match d {
-                Duty::Send { .. } | Duty::Keep { .. } if i >= keygen_from => "keygen",
-                Duty::Send { .. } | Duty::Keep { .. } => "dkg-round2",
+                Duty::Send { .. } | Duty::Keep { .. } | Duty::KeepTree { .. }
+                    if i >= keygen_from =>
+                {
+                    "keygen"
+                }
+                Duty::Send { .. } | Duty::Keep { .. } | Duty::KeepTree { .. } => "dkg-round2",
+                Duty::Reveal { .. } | Duty::ProvePath { .. } => "audit",
                 Duty::Submit(b) => match b {
                     TxBody::DkgCommitment { .. } => "dkg-round1",
                     TxBody::DkgComplaint { .. } | TxBody::DkgAnswer { .. } => "dkg-round2",
@@ -183,6 +193,9 @@ impl Agent {
                     TxBody::BranchAssignment { .. } => "assignment",
                     TxBody::SectorRoot { .. } => "sector-root",
                     TxBody::DealComplaint { .. } => "deal-complaint",
+                    TxBody::AuditPartial { .. }
+                    | TxBody::AuditReveal { .. }
+                    | TxBody::AuditPath { .. } => "audit",
                     TxBody::MasterRoot { .. } => "master-root",
                     _ => "checkpoint",
                 },

@@ -7,6 +7,7 @@
 //! [`Agent::snapshot`] persists, are wiped on drop, never printed. More: `docs/consensus.md`.
 
 mod assignment;
+mod audit;
 mod beacon;
 mod branch;
 mod checkpoint;
@@ -20,6 +21,7 @@ mod master;
 mod owner;
 mod state;
 
+pub use audit::{path_txs, reveal_txs};
 pub use dkg::{MISSING_DELAY_BLOCKS, RESEND_BLOCKS};
 pub use duty::{Duty, EpochError, Fault, SecretBytes};
 pub use keygen::{ACK_WAIT_BLOCKS, KEYGEN_RESEND_BLOCKS};

@@ -59,8 +59,15 @@ impl Agent {
                 self.keygen.owned.remove(&sector);
                 continue;
             }
-            // The first sends come from the re-send schedule below (due at the dealing height).
-            self.deal_if_ready(ctx, st, sector, rng, &mut Vec::new());
+            // The first sends come from the re-send schedule below (due at the dealing height);
+            // the tree to keep goes first.
+            let mut fresh = Vec::new();
+            self.deal_if_ready(ctx, st, sector, rng, &mut fresh);
+            duties.extend(
+                fresh
+                    .into_iter()
+                    .filter(|d| matches!(d, Duty::KeepTree { .. })),
+            );
             let Some(dealt) = self
                 .keygen
                 .owned
@@ -107,7 +114,15 @@ impl Agent {
         }
         let partials: Vec<Partial> = owned.partials.values().copied().collect();
         match self.deal_sector(ctx, st, sector, &partials, rng) {
-            Ok(dealt) => {
+            Ok(mut dealt) => {
+                // Kept before anything else leaves: the owner serves paths from it.
+                if let Some(keys) = dealt.tree.take() {
+                    sends.push(Duty::KeepTree {
+                        sector,
+                        root: dealt.root,
+                        keys,
+                    });
+                }
                 for (holder, batches) in &dealt.batches {
                     sends.extend(batches.iter().map(|b| Duty::Send {
                         to: *holder,
@@ -145,8 +160,11 @@ impl Agent {
         let branch = Branch::new(seed, sector, layout.sector_height()).map_err(fail)?;
         let seeds = branch.leaf_seeds(0, branch.size()).map_err(fail)?;
         drop(branch);
+        // `BadTree`: every leaf's key is its neighbour's, so no dealt seed matches the tree.
+        let shift = u32::from(self.fault == Fault::BadTree);
+        let n = leaves.end - leaves.start;
         let tree = Sector::generate(layout, sector, self.threads, |q| {
-            seeds[(q - leaves.start) as usize].lms_seed()
+            seeds[((q - leaves.start + shift) % n) as usize].lms_seed()
         })
         .map_err(fail)?;
         let end = u64::from(leaves.end);
@@ -235,6 +253,7 @@ impl Agent {
         let commitments_root = dealing::commitments_root(first, bits, &chunk_roots);
         Ok(Dealt {
             height: st.height,
+            tree: Some(tree.leaf_keys().to_vec()),
             root: tree.root(),
             commitments_root,
             batches,

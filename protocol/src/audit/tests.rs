@@ -5,6 +5,7 @@ use super::*;
 use crate::lms::LmsType;
 use crate::sector::{Sector, TreeLayout};
 use crate::shamir::tests::members;
+use crate::shamir::Commitment;
 
 const K: usize = 3;
 
@@ -55,7 +56,7 @@ impl Fixture {
         RevealedShare {
             leaf,
             share: self.dealings[i].shares[holder].clone(),
-            commitment: self.commitments[i].clone(),
+            commitment: self.commitments[i].encoded().clone(),
             path: dealing::chunk_path(16, &self.commitments, leaf).expect("path"),
         }
     }
@@ -135,7 +136,7 @@ fn bad_reveals_are_named() {
     let f = fixture(None);
     // A share revealed with another leaf's commitment is not bound to the root.
     let mut r = f.reveal(18, 1);
-    r.commitment = f.commitments[3].clone();
+    r.commitment = f.commitments[3].encoded().clone();
     assert_eq!(
         check_share(&f.commitments_root, &r, K),
         Err(AuditError::CommitmentNotBound(18))

@@ -127,6 +127,16 @@ pub enum LedgerError {
     /// holder, for another context or holder basis, unsigned, or about a good batch).
     #[error("deal complaint rejected: {0}")]
     BadDealComplaint(&'static str),
+    /// An audit transaction that does not apply (no open audit, a leaf not drawn, a share or
+    /// path that does not check, a duplicate).
+    #[error("audit: {0}")]
+    BadAudit(&'static str),
+    /// Master root finalisation before every sector passed its audit.
+    #[error("{pending} sectors not yet audited")]
+    AuditsPending {
+        /// Published sectors whose audit has not passed.
+        pending: u32,
+    },
     /// Master root finalisation before all sectors are published.
     #[error("{missing} sectors not yet published")]
     SectorsMissing {

@@ -44,9 +44,15 @@ pub struct KeyParams {
     /// `a`: acknowledgements a sector root needs for every leaf from that leaf's own holders
     /// (`k ≤ a ≤ r`; default `min(k + 1, r)`, see [`KeyParams::default_ack_threshold`]).
     pub ack_threshold: u16,
+    /// Leaves of every published sector the audit draws, reconstructs publicly and retires
+    /// (`docs/protocol.md` step 6); 0 turns the audit off. Fewer than a sector's leaves.
+    pub audit_leaves: u16,
 }
 
 impl KeyParams {
+    /// The default number of audited leaves per sector.
+    pub const DEFAULT_AUDIT_LEAVES: u16 = 2;
+
     /// The default acknowledgement threshold for `k`-of-`r`: one more than `k`, so a leaf
     /// survives one holder's loss before repair, capped at `r`.
     pub fn default_ack_threshold(k: u16, r: u16) -> u16 {

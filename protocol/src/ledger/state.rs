@@ -13,6 +13,7 @@
 //! (the checkpoint queue and its FROST rounds). A new concern (threshold signing, repair
 //! rounds) gets its own child module and its dispatch arms here.
 
+mod audit;
 mod checkpoints;
 mod convictions;
 mod dkg;
@@ -39,7 +40,8 @@ use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
 use crate::tprf::Partial;
 
-pub use convictions::DealConviction;
+pub use audit::{LeafAudit, SectorAudit};
+pub use convictions::{ConvictionEvidence, DealConviction};
 pub use dkg::{validate_dkg_complaint_payload, validate_dkg_round1_payload};
 pub use epoch::validate_epoch_beacon;
 pub use key::{validate_master_root, HolderBasis, RepairRecord, SectorRecord, SignRequestRecord};
@@ -107,6 +109,9 @@ pub struct LedgerState {
     /// Sector owners convicted of a bad dealing of the key being generated, with the
     /// evidence; they own no branch of it (and are evicted).
     pub keygen_convictions: BTreeMap<MemberId, DealConviction>,
+    /// The audit of each published sector (`docs/protocol.md` step 6); the master root waits
+    /// for every one to pass, and audited leaves are never allocated.
+    pub audits: BTreeMap<u32, SectorAudit>,
     /// The master root once final.
     pub master_root: Option<[u8; 32]>,
     /// The next leaf to allocate; never decreases.
@@ -134,6 +139,11 @@ impl LedgerState {
         }
         if k.ack_threshold < k.leaf_threshold || k.ack_threshold > k.leaf_holders {
             return Err(GenesisError::BadKeyParams("need k <= ack threshold <= r"));
+        }
+        if u64::from(k.audit_leaves) >= k.leaves() >> k.sector_bits {
+            return Err(GenesisError::BadKeyParams(
+                "audit leaves must be fewer than a sector's leaves",
+            ));
         }
         if genesis.pow_difficulty > MAX_DIFFICULTY {
             return Err(GenesisError::BadDifficulty(genesis.pow_difficulty));
@@ -193,6 +203,7 @@ impl LedgerState {
             branch_owners: BTreeMap::new(),
             sectors: BTreeMap::new(),
             keygen_convictions: BTreeMap::new(),
+            audits: BTreeMap::new(),
             master_root: None,
             next_leaf: 0,
             sign_requests: BTreeMap::new(),
@@ -298,6 +309,19 @@ impl LedgerState {
             } => self.apply_sector_root(author, *sector, root, commitments_root, acks),
             TxBody::DealComplaint { sector, complaint } => {
                 self.apply_deal_complaint(author, *sector, complaint)
+            }
+            TxBody::AuditPartial { sector, partial } => {
+                self.apply_audit_partial(author, *sector, partial)
+            }
+            TxBody::AuditReveal {
+                sector,
+                leaf,
+                share,
+                commitment,
+                path,
+            } => self.apply_audit_reveal(author, *sector, *leaf, share, commitment, path),
+            TxBody::AuditPath { sector, leaf, path } => {
+                self.apply_audit_path(author, *sector, *leaf, path)
             }
             TxBody::MasterRoot { root } => self.apply_master_root(author, root),
             TxBody::SignRequest { digest } => self.apply_sign_request(author, digest),

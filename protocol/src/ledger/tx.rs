@@ -22,6 +22,7 @@ use crate::dealing::DealAck;
 use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
 use crate::seal::PossessionProof;
+use crate::shamir::EncodedCommitment;
 
 const TX_DOMAIN: Domain = Domain::new("seedfed-ledgertx");
 const VOTE_DOMAIN: Domain = Domain::new("seedfed-vote");
@@ -343,6 +344,39 @@ pub enum TxBody {
         sector: u32,
         /// The encoded `dealing::DealComplaint`.
         complaint: Vec<u8>,
+    },
+    /// A validator's threshold-PRF partial (with its DLEQ proof) for the audit draw of a
+    /// published sector (`audit::draw_input`), under the root key the audit names
+    /// (`SectorAudit::key_epoch`). The first `t` fix the draw.
+    AuditPartial {
+        /// Sector index.
+        sector: u32,
+        /// The partial; `partial.member` must be the author.
+        partial: crate::tprf::Partial,
+    },
+    /// A holder's share of an audited leaf, in clear (the leaf is retired, never allocated),
+    /// with the leaf's encoded commitment and its path to the sector's commitments root.
+    AuditReveal {
+        /// Sector index.
+        sector: u32,
+        /// The audited leaf (global index).
+        leaf: u64,
+        /// The author's share value (canonical scalar bytes).
+        share: [u8; 32],
+        /// The leaf's Feldman commitment, as dealt.
+        commitment: EncodedCommitment,
+        /// Its path to the commitments root (`dealing::chunk_path` over the whole sector).
+        path: Vec<[u8; 32]>,
+    },
+    /// The sector owner's authentication path of an audited leaf inside its sector (`h − p`
+    /// nodes, leaf level first), checked with the seed the holders' shares rebuild.
+    AuditPath {
+        /// Sector index.
+        sector: u32,
+        /// The audited leaf (global index).
+        leaf: u64,
+        /// The path.
+        path: Vec<[u8; 32]>,
     },
     /// The master (system public key) root, once every sector is published.
     MasterRoot {

@@ -11,13 +11,15 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use seedfed_protocol::agent::{Agent, Duty, EpochError, Fault};
+use seedfed_protocol::agent::{path_txs, reveal_txs, Agent, Duty, EpochError, Fault};
+use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
-    CommitInfo, EpochParams, Genesis, GenesisValidator, KeyParams, Ledger, LedgerState,
-    Signature64, SignedTx, Tx, TxBody, VoteKind,
+    chain_digest, decode, CommitInfo, EpochParams, Genesis, GenesisValidator, KeyParams, Ledger,
+    LedgerState, Signature64, SignedTx, Tx, TxBody, VoteKind,
 };
 use seedfed_protocol::member::MemberId;
+use seedfed_protocol::sector::Sector;
 
 pub const CHAIN: &str = "epoch-cycle-test";
 
@@ -27,6 +29,8 @@ pub struct Node {
     pub agent: Option<Agent>,
     /// Holder records the agent asked to keep, by (sector, commitments root).
     pub kept: BTreeMap<(u32, [u8; 32]), Vec<u8>>,
+    /// Sector trees (leaf public keys) the agent asked to keep, by (sector, root).
+    pub trees: BTreeMap<(u32, [u8; 32]), Vec<[u8; 32]>>,
 }
 
 pub struct Net {
@@ -69,6 +73,7 @@ impl Net {
             leaf_threshold: 2,
             leaf_holders: 3,
             ack_threshold: 3,
+            audit_leaves: 2,
         };
         Self::with_key(n, absent, faults, seed_rng, key)
     }
@@ -104,6 +109,7 @@ impl Net {
                 key,
                 ledger: Ledger::from_genesis(&genesis).unwrap(),
                 kept: BTreeMap::new(),
+                trees: BTreeMap::new(),
                 agent: (!absent.contains(&i)).then(|| {
                     Agent::new(
                         seed(i),
@@ -216,6 +222,41 @@ impl Net {
                     self.nodes[i]
                         .kept
                         .insert((sector, commitments_root), record.0.to_vec());
+                }
+                Duty::KeepTree { sector, root, keys } => {
+                    self.nodes[i].trees.insert((sector, root), keys);
+                }
+                Duty::Reveal {
+                    sector,
+                    commitments_root,
+                    leaves,
+                } => {
+                    let node = &self.nodes[i];
+                    let held: HeldSector = decode(&node.kept[&(sector, commitments_root)]).unwrap();
+                    submits.extend(
+                        reveal_txs(&held, &leaves)
+                            .unwrap()
+                            .into_iter()
+                            .map(|b| (i, b)),
+                    );
+                }
+                Duty::ProvePath {
+                    sector,
+                    root,
+                    leaves,
+                } => {
+                    let node = &self.nodes[i];
+                    let st = &node.ledger.state;
+                    let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
+                    let tree =
+                        Sector::from_leaf_keys(layout, sector, node.trees[&(sector, root)].clone())
+                            .unwrap();
+                    submits.extend(
+                        path_txs(&tree, &leaves)
+                            .unwrap()
+                            .into_iter()
+                            .map(|b| (i, b)),
+                    );
                 }
             }
         }

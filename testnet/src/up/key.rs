@@ -42,7 +42,7 @@ pub(super) async fn wait_key(
     deadline: Instant,
 ) -> anyhow::Result<std::path::PathBuf> {
     let nodes: Vec<&NodeRow> = net.rows.iter().filter(|r| r.name != "bootstrap").collect();
-    let mut last_final = usize::MAX;
+    let mut last_final = (usize::MAX, usize::MAX);
     loop {
         let mut all = Vec::new();
         for r in &nodes {
@@ -52,18 +52,26 @@ pub(super) async fn wait_key(
         }
         if all.len() == nodes.len() {
             let k = &all[0].1.key;
-            let done = all
-                .iter()
-                .map(|(_, c)| c.key.sectors_final)
-                .min()
-                .unwrap_or(0);
-            if done != last_final {
-                last_final = done;
+            let least =
+                |f: fn(&ChainStatus) -> usize| all.iter().map(|(_, c)| f(c)).min().unwrap_or(0);
+            let done = least(|c| c.key.sectors_final);
+            let audited = least(|c| c.key.sectors_audited);
+            if (done, audited) != last_final {
+                last_final = (done, audited);
                 let held: usize = all.iter().map(|(_, c)| c.key.held_sectors).sum();
                 println!(
-                    "key generation: {done} of {} sectors final on every node ({} leaves, {}-of-{} shares; {held} held sector records across the nodes)",
-                    k.sectors_total, k.leaves_total, k.leaf_threshold, k.leaf_holders
+                    "key generation: {done} of {} sectors final, {audited} audited ({} leaves each) on every node ({} leaves, {}-of-{} shares; {held} held sector records across the nodes)",
+                    k.sectors_total, k.audit_leaves, k.leaves_total, k.leaf_threshold, k.leaf_holders
                 );
+                for c in &k.convictions {
+                    println!(
+                        "  owner {} convicted by {} on sector {}: {}",
+                        &c.member[..16],
+                        c.by,
+                        c.sector,
+                        c.reason
+                    );
+                }
             }
             if let Some(path) = finished(&all, dir)? {
                 return Ok(path);
@@ -71,7 +79,11 @@ pub(super) async fn wait_key(
         }
         net.check_alive()?;
         if Instant::now() > deadline {
-            bail!("key generation did not complete in time ({last_final} sectors final on every node)");
+            bail!(
+                "key generation did not complete in time ({} sectors final, {} audited on every node)",
+                last_final.0,
+                last_final.1
+            );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -32,13 +32,35 @@ pub struct DealConviction {
     pub epoch: u64,
     /// Height.
     pub height: u64,
-    /// The holder whose complaint proved it.
-    pub holder: MemberId,
-    /// What the complaint proved (`dealing::judge_complaint`).
+    /// What the evidence proved.
     pub reason: String,
-    /// The evidence: the encoded `dealing::DealComplaint`, which anyone can judge again with
-    /// the holder's X25519 key and the holder basis of the conviction's epoch.
-    pub complaint: Vec<u8>,
+    /// The evidence.
+    pub evidence: ConvictionEvidence,
+}
+
+/// What convicted a dealer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConvictionEvidence {
+    /// A holder's complaint: the encoded `dealing::DealComplaint`, which anyone can judge
+    /// again with the holder's X25519 key and the holder basis of the conviction's epoch.
+    Complaint {
+        /// The holder whose complaint proved it.
+        holder: MemberId,
+        /// The encoded complaint.
+        complaint: Vec<u8>,
+    },
+    /// A failed audit (step 6): the seed the holders' checked shares rebuilt for `leaf` and
+    /// the owner's path do not give the sector root the owner published.
+    Audit {
+        /// The audited leaf.
+        leaf: u64,
+        /// The sector root the owner published (the sector is discarded).
+        root: [u8; 32],
+        /// The rebuilt seed (public: the leaf is retired).
+        seed: [u8; 32],
+        /// The owner's authentication path.
+        path: Vec<[u8; 32]>,
+    },
 }
 
 impl LedgerState {
@@ -121,18 +143,27 @@ impl LedgerState {
             DealError::ComplaintRejected(why) => reject(why),
             _ => reject("complaint cannot be judged"),
         })?;
-        self.convict_dealer(owner, sector, author, reason, encode(&complaint))
+        self.convict_dealer(
+            owner,
+            sector,
+            reason,
+            ConvictionEvidence::Complaint {
+                holder: author,
+                complaint: encode(&complaint),
+            },
+        )
     }
 
-    /// Records the conviction of `owner`, hands its unpublished sectors to the next rendezvous
-    /// choice and evicts it. Checks everything before it writes.
-    fn convict_dealer(
+    /// Records the conviction of `owner`, discards its published sectors that have not passed
+    /// their audit (it can no longer post their paths), hands those and its unpublished
+    /// sectors to the next rendezvous choice, and evicts it. Checks everything before it
+    /// writes.
+    pub(super) fn convict_dealer(
         &mut self,
         owner: MemberId,
         sector: u32,
-        holder: MemberId,
         reason: &str,
-        complaint: Vec<u8>,
+        evidence: ConvictionEvidence,
     ) -> Result<(), LedgerError> {
         if self.total_active_stake_without(&owner) == 0 {
             return Err(LedgerError::LastValidator);
@@ -140,6 +171,20 @@ impl LedgerState {
         let mut excluded: BTreeSet<MemberId> = self.keygen_convictions.keys().copied().collect();
         excluded.insert(owner);
         let owners = self.branch_owners_without(&excluded)?;
+        if self.key.audit_leaves > 0 {
+            let unaudited: Vec<u32> = self
+                .sectors
+                .iter()
+                .filter(|(s, r)| {
+                    r.owner == owner && !self.audits.get(s).is_some_and(|a| a.passed())
+                })
+                .map(|(s, _)| *s)
+                .collect();
+            for s in unaudited {
+                self.sectors.remove(&s);
+                self.audits.remove(&s);
+            }
+        }
         for (s, o) in self.branch_owners.iter_mut() {
             if *o == owner && !self.sectors.contains_key(s) {
                 if let Some(next) = owners.get(*s as usize) {
@@ -154,9 +199,8 @@ impl LedgerState {
                 sector,
                 epoch: self.epoch,
                 height: self.height,
-                holder,
                 reason: reason.to_string(),
-                complaint,
+                evidence,
             },
         );
         self.evict_member(owner);

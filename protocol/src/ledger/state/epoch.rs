@@ -121,6 +121,10 @@ impl LedgerState {
                 keep_from = keep_from.min(k);
             }
         }
+        // An audit not drawn yet still needs the key that draws it.
+        for audit in self.audits.values().filter(|a| a.leaves.is_empty()) {
+            keep_from = keep_from.min(audit.key_epoch);
+        }
         self.dkg_results.retain(|e, _| *e >= keep_from);
     }
 }

@@ -219,6 +219,7 @@ impl LedgerState {
                 acked: acked.into_iter().collect(),
             },
         );
+        self.open_audit(sector);
         Ok(())
     }
 
@@ -252,6 +253,14 @@ impl LedgerState {
         if missing > 0 {
             return Err(LedgerError::SectorsMissing { missing });
         }
+        if !self.audits_passed() {
+            let pending = self
+                .sectors
+                .keys()
+                .filter(|s| !self.audits.get(s).is_some_and(|a| a.passed()))
+                .count() as u32;
+            return Err(LedgerError::AuditsPending { pending });
+        }
         validate_master_root(&self.key, &self.chain_id, &self.sectors, root)?;
         self.master_root = Some(*root);
         self.enqueue_checkpoint(None);
@@ -267,7 +276,11 @@ impl LedgerState {
         if self.master_root.is_none() {
             return Err(LedgerError::MasterNotFinal);
         }
-        let leaf = self.next_leaf;
+        let retired = self.retired_leaves();
+        let mut leaf = self.next_leaf;
+        while retired.contains(&leaf) {
+            leaf += 1;
+        }
         if leaf >= self.key.leaves() {
             return Err(LedgerError::KeyExhausted(self.key.leaves()));
         }

@@ -8,7 +8,9 @@ use super::fixtures::{acks, start_epoch_1, xpub, xsecret, Fx, COMMITMENTS_ROOT};
 use crate::dealing::{
     self, chunk_bits, seal_batch, ChunkCommitments, DealBatch, DealComplaint, Recipient,
 };
-use crate::ledger::{chain_digest, decode, encode, LedgerError, MemberStatus, TxBody};
+use crate::ledger::{
+    chain_digest, decode, encode, ConvictionEvidence, LedgerError, MemberStatus, TxBody,
+};
 use crate::member::MemberId;
 use crate::shamir::{self, LeafSecret, Share};
 
@@ -134,13 +136,14 @@ fn a_proven_bad_dealing_convicts_evicts_and_replaces_the_owner() {
 
     let st = fx.st();
     let conviction = &st.keygen_convictions[&owner];
-    assert_eq!(
-        (conviction.sector, conviction.holder, conviction.epoch),
-        (0, fx.id(h), 1)
-    );
+    assert_eq!((conviction.sector, conviction.epoch), (0, 1));
     assert_eq!(conviction.reason, "share fails its commitment");
     // The evidence is the complaint itself, judged again from the record.
-    assert_eq!(decode::<DealComplaint>(&conviction.complaint).unwrap(), c);
+    let ConvictionEvidence::Complaint { holder, complaint } = &conviction.evidence else {
+        panic!("conviction by complaint: {:?}", conviction.evidence);
+    };
+    assert_eq!(*holder, fx.id(h));
+    assert_eq!(decode::<DealComplaint>(complaint).unwrap(), c);
     // Evicted like an equivocator.
     assert_eq!(st.members[&owner].status, MemberStatus::Evicted);
     assert!(st.evictions.contains_key(&owner));

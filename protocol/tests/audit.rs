@@ -1,0 +1,238 @@
+//! The sector audit on the ledger (`docs/protocol.md` step 6), on the in-memory federation of
+//! `common`: what the ledger refuses (reveals by non-holders, shares or commitments that do
+//! not check, paths from anyone but the owner, late partials, a master root before every
+//! audit passed) and that audited leaves are never allocated. Every loop is bounded.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::*;
+use seedfed_protocol::agent::reveal_txs;
+use seedfed_protocol::dealing::HeldSector;
+use seedfed_protocol::ledger::{chain_digest, decode, LedgerError, Tx, TxBody};
+use seedfed_protocol::master::Master;
+use seedfed_protocol::member::MemberId;
+
+/// Applies `body` signed by node `i` to a copy of the ledger at the next height.
+fn try_tx(net: &Net, i: usize, body: TxBody) -> Result<(), LedgerError> {
+    let mut st = net.st().clone();
+    st.height += 1;
+    let author = id(&net.nodes[i].key);
+    let nonce = st.members[&author].nonce;
+    st.apply_tx(
+        &Tx {
+            author,
+            nonce,
+            body,
+        }
+        .sign(CHAIN, &net.nodes[i].key),
+    )
+}
+
+/// Node `i`'s `AuditReveal` of `leaf` of `sector`, from the record it kept.
+fn reveal(net: &Net, i: usize, sector: u32, leaf: u64) -> TxBody {
+    let rec = &net.st().sectors[&sector];
+    let held: HeldSector = decode(&net.nodes[i].kept[&(sector, rec.commitments_root)]).unwrap();
+    reveal_txs(&held, &[leaf]).unwrap().remove(0)
+}
+
+fn holders(net: &Net, sector: u32, leaf: u64) -> Vec<MemberId> {
+    let st = net.st();
+    st.sectors[&sector]
+        .basis
+        .leaf_holders(leaf, st.key.leaf_holders)
+        .unwrap()
+}
+
+#[test]
+fn the_ledger_checks_every_audit_transaction() {
+    let mut net = Net::new(4, &[], &[], 31);
+    // Stop right after the first draw, before any reveal lands.
+    net.run_until(300, |net| {
+        net.st().audits.values().any(|a| !a.leaves.is_empty())
+    });
+    let st = net.st().clone();
+    let (sector, audit) = st
+        .audits
+        .iter()
+        .find(|(_, a)| !a.leaves.is_empty())
+        .unwrap();
+    let sector = *sector;
+    assert_eq!(audit.leaves.len(), 2);
+    assert!(audit.leaves.values().all(|la| la.shares.is_empty()));
+    let mut drawn = audit.leaves.keys().copied();
+    let (leaf, other) = (drawn.next().unwrap(), drawn.next().unwrap());
+    let hs = holders(&net, sector, leaf);
+    let holder = net.index_of(&hs[0]);
+    let good = reveal(&net, holder, sector, leaf);
+    assert_eq!(try_tx(&net, holder, good.clone()), Ok(()));
+
+    // A validator that does not hold the leaf cannot reveal for it.
+    // (4 validators, 3 holders per leaf: there is one.)
+    let outsider = (0..4)
+        .find(|i| !hs.contains(&id(&net.nodes[*i].key)))
+        .unwrap();
+    assert_eq!(
+        try_tx(&net, outsider, good.clone()),
+        Err(LedgerError::BadAudit("the author does not hold the leaf"))
+    );
+    let TxBody::AuditReveal {
+        share,
+        commitment,
+        path,
+        ..
+    } = good.clone()
+    else {
+        unreachable!()
+    };
+    // Another holder's share value is not this holder's share.
+    let second = net.index_of(&hs[1]);
+    let TxBody::AuditReveal { share: theirs, .. } = reveal(&net, second, sector, leaf) else {
+        unreachable!()
+    };
+    assert_ne!(share, theirs);
+    let bad_share = TxBody::AuditReveal {
+        sector,
+        leaf,
+        share: theirs,
+        commitment: commitment.clone(),
+        path: path.clone(),
+    };
+    assert_eq!(
+        try_tx(&net, holder, bad_share),
+        Err(LedgerError::BadAudit("share fails the leaf's commitment"))
+    );
+    // Another leaf's commitment is not under the root at this leaf's position.
+    if holders(&net, sector, other).contains(&hs[0]) {
+        let TxBody::AuditReveal {
+            commitment: c2,
+            path: p2,
+            ..
+        } = reveal(&net, holder, sector, other)
+        else {
+            unreachable!()
+        };
+        let moved = TxBody::AuditReveal {
+            sector,
+            leaf,
+            share,
+            commitment: c2,
+            path: p2,
+        };
+        assert_eq!(
+            try_tx(&net, holder, moved),
+            Err(LedgerError::BadAudit(
+                "commitment not under the commitments root"
+            ))
+        );
+    }
+    let short = TxBody::AuditReveal {
+        sector,
+        leaf,
+        share,
+        commitment: commitment.clone(),
+        path: path[1..].to_vec(),
+    };
+    assert_eq!(
+        try_tx(&net, holder, short),
+        Err(LedgerError::BadAudit("commitment path of the wrong length"))
+    );
+    // A leaf that was not drawn cannot be revealed.
+    let undrawn = (leaf + 1..)
+        .find(|l| !audit.leaves.contains_key(l))
+        .unwrap();
+    assert_eq!(
+        try_tx(
+            &net,
+            holder,
+            TxBody::AuditReveal {
+                sector,
+                leaf: undrawn,
+                share,
+                commitment,
+                path: path.clone(),
+            }
+        ),
+        Err(LedgerError::BadAudit("leaf not drawn for audit"))
+    );
+    // Only the owner posts paths.
+    let owner = net.index_of(&st.sectors[&sector].owner);
+    let not_owner = (owner + 1) % 4;
+    let path_tx = TxBody::AuditPath {
+        sector,
+        leaf,
+        path: path.clone(),
+    };
+    assert_eq!(
+        try_tx(&net, not_owner, path_tx),
+        Err(LedgerError::NotSectorOwner(id(&net.nodes[not_owner].key)))
+    );
+    // The draw is fixed: a partial after it is refused.
+    let partial = audit.partials[0];
+    let drawer = net.index_of(&partial.member);
+    assert_eq!(
+        try_tx(&net, drawer, TxBody::AuditPartial { sector, partial }),
+        Err(LedgerError::BadAudit("the audit is already drawn"))
+    );
+}
+
+#[test]
+fn the_master_root_waits_for_the_audits_and_audited_leaves_are_never_allocated() {
+    let mut net = Net::new(4, &[], &[], 32);
+    net.run_until(300, |net| {
+        net.st().sectors.len() == net.st().key.sectors() as usize
+    });
+    let st = net.st().clone();
+    // The last sector's audit opened in this very block: it cannot have passed.
+    assert!(!st.audits_passed());
+    {
+        let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
+        let roots: Vec<[u8; 32]> = st.sectors.values().map(|s| s.root).collect();
+        let root = Master::from_sector_roots(layout, &roots).unwrap().root();
+        let Err(LedgerError::AuditsPending { pending }) =
+            try_tx(&net, 0, TxBody::MasterRoot { root })
+        else {
+            panic!("a master root before the audits passed is refused");
+        };
+        assert!(pending > 0);
+    }
+    net.run_until(300, |net| net.st().master_root.is_some());
+    let retired = net.st().retired_leaves();
+    assert_eq!(retired.len(), 4);
+    // Allocate every leaf the key has: none is audited, each once, then the key is exhausted.
+    let total = net.st().key.leaves();
+    let mut allocated = Vec::new();
+    for n in 0..total {
+        let before = net.st().next_leaf;
+        let mut digest = [0u8; 32];
+        digest[..8].copy_from_slice(&n.to_le_bytes());
+        let body = TxBody::SignRequest { digest };
+        if try_tx(&net, 0, body.clone()).is_err() {
+            break;
+        }
+        let mut st = net.st().clone();
+        st.height += 1;
+        let author = id(&net.nodes[0].key);
+        let nonce = st.members[&author].nonce;
+        st.apply_tx(
+            &Tx {
+                author,
+                nonce,
+                body,
+            }
+            .sign(CHAIN, &net.nodes[0].key),
+        )
+        .unwrap();
+        let leaf = *st.sign_requests.keys().last().unwrap();
+        assert!(leaf >= before && !retired.contains(&leaf));
+        allocated.push(leaf);
+        net.nodes[0].ledger.state = st;
+    }
+    assert_eq!(allocated.len() as u64, total - retired.len() as u64);
+    let distinct: std::collections::BTreeSet<u64> = allocated.iter().copied().collect();
+    assert_eq!(distinct.len(), allocated.len());
+    assert!(matches!(
+        try_tx(&net, 0, TxBody::SignRequest { digest: [9; 32] }),
+        Err(LedgerError::KeyExhausted(_))
+    ));
+}
