@@ -308,7 +308,9 @@ impl Sim {
                 Duty::Keep { .. }
                 | Duty::KeepTree { .. }
                 | Duty::Reveal { .. }
-                | Duty::ProvePath { .. } => {}
+                | Duty::ProvePath { .. }
+                | Duty::Contribute { .. }
+                | Duty::SendPath { .. } => {}
                 Duty::Send { to, payload } => {
                     let Some(j) = self.nodes.iter().position(|n| n.consensus.id() == to) else {
                         continue;

@@ -10,7 +10,7 @@
 //! ([`Duty::Send`]). Held records of a dealing that lost to another on the ledger are deleted.
 
 use libp2p::PeerId;
-use seedfed_protocol::agent::{path_txs, reveal_txs, Duty};
+use seedfed_protocol::agent::{leaf_path_msg, path_txs, reveal_txs, Duty};
 use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::hash::Domain;
 use seedfed_protocol::ledger;
@@ -126,6 +126,41 @@ impl Driver {
                         Err(e) => warn!(sector, "cannot reveal audited shares: {e}"),
                     }
                 }
+                Duty::Contribute {
+                    sector,
+                    commitments_root,
+                    leaf,
+                } => {
+                    let made = match self.load_held(sector, commitments_root).await {
+                        Ok(held) => self
+                            .agent
+                            .contribution(
+                                &self.consensus.ledger().state,
+                                &held,
+                                leaf,
+                                &mut rand_core::OsRng,
+                            )
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    match made {
+                        Ok(send) => rest.push(send),
+                        Err(e) => warn!(sector, leaf, "cannot contribute to a signature: {e}"),
+                    }
+                }
+                Duty::SendPath {
+                    sector,
+                    root,
+                    leaf,
+                    to,
+                } => match self
+                    .load_tree(sector, root)
+                    .await
+                    .and_then(|tree| leaf_path_msg(&tree, leaf).map_err(|e| e.to_string()))
+                {
+                    Ok(payload) => rest.push(Duty::Send { to, payload }),
+                    Err(e) => warn!(sector, leaf, "cannot send a leaf's path: {e}"),
+                },
                 Duty::ProvePath {
                     sector,
                     root,
@@ -181,15 +216,7 @@ impl Driver {
         commitments_root: [u8; 32],
         leaves: &[u64],
     ) -> Result<Vec<ledger::TxBody>, String> {
-        let key = self.at_rest.clone();
-        let record = self
-            .storage
-            .call(move |s| s.held(&key, sector, &commitments_root))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-            .ok_or("no held record of that dealing")?;
-        let held: HeldSector = ledger::decode(&record).map_err(|e| e.to_string())?;
+        let held = self.load_held(sector, commitments_root).await?;
         reveal_txs(&held, leaves).map_err(|e| e.to_string())
     }
 
@@ -200,6 +227,29 @@ impl Driver {
         root: [u8; 32],
         leaves: &[u64],
     ) -> Result<Vec<ledger::TxBody>, String> {
+        let tree = self.load_tree(sector, root).await?;
+        path_txs(&tree, leaves).map_err(|e| e.to_string())
+    }
+
+    /// Our held record of (sector, commitments root), opened and decoded.
+    async fn load_held(
+        &self,
+        sector: u32,
+        commitments_root: [u8; 32],
+    ) -> Result<HeldSector, String> {
+        let key = self.at_rest.clone();
+        let record = self
+            .storage
+            .call(move |s| s.held(&key, sector, &commitments_root))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or("no held record of that dealing")?;
+        ledger::decode(&record).map_err(|e| e.to_string())
+    }
+
+    /// The tree we kept of (sector, root), rebuilt and checked against the root.
+    async fn load_tree(&self, sector: u32, root: [u8; 32]) -> Result<Sector, String> {
         let keys = self
             .storage
             .call(move |s| s.tree(sector, &root))
@@ -216,7 +266,7 @@ impl Driver {
         if tree.root() != root {
             return Err("the kept tree does not build the sector root".into());
         }
-        path_txs(&tree, leaves).map_err(|e| e.to_string())
+        Ok(tree)
     }
 
     /// Once more sectors are on the ledger, deletes the held records of dealings that lost.
@@ -281,7 +331,9 @@ impl Driver {
                 Duty::Keep { sector, .. }
                 | Duty::KeepTree { sector, .. }
                 | Duty::Reveal { sector, .. }
-                | Duty::ProvePath { sector, .. } => {
+                | Duty::ProvePath { sector, .. }
+                | Duty::Contribute { sector, .. }
+                | Duty::SendPath { sector, .. } => {
                     warn!(sector, "a storage duty reached dispatch; dropped");
                 }
             }

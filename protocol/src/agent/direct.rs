@@ -1,6 +1,7 @@
 //! Point-to-point messages between agents, and their dispatch: DKG round-2 envelopes,
-//! branch-seed partials (validator → owner), dealt batches (owner → holder) and deal
-//! acknowledgements (holder → owner). The node carries them as opaque bytes and names the
+//! branch-seed partials (validator → owner), dealt batches (owner → holder), deal
+//! acknowledgements (holder → owner), and for signing, reconstruction contributions (holder →
+//! recipient) and leaf paths (owner → recipient). The node carries them as opaque bytes and names the
 //! authenticated sender; [`Agent::on_direct`] decodes and routes them.
 //!
 //! Guarantees: a message that does not decode, is stale, or fails its checks is an error that
@@ -16,6 +17,8 @@ use crate::branch_seed::PartialEnvelope;
 use crate::dealing::{DealAck, DealBatch};
 use crate::ledger::{decode, Ledger};
 use crate::member::MemberId;
+use crate::reconstruct::Contribution;
+use crate::shamir::EncodedCommitment;
 
 /// A point-to-point message. Every key-generation message names the epoch it was made in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +38,25 @@ pub(super) enum Direct {
         epoch: u64,
         /// The sealed, signed batch.
         batch: DealBatch,
+    },
+    /// A quorum member's contribution to the reconstruction of a leaf toward its recipient,
+    /// with the leaf's commitment and its path to the sector's commitments root.
+    Contribution {
+        /// The leaf.
+        leaf: u64,
+        /// The sealed contribution.
+        contribution: Contribution,
+        /// The leaf's commitment, as dealt.
+        commitment: EncodedCommitment,
+        /// Its path to the commitments root.
+        path: Vec<[u8; 32]>,
+    },
+    /// The sector owner's authentication path of a leaf inside its sector, to the recipient.
+    LeafPath {
+        /// The leaf.
+        leaf: u64,
+        /// `h − p` nodes, leaf level first.
+        path: Vec<[u8; 32]>,
     },
     /// A holder's acknowledgement of a whole sector.
     Ack {
@@ -64,6 +86,13 @@ impl Agent {
             Direct::Partial { epoch, envelope } => self.on_partial(st, from, epoch, &envelope, rng),
             Direct::Batch { epoch, batch } => self.on_batch(st, from, epoch, &batch, rng),
             Direct::Ack { epoch, sector, ack } => self.on_ack(st, from, epoch, sector, ack),
+            Direct::Contribution {
+                leaf,
+                contribution,
+                commitment,
+                path,
+            } => self.on_contribution(st, from, leaf, &contribution, &commitment, &path),
+            Direct::LeafPath { leaf, path } => self.on_leaf_path(st, from, leaf, path),
         }
     }
 }

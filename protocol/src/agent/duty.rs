@@ -59,6 +59,29 @@ pub enum Duty {
         /// The audited leaves we hold.
         leaves: Vec<u64>,
     },
+    /// As a quorum member of an allocated leaf, contribute to its reconstruction: read the
+    /// held record of (sector, commitments root) and hand it to
+    /// [`Agent::contribution`](crate::agent::Agent::contribution), then send what it returns.
+    Contribute {
+        /// The sector.
+        sector: u32,
+        /// The commitments root we acknowledged.
+        commitments_root: [u8; 32],
+        /// The leaf.
+        leaf: u64,
+    },
+    /// As the sector's owner, send an allocated leaf's authentication path to its recipient:
+    /// read the tree kept under (sector, root), send `agent::leaf_path_msg` to `to`.
+    SendPath {
+        /// The sector.
+        sector: u32,
+        /// Its root.
+        root: [u8; 32],
+        /// The leaf.
+        leaf: u64,
+        /// The recipient.
+        to: MemberId,
+    },
     /// As the sector's owner, post these audited leaves' authentication paths: read the tree
     /// kept under (sector, root) and submit one `AuditPath` per leaf.
     ProvePath {

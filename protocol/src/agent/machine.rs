@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use super::audit::AuditPartials;
 use super::duty::{Duty, EpochError, Fault};
 use super::keygen::{KeyCtx, Keygen};
+use super::sign::Gathering;
 use super::state::Saved;
 use crate::ledger::{decode, encode, Ledger, LedgerState, TxBody};
 use crate::member::MemberId;
@@ -56,6 +57,8 @@ pub struct Agent {
     pub(super) keygen: Keygen,
     /// Our audit-draw partials in memory (see `audit`).
     pub(super) audit_partials: AuditPartials,
+    /// As a recipient, what we gathered for each leaf we requested (see `sign`).
+    pub(super) signing: std::collections::BTreeMap<u64, Gathering>,
     /// Threads for sector generation.
     pub(super) threads: usize,
 }
@@ -88,6 +91,7 @@ impl Agent {
             last: ("idle", 0),
             keygen: Keygen::default(),
             audit_partials: AuditPartials::default(),
+            signing: std::collections::BTreeMap::new(),
             threads: 1,
         }
     }
@@ -173,6 +177,7 @@ impl Agent {
         }
         self.audit_duties(st, rng, &mut duties);
         self.master_duties(st, &mut duties);
+        self.sign_duties(st, &mut duties);
         let phase = duties
             .iter()
             .enumerate()
@@ -184,6 +189,7 @@ impl Agent {
                 }
                 Duty::Send { .. } | Duty::Keep { .. } | Duty::KeepTree { .. } => "dkg-round2",
                 Duty::Reveal { .. } | Duty::ProvePath { .. } => "audit",
+                Duty::Contribute { .. } | Duty::SendPath { .. } => "signing",
                 Duty::Submit(b) => match b {
                     TxBody::DkgCommitment { .. } => "dkg-round1",
                     TxBody::DkgComplaint { .. } | TxBody::DkgAnswer { .. } => "dkg-round2",
@@ -197,6 +203,7 @@ impl Agent {
                     | TxBody::AuditReveal { .. }
                     | TxBody::AuditPath { .. } => "audit",
                     TxBody::MasterRoot { .. } => "master-root",
+                    TxBody::SignaturePublish { .. } => "signing",
                     _ => "checkpoint",
                 },
             })

@@ -19,6 +19,7 @@ mod keygen;
 mod machine;
 mod master;
 mod owner;
+mod sign;
 mod state;
 
 pub use audit::{path_txs, reveal_txs};
@@ -26,3 +27,4 @@ pub use dkg::{MISSING_DELAY_BLOCKS, RESEND_BLOCKS};
 pub use duty::{Duty, EpochError, Fault, SecretBytes};
 pub use keygen::{ACK_WAIT_BLOCKS, KEYGEN_RESEND_BLOCKS};
 pub use machine::{Agent, AgentStatus};
+pub use sign::leaf_path_msg;

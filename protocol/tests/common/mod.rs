@@ -11,7 +11,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use seedfed_protocol::agent::{path_txs, reveal_txs, Agent, Duty, EpochError, Fault};
+use seedfed_protocol::agent::{
+    leaf_path_msg, path_txs, reveal_txs, Agent, Duty, EpochError, Fault,
+};
 use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
@@ -45,6 +47,8 @@ pub struct Net {
     pub drop_direct: BTreeSet<(usize, usize)>,
     /// Direct messages an agent refused: (to, from, why).
     pub refused: Vec<(usize, MemberId, EpochError)>,
+    /// Transactions a test submits on a node's behalf, put in the next block.
+    pub submit: Vec<(usize, TxBody)>,
 }
 
 pub fn seed(i: usize) -> [u8; 32] {
@@ -127,6 +131,7 @@ impl Net {
             faults,
             drop_direct: BTreeSet::new(),
             refused: Vec::new(),
+            submit: Vec::new(),
         }
     }
 
@@ -140,7 +145,7 @@ impl Net {
 
     /// One step: deliver last step's messages, collect duties, build and apply one block.
     pub fn step(&mut self) {
-        let mut submits: Vec<(usize, TxBody)> = Vec::new();
+        let mut submits: Vec<(usize, TxBody)> = std::mem::take(&mut self.submit);
         for (to, from, payload) in std::mem::take(&mut self.inbox) {
             let node = &mut self.nodes[to];
             if let Some(agent) = node.agent.as_mut() {
@@ -239,6 +244,34 @@ impl Net {
                             .into_iter()
                             .map(|b| (i, b)),
                     );
+                }
+                Duty::Contribute {
+                    sector,
+                    commitments_root,
+                    leaf,
+                } => {
+                    let node = &mut self.nodes[i];
+                    let held: HeldSector = decode(&node.kept[&(sector, commitments_root)]).unwrap();
+                    let agent = node.agent.as_ref().unwrap();
+                    let send = agent
+                        .contribution(&node.ledger.state, &held, leaf, &mut self.rng)
+                        .unwrap();
+                    self.route(i, vec![send], submits);
+                }
+                Duty::SendPath {
+                    sector,
+                    root,
+                    leaf,
+                    to,
+                } => {
+                    let node = &self.nodes[i];
+                    let st = &node.ledger.state;
+                    let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
+                    let tree =
+                        Sector::from_leaf_keys(layout, sector, node.trees[&(sector, root)].clone())
+                            .unwrap();
+                    let payload = leaf_path_msg(&tree, leaf).unwrap();
+                    self.route(i, vec![Duty::Send { to, payload }], submits);
                 }
                 Duty::ProvePath {
                     sector,
