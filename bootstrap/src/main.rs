@@ -59,6 +59,10 @@ struct GenesisArgs {
     /// (`k ≤ a ≤ r`; default `min(k + 1, r)`).
     #[arg(long)]
     ack_threshold: Option<u16>,
+    /// Blocks a sector owner has to land its sector root; an owner that misses it loses its
+    /// unpublished sectors to the next choice (> 0).
+    #[arg(long, default_value_t = KeySection::default().sector_window)]
+    sector_window: u64,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
@@ -73,6 +77,7 @@ impl GenesisArgs {
             leaf_threshold: self.leaf_threshold,
             leaf_holders: self.leaf_holders,
             ack_threshold: self.ack_threshold,
+            sector_window: self.sector_window,
             ..KeySection::default()
         }
     }
@@ -294,6 +299,8 @@ mod tests {
             "15",
             "--sector-bits",
             "3",
+            "--sector-window",
+            "100",
             "--out",
             "g.toml",
         ])
@@ -312,6 +319,7 @@ mod tests {
             (15, 3, 3, 5)
         );
         assert_eq!(key.ack_threshold, Some(4));
+        assert_eq!(key.sector_window, 100);
         // k above r, or an acknowledgement threshold outside [k, r], is refused by name.
         let mut bad = Genesis {
             chain_id: "c".into(),
@@ -327,9 +335,15 @@ mod tests {
         assert!(e.contains("key.leaf_threshold 6"), "{e}");
         bad.key = KeySection {
             ack_threshold: Some(2),
-            ..key
+            ..key.clone()
         };
         let e = bad.check().unwrap_err().to_string();
         assert!(e.contains("key.ack_threshold 2"), "{e}");
+        bad.key = KeySection {
+            sector_window: 0,
+            ..key
+        };
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains("key.sector_window"), "{e}");
     }
 }

@@ -164,6 +164,7 @@ fn genesis(n: usize) -> Genesis {
             leaf_threshold: 2,
             leaf_holders: 3,
             ack_threshold: 3,
+            sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
         },
         eviction_missed_heights: 1000,
         epochs: EpochParams::default(),

@@ -30,6 +30,7 @@ fn key(h: u8, p: u8, k: u16, r: u16, a: u16) -> KeyParams {
         leaf_threshold: k,
         leaf_holders: r,
         ack_threshold: a,
+        sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
     }
 }
 
@@ -286,3 +287,4 @@ fn an_owner_restarted_mid_dealing_deals_the_same_sector_again() {
     until_master_checkpoint(&mut net);
     assert!(check_shares(&net, usize::MAX).is_empty());
 }
+

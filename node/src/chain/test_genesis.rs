@@ -28,6 +28,7 @@ pub(crate) fn genesis(
             leaf_threshold: 1,
             leaf_holders: 1,
             ack_threshold: 1,
+            sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
         },
         eviction_missed_heights,
         epochs: Default::default(),

@@ -26,6 +26,7 @@ fn solo() -> (Consensus, ed25519_dalek::SigningKey) {
             leaf_threshold: 1,
             leaf_holders: 1,
             ack_threshold: 1,
+            sector_window: crate::ledger::DEFAULT_SECTOR_WINDOW,
         },
         eviction_missed_heights: 10,
         epochs: EpochParams::default(),

@@ -44,7 +44,16 @@ pub struct KeyParams {
     /// `a`: acknowledgements a sector root needs for every leaf from that leaf's own holders
     /// (`k ≤ a ≤ r`; default `min(k + 1, r)`, see [`KeyParams::default_ack_threshold`]).
     pub ack_threshold: u16,
+    /// Blocks a sector owner has to land its sector root, counted from the block that assigned
+    /// it the sector or last changed the holder basis; an owner that misses it loses its
+    /// unpublished sectors and owns none of this key again (`docs/protocol.md` step 5).
+    /// Default [`DEFAULT_SECTOR_WINDOW`]; must be > 0.
+    pub sector_window: u64,
 }
+
+/// The default [`KeyParams::sector_window`]: 64 blocks (about 13 s at the default 200 ms
+/// block interval); a key whose sectors take longer to generate needs a larger one.
+pub const DEFAULT_SECTOR_WINDOW: u64 = 64;
 
 impl KeyParams {
     /// The default acknowledgement threshold for `k`-of-`r`: one more than `k`, so a leaf

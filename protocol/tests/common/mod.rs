@@ -69,6 +69,7 @@ impl Net {
             leaf_threshold: 2,
             leaf_holders: 3,
             ack_threshold: 3,
+            sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
         };
         Self::with_key(n, absent, faults, seed_rng, key)
     }

@@ -51,6 +51,7 @@ pub(super) fn genesis(n: u8) -> Genesis {
             leaf_threshold: 2,
             leaf_holders: 3,
             ack_threshold: 3,
+            sector_window: crate::ledger::DEFAULT_SECTOR_WINDOW,
         },
         eviction_missed_heights: 2,
         epochs: EpochParams::default(),
