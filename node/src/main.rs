@@ -214,6 +214,12 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
         if let Some(root) = &k.master_root {
             println!("master root:    {root}");
         }
+        for m in &k.convicted {
+            println!("convicted:      {m} (bad dealing, evicted)");
+        }
+        for m in &k.missed {
+            println!("missed window:  {m} (owns no sector of the key)");
+        }
     }
     for p in &n.admitted {
         println!(

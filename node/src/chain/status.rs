@@ -156,6 +156,16 @@ pub struct KeyInfo {
     pub leaves_allocated: u64,
     /// Sectors this node holds leaf shares of (sealed in its store).
     pub held_sectors: usize,
+    /// Blocks an owner has to land its sector root (`key.sector_window`).
+    #[serde(default)]
+    pub sector_window: u64,
+    /// Owners convicted of a bad dealing of the key (hex identities; evicted).
+    #[serde(default)]
+    pub convicted: Vec<String>,
+    /// Owners that missed their sector window (hex identities; they own no sector of the key
+    /// any more, and stay validators).
+    #[serde(default)]
+    pub missed: Vec<String>,
 }
 
 /// A sector on the ledger.
@@ -203,6 +213,17 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
         leaves_total: s.key.leaves(),
         leaves_allocated: s.next_leaf,
         held_sectors: 0,
+        sector_window: s.key.sector_window,
+        convicted: s
+            .keygen_convictions
+            .keys()
+            .map(|m| hex::encode(m.as_bytes()))
+            .collect(),
+        missed: s
+            .keygen_misses
+            .keys()
+            .map(|m| hex::encode(m.as_bytes()))
+            .collect(),
     }
 }
 
@@ -225,6 +246,10 @@ pub struct ChainStatus {
     pub epoch: u64,
     /// The epoch beacon (hex; zeros before the first epoch start).
     pub beacon: String,
+    /// The next epoch's beacon (hex) once `t` partials for it are on the ledger (anyone can
+    /// combine them); it fixes the next epoch's branch and leaf assignment.
+    #[serde(default)]
+    pub next_beacon: Option<String>,
     /// Validators with stake.
     pub validators: Vec<ValidatorInfo>,
     /// Epoch of the current branch assignment, if any.
@@ -300,6 +325,7 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
         state_hash: hex::encode(state_hash),
         epoch: s.epoch,
         beacon: hex::encode(s.beacon),
+        next_beacon: s.recorded_beacon().ok().map(hex::encode),
         validators,
         assignment_epoch: s.assignment_epoch,
         assignment: s

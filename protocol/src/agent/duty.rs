@@ -60,7 +60,7 @@ pub enum Fault {
     BadRound2Shares,
     /// As a holder, check and store dealt shares but never acknowledge them.
     NeverAck,
-    /// As a sector owner, deal one holder a share that fails its commitment (still signed).
+    /// As a sector owner, deal one other holder a share that fails its commitment (still signed).
     BadDealShare,
 }
 
