@@ -62,6 +62,10 @@ struct GenesisArgs {
     /// Leaves of every published sector the audit reconstructs publicly and retires (0: none).
     #[arg(long, default_value_t = KeySection::default().audit_leaves)]
     audit_leaves: u16,
+    /// Blocks a sector owner has to land its sector root; an owner that misses it loses its
+    /// unpublished sectors to the next choice (> 0).
+    #[arg(long, default_value_t = KeySection::default().sector_window)]
+    sector_window: u64,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
@@ -77,6 +81,7 @@ impl GenesisArgs {
             leaf_holders: self.leaf_holders,
             ack_threshold: self.ack_threshold,
             audit_leaves: self.audit_leaves,
+            sector_window: self.sector_window,
             ..KeySection::default()
         }
     }
@@ -298,6 +303,8 @@ mod tests {
             "15",
             "--sector-bits",
             "3",
+            "--sector-window",
+            "100",
             "--out",
             "g.toml",
         ])
@@ -316,6 +323,7 @@ mod tests {
             (15, 3, 3, 5)
         );
         assert_eq!(key.ack_threshold, Some(4));
+        assert_eq!(key.sector_window, 100);
         // k above r, or an acknowledgement threshold outside [k, r], is refused by name.
         let mut bad = Genesis {
             chain_id: "c".into(),
@@ -331,9 +339,15 @@ mod tests {
         assert!(e.contains("key.leaf_threshold 6"), "{e}");
         bad.key = KeySection {
             ack_threshold: Some(2),
-            ..key
+            ..key.clone()
         };
         let e = bad.check().unwrap_err().to_string();
         assert!(e.contains("key.ack_threshold 2"), "{e}");
+        bad.key = KeySection {
+            sector_window: 0,
+            ..key
+        };
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains("key.sector_window"), "{e}");
     }
 }

@@ -44,6 +44,10 @@ pub struct KeySection {
     /// Leaves of every published sector the audit draws, reconstructs publicly and retires
     /// (0: no audit).
     pub audit_leaves: u16,
+    /// Blocks a sector owner has to land its sector root once assigned the sector (or once
+    /// the holder basis changed); an owner that misses it loses its unpublished sectors to the
+    /// next choice and owns none again. Must be > 0.
+    pub sector_window: u64,
     /// A validator missing this many consecutive commits may be evicted for inactivity.
     pub eviction_missed_heights: u64,
 }
@@ -57,6 +61,7 @@ impl Default for KeySection {
             leaf_holders: 3,
             ack_threshold: None,
             audit_leaves: ledger::KeyParams::DEFAULT_AUDIT_LEAVES,
+            sector_window: ledger::DEFAULT_SECTOR_WINDOW,
             eviction_missed_heights: 1000,
         }
     }
@@ -149,6 +154,11 @@ impl Genesis {
                 )));
             }
         }
+        if k.sector_window == 0 {
+            return Err(GenesisError::Invalid(
+                "key.sector_window must be > 0".into(),
+            ));
+        }
         for v in &self.validators {
             parse_x25519(&v.x25519).map_err(|reason| {
                 GenesisError::Invalid(format!("validator {} x25519 key: {reason}", v.peer_id))
@@ -192,6 +202,7 @@ impl Genesis {
                     )
                 }),
                 audit_leaves: self.key.audit_leaves,
+                sector_window: self.key.sector_window,
             },
             eviction_missed_heights: self.key.eviction_missed_heights,
             epochs: self.epochs.clone(),
@@ -277,6 +288,13 @@ mod tests {
         let mut dup = g.clone();
         dup.validators.push(dup.validators[0].clone());
         assert!(dup.check().is_err());
+        let mut no_window = g.clone();
+        no_window.key.sector_window = 0;
+        assert!(no_window.check().is_err());
+        assert_eq!(
+            lg.key.sector_window,
+            seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW
+        );
         let mut bad = g;
         bad.validators[0].peer_id = "nope".into();
         assert!(bad.check().is_err());

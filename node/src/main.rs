@@ -223,6 +223,9 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
         if let Some(root) = &k.master_root {
             println!("master root:    {root}");
         }
+        for m in &k.missed {
+            println!("missed window:  {m} (owns no sector of the key)");
+        }
     }
     for p in &n.admitted {
         println!(

@@ -4,7 +4,10 @@
 //! checkpoint signs the key. Afterwards every node's store is read with its passphrase: every
 //! leaf has at least `a` verified shares at its ledger-chosen holders, `k` of them rebuild leaf
 //! seeds that regenerate exactly the sector roots on the ledger, and no leaf seed or share value
-//! appears in any raw store file.
+//! appears in any raw store file. With 7 validators, the same holds when one is killed during
+//! generation (its branch moves through the sector window), one deals a bad share (a holder's
+//! complaint convicts it on the ledger) or one never acknowledges (it is left out of the
+//! acknowledged lists).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
@@ -15,22 +18,36 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use seedfed_node::at_rest::AtRestKey;
 use seedfed_node::chain::storage::ChainStore;
 use seedfed_node::chain::ChainStatus;
-use seedfed_node::genesis::{Genesis, KeySection};
+use seedfed_node::genesis::{EpochParams, Genesis, KeySection};
 use seedfed_node::keystore::{self, Passphrase};
-use seedfed_protocol::dealing::HeldSector;
-use seedfed_protocol::ledger::{chain_digest, decode, LedgerState};
+use seedfed_protocol::assignment::{branch_owners, Weighted};
+use seedfed_protocol::dealing::{DealComplaint, HeldSector};
+use seedfed_protocol::ledger::{
+    chain_digest, decode, ConvictionEvidence, LedgerState, MemberStatus,
+};
 use seedfed_protocol::lmots::LeafSeed;
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::sector::Sector;
 use seedfed_protocol::shamir::{self, Share};
 
-/// Fast blocks for the test; everything else is the default configuration.
+/// Fast blocks for the tests; everything else is the default configuration.
 const ENV: &[(&str, &str)] = &[
     ("SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS", "50"),
     ("SEEDFED__CONSENSUS__SYNC_INTERVAL_MS", "500"),
+];
+
+/// [`ENV`] with short consensus timeouts, for a federation with a dead validator (every
+/// height it should propose waits for the propose timeout).
+const ENV_DEAD_PROPOSER: &[(&str, &str)] = &[
+    ("SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS", "50"),
+    ("SEEDFED__CONSENSUS__SYNC_INTERVAL_MS", "500"),
+    ("SEEDFED__CONSENSUS__PROPOSE_TIMEOUT_MS", "500"),
+    ("SEEDFED__CONSENSUS__VOTE_TIMEOUT_MS", "300"),
 ];
 
 /// Whether `c` has a final key and a recorded checkpoint that signs the whole public key.
@@ -102,12 +119,19 @@ fn raw_files(dir: &Path) -> Vec<u8> {
 /// The store-level checks: for every leaf of every sector, the ledger-chosen holders that
 /// acknowledged hold a share that fits its commitment (at least `a` per leaf), `k` of them
 /// rebuild seeds that regenerate the sector's root; every sector passed its audit; no seed or
-/// share value of a leaf that was not audited is in any raw file.
-fn check_stores(homes: &[PathBuf], pass: &Path, genesis: &Genesis) {
-    let nodes: Vec<(MemberId, Opened)> = homes
+/// share value of a leaf that was not audited is in any raw file. `nodes` are the indices of
+/// the homes to open (the others, e.g. a killed validator, are left out; every holder that
+/// acknowledged must be among them); the first one's ledger is the reference. Returns the
+/// nodes opened.
+fn check_stores(
+    homes: &[PathBuf],
+    nodes: &[usize],
+    pass: &Path,
+    genesis: &Genesis,
+) -> Vec<(MemberId, Opened)> {
+    let nodes: Vec<(MemberId, Opened)> = nodes
         .iter()
-        .enumerate()
-        .map(|(i, h)| (member(genesis, i), open_node(h, pass, genesis)))
+        .map(|&i| (member(genesis, i), open_node(&homes[i], pass, genesis)))
         .collect();
     let st = &nodes[0].1.ledger;
     let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
@@ -154,6 +178,9 @@ fn check_stores(homes: &[PathBuf], pass: &Path, genesis: &Genesis) {
         assert_eq!(tree.root(), rec.root, "sector {sector}");
     }
     for h in homes {
+        if !h.join("data").exists() {
+            continue;
+        }
         let raw = raw_files(&h.join("data"));
         let found = raw.windows(32).filter(|w| secrets.contains(*w)).count();
         assert_eq!(
@@ -163,56 +190,311 @@ fn check_stores(homes: &[PathBuf], pass: &Path, genesis: &Genesis) {
             h.display()
         );
     }
+    nodes
+}
+
+/// A running test federation: the bootstrap node, the validator processes (`None` once
+/// killed), their homes, the passphrase file and the genesis.
+struct Fed {
+    _dir: tempfile::TempDir,
+    boot: seedfed_node::node::RunningNode,
+    procs: Vec<Option<Proc>>,
+    homes: Vec<PathBuf>,
+    pass: PathBuf,
+    genesis: Genesis,
+}
+
+impl Fed {
+    /// Starts the federation of `spec`; validator `i` gets the extra `seedfed run` arguments
+    /// listed for it in `args` (a fault).
+    async fn start(spec: &Spec, args: &[(usize, &[&str])]) -> Fed {
+        Self::start_with(spec, args, ENV).await
+    }
+
+    /// As [`Fed::start`], with the node environment `env`.
+    async fn start_with(spec: &Spec, args: &[(usize, &[&str])], env: &[(&str, &str)]) -> Fed {
+        let dir = tempfile::tempdir().unwrap();
+        let (boot, boot_addr) = start_test_bootstrap(dir.path()).await;
+        let (homes, pass, genesis) = federation_spec(dir.path(), &boot_addr.to_string(), spec);
+        let procs = homes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let extra = args.iter().find(|(j, _)| *j == i).map_or(&[][..], |a| a.1);
+                Some(start_node_with(h, &pass, env, extra))
+            })
+            .collect();
+        Fed {
+            _dir: dir,
+            boot,
+            procs,
+            homes,
+            pass,
+            genesis,
+        }
+    }
+
+    fn member(&self, i: usize) -> MemberId {
+        member(&self.genesis, i)
+    }
+
+    fn hex(&self, i: usize) -> String {
+        hex::encode(self.member(i).as_bytes())
+    }
+
+    fn index_of(&self, m: &MemberId) -> usize {
+        (0..self.homes.len())
+            .find(|&i| self.member(i) == *m)
+            .unwrap()
+    }
+
+    /// The checks every key generation passes, on the running validators `nodes` (the first
+    /// is waited on): the master root and a checkpoint of the whole public key, the same key
+    /// everywhere, `seedfed pubkey` writing it in the form hbs-lms takes, and nothing left in
+    /// memory. Returns the first node's status.
+    async fn key_generated(&self, nodes: &[usize]) -> ChainStatus {
+        let c = wait_chain(
+            &self.homes[nodes[0]],
+            120,
+            "a master root and its checkpoint",
+            key_endorsed,
+        )
+        .await;
+        let root = c.key.master_root.clone().unwrap();
+        let public = c.key.public_key.clone().unwrap();
+        for &i in &nodes[1..] {
+            let o = wait_chain(&self.homes[i], 60, "the same key", |o| {
+                o.key.master_root.is_some()
+            })
+            .await;
+            assert_eq!(o.key.master_root.as_ref(), Some(&root));
+            assert_eq!(o.key.public_key.as_ref(), Some(&public));
+        }
+        // `seedfed pubkey` writes the key; hbs-lms takes it; it is the HSS L=1 encoding of the
+        // root.
+        let out = self.homes[nodes[0]].join("seedfed.pub");
+        let run = Command::new(seedfed_bin())
+            .arg("--home")
+            .arg(&self.homes[nodes[0]])
+            .args(["pubkey", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(hex::encode(&bytes), public);
+        hbs_lms::VerifyingKey::<hbs_lms::Sha256_256>::from_bytes(&bytes).unwrap();
+        let pk = seedfed_protocol::lms::LmsPublicKey::decode_hss(&bytes).unwrap();
+        assert_eq!(hex::encode(pk.root), root);
+        // Nobody is still generating or holding anything in memory.
+        for &i in nodes {
+            let s = node_status(&self.homes[i]).await.unwrap().chain.unwrap();
+            assert!(s.agent.keygen_owned.is_empty(), "{:?}", s.agent);
+            assert!(s.agent.keygen_holding.is_empty(), "{:?}", s.agent);
+            assert!(s.key.held_sectors > 0);
+        }
+        c
+    }
+
+    /// Stops every process and the bootstrap node, then checks the stores of `nodes` (see
+    /// [`check_stores`]).
+    async fn stop_and_check(mut self, nodes: &[usize]) -> Vec<(MemberId, Opened)> {
+        self.procs.clear();
+        self.boot.stop().await;
+        check_stores(&self.homes, nodes, &self.pass, &self.genesis)
+    }
+}
+
+/// A key of 2^10 leaves in 4 sectors, 3-of-5 (4 acknowledgements), for 7 validators.
+fn key_3_of_5() -> KeySection {
+    KeySection {
+        tree_height: 10,
+        sector_bits: 2,
+        leaf_threshold: 3,
+        leaf_holders: 5,
+        ack_threshold: None,
+        ..KeySection::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_generate_a_key_across_processes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (boot, boot_addr) = start_test_bootstrap(dir.path()).await;
-    let key = KeySection::default(); // 2^10 leaves in 4 sectors, 2-of-3, 3 acknowledgements
-    let (homes, pass, genesis) = federation_with(dir.path(), 4, &boot_addr.to_string(), key);
-    let procs: Vec<Proc> = homes.iter().map(|h| start_node(h, &pass, ENV)).collect();
-    let c = wait_chain(
-        &homes[0],
-        300,
-        "a master root and its checkpoint",
-        key_endorsed,
-    )
-    .await;
-    let root = c.key.master_root.clone().unwrap();
-    let public = c.key.public_key.clone().unwrap();
-    for h in &homes[1..] {
-        let o = wait_chain(h, 60, "the same key", |o| o.key.master_root.is_some()).await;
-        assert_eq!(o.key.master_root.as_ref(), Some(&root));
-        assert_eq!(o.key.public_key.as_ref(), Some(&public));
+    // 2^10 leaves in 4 sectors, 2-of-3, 3 acknowledgements.
+    let fed = Fed::start(&Spec::new(4), &[]).await;
+    let all: Vec<usize> = (0..4).collect();
+    fed.key_generated(&all).await;
+    fed.stop_and_check(&all).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seven_validators_generate_a_key_across_processes() {
+    let spec = Spec {
+        key: key_3_of_5(),
+        ..Spec::new(7)
+    };
+    let fed = Fed::start(&spec, &[]).await;
+    let all: Vec<usize> = (0..7).collect();
+    let c = fed.key_generated(&all).await;
+    assert!(c.key.missed.is_empty() && c.key.convictions.is_empty());
+    let nodes = fed.stop_and_check(&all).await;
+    // Every holder of a sector acknowledged it.
+    let st = &nodes[0].1.ledger;
+    for (sector, rec) in &st.sectors {
+        let held_by = nodes.iter().filter(|(_, o)| o.held.contains_key(sector));
+        assert_eq!(rec.acked.len(), held_by.count(), "sector {sector}");
+        assert!(rec.acked.len() >= 5);
     }
-    // `seedfed pubkey` writes the key; hbs-lms takes it; it is the HSS L=1 encoding of the root.
-    let out = dir.path().join("seedfed.pub");
-    let run = Command::new(seedfed_bin())
-        .arg("--home")
-        .arg(&homes[0])
-        .args(["pubkey", "--out"])
-        .arg(&out)
-        .output()
+}
+
+/// The owners of every sector in the epoch that `c.next_beacon` will start, computed as the
+/// ledger will (stake-weighted rendezvous over the validators).
+fn next_epoch_owners(c: &ChainStatus) -> Vec<MemberId> {
+    let beacon: [u8; 32] = hex::decode(c.next_beacon.as_ref().unwrap())
+        .unwrap()
+        .try_into()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let bytes = std::fs::read(&out).unwrap();
-    assert_eq!(hex::encode(&bytes), public);
-    hbs_lms::VerifyingKey::<hbs_lms::Sha256_256>::from_bytes(&bytes).unwrap();
-    let pk = seedfed_protocol::lms::LmsPublicKey::decode_hss(&bytes).unwrap();
-    assert_eq!(hex::encode(pk.root), root);
-    // Nobody is still generating or holding anything in memory.
-    for h in &homes {
-        let s = node_status(h).await.unwrap().chain.unwrap();
-        assert!(s.agent.keygen_owned.is_empty(), "{:?}", s.agent);
-        assert!(s.agent.keygen_holding.is_empty(), "{:?}", s.agent);
-        assert!(s.key.held_sectors > 0);
+    let members: Vec<Weighted> = c
+        .validators
+        .iter()
+        .map(|v| Weighted {
+            member: MemberId(hex::decode(&v.id).unwrap().try_into().unwrap()),
+            stake: v.stake,
+        })
+        .collect();
+    branch_owners(&beacon, c.key.sectors_total, &members).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_killed_during_generation_loses_its_branch_and_the_key_completes() {
+    // A short sector window, and epochs long enough that the key completes in epoch 1.
+    let spec = Spec {
+        key: KeySection {
+            sector_window: 24,
+            ..key_3_of_5()
+        },
+        epochs: EpochParams {
+            epoch_min_blocks: 50,
+            ..EpochParams::default()
+        },
+        ..Spec::new(7)
+    };
+    let t0 = std::time::Instant::now();
+    let mut fed = Fed::start_with(&spec, &[], ENV_DEAD_PROPOSER).await;
+    // Epoch 1's beacon is on the ledger blocks before epoch 1 starts: it fixes the owners.
+    let c = wait_chain(&fed.homes[0], 120, "the epoch-1 beacon", |c| {
+        c.next_beacon.is_some()
+    })
+    .await;
+    assert_eq!(c.epoch, 0);
+    eprintln!("beacon at {:?}, height {}", t0.elapsed(), c.height);
+    let owners = next_epoch_owners(&c);
+    let victim = fed.index_of(&owners[0]);
+    let victim_id = fed.member(victim);
+    let lost: Vec<u32> = (0..owners.len() as u32)
+        .filter(|s| owners[*s as usize] == victim_id)
+        .collect();
+    // The owner of sector 0 freezes now, so it cannot land anything, and is killed once the
+    // assignment that gives it the sector is on the ledger.
+    let pid = fed.procs[victim].as_ref().unwrap().0.id();
+    kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+    let alive: Vec<usize> = (0..7).filter(|&i| i != victim).collect();
+    let a = wait_chain(&fed.homes[alive[0]], 60, "the epoch-1 assignment", |c| {
+        c.assignment_epoch == Some(1)
+    })
+    .await;
+    let expected: Vec<String> = owners.iter().map(|m| hex::encode(m.as_bytes())).collect();
+    assert_eq!(a.assignment, expected);
+    eprintln!("assignment at {:?}, height {}", t0.elapsed(), a.height);
+    fed.procs[victim] = None;
+    let c = fed.key_generated(&alive).await;
+    eprintln!("key at {:?}, height {}", t0.elapsed(), c.height);
+    // It missed its window; its sectors were dealt by others.
+    assert_eq!(c.key.missed, vec![fed.hex(victim)]);
+    assert!(c.key.convictions.is_empty());
+    for s in &lost {
+        assert_ne!(c.key.sectors[*s as usize].owner, fed.hex(victim));
     }
-    drop(procs);
-    boot.stop().await;
-    check_stores(&homes, &pass, &genesis);
+    let nodes = fed.stop_and_check(&alive).await;
+    let st = &nodes[0].1.ledger;
+    let miss = &st.keygen_misses[&victim_id];
+    assert_eq!(miss.epoch, 1);
+    assert!(lost.contains(&miss.sector));
+    // Not evicted: missing is not misbehaviour; it acknowledged nothing.
+    assert_eq!(st.members[&victim_id].status, MemberStatus::Active);
+    assert!(st.sectors.values().all(|r| !r.acked.contains(&victim_id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_dealer_is_convicted_on_the_ledger_and_the_key_completes() {
+    // The bad dealer has a third of the stake and the key 32 sectors, so it owns some: the
+    // chance it owns none is (2/3)^32, about 2e-6.
+    let bad = 2;
+    let mut stakes = vec![100; 7];
+    stakes[bad] = 300;
+    let spec = Spec {
+        key: KeySection {
+            sector_bits: 5,
+            ..key_3_of_5()
+        },
+        stakes,
+        ..Spec::new(7)
+    };
+    let fed = Fed::start(&spec, &[(bad, &["--fault", "bad-deal-share"])]).await;
+    let honest: Vec<usize> = (0..7).filter(|&i| i != bad).collect();
+    let c = fed.key_generated(&honest).await;
+    let convicted: Vec<&str> = c
+        .key
+        .convictions
+        .iter()
+        .map(|x| x.member.as_str())
+        .collect();
+    assert_eq!(convicted, vec![fed.hex(bad).as_str()]);
+    assert_eq!(c.key.convictions[0].by, "complaint");
+    assert!(c.validators.iter().all(|v| v.id != fed.hex(bad)));
+    assert!(c.key.sectors.iter().all(|s| s.owner != fed.hex(bad)));
+    let bad_id = fed.member(bad);
+    // Its store too: it may have acknowledged honest sectors before its conviction.
+    let mut open = honest.clone();
+    open.push(bad);
+    let nodes = fed.stop_and_check(&open).await;
+    let st = &nodes[0].1.ledger;
+    let conviction = &st.keygen_convictions[&bad_id];
+    assert_eq!(conviction.reason, "share fails its commitment");
+    let ConvictionEvidence::Complaint { holder, complaint } = &conviction.evidence else {
+        panic!("conviction by complaint: {:?}", conviction.evidence);
+    };
+    assert_ne!(*holder, bad_id);
+    let complaint: DealComplaint = decode(complaint).unwrap();
+    assert_eq!(complaint.id.owner, bad_id);
+    assert_eq!(complaint.id.sector, conviction.sector);
+    assert_eq!(complaint.holder, *holder);
+    assert_eq!(st.members[&bad_id].status, MemberStatus::Evicted);
+    assert!(st.evictions.contains_key(&bad_id));
+    assert!(st.sectors.values().all(|r| r.owner != bad_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_never_acknowledges_is_left_out_and_the_key_completes() {
+    let silent = 4;
+    let spec = Spec {
+        key: key_3_of_5(),
+        ..Spec::new(7)
+    };
+    let fed = Fed::start(&spec, &[(silent, &["--fault", "never-ack"])]).await;
+    let all: Vec<usize> = (0..7).collect();
+    fed.key_generated(&all).await;
+    let silent_id = fed.member(silent);
+    let nodes = fed.stop_and_check(&all).await;
+    let st = &nodes[0].1.ledger;
+    for rec in st.sectors.values() {
+        assert!(!rec.acked.contains(&silent_id));
+        assert!(rec.acked.len() >= 4);
+    }
+    // It kept its shares all the same (it only withheld the acknowledgements).
+    assert!(!nodes[silent].1.held.is_empty());
+    assert!(st.keygen_misses.is_empty() && st.keygen_convictions.is_empty());
 }

@@ -36,12 +36,14 @@ pub use dkg_round::{
 };
 pub use error::LedgerError;
 pub use genesis::{
-    chain_digest, EpochParams, Genesis, GenesisError, GenesisValidator, KeyParams, MAX_TOTAL_STAKE,
+    chain_digest, EpochParams, Genesis, GenesisError, GenesisValidator, KeyParams,
+    DEFAULT_SECTOR_WINDOW, MAX_TOTAL_STAKE,
 };
 pub use state::{
     validate_dkg_complaint_payload, validate_dkg_round1_payload, validate_epoch_beacon,
-    validate_master_root, ConvictionEvidence, DealConviction, HolderBasis, LeafAudit, LedgerState,
-    Member, MemberStatus, RepairRecord, SectorAudit, SectorRecord, SignRequestRecord,
+    validate_master_root, ConvictionEvidence, DealConviction, HolderBasis, KeygenMiss, LeafAudit,
+    LedgerState, Member, MemberStatus, RepairRecord, SectorAudit, SectorRecord, SectorWindow,
+    SignRequestRecord,
 };
 pub use tx::{
     peer_id_bytes, verify_vote_signature, vote_digest, ComplaintPayload, DkgSuite, Evidence,

@@ -165,6 +165,7 @@ fn genesis(n: usize) -> Genesis {
             leaf_holders: 3,
             ack_threshold: 3,
             audit_leaves: 0,
+            sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
         },
         eviction_missed_heights: 1000,
         epochs: EpochParams::default(),

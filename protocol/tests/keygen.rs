@@ -34,6 +34,7 @@ fn key(h: u8, p: u8, k: u16, r: u16, a: u16) -> KeyParams {
         leaf_holders: r,
         ack_threshold: a,
         audit_leaves: KeyParams::DEFAULT_AUDIT_LEAVES,
+        sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
     }
 }
 
@@ -385,4 +386,102 @@ fn an_owner_restarted_mid_dealing_deals_the_same_sector_again() {
     net.nodes[i].agent = Some(Agent::restore(&snap, seed(i), xseed(i), Fault::None).unwrap());
     until_master_checkpoint(&mut net);
     assert!(check_shares(&net, usize::MAX).is_empty());
+}
+
+/// Key `key(10, 2, 3, 5, 4)` with a sector window of `window` blocks.
+fn key_with_window(window: u64) -> KeyParams {
+    KeyParams {
+        sector_window: window,
+        ..key(10, 2, 3, 5, 4)
+    }
+}
+
+/// The sectors `m` owns in the current assignment.
+fn owned_by(st: &LedgerState, m: &MemberId) -> Vec<u32> {
+    st.branch_owners
+        .iter()
+        .filter(|(_, o)| *o == m)
+        .map(|(s, _)| *s)
+        .collect()
+}
+
+#[test]
+fn a_silent_owner_misses_its_window_and_the_others_deal_its_sectors() {
+    const WINDOW: u64 = 16;
+    let silent = 3;
+    // Validator 3 runs no agent and signs nothing (a node that is down). The first seed whose
+    // epoch-1 beacon gives it a sector (the search is deterministic and bounded).
+    let (mut net, lost) = (30..50)
+        .find_map(|seed| {
+            let mut net = Net::with_key(7, &[silent], &[], seed, key_with_window(WINDOW));
+            net.run_until(200, |net| net.st().assignment_epoch == Some(1));
+            let lost = owned_by(net.st(), &id(&net.nodes[silent].key));
+            (!lost.is_empty()).then_some((net, lost))
+        })
+        .unwrap();
+    let who = id(&net.nodes[silent].key);
+    let assigned_at = net.st().height;
+    net.run_until(100, |net| net.st().keygen_misses.contains_key(&who));
+    let st = net.st().clone();
+    // The window opened at the assignment's block and closed WINDOW blocks later.
+    let miss = &st.keygen_misses[&who];
+    assert_eq!(miss.height, assigned_at + WINDOW + 1);
+    assert_eq!((miss.key, miss.epoch), (0, 1));
+    assert!(lost.contains(&miss.sector));
+    // Not evicted, but it owns nothing any more; the honest owners did not miss.
+    assert_eq!(st.members[&who].status, MemberStatus::Active);
+    assert!(owned_by(&st, &who).is_empty());
+    assert_eq!(st.keygen_misses.len(), 1);
+    // The agents of the new owners noticed: the key completes with every sector dealt by a
+    // present validator.
+    until_master_checkpoint(&mut net);
+    let st = net.st().clone();
+    assert!(st.sectors.values().all(|rec| rec.owner != who));
+    assert_eq!(st.keygen_misses.len(), 1);
+    // Only the silent validator kept nothing; every leaf still has `a` checked shares.
+    let missing = check_shares(&net, usize::MAX);
+    assert!(missing.iter().all(|m| *m == who), "{missing:?}");
+    no_keygen_work_left(&net);
+}
+
+#[test]
+fn a_cut_off_owner_loses_its_branch_and_comes_back_as_a_holder() {
+    const WINDOW: u64 = 16;
+    let mut net = Net::with_key(7, &[], &[], 26, key_with_window(WINDOW));
+    net.run_until(200, |net| net.st().assignment_epoch == Some(1));
+    // The owner of sector 0 receives nothing from now on (its agent has not seen the
+    // assignment yet): no partials, so it cannot deal, and it is late.
+    let owner = net.st().branch_owners[&0];
+    let x = net.index_of(&owner);
+    let lost = owned_by(net.st(), &owner);
+    for i in (0..7).filter(|&i| i != x) {
+        net.drop_direct.insert((i, x));
+    }
+    net.run_until(100, |net| net.st().keygen_misses.contains_key(&owner));
+    let st = net.st().clone();
+    assert_eq!(st.keygen_misses.len(), 1);
+    for s in &lost {
+        assert_ne!(st.branch_owners[s], owner);
+    }
+    // Its agent dropped the sectors it lost at the next block.
+    net.step();
+    assert!(net.nodes[x]
+        .agent
+        .as_ref()
+        .unwrap()
+        .status()
+        .keygen_owned
+        .is_empty());
+    // Reachable again: the key completes, it deals nothing, and it holds shares.
+    net.drop_direct.clear();
+    until_master_checkpoint(&mut net);
+    let st = net.st().clone();
+    assert!(st.sectors.values().all(|rec| rec.owner != owner));
+    assert!(owned_by(&st, &owner).is_empty());
+    // It kept nothing of the sectors that landed while it was cut off, and holds the ones
+    // dealt after.
+    let missing = check_shares(&net, usize::MAX);
+    assert!(missing.iter().all(|m| *m == owner), "{missing:?}");
+    assert!(st.sectors.values().any(|rec| rec.acked.contains(&owner)));
+    no_keygen_work_left(&net);
 }

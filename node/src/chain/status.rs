@@ -164,6 +164,13 @@ pub struct KeyInfo {
     pub leaves_retired: u64,
     /// Sectors this node holds leaf shares of (sealed in its store).
     pub held_sectors: usize,
+    /// Blocks an owner has to land its sector root (`key.sector_window`).
+    #[serde(default)]
+    pub sector_window: u64,
+    /// Owners that missed their sector window (hex identities; they own no sector of the key
+    /// any more, and stay validators).
+    #[serde(default)]
+    pub missed: Vec<String>,
 }
 
 /// A sector on the ledger.
@@ -261,6 +268,12 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
         leaves_allocated: s.sign_requests.len() as u64,
         leaves_retired: s.retired_leaves().len() as u64,
         held_sectors: 0,
+        sector_window: s.key.sector_window,
+        missed: s
+            .keygen_misses
+            .keys()
+            .map(|m| hex::encode(m.as_bytes()))
+            .collect(),
     }
 }
 
@@ -283,6 +296,10 @@ pub struct ChainStatus {
     pub epoch: u64,
     /// The epoch beacon (hex; zeros before the first epoch start).
     pub beacon: String,
+    /// The next epoch's beacon (hex) once `t` partials for it are on the ledger (anyone can
+    /// combine them); it fixes the next epoch's branch and leaf assignment.
+    #[serde(default)]
+    pub next_beacon: Option<String>,
     /// Validators with stake.
     pub validators: Vec<ValidatorInfo>,
     /// Epoch of the current branch assignment, if any.
@@ -358,6 +375,7 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
         state_hash: hex::encode(state_hash),
         epoch: s.epoch,
         beacon: hex::encode(s.beacon),
+        next_beacon: s.recorded_beacon().ok().map(hex::encode),
         validators,
         assignment_epoch: s.assignment_epoch,
         assignment: s

@@ -29,6 +29,7 @@ pub(crate) fn genesis(
             leaf_holders: 1,
             ack_threshold: 1,
             audit_leaves: 0,
+            sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
         },
         eviction_missed_heights,
         epochs: Default::default(),

@@ -11,7 +11,7 @@ use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
 use seedfed_node::api;
 use seedfed_node::chain::ChainStatus;
-use seedfed_node::genesis::{Genesis, GenesisValidator, KeySection};
+use seedfed_node::genesis::{EpochParams, Genesis, GenesisValidator, KeySection};
 use seedfed_node::network::{
     self, AdmissionRecord, GossipValidator, Limits, NetworkConfig, NetworkHandle, NetworkStatus,
     Role,
@@ -239,12 +239,53 @@ pub fn federation_with(
     bootstrap: &str,
     key: KeySection,
 ) -> (Vec<PathBuf>, PathBuf, Genesis) {
+    federation_spec(
+        dir,
+        bootstrap,
+        &Spec {
+            key,
+            ..Spec::new(n)
+        },
+    )
+}
+
+/// The genesis of a test federation.
+pub struct Spec {
+    /// Validators.
+    pub n: usize,
+    /// Key parameters.
+    pub key: KeySection,
+    /// Epoch windows.
+    pub epochs: EpochParams,
+    /// Stake of each validator (100 for those not listed).
+    pub stakes: Vec<u64>,
+}
+
+impl Spec {
+    /// `n` validators of stake 100, the default key and epochs.
+    pub fn new(n: usize) -> Self {
+        Spec {
+            n,
+            key: KeySection::default(),
+            epochs: EpochParams::default(),
+            stakes: Vec::new(),
+        }
+    }
+}
+
+/// As [`federation`], with the genesis `spec`.
+pub fn federation_spec(
+    dir: &Path,
+    bootstrap: &str,
+    spec: &Spec,
+) -> (Vec<PathBuf>, PathBuf, Genesis) {
+    let n = spec.n;
     let mut genesis = Genesis {
         chain_id: CHAIN.into(),
         pow_difficulty: DIFFICULTY,
         validators: vec![],
-        key,
-        epochs: Default::default(),
+        key: spec.key.clone(),
+        epochs: spec.epochs.clone(),
     };
     let genesis_path = dir.join("genesis.toml");
     std::fs::write(&genesis_path, genesis.to_toml()).unwrap();
@@ -263,7 +304,7 @@ pub fn federation_with(
         let v: serde_json::Value = serde_json::from_slice(&keys.stdout).unwrap();
         genesis.validators.push(GenesisValidator {
             peer_id: v["peer_id"].as_str().unwrap().into(),
-            stake: 100,
+            stake: spec.stakes.get(i).copied().unwrap_or(100),
             x25519: v["x25519_public"].as_str().unwrap().into(),
         });
         homes.push(home);

@@ -115,7 +115,7 @@ pub enum Fault {
     BadRound2Shares,
     /// As a holder, check and store dealt shares but never acknowledge them.
     NeverAck,
-    /// As a sector owner, deal one holder a share that fails its commitment (still signed).
+    /// As a sector owner, deal one other holder a share that fails its commitment (still signed).
     BadDealShare,
     /// As a sector owner, publish a tree that the dealt seeds do not generate (every leaf's
     /// key is another leaf's): the shares check, the audit convicts.

@@ -177,7 +177,7 @@ impl Agent {
         .map_err(fail)?;
         drop(seeds);
         if self.fault == Fault::BadDealShare {
-            corrupt_one_share(&mut dealings);
+            corrupt_one_share(&mut dealings, self.me);
         }
 
         let index: BTreeMap<MemberId, u16> = ctx
@@ -336,9 +336,14 @@ fn enough_acks(ctx: &KeyCtx, dealt: &Dealt) -> bool {
     })
 }
 
-/// The `BadDealShare` fault: the first share of the first leaf is off by one.
-fn corrupt_one_share(dealings: &mut [shamir::Dealing]) {
-    if let Some(share) = dealings.first_mut().and_then(|d| d.shares.first_mut()) {
+/// The `BadDealShare` fault: the first share of the first leaf held by another validator is
+/// off by one (a bad dealer does not hand itself the bad share it could complain about).
+fn corrupt_one_share(dealings: &mut [shamir::Dealing], me: MemberId) {
+    let first_other = dealings
+        .iter_mut()
+        .flat_map(|d| d.shares.iter_mut())
+        .find(|s| s.holder != me);
+    if let Some(share) = first_other {
         let mut bytes = *share.value_bytes();
         bytes[0] ^= 1;
         if let Ok(bad) = Share::new(share.holder, &bytes) {

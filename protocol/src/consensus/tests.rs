@@ -27,6 +27,7 @@ fn solo() -> (Consensus, ed25519_dalek::SigningKey) {
             leaf_holders: 1,
             ack_threshold: 1,
             audit_leaves: 0,
+            sector_window: crate::ledger::DEFAULT_SECTOR_WINDOW,
         },
         eviction_missed_heights: 10,
         epochs: EpochParams::default(),

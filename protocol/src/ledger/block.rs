@@ -140,7 +140,7 @@ impl Ledger {
 }
 
 /// Applies the block-level bookkeeping for `block` (height, parent, last commit and
-/// inactivity counters), then its transactions. Does not check the state hash.
+/// inactivity counters, the sector windows), then its transactions. Does not check the state hash.
 fn apply_block_body(state: &mut LedgerState, block: &Block) -> Result<(), LedgerError> {
     if block.height != state.height + 1 {
         return Err(LedgerError::BadHeight {
@@ -181,6 +181,8 @@ fn apply_block_body(state: &mut LedgerState, block: &Block) -> Result<(), Ledger
     }
     state.height = block.height;
     state.parent_hash = block.prev_hash;
+    // Before the transactions, so that building a block and replaying it agree.
+    state.begin_block_sector_windows();
     for (index, tx) in block.txs.iter().enumerate() {
         state.apply_tx(tx).map_err(|e| LedgerError::InvalidTx {
             index,

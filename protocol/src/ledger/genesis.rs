@@ -47,7 +47,16 @@ pub struct KeyParams {
     /// Leaves of every published sector the audit draws, reconstructs publicly and retires
     /// (`docs/protocol.md` step 6); 0 turns the audit off. Fewer than a sector's leaves.
     pub audit_leaves: u16,
+    /// Blocks a sector owner has to land its sector root, counted from the block that assigned
+    /// it the sector or last changed the holder basis; an owner that misses it loses its
+    /// unpublished sectors and owns none of this key again (`docs/protocol.md` step 5).
+    /// Default [`DEFAULT_SECTOR_WINDOW`]; must be > 0.
+    pub sector_window: u64,
 }
+
+/// The default [`KeyParams::sector_window`]: 64 blocks (about 13 s at the default 200 ms
+/// block interval); a key whose sectors take longer to generate needs a larger one.
+pub const DEFAULT_SECTOR_WINDOW: u64 = 64;
 
 impl KeyParams {
     /// The default number of audited leaves per sector.

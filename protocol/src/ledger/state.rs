@@ -8,7 +8,8 @@
 //! `apply_tx` checks the signature and nonce, then dispatches each [`TxBody`] variant to one
 //! handler in the child module of its concern: [`members`] (admission, stake, exit, eviction),
 //! [`key`] (branch assignment, sectors, master root, sign requests, signatures, repair),
-//! [`convictions`] (deal complaints against sector owners),
+//! [`convictions`] (deal complaints against sector owners), [`sector_window`] (owners that
+//! do not land their sector in time; run at the start of every block, not by a transaction),
 //! [`dkg`] (the epoch's DKG), [`epoch`] (beacon partials, epoch start) and [`checkpoints`]
 //! (the checkpoint queue and its FROST rounds). A new concern (threshold signing, repair
 //! rounds) gets its own child module and its dispatch arms here.
@@ -20,6 +21,7 @@ mod dkg;
 mod epoch;
 mod key;
 mod members;
+mod sector_window;
 
 use std::collections::BTreeMap;
 
@@ -46,6 +48,7 @@ pub use dkg::{validate_dkg_complaint_payload, validate_dkg_round1_payload};
 pub use epoch::validate_epoch_beacon;
 pub use key::{validate_master_root, HolderBasis, RepairRecord, SectorRecord, SignRequestRecord};
 pub use members::{Member, MemberStatus};
+pub use sector_window::{KeygenMiss, SectorWindow};
 
 const STATE_DOMAIN: Domain = Domain::new("seedfed-ledgerst");
 
@@ -112,6 +115,12 @@ pub struct LedgerState {
     /// The audit of each published sector (`docs/protocol.md` step 6); the master root waits
     /// for every one to pass, and audited leaves are never allocated.
     pub audits: BTreeMap<u32, SectorAudit>,
+    /// The window of every unpublished sector of the key being generated
+    /// ([`sector_window`]).
+    pub sector_windows: BTreeMap<u32, SectorWindow>,
+    /// Sector owners that did not land a sector root within the sector window; they own no
+    /// branch of the key being generated (they are not evicted).
+    pub keygen_misses: BTreeMap<MemberId, KeygenMiss>,
     /// The master root once final.
     pub master_root: Option<[u8; 32]>,
     /// The next leaf to allocate; never decreases.
@@ -144,6 +153,9 @@ impl LedgerState {
             return Err(GenesisError::BadKeyParams(
                 "audit leaves must be fewer than a sector's leaves",
             ));
+        }
+        if k.sector_window == 0 {
+            return Err(GenesisError::BadKeyParams("sector window must be > 0"));
         }
         if genesis.pow_difficulty > MAX_DIFFICULTY {
             return Err(GenesisError::BadDifficulty(genesis.pow_difficulty));
@@ -204,6 +216,8 @@ impl LedgerState {
             sectors: BTreeMap::new(),
             keygen_convictions: BTreeMap::new(),
             audits: BTreeMap::new(),
+            sector_windows: BTreeMap::new(),
+            keygen_misses: BTreeMap::new(),
             master_root: None,
             next_leaf: 0,
             sign_requests: BTreeMap::new(),

@@ -7,4 +7,5 @@ mod genesis;
 mod key;
 mod members;
 mod replicas;
+mod sector_window;
 mod tx;

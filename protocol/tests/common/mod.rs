@@ -78,6 +78,7 @@ impl Net {
             leaf_holders: 3,
             ack_threshold: 3,
             audit_leaves: 2,
+            sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
         };
         Self::with_key(n, absent, faults, seed_rng, key)
     }

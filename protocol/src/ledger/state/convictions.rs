@@ -168,7 +168,7 @@ impl LedgerState {
         if self.total_active_stake_without(&owner) == 0 {
             return Err(LedgerError::LastValidator);
         }
-        let mut excluded: BTreeSet<MemberId> = self.keygen_convictions.keys().copied().collect();
+        let mut excluded = self.keygen_excluded();
         excluded.insert(owner);
         let owners = self.branch_owners_without(&excluded)?;
         if self.key.audit_leaves > 0 {

@@ -209,6 +209,7 @@ impl LedgerState {
                 });
             }
         }
+        self.sector_windows.remove(&sector);
         self.sectors.insert(
             sector,
             SectorRecord {
@@ -363,9 +364,10 @@ impl LedgerState {
 
     /// The owner of every sector for the current epoch's beacon and validator snapshot,
     /// leaving out the members convicted of a bad dealing of this key
-    /// ([`LedgerState::keygen_convictions`]).
+    /// ([`LedgerState::keygen_convictions`]) and those that missed a sector window
+    /// ([`LedgerState::keygen_misses`]).
     pub fn compute_branch_owners(&self) -> Result<Vec<MemberId>, LedgerError> {
-        self.branch_owners_without(&self.keygen_convictions.keys().copied().collect())
+        self.branch_owners_without(&self.keygen_excluded())
     }
 
     /// The owner of every sector by rendezvous over the epoch's validators except `excluded`.

@@ -52,6 +52,7 @@ pub(super) fn genesis(n: u8) -> Genesis {
             leaf_holders: 3,
             ack_threshold: 3,
             audit_leaves: 0,
+            sector_window: crate::ledger::DEFAULT_SECTOR_WINDOW,
         },
         eviction_missed_heights: 2,
         epochs: EpochParams::default(),
