@@ -9,7 +9,9 @@
 //! generation and dealing, the batches' transport, the holders' checks and acknowledgements,
 //! the `SectorRoot` transactions and the `MasterRoot` transaction, all through consensus. The
 //! checkpoint that later signs the key is not in it. After the measurement the bench checks
-//! that every node reports the same master root.
+//! that every node reports the same master root. It also prints what node0's ledger showed
+//! along the way (heights, sectors final) and the CPU time the node processes used over the
+//! interval (`/proc/<pid>/stat`, summed), to tell work from waiting.
 //!
 //! **Bound** (`bound_ms`): on one thread of this process, before the testnet starts, with the
 //! same key parameters (the testnet genesis for `--nodes` validators, see
@@ -65,7 +67,8 @@ pub struct FedKeygenArgs {
     /// Upper bound on the networked part (start-up, epoch cycle, key generation), in seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
-    /// Directory for the testnet (default: `$TMPDIR/seedfed-bench-fedkeygen-PID`, PID = ours).
+    /// Directory for the testnet, kept afterwards with the nodes' logs (default:
+    /// `$TMPDIR/seedfed-bench-fedkeygen-PID`, PID = ours, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
@@ -227,6 +230,10 @@ pub struct Timeline {
     pub master: (f64, u64, u64),
     /// The owner (node name) of each sector, as the ledger recorded it.
     pub owners: Vec<String>,
+    /// CPU time the node processes used over the interval, summed (ms).
+    pub nodes_cpu_ms: f64,
+    /// The 1-minute load average when the assignment landed and when the root was final.
+    pub load: (Option<f64>, Option<f64>),
 }
 
 /// `seedfed-bench fedkeygen`: the bound, then the testnet; prints the report, ending with one
@@ -290,6 +297,16 @@ pub fn run(args: FedKeygenArgs) -> anyhow::Result<()> {
         "  {:>10.0} ms  height {:>5}  master root final (epoch {})",
         tl.master.0, tl.master.1, tl.master.2
     );
+    let fmt_load = |l: Option<f64>| l.map_or_else(|| "?".to_string(), |l| format!("{l:.1}"));
+    println!(
+        "node processes' CPU over the interval: {:.0} ms summed = {:.2} x the bound's CPU time \
+         ({:.0} ms); machine load average {} -> {}",
+        tl.nodes_cpu_ms,
+        tl.nodes_cpu_ms / b.cpu_ms(),
+        b.cpu_ms(),
+        fmt_load(tl.load.0),
+        fmt_load(tl.load.1)
+    );
     println!(
         "{}",
         report_json(args.nodes, args.height, wall_ms, b.bound_ms())
@@ -311,6 +328,7 @@ pub fn report_json(nodes: usize, height: u8, wall_ms: f64, bound_ms: f64) -> ser
 
 /// Starts the testnet, times key generation on node0, checks every node agrees, stops it.
 async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
+    let temp = args.dir.is_none();
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("seedfed-bench-fedkeygen-{}", std::process::id()))
     });
@@ -343,6 +361,7 @@ async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
     let client = ApiClient::new();
     let mut tl = Timeline::default();
     let mut assigned: Option<Instant> = None;
+    let mut cpu_at_assignment = 0.0;
     let wall = loop {
         if Instant::now() > deadline {
             bail!(
@@ -356,6 +375,8 @@ async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
         if let Some(c) = client.status(node0).await.ok().and_then(|s| s.chain) {
             if assigned.is_none() && c.assignment_epoch.is_some() {
                 assigned = Some(Instant::now());
+                cpu_at_assignment = nodes_cpu_ms(&net);
+                tl.load.0 = load_average();
                 tl.assigned_height = c.height;
                 tl.assigned_epoch = c.assignment_epoch.unwrap_or_default();
             }
@@ -366,6 +387,8 @@ async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
                 }
                 if c.key.master_root.is_some() {
                     tl.master = (ms, c.height, c.epoch);
+                    tl.nodes_cpu_ms = nodes_cpu_ms(&net) - cpu_at_assignment;
+                    tl.load.1 = load_average();
                     tl.owners = owner_names(&c, &net.rows);
                     break ms;
                 }
@@ -378,8 +401,46 @@ async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
     let root = agreed_root(&client, &net.rows, deadline).await?;
     eprintln!("master root {root}: the same on every node");
     net.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("node logs kept in {}", dir.display());
+    }
     Ok((wall, tl))
+}
+
+/// CPU time (user + system, ms) that process `pid` has used so far, from `/proc/<pid>/stat`
+/// (Linux): fields 14 and 15, in `USER_HZ` ticks, which the kernel reports at 100 per second
+/// whatever its internal tick rate.
+pub fn process_cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 * 10.0)
+}
+
+/// The summed CPU time (ms) of the testnet's node processes (not the bootstrap node).
+fn nodes_cpu_ms(net: &up::Testnet) -> f64 {
+    net.processes()
+        .iter()
+        .filter(|(name, _)| name != "bootstrap")
+        .filter_map(|(_, pid)| process_cpu_ms(*pid))
+        .sum()
+}
+
+/// The 1-minute load average (`/proc/loadavg`), if readable.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The node names of the sectors' owners.
@@ -452,6 +513,16 @@ async fn agreed_root(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_process_cpu_time_is_readable() {
+        let before = process_cpu_ms(std::process::id()).expect("/proc/self/stat");
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(process_cpu_ms(std::process::id()).expect("stat") >= before);
+    }
 
     #[test]
     fn testnet_key_parameters_are_the_genesis_defaults() {

@@ -53,6 +53,11 @@ impl Testnet {
         self.group.check_alive()
     }
 
+    /// The processes: (name, pid), the bootstrap node first.
+    pub fn processes(&self) -> &[(String, u32)] {
+        self.group.procs()
+    }
+
     /// Stops every process now (SIGTERM, then SIGKILL after 10 s).
     pub fn stop(self) {
         drop(self);
