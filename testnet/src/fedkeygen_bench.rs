@@ -362,6 +362,7 @@ async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
     let mut tl = Timeline::default();
     let mut assigned: Option<Instant> = None;
     let mut cpu_at_assignment = 0.0;
+    let mut last_assignment = 0;
     let wall = loop {
         if Instant::now() > deadline {
             bail!(
@@ -379,11 +380,25 @@ async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
                 tl.load.0 = load_average();
                 tl.assigned_height = c.height;
                 tl.assigned_epoch = c.assignment_epoch.unwrap_or_default();
+                last_assignment = tl.assigned_epoch;
             }
             if let Some(t0) = assigned {
                 let ms = t0.elapsed().as_secs_f64() * 1e3;
                 if tl.sectors.last().map_or(0, |s| s.2) != c.key.sectors_final {
                     tl.sectors.push((ms, c.height, c.key.sectors_final));
+                    eprintln!(
+                        "{ms:>10.0} ms: {} of {} sectors final (height {})",
+                        c.key.sectors_final, c.key.sectors_total, c.height
+                    );
+                }
+                let epoch = c.assignment_epoch.unwrap_or_default();
+                if epoch > last_assignment {
+                    last_assignment = epoch;
+                    eprintln!(
+                        "{ms:>10.0} ms: epoch {epoch} re-assigned the branches (height {}); \
+                         sectors not yet final are generated and dealt again",
+                        c.height
+                    );
                 }
                 if c.key.master_root.is_some() {
                     tl.master = (ms, c.height, c.epoch);
