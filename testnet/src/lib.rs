@@ -4,6 +4,8 @@
 
 pub mod bench_json;
 pub mod commit_bench;
+pub mod cpu_clock;
 pub mod dkg_bench;
+pub mod fedkeygen_bench;
 pub mod simulate;
 pub mod up;

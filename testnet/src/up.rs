@@ -28,7 +28,7 @@ use seedfed_node::genesis::EpochParams;
 
 pub use binaries::{build_command, is_package_env, BUILD_PACKAGES, PACKAGE_ENV};
 pub use key::PUBKEY_FILE;
-pub use launch::{start, NodeRow, Testnet};
+pub use launch::{start, testnet_key, NodeRow, Testnet};
 pub use milestones::verify_checkpoint;
 pub use processes::PIDS_FILE;
 
@@ -56,6 +56,10 @@ pub struct UpArgs {
     /// Genesis stake of each node (each node is a validator).
     #[arg(long, default_value_t = 100)]
     pub stake: u64,
+    /// Height of the federation's LMS tree (5, 10, 15, 20 or 25; `2^h` one-time keys);
+    /// default: the genesis default (10).
+    #[arg(long)]
+    pub tree_height: Option<u8>,
     /// Seconds to wait, after admission, for the epoch cycle (DKG, beacon, assignment,
     /// checkpoint); 0 skips the wait.
     #[arg(long, default_value_t = 180)]

@@ -1,7 +1,8 @@
 //! `seedfed-bench`: side-by-side benchmarks of seedfed's LMS core against `hbs-lms` and
 //! against the raw SHA-256 compression rate of this machine (`keygen`, `verify`), and the
 //! commit latency of a local multi-process federation (`commit`, see
-//! `seedfed_testnet::commit_bench`).
+//! `seedfed_testnet::commit_bench`), its DKG (`dkg`) and its key generation (`fedkeygen`, see
+//! `seedfed_testnet::fedkeygen_bench`).
 //!
 //! Every measurement is repeated `--rounds` times, interleaved (limit, ours, hbs-lms, ...), and
 //! the best round of each is reported, so noise from other processes affects all sides alike.
@@ -13,12 +14,12 @@ use std::time::Instant;
 use anyhow::{ensure, Context};
 use clap::{Parser, Subcommand};
 use hbs_lms::{HssParameter, LmotsAlgorithm, LmsAlgorithm, Seed, Sha256_256};
-use nix::time::{clock_gettime, ClockId};
 use seedfed_protocol::lmots::{LeafSeed, LmotsType};
 use seedfed_protocol::lms::{self, LmsType};
 use seedfed_protocol::master::Master;
 use seedfed_protocol::sector::{Sector, TreeLayout};
 use seedfed_testnet::bench_json::rounded;
+use seedfed_testnet::cpu_clock::thread_cpu_ns;
 use serde_json::json;
 use sha2::digest::generic_array::GenericArray;
 
@@ -61,6 +62,10 @@ enum Command {
     /// A real DKG through consensus on a local multi-process federation (epoch 1's), next to
     /// the CPU time of the same frost-core rounds in one process.
     Dkg(seedfed_testnet::dkg_bench::DkgArgs),
+    /// The federation's key generation on a local multi-process testnet (branch assignment to
+    /// master root), next to the CPU time of generating, dealing and verifying every sector
+    /// in one process, divided by the cores.
+    Fedkeygen(seedfed_testnet::fedkeygen_bench::FedKeygenArgs),
 }
 
 const LMS_TYPE: LmsType = LmsType::H10;
@@ -81,18 +86,8 @@ fn main() -> anyhow::Result<()> {
         } => verify(seconds, rounds.max(1), signatures.max(1)),
         Command::Commit(args) => seedfed_testnet::commit_bench::run(args),
         Command::Dkg(args) => seedfed_testnet::dkg_bench::run(args),
+        Command::Fedkeygen(args) => seedfed_testnet::fedkeygen_bench::run(args),
     }
-}
-
-/// Nanoseconds this thread has spent on a CPU (`CLOCK_THREAD_CPUTIME_ID`), if available.
-/// The machine is shared with other jobs, so single-threaded rates are per second of this
-/// thread's CPU time rather than of wall time; both sides of every comparison are measured
-/// the same way.
-fn thread_cpu_ns() -> Option<u64> {
-    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
-    let secs = u64::try_from(t.tv_sec()).ok()?;
-    let nanos = u64::try_from(t.tv_nsec()).ok()?;
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -346,30 +341,4 @@ fn verify(seconds: f64, rounds: u32, count: u32) -> anyhow::Result<()> {
         })
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thread_cpu_clock_advances_with_work_only() {
-        let start = thread_cpu_ns().expect("CLOCK_THREAD_CPUTIME_ID is available on Linux");
-        // Sleeping costs no CPU time of this thread ...
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let slept = thread_cpu_ns().expect("clock");
-        assert!(
-            slept - start < 40_000_000,
-            "sleeping counted {} ns",
-            slept - start
-        );
-        // ... and work does.
-        let mut state = [0u32; 8];
-        let block = GenericArray::default();
-        for _ in 0..200_000 {
-            sha2::compress256(&mut state, std::slice::from_ref(&block));
-        }
-        black_box(state);
-        assert!(thread_cpu_ns().expect("clock") > slept);
-    }
 }

@@ -53,6 +53,11 @@ impl Testnet {
         self.group.check_alive()
     }
 
+    /// The processes: (name, pid), the bootstrap node first.
+    pub fn processes(&self) -> &[(String, u32)] {
+        self.group.procs()
+    }
+
     /// Stops every process now (SIGTERM, then SIGKILL after 10 s).
     pub fn stop(self) {
         drop(self);
@@ -175,9 +180,11 @@ fn init_node(
 }
 
 /// The testnet's key parameters: leaf seeds 3-of-5 whenever there are at least 5
-/// validators (each leaf needs 5 distinct holders), the genesis default 2-of-3 below that.
-fn testnet_key(nodes: usize) -> KeySection {
-    if nodes >= 5 {
+/// validators (each leaf needs 5 distinct holders), the genesis default 2-of-3 below that;
+/// the tree height `tree_height` if given, else the genesis default. Everything else (sector
+/// bits, the acknowledgement threshold) is the genesis default.
+pub fn testnet_key(nodes: usize, tree_height: Option<u8>) -> KeySection {
+    let mut key = if nodes >= 5 {
         KeySection {
             leaf_threshold: 3,
             leaf_holders: 5,
@@ -185,7 +192,11 @@ fn testnet_key(nodes: usize) -> KeySection {
         }
     } else {
         KeySection::default()
+    };
+    if let Some(h) = tree_height {
+        key.tree_height = h;
     }
+    key
 }
 
 /// The launch itself: genesis, bootstrap, node homes, node processes, mutual admission.
@@ -196,7 +207,7 @@ async fn launch(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Result<
         chain_id: "seedfed-local".to_string(),
         pow_difficulty: args.difficulty,
         validators: vec![],
-        key: testnet_key(args.nodes),
+        key: testnet_key(args.nodes, args.tree_height),
         epochs: args.epochs.clone().unwrap_or_default(),
     };
     fs::write(&genesis_path, genesis.to_toml())?;

@@ -39,6 +39,11 @@ impl Group {
         }
     }
 
+    /// The started processes: (name, pid), in start order.
+    pub(super) fn procs(&self) -> &[(String, u32)] {
+        &self.procs
+    }
+
     /// Starts `cmd` as `name` in its own process group, stdin closed, stdout and stderr to
     /// `<dir>/<name>.log`, and records it in the pid file.
     pub(super) fn spawn(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<u32> {
