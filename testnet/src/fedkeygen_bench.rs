@@ -116,6 +116,8 @@ pub fn key_params(nodes: usize, height: u8) -> KeyParams {
         ack_threshold: k
             .ack_threshold
             .unwrap_or_else(|| KeyParams::default_ack_threshold(k.leaf_threshold, k.leaf_holders)),
+        audit_leaves: k.audit_leaves,
+        sector_window: k.sector_window,
     }
 }
 
