@@ -42,6 +42,9 @@ pub enum Command {
     /// Write the federation's public key (RFC 8554, HSS L=1 encoding) once its master root is
     /// final, from the running node's ledger.
     Pubkey(PubkeyArgs),
+    /// Verify an LMS signature: under a public key file (`--pubkey`), or under the master key
+    /// of a checkpoint chain walked from epoch 0's key (`--api`).
+    Verify(VerifyArgs),
     /// Show public identity material.
     Keys {
         /// Which.
@@ -137,6 +140,37 @@ pub struct PubkeyArgs {
     /// API address (default: the one the running node wrote into its home directory).
     #[arg(long)]
     pub api: Option<String>,
+}
+
+/// `seedfed verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The signature (RFC 8554 HSS encoding with one level, e.g. `release.sig`).
+    #[arg(long)]
+    pub sig: PathBuf,
+    /// The signed message.
+    #[arg(long)]
+    pub message: PathBuf,
+    /// The public key file (HSS, one level: `seedfed.pub`). Without `--api` it is trusted as
+    /// given; with `--api` it must equal the master key the checkpoints vouch for.
+    #[arg(long, required_unless_present = "api")]
+    pub pubkey: Option<PathBuf>,
+    /// Fetch the checkpoint chain from this node API address and walk it first.
+    #[arg(long)]
+    pub api: Option<String>,
+    /// The genesis file: the chain id the checkpoints must carry (default: the home
+    /// directory's).
+    #[arg(long, requires = "api")]
+    pub genesis: Option<PathBuf>,
+    /// Epoch 0's Ed25519 checkpoint key (64 hex digits): the walk's trust anchor. The genesis
+    /// does not fix it; obtain it from nodes you trust. Not needed with an existing
+    /// `--trusted` file.
+    #[arg(long, requires = "api")]
+    pub anchor_key: Option<String>,
+    /// The light client's cache (JSON): read if it exists, so the walk resumes from the last
+    /// verified checkpoint, and written back after a successful walk.
+    #[arg(long, requires = "api")]
+    pub trusted: Option<PathBuf>,
 }
 
 /// `seedfed keys ...`
@@ -291,6 +325,73 @@ mod tests {
                 command: KeysCommand::ExportPublic { out: Some(_) }
             }
         ));
+    }
+
+    #[test]
+    fn parse_verify_with_files_or_api() {
+        let cli = Cli::parse_from([
+            "seedfed",
+            "verify",
+            "--pubkey",
+            "f.pub",
+            "--sig",
+            "m.sig",
+            "--message",
+            "m",
+        ]);
+        match cli.command {
+            Command::Verify(a) => {
+                assert_eq!(a.pubkey, Some(PathBuf::from("f.pub")));
+                assert_eq!(a.sig, PathBuf::from("m.sig"));
+                assert_eq!(a.message, PathBuf::from("m"));
+                assert!(a.api.is_none());
+            }
+            other => panic!("parsed {other:?}"),
+        }
+        let cli = Cli::parse_from([
+            "seedfed",
+            "verify",
+            "--api",
+            "127.0.0.1:9",
+            "--sig",
+            "m.sig",
+            "--message",
+            "m",
+            "--genesis",
+            "g.toml",
+            "--anchor-key",
+            "00",
+            "--trusted",
+            "t.json",
+        ]);
+        match cli.command {
+            Command::Verify(a) => {
+                assert_eq!(a.api.as_deref(), Some("127.0.0.1:9"));
+                assert!(a.pubkey.is_none());
+                assert_eq!(a.genesis, Some(PathBuf::from("g.toml")));
+                assert_eq!(a.anchor_key.as_deref(), Some("00"));
+                assert_eq!(a.trusted, Some(PathBuf::from("t.json")));
+            }
+            other => panic!("parsed {other:?}"),
+        }
+        // Neither a key file nor an API: nothing to verify under.
+        assert!(
+            Cli::try_parse_from(["seedfed", "verify", "--sig", "s", "--message", "m"]).is_err()
+        );
+        // Walk options make sense only with --api.
+        assert!(Cli::try_parse_from([
+            "seedfed",
+            "verify",
+            "--pubkey",
+            "p",
+            "--sig",
+            "s",
+            "--message",
+            "m",
+            "--genesis",
+            "g"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use seedfed_node::cli::{self, Cli, Command, InitArgs, KeysCommand, PubkeyArgs, StatusArgs};
+use seedfed_node::cli::{
+    self, Cli, Command, InitArgs, KeysCommand, PubkeyArgs, StatusArgs, VerifyArgs,
+};
 use seedfed_node::config::{Config, CONFIG_FILE};
 use seedfed_node::genesis::Genesis;
 use seedfed_node::progress::PowProgress;
@@ -56,6 +58,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status(args) => status(&home, args),
         Command::Pubkey(args) => pubkey(&home, args),
+        Command::Verify(args) => verify(&home, args),
         Command::Keys { command } => keys(&home, command),
     }
 }
@@ -164,6 +167,140 @@ fn pubkey(home: &Path, args: PubkeyArgs) -> anyhow::Result<()> {
         chain.key.tree_height
     );
     Ok(())
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// `seedfed verify`: from files alone, or after walking a node's checkpoint chain.
+fn verify(home: &Path, args: VerifyArgs) -> anyhow::Result<()> {
+    let sig = read_file(&args.sig)?;
+    let message = read_file(&args.message)?;
+    let pubkey = args.pubkey.as_deref().map(read_file).transpose()?;
+    let Some(api) = &args.api else {
+        let pk = pubkey.context("--pubkey is required without --api")?;
+        seedfed_protocol::lms::verify_hss_bytes(&pk, &message, &sig)
+            .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
+        println!("signature verifies under {}", describe_key(&pk)?);
+        return Ok(());
+    };
+    let trusted = walk_checkpoints(home, api, &args)?;
+    let pk = match pubkey {
+        Some(pk) => pk,
+        None => trusted
+            .master_key
+            .context(
+                "no verified checkpoint carries the master key yet (the master root is not final)",
+            )?
+            .encode_hss()
+            .map_err(|e| anyhow::anyhow!("the verified master key is unusable: {e}"))?,
+    };
+    trusted
+        .verify_signature(&pk, &message, &sig)
+        .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
+    println!(
+        "signature verifies under {}, the master key vouched for by checkpoints 0..{} (epoch {}, height {})",
+        describe_key(&pk)?,
+        trusted.next_seq,
+        trusted.epoch,
+        trusted.height
+    );
+    Ok(())
+}
+
+fn describe_key(hss: &[u8]) -> anyhow::Result<String> {
+    let pk = seedfed_protocol::lms::LmsPublicKey::decode_hss(hss)
+        .map_err(|e| anyhow::anyhow!("malformed public key: {e}"))?;
+    Ok(format!("LMS root {}", hex::encode(pk.root)))
+}
+
+/// Fetches the checkpoints a node serves and walks them from the trusted state (the
+/// `--trusted` cache, else epoch 0's `--anchor-key`), writing the cache back if asked.
+fn walk_checkpoints(
+    home: &Path,
+    api: &str,
+    args: &VerifyArgs,
+) -> anyhow::Result<seedfed_protocol::light_client::Trusted> {
+    use seedfed_protocol::light_client::Trusted;
+    let genesis_path = match &args.genesis {
+        Some(p) => p.clone(),
+        None => {
+            let config = Config::load(home)
+                .context("no --genesis given and no node home to take it from")?;
+            Config::resolve(home, &config.node.genesis)
+        }
+    };
+    let genesis = Genesis::load(&genesis_path)?;
+    let chain_id = seedfed_protocol::ledger::chain_digest(&genesis.chain_id);
+    let cached = match &args.trusted {
+        Some(p) if p.exists() => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let t: Trusted = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a light-client cache", p.display()))?;
+            if t.chain_id != chain_id {
+                bail!(
+                    "{} belongs to another chain than {:?}",
+                    p.display(),
+                    genesis.chain_id
+                );
+            }
+            Some(t)
+        }
+        _ => None,
+    };
+    let mut trusted = match (cached, &args.anchor_key) {
+        (Some(t), _) => t,
+        (None, Some(hex_key)) => {
+            let key: [u8; 32] = hex::decode(hex_key.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("--anchor-key must be 64 hex digits (an Ed25519 public key)")?;
+            Trusted::new(chain_id, key)
+                .map_err(|e| anyhow::anyhow!("--anchor-key rejected: {e}"))?
+        }
+        (None, None) => bail!(
+            "no trust anchor: the genesis fixes no checkpoint key, so pass --anchor-key (epoch 0's \
+             Ed25519 checkpoint key, e.g. the first `dkgs` entry's `ed25519_group_key` in the \
+             /status of nodes you trust) or an existing --trusted cache"
+        ),
+    };
+    let report = fetch_status(home, Some(api))?;
+    let chain = report
+        .chain
+        .context("the node runs no chain (is it a bootstrap node?)")?;
+    let mut links = Vec::new();
+    for c in chain
+        .checkpoints
+        .iter()
+        .filter(|c| c.seq >= trusted.next_seq)
+    {
+        let bytes = hex::decode(&c.bytes)
+            .with_context(|| format!("the node sent checkpoint {} as malformed hex", c.seq))?;
+        let sig = hex::decode(&c.signature).with_context(|| {
+            format!(
+                "the node sent checkpoint {}'s signature as malformed hex",
+                c.seq
+            )
+        })?;
+        links.push((bytes, sig));
+    }
+    let from = trusted.next_seq;
+    trusted
+        .walk(links.iter().map(|(b, s)| (b.as_slice(), s.as_slice())))
+        .map_err(|e| anyhow::anyhow!("checkpoint chain rejected: {e}"))?;
+    eprintln!(
+        "verified checkpoints {from}..{} from {api}; key in force {}",
+        trusted.next_seq,
+        hex::encode(trusted.key)
+    );
+    if let Some(p) = &args.trusted {
+        let text = serde_json::to_string_pretty(&trusted)? + "\n";
+        fsutil::write_atomic(p, text.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(trusted)
 }
 
 fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {

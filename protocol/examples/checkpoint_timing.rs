@@ -108,6 +108,7 @@ fn main() {
 
     let cp = Checkpoint {
         chain_id: [1; 32],
+        seq: 0,
         epoch: 1,
         height: 100,
         master_key: MasterKey {
@@ -116,6 +117,7 @@ fn main() {
             id: [2; 16],
             root: [2; 32],
         },
+        next_key: [4; 32],
         validator_set_hash: [3; 32],
     };
     let signers: Vec<MemberId> = keys.keys().take(usize::from(t)).copied().collect();

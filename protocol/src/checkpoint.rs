@@ -24,7 +24,7 @@ use crate::lms::{LmsPublicKey, LmsType};
 use crate::member::MemberId;
 
 /// The domain label that starts every encoded checkpoint.
-pub const DOMAIN: &[u8; 24] = b"seedfed-checkpoint/v1\0\0\0";
+pub const DOMAIN: &[u8; 24] = b"seedfed-checkpoint/v2\0\0\0";
 
 /// Errors of checkpoint encoding and threshold signing. Never contain secret values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,12 +157,16 @@ impl From<&LmsPublicKey> for MasterKey {
     }
 }
 
-/// What the federation attests at a height: the chain, the epoch, the master LMS public key in
-/// force and a hash of the validator set and of the group keys in force after this checkpoint.
+/// What the federation attests at a height: the chain, the checkpoint's place in the chain of
+/// checkpoints, the epoch, the master LMS public key in force, the Ed25519 group key that signs
+/// the next checkpoint, and a hash of the validator set and of the group keys in force after
+/// this checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Checkpoint {
     /// The chain id's 32-byte form, `ledger::chain_digest(chain_id)`.
     pub chain_id: [u8; 32],
+    /// Sequence number: 0 for the chain's first checkpoint, then one more for each (no gaps).
+    pub seq: u64,
     /// Epoch number.
     pub epoch: u64,
     /// Ledger height of the checkpointed block.
@@ -170,26 +174,35 @@ pub struct Checkpoint {
     /// The federation's master LMS public key ([`MasterKey::NONE`] before the master root is
     /// final).
     pub master_key: MasterKey,
+    /// The Ed25519 group key that signs checkpoint `seq + 1`: the key that signed this one,
+    /// or, for a rotation checkpoint, the new epoch's DKG key.
+    pub next_key: [u8; 32],
     /// Hash of the validator set and of the group keys in force after this checkpoint
     /// (`ledger::validator_set_hash`).
     pub validator_set_hash: [u8; 32],
 }
 
 impl Checkpoint {
-    /// Encoded length: 24 + 32 + 8 + 8 + 56 + 32 = 160 bytes.
-    pub const ENCODED_LEN: usize = DOMAIN.len() + 32 + 8 + 8 + MasterKey::ENCODED_LEN + 32;
+    /// Encoded length: 24 + 32 + 8 + 8 + 8 + 56 + 32 + 32 = 200 bytes.
+    pub const ENCODED_LEN: usize = DOMAIN.len() + 32 + 8 + 8 + 8 + MasterKey::ENCODED_LEN + 32 + 32;
 
-    /// `DOMAIN ‖ chain_id ‖ u64be(epoch) ‖ u64be(height) ‖ u32be(lms_type) ‖ u32be(lmots_type)
-    /// ‖ I ‖ root ‖ validator_set_hash`: the exact bytes the group signs.
+    /// Offset of the master key (the RFC 8554 public key) in the encoding.
+    pub const MASTER_KEY_AT: usize = DOMAIN.len() + 32 + 8 + 8 + 8;
+
+    /// `DOMAIN ‖ chain_id ‖ u64be(seq) ‖ u64be(epoch) ‖ u64be(height) ‖ u32be(lms_type)
+    /// ‖ u32be(lmots_type) ‖ I ‖ root ‖ next_key ‖ validator_set_hash`: the exact bytes the
+    /// group signs.
     pub fn to_bytes(&self) -> [u8; Self::ENCODED_LEN] {
         let mut out = [0u8; Self::ENCODED_LEN];
         let mut at = 0;
         for part in [
             &DOMAIN[..],
             &self.chain_id,
+            &self.seq.to_be_bytes(),
             &self.epoch.to_be_bytes(),
             &self.height.to_be_bytes(),
             &self.master_key.to_bytes(),
+            &self.next_key,
             &self.validator_set_hash,
         ] {
             out[at..at + part.len()].copy_from_slice(part);
@@ -217,14 +230,18 @@ impl Checkpoint {
             a.copy_from_slice(&rest[at..at + 8]);
             u64::from_be_bytes(a)
         };
+        let key_at = Self::MASTER_KEY_AT - DOMAIN.len();
         let mut key = [0u8; MasterKey::ENCODED_LEN];
-        key.copy_from_slice(&rest[48..48 + MasterKey::ENCODED_LEN]);
+        key.copy_from_slice(&rest[key_at..key_at + MasterKey::ENCODED_LEN]);
+        let next_at = key_at + MasterKey::ENCODED_LEN;
         Ok(Checkpoint {
             chain_id: take32(0),
-            epoch: take8(32),
-            height: take8(40),
+            seq: take8(32),
+            epoch: take8(40),
+            height: take8(48),
             master_key: MasterKey::from_bytes(&key),
-            validator_set_hash: take32(48 + MasterKey::ENCODED_LEN),
+            next_key: take32(next_at),
+            validator_set_hash: take32(next_at + 32),
         })
     }
 }
@@ -349,6 +366,7 @@ pub(crate) mod tests {
     pub(crate) fn sample_checkpoint() -> Checkpoint {
         Checkpoint {
             chain_id: [0xc1; 32],
+            seq: 3,
             epoch: 9,
             height: 1234,
             master_key: MasterKey {
@@ -357,6 +375,7 @@ pub(crate) mod tests {
                 id: [0x1d; 16],
                 root: [0x5e; 32],
             },
+            next_key: [0x4b; 32],
             validator_set_hash: [0x7a; 32],
         }
     }
@@ -395,14 +414,14 @@ pub(crate) mod tests {
     fn encoding_round_trips_and_is_strict() {
         let c = sample_checkpoint();
         let bytes = c.to_bytes();
-        assert_eq!(Checkpoint::ENCODED_LEN, 160);
+        assert_eq!(Checkpoint::ENCODED_LEN, 200);
         assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), c);
         let none = Checkpoint {
             master_key: MasterKey::NONE,
             ..c
         };
         assert_eq!(Checkpoint::from_bytes(&none.to_bytes()).unwrap(), none);
-        for len in [0, 135, 136, 159] {
+        for len in [0, 159, 160, 199] {
             assert_eq!(
                 Checkpoint::from_bytes(&bytes[..len]).unwrap_err(),
                 CheckpointError::Decode("wrong length")
@@ -421,14 +440,16 @@ pub(crate) mod tests {
             CheckpointError::Decode("wrong domain label")
         );
         // Every field lands in the encoding, the master key's four as well.
-        let variants: [fn(&mut Checkpoint); 8] = [
+        let variants: [fn(&mut Checkpoint); 10] = [
             |d| d.chain_id[5] ^= 1,
+            |d| d.seq += 1,
             |d| d.epoch += 1,
             |d| d.height += 1,
             |d| d.master_key.lms_type += 1,
             |d| d.master_key.lmots_type += 1,
             |d| d.master_key.id[15] ^= 1,
             |d| d.master_key.root[0] ^= 1,
+            |d| d.next_key[0] ^= 1,
             |d| d.validator_set_hash[31] ^= 1,
         ];
         for change in variants {
@@ -446,10 +467,13 @@ pub(crate) mod tests {
         assert_eq!(pk.lms_type, LmsType::H10);
         assert_eq!(pk.ots_type, LmotsType::W4);
         assert_eq!(MasterKey::from(&pk), c.master_key);
-        // The signed bytes carry exactly the RFC 8554 encoding after chain id, epoch, height.
+        // The signed bytes carry exactly the RFC 8554 encoding after chain id, seq, epoch,
+        // height; then the next key and the validator-set hash.
         let bytes = c.to_bytes();
-        assert_eq!(&bytes[72..128], pk.encode().as_slice());
-        assert_eq!(&bytes[128..], &c.validator_set_hash);
+        assert_eq!(Checkpoint::MASTER_KEY_AT, 80);
+        assert_eq!(&bytes[80..136], pk.encode().as_slice());
+        assert_eq!(&bytes[136..168], &c.next_key);
+        assert_eq!(&bytes[168..], &c.validator_set_hash);
         assert_eq!(c.master_key.to_bytes().as_slice(), pk.encode().as_slice());
         assert_eq!(
             MasterKey::from_bytes(&c.master_key.to_bytes()),

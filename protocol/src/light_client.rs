@@ -1,13 +1,19 @@
-//! Light-client verification: pure functions that need only the chain id, a group key the client
-//! trusts (epoch 0's checkpoint key, or a later one vouched for by a rotation checkpoint) and the
-//! bytes a possibly hostile server hands over. [`verify_checkpoint`] accepts exactly checkpoints
-//! of this chain signed by that key (`verify_strict`); [`verify_signature`] accepts an LMS
-//! signature only under the public key the checkpoint commits to: same LMS and LM-OTS type
-//! codes, same identifier `I`, same root `T[1]`.
+//! Light-client verification: pure functions that need only the chain id, epoch 0's checkpoint
+//! key and the bytes a possibly hostile server hands over.
 //!
-//! Walking the checkpoint chain across key rotations is planned, not built: `docs/light-client.md`.
+//! [`Trusted`] is what a client keeps: the chain id, the sequence number of the next checkpoint
+//! it expects, the Ed25519 key that must sign it, and the latest master LMS key it has seen.
+//! [`Trusted::walk`] verifies a list of checkpoints link by link (each of this chain, numbered
+//! exactly one more than the last, signed under `verify_strict` by the key in force, whose
+//! `next_key` becomes the key in force) and advances only if every link holds;
+//! [`Trusted::verify_signature`] accepts an LMS signature only under the master key of the
+//! latest verified checkpoint that carries one: same LMS and LM-OTS type codes, same
+//! identifier `I`, same root `T[1]`. [`verify_checkpoint`] checks one checkpoint under a given
+//! key. Every rejection has its own error variant. Design and threat model:
+//! `docs/light-client.md`.
 
 use ed25519_dalek::{Signature, VerifyingKey};
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, MasterKey};
@@ -40,8 +46,8 @@ impl std::fmt::Display for KeyField {
 /// Why a light client rejected what it was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LightClientError {
-    /// The group key given (`genesis_group_key`) is not a valid Ed25519 public key.
-    #[error("genesis group key is not a valid Ed25519 key")]
+    /// The group key given (`genesis_group_key`, the anchor) is not a valid Ed25519 public key.
+    #[error("group key is not a valid Ed25519 key")]
     BadGroupKey,
     /// The checkpoint bytes do not decode.
     #[error(transparent)]
@@ -52,9 +58,50 @@ pub enum LightClientError {
     /// The checkpoint signature is not 64 bytes.
     #[error("checkpoint signature has length {0}, expected 64")]
     SignatureLength(usize),
-    /// The group's signature on the checkpoint does not verify.
-    #[error("checkpoint signature does not verify under the genesis group key")]
+    /// The group's signature on the checkpoint does not verify under the key in force (forged,
+    /// or signed by another key).
+    #[error("checkpoint signature does not verify under the key in force")]
     BadCheckpointSignature,
+    /// The signature verifies, but under the key that the last rotation retired: after a
+    /// rotation only the new key signs.
+    #[error("checkpoint {seq} is signed by the key retired at the last rotation")]
+    SignedByRetiredKey {
+        /// The checkpoint's sequence number.
+        seq: u64,
+    },
+    /// The checkpoint's sequence number is below the one expected: replayed, or already
+    /// verified.
+    #[error("checkpoint {got} is stale: expected {expected} (replayed or already verified)")]
+    Stale {
+        /// The sequence number expected.
+        expected: u64,
+        /// The checkpoint's.
+        got: u64,
+    },
+    /// The checkpoint's sequence number is above the one expected and the expected one comes
+    /// later in the list.
+    #[error("checkpoint {got} comes before {expected}: the list is out of order")]
+    Reordered {
+        /// The sequence number expected.
+        expected: u64,
+        /// The checkpoint's.
+        got: u64,
+    },
+    /// The checkpoint's sequence number is above the one expected and the expected one is not
+    /// in the list: checkpoints were left out.
+    #[error("checkpoint {got} skips ahead: checkpoint {expected} is missing")]
+    Gap {
+        /// The sequence number expected.
+        expected: u64,
+        /// The checkpoint's.
+        got: u64,
+    },
+    /// A correctly signed checkpoint names a next key that is not a valid Ed25519 key.
+    #[error("checkpoint {seq} names a next key that is not a valid Ed25519 key")]
+    BadNextKey {
+        /// The checkpoint's sequence number.
+        seq: u64,
+    },
     /// The checkpoint was made before the master root was final: it vouches for no LMS key.
     #[error("checkpoint carries no master key (made before the master root was final)")]
     NoMasterKey,
@@ -68,8 +115,8 @@ pub enum LightClientError {
 }
 
 /// Verifies a checkpoint of chain `chain_id` signed by `genesis_group_key` and returns it. The
-/// key is the one the client trusts: epoch 0's checkpoint key, or a later key that a rotation
-/// checkpoint vouched for (the client must check that step itself; no function does yet).
+/// key is the one the client trusts for this checkpoint; to follow rotations from epoch 0's key,
+/// use [`Trusted::walk`], which also checks the sequence numbers.
 pub fn verify_checkpoint(
     genesis_group_key: &[u8; 32],
     chain_id: &[u8; 32],
@@ -82,12 +129,169 @@ pub fn verify_checkpoint(
     if decoded.chain_id != *chain_id {
         return Err(LightClientError::WrongChain);
     }
+    check_signature(&key, checkpoint, signature)?;
+    Ok(decoded)
+}
+
+/// `verify_strict` of a 64-byte signature over exactly `message`.
+fn check_signature(
+    key: &VerifyingKey,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), LightClientError> {
     let signature: [u8; 64] = signature
         .try_into()
         .map_err(|_| LightClientError::SignatureLength(signature.len()))?;
-    key.verify_strict(checkpoint, &Signature::from_bytes(&signature))
-        .map_err(|_| LightClientError::BadCheckpointSignature)?;
-    Ok(decoded)
+    key.verify_strict(message, &Signature::from_bytes(&signature))
+        .map_err(|_| LightClientError::BadCheckpointSignature)
+}
+
+/// What a light client trusts after verifying checkpoints `0..next_seq`, and keeps between
+/// runs so that the next walk starts from here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trusted {
+    /// The chain id's 32-byte form (`ledger::chain_digest` of the genesis `chain_id`).
+    pub chain_id: [u8; 32],
+    /// The sequence number of the next checkpoint (0 before any is verified).
+    pub next_seq: u64,
+    /// The Ed25519 key that signs checkpoint `next_seq`: epoch 0's DKG key at the start, then
+    /// the `next_key` of the last verified checkpoint.
+    pub key: [u8; 32],
+    /// The key the last rotation retired (only to name [`LightClientError::SignedByRetiredKey`];
+    /// never trusted).
+    pub retired_key: Option<[u8; 32]>,
+    /// The master LMS key of the latest verified checkpoint that carries one.
+    pub master_key: Option<MasterKey>,
+    /// Epoch and height of the last verified checkpoint (0 before any).
+    pub epoch: u64,
+    /// See `epoch`.
+    pub height: u64,
+}
+
+/// A walk stopped at the checkpoint at `position` (0-based) in the list given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("checkpoint #{position} of the list: {error}")]
+pub struct WalkError {
+    /// Index in the list given to [`Trusted::walk`].
+    pub position: usize,
+    /// Why it was rejected.
+    pub error: LightClientError,
+}
+
+impl Trusted {
+    /// The start of a walk: nothing verified yet, checkpoint 0 must be signed by `epoch0_key`
+    /// (epoch 0's Ed25519 DKG key, which the ledger makes the first checkpoint key).
+    pub fn new(chain_id: [u8; 32], epoch0_key: [u8; 32]) -> Result<Self, LightClientError> {
+        VerifyingKey::from_bytes(&epoch0_key).map_err(|_| LightClientError::BadGroupKey)?;
+        Ok(Trusted {
+            chain_id,
+            next_seq: 0,
+            key: epoch0_key,
+            retired_key: None,
+            master_key: None,
+            epoch: 0,
+            height: 0,
+        })
+    }
+
+    /// Verifies one link: checkpoint `next_seq` of this chain, signed by the key in force.
+    /// On success adopts its `next_key` (recording a rotation) and master key, and returns it;
+    /// on error nothing changes.
+    pub fn advance(
+        &mut self,
+        checkpoint: &[u8],
+        signature: &[u8],
+    ) -> Result<Checkpoint, LightClientError> {
+        let cp = Checkpoint::from_bytes(checkpoint)?;
+        if cp.chain_id != self.chain_id {
+            return Err(LightClientError::WrongChain);
+        }
+        let expected = self.next_seq;
+        if cp.seq < expected {
+            return Err(LightClientError::Stale {
+                expected,
+                got: cp.seq,
+            });
+        }
+        if cp.seq > expected {
+            return Err(LightClientError::Gap {
+                expected,
+                got: cp.seq,
+            });
+        }
+        let key = VerifyingKey::from_bytes(&self.key).map_err(|_| LightClientError::BadGroupKey)?;
+        if let Err(e) = check_signature(&key, checkpoint, signature) {
+            let retired = self
+                .retired_key
+                .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+                .is_some_and(|k| check_signature(&k, checkpoint, signature).is_ok());
+            return Err(if retired {
+                LightClientError::SignedByRetiredKey { seq: cp.seq }
+            } else {
+                e
+            });
+        }
+        VerifyingKey::from_bytes(&cp.next_key)
+            .map_err(|_| LightClientError::BadNextKey { seq: cp.seq })?;
+        if cp.next_key != self.key {
+            self.retired_key = Some(self.key);
+            self.key = cp.next_key;
+        }
+        if !cp.master_key.is_none() {
+            self.master_key = Some(cp.master_key);
+        }
+        self.next_seq = cp.seq.saturating_add(1);
+        self.epoch = cp.epoch;
+        self.height = cp.height;
+        Ok(cp)
+    }
+
+    /// Verifies `links` (checkpoint bytes, signature) in order with [`advance`](Self::advance)
+    /// and returns the checkpoints. All or nothing: if any link fails, `self` is unchanged and
+    /// the error names its position. A checkpoint numbered above the expected one is
+    /// `Reordered` if the expected one comes later in the list, else `Gap`.
+    pub fn walk<'a, I>(&mut self, links: I) -> Result<Vec<Checkpoint>, WalkError>
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    {
+        let links: Vec<(&[u8], &[u8])> = links.into_iter().collect();
+        let mut next = self.clone();
+        let mut out = Vec::with_capacity(links.len());
+        for (position, (checkpoint, signature)) in links.iter().enumerate() {
+            match next.advance(checkpoint, signature) {
+                Ok(cp) => out.push(cp),
+                Err(LightClientError::Gap { expected, got }) => {
+                    let later = links[position + 1..]
+                        .iter()
+                        .any(|(c, _)| Checkpoint::from_bytes(c).is_ok_and(|c| c.seq == expected));
+                    let error = if later {
+                        LightClientError::Reordered { expected, got }
+                    } else {
+                        LightClientError::Gap { expected, got }
+                    };
+                    return Err(WalkError { position, error });
+                }
+                Err(error) => return Err(WalkError { position, error }),
+            }
+        }
+        *self = next;
+        Ok(out)
+    }
+
+    /// Verifies an LMS signature (one-level HSS encodings) under the master key of the latest
+    /// verified checkpoint that carries one (`NoMasterKey` if none does yet).
+    pub fn verify_signature(
+        &self,
+        lms_public_key_hss: &[u8],
+        message: &[u8],
+        lms_signature_hss: &[u8],
+    ) -> Result<(), LightClientError> {
+        let master_key = self.master_key.ok_or(LightClientError::NoMasterKey)?;
+        let pk = LmsPublicKey::decode_hss(lms_public_key_hss).map_err(VerifyError::from)?;
+        check_key(&master_key, &pk)?;
+        lms::verify_hss_bytes(lms_public_key_hss, message, lms_signature_hss)?;
+        Ok(())
+    }
 }
 
 /// Verifies an LMS signature (one-level HSS encodings) on `message` under a public key that must
@@ -129,7 +333,7 @@ pub fn check_key(master_key: &MasterKey, pk: &LmsPublicKey) -> Result<(), LightC
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{self, tests::sample_checkpoint};
+    use crate::checkpoint::{self, tests::sample_checkpoint, CheckpointError};
     use crate::lmots::{self, LeafSeed, LmotsType};
     use crate::lms::{interior_hash, leaf_hash, LmsType};
     use crate::shamir::tests::members;
@@ -368,6 +572,368 @@ mod tests {
         );
     }
 
+    // ---- The chain walk ----
+
+    /// Ordinary Ed25519 keys stand in for the DKG keys: a FROST aggregate is an RFC 8032
+    /// signature (the fixture above checks that), and these are fast and deterministic.
+    fn sk(i: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[i; 32])
+    }
+
+    fn vk(i: u8) -> [u8; 32] {
+        sk(i).verifying_key().to_bytes()
+    }
+
+    type Link = (Vec<u8>, Vec<u8>);
+
+    fn link(cp: &Checkpoint, signer: u8) -> Link {
+        use ed25519_dalek::Signer;
+        let bytes = cp.to_bytes().to_vec();
+        let sig = sk(signer).sign(&bytes).to_bytes().to_vec();
+        (bytes, sig)
+    }
+
+    fn cp(seq: u64, next: u8, master: bool) -> Checkpoint {
+        let pk = LmsPublicKey::decode_hss(&fixture().lms_key).unwrap();
+        Checkpoint {
+            chain_id: chain(),
+            seq,
+            epoch: seq / 2 + 1,
+            height: 100 * (seq + 1),
+            master_key: if master {
+                MasterKey::from(&pk)
+            } else {
+                MasterKey::NONE
+            },
+            next_key: vk(next),
+            validator_set_hash: [seq as u8; 32],
+        }
+    }
+
+    /// Keys 0, 1, 2 in force in turn: 0 signs seq 0 and the rotation seq 1 (next: 1); 1 signs
+    /// seq 2 (the first with the master key) and the rotation seq 3 (next: 2); 2 signs seq 4.
+    fn honest_chain() -> Vec<Link> {
+        vec![
+            link(&cp(0, 0, false), 0),
+            link(&cp(1, 1, false), 0),
+            link(&cp(2, 1, true), 1),
+            link(&cp(3, 2, true), 1),
+            link(&cp(4, 2, true), 2),
+        ]
+    }
+
+    fn walk(t: &mut Trusted, links: &[Link]) -> Result<Vec<Checkpoint>, WalkError> {
+        t.walk(links.iter().map(|(c, s)| (c.as_slice(), s.as_slice())))
+    }
+
+    fn start() -> Trusted {
+        Trusted::new(chain(), vk(0)).unwrap()
+    }
+
+    /// Walks `links` from the start and returns the error, checking the cache did not move.
+    fn rejected(links: &[Link]) -> WalkError {
+        let mut t = start();
+        let err = walk(&mut t, links).unwrap_err();
+        assert_eq!(t, start(), "a failed walk leaves the cache unchanged");
+        err
+    }
+
+    fn at(position: usize, error: LightClientError) -> WalkError {
+        WalkError { position, error }
+    }
+
+    #[test]
+    fn walk_follows_two_rotations_from_epoch_0s_key() {
+        let f = fixture();
+        let mut t = start();
+        let cps = walk(&mut t, &honest_chain()).unwrap();
+        assert_eq!(
+            cps.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        assert_eq!(t.next_seq, 5);
+        assert_eq!(t.key, vk(2));
+        assert_eq!(t.retired_key, Some(vk(1)));
+        assert_eq!((t.epoch, t.height), (3, 500));
+        assert_eq!(t.master_key, Some(cp(4, 2, true).master_key));
+        t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
+            .unwrap();
+        // A checkpoint key 2 signs extends the chain; key 0 no longer verifies anything.
+        let next = link(&cp(5, 2, true), 2);
+        let mut t2 = t.clone();
+        assert_eq!(t2.advance(&next.0, &next.1).unwrap().seq, 5);
+        assert_eq!(
+            verify_checkpoint(&vk(0), &chain(), &next.0, &next.1).unwrap_err(),
+            LightClientError::BadCheckpointSignature
+        );
+    }
+
+    #[test]
+    fn a_walk_resumes_from_the_cache_and_refuses_what_it_already_verified() {
+        let links = honest_chain();
+        let mut whole = start();
+        walk(&mut whole, &links).unwrap();
+        let mut t = start();
+        walk(&mut t, &links[..2]).unwrap();
+        assert_eq!((t.next_seq, t.key, t.master_key), (2, vk(1), None));
+        // The cache survives a round trip through serde (what a client stores between runs).
+        let json = serde_json::to_string(&t).unwrap();
+        let mut t: Trusted = serde_json::from_str(&json).unwrap();
+        walk(&mut t, &links[2..]).unwrap();
+        assert_eq!(t, whole);
+        // Re-sending verified checkpoints is a replay.
+        assert_eq!(
+            walk(&mut t, &links[..1]).unwrap_err(),
+            at(
+                0,
+                LightClientError::Stale {
+                    expected: 5,
+                    got: 0
+                }
+            )
+        );
+        // An empty list verifies nothing and changes nothing.
+        assert_eq!(walk(&mut t, &[]).unwrap(), vec![]);
+        assert_eq!(t, whole);
+    }
+
+    #[test]
+    fn a_forged_checkpoint_signature_is_rejected() {
+        let mut links = honest_chain();
+        links[2].1[10] ^= 1;
+        assert_eq!(
+            rejected(&links),
+            at(2, LightClientError::BadCheckpointSignature)
+        );
+        // The right signature over other content: a master root the group never signed.
+        let mut links = honest_chain();
+        let mut forged = cp(2, 1, true);
+        forged.master_key.root[0] ^= 1;
+        links[2].0 = forged.to_bytes().to_vec();
+        assert_eq!(
+            rejected(&links),
+            at(2, LightClientError::BadCheckpointSignature)
+        );
+        // A truncated signature.
+        let mut links = honest_chain();
+        links[0].1.pop();
+        assert_eq!(
+            rejected(&links),
+            at(0, LightClientError::SignatureLength(63))
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_chain_is_rejected() {
+        let mut other = cp(0, 0, false);
+        other.chain_id[0] ^= 1;
+        assert_eq!(
+            rejected(&[link(&other, 0)]),
+            at(0, LightClientError::WrongChain)
+        );
+        // A client of another chain rejects this chain's honest checkpoints.
+        let mut t = Trusted::new(other.chain_id, vk(0)).unwrap();
+        assert_eq!(
+            walk(&mut t, &honest_chain()).unwrap_err(),
+            at(0, LightClientError::WrongChain)
+        );
+        // Bytes that are no checkpoint.
+        assert_eq!(
+            rejected(&[(vec![0; 12], vec![0; 64])]),
+            at(
+                0,
+                LightClientError::Checkpoint(CheckpointError::Decode("wrong length"))
+            )
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_signed_by_the_retired_key_after_a_rotation_is_rejected() {
+        // After seq 1 rotated to key 1, key 0 (the retired one) signs seq 2.
+        let mut links = honest_chain();
+        links[2] = link(&cp(2, 1, true), 0);
+        assert_eq!(
+            rejected(&links),
+            at(2, LightClientError::SignedByRetiredKey { seq: 2 })
+        );
+        // Only the key retired by the last rotation is named; one two rotations back is a
+        // wrong key like any other.
+        let mut links = honest_chain();
+        links[4] = link(&cp(4, 2, true), 0);
+        assert_eq!(
+            rejected(&links),
+            at(4, LightClientError::BadCheckpointSignature)
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_signed_under_another_key_is_rejected() {
+        // An outsider's key 9 signs checkpoint 0, and a rotation to itself.
+        assert_eq!(
+            rejected(&[link(&cp(0, 9, false), 9)]),
+            at(0, LightClientError::BadCheckpointSignature)
+        );
+        let mut links = honest_chain();
+        links[1] = link(&cp(1, 9, false), 9);
+        assert_eq!(
+            rejected(&links),
+            at(1, LightClientError::BadCheckpointSignature)
+        );
+        // Key 1 before key 0 rotated to it.
+        let mut links = honest_chain();
+        links[1] = link(&cp(1, 1, false), 1);
+        assert_eq!(
+            rejected(&links),
+            at(1, LightClientError::BadCheckpointSignature)
+        );
+    }
+
+    #[test]
+    fn reordered_replayed_and_skipped_checkpoints_are_rejected() {
+        let h = honest_chain();
+        let pick = |seqs: &[usize]| seqs.iter().map(|&i| h[i].clone()).collect::<Vec<_>>();
+        assert_eq!(
+            rejected(&pick(&[0, 2, 1])),
+            at(
+                1,
+                LightClientError::Reordered {
+                    expected: 1,
+                    got: 2
+                }
+            )
+        );
+        assert_eq!(
+            rejected(&pick(&[0, 1, 1])),
+            at(
+                2,
+                LightClientError::Stale {
+                    expected: 2,
+                    got: 1
+                }
+            )
+        );
+        assert_eq!(
+            rejected(&pick(&[0, 1, 0])),
+            at(
+                2,
+                LightClientError::Stale {
+                    expected: 2,
+                    got: 0
+                }
+            )
+        );
+        assert_eq!(
+            rejected(&pick(&[0, 1, 3, 4])),
+            at(
+                2,
+                LightClientError::Gap {
+                    expected: 2,
+                    got: 3
+                }
+            )
+        );
+        assert_eq!(
+            rejected(&pick(&[1, 2])),
+            at(
+                0,
+                LightClientError::Gap {
+                    expected: 0,
+                    got: 1
+                }
+            )
+        );
+        // Skipping the rotation seq 1 and presenting key 1's checkpoint is a gap, not a key error.
+        assert_eq!(
+            rejected(&pick(&[0, 2])),
+            at(
+                1,
+                LightClientError::Gap {
+                    expected: 1,
+                    got: 2
+                }
+            )
+        );
+        // A valid signature on a renumbered checkpoint does not exist: renumbering is forgery.
+        let mut links = pick(&[0]);
+        let mut renumbered = cp(0, 0, false);
+        renumbered.seq = 1;
+        links.push((renumbered.to_bytes().to_vec(), h[0].1.clone()));
+        assert_eq!(
+            rejected(&links),
+            at(1, LightClientError::BadCheckpointSignature)
+        );
+    }
+
+    #[test]
+    fn a_signed_next_key_that_is_no_point_is_rejected() {
+        let bad = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|k| {
+                curve25519_dalek::edwards::CompressedEdwardsY(*k)
+                    .decompress()
+                    .is_none()
+            })
+            .unwrap();
+        let mut c = cp(0, 0, false);
+        c.next_key = bad;
+        assert_eq!(
+            rejected(&[link(&c, 0)]),
+            at(0, LightClientError::BadNextKey { seq: 0 })
+        );
+        assert_eq!(
+            Trusted::new(chain(), bad).unwrap_err(),
+            LightClientError::BadGroupKey
+        );
+    }
+
+    #[test]
+    fn lms_signatures_verify_only_under_the_latest_verified_master_key() {
+        let f = fixture();
+        // Before any checkpoint carrying the master key, nothing verifies.
+        let mut t = start();
+        walk(&mut t, &honest_chain()[..2]).unwrap();
+        assert_eq!(
+            t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::NoMasterKey
+        );
+        walk(&mut t, &honest_chain()[2..]).unwrap();
+        t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
+            .unwrap();
+        // A wrong authentication path: the last 32 bytes are the top sibling of the path.
+        let mut sig = f.lms_signature.clone();
+        let last = sig.len() - 1;
+        sig[last] ^= 1;
+        assert_eq!(
+            t.verify_signature(&f.lms_key, MESSAGE, &sig).unwrap_err(),
+            LightClientError::Lms(VerifyError::Mismatch)
+        );
+        // A signature under another LMS key (another root) is refused before any hashing.
+        let mut other = LmsPublicKey::decode_hss(&f.lms_key).unwrap();
+        other.root[3] ^= 1;
+        assert_eq!(
+            t.verify_signature(&other.encode_hss(), MESSAGE, &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::KeyMismatch(KeyField::Root)
+        );
+        // Another message.
+        assert_eq!(
+            t.verify_signature(&f.lms_key, b"release 6.6.6", &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::Lms(VerifyError::Mismatch)
+        );
+        // A later checkpoint with a new master key replaces the old one.
+        let mut newer = cp(5, 2, true);
+        newer.master_key.root[0] ^= 1;
+        let l = link(&newer, 2);
+        t.advance(&l.0, &l.1).unwrap();
+        assert_eq!(
+            t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::KeyMismatch(KeyField::Root)
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -387,6 +953,20 @@ mod tests {
             let bit = bit % (8 * target.len());
             target[bit / 8] ^= 1 << (bit % 8);
             prop_assert!(verify_checkpoint(&key, &chain(), &cp, &sig).is_err());
+        }
+
+        #[test]
+        fn any_bit_flip_anywhere_in_the_chain_is_rejected(
+            which in 0usize..5, sig in any::<bool>(), bit in any::<usize>()
+        ) {
+            let mut links = honest_chain();
+            let target = if sig { &mut links[which].1 } else { &mut links[which].0 };
+            let bit = bit % (8 * target.len());
+            target[bit / 8] ^= 1 << (bit % 8);
+            let mut t = start();
+            let err = walk(&mut t, &links).unwrap_err();
+            prop_assert_eq!(err.position, which);
+            prop_assert_eq!(t, start());
         }
 
         #[test]

@@ -156,6 +156,7 @@ fn full_cycle(mut net: Net, expect_excluded: &[Expected]) {
             &result1.ristretto255_group_key
         )
     );
+    assert_eq!(rotation.body.next_key, result1.ed25519_group_key);
     assert_ne!(result1.ed25519_group_key, genesis_group_key);
     assert_eq!(st.checkpoint_key, Some(1));
     // The epoch-2 checkpoint is signed with key 1.
@@ -179,6 +180,29 @@ fn full_cycle(mut net: Net, expect_excluded: &[Expected]) {
         &c2.signature.0,
     )
     .unwrap();
+    // The whole recorded chain walks from epoch 0's key alone: each checkpoint is numbered
+    // one more than the last, and the rotation's next key is key 1, which signs the rest.
+    let st = net.st();
+    assert_eq!(
+        st.checkpoints[0].seq, 0,
+        "the state still holds checkpoint 0"
+    );
+    let links: Vec<(Vec<u8>, [u8; 64])> = st
+        .checkpoints
+        .iter()
+        .map(|c| (c.body.checkpoint().to_bytes().to_vec(), c.signature.0))
+        .collect();
+    let mut trusted = light_client::Trusted::new(chain_digest(CHAIN), genesis_group_key).unwrap();
+    let walked = trusted
+        .walk(links.iter().map(|(b, s)| (b.as_slice(), s.as_slice())))
+        .unwrap();
+    assert_eq!(walked.len(), st.checkpoints.len());
+    for (w, c) in walked.iter().zip(&st.checkpoints) {
+        assert_eq!((w.seq, c.seq), (c.body.seq, c.body.seq));
+    }
+    assert_eq!(trusted.next_seq, st.checkpoints.len() as u64);
+    assert_eq!(trusted.key, result1.ed25519_group_key);
+    assert_eq!(trusted.retired_key, Some(genesis_group_key));
     assert!(net.st().checkpoint_faults.is_empty());
 }
 

@@ -218,7 +218,7 @@ mod hostile_input {
                 &[9; 32], &[0; 32], &bytes, &bytes
             ).is_err());
             let cp = seedfed_protocol::checkpoint::Checkpoint {
-                chain_id: [0; 32], epoch: 0, height: 0, master_key: seedfed_protocol::checkpoint::MasterKey::NONE, validator_set_hash: [0; 32],
+                chain_id: [0; 32], seq: 0, epoch: 0, height: 0, master_key: seedfed_protocol::checkpoint::MasterKey::NONE, next_key: [0; 32], validator_set_hash: [0; 32],
             };
             prop_assert!(seedfed_protocol::light_client::verify_signature(&cp, &bytes, b"m", &bytes).is_err());
 

@@ -87,8 +87,9 @@ pub struct CheckpointInfo {
     pub epoch: u64,
     /// Height it covers.
     pub height: u64,
-    /// The signed 160-byte checkpoint encoding (hex): chain, epoch, height, the master LMS public
-    /// key (type codes, `I`, root; zeros before it is final), validator-set hash.
+    /// The signed 200-byte checkpoint encoding (hex): chain, seq, epoch, height, the master LMS
+    /// public key (type codes, `I`, root; zeros before it is final), the key that signs the
+    /// next checkpoint, validator-set hash.
     pub bytes: String,
     /// The aggregate Ed25519 signature (hex).
     pub signature: String,

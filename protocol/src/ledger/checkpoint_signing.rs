@@ -1,9 +1,10 @@
 //! Checkpoints on the ledger: what is signed, the queue of checkpoints due, the progress of the
 //! threshold signing of its head, and the signed records.
 //!
-//! Guarantees: a checkpoint's [`validator_set_hash`] commits to the epoch's validators and to
-//! the group keys that sign the checkpoints after it, so a light client walks the chain of
-//! checkpoints from the genesis key (`docs/light-client.md`); the state keeps the last
+//! Guarantees: a checkpoint carries its sequence number and the Ed25519 key that signs the next
+//! one (`next_key`), and its [`validator_set_hash`] commits to the epoch's validators and to
+//! the group keys in force after it, so a light client walks the chain of checkpoints from
+//! epoch 0's key (`light_client::Trusted`, `docs/light-client.md`); the state keeps the last
 //! [`KEEP_CHECKPOINTS`] records, older ones stay in the blocks that recorded them.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +27,8 @@ pub const KEEP_CHECKPOINTS: usize = 16;
 pub struct CheckpointBody {
     /// [`chain_digest`](super::genesis::chain_digest) of the chain id.
     pub chain_id: [u8; 32],
+    /// Sequence number (the same as the [`SignedCheckpoint`]'s): 0, 1, 2, ... without gaps.
+    pub seq: u64,
     /// Epoch at the time it became due.
     pub epoch: u64,
     /// Height at which it became due.
@@ -33,6 +36,9 @@ pub struct CheckpointBody {
     /// The master LMS public key: type codes, `I` and root ([`MasterKey::NONE`], all zeros,
     /// before the master root is final).
     pub master_key: MasterKey,
+    /// The Ed25519 group key that signs the next checkpoint (the new key for a rotation
+    /// checkpoint, else the one that signs this one).
+    pub next_key: [u8; 32],
     /// [`validator_set_hash`].
     pub validator_set_hash: [u8; 32],
 }
@@ -42,9 +48,11 @@ impl CheckpointBody {
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
             chain_id: self.chain_id,
+            seq: self.seq,
             epoch: self.epoch,
             height: self.height,
             master_key: self.master_key,
+            next_key: self.next_key,
             validator_set_hash: self.validator_set_hash,
         }
     }

@@ -15,8 +15,8 @@ use seedfed_protocol::checkpoint::Checkpoint;
 
 use super::launch::{NodeRow, Testnet};
 
-/// Verifies a recorded checkpoint: its bytes are a canonical 160-byte checkpoint encoding of
-/// the epoch and height the status reports, the signature over them verifies with
+/// Verifies a recorded checkpoint: its bytes are a canonical 200-byte checkpoint encoding of
+/// the sequence number, epoch and height the status reports, the signature over them verifies with
 /// ed25519-dalek `verify_strict` under the group key that signed it, and that key is the
 /// Ed25519 group key of a DKG completed on the ledger.
 pub fn verify_checkpoint(c: &ChainStatus, seq: usize) -> anyhow::Result<()> {
@@ -33,10 +33,11 @@ pub fn verify_checkpoint(c: &ChainStatus, seq: usize) -> anyhow::Result<()> {
     let bytes = hex::decode(&cp.bytes)?;
     let decoded = Checkpoint::from_bytes(&bytes)
         .with_context(|| format!("checkpoint {} does not decode", cp.seq))?;
-    if (decoded.epoch, decoded.height) != (cp.epoch, cp.height) {
+    if (decoded.seq, decoded.epoch, decoded.height) != (cp.seq, cp.epoch, cp.height) {
         bail!(
-            "checkpoint {} signs epoch {} height {}, status says epoch {} height {}",
+            "checkpoint {} signs seq {} epoch {} height {}, status says epoch {} height {}",
             cp.seq,
+            decoded.seq,
             decoded.epoch,
             decoded.height,
             cp.epoch,
@@ -184,6 +185,7 @@ mod tests {
     fn only_signed_canonical_checkpoints_of_the_reported_height_pass() {
         let cp = Checkpoint {
             chain_id: [1; 32],
+            seq: 0,
             epoch: 2,
             height: 30,
             master_key: MasterKey {
@@ -192,15 +194,16 @@ mod tests {
                 id: [4; 16],
                 root: [5; 32],
             },
+            next_key: [7; 32],
             validator_set_hash: [6; 32],
         };
         let bytes = cp.to_bytes();
         verify_checkpoint(&status(&bytes, 2, 30), 0).unwrap();
         // Signed, but not the height the status reports.
         assert!(verify_checkpoint(&status(&bytes, 2, 31), 0).is_err());
-        // Signed, but the old 136-byte layout (no type codes, no I) does not decode.
-        let old: Vec<u8> = [&bytes[..72], &bytes[96..]].concat();
-        assert_eq!(old.len(), 136);
+        // Signed, but the old 160-byte layout (no seq, no next key) does not decode.
+        let old: Vec<u8> = [&bytes[..56], &bytes[64..136], &bytes[168..]].concat();
+        assert_eq!(old.len(), 160);
         let err = verify_checkpoint(&status(&old, 2, 30), 0).unwrap_err();
         assert!(format!("{err:#}").contains("does not decode"), "{err:#}");
         // A signature over other bytes.

@@ -26,7 +26,16 @@ impl LedgerState {
     /// Queues a checkpoint of the current state (skipped while no DKG key exists) and starts
     /// signing it if nothing else is being signed.
     pub(super) fn enqueue_checkpoint(&mut self, rotate_to: Option<u64>) {
-        let Some(next_epoch) = rotate_to.or(self.checkpoint_key) else {
+        // The key in force once every queued checkpoint is recorded: the last queued rotation's,
+        // else the current one. A checkpoint queued behind a rotation is signed by the new key,
+        // so that is the key it names as next (unless it is itself a rotation).
+        let in_force_after_queue = self
+            .checkpoints_due
+            .values()
+            .rev()
+            .find_map(|d| d.rotate_to)
+            .or(self.checkpoint_key);
+        let Some(next_epoch) = rotate_to.or(in_force_after_queue) else {
             return;
         };
         let Some(next) = self.dkg_results.get(&next_epoch) else {
@@ -39,11 +48,13 @@ impl LedgerState {
             .collect();
         let body = CheckpointBody {
             chain_id: chain_digest(&self.chain_id),
+            seq: self.checkpoint_seq,
             epoch: self.epoch,
             height: self.height,
             master_key: self
                 .master_public_key()
                 .map_or(MasterKey::NONE, |pk| MasterKey::from(&pk)),
+            next_key: next.ed25519_group_key,
             validator_set_hash: validator_set_hash(
                 &validators,
                 &next.ed25519_group_key,
