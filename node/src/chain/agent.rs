@@ -24,6 +24,21 @@ use super::wire::{member_of, peer_of, ChainRequest, ChainResponse};
 
 const AGENT_DIGEST: Domain = Domain::new("seedfed-agentsnp");
 
+/// Direct requests in flight to one peer. A peer takes 100 inbound request streams at once
+/// and drops the rest (libp2p's request-response default): with up to six other senders at 16
+/// each, an honest burst (an owner dealing every chunk to every holder) stays under it.
+pub(super) const DIRECT_IN_FLIGHT: usize = 16;
+/// Direct requests queued for one peer beyond which new ones are dropped (the agent re-sends
+/// what has not taken effect).
+const DIRECT_QUEUED: usize = 4096;
+
+/// The direct requests to one peer: a semaphore of [`DIRECT_IN_FLIGHT`] slots and the count of
+/// requests waiting or in flight.
+pub(super) struct PeerQueue {
+    slots: tokio::sync::Semaphore,
+    queued: std::sync::atomic::AtomicUsize,
+}
+
 impl Driver {
     /// Runs the epoch agent on the current ledger: keeps what it asks to keep, persists its
     /// state, then acts on its duties.
@@ -318,8 +333,29 @@ impl Driver {
                     };
                     let net = self.network.clone();
                     let req = ledger::encode(&ChainRequest::Direct(payload));
+                    let queue = self
+                        .in_flight
+                        .entry(peer)
+                        .or_insert_with(|| {
+                            std::sync::Arc::new(PeerQueue {
+                                slots: tokio::sync::Semaphore::new(DIRECT_IN_FLIGHT),
+                                queued: 0.into(),
+                            })
+                        })
+                        .clone();
+                    use std::sync::atomic::Ordering::Relaxed;
+                    if queue.queued.fetch_add(1, Relaxed) >= DIRECT_QUEUED {
+                        queue.queued.fetch_sub(1, Relaxed);
+                        debug!(%peer, "direct queue full; the agent re-sends later");
+                        continue;
+                    }
                     tokio::spawn(async move {
-                        match net.request(peer, req).await {
+                        // The semaphore is never closed: a permit always comes.
+                        let permit = queue.slots.acquire().await;
+                        let sent = net.request(peer, req).await;
+                        drop(permit);
+                        queue.queued.fetch_sub(1, Relaxed);
+                        match sent {
                             Ok(bytes) => match ledger::decode::<ChainResponse>(&bytes) {
                                 Ok(ChainResponse::Ack) => {}
                                 other => debug!(%peer, "direct message not taken: {other:?}"),

@@ -181,8 +181,10 @@ fn init_node(
 
 /// The testnet's key parameters: leaf seeds 3-of-5 whenever there are at least 5
 /// validators (each leaf needs 5 distinct holders), the genesis default 2-of-3 below that;
-/// the tree height `tree_height` if given, else the genesis default. Everything else (sector
-/// bits, the acknowledgement threshold) is the genesis default.
+/// the tree height `tree_height` if given, else the genesis default, with a sector window that
+/// grows with the sector (`2^(h − 6)` blocks from `h = 13` on: honest owners of a large key
+/// need minutes to generate and deal). Everything else (sector bits, the acknowledgement
+/// threshold) is the genesis default.
 pub fn testnet_key(nodes: usize, tree_height: Option<u8>) -> KeySection {
     let mut key = if nodes >= 5 {
         KeySection {
@@ -195,6 +197,7 @@ pub fn testnet_key(nodes: usize, tree_height: Option<u8>) -> KeySection {
     };
     if let Some(h) = tree_height {
         key.tree_height = h;
+        key.sector_window = key.sector_window.max(1u64 << h.saturating_sub(6).min(32));
     }
     key
 }

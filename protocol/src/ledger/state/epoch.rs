@@ -75,10 +75,51 @@ impl LedgerState {
         .map_err(|_| LedgerError::BadBeacon("recorded partials do not combine"))
     }
 
-    /// The height from which the next `EpochStart` is accepted.
+    /// The height from which the next `EpochStart` is accepted: `epoch_min_blocks` after the
+    /// epoch started, and while a key is being generated, not before every open sector window
+    /// closed (a new epoch changes the holder basis and the branch assignment, so every
+    /// owner in the middle of its dealing would start over: with epochs shorter than a large
+    /// key's dealing, the key would never complete). The wait is capped at four sector windows
+    /// past the minimum, so a key generation that cannot finish does not stop epochs.
     pub fn next_epoch_height(&self) -> u64 {
-        self.epoch_started_at
-            .saturating_add(self.epochs.epoch_min_blocks)
+        let least = self
+            .epoch_started_at
+            .saturating_add(self.epochs.epoch_min_blocks);
+        let window = self.key.sector_window;
+        least.max(
+            self.sector_windows_close()
+                .min(least.saturating_add(window.saturating_mul(4))),
+        )
+    }
+
+    /// The first height after every sector window as the next block will see them: windows
+    /// open at the start of a block for the previous block's changes (at this height), and a
+    /// window that closes then opens again for the sector's next owner.
+    fn sector_windows_close(&self) -> u64 {
+        if !self.keygen_in_progress() {
+            return 0;
+        }
+        let window = self.key.sector_window;
+        let basis = self.holder_basis().digest();
+        let next = self.height.saturating_add(1);
+        self.branch_owners
+            .iter()
+            .filter(|(s, _)| !self.sectors.contains_key(s))
+            .map(|(s, o)| {
+                let opened = match self.sector_windows.get(s) {
+                    Some(w) if w.owner == *o && w.basis == basis => {
+                        if next > w.opened.saturating_add(window) {
+                            next
+                        } else {
+                            w.opened
+                        }
+                    }
+                    _ => self.height,
+                };
+                opened.saturating_add(window).saturating_add(1)
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// `EpochStart`: starts the next epoch with the beacon combined from the recorded partials.

@@ -217,3 +217,30 @@ fn a_late_last_validator_keeps_its_sectors() {
     assert!(st.branch_owners.values().all(|o| *o == only));
     assert!(st.sector_windows.values().all(|w| w.opened == st.height));
 }
+
+#[test]
+fn the_next_epoch_waits_for_the_open_windows_within_a_cap() {
+    let mut fx = assigned(4, true);
+    fx.ledger.state.key.sector_window = 100;
+    fx.ledger.state.epochs.epoch_min_blocks = 10;
+    let all = fx.all();
+    blocks(&mut fx, &all, 1);
+    let st = fx.st();
+    let least = st.epoch_started_at + 10;
+    // Both sectors' windows opened at height 1: no new epoch before they close.
+    let close = st.sector_windows.values().map(|w| w.opened).max().unwrap() + 100 + 1;
+    assert!(close > least);
+    assert_eq!(st.next_epoch_height(), close);
+    // A window that would keep the epoch open for ever is capped at four windows past the
+    // least length.
+    let mut st = st.clone();
+    for w in st.sector_windows.values_mut() {
+        w.opened = 10_000;
+    }
+    assert_eq!(st.next_epoch_height(), least + 400);
+    // Once every sector landed there is no window and the epoch length is the minimum.
+    publish(&mut fx, 0);
+    publish(&mut fx, 1);
+    assert!(fx.st().sector_windows.is_empty());
+    assert_eq!(fx.st().next_epoch_height(), fx.st().epoch_started_at + 10);
+}
