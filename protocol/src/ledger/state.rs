@@ -116,7 +116,7 @@ pub struct LedgerState {
     /// for every one to pass, and audited leaves are never allocated.
     pub audits: BTreeMap<u32, SectorAudit>,
     /// The window of every unpublished sector of the key being generated
-    /// ([`sector_window`]).
+    /// (`docs/protocol.md` step 5).
     pub sector_windows: BTreeMap<u32, SectorWindow>,
     /// Sector owners that did not land a sector root within the sector window; they own no
     /// branch of the key being generated (they are not evicted).
