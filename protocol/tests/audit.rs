@@ -9,24 +9,14 @@ mod common;
 use common::*;
 use seedfed_protocol::agent::reveal_txs;
 use seedfed_protocol::dealing::HeldSector;
-use seedfed_protocol::ledger::{chain_digest, decode, LedgerError, Tx, TxBody};
+use seedfed_protocol::ledger::{chain_digest, decode, LedgerError, TxBody};
 use seedfed_protocol::master::Master;
 use seedfed_protocol::member::MemberId;
 
 /// Applies `body` signed by node `i` to a copy of the ledger at the next height.
 fn try_tx(net: &Net, i: usize, body: TxBody) -> Result<(), LedgerError> {
-    let mut st = net.st().clone();
-    st.height += 1;
-    let author = id(&net.nodes[i].key);
-    let nonce = st.members[&author].nonce;
-    st.apply_tx(
-        &Tx {
-            author,
-            nonce,
-            body,
-        }
-        .sign(CHAIN, &net.nodes[i].key),
-    )
+    net.try_tx(net.st(), i, net.st().height + 1, body)
+        .map(|_| ())
 }
 
 /// Node `i`'s `AuditReveal` of `leaf` of `sector`, from the record it kept.
@@ -207,22 +197,9 @@ fn the_master_root_waits_for_the_audits_and_audited_leaves_are_never_allocated()
         let mut digest = [0u8; 32];
         digest[..8].copy_from_slice(&n.to_le_bytes());
         let body = TxBody::SignRequest { digest };
-        if try_tx(&net, 0, body.clone()).is_err() {
+        let Ok(st) = net.try_tx(net.st(), 0, net.st().height + 1, body) else {
             break;
-        }
-        let mut st = net.st().clone();
-        st.height += 1;
-        let author = id(&net.nodes[0].key);
-        let nonce = st.members[&author].nonce;
-        st.apply_tx(
-            &Tx {
-                author,
-                nonce,
-                body,
-            }
-            .sign(CHAIN, &net.nodes[0].key),
-        )
-        .unwrap();
+        };
         let leaf = *st.sign_requests.keys().last().unwrap();
         assert!(leaf >= before && !retired.contains(&leaf));
         allocated.push(leaf);

@@ -13,7 +13,7 @@ use seedfed_protocol::checkpoint::MasterKey;
 use seedfed_protocol::dkg::{self, Complaint, Envelope};
 use seedfed_protocol::ledger::{
     beacon_input, chain_digest, decode, encode, validator_set_hash, ComplaintKey, ComplaintPayload,
-    DkgExclusion, DkgSuite, LedgerError, LedgerState, Round1Payload, Tx, TxBody,
+    DkgExclusion, DkgSuite, LedgerError, LedgerState, Round1Payload, TxBody,
 };
 use seedfed_protocol::light_client;
 use seedfed_protocol::member::MemberId;
@@ -328,29 +328,6 @@ fn lost_envelope_is_answered_on_the_ledger() {
     assert!(net.nodes[1].agent.as_ref().unwrap().root_key(0).is_some());
 }
 
-/// `body` by validator `i` applied at block height `height` to a copy of `st`.
-fn try_tx(
-    net: &Net,
-    st: &LedgerState,
-    i: usize,
-    height: u64,
-    body: TxBody,
-) -> Result<LedgerState, LedgerError> {
-    let mut st = st.clone();
-    st.height = height;
-    let author = id(&net.nodes[i].key);
-    let nonce = st.members[&author].nonce;
-    st.apply_tx(
-        &Tx {
-            author,
-            nonce,
-            body,
-        }
-        .sign(CHAIN, &net.nodes[i].key),
-    )?;
-    Ok(st)
-}
-
 fn round1_payload(
     st: &LedgerState,
     me: &MemberId,
@@ -397,32 +374,32 @@ fn ledger_rejects_bad_cycle_transactions() {
     // Round 1: window, epoch, encoding, proof of knowledge, degree.
     let good = round1_payload(&st0, &me, None, &mut rng);
     let commit = |payload: Vec<u8>, epoch| TxBody::DkgCommitment { epoch, payload };
-    try_tx(&net, &st0, 0, 1, commit(good.clone(), 0)).unwrap();
+    net.try_tx(&st0, 0, 1, commit(good.clone(), 0)).unwrap();
     assert!(matches!(
-        try_tx(&net, &st0, 0, 11, commit(good.clone(), 0)),
+        net.try_tx(&st0, 0, 11, commit(good.clone(), 0)),
         Err(LedgerError::DkgWindow { .. })
     ));
     assert!(matches!(
-        try_tx(&net, &st0, 0, 1, commit(good.clone(), 1)),
+        net.try_tx(&st0, 0, 1, commit(good.clone(), 1)),
         Err(LedgerError::WrongEpoch { .. })
     ));
     assert!(matches!(
-        try_tx(&net, &st0, 0, 1, commit(vec![1, 2, 3], 0)),
+        net.try_tx(&st0, 0, 1, commit(vec![1, 2, 3], 0)),
         Err(LedgerError::BadPayload(_))
     ));
     // Someone else's package: the proof of knowledge is for another identifier.
     assert!(matches!(
-        try_tx(&net, &st0, 1, 1, commit(good.clone(), 0)),
+        net.try_tx(&st0, 1, 1, commit(good.clone(), 0)),
         Err(LedgerError::DkgRejected(_))
     ));
     let low_degree = round1_payload(&st0, &me, Some(2), &mut rng);
     assert!(matches!(
-        try_tx(&net, &st0, 0, 1, commit(low_degree, 0)),
+        net.try_tx(&st0, 0, 1, commit(low_degree, 0)),
         Err(LedgerError::DkgRejected(_))
     ));
-    let twice = try_tx(&net, &st0, 0, 1, commit(good.clone(), 0)).unwrap();
+    let twice = net.try_tx(&st0, 0, 1, commit(good.clone(), 0)).unwrap();
     assert!(matches!(
-        try_tx(&net, &twice, 0, 2, commit(good, 0)),
+        net.try_tx(&twice, 0, 2, commit(good, 0)),
         Err(LedgerError::DuplicateDkg(_))
     ));
 
@@ -447,7 +424,7 @@ fn ledger_rejects_bad_cycle_transactions() {
     };
     // A complaint about a share that verifies is false.
     assert!(matches!(
-        try_tx(&net, &st, to, r1_end + 1, complain(&valid_share_complaint)),
+        net.try_tx(&st, to, r1_end + 1, complain(&valid_share_complaint)),
         Err(LedgerError::DkgRejected(_))
     ));
     // A complaint filed by someone other than the envelope's recipient.
@@ -455,27 +432,20 @@ fn ledger_rejects_bad_cycle_transactions() {
         .find(|&k| k != to && id(&net.nodes[k].key) != from)
         .unwrap();
     assert!(matches!(
-        try_tx(
-            &net,
-            &st,
-            other,
-            r1_end + 1,
-            complain(&valid_share_complaint)
-        ),
+        net.try_tx(&st, other, r1_end + 1, complain(&valid_share_complaint)),
         Err(LedgerError::DkgRejected(_))
     ));
     let missing = Complaint::Missing {
         complainer: id(&net.nodes[to].key),
         dealer: from,
     };
-    try_tx(&net, &st, to, r1_end + 1, complain(&missing)).unwrap();
+    net.try_tx(&st, to, r1_end + 1, complain(&missing)).unwrap();
     assert!(matches!(
-        try_tx(&net, &st, to, r1_end, complain(&missing)),
+        net.try_tx(&st, to, r1_end, complain(&missing)),
         Err(LedgerError::DkgWindow { .. })
     ));
     assert!(matches!(
-        try_tx(
-            &net,
+        net.try_tx(
             &st,
             to,
             st.dkg.complaint_end(&st.epochs),
@@ -491,22 +461,23 @@ fn ledger_rejects_bad_cycle_transactions() {
     };
     // No Missing complaint to answer yet; then answered once; not by someone else.
     assert!(matches!(
-        try_tx(&net, &st, dealer_i, r1_end + 1, answer.clone()),
+        net.try_tx(&st, dealer_i, r1_end + 1, answer.clone()),
         Err(LedgerError::DkgRejected(_))
     ));
-    let complained = try_tx(&net, &st, to, r1_end + 1, complain(&missing)).unwrap();
-    let answered = try_tx(&net, &complained, dealer_i, r1_end + 2, answer.clone()).unwrap();
+    let complained = net.try_tx(&st, to, r1_end + 1, complain(&missing)).unwrap();
+    let answered = net
+        .try_tx(&complained, dealer_i, r1_end + 2, answer.clone())
+        .unwrap();
     assert!(matches!(
-        try_tx(&net, &answered, dealer_i, r1_end + 3, answer.clone()),
+        net.try_tx(&answered, dealer_i, r1_end + 3, answer.clone()),
         Err(LedgerError::DuplicateDkg(_))
     ));
     assert!(matches!(
-        try_tx(&net, &complained, other, r1_end + 2, answer),
+        net.try_tx(&complained, other, r1_end + 2, answer),
         Err(LedgerError::DkgRejected(_))
     ));
     assert!(matches!(
-        try_tx(
-            &net,
+        net.try_tx(
             &st,
             0,
             st.dkg.complaint_end(&st.epochs),
@@ -519,14 +490,8 @@ fn ledger_rejects_bad_cycle_transactions() {
     net.run_until(100, |net| net.st().dkg_results.contains_key(&0));
     let st = net.st().clone();
     assert_eq!(
-        try_tx(
-            &net,
-            &st,
-            1,
-            st.height + 1,
-            TxBody::DkgFinalize { epoch: 0 }
-        )
-        .unwrap_err(),
+        net.try_tx(&st, 1, st.height + 1, TxBody::DkgFinalize { epoch: 0 })
+            .unwrap_err(),
         LedgerError::DkgDone(0)
     );
 
@@ -542,10 +507,10 @@ fn ledger_rejects_bad_cycle_transactions() {
     let partial = |epoch, partial| TxBody::BeaconPartial { epoch, partial };
     let h = st.height + 1;
     if !st.beacon_partials.iter().any(|p| p.member == m3) && st.beacon_partials.len() < 3 {
-        try_tx(&net, &st, 3, h, partial(1, right)).unwrap();
+        net.try_tx(&st, 3, h, partial(1, right)).unwrap();
     }
     assert!(matches!(
-        try_tx(&net, &st, 3, h, partial(1, wrong_input)),
+        net.try_tx(&st, 3, h, partial(1, wrong_input)),
         Err(LedgerError::BadPartial(_)
             | LedgerError::DuplicateDkg(_)
             | LedgerError::BeaconComplete)
@@ -555,19 +520,19 @@ fn ledger_rejects_bad_cycle_transactions() {
     let mut clean = st.clone();
     clean.beacon_partials.clear();
     assert!(matches!(
-        try_tx(&net, &clean, 3, h, partial(1, forged)),
+        net.try_tx(&clean, 3, h, partial(1, forged)),
         Err(LedgerError::BadPartial(_))
     ));
     assert!(matches!(
-        try_tx(&net, &clean, 3, h, partial(1, wrong_input)),
+        net.try_tx(&clean, 3, h, partial(1, wrong_input)),
         Err(LedgerError::BadPartial(_))
     ));
     assert!(matches!(
-        try_tx(&net, &clean, 2, h, partial(1, right)),
+        net.try_tx(&clean, 2, h, partial(1, right)),
         Err(LedgerError::BadPartial(_))
     ));
     assert!(matches!(
-        try_tx(&net, &clean, 3, h, partial(2, right)),
+        net.try_tx(&clean, 3, h, partial(2, right)),
         Err(LedgerError::WrongEpoch { .. })
     ));
 
@@ -579,17 +544,18 @@ fn ledger_rejects_bad_cycle_transactions() {
     let ok_height = st.next_epoch_height().max(st.height + 1);
     if st.height + 1 < st.next_epoch_height() {
         assert_eq!(
-            try_tx(&net, &st, 0, st.height + 1, start(beacon)).unwrap_err(),
+            net.try_tx(&st, 0, st.height + 1, start(beacon))
+                .unwrap_err(),
             LedgerError::EpochTooEarly(st.next_epoch_height())
         );
     }
     let mut wrong = beacon;
     wrong[0] ^= 1;
     assert!(matches!(
-        try_tx(&net, &st, 0, ok_height, start(wrong)),
+        net.try_tx(&st, 0, ok_height, start(wrong)),
         Err(LedgerError::BadBeacon(_))
     ));
-    try_tx(&net, &st, 0, ok_height, start(beacon)).unwrap();
+    net.try_tx(&st, 0, ok_height, start(beacon)).unwrap();
 
     // Checkpoint: a bad share is attributed and starts a new attempt.
     net.run_until(100, |net| {
@@ -603,8 +569,7 @@ fn ledger_rejects_bad_cycle_transactions() {
     let (seq, _, signing, _) = st.checkpoint_in_progress().unwrap();
     let signing = signing.clone();
     assert!(matches!(
-        try_tx(
-            &net,
+        net.try_tx(
             &st,
             0,
             st.height + 1,
@@ -636,7 +601,7 @@ fn ledger_rejects_bad_cycle_transactions() {
     let mut bad = st.clone();
     let h = st.height + 1;
     for (k, (i, body)) in shares.iter().enumerate() {
-        good = try_tx(&net, &good, *i, h, body.clone()).unwrap();
+        good = net.try_tx(&good, *i, h, body.clone()).unwrap();
         let body = if k == 2 {
             let mut scalar = [0u8; 32];
             scalar[0] = 7;
@@ -648,7 +613,7 @@ fn ledger_rejects_bad_cycle_transactions() {
         } else {
             body.clone()
         };
-        bad = try_tx(&net, &bad, *i, h, body).unwrap();
+        bad = net.try_tx(&bad, *i, h, body).unwrap();
     }
     assert_eq!(good.checkpoints.len(), st.checkpoints.len() + 1);
     let culprit = id(&net.nodes[shares[2].0].key);
@@ -659,8 +624,7 @@ fn ledger_rejects_bad_cycle_transactions() {
     assert!(next.excluded.contains(&culprit));
     // The culprit may not commit to the new attempt.
     assert!(matches!(
-        try_tx(
-            &net,
+        net.try_tx(
             &bad,
             shares[2].0,
             h + 1,

@@ -18,7 +18,7 @@ use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
     chain_digest, decode, CommitInfo, EpochParams, Genesis, GenesisValidator, KeyParams, Ledger,
-    LedgerState, Signature64, SignedTx, Tx, TxBody, VoteKind,
+    LedgerError, LedgerState, Signature64, SignedTx, Tx, TxBody, VoteKind,
 };
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::sector::Sector;
@@ -265,12 +265,7 @@ impl Net {
                     leaf,
                     to,
                 } => {
-                    let node = &self.nodes[i];
-                    let st = &node.ledger.state;
-                    let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
-                    let tree =
-                        Sector::from_leaf_keys(layout, sector, node.trees[&(sector, root)].clone())
-                            .unwrap();
+                    let tree = self.kept_tree(i, sector, root);
                     let payload = leaf_path_msg(&tree, leaf).unwrap();
                     self.route(i, vec![Duty::Send { to, payload }], submits);
                 }
@@ -279,12 +274,7 @@ impl Net {
                     root,
                     leaves,
                 } => {
-                    let node = &self.nodes[i];
-                    let st = &node.ledger.state;
-                    let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
-                    let tree =
-                        Sector::from_leaf_keys(layout, sector, node.trees[&(sector, root)].clone())
-                            .unwrap();
+                    let tree = self.kept_tree(i, sector, root);
                     submits.extend(
                         path_txs(&tree, &leaves)
                             .unwrap()
@@ -294,6 +284,37 @@ impl Net {
                 }
             }
         }
+    }
+
+    /// `body` by validator `i` applied at block height `height` to a copy of `st`.
+    pub fn try_tx(
+        &self,
+        st: &LedgerState,
+        i: usize,
+        height: u64,
+        body: TxBody,
+    ) -> Result<LedgerState, LedgerError> {
+        let mut st = st.clone();
+        st.height = height;
+        let author = id(&self.nodes[i].key);
+        let nonce = st.members[&author].nonce;
+        st.apply_tx(
+            &Tx {
+                author,
+                nonce,
+                body,
+            }
+            .sign(CHAIN, &self.nodes[i].key),
+        )?;
+        Ok(st)
+    }
+
+    /// The sector tree node `i` kept under (sector, root).
+    fn kept_tree(&self, i: usize, sector: u32, root: [u8; 32]) -> Sector {
+        let node = &self.nodes[i];
+        let st = &node.ledger.state;
+        let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
+        Sector::from_leaf_keys(layout, sector, node.trees[&(sector, root)].clone()).unwrap()
     }
 
     pub fn first_present(&self) -> usize {
