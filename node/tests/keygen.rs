@@ -478,6 +478,62 @@ async fn a_bad_dealer_is_convicted_on_the_ledger_and_the_key_completes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_whose_tree_its_seeds_do_not_generate_is_convicted_by_the_audit() {
+    // Half the stake and 32 sectors: the bad owner owns some (it owns none with chance 2^-32).
+    // Its shares check out, so its sectors land; the audit of the first one convicts it.
+    let bad = 1;
+    let spec = Spec {
+        key: KeySection {
+            sector_bits: 5,
+            ..KeySection::default()
+        },
+        stakes: vec![100, 300, 100, 100],
+        ..Spec::new(4)
+    };
+    let fed = Fed::start(&spec, &[(bad, &["--fault", "bad-tree"])]).await;
+    let honest: Vec<usize> = (0..4).filter(|&i| i != bad).collect();
+    let c = fed.key_generated(&honest).await;
+    assert_eq!(c.key.convictions.len(), 1, "{:?}", c.key.convictions);
+    assert_eq!(c.key.convictions[0].member, fed.hex(bad));
+    assert_eq!(c.key.convictions[0].by, "audit");
+    assert_eq!(c.key.sectors_audited, 32);
+    assert!(c
+        .key
+        .sectors
+        .iter()
+        .all(|s| s.owner != fed.hex(bad) && s.audit == "passed"));
+    let bad_id = fed.member(bad);
+    // Its store too: it acknowledged honest sectors before its conviction.
+    let mut open = honest.clone();
+    open.push(bad);
+    let nodes = fed.stop_and_check(&open).await;
+    let st = &nodes[0].1.ledger;
+    let conviction = &st.keygen_convictions[&bad_id];
+    let ConvictionEvidence::Audit {
+        leaf,
+        root,
+        seed,
+        path,
+    } = &conviction.evidence
+    else {
+        panic!("conviction by audit: {:?}", conviction.evidence);
+    };
+    // The evidence convicts on its own: the rebuilt seed with the owner's path misses its root.
+    let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
+    let seed = shamir::LeafSecret::from_canonical_bytes(seed).unwrap();
+    assert!(!seedfed_protocol::audit::leaf_matches(
+        layout.ots_type,
+        &layout.id,
+        layout.height(),
+        *leaf as u32,
+        &seed,
+        path,
+        root
+    ));
+    assert_eq!(st.members[&bad_id].status, MemberStatus::Evicted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_that_never_acknowledges_is_left_out_and_the_key_completes() {
     let silent = 4;
     let spec = Spec {
