@@ -213,3 +213,35 @@ fn the_master_root_waits_for_the_audits_and_audited_leaves_are_never_allocated()
         Err(LedgerError::KeyExhausted(_))
     ));
 }
+
+#[test]
+fn an_owner_that_withholds_its_audit_paths_loses_its_sectors_and_the_key_completes() {
+    let mut net = Net::new(4, &[], &[], 33);
+    // Right after the first draw, before its owner posts the paths.
+    net.run_until(300, |net| {
+        net.st().audits.values().any(|a| !a.leaves.is_empty())
+    });
+    let st = net.st().clone();
+    let sector = *st
+        .audits
+        .iter()
+        .find(|(_, a)| !a.leaves.is_empty())
+        .unwrap()
+        .0;
+    let owner = st.sectors[&sector].owner;
+    net.withhold_paths.insert(net.index_of(&owner));
+    // After the window its sectors that have not passed their audit are discarded.
+    net.run_until(300, |net| net.st().keygen_misses.contains_key(&owner));
+    let st = net.st();
+    assert!(!st.sectors.contains_key(&sector));
+    assert!(st
+        .sectors
+        .iter()
+        .all(|(s, r)| r.owner != owner || st.audits.get(s).is_some_and(|a| a.passed())));
+    assert!(st.is_validator(&owner), "missing is not evicted");
+    // Another owner deals it again; every sector is audited and the key completes.
+    net.run_until(400, |net| net.st().master_root.is_some());
+    let st = net.st();
+    assert!(st.audits_passed());
+    assert_ne!(st.sectors[&sector].owner, owner);
+}

@@ -182,7 +182,7 @@ fn apply_block_body(state: &mut LedgerState, block: &Block) -> Result<(), Ledger
     state.height = block.height;
     state.parent_hash = block.prev_hash;
     // Before the transactions, so that building a block and replaying it agree.
-    state.begin_block_sector_windows();
+    state.begin_block();
     for (index, tx) in block.txs.iter().enumerate() {
         state.apply_tx(tx).map_err(|e| LedgerError::InvalidTx {
             index,

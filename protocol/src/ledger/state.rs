@@ -230,6 +230,15 @@ impl LedgerState {
         Ok(s)
     }
 
+    /// The bookkeeping at the start of a block, its height set, before its transactions:
+    /// the audit deadline, then the sector windows. Deterministic and infallible, so building
+    /// a block and replaying it agree; public so a caller checking transactions ahead of a
+    /// block sees the state they will meet.
+    pub fn begin_block(&mut self) {
+        self.begin_block_audits();
+        self.begin_block_sector_windows();
+    }
+
     /// The 32-byte state hash.
     pub fn hash(&self) -> [u8; 32] {
         hash32(STATE_DOMAIN, &[], &[0; 16], &[&encode(self)])

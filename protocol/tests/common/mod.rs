@@ -49,6 +49,8 @@ pub struct Net {
     pub refused: Vec<(usize, MemberId, EpochError)>,
     /// Transactions a test submits on a node's behalf, put in the next block.
     pub submit: Vec<(usize, TxBody)>,
+    /// Nodes whose audit paths are withheld (their `ProvePath` duties are dropped).
+    pub withhold_paths: BTreeSet<usize>,
 }
 
 pub fn seed(i: usize) -> [u8; 32] {
@@ -133,6 +135,7 @@ impl Net {
             drop_direct: BTreeSet::new(),
             refused: Vec::new(),
             submit: Vec::new(),
+            withhold_paths: BTreeSet::new(),
         }
     }
 
@@ -177,6 +180,7 @@ impl Net {
         // The mempool: de-duplicate per author, sign with consecutive nonces, keep what applies.
         let mut shadow = self.nodes[0].ledger.state.clone();
         shadow.height += 1;
+        shadow.begin_block();
         let mut seen = BTreeSet::new();
         let mut txs: Vec<SignedTx> = Vec::new();
         for (i, body) in submits {
@@ -269,6 +273,7 @@ impl Net {
                     let payload = leaf_path_msg(&tree, leaf).unwrap();
                     self.route(i, vec![Duty::Send { to, payload }], submits);
                 }
+                Duty::ProvePath { .. } if self.withhold_paths.contains(&i) => {}
                 Duty::ProvePath {
                     sector,
                     root,

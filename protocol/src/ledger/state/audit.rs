@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::convictions::ConvictionEvidence;
+use super::sector_window::KeygenMiss;
 use super::LedgerState;
 use crate::audit::{self, RevealedShare};
 use crate::dealing::SectorId;
@@ -34,6 +35,8 @@ pub struct SectorAudit {
     pub opened_at: u64,
     /// DLEQ-verified partials for the draw, until `t` are in.
     pub partials: Vec<Partial>,
+    /// Height of the draw (the owner's paths are due within `sector_window` blocks of it).
+    pub drawn_at: Option<u64>,
     /// The drawn leaves (empty until the draw), each with its progress.
     pub leaves: BTreeMap<u64, LeafAudit>,
 }
@@ -70,6 +73,7 @@ impl LedgerState {
                 key_epoch: self.epoch.saturating_sub(1),
                 opened_at: self.height,
                 partials: Vec::new(),
+                drawn_at: None,
                 leaves: BTreeMap::new(),
             },
         );
@@ -162,7 +166,9 @@ impl LedgerState {
         let mut partials = audit.partials.clone();
         partials.push(*partial);
         let mut leaves = BTreeMap::new();
+        let mut drawn_at = None;
         if partials.len() >= t {
+            drawn_at = Some(self.height);
             let randomness = tprf::combine(&public, &input, &partials[..t])
                 .map_err(|e| LedgerError::BadPartial(e.to_string()))?;
             let range = self.sector_range(sector)?;
@@ -175,6 +181,7 @@ impl LedgerState {
         }
         if let Some(audit) = self.audits.get_mut(&sector) {
             audit.partials = partials;
+            audit.drawn_at = drawn_at;
             audit.leaves = leaves;
         }
         Ok(())
@@ -348,6 +355,64 @@ impl LedgerState {
         let seed = shamir::reconstruct(&shares, k)
             .map_err(|_| LedgerError::BadAudit("the recorded shares do not rebuild a seed"))?;
         Ok(Some(seed))
+    }
+
+    /// The audit deadline, at the start of a block (before its transactions, like the sector
+    /// window): an owner that has not posted the path of every drawn leaf of its sector
+    /// within `sector_window` blocks of the draw withholds them (an honest owner posts them
+    /// the block after the draw, from the tree it kept). It is recorded as having missed
+    /// (`keygen_misses`, not evicted: it may be down), its sectors that have not passed their
+    /// audit are discarded, and they go with its unpublished ones to the next rendezvous
+    /// choice. Holders that do not reveal, or validators that do not draw, cost the owner
+    /// nothing: the audit waits for them.
+    pub(crate) fn begin_block_audits(&mut self) {
+        let window = self.key.sector_window;
+        let mut late: BTreeSet<MemberId> = BTreeSet::new();
+        for (s, a) in &self.audits {
+            let Some(drawn_at) = a.drawn_at else {
+                continue;
+            };
+            let withheld = a.leaves.values().any(|l| l.path.is_none());
+            if withheld && self.height > drawn_at.saturating_add(window) {
+                if let Some(r) = self.sectors.get(s) {
+                    late.insert(r.owner);
+                }
+            }
+        }
+        if late.is_empty() {
+            return;
+        }
+        let mut excluded = self.keygen_excluded();
+        excluded.extend(late.iter().copied());
+        let Ok(owners) = self.branch_owners_without(&excluded) else {
+            // Nobody else may take the sectors: the audits wait.
+            return;
+        };
+        let discarded: Vec<(u32, MemberId)> = self
+            .sectors
+            .iter()
+            .filter(|(s, r)| {
+                late.contains(&r.owner) && !self.audits.get(s).is_some_and(SectorAudit::passed)
+            })
+            .map(|(s, r)| (*s, r.owner))
+            .collect();
+        for (s, owner) in &discarded {
+            self.sectors.remove(s);
+            self.audits.remove(s);
+            self.keygen_misses.entry(*owner).or_insert(KeygenMiss {
+                key: 0,
+                sector: *s,
+                epoch: self.epoch,
+                height: self.height,
+            });
+        }
+        for (s, o) in self.branch_owners.iter_mut() {
+            if late.contains(o) && !self.sectors.contains_key(s) {
+                if let Some(next) = owners.get(*s as usize) {
+                    *o = *next;
+                }
+            }
+        }
     }
 
     /// Height `h − p` of a sector's tree.
