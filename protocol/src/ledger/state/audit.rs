@@ -388,31 +388,15 @@ impl LedgerState {
             // Nobody else may take the sectors: the audits wait.
             return;
         };
-        let discarded: Vec<(u32, MemberId)> = self
-            .sectors
-            .iter()
-            .filter(|(s, r)| {
-                late.contains(&r.owner) && !self.audits.get(s).is_some_and(SectorAudit::passed)
-            })
-            .map(|(s, r)| (*s, r.owner))
-            .collect();
-        for (s, owner) in &discarded {
-            self.sectors.remove(s);
-            self.audits.remove(s);
-            self.keygen_misses.entry(*owner).or_insert(KeygenMiss {
+        for (s, owner) in self.discard_unaudited(&late) {
+            self.keygen_misses.entry(owner).or_insert(KeygenMiss {
                 key: 0,
-                sector: *s,
+                sector: s,
                 epoch: self.epoch,
                 height: self.height,
             });
         }
-        for (s, o) in self.branch_owners.iter_mut() {
-            if late.contains(o) && !self.sectors.contains_key(s) {
-                if let Some(next) = owners.get(*s as usize) {
-                    *o = *next;
-                }
-            }
-        }
+        self.hand_over(&late, &owners);
     }
 
     /// Height `h − p` of a sector's tree.

@@ -171,27 +171,9 @@ impl LedgerState {
         let mut excluded = self.keygen_excluded();
         excluded.insert(owner);
         let owners = self.branch_owners_without(&excluded)?;
-        if self.key.audit_leaves > 0 {
-            let unaudited: Vec<u32> = self
-                .sectors
-                .iter()
-                .filter(|(s, r)| {
-                    r.owner == owner && !self.audits.get(s).is_some_and(|a| a.passed())
-                })
-                .map(|(s, _)| *s)
-                .collect();
-            for s in unaudited {
-                self.sectors.remove(&s);
-                self.audits.remove(&s);
-            }
-        }
-        for (s, o) in self.branch_owners.iter_mut() {
-            if *o == owner && !self.sectors.contains_key(s) {
-                if let Some(next) = owners.get(*s as usize) {
-                    *o = *next;
-                }
-            }
-        }
+        let convicted = BTreeSet::from([owner]);
+        self.discard_unaudited(&convicted);
+        self.hand_over(&convicted, &owners);
         self.keygen_convictions.insert(
             owner,
             DealConviction {

@@ -188,14 +188,7 @@ impl LedgerState {
             }
             verify_ack(&id, ack, commitments_root).map_err(|_| bad("does not verify"))?;
         }
-        let layout = self
-            .key
-            .layout(&id.chain)
-            .map_err(|e| LedgerError::Layout(e.to_string()))?;
-        let leaves = layout
-            .sector_leaves(sector)
-            .map_err(|e| LedgerError::Layout(e.to_string()))?;
-        let range = u64::from(leaves.start)..u64::from(leaves.end);
+        let range = self.sector_range(sector)?;
         for (leaf, holders) in range
             .clone()
             .zip(basis.holders_of(range, self.key.leaf_holders)?)
@@ -368,6 +361,40 @@ impl LedgerState {
     /// ([`LedgerState::keygen_misses`]).
     pub fn compute_branch_owners(&self) -> Result<Vec<MemberId>, LedgerError> {
         self.branch_owners_without(&self.keygen_excluded())
+    }
+
+    /// Gives every unpublished sector owned by a member of `from` to its owner in `owners`
+    /// (a rendezvous choice without them, [`Self::branch_owners_without`]).
+    pub(super) fn hand_over(&mut self, from: &BTreeSet<MemberId>, owners: &[MemberId]) {
+        for (s, o) in self.branch_owners.iter_mut() {
+            if from.contains(o) && !self.sectors.contains_key(s) {
+                if let Some(next) = owners.get(*s as usize) {
+                    *o = *next;
+                }
+            }
+        }
+    }
+
+    /// Discards the published sectors of members of `of` that have not passed their audit
+    /// (none when audits are off): such an owner will post no more paths. Returns them with
+    /// their owners.
+    pub(super) fn discard_unaudited(&mut self, of: &BTreeSet<MemberId>) -> Vec<(u32, MemberId)> {
+        if self.key.audit_leaves == 0 {
+            return Vec::new();
+        }
+        let discarded: Vec<(u32, MemberId)> = self
+            .sectors
+            .iter()
+            .filter(|(s, r)| {
+                of.contains(&r.owner) && !self.audits.get(s).is_some_and(|a| a.passed())
+            })
+            .map(|(s, r)| (*s, r.owner))
+            .collect();
+        for (s, _) in &discarded {
+            self.sectors.remove(s);
+            self.audits.remove(s);
+        }
+        discarded
     }
 
     /// The owner of every sector by rendezvous over the epoch's validators except `excluded`.

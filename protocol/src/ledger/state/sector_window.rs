@@ -94,13 +94,7 @@ impl LedgerState {
             }
             return;
         };
-        for (s, o) in self.branch_owners.iter_mut() {
-            if late.contains_key(o) && !self.sectors.contains_key(s) {
-                if let Some(next) = owners.get(*s as usize) {
-                    *o = *next;
-                }
-            }
-        }
+        self.hand_over(&late.keys().copied().collect(), &owners);
         for (member, sector) in late {
             self.keygen_misses.insert(
                 member,
