@@ -25,6 +25,17 @@ pub struct GenesisValidator {
     pub x25519: String,
 }
 
+/// A client authorized to request signatures (`[[clients]]` in the file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisClient {
+    /// The client's Ed25519 public key (64 hex digits; `seedfed keys show` prints a node's as
+    /// `ed25519 public`).
+    pub key: String,
+    /// Sign requests it may make per epoch.
+    pub quota: u32,
+}
+
 /// Parameters of the federation's LMS key and the ledger (`[key]` in the file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -84,6 +95,10 @@ pub struct Genesis {
     /// Block windows of the epoch cycle (DKG rounds, epoch length, checkpoint retries).
     #[serde(default)]
     pub epochs: EpochParams,
+    /// Clients authorized to request signatures; validators holding more than 2/3 of the
+    /// stake change the list on the ledger.
+    #[serde(default)]
+    pub clients: Vec<GenesisClient>,
 }
 
 /// Why a genesis file was rejected.
@@ -159,6 +174,16 @@ impl Genesis {
                 "key.sector_window must be > 0".into(),
             ));
         }
+        let mut clients = std::collections::BTreeSet::new();
+        for c in &self.clients {
+            let key = parse_client_key(&c.key).map_err(GenesisError::Invalid)?;
+            if !clients.insert(key) {
+                return Err(GenesisError::Invalid(format!(
+                    "client {} listed twice",
+                    c.key
+                )));
+            }
+        }
         for v in &self.validators {
             parse_x25519(&v.x25519).map_err(|reason| {
                 GenesisError::Invalid(format!("validator {} x25519 key: {reason}", v.peer_id))
@@ -186,6 +211,13 @@ impl Genesis {
                 x25519: parse_x25519(&v.x25519).map_err(GenesisError::Invalid)?,
             });
         }
+        let mut clients = Vec::new();
+        for c in &self.clients {
+            clients.push(ledger::GenesisClient {
+                key: parse_client_key(&c.key).map_err(GenesisError::Invalid)?,
+                quota: c.quota,
+            });
+        }
         let g = ledger::Genesis {
             chain_id: self.chain_id.clone(),
             pow_difficulty: self.pow_difficulty,
@@ -206,6 +238,7 @@ impl Genesis {
             },
             eviction_missed_heights: self.key.eviction_missed_heights,
             epochs: self.epochs.clone(),
+            clients,
         };
         ledger::LedgerState::from_genesis(&g).map_err(|e| GenesisError::Invalid(e.to_string()))?;
         Ok(g)
@@ -246,6 +279,17 @@ impl Genesis {
     }
 }
 
+/// An authorized client's Ed25519 key from its 64 hex digits.
+pub fn parse_client_key(s: &str) -> Result<seedfed_protocol::member::MemberId, String> {
+    let bytes: [u8; 32] = hex::decode(s.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("client key {s:?} is not 64 hex digits"))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| format!("client key {s:?} is not an Ed25519 public key"))?;
+    Ok(seedfed_protocol::member::MemberId(bytes))
+}
+
 fn parse_x25519(s: &str) -> Result<[u8; 32], String> {
     let bytes = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
     bytes
@@ -272,8 +316,19 @@ mod tests {
             }],
             key: KeySection::default(),
             epochs: EpochParams::default(),
+            clients: vec![GenesisClient {
+                key: hex::encode([0x5a; 32]),
+                quota: 9,
+            }],
         };
         let lg = g.to_ledger().unwrap();
+        assert_eq!(lg.clients[0].quota, 9);
+        let mut twice = g.clone();
+        twice.clients.push(twice.clients[0].clone());
+        assert!(twice.check().is_err());
+        let mut bad = g.clone();
+        bad.clients[0].key = "00".into();
+        assert!(bad.check().is_err());
         assert_eq!(
             lg.validators[0].x25519,
             x25519_dalek::X25519_BASEPOINT_BYTES

@@ -28,6 +28,7 @@ fn setup() -> Home {
         validators: vec![],
         key: Default::default(),
         epochs: Default::default(),
+        clients: vec![],
     };
     std::fs::write(&genesis, g.to_toml()).unwrap();
     let pass = dir.path().join("pass");

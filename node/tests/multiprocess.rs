@@ -27,6 +27,7 @@ async fn five_nodes_sybils_and_restart() {
         validators: vec![],
         key: Default::default(),
         epochs: Default::default(),
+        clients: vec![],
     };
     let genesis_path = dir.path().join("genesis.toml");
     std::fs::write(&genesis_path, genesis.to_toml()).unwrap();

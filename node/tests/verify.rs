@@ -64,6 +64,7 @@ fn files() -> Files {
         validators: vec![],
         key: Default::default(),
         epochs: Default::default(),
+        clients: vec![],
     };
     Files {
         pubkey: write("seedfed.pub", vk.as_slice()),

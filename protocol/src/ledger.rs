@@ -11,6 +11,7 @@ mod error;
 
 mod genesis;
 
+mod client;
 mod tx;
 
 mod beacon;
@@ -30,20 +31,21 @@ pub use checkpoint_signing::{
     validator_set_hash, CheckpointBody, CheckpointDue, CheckpointFault, CheckpointSigning,
     SignedCheckpoint, KEEP_CHECKPOINTS,
 };
+pub use client::{message_digest, ClientChange, ClientRequest, SignedRequest};
 pub use codec::{decode, encode, DecodeError};
 pub use dkg_round::{
     decode_round1, dkg_session_id, ComplaintKey, DkgExclusion, DkgFailure, DkgResult, DkgRound,
 };
 pub use error::LedgerError;
 pub use genesis::{
-    chain_digest, EpochParams, Genesis, GenesisError, GenesisValidator, KeyParams,
+    chain_digest, EpochParams, Genesis, GenesisClient, GenesisError, GenesisValidator, KeyParams,
     DEFAULT_SECTOR_WINDOW, MAX_TOTAL_STAKE,
 };
 pub use state::{
     validate_dkg_complaint_payload, validate_dkg_round1_payload, validate_epoch_beacon,
     validate_master_root, ConvictionEvidence, DealConviction, HolderBasis, KeygenMiss, LeafAudit,
-    LedgerState, Member, MemberStatus, RepairRecord, SectorAudit, SectorRecord, SectorWindow,
-    SignRequestRecord,
+    ClientRecord, LedgerState, Member, MemberStatus, RepairRecord, SectorAudit, SectorRecord, SectorWindow,
+    SignRequestRecord, MAX_OPEN_CLIENT_CHANGES,
 };
 pub use tx::{
     peer_id_bytes, verify_vote_signature, vote_digest, ComplaintPayload, DkgSuite, Evidence,

@@ -196,7 +196,7 @@ fn the_master_root_waits_for_the_audits_and_audited_leaves_are_never_allocated()
         let before = net.st().next_leaf;
         let mut digest = [0u8; 32];
         digest[..8].copy_from_slice(&n.to_le_bytes());
-        let body = TxBody::SignRequest { digest };
+        let body = request(digest, net.st().epoch, n);
         let Ok(st) = net.try_tx(net.st(), 0, net.st().height + 1, body) else {
             break;
         };
@@ -209,7 +209,7 @@ fn the_master_root_waits_for_the_audits_and_audited_leaves_are_never_allocated()
     let distinct: std::collections::BTreeSet<u64> = allocated.iter().copied().collect();
     assert_eq!(distinct.len(), allocated.len());
     assert!(matches!(
-        try_tx(&net, 0, TxBody::SignRequest { digest: [9; 32] }),
+        try_tx(&net, 0, request([9; 32], net.st().epoch, total)),
         Err(LedgerError::KeyExhausted(_))
     ));
 }

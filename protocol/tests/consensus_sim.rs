@@ -169,6 +169,7 @@ fn genesis(n: usize) -> Genesis {
         },
         eviction_missed_heights: 1000,
         epochs: EpochParams::default(),
+        clients: Vec::new(),
     }
 }
 

@@ -9,7 +9,6 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
-use seedfed_protocol::ledger::TxBody;
 use seedfed_protocol::lms::LmsSignature;
 
 #[test]
@@ -22,8 +21,8 @@ fn requests_are_signed_by_mpc_and_every_signature_verifies() {
     for i in 0..6u8 {
         let digest = [i + 1; 32];
         digests.push(digest);
-        net.submit
-            .push((usize::from(i % 3), TxBody::SignRequest { digest }));
+        let body = request(digest, net.st().epoch, u64::from(i));
+        net.submit.push((usize::from(i % 3), body));
     }
     net.step();
     let allocated: Vec<u64> = net.st().sign_requests.keys().copied().collect();

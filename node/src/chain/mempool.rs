@@ -193,6 +193,7 @@ pub fn kind(body: &TxBody) -> &'static str {
         TxBody::AuditPath { .. } => "AuditPath",
         TxBody::MasterRoot { .. } => "MasterRoot",
         TxBody::SignRequest { .. } => "SignRequest",
+        TxBody::ClientChange { .. } => "ClientChange",
         TxBody::SignaturePublish { .. } => "SignaturePublish",
         TxBody::Repair { .. } => "Repair",
     }
@@ -214,6 +215,7 @@ pub fn size_cap(body: &TxBody) -> usize {
         | TxBody::MasterRoot { .. }
         | TxBody::AuditPartial { .. }
         | TxBody::SignRequest { .. }
+        | TxBody::ClientChange { .. }
         | TxBody::Repair { .. } => SMALL_TX_CAP,
         TxBody::DkgCommitment { .. }
         | TxBody::DkgComplaint { .. }

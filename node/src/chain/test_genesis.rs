@@ -33,5 +33,6 @@ pub(crate) fn genesis(
         },
         eviction_missed_heights,
         epochs: Default::default(),
+        clients: Vec::new(),
     }
 }

@@ -192,6 +192,7 @@ pub async fn start_test_bootstrap(dir: &Path) -> (seedfed_node::node::RunningNod
         validators: vec![],
         key: Default::default(),
         epochs: Default::default(),
+        clients: vec![],
     };
     let mut conf = seedfed_node::config::Config::default();
     conf.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
@@ -286,6 +287,7 @@ pub fn federation_spec(
         validators: vec![],
         key: spec.key.clone(),
         epochs: spec.epochs.clone(),
+        clients: vec![],
     };
     let genesis_path = dir.join("genesis.toml");
     std::fs::write(&genesis_path, genesis.to_toml()).unwrap();
@@ -306,6 +308,11 @@ pub fn federation_spec(
             peer_id: v["peer_id"].as_str().unwrap().into(),
             stake: spec.stakes.get(i).copied().unwrap_or(100),
             x25519: v["x25519_public"].as_str().unwrap().into(),
+        });
+        // Every node's own key is an authorized client (as in `seedfed-testnet up`).
+        genesis.clients.push(seedfed_node::genesis::GenesisClient {
+            key: v["ed25519_public"].as_str().unwrap().into(),
+            quota: 100_000,
         });
         homes.push(home);
     }

@@ -83,7 +83,13 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
     if quorum.len() < usize::from(st.key.leaf_threshold) {
         return None;
     }
-    let recipient = participant(&request.requester)?;
+    let recipient = match request.issue_to {
+        Some(x25519) => Participant {
+            member: request.client,
+            x25519,
+        },
+        None => participant(&request.requester)?,
+    };
     let session_id = hash32(
         SESSION,
         &[],

@@ -31,6 +31,7 @@ fn solo() -> (Consensus, ed25519_dalek::SigningKey) {
         },
         eviction_missed_heights: 10,
         epochs: EpochParams::default(),
+        clients: Vec::new(),
     };
     let ledger = Ledger::from_genesis(&g).unwrap();
     let c = Consensus::new(

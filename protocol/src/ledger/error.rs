@@ -152,6 +152,43 @@ pub enum LedgerError {
     /// Every leaf of the key has been allocated.
     #[error("key exhausted: all {0} leaves allocated")]
     KeyExhausted(u64),
+    /// A sign request whose client signature does not verify (or whose client key is not an
+    /// Ed25519 point).
+    #[error("request not signed by client {0}")]
+    BadClientSignature(MemberId),
+    /// A sign request from a client the ledger does not authorize.
+    #[error("client {0} is not authorized to request signatures")]
+    UnauthorizedClient(MemberId),
+    /// A sign request of an epoch before the previous one (or a future one).
+    #[error("request of epoch {epoch} at epoch {current} (the current or previous epoch only)")]
+    StaleRequest {
+        /// The request's epoch.
+        epoch: u64,
+        /// The ledger's epoch.
+        current: u64,
+    },
+    /// A sign request whose nonce the client already used in that epoch.
+    #[error("client {client} already used nonce {nonce} in that epoch")]
+    ReplayedRequest {
+        /// The client.
+        client: MemberId,
+        /// The nonce.
+        nonce: u64,
+    },
+    /// A client that used its quota for the request's epoch.
+    #[error("client {client} used its quota of {quota} requests for that epoch")]
+    OverQuota {
+        /// The client.
+        client: MemberId,
+        /// Its quota per epoch.
+        quota: u32,
+    },
+    /// A validator with too many open client changes.
+    #[error("{0} has too many open client changes")]
+    TooManyClientChanges(MemberId),
+    /// A validator approving the same change twice.
+    #[error("{0} already approved that change")]
+    DuplicateApproval(MemberId),
     /// A leaf index that was never allocated.
     #[error("leaf {0} not allocated")]
     LeafNotAllocated(u64),

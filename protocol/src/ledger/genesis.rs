@@ -138,6 +138,15 @@ pub struct GenesisValidator {
     pub x25519: [u8; 32],
 }
 
+/// An authorized client as the genesis lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisClient {
+    /// The client's Ed25519 key.
+    pub key: MemberId,
+    /// Requests it may make per epoch.
+    pub quota: u32,
+}
+
 /// The genesis document: everything the first block builds on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
@@ -153,6 +162,8 @@ pub struct Genesis {
     pub eviction_missed_heights: u64,
     /// Block windows of the epoch cycle (DKG rounds, minimum epoch length).
     pub epochs: EpochParams,
+    /// Clients authorized to request signatures (`client`).
+    pub clients: Vec<GenesisClient>,
 }
 
 impl Genesis {
@@ -180,6 +191,9 @@ pub enum GenesisError {
     /// A validator's X25519 key is low-order, off the curve or non-canonical.
     #[error("validator {0} has an invalid X25519 key")]
     BadX25519(MemberId),
+    /// A client is listed twice or its key is not an Ed25519 point.
+    #[error("client {0} listed twice or not an Ed25519 key")]
+    BadClient(MemberId),
     /// Total stake above [`MAX_TOTAL_STAKE`].
     #[error("total stake too large")]
     StakeOverflow,

@@ -8,6 +8,7 @@
 //! `apply_tx` checks the signature and nonce, then dispatches each [`TxBody`] variant to one
 //! handler in the child module of its concern: [`members`] (admission, stake, exit, eviction),
 //! [`key`] (branch assignment, sectors, master root, sign requests, signatures, repair),
+//! [`clients`] (authorized signing clients and their changes),
 //! [`convictions`] (deal complaints against sector owners), [`sector_window`] (owners that
 //! do not land their sector in time; run at the start of every block, not by a transaction),
 //! [`dkg`] (the epoch's DKG), [`epoch`] (beacon partials, epoch start) and [`checkpoints`]
@@ -16,6 +17,7 @@
 
 mod audit;
 mod checkpoints;
+mod clients;
 mod convictions;
 mod dkg;
 mod epoch;
@@ -23,13 +25,14 @@ mod key;
 mod members;
 mod sector_window;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint_signing::{
     CheckpointDue, CheckpointFault, CheckpointSigning, SignedCheckpoint,
 };
+use super::client::ClientChange;
 use super::codec::encode;
 use super::dkg_round::{DkgResult, DkgRound};
 use super::error::LedgerError;
@@ -43,6 +46,7 @@ use crate::member::MemberId;
 use crate::tprf::Partial;
 
 pub use audit::{LeafAudit, SectorAudit};
+pub use clients::{ClientRecord, MAX_OPEN_CLIENT_CHANGES};
 pub use convictions::{ConvictionEvidence, DealConviction};
 pub use dkg::{validate_dkg_complaint_payload, validate_dkg_round1_payload};
 pub use epoch::validate_epoch_beacon;
@@ -125,6 +129,10 @@ pub struct LedgerState {
     pub master_root: Option<[u8; 32]>,
     /// The next leaf to allocate; never decreases.
     pub next_leaf: u64,
+    /// Authorized signing clients (`ledger::client`).
+    pub clients: BTreeMap<MemberId, ClientRecord>,
+    /// Client changes approved by some validators, not yet by more than 2/3 of the stake.
+    pub client_changes: BTreeMap<ClientChange, BTreeSet<MemberId>>,
     /// Signing requests by allocated leaf.
     pub sign_requests: BTreeMap<u64, SignRequestRecord>,
     /// Published signatures by leaf.
@@ -183,6 +191,13 @@ impl LedgerState {
         if total == 0 {
             return Err(GenesisError::NoValidators);
         }
+        let mut clients = BTreeMap::new();
+        for c in &genesis.clients {
+            let fresh = clients.insert(c.key, ClientRecord::new(c.quota)).is_none();
+            if !fresh || ed25519_dalek::VerifyingKey::from_bytes(c.key.as_bytes()).is_err() {
+                return Err(GenesisError::BadClient(c.key));
+            }
+        }
         // Malachite's threshold checks multiply stake by 3; transfers conserve the total.
         if total > MAX_TOTAL_STAKE {
             return Err(GenesisError::StakeOverflow);
@@ -220,6 +235,8 @@ impl LedgerState {
             keygen_misses: BTreeMap::new(),
             master_root: None,
             next_leaf: 0,
+            clients,
+            client_changes: BTreeMap::new(),
             sign_requests: BTreeMap::new(),
             signatures: BTreeMap::new(),
             evictions: BTreeMap::new(),
@@ -347,7 +364,8 @@ impl LedgerState {
                 self.apply_audit_path(author, *sector, *leaf, path)
             }
             TxBody::MasterRoot { root } => self.apply_master_root(author, root),
-            TxBody::SignRequest { digest } => self.apply_sign_request(author, digest),
+            TxBody::SignRequest { request } => self.apply_sign_request(author, request),
+            TxBody::ClientChange { change } => self.apply_client_change(author, change),
             TxBody::SignaturePublish { leaf, signature } => {
                 self.apply_signature_publish(*leaf, signature)
             }

@@ -1,6 +1,7 @@
 //! Unit tests of the ledger, one module per concern; the shared fixtures are in [`fixtures`].
 
 mod block;
+mod clients;
 mod convictions;
 mod fixtures;
 mod genesis;

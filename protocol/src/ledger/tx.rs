@@ -15,6 +15,7 @@
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::client::{ClientChange, SignedRequest};
 use super::codec::encode;
 use super::error::LedgerError;
 use crate::admission::Proof;
@@ -385,8 +386,14 @@ pub enum TxBody {
     },
     /// Request a signature: allocates the next leaf.
     SignRequest {
-        /// Digest of the message to sign.
-        digest: [u8; 32],
+        /// The authorized client's signed request (digest, epoch, nonce, key issuance).
+        request: SignedRequest,
+    },
+    /// Approve a change of the authorized clients (applied once validators holding more
+    /// than 2/3 of the stake approved the same change).
+    ClientChange {
+        /// The change.
+        change: ClientChange,
     },
     /// Publish the LMS signature for an allocated leaf.
     SignaturePublish {

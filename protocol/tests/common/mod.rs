@@ -17,7 +17,7 @@ use seedfed_protocol::agent::{
 use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
-    chain_digest, decode, CommitInfo, EpochParams, Genesis, GenesisValidator, KeyParams, Ledger,
+    chain_digest, decode, ClientRequest, CommitInfo, EpochParams, Genesis, GenesisClient, GenesisValidator, KeyParams, Ledger,
     LedgerError, LedgerState, Signature64, SignedTx, Tx, TxBody, VoteKind,
 };
 use seedfed_protocol::member::MemberId;
@@ -66,6 +66,25 @@ pub fn xseed(i: usize) -> [u8; 32] {
     s
 }
 
+/// The genesis's authorized signing client.
+pub fn client_key() -> SigningKey {
+    SigningKey::from_bytes(&[0xc1; 32])
+}
+
+/// A `SignRequest` body: the genesis client asks for `digest` (nonce `nonce`, epoch `epoch`).
+pub fn request(digest: [u8; 32], epoch: u64, nonce: u64) -> TxBody {
+    TxBody::SignRequest {
+        request: ClientRequest {
+            client: id(&client_key()),
+            digest,
+            epoch,
+            nonce,
+            issue_to: None,
+        }
+        .sign(CHAIN, &client_key()),
+    }
+}
+
 pub fn id(k: &SigningKey) -> MemberId {
     MemberId(k.verifying_key().to_bytes())
 }
@@ -107,6 +126,10 @@ impl Net {
             key,
             eviction_missed_heights: 1_000_000,
             epochs: EpochParams::default(),
+            clients: vec![GenesisClient {
+                key: id(&client_key()),
+                quota: 1_000_000,
+            }],
         };
         let faults: BTreeMap<usize, Fault> = faults.iter().copied().collect();
         let nodes = keys

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use seedfed_node::api;
-use seedfed_node::genesis::{Genesis, GenesisValidator, KeySection};
+use seedfed_node::genesis::{Genesis, GenesisClient, GenesisValidator, KeySection};
 
 use super::binaries::binaries;
 use super::processes::{self, Group};
@@ -120,14 +120,15 @@ async fn wait_listening(
     }
 }
 
-/// Runs `seedfed init` for a node home and returns its peer id and X25519 public key (hex).
+/// Runs `seedfed init` for a node home and returns its peer id, X25519 and Ed25519 public
+/// keys (hex).
 fn init_node(
     node_bin: &Path,
     home: &Path,
     genesis_path: &Path,
     pass_file: &Path,
     boot_addr: &str,
-) -> anyhow::Result<(String, String)> {
+) -> anyhow::Result<(String, String, String)> {
     let name = home.file_name().map_or_else(
         || home.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -176,8 +177,16 @@ fn init_node(
         .as_str()
         .context("no x25519 key in `keys show`")?
         .to_string();
-    Ok((peer_id, x25519))
+    let ed25519 = public["ed25519_public"]
+        .as_str()
+        .context("no ed25519 key in `keys show`")?
+        .to_string();
+    Ok((peer_id, x25519, ed25519))
 }
+
+/// Sign requests each testnet node's client key may make per epoch: enough for the
+/// benchmarks' bursts.
+pub const TESTNET_CLIENT_QUOTA: u32 = 100_000;
 
 /// The testnet's key parameters: leaf seeds 3-of-5 whenever there are at least 5
 /// validators (each leaf needs 5 distinct holders), the genesis default 2-of-3 below that;
@@ -212,6 +221,7 @@ async fn launch(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Result<
         validators: vec![],
         key: testnet_key(args.nodes, args.tree_height),
         epochs: args.epochs.clone().unwrap_or_default(),
+        clients: vec![],
     };
     fs::write(&genesis_path, genesis.to_toml())?;
     let pass_file = dir.join("passphrase");
@@ -251,11 +261,18 @@ async fn launch(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Result<
     let mut homes = Vec::new();
     for i in 0..args.nodes {
         let home = dir.join(format!("node{i}"));
-        let (peer_id, x25519) = init_node(&node_bin, &home, &genesis_path, &pass_file, &boot_addr)?;
+        let (peer_id, x25519, ed25519) =
+            init_node(&node_bin, &home, &genesis_path, &pass_file, &boot_addr)?;
         genesis.validators.push(GenesisValidator {
             peer_id: peer_id.clone(),
             stake: args.stake,
             x25519,
+        });
+        // Every node's own key is an authorized client, so `seedfed sign --home <node>`
+        // works out of the box.
+        genesis.clients.push(GenesisClient {
+            key: ed25519,
+            quota: TESTNET_CLIENT_QUOTA,
         });
         homes.push((home, peer_id));
     }

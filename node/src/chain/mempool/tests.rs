@@ -244,7 +244,24 @@ fn caps_hold_the_largest_legitimate_transaction_of_every_kind() {
             complaint: payload.clone(),
         },
         TxBody::MasterRoot { root: [0xff; 32] },
-        TxBody::SignRequest { digest: [0xff; 32] },
+        TxBody::SignRequest {
+            request: ledger::SignedRequest {
+                request: ledger::ClientRequest {
+                    client: m,
+                    digest: [0xff; 32],
+                    epoch: u64::MAX,
+                    nonce: u64::MAX,
+                    issue_to: Some([0xff; 32]),
+                },
+                signature: ledger::Signature64([0xff; 64]),
+            },
+        },
+        TxBody::ClientChange {
+            change: ledger::ClientChange::Authorize {
+                client: m,
+                quota: u32::MAX,
+            },
+        },
         TxBody::SignaturePublish {
             leaf: u64::MAX,
             signature: payload,

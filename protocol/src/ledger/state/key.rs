@@ -14,6 +14,7 @@ use super::LedgerState;
 use crate::assignment::{branch_owners, leaf_holders, Weighted};
 use crate::dealing::{verify_ack, DealAck, SectorId};
 use crate::hash::{hash32, Domain};
+use crate::ledger::client::SignedRequest;
 use crate::ledger::codec::encode;
 use crate::ledger::error::LedgerError;
 use crate::ledger::genesis::{chain_digest, KeyParams};
@@ -93,12 +94,17 @@ impl HolderBasis {
 /// A committed signing request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignRequestRecord {
-    /// Who asked.
+    /// The validator that relayed the request (the signing service).
     pub requester: MemberId,
+    /// The authorized client that signed the request.
+    pub client: MemberId,
     /// Digest to sign.
     pub digest: [u8; 32],
     /// Height at which the leaf was allocated.
     pub height: u64,
+    /// Who rebuilds the one-time key and signs: the relay (`None`), or in key issuance mode
+    /// the client, whose contributions are sealed to this X25519 key.
+    pub issue_to: Option<[u8; 32]>,
 }
 
 /// A recorded repair.
@@ -261,15 +267,17 @@ impl LedgerState {
         Ok(())
     }
 
-    /// `SignRequest`: allocates the next leaf to the author's digest.
+    /// `SignRequest`: checks the relayed client request (`clients`) and allocates the next
+    /// unused, unretired leaf to it.
     pub(super) fn apply_sign_request(
         &mut self,
         author: MemberId,
-        digest: &[u8; 32],
+        signed: &SignedRequest,
     ) -> Result<(), LedgerError> {
         if self.master_root.is_none() {
             return Err(LedgerError::MasterNotFinal);
         }
+        self.check_client_request(&author, signed)?;
         let retired = self.retired_leaves();
         let mut leaf = self.next_leaf;
         while retired.contains(&leaf) {
@@ -279,12 +287,16 @@ impl LedgerState {
             return Err(LedgerError::KeyExhausted(self.key.leaves()));
         }
         self.next_leaf = leaf + 1;
+        self.use_client_request(signed);
+        let req = &signed.request;
         self.sign_requests.insert(
             leaf,
             SignRequestRecord {
                 requester: author,
-                digest: *digest,
+                client: req.client,
+                digest: req.digest,
                 height: self.height,
+                issue_to: req.issue_to,
             },
         );
         Ok(())

@@ -4,8 +4,9 @@
 use ed25519_dalek::{Signer, SigningKey};
 
 use crate::ledger::{
+    ClientRequest,
     chain_digest, vote_digest, Block, CommitInfo, EpochParams, Genesis, GenesisValidator,
-    KeyParams, Ledger, LedgerError, LedgerState, Signature64, SignedTx, Tx, TxBody, VoteKind,
+    GenesisClient, KeyParams, Ledger, LedgerError, LedgerState, Signature64, SignedTx, Tx, TxBody, VoteKind,
 };
 use crate::member::MemberId;
 
@@ -56,8 +57,20 @@ pub(super) fn genesis(n: u8) -> Genesis {
         },
         eviction_missed_heights: 2,
         epochs: EpochParams::default(),
+        clients: vec![GenesisClient {
+            key: id(&client_key()),
+            quota: CLIENT_QUOTA,
+        }],
     }
 }
+
+/// The genesis's authorized client.
+pub(super) fn client_key() -> SigningKey {
+    SigningKey::from_bytes(&[0xc1; 32])
+}
+
+/// The genesis client's quota per epoch.
+const CLIENT_QUOTA: u32 = 40;
 
 impl Fx {
     pub(super) fn new(n: u8) -> Self {
@@ -73,6 +86,20 @@ impl Fx {
 
     pub(super) fn id(&self, i: usize) -> MemberId {
         id(&self.keys[i])
+    }
+
+    /// A `SignRequest` body: the genesis client asks for `digest` in the current epoch.
+    pub(super) fn request(&self, digest: [u8; 32], nonce: u64) -> TxBody {
+        TxBody::SignRequest {
+            request: ClientRequest {
+                client: id(&client_key()),
+                digest,
+                epoch: self.st().epoch,
+                nonce,
+                issue_to: None,
+            }
+            .sign(CHAIN, &client_key()),
+        }
     }
 
     /// A transaction by validator `i` with its next nonce.

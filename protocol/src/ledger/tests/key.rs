@@ -203,7 +203,7 @@ fn sector_publication_rules() {
 fn master_root_and_leaf_allocation() {
     let mut fx = Fx::new(4);
     assert_eq!(
-        fx.apply(0, TxBody::SignRequest { digest: [1; 32] }),
+        fx.apply(0, fx.request([1; 32], 0)),
         Err(LedgerError::MasterNotFinal)
     );
     assert_eq!(
@@ -224,18 +224,13 @@ fn master_root_and_leaf_allocation() {
     );
     // 2^5 = 32 leaves, each allocated exactly once, in order.
     for q in 0..32u64 {
-        fx.apply(
-            (q % 4) as usize,
-            TxBody::SignRequest {
-                digest: [q as u8; 32],
-            },
-        )
-        .unwrap();
+        fx.apply((q % 4) as usize, fx.request([q as u8; 32], q))
+            .unwrap();
         assert_eq!(fx.st().next_leaf, q + 1);
         assert_eq!(fx.st().sign_requests[&q].digest, [q as u8; 32]);
     }
     assert_eq!(
-        fx.apply(0, TxBody::SignRequest { digest: [9; 32] }),
+        fx.apply(0, fx.request([9; 32], 99)),
         Err(LedgerError::KeyExhausted(32))
     );
     assert_eq!(fx.st().next_leaf, 32);

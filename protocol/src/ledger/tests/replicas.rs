@@ -16,9 +16,7 @@ fn body_for(fx: &Fx, kind: u8, amount: u64, other: usize) -> TxBody {
             to: fx.id(other),
             amount,
         },
-        2 => TxBody::SignRequest {
-            digest: [amount as u8; 32],
-        },
+        2 => fx.request([amount as u8; 32], amount),
         3 => TxBody::DkgCommitment {
             epoch: amount % 2,
             payload: vec![amount as u8; 3],
