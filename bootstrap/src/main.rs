@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use libp2p::PeerId;
 use seedfed_node::config::{Config, LogFormat};
 use seedfed_node::fsutil;
-use seedfed_node::genesis::{Genesis, GenesisValidator, KeySection};
+use seedfed_node::genesis::{Genesis, GenesisClient, GenesisValidator, KeySection};
 
 /// seedfed bootstrap node and genesis tool.
 #[derive(Debug, Parser)]
@@ -43,6 +43,10 @@ struct GenesisArgs {
     /// are printed by `seedfed keys show`).
     #[arg(long = "validator", value_name = "PEER_ID=STAKE=X25519_HEX", value_parser = parse_validator)]
     validators: Vec<GenesisValidator>,
+    /// Client authorized to request signatures, as `<key>=<quota per epoch>` where the key is
+    /// an Ed25519 public key in hex or a node's peer id (repeatable).
+    #[arg(long = "client", value_name = "KEY=QUOTA", value_parser = parse_client)]
+    clients: Vec<GenesisClient>,
     /// Height of the whole LMS tree (`2^h` one-time keys: 5, 10, 15, 20 or 25).
     #[arg(long, default_value_t = KeySection::default().tree_height)]
     tree_height: u8,
@@ -125,6 +129,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses a `--client` value, `<ed25519 public key hex or peer id>=<quota>`.
+fn parse_client(s: &str) -> Result<GenesisClient, String> {
+    let Some((key, quota)) = s.split_once('=') else {
+        return Err(format!(
+            "{s:?} is not <ed25519 public key hex or peer id>=<quota per epoch>"
+        ));
+    };
+    seedfed_node::genesis::parse_client_key(key)?;
+    let quota = quota
+        .parse()
+        .map_err(|e| format!("quota {quota:?} is not a whole number: {e}"))?;
+    Ok(GenesisClient {
+        key: key.to_string(),
+        quota,
+    })
+}
+
 /// Parses a `--validator` value, `<peer id>=<stake>=<x25519 public key hex>`: a libp2p peer
 /// id, a stake in base units and 32 bytes of hex. The error says which part is wrong.
 fn parse_validator(s: &str) -> Result<GenesisValidator, String> {
@@ -163,6 +184,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 validators: a.validators,
                 key,
                 epochs: Default::default(),
+                clients: a.clients,
             };
             genesis.check()?;
             if !genesis.validators.is_empty() {
@@ -334,6 +356,7 @@ mod tests {
                 ..key.clone()
             },
             epochs: Default::default(),
+            clients: vec![],
         };
         let e = bad.check().unwrap_err().to_string();
         assert!(e.contains("key.leaf_threshold 6"), "{e}");

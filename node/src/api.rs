@@ -27,7 +27,9 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::mempool::{self, Full as PoolFull};
-use crate::chain::{ChainStatus, TxRejected, TxSubmission};
+use crate::chain::{
+    ChainStatus, SignOutcome, SignRefused, SignSubmission, Submission, TxRejected, TxSubmission,
+};
 use crate::network::{NetworkHandle, NetworkStatus};
 
 /// File in the home directory holding the API's actual bound address while the node runs.
@@ -58,8 +60,8 @@ pub struct ApiState {
     pub role: &'static str,
     /// The chain driver's status, if one runs.
     pub chain: Option<watch::Receiver<ChainStatus>>,
-    /// Where `POST /tx` hands transactions to the chain driver, if one runs.
-    pub submit: Option<mpsc::Sender<TxSubmission>>,
+    /// Where `POST /tx` and `POST /sign` hand their requests to the chain driver, if one runs.
+    pub submit: Option<mpsc::Sender<Submission>>,
 }
 
 /// Largest `POST /tx` body accepted (the gossip message cap).
@@ -69,6 +71,7 @@ pub const MAX_TX_BODY: usize = 1 << 20;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/status", get(status))
+        .route("/sign", post(sign))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -186,7 +189,11 @@ async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> (StatusCode, Strin
         return refused(&e);
     }
     let (reply, verdict) = oneshot::channel();
-    if submit.send(TxSubmission { tx, reply }).await.is_err() {
+    if submit
+        .send(Submission::Tx(TxSubmission { tx, reply }))
+        .await
+        .is_err()
+    {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "the chain driver stopped\n".into(),
@@ -200,6 +207,81 @@ async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> (StatusCode, Strin
             "the chain driver stopped\n".into(),
         ),
     }
+}
+
+/// How long `POST /sign` waits for the signature unless the query says `?wait_secs=N`.
+pub const SIGN_WAIT: Duration = Duration::from_secs(300);
+
+/// `POST /sign?wait_secs=N`: a client-signed request (`ledger::SignedRequest`, canonical
+/// encoding) to relay; answers with the published signature (200, JSON [`SignOutcome`]) or
+/// why not: 400 (malformed, or the ledger refuses it, with the reason), 409 (already
+/// waiting here), 429 (too many waiting), 503 (no chain), 504 (not signed within the wait;
+/// the request stays relayed and its signature still lands on the ledger).
+async fn sign(
+    State(s): State<ApiState>,
+    query: axum::extract::Query<SignQuery>,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let Some(submit) = &s.submit else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node runs no chain\n".into(),
+        );
+    };
+    let request = match ledger::decode::<ledger::SignedRequest>(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("malformed sign request: {e}\n"),
+            )
+        }
+    };
+    let wait = query
+        .wait_secs
+        .map_or(SIGN_WAIT, |w| Duration::from_secs(w.min(3600)));
+    let (reply, answer) = oneshot::channel();
+    if submit
+        .send(Submission::Sign(SignSubmission { request, reply }))
+        .await
+        .is_err()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the chain driver stopped\n".into(),
+        );
+    }
+    match tokio::time::timeout(wait, answer).await {
+        Ok(Ok(Ok(outcome))) => (
+            StatusCode::OK,
+            serde_json::to_string(&outcome).unwrap_or_default(),
+        ),
+        Ok(Ok(Err(e))) => {
+            let code = match e {
+                SignRefused::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+                SignRefused::Duplicate => StatusCode::CONFLICT,
+                SignRefused::Ledger(_) => StatusCode::BAD_REQUEST,
+            };
+            (code, format!("{e}\n"))
+        }
+        Ok(Err(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the chain driver stopped\n".into(),
+        ),
+        Err(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "not signed within {} s; the request stays relayed\n",
+                wait.as_secs()
+            ),
+        ),
+    }
+}
+
+/// The query of `POST /sign`.
+#[derive(Debug, Deserialize)]
+struct SignQuery {
+    wait_secs: Option<u64>,
 }
 
 /// The answer to a refused transaction: its reason, with a status that says whether sending
@@ -233,8 +315,8 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
-    /// The node refused a submitted transaction.
-    #[error("the node at {addr} refused the transaction (HTTP {code}): {reason}")]
+    /// The node refused a submitted transaction or sign request.
+    #[error("the node at {addr} refused the request (HTTP {code}): {reason}")]
     Refused {
         /// The address.
         addr: String,
@@ -282,6 +364,18 @@ impl ApiClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(u16, String), ApiError> {
+        self.request_within(addr, path, body, Duration::from_secs(5))
+            .await
+    }
+
+    /// As [`ApiClient::request`], each step bounded by `limit`.
+    pub async fn request_within(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        body: Option<Vec<u8>>,
+        limit: Duration,
+    ) -> Result<(u16, String), ApiError> {
         let unreachable = |reason: String| ApiError::Unreachable {
             addr: addr.to_string(),
             reason,
@@ -296,12 +390,12 @@ impl ApiClient {
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(Full::new(body))
             .map_err(|e| unreachable(e.to_string()))?;
-        let resp = tokio::time::timeout(Duration::from_secs(5), self.inner.request(req))
+        let resp = tokio::time::timeout(limit, self.inner.request(req))
             .await
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
         let code = resp.status().as_u16();
-        let body = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
+        let body = tokio::time::timeout(limit, resp.into_body().collect())
             .await
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?
@@ -320,6 +414,34 @@ impl ApiClient {
             addr: addr.to_string(),
             code,
             reason: reason.trim().to_string(),
+        })
+    }
+}
+
+impl ApiClient {
+    /// Hands a client-signed request to `POST /sign` and waits up to `wait` for the
+    /// signature.
+    pub async fn sign(
+        &self,
+        addr: SocketAddr,
+        request: &ledger::SignedRequest,
+        wait: Duration,
+    ) -> Result<SignOutcome, ApiError> {
+        let path = format!("/sign?wait_secs={}", wait.as_secs().max(1));
+        let limit = wait + Duration::from_secs(5);
+        let (code, body) = self
+            .request_within(addr, &path, Some(ledger::encode(request)), limit)
+            .await?;
+        if code != 200 {
+            return Err(ApiError::Refused {
+                addr: addr.to_string(),
+                code,
+                reason: body.trim().to_string(),
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {
+            addr: addr.to_string(),
+            reason: format!("bad sign answer: {e}"),
         })
     }
 }

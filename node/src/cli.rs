@@ -39,6 +39,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the running node's view of the network (from its local API).
     Status(StatusArgs),
+    /// Ask the federation to sign a file (its SHA-256 digest) as an authorized client, through
+    /// the running node of this home (or `--api`), and write the RFC 8554 signature.
+    Sign(SignArgs),
     /// Write the federation's public key (RFC 8554, HSS L=1 encoding) once its master root is
     /// final, from the running node's ledger.
     Pubkey(PubkeyArgs),
@@ -131,6 +134,32 @@ pub struct StatusArgs {
     pub api: Option<String>,
 }
 
+/// `seedfed sign`
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The file to sign (the federation signs its SHA-256 digest).
+    #[arg(long)]
+    pub message: PathBuf,
+    /// Where to write the signature (RFC 8554 HSS encoding with one level).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print leaf, key and latency as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// API address of the node to relay through (default: the one the node of `--home`
+    /// wrote into its home directory).
+    #[arg(long)]
+    pub api: Option<String>,
+    /// Read the keystore passphrase from this file instead of prompting (the client key is
+    /// the home's identity key).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Give up waiting for the signature after this many seconds (the request stays on the
+    /// ledger and is still signed).
+    #[arg(long, default_value_t = 300)]
+    pub wait_secs: u64,
+}
+
 /// `seedfed pubkey`
 #[derive(Debug, Args)]
 pub struct PubkeyArgs {
@@ -148,7 +177,7 @@ pub struct VerifyArgs {
     /// The signature (RFC 8554 HSS encoding with one level, e.g. `release.sig`).
     #[arg(long)]
     pub sig: PathBuf,
-    /// The signed message.
+    /// The signed file (the federation signs its SHA-256 digest).
     #[arg(long)]
     pub message: PathBuf,
     /// The public key file (HSS, one level: `seedfed.pub`). Without `--api` it is trusted as

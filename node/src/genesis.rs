@@ -29,8 +29,8 @@ pub struct GenesisValidator {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisClient {
-    /// The client's Ed25519 public key (64 hex digits; `seedfed keys show` prints a node's as
-    /// `ed25519 public`).
+    /// The client's Ed25519 public key: 64 hex digits, or the peer id of a node whose identity
+    /// key is the client (`seedfed keys show`).
     pub key: String,
     /// Sign requests it may make per epoch.
     pub quota: u32,
@@ -279,12 +279,18 @@ impl Genesis {
     }
 }
 
-/// An authorized client's Ed25519 key from its 64 hex digits.
+/// An authorized client's Ed25519 key: 64 hex digits, or the libp2p peer id of an Ed25519
+/// identity (a node's key used as a client).
 pub fn parse_client_key(s: &str) -> Result<seedfed_protocol::member::MemberId, String> {
-    let bytes: [u8; 32] = hex::decode(s.trim())
+    let s = s.trim();
+    if let Ok(peer) = s.parse::<PeerId>() {
+        return crate::chain::member_of(&peer)
+            .ok_or_else(|| format!("client {s} is not an Ed25519 identity"));
+    }
+    let bytes: [u8; 32] = hex::decode(s)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| format!("client key {s:?} is not 64 hex digits"))?;
+        .ok_or_else(|| format!("client key {s:?} is neither 64 hex digits nor a peer id"))?;
     ed25519_dalek::VerifyingKey::from_bytes(&bytes)
         .map_err(|_| format!("client key {s:?} is not an Ed25519 public key"))?;
     Ok(seedfed_protocol::member::MemberId(bytes))
@@ -329,6 +335,12 @@ mod tests {
         let mut bad = g.clone();
         bad.clients[0].key = "00".into();
         assert!(bad.check().is_err());
+        let mut by_peer = g.clone();
+        by_peer.clients[0].key = id.to_string();
+        assert_eq!(
+            by_peer.to_ledger().unwrap().clients[0].key,
+            crate::chain::member_of(&id).unwrap()
+        );
         assert_eq!(
             lg.validators[0].x25519,
             x25519_dalek::X25519_BASEPOINT_BYTES

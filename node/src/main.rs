@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 use seedfed_node::cli::{
-    self, Cli, Command, InitArgs, KeysCommand, PubkeyArgs, StatusArgs, VerifyArgs,
+    self, Cli, Command, InitArgs, KeysCommand, PubkeyArgs, SignArgs, StatusArgs, VerifyArgs,
 };
 use seedfed_node::config::{Config, CONFIG_FILE};
 use seedfed_node::genesis::Genesis;
@@ -58,6 +58,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status(args) => status(&home, args),
         Command::Pubkey(args) => pubkey(&home, args),
+        Command::Sign(args) => sign(&home, args),
         Command::Verify(args) => verify(&home, args),
         Command::Keys { command } => keys(&home, command),
     }
@@ -169,6 +170,91 @@ fn pubkey(home: &Path, args: PubkeyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `seedfed sign`: the home's identity key signs a request for the file's digest in the
+/// node's current epoch; the node relays it and answers with the published signature, which
+/// is checked against the master key the node reports before it is written.
+fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
+    use seedfed_protocol::ledger::{message_digest, ClientRequest};
+    let config = Config::load(home)?;
+    let genesis = Genesis::load(&Config::resolve(home, &config.node.genesis))?;
+    let message = read_file(&args.message)?;
+    let digest = message_digest(&message);
+    let pass = cli::read_passphrase(args.passphrase_file.as_deref(), false)?;
+    let (identity, _) = keystore::load(&Config::resolve(home, &config.node.keystore), &pass)?;
+    drop(pass);
+    let seed = node::identity_seed(&identity)?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    drop(seed);
+    let addr = match &args.api {
+        Some(a) => a
+            .parse()
+            .with_context(|| format!("invalid API address {a:?}"))?,
+        None => api::running_api_addr(home)?,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let client = api::ApiClient::new();
+    let chain = rt
+        .block_on(client.status(addr))?
+        .chain
+        .context("the node runs no chain (is it a bootstrap node?)")?;
+    let public_hex = chain.key.public_key.clone().with_context(|| {
+        format!(
+            "the master root is not final yet: {} of {} sectors on the ledger",
+            chain.key.sectors_final, chain.key.sectors_total
+        )
+    })?;
+    let request = ClientRequest {
+        client: seedfed_protocol::member::MemberId(key.verifying_key().to_bytes()),
+        digest,
+        epoch: chain.epoch,
+        nonce: rand_core::RngCore::next_u64(&mut rand_core::OsRng),
+        issue_to: None,
+    }
+    .sign(&genesis.chain_id, &key);
+    drop(key);
+    let started = Instant::now();
+    let outcome = rt.block_on(client.sign(
+        addr,
+        &request,
+        std::time::Duration::from_secs(args.wait_secs),
+    ))?;
+    let sig = hex::decode(&outcome.signature).context("the node sent a malformed signature")?;
+    let public = hex::decode(&public_hex).context("the node reported a malformed public key")?;
+    seedfed_protocol::lms::verify_hss_bytes(&public, &digest, &sig)
+        .map_err(|e| anyhow::anyhow!("the node's signature does not verify: {e}"))?;
+    fsutil::write_atomic(&args.out, &sig, 0o644)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let latency_ms = started.elapsed().as_millis();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "leaf": outcome.leaf,
+                "key": public_hex,
+                "digest": outcome.digest,
+                "out": args.out.display().to_string(),
+                "allocated_at": outcome.allocated_at,
+                "signed_at": outcome.signed_at,
+                "latency_ms": latency_ms,
+            })
+        );
+    } else {
+        println!(
+            "wrote {} ({} bytes): leaf {} of {}, signed in {latency_ms} ms (blocks {}..{})",
+            args.out.display(),
+            sig.len(),
+            outcome.leaf,
+            describe_key(&public)?,
+            outcome.allocated_at,
+            outcome.signed_at
+        );
+    }
+    Ok(())
+}
+
 fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
@@ -176,7 +262,8 @@ fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// `seedfed verify`: from files alone, or after walking a node's checkpoint chain.
 fn verify(home: &Path, args: VerifyArgs) -> anyhow::Result<()> {
     let sig = read_file(&args.sig)?;
-    let message = read_file(&args.message)?;
+    // The federation signs a message's SHA-256 digest (`ledger::message_digest`).
+    let message = seedfed_protocol::ledger::message_digest(&read_file(&args.message)?);
     let pubkey = args.pubkey.as_deref().map(read_file).transpose()?;
     let Some(api) = &args.api else {
         let pk = pubkey.context("--pubkey is required without --api")?;

@@ -218,7 +218,7 @@ pub async fn start(
     role: Role,
     on_event: Option<mpsc::Sender<NetworkEvent>>,
     chain: Option<watch::Receiver<ChainStatus>>,
-    submit: Option<mpsc::Sender<chain::TxSubmission>>,
+    submit: Option<mpsc::Sender<chain::Submission>>,
     chain_metrics: Option<&chain::ChainMetrics>,
 ) -> Result<RunningNode, NodeError> {
     let mut registry = Registry::default();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use seedfed_node::api::{self, ApiClient, ApiError, ApiState};
 use seedfed_node::chain::mempool::{Full, PAYLOAD_TX_CAP};
-use seedfed_node::chain::{TxRejected, TxSubmission};
+use seedfed_node::chain::{Submission, TxRejected};
 use seedfed_protocol::ledger::{self, SignedTx, Tx, TxBody};
 use seedfed_protocol::member::MemberId;
 use tokio::sync::mpsc;
@@ -39,7 +39,7 @@ fn signed(nonce: u64) -> SignedTx {
     )
 }
 
-async fn serve(submit: Option<mpsc::Sender<TxSubmission>>) -> SocketAddr {
+async fn serve(submit: Option<mpsc::Sender<Submission>>) -> SocketAddr {
     let (network, _events) = common::spawn(common::config(true, vec![]));
     let state = ApiState {
         network,
@@ -58,12 +58,15 @@ async fn serve(submit: Option<mpsc::Sender<TxSubmission>>) -> SocketAddr {
 
 #[tokio::test]
 async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
-    let (tx, mut rx) = mpsc::channel::<TxSubmission>(4);
+    let (tx, mut rx) = mpsc::channel::<Submission>(4);
     // A stand-in driver: accepts nonce 0, finds its pool full for nonce 1 and the author at
     // its quota for nonce 2, calls everything else stale; records what it got.
     let (seen_tx, mut seen) = mpsc::channel::<SignedTx>(16);
     tokio::spawn(async move {
         while let Some(sub) = rx.recv().await {
+            let Submission::Tx(sub) = sub else {
+                panic!("a sign request reached the stand-in driver");
+            };
             let verdict = match sub.tx.tx.nonce {
                 0 => Ok(()),
                 1 => Err(TxRejected::Full(Full::Bytes(1 << 20))),

@@ -39,7 +39,7 @@ impl Files {
 }
 
 /// An H5/W4 key made and used by hbs-lms (an independent RFC 8554 implementation), its
-/// signature on `MESSAGE`, and a genesis for `CHAIN`.
+/// signature on `MESSAGE`'s digest (what the federation signs), and a genesis for `CHAIN`.
 fn files() -> Files {
     let dir = tempfile::tempdir().unwrap();
     let (mut sk, vk) = hbs_lms::keygen::<Sha256_256>(
@@ -51,7 +51,9 @@ fn files() -> Files {
         None,
     )
     .unwrap();
-    let sig = sk.try_sign(MESSAGE).unwrap();
+    let sig = sk
+        .try_sign(&seedfed_protocol::ledger::message_digest(MESSAGE))
+        .unwrap();
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
         std::fs::write(&p, bytes).unwrap();

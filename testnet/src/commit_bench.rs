@@ -148,6 +148,7 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
     let up_args = UpArgs {
         cycle_timeout: 0,
         key_timeout: 0,
+        signatures: 0,
         tree_height: None,
         epochs: None,
         nodes: args.nodes,

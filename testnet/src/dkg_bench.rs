@@ -132,6 +132,7 @@ pub async fn measure(
         epochs: Some(bench_epochs()),
         cycle_timeout: 0,
         key_timeout: 0,
+        signatures: 0,
         tree_height: None,
     };
     let net = up::start(&args, &dir).await?;

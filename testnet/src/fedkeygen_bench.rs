@@ -351,6 +351,7 @@ async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
         epochs: None,
         cycle_timeout: 0,
         key_timeout: 0,
+        signatures: 0,
     };
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let net = up::start(&up_args, &dir).await?;

@@ -10,13 +10,15 @@
 //! Modules: `binaries` (finding, and under cargo building, `seedfed` and `seedfed-bootstrap`),
 //! `processes` (spawning, the pid file, stopping), `launch` (genesis, homes, processes,
 //! admission), `milestones` (waiting for and printing the epoch cycle), `key` (waiting for the
-//! federation's key and writing `seedfed.pub`).
+//! federation's key and writing `seedfed.pub`), `signing` (signing a handful of messages
+//! through the nodes and verifying them with the light client).
 
 mod binaries;
 mod key;
 mod launch;
 mod milestones;
 mod processes;
+mod signing;
 
 use std::fs;
 use std::path::PathBuf;
@@ -31,6 +33,7 @@ pub use key::PUBKEY_FILE;
 pub use launch::{start, testnet_key, NodeRow, Testnet};
 pub use milestones::verify_checkpoint;
 pub use processes::PIDS_FILE;
+pub use signing::{client_request, SIGNED_DIR};
 
 /// The passphrase of every node's keystore in a local testnet (not a secret: test keys only).
 pub const PASSPHRASE: &str = "seedfed-local-testnet";
@@ -68,6 +71,10 @@ pub struct UpArgs {
     /// the master root final and signed by a checkpoint); 0 skips the wait.
     #[arg(long, default_value_t = 300)]
     pub key_timeout: u64,
+    /// Messages to sign through the nodes once the key is final, each verified by the light
+    /// client; 0 skips signing.
+    #[arg(long, default_value_t = 4)]
+    pub signatures: usize,
     /// Epoch-cycle windows for the genesis (default: the ledger's defaults).
     #[arg(skip)]
     pub epochs: Option<EpochParams>,
@@ -175,6 +182,15 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
                     _ = term.recv() => Err(anyhow::anyhow!("terminated")),
                 }
             })?;
+            if args.signatures > 0 {
+                rt.block_on(async {
+                    tokio::select! {
+                        r = signing::sign_and_verify(&net, args.signatures, Duration::from_secs(120)) => r,
+                        _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
+                        _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+                    }
+                })?;
+            }
         }
     }
     if args.foreground {

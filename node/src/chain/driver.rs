@@ -87,6 +87,15 @@ pub struct TxSubmission {
     pub reply: oneshot::Sender<Result<(), TxRejected>>,
 }
 
+/// What the local API hands the driver.
+#[derive(Debug)]
+pub enum Submission {
+    /// `POST /tx`: a signed transaction.
+    Tx(TxSubmission),
+    /// `POST /sign`: a client's sign request to relay and answer.
+    Sign(super::signing::SignSubmission),
+}
+
 /// Everything [`spawn`] needs.
 pub struct ChainParts {
     /// The ledger's genesis.
@@ -109,8 +118,8 @@ pub struct ChainParts {
     pub view: Arc<GossipView>,
     /// Where the driver publishes its status.
     pub status: watch::Sender<ChainStatus>,
-    /// Transactions submitted through the local API.
-    pub submissions: mpsc::Receiver<TxSubmission>,
+    /// Transactions and sign requests submitted through the local API.
+    pub submissions: mpsc::Receiver<Submission>,
     /// Metrics (registered by the caller in the node's registry).
     pub metrics: ChainMetrics,
 }
@@ -208,6 +217,7 @@ pub async fn spawn(
         in_flight: std::collections::BTreeMap::new(),
         at_rest,
         commits: CommitClock::default(),
+        sign_waiters: super::signing::Waiters::new(),
         state_hash,
         metrics,
     };
@@ -254,6 +264,8 @@ pub(super) struct Driver {
     /// The key the agent's snapshot and held shares are sealed with on disk.
     pub(super) at_rest: Arc<AtRestKey>,
     pub(super) commits: CommitClock,
+    /// Sign requests we relayed for the local API, until answered.
+    pub(super) sign_waiters: super::signing::Waiters,
     /// State hash at the tip (the tip block's, or genesis's), so status need not rehash.
     pub(super) state_hash: [u8; 32],
     pub(super) metrics: ChainMetrics,
@@ -264,7 +276,7 @@ impl Driver {
         mut self,
         mut events: mpsc::Receiver<NetworkEvent>,
         mut sync_rx: mpsc::Receiver<SyncResult>,
-        mut submissions: mpsc::Receiver<TxSubmission>,
+        mut submissions: mpsc::Receiver<Submission>,
         mut stop: oneshot::Receiver<()>,
     ) -> Result<Box<dyn crate::store::Store>, ChainError> {
         let mut tick = tokio::time::interval(self.config.sync_interval);
@@ -279,7 +291,10 @@ impl Driver {
                     Some(ev) => self.on_network(ev).await?,
                 },
                 Some((peer, r)) = sync_rx.recv() => self.on_synced(peer, r).await?,
-                Some(sub) = submissions.recv() => self.on_submission(sub).await,
+                Some(sub) = submissions.recv() => match sub {
+                    Submission::Tx(sub) => self.on_submission(sub).await,
+                    Submission::Sign(sub) => self.on_sign_submission(sub),
+                },
                 () = tokio::time::sleep_until(wake), if next.is_some() => self.fire_due().await?,
                 _ = tick.tick() => self.on_tick().await?,
             }
@@ -491,6 +506,7 @@ impl Driver {
         }
         self.renumber_own();
         self.refresh_view();
+        self.settle_sign_waiters(block);
         self.agent_step().await?;
         self.publish_status();
         Ok(())

@@ -10,6 +10,7 @@ pub mod latency;
 pub mod mempool;
 mod metrics;
 mod outbox;
+pub mod signing;
 mod status;
 pub mod storage;
 mod storage_thread;
@@ -20,7 +21,8 @@ mod timers;
 pub mod wire;
 
 pub use driver::{
-    spawn, ChainConfig, ChainError, ChainParts, ChainTask, TxSubmission, SUBMIT_QUEUE,
+    spawn, ChainConfig, ChainError, ChainParts, ChainTask, Submission, TxSubmission,
+    SUBMIT_QUEUE,
 };
 pub use latency::CommitSample;
 pub use mempool::{
@@ -28,6 +30,7 @@ pub use mempool::{
     MAX_POOL_TXS,
 };
 pub use metrics::ChainMetrics;
+pub use signing::{SignOutcome, SignRefused, SignSubmission};
 pub use status::{
     unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus, Exclusion,
     ValidatorInfo,

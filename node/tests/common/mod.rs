@@ -311,7 +311,7 @@ pub fn federation_spec(
         });
         // Every node's own key is an authorized client (as in `seedfed-testnet up`).
         genesis.clients.push(seedfed_node::genesis::GenesisClient {
-            key: v["ed25519_public"].as_str().unwrap().into(),
+            key: v["peer_id"].as_str().unwrap().into(),
             quota: 100_000,
         });
         homes.push(home);

@@ -45,6 +45,8 @@ pub struct Testnet {
     pub dir: PathBuf,
     /// The bootstrap node first, then the nodes.
     pub rows: Vec<NodeRow>,
+    /// The `seedfed` binary the nodes run.
+    pub node_bin: PathBuf,
 }
 
 impl Testnet {
@@ -86,8 +88,14 @@ pub async fn start(args: &UpArgs, dir: &Path) -> anyhow::Result<Testnet> {
         );
     }
     let mut group = Group::new(&dir);
-    let rows = launch(args, &dir, &mut group).await?;
-    Ok(Testnet { group, dir, rows })
+    let (node_bin, boot_bin) = binaries()?;
+    let rows = launch(args, &dir, &mut group, &node_bin, &boot_bin).await?;
+    Ok(Testnet {
+        group,
+        dir,
+        rows,
+        node_bin,
+    })
 }
 
 /// Waits until the process with home `home` serves its API and listens on a TCP address;
@@ -120,15 +128,14 @@ async fn wait_listening(
     }
 }
 
-/// Runs `seedfed init` for a node home and returns its peer id, X25519 and Ed25519 public
-/// keys (hex).
+/// Runs `seedfed init` for a node home and returns its peer id and X25519 public key (hex).
 fn init_node(
     node_bin: &Path,
     home: &Path,
     genesis_path: &Path,
     pass_file: &Path,
     boot_addr: &str,
-) -> anyhow::Result<(String, String, String)> {
+) -> anyhow::Result<(String, String)> {
     let name = home.file_name().map_or_else(
         || home.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -177,11 +184,7 @@ fn init_node(
         .as_str()
         .context("no x25519 key in `keys show`")?
         .to_string();
-    let ed25519 = public["ed25519_public"]
-        .as_str()
-        .context("no ed25519 key in `keys show`")?
-        .to_string();
-    Ok((peer_id, x25519, ed25519))
+    Ok((peer_id, x25519))
 }
 
 /// Sign requests each testnet node's client key may make per epoch: enough for the
@@ -212,8 +215,13 @@ pub fn testnet_key(nodes: usize, tree_height: Option<u8>) -> KeySection {
 }
 
 /// The launch itself: genesis, bootstrap, node homes, node processes, mutual admission.
-async fn launch(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Result<Vec<NodeRow>> {
-    let (node_bin, boot_bin) = binaries()?;
+async fn launch(
+    args: &UpArgs,
+    dir: &Path,
+    group: &mut Group,
+    node_bin: &Path,
+    boot_bin: &Path,
+) -> anyhow::Result<Vec<NodeRow>> {
     let genesis_path = dir.join("genesis.toml");
     let mut genesis = Genesis {
         chain_id: "seedfed-local".to_string(),
@@ -261,8 +269,7 @@ async fn launch(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Result<
     let mut homes = Vec::new();
     for i in 0..args.nodes {
         let home = dir.join(format!("node{i}"));
-        let (peer_id, x25519, ed25519) =
-            init_node(&node_bin, &home, &genesis_path, &pass_file, &boot_addr)?;
+        let (peer_id, x25519) = init_node(node_bin, &home, &genesis_path, &pass_file, &boot_addr)?;
         genesis.validators.push(GenesisValidator {
             peer_id: peer_id.clone(),
             stake: args.stake,
@@ -271,7 +278,7 @@ async fn launch(args: &UpArgs, dir: &Path, group: &mut Group) -> anyhow::Result<
         // Every node's own key is an authorized client, so `seedfed sign --home <node>`
         // works out of the box.
         genesis.clients.push(GenesisClient {
-            key: ed25519,
+            key: peer_id.clone(),
             quota: TESTNET_CLIENT_QUOTA,
         });
         homes.push((home, peer_id));

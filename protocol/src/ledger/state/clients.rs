@@ -38,8 +38,9 @@ impl LedgerState {
     /// Checks a relayed request without changing anything: the relay is a validator (it
     /// becomes the signing service), the client's signature holds, the client is authorized,
     /// the request is of this epoch or the previous one, its nonce is fresh in that epoch and
-    /// the client has quota left in it.
-    pub(super) fn check_client_request(
+    /// the client has quota left in it. Public so a relay refuses a request before it relays
+    /// it; `SignRequest` also needs a final master root and a leaf left.
+    pub fn check_client_request(
         &self,
         relay: &MemberId,
         signed: &SignedRequest,

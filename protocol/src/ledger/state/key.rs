@@ -98,6 +98,8 @@ pub struct SignRequestRecord {
     pub requester: MemberId,
     /// The authorized client that signed the request.
     pub client: MemberId,
+    /// The request's epoch and nonce: with the client, they name the request.
+    pub request: (u64, u64),
     /// Digest to sign.
     pub digest: [u8; 32],
     /// Height at which the leaf was allocated.
@@ -294,6 +296,7 @@ impl LedgerState {
             SignRequestRecord {
                 requester: author,
                 client: req.client,
+                request: (req.epoch, req.nonce),
                 digest: req.digest,
                 height: self.height,
                 issue_to: req.issue_to,

@@ -1,0 +1,203 @@
+//! The node as a signing service: a client's signed request from the local API (`POST /sign`)
+//! is checked against the tip, relayed in a `SignRequest` transaction of ours, and answered
+//! once the ledger has published the signature of the leaf it allocated (the agent's
+//! `sign` duties rebuild the one-time key, sign and publish). Guarantees: a request the ledger
+//! would refuse is answered with the ledger's reason before anything is relayed; a relayed
+//! request is answered exactly once: with the published signature, with the reason the ledger
+//! stopped accepting it before allocating a leaf, or not at all if the caller gave up (the
+//! API's timeout); a leaf is allocated only by the ledger, once.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use seedfed_protocol::ledger::{Block, SignedRequest, TxBody};
+use seedfed_protocol::member::MemberId;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tracing::{debug, info};
+
+use super::driver::Driver;
+
+/// Most relayed requests waiting for their signature at once; more are refused (retry later).
+pub const MAX_SIGN_WAITERS: usize = 8192;
+
+/// A client's request handed to the driver by the local API, with where the answer goes.
+#[derive(Debug)]
+pub struct SignSubmission {
+    /// The client-signed request.
+    pub request: SignedRequest,
+    /// The published signature, or why there is none.
+    pub reply: oneshot::Sender<Result<SignOutcome, SignRefused>>,
+}
+
+/// A published signature, as `POST /sign` returns it (JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOutcome {
+    /// The leaf (one-time key) the ledger allocated.
+    pub leaf: u64,
+    /// The signed digest (hex).
+    pub digest: String,
+    /// The RFC 8554 HSS (L=1) signature (hex).
+    pub signature: String,
+    /// Height of the block that allocated the leaf.
+    pub allocated_at: u64,
+    /// Height of the block that published the signature.
+    pub signed_at: u64,
+    /// From the request reaching this node to the signature decided, in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// Why a request got no signature.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignRefused {
+    /// The ledger refuses the request (unauthorized, stale, replayed, over quota, no key).
+    #[error("the ledger refuses the request: {0}")]
+    Ledger(String),
+    /// Too many requests wait on this node.
+    #[error("{0} requests are waiting on this node; try again later")]
+    Busy(usize),
+    /// The same request is already waiting on this node.
+    #[error("this request is already waiting on this node")]
+    Duplicate,
+}
+
+impl SignRefused {
+    /// Whether sending the same request again later can succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SignRefused::Busy(_))
+    }
+}
+
+/// A relayed request waiting for its leaf and signature.
+#[derive(Debug)]
+pub(super) struct Waiter {
+    reply: oneshot::Sender<Result<SignOutcome, SignRefused>>,
+    since: Instant,
+    request: SignedRequest,
+    /// The leaf and the height that allocated it, once on the ledger.
+    leaf: Option<(u64, u64)>,
+}
+
+/// Requests by (client, epoch, nonce): what names a request on the ledger.
+pub(super) type Waiters = BTreeMap<(MemberId, u64, u64), Waiter>;
+
+fn key_of(r: &SignedRequest) -> (MemberId, u64, u64) {
+    (r.request.client, r.request.epoch, r.request.nonce)
+}
+
+impl Driver {
+    /// A request from the local API: checked against the tip, relayed, remembered.
+    pub(super) fn on_sign_submission(&mut self, sub: SignSubmission) {
+        let st = &self.consensus.ledger().state;
+        let checked = if st.master_root.is_none() {
+            Err(SignRefused::Ledger(
+                "the master root is not final yet".into(),
+            ))
+        } else if self.sign_waiters.len() >= MAX_SIGN_WAITERS {
+            Err(SignRefused::Busy(self.sign_waiters.len()))
+        } else if self.sign_waiters.contains_key(&key_of(&sub.request)) {
+            Err(SignRefused::Duplicate)
+        } else {
+            st.check_client_request(&self.me, &sub.request)
+                .map_err(|e| SignRefused::Ledger(e.to_string()))
+        };
+        if let Err(e) = checked {
+            let _ = sub.reply.send(Err(e));
+            return;
+        }
+        debug!(client = %sub.request.request.client, "relaying a sign request");
+        self.sign_and_publish(TxBody::SignRequest {
+            request: sub.request.clone(),
+        });
+        self.sign_waiters.insert(
+            key_of(&sub.request),
+            Waiter {
+                reply: sub.reply,
+                since: Instant::now(),
+                request: sub.request,
+                leaf: None,
+            },
+        );
+    }
+
+    /// After a decided block: requests it allocated learn their leaf, requests whose leaf it
+    /// signed are answered, requests the ledger no longer accepts are refused, and requests
+    /// whose caller gave up are forgotten.
+    pub(super) fn settle_sign_waiters(&mut self, block: &Block) {
+        if self.sign_waiters.is_empty() {
+            return;
+        }
+        let st = &self.consensus.ledger().state;
+        // Leaves this block allocated to our relayed requests (the newest records).
+        for (leaf, r) in st
+            .sign_requests
+            .iter()
+            .rev()
+            .take_while(|(_, r)| r.height == block.height)
+        {
+            if r.requester != self.me {
+                continue;
+            }
+            if let Some(w) = self
+                .sign_waiters
+                .get_mut(&(r.client, r.request.0, r.request.1))
+            {
+                w.leaf = Some((*leaf, r.height));
+            }
+        }
+        let mut done = Vec::new();
+        let mut late = Vec::new();
+        for (key, w) in &self.sign_waiters {
+            if w.reply.is_closed() {
+                done.push((*key, None));
+                continue;
+            }
+            match w.leaf {
+                Some((leaf, allocated_at)) => {
+                    if let Some(sig) = st.signatures.get(&leaf) {
+                        let latency_ms =
+                            u64::try_from(w.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        info!(leaf, latency_ms, "signature published");
+                        done.push((
+                            *key,
+                            Some(Ok(SignOutcome {
+                                leaf,
+                                digest: hex::encode(w.request.request.digest),
+                                signature: hex::encode(sig),
+                                allocated_at,
+                                signed_at: block.height,
+                                latency_ms,
+                            })),
+                        ));
+                    }
+                }
+                None => {
+                    if let Err(e) = st.check_client_request(&self.me, &w.request) {
+                        // Refused now: because a block we did not see allocate it did (the
+                        // nonce is used), or for good.
+                        let allocated = st.sign_requests.iter().rev().find(|(_, r)| {
+                            r.requester == self.me && (r.client, r.request.0, r.request.1) == *key
+                        });
+                        if let Some((leaf, r)) = allocated {
+                            late.push((*key, (*leaf, r.height)));
+                        } else {
+                            done.push((*key, Some(Err(SignRefused::Ledger(e.to_string())))));
+                        }
+                    }
+                }
+            }
+        }
+        for (key, leaf) in late {
+            if let Some(w) = self.sign_waiters.get_mut(&key) {
+                w.leaf = Some(leaf);
+            }
+        }
+        for (key, answer) in done {
+            if let Some(w) = self.sign_waiters.remove(&key) {
+                if let Some(a) = answer {
+                    let _ = w.reply.send(a);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The signing milestone of a local testnet, as `up` runs it once the key is final: a handful
+//! of messages signed through the nodes (each node's own key is an authorized client), every
+//! signature verified by the light client (the checkpoint chain walked from epoch 0's key,
+//! then the signature under the master key it vouches for), and the commands to do the same
+//! by hand.
+//!
+//! Guarantees: a signature counts only if the light client accepts it; the messages and
+//! signatures are left in `<dir>/signed/` so they can be checked again with `seedfed verify`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use seedfed_node::api::ApiClient;
+use seedfed_node::config::Config;
+use seedfed_node::genesis::Genesis;
+use seedfed_node::keystore;
+use seedfed_protocol::ledger::{chain_digest, message_digest, ClientRequest, SignedRequest};
+use seedfed_protocol::light_client::Trusted;
+use seedfed_protocol::member::MemberId;
+
+use super::launch::Testnet;
+use super::{PASSPHRASE, PUBKEY_FILE};
+
+/// Where `up` writes the messages it signed and their signatures.
+pub const SIGNED_DIR: &str = "signed";
+
+/// A node home's identity key as a signing client, and the request for `digest` in `epoch`.
+pub fn client_request(
+    home: &Path,
+    chain_id: &str,
+    digest: [u8; 32],
+    epoch: u64,
+    nonce: u64,
+) -> anyhow::Result<SignedRequest> {
+    let config = Config::load(home)?;
+    let pass = keystore::Passphrase::new(PASSPHRASE.to_string());
+    let (identity, _) = keystore::load(&Config::resolve(home, &config.node.keystore), &pass)?;
+    let seed = seedfed_node::node::identity_seed(&identity)?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    Ok(ClientRequest {
+        client: MemberId(key.verifying_key().to_bytes()),
+        digest,
+        epoch,
+        nonce,
+        issue_to: None,
+    }
+    .sign(chain_id, &key))
+}
+
+/// Signs `count` messages through the nodes in turn, all at once, and verifies every signature
+/// with the light client; prints each and how to sign and verify by hand.
+pub(super) async fn sign_and_verify(
+    net: &Testnet,
+    count: usize,
+    wait: Duration,
+) -> anyhow::Result<()> {
+    let dir = &net.dir;
+    let genesis = Genesis::load(&dir.join("genesis.toml"))?;
+    let nodes: Vec<(PathBuf, std::net::SocketAddr)> = net
+        .rows
+        .iter()
+        .filter(|r| r.name != "bootstrap")
+        .map(|r| (dir.join(&r.name), r.api))
+        .collect();
+    let client = ApiClient::new();
+    let chain = client
+        .status(nodes[0].1)
+        .await?
+        .chain
+        .context("node0 runs no chain")?;
+    let out = dir.join(SIGNED_DIR);
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (home, addr) = nodes[i % nodes.len()].clone();
+        let message = format!("seedfed local testnet message {i}\n");
+        let path = out.join(format!("message{i}.txt"));
+        std::fs::write(&path, &message)?;
+        let digest = message_digest(message.as_bytes());
+        let request = client_request(&home, &genesis.chain_id, digest, chain.epoch, i as u64)?;
+        let client = client.clone();
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let r = client.sign(addr, &request, wait).await;
+            (i, path, digest, r, started.elapsed())
+        });
+    }
+    // The light client: the checkpoint chain from epoch 0's key (the first DKG's Ed25519
+    // group key), as `seedfed verify --api` walks it.
+    let anchor = chain
+        .dkgs
+        .iter()
+        .find(|d| d.epoch == 0)
+        .context("node0 no longer reports epoch 0's DKG")?;
+    let anchor: [u8; 32] = hex::decode(&anchor.ed25519_group_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("node0 reported a malformed checkpoint key")?;
+    let mut signed = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, path, digest, r, took) = joined.context("a signing task failed")?;
+        let outcome = r.with_context(|| format!("message {i} was not signed"))?;
+        let sig = hex::decode(&outcome.signature).context("a malformed signature")?;
+        std::fs::write(path.with_extension("sig"), &sig)?;
+        signed.push((i, path, digest, sig, outcome.leaf, took));
+    }
+    signed.sort_by_key(|s| s.0);
+    let latest = client
+        .status(nodes[0].1)
+        .await?
+        .chain
+        .context("node0 runs no chain")?;
+    let mut trusted = Trusted::new(chain_digest(&genesis.chain_id), anchor)
+        .map_err(|e| anyhow::anyhow!("epoch 0's key rejected: {e}"))?;
+    let mut links = Vec::new();
+    for c in &latest.checkpoints {
+        links.push((hex::decode(&c.bytes)?, hex::decode(&c.signature)?));
+    }
+    trusted
+        .walk(links.iter().map(|(b, s)| (b.as_slice(), s.as_slice())))
+        .map_err(|e| anyhow::anyhow!("the checkpoint chain does not verify: {e}"))?;
+    let public = std::fs::read(dir.join(PUBKEY_FILE))?;
+    let mut leaves = std::collections::BTreeSet::new();
+    for (i, path, digest, sig, leaf, took) in &signed {
+        if !leaves.insert(*leaf) {
+            bail!("leaf {leaf} was used twice");
+        }
+        trusted
+            .verify_signature(&public, digest, sig)
+            .map_err(|e| anyhow::anyhow!("signature {i} rejected by the light client: {e}"))?;
+        println!(
+            "signed {} with leaf {leaf} in {} ms; the light client verifies it (checkpoints 0..{})",
+            path.display(),
+            took.as_millis(),
+            trusted.next_seq
+        );
+    }
+    let bin = net.node_bin.display();
+    println!("sign by hand:   {bin} sign --home {}/node0 --passphrase-file {}/passphrase --message FILE --out FILE.sig",
+        dir.display(), dir.display());
+    println!(
+        "verify by hand: {bin} verify --pubkey {}/{PUBKEY_FILE} --message FILE --sig FILE.sig",
+        dir.display()
+    );
+    println!(
+        "  or through the checkpoint chain: {bin} verify --home {}/node0 --api {} --anchor-key {} --message FILE --sig FILE.sig",
+        dir.display(),
+        nodes[0].1,
+        hex::encode(anchor)
+    );
+    Ok(())
+}
