@@ -43,9 +43,9 @@ pub use genesis::{
 };
 pub use state::{
     validate_dkg_complaint_payload, validate_dkg_round1_payload, validate_epoch_beacon,
-    validate_master_root, ConvictionEvidence, DealConviction, HolderBasis, KeygenMiss, LeafAudit,
-    ClientRecord, LedgerState, Member, MemberStatus, RepairRecord, SectorAudit, SectorRecord, SectorWindow,
-    SignRequestRecord, MAX_OPEN_CLIENT_CHANGES,
+    validate_master_root, ClientRecord, ConvictionEvidence, DealConviction, HolderBasis,
+    KeygenMiss, LeafAudit, LedgerState, Member, MemberStatus, RepairRecord, SectorAudit,
+    SectorRecord, SectorWindow, SignRequestRecord, MAX_OPEN_CLIENT_CHANGES,
 };
 pub use tx::{
     peer_id_bytes, verify_vote_signature, vote_digest, ComplaintPayload, DkgSuite, Evidence,

@@ -48,3 +48,58 @@ fn requests_are_signed_by_mpc_and_every_signature_verifies() {
         assert!(s.keygen_owned.is_empty(), "{s:?}");
     }
 }
+
+#[test]
+fn a_holder_that_went_silent_delays_its_leaves_but_the_next_quorum_signs_them() {
+    let mut net = Net::new(4, &[], &[], 43);
+    net.run_until(400, |net| net.st().master_root.is_some());
+    // A holder that owns no sector stops after the key is made: it holds shares of many
+    // leaves and never contributes again (it still signs commits, so it stays a validator).
+    // (An owner that stops also stalls the authentication paths of its sectors: only it keeps
+    // their trees.)
+    let owners: BTreeSet<_> = net.st().sectors.values().map(|r| r.owner).collect();
+    let quiet = (0..4)
+        .find(|i| !owners.contains(&id(&net.nodes[*i].key)))
+        .expect("a validator that owns no sector");
+    net.nodes[quiet].agent = None;
+    let silent = id(&net.nodes[quiet].key);
+    let relays: Vec<usize> = (0..4).filter(|i| *i != quiet).collect();
+    let epoch = net.st().epoch;
+    for i in 0..8u8 {
+        let relay = relays[usize::from(i) % relays.len()];
+        net.submit
+            .push((relay, request([i + 1; 32], epoch, u64::from(i))));
+    }
+    net.step();
+    net.run_until(200, |net| net.st().signatures.len() == 8);
+    let st = net.st();
+    let public = st.master_public_key().unwrap();
+    // Some of these leaves had node 1 in their first quorum: they were signed by a later one.
+    let mut delayed = 0;
+    for (leaf, request) in &st.sign_requests {
+        let sig = LmsSignature::decode_hss(&st.signatures[leaf]).unwrap();
+        public.verify(&request.digest, &sig).unwrap();
+        let sector = st
+            .key
+            .layout(&seedfed_protocol::ledger::chain_digest(&st.chain_id))
+            .unwrap()
+            .sector_of(*leaf as u32)
+            .unwrap();
+        let record = &st.sectors[&sector];
+        let first_quorum: Vec<_> = record
+            .basis
+            .leaf_holders(*leaf, st.key.leaf_holders)
+            .unwrap()
+            .into_iter()
+            .filter(|h| record.acked.contains(h))
+            .take(usize::from(st.key.leaf_threshold))
+            .collect();
+        if first_quorum.contains(&silent) {
+            delayed += 1;
+        }
+    }
+    assert!(
+        delayed > 0,
+        "node 1 was in no first quorum: the test proves nothing"
+    );
+}

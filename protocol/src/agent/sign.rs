@@ -5,8 +5,10 @@
 //! it against the sector root, signs the request's digest and publishes `SignaturePublish`.
 //!
 //! Guarantees: the session (id, quorum, recipient) is a function of the ledger's request, so a
-//! holder contributes only toward the recipient and with the quorum the ledger implies: the
-//! first `k` of the leaf's holders that acknowledged the sector and are still validators. A
+//! holder contributes only toward the recipient and with the quorum the ledger implies: `k` of
+//! the leaf's holders that acknowledged the sector and are still validators, the first `k` at
+//! first and the next `k`-subset every [`SIGN_ATTEMPT_BLOCKS`] blocks until the signature lands
+//! (so a crashed holder delays a leaf, it does not stall it). A
 //! contribution is opened only for a leaf this node requested; the seed exists only while the
 //! signature is made, then is zeroized, and the signature is verified under the master public
 //! key before it leaves. Sends are repeated every [`KEYGEN_RESEND_BLOCKS`] blocks from the
@@ -38,6 +40,9 @@ const SESSION: Domain = Domain::new("seedfed-signsess");
 /// What the recipient gathered for one leaf.
 #[derive(Default)]
 pub(super) struct Gathering {
+    /// The session context the contributions in `opened` were opened under (the quorum
+    /// changes with the attempt).
+    context: [u8; 32],
     opened: BTreeMap<MemberId, Opened>,
     commitment: Option<Commitment>,
     path: Option<Vec<[u8; 32]>>,
@@ -54,8 +59,9 @@ pub(super) struct SignCtx<'a> {
     pub(super) requested_at: u64,
 }
 
-/// The session of allocated, unsigned `leaf`: recipient = the requester, quorum = the first
-/// `k` of the leaf's holders (rendezvous order) that acknowledged the sector and are still
+/// The session of allocated, unsigned `leaf` at the ledger's height: recipient = the relay (or
+/// the client in key issuance mode), quorum = the attempt's `k`-subset (lexicographic over the
+/// rendezvous order) of the leaf's holders that acknowledged the sector and are still
 /// validators.
 pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
     if st.signatures.contains_key(&leaf) {
@@ -71,18 +77,23 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
             x25519: x.x25519,
         })
     };
-    let quorum: Vec<Participant> = record
+    let candidates: Vec<Participant> = record
         .basis
         .leaf_holders(leaf, st.key.leaf_holders)
         .ok()?
         .iter()
         .filter(|h| record.acked.contains(h) && st.is_validator(h))
         .filter_map(participant)
-        .take(usize::from(st.key.leaf_threshold))
         .collect();
-    if quorum.len() < usize::from(st.key.leaf_threshold) {
+    let k = usize::from(st.key.leaf_threshold);
+    if candidates.len() < k {
         return None;
     }
+    let attempt = st.height.saturating_sub(request.height) / SIGN_ATTEMPT_BLOCKS;
+    let quorum: Vec<Participant> = nth_combination(candidates.len(), k, attempt)
+        .into_iter()
+        .map(|i| candidates[i])
+        .collect();
     let recipient = match request.issue_to {
         Some(x25519) => Participant {
             member: request.client,
@@ -110,6 +121,45 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
         digest: request.digest,
         requested_at: request.height,
     })
+}
+
+/// Blocks one quorum has to bring a leaf's signature before the next attempt's quorum takes
+/// over (a quorum with a crashed or silent member never completes).
+pub const SIGN_ATTEMPT_BLOCKS: u64 = 2 * KEYGEN_RESEND_BLOCKS;
+
+/// `C(n, k)`, saturating.
+fn binomial(n: usize, k: usize) -> u64 {
+    if k > n {
+        return 0;
+    }
+    let k = k.min(n - k);
+    let mut c: u64 = 1;
+    for i in 0..k {
+        c = c.saturating_mul((n - i) as u64) / (i as u64 + 1);
+    }
+    c
+}
+
+/// The `attempt`-th (cyclically) `k`-subset of `0..n` in lexicographic order: attempt 0 is the
+/// first `k`, and every subset comes up within `C(n, k)` attempts, so a quorum of live holders
+/// is reached whenever `k` of them are live.
+fn nth_combination(n: usize, k: usize, attempt: u64) -> Vec<usize> {
+    let total = binomial(n, k).max(1);
+    let mut idx = attempt % total;
+    let mut out = Vec::with_capacity(k);
+    let mut next = 0;
+    for slot in 0..k {
+        for i in next..n {
+            let with_i = binomial(n - i - 1, k - slot - 1);
+            if idx < with_i {
+                out.push(i);
+                next = i + 1;
+                break;
+            }
+            idx -= with_i;
+        }
+    }
+    out
 }
 
 impl Agent {
@@ -228,6 +278,11 @@ impl Agent {
         let opened = reconstruct::open_contribution(&ctx.session, &self.x25519, contribution)
             .map_err(|_| EpochError::Envelope("contribution does not open for this session"))?;
         let g = self.signing.entry(leaf).or_default();
+        let context = ctx.session.context();
+        if g.context != context {
+            g.context = context;
+            g.opened.clear();
+        }
         g.commitment.get_or_insert(commitment);
         g.opened.insert(from, opened);
         Ok(self.try_sign(st, leaf).into_iter().collect())
@@ -340,4 +395,26 @@ pub fn leaf_path_msg(tree: &Sector, leaf: u64) -> Result<Vec<u8>, crate::sector:
         leaf,
         path: tree.auth_path(q)?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_walk_every_k_subset_in_order_then_wrap() {
+        assert_eq!(binomial(5, 3), 10);
+        assert_eq!(binomial(3, 5), 0);
+        assert_eq!(nth_combination(5, 3, 0), vec![0, 1, 2]);
+        assert_eq!(nth_combination(5, 3, 1), vec![0, 1, 3]);
+        assert_eq!(nth_combination(5, 3, 9), vec![2, 3, 4]);
+        assert_eq!(nth_combination(5, 3, 10), vec![0, 1, 2]);
+        let all: std::collections::BTreeSet<Vec<usize>> =
+            (0..10).map(|a| nth_combination(5, 3, a)).collect();
+        assert_eq!(all.len(), 10);
+        assert!(all
+            .iter()
+            .all(|c| c.len() == 3 && c.windows(2).all(|w| w[0] < w[1])));
+        assert_eq!(nth_combination(3, 3, 7), vec![0, 1, 2]);
+    }
 }

@@ -17,8 +17,9 @@ use seedfed_protocol::agent::{
 use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
-    chain_digest, decode, ClientRequest, CommitInfo, EpochParams, Genesis, GenesisClient, GenesisValidator, KeyParams, Ledger,
-    LedgerError, LedgerState, Signature64, SignedTx, Tx, TxBody, VoteKind,
+    chain_digest, decode, ClientRequest, CommitInfo, EpochParams, Genesis, GenesisClient,
+    GenesisValidator, KeyParams, Ledger, LedgerError, LedgerState, Signature64, SignedTx, Tx,
+    TxBody, VoteKind,
 };
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::sector::Sector;

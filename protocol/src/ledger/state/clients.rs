@@ -131,10 +131,7 @@ impl LedgerState {
         if !approvals.insert(author) {
             return Err(LedgerError::DuplicateApproval(author));
         }
-        let approved: u64 = approvals
-            .iter()
-            .filter_map(|m| validators.get(m))
-            .sum();
+        let approved: u64 = approvals.iter().filter_map(|m| validators.get(m)).sum();
         if u128::from(approved) * 3 > u128::from(total) * 2 {
             self.client_changes.remove(change);
             match change {

@@ -4,9 +4,9 @@
 use ed25519_dalek::{Signer, SigningKey};
 
 use crate::ledger::{
-    ClientRequest,
-    chain_digest, vote_digest, Block, CommitInfo, EpochParams, Genesis, GenesisValidator,
-    GenesisClient, KeyParams, Ledger, LedgerError, LedgerState, Signature64, SignedTx, Tx, TxBody, VoteKind,
+    chain_digest, vote_digest, Block, ClientRequest, CommitInfo, EpochParams, Genesis,
+    GenesisClient, GenesisValidator, KeyParams, Ledger, LedgerError, LedgerState, Signature64,
+    SignedTx, Tx, TxBody, VoteKind,
 };
 use crate::member::MemberId;
 
