@@ -15,7 +15,6 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use nix::sys::signal::{kill, Signal};
@@ -34,42 +33,6 @@ use seedfed_protocol::lmots::LeafSeed;
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::sector::Sector;
 use seedfed_protocol::shamir::{self, Share};
-
-/// Fast blocks for the tests; everything else is the default configuration.
-const ENV: &[(&str, &str)] = &[
-    ("SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS", "50"),
-    ("SEEDFED__CONSENSUS__SYNC_INTERVAL_MS", "500"),
-];
-
-/// [`ENV`] with short consensus timeouts, for a federation with a dead validator (every
-/// height it should propose waits for the propose timeout).
-const ENV_DEAD_PROPOSER: &[(&str, &str)] = &[
-    ("SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS", "50"),
-    ("SEEDFED__CONSENSUS__SYNC_INTERVAL_MS", "500"),
-    ("SEEDFED__CONSENSUS__PROPOSE_TIMEOUT_MS", "500"),
-    ("SEEDFED__CONSENSUS__VOTE_TIMEOUT_MS", "300"),
-];
-
-/// Whether `c` has a final key and a recorded checkpoint that signs the whole public key.
-fn key_endorsed(c: &ChainStatus) -> bool {
-    let Some(public) = &c.key.public_key else {
-        return false;
-    };
-    c.checkpoints.iter().any(|cp| {
-        let bytes = hex::decode(&cp.bytes).unwrap();
-        let parsed = seedfed_protocol::checkpoint::Checkpoint::from_bytes(&bytes).unwrap();
-        parsed
-            .master_key
-            .encode_hss()
-            .is_ok_and(|k| hex::encode(k) == *public)
-    })
-}
-
-/// The member id of genesis validator `i`.
-fn member(genesis: &Genesis, i: usize) -> MemberId {
-    let peer: libp2p::PeerId = genesis.validators[i].peer_id.parse().unwrap();
-    seedfed_node::chain::member_of(&peer).unwrap()
-}
 
 /// What one stopped node's store holds: its ledger and its held sectors, opened with its
 /// passphrase.
@@ -193,120 +156,12 @@ fn check_stores(
     nodes
 }
 
-/// A running test federation: the bootstrap node, the validator processes (`None` once
-/// killed), their homes, the passphrase file and the genesis.
-struct Fed {
-    _dir: tempfile::TempDir,
-    boot: seedfed_node::node::RunningNode,
-    procs: Vec<Option<Proc>>,
-    homes: Vec<PathBuf>,
-    pass: PathBuf,
-    genesis: Genesis,
-}
-
-impl Fed {
-    /// Starts the federation of `spec`; validator `i` gets the extra `seedfed run` arguments
-    /// listed for it in `args` (a fault).
-    async fn start(spec: &Spec, args: &[(usize, &[&str])]) -> Fed {
-        Self::start_with(spec, args, ENV).await
-    }
-
-    /// As [`Fed::start`], with the node environment `env`.
-    async fn start_with(spec: &Spec, args: &[(usize, &[&str])], env: &[(&str, &str)]) -> Fed {
-        let dir = tempfile::tempdir().unwrap();
-        let (boot, boot_addr) = start_test_bootstrap(dir.path()).await;
-        let (homes, pass, genesis) = federation_spec(dir.path(), &boot_addr.to_string(), spec);
-        let procs = homes
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let extra = args.iter().find(|(j, _)| *j == i).map_or(&[][..], |a| a.1);
-                Some(start_node_with(h, &pass, env, extra))
-            })
-            .collect();
-        Fed {
-            _dir: dir,
-            boot,
-            procs,
-            homes,
-            pass,
-            genesis,
-        }
-    }
-
-    fn member(&self, i: usize) -> MemberId {
-        member(&self.genesis, i)
-    }
-
-    fn hex(&self, i: usize) -> String {
-        hex::encode(self.member(i).as_bytes())
-    }
-
-    fn index_of(&self, m: &MemberId) -> usize {
-        (0..self.homes.len())
-            .find(|&i| self.member(i) == *m)
-            .unwrap()
-    }
-
-    /// The checks every key generation passes, on the running validators `nodes` (the first
-    /// is waited on): the master root and a checkpoint of the whole public key, the same key
-    /// everywhere, `seedfed pubkey` writing it in the form hbs-lms takes, and nothing left in
-    /// memory. Returns the first node's status.
-    async fn key_generated(&self, nodes: &[usize]) -> ChainStatus {
-        let c = wait_chain(
-            &self.homes[nodes[0]],
-            120,
-            "a master root and its checkpoint",
-            key_endorsed,
-        )
-        .await;
-        let root = c.key.master_root.clone().unwrap();
-        let public = c.key.public_key.clone().unwrap();
-        for &i in &nodes[1..] {
-            let o = wait_chain(&self.homes[i], 60, "the same key", |o| {
-                o.key.master_root.is_some()
-            })
-            .await;
-            assert_eq!(o.key.master_root.as_ref(), Some(&root));
-            assert_eq!(o.key.public_key.as_ref(), Some(&public));
-        }
-        // `seedfed pubkey` writes the key; hbs-lms takes it; it is the HSS L=1 encoding of the
-        // root.
-        let out = self.homes[nodes[0]].join("seedfed.pub");
-        let run = Command::new(seedfed_bin())
-            .arg("--home")
-            .arg(&self.homes[nodes[0]])
-            .args(["pubkey", "--out"])
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let bytes = std::fs::read(&out).unwrap();
-        assert_eq!(hex::encode(&bytes), public);
-        hbs_lms::VerifyingKey::<hbs_lms::Sha256_256>::from_bytes(&bytes).unwrap();
-        let pk = seedfed_protocol::lms::LmsPublicKey::decode_hss(&bytes).unwrap();
-        assert_eq!(hex::encode(pk.root), root);
-        // Nobody is still generating or holding anything in memory.
-        for &i in nodes {
-            let s = node_status(&self.homes[i]).await.unwrap().chain.unwrap();
-            assert!(s.agent.keygen_owned.is_empty(), "{:?}", s.agent);
-            assert!(s.agent.keygen_holding.is_empty(), "{:?}", s.agent);
-            assert!(s.key.held_sectors > 0);
-        }
-        c
-    }
-
-    /// Stops every process and the bootstrap node, then checks the stores of `nodes` (see
-    /// [`check_stores`]).
-    async fn stop_and_check(mut self, nodes: &[usize]) -> Vec<(MemberId, Opened)> {
-        self.procs.clear();
-        self.boot.stop().await;
-        check_stores(&self.homes, nodes, &self.pass, &self.genesis)
-    }
+/// Stops every process and the bootstrap node, then checks the stores of `nodes` (see
+/// [`check_stores`]).
+async fn stop_and_check(mut fed: Fed, nodes: &[usize]) -> Vec<(MemberId, Opened)> {
+    fed.procs.clear();
+    fed.boot.stop().await;
+    check_stores(&fed.homes, nodes, &fed.pass, &fed.genesis)
 }
 
 /// A key of 2^10 leaves in 4 sectors, 3-of-5 (4 acknowledgements), for 7 validators.
@@ -327,7 +182,7 @@ async fn four_validators_generate_a_key_across_processes() {
     let fed = Fed::start(&Spec::new(4), &[]).await;
     let all: Vec<usize> = (0..4).collect();
     fed.key_generated(&all).await;
-    fed.stop_and_check(&all).await;
+    stop_and_check(fed, &all).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,7 +195,7 @@ async fn seven_validators_generate_a_key_across_processes() {
     let all: Vec<usize> = (0..7).collect();
     let c = fed.key_generated(&all).await;
     assert!(c.key.missed.is_empty() && c.key.convictions.is_empty());
-    let nodes = fed.stop_and_check(&all).await;
+    let nodes = stop_and_check(fed, &all).await;
     // Every holder of a sector acknowledged it.
     let st = &nodes[0].1.ledger;
     for (sector, rec) in &st.sectors {
@@ -418,7 +273,7 @@ async fn a_validator_killed_during_generation_loses_its_branch_and_the_key_compl
     for s in &lost {
         assert_ne!(c.key.sectors[*s as usize].owner, fed.hex(victim));
     }
-    let nodes = fed.stop_and_check(&alive).await;
+    let nodes = stop_and_check(fed, &alive).await;
     let st = &nodes[0].1.ledger;
     let miss = &st.keygen_misses[&victim_id];
     assert_eq!(miss.epoch, 1);
@@ -460,7 +315,7 @@ async fn a_bad_dealer_is_convicted_on_the_ledger_and_the_key_completes() {
     // Its store too: it may have acknowledged honest sectors before its conviction.
     let mut open = honest.clone();
     open.push(bad);
-    let nodes = fed.stop_and_check(&open).await;
+    let nodes = stop_and_check(fed, &open).await;
     let st = &nodes[0].1.ledger;
     let conviction = &st.keygen_convictions[&bad_id];
     assert_eq!(conviction.reason, "share fails its commitment");
@@ -506,7 +361,7 @@ async fn an_owner_whose_tree_its_seeds_do_not_generate_is_convicted_by_the_audit
     // Its store too: it acknowledged honest sectors before its conviction.
     let mut open = honest.clone();
     open.push(bad);
-    let nodes = fed.stop_and_check(&open).await;
+    let nodes = stop_and_check(fed, &open).await;
     let st = &nodes[0].1.ledger;
     let conviction = &st.keygen_convictions[&bad_id];
     let ConvictionEvidence::Audit {
@@ -544,7 +399,7 @@ async fn a_holder_that_never_acknowledges_is_left_out_and_the_key_completes() {
     let all: Vec<usize> = (0..7).collect();
     fed.key_generated(&all).await;
     let silent_id = fed.member(silent);
-    let nodes = fed.stop_and_check(&all).await;
+    let nodes = stop_and_check(fed, &all).await;
     let st = &nodes[0].1.ledger;
     for rec in st.sectors.values() {
         assert!(!rec.acked.contains(&silent_id));

@@ -18,6 +18,10 @@ use seedfed_node::network::{
 };
 use seedfed_protocol::admission::{Proof, Puzzle};
 
+mod fed;
+#[allow(unused_imports)] // not every test binary runs a federation
+pub use fed::*;
+
 /// The `seedfed` binary under test (set by cargo for integration tests).
 pub fn seedfed_bin() -> &'static str {
     env!("CARGO_BIN_EXE_seedfed")
@@ -260,6 +264,8 @@ pub struct Spec {
     pub epochs: EpochParams,
     /// Stake of each validator (100 for those not listed).
     pub stakes: Vec<u64>,
+    /// Sign requests per epoch of each validator's key as a client.
+    pub client_quota: u32,
 }
 
 impl Spec {
@@ -270,6 +276,7 @@ impl Spec {
             key: KeySection::default(),
             epochs: EpochParams::default(),
             stakes: Vec::new(),
+            client_quota: 100_000,
         }
     }
 }
@@ -312,7 +319,7 @@ pub fn federation_spec(
         // Every node's own key is an authorized client (as in `seedfed-testnet up`).
         genesis.clients.push(seedfed_node::genesis::GenesisClient {
             key: v["peer_id"].as_str().unwrap().into(),
-            quota: 100_000,
+            quota: spec.client_quota,
         });
         homes.push(home);
     }

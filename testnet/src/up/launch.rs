@@ -240,7 +240,7 @@ async fn launch(
     let boot_home = dir.join("bootstrap");
     // A previous run's address file would point at a dead API.
     let _ = fs::remove_file(boot_home.join(api::API_ADDR_FILE));
-    let mut cmd = Command::new(&boot_bin);
+    let mut cmd = Command::new(boot_bin);
     cmd.arg("run")
         .arg("--home")
         .arg(&boot_home)
@@ -291,7 +291,7 @@ async fn launch(
 
     // Start the nodes.
     for (i, (home, _)) in homes.iter().enumerate() {
-        let mut cmd = Command::new(&node_bin);
+        let mut cmd = Command::new(node_bin);
         cmd.arg("--home")
             .arg(home)
             .arg("run")

@@ -1,0 +1,293 @@
+//! Signing on real `seedfed` processes over loopback libp2p, once the key is made: authorized
+//! clients (each validator's own key, as in `seedfed-testnet up`) send signed requests to the
+//! nodes' `POST /sign`; the ledger allocates each a leaf once; the leaf's holders rebuild it by
+//! MPC at the relaying node, which signs and publishes. Every signature is checked by the light
+//! client (the checkpoint chain walked from epoch 0's key) and by hbs-lms, and the ledger is
+//! audited afterwards: every request has exactly one leaf, every leaf one request and one
+//! signature on the request's digest. Unauthorized, replayed and stale requests are refused
+//! with the ledger's reason; a validator killed during signing delays leaves it held, it does
+//! not stop them.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use seedfed_node::api::{self, ApiClient};
+use seedfed_node::chain::{ChainStatus, SignOutcome};
+use seedfed_protocol::ledger::{
+    chain_digest, message_digest, ClientRequest, LedgerState, SignedRequest,
+};
+use seedfed_protocol::light_client::Trusted;
+use seedfed_protocol::lms::LmsSignature;
+use seedfed_protocol::member::MemberId;
+
+/// A request by client `key` for message `n`.
+fn request(fed: &Fed, key: &ed25519_dalek::SigningKey, epoch: u64, n: u64) -> SignedRequest {
+    ClientRequest {
+        client: MemberId(key.verifying_key().to_bytes()),
+        digest: message_digest(format!("message {n}").as_bytes()),
+        epoch,
+        nonce: n,
+        issue_to: None,
+    }
+    .sign(&fed.genesis.chain_id, key)
+}
+
+/// Sends `requests` (relay index into `homes`, request) all at once and returns the outcomes
+/// in order.
+async fn sign_all(homes: Vec<PathBuf>, requests: Vec<(usize, SignedRequest)>) -> Vec<SignOutcome> {
+    let client = ApiClient::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, (relay, req)) in requests.into_iter().enumerate() {
+        let addr = api::running_api_addr(&homes[relay]).unwrap();
+        let client = client.clone();
+        tasks.spawn(async move { (n, client.sign(addr, &req, Duration::from_secs(240)).await) });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(j) = tasks.join_next().await {
+        let (n, r) = j.unwrap();
+        out.insert(n, r.unwrap_or_else(|e| panic!("request {n}: {e}")));
+    }
+    out.into_values().collect()
+}
+
+/// The light client, walked over node `i`'s checkpoints from epoch 0's key (node `i` reports
+/// epoch 0's DKG and checkpoints for the first epochs only: walk early).
+async fn light_client(fed: &Fed, i: usize) -> Trusted {
+    let c: ChainStatus = node_status(&fed.homes[i]).await.unwrap().chain.unwrap();
+    let anchor = c.dkgs.iter().find(|d| d.epoch == 0).unwrap();
+    let anchor: [u8; 32] = hex::decode(&anchor.ed25519_group_key)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let mut t = Trusted::new(chain_digest(&fed.genesis.chain_id), anchor).unwrap();
+    let links: Vec<(Vec<u8>, Vec<u8>)> = c
+        .checkpoints
+        .iter()
+        .map(|cp| {
+            (
+                hex::decode(&cp.bytes).unwrap(),
+                hex::decode(&cp.signature).unwrap(),
+            )
+        })
+        .collect();
+    t.walk(links.iter().map(|(b, s)| (b.as_slice(), s.as_slice())))
+        .unwrap();
+    t
+}
+
+/// Every outcome verifies in the light client and in hbs-lms, on its request's digest, with a
+/// distinct leaf equal to the signature's.
+fn check_outcomes(t: &Trusted, public: &[u8], requests: &[SignedRequest], out: &[SignOutcome]) {
+    let mut leaves = BTreeSet::new();
+    for (req, o) in requests.iter().zip(out) {
+        let sig = hex::decode(&o.signature).unwrap();
+        let digest = req.request.digest;
+        assert_eq!(o.digest, hex::encode(digest));
+        t.verify_signature(public, &digest, &sig).unwrap();
+        assert!(hbs_lms::verify::<hbs_lms::Sha256_256>(&digest, &sig, public).is_ok());
+        assert_eq!(u64::from(LmsSignature::decode_hss(&sig).unwrap().q), o.leaf);
+        assert!(leaves.insert(o.leaf), "leaf {} released twice", o.leaf);
+    }
+}
+
+/// The ledger audit: every request of `requests` has exactly one leaf, the one its outcome
+/// names; every allocated leaf has exactly one request, is not retired, and its published
+/// signature verifies on that request's digest.
+fn audit_ledger(st: &LedgerState, requests: &[SignedRequest], out: &[SignOutcome]) {
+    let public = st.master_public_key().unwrap();
+    let retired = st.retired_leaves();
+    let mut by_request = BTreeMap::new();
+    for (leaf, r) in &st.sign_requests {
+        assert!(!retired.contains(leaf));
+        assert!(
+            by_request.insert((r.client, r.request), *leaf).is_none(),
+            "a request with two leaves"
+        );
+        let sig = LmsSignature::decode_hss(&st.signatures[leaf]).unwrap();
+        assert_eq!(u64::from(sig.q), *leaf);
+        public.verify(&r.digest, &sig).unwrap();
+    }
+    for (req, o) in requests.iter().zip(out) {
+        let key = (req.request.client, (req.request.epoch, req.request.nonce));
+        assert_eq!(by_request.get(&key), Some(&o.leaf));
+    }
+}
+
+async fn sign_many(n: usize, requests: u64) {
+    let fed = Fed::start(&Spec::new(n), &[]).await;
+    let all: Vec<usize> = (0..n).collect();
+    let c = fed.key_generated(&all).await;
+    let t = light_client(&fed, 0).await;
+    let keys: Vec<_> = all.iter().map(|i| fed.client_key(*i)).collect();
+    let reqs: Vec<(usize, SignedRequest)> = (0..requests)
+        .map(|m| {
+            let i = (m as usize) % n;
+            (i, request(&fed, &keys[i], c.epoch, m))
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let out = sign_all(fed.homes.clone(), reqs.clone()).await;
+    eprintln!("{requests} signatures in {:?}", started.elapsed());
+    let requests: Vec<SignedRequest> = reqs.into_iter().map(|(_, r)| r).collect();
+    let public = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
+    check_outcomes(&t, &public, &requests, &out);
+    let Fed {
+        mut procs,
+        boot,
+        homes,
+        genesis,
+        ..
+    } = fed;
+    procs.clear();
+    boot.stop().await;
+    for i in [0, n - 1] {
+        audit_ledger(&stored_ledger(&homes[i], &genesis), &requests, &out);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_sign_200_concurrent_requests_each_with_its_own_leaf() {
+    sign_many(4, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seven_validators_sign_200_concurrent_requests_each_with_its_own_leaf() {
+    sign_many(7, 200).await;
+}
+
+/// `POST /sign` of `req` at validator `relay`: the HTTP status and the node's reason.
+async fn refused(fed: &Fed, relay: usize, req: &SignedRequest) -> (u16, String) {
+    let addr = api::running_api_addr(&fed.homes[relay]).unwrap();
+    match ApiClient::new()
+        .sign(addr, req, Duration::from_secs(60))
+        .await
+    {
+        Err(seedfed_node::api::ApiError::Refused { code, reason, .. }) => (code, reason),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthorized_forged_replayed_stale_and_over_quota_requests_are_refused() {
+    let spec = Spec {
+        client_quota: 2,
+        ..Spec::new(4)
+    };
+    let fed = Fed::start(&spec, &[]).await;
+    let all: Vec<usize> = (0..4).collect();
+    let c = fed.key_generated(&all).await;
+    let key = fed.client_key(0);
+    // A key the genesis does not list.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+    let (code, why) = refused(&fed, 0, &request(&fed, &stranger, c.epoch, 1)).await;
+    assert_eq!(code, 400);
+    assert!(why.contains("not authorized"), "{why}");
+    // Signed for another federation.
+    let other_chain = ClientRequest {
+        client: MemberId(key.verifying_key().to_bytes()),
+        digest: [1; 32],
+        epoch: c.epoch,
+        nonce: 1,
+        issue_to: None,
+    }
+    .sign("another-federation", &key);
+    let (code, why) = refused(&fed, 1, &other_chain).await;
+    assert_eq!(code, 400);
+    assert!(why.contains("not signed by client"), "{why}");
+    // Of an epoch the ledger no longer (or not yet) accepts.
+    let (_, why) = refused(&fed, 0, &request(&fed, &key, c.epoch + 5, 1)).await;
+    assert!(why.contains("epoch"), "{why}");
+    // Signed once; the same request again, at the same node or another, is a replay.
+    let first = request(&fed, &key, c.epoch, 1);
+    let out = sign_all(fed.homes.clone(), vec![(0, first.clone())]).await;
+    assert_eq!(out.len(), 1);
+    for relay in [0, 2] {
+        let (code, why) = refused(&fed, relay, &first).await;
+        assert_eq!(code, 400);
+        assert!(why.contains("already used nonce 1"), "{why}");
+    }
+    // The quota is 2 per epoch: the second request passes, the third does not.
+    sign_all(
+        fed.homes.clone(),
+        vec![(1, request(&fed, &key, c.epoch, 2))],
+    )
+    .await;
+    let (code, why) = refused(&fed, 1, &request(&fed, &key, c.epoch, 3)).await;
+    assert_eq!(code, 400);
+    assert!(why.contains("quota of 2"), "{why}");
+    // Nothing refused took a leaf.
+    let c = node_status(&fed.homes[3]).await.unwrap().chain.unwrap();
+    assert_eq!(c.key.leaves_allocated, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_killed_during_signing_delays_its_leaves_and_every_request_completes() {
+    let n = 5;
+    let mut fed = Fed::start_with(&Spec::new(n), &[], ENV_DEAD_PROPOSER).await;
+    let all: Vec<usize> = (0..n).collect();
+    let c = fed.key_generated(&all).await;
+    let t = light_client(&fed, 0).await;
+    // A holder that owns no sector (an owner is the only keeper of its sectors' trees).
+    let owners: BTreeSet<String> = c.key.sectors.iter().map(|s| s.owner.clone()).collect();
+    let victim = (0..n)
+        .find(|i| !owners.contains(&fed.hex(*i)))
+        .expect("5 validators, 4 sectors: one owns none");
+    let relays: Vec<usize> = (0..n).filter(|i| *i != victim).collect();
+    let keys: Vec<_> = relays.iter().map(|i| fed.client_key(*i)).collect();
+    let reqs: Vec<(usize, SignedRequest)> = (0..40u64)
+        .map(|m| {
+            let j = m as usize % relays.len();
+            (relays[j], request(&fed, &keys[j], c.epoch, m))
+        })
+        .collect();
+    // Half the requests are in flight when the victim dies, half come after.
+    let (early, late) = reqs.split_at(reqs.len() / 2);
+    let signing = tokio::spawn(sign_all(fed.homes.clone(), early.to_vec()));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    fed.procs[victim] = None; // killed
+    let mut out = signing.await.unwrap();
+    out.extend(sign_all(fed.homes.clone(), late.to_vec()).await);
+    let requests: Vec<SignedRequest> = reqs.into_iter().map(|(_, r)| r).collect();
+    let public = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
+    check_outcomes(&t, &public, &requests, &out);
+    // The victim was in the first quorum of some of these leaves: they were signed by a later
+    // quorum of live holders.
+    let Fed {
+        mut procs,
+        boot,
+        homes,
+        genesis,
+        ..
+    } = fed;
+    procs.clear();
+    boot.stop().await;
+    let st = stored_ledger(&homes[relays[0]], &genesis);
+    audit_ledger(&st, &requests, &out);
+    let victim_id = member(&genesis, victim);
+    let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
+    let delayed = out
+        .iter()
+        .filter(|o| {
+            let record = &st.sectors[&layout.sector_of(o.leaf as u32).unwrap()];
+            record
+                .basis
+                .leaf_holders(o.leaf, st.key.leaf_holders)
+                .unwrap()
+                .into_iter()
+                .filter(|h| record.acked.contains(h))
+                .take(usize::from(st.key.leaf_threshold))
+                .any(|h| h == victim_id)
+        })
+        .count();
+    assert!(delayed > 0, "the victim was in no first quorum");
+    eprintln!(
+        "{delayed} of {} leaves had the killed validator in their first quorum",
+        out.len()
+    );
+}
