@@ -323,7 +323,11 @@ mod tests {
             key: KeySection::default(),
             epochs: EpochParams::default(),
             clients: vec![GenesisClient {
-                key: hex::encode([0x5a; 32]),
+                key: hex::encode(
+                    ed25519_dalek::SigningKey::from_bytes(&[0x5a; 32])
+                        .verifying_key()
+                        .to_bytes(),
+                ),
                 quota: 9,
             }],
         };

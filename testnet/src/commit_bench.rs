@@ -19,14 +19,13 @@ use anyhow::{bail, Context};
 use clap::Args;
 use seedfed_node::api::ApiClient;
 use seedfed_node::chain::CommitSample;
-use seedfed_node::keystore::{self, Passphrase};
 use seedfed_protocol::ledger::{SignedTx, Tx, TxBody};
 use seedfed_protocol::member::MemberId;
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::bench_json::rounded;
-use crate::up::{self, UpArgs, PASSPHRASE};
+use crate::up::{self, UpArgs};
 
 /// Concurrent submission requests per node.
 const SUBMIT_LANES: usize = 8;
@@ -167,15 +166,9 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
     let client = ApiClient::new();
 
     // The validators' transaction keys, from their keystores.
-    let pass = Passphrase::new(PASSPHRASE.to_string());
     let mut vals = Vec::new();
     for row in net.rows.iter().skip(1) {
-        let home = net.dir.join(&row.name);
-        let path = home.join("keystore.json");
-        let (identity, _) = keystore::load(&path, &pass)
-            .with_context(|| format!("cannot load {}", path.display()))?;
-        let seed = seedfed_node::node::identity_seed(&identity)?;
-        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let key = up::client_key(&net.dir.join(&row.name))?;
         vals.push(Validator {
             api: row.api,
             member: MemberId(key.verifying_key().to_bytes()),

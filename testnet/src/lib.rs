@@ -7,5 +7,6 @@ pub mod commit_bench;
 pub mod cpu_clock;
 pub mod dkg_bench;
 pub mod fedkeygen_bench;
+pub mod sign_bench;
 pub mod simulate;
 pub mod up;

@@ -33,7 +33,7 @@ pub use key::PUBKEY_FILE;
 pub use launch::{start, testnet_key, NodeRow, Testnet};
 pub use milestones::verify_checkpoint;
 pub use processes::PIDS_FILE;
-pub use signing::{client_request, SIGNED_DIR};
+pub use signing::{client_key, SIGNED_DIR};
 
 /// The passphrase of every node's keystore in a local testnet (not a secret: test keys only).
 pub const PASSPHRASE: &str = "seedfed-local-testnet";

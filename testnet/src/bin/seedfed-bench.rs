@@ -1,8 +1,8 @@
 //! `seedfed-bench`: side-by-side benchmarks of seedfed's LMS core against `hbs-lms` and
 //! against the raw SHA-256 compression rate of this machine (`keygen`, `verify`), and the
 //! commit latency of a local multi-process federation (`commit`, see
-//! `seedfed_testnet::commit_bench`), its DKG (`dkg`) and its key generation (`fedkeygen`, see
-//! `seedfed_testnet::fedkeygen_bench`).
+//! `seedfed_testnet::commit_bench`), its DKG (`dkg`), its key generation (`fedkeygen`, see
+//! `seedfed_testnet::fedkeygen_bench`) and its signing (`sign`, see `seedfed_testnet::sign_bench`).
 //!
 //! Every measurement is repeated `--rounds` times, interleaved (limit, ours, hbs-lms, ...), and
 //! the best round of each is reported, so noise from other processes affects all sides alike.
@@ -66,6 +66,9 @@ enum Command {
     /// master root), next to the CPU time of generating, dealing and verifying every sector
     /// in one process, divided by the cores.
     Fedkeygen(seedfed_testnet::fedkeygen_bench::FedKeygenArgs),
+    /// Signing on a local multi-process testnet: a burst of client requests to the nodes'
+    /// `POST /sign`, latency from request to verified signature and signatures per second.
+    Sign(seedfed_testnet::sign_bench::SignArgs),
 }
 
 const LMS_TYPE: LmsType = LmsType::H10;
@@ -87,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         Command::Commit(args) => seedfed_testnet::commit_bench::run(args),
         Command::Dkg(args) => seedfed_testnet::dkg_bench::run(args),
         Command::Fedkeygen(args) => seedfed_testnet::fedkeygen_bench::run(args),
+        Command::Sign(args) => seedfed_testnet::sign_bench::run(args),
     }
 }
 

@@ -7,7 +7,7 @@
 //! Guarantees: a signature counts only if the light client accepts it; the messages and
 //! signatures are left in `<dir>/signed/` so they can be checked again with `seedfed verify`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -15,7 +15,7 @@ use seedfed_node::api::ApiClient;
 use seedfed_node::config::Config;
 use seedfed_node::genesis::Genesis;
 use seedfed_node::keystore;
-use seedfed_protocol::ledger::{chain_digest, message_digest, ClientRequest, SignedRequest};
+use seedfed_protocol::ledger::{chain_digest, message_digest, ClientRequest};
 use seedfed_protocol::light_client::Trusted;
 use seedfed_protocol::member::MemberId;
 
@@ -25,27 +25,16 @@ use super::{PASSPHRASE, PUBKEY_FILE};
 /// Where `up` writes the messages it signed and their signatures.
 pub const SIGNED_DIR: &str = "signed";
 
-/// A node home's identity key as a signing client, and the request for `digest` in `epoch`.
-pub fn client_request(
-    home: &Path,
-    chain_id: &str,
-    digest: [u8; 32],
-    epoch: u64,
-    nonce: u64,
-) -> anyhow::Result<SignedRequest> {
+/// A testnet node home's identity key (which the testnet's genesis authorizes as a signing
+/// client), from its keystore.
+pub fn client_key(home: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
     let config = Config::load(home)?;
     let pass = keystore::Passphrase::new(PASSPHRASE.to_string());
-    let (identity, _) = keystore::load(&Config::resolve(home, &config.node.keystore), &pass)?;
+    let path = Config::resolve(home, &config.node.keystore);
+    let (identity, _) =
+        keystore::load(&path, &pass).with_context(|| format!("cannot load {}", path.display()))?;
     let seed = seedfed_node::node::identity_seed(&identity)?;
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    Ok(ClientRequest {
-        client: MemberId(key.verifying_key().to_bytes()),
-        digest,
-        epoch,
-        nonce,
-        issue_to: None,
-    }
-    .sign(chain_id, &key))
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
 /// Signs `count` messages through the nodes in turn, all at once, and verifies every signature
@@ -57,12 +46,10 @@ pub(super) async fn sign_and_verify(
 ) -> anyhow::Result<()> {
     let dir = &net.dir;
     let genesis = Genesis::load(&dir.join("genesis.toml"))?;
-    let nodes: Vec<(PathBuf, std::net::SocketAddr)> = net
-        .rows
-        .iter()
-        .filter(|r| r.name != "bootstrap")
-        .map(|r| (dir.join(&r.name), r.api))
-        .collect();
+    let mut nodes = Vec::new();
+    for r in net.rows.iter().filter(|r| r.name != "bootstrap") {
+        nodes.push((client_key(&dir.join(&r.name))?, r.api));
+    }
     let client = ApiClient::new();
     let chain = client
         .status(nodes[0].1)
@@ -73,12 +60,20 @@ pub(super) async fn sign_and_verify(
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..count {
-        let (home, addr) = nodes[i % nodes.len()].clone();
+        let (key, addr) = &nodes[i % nodes.len()];
+        let addr = *addr;
         let message = format!("seedfed local testnet message {i}\n");
         let path = out.join(format!("message{i}.txt"));
         std::fs::write(&path, &message)?;
         let digest = message_digest(message.as_bytes());
-        let request = client_request(&home, &genesis.chain_id, digest, chain.epoch, i as u64)?;
+        let request = ClientRequest {
+            client: MemberId(key.verifying_key().to_bytes()),
+            digest,
+            epoch: chain.epoch,
+            nonce: i as u64,
+            issue_to: None,
+        }
+        .sign(&genesis.chain_id, key);
         let client = client.clone();
         tasks.spawn(async move {
             let started = Instant::now();

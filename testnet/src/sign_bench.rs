@@ -1,0 +1,239 @@
+//! `seedfed-bench sign`: signing throughput and latency of a local multi-process federation,
+//! from a client's request to a verified signature.
+//!
+//! The bench starts a testnet through [`crate::up::start`] (every process is stopped when it
+//! returns, fails or is interrupted), waits until every node reports the final public key,
+//! then sends `--requests` client-signed requests at once to the nodes' `POST /sign` (round
+//! robin; each node's own key is its client) and times each from just before it is sent to
+//! just after the returned signature verified under the public key (`lms::verify_hss_bytes`).
+//! It prints the latency percentiles, the throughput (requests / wall time of the whole burst)
+//! and the block interval the nodes ran with. Every wait is bounded by `--timeout`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use seedfed_node::api::ApiClient;
+use seedfed_protocol::ledger::{message_digest, ClientRequest};
+use seedfed_protocol::member::MemberId;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::bench_json::rounded;
+use crate::up::{self, client_key, UpArgs};
+
+/// The testnet's chain id (set by `up`).
+const CHAIN_ID: &str = "seedfed-local";
+
+/// `seedfed-bench sign`
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Validators (one process each).
+    #[arg(long, default_value_t = 7)]
+    pub nodes: usize,
+    /// Sign requests, all sent at once.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Height of the key (5, 10, 15, 20 or 25): at least `requests` leaves plus the audited
+    /// ones.
+    #[arg(long, default_value_t = 15)]
+    pub height: u8,
+    /// The nodes' `consensus.block_interval_ms` (a signature takes two blocks: the one that
+    /// allocates the leaf and the one that publishes the signature).
+    #[arg(long, default_value_t = 200)]
+    pub block_interval_ms: u64,
+    /// Upper bound on the whole run, in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+    /// Directory for the testnet (default: `$TMPDIR/seedfed-bench-sign-PID`, PID = ours).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `seedfed-bench sign`
+pub fn run(args: SignArgs) -> anyhow::Result<()> {
+    if args.nodes == 0 || args.requests == 0 {
+        bail!("--nodes and --requests must be at least 1");
+    }
+    if (1u64 << args.height.min(63)) < args.requests as u64 * 2 {
+        bail!(
+            "a key of height {} has too few leaves for {} requests",
+            args.height,
+            args.requests
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = bench(&args) => r,
+            _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+        }
+    })
+}
+
+/// Nearest-rank percentile of sorted `v`.
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let r = (p * v.len() as f64).ceil() as usize;
+    v[r.clamp(1, v.len()) - 1]
+}
+
+/// The bench's result line.
+pub fn report_json(
+    nodes: usize,
+    requests: usize,
+    latencies_ms: &mut [f64],
+    wall_s: f64,
+    block_interval_ms: u64,
+) -> serde_json::Value {
+    latencies_ms.sort_by(f64::total_cmp);
+    json!({
+        "bench": "sign",
+        "nodes": nodes,
+        "requests": requests,
+        "p50_ms": rounded(percentile(latencies_ms, 0.50), 1),
+        "p99_ms": rounded(percentile(latencies_ms, 0.99), 1),
+        "sigs_per_s": rounded(requests as f64 / wall_s, 1),
+        "block_interval_ms": block_interval_ms,
+    })
+}
+
+async fn bench(args: &SignArgs) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("seedfed-bench-sign-{}", std::process::id()))
+    });
+    eprintln!(
+        "starting {} validators in {} (block interval {} ms, key height {}) ...",
+        args.nodes,
+        dir.display(),
+        args.block_interval_ms,
+        args.height
+    );
+    let up_args = UpArgs {
+        cycle_timeout: 0,
+        key_timeout: 0,
+        signatures: 0,
+        tree_height: Some(args.height),
+        epochs: None,
+        nodes: args.nodes,
+        dir: Some(dir.clone()),
+        difficulty: 8,
+        timeout: 180,
+        foreground: false,
+        stake: 100,
+        node_env: vec![(
+            "SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS".into(),
+            args.block_interval_ms.to_string(),
+        )],
+    };
+    let net = up::start(&up_args, &dir).await?;
+    let client = ApiClient::new();
+    let nodes: Vec<_> = net.rows.iter().filter(|r| r.name != "bootstrap").collect();
+    eprintln!("waiting for the key ...");
+    let (public, epoch) = loop {
+        if Instant::now() > deadline {
+            bail!("the key was not final in time; logs in {}", dir.display());
+        }
+        net.check_alive()?;
+        let mut keys = Vec::new();
+        for r in &nodes {
+            if let Some(c) = client.status(r.api).await.ok().and_then(|s| s.chain) {
+                if let Some(k) = c.key.public_key {
+                    keys.push((k, c.epoch));
+                }
+            }
+        }
+        if keys.len() == nodes.len() && keys.iter().all(|k| k.0 == keys[0].0) {
+            break (
+                hex::decode(&keys[0].0)?,
+                keys.iter().map(|k| k.1).min().unwrap_or(0),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut signers = Vec::new();
+    for r in &nodes {
+        signers.push((r.api, client_key(&net.dir.join(&r.name))?));
+    }
+    let requests: Vec<_> = (0..args.requests)
+        .map(|i| {
+            let (api, key) = &signers[i % signers.len()];
+            let digest = message_digest(format!("bench message {i}").as_bytes());
+            let req = ClientRequest {
+                client: MemberId(key.verifying_key().to_bytes()),
+                digest,
+                epoch,
+                nonce: i as u64,
+                issue_to: None,
+            }
+            .sign(CHAIN_ID, key);
+            (*api, digest, req)
+        })
+        .collect();
+    eprintln!("sending {} sign requests at once ...", args.requests);
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (api, digest, req) in requests {
+        let client = client.clone();
+        let public = public.clone();
+        tasks.spawn(async move {
+            let t0 = Instant::now();
+            let outcome = client.sign(api, &req, wait).await?;
+            let sig = hex::decode(&outcome.signature)?;
+            seedfed_protocol::lms::verify_hss_bytes(&public, &digest, &sig)
+                .map_err(|e| anyhow::anyhow!("leaf {}: {e}", outcome.leaf))?;
+            Ok::<_, anyhow::Error>((t0.elapsed().as_secs_f64() * 1e3, outcome.leaf))
+        });
+    }
+    let mut latencies = Vec::with_capacity(args.requests);
+    let mut leaves = std::collections::BTreeSet::new();
+    while let Some(j) = tasks.join_next().await {
+        let (ms, leaf) = j.context("a request task failed")??;
+        if !leaves.insert(leaf) {
+            bail!("leaf {leaf} was released twice");
+        }
+        latencies.push(ms);
+    }
+    let wall = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{} signatures in {wall:.2} s, every one verified, no leaf twice",
+        args.requests
+    );
+    println!(
+        "{}",
+        report_json(
+            args.nodes,
+            args.requests,
+            &mut latencies,
+            wall,
+            args.block_interval_ms
+        )
+    );
+    drop(net);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_is_one_json_object_with_nearest_rank_percentiles() {
+        let mut lat: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let v = report_json(7, 100, &mut lat, 2.0, 50);
+        assert_eq!(v["bench"], "sign");
+        assert_eq!(v["p50_ms"], 50.0);
+        assert_eq!(v["p99_ms"], 99.0);
+        assert_eq!(v["sigs_per_s"], 50.0);
+        assert_eq!(v["block_interval_ms"], 50);
+    }
+}
