@@ -106,7 +106,9 @@ fn main() {
                 .iter()
                 .find(|s| s.holder == *m)
                 .expect("share");
-            let c = reconstruct::contribute(&session, m, &keys[m], share, &mut rng).expect("c");
+            let c =
+                reconstruct::contribute(&session, &holder_sets[0], k, m, &keys[m], share, &mut rng)
+                    .expect("c");
             reconstruct::open_contribution(&session, &keys[&recipient], &c).expect("open")
         })
         .collect();
@@ -153,7 +155,10 @@ fn main() {
                         .clone()
                 })
                 .collect();
-            for msg in repair::helper_deltas(&session, h, &keys[h], &shares, &mut rng).expect("d") {
+            // Grouped by helper set: every helper holds every leaf of the group.
+            let deltas =
+                repair::helper_deltas(&session, helpers, k, h, &keys[h], &shares, &mut rng);
+            for msg in deltas.expect("d") {
                 inbox.entry(msg.to).or_default().push(msg);
             }
         }

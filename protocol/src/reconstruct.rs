@@ -25,6 +25,13 @@
 //! together with a faulty one). Seeing `M_ij` reveals nothing about `m_ij` (discrete log).
 //! Masks change with the quorum (it is in the context), so contributions to two attempts
 //! cannot be subtracted to expose `λ_i·s_i`.
+//!
+//! **Quorum checks.** The masks hide `λ_i·s_i` only from someone who lacks a pairwise secret
+//! of `i`, so before it contributes a holder checks the quorum ([`Session::check_leaf`]):
+//! exactly `k` members with `k ≥ 2` (alone, `λ_i = 1` and no mask: the share itself would
+//! leave), every member one of the leaf's holders (no identities made up to pad the quorum),
+//! the recipient not among them, and no X25519 key twice among the quorum and the recipient
+//! (whoever holds a repeated key strips the masks between its two identities).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -87,6 +94,19 @@ pub enum ReconstructError {
     /// The member is not in the quorum.
     #[error("member {0:?} is not in the quorum")]
     NotInQuorum(MemberId),
+    /// The leaf's threshold is below 2: one contribution would be the share itself.
+    #[error("threshold {0} is below 2: a contribution would be the share itself")]
+    ThresholdTooLow(usize),
+    /// A quorum member is not one of the leaf's holders.
+    #[error("quorum member {0:?} is not a holder of the leaf")]
+    NotAHolder(MemberId),
+    /// The recipient is itself in the quorum.
+    #[error("the recipient {0:?} is in the quorum")]
+    RecipientInQuorum(MemberId),
+    /// Two participants (two quorum members, or a quorum member and the recipient) share one
+    /// X25519 key: whoever holds it would strip both of their masks.
+    #[error("{0:?} and {1:?} share an X25519 key")]
+    SharedKey(MemberId, MemberId),
     /// Our secret key does not match the key the session lists for us.
     #[error("the X25519 key of {0:?} does not match the session")]
     KeyMismatch(MemberId),
@@ -215,6 +235,42 @@ impl Session {
         Ok(())
     }
 
+    /// Checks the quorum against the leaf it reconstructs, as a holder must before it
+    /// contributes: exactly `k` members with `k >= 2` (a lone contribution is `λ·s = s`,
+    /// the share itself), all of them `holders` of the leaf, the recipient not among them, and
+    /// no X25519 key used twice among the quorum and the recipient (the key's owner would
+    /// remove the masks between the two and learn `λ_i·s_i`).
+    pub fn check_leaf(&self, holders: &[MemberId], k: usize) -> Result<(), ReconstructError> {
+        self.check()?;
+        if k < 2 {
+            return Err(ReconstructError::ThresholdTooLow(k));
+        }
+        if self.quorum.len() != k {
+            return Err(ReconstructError::QuorumSize {
+                quorum: self.quorum.len(),
+                k,
+            });
+        }
+        if let Some(p) = self.quorum.iter().find(|p| !holders.contains(&p.member)) {
+            return Err(ReconstructError::NotAHolder(p.member));
+        }
+        if self
+            .quorum
+            .iter()
+            .any(|p| p.member == self.recipient.member)
+        {
+            return Err(ReconstructError::RecipientInQuorum(self.recipient.member));
+        }
+        let mut keys: BTreeMap<[u8; 32], MemberId> = BTreeMap::new();
+        keys.insert(self.recipient.x25519, self.recipient.member);
+        for p in &self.quorum {
+            if let Some(other) = keys.insert(p.x25519, p.member) {
+                return Err(ReconstructError::SharedKey(other, p.member));
+            }
+        }
+        Ok(())
+    }
+
     /// The quorum's member ids, in order.
     pub fn members(&self) -> Vec<MemberId> {
         self.quorum.iter().map(|p| p.member).collect()
@@ -276,15 +332,19 @@ fn mask(
     Zeroizing::new(Scalar::from_bytes_mod_order_wide(&wide))
 }
 
-/// Holder side: computes and seals this holder's contribution for `session`.
+/// Holder side: computes and seals this holder's contribution for `session`, a leaf whose
+/// `holders` the ledger names and whose commitment has threshold `k`. Refuses a quorum that
+/// [`Session::check_leaf`] refuses.
 pub fn contribute<R: RngCore + CryptoRng>(
     session: &Session,
+    holders: &[MemberId],
+    k: usize,
     me: &MemberId,
     my_key: &StaticSecret,
     share: &Share,
     rng: &mut R,
 ) -> Result<Contribution, ReconstructError> {
-    session.check()?;
+    session.check_leaf(holders, k)?;
     if share.holder != *me {
         return Err(ReconstructError::WrongShare {
             share: share.holder,

@@ -105,7 +105,16 @@ fn run(seed: u64) -> ([u8; 32], [u8; 32]) {
                     store[&(*m, leaf)].clone()
                 };
                 let c: Contribution = wire(
-                    &reconstruct::contribute(&session, m, &keys[m], &share, &mut rng).unwrap(),
+                    &reconstruct::contribute(
+                        &session,
+                        &holder_sets[leaf],
+                        k,
+                        m,
+                        &keys[m],
+                        &share,
+                        &mut rng,
+                    )
+                    .unwrap(),
                 );
                 reconstruct::open_contribution(&session, &keys[&recipient], &c).unwrap()
             })
@@ -148,7 +157,8 @@ fn run(seed: u64) -> ([u8; 32], [u8; 32]) {
     let mut inbox: BTreeMap<MemberId, Vec<DeltaMessage>> = BTreeMap::new();
     for h in &helpers {
         let shares: Vec<Share> = leaves.iter().map(|l| store[&(*h, *l)].clone()).collect();
-        for msg in repair::helper_deltas(&session, h, &keys[h], &shares, &mut rng).unwrap() {
+        let deltas = repair::helper_deltas(&session, &helpers, k, h, &keys[h], &shares, &mut rng);
+        for msg in deltas.unwrap() {
             inbox.entry(msg.to).or_default().push(wire(&msg));
         }
     }

@@ -50,13 +50,17 @@ pub(super) struct SignCtx<'a> {
     pub(super) sector: u32,
     pub(super) record: &'a SectorRecord,
     pub(super) session: Session,
+    /// The leaf's `r` holders (rendezvous order of the sector's basis).
+    pub(super) holders: Vec<MemberId>,
     pub(super) digest: [u8; 32],
     pub(super) requested_at: u64,
 }
 
 /// The session of allocated, unsigned `leaf`: recipient = the requester, quorum = the first
 /// `k` of the leaf's holders (rendezvous order) that acknowledged the sector and are still
-/// validators.
+/// validators, leaving out the recipient and any holder whose X25519 key the recipient or an
+/// earlier quorum member already has (a quorum every holder accepts,
+/// `reconstruct::Session::check_leaf`).
 pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
     if st.signatures.contains_key(&leaf) {
         return None;
@@ -71,19 +75,28 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
             x25519: x.x25519,
         })
     };
-    let quorum: Vec<Participant> = record
-        .basis
-        .leaf_holders(leaf, st.key.leaf_holders)
-        .ok()?
-        .iter()
-        .filter(|h| record.acked.contains(h) && st.is_validator(h))
-        .filter_map(participant)
-        .take(usize::from(st.key.leaf_threshold))
-        .collect();
-    if quorum.len() < usize::from(st.key.leaf_threshold) {
+    let recipient = participant(&request.requester)?;
+    let holders = record.basis.leaf_holders(leaf, st.key.leaf_holders).ok()?;
+    let k = usize::from(st.key.leaf_threshold);
+    let mut keys = vec![recipient.x25519];
+    let mut quorum: Vec<Participant> = Vec::with_capacity(k);
+    for h in &holders {
+        if quorum.len() == k {
+            break;
+        }
+        if *h == recipient.member || !record.acked.contains(h) || !st.is_validator(h) {
+            continue;
+        }
+        let Some(p) = participant(h) else { continue };
+        if keys.contains(&p.x25519) {
+            continue;
+        }
+        keys.push(p.x25519);
+        quorum.push(p);
+    }
+    if quorum.len() < k {
         return None;
     }
-    let recipient = participant(&request.requester)?;
     let session_id = hash32(
         SESSION,
         &[],
@@ -101,6 +114,7 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
         sector,
         record,
         session,
+        holders,
         digest: request.digest,
         requested_at: request.height,
     })
@@ -178,9 +192,16 @@ impl Agent {
             .ok_or(EpochError::NoKeygen("no commitment of that leaf"))?;
         let path = dealing::chunk_path(held.first_leaf, &held.commitments, leaf)
             .map_err(|_| EpochError::NoKeygen("no commitment path of that leaf"))?;
-        let contribution =
-            reconstruct::contribute(&ctx.session, &self.me, &self.x25519, share, rng)
-                .map_err(|_| EpochError::Envelope("cannot contribute to this session"))?;
+        let contribution = reconstruct::contribute(
+            &ctx.session,
+            &ctx.holders,
+            commitment.threshold(),
+            &self.me,
+            &self.x25519,
+            share,
+            rng,
+        )
+        .map_err(|_| EpochError::Envelope("cannot contribute to this session"))?;
         Ok(Duty::Send {
             to: ctx.session.recipient.member,
             payload: encode(&Direct::Contribution {

@@ -60,10 +60,29 @@ impl World {
         let i = self.holders.iter().position(|h| h == m).unwrap();
         &self.dealing.shares[i]
     }
+    fn k(&self) -> usize {
+        self.dealing.commitment.threshold()
+    }
+    fn contribute(
+        &self,
+        s: &Session,
+        m: &MemberId,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Contribution, ReconstructError> {
+        contribute(
+            s,
+            &self.holders,
+            self.k(),
+            m,
+            &self.keys[m],
+            self.share(m),
+            rng,
+        )
+    }
     fn contributions(&self, s: &Session, rng: &mut ChaCha20Rng) -> Vec<Contribution> {
         s.members()
             .iter()
-            .map(|m| contribute(s, m, &self.keys[m], self.share(m), rng).unwrap())
+            .map(|m| self.contribute(s, m, rng).unwrap())
             .collect()
     }
     fn open_all(&self, s: &Session, cs: &[Contribution]) -> Vec<Opened> {
@@ -186,21 +205,21 @@ fn holder_side_input_errors() {
     let s = w.session(&w.holders[..2], 0);
     let (a, b, c) = (w.holders[0], w.holders[1], w.holders[2]);
     assert!(matches!(
-        contribute(&s, &a, &w.keys[&a], w.share(&b), &mut rng),
+        contribute(&s, &w.holders, 2, &a, &w.keys[&a], w.share(&b), &mut rng),
         Err(ReconstructError::WrongShare { .. })
     ));
     assert_eq!(
-        contribute(&s, &c, &w.keys[&c], w.share(&c), &mut rng).unwrap_err(),
+        w.contribute(&s, &c, &mut rng).unwrap_err(),
         ReconstructError::NotInQuorum(c)
     );
     assert_eq!(
-        contribute(&s, &a, &w.keys[&b], w.share(&a), &mut rng).unwrap_err(),
+        contribute(&s, &w.holders, 2, &a, &w.keys[&b], w.share(&a), &mut rng).unwrap_err(),
         ReconstructError::KeyMismatch(a)
     );
     let mut bad = s.clone();
     bad.quorum.swap(0, 1);
     assert!(matches!(
-        contribute(&bad, &a, &w.keys[&a], w.share(&a), &mut rng),
+        w.contribute(&bad, &a, &mut rng),
         Err(ReconstructError::InvalidQuorum(_))
     ));
     // Commitment threshold must match the quorum size.
@@ -324,4 +343,102 @@ proptest! {
             ReconstructError::Faulty(FaultReport { culprits: vec![q[b]], disputes: vec![] })
         );
     }
+}
+
+/// A holder refuses every quorum that would let the recipient (or whoever holds a repeated
+/// key) strip its masks: these all passed before the checks existed.
+#[test]
+fn unsafe_quorums_are_refused() {
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let w = world(5, 2, &mut rng);
+    let (a, b) = (w.holders[0], w.holders[1]);
+    let participant = |m: &MemberId, key: [u8; 32]| Participant {
+        member: *m,
+        x25519: key,
+    };
+    let key_of = |m: &MemberId| PublicKey::from(&w.keys[m]).to_bytes();
+    // A one-member quorum: λ = 1 and no mask, the raw share would leave.
+    let s1 = w.session(&w.holders[..1], 0);
+    assert_eq!(
+        w.contribute(&s1, &a, &mut rng).unwrap_err(),
+        ReconstructError::QuorumSize { quorum: 1, k: 2 }
+    );
+    // A 1-threshold leaf is never reconstructed by MPC.
+    assert_eq!(
+        contribute(&s1, &w.holders, 1, &a, &w.keys[&a], w.share(&a), &mut rng).unwrap_err(),
+        ReconstructError::ThresholdTooLow(1)
+    );
+    // A quorum larger than the threshold.
+    let s3 = w.session(&w.holders[..3], 0);
+    assert_eq!(
+        w.contribute(&s3, &a, &mut rng).unwrap_err(),
+        ReconstructError::QuorumSize { quorum: 3, k: 2 }
+    );
+    // Padded with an identity that is no holder of the leaf (here: carrying the recipient's
+    // key, so the recipient would strip a's mask).
+    let sybil = MemberId([0xff; 32]);
+    let padded = Session::new(
+        [7; 32],
+        3,
+        0,
+        participant(&w.recipient, PublicKey::from(&w.recipient_key).to_bytes()),
+        vec![
+            participant(&a, key_of(&a)),
+            participant(&sybil, PublicKey::from(&w.recipient_key).to_bytes()),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        w.contribute(&padded, &a, &mut rng).unwrap_err(),
+        ReconstructError::NotAHolder(sybil)
+    );
+    // Even if that identity were listed as a holder, its key is the recipient's.
+    let mut listed = w.holders.clone();
+    listed.push(sybil);
+    assert_eq!(
+        contribute(&padded, &listed, 2, &a, &w.keys[&a], w.share(&a), &mut rng).unwrap_err(),
+        ReconstructError::SharedKey(w.recipient, sybil)
+    );
+    // A holder carrying the recipient's key.
+    let same_as_recipient = Session::new(
+        [7; 32],
+        3,
+        0,
+        participant(&w.recipient, key_of(&b)),
+        vec![participant(&a, key_of(&a)), participant(&b, key_of(&b))],
+    )
+    .unwrap();
+    assert_eq!(
+        w.contribute(&same_as_recipient, &a, &mut rng).unwrap_err(),
+        ReconstructError::SharedKey(w.recipient, b)
+    );
+    // Two quorum members with one key (b registered a's key).
+    let twins = Session::new(
+        [7; 32],
+        3,
+        0,
+        participant(&w.recipient, PublicKey::from(&w.recipient_key).to_bytes()),
+        vec![participant(&a, key_of(&a)), participant(&b, key_of(&a))],
+    )
+    .unwrap();
+    assert_eq!(
+        w.contribute(&twins, &a, &mut rng).unwrap_err(),
+        ReconstructError::SharedKey(a, b)
+    );
+    // The recipient in its own quorum.
+    let own = Session::new(
+        [7; 32],
+        3,
+        0,
+        participant(&b, key_of(&b)),
+        vec![participant(&a, key_of(&a)), participant(&b, key_of(&b))],
+    )
+    .unwrap();
+    assert_eq!(
+        w.contribute(&own, &a, &mut rng).unwrap_err(),
+        ReconstructError::RecipientInQuorum(b)
+    );
+    // The honest shape still works.
+    let ok = w.session(&[a, b], 0);
+    assert!(w.contribute(&ok, &a, &mut rng).is_ok());
 }
