@@ -194,6 +194,7 @@ pub fn kind(body: &TxBody) -> &'static str {
         TxBody::MasterRoot { .. } => "MasterRoot",
         TxBody::SignRequest { .. } => "SignRequest",
         TxBody::SignaturePublish { .. } => "SignaturePublish",
+        TxBody::SignBlame { .. } => "SignBlame",
         TxBody::Repair { .. } => "Repair",
     }
 }
@@ -221,7 +222,8 @@ pub fn size_cap(body: &TxBody) -> usize {
         | TxBody::DealComplaint { .. }
         | TxBody::AuditReveal { .. }
         | TxBody::AuditPath { .. }
-        | TxBody::SignaturePublish { .. } => PAYLOAD_TX_CAP,
+        | TxBody::SignaturePublish { .. }
+        | TxBody::SignBlame { .. } => PAYLOAD_TX_CAP,
         TxBody::BranchAssignment { .. } | TxBody::SectorRoot { .. } => LIST_TX_CAP,
     }
 }

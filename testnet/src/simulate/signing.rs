@@ -99,8 +99,7 @@ impl Sim {
                     &session,
                     &holders,
                     k,
-                    m,
-                    &node.x25519,
+                    node.holder_keys(),
                     share,
                     &mut self.rng,
                 )?;
