@@ -108,6 +108,12 @@ pub enum FaultArg {
     /// As a sector owner, publish a tree the dealt seeds do not generate (the audit catches
     /// it).
     BadTree,
+    /// As a signing quorum member, send a wrong (signed) contribution: the recipient blames it
+    /// on the ledger.
+    BadContribution,
+    /// As a signing quorum member, lie about every pairwise mask commitment: the honest
+    /// members reveal their pair points and the ledger convicts this member alone.
+    DisputeEveryone,
 }
 
 impl FaultArg {
@@ -119,6 +125,8 @@ impl FaultArg {
             FaultArg::BadDealShare => seedfed_protocol::agent::Fault::BadDealShare,
             FaultArg::NeverAck => seedfed_protocol::agent::Fault::NeverAck,
             FaultArg::BadTree => seedfed_protocol::agent::Fault::BadTree,
+            FaultArg::BadContribution => seedfed_protocol::agent::Fault::BadContribution,
+            FaultArg::DisputeEveryone => seedfed_protocol::agent::Fault::DisputeEveryone,
         }
     }
 }
@@ -292,6 +300,24 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn signing_fault_names_parse() {
+        use clap::ValueEnum;
+        for (name, fault) in [
+            (
+                "bad-contribution",
+                seedfed_protocol::agent::Fault::BadContribution,
+            ),
+            (
+                "dispute-everyone",
+                seedfed_protocol::agent::Fault::DisputeEveryone,
+            ),
+        ] {
+            let arg = FaultArg::from_str(name, false).expect("fault name");
+            assert_eq!(arg.to_fault(), fault);
+        }
     }
 
     #[test]

@@ -10,9 +10,11 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use ed25519_dalek::SigningKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use seedfed_protocol::member::MemberId;
+use seedfed_protocol::reconstruct::HolderKeys;
 use seedfed_protocol::reconstruct::{self, Participant, Session};
 use seedfed_protocol::repair::{self, RepairSession};
 use seedfed_protocol::shamir::{self, Commitment, LeafSecret, Share};
@@ -26,7 +28,14 @@ fn main() {
         .unwrap_or(32768);
     let (n, r, k) = (10usize, 5usize, 3usize);
     let mut rng = ChaCha20Rng::seed_from_u64(42);
-    let members: Vec<MemberId> = (0..=n as u8).map(|i| MemberId([i; 32])).collect();
+    // Identities are Ed25519 keys: contributions are signed.
+    let ids: BTreeMap<MemberId, SigningKey> = (0..=n as u8)
+        .map(|i| {
+            let key = SigningKey::from_bytes(&[i; 32]);
+            (MemberId(key.verifying_key().to_bytes()), key)
+        })
+        .collect();
+    let members: Vec<MemberId> = ids.keys().copied().collect();
     let newcomer = members[n];
     let members = &members[..n];
     let keys: BTreeMap<MemberId, StaticSecret> = members
@@ -106,7 +115,19 @@ fn main() {
                 .iter()
                 .find(|s| s.holder == *m)
                 .expect("share");
-            let c = reconstruct::contribute(&session, m, &keys[m], share, &mut rng).expect("c");
+            let c = reconstruct::contribute(
+                &session,
+                &holder_sets[0],
+                k,
+                HolderKeys {
+                    member: *m,
+                    x25519: &keys[m],
+                    identity: &ids[m],
+                },
+                share,
+                &mut rng,
+            )
+            .expect("c");
             reconstruct::open_contribution(&session, &keys[&recipient], &c).expect("open")
         })
         .collect();
@@ -153,7 +174,10 @@ fn main() {
                         .clone()
                 })
                 .collect();
-            for msg in repair::helper_deltas(&session, h, &keys[h], &shares, &mut rng).expect("d") {
+            // Grouped by helper set: every helper holds every leaf of the group.
+            let deltas =
+                repair::helper_deltas(&session, helpers, k, h, &keys[h], &shares, &mut rng);
+            for msg in deltas.expect("d") {
                 inbox.entry(msg.to).or_default().push(msg);
             }
         }

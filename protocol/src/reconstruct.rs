@@ -6,25 +6,43 @@
 //!
 //! Each holder `i` of a quorum `Q` (exactly k holders) sends the recipient
 //! `c_i = λ_i·s_i + Σ_{j∈Q, j≠i} σ_ij·m_ij`, where `λ_i` is its Lagrange coefficient at 0 over `Q`,
-//! `m_ij = m_ji` is a pairwise mask (a domain-separated hash, keyed by the pair's static X25519
-//! secret, of the session context) and `σ_ij = +1` if `i < j` else `−1`, so the masks cancel:
-//! `Σ c_i = Σ λ_i·s_i = s`. The values are sealed to the recipient (`seal`), with the session
-//! context (session id, epoch, leaf, recipient and quorum, hashed into a 32-byte `context`) plus
-//! sender and recipient as associated data, so a box from another session, leaf, epoch or quorum
-//! does not open. No share is ever on the wire; the recipient sees a fresh additive sharing of
-//! `s`, which reveals nothing beyond `s`.
+//! `m_ij = m_ji` is a pairwise mask (a domain-separated hash of the session context keyed by the
+//! pair's static Diffie–Hellman point `D_ij = s_i·P_j` on the Edwards curve,
+//! `seal::pairwise_point`) and `σ_ij = +1` if `i < j` else `−1`, so the masks cancel:
+//! `Σ c_i = Σ λ_i·s_i = s`. The context is a digest of the session (session id, epoch, leaf,
+//! recipient and quorum with their X25519 keys), so masks are fresh per session and per quorum.
+//! `c_i` is sealed to the recipient under an ephemeral key only (`seal::seal_ephemeral`), with
+//! the context, sender and recipient as associated data; the header (context, sender,
+//! recipient), the mask commitments and the box are signed with the sender's Ed25519 identity.
+//! No share is ever on the wire; the recipient sees a fresh additive sharing of `s`, which
+//! reveals nothing beyond `s`.
 //!
-//! **Attribution.** Each contribution also carries `M_ij = m_ij·G` for every peer. With the
+//! **Attribution.** Each contribution carries, in clear, `M_ij = m_ij·G` for every peer. With the
 //! public share point `S_i = f(x_i)·G` from the Feldman commitment, the recipient checks
 //! (1) `c_i·G = λ_i·S_i + Σ σ_ij·M_ij` for each `i` — an honest holder always passes, so a
 //! failure names `i` (a *culprit*); and (2) `M_ij` (claimed by `i`) `= M_ji` (claimed by `j`) —
 //! honest pairs always agree. If both hold for everyone, the mask terms cancel in the sum and
 //! `(Σ c_i)·G = Σ λ_i·S_i = C_0`, so the result is exactly the secret. A pair that disagrees on
-//! `M_ij` is a *dispute*: one of the two lies, but the recipient cannot tell which without the
-//! pair's secret, so both are excluded from the retry (an honest member can be excluded only
-//! together with a faulty one). Seeing `M_ij` reveals nothing about `m_ij` (discrete log).
-//! Masks change with the quorum (it is in the context), so contributions to two attempts
-//! cannot be subtracted to expose `λ_i·s_i`.
+//! `M_ij` is a *dispute*: one of the two lies. Seeing `M_ij` reveals nothing about `m_ij`
+//! (discrete log). Masks change with the quorum (it is in the context), so contributions to two
+//! attempts cannot be subtracted to expose `λ_i·s_i`.
+//!
+//! **Blame** ([`blame`]): both kinds of fault are provable to anyone, so the ledger convicts
+//! the faulty member alone. A culprit's signed contribution, with the recipient's reveal of its
+//! box's ephemeral Diffie–Hellman output (`seal::reveal_ephemeral`), lets anyone re-run check
+//! (1). A dispute is settled by the honest one of the two revealing `D_ij` with a
+//! Chaum–Pedersen proof (`seal::reveal_pairwise`): anyone recomputes `m_ij·G` and convicts
+//! whichever signed claim differs. An honest member's signed contribution always passes (1) and
+//! its claims always equal the true `m_ij·G`, so it can never be convicted.
+//!
+//! **Quorum checks.** The masks hide `λ_i·s_i` only from someone who lacks a pairwise secret
+//! of `i`, so before it contributes a holder checks the quorum ([`Session::check_leaf`]):
+//! exactly `k` members with `k ≥ 2` (alone, `λ_i = 1` and no mask: the share itself would
+//! leave), every member one of the leaf's holders (no identities made up to pad the quorum;
+//! a recipient that holds the leaf may be a member, under its own key: it learns the seed
+//! anyway, and its pair masks expose at most the others' shares of this one leaf), and no
+//! X25519 key twice among the quorum and the recipient otherwise (whoever holds a repeated key
+//! strips the masks between its two identities).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,6 +50,7 @@ use curve25519_dalek::constants::{RISTRETTO_BASEPOINT_POINT, RISTRETTO_BASEPOINT
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -40,10 +59,13 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::hash::{hash32, hash64, Domain};
 use crate::member::MemberId;
 use crate::seal::{self, SealError, Sealed};
+
+pub mod blame;
 use crate::shamir::{self, Commitment, LeafSecret, ShamirError, Share, MAX_THRESHOLD};
 
 const CONTEXT: Domain = Domain::new("seedfed-recon");
 const MASK: Domain = Domain::new("seedfed-recon-mk");
+const SIGNED: Domain = Domain::new("seedfed-recon-sg");
 const AD_LABEL: &[u8] = b"seedfed-recon-ad/v1";
 
 /// A member taking part: its identity and its X25519 public key (from its admission record).
@@ -87,6 +109,16 @@ pub enum ReconstructError {
     /// The member is not in the quorum.
     #[error("member {0:?} is not in the quorum")]
     NotInQuorum(MemberId),
+    /// The leaf's threshold is below 2: one contribution would be the share itself.
+    #[error("threshold {0} is below 2: a contribution would be the share itself")]
+    ThresholdTooLow(usize),
+    /// A quorum member is not one of the leaf's holders.
+    #[error("quorum member {0:?} is not a holder of the leaf")]
+    NotAHolder(MemberId),
+    /// Two participants (two quorum members, or a quorum member and the recipient) share one
+    /// X25519 key: whoever holds it would strip both of their masks.
+    #[error("{0:?} and {1:?} share an X25519 key")]
+    SharedKey(MemberId, MemberId),
     /// Our secret key does not match the key the session lists for us.
     #[error("the X25519 key of {0:?} does not match the session")]
     KeyMismatch(MemberId),
@@ -109,6 +141,13 @@ pub enum ReconstructError {
         /// Why.
         error: SealError,
     },
+    /// A contribution's signature does not verify under its claimed sender's identity.
+    #[error("contribution from {0:?} is not signed by it")]
+    BadSignature(MemberId),
+    /// There is no dispute to answer: the peer's signed claim about our pairwise mask is
+    /// right, or our own is wrong.
+    #[error("no provable dispute with {0:?}")]
+    NoDispute(MemberId),
     /// A sender contributed twice.
     #[error("two contributions from {0:?}")]
     Duplicate(MemberId),
@@ -145,8 +184,10 @@ impl FaultReport {
     }
 }
 
-/// The message a holder sends to the recipient. The header is in clear (for routing and an
-/// early, clear rejection); the body is sealed with the header as associated data.
+/// The message a holder sends to the recipient. The header and the mask commitments are in
+/// clear (for routing, an early rejection, and blame without opening the box); the body `c_i`
+/// is sealed with the header as associated data. The sender signs all of it, so the recipient
+/// can show it to anyone ([`blame`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contribution {
     /// Digest of the session (id, epoch, leaf, recipient, quorum).
@@ -155,8 +196,95 @@ pub struct Contribution {
     pub sender: MemberId,
     /// Recipient.
     pub recipient: MemberId,
-    /// Sealed body: `c_i` then `M_ij` for each peer in quorum order.
+    /// `M_ij = m_ij·G` (compressed Ristretto) for each other quorum member, in quorum order.
+    pub masks: Vec<[u8; 32]>,
+    /// `seal_ephemeral` box of `c_i` (32 bytes) to the recipient.
     pub sealed: Sealed,
+    /// The sender's Ed25519 signature over [`Contribution::signed_message`].
+    pub signature: Vec<u8>,
+}
+
+impl Contribution {
+    /// What the sender signs: the header, the mask commitments and the box.
+    pub fn signed_message(&self) -> [u8; 32] {
+        hash32(
+            SIGNED,
+            &[],
+            &[0; 16],
+            &[
+                &self.context,
+                self.sender.as_bytes(),
+                self.recipient.as_bytes(),
+                &self.masks.concat(),
+                &self.sealed.ephemeral,
+                &self.sealed.ciphertext,
+            ],
+        )
+    }
+
+    /// Checks the sender's signature (strict Ed25519).
+    pub fn verify_signature(&self) -> Result<(), ReconstructError> {
+        let bad = || ReconstructError::BadSignature(self.sender);
+        let key = VerifyingKey::from_bytes(self.sender.as_bytes()).map_err(|_| bad())?;
+        let sig = Signature::from_slice(&self.signature).map_err(|_| bad())?;
+        key.verify_strict(&self.signed_message(), &sig)
+            .map_err(|_| bad())
+    }
+
+    /// The claimed `M_ij`, in the order of `session`'s quorum without the sender; `None` if
+    /// there are not `k − 1` of them or one is not a point.
+    fn mask_points(&self, session: &Session) -> Option<Vec<RistrettoPoint>> {
+        if self.masks.len() + 1 != session.quorum.len() {
+            return None;
+        }
+        self.masks
+            .iter()
+            .map(|m| CompressedRistretto(*m).decompress())
+            .collect()
+    }
+
+    /// The header checks every party runs before anything else: the session's context and
+    /// recipient, a sender of the quorum (its position), and the sender's signature.
+    fn check_header(&self, session: &Session) -> Result<usize, ReconstructError> {
+        if self.context != session.context() || self.recipient != session.recipient.member {
+            return Err(ReconstructError::WrongSession(self.sender));
+        }
+        let pos = session.position(&self.sender)?;
+        self.verify_signature()?;
+        Ok(pos)
+    }
+}
+
+/// A holder's keys, to contribute: its identity, its X25519 secret and its Ed25519 signing key
+/// (whose public key is the identity). `Debug` prints only the member.
+#[derive(Clone, Copy)]
+pub struct HolderKeys<'a> {
+    /// The holder.
+    pub member: MemberId,
+    /// Its X25519 secret (the key the ledger lists for it).
+    pub x25519: &'a StaticSecret,
+    /// Its Ed25519 identity key.
+    pub identity: &'a SigningKey,
+}
+
+impl std::fmt::Debug for HolderKeys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HolderKeys({:?}, [redacted])", self.member)
+    }
+}
+
+/// A deliberately wrong contribution, for fault-injection tests (`agent::Fault`). Every variant
+/// but `None` is caught and convicted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ContributionFault {
+    /// Honest.
+    #[default]
+    None,
+    /// `c_i + 1`: check (1) fails, a culprit.
+    WrongValue,
+    /// Every `M_ij` shifted by `G` and `c_i` adjusted so that check (1) still holds: a dispute
+    /// with every other quorum member.
+    DisputeEveryone,
 }
 
 /// A contribution the recipient has opened and authenticated. Secret; Debug is redacted.
@@ -166,7 +294,7 @@ pub struct Opened {
     sender: MemberId,
     value: Scalar,
     #[zeroize(skip)]
-    masks: Vec<CompressedRistretto>,
+    masks: Vec<RistrettoPoint>,
 }
 
 impl Opened {
@@ -215,6 +343,46 @@ impl Session {
         Ok(())
     }
 
+    /// Checks the quorum against the leaf it reconstructs, as a holder must before it
+    /// contributes: exactly `k` members with `k >= 2` (a lone contribution is `λ·s = s`,
+    /// the share itself), all of them `holders` of the leaf (so the recipient cannot pad the
+    /// quorum with identities of its own: only a recipient that holds the leaf is in it, once,
+    /// under its own key), and no X25519 key used twice among the quorum and the recipient
+    /// (the key's owner would remove the masks between the two and learn `λ_i·s_i`).
+    pub fn check_leaf(&self, holders: &[MemberId], k: usize) -> Result<(), ReconstructError> {
+        self.check()?;
+        if k < 2 {
+            return Err(ReconstructError::ThresholdTooLow(k));
+        }
+        if self.quorum.len() != k {
+            return Err(ReconstructError::QuorumSize {
+                quorum: self.quorum.len(),
+                k,
+            });
+        }
+        if let Some(p) = self.quorum.iter().find(|p| !holders.contains(&p.member)) {
+            return Err(ReconstructError::NotAHolder(p.member));
+        }
+        let mut keys: BTreeMap<[u8; 32], MemberId> = BTreeMap::new();
+        keys.insert(self.recipient.x25519, self.recipient.member);
+        for p in &self.quorum {
+            if p.member == self.recipient.member {
+                // A recipient that holds the leaf may contribute its own share: it learns the
+                // leaf's seed anyway, and what it could strip from the others' contributions
+                // (its pair masks) reveals at most their shares of this one leaf, which
+                // nothing else uses. Only under its own key.
+                if p.x25519 != self.recipient.x25519 {
+                    return Err(ReconstructError::KeyMismatch(p.member));
+                }
+                continue;
+            }
+            if let Some(other) = keys.insert(p.x25519, p.member) {
+                return Err(ReconstructError::SharedKey(other, p.member));
+            }
+        }
+        Ok(())
+    }
+
     /// The quorum's member ids, in order.
     pub fn members(&self) -> Vec<MemberId> {
         self.quorum.iter().map(|p| p.member).collect()
@@ -259,9 +427,10 @@ fn associated_data(context: &[u8; 32], sender: &MemberId, recipient: &MemberId) 
     ad
 }
 
-/// The pairwise mask `m_ij` (symmetric in i, j).
+/// The pairwise mask `m_ij` (symmetric in i, j), keyed by the pair's static Diffie–Hellman
+/// point (`seal::pairwise_point`).
 fn mask(
-    pair_secret: &[u8; 32],
+    pair_point: &[u8; 32],
     context: &[u8; 32],
     a: &MemberId,
     b: &MemberId,
@@ -269,80 +438,145 @@ fn mask(
     let (lo, hi) = if a < b { (a, b) } else { (b, a) };
     let wide = Zeroizing::new(hash64(
         MASK,
-        pair_secret,
+        pair_point,
         &[0; 16],
         &[context, lo.as_bytes(), hi.as_bytes()],
     ));
     Zeroizing::new(Scalar::from_bytes_mod_order_wide(&wide))
 }
 
-/// Holder side: computes and seals this holder's contribution for `session`.
+/// `m_ij·G` of `me` with `peer` in `context`, compressed (what an honest `me` claims).
+fn true_mask_commitment(
+    my_key: &StaticSecret,
+    me: &MemberId,
+    peer: &Participant,
+    context: &[u8; 32],
+) -> Result<([u8; 32], Zeroizing<Scalar>), ReconstructError> {
+    let pair =
+        seal::pairwise_point(my_key, &peer.x25519).map_err(|error| ReconstructError::Seal {
+            sender: peer.member,
+            error,
+        })?;
+    let m = mask(&pair, context, me, &peer.member);
+    Ok(((&*m * RISTRETTO_BASEPOINT_TABLE).compress().to_bytes(), m))
+}
+
+/// Index of `peer`'s entry in the mask list of the member at `pos` (which skips itself).
+fn mask_index(pos: usize, peer: usize) -> usize {
+    if peer < pos {
+        peer
+    } else {
+        peer - 1
+    }
+}
+
+fn sign_of(me: &MemberId, peer: &MemberId) -> Scalar {
+    if me < peer {
+        Scalar::ONE
+    } else {
+        -Scalar::ONE
+    }
+}
+
+/// Holder side: computes, seals and signs this holder's contribution for `session`, a leaf
+/// whose `holders` the ledger names and whose commitment has threshold `k`. Refuses a quorum
+/// that [`Session::check_leaf`] refuses.
 pub fn contribute<R: RngCore + CryptoRng>(
     session: &Session,
-    me: &MemberId,
-    my_key: &StaticSecret,
+    holders: &[MemberId],
+    k: usize,
+    keys: HolderKeys<'_>,
     share: &Share,
     rng: &mut R,
 ) -> Result<Contribution, ReconstructError> {
-    session.check()?;
-    if share.holder != *me {
+    contribute_with(
+        session,
+        holders,
+        k,
+        keys,
+        share,
+        ContributionFault::None,
+        rng,
+    )
+}
+
+/// [`contribute`], made wrong as `fault` says (fault-injection tests; `None` is `contribute`).
+pub fn contribute_with<R: RngCore + CryptoRng>(
+    session: &Session,
+    holders: &[MemberId],
+    k: usize,
+    keys: HolderKeys<'_>,
+    share: &Share,
+    fault: ContributionFault,
+    rng: &mut R,
+) -> Result<Contribution, ReconstructError> {
+    session.check_leaf(holders, k)?;
+    let me = keys.member;
+    if share.holder != me {
         return Err(ReconstructError::WrongShare {
             share: share.holder,
-            member: *me,
+            member: me,
         });
     }
-    let pos = session.position(me)?;
-    if PublicKey::from(my_key).to_bytes() != session.quorum[pos].x25519 {
-        return Err(ReconstructError::KeyMismatch(*me));
+    let pos = session.position(&me)?;
+    if PublicKey::from(keys.x25519).to_bytes() != session.quorum[pos].x25519
+        || keys.identity.verifying_key().to_bytes() != *me.as_bytes()
+    {
+        return Err(ReconstructError::KeyMismatch(me));
     }
     let context = session.context();
     let lambdas = shamir::lagrange_coefficients(&session.members(), None)?;
     let mut value = Zeroizing::new(lambdas[pos] * share.value());
-    let mut body = Zeroizing::new(Vec::with_capacity(32 * session.quorum.len()));
-    let mut commitments = Vec::with_capacity(32 * (session.quorum.len() - 1));
+    let mut masks = Vec::with_capacity(session.quorum.len() - 1);
     for peer in &session.quorum {
-        if peer.member == *me {
+        if peer.member == me {
             continue;
         }
-        let pair = seal::pairwise_secret(my_key, &PublicKey::from(peer.x25519)).map_err(|e| {
-            ReconstructError::Seal {
-                sender: peer.member,
-                error: e,
-            }
-        })?;
-        let m = mask(&pair, &context, me, &peer.member);
-        if *me < peer.member {
-            *value += *m;
-        } else {
-            *value -= *m;
+        let (mut commitment, m) = true_mask_commitment(keys.x25519, &me, peer, &context)?;
+        let sign = sign_of(&me, &peer.member);
+        *value += sign * *m;
+        if fault == ContributionFault::DisputeEveryone {
+            // M' = M + G and c' = c + σ: check (1) still holds, no peer agrees.
+            let shifted = CompressedRistretto(commitment)
+                .decompress()
+                .map(|p| p + RISTRETTO_BASEPOINT_POINT)
+                .ok_or(ReconstructError::InvalidQuorum("mask commitment"))?;
+            commitment = shifted.compress().to_bytes();
+            *value += sign;
         }
-        commitments.extend_from_slice(&(&*m * RISTRETTO_BASEPOINT_TABLE).compress().to_bytes());
+        masks.push(commitment);
     }
-    body.extend_from_slice(&value.to_bytes());
-    body.extend_from_slice(&commitments);
-    let ad = associated_data(&context, me, &session.recipient.member);
-    let sealed = seal::seal(
-        my_key,
-        &PublicKey::from(session.recipient.x25519),
-        &ad,
-        &body,
-        rng,
-    )
-    .map_err(|e| ReconstructError::Seal {
-        sender: *me,
-        error: e,
-    })?;
-    Ok(Contribution {
+    if fault == ContributionFault::WrongValue {
+        *value += Scalar::ONE;
+    }
+    let ad = associated_data(&context, &me, &session.recipient.member);
+    let body = Zeroizing::new(value.to_bytes());
+    let sealed = seal::seal_ephemeral(&PublicKey::from(session.recipient.x25519), &ad, &*body, rng)
+        .map_err(|e| ReconstructError::Seal {
+            sender: me,
+            error: e,
+        })?;
+    let mut contribution = Contribution {
         context,
-        sender: *me,
+        sender: me,
         recipient: session.recipient.member,
+        masks,
         sealed,
-    })
+        signature: Vec::new(),
+    };
+    contribution.signature = keys
+        .identity
+        .sign(&contribution.signed_message())
+        .to_bytes()
+        .to_vec();
+    Ok(contribution)
 }
 
-/// Recipient side, per message: checks the header against `session`, opens the box and parses
-/// the body. A contribution for another session/leaf/epoch/quorum/recipient, or a tampered one,
-/// is an error (drop it). A well-authenticated but malformed body is reported as a culprit.
+/// Recipient side, per message: checks the header against `session` and the sender's
+/// signature, opens the box and parses it. A contribution for another
+/// session/leaf/epoch/quorum/recipient, or not signed by its sender, is an error (drop it). A
+/// signed contribution that is malformed (mask commitments, ephemeral key, box, body) is
+/// reported as a culprit: it is provable ([`blame::blame_contribution`]).
 pub fn open_contribution(
     session: &Session,
     my_key: &StaticSecret,
@@ -350,48 +584,69 @@ pub fn open_contribution(
 ) -> Result<Opened, ReconstructError> {
     session.check()?;
     let sender = contribution.sender;
-    let context = session.context();
-    if contribution.context != context || contribution.recipient != session.recipient.member {
-        return Err(ReconstructError::WrongSession(sender));
-    }
-    let pos = session.position(&sender)?;
     if PublicKey::from(my_key).to_bytes() != session.recipient.x25519 {
         return Err(ReconstructError::KeyMismatch(session.recipient.member));
     }
-    let ad = associated_data(&context, &sender, &session.recipient.member);
-    let body = seal::open(
-        my_key,
-        &PublicKey::from(session.quorum[pos].x25519),
-        &ad,
-        &contribution.sealed,
-    )
-    .map_err(|error| ReconstructError::Seal { sender, error })?;
+    contribution.check_header(session)?;
     let culprit = || {
         ReconstructError::Faulty(FaultReport {
             culprits: vec![sender],
             disputes: vec![],
         })
     };
-    if body.len() != 32 * session.quorum.len() {
+    let masks = contribution.mask_points(session).ok_or_else(culprit)?;
+    if !seal::ephemeral_is_valid(&contribution.sealed) {
         return Err(culprit());
     }
-    let mut head = [0u8; 32];
-    head.copy_from_slice(&body[..32]);
-    let value = Option::<Scalar>::from(Scalar::from_canonical_bytes(head)).ok_or_else(culprit)?;
-    head.zeroize();
-    let masks = body[32..]
-        .chunks_exact(32)
-        .map(|c| {
-            let mut b = [0u8; 32];
-            b.copy_from_slice(c);
-            CompressedRistretto(b)
-        })
-        .collect();
+    let ad = associated_data(&contribution.context, &sender, &session.recipient.member);
+    let body = seal::open_ephemeral(my_key, &ad, &contribution.sealed).map_err(|_| culprit())?;
+    let value = parse_value(&body).ok_or_else(culprit)?;
     Ok(Opened {
         sender,
         value,
         masks,
     })
+}
+
+/// `c_i` from a box's plaintext: exactly one canonical scalar.
+fn parse_value(body: &[u8]) -> Option<Scalar> {
+    let mut head = Zeroizing::new([0u8; 32]);
+    if body.len() != 32 {
+        return None;
+    }
+    head.copy_from_slice(body);
+    Option::<Scalar>::from(Scalar::from_canonical_bytes(*head))
+}
+
+/// Check (1) for the member at `pos`: `c_i·G == λ_i·S_i + Σ σ_ij·M_ij`.
+fn consistent(
+    members: &[MemberId],
+    lambdas: &[Scalar],
+    pos: usize,
+    commitment: &Commitment,
+    value: &Scalar,
+    masks: &[RistrettoPoint],
+) -> Result<bool, ReconstructError> {
+    let me = members[pos];
+    let x = shamir::x_coordinate(&me)?;
+    let k = members.len();
+    let mut scalars: Vec<Scalar> = Vec::with_capacity(2 * k + 1);
+    let mut points: Vec<RistrettoPoint> = Vec::with_capacity(2 * k + 1);
+    // λ_i·S_i = Σ_j λ_i x^j C_j
+    let mut coeff = lambdas[pos];
+    for c in commitment.points() {
+        scalars.push(coeff);
+        points.push(*c);
+        coeff *= x;
+    }
+    let peers = members.iter().filter(|m| **m != me);
+    for (peer, point) in peers.zip(masks) {
+        scalars.push(sign_of(&me, peer));
+        points.push(*point);
+    }
+    scalars.push(-value);
+    points.push(RISTRETTO_BASEPOINT_POINT);
+    Ok(RistrettoPoint::vartime_multiscalar_mul(scalars, points).is_identity())
 }
 
 /// Recipient side, once all k contributions are opened: checks them against the Feldman
@@ -429,48 +684,13 @@ pub fn combine(
 
     // (1) each contribution on its own: c_i·G == λ_i·S_i + Σ σ_ij·M_ij.
     for (pos, o) in &by_pos {
-        let me = members[*pos];
-        let Some(mask_points) = o
-            .masks
-            .iter()
-            .map(|c| c.decompress())
-            .collect::<Option<Vec<RistrettoPoint>>>()
-        else {
-            report.culprits.push(me);
-            continue;
-        };
-        let x = shamir::x_coordinate(&me)?;
-        let mut scalars: Vec<Scalar> = Vec::with_capacity(2 * k + 1);
-        let mut points: Vec<RistrettoPoint> = Vec::with_capacity(2 * k + 1);
-        // λ_i·S_i = Σ_j λ_i x^j C_j
-        let mut coeff = lambdas[*pos];
-        for c in commitment.points() {
-            scalars.push(coeff);
-            points.push(*c);
-            coeff *= x;
-        }
-        let peers = members.iter().filter(|m| **m != me);
-        for (peer, point) in peers.zip(mask_points) {
-            scalars.push(if me < *peer {
-                Scalar::ONE
-            } else {
-                -Scalar::ONE
-            });
-            points.push(point);
-        }
-        scalars.push(-o.value);
-        points.push(RISTRETTO_BASEPOINT_POINT);
-        if !RistrettoPoint::vartime_multiscalar_mul(scalars, points).is_identity() {
-            report.culprits.push(me);
+        if !consistent(&members, &lambdas, *pos, commitment, &o.value, &o.masks)? {
+            report.culprits.push(members[*pos]);
         }
     }
 
     // (2) pairwise agreement on M_ij, among members not already caught.
-    let mask_of = |i: usize, j: usize| -> CompressedRistretto {
-        // Index of peer j in i's list (which skips i itself).
-        let idx = if j < i { j } else { j - 1 };
-        by_pos[&i].masks[idx]
-    };
+    let mask_of = |i: usize, j: usize| by_pos[&i].masks[mask_index(i, j)];
     for i in 0..k {
         for j in (i + 1)..k {
             if report.culprits.contains(&members[i]) || report.culprits.contains(&members[j]) {

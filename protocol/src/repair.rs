@@ -23,6 +23,12 @@
 //! coefficients depend only on the helper set and the target, so they are computed once per
 //! session. A failed check names the leaves but not the helper (the technique has no per-helper
 //! verification): rerun those leaves with another helper set.
+//!
+//! The privacy argument needs the other helpers to be real, distinct holders: a helper that
+//! sends its addends to identities the target controls hands the target `λ_i(x_t)·s_i`, and
+//! with one helper `λ_i(x_t)·s_i` is the share. So a helper sends nothing unless
+//! [`RepairSession::check_helpers`] accepts the set: at least `k` helpers, all holders of the
+//! session's leaves, and no X25519 key twice among the helpers and the target.
 
 use curve25519_dalek::scalar::Scalar;
 use rand_core::{CryptoRng, RngCore};
@@ -104,6 +110,13 @@ pub enum RepairError {
     /// A helper sent twice, or some helpers have not sent.
     #[error("need exactly one message from each helper; problem with {0:?}")]
     Messages(MemberId),
+    /// A helper is not a holder of the session's leaves.
+    #[error("helper {0:?} does not hold the session's leaves")]
+    NotAHolder(MemberId),
+    /// Two participants (two helpers, or a helper and the target) share one X25519 key: its
+    /// owner would open both of their addends and learn a helper's `λ_i·s_i`.
+    #[error("{0:?} and {1:?} share an X25519 key")]
+    SharedKey(MemberId, MemberId),
     /// Fewer helpers than the threshold of some leaf.
     #[error("{helpers} helpers for threshold {k}")]
     TooFewHelpers {
@@ -181,6 +194,32 @@ impl RepairSession {
         }
         if self.leaves.is_empty() || self.leaves.len() > MAX_LEAVES {
             return Err(RepairError::InvalidSession("leaf count out of range"));
+        }
+        Ok(())
+    }
+
+    /// Checks the helper set as a helper must before it sends anything: at least `k` helpers
+    /// (with fewer, `λ_i(x_t)·s_i` reveals more of a share; with one, it is the share), all
+    /// of them in `holders` (the members that hold every leaf of the session), and no X25519
+    /// key used twice among the helpers and the target (the key's owner would open the
+    /// addends sent to both and learn `λ_i·s_i`).
+    pub fn check_helpers(&self, holders: &[MemberId], k: usize) -> Result<(), RepairError> {
+        self.check()?;
+        if self.helpers.len() < k || k == 0 {
+            return Err(RepairError::TooFewHelpers {
+                helpers: self.helpers.len(),
+                k,
+            });
+        }
+        if let Some(p) = self.helpers.iter().find(|p| !holders.contains(&p.member)) {
+            return Err(RepairError::NotAHolder(p.member));
+        }
+        let mut keys = std::collections::BTreeMap::new();
+        keys.insert(self.target.x25519, self.target.member);
+        for p in &self.helpers {
+            if let Some(other) = keys.insert(p.x25519, p.member) {
+                return Err(RepairError::SharedKey(other, p.member));
+            }
         }
         Ok(())
     }
@@ -263,15 +302,19 @@ fn check_key(p: &Participant, key: &StaticSecret) -> Result<(), RepairError> {
 }
 
 /// Step 1 (each helper): from its `shares` (one per session leaf, in order), the sealed addend
-/// vectors for every helper, itself included (in helper order).
+/// vectors for every helper, itself included (in helper order). `holders` are the members
+/// that hold every leaf of the session and `k` the leaves' threshold: a helper set that
+/// [`RepairSession::check_helpers`] refuses gets nothing.
 pub fn helper_deltas<R: RngCore + CryptoRng>(
     session: &RepairSession,
+    holders: &[MemberId],
+    k: usize,
     me: &MemberId,
     my_key: &StaticSecret,
     shares: &[Share],
     rng: &mut R,
 ) -> Result<Vec<DeltaMessage>, RepairError> {
-    session.check()?;
+    session.check_helpers(holders, k)?;
     check_key(session.helper(me)?, my_key)?;
     let n = session.leaves.len();
     if shares.len() != n {

@@ -4,6 +4,10 @@
 //! [`seal_ephemeral`] leaves out the static-static part so that a recipient can publicly reveal one
 //! box ([`reveal_ephemeral`], with a proof) without exposing any long-term secret.
 //!
+//! [`reveal_pairwise`] discloses, with the same kind of proof, the static Diffie–Hellman point of
+//! two members (for a mask dispute of `reconstruct`, where one of the two is known to be faulty
+//! and already knows it).
+//!
 //! Construction, the reveal proof and [`pairwise_secret`]'s use: `docs/sharing.md` (`seal`).
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -24,6 +28,7 @@ const SEAL_KEY: Domain = Domain::new("seedfed-seal-key");
 const SEAL_EPH_KEY: Domain = Domain::new("seedfed-seal-eph");
 const REVEAL: Domain = Domain::new("seedfed-seal-rvl");
 const POSSESSION: Domain = Domain::new("seedfed-x25519po");
+const PAIR_REVEAL: Domain = Domain::new("seedfed-seal-pr");
 /// Largest ciphertext [`open`] accepts (16 MiB: a repair vector of ~500k scalars).
 pub const MAX_CIPHERTEXT: usize = 16 << 20;
 
@@ -284,24 +289,79 @@ impl RevealedSecret {
 }
 
 fn reveal_challenge(
-    recipient: &[u8; 32],
-    ephemeral: &[u8; 32],
+    domain: Domain,
+    key: &[u8; 32],
+    label: &[u8; 32],
     q: &EdwardsPoint,
     a1: &EdwardsPoint,
     a2: &EdwardsPoint,
 ) -> Scalar {
     Scalar::from_bytes_mod_order_wide(&hash64(
-        REVEAL,
+        domain,
         &[],
         &[0; 16],
         &[
-            recipient,
-            ephemeral,
+            key,
+            label,
             q.compress().as_bytes(),
             a1.compress().as_bytes(),
             a2.compress().as_bytes(),
         ],
     ))
+}
+
+/// The Chaum–Pedersen proof behind every reveal: `Q = s·base` with a proof that
+/// `log_{8B} P = log_{base} Q`, where `P = s·(8B)` is the sign-0 Edwards lift of `secret`'s
+/// X25519 public key (see [`edwards_exponent`]). `base` has prime order; `label` names it in
+/// the challenge, under `domain`.
+fn prove_dh<R: RngCore + CryptoRng>(
+    secret: &StaticSecret,
+    base: &EdwardsPoint,
+    domain: Domain,
+    label: &[u8; 32],
+    rng: &mut R,
+) -> Result<RevealedSecret, SealError> {
+    let public = PublicKey::from(secret);
+    let s = edwards_exponent(secret)?;
+    let b8 = ED25519_BASEPOINT_POINT.mul_by_cofactor();
+    let q = base * *s;
+    let r = Zeroizing::new(Scalar::random(rng));
+    let a1 = b8 * *r;
+    let a2 = base * *r;
+    let c = reveal_challenge(domain, public.as_bytes(), label, &q, &a1, &a2);
+    let z = *r + c * *s;
+    Ok(RevealedSecret {
+        point: q.compress().to_bytes(),
+        challenge: c.to_bytes(),
+        response: z.to_bytes(),
+    })
+}
+
+/// Checks a [`prove_dh`] proof for the X25519 public key `key` and returns `Q`; `BadReveal` if
+/// it fails.
+fn verify_dh(
+    key: &[u8; 32],
+    base: &EdwardsPoint,
+    domain: Domain,
+    label: &[u8; 32],
+    revealed: &RevealedSecret,
+) -> Result<EdwardsPoint, SealError> {
+    let p = recipient_edwards(key).ok_or(SealError::NonContributory)?;
+    let q = CompressedEdwardsY(revealed.point)
+        .decompress()
+        .filter(|q| q.is_torsion_free() && !q.is_identity())
+        .ok_or(SealError::BadReveal)?;
+    let c = Option::<Scalar>::from(Scalar::from_canonical_bytes(revealed.challenge))
+        .ok_or(SealError::BadReveal)?;
+    let z = Option::<Scalar>::from(Scalar::from_canonical_bytes(revealed.response))
+        .ok_or(SealError::BadReveal)?;
+    let b8 = ED25519_BASEPOINT_POINT.mul_by_cofactor();
+    let a1 = b8 * z - p * c;
+    let a2 = base * z - q * c;
+    if reveal_challenge(domain, key, label, &q, &a1, &a2) != c {
+        return Err(SealError::BadReveal);
+    }
+    Ok(q)
 }
 
 /// The recipient's public key in Edwards form (sign 0), prime order by construction of X25519
@@ -319,20 +379,7 @@ pub fn reveal_ephemeral<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> Result<RevealedSecret, SealError> {
     let e8 = ephemeral_edwards(&sealed.ephemeral)?;
-    let public = PublicKey::from(recipient);
-    let s = edwards_exponent(recipient)?;
-    let b8 = ED25519_BASEPOINT_POINT.mul_by_cofactor();
-    let q = e8 * *s;
-    let r = Zeroizing::new(Scalar::random(rng));
-    let a1 = b8 * *r;
-    let a2 = e8 * *r;
-    let c = reveal_challenge(public.as_bytes(), &sealed.ephemeral, &q, &a1, &a2);
-    let z = *r + c * *s;
-    Ok(RevealedSecret {
-        point: q.compress().to_bytes(),
-        challenge: c.to_bytes(),
-        response: z.to_bytes(),
-    })
+    prove_dh(recipient, &e8, REVEAL, &sealed.ephemeral, rng)
 }
 
 /// Checks `revealed` for the box `sealed` addressed to `recipient` and opens it with `ad`.
@@ -346,24 +393,53 @@ pub fn open_revealed(
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
     check_length(sealed)?;
     let e8 = ephemeral_edwards(&sealed.ephemeral)?;
-    let p = recipient_edwards(recipient.as_bytes()).ok_or(SealError::NonContributory)?;
-    let q = CompressedEdwardsY(revealed.point)
-        .decompress()
-        .filter(|q| q.is_torsion_free() && !q.is_identity())
-        .ok_or(SealError::BadReveal)?;
-    let c = Option::<Scalar>::from(Scalar::from_canonical_bytes(revealed.challenge))
-        .ok_or(SealError::BadReveal)?;
-    let z = Option::<Scalar>::from(Scalar::from_canonical_bytes(revealed.response))
-        .ok_or(SealError::BadReveal)?;
-    let b8 = ED25519_BASEPOINT_POINT.mul_by_cofactor();
-    let a1 = b8 * z - p * c;
-    let a2 = e8 * z - q * c;
-    if reveal_challenge(recipient.as_bytes(), &sealed.ephemeral, &q, &a1, &a2) != c {
-        return Err(SealError::BadReveal);
-    }
+    let q = verify_dh(
+        recipient.as_bytes(),
+        &e8,
+        REVEAL,
+        &sealed.ephemeral,
+        revealed,
+    )?;
     let es = q.to_montgomery().to_bytes();
     let key = ephemeral_box_key(&es, &sealed.ephemeral, recipient.as_bytes());
     aead_open(&key, ad, sealed)
+}
+
+/// The static Diffie–Hellman point of `me` and `peer` on the Edwards curve: `D = s_me·P_peer =
+/// s_me·s_peer·(8B)`, the same from both sides (compressed). It determines the pair's X25519
+/// output ([`pairwise_secret`] is the `u` of `8·D`). Secret while both members keep it so.
+pub fn pairwise_point(
+    me: &StaticSecret,
+    peer: &[u8; 32],
+) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    let p = recipient_edwards(peer).ok_or(SealError::NonContributory)?;
+    let s = edwards_exponent(me)?;
+    Ok(Zeroizing::new((p * *s).compress().to_bytes()))
+}
+
+/// Discloses [`pairwise_point`] of `me` and `peer` with a proof (`log_{8B} P_me = log_{P_peer}
+/// D`) that anyone checks with [`verify_pairwise`]. It exposes the pair's static secret, for
+/// every use of it: only for a pair whose other member is provably faulty (and knows it).
+pub fn reveal_pairwise<R: RngCore + CryptoRng>(
+    me: &StaticSecret,
+    peer: &[u8; 32],
+    rng: &mut R,
+) -> Result<RevealedSecret, SealError> {
+    let p = recipient_edwards(peer).ok_or(SealError::NonContributory)?;
+    prove_dh(me, &p, PAIR_REVEAL, peer, rng)
+}
+
+/// Checks a [`reveal_pairwise`] by the owner of `revealer` about `peer` and returns the
+/// pairwise point (compressed); `BadReveal` if the proof fails.
+pub fn verify_pairwise(
+    revealer: &[u8; 32],
+    peer: &[u8; 32],
+    revealed: &RevealedSecret,
+) -> Result<[u8; 32], SealError> {
+    let p = recipient_edwards(peer).ok_or(SealError::NonContributory)?;
+    Ok(verify_dh(revealer, &p, PAIR_REVEAL, peer, revealed)?
+        .compress()
+        .to_bytes())
 }
 
 /// The exponent `s` with `P = s·(8B)`, where `P` is the sign-0 Edwards lift of `secret`'s
@@ -572,6 +648,60 @@ mod tests {
             reveal_ephemeral(&b, &boxed, &mut rng).unwrap_err(),
             SealError::NotOnCurve
         );
+    }
+
+    #[test]
+    fn pairwise_reveal_is_symmetric_checked_and_bound_to_the_pair() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let a = StaticSecret::random_from_rng(&mut rng);
+        let b = StaticSecret::random_from_rng(&mut rng);
+        let c = StaticSecret::random_from_rng(&mut rng);
+        let (pa, pb, pc) = (
+            PublicKey::from(&a).to_bytes(),
+            PublicKey::from(&b).to_bytes(),
+            PublicKey::from(&c).to_bytes(),
+        );
+        let d = pairwise_point(&a, &pb).unwrap();
+        assert_eq!(*d, *pairwise_point(&b, &pa).unwrap());
+        // It determines the X25519 output of the pair.
+        let eight_d = CompressedEdwardsY(*d)
+            .decompress()
+            .unwrap()
+            .mul_by_cofactor();
+        assert_eq!(
+            eight_d.to_montgomery().to_bytes(),
+            *pairwise_secret(&a, &PublicKey::from(pb)).unwrap()
+        );
+        let rev = reveal_pairwise(&a, &pb, &mut rng).unwrap();
+        assert_eq!(verify_pairwise(&pa, &pb, &rev).unwrap(), *d);
+        // The other side's reveal gives the same point.
+        let rev_b = reveal_pairwise(&b, &pa, &mut rng).unwrap();
+        assert_eq!(verify_pairwise(&pb, &pa, &rev_b).unwrap(), *d);
+        // Claimed for another revealer or another peer, or altered: refused.
+        assert_eq!(
+            verify_pairwise(&pc, &pb, &rev).unwrap_err(),
+            SealError::BadReveal
+        );
+        assert_eq!(
+            verify_pairwise(&pa, &pc, &rev).unwrap_err(),
+            SealError::BadReveal
+        );
+        // c's true point with b, passed off as a's.
+        let other = reveal_pairwise(&c, &pb, &mut rng).unwrap();
+        assert_eq!(
+            verify_pairwise(&pa, &pb, &other).unwrap_err(),
+            SealError::BadReveal
+        );
+        for bit in [0usize, 255, 256, 511, 512, 767] {
+            let mut bytes = rev.to_bytes();
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            assert!(verify_pairwise(&pa, &pb, &RevealedSecret::from_bytes(&bytes)).is_err());
+        }
+        // An ephemeral-box reveal is no pairwise reveal (domain separation).
+        let boxed = seal_ephemeral(&PublicKey::from(pb), b"", b"x", &mut rng).unwrap();
+        let eph = reveal_ephemeral(&b, &boxed, &mut rng).unwrap();
+        assert!(verify_pairwise(&pb, &pa, &eph).is_err());
+        assert!(pairwise_point(&a, &[0; 32]).is_err());
     }
 
     #[test]

@@ -7,9 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ed25519_dalek::SigningKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use seedfed_protocol::member::MemberId;
+use seedfed_protocol::reconstruct::HolderKeys;
 use seedfed_protocol::reconstruct::{self, Contribution, Participant, ReconstructError, Session};
 use seedfed_protocol::repair::{self, DeltaMessage, RepairSession, SigmaMessage};
 use seedfed_protocol::shamir::{self, Commitment, LeafSecret, Share};
@@ -24,7 +26,14 @@ fn wire<T: serde::Serialize + for<'de> serde::Deserialize<'de>>(v: &T) -> T {
 fn run(seed: u64) -> ([u8; 32], [u8; 32]) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let n = 7;
-    let all: Vec<MemberId> = (1..=n as u8 + 1).map(|i| MemberId([i; 32])).collect();
+    // Identities are Ed25519 keys: contributions are signed.
+    let ids: BTreeMap<MemberId, SigningKey> = (1..=n as u8 + 1)
+        .map(|i| {
+            let key = SigningKey::from_bytes(&[i; 32]);
+            (MemberId(key.verifying_key().to_bytes()), key)
+        })
+        .collect();
+    let all: Vec<MemberId> = ids.keys().copied().collect();
     let (members, newcomer) = (&all[..n], all[n]);
     let keys: BTreeMap<MemberId, StaticSecret> = all
         .iter()
@@ -105,7 +114,19 @@ fn run(seed: u64) -> ([u8; 32], [u8; 32]) {
                     store[&(*m, leaf)].clone()
                 };
                 let c: Contribution = wire(
-                    &reconstruct::contribute(&session, m, &keys[m], &share, &mut rng).unwrap(),
+                    &reconstruct::contribute(
+                        &session,
+                        &holder_sets[leaf],
+                        k,
+                        HolderKeys {
+                            member: *m,
+                            x25519: &keys[m],
+                            identity: &ids[m],
+                        },
+                        &share,
+                        &mut rng,
+                    )
+                    .unwrap(),
                 );
                 reconstruct::open_contribution(&session, &keys[&recipient], &c).unwrap()
             })
@@ -148,7 +169,8 @@ fn run(seed: u64) -> ([u8; 32], [u8; 32]) {
     let mut inbox: BTreeMap<MemberId, Vec<DeltaMessage>> = BTreeMap::new();
     for h in &helpers {
         let shares: Vec<Share> = leaves.iter().map(|l| store[&(*h, *l)].clone()).collect();
-        for msg in repair::helper_deltas(&session, h, &keys[h], &shares, &mut rng).unwrap() {
+        let deltas = repair::helper_deltas(&session, &helpers, k, h, &keys[h], &shares, &mut rng);
+        for msg in deltas.unwrap() {
             inbox.entry(msg.to).or_default().push(wire(&msg));
         }
     }
@@ -237,7 +259,9 @@ mod hostile_input {
                 context: session.context(),
                 sender: member,
                 recipient: MemberId([2; 32]),
+                masks: vec![],
                 sealed: seedfed_protocol::seal::Sealed { ephemeral: eph, ciphertext: bytes.clone() },
+                signature: bytes.clone(),
             };
             prop_assert!(reconstruct::open_contribution(&session, &r, &c).is_err());
         }

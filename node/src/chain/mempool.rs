@@ -195,6 +195,7 @@ pub fn kind(body: &TxBody) -> &'static str {
         TxBody::SignRequest { .. } => "SignRequest",
         TxBody::ClientChange { .. } => "ClientChange",
         TxBody::SignaturePublish { .. } => "SignaturePublish",
+        TxBody::SignBlame { .. } => "SignBlame",
         TxBody::Repair { .. } => "Repair",
     }
 }
@@ -223,7 +224,8 @@ pub fn size_cap(body: &TxBody) -> usize {
         | TxBody::DealComplaint { .. }
         | TxBody::AuditReveal { .. }
         | TxBody::AuditPath { .. }
-        | TxBody::SignaturePublish { .. } => PAYLOAD_TX_CAP,
+        | TxBody::SignaturePublish { .. }
+        | TxBody::SignBlame { .. } => PAYLOAD_TX_CAP,
         TxBody::BranchAssignment { .. } | TxBody::SectorRoot { .. } => LIST_TX_CAP,
     }
 }

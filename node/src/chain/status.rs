@@ -251,6 +251,7 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
         convictions: s
             .keygen_convictions
             .iter()
+            .chain(&s.sign_convictions)
             .map(|(m, c)| ConvictionInfo {
                 member: hex::encode(m.as_bytes()),
                 sector: c.sector,
@@ -258,6 +259,7 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
                 by: match c.evidence {
                     ConvictionEvidence::Complaint { .. } => "complaint",
                     ConvictionEvidence::Audit { .. } => "audit",
+                    ConvictionEvidence::Signing { .. } => "sign-blame",
                 }
                 .into(),
                 reason: c.reason.clone(),

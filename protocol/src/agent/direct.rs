@@ -1,7 +1,8 @@
 //! Point-to-point messages between agents, and their dispatch: DKG round-2 envelopes,
 //! branch-seed partials (validator → owner), dealt batches (owner → holder), deal
 //! acknowledgements (holder → owner), and for signing, reconstruction contributions (holder →
-//! recipient) and leaf paths (owner → recipient). The node carries them as opaque bytes and names the
+//! recipient), mask-dispute reports (recipient → the two members) and leaf paths (owner →
+//! recipient). The node carries them as opaque bytes and names the
 //! authenticated sender; [`Agent::on_direct`] decodes and routes them.
 //!
 //! Guarantees: a message that does not decode, is stale, or fails its checks is an error that
@@ -51,6 +52,16 @@ pub(super) enum Direct {
         /// Its path to the commitments root.
         path: Vec<[u8; 32]>,
     },
+    /// The recipient's report of a mask dispute, to each of the two members: the member's own
+    /// contribution and the other's, as signed.
+    Dispute {
+        /// The leaf.
+        leaf: u64,
+        /// The addressee's contribution.
+        mine: Contribution,
+        /// The other member's contribution.
+        theirs: Contribution,
+    },
     /// The sector owner's authentication path of a leaf inside its sector, to the recipient.
     LeafPath {
         /// The leaf.
@@ -91,8 +102,11 @@ impl Agent {
                 contribution,
                 commitment,
                 path,
-            } => self.on_contribution(st, from, leaf, &contribution, &commitment, &path),
-            Direct::LeafPath { leaf, path } => self.on_leaf_path(st, from, leaf, path),
+            } => self.on_contribution(st, from, leaf, &contribution, &commitment, &path, rng),
+            Direct::Dispute { leaf, mine, theirs } => {
+                self.on_dispute(st, from, leaf, &mine, &theirs, rng)
+            }
+            Direct::LeafPath { leaf, path } => self.on_leaf_path(st, from, leaf, path, rng),
         }
     }
 }

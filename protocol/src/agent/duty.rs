@@ -120,6 +120,13 @@ pub enum Fault {
     /// As a sector owner, publish a tree that the dealt seeds do not generate (every leaf's
     /// key is another leaf's): the shares check, the audit convicts.
     BadTree,
+    /// As a signing quorum member, contribute `c_i + 1` (still signed): the recipient blames it
+    /// on the ledger, which convicts.
+    BadContribution,
+    /// As a signing quorum member, claim a wrong pairwise mask commitment with every other
+    /// member (adjusting `c_i` so its own check passes): every pair disputes, the honest members
+    /// reveal their pair points, and the ledger convicts this member alone.
+    DisputeEveryone,
 }
 
 /// Why a direct message or a snapshot was rejected. Never contains secrets.

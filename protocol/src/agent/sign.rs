@@ -6,36 +6,44 @@
 //!
 //! Guarantees: the session (id, quorum, recipient) is a function of the ledger's request, so a
 //! holder contributes only toward the recipient and with the quorum the ledger implies: `k` of
-//! the leaf's holders that acknowledged the sector and are still validators, the first `k` at
-//! first and the next `k`-subset every [`SIGN_ATTEMPT_BLOCKS`] blocks until the signature lands
-//! (so a crashed holder delays a leaf, it does not stall it). A
+//! the leaf's holders that acknowledged the sector, are still validators and are not
+//! convicted, the first `k` at first and the next `k`-subset every [`SIGN_ATTEMPT_BLOCKS`]
+//! blocks until the signature lands (so a crashed holder delays a leaf, it does not stall it). A
 //! contribution is opened only for a leaf this node requested; the seed exists only while the
 //! signature is made, then is zeroized, and the signature is verified under the master public
 //! key before it leaves. Sends are repeated every [`KEYGEN_RESEND_BLOCKS`] blocks from the
 //! request's height until the signature lands (stateless for holders and owners).
 //!
-//! Not yet: an attempt counter with blame on the ledger (a faulty or absent quorum member
-//! stalls the leaf), authorized clients, key issuance to clients.
+//! Blame: when the contributions do not combine, the recipient puts the evidence on the
+//! ledger (`SignBlame`, `reconstruct::blame`): a bad contribution with its box revealed, and
+//! for a mask dispute it sends both members the two contributions (`Direct::Dispute`); the
+//! honest one answers with the reveal of the pair's point. The ledger convicts and evicts the
+//! faulty member, so the next quorum (a new context) leaves it out. The recipient repeats its
+//! blame duties while the attempt's quorum stands.
+//!
+//! Not yet: key issuance to clients (the recipient may be the client; contributions to it are
+//! not routed yet).
 
 use std::collections::BTreeMap;
 
 use rand_core::{CryptoRng, RngCore};
 
 use super::direct::Direct;
-use super::duty::{Duty, EpochError};
+use super::duty::{Duty, EpochError, Fault};
 use super::keygen::KEYGEN_RESEND_BLOCKS;
 use super::machine::Agent;
 use crate::dealing::{self, HeldSector};
-use crate::hash::{hash32, Domain};
-use crate::ledger::{chain_digest, encode, LedgerState, SectorRecord, TxBody};
+use crate::ledger::{chain_digest, encode, sign_session_id, LedgerState, SectorRecord, TxBody};
 use crate::lms;
 use crate::master::Master;
 use crate::member::MemberId;
-use crate::reconstruct::{self, Contribution, Opened, Participant, Session};
+use crate::reconstruct::blame;
+use crate::reconstruct::{
+    self, Contribution, ContributionFault, FaultReport, HolderKeys, Opened, Participant,
+    ReconstructError, Session,
+};
 use crate::sector::Sector;
 use crate::shamir::{Commitment, EncodedCommitment};
-
-const SESSION: Domain = Domain::new("seedfed-signsess");
 
 /// What the recipient gathered for one leaf.
 #[derive(Default)]
@@ -43,11 +51,15 @@ pub(super) struct Gathering {
     /// The session context the contributions in `opened` were opened under (the quorum
     /// changes with the attempt).
     context: [u8; 32],
-    opened: BTreeMap<MemberId, Opened>,
-    commitment: Option<Commitment>,
+    opened: BTreeMap<MemberId, (Contribution, Opened)>,
+    /// The leaf's commitment, decoded, and as sent with its path (for a blame).
+    commitment: Option<(Commitment, EncodedCommitment, Vec<[u8; 32]>)>,
     path: Option<Vec<[u8; 32]>>,
     /// The `SignaturePublish`, once made: re-submitted until it lands.
     submitted: Option<TxBody>,
+    /// Blame of the attempt with this context (submissions, dispute notices): repeated while
+    /// that attempt's quorum stands.
+    blame: Option<([u8; 32], Vec<Duty>)>,
 }
 
 /// A leaf's signing session as the ledger implies it.
@@ -55,14 +67,19 @@ pub(super) struct SignCtx<'a> {
     pub(super) sector: u32,
     pub(super) record: &'a SectorRecord,
     pub(super) session: Session,
+    /// The leaf's `r` holders (rendezvous order of the sector's basis).
+    pub(super) holders: Vec<MemberId>,
     pub(super) digest: [u8; 32],
     pub(super) requested_at: u64,
 }
 
 /// The session of allocated, unsigned `leaf` at the ledger's height: recipient = the relay (or
-/// the client in key issuance mode), quorum = the attempt's `k`-subset (lexicographic over the
-/// rendezvous order) of the leaf's holders that acknowledged the sector and are still
-/// validators.
+/// the client in key issuance mode); candidates = the leaf's holders (rendezvous order) that
+/// acknowledged the sector, are still validators and are not convicted (the recipient among
+/// them if it holds the leaf), leaving out any other holder whose X25519 key the recipient or
+/// an earlier candidate already has (so every quorum passes
+/// `reconstruct::Session::check_leaf`); quorum = the attempt's
+/// `k`-subset of the candidates in lexicographic order.
 pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
     if st.signatures.contains_key(&leaf) {
         return None;
@@ -77,15 +94,28 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
             x25519: x.x25519,
         })
     };
-    let candidates: Vec<Participant> = record
-        .basis
-        .leaf_holders(leaf, st.key.leaf_holders)
-        .ok()?
-        .iter()
-        .filter(|h| record.acked.contains(h) && st.is_validator(h))
-        .filter_map(participant)
-        .collect();
+    let recipient = match request.issue_to {
+        Some(x25519) => Participant {
+            member: request.client,
+            x25519,
+        },
+        None => participant(&request.requester)?,
+    };
+    let holders = record.basis.leaf_holders(leaf, st.key.leaf_holders).ok()?;
     let k = usize::from(st.key.leaf_threshold);
+    let mut keys = vec![recipient.x25519];
+    let mut candidates: Vec<Participant> = Vec::with_capacity(holders.len());
+    for h in &holders {
+        if !record.acked.contains(h) || !st.is_validator(h) || st.sign_convictions.contains_key(h) {
+            continue;
+        }
+        let Some(p) = participant(h) else { continue };
+        if *h != recipient.member && keys.contains(&p.x25519) {
+            continue;
+        }
+        keys.push(p.x25519);
+        candidates.push(p);
+    }
     if candidates.len() < k {
         return None;
     }
@@ -94,30 +124,18 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
         .into_iter()
         .map(|i| candidates[i])
         .collect();
-    let recipient = match request.issue_to {
-        Some(x25519) => Participant {
-            member: request.client,
-            x25519,
-        },
-        None => participant(&request.requester)?,
-    };
-    let session_id = hash32(
-        SESSION,
-        &[],
-        &[0; 16],
-        &[
-            &chain_digest(&st.chain_id),
-            &0u32.to_le_bytes(),
-            &leaf.to_le_bytes(),
-            &request.digest,
-            recipient.member.as_bytes(),
-        ],
+    let session_id = sign_session_id(
+        &chain_digest(&st.chain_id),
+        leaf,
+        &request.digest,
+        &recipient.member,
     );
     let session = Session::new(session_id, 0, leaf, recipient, quorum).ok()?;
     Some(SignCtx {
         sector,
         record,
         session,
+        holders,
         digest: request.digest,
         requested_at: request.height,
     })
@@ -202,8 +220,16 @@ impl Agent {
                     to: recipient,
                 });
             }
-            if let Some(body) = self.signing.get(&leaf).and_then(|g| g.submitted.clone()) {
-                duties.push(Duty::Submit(body));
+            if let Some(g) = self.signing.get_mut(&leaf) {
+                if let Some(body) = g.submitted.clone() {
+                    duties.push(Duty::Submit(body));
+                }
+                let context = ctx.session.context();
+                match &g.blame {
+                    Some((c, blame)) if *c == context => duties.extend(blame.iter().cloned()),
+                    Some(_) => g.blame = None,
+                    None => {}
+                }
             }
         }
     }
@@ -234,9 +260,21 @@ impl Agent {
             .ok_or(EpochError::NoKeygen("no commitment of that leaf"))?;
         let path = dealing::chunk_path(held.first_leaf, &held.commitments, leaf)
             .map_err(|_| EpochError::NoKeygen("no commitment path of that leaf"))?;
-        let contribution =
-            reconstruct::contribute(&ctx.session, &self.me, &self.x25519, share, rng)
-                .map_err(|_| EpochError::Envelope("cannot contribute to this session"))?;
+        let fault = match self.fault {
+            Fault::BadContribution => ContributionFault::WrongValue,
+            Fault::DisputeEveryone => ContributionFault::DisputeEveryone,
+            _ => ContributionFault::None,
+        };
+        let contribution = reconstruct::contribute_with(
+            &ctx.session,
+            &ctx.holders,
+            commitment.threshold(),
+            self.holder_keys(),
+            share,
+            fault,
+            rng,
+        )
+        .map_err(|_| EpochError::Envelope("cannot contribute to this session"))?;
         Ok(Duty::Send {
             to: ctx.session.recipient.member,
             payload: encode(&Direct::Contribution {
@@ -248,15 +286,27 @@ impl Agent {
         })
     }
 
-    /// A holder's contribution to a leaf we requested.
-    pub(super) fn on_contribution(
+    /// Our keys as a holder.
+    fn holder_keys(&self) -> HolderKeys<'_> {
+        HolderKeys {
+            member: self.me,
+            x25519: &self.x25519,
+            identity: &self.identity,
+        }
+    }
+
+    /// A holder's contribution to a leaf we requested. A signed contribution that is faulty on
+    /// its own is blamed at once.
+    #[allow(clippy::too_many_arguments)] // one per field of the message, plus context
+    pub(super) fn on_contribution<R: RngCore + CryptoRng>(
         &mut self,
         st: &LedgerState,
         from: MemberId,
         leaf: u64,
         contribution: &Contribution,
-        commitment: &EncodedCommitment,
+        encoded: &EncodedCommitment,
         path: &[[u8; 32]],
+        rng: &mut R,
     ) -> Result<Vec<Duty>, EpochError> {
         let ctx = sign_ctx(st, leaf).ok_or(EpochError::NoKeygen("leaf not open for signing"))?;
         if ctx.session.recipient.member != self.me {
@@ -267,34 +317,89 @@ impl Agent {
                 "contribution not from the sending peer",
             ));
         }
-        if dealing::root_from_path(leaf, commitment, path) != ctx.record.commitments_root {
+        if dealing::root_from_path(leaf, encoded, path) != ctx.record.commitments_root {
             return Err(EpochError::Envelope(
                 "commitment not under the sector's commitments root",
             ));
         }
-        let commitment = commitment
+        let commitment = encoded
             .decode()
             .map_err(|_| EpochError::Envelope("commitment does not decode"))?;
-        let opened = reconstruct::open_contribution(&ctx.session, &self.x25519, contribution)
-            .map_err(|_| EpochError::Envelope("contribution does not open for this session"))?;
+        let session = &ctx.session;
+        let opened = match reconstruct::open_contribution(session, &self.x25519, contribution) {
+            Ok(opened) => opened,
+            Err(ReconstructError::Faulty(_)) => {
+                let evidence = blame::blame_contribution(
+                    session,
+                    &self.x25519,
+                    contribution,
+                    encoded.clone(),
+                    path.to_vec(),
+                    rng,
+                )
+                .map_err(|_| EpochError::Envelope("cannot reveal a faulty contribution"))?;
+                tracing::warn!(leaf, sender = ?from, "faulty contribution: blamed on the ledger");
+                let duty = Duty::Submit(TxBody::SignBlame {
+                    leaf,
+                    evidence: Box::new(evidence),
+                });
+                let g = self.signing.entry(leaf).or_default();
+                g.add_blame(session.context(), vec![duty.clone()]);
+                return Ok(vec![duty]);
+            }
+            Err(_) => {
+                return Err(EpochError::Envelope(
+                    "contribution does not open for this session",
+                ))
+            }
+        };
         let g = self.signing.entry(leaf).or_default();
-        let context = ctx.session.context();
+        let context = session.context();
         if g.context != context {
             g.context = context;
             g.opened.clear();
         }
-        g.commitment.get_or_insert(commitment);
-        g.opened.insert(from, opened);
-        Ok(self.try_sign(st, leaf).into_iter().collect())
+        g.commitment
+            .get_or_insert((commitment, encoded.clone(), path.to_vec()));
+        g.opened.insert(from, (contribution.clone(), opened));
+        Ok(self.try_sign(st, leaf, rng))
+    }
+
+    /// The recipient's report of a mask dispute between our contribution and another quorum
+    /// member's: our reveal of the pair's point, as a `SignBlame` to submit, if the other's
+    /// claim is provably wrong and ours right.
+    pub(super) fn on_dispute<R: RngCore + CryptoRng>(
+        &mut self,
+        st: &LedgerState,
+        from: MemberId,
+        leaf: u64,
+        mine: &Contribution,
+        theirs: &Contribution,
+        rng: &mut R,
+    ) -> Result<Vec<Duty>, EpochError> {
+        let ctx = sign_ctx(st, leaf).ok_or(EpochError::NoKeygen("leaf not open for signing"))?;
+        if ctx.session.recipient.member != from {
+            return Err(EpochError::Envelope(
+                "dispute not from the leaf's recipient",
+            ));
+        }
+        let evidence = blame::answer_dispute(&ctx.session, self.holder_keys(), mine, theirs, rng)
+            .map_err(|_| EpochError::Envelope("no dispute to answer"))?;
+        tracing::warn!(leaf, peer = ?theirs.sender, "mask dispute: revealing our pair's point");
+        Ok(vec![Duty::Submit(TxBody::SignBlame {
+            leaf,
+            evidence: Box::new(evidence),
+        })])
     }
 
     /// The owner's path of a leaf we requested.
-    pub(super) fn on_leaf_path(
+    pub(super) fn on_leaf_path<R: RngCore + CryptoRng>(
         &mut self,
         st: &LedgerState,
         from: MemberId,
         leaf: u64,
         path: Vec<[u8; 32]>,
+        rng: &mut R,
     ) -> Result<Vec<Duty>, EpochError> {
         let ctx = sign_ctx(st, leaf).ok_or(EpochError::NoKeygen("leaf not open for signing"))?;
         if ctx.session.recipient.member != self.me {
@@ -307,12 +412,27 @@ impl Agent {
             return Err(EpochError::Envelope("path of the wrong length"));
         }
         self.signing.entry(leaf).or_default().path = Some(path);
-        Ok(self.try_sign(st, leaf).into_iter().collect())
+        Ok(self.try_sign(st, leaf, rng))
     }
 
     /// With the quorum's contributions and the path in, rebuilds the seed, signs the request's
-    /// digest, verifies, erases, and returns the `SignaturePublish` to submit.
-    fn try_sign(&mut self, st: &LedgerState, leaf: u64) -> Option<Duty> {
+    /// digest, verifies, erases, and returns the `SignaturePublish` to submit; or, if the
+    /// contributions do not combine, the blame duties.
+    fn try_sign<R: RngCore + CryptoRng>(
+        &mut self,
+        st: &LedgerState,
+        leaf: u64,
+        rng: &mut R,
+    ) -> Vec<Duty> {
+        self.try_sign_inner(st, leaf, rng).unwrap_or_default()
+    }
+
+    fn try_sign_inner<R: RngCore + CryptoRng>(
+        &mut self,
+        st: &LedgerState,
+        leaf: u64,
+        rng: &mut R,
+    ) -> Option<Vec<Duty>> {
         let ctx = sign_ctx(st, leaf)?;
         let g = self.signing.get_mut(&leaf)?;
         if g.submitted.is_some()
@@ -330,11 +450,25 @@ impl Agent {
             .session
             .quorum
             .iter()
-            .filter_map(|p| g.opened.get(&p.member).cloned())
+            .filter_map(|p| g.opened.get(&p.member).map(|(_, o)| o.clone()))
             .collect();
-        let commitment = g.commitment.as_ref()?;
+        let (commitment, encoded, commitment_path) = g.commitment.as_ref()?;
         let secret = match reconstruct::combine(&ctx.session, commitment, &opened) {
             Ok(s) => s,
+            Err(ReconstructError::Faulty(report)) => {
+                tracing::warn!(leaf, ?report, "contributions do not combine: blaming");
+                let duties = blame_duties(
+                    &ctx.session,
+                    &self.x25519,
+                    &report,
+                    &g.opened,
+                    (encoded, commitment_path),
+                    rng,
+                );
+                g.opened.clear();
+                g.add_blame(ctx.session.context(), duties.clone());
+                return Some(duties);
+            }
             Err(e) => {
                 tracing::warn!(leaf, error = %e, "contributions do not combine");
                 g.opened.clear();
@@ -381,8 +515,67 @@ impl Agent {
         };
         g.submitted = Some(body.clone());
         tracing::info!(leaf, "leaf rebuilt by MPC and signed");
-        Some(Duty::Submit(body))
+        Some(vec![Duty::Submit(body)])
     }
+}
+
+impl Gathering {
+    /// Adds blame duties for the attempt of `context` (replacing those of an older attempt).
+    fn add_blame(&mut self, context: [u8; 32], duties: Vec<Duty>) {
+        match &mut self.blame {
+            Some((c, old)) if *c == context => {
+                for d in duties {
+                    if !old.contains(&d) {
+                        old.push(d);
+                    }
+                }
+            }
+            _ => self.blame = Some((context, duties)),
+        }
+    }
+}
+
+/// The recipient's duties for a faulty combination: a `SignBlame` revealing each culprit's
+/// box, and each disputing pair's two contributions sent to both members (the honest one
+/// answers with its reveal).
+fn blame_duties<R: RngCore + CryptoRng>(
+    session: &Session,
+    my_key: &x25519_dalek::StaticSecret,
+    report: &FaultReport,
+    opened: &BTreeMap<MemberId, (Contribution, Opened)>,
+    (commitment, path): (&EncodedCommitment, &Vec<[u8; 32]>),
+    rng: &mut R,
+) -> Vec<Duty> {
+    let leaf = session.leaf;
+    let mut duties = Vec::new();
+    for culprit in &report.culprits {
+        let Some((c, _)) = opened.get(culprit) else {
+            continue;
+        };
+        match blame::blame_contribution(session, my_key, c, commitment.clone(), path.clone(), rng) {
+            Ok(evidence) => duties.push(Duty::Submit(TxBody::SignBlame {
+                leaf,
+                evidence: Box::new(evidence),
+            })),
+            Err(e) => tracing::warn!(leaf, error = %e, "cannot blame a culprit"),
+        }
+    }
+    for (a, b) in &report.disputes {
+        let (Some((ca, _)), Some((cb, _))) = (opened.get(a), opened.get(b)) else {
+            continue;
+        };
+        for (to, mine, theirs) in [(a, ca, cb), (b, cb, ca)] {
+            duties.push(Duty::Send {
+                to: *to,
+                payload: encode(&Direct::Dispute {
+                    leaf,
+                    mine: mine.clone(),
+                    theirs: theirs.clone(),
+                }),
+            });
+        }
+    }
+    duties
 }
 
 /// The path message a [`Duty::SendPath`] asks for, from the owner's kept tree.

@@ -127,6 +127,11 @@ pub enum LedgerError {
     /// holder, for another context or holder basis, unsigned, or about a good batch).
     #[error("deal complaint rejected: {0}")]
     BadDealComplaint(&'static str),
+    /// A signing blame that proves nothing against anyone (another session, not a quorum of
+    /// the leaf, unsigned, a bad reveal, a correct contribution, no dispute, already
+    /// convicted).
+    #[error("sign blame rejected: {0}")]
+    BadSignBlame(&'static str),
     /// An audit transaction that does not apply (no open audit, a leaf not drawn, a share or
     /// path that does not check, a duplicate).
     #[error("audit: {0}")]

@@ -9,7 +9,8 @@
 //! handler in the child module of its concern: [`members`] (admission, stake, exit, eviction),
 //! [`key`] (branch assignment, sectors, master root, sign requests, signatures, repair),
 //! [`clients`] (authorized signing clients and their changes),
-//! [`convictions`] (deal complaints against sector owners), [`sector_window`] (owners that
+//! [`convictions`] (deal complaints against sector owners), [`sign_blame`] (bad contributions
+//! and mask disputes of signing quorums), [`sector_window`] (owners that
 //! do not land their sector in time; run at the start of every block, not by a transaction),
 //! [`dkg`] (the epoch's DKG), [`epoch`] (beacon partials, epoch start) and [`checkpoints`]
 //! (the checkpoint queue and its FROST rounds). A new concern (threshold signing, repair
@@ -24,6 +25,7 @@ mod epoch;
 mod key;
 mod members;
 mod sector_window;
+mod sign_blame;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,6 +55,7 @@ pub use epoch::validate_epoch_beacon;
 pub use key::{validate_master_root, HolderBasis, RepairRecord, SectorRecord, SignRequestRecord};
 pub use members::{Member, MemberStatus};
 pub use sector_window::{KeygenMiss, SectorWindow};
+pub use sign_blame::sign_session_id;
 
 const STATE_DOMAIN: Domain = Domain::new("seedfed-ledgerst");
 
@@ -137,6 +140,9 @@ pub struct LedgerState {
     pub sign_requests: BTreeMap<u64, SignRequestRecord>,
     /// Published signatures by leaf.
     pub signatures: BTreeMap<u64, Vec<u8>>,
+    /// Leaf holders convicted of a bad contribution to a signing (or of a lie about a pairwise
+    /// mask), with the evidence; they are evicted, and no signing quorum includes them.
+    pub sign_convictions: BTreeMap<MemberId, DealConviction>,
     /// Evicted members and the height of eviction.
     pub evictions: BTreeMap<MemberId, u64>,
     /// Repairs, in order.
@@ -239,6 +245,7 @@ impl LedgerState {
             client_changes: BTreeMap::new(),
             sign_requests: BTreeMap::new(),
             signatures: BTreeMap::new(),
+            sign_convictions: BTreeMap::new(),
             evictions: BTreeMap::new(),
             repairs: Vec::new(),
         };
@@ -369,6 +376,7 @@ impl LedgerState {
             TxBody::SignaturePublish { leaf, signature } => {
                 self.apply_signature_publish(*leaf, signature)
             }
+            TxBody::SignBlame { leaf, evidence } => self.apply_sign_blame(author, *leaf, evidence),
             TxBody::Repair { .. } => self.apply_repair(),
         }
     }

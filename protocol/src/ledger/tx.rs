@@ -22,6 +22,7 @@ use crate::admission::Proof;
 use crate::dealing::DealAck;
 use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
+use crate::reconstruct::blame::BlameEvidence;
 use crate::seal::PossessionProof;
 use crate::shamir::EncodedCommitment;
 
@@ -402,6 +403,16 @@ pub enum TxBody {
         /// The one-level HSS encoding of the LMS signature (`LmsSignature::encode_hss`) on the
         /// request's digest; verified against the master public key.
         signature: Vec<u8>,
+    },
+    /// Evidence that quorum members of an allocated leaf's reconstruction misbehaved
+    /// (`reconstruct::blame`): the recipient's reveal of a bad contribution, or a disputing
+    /// member's reveal of its pair's point. The ledger rebuilds the session from the request
+    /// and the sector record, judges it, and convicts and evicts whoever it proves faulty.
+    SignBlame {
+        /// The leaf.
+        leaf: u64,
+        /// The evidence (boxed: it is much larger than most bodies).
+        evidence: Box<BlameEvidence>,
     },
     /// Record that a sector's shares held by `lost` now live on `replacement`.
     Repair {

@@ -56,7 +56,8 @@ impl World {
         let helpers = session.helper_ids();
         let mut inbox: BTreeMap<MemberId, Vec<DeltaMessage>> = BTreeMap::new();
         for h in &helpers {
-            for msg in helper_deltas(session, h, &self.keys[h], &self.shares_of(h), rng)? {
+            let shares = self.shares_of(h);
+            for msg in helper_deltas(session, &self.holders, k, h, &self.keys[h], &shares, rng)? {
                 inbox.entry(msg.to).or_default().push(roundtrip(&msg));
             }
         }
@@ -149,22 +150,66 @@ fn bad_inputs_are_errors() {
         Err(RepairError::InvalidSession(_))
     ));
     assert_eq!(
-        helper_deltas(&session, &c, &w.keys[&c], &w.shares_of(&c), &mut rng).unwrap_err(),
+        helper_deltas(
+            &session,
+            &w.holders,
+            2,
+            &c,
+            &w.keys[&c],
+            &w.shares_of(&c),
+            &mut rng
+        )
+        .unwrap_err(),
         RepairError::NotAHelper(c)
     );
     assert!(matches!(
-        helper_deltas(&session, &a, &w.keys[&a], &w.shares_of(&b), &mut rng),
+        helper_deltas(
+            &session,
+            &w.holders,
+            2,
+            &a,
+            &w.keys[&a],
+            &w.shares_of(&b),
+            &mut rng
+        ),
         Err(RepairError::WrongShare { .. })
     ));
     assert_eq!(
-        helper_deltas(&session, &a, &w.keys[&a], &w.shares_of(&a)[..2], &mut rng).unwrap_err(),
+        helper_deltas(
+            &session,
+            &w.holders,
+            2,
+            &a,
+            &w.keys[&a],
+            &w.shares_of(&a)[..2],
+            &mut rng
+        )
+        .unwrap_err(),
         RepairError::WrongCount {
             expected: 3,
             got: 2
         }
     );
-    let da = helper_deltas(&session, &a, &w.keys[&a], &w.shares_of(&a), &mut rng).unwrap();
-    let db = helper_deltas(&session, &b, &w.keys[&b], &w.shares_of(&b), &mut rng).unwrap();
+    let da = helper_deltas(
+        &session,
+        &w.holders,
+        2,
+        &a,
+        &w.keys[&a],
+        &w.shares_of(&a),
+        &mut rng,
+    )
+    .unwrap();
+    let db = helper_deltas(
+        &session,
+        &w.holders,
+        2,
+        &b,
+        &w.keys[&b],
+        &w.shares_of(&b),
+        &mut rng,
+    )
+    .unwrap();
     // a's inbox: da[0] (from a), db[0] (from b). Missing, duplicated, misrouted, tampered.
     assert_eq!(
         helper_sigma(&session, &a, &w.keys[&a], &[da[0].clone()], &mut rng).unwrap_err(),
@@ -233,7 +278,9 @@ fn corrupted_helper_is_detected_by_the_commitment() {
     bad[4] = Share::new(b, &[1; 32]).unwrap();
     let mut inbox: BTreeMap<MemberId, Vec<DeltaMessage>> = BTreeMap::new();
     for (h, shares) in [(a, w.shares_of(&a)), (b, bad)] {
-        for msg in helper_deltas(&session, &h, &w.keys[&h], &shares, &mut rng).unwrap() {
+        for msg in
+            helper_deltas(&session, &w.holders, 2, &h, &w.keys[&h], &shares, &mut rng).unwrap()
+        {
             inbox.entry(msg.to).or_default().push(msg);
         }
     }
@@ -358,4 +405,60 @@ proptest! {
             prop_assert!(reconstruct(&set, k).unwrap().ct_eq(&w.secrets[l]));
         }
     }
+}
+
+/// A helper refuses a helper set the target could strip: too few helpers, helpers that hold
+/// nothing, helpers or a target sharing a key. These all passed before the checks existed.
+#[test]
+fn unsafe_helper_sets_are_refused() {
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let w = world(4, 3, 2, &mut rng);
+    let (a, b) = (w.holders[0], w.holders[1]);
+    let target = w.participant(&w.holders[3]);
+    let session = |helpers: Vec<Participant>| {
+        RepairSession::new([1; 32], 1, w.holders[3], target, helpers, vec![0, 1]).unwrap()
+    };
+    let deltas = |s: &RepairSession, holders: &[MemberId], rng: &mut ChaCha20Rng| {
+        helper_deltas(s, holders, 3, &a, &w.keys[&a], &w.shares_of(&a), rng).unwrap_err()
+    };
+    // One helper for a 3-threshold: λ_a(x_t) = 1 would hand the target a's share.
+    let short = session(vec![w.participant(&a)]);
+    assert_eq!(
+        deltas(&short, &w.holders, &mut rng),
+        RepairError::TooFewHelpers { helpers: 1, k: 3 }
+    );
+    // Padded with identities that carry the target's key: the target opens their deltas.
+    let sybils = [MemberId([0xf0; 32]), MemberId([0xf1; 32])];
+    let mut padded = vec![w.participant(&a)];
+    for m in sybils {
+        padded.push(Participant {
+            member: m,
+            x25519: target.x25519,
+        });
+    }
+    let padded = session(padded);
+    assert_eq!(
+        deltas(&padded, &w.holders, &mut rng),
+        RepairError::NotAHolder(sybils[0])
+    );
+    let mut listed = w.holders.clone();
+    listed.extend(sybils);
+    assert_eq!(
+        deltas(&padded, &listed, &mut rng),
+        RepairError::SharedKey(w.holders[3], sybils[0])
+    );
+    // Two helpers with one key.
+    let c = w.holders[2];
+    let twins = session(vec![
+        w.participant(&a),
+        w.participant(&b),
+        Participant {
+            member: c,
+            x25519: w.participant(&b).x25519,
+        },
+    ]);
+    assert_eq!(
+        deltas(&twins, &w.holders, &mut rng),
+        RepairError::SharedKey(b, c)
+    );
 }

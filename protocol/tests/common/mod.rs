@@ -61,8 +61,12 @@ pub fn seed(i: usize) -> [u8; 32] {
     s
 }
 
+/// Validator `i`'s X25519 secret. Byte 1 differs per validator: X25519 clamps the low bits of
+/// byte 0, where [`seed`] differs for the first validators, so keys made from `seed` alone
+/// would all be equal.
 pub fn xseed(i: usize) -> [u8; 32] {
     let mut s = seed(i);
+    s[1] = 0x80 | i as u8;
     s[30] = 0x55;
     s
 }

@@ -28,6 +28,8 @@ pub(super) struct Node {
     pub(super) stake: u64,
     pub(super) x25519: StaticSecret,
     pub(super) x25519_pub: [u8; 32],
+    /// Ed25519 identity key (signs reconstruction contributions).
+    pub(super) identity: ed25519_dalek::SigningKey,
     pub(super) root_key: KeyPackage,
     /// Leaf shares this node holds, by leaf.
     pub(super) shares: BTreeMap<u32, Share>,
@@ -35,6 +37,15 @@ pub(super) struct Node {
 }
 
 impl Node {
+    /// This node's keys as a leaf holder.
+    pub(super) fn holder_keys(&self) -> seedfed_protocol::reconstruct::HolderKeys<'_> {
+        seedfed_protocol::reconstruct::HolderKeys {
+            member: self.id,
+            x25519: &self.x25519,
+            identity: &self.identity,
+        }
+    }
+
     pub(super) fn participant(&self) -> Participant {
         Participant {
             member: self.id,

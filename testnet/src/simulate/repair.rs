@@ -109,9 +109,16 @@ impl Sim {
                             .ok_or_else(|| anyhow!("{h:?} lacks leaf {q}"))
                     })
                     .collect::<Result<_>>()?;
-                for msg in
-                    repair::helper_deltas(&session, &h, &node.x25519, &shares, &mut self.rng)?
-                {
+                // Grouped by helper set: every helper holds every leaf of the group.
+                for msg in repair::helper_deltas(
+                    &session,
+                    &helpers,
+                    k,
+                    &h,
+                    &node.x25519,
+                    &shares,
+                    &mut self.rng,
+                )? {
                     inbox.entry(msg.to).or_default().push(msg);
                 }
             }

@@ -35,6 +35,7 @@ impl Sim {
                 stake,
                 x25519,
                 x25519_pub,
+                signing,
             ));
         }
         let ids: Vec<MemberId> = idents.iter().map(|i| i.0).collect();
@@ -42,7 +43,7 @@ impl Sim {
         let (mut keys, root_public) =
             dkg::run_in_memory(&ids, t, &mut rng).context("root-key DKG failed")?;
         let mut nodes = Vec::with_capacity(args.nodes);
-        for (id, stake, x25519, x25519_pub) in idents {
+        for (id, stake, x25519, x25519_pub, identity) in idents {
             let root_key = keys
                 .remove(&id)
                 .ok_or_else(|| anyhow!("DKG produced no key for {id:?}"))?;
@@ -51,6 +52,7 @@ impl Sim {
                 stake,
                 x25519,
                 x25519_pub,
+                identity,
                 root_key,
                 shares: BTreeMap::new(),
                 alive: true,

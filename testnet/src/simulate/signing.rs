@@ -95,8 +95,14 @@ impl Sim {
                 } else {
                     share
                 };
-                let contribution =
-                    reconstruct::contribute(&session, m, &node.x25519, share, &mut self.rng)?;
+                let contribution = reconstruct::contribute(
+                    &session,
+                    &holders,
+                    k,
+                    node.holder_keys(),
+                    share,
+                    &mut self.rng,
+                )?;
                 let recipient = find(&self.nodes, &signer.member)?;
                 opened.push(reconstruct::open_contribution(
                     &session,

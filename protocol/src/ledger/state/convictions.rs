@@ -20,13 +20,16 @@ use crate::ledger::error::LedgerError;
 use crate::ledger::genesis::chain_digest;
 use crate::ledger::tx::MAX_PAYLOAD_BYTES;
 use crate::member::MemberId;
+use crate::reconstruct::blame::BlameEvidence;
 
-/// A sector owner convicted of a bad dealing of a key.
+/// A member convicted on the ledger with its evidence: a sector owner of a bad dealing of a
+/// key, or a leaf holder of a bad contribution to a signing (`sign_blame`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DealConviction {
     /// The key (0 until key rotation).
     pub key: u32,
-    /// The sector it dealt badly (it lost it, with every other unpublished sector it owned).
+    /// The sector it dealt badly (it lost it, with every other unpublished sector it owned), or
+    /// the sector of the leaf it contributed to.
     pub sector: u32,
     /// The epoch and height of the conviction.
     pub epoch: u64,
@@ -38,7 +41,7 @@ pub struct DealConviction {
     pub evidence: ConvictionEvidence,
 }
 
-/// What convicted a dealer.
+/// What convicted a member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConvictionEvidence {
     /// A holder's complaint: the encoded `dealing::DealComplaint`, which anyone can judge
@@ -60,6 +63,14 @@ pub enum ConvictionEvidence {
         seed: [u8; 32],
         /// The owner's authentication path.
         path: Vec<[u8; 32]>,
+    },
+    /// A signing blame (`reconstruct::blame`): anyone can judge it again with the leaf's sign
+    /// request, its sector record and the members' X25519 keys.
+    Signing {
+        /// The leaf being signed.
+        leaf: u64,
+        /// The evidence (boxed: it is much larger than the other variants).
+        evidence: Box<BlameEvidence>,
     },
 }
 
