@@ -291,3 +291,57 @@ async fn a_validator_killed_during_signing_delays_its_leaves_and_every_request_c
         out.len()
     );
 }
+
+/// 7 validators, 3-of-5 shares (the testnet's shape from 5 validators on), validator 6 runs
+/// `fault`; 30 requests through validators 0..6; every request completes, and the faulty
+/// validator is the only one convicted, by a signing blame, and evicted.
+async fn byzantine_holder(fault: &str, reason: &str) {
+    let spec = Spec {
+        key: seedfed_node::genesis::KeySection {
+            leaf_threshold: 3,
+            leaf_holders: 5,
+            ..Default::default()
+        },
+        ..Spec::new(7)
+    };
+    let bad = 6;
+    let fed = Fed::start(&spec, &[(bad, &["--fault", fault])]).await;
+    let honest: Vec<usize> = (0..6).collect();
+    let c = fed.key_generated(&honest).await;
+    let t = light_client(&fed, 0).await;
+    let keys: Vec<_> = honest.iter().map(|i| fed.client_key(*i)).collect();
+    let reqs: Vec<(usize, SignedRequest)> = (0..30u64)
+        .map(|m| {
+            let i = m as usize % honest.len();
+            (i, request(&fed, &keys[i], c.epoch, m))
+        })
+        .collect();
+    let out = sign_all(fed.homes.clone(), reqs.clone()).await;
+    let requests: Vec<SignedRequest> = reqs.into_iter().map(|(_, r)| r).collect();
+    let public = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
+    check_outcomes(&t, &public, &requests, &out);
+    let after = node_status(&fed.homes[0]).await.unwrap().chain.unwrap();
+    let convicted: Vec<_> = after
+        .key
+        .convictions
+        .iter()
+        .filter(|c| c.by == "sign-blame")
+        .collect();
+    assert_eq!(convicted.len(), 1, "{:?}", after.key.convictions);
+    assert_eq!(convicted[0].member, fed.hex(bad));
+    assert!(convicted[0].reason.contains(reason), "{:?}", convicted[0]);
+    assert!(
+        after.validators.iter().all(|v| v.id != fed.hex(bad)),
+        "the liar is evicted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_sending_wrong_contributions_is_convicted_and_signing_completes() {
+    byzantine_holder("bad-contribution", "contribution").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_disputing_every_pair_is_the_only_one_convicted_and_signing_completes() {
+    byzantine_holder("dispute-everyone", "mask").await;
+}
