@@ -28,7 +28,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::mempool::{self, Full as PoolFull};
 use crate::chain::{
-    ChainStatus, SignOutcome, SignRefused, SignSubmission, Submission, TxRejected, TxSubmission,
+    ChainStatus, PublishSubmission, SignOutcome, SignRefused, SignSubmission, Submission,
+    TxRejected, TxSubmission,
 };
 use crate::network::{NetworkHandle, NetworkStatus};
 
@@ -72,6 +73,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/status", get(status))
         .route("/sign", post(sign))
+        .route("/sign/publish", post(publish))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -278,6 +280,38 @@ async fn sign(
     }
 }
 
+/// `POST /sign/publish`: a signature a client made with an issued leaf (body: the canonical
+/// encoding of `(leaf, signature)`), checked as the ledger will and published by this node:
+/// 202, or 400 with the reason.
+async fn publish(State(s): State<ApiState>, body: Bytes) -> (StatusCode, String) {
+    let Some(submit) = &s.submit else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node runs no chain\n".into(),
+        );
+    };
+    let (leaf, signature) = match ledger::decode::<(u64, Vec<u8>)>(&body) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed body: {e}\n")),
+    };
+    let (reply, answer) = oneshot::channel();
+    let sent = submit
+        .send(Submission::Publish(PublishSubmission {
+            leaf,
+            signature,
+            reply,
+        }))
+        .await;
+    match (sent, answer.await) {
+        (Ok(()), Ok(Ok(()))) => (StatusCode::ACCEPTED, "published\n".into()),
+        (Ok(()), Ok(Err(e))) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the chain driver stopped\n".into(),
+        ),
+    }
+}
+
 /// The query of `POST /sign`.
 #[derive(Debug, Deserialize)]
 struct SignQuery {
@@ -442,6 +476,27 @@ impl ApiClient {
         serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {
             addr: addr.to_string(),
             reason: format!("bad sign answer: {e}"),
+        })
+    }
+}
+
+impl ApiClient {
+    /// Publishes a signature made with an issued leaf through `POST /sign/publish`.
+    pub async fn publish(
+        &self,
+        addr: SocketAddr,
+        leaf: u64,
+        signature: &[u8],
+    ) -> Result<(), ApiError> {
+        let body = ledger::encode(&(leaf, signature.to_vec()));
+        let (code, reason) = self.request(addr, "/sign/publish", Some(body)).await?;
+        if code == 202 {
+            return Ok(());
+        }
+        Err(ApiError::Refused {
+            addr: addr.to_string(),
+            code,
+            reason: reason.trim().to_string(),
         })
     }
 }

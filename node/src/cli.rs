@@ -166,6 +166,11 @@ pub struct SignArgs {
     /// ledger and is still signed).
     #[arg(long, default_value_t = 300)]
     pub wait_secs: u64,
+    /// Key issuance mode: the leaf's holders seal their contributions to a fresh X25519 key of
+    /// this command, which rebuilds the one-time key, signs locally, erases it and publishes
+    /// the signature through the node; no validator learns the key.
+    #[arg(long)]
+    pub issue: bool,
 }
 
 /// `seedfed pubkey`

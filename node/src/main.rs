@@ -206,12 +206,18 @@ fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
             chain.key.sectors_final, chain.key.sectors_total
         )
     })?;
+    // Key issuance: a fresh X25519 key for this one request, erased on drop.
+    let issue_key = args
+        .issue
+        .then(|| x25519_dalek::StaticSecret::random_from_rng(rand_core::OsRng));
     let request = ClientRequest {
         client: seedfed_protocol::member::MemberId(key.verifying_key().to_bytes()),
         digest,
         epoch: chain.epoch,
         nonce: rand_core::RngCore::next_u64(&mut rand_core::OsRng),
-        issue_to: None,
+        issue_to: issue_key
+            .as_ref()
+            .map(|k| x25519_dalek::PublicKey::from(k).to_bytes()),
     }
     .sign(&genesis.chain_id, &key);
     drop(key);
@@ -221,8 +227,26 @@ fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
         &request,
         std::time::Duration::from_secs(args.wait_secs),
     ))?;
-    let sig = hex::decode(&outcome.signature).context("the node sent a malformed signature")?;
     let public = hex::decode(&public_hex).context("the node reported a malformed public key")?;
+    let sig = match (&issue_key, &outcome.bundle) {
+        (Some(secret), Some(bundle)) => {
+            let bundle: seedfed_protocol::issue::IssueBundle = seedfed_protocol::ledger::decode(
+                &hex::decode(bundle).context("the node sent a malformed bundle")?,
+            )
+            .context("the node sent a malformed bundle")?;
+            let pk = seedfed_protocol::lms::LmsPublicKey::decode_hss(&public)
+                .map_err(|e| anyhow::anyhow!("the node reported an invalid public key: {e}"))?;
+            let sig = seedfed_protocol::issue::sign_issued(&bundle, secret, &pk)
+                .map_err(|e| anyhow::anyhow!("cannot sign with the issued leaf: {e}"))?;
+            rt.block_on(client.publish(addr, outcome.leaf, &sig))?;
+            sig
+        }
+        (None, None) => {
+            hex::decode(&outcome.signature).context("the node sent a malformed signature")?
+        }
+        _ => bail!("the node answered in the wrong mode"),
+    };
+    drop(issue_key);
     seedfed_protocol::lms::verify_hss_bytes(&public, &digest, &sig)
         .map_err(|e| anyhow::anyhow!("the node's signature does not verify: {e}"))?;
     fsutil::write_atomic(&args.out, &sig, 0o644)

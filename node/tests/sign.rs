@@ -345,3 +345,84 @@ async fn a_holder_sending_wrong_contributions_is_convicted_and_signing_completes
 async fn a_holder_disputing_every_pair_is_the_only_one_convicted_and_signing_completes() {
     byzantine_holder("dispute-everyone", "mask").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_issuance_to_clients_end_to_end() {
+    use seedfed_protocol::issue::{sign_issued, IssueBundle};
+    use x25519_dalek::{PublicKey, StaticSecret};
+    let n = 4;
+    let fed = Fed::start(&Spec::new(n), &[]).await;
+    let all: Vec<usize> = (0..n).collect();
+    let c = fed.key_generated(&all).await;
+    let t = light_client(&fed, 0).await;
+    let public_hss = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
+    let public = seedfed_protocol::lms::LmsPublicKey::decode_hss(&public_hss).unwrap();
+    let client = ApiClient::new();
+    // Every validator's key is a client here, and a validator holds shares of many leaves: a
+    // client that is also a holder of its leaf is left out of its own quorum (it receives
+    // with another key).
+    for (m, i) in (0..2 * n).map(|m| (m as u64, m % n)) {
+        let key = fed.client_key(i);
+        let secret = StaticSecret::from([m as u8 + 1; 32]);
+        let req = ClientRequest {
+            client: MemberId(key.verifying_key().to_bytes()),
+            digest: message_digest(format!("issued {m}").as_bytes()),
+            epoch: c.epoch,
+            nonce: 1000 + m,
+            issue_to: Some(PublicKey::from(&secret).to_bytes()),
+        }
+        .sign(&fed.genesis.chain_id, &key);
+        let relay = (i + 1) % n;
+        let addr = api::running_api_addr(&fed.homes[relay]).unwrap();
+        let out = client
+            .sign(addr, &req, Duration::from_secs(120))
+            .await
+            .unwrap();
+        assert!(
+            out.signature.is_empty(),
+            "the relay cannot sign an issued leaf"
+        );
+        let bundle: IssueBundle =
+            seedfed_protocol::ledger::decode(&hex::decode(out.bundle.as_ref().unwrap()).unwrap())
+                .unwrap();
+        assert_eq!(bundle.leaf, out.leaf);
+        // Only the client's secret opens it.
+        assert!(sign_issued(&bundle, &StaticSecret::from([0xee; 32]), &public).is_err());
+        let sig = sign_issued(&bundle, &secret, &public).unwrap();
+        t.verify_signature(&public_hss, &req.request.digest, &sig)
+            .unwrap();
+        assert!(
+            hbs_lms::verify::<hbs_lms::Sha256_256>(&req.request.digest, &sig, &public_hss).is_ok()
+        );
+        // Published through the relay; a wrong signature is refused with the reason.
+        let (code, why) = match client.publish(addr, out.leaf, &sig[..sig.len() - 1]).await {
+            Err(seedfed_node::api::ApiError::Refused { code, reason, .. }) => (code, reason),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code, 400, "{why}");
+        client.publish(addr, out.leaf, &sig).await.unwrap();
+    }
+    // The ledger records who received each leaf and every published signature.
+    let c = wait_chain(&fed.homes[0], 60, "8 issued signatures", |c| {
+        c.key.leaves_signed == 2 * n as u64
+    })
+    .await;
+    assert_eq!(c.key.leaves_allocated, 8);
+    let Fed {
+        mut procs,
+        boot,
+        homes,
+        genesis,
+        ..
+    } = fed;
+    procs.clear();
+    boot.stop().await;
+    let st = stored_ledger(&homes[0], &genesis);
+    for (leaf, r) in &st.sign_requests {
+        assert!(r.issue_to.is_some());
+        assert!(
+            st.signatures.contains_key(leaf),
+            "leaf {leaf} not published"
+        );
+    }
+}

@@ -29,6 +29,7 @@ pub mod consensus;
 pub mod dealing;
 pub mod dkg;
 pub mod hash;
+pub mod issue;
 pub mod ledger;
 pub mod light_client;
 pub mod lmots;

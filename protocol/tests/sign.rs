@@ -193,3 +193,71 @@ fn a_member_disputing_everyone_is_the_only_one_excluded_and_signing_completes() 
     assert_eq!(st.evictions.keys().copied().collect::<Vec<_>>(), vec![liar]);
     assert_eq!(st.validators().len(), 6);
 }
+
+#[test]
+fn key_issuance_gives_the_client_a_bundle_only_it_can_open_and_it_signs_locally() {
+    use seedfed_protocol::issue::{sign_issued, IssueBundle};
+    use seedfed_protocol::ledger::{ClientRequest, TxBody};
+    use x25519_dalek::{PublicKey, StaticSecret};
+
+    let mut net = Net::new(4, &[], &[], 47);
+    net.run_until(400, |net| net.st().master_root.is_some());
+    let client_x = StaticSecret::from([0x33; 32]);
+    let digest = [0x5e; 32];
+    let body = TxBody::SignRequest {
+        request: ClientRequest {
+            client: id(&client_key()),
+            digest,
+            epoch: net.st().epoch,
+            nonce: 1,
+            issue_to: Some(PublicKey::from(&client_x).to_bytes()),
+        }
+        .sign(CHAIN, &client_key()),
+    };
+    let relay = 2;
+    net.submit.push((relay, body));
+    net.step();
+    let leaf = *net.st().sign_requests.keys().next().unwrap();
+    assert_eq!(net.st().sign_requests[&leaf].client, id(&client_key()));
+    let bundle = |net: &Net| -> Option<IssueBundle> {
+        net.nodes[relay]
+            .agent
+            .as_ref()
+            .unwrap()
+            .issue_bundle(net.st(), leaf)
+    };
+    net.run_until(40, |net| bundle(net).is_some());
+    let b = bundle(&net).unwrap();
+    assert_eq!(b.session.recipient.member, id(&client_key()));
+    assert_eq!(
+        b.contributions.len(),
+        usize::from(net.st().key.leaf_threshold)
+    );
+    // Nobody signed: the relay cannot open what is sealed to the client.
+    assert!(net.st().signatures.is_empty());
+    let relay_x = StaticSecret::from(xseed(relay));
+    let public = net.st().master_public_key().unwrap();
+    assert!(sign_issued(&b, &relay_x, &public).is_err());
+    // The client can, and its signature verifies (here and in hbs-lms).
+    let sig = sign_issued(&b, &client_x, &public).unwrap();
+    let hpk = public.encode_hss();
+    assert!(hbs_lms::verify::<hbs_lms::Sha256_256>(&digest, &sig, &hpk).is_ok());
+    assert_eq!(u64::from(LmsSignature::decode_hss(&sig).unwrap().q), leaf);
+    // A tampered bundle gives an error, never a bad signature.
+    let mut wrong = b.clone();
+    wrong.path[0][0] ^= 1;
+    assert!(sign_issued(&wrong, &client_x, &public).is_err());
+    let mut short = b.clone();
+    short.contributions.pop();
+    assert!(sign_issued(&short, &client_x, &public).is_err());
+    // Published through the relay, the ledger takes it and holders stop.
+    net.submit.push((
+        relay,
+        TxBody::SignaturePublish {
+            leaf,
+            signature: sig.clone(),
+        },
+    ));
+    net.step();
+    assert_eq!(net.st().signatures[&leaf], sig);
+}

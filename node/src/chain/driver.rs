@@ -94,6 +94,8 @@ pub enum Submission {
     Tx(TxSubmission),
     /// `POST /sign`: a client's sign request to relay and answer.
     Sign(super::signing::SignSubmission),
+    /// `POST /sign/publish`: a client's signature with an issued leaf.
+    Publish(super::signing::PublishSubmission),
 }
 
 /// Everything [`spawn`] needs.
@@ -294,6 +296,7 @@ impl Driver {
                 Some(sub) = submissions.recv() => match sub {
                     Submission::Tx(sub) => self.on_submission(sub).await,
                     Submission::Sign(sub) => self.on_sign_submission(sub),
+                    Submission::Publish(sub) => self.on_publish_submission(sub),
                 },
                 () = tokio::time::sleep_until(wake), if next.is_some() => self.fire_due().await?,
                 _ = tick.tick() => self.on_tick().await?,

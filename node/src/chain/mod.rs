@@ -29,7 +29,7 @@ pub use mempool::{
     MAX_POOL_TXS,
 };
 pub use metrics::ChainMetrics;
-pub use signing::{SignOutcome, SignRefused, SignSubmission};
+pub use signing::{PublishSubmission, SignOutcome, SignRefused, SignSubmission};
 pub use status::{
     unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus, Exclusion,
     ValidatorInfo,

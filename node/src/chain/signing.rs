@@ -1,7 +1,10 @@
 //! The node as a signing service: a client's signed request from the local API (`POST /sign`)
 //! is checked against the tip, relayed in a `SignRequest` transaction of ours, and answered
 //! once the ledger has published the signature of the leaf it allocated (the agent's
-//! `sign` duties rebuild the one-time key, sign and publish). Guarantees: a request the ledger
+//! `sign` duties rebuild the one-time key, sign and publish). In key issuance mode the answer
+//! is the client's bundle (`issue::IssueBundle`: the contributions sealed to the client, the
+//! commitment and the path) once the quorum's contributions are in; the client signs itself
+//! and may publish its signature through `POST /sign/publish`. Guarantees: a request the ledger
 //! would refuse is answered with the ledger's reason before anything is relayed; a relayed
 //! request is answered exactly once: with the published signature, with the reason the ledger
 //! stopped accepting it before allocating a leaf, or not at all if the caller gave up (the
@@ -37,8 +40,13 @@ pub struct SignOutcome {
     pub leaf: u64,
     /// The signed digest (hex).
     pub digest: String,
-    /// The RFC 8554 HSS (L=1) signature (hex).
+    /// The RFC 8554 HSS (L=1) signature (hex); empty in key issuance mode, where the client
+    /// signs itself with `bundle`.
     pub signature: String,
+    /// Key issuance mode: the `issue::IssueBundle` (canonical encoding, hex) the client opens
+    /// with its X25519 secret to rebuild the one-time key and sign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
     /// Height of the block that allocated the leaf.
     pub allocated_at: u64,
     /// Height of the block that published the signature.
@@ -85,7 +93,58 @@ fn key_of(r: &SignedRequest) -> (MemberId, u64, u64) {
     (r.request.client, r.request.epoch, r.request.nonce)
 }
 
+/// `POST /sign/publish`: a signature a client made with an issued leaf, to publish on the
+/// ledger through this node.
+#[derive(Debug)]
+pub struct PublishSubmission {
+    /// The leaf.
+    pub leaf: u64,
+    /// Its one-level HSS signature.
+    pub signature: Vec<u8>,
+    /// Relayed, or why not.
+    pub reply: oneshot::Sender<Result<(), SignRefused>>,
+}
+
 impl Driver {
+    /// A client's signature with an issued leaf: checked as the ledger will (the leaf is
+    /// allocated and unsigned, the signature is for it and verifies on the request's digest
+    /// under the master key), then published in a `SignaturePublish` of ours.
+    pub(super) fn on_publish_submission(&mut self, sub: PublishSubmission) {
+        let st = &self.consensus.ledger().state;
+        let checked = (|| {
+            let request = st
+                .sign_requests
+                .get(&sub.leaf)
+                .ok_or_else(|| format!("leaf {} is not allocated", sub.leaf))?;
+            if st.signatures.contains_key(&sub.leaf) {
+                return Err(format!("leaf {} is already signed", sub.leaf));
+            }
+            let sig = seedfed_protocol::lms::LmsSignature::decode_hss(&sub.signature)
+                .map_err(|e| format!("malformed signature: {e}"))?;
+            if u64::from(sig.q) != sub.leaf {
+                return Err(format!("a signature of leaf {}, not {}", sig.q, sub.leaf));
+            }
+            let public = st
+                .master_public_key()
+                .ok_or_else(|| "the master root is not final".to_string())?;
+            public
+                .verify(&request.digest, &sig)
+                .map_err(|e| format!("the signature does not verify: {e}"))
+        })();
+        match checked {
+            Ok(()) => {
+                self.sign_and_publish(TxBody::SignaturePublish {
+                    leaf: sub.leaf,
+                    signature: sub.signature,
+                });
+                let _ = sub.reply.send(Ok(()));
+            }
+            Err(e) => {
+                let _ = sub.reply.send(Err(SignRefused::Ledger(e)));
+            }
+        }
+    }
+
     /// A request from the local API: checked against the tip, relayed, remembered.
     pub(super) fn on_sign_submission(&mut self, sub: SignSubmission) {
         let st = &self.consensus.ledger().state;
@@ -153,6 +212,26 @@ impl Driver {
                 continue;
             }
             match w.leaf {
+                Some((leaf, allocated_at)) if w.request.request.issue_to.is_some() => {
+                    if let Some(bundle) = self.agent.issue_bundle(st, leaf) {
+                        info!(leaf, "issued leaf: bundle ready for the client");
+                        done.push((
+                            *key,
+                            Some(Ok(SignOutcome {
+                                leaf,
+                                digest: hex::encode(w.request.request.digest),
+                                signature: String::new(),
+                                bundle: Some(hex::encode(seedfed_protocol::ledger::encode(
+                                    &bundle,
+                                ))),
+                                allocated_at,
+                                signed_at: block.height,
+                                latency_ms: u64::try_from(w.since.elapsed().as_millis())
+                                    .unwrap_or(u64::MAX),
+                            })),
+                        ));
+                    }
+                }
                 Some((leaf, allocated_at)) => {
                     if let Some(sig) = st.signatures.get(&leaf) {
                         let latency_ms =
@@ -164,6 +243,7 @@ impl Driver {
                                 leaf,
                                 digest: hex::encode(w.request.request.digest),
                                 signature: hex::encode(sig),
+                                bundle: None,
                                 allocated_at,
                                 signed_at: block.height,
                                 latency_ms,

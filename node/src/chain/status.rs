@@ -161,6 +161,9 @@ pub struct KeyInfo {
     pub leaves_total: u64,
     /// One-time keys allocated to signing requests.
     pub leaves_allocated: u64,
+    /// Allocated one-time keys whose signature is on the ledger.
+    #[serde(default)]
+    pub leaves_signed: u64,
     /// One-time keys retired by audits (never allocated).
     pub leaves_retired: u64,
     /// Sectors this node holds leaf shares of (sealed in its store).
@@ -269,6 +272,7 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
         public_key,
         leaves_total: s.key.leaves(),
         leaves_allocated: s.sign_requests.len() as u64,
+        leaves_signed: s.signatures.len() as u64,
         leaves_retired: s.retired_leaves().len() as u64,
         held_sectors: 0,
         sector_window: s.key.sector_window,

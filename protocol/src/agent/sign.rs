@@ -33,6 +33,7 @@ use super::duty::{Duty, EpochError, Fault};
 use super::keygen::KEYGEN_RESEND_BLOCKS;
 use super::machine::Agent;
 use crate::dealing::{self, HeldSector};
+use crate::issue::IssueBundle;
 use crate::ledger::{chain_digest, encode, sign_session_id, LedgerState, SectorRecord, TxBody};
 use crate::lms;
 use crate::master::Master;
@@ -52,6 +53,9 @@ pub(super) struct Gathering {
     /// changes with the attempt).
     context: [u8; 32],
     opened: BTreeMap<MemberId, (Contribution, Opened)>,
+    /// Key issuance, as the relay: the quorum's contributions sealed to the client, checked
+    /// but unopened, for the attempt with `context`.
+    sealed: BTreeMap<MemberId, Contribution>,
     /// The leaf's commitment, decoded, and as sent with its path (for a blame).
     commitment: Option<(Commitment, EncodedCommitment, Vec<[u8; 32]>)>,
     path: Option<Vec<[u8; 32]>>,
@@ -65,6 +69,11 @@ pub(super) struct Gathering {
 /// A leaf's signing session as the ledger implies it.
 pub(super) struct SignCtx<'a> {
     pub(super) sector: u32,
+    /// The validator that relayed the request: contributions and paths go to it (it is the
+    /// recipient, or in key issuance mode it keeps them for the client).
+    pub(super) relay: MemberId,
+    /// Key issuance mode: the recipient is the client.
+    pub(super) issue: bool,
     pub(super) record: &'a SectorRecord,
     pub(super) session: Session,
     /// The leaf's `r` holders (rendezvous order of the sector's basis).
@@ -85,6 +94,10 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
         return None;
     }
     let request = st.sign_requests.get(&leaf)?;
+    if request.issue_to.is_some() && st.height.saturating_sub(request.height) >= ISSUE_WINDOW_BLOCKS
+    {
+        return None;
+    }
     let layout = st.key.layout(&chain_digest(&st.chain_id)).ok()?;
     let sector = layout.sector_of(u32::try_from(leaf).ok()?)?;
     let record = st.sectors.get(&sector)?;
@@ -110,7 +123,14 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
             continue;
         }
         let Some(p) = participant(h) else { continue };
-        if *h != recipient.member && keys.contains(&p.x25519) {
+        let usable = if *h == recipient.member {
+            // In key issuance mode the client may be a validator holding the leaf, with
+            // another key than the one it receives with: it cannot be in the quorum.
+            p.x25519 == recipient.x25519
+        } else {
+            !keys.contains(&p.x25519)
+        };
+        if !usable {
             continue;
         }
         keys.push(p.x25519);
@@ -133,6 +153,8 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
     let session = Session::new(session_id, 0, leaf, recipient, quorum).ok()?;
     Some(SignCtx {
         sector,
+        relay: request.requester,
+        issue: request.issue_to.is_some(),
         record,
         session,
         holders,
@@ -140,6 +162,11 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
         requested_at: request.height,
     })
 }
+
+/// Blocks during which the quorum of an issued leaf (key issuance mode) keeps sending the
+/// client's contributions to the relay; the ledger cannot see whether the client signed, so
+/// after this the leaf is left alone (it stays allocated to the client, never reused).
+pub const ISSUE_WINDOW_BLOCKS: u64 = 16 * SIGN_ATTEMPT_BLOCKS;
 
 /// Blocks one quorum has to bring a leaf's signature before the next attempt's quorum takes
 /// over (a quorum with a crashed or silent member never completes).
@@ -204,7 +231,6 @@ impl Agent {
                 .height
                 .saturating_sub(ctx.requested_at)
                 .is_multiple_of(KEYGEN_RESEND_BLOCKS);
-            let recipient = ctx.session.recipient.member;
             if due && ctx.session.quorum.iter().any(|p| p.member == self.me) {
                 duties.push(Duty::Contribute {
                     sector: ctx.sector,
@@ -217,7 +243,7 @@ impl Agent {
                     sector: ctx.sector,
                     root: ctx.record.root,
                     leaf,
-                    to: recipient,
+                    to: ctx.relay,
                 });
             }
             if let Some(g) = self.signing.get_mut(&leaf) {
@@ -274,9 +300,12 @@ impl Agent {
             fault,
             rng,
         )
-        .map_err(|_| EpochError::Envelope("cannot contribute to this session"))?;
+        .map_err(|e| {
+            tracing::warn!(leaf, error = %e, "cannot contribute to this session");
+            EpochError::Envelope("cannot contribute to this session")
+        })?;
         Ok(Duty::Send {
-            to: ctx.session.recipient.member,
+            to: ctx.relay,
             payload: encode(&Direct::Contribution {
                 leaf,
                 contribution,
@@ -309,8 +338,8 @@ impl Agent {
         rng: &mut R,
     ) -> Result<Vec<Duty>, EpochError> {
         let ctx = sign_ctx(st, leaf).ok_or(EpochError::NoKeygen("leaf not open for signing"))?;
-        if ctx.session.recipient.member != self.me {
-            return Err(EpochError::NoKeygen("we are not this leaf's recipient"));
+        if ctx.relay != self.me {
+            return Err(EpochError::NoKeygen("we are not this leaf's relay"));
         }
         if contribution.sender != from {
             return Err(EpochError::Envelope(
@@ -321,6 +350,9 @@ impl Agent {
             return Err(EpochError::Envelope(
                 "commitment not under the sector's commitments root",
             ));
+        }
+        if ctx.issue {
+            return self.keep_for_client(&ctx, leaf, contribution, encoded, path);
         }
         let commitment = encoded
             .decode()
@@ -402,8 +434,8 @@ impl Agent {
         rng: &mut R,
     ) -> Result<Vec<Duty>, EpochError> {
         let ctx = sign_ctx(st, leaf).ok_or(EpochError::NoKeygen("leaf not open for signing"))?;
-        if ctx.session.recipient.member != self.me {
-            return Err(EpochError::NoKeygen("we are not this leaf's recipient"));
+        if ctx.relay != self.me {
+            return Err(EpochError::NoKeygen("we are not this leaf's relay"));
         }
         if ctx.record.owner != from {
             return Err(EpochError::Envelope("path not from the sector's owner"));
@@ -412,7 +444,86 @@ impl Agent {
             return Err(EpochError::Envelope("path of the wrong length"));
         }
         self.signing.entry(leaf).or_default().path = Some(path);
+        if ctx.issue {
+            return Ok(Vec::new());
+        }
         Ok(self.try_sign(st, leaf, rng))
+    }
+
+    /// Key issuance, as the relay: a quorum member's contribution sealed to the client,
+    /// checked (signed by its sender, for the current attempt's session and the client) and
+    /// kept unopened until the client takes the bundle.
+    fn keep_for_client(
+        &mut self,
+        ctx: &SignCtx<'_>,
+        leaf: u64,
+        contribution: &Contribution,
+        encoded: &EncodedCommitment,
+        path: &[[u8; 32]],
+    ) -> Result<Vec<Duty>, EpochError> {
+        let session = &ctx.session;
+        let context = session.context();
+        if contribution.context != context
+            || contribution.recipient != session.recipient.member
+            || !session
+                .quorum
+                .iter()
+                .any(|p| p.member == contribution.sender)
+        {
+            return Err(EpochError::Envelope(
+                "contribution for another session of this leaf",
+            ));
+        }
+        contribution
+            .verify_signature()
+            .map_err(|_| EpochError::Envelope("contribution not signed by its sender"))?;
+        let decoded = encoded
+            .decode()
+            .map_err(|_| EpochError::Envelope("commitment does not decode"))?;
+        let g = self.signing.entry(leaf).or_default();
+        if g.context != context {
+            g.context = context;
+            g.sealed.clear();
+        }
+        g.commitment
+            .get_or_insert((decoded, encoded.clone(), path.to_vec()));
+        g.sealed.insert(contribution.sender, contribution.clone());
+        Ok(Vec::new())
+    }
+
+    /// Key issuance, as the relay: the client's bundle for `leaf` once the current attempt's
+    /// whole quorum and the owner's path are in (`None` before, or if the leaf is not one we
+    /// relayed for issuance).
+    pub fn issue_bundle(&self, st: &LedgerState, leaf: u64) -> Option<IssueBundle> {
+        let ctx = sign_ctx(st, leaf)?;
+        if !ctx.issue || ctx.relay != self.me {
+            return None;
+        }
+        let g = self.signing.get(&leaf)?;
+        if g.context != ctx.session.context() {
+            return None;
+        }
+        let contributions = ctx
+            .session
+            .quorum
+            .iter()
+            .map(|p| g.sealed.get(&p.member).cloned())
+            .collect::<Option<Vec<Contribution>>>()?;
+        let (_, encoded, _) = g.commitment.as_ref()?;
+        let chain = chain_digest(&st.chain_id);
+        let layout = st.key.layout(&chain).ok()?;
+        let roots: Vec<[u8; 32]> = st.sectors.values().map(|r| r.root).collect();
+        let master = Master::from_sector_roots(layout, &roots).ok()?;
+        let mut path = g.path.clone()?;
+        path.extend(master.auth_path(ctx.sector).ok()?);
+        Some(IssueBundle {
+            leaf,
+            digest: ctx.digest,
+            session: ctx.session.clone(),
+            commitment: encoded.clone(),
+            contributions,
+            path,
+        })
     }
 
     /// With the quorum's contributions and the path in, rebuilds the seed, signs the request's
