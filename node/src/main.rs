@@ -311,49 +311,12 @@ fn verify(home: &Path, args: VerifyArgs) -> anyhow::Result<()> {
     let message = seedfed_protocol::ledger::message_digest(&read_file(&args.message)?);
     let pubkey = args.pubkey.as_deref().map(read_file).transpose()?;
     let Some(api) = &args.api else {
-        let pk = pubkey.context("--pubkey is required without --api")?;
         let path = args
             .pubkey
             .as_deref()
             .context("--pubkey is required without --api")?;
-        if args.no_retired_check {
-            eprintln!(
-                "warning: --no-retired-check: a signature at a leaf the audit retired is a \
-                 forgery anyone can make, and is not refused"
-            );
-            seedfed_protocol::lms::verify_hss_bytes(&pk, &message, &sig)
-                .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
-            println!("signature verifies under {}", describe_key(&pk)?);
-            return Ok(());
-        }
-        let retired_path = match &args.retired {
-            Some(p) => p.clone(),
-            None => retired_companion(path),
-        };
-        if args.retired.is_none() && !retired_path.exists() {
-            bail!(
-                "no list of retired leaves for {}: the audit made some one-time keys public, \
-                 so a signature at one of them proves nothing. Pass --retired FILE, or keep \
-                 the {} that `seedfed pubkey` writes next to the key (or --no-retired-check \
-                 to accept such forgeries)",
-                path.display(),
-                retired_path.display()
-            );
-        }
-        let text = std::fs::read_to_string(&retired_path)
-            .with_context(|| format!("cannot read {}", retired_path.display()))?;
-        let retired =
-            seedfed_protocol::retired::RetiredLeaves::from_text(&text).with_context(|| {
-                format!("{} is not a list of retired leaves", retired_path.display())
-            })?;
-        seedfed_protocol::light_client::verify_unretired(&pk, &retired, &message, &sig)
-            .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
-        println!(
-            "signature verifies under {}, at a leaf that is not among the {} retired",
-            describe_key(&pk)?,
-            retired.len()
-        );
-        return Ok(());
+        let pk = pubkey.context("--pubkey is required without --api")?;
+        return verify_files(&args, path, &pk, &message, &sig);
     };
     let trusted = walk_checkpoints(home, api, &args)?;
     let pk = match pubkey {
@@ -375,6 +338,54 @@ fn verify(home: &Path, args: VerifyArgs) -> anyhow::Result<()> {
         trusted.next_seq,
         trusted.epoch,
         trusted.height
+    );
+    Ok(())
+}
+
+/// `seedfed verify --pubkey` without `--api`: the key file and the list of retired leaves
+/// (`--retired`, else `PUBKEY.retired`) are trusted as given; a signature at a retired leaf is
+/// refused, and without a list nothing is decided unless `--no-retired-check`.
+fn verify_files(
+    args: &VerifyArgs,
+    path: &Path,
+    pk: &[u8],
+    message: &[u8],
+    sig: &[u8],
+) -> anyhow::Result<()> {
+    if args.no_retired_check {
+        eprintln!(
+            "warning: --no-retired-check: a signature at a leaf the audit retired is a \
+             forgery anyone can make, and is not refused"
+        );
+        seedfed_protocol::lms::verify_hss_bytes(pk, message, sig)
+            .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
+        println!("signature verifies under {}", describe_key(pk)?);
+        return Ok(());
+    }
+    let retired_path = match &args.retired {
+        Some(p) => p.clone(),
+        None => retired_companion(path),
+    };
+    if args.retired.is_none() && !retired_path.exists() {
+        bail!(
+            "no list of retired leaves for {}: the audit made some one-time keys public, \
+             so a signature at one of them proves nothing. Pass --retired FILE, or keep \
+             the {} that `seedfed pubkey` writes next to the key (or --no-retired-check \
+             to accept such forgeries)",
+            path.display(),
+            retired_path.display()
+        );
+    }
+    let text = std::fs::read_to_string(&retired_path)
+        .with_context(|| format!("cannot read {}", retired_path.display()))?;
+    let retired = seedfed_protocol::retired::RetiredLeaves::from_text(&text)
+        .with_context(|| format!("{} is not a list of retired leaves", retired_path.display()))?;
+    seedfed_protocol::light_client::verify_unretired(pk, &retired, message, sig)
+        .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
+    println!(
+        "signature verifies under {}, at a leaf that is not among the {} retired",
+        describe_key(pk)?,
+        retired.len()
     );
     Ok(())
 }

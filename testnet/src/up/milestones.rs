@@ -15,7 +15,7 @@ use seedfed_protocol::checkpoint::Checkpoint;
 
 use super::launch::{NodeRow, Testnet};
 
-/// Verifies a recorded checkpoint: its bytes are a canonical 200-byte checkpoint encoding of
+/// Verifies a recorded checkpoint: its bytes are a canonical 232-byte checkpoint encoding of
 /// the sequence number, epoch and height the status reports, the signature over them verifies with
 /// ed25519-dalek `verify_strict` under the group key that signed it, and that key is the
 /// Ed25519 group key of a DKG completed on the ledger.
