@@ -176,7 +176,8 @@ pub struct SignArgs {
 /// `seedfed pubkey`
 #[derive(Debug, Args)]
 pub struct PubkeyArgs {
-    /// Output file (e.g. `seedfed.pub`).
+    /// Output file (e.g. `seedfed.pub`). The leaves the audit retired are written next to it,
+    /// one per line, as `OUT.retired` (`seedfed verify --pubkey` reads that file).
     #[arg(long)]
     pub out: PathBuf,
     /// API address (default: the one the running node wrote into its home directory).
@@ -194,9 +195,20 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub message: PathBuf,
     /// The public key file (HSS, one level: `seedfed.pub`). Without `--api` it is trusted as
-    /// given; with `--api` it must equal the master key the checkpoints vouch for.
+    /// given, with the leaves the audit retired from `--retired` or `PUBKEY.retired`; with
+    /// `--api` it must equal the master key the checkpoints vouch for.
     #[arg(long, required_unless_present = "api")]
     pub pubkey: Option<PathBuf>,
+    /// The leaves the key-generation audit retired (one decimal index per line, increasing;
+    /// what `seedfed pubkey` writes as `OUT.retired`), trusted as given like `--pubkey`.
+    /// Default: `PUBKEY.retired`. A signature at one of these leaves is refused: the audit
+    /// made their one-time keys public.
+    #[arg(long, requires = "pubkey", conflicts_with = "api")]
+    pub retired: Option<PathBuf>,
+    /// Verify under `--pubkey` without a list of retired leaves. Unsafe: anyone can forge a
+    /// signature at a retired leaf, and this accepts it (as plain RFC 8554 verifiers do).
+    #[arg(long, requires = "pubkey", conflicts_with_all = ["api", "retired"])]
+    pub no_retired_check: bool,
     /// Fetch the checkpoint chain from this node API address and walk it first.
     #[arg(long)]
     pub api: Option<String>,
@@ -434,6 +446,48 @@ mod tests {
             }
             other => panic!("parsed {other:?}"),
         }
+        let cli = Cli::parse_from([
+            "seedfed",
+            "verify",
+            "--pubkey",
+            "f.pub",
+            "--retired",
+            "f.retired",
+            "--sig",
+            "m.sig",
+            "--message",
+            "m",
+        ]);
+        match cli.command {
+            Command::Verify(a) => {
+                assert_eq!(a.retired, Some(PathBuf::from("f.retired")));
+                assert!(!a.no_retired_check);
+            }
+            other => panic!("parsed {other:?}"),
+        }
+        let files = [
+            "seedfed",
+            "verify",
+            "--pubkey",
+            "p",
+            "--sig",
+            "s",
+            "--message",
+            "m",
+        ];
+        let with = |extra: &[&'static str]| {
+            let mut v = files.to_vec();
+            v.extend_from_slice(extra);
+            Cli::try_parse_from(v)
+        };
+        match with(&["--no-retired-check"]).unwrap().command {
+            Command::Verify(a) => assert!(a.no_retired_check && a.retired.is_none()),
+            other => panic!("parsed {other:?}"),
+        }
+        // Either a list or no check; neither with --api (the checkpoints give the list).
+        assert!(with(&["--no-retired-check", "--retired", "r"]).is_err());
+        assert!(with(&["--api", "127.0.0.1:9", "--retired", "r"]).is_err());
+        assert!(with(&["--api", "127.0.0.1:9", "--no-retired-check"]).is_err());
         // Neither a key file nor an API: nothing to verify under.
         assert!(
             Cli::try_parse_from(["seedfed", "verify", "--sig", "s", "--message", "m"]).is_err()

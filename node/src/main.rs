@@ -143,7 +143,12 @@ fn fetch_status(home: &Path, api: Option<&str>) -> anyhow::Result<api::StatusRep
     Ok(rt.block_on(api::fetch_status(addr))?)
 }
 
+/// `seedfed pubkey`: the master key the node's ledger holds, and next to it (`OUT.retired`)
+/// the leaves the audit retired, taken from the latest checkpoint of that key and checked
+/// against the digest it commits to. Like the key, the list is trusted from the node.
 fn pubkey(home: &Path, args: PubkeyArgs) -> anyhow::Result<()> {
+    use seedfed_protocol::checkpoint::Checkpoint;
+    use seedfed_protocol::retired::RetiredLeaves;
     let report = fetch_status(home, args.api.as_deref())?;
     let chain = report
         .chain
@@ -158,16 +163,56 @@ fn pubkey(home: &Path, args: PubkeyArgs) -> anyhow::Result<()> {
     let bytes = hex::decode(hex_key).context("the node reported a malformed public key")?;
     let key = seedfed_protocol::lms::LmsPublicKey::decode_hss(&bytes)
         .map_err(|e| anyhow::anyhow!("the node reported an invalid public key: {e}"))?;
+    let mut retired = None;
+    for c in chain.checkpoints.iter().rev() {
+        let Some(list) = &c.retired_leaves else {
+            continue;
+        };
+        let cp = hex::decode(&c.bytes)
+            .ok()
+            .and_then(|b| Checkpoint::from_bytes(&b).ok())
+            .with_context(|| format!("the node sent checkpoint {} malformed", c.seq))?;
+        if cp.master_key.encode_hss().ok().as_deref() != Some(bytes.as_slice()) {
+            continue;
+        }
+        let list = RetiredLeaves::from_sorted(list.clone())
+            .map_err(|e| anyhow::anyhow!("the node's retired leaves are malformed: {e}"))?;
+        if list.digest() != cp.retired_digest {
+            bail!(
+                "the node's retired leaves do not match the digest checkpoint {} commits to",
+                c.seq
+            );
+        }
+        retired = Some(list);
+        break;
+    }
+    let retired = retired.context(
+        "no recorded checkpoint of the master key carries the retired leaves yet (the \
+         checkpoint of the master root is still being signed): try again shortly",
+    )?;
+    let retired_path = retired_companion(&args.out);
     fsutil::write_atomic(&args.out, &bytes, 0o644)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
+    fsutil::write_atomic(&retired_path, retired.to_text().as_bytes(), 0o644)
+        .with_context(|| format!("cannot write {}", retired_path.display()))?;
     println!(
-        "wrote {} ({} bytes): LMS root {}, 2^{} one-time keys",
+        "wrote {} ({} bytes): LMS root {}, 2^{} one-time keys; {} ({} leaves retired by the audit)",
         args.out.display(),
         bytes.len(),
         hex::encode(key.root),
-        chain.key.tree_height
+        chain.key.tree_height,
+        retired_path.display(),
+        retired.len()
     );
     Ok(())
+}
+
+/// `NAME.pub.retired` for `NAME.pub`: where `seedfed pubkey` writes the retired leaves and
+/// `seedfed verify --pubkey` looks for them.
+fn retired_companion(pubkey: &Path) -> std::path::PathBuf {
+    let mut name = pubkey.as_os_str().to_owned();
+    name.push(".retired");
+    name.into()
 }
 
 /// `seedfed sign`: the home's identity key signs a request for the file's digest in the
@@ -290,11 +335,12 @@ fn verify(home: &Path, args: VerifyArgs) -> anyhow::Result<()> {
     let message = seedfed_protocol::ledger::message_digest(&read_file(&args.message)?);
     let pubkey = args.pubkey.as_deref().map(read_file).transpose()?;
     let Some(api) = &args.api else {
+        let path = args
+            .pubkey
+            .as_deref()
+            .context("--pubkey is required without --api")?;
         let pk = pubkey.context("--pubkey is required without --api")?;
-        seedfed_protocol::lms::verify_hss_bytes(&pk, &message, &sig)
-            .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
-        println!("signature verifies under {}", describe_key(&pk)?);
-        return Ok(());
+        return verify_files(&args, path, &pk, &message, &sig);
     };
     let trusted = walk_checkpoints(home, api, &args)?;
     let pk = match pubkey {
@@ -316,6 +362,54 @@ fn verify(home: &Path, args: VerifyArgs) -> anyhow::Result<()> {
         trusted.next_seq,
         trusted.epoch,
         trusted.height
+    );
+    Ok(())
+}
+
+/// `seedfed verify --pubkey` without `--api`: the key file and the list of retired leaves
+/// (`--retired`, else `PUBKEY.retired`) are trusted as given; a signature at a retired leaf is
+/// refused, and without a list nothing is decided unless `--no-retired-check`.
+fn verify_files(
+    args: &VerifyArgs,
+    path: &Path,
+    pk: &[u8],
+    message: &[u8],
+    sig: &[u8],
+) -> anyhow::Result<()> {
+    if args.no_retired_check {
+        eprintln!(
+            "warning: --no-retired-check: a signature at a leaf the audit retired is a \
+             forgery anyone can make, and is not refused"
+        );
+        seedfed_protocol::lms::verify_hss_bytes(pk, message, sig)
+            .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
+        println!("signature verifies under {}", describe_key(pk)?);
+        return Ok(());
+    }
+    let retired_path = match &args.retired {
+        Some(p) => p.clone(),
+        None => retired_companion(path),
+    };
+    if args.retired.is_none() && !retired_path.exists() {
+        bail!(
+            "no list of retired leaves for {}: the audit made some one-time keys public, \
+             so a signature at one of them proves nothing. Pass --retired FILE, or keep \
+             the {} that `seedfed pubkey` writes next to the key (or --no-retired-check \
+             to accept such forgeries)",
+            path.display(),
+            retired_path.display()
+        );
+    }
+    let text = std::fs::read_to_string(&retired_path)
+        .with_context(|| format!("cannot read {}", retired_path.display()))?;
+    let retired = seedfed_protocol::retired::RetiredLeaves::from_text(&text)
+        .with_context(|| format!("{} is not a list of retired leaves", retired_path.display()))?;
+    seedfed_protocol::light_client::verify_unretired(pk, &retired, message, sig)
+        .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
+    println!(
+        "signature verifies under {}, at a leaf that is not among the {} retired",
+        describe_key(pk)?,
+        retired.len()
     );
     Ok(())
 }
@@ -381,26 +475,7 @@ fn walk_checkpoints(
     let chain = report
         .chain
         .context("the node runs no chain (is it a bootstrap node?)")?;
-    let mut links = Vec::new();
-    for c in chain
-        .checkpoints
-        .iter()
-        .filter(|c| c.seq >= trusted.next_seq)
-    {
-        let bytes = hex::decode(&c.bytes)
-            .with_context(|| format!("the node sent checkpoint {} as malformed hex", c.seq))?;
-        let sig = hex::decode(&c.signature).with_context(|| {
-            format!(
-                "the node sent checkpoint {}'s signature as malformed hex",
-                c.seq
-            )
-        })?;
-        links.push((bytes, sig));
-    }
-    let from = trusted.next_seq;
-    trusted
-        .walk(links.iter().map(|(b, s)| (b.as_slice(), s.as_slice())))
-        .map_err(|e| anyhow::anyhow!("checkpoint chain rejected: {e}"))?;
+    let from = seedfed_node::chain::light_walk(&mut trusted, &chain.checkpoints)?.start;
     eprintln!(
         "verified checkpoints {from}..{} from {api}; key in force {}",
         trusted.next_seq,

@@ -1,6 +1,7 @@
-//! `seedfed verify`: an LMS signature from files alone, and after walking a checkpoint chain
-//! served by a node's API (here a stub serving a crafted `/status`), with one-line reasons and a
-//! non-zero exit on every rejection.
+//! `seedfed verify`: an LMS signature from files alone (with the list of retired leaves next to
+//! the key), and after walking a checkpoint chain served by a node's API (here a stub serving a
+//! crafted `/status` with the retired leaves), with one-line reasons and a non-zero exit on
+//! every rejection — a signature at a retired leaf among them.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
@@ -17,15 +18,20 @@ use seedfed_node::genesis::Genesis;
 use seedfed_node::network::NetworkStatus;
 use seedfed_protocol::checkpoint::{Checkpoint, MasterKey};
 use seedfed_protocol::ledger::chain_digest;
-use seedfed_protocol::lms::LmsPublicKey;
+use seedfed_protocol::lms::{LmsPublicKey, LmsSignature};
+use seedfed_protocol::retired::RetiredLeaves;
 
 const BIN: &str = env!("CARGO_BIN_EXE_seedfed");
 const CHAIN: &str = "verify-test";
 const MESSAGE: &[u8] = b"release 2.0.0 sha256 feedbeef";
+/// The leaves the stub chain's checkpoints say the audit retired (the signature is at leaf 0).
+const RETIRED: [u64; 2] = [3, 17];
 
 struct Files {
     dir: tempfile::TempDir,
     pubkey: PathBuf,
+    /// `seedfed.pub.retired`: no leaf retired (hbs-lms made the key, no audit ran).
+    retired: PathBuf,
     sig: PathBuf,
     message: PathBuf,
     genesis: PathBuf,
@@ -70,6 +76,7 @@ fn files() -> Files {
     };
     Files {
         pubkey: write("seedfed.pub", vk.as_slice()),
+        retired: write("seedfed.pub.retired", b""),
         sig: write("release.sig", sig.as_ref()),
         message: write("release.tar", MESSAGE),
         genesis: write("genesis.toml", genesis.to_toml().as_bytes()),
@@ -130,6 +137,12 @@ fn verify_from_files_accepts_the_signature_and_rejects_every_change() {
     let home = f.path("home");
     let out = seedfed(&home, &files_args(&f.pubkey, &f.sig, &f.message));
     assert!(assert_ok(&out).contains("signature verifies under LMS root"));
+    assert!(
+        LmsSignature::decode_hss(&std::fs::read(&f.sig).unwrap())
+            .unwrap()
+            .q
+            == 0
+    );
 
     let other_msg = f.path("other.tar");
     std::fs::write(&other_msg, b"release 2.0.1").unwrap();
@@ -156,7 +169,9 @@ fn verify_from_files_accepts_the_signature_and_rejects_every_change() {
     pk[last] ^= 1;
     let other_pk = f.path("other.pub");
     std::fs::write(&other_pk, &pk).unwrap();
-    let out = seedfed(&home, &files_args(&other_pk, &f.sig, &f.message));
+    let mut args = files_args(&other_pk, &f.sig, &f.message);
+    args.extend(["--retired", s(&f.retired)]);
+    let out = seedfed(&home, &args);
     assert_rejected(&out, "signature rejected");
 
     let out = seedfed(
@@ -180,6 +195,11 @@ fn checkpoint(seq: u64, signer: u8, next: u8, master_key: MasterKey) -> Checkpoi
         master_key,
         next_key: key(next).verifying_key().to_bytes(),
         validator_set_hash: [9; 32],
+        retired_digest: if master_key.is_none() {
+            [0; 32]
+        } else {
+            RetiredLeaves::new(RETIRED).digest()
+        },
     };
     let bytes = cp.to_bytes();
     CheckpointInfo {
@@ -190,6 +210,7 @@ fn checkpoint(seq: u64, signer: u8, next: u8, master_key: MasterKey) -> Checkpoi
         signature: hex::encode(key(signer).sign(&bytes).to_bytes()),
         group_key: hex::encode(key(signer).verifying_key().to_bytes()),
         key_epoch: u64::from(signer),
+        retired_leaves: (!master_key.is_none()).then(|| RETIRED.to_vec()),
     }
 }
 
@@ -359,4 +380,109 @@ fn verify_rejects_a_hostile_server_with_the_reason() {
     // No anchor at all.
     let out = seedfed(&home, &api_args(&f, &addr, &[]));
     assert_rejected(&out, "no trust anchor");
+}
+
+/// From files: the list next to the key (`seedfed pubkey` writes `NAME.pub.retired`) or
+/// `--retired`; a signature at a listed leaf is refused as the forgery it may be; without a
+/// list `seedfed verify --pubkey` refuses to decide unless told `--no-retired-check`.
+#[test]
+fn verify_from_files_refuses_a_signature_at_a_retired_leaf() {
+    let f = files();
+    let home = f.path("home");
+    // The signature is at leaf 0: retire it in the companion file.
+    std::fs::write(&f.retired, "0\n5\n").unwrap();
+    let out = seedfed(&home, &files_args(&f.pubkey, &f.sig, &f.message));
+    assert_rejected(
+        &out,
+        "signature rejected: signature is at leaf 0, which the key-generation audit retired",
+    );
+    // An explicit --retired list without leaf 0 takes precedence.
+    let other = f.path("other.retired");
+    std::fs::write(&other, "1\n2\n").unwrap();
+    let mut args = files_args(&f.pubkey, &f.sig, &f.message);
+    args.extend(["--retired", s(&other)]);
+    let stdout = assert_ok(&seedfed(&home, &args));
+    assert!(stdout.contains("not among the 2 retired"), "{stdout}");
+    // A list that is not a canonical set is refused, naming the file.
+    std::fs::write(&other, "2\n1\n").unwrap();
+    assert_rejected(&seedfed(&home, &args), "not strictly increasing");
+    // No list at all: refused, unless the check is turned off (with a warning).
+    std::fs::remove_file(&f.retired).unwrap();
+    assert_rejected(
+        &seedfed(&home, &files_args(&f.pubkey, &f.sig, &f.message)),
+        "no list of retired leaves",
+    );
+    let mut args = files_args(&f.pubkey, &f.sig, &f.message);
+    args.push("--no-retired-check");
+    let out = seedfed(&home, &args);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: --no-retired-check"));
+    // A --retired file that does not exist is an error, not a silent skip.
+    let mut args = files_args(&f.pubkey, &f.sig, &f.message);
+    args.extend(["--retired", s(&f.retired)]);
+    assert_rejected(&seedfed(&home, &args), "cannot read");
+}
+
+/// Through the checkpoints: the client takes the retired leaves the node serves only if they
+/// hash to the digest the checkpoint signs, keeps them in its cache, and refuses a signature at
+/// a retired leaf.
+#[test]
+fn verify_through_the_checkpoints_checks_the_retired_leaves() {
+    let f = files();
+    let home = f.path("home");
+    let anchor = hex::encode(key(0).verifying_key().to_bytes());
+    let run = |cps: Vec<CheckpointInfo>, extra: &[&str]| {
+        let addr = stub_node(cps).to_string();
+        let mut args = api_args(&f, &addr, &["--anchor-key", &anchor]);
+        args.extend_from_slice(extra);
+        seedfed(&home, &args)
+    };
+    // A server that leaves a leaf out of the list (or adds one) is caught by the digest.
+    let mut tampered = honest(f.master_key);
+    tampered[2].retired_leaves = Some(vec![3]);
+    assert_rejected(
+        &run(tampered, &[]),
+        "retired leaves served with checkpoint 2 rejected: the list of 1 retired leaves does not \
+         match the digest the checkpoint commits to",
+    );
+    let mut unsorted = honest(f.master_key);
+    unsorted[2].retired_leaves = Some(vec![17, 3]);
+    assert_rejected(&run(unsorted, &[]), "not strictly increasing");
+    // A server that serves no list: nothing verifies.
+    let mut withheld = honest(f.master_key);
+    withheld[2].retired_leaves = None;
+    assert_rejected(
+        &run(withheld, &[]),
+        "no verified list of the leaves the audit retired",
+    );
+    // A chain whose checkpoint retires leaf 0, where the signature is: refused as retired.
+    let mut cps = honest(f.master_key);
+    let retiring = {
+        let bytes = hex::decode(&cps[2].bytes).unwrap();
+        let mut cp = Checkpoint::from_bytes(&bytes).unwrap();
+        cp.retired_digest = RetiredLeaves::new([0, 17]).digest();
+        let bytes = cp.to_bytes();
+        CheckpointInfo {
+            bytes: hex::encode(bytes),
+            signature: hex::encode(key(1).sign(&bytes).to_bytes()),
+            retired_leaves: Some(vec![0, 17]),
+            ..cps[2].clone()
+        }
+    };
+    cps[2] = retiring;
+    let cache = f.path("trusted.json");
+    let out = run(cps, &["--trusted", s(&cache)]);
+    assert_rejected(
+        &out,
+        "signature rejected: signature is at leaf 0, which the key-generation audit retired",
+    );
+    // The cache kept the checked list: resuming with nothing new still refuses.
+    let t: seedfed_protocol::light_client::Trusted =
+        serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    assert_eq!(t.retired, Some(RetiredLeaves::new([0, 17])));
+    let addr = stub_node(vec![]).to_string();
+    assert_rejected(
+        &seedfed(&home, &api_args(&f, &addr, &["--trusted", s(&cache)])),
+        "which the key-generation audit retired",
+    );
 }

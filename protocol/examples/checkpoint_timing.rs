@@ -119,6 +119,7 @@ fn main() {
         },
         next_key: [4; 32],
         validator_set_hash: [3; 32],
+        retired_digest: [5; 32],
     };
     let signers: Vec<MemberId> = keys.keys().take(usize::from(t)).copied().collect();
     let start = Instant::now();

@@ -2,7 +2,9 @@
 //! [`Checkpoint`] so that a light client holding the group key can trust the federation's master
 //! LMS public key. The checkpoint commits to the whole RFC 8554 public key ([`MasterKey`]: both
 //! type codes, the identifier `I` and the root `T[1]`), not only the root, so a server cannot
-//! hand a client the right root under another parameter set or identifier.
+//! hand a client the right root under another parameter set or identifier. With the master key
+//! it commits to the digest of the leaves the audit retired ([`crate::retired`]), whose one-time
+//! keys are public: a client refuses signatures at them.
 //! Guarantees: the signed bytes ([`Checkpoint::to_bytes`]) start with a domain label, have fixed
 //! widths and decode back to exactly one checkpoint; the aggregate is a plain RFC 8032 signature
 //! that `verify_strict` accepts; [`aggregate`] names every member whose share is bad.
@@ -24,7 +26,7 @@ use crate::lms::{LmsPublicKey, LmsType};
 use crate::member::MemberId;
 
 /// The domain label that starts every encoded checkpoint.
-pub const DOMAIN: &[u8; 24] = b"seedfed-checkpoint/v2\0\0\0";
+pub const DOMAIN: &[u8; 24] = b"seedfed-checkpoint/v3\0\0\0";
 
 /// Errors of checkpoint encoding and threshold signing. Never contain secret values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -159,8 +161,8 @@ impl From<&LmsPublicKey> for MasterKey {
 
 /// What the federation attests at a height: the chain, the checkpoint's place in the chain of
 /// checkpoints, the epoch, the master LMS public key in force, the Ed25519 group key that signs
-/// the next checkpoint, and a hash of the validator set and of the group keys in force after
-/// this checkpoint.
+/// the next checkpoint, a hash of the validator set and of the group keys in force after this
+/// checkpoint, and the digest of the leaves the audit retired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Checkpoint {
     /// The chain id's 32-byte form, `ledger::chain_digest(chain_id)`.
@@ -180,18 +182,24 @@ pub struct Checkpoint {
     /// Hash of the validator set and of the group keys in force after this checkpoint
     /// (`ledger::validator_set_hash`).
     pub validator_set_hash: [u8; 32],
+    /// [`RetiredLeaves::digest`](crate::retired::RetiredLeaves::digest) of the leaves the audit
+    /// retired (their seeds are public: a verifier refuses signatures at them); all zeros
+    /// exactly when `master_key` is [`MasterKey::NONE`] (the set is fixed only once the master
+    /// root is final).
+    pub retired_digest: [u8; 32],
 }
 
 impl Checkpoint {
-    /// Encoded length: 24 + 32 + 8 + 8 + 8 + 56 + 32 + 32 = 200 bytes.
-    pub const ENCODED_LEN: usize = DOMAIN.len() + 32 + 8 + 8 + 8 + MasterKey::ENCODED_LEN + 32 + 32;
+    /// Encoded length: 24 + 32 + 8 + 8 + 8 + 56 + 32 + 32 + 32 = 232 bytes.
+    pub const ENCODED_LEN: usize =
+        DOMAIN.len() + 32 + 8 + 8 + 8 + MasterKey::ENCODED_LEN + 32 + 32 + 32;
 
     /// Offset of the master key (the RFC 8554 public key) in the encoding.
     pub const MASTER_KEY_AT: usize = DOMAIN.len() + 32 + 8 + 8 + 8;
 
     /// `DOMAIN ‖ chain_id ‖ u64be(seq) ‖ u64be(epoch) ‖ u64be(height) ‖ u32be(lms_type)
-    /// ‖ u32be(lmots_type) ‖ I ‖ root ‖ next_key ‖ validator_set_hash`: the exact bytes the
-    /// group signs.
+    /// ‖ u32be(lmots_type) ‖ I ‖ root ‖ next_key ‖ validator_set_hash ‖ retired_digest`: the
+    /// exact bytes the group signs.
     pub fn to_bytes(&self) -> [u8; Self::ENCODED_LEN] {
         let mut out = [0u8; Self::ENCODED_LEN];
         let mut at = 0;
@@ -204,6 +212,7 @@ impl Checkpoint {
             &self.master_key.to_bytes(),
             &self.next_key,
             &self.validator_set_hash,
+            &self.retired_digest,
         ] {
             out[at..at + part.len()].copy_from_slice(part);
             at += part.len();
@@ -211,7 +220,8 @@ impl Checkpoint {
         out
     }
 
-    /// Strict inverse of [`to_bytes`](Self::to_bytes): wrong length or domain is an error.
+    /// Strict inverse of [`to_bytes`](Self::to_bytes): wrong length or domain is an error, and
+    /// so is a retired-leaves digest without a master key (or no digest with one).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CheckpointError> {
         if bytes.len() != Self::ENCODED_LEN {
             return Err(CheckpointError::Decode("wrong length"));
@@ -234,14 +244,22 @@ impl Checkpoint {
         let mut key = [0u8; MasterKey::ENCODED_LEN];
         key.copy_from_slice(&rest[key_at..key_at + MasterKey::ENCODED_LEN]);
         let next_at = key_at + MasterKey::ENCODED_LEN;
+        let master_key = MasterKey::from_bytes(&key);
+        let retired_digest = take32(next_at + 64);
+        if master_key.is_none() != (retired_digest == [0; 32]) {
+            return Err(CheckpointError::Decode(
+                "retired-leaves digest without a master key, or a master key without one",
+            ));
+        }
         Ok(Checkpoint {
             chain_id: take32(0),
             seq: take8(32),
             epoch: take8(40),
             height: take8(48),
-            master_key: MasterKey::from_bytes(&key),
+            master_key,
             next_key: take32(next_at),
             validator_set_hash: take32(next_at + 32),
+            retired_digest,
         })
     }
 }
@@ -377,6 +395,7 @@ pub(crate) mod tests {
             },
             next_key: [0x4b; 32],
             validator_set_hash: [0x7a; 32],
+            retired_digest: [0x3e; 32],
         }
     }
 
@@ -414,14 +433,34 @@ pub(crate) mod tests {
     fn encoding_round_trips_and_is_strict() {
         let c = sample_checkpoint();
         let bytes = c.to_bytes();
-        assert_eq!(Checkpoint::ENCODED_LEN, 200);
+        assert_eq!(Checkpoint::ENCODED_LEN, 232);
         assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), c);
         let none = Checkpoint {
             master_key: MasterKey::NONE,
+            retired_digest: [0; 32],
             ..c
         };
         assert_eq!(Checkpoint::from_bytes(&none.to_bytes()).unwrap(), none);
-        for len in [0, 159, 160, 199] {
+        // No retired-leaves digest without a master key, and none missing with one.
+        let inconsistent =
+            "retired-leaves digest without a master key, or a master key without one";
+        for bad in [
+            Checkpoint {
+                retired_digest: [0; 32],
+                ..c
+            },
+            Checkpoint {
+                master_key: MasterKey::NONE,
+                ..c
+            },
+        ] {
+            assert_eq!(
+                Checkpoint::from_bytes(&bad.to_bytes()).unwrap_err(),
+                CheckpointError::Decode(inconsistent)
+            );
+        }
+        // Versions 1 (160 bytes) and 2 (200 bytes) are not version 3.
+        for len in [0, 159, 160, 199, 200, 231] {
             assert_eq!(
                 Checkpoint::from_bytes(&bytes[..len]).unwrap_err(),
                 CheckpointError::Decode("wrong length")
@@ -440,7 +479,7 @@ pub(crate) mod tests {
             CheckpointError::Decode("wrong domain label")
         );
         // Every field lands in the encoding, the master key's four as well.
-        let variants: [fn(&mut Checkpoint); 10] = [
+        let variants: [fn(&mut Checkpoint); 11] = [
             |d| d.chain_id[5] ^= 1,
             |d| d.seq += 1,
             |d| d.epoch += 1,
@@ -451,6 +490,7 @@ pub(crate) mod tests {
             |d| d.master_key.root[0] ^= 1,
             |d| d.next_key[0] ^= 1,
             |d| d.validator_set_hash[31] ^= 1,
+            |d| d.retired_digest[7] ^= 1,
         ];
         for change in variants {
             let mut d = c;
@@ -468,12 +508,13 @@ pub(crate) mod tests {
         assert_eq!(pk.ots_type, LmotsType::W4);
         assert_eq!(MasterKey::from(&pk), c.master_key);
         // The signed bytes carry exactly the RFC 8554 encoding after chain id, seq, epoch,
-        // height; then the next key and the validator-set hash.
+        // height; then the next key, the validator-set hash and the retired-leaves digest.
         let bytes = c.to_bytes();
         assert_eq!(Checkpoint::MASTER_KEY_AT, 80);
         assert_eq!(&bytes[80..136], pk.encode().as_slice());
         assert_eq!(&bytes[136..168], &c.next_key);
-        assert_eq!(&bytes[168..], &c.validator_set_hash);
+        assert_eq!(&bytes[168..200], &c.validator_set_hash);
+        assert_eq!(&bytes[200..], &c.retired_digest);
         assert_eq!(c.master_key.to_bytes().as_slice(), pk.encode().as_slice());
         assert_eq!(
             MasterKey::from_bytes(&c.master_key.to_bytes()),

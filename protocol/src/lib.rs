@@ -10,7 +10,8 @@
 //! `sector`/`master` (one-time keys to the system public key), `shamir`/`dealing`/`audit`
 //! (leaf seeds dealt to holders, checked before use), `reconstruct`/`repair` (leaf seeds live
 //! only as shares), `dkg` (the two group keys, robust against absent and bad dealers), `tprf`
-//! (the root secret is used only through a threshold PRF), `agent` (what a validator
+//! (the root secret is used only through a threshold PRF), `retired` (the leaves the audit made
+//! public, which verifiers refuse), `agent` (what a validator
 //! contributes to the epoch cycle after each block), `checkpoint`/`light_client` (the Ed25519
 //! group key signs checkpoints that a light client checks), and `ledger`/`consensus` (the
 //! replicated ledger every node applies, ordered by Tendermint through Malachite's pure core).
@@ -38,6 +39,7 @@ pub mod master;
 pub mod member;
 pub mod reconstruct;
 pub mod repair;
+pub mod retired;
 pub mod seal;
 pub mod sector;
 pub mod seed_tree;

@@ -8,16 +8,21 @@
 //! `next_key` becomes the key in force) and advances only if every link holds;
 //! [`Trusted::verify_signature`] accepts an LMS signature only under the master key of the
 //! latest verified checkpoint that carries one: same LMS and LM-OTS type codes, same
-//! identifier `I`, same root `T[1]`. [`verify_checkpoint`] checks one checkpoint under a given
-//! key. Every rejection has its own error variant. Design and threat model:
-//! `docs/light-client.md`.
+//! identifier `I`, same root `T[1]` — and never at a leaf the key-generation audit retired: those
+//! one-time keys were rebuilt in public, so anyone can sign at them. The checkpoint commits to
+//! the retired set's digest; the client checks the list it is handed against it
+//! ([`Trusted::accept_retired`]) and refuses a signature at a retired leaf `q`
+//! ([`LightClientError::RetiredLeaf`]), or any signature while it holds no checked list.
+//! [`verify_checkpoint`] checks one checkpoint under a given key. Every rejection has its own
+//! error variant. Design and threat model: `docs/light-client.md`.
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, MasterKey};
-use crate::lms::{self, LmsPublicKey, VerifyError};
+use crate::lms::{self, LmsPublicKey, LmsSignature, VerifyError};
+use crate::retired::{RetiredError, RetiredLeaves};
 
 /// A field of the RFC 8554 LMS public key, naming which one differs from the checkpoint's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,6 +117,34 @@ pub enum LightClientError {
     /// The LMS public key or signature is malformed or does not verify.
     #[error("LMS signature rejected: {0}")]
     Lms(#[from] VerifyError),
+    /// The signature is at a leaf the key-generation audit retired: its seed was rebuilt in
+    /// public, so anyone can produce a signature there that verifies under the master key.
+    #[error(
+        "signature is at leaf {q}, which the key-generation audit retired: its one-time key is \
+         public, so the signature proves nothing"
+    )]
+    RetiredLeaf {
+        /// The signature's leaf index.
+        q: u32,
+    },
+    /// No checked list of retired leaves for the master key in force: without it a signature at
+    /// a retired leaf (a forgery) cannot be told from an honest one.
+    #[error(
+        "no verified list of the leaves the audit retired for the master key in force \
+         (supply the list the checkpoint commits to)"
+    )]
+    RetiredUnknown,
+    /// The list of retired leaves given does not hash to the digest the checkpoint commits to.
+    #[error(
+        "the list of {len} retired leaves does not match the digest the checkpoint commits to"
+    )]
+    RetiredMismatch {
+        /// How many leaves the refused list names.
+        len: usize,
+    },
+    /// The list of retired leaves is not a canonical set.
+    #[error(transparent)]
+    Retired(#[from] RetiredError),
 }
 
 /// Verifies a checkpoint of chain `chain_id` signed by `genesis_group_key` and returns it. The
@@ -162,6 +195,15 @@ pub struct Trusted {
     pub retired_key: Option<[u8; 32]>,
     /// The master LMS key of the latest verified checkpoint that carries one.
     pub master_key: Option<MasterKey>,
+    /// The retired-leaves digest that checkpoint commits to (zeros while `master_key` is
+    /// `None`).
+    #[serde(default)]
+    pub retired_digest: [u8; 32],
+    /// The retired leaves, once a list matching `retired_digest` was given
+    /// ([`accept_retired`](Self::accept_retired)); reset when a checkpoint with another key or
+    /// digest is verified. [`verify_signature`](Self::verify_signature) needs it.
+    #[serde(default)]
+    pub retired: Option<RetiredLeaves>,
     /// Epoch and height of the last verified checkpoint (0 before any).
     pub epoch: u64,
     /// See `epoch`.
@@ -189,6 +231,8 @@ impl Trusted {
             key: epoch0_key,
             retired_key: None,
             master_key: None,
+            retired_digest: [0; 32],
+            retired: None,
             epoch: 0,
             height: 0,
         })
@@ -238,7 +282,13 @@ impl Trusted {
             self.key = cp.next_key;
         }
         if !cp.master_key.is_none() {
+            let same =
+                self.master_key == Some(cp.master_key) && self.retired_digest == cp.retired_digest;
+            if !same {
+                self.retired = None;
+            }
             self.master_key = Some(cp.master_key);
+            self.retired_digest = cp.retired_digest;
         }
         self.next_seq = cp.seq.saturating_add(1);
         self.epoch = cp.epoch;
@@ -278,8 +328,26 @@ impl Trusted {
         Ok(out)
     }
 
+    /// Adopts `leaves` as the retired leaves of the master key in force if they hash to the
+    /// digest its checkpoint commits to: `NoMasterKey` before any checkpoint carries the key,
+    /// `Retired(NotSorted)` for a list that is not strictly increasing, `RetiredMismatch` for
+    /// another set. On error nothing changes.
+    pub fn accept_retired(&mut self, leaves: &[u64]) -> Result<(), LightClientError> {
+        if self.master_key.is_none() {
+            return Err(LightClientError::NoMasterKey);
+        }
+        let retired = RetiredLeaves::from_sorted(leaves.to_vec())?;
+        if !bool::from(retired.digest().ct_eq(&self.retired_digest)) {
+            return Err(LightClientError::RetiredMismatch { len: retired.len() });
+        }
+        self.retired = Some(retired);
+        Ok(())
+    }
+
     /// Verifies an LMS signature (one-level HSS encodings) under the master key of the latest
-    /// verified checkpoint that carries one (`NoMasterKey` if none does yet).
+    /// verified checkpoint that carries one (`NoMasterKey` if none does yet), refusing a
+    /// signature at a retired leaf (`RetiredLeaf`) and every signature while no list matching
+    /// the checkpoint's digest was accepted (`RetiredUnknown`).
     pub fn verify_signature(
         &self,
         lms_public_key_hss: &[u8],
@@ -289,21 +357,47 @@ impl Trusted {
         let master_key = self.master_key.ok_or(LightClientError::NoMasterKey)?;
         let pk = LmsPublicKey::decode_hss(lms_public_key_hss).map_err(VerifyError::from)?;
         check_key(&master_key, &pk)?;
-        lms::verify_hss_bytes(lms_public_key_hss, message, lms_signature_hss)?;
-        Ok(())
+        let retired = self
+            .retired
+            .as_ref()
+            .ok_or(LightClientError::RetiredUnknown)?;
+        verify_unretired(lms_public_key_hss, retired, message, lms_signature_hss)
     }
 }
 
 /// Verifies an LMS signature (one-level HSS encodings) on `message` under a public key that must
-/// be exactly `checkpoint.master_key` (see [`check_key`]).
+/// be exactly `checkpoint.master_key` (see [`check_key`]), with `retired` the leaves the
+/// checkpoint's digest commits to (`RetiredMismatch` otherwise) and the signature's leaf not
+/// among them (`RetiredLeaf`).
 pub fn verify_signature(
     checkpoint: &Checkpoint,
+    retired: &RetiredLeaves,
     lms_public_key_hss: &[u8],
     message: &[u8],
     lms_signature_hss: &[u8],
 ) -> Result<(), LightClientError> {
     let pk = LmsPublicKey::decode_hss(lms_public_key_hss).map_err(VerifyError::from)?;
     check_key(&checkpoint.master_key, &pk)?;
+    if !bool::from(retired.digest().ct_eq(&checkpoint.retired_digest)) {
+        return Err(LightClientError::RetiredMismatch { len: retired.len() });
+    }
+    verify_unretired(lms_public_key_hss, retired, message, lms_signature_hss)
+}
+
+/// Verifies an LMS signature (one-level HSS encodings) under the given key, refusing it first if
+/// its leaf `q` is in `retired` (`RetiredLeaf`). The key and the list are the caller's to trust
+/// (`seedfed verify --pubkey` with `--retired`): this is RFC 8554 verification plus the one
+/// check a plain RFC 8554 verifier cannot make.
+pub fn verify_unretired(
+    lms_public_key_hss: &[u8],
+    retired: &RetiredLeaves,
+    message: &[u8],
+    lms_signature_hss: &[u8],
+) -> Result<(), LightClientError> {
+    let sig = LmsSignature::decode_hss(lms_signature_hss).map_err(VerifyError::from)?;
+    if retired.contains(u64::from(sig.q)) {
+        return Err(LightClientError::RetiredLeaf { q: sig.q });
+    }
     lms::verify_hss_bytes(lms_public_key_hss, message, lms_signature_hss)?;
     Ok(())
 }
@@ -345,16 +439,27 @@ mod tests {
 
     const MESSAGE: &[u8] = b"release 1.2.3 sha256 0123abcd";
 
+    /// The leaves of the fixture's tree the "audit" retired: their seeds count as public.
+    const RETIRED: [u64; 2] = [4, 21];
+    /// The leaf of the honest signature.
+    const HONEST_Q: u32 = 13;
+
     struct Fixture {
         group_key: [u8; 32],
         checkpoint: Vec<u8>,
         signature: [u8; 64],
         lms_key: Vec<u8>,
         lms_signature: Vec<u8>,
+        retired: RetiredLeaves,
+        /// A forgery: a signature at retired leaf 4 on a message the federation never signed,
+        /// made from the leaf's (public) seed alone.
+        forged: Vec<u8>,
     }
 
+    const FORGED_MESSAGE: &[u8] = b"release 6.6.6 sha256 evil";
+
     /// A real federation in miniature: an H5/W4 LMS tree, a 3-of-5 Ed25519 DKG, and a checkpoint
-    /// on the tree's root signed by 3 members.
+    /// on the tree's root and retired leaves signed by 3 members.
     fn fixture() -> &'static Fixture {
         static F: OnceLock<Fixture> = OnceLock::new();
         F.get_or_init(|| {
@@ -371,35 +476,39 @@ mod tests {
             for r in (1..n).rev() {
                 t[r] = interior_hash(&id, r as u32, &t[2 * r], &t[2 * r + 1]);
             }
-            let q = 13u32;
-            let mut path = Vec::new();
-            let mut r = n + q as usize;
-            while r > 1 {
-                path.push(t[r ^ 1]);
-                r /= 2;
-            }
-            let sig = lms::sign(
-                lms_type,
-                ots_type,
-                &id,
-                q,
-                &seeds[q as usize],
-                MESSAGE,
-                path,
-            )
-            .unwrap();
+            let sign_at = |q: u32, message: &[u8]| {
+                let mut path = Vec::new();
+                let mut r = n + q as usize;
+                while r > 1 {
+                    path.push(t[r ^ 1]);
+                    r /= 2;
+                }
+                lms::sign(
+                    lms_type,
+                    ots_type,
+                    &id,
+                    q,
+                    &seeds[q as usize],
+                    message,
+                    path,
+                )
+                .unwrap()
+                .encode_hss()
+            };
             let pk = LmsPublicKey {
                 lms_type,
                 ots_type,
                 id,
                 root: t[1],
             };
+            let retired = RetiredLeaves::new(RETIRED);
 
             let mut rng = ChaCha20Rng::seed_from_u64(77);
             let ms = members(5, 0x61);
             let (keys, public) = checkpoint::run_dkg_in_memory(&ms, 3, &mut rng).unwrap();
             let mut cp = sample_checkpoint();
             cp.master_key = MasterKey::from(&pk);
+            cp.retired_digest = retired.digest();
             let mut nonces = BTreeMap::new();
             let mut commitments = BTreeMap::new();
             for m in &ms[1..4] {
@@ -421,7 +530,9 @@ mod tests {
                 checkpoint: cp.to_bytes().to_vec(),
                 signature,
                 lms_key: pk.encode_hss(),
-                lms_signature: sig.encode_hss(),
+                lms_signature: sign_at(HONEST_Q, MESSAGE),
+                retired,
+                forged: sign_at(RETIRED[0] as u32, FORGED_MESSAGE),
             }
         })
     }
@@ -435,7 +546,7 @@ mod tests {
         let f = fixture();
         let cp = verify_checkpoint(&f.group_key, &chain(), &f.checkpoint, &f.signature).unwrap();
         assert_eq!(cp.to_bytes().as_slice(), f.checkpoint.as_slice());
-        verify_signature(&cp, &f.lms_key, MESSAGE, &f.lms_signature).unwrap();
+        verify_signature(&cp, &f.retired, &f.lms_key, MESSAGE, &f.lms_signature).unwrap();
     }
 
     #[test]
@@ -456,7 +567,7 @@ mod tests {
         let mut cp = Checkpoint::from_bytes(&f.checkpoint).unwrap();
         cp.master_key.root[0] ^= 1;
         assert_eq!(
-            verify_signature(&cp, &f.lms_key, MESSAGE, &f.lms_signature).unwrap_err(),
+            verify_signature(&cp, &f.retired, &f.lms_key, MESSAGE, &f.lms_signature).unwrap_err(),
             LightClientError::KeyMismatch(KeyField::Root)
         );
         // A key that is not an Ed25519 point (the first y that does not decompress).
@@ -523,7 +634,14 @@ mod tests {
         for (other, field) in variants {
             assert_eq!(other.root, cp.master_key.root);
             assert_eq!(
-                verify_signature(&cp, &other.encode_hss(), MESSAGE, &f.lms_signature).unwrap_err(),
+                verify_signature(
+                    &cp,
+                    &f.retired,
+                    &other.encode_hss(),
+                    MESSAGE,
+                    &f.lms_signature
+                )
+                .unwrap_err(),
                 LightClientError::KeyMismatch(field)
             );
         }
@@ -551,7 +669,8 @@ mod tests {
         for (master_key, field) in changes {
             let other = Checkpoint { master_key, ..cp };
             assert_eq!(
-                verify_signature(&other, &f.lms_key, MESSAGE, &f.lms_signature).unwrap_err(),
+                verify_signature(&other, &f.retired, &f.lms_key, MESSAGE, &f.lms_signature)
+                    .unwrap_err(),
                 LightClientError::KeyMismatch(field)
             );
         }
@@ -567,7 +686,7 @@ mod tests {
         let mut cp = Checkpoint::from_bytes(&f.checkpoint).unwrap();
         cp.master_key = MasterKey::NONE;
         assert_eq!(
-            verify_signature(&cp, &f.lms_key, MESSAGE, &f.lms_signature).unwrap_err(),
+            verify_signature(&cp, &f.retired, &f.lms_key, MESSAGE, &f.lms_signature).unwrap_err(),
             LightClientError::NoMasterKey
         );
     }
@@ -607,6 +726,11 @@ mod tests {
             },
             next_key: vk(next),
             validator_set_hash: [seq as u8; 32],
+            retired_digest: if master {
+                fixture().retired.digest()
+            } else {
+                [0; 32]
+            },
         }
     }
 
@@ -656,6 +780,8 @@ mod tests {
         assert_eq!(t.retired_key, Some(vk(1)));
         assert_eq!((t.epoch, t.height), (3, 500));
         assert_eq!(t.master_key, Some(cp(4, 2, true).master_key));
+        assert_eq!(t.retired_digest, f.retired.digest());
+        t.accept_retired(f.retired.as_slice()).unwrap();
         t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
             .unwrap();
         // A checkpoint key 2 signs extends the chain; key 0 no longer verifies anything.
@@ -898,6 +1024,7 @@ mod tests {
             LightClientError::NoMasterKey
         );
         walk(&mut t, &honest_chain()[2..]).unwrap();
+        t.accept_retired(f.retired.as_slice()).unwrap();
         t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
             .unwrap();
         // A wrong authentication path: the last 32 bytes are the top sibling of the path.
@@ -932,6 +1059,151 @@ mod tests {
                 .unwrap_err(),
             LightClientError::KeyMismatch(KeyField::Root)
         );
+    }
+
+    // ---- Retired leaves ----
+
+    /// The forgery this module exists to stop: the audit made leaf 4's seed public, so a
+    /// signature at leaf 4 on any message verifies under the master key with a plain RFC 8554
+    /// verifier. The client that followed the checkpoints refuses it, and still accepts the
+    /// honest signature.
+    #[test]
+    fn a_signature_at_a_retired_leaf_is_refused_though_rfc_8554_accepts_it() {
+        let f = fixture();
+        let forged = LmsSignature::decode_hss(&f.forged).unwrap();
+        assert_eq!(u64::from(forged.q), RETIRED[0]);
+        lms::verify_hss_bytes(&f.lms_key, FORGED_MESSAGE, &f.forged).unwrap();
+        let mut t = start();
+        walk(&mut t, &honest_chain()).unwrap();
+        t.accept_retired(f.retired.as_slice()).unwrap();
+        assert_eq!(
+            t.verify_signature(&f.lms_key, FORGED_MESSAGE, &f.forged)
+                .unwrap_err(),
+            LightClientError::RetiredLeaf { q: 4 }
+        );
+        t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
+            .unwrap();
+        // The single-checkpoint form and the key-file form refuse it too.
+        let cp = verify_checkpoint(&f.group_key, &chain(), &f.checkpoint, &f.signature).unwrap();
+        assert_eq!(
+            verify_signature(&cp, &f.retired, &f.lms_key, FORGED_MESSAGE, &f.forged).unwrap_err(),
+            LightClientError::RetiredLeaf { q: 4 }
+        );
+        assert_eq!(
+            verify_unretired(&f.lms_key, &f.retired, FORGED_MESSAGE, &f.forged).unwrap_err(),
+            LightClientError::RetiredLeaf { q: 4 }
+        );
+        verify_unretired(&f.lms_key, &f.retired, MESSAGE, &f.lms_signature).unwrap();
+        assert_eq!(
+            LightClientError::RetiredLeaf { q: 4 }.to_string(),
+            "signature is at leaf 4, which the key-generation audit retired: its one-time key is \
+             public, so the signature proves nothing"
+        );
+    }
+
+    #[test]
+    fn only_the_retired_list_the_checkpoint_commits_to_is_accepted() {
+        let f = fixture();
+        let mut t = start();
+        walk(&mut t, &honest_chain()).unwrap();
+        // Without a list nothing verifies, the honest signature neither.
+        assert_eq!(
+            t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::RetiredUnknown
+        );
+        // A hostile server's lists: the forged leaf left out, another added, none, unsorted.
+        let before = t.clone();
+        for (list, error) in [
+            (vec![21], LightClientError::RetiredMismatch { len: 1 }),
+            (
+                vec![4, 13, 21],
+                LightClientError::RetiredMismatch { len: 3 },
+            ),
+            (vec![], LightClientError::RetiredMismatch { len: 0 }),
+            (
+                vec![21, 4],
+                LightClientError::Retired(RetiredError::NotSorted { position: 1 }),
+            ),
+            (
+                vec![4, 4, 21],
+                LightClientError::Retired(RetiredError::NotSorted { position: 1 }),
+            ),
+        ] {
+            assert_eq!(t.accept_retired(&list).unwrap_err(), error);
+            assert_eq!(t, before, "a refused list changes nothing");
+        }
+        let cp = Checkpoint::from_bytes(&f.checkpoint).unwrap();
+        assert_eq!(
+            verify_signature(
+                &cp,
+                &RetiredLeaves::new([21]),
+                &f.lms_key,
+                FORGED_MESSAGE,
+                &f.forged
+            )
+            .unwrap_err(),
+            LightClientError::RetiredMismatch { len: 1 }
+        );
+        // Before any checkpoint carries the key there is nothing to check a list against.
+        let mut early = start();
+        walk(&mut early, &honest_chain()[..2]).unwrap();
+        assert_eq!(
+            early.accept_retired(f.retired.as_slice()).unwrap_err(),
+            LightClientError::NoMasterKey
+        );
+        // The accepted list is part of the cache and survives a serde round trip.
+        t.accept_retired(f.retired.as_slice()).unwrap();
+        let t: Trusted = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(t.retired, Some(f.retired.clone()));
+        assert_eq!(
+            t.verify_signature(&f.lms_key, FORGED_MESSAGE, &f.forged)
+                .unwrap_err(),
+            LightClientError::RetiredLeaf { q: 4 }
+        );
+        // A cache without the retired fields (written before them) holds no list: it refuses.
+        let mut old = serde_json::to_value(&t).unwrap();
+        let obj = old.as_object_mut().unwrap();
+        obj.remove("retired");
+        obj.remove("retired_digest");
+        let old: Trusted = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            old.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::RetiredUnknown
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_with_another_retired_digest_resets_the_list() {
+        let f = fixture();
+        let mut t = start();
+        walk(&mut t, &honest_chain()).unwrap();
+        t.accept_retired(f.retired.as_slice()).unwrap();
+        // The same key and digest again: the list stays.
+        let same = link(&cp(5, 2, true), 2);
+        t.advance(&same.0, &same.1).unwrap();
+        assert_eq!(t.retired, Some(f.retired.clone()));
+        // A signed checkpoint naming another set: the old list no longer counts.
+        let mut other = cp(6, 2, true);
+        other.retired_digest = RetiredLeaves::new([21]).digest();
+        let l = link(&other, 2);
+        t.advance(&l.0, &l.1).unwrap();
+        assert_eq!(t.retired, None);
+        assert_eq!(
+            t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::RetiredUnknown
+        );
+        assert_eq!(
+            t.accept_retired(f.retired.as_slice()).unwrap_err(),
+            LightClientError::RetiredMismatch { len: 2 }
+        );
+        t.accept_retired(&[21]).unwrap();
+        // Leaf 4 is no longer retired under this checkpoint: the forgery is a valid signature
+        // there, which is why the list must come from the checkpoint and nowhere else.
+        t.verify_signature(&f.lms_key, FORGED_MESSAGE, &f.forged)
+            .unwrap();
     }
 
     proptest! {
@@ -985,7 +1257,7 @@ mod tests {
             };
             let bit = bit % (8 * target.len());
             target[bit / 8] ^= 1 << (bit % 8);
-            prop_assert!(verify_signature(&cp, &key, &msg, &sig).is_err());
+            prop_assert!(verify_signature(&cp, &f.retired, &key, &msg, &sig).is_err());
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The sector audit on the ledger (`docs/protocol.md` step 6), on the in-memory federation of
 //! `common`: what the ledger refuses (reveals by non-holders, shares or commitments that do
 //! not check, paths from anyone but the owner, late partials, a master root before every
-//! audit passed) and that audited leaves are never allocated. Every loop is bounded.
+//! audit passed), that audited leaves are never allocated, and that a light client refuses the
+//! signatures anyone can forge at them. Every loop is bounded.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
@@ -10,8 +11,12 @@ use common::*;
 use seedfed_protocol::agent::reveal_txs;
 use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::ledger::{chain_digest, decode, LedgerError, TxBody};
+use seedfed_protocol::light_client::{LightClientError, Trusted};
+use seedfed_protocol::lms::{self, LmsSignature};
 use seedfed_protocol::master::Master;
 use seedfed_protocol::member::MemberId;
+use seedfed_protocol::retired::RetiredLeaves;
+use seedfed_protocol::shamir::{self, Share};
 
 /// Applies `body` signed by node `i` to a copy of the ledger at the next height.
 fn try_tx(net: &Net, i: usize, body: TxBody) -> Result<(), LedgerError> {
@@ -244,4 +249,108 @@ fn an_owner_that_withholds_its_audit_paths_loses_its_sectors_and_the_key_complet
     let st = net.st();
     assert!(st.audits_passed());
     assert_ne!(st.sectors[&sector].owner, owner);
+}
+
+/// The audit rebuilds leaf seeds in public, so anyone can sign at an audited leaf: from the
+/// ledger's reveals and the owner's posted path alone, a signature on a message the federation
+/// never signed verifies under the master key with plain RFC 8554 verification. A light client
+/// that walked the checkpoints and checked the retired list against the digest they commit to
+/// refuses it as `RetiredLeaf`, refuses a tampered list, and still accepts an honest signature.
+#[test]
+fn a_signature_forged_at_an_audited_leaf_is_refused_by_the_light_client() {
+    let mut net = Net::new(4, &[], &[], 34);
+    net.run_until(400, |net| net.st().master_root.is_some());
+    // One honest signature, through the federation.
+    let digest = [7u8; 32];
+    net.submit.push((0, request(digest, net.st().epoch, 0)));
+    net.step();
+    net.run_until(100, |net| {
+        net.st().signatures.len() == 1
+            && net
+                .st()
+                .checkpoints
+                .iter()
+                .any(|c| !c.body.master_key.is_none())
+    });
+    let st = net.st().clone();
+    let (&honest_leaf, honest) = st.signatures.iter().next().unwrap();
+    let public = st.master_public_key().unwrap();
+    let public_hss = public.encode_hss();
+
+    // The forger: everything below is read from the public ledger state.
+    let (&sector, audit) = st.audits.iter().next().unwrap();
+    let (&leaf, revealed) = audit.leaves.iter().next().unwrap();
+    assert!(revealed.passed);
+    let k = usize::from(st.key.leaf_threshold);
+    let shares: Vec<Share> = revealed
+        .shares
+        .iter()
+        .take(k)
+        .map(|(m, v)| Share::new(*m, v).unwrap())
+        .collect();
+    let seed = shamir::reconstruct(&shares, k).unwrap().lms_seed();
+    let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
+    let roots: Vec<[u8; 32]> = st.sectors.values().map(|r| r.root).collect();
+    let master = Master::from_sector_roots(layout, &roots).unwrap();
+    let mut path = revealed.path.clone().unwrap();
+    path.extend(master.auth_path(sector).unwrap());
+    let q = u32::try_from(leaf).unwrap();
+    let message = [0xee; 32];
+    let forged = lms::sign(
+        layout.lms_type,
+        layout.ots_type,
+        &layout.id,
+        q,
+        &seed,
+        &message,
+        path,
+    )
+    .unwrap();
+    public.verify(&message, &forged).unwrap();
+    let forged = forged.encode_hss();
+    lms::verify_hss_bytes(&public_hss, &message, &forged).unwrap();
+    assert!(hbs_lms::verify::<hbs_lms::Sha256_256>(&message, &forged, &public_hss).is_ok());
+
+    // The light client, from epoch 0's key over the recorded checkpoints.
+    let anchor = st.dkg_results[&0].ed25519_group_key;
+    let mut t = Trusted::new(chain_digest(CHAIN), anchor).unwrap();
+    let links: Vec<(Vec<u8>, [u8; 64])> = st
+        .checkpoints
+        .iter()
+        .map(|c| (c.body.checkpoint().to_bytes().to_vec(), c.signature.0))
+        .collect();
+    t.walk(links.iter().map(|(b, s)| (b.as_slice(), s.as_slice())))
+        .unwrap();
+    let retired = RetiredLeaves::new(st.retired_leaves());
+    assert!(retired.contains(leaf) && !retired.contains(honest_leaf));
+    assert_eq!(t.retired_digest, retired.digest());
+    assert_eq!(
+        t.verify_signature(&public_hss, &digest, honest)
+            .unwrap_err(),
+        LightClientError::RetiredUnknown
+    );
+    // A server that leaves the forged leaf out of the list is caught by the digest.
+    let tampered: Vec<u64> = retired
+        .as_slice()
+        .iter()
+        .copied()
+        .filter(|l| *l != leaf)
+        .collect();
+    assert_eq!(
+        t.accept_retired(&tampered).unwrap_err(),
+        LightClientError::RetiredMismatch {
+            len: retired.len() - 1
+        }
+    );
+    t.accept_retired(retired.as_slice()).unwrap();
+    assert_eq!(
+        t.verify_signature(&public_hss, &message, &forged)
+            .unwrap_err(),
+        LightClientError::RetiredLeaf { q }
+    );
+    assert_eq!(
+        LmsSignature::decode_hss(honest).unwrap().q,
+        honest_leaf as u32
+    );
+    t.verify_signature(&public_hss, &digest, honest).unwrap();
 }

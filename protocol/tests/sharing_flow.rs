@@ -240,9 +240,12 @@ mod hostile_input {
                 &[9; 32], &[0; 32], &bytes, &bytes
             ).is_err());
             let cp = seedfed_protocol::checkpoint::Checkpoint {
-                chain_id: [0; 32], seq: 0, epoch: 0, height: 0, master_key: seedfed_protocol::checkpoint::MasterKey::NONE, next_key: [0; 32], validator_set_hash: [0; 32],
+                chain_id: [0; 32], seq: 0, epoch: 0, height: 0, master_key: seedfed_protocol::checkpoint::MasterKey::NONE, next_key: [0; 32], validator_set_hash: [0; 32], retired_digest: [0; 32],
             };
-            prop_assert!(seedfed_protocol::light_client::verify_signature(&cp, &bytes, b"m", &bytes).is_err());
+            let retired = seedfed_protocol::retired::RetiredLeaves::default();
+            prop_assert!(seedfed_protocol::light_client::verify_signature(&cp, &retired, &bytes, b"m", &bytes).is_err());
+            prop_assert!(seedfed_protocol::light_client::verify_unretired(&bytes, &retired, b"m", &bytes).is_err());
+            let _ = seedfed_protocol::retired::RetiredLeaves::from_text(&String::from_utf8_lossy(&bytes));
 
             let mut rng = ChaCha20Rng::seed_from_u64(1);
             let a = StaticSecret::random_from_rng(&mut rng);

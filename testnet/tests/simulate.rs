@@ -48,8 +48,13 @@ fn outputs_verify_in_hbs_lms_and_are_deterministic() {
     // Same seed, same bytes.
     let fa = files(a.path());
     assert_eq!(fa, files(b.path()));
-    // 2 messages + 1 after repair, each with a signature, plus the public key.
-    assert_eq!(fa.len(), 1 + 2 * 3);
+    // 2 messages + 1 after repair, each with a signature, plus the public key and its (empty:
+    // no audit runs) list of retired leaves.
+    assert_eq!(fa.len(), 2 + 2 * 3);
+    assert_eq!(
+        std::fs::read(a.path().join("seedfed.pub.retired")).unwrap(),
+        b""
+    );
 
     let public = std::fs::read(a.path().join("seedfed.pub")).unwrap();
     for i in 0..3 {

@@ -31,7 +31,7 @@ pub use mempool::{
 pub use metrics::ChainMetrics;
 pub use signing::{PublishSubmission, SignOutcome, SignRefused, SignSubmission};
 pub use status::{
-    unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus, Exclusion,
-    ValidatorInfo,
+    light_walk, unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus, Exclusion,
+    LightWalkError, ValidatorInfo,
 };
 pub use wire::{member_of, peer_of, GossipView};

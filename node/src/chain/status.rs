@@ -2,14 +2,18 @@
 //! DKG results with their exclusions, checkpoints, the federation's key and its sectors), this
 //! node's agent, held sectors and mempool, and recent commit latencies.
 //!
-//! Guarantees: only public values (hex identities, group keys, signed checkpoints, counts);
-//! nothing secret from the agent or the keystore is ever part of a status.
+//! Guarantees: only public values (hex identities, group keys, signed checkpoints, the leaves
+//! the audit retired, counts); nothing secret from the agent or the keystore is ever part of a
+//! status. [`light_walk`] is the light client over a status's checkpoints: it trusts nothing
+//! the node says that the checkpoints do not sign.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use seedfed_protocol::agent::AgentStatus;
 use seedfed_protocol::ledger::{chain_digest, ConvictionEvidence, Ledger, LedgerState};
+use seedfed_protocol::light_client::{LightClientError, Trusted, WalkError};
 use seedfed_protocol::member::MemberId;
+use seedfed_protocol::retired::RetiredLeaves;
 use serde::{Deserialize, Serialize};
 
 use super::driver::ChainConfig;
@@ -87,9 +91,9 @@ pub struct CheckpointInfo {
     pub epoch: u64,
     /// Height it covers.
     pub height: u64,
-    /// The signed 200-byte checkpoint encoding (hex): chain, seq, epoch, height, the master LMS
+    /// The signed 232-byte checkpoint encoding (hex): chain, seq, epoch, height, the master LMS
     /// public key (type codes, `I`, root; zeros before it is final), the key that signs the
-    /// next checkpoint, validator-set hash.
+    /// next checkpoint, validator-set hash, retired-leaves digest.
     pub bytes: String,
     /// The aggregate Ed25519 signature (hex).
     pub signature: String,
@@ -97,6 +101,83 @@ pub struct CheckpointInfo {
     pub group_key: String,
     /// Epoch of the signing key's DKG.
     pub key_epoch: u64,
+    /// For a checkpoint that carries the master key: the leaves the audit retired, increasing,
+    /// whose digest it commits to (a light client checks them against it and then refuses
+    /// signatures at these leaves). Absent before the master key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_leaves: Option<Vec<u64>>,
+}
+
+impl CheckpointInfo {
+    /// The checkpoint bytes and signature, decoded from hex.
+    pub fn link(&self) -> Result<(Vec<u8>, Vec<u8>), LightWalkError> {
+        let bad = |what| LightWalkError::Hex {
+            seq: self.seq,
+            what,
+        };
+        Ok((
+            hex::decode(&self.bytes).map_err(|_| bad("checkpoint"))?,
+            hex::decode(&self.signature).map_err(|_| bad("signature"))?,
+        ))
+    }
+}
+
+/// Why [`light_walk`] refused what a node served.
+#[derive(Debug, thiserror::Error)]
+pub enum LightWalkError {
+    /// A checkpoint or signature is not hex.
+    #[error("the node sent checkpoint {seq}'s {what} as malformed hex")]
+    Hex {
+        /// The checkpoint's sequence number as the node reported it.
+        seq: u64,
+        /// `checkpoint` or `signature`.
+        what: &'static str,
+    },
+    /// The chain of checkpoints does not verify.
+    #[error("checkpoint chain rejected: {0}")]
+    Walk(#[from] WalkError),
+    /// The retired leaves served with checkpoint `seq` are not the set it commits to.
+    #[error("retired leaves served with checkpoint {seq} rejected: {error}")]
+    Retired {
+        /// The checkpoint they came with.
+        seq: u64,
+        /// Why.
+        error: LightClientError,
+    },
+}
+
+/// The light client over a node's checkpoints: walks those numbered from `trusted.next_seq` on
+/// ([`Trusted::walk`]), then, if the master key in force has no checked list of retired leaves
+/// yet, accepts the list served with the latest checkpoint that carries one
+/// ([`Trusted::accept_retired`]: it must hash to the digest the checkpoint signs). All or
+/// nothing: on error `trusted` is unchanged. Returns the sequence numbers verified. If no
+/// checkpoint comes with a list, `trusted` holds none and verifies no signature
+/// (`RetiredUnknown`).
+pub fn light_walk(
+    trusted: &mut Trusted,
+    checkpoints: &[CheckpointInfo],
+) -> Result<std::ops::Range<u64>, LightWalkError> {
+    let mut next = trusted.clone();
+    let from = next.next_seq;
+    let links = checkpoints
+        .iter()
+        .filter(|c| c.seq >= from)
+        .map(CheckpointInfo::link)
+        .collect::<Result<Vec<_>, _>>()?;
+    next.walk(links.iter().map(|(b, s)| (b.as_slice(), s.as_slice())))?;
+    if next.master_key.is_some() && next.retired.is_none() {
+        if let Some((seq, list)) = checkpoints
+            .iter()
+            .rev()
+            .find_map(|c| c.retired_leaves.as_ref().map(|l| (c.seq, l)))
+        {
+            next.accept_retired(list)
+                .map_err(|error| LightWalkError::Retired { seq, error })?;
+        }
+    }
+    let verified = from..next.next_seq;
+    *trusted = next;
+    Ok(verified)
 }
 
 /// The epoch agent's public state.
@@ -364,6 +445,8 @@ pub struct ChainStatus {
 /// The ledger-derived part of [`ChainStatus`] for member `me` (the driver fills in the rest).
 pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> ChainStatus {
     let s = &ledger.state;
+    let retired = RetiredLeaves::new(s.retired_leaves());
+    let retired_digest = retired.digest();
     let validators = s
         .validators()
         .into_iter()
@@ -439,6 +522,11 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
                 signature: hex::encode(c.signature.0),
                 group_key: hex::encode(c.group_key),
                 key_epoch: c.key_epoch,
+                // The set is fixed once the master key is (`MasterRoot` waits for every audit):
+                // every checkpoint with the key commits to the state's set.
+                retired_leaves: (!c.body.master_key.is_none()
+                    && c.body.retired_digest == retired_digest)
+                    .then(|| retired.as_slice().to_vec()),
             })
             .collect(),
         nonce: s.members.get(me).map_or(0, |m| m.nonce),

@@ -140,6 +140,10 @@ impl Fed {
         );
         let bytes = std::fs::read(&out).unwrap();
         assert_eq!(hex::encode(&bytes), public);
+        // ... and next to it the leaves the audit retired, as many as the status counts.
+        let retired = std::fs::read_to_string(self.homes[nodes[0]].join("seedfed.pub.retired"));
+        let retired = seedfed_protocol::retired::RetiredLeaves::from_text(&retired.unwrap());
+        assert_eq!(retired.unwrap().len() as u64, c.key.leaves_retired);
         hbs_lms::VerifyingKey::<hbs_lms::Sha256_256>::from_bytes(&bytes).unwrap();
         let pk = seedfed_protocol::lms::LmsPublicKey::decode_hss(&bytes).unwrap();
         assert_eq!(hex::encode(pk.root), root);

@@ -5,7 +5,9 @@
 //! one (`next_key`), and its [`validator_set_hash`] commits to the epoch's validators and to
 //! the group keys in force after it, so a light client walks the chain of checkpoints from
 //! epoch 0's key (`light_client::Trusted`, `docs/light-client.md`); the state keeps the last
-//! [`KEEP_CHECKPOINTS`] records, older ones stay in the blocks that recorded them.
+//! [`KEEP_CHECKPOINTS`] records, older ones stay in the blocks that recorded them. A checkpoint
+//! that carries the master key also commits to the digest of the retired leaves
+//! ([`crate::retired`]), fixed by then: the master root waits for every audit.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,6 +43,10 @@ pub struct CheckpointBody {
     pub next_key: [u8; 32],
     /// [`validator_set_hash`].
     pub validator_set_hash: [u8; 32],
+    /// The digest of the leaves the audit retired
+    /// ([`RetiredLeaves::digest`](crate::retired::RetiredLeaves::digest) of
+    /// `LedgerState::retired_leaves`), all zeros while `master_key` is [`MasterKey::NONE`].
+    pub retired_digest: [u8; 32],
 }
 
 impl CheckpointBody {
@@ -54,6 +60,7 @@ impl CheckpointBody {
             master_key: self.master_key,
             next_key: self.next_key,
             validator_set_hash: self.validator_set_hash,
+            retired_digest: self.retired_digest,
         }
     }
 }

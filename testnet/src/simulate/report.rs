@@ -1,8 +1,10 @@
 //! The report of a simulation run: the system public key, the signed messages, the beacon, the
 //! caught Byzantine holder and the repair, and the files written to `--out`.
 //!
-//! Guarantees: `seedfed.pub` holds the HSS-encoded public key and `msg-<i>` / `msg-<i>.sig`
-//! the messages and their HSS (L=1) signatures, in signing order.
+//! Guarantees: `seedfed.pub` holds the HSS-encoded public key, `seedfed.pub.retired` the leaves
+//! an audit retired (none: the simulation runs no audit; `seedfed verify --pubkey` wants the
+//! file), and `msg-<i>` / `msg-<i>.sig` the messages and their HSS (L=1) signatures, in signing
+//! order.
 
 use anyhow::{Context, Result};
 
@@ -36,6 +38,8 @@ impl Sim {
         let path = dir.join("seedfed.pub");
         std::fs::write(&path, report.public_key.encode_hss())
             .with_context(|| format!("writing {}", path.display()))?;
+        let retired = dir.join("seedfed.pub.retired");
+        std::fs::write(&retired, "").with_context(|| format!("writing {}", retired.display()))?;
         for (i, (message, sig)) in report.signatures.iter().enumerate() {
             let m = dir.join(format!("msg-{i}"));
             std::fs::write(&m, message).with_context(|| format!("writing {}", m.display()))?;

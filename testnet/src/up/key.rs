@@ -1,6 +1,7 @@
 //! The key-generation milestone of a local testnet, as `up` waits for it after the epoch
 //! cycle: sectors landing on the ledger (printed as they do), the master root, a checkpoint
-//! that signs it, and `seedfed.pub` written into the testnet directory.
+//! that signs it, and `seedfed.pub` written into the testnet directory with the leaves the
+//! audit retired next to it (`seedfed.pub.retired`, what `seedfed verify --pubkey` reads).
 //!
 //! Guarantees: the key counts only when every node's ledger has the same master root and
 //! public key, and every node has a checkpoint that signs that whole public key (type codes,
@@ -15,6 +16,7 @@ use seedfed_node::api;
 use seedfed_node::chain::ChainStatus;
 use seedfed_protocol::checkpoint::Checkpoint;
 use seedfed_protocol::lms::LmsPublicKey;
+use seedfed_protocol::retired::RetiredLeaves;
 
 use super::launch::{NodeRow, Testnet};
 use super::milestones::verify_checkpoint;
@@ -114,12 +116,31 @@ fn finished(
         .map_err(|e| anyhow::anyhow!("the nodes reported an invalid public key: {e}"))?;
     let path = dir.join(PUBKEY_FILE);
     std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    // The leaves the audit retired, checked against the digest the endorsing checkpoint signs.
+    let cp = endorsing_checkpoint(c0, public).map(|i| &c0.checkpoints[i]);
+    let retired = cp
+        .and_then(|cp| {
+            let digest = Checkpoint::from_bytes(&hex::decode(&cp.bytes).ok()?)
+                .ok()?
+                .retired_digest;
+            let list = RetiredLeaves::from_sorted(cp.retired_leaves.clone()?).ok()?;
+            (list.digest() == digest).then_some(list)
+        })
+        .context("node0 serves no retired leaves matching its checkpoint of the key")?;
+    let retired_path = dir.join(format!("{PUBKEY_FILE}.retired"));
+    std::fs::write(&retired_path, retired.to_text())
+        .with_context(|| format!("cannot write {}", retired_path.display()))?;
     println!("master root {root}: the same on every node");
     println!(
         "checkpoint #{} signs the whole public key (FROST, Ed25519); verify_strict OK on every node",
         seqs[0]
     );
     println!("public key (RFC 8554, HSS L=1): {public}");
-    println!("wrote {}", path.display());
+    println!(
+        "wrote {} and {} ({} leaves retired by the audit)",
+        path.display(),
+        retired_path.display(),
+        retired.len()
+    );
     Ok(Some(path))
 }

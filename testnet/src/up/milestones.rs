@@ -15,7 +15,7 @@ use seedfed_protocol::checkpoint::Checkpoint;
 
 use super::launch::{NodeRow, Testnet};
 
-/// Verifies a recorded checkpoint: its bytes are a canonical 200-byte checkpoint encoding of
+/// Verifies a recorded checkpoint: its bytes are a canonical 232-byte checkpoint encoding of
 /// the sequence number, epoch and height the status reports, the signature over them verifies with
 /// ed25519-dalek `verify_strict` under the group key that signed it, and that key is the
 /// Ed25519 group key of a DKG completed on the ledger.
@@ -176,6 +176,7 @@ mod tests {
                 signature: hex::encode(sk.sign(bytes).to_bytes()),
                 group_key: key,
                 key_epoch: 0,
+                retired_leaves: None,
             }],
             ..ChainStatus::default()
         }
@@ -196,13 +197,14 @@ mod tests {
             },
             next_key: [7; 32],
             validator_set_hash: [6; 32],
+            retired_digest: [8; 32],
         };
         let bytes = cp.to_bytes();
         verify_checkpoint(&status(&bytes, 2, 30), 0).unwrap();
         // Signed, but not the height the status reports.
         assert!(verify_checkpoint(&status(&bytes, 2, 31), 0).is_err());
         // Signed, but the old 160-byte layout (no seq, no next key) does not decode.
-        let old: Vec<u8> = [&bytes[..56], &bytes[64..136], &bytes[168..]].concat();
+        let old: Vec<u8> = [&bytes[..56], &bytes[64..136], &bytes[168..200]].concat();
         assert_eq!(old.len(), 160);
         let err = verify_checkpoint(&status(&old, 2, 30), 0).unwrap_err();
         assert!(format!("{err:#}").contains("does not decode"), "{err:#}");

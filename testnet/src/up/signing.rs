@@ -108,12 +108,7 @@ pub(super) async fn sign_and_verify(
         .context("node0 runs no chain")?;
     let mut trusted = Trusted::new(chain_digest(&genesis.chain_id), anchor)
         .map_err(|e| anyhow::anyhow!("epoch 0's key rejected: {e}"))?;
-    let mut links = Vec::new();
-    for c in &latest.checkpoints {
-        links.push((hex::decode(&c.bytes)?, hex::decode(&c.signature)?));
-    }
-    trusted
-        .walk(links.iter().map(|(b, s)| (b.as_slice(), s.as_slice())))
+    seedfed_node::chain::light_walk(&mut trusted, &latest.checkpoints)
         .map_err(|e| anyhow::anyhow!("the checkpoint chain does not verify: {e}"))?;
     let public = std::fs::read(dir.join(PUBKEY_FILE))?;
     let mut leaves = std::collections::BTreeSet::new();

@@ -21,6 +21,7 @@ use crate::ledger::error::LedgerError;
 use crate::ledger::genesis::chain_digest;
 use crate::ledger::tx::Signature64;
 use crate::member::MemberId;
+use crate::retired::RetiredLeaves;
 
 impl LedgerState {
     /// Queues a checkpoint of the current state (skipped while no DKG key exists) and starts
@@ -46,20 +47,29 @@ impl LedgerState {
             .iter()
             .map(|(m, s)| (*m, (*s, self.members.get(m).map_or([0; 32], |r| r.x25519))))
             .collect();
+        let master_key = self
+            .master_public_key()
+            .map_or(MasterKey::NONE, |pk| MasterKey::from(&pk));
+        // Fixed once the master root is final (`MasterRoot` waits for every audit, and no
+        // sector is published after it), so every checkpoint with the key names the same set.
+        let retired_digest = if master_key.is_none() {
+            [0; 32]
+        } else {
+            RetiredLeaves::new(self.retired_leaves()).digest()
+        };
         let body = CheckpointBody {
             chain_id: chain_digest(&self.chain_id),
             seq: self.checkpoint_seq,
             epoch: self.epoch,
             height: self.height,
-            master_key: self
-                .master_public_key()
-                .map_or(MasterKey::NONE, |pk| MasterKey::from(&pk)),
+            master_key,
             next_key: next.ed25519_group_key,
             validator_set_hash: validator_set_hash(
                 &validators,
                 &next.ed25519_group_key,
                 &next.ristretto255_group_key,
             ),
+            retired_digest,
         };
         self.checkpoints_due
             .insert(self.checkpoint_seq, CheckpointDue { body, rotate_to });
