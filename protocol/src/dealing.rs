@@ -210,26 +210,57 @@ pub fn commitments_root(first_leaf: u64, chunk_bits: u8, chunk_roots: &[[u8; 32]
 }
 
 /// The authentication path of `leaf`'s commitment inside its chunk (bottom up), for a
-/// complaint; `commitments` is the chunk starting at `first_leaf`.
+/// complaint; `commitments` is the chunk starting at `first_leaf`. Hashes the whole chunk: for
+/// many paths of one chunk build a [`CommitmentTree`] once.
 pub fn chunk_path<C: AsRef<EncodedCommitment>>(
     first_leaf: u64,
     commitments: &[C],
     leaf: u64,
 ) -> Result<Vec<[u8; 32]>, DealError> {
-    let mut hashes = leaf_hashes(first_leaf, commitments)?;
-    let pos = leaf
-        .checked_sub(first_leaf)
-        .filter(|p| *p < commitments.len() as u64)
-        .ok_or(DealError::BadChunk("leaf outside the chunk"))? as usize;
-    let mut path = Vec::new();
-    let mut idx = pos;
-    let (mut level, mut first) = (0u32, first_leaf);
-    while hashes.len() > 1 {
-        path.push(hashes[idx ^ 1]);
-        (hashes, level, first) = parents(&hashes, level, first);
-        idx /= 2;
+    CommitmentTree::new(first_leaf, commitments)?.path(leaf)
+}
+
+/// Every level of a chunk's commitments tree (a whole sector's, for a holder's record), so
+/// each leaf's path is a lookup: a holder contributing to many signatures of one sector
+/// hashes its commitments once, not once per signature.
+#[derive(Clone, Debug)]
+pub struct CommitmentTree {
+    first_leaf: u64,
+    /// Level 0 (the commitments' hashes) up to the root's children.
+    levels: Vec<Vec<[u8; 32]>>,
+}
+
+impl CommitmentTree {
+    /// Hashes the chunk `commitments` starting at `first_leaf` (an aligned power of two).
+    pub fn new<C: AsRef<EncodedCommitment>>(
+        first_leaf: u64,
+        commitments: &[C],
+    ) -> Result<Self, DealError> {
+        let mut hashes = leaf_hashes(first_leaf, commitments)?;
+        let mut levels = Vec::new();
+        let (mut level, mut first) = (0u32, first_leaf);
+        while hashes.len() > 1 {
+            let (up, l, f) = parents(&hashes, level, first);
+            levels.push(hashes);
+            (hashes, level, first) = (up, l, f);
+        }
+        Ok(CommitmentTree { first_leaf, levels })
     }
-    Ok(path)
+
+    /// The authentication path of `leaf`'s commitment (bottom up), as [`chunk_path`] gives it.
+    pub fn path(&self, leaf: u64) -> Result<Vec<[u8; 32]>, DealError> {
+        let width = self.levels.first().map_or(1, Vec::len) as u64;
+        let mut idx = leaf
+            .checked_sub(self.first_leaf)
+            .filter(|p| *p < width)
+            .ok_or(DealError::BadChunk("leaf outside the chunk"))? as usize;
+        let mut path = Vec::with_capacity(self.levels.len());
+        for hashes in &self.levels {
+            path.push(hashes[idx ^ 1]);
+            idx /= 2;
+        }
+        Ok(path)
+    }
 }
 
 /// Recomputes a chunk root from one leaf's commitment and its path.

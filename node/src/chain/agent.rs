@@ -11,11 +11,12 @@
 
 use libp2p::PeerId;
 use seedfed_protocol::agent::{leaf_path_msg, path_txs, reveal_txs, Duty};
-use seedfed_protocol::dealing::HeldSector;
+use seedfed_protocol::dealing::{CommitmentTree, HeldSector};
 use seedfed_protocol::hash::Domain;
 use seedfed_protocol::ledger;
 use seedfed_protocol::sector::Sector;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
@@ -146,12 +147,13 @@ impl Driver {
                     commitments_root,
                     leaf,
                 } => {
-                    let made = match self.load_held(sector, commitments_root).await {
+                    let made = match self.held_for_signing(sector, commitments_root).await {
                         Ok(held) => self
                             .agent
                             .contribution(
                                 &self.consensus.ledger().state,
-                                &held,
+                                &held.0,
+                                &held.1,
                                 leaf,
                                 &mut rand_core::OsRng,
                             )
@@ -169,7 +171,7 @@ impl Driver {
                     leaf,
                     to,
                 } => match self
-                    .load_tree(sector, root)
+                    .tree_for_signing(sector, root)
                     .await
                     .and_then(|tree| leaf_path_msg(&tree, leaf).map_err(|e| e.to_string()))
                 {
@@ -261,6 +263,41 @@ impl Driver {
             .map_err(|e| e.to_string())?
             .ok_or("no held record of that dealing")?;
         ledger::decode(&record).map_err(|e| e.to_string())
+    }
+
+    /// Our held record of (sector, commitments root) with its commitments tree, for
+    /// signing: read, opened and hashed once, then kept in [`SigningCache`] (a contribution
+    /// per leaf would otherwise decode and hash the whole sector each time).
+    async fn held_for_signing(
+        &mut self,
+        sector: u32,
+        commitments_root: [u8; 32],
+    ) -> Result<Arc<(HeldSector, CommitmentTree)>, String> {
+        if let Some(h) = self.signing_cache.held(sector, commitments_root) {
+            return Ok(h);
+        }
+        let held = self.load_held(sector, commitments_root).await?;
+        let tree = cpu_bound(|| CommitmentTree::new(held.first_leaf, &held.commitments))
+            .map_err(|e| e.to_string())?;
+        let entry = Arc::new((held, tree));
+        self.signing_cache
+            .keep_held(sector, commitments_root, entry.clone());
+        Ok(entry)
+    }
+
+    /// The tree we kept of (sector, root), for signing: rebuilt once, then kept in
+    /// [`SigningCache`].
+    async fn tree_for_signing(
+        &mut self,
+        sector: u32,
+        root: [u8; 32],
+    ) -> Result<Arc<Sector>, String> {
+        if let Some(t) = self.signing_cache.tree(sector, root) {
+            return Ok(t);
+        }
+        let tree = Arc::new(self.load_tree(sector, root).await?);
+        self.signing_cache.keep_tree(sector, root, tree.clone());
+        Ok(tree)
     }
 
     /// The tree we kept of (sector, root), rebuilt and checked against the root.
@@ -383,5 +420,75 @@ fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+/// Most held records (and trees) kept open for signing; the least recently used goes first.
+pub(super) const SIGNING_CACHE_ENTRIES: usize = 8;
+
+/// Held records and sector trees the node opened for signing, kept across blocks while
+/// signatures keep coming (bounded by [`SIGNING_CACHE_ENTRIES`] each), and dropped as soon as
+/// no request is open. The held records hold shares, which zeroize when the last reference
+/// drops (`shamir::Share`).
+#[derive(Default)]
+pub(super) struct SigningCache {
+    clock: u64,
+    held: BTreeMap<(u32, [u8; 32]), (u64, Arc<(HeldSector, CommitmentTree)>)>,
+    trees: BTreeMap<(u32, [u8; 32]), (u64, Arc<Sector>)>,
+}
+
+impl SigningCache {
+    fn touch<V: Clone>(
+        clock: &mut u64,
+        map: &mut BTreeMap<(u32, [u8; 32]), (u64, V)>,
+        key: (u32, [u8; 32]),
+    ) -> Option<V> {
+        *clock += 1;
+        let now = *clock;
+        map.get_mut(&key).map(|(used, v)| {
+            *used = now;
+            v.clone()
+        })
+    }
+
+    fn keep<V>(
+        clock: &mut u64,
+        map: &mut BTreeMap<(u32, [u8; 32]), (u64, V)>,
+        key: (u32, [u8; 32]),
+        v: V,
+    ) {
+        *clock += 1;
+        if map.len() >= SIGNING_CACHE_ENTRIES {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(k, _)| *k)
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(key, (*clock, v));
+    }
+
+    fn held(&mut self, sector: u32, root: [u8; 32]) -> Option<Arc<(HeldSector, CommitmentTree)>> {
+        Self::touch(&mut self.clock, &mut self.held, (sector, root))
+    }
+
+    fn keep_held(&mut self, sector: u32, root: [u8; 32], v: Arc<(HeldSector, CommitmentTree)>) {
+        Self::keep(&mut self.clock, &mut self.held, (sector, root), v);
+    }
+
+    fn tree(&mut self, sector: u32, root: [u8; 32]) -> Option<Arc<Sector>> {
+        Self::touch(&mut self.clock, &mut self.trees, (sector, root))
+    }
+
+    fn keep_tree(&mut self, sector: u32, root: [u8; 32], v: Arc<Sector>) {
+        Self::keep(&mut self.clock, &mut self.trees, (sector, root), v);
+    }
+
+    /// Forgets everything (no signature is pending).
+    pub(super) fn clear(&mut self) {
+        self.held.clear();
+        self.trees.clear();
     }
 }

@@ -220,6 +220,7 @@ pub async fn spawn(
         at_rest,
         commits: CommitClock::default(),
         sign_waiters: super::signing::Waiters::new(),
+        signing_cache: super::agent::SigningCache::default(),
         state_hash,
         metrics,
     };
@@ -266,6 +267,8 @@ pub(super) struct Driver {
     /// The key the agent's snapshot and held shares are sealed with on disk.
     pub(super) at_rest: Arc<AtRestKey>,
     pub(super) commits: CommitClock,
+    /// Held records and trees opened for signing (see `agent::SigningCache`).
+    pub(super) signing_cache: super::agent::SigningCache,
     /// Sign requests we relayed for the local API, until answered.
     pub(super) sign_waiters: super::signing::Waiters,
     /// State hash at the tip (the tip block's, or genesis's), so status need not rehash.
@@ -510,6 +513,10 @@ impl Driver {
         self.renumber_own();
         self.refresh_view();
         self.settle_sign_waiters(block);
+        let st = &self.consensus.ledger().state;
+        if st.sign_requests.len() == st.signatures.len() {
+            self.signing_cache.clear();
+        }
         self.agent_step().await?;
         self.publish_status();
         Ok(())

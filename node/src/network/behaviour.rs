@@ -198,6 +198,28 @@ impl Behaviour {
     }
 }
 
+/// Gossip message ids: a transaction's bytes identify it (topic `.../tx/1`), so a node
+/// re-gossiping its pending transactions, or the same transaction published by two nodes,
+/// is a duplicate within the duplicate cache's time, not a new message that floods every peer
+/// (a burst of sign requests otherwise filled every peer's send queue); other topics keep the
+/// library's default, source and sequence number.
+fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
+    const TX_ID: seedfed_protocol::hash::Domain =
+        seedfed_protocol::hash::Domain::new("seedfed-gossipid");
+    if m.topic.as_str().ends_with("/tx/1") {
+        let id = seedfed_protocol::hash::hash32(
+            TX_ID,
+            &[],
+            &[0; 16],
+            &[m.topic.as_str().as_bytes(), &m.data],
+        );
+        return gossipsub::MessageId::from(id.to_vec());
+    }
+    let mut id = m.source.map(|p| p.to_base58()).unwrap_or_default();
+    id.push_str(&m.sequence_number.unwrap_or_default().to_string());
+    gossipsub::MessageId::from(id)
+}
+
 /// Gossipsub with strict signing, explicit validation, peer scoring and the size cap.
 fn gossipsub(
     keypair: &Keypair,
@@ -209,6 +231,7 @@ fn gossipsub(
         .validate_messages()
         .max_transmit_size(limits.gossip_max_bytes)
         .heartbeat_interval(Duration::from_secs(1))
+        .message_id_fn(message_id)
         .build()
         .map_err(NetworkError::setup)?;
     let mut gossipsub = gossipsub::Behaviour::new(

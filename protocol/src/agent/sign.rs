@@ -260,12 +260,14 @@ impl Agent {
         }
     }
 
-    /// Our contribution to `leaf`'s session, from our held record of its sector (the node
-    /// reads it for a [`Duty::Contribute`]): the message to send to the recipient.
+    /// Our contribution to `leaf`'s session, from our held record of its sector and the
+    /// record's commitments tree (the node reads and keeps them for [`Duty::Contribute`]s):
+    /// the message to send to the relay.
     pub fn contribution<R: RngCore + CryptoRng>(
         &self,
         st: &LedgerState,
         held: &HeldSector,
+        commitment_tree: &dealing::CommitmentTree,
         leaf: u64,
         rng: &mut R,
     ) -> Result<Duty, EpochError> {
@@ -284,7 +286,8 @@ impl Agent {
             .and_then(|i| held.commitments.get(usize::try_from(i).ok()?))
             .cloned()
             .ok_or(EpochError::NoKeygen("no commitment of that leaf"))?;
-        let path = dealing::chunk_path(held.first_leaf, &held.commitments, leaf)
+        let path = commitment_tree
+            .path(leaf)
             .map_err(|_| EpochError::NoKeygen("no commitment path of that leaf"))?;
         let fault = match self.fault {
             Fault::BadContribution => ContributionFault::WrongValue,

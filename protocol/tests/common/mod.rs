@@ -286,8 +286,13 @@ impl Net {
                     let node = &mut self.nodes[i];
                     let held: HeldSector = decode(&node.kept[&(sector, commitments_root)]).unwrap();
                     let agent = node.agent.as_ref().unwrap();
+                    let tree = seedfed_protocol::dealing::CommitmentTree::new(
+                        held.first_leaf,
+                        &held.commitments,
+                    )
+                    .unwrap();
                     let send = agent
-                        .contribution(&node.ledger.state, &held, leaf, &mut self.rng)
+                        .contribution(&node.ledger.state, &held, &tree, leaf, &mut self.rng)
                         .unwrap();
                     self.route(i, vec![send], submits);
                 }
