@@ -272,7 +272,7 @@ impl Driver {
         &mut self,
         sector: u32,
         commitments_root: [u8; 32],
-    ) -> Result<Arc<(HeldSector, CommitmentTree)>, String> {
+    ) -> Result<OpenHeld, String> {
         if let Some(h) = self.signing_cache.held(sector, commitments_root) {
             return Ok(h);
         }
@@ -426,6 +426,9 @@ fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
 /// Most held records (and trees) kept open for signing; the least recently used goes first.
 pub(super) const SIGNING_CACHE_ENTRIES: usize = 8;
 
+/// A held record opened for signing, with its commitments tree.
+pub(super) type OpenHeld = Arc<(HeldSector, CommitmentTree)>;
+
 /// Held records and sector trees the node opened for signing, kept across blocks while
 /// signatures keep coming (bounded by [`SIGNING_CACHE_ENTRIES`] each), and dropped as soon as
 /// no request is open. The held records hold shares, which zeroize when the last reference
@@ -433,7 +436,7 @@ pub(super) const SIGNING_CACHE_ENTRIES: usize = 8;
 #[derive(Default)]
 pub(super) struct SigningCache {
     clock: u64,
-    held: BTreeMap<(u32, [u8; 32]), (u64, Arc<(HeldSector, CommitmentTree)>)>,
+    held: BTreeMap<(u32, [u8; 32]), (u64, OpenHeld)>,
     trees: BTreeMap<(u32, [u8; 32]), (u64, Arc<Sector>)>,
 }
 
@@ -470,11 +473,11 @@ impl SigningCache {
         map.insert(key, (*clock, v));
     }
 
-    fn held(&mut self, sector: u32, root: [u8; 32]) -> Option<Arc<(HeldSector, CommitmentTree)>> {
+    fn held(&mut self, sector: u32, root: [u8; 32]) -> Option<OpenHeld> {
         Self::touch(&mut self.clock, &mut self.held, (sector, root))
     }
 
-    fn keep_held(&mut self, sector: u32, root: [u8; 32], v: Arc<(HeldSector, CommitmentTree)>) {
+    fn keep_held(&mut self, sector: u32, root: [u8; 32], v: OpenHeld) {
         Self::keep(&mut self.clock, &mut self.held, (sector, root), v);
     }
 
