@@ -128,19 +128,28 @@ fn init(home: &Path, args: InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The running node's status, from `api` or the address it wrote into `home`.
-fn fetch_status(home: &Path, api: Option<&str>) -> anyhow::Result<api::StatusReport> {
-    let addr = match api {
+/// The API address `api`, or the one the node running in `home` wrote there.
+fn api_addr(home: &Path, api: Option<&str>) -> anyhow::Result<std::net::SocketAddr> {
+    Ok(match api {
         Some(a) => a
             .parse()
             .with_context(|| format!("invalid API address {a:?}"))?,
         None => api::running_api_addr(home)?,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
+    })
+}
+
+/// A single-threaded runtime for one command's requests.
+fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    Ok(rt.block_on(api::fetch_status(addr))?)
+        .context("cannot start the async runtime")
+}
+
+/// The running node's status, from `api` or the address it wrote into `home`.
+fn fetch_status(home: &Path, api: Option<&str>) -> anyhow::Result<api::StatusReport> {
+    let addr = api_addr(home, api)?;
+    Ok(small_runtime()?.block_on(api::fetch_status(addr))?)
 }
 
 /// `seedfed pubkey`: the master key the node's ledger holds, and next to it (`OUT.retired`)
@@ -230,16 +239,8 @@ fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
     let seed = node::identity_seed(&identity)?;
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
     drop(seed);
-    let addr = match &args.api {
-        Some(a) => a
-            .parse()
-            .with_context(|| format!("invalid API address {a:?}"))?,
-        None => api::running_api_addr(home)?,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let addr = api_addr(home, args.api.as_deref())?;
+    let rt = small_runtime()?;
     let client = api::ApiClient::new();
     let chain = rt
         .block_on(client.status(addr))?

@@ -56,6 +56,28 @@ async fn sign_all(homes: Vec<PathBuf>, requests: Vec<(usize, SignedRequest)>) ->
     out.into_values().collect()
 }
 
+/// Stops every process and the bootstrap node; returns the homes, the genesis and the
+/// directory guard (keep it while reading the stores).
+async fn stop(
+    fed: Fed,
+) -> (
+    Vec<PathBuf>,
+    seedfed_node::genesis::Genesis,
+    tempfile::TempDir,
+) {
+    let Fed {
+        mut procs,
+        boot,
+        homes,
+        genesis,
+        _dir,
+        ..
+    } = fed;
+    procs.clear();
+    boot.stop().await;
+    (homes, genesis, _dir)
+}
+
 /// The light client, walked over node `i`'s checkpoints from epoch 0's key (node `i` reports
 /// epoch 0's DKG and checkpoints for the first epochs only: walk early).
 async fn light_client(fed: &Fed, i: usize) -> Trusted {
@@ -128,15 +150,7 @@ async fn sign_many(n: usize, requests: u64) {
     let requests: Vec<SignedRequest> = reqs.into_iter().map(|(_, r)| r).collect();
     let public = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
     check_outcomes(&t, &public, &requests, &out);
-    let Fed {
-        mut procs,
-        boot,
-        homes,
-        genesis,
-        ..
-    } = fed;
-    procs.clear();
-    boot.stop().await;
+    let (homes, genesis, _dir) = stop(fed).await;
     for i in [0, n - 1] {
         audit_ledger(&stored_ledger(&homes[i], &genesis), &requests, &out);
     }
@@ -249,15 +263,7 @@ async fn a_validator_killed_during_signing_delays_its_leaves_and_every_request_c
     check_outcomes(&t, &public, &requests, &out);
     // The victim was in the first quorum of some of these leaves: they were signed by a later
     // quorum of live holders.
-    let Fed {
-        mut procs,
-        boot,
-        homes,
-        genesis,
-        ..
-    } = fed;
-    procs.clear();
-    boot.stop().await;
+    let (homes, genesis, _dir) = stop(fed).await;
     let st = stored_ledger(&homes[relays[0]], &genesis);
     audit_ledger(&st, &requests, &out);
     let victim_id = member(&genesis, victim);
@@ -399,15 +405,7 @@ async fn key_issuance_to_clients_end_to_end() {
     })
     .await;
     assert_eq!(c.key.leaves_allocated, 8);
-    let Fed {
-        mut procs,
-        boot,
-        homes,
-        genesis,
-        ..
-    } = fed;
-    procs.clear();
-    boot.stop().await;
+    let (homes, genesis, _dir) = stop(fed).await;
     let st = stored_ledger(&homes[0], &genesis);
     for (leaf, r) in &st.sign_requests {
         assert!(r.issue_to.is_some());
