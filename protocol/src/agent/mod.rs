@@ -15,6 +15,7 @@ mod direct;
 mod dkg;
 mod duty;
 mod holder;
+mod issue;
 mod keygen;
 mod machine;
 mod master;

@@ -30,10 +30,10 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::direct::Direct;
 use super::duty::{Duty, EpochError, Fault};
+use super::issue::ISSUE_WINDOW_BLOCKS;
 use super::keygen::KEYGEN_RESEND_BLOCKS;
 use super::machine::Agent;
 use crate::dealing::{self, HeldSector};
-use crate::issue::IssueBundle;
 use crate::ledger::{chain_digest, encode, sign_session_id, LedgerState, SectorRecord, TxBody};
 use crate::lms;
 use crate::master::Master;
@@ -51,14 +51,14 @@ use crate::shamir::{Commitment, EncodedCommitment};
 pub(super) struct Gathering {
     /// The session context the contributions in `opened` were opened under (the quorum
     /// changes with the attempt).
-    context: [u8; 32],
+    pub(super) context: [u8; 32],
     opened: BTreeMap<MemberId, (Contribution, Opened)>,
     /// Key issuance, as the relay: the quorum's contributions sealed to the client, checked
     /// but unopened, for the attempt with `context`.
-    sealed: BTreeMap<MemberId, Contribution>,
+    pub(super) sealed: BTreeMap<MemberId, Contribution>,
     /// The leaf's commitment, decoded, and as sent with its path (for a blame).
-    commitment: Option<(Commitment, EncodedCommitment, Vec<[u8; 32]>)>,
-    path: Option<Vec<[u8; 32]>>,
+    pub(super) commitment: Option<(Commitment, EncodedCommitment, Vec<[u8; 32]>)>,
+    pub(super) path: Option<Vec<[u8; 32]>>,
     /// The `SignaturePublish`, once made: re-submitted until it lands.
     submitted: Option<TxBody>,
     /// Blame of the attempt with this context (submissions, dispute notices): repeated while
@@ -162,11 +162,6 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
         requested_at: request.height,
     })
 }
-
-/// Blocks during which the quorum of an issued leaf (key issuance mode) keeps sending the
-/// client's contributions to the relay; the ledger cannot see whether the client signed, so
-/// after this the leaf is left alone (it stays allocated to the client, never reused).
-pub const ISSUE_WINDOW_BLOCKS: u64 = 16 * SIGN_ATTEMPT_BLOCKS;
 
 /// Blocks one quorum has to bring a leaf's signature before the next attempt's quorum takes
 /// over (a quorum with a crashed or silent member never completes).
@@ -453,82 +448,6 @@ impl Agent {
         Ok(self.try_sign(st, leaf, rng))
     }
 
-    /// Key issuance, as the relay: a quorum member's contribution sealed to the client,
-    /// checked (signed by its sender, for the current attempt's session and the client) and
-    /// kept unopened until the client takes the bundle.
-    fn keep_for_client(
-        &mut self,
-        ctx: &SignCtx<'_>,
-        leaf: u64,
-        contribution: &Contribution,
-        encoded: &EncodedCommitment,
-        path: &[[u8; 32]],
-    ) -> Result<Vec<Duty>, EpochError> {
-        let session = &ctx.session;
-        let context = session.context();
-        if contribution.context != context
-            || contribution.recipient != session.recipient.member
-            || !session
-                .quorum
-                .iter()
-                .any(|p| p.member == contribution.sender)
-        {
-            return Err(EpochError::Envelope(
-                "contribution for another session of this leaf",
-            ));
-        }
-        contribution
-            .verify_signature()
-            .map_err(|_| EpochError::Envelope("contribution not signed by its sender"))?;
-        let decoded = encoded
-            .decode()
-            .map_err(|_| EpochError::Envelope("commitment does not decode"))?;
-        let g = self.signing.entry(leaf).or_default();
-        if g.context != context {
-            g.context = context;
-            g.sealed.clear();
-        }
-        g.commitment
-            .get_or_insert((decoded, encoded.clone(), path.to_vec()));
-        g.sealed.insert(contribution.sender, contribution.clone());
-        Ok(Vec::new())
-    }
-
-    /// Key issuance, as the relay: the client's bundle for `leaf` once the current attempt's
-    /// whole quorum and the owner's path are in (`None` before, or if the leaf is not one we
-    /// relayed for issuance).
-    pub fn issue_bundle(&self, st: &LedgerState, leaf: u64) -> Option<IssueBundle> {
-        let ctx = sign_ctx(st, leaf)?;
-        if !ctx.issue || ctx.relay != self.me {
-            return None;
-        }
-        let g = self.signing.get(&leaf)?;
-        if g.context != ctx.session.context() {
-            return None;
-        }
-        let contributions = ctx
-            .session
-            .quorum
-            .iter()
-            .map(|p| g.sealed.get(&p.member).cloned())
-            .collect::<Option<Vec<Contribution>>>()?;
-        let (_, encoded, _) = g.commitment.as_ref()?;
-        let chain = chain_digest(&st.chain_id);
-        let layout = st.key.layout(&chain).ok()?;
-        let roots: Vec<[u8; 32]> = st.sectors.values().map(|r| r.root).collect();
-        let master = Master::from_sector_roots(layout, &roots).ok()?;
-        let mut path = g.path.clone()?;
-        path.extend(master.auth_path(ctx.sector).ok()?);
-        Some(IssueBundle {
-            leaf,
-            digest: ctx.digest,
-            session: ctx.session.clone(),
-            commitment: encoded.clone(),
-            contributions,
-            path,
-        })
-    }
-
     /// With the quorum's contributions and the path in, rebuilds the seed, signs the request's
     /// digest, verifies, erases, and returns the `SignaturePublish` to submit; or, if the
     /// contributions do not combine, the blame duties.
@@ -593,10 +512,7 @@ impl Agent {
         drop(secret);
         let chain = chain_digest(&st.chain_id);
         let layout = st.key.layout(&chain).ok()?;
-        let roots: Vec<[u8; 32]> = st.sectors.values().map(|r| r.root).collect();
-        let master = Master::from_sector_roots(layout, &roots).ok()?;
-        let mut path = g.path.clone()?;
-        path.extend(master.auth_path(ctx.sector).ok()?);
+        let path = full_path(st, ctx.sector, g.path.clone()?)?;
         let q = u32::try_from(leaf).ok()?;
         let signed = lms::sign(
             layout.lms_type,
@@ -690,6 +606,20 @@ fn blame_duties<R: RngCore + CryptoRng>(
         }
     }
     duties
+}
+
+/// A leaf's whole authentication path: `sector_path` (inside its sector, from the owner) then
+/// the master tree's path of `sector` over the ledger's sector roots.
+pub(super) fn full_path(
+    st: &LedgerState,
+    sector: u32,
+    mut sector_path: Vec<[u8; 32]>,
+) -> Option<Vec<[u8; 32]>> {
+    let layout = st.key.layout(&chain_digest(&st.chain_id)).ok()?;
+    let roots: Vec<[u8; 32]> = st.sectors.values().map(|r| r.root).collect();
+    let master = Master::from_sector_roots(layout, &roots).ok()?;
+    sector_path.extend(master.auth_path(sector).ok()?);
+    Some(sector_path)
 }
 
 /// The path message a [`Duty::SendPath`] asks for, from the owner's kept tree.
