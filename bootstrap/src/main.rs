@@ -70,6 +70,10 @@ struct GenesisArgs {
     /// unpublished sectors to the next choice (> 0).
     #[arg(long, default_value_t = KeySection::default().sector_window)]
     sector_window: u64,
+    /// The next key is generated once an allocation leaves fewer than this percentage of the
+    /// key in use (0: never; at most 100).
+    #[arg(long, default_value_t = KeySection::default().rotate_percent)]
+    rotate_percent: u8,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
@@ -86,6 +90,7 @@ impl GenesisArgs {
             ack_threshold: self.ack_threshold,
             audit_leaves: self.audit_leaves,
             sector_window: self.sector_window,
+            rotate_percent: self.rotate_percent,
             ..KeySection::default()
         }
     }
@@ -368,9 +373,15 @@ mod tests {
         assert!(e.contains("key.ack_threshold 2"), "{e}");
         bad.key = KeySection {
             sector_window: 0,
-            ..key
+            ..key.clone()
         };
         let e = bad.check().unwrap_err().to_string();
         assert!(e.contains("key.sector_window"), "{e}");
+        bad.key = KeySection {
+            rotate_percent: 101,
+            ..key
+        };
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains("key.rotate_percent 101"), "{e}");
     }
 }

@@ -217,7 +217,7 @@ pub const SIGN_WAIT: Duration = Duration::from_secs(300);
 /// `POST /sign?wait_secs=N`: a client-signed request (`ledger::SignedRequest`, canonical
 /// encoding) to relay; answers with the published signature (200, JSON [`SignOutcome`]) or
 /// why not: 400 (malformed, or the ledger refuses it, with the reason), 409 (already
-/// waiting here), 429 (too many waiting), 503 (no chain), 504 (not signed within the wait;
+/// waiting here), 429 (too many waiting), 503 (no chain, or no key can sign now: try later), 504 (not signed within the wait;
 /// the request stays relayed and its signature still lands on the ledger).
 async fn sign(
     State(s): State<ApiState>,
@@ -263,6 +263,7 @@ async fn sign(
                 SignRefused::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
                 SignRefused::Duplicate => StatusCode::CONFLICT,
                 SignRefused::Ledger(_) => StatusCode::BAD_REQUEST,
+                SignRefused::NoKey(_) => StatusCode::SERVICE_UNAVAILABLE,
             };
             (code, format!("{e}\n"))
         }

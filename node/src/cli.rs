@@ -183,6 +183,11 @@ pub struct PubkeyArgs {
     /// API address (default: the one the running node wrote into its home directory).
     #[arg(long)]
     pub api: Option<String>,
+    /// Which key (its index): default the one sign requests allocate from now, else the newest
+    /// whose master root is final. After a rotation, signatures made under an older key verify
+    /// only under that key.
+    #[arg(long)]
+    pub key: Option<u32>,
 }
 
 /// `seedfed verify`

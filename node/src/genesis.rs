@@ -59,6 +59,9 @@ pub struct KeySection {
     /// the holder basis changed); an owner that misses it loses its unpublished sectors to the
     /// next choice and owns none again. Must be > 0.
     pub sector_window: u64,
+    /// The next key is generated once an allocation leaves fewer than this percentage of the
+    /// newest key's one-time keys (0: never; at most 100).
+    pub rotate_percent: u8,
     /// A validator missing this many consecutive commits may be evicted for inactivity.
     pub eviction_missed_heights: u64,
 }
@@ -73,6 +76,7 @@ impl Default for KeySection {
             ack_threshold: None,
             audit_leaves: ledger::KeyParams::DEFAULT_AUDIT_LEAVES,
             sector_window: ledger::DEFAULT_SECTOR_WINDOW,
+            rotate_percent: ledger::KeyParams::DEFAULT_ROTATE_PERCENT,
             eviction_missed_heights: 1000,
         }
     }
@@ -174,6 +178,12 @@ impl Genesis {
                 "key.sector_window must be > 0".into(),
             ));
         }
+        if k.rotate_percent > 100 {
+            return Err(GenesisError::Invalid(format!(
+                "key.rotate_percent {} must be at most 100",
+                k.rotate_percent
+            )));
+        }
         let mut clients = std::collections::BTreeSet::new();
         for c in &self.clients {
             let key = parse_client_key(&c.key).map_err(GenesisError::Invalid)?;
@@ -235,6 +245,7 @@ impl Genesis {
                 }),
                 audit_leaves: self.key.audit_leaves,
                 sector_window: self.key.sector_window,
+                rotate_percent: self.key.rotate_percent,
             },
             eviction_missed_heights: self.key.eviction_missed_heights,
             epochs: self.epochs.clone(),

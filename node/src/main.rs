@@ -162,13 +162,30 @@ fn pubkey(home: &Path, args: PubkeyArgs) -> anyhow::Result<()> {
     let chain = report
         .chain
         .context("the node runs no chain (is it a bootstrap node?)")?;
-    let Some(hex_key) = &chain.key.public_key else {
+    // The key asked for; by default the one sign requests allocate from, else the newest
+    // final one.
+    let index = args.key.or(chain.key.allocating).or_else(|| {
+        chain
+            .key
+            .keys
+            .iter()
+            .rev()
+            .find(|k| k.public_key.is_some())
+            .map(|k| k.index)
+    });
+    let Some(hex_key) = index.and_then(|i| key_public_hex(&chain, i)) else {
         bail!(
-            "the master root is not final yet: {} of {} sectors on the ledger",
+            "{}: key {} has {} of {} sectors on the ledger",
+            match args.key {
+                Some(i) => format!("key {i} has no final master root"),
+                None => "no master root is final yet".to_string(),
+            },
+            chain.key.index,
             chain.key.sectors_final,
             chain.key.sectors_total
         );
     };
+    let hex_key = &hex_key;
     let bytes = hex::decode(hex_key).context("the node reported a malformed public key")?;
     let key = seedfed_protocol::lms::LmsPublicKey::decode_hss(&bytes)
         .map_err(|e| anyhow::anyhow!("the node reported an invalid public key: {e}"))?;
@@ -216,6 +233,16 @@ fn pubkey(home: &Path, args: PubkeyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The public key (HSS hex) of key `index` as the node's status reports it.
+fn key_public_hex(chain: &seedfed_node::chain::ChainStatus, index: u32) -> Option<String> {
+    chain
+        .key
+        .keys
+        .iter()
+        .find(|k| k.index == index)
+        .and_then(|k| k.public_key.clone())
+}
+
 /// `NAME.pub.retired` for `NAME.pub`: where `seedfed pubkey` writes the retired leaves and
 /// `seedfed verify --pubkey` looks for them.
 fn retired_companion(pubkey: &Path) -> std::path::PathBuf {
@@ -246,12 +273,15 @@ fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
         .block_on(client.status(addr))?
         .chain
         .context("the node runs no chain (is it a bootstrap node?)")?;
-    let public_hex = chain.key.public_key.clone().with_context(|| {
-        format!(
-            "the master root is not final yet: {} of {} sectors on the ledger",
-            chain.key.sectors_final, chain.key.sectors_total
-        )
-    })?;
+    if chain.key.allocating.is_none() {
+        bail!(
+            "no key can sign now (key {}: {} of {} sectors on the ledger; a key signs once a \
+             checkpoint endorses it): try again shortly",
+            chain.key.index,
+            chain.key.sectors_final,
+            chain.key.sectors_total
+        );
+    }
     // Key issuance: a fresh X25519 key for this one request, erased on drop.
     let issue_key = args
         .issue
@@ -273,6 +303,17 @@ fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
         &request,
         std::time::Duration::from_secs(args.wait_secs),
     ))?;
+    // The public key of the leaf's key (a rotation may have endorsed it since `chain`).
+    let (key_index, _) = seedfed_protocol::ledger::split_leaf(outcome.leaf);
+    let public_hex = match key_public_hex(&chain, key_index) {
+        Some(k) => k,
+        None => {
+            let again = rt.block_on(client.status(addr))?.chain;
+            again
+                .and_then(|c| key_public_hex(&c, key_index))
+                .with_context(|| format!("the node reports no public key {key_index}"))?
+        }
+    };
     let public = hex::decode(&public_hex).context("the node reported a malformed public key")?;
     let sig = match (&issue_key, &outcome.bundle) {
         (Some(secret), Some(bundle)) => {
@@ -303,6 +344,7 @@ fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({
                 "leaf": outcome.leaf,
+                "key_index": key_index,
                 "key": public_hex,
                 "digest": outcome.digest,
                 "out": args.out.display().to_string(),
@@ -345,18 +387,23 @@ fn verify(home: &Path, args: VerifyArgs) -> anyhow::Result<()> {
     };
     let trusted = walk_checkpoints(home, api, &args)?;
     let pk = match pubkey {
-        Some(pk) => pk,
+        Some(pk) => {
+            trusted
+                .verify_signature(&pk, &message, &sig)
+                .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
+            pk
+        }
+        // The signature does not name its key: any master key a checkpoint vouched for (the
+        // key in force, or one a rotation replaced).
+        None if trusted.master_key.is_none() => bail!(
+            "no verified checkpoint carries the master key yet (the master root is not final)"
+        ),
         None => trusted
-            .master_key
-            .context(
-                "no verified checkpoint carries the master key yet (the master root is not final)",
-            )?
+            .verify_under_any(&message, &sig)
+            .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?
             .encode_hss()
             .map_err(|e| anyhow::anyhow!("the verified master key is unusable: {e}"))?,
     };
-    trusted
-        .verify_signature(&pk, &message, &sig)
-        .map_err(|e| anyhow::anyhow!("signature rejected: {e}"))?;
     println!(
         "signature verifies under {}, the master key vouched for by checkpoints 0..{} (epoch {}, height {})",
         describe_key(&pk)?,

@@ -56,7 +56,7 @@ fn open_node(home: &Path, pass: &Path, genesis: &Genesis) -> Opened {
     for (sector, root) in store.held_index().unwrap() {
         let bytes = store.held(&key, sector, &root).unwrap().unwrap();
         let rec: HeldSector = decode(&bytes).unwrap();
-        assert_eq!(ledger.sectors[&sector].commitments_root, root);
+        assert_eq!(ledger.newest.sectors[&sector].commitments_root, root);
         held.insert(sector, rec);
     }
     Opened { ledger, held }
@@ -97,7 +97,7 @@ fn check_stores(
         .map(|&i| (member(genesis, i), open_node(&homes[i], pass, genesis)))
         .collect();
     let st = &nodes[0].1.ledger;
-    let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
+    let layout = st.key.layout(&chain_digest(&st.chain_id), 0).unwrap();
     let (k, r, a) = (
         usize::from(st.key.leaf_threshold),
         st.key.leaf_holders,
@@ -107,14 +107,14 @@ fn check_stores(
     // Every secret value seen (leaf seeds and shares), to look for in the raw files at the end;
     // the audited leaves are retired and their shares are on the ledger in clear by design.
     let mut secrets: HashSet<[u8; 32]> = HashSet::new();
-    assert_eq!(st.sectors.len() as u32, st.key.sectors());
-    let retired = st.retired_leaves();
+    assert_eq!(st.newest.sectors.len() as u32, st.key.sectors());
+    let retired = st.newest.retired_leaves();
     assert!(st.audits_passed());
     assert_eq!(
         retired.len(),
-        st.sectors.len() * usize::from(st.key.audit_leaves)
+        st.newest.sectors.len() * usize::from(st.key.audit_leaves)
     );
-    for (sector, rec) in &st.sectors {
+    for (sector, rec) in &st.newest.sectors {
         let leaves = layout.sector_leaves(*sector).unwrap();
         let range = u64::from(leaves.start)..u64::from(leaves.end);
         let holders = rec.basis.holders_of(range.clone(), r).unwrap();
@@ -198,7 +198,7 @@ async fn seven_validators_generate_a_key_across_processes() {
     let nodes = stop_and_check(fed, &all).await;
     // Every holder of a sector acknowledged it.
     let st = &nodes[0].1.ledger;
-    for (sector, rec) in &st.sectors {
+    for (sector, rec) in &st.newest.sectors {
         let held_by = nodes.iter().filter(|(_, o)| o.held.contains_key(sector));
         assert_eq!(rec.acked.len(), held_by.count(), "sector {sector}");
         assert!(rec.acked.len() >= 5);
@@ -275,12 +275,16 @@ async fn a_validator_killed_during_generation_loses_its_branch_and_the_key_compl
     }
     let nodes = stop_and_check(fed, &alive).await;
     let st = &nodes[0].1.ledger;
-    let miss = &st.keygen_misses[&victim_id];
+    let miss = &st.newest.keygen_misses[&victim_id];
     assert_eq!(miss.epoch, 1);
     assert!(lost.contains(&miss.sector));
     // Not evicted: missing is not misbehaviour; it acknowledged nothing.
     assert_eq!(st.members[&victim_id].status, MemberStatus::Active);
-    assert!(st.sectors.values().all(|r| !r.acked.contains(&victim_id)));
+    assert!(st
+        .newest
+        .sectors
+        .values()
+        .all(|r| !r.acked.contains(&victim_id)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,7 +321,7 @@ async fn a_bad_dealer_is_convicted_on_the_ledger_and_the_key_completes() {
     open.push(bad);
     let nodes = stop_and_check(fed, &open).await;
     let st = &nodes[0].1.ledger;
-    let conviction = &st.keygen_convictions[&bad_id];
+    let conviction = &st.newest.keygen_convictions[&bad_id];
     assert_eq!(conviction.reason, "share fails its commitment");
     let ConvictionEvidence::Complaint { holder, complaint } = &conviction.evidence else {
         panic!("conviction by complaint: {:?}", conviction.evidence);
@@ -329,7 +333,7 @@ async fn a_bad_dealer_is_convicted_on_the_ledger_and_the_key_completes() {
     assert_eq!(complaint.holder, *holder);
     assert_eq!(st.members[&bad_id].status, MemberStatus::Evicted);
     assert!(st.evictions.contains_key(&bad_id));
-    assert!(st.sectors.values().all(|r| r.owner != bad_id));
+    assert!(st.newest.sectors.values().all(|r| r.owner != bad_id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,7 +367,7 @@ async fn an_owner_whose_tree_its_seeds_do_not_generate_is_convicted_by_the_audit
     open.push(bad);
     let nodes = stop_and_check(fed, &open).await;
     let st = &nodes[0].1.ledger;
-    let conviction = &st.keygen_convictions[&bad_id];
+    let conviction = &st.newest.keygen_convictions[&bad_id];
     let ConvictionEvidence::Audit {
         leaf,
         root,
@@ -374,7 +378,7 @@ async fn an_owner_whose_tree_its_seeds_do_not_generate_is_convicted_by_the_audit
         panic!("conviction by audit: {:?}", conviction.evidence);
     };
     // The evidence convicts on its own: the rebuilt seed with the owner's path misses its root.
-    let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
+    let layout = st.key.layout(&chain_digest(&st.chain_id), 0).unwrap();
     let seed = shamir::LeafSecret::from_canonical_bytes(seed).unwrap();
     assert!(!seedfed_protocol::audit::leaf_matches(
         layout.ots_type,
@@ -401,11 +405,11 @@ async fn a_holder_that_never_acknowledges_is_left_out_and_the_key_completes() {
     let silent_id = fed.member(silent);
     let nodes = stop_and_check(fed, &all).await;
     let st = &nodes[0].1.ledger;
-    for rec in st.sectors.values() {
+    for rec in st.newest.sectors.values() {
         assert!(!rec.acked.contains(&silent_id));
         assert!(rec.acked.len() >= 4);
     }
     // It kept its shares all the same (it only withheld the acknowledgements).
     assert!(!nodes[silent].1.held.is_empty());
-    assert!(st.keygen_misses.is_empty() && st.keygen_convictions.is_empty());
+    assert!(st.newest.keygen_misses.is_empty() && st.newest.keygen_convictions.is_empty());
 }

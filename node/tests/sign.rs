@@ -114,7 +114,7 @@ fn check_outcomes(t: &Trusted, public: &[u8], requests: &[SignedRequest], out: &
 /// signature verifies on that request's digest.
 fn audit_ledger(st: &LedgerState, requests: &[SignedRequest], out: &[SignOutcome]) {
     let public = st.master_public_key().unwrap();
-    let retired = st.retired_leaves();
+    let retired = st.newest.retired_leaves();
     let mut by_request = BTreeMap::new();
     for (leaf, r) in &st.sign_requests {
         assert!(!retired.contains(leaf));
@@ -267,11 +267,11 @@ async fn a_validator_killed_during_signing_delays_its_leaves_and_every_request_c
     let st = stored_ledger(&homes[relays[0]], &genesis);
     audit_ledger(&st, &requests, &out);
     let victim_id = member(&genesis, victim);
-    let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
+    let layout = st.key.layout(&chain_digest(&st.chain_id), 0).unwrap();
     let delayed = out
         .iter()
         .filter(|o| {
-            let record = &st.sectors[&layout.sector_of(o.leaf as u32).unwrap()];
+            let record = &st.newest.sectors[&layout.sector_of(o.leaf as u32).unwrap()];
             record
                 .basis
                 .leaf_holders(o.leaf, st.key.leaf_holders)

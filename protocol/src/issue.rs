@@ -22,7 +22,7 @@ use crate::shamir::EncodedCommitment;
 /// What a client needs to sign with an issued leaf.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueBundle {
-    /// The leaf.
+    /// The leaf id (`ledger::leaf_id`: its key and its leaf index within the key).
     pub leaf: u64,
     /// The digest the request names.
     pub digest: [u8; 32],
@@ -58,7 +58,8 @@ pub enum IssueError {
 }
 
 /// Opens the bundle's contributions with the client's X25519 secret, rebuilds the leaf's
-/// seed, signs the digest and verifies the signature under `public`; returns the one-level
+/// seed, signs the digest and verifies the signature under `public` (the master public key of
+/// the leaf's key); returns the one-level
 /// HSS encoding of the signature. The seed is erased before returning.
 pub fn sign_issued(
     bundle: &IssueBundle,
@@ -77,7 +78,8 @@ pub fn sign_issued(
     let secret = reconstruct::combine(&bundle.session, &commitment, &opened)?;
     let seed = secret.lms_seed();
     drop(secret);
-    let q = u32::try_from(bundle.leaf).map_err(|_| IssueError::Leaf(bundle.leaf))?;
+    let q = u32::try_from(crate::ledger::split_leaf(bundle.leaf).1)
+        .map_err(|_| IssueError::Leaf(bundle.leaf))?;
     let sig = lms::sign(
         public.lms_type,
         public.ots_type,

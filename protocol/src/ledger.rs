@@ -42,10 +42,11 @@ pub use genesis::{
     DEFAULT_SECTOR_WINDOW, MAX_TOTAL_STAKE,
 };
 pub use state::{
-    sign_session_id, validate_dkg_complaint_payload, validate_dkg_round1_payload,
-    validate_epoch_beacon, validate_master_root, ClientRecord, ConvictionEvidence, DealConviction,
-    HolderBasis, KeygenMiss, LeafAudit, LedgerState, Member, MemberStatus, RepairRecord,
-    SectorAudit, SectorRecord, SectorWindow, SignRequestRecord, MAX_OPEN_CLIENT_CHANGES,
+    leaf_id, sign_session_id, split_leaf, validate_dkg_complaint_payload,
+    validate_dkg_round1_payload, validate_epoch_beacon, validate_master_root, ClientRecord,
+    ConvictionEvidence, DealConviction, HolderBasis, KeyState, KeygenMiss, LeafAudit, LedgerState,
+    Member, MemberStatus, RepairRecord, SectorAudit, SectorRecord, SectorWindow, SignRequestRecord,
+    MAX_OPEN_CLIENT_CHANGES,
 };
 pub use tx::{
     peer_id_bytes, verify_vote_signature, vote_digest, ComplaintPayload, DkgSuite, Evidence,

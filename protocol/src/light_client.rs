@@ -6,8 +6,10 @@
 //! [`Trusted::walk`] verifies a list of checkpoints link by link (each of this chain, numbered
 //! exactly one more than the last, signed under `verify_strict` by the key in force, whose
 //! `next_key` becomes the key in force) and advances only if every link holds;
-//! [`Trusted::verify_signature`] accepts an LMS signature only under the master key of the
-//! latest verified checkpoint that carries one: same LMS and LM-OTS type codes, same
+//! [`Trusted::verify_signature`] accepts an LMS signature only under a master key a verified
+//! checkpoint named — the latest one, or an earlier key (with another identifier `I`) that a
+//! key rotation replaced, since the federation still allocates that key's last leaves while
+//! the next key is in force: same LMS and LM-OTS type codes, same
 //! identifier `I`, same root `T[1]` — and never at a leaf the key-generation audit retired: those
 //! one-time keys were rebuilt in public, so anyone can sign at them. The checkpoint commits to
 //! the retired set's digest; the client checks the list it is handed against it
@@ -204,10 +206,25 @@ pub struct Trusted {
     /// digest is verified. [`verify_signature`](Self::verify_signature) needs it.
     #[serde(default)]
     pub retired: Option<RetiredLeaves>,
+    /// Master keys named by earlier verified checkpoints and replaced by a key with another
+    /// identifier (key rotation), oldest first: signatures under them still verify.
+    #[serde(default)]
+    pub earlier_keys: Vec<TrustedKey>,
     /// Epoch and height of the last verified checkpoint (0 before any).
     pub epoch: u64,
     /// See `epoch`.
     pub height: u64,
+}
+
+/// A master key an earlier verified checkpoint named, with its retired leaves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedKey {
+    /// The key.
+    pub master_key: MasterKey,
+    /// The retired-leaves digest its checkpoints commit to.
+    pub retired_digest: [u8; 32],
+    /// The retired leaves, once a list matching `retired_digest` was given.
+    pub retired: Option<RetiredLeaves>,
 }
 
 /// A walk stopped at the checkpoint at `position` (0-based) in the list given.
@@ -233,6 +250,7 @@ impl Trusted {
             master_key: None,
             retired_digest: [0; 32],
             retired: None,
+            earlier_keys: Vec::new(),
             epoch: 0,
             height: 0,
         })
@@ -282,6 +300,15 @@ impl Trusted {
             self.key = cp.next_key;
         }
         if !cp.master_key.is_none() {
+            if let Some(old) = self.master_key.filter(|k| k.id != cp.master_key.id) {
+                // A rotation: the replaced key stays trusted for its last leaves.
+                self.earlier_keys.retain(|k| k.master_key.id != old.id);
+                self.earlier_keys.push(TrustedKey {
+                    master_key: old,
+                    retired_digest: self.retired_digest,
+                    retired: self.retired.take(),
+                });
+            }
             let same =
                 self.master_key == Some(cp.master_key) && self.retired_digest == cp.retired_digest;
             if !same {
@@ -328,40 +355,91 @@ impl Trusted {
         Ok(out)
     }
 
-    /// Adopts `leaves` as the retired leaves of the master key in force if they hash to the
-    /// digest its checkpoint commits to: `NoMasterKey` before any checkpoint carries the key,
-    /// `Retired(NotSorted)` for a list that is not strictly increasing, `RetiredMismatch` for
-    /// another set. On error nothing changes.
+    /// Adopts `leaves` as the retired leaves of every trusted master key (the one in force
+    /// and [`earlier_keys`](Self::earlier_keys)) whose checkpoint commits to their digest:
+    /// `NoMasterKey` before any checkpoint carries a key, `Retired(NotSorted)` for a list that
+    /// is not strictly increasing, `RetiredMismatch` if no trusted key commits to that set. On
+    /// error nothing changes.
     pub fn accept_retired(&mut self, leaves: &[u64]) -> Result<(), LightClientError> {
         if self.master_key.is_none() {
             return Err(LightClientError::NoMasterKey);
         }
         let retired = RetiredLeaves::from_sorted(leaves.to_vec())?;
-        if !bool::from(retired.digest().ct_eq(&self.retired_digest)) {
+        let digest = retired.digest();
+        let fits = |d: &[u8; 32]| bool::from(digest.ct_eq(d));
+        let mut adopted = false;
+        if fits(&self.retired_digest) {
+            self.retired = Some(retired.clone());
+            adopted = true;
+        }
+        for k in self
+            .earlier_keys
+            .iter_mut()
+            .filter(|k| fits(&k.retired_digest))
+        {
+            k.retired = Some(retired.clone());
+            adopted = true;
+        }
+        if !adopted {
             return Err(LightClientError::RetiredMismatch { len: retired.len() });
         }
-        self.retired = Some(retired);
         Ok(())
     }
 
-    /// Verifies an LMS signature (one-level HSS encodings) under the master key of the latest
-    /// verified checkpoint that carries one (`NoMasterKey` if none does yet), refusing a
-    /// signature at a retired leaf (`RetiredLeaf`) and every signature while no list matching
-    /// the checkpoint's digest was accepted (`RetiredUnknown`).
+    /// Whether some trusted master key has no checked list of retired leaves yet.
+    pub fn needs_retired(&self) -> bool {
+        (self.master_key.is_some() && self.retired.is_none())
+            || self.earlier_keys.iter().any(|k| k.retired.is_none())
+    }
+
+    /// Verifies an LMS signature (one-level HSS encodings) under a trusted master key: the one
+    /// of the latest verified checkpoint that carries one (`NoMasterKey` if none does yet), or
+    /// an earlier key with the public key's identifier. Refuses a key that differs from the
+    /// trusted one (`KeyMismatch`, against the key in force when no trusted key has that
+    /// identifier), a signature at a retired leaf (`RetiredLeaf`), and every signature while no
+    /// list matching the key's retired digest was accepted (`RetiredUnknown`).
     pub fn verify_signature(
         &self,
         lms_public_key_hss: &[u8],
         message: &[u8],
         lms_signature_hss: &[u8],
     ) -> Result<(), LightClientError> {
-        let master_key = self.master_key.ok_or(LightClientError::NoMasterKey)?;
+        let in_force = self.master_key.ok_or(LightClientError::NoMasterKey)?;
         let pk = LmsPublicKey::decode_hss(lms_public_key_hss).map_err(VerifyError::from)?;
+        let (master_key, retired) = match self
+            .earlier_keys
+            .iter()
+            .find(|k| k.master_key.id == pk.id && in_force.id != pk.id)
+        {
+            Some(k) => (k.master_key, k.retired.as_ref()),
+            None => (in_force, self.retired.as_ref()),
+        };
         check_key(&master_key, &pk)?;
-        let retired = self
-            .retired
-            .as_ref()
-            .ok_or(LightClientError::RetiredUnknown)?;
+        let retired = retired.ok_or(LightClientError::RetiredUnknown)?;
         verify_unretired(lms_public_key_hss, retired, message, lms_signature_hss)
+    }
+
+    /// Verifies an LMS signature (one-level HSS encoding; it does not name its key) under
+    /// whichever trusted master key it verifies under: the key in force first, then the keys
+    /// a rotation replaced, newest first. Returns that key; if none verifies it, the error of
+    /// the key in force (`NoMasterKey` before any checkpoint carries one).
+    pub fn verify_under_any(
+        &self,
+        message: &[u8],
+        lms_signature_hss: &[u8],
+    ) -> Result<MasterKey, LightClientError> {
+        let in_force = self.master_key.ok_or(LightClientError::NoMasterKey)?;
+        let earlier = self.earlier_keys.iter().rev().map(|k| k.master_key);
+        let mut first_error = None;
+        for key in std::iter::once(in_force).chain(earlier) {
+            match self.verify_signature(&key.encode_hss()?, message, lms_signature_hss) {
+                Ok(()) => return Ok(key),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(LightClientError::NoMasterKey))
     }
 }
 
@@ -1056,6 +1134,82 @@ mod tests {
         t.advance(&l.0, &l.1).unwrap();
         assert_eq!(
             t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::KeyMismatch(KeyField::Root)
+        );
+    }
+
+    /// Key rotation: a checkpoint naming a key with another identifier keeps the replaced key
+    /// trusted (the federation still allocates its last leaves), with its checked list; the
+    /// new key needs its own list; a key no checkpoint named is refused by its identifier.
+    #[test]
+    fn a_key_replaced_by_rotation_stays_trusted_for_its_signatures() {
+        let f = fixture();
+        let mut t = start();
+        walk(&mut t, &honest_chain()).unwrap();
+        t.accept_retired(f.retired.as_slice()).unwrap();
+        let mut next = cp(5, 2, true);
+        next.master_key.id[0] ^= 1;
+        next.master_key.root[0] ^= 1;
+        next.retired_digest = RetiredLeaves::new(std::collections::BTreeSet::from([9u64])).digest();
+        let l = link(&next, 2);
+        t.advance(&l.0, &l.1).unwrap();
+        assert_eq!(t.earlier_keys.len(), 1);
+        assert!(t.needs_retired());
+        // The replaced key's signatures still verify, its retired leaves still refused.
+        t.verify_signature(&f.lms_key, MESSAGE, &f.lms_signature)
+            .unwrap();
+        assert_eq!(
+            t.verify_signature(&f.lms_key, FORGED_MESSAGE, &f.forged)
+                .unwrap_err(),
+            LightClientError::RetiredLeaf { q: 4 }
+        );
+        // The new key has no list yet; a list no trusted key commits to is refused.
+        let mut new_key = LmsPublicKey::decode_hss(&f.lms_key).unwrap();
+        new_key.id[0] ^= 1;
+        new_key.root[0] ^= 1;
+        assert_eq!(
+            t.verify_signature(&new_key.encode_hss(), MESSAGE, &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::RetiredUnknown
+        );
+        assert_eq!(
+            t.accept_retired(&[8]).unwrap_err(),
+            LightClientError::RetiredMismatch { len: 1 }
+        );
+        t.accept_retired(&[9]).unwrap();
+        assert!(!t.needs_retired());
+        // Under the new key, the old key's signature does not verify.
+        assert_eq!(
+            t.verify_signature(&new_key.encode_hss(), MESSAGE, &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::Lms(VerifyError::Mismatch)
+        );
+        // Without naming a key: the replaced key verifies it; a forgery at its retired leaf
+        // is refused with the in-force key's reason.
+        let replaced = LmsPublicKey::decode_hss(&f.lms_key).unwrap();
+        assert_eq!(
+            t.verify_under_any(MESSAGE, &f.lms_signature).unwrap(),
+            MasterKey::from(&replaced)
+        );
+        assert_eq!(
+            t.verify_under_any(b"release 6.6.6", &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::Lms(VerifyError::Mismatch)
+        );
+        // A key with an identifier no checkpoint named is refused as not the key in force.
+        let mut unknown = LmsPublicKey::decode_hss(&f.lms_key).unwrap();
+        unknown.id[1] ^= 1;
+        assert_eq!(
+            t.verify_signature(&unknown.encode_hss(), MESSAGE, &f.lms_signature)
+                .unwrap_err(),
+            LightClientError::KeyMismatch(KeyField::Id)
+        );
+        // An older key with the right identifier but another root is refused too.
+        let mut forged_old = LmsPublicKey::decode_hss(&f.lms_key).unwrap();
+        forged_old.root[5] ^= 1;
+        assert_eq!(
+            t.verify_signature(&forged_old.encode_hss(), MESSAGE, &f.lms_signature)
                 .unwrap_err(),
             LightClientError::KeyMismatch(KeyField::Root)
         );

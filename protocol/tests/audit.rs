@@ -26,14 +26,14 @@ fn try_tx(net: &Net, i: usize, body: TxBody) -> Result<(), LedgerError> {
 
 /// Node `i`'s `AuditReveal` of `leaf` of `sector`, from the record it kept.
 fn reveal(net: &Net, i: usize, sector: u32, leaf: u64) -> TxBody {
-    let rec = &net.st().sectors[&sector];
+    let rec = &net.st().newest.sectors[&sector];
     let held: HeldSector = decode(&net.nodes[i].kept[&(sector, rec.commitments_root)]).unwrap();
     reveal_txs(&held, &[leaf]).unwrap().remove(0)
 }
 
 fn holders(net: &Net, sector: u32, leaf: u64) -> Vec<MemberId> {
     let st = net.st();
-    st.sectors[&sector]
+    st.newest.sectors[&sector]
         .basis
         .leaf_holders(leaf, st.key.leaf_holders)
         .unwrap()
@@ -44,10 +44,15 @@ fn the_ledger_checks_every_audit_transaction() {
     let mut net = Net::new(4, &[], &[], 31);
     // Stop right after the first draw, before any reveal lands.
     net.run_until(300, |net| {
-        net.st().audits.values().any(|a| !a.leaves.is_empty())
+        net.st()
+            .newest
+            .audits
+            .values()
+            .any(|a| !a.leaves.is_empty())
     });
     let st = net.st().clone();
     let (sector, audit) = st
+        .newest
         .audits
         .iter()
         .find(|(_, a)| !a.leaves.is_empty())
@@ -151,7 +156,7 @@ fn the_ledger_checks_every_audit_transaction() {
         Err(LedgerError::BadAudit("leaf not drawn for audit"))
     );
     // Only the owner posts paths.
-    let owner = net.index_of(&st.sectors[&sector].owner);
+    let owner = net.index_of(&st.newest.sectors[&sector].owner);
     let not_owner = (owner + 1) % 4;
     let path_tx = TxBody::AuditPath {
         sector,
@@ -175,14 +180,14 @@ fn the_ledger_checks_every_audit_transaction() {
 fn the_master_root_waits_for_the_audits_and_audited_leaves_are_never_allocated() {
     let mut net = Net::new(4, &[], &[], 32);
     net.run_until(300, |net| {
-        net.st().sectors.len() == net.st().key.sectors() as usize
+        net.st().newest.sectors.len() == net.st().key.sectors() as usize
     });
     let st = net.st().clone();
     // The last sector's audit opened in this very block: it cannot have passed.
     assert!(!st.audits_passed());
     {
-        let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
-        let roots: Vec<[u8; 32]> = st.sectors.values().map(|s| s.root).collect();
+        let layout = st.key.layout(&chain_digest(CHAIN), 0).unwrap();
+        let roots: Vec<[u8; 32]> = st.newest.sectors.values().map(|s| s.root).collect();
         let root = Master::from_sector_roots(layout, &roots).unwrap().root();
         let Err(LedgerError::AuditsPending { pending }) =
             try_tx(&net, 0, TxBody::MasterRoot { root })
@@ -191,14 +196,14 @@ fn the_master_root_waits_for_the_audits_and_audited_leaves_are_never_allocated()
         };
         assert!(pending > 0);
     }
-    net.run_until(300, |net| net.st().master_root.is_some());
-    let retired = net.st().retired_leaves();
+    net.run_until(300, |net| net.st().newest.endorsed.is_some());
+    let retired = net.st().newest.retired_leaves();
     assert_eq!(retired.len(), 4);
     // Allocate every leaf the key has: none is audited, each once, then the key is exhausted.
     let total = net.st().key.leaves();
     let mut allocated = Vec::new();
     for n in 0..total {
-        let before = net.st().next_leaf;
+        let before = net.st().newest.next_leaf;
         let mut digest = [0u8; 32];
         digest[..8].copy_from_slice(&n.to_le_bytes());
         let body = request(digest, net.st().epoch, n);
@@ -224,31 +229,39 @@ fn an_owner_that_withholds_its_audit_paths_loses_its_sectors_and_the_key_complet
     let mut net = Net::new(4, &[], &[], 33);
     // Right after the first draw, before its owner posts the paths.
     net.run_until(300, |net| {
-        net.st().audits.values().any(|a| !a.leaves.is_empty())
+        net.st()
+            .newest
+            .audits
+            .values()
+            .any(|a| !a.leaves.is_empty())
     });
     let st = net.st().clone();
     let sector = *st
+        .newest
         .audits
         .iter()
         .find(|(_, a)| !a.leaves.is_empty())
         .unwrap()
         .0;
-    let owner = st.sectors[&sector].owner;
+    let owner = st.newest.sectors[&sector].owner;
     net.withhold_paths.insert(net.index_of(&owner));
     // After the window its sectors that have not passed their audit are discarded.
-    net.run_until(300, |net| net.st().keygen_misses.contains_key(&owner));
+    net.run_until(300, |net| {
+        net.st().newest.keygen_misses.contains_key(&owner)
+    });
     let st = net.st();
-    assert!(!st.sectors.contains_key(&sector));
+    assert!(!st.newest.sectors.contains_key(&sector));
     assert!(st
+        .newest
         .sectors
         .iter()
-        .all(|(s, r)| r.owner != owner || st.audits.get(s).is_some_and(|a| a.passed())));
+        .all(|(s, r)| r.owner != owner || st.newest.audits.get(s).is_some_and(|a| a.passed())));
     assert!(st.is_validator(&owner), "missing is not evicted");
     // Another owner deals it again; every sector is audited and the key completes.
-    net.run_until(400, |net| net.st().master_root.is_some());
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
     let st = net.st();
     assert!(st.audits_passed());
-    assert_ne!(st.sectors[&sector].owner, owner);
+    assert_ne!(st.newest.sectors[&sector].owner, owner);
 }
 
 /// The audit rebuilds leaf seeds in public, so anyone can sign at an audited leaf: from the
@@ -259,7 +272,7 @@ fn an_owner_that_withholds_its_audit_paths_loses_its_sectors_and_the_key_complet
 #[test]
 fn a_signature_forged_at_an_audited_leaf_is_refused_by_the_light_client() {
     let mut net = Net::new(4, &[], &[], 34);
-    net.run_until(400, |net| net.st().master_root.is_some());
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
     // One honest signature, through the federation.
     let digest = [7u8; 32];
     net.submit.push((0, request(digest, net.st().epoch, 0)));
@@ -278,7 +291,7 @@ fn a_signature_forged_at_an_audited_leaf_is_refused_by_the_light_client() {
     let public_hss = public.encode_hss();
 
     // The forger: everything below is read from the public ledger state.
-    let (&sector, audit) = st.audits.iter().next().unwrap();
+    let (&sector, audit) = st.newest.audits.iter().next().unwrap();
     let (&leaf, revealed) = audit.leaves.iter().next().unwrap();
     assert!(revealed.passed);
     let k = usize::from(st.key.leaf_threshold);
@@ -289,8 +302,8 @@ fn a_signature_forged_at_an_audited_leaf_is_refused_by_the_light_client() {
         .map(|(m, v)| Share::new(*m, v).unwrap())
         .collect();
     let seed = shamir::reconstruct(&shares, k).unwrap().lms_seed();
-    let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
-    let roots: Vec<[u8; 32]> = st.sectors.values().map(|r| r.root).collect();
+    let layout = st.key.layout(&chain_digest(CHAIN), 0).unwrap();
+    let roots: Vec<[u8; 32]> = st.newest.sectors.values().map(|r| r.root).collect();
     let master = Master::from_sector_roots(layout, &roots).unwrap();
     let mut path = revealed.path.clone().unwrap();
     path.extend(master.auth_path(sector).unwrap());
@@ -321,7 +334,7 @@ fn a_signature_forged_at_an_audited_leaf_is_refused_by_the_light_client() {
         .collect();
     t.walk(links.iter().map(|(b, s)| (b.as_slice(), s.as_slice())))
         .unwrap();
-    let retired = RetiredLeaves::new(st.retired_leaves());
+    let retired = RetiredLeaves::new(st.newest.retired_leaves());
     assert!(retired.contains(leaf) && !retired.contains(honest_leaf));
     assert_eq!(t.retired_digest, retired.digest());
     assert_eq!(

@@ -166,6 +166,7 @@ fn genesis(n: usize) -> Genesis {
             ack_threshold: 3,
             audit_leaves: 0,
             sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
+            rotate_percent: 0,
         },
         eviction_missed_heights: 1000,
         epochs: EpochParams::default(),
@@ -1072,7 +1073,9 @@ fn epoch_cycle_through_real_consensus() {
     let done = |sim: &Sim| {
         sim.nodes.iter().all(|n| {
             let st = &n.consensus.ledger().state;
-            st.epoch >= 1 && !st.checkpoints.is_empty() && st.assignment_epoch == Some(st.epoch)
+            st.epoch >= 1
+                && !st.checkpoints.is_empty()
+                && st.newest.assignment_epoch == Some(st.epoch)
         })
     };
     while !done(&sim) && sim.events < 2_000_000 && sim.now < 600_000 {

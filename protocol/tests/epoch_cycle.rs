@@ -96,10 +96,10 @@ fn full_cycle(mut net: Net, expect_excluded: &[Expected]) {
 
     // Branch assignment and the first checkpoint, signed by the genesis group key.
     net.run_until(50, |net| {
-        net.st().assignment_epoch == Some(1) && !net.st().checkpoints.is_empty()
+        net.st().newest.assignment_epoch == Some(1) && !net.st().checkpoints.is_empty()
     });
     assert_eq!(
-        net.st().branch_owners.len(),
+        net.st().newest.branch_owners.len(),
         net.st().key.sectors() as usize
     );
     let first = net.st().checkpoints[0].clone();

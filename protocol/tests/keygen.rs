@@ -35,6 +35,7 @@ fn key(h: u8, p: u8, k: u16, r: u16, a: u16) -> KeyParams {
         ack_threshold: a,
         audit_leaves: KeyParams::DEFAULT_AUDIT_LEAVES,
         sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
+        rotate_percent: 0,
     }
 }
 
@@ -42,16 +43,17 @@ fn key(h: u8, p: u8, k: u16, r: u16, a: u16) -> KeyParams {
 fn until_master_checkpoint(net: &mut Net) -> [u8; 32] {
     net.run_until(400, |net| {
         let st = net.st();
-        st.master_root
+        st.newest
+            .master_root
             .is_some_and(|r| st.checkpoints.iter().any(|c| c.body.master_key.root == r))
     });
     let st = net.st();
-    let root = st.master_root.unwrap();
+    let root = st.newest.master_root.unwrap();
     for node in &net.nodes {
-        assert_eq!(node.ledger.state.master_root, Some(root));
+        assert_eq!(node.ledger.state.newest.master_root, Some(root));
     }
-    let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
-    let roots: Vec<[u8; 32]> = st.sectors.values().map(|s| s.root).collect();
+    let layout = st.key.layout(&chain_digest(CHAIN), 0).unwrap();
+    let roots: Vec<[u8; 32]> = st.newest.sectors.values().map(|s| s.root).collect();
     let master = Master::from_sector_roots(layout, &roots).unwrap();
     assert_eq!(master.root(), root);
     let cp = st
@@ -85,9 +87,9 @@ fn check_audits(st: &LedgerState, master: &Master) {
     let k = usize::from(st.key.leaf_threshold);
     let per_sector = st.key.leaves() >> st.key.sector_bits;
     assert!(st.audits_passed());
-    assert_eq!(st.audits.len(), st.sectors.len());
-    for (sector, audit) in &st.audits {
-        let rec = &st.sectors[sector];
+    assert_eq!(st.newest.audits.len(), st.newest.sectors.len());
+    for (sector, audit) in &st.newest.audits {
+        let rec = &st.newest.sectors[sector];
         assert_eq!(audit.leaves.len(), usize::from(st.key.audit_leaves));
         for (leaf, la) in &audit.leaves {
             assert_eq!(leaf / per_sector, u64::from(*sector));
@@ -117,14 +119,14 @@ fn check_audits(st: &LedgerState, master: &Master) {
         }
     }
     assert_eq!(
-        st.retired_leaves().len(),
-        st.sectors.len() * usize::from(st.key.audit_leaves)
+        st.newest.retired_leaves().len(),
+        st.newest.sectors.len() * usize::from(st.key.audit_leaves)
     );
 }
 
 /// The holder record `holder` kept for `sector` of the ledger.
 fn held(net: &Net, st: &LedgerState, holder: &MemberId, sector: u32) -> Option<HeldSector> {
-    let rec = &st.sectors[&sector];
+    let rec = &st.newest.sectors[&sector];
     let node = &net.nodes[net.index_of(holder)];
     let bytes = node.kept.get(&(sector, rec.commitments_root))?;
     Some(decode(bytes).unwrap())
@@ -137,10 +139,10 @@ fn held(net: &Net, st: &LedgerState, holder: &MemberId, sector: u32) -> Option<H
 /// kept nothing.
 fn check_shares(net: &Net, rebuild: usize) -> Vec<MemberId> {
     let st = net.st().clone();
-    let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
+    let layout = st.key.layout(&chain_digest(CHAIN), 0).unwrap();
     let (k, r) = (usize::from(st.key.leaf_threshold), st.key.leaf_holders);
     let mut missing = Vec::new();
-    for (n, (sector, rec)) in st.sectors.iter().enumerate() {
+    for (n, (sector, rec)) in st.newest.sectors.iter().enumerate() {
         let leaves = layout.sector_leaves(*sector).unwrap();
         let range = u64::from(leaves.start)..u64::from(leaves.end);
         let holders = rec.basis.holders_of(range.clone(), r).unwrap();
@@ -233,7 +235,7 @@ fn four_validators_generate_a_key() {
     assert!(check_shares(&net, usize::MAX).is_empty());
     no_keygen_work_left(&net);
     // Every holder acknowledged every sector it holds leaves of.
-    for rec in net.st().sectors.values() {
+    for rec in net.st().newest.sectors.values() {
         assert_eq!(rec.acked.len(), 4, "{:?}", rec.acked);
     }
     assert!(net.refused.is_empty(), "{:?}", net.refused);
@@ -254,7 +256,7 @@ fn a_holder_that_never_acknowledges_is_left_out_and_the_key_completes() {
     let mut net = Net::with_key(7, &[], &[(3, Fault::NeverAck)], 23, key(10, 2, 3, 5, 4));
     until_master_checkpoint(&mut net);
     let silent = id(&net.nodes[3].key);
-    for rec in net.st().sectors.values() {
+    for rec in net.st().newest.sectors.values() {
         assert!(!rec.acked.contains(&silent));
         assert!(rec.acked.len() >= 4);
     }
@@ -269,9 +271,11 @@ fn an_owner_whose_seeds_do_not_match_its_tree_is_convicted_by_the_audit() {
     let mut net = Net::with_key(7, &[], &[(bad, Fault::BadTree)], 24, key(10, 2, 3, 5, 4));
     let owner = id(&net.nodes[bad].key);
     // Its shares check out, so its sector lands; the audit then convicts it.
-    net.run_until(300, |net| net.st().keygen_convictions.contains_key(&owner));
+    net.run_until(300, |net| {
+        net.st().newest.keygen_convictions.contains_key(&owner)
+    });
     let st = net.st().clone();
-    let conviction = &st.keygen_convictions[&owner];
+    let conviction = &st.newest.keygen_convictions[&owner];
     let ConvictionEvidence::Audit {
         leaf,
         root,
@@ -287,7 +291,7 @@ fn an_owner_whose_seeds_do_not_match_its_tree_is_convicted_by_the_audit() {
     );
     // Anyone can check the evidence: the rebuilt seed, with the owner's own path, does not
     // give the root it published.
-    let layout = st.key.layout(&chain_digest(CHAIN)).unwrap();
+    let layout = st.key.layout(&chain_digest(CHAIN), 0).unwrap();
     let seed = LeafSecret::from_canonical_bytes(seed).unwrap();
     assert!(!leaf_matches(
         layout.ots_type,
@@ -300,13 +304,13 @@ fn an_owner_whose_seeds_do_not_match_its_tree_is_convicted_by_the_audit() {
     ));
     // Evicted; its sector discarded and handed on.
     assert_eq!(st.members[&owner].status, MemberStatus::Evicted);
-    assert!(!st.sectors.contains_key(&conviction.sector));
-    assert!(!st.audits.contains_key(&conviction.sector));
-    assert_ne!(st.branch_owners[&conviction.sector], owner);
+    assert!(!st.newest.sectors.contains_key(&conviction.sector));
+    assert!(!st.newest.audits.contains_key(&conviction.sector));
+    assert_ne!(st.newest.branch_owners[&conviction.sector], owner);
     // The key completes from honest owners, every sector audited.
     until_master_checkpoint(&mut net);
     let st = net.st();
-    assert!(st.sectors.values().all(|rec| rec.owner != owner));
+    assert!(st.newest.sectors.values().all(|rec| rec.owner != owner));
     assert!(check_shares(&net, usize::MAX).is_empty());
 }
 
@@ -322,9 +326,11 @@ fn a_bad_share_convicts_its_owner_on_the_ledger_and_another_deals_the_branch() {
     );
     let owner = id(&net.nodes[bad].key);
     // The holder of the corrupted share proves it on the ledger before the owner can publish.
-    net.run_until(200, |net| net.st().keygen_convictions.contains_key(&owner));
+    net.run_until(200, |net| {
+        net.st().newest.keygen_convictions.contains_key(&owner)
+    });
     let st = net.st().clone();
-    let conviction = &st.keygen_convictions[&owner];
+    let conviction = &st.newest.keygen_convictions[&owner];
     assert_eq!(conviction.reason, "share fails its commitment");
     assert_eq!(conviction.key, 0);
     // The evidence names the owner, its batch to the complaining holder, and one leaf.
@@ -338,16 +344,16 @@ fn a_bad_share_convicts_its_owner_on_the_ledger_and_another_deals_the_branch() {
     assert!(complaint.evidence.is_some());
     // The owner is evicted and its branch went to another validator, not yet published.
     assert_eq!(st.members[&owner].status, MemberStatus::Evicted);
-    let next = st.branch_owners[&conviction.sector];
+    let next = st.newest.branch_owners[&conviction.sector];
     assert_ne!(next, owner);
     assert!(st.is_validator(&next));
-    assert!(!st.sectors.contains_key(&conviction.sector));
-    assert!(!st.branch_owners.values().any(|o| *o == owner));
+    assert!(!st.newest.sectors.contains_key(&conviction.sector));
+    assert!(!st.newest.branch_owners.values().any(|o| *o == owner));
     // The key still completes, every sector from an honest owner whose shares rebuild it.
     until_master_checkpoint(&mut net);
     let st = net.st().clone();
-    assert_eq!(st.sectors[&conviction.sector].owner, next);
-    assert!(st.sectors.values().all(|rec| rec.owner != owner));
+    assert_eq!(st.newest.sectors[&conviction.sector].owner, next);
+    assert!(st.newest.sectors.values().all(|rec| rec.owner != owner));
     assert!(check_shares(&net, usize::MAX).is_empty());
     // Everyone else's work on the convicted owner's dealing is gone.
     for (i, node) in net.nodes.iter().enumerate() {
@@ -392,13 +398,15 @@ fn an_owner_restarted_mid_dealing_deals_the_same_sector_again() {
 fn key_with_window(window: u64) -> KeyParams {
     KeyParams {
         sector_window: window,
+        rotate_percent: 0,
         ..key(10, 2, 3, 5, 4)
     }
 }
 
 /// The sectors `m` owns in the current assignment.
 fn owned_by(st: &LedgerState, m: &MemberId) -> Vec<u32> {
-    st.branch_owners
+    st.newest
+        .branch_owners
         .iter()
         .filter(|(_, o)| *o == m)
         .map(|(s, _)| *s)
@@ -414,30 +422,30 @@ fn a_silent_owner_misses_its_window_and_the_others_deal_its_sectors() {
     let (mut net, lost) = (30..50)
         .find_map(|seed| {
             let mut net = Net::with_key(7, &[silent], &[], seed, key_with_window(WINDOW));
-            net.run_until(200, |net| net.st().assignment_epoch == Some(1));
+            net.run_until(200, |net| net.st().newest.assignment_epoch == Some(1));
             let lost = owned_by(net.st(), &id(&net.nodes[silent].key));
             (!lost.is_empty()).then_some((net, lost))
         })
         .unwrap();
     let who = id(&net.nodes[silent].key);
     let assigned_at = net.st().height;
-    net.run_until(100, |net| net.st().keygen_misses.contains_key(&who));
+    net.run_until(100, |net| net.st().newest.keygen_misses.contains_key(&who));
     let st = net.st().clone();
     // The window opened at the assignment's block and closed WINDOW blocks later.
-    let miss = &st.keygen_misses[&who];
+    let miss = &st.newest.keygen_misses[&who];
     assert_eq!(miss.height, assigned_at + WINDOW + 1);
     assert_eq!((miss.key, miss.epoch), (0, 1));
     assert!(lost.contains(&miss.sector));
     // Not evicted, but it owns nothing any more; the honest owners did not miss.
     assert_eq!(st.members[&who].status, MemberStatus::Active);
     assert!(owned_by(&st, &who).is_empty());
-    assert_eq!(st.keygen_misses.len(), 1);
+    assert_eq!(st.newest.keygen_misses.len(), 1);
     // The agents of the new owners noticed: the key completes with every sector dealt by a
     // present validator.
     until_master_checkpoint(&mut net);
     let st = net.st().clone();
-    assert!(st.sectors.values().all(|rec| rec.owner != who));
-    assert_eq!(st.keygen_misses.len(), 1);
+    assert!(st.newest.sectors.values().all(|rec| rec.owner != who));
+    assert_eq!(st.newest.keygen_misses.len(), 1);
     // Only the silent validator kept nothing; every leaf still has `a` checked shares.
     let missing = check_shares(&net, usize::MAX);
     assert!(missing.iter().all(|m| *m == who), "{missing:?}");
@@ -448,20 +456,22 @@ fn a_silent_owner_misses_its_window_and_the_others_deal_its_sectors() {
 fn a_cut_off_owner_loses_its_branch_and_comes_back_as_a_holder() {
     const WINDOW: u64 = 16;
     let mut net = Net::with_key(7, &[], &[], 26, key_with_window(WINDOW));
-    net.run_until(200, |net| net.st().assignment_epoch == Some(1));
+    net.run_until(200, |net| net.st().newest.assignment_epoch == Some(1));
     // The owner of sector 0 receives nothing from now on (its agent has not seen the
     // assignment yet): no partials, so it cannot deal, and it is late.
-    let owner = net.st().branch_owners[&0];
+    let owner = net.st().newest.branch_owners[&0];
     let x = net.index_of(&owner);
     let lost = owned_by(net.st(), &owner);
     for i in (0..7).filter(|&i| i != x) {
         net.drop_direct.insert((i, x));
     }
-    net.run_until(100, |net| net.st().keygen_misses.contains_key(&owner));
+    net.run_until(100, |net| {
+        net.st().newest.keygen_misses.contains_key(&owner)
+    });
     let st = net.st().clone();
-    assert_eq!(st.keygen_misses.len(), 1);
+    assert_eq!(st.newest.keygen_misses.len(), 1);
     for s in &lost {
-        assert_ne!(st.branch_owners[s], owner);
+        assert_ne!(st.newest.branch_owners[s], owner);
     }
     // Its agent dropped the sectors it lost at the next block.
     net.step();
@@ -476,12 +486,16 @@ fn a_cut_off_owner_loses_its_branch_and_comes_back_as_a_holder() {
     net.drop_direct.clear();
     until_master_checkpoint(&mut net);
     let st = net.st().clone();
-    assert!(st.sectors.values().all(|rec| rec.owner != owner));
+    assert!(st.newest.sectors.values().all(|rec| rec.owner != owner));
     assert!(owned_by(&st, &owner).is_empty());
     // It kept nothing of the sectors that landed while it was cut off, and holds the ones
     // dealt after.
     let missing = check_shares(&net, usize::MAX);
     assert!(missing.iter().all(|m| *m == owner), "{missing:?}");
-    assert!(st.sectors.values().any(|rec| rec.acked.contains(&owner)));
+    assert!(st
+        .newest
+        .sectors
+        .values()
+        .any(|rec| rec.acked.contains(&owner)));
     no_keygen_work_left(&net);
 }

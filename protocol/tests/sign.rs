@@ -10,14 +10,14 @@ use std::collections::BTreeSet;
 
 use common::*;
 use seedfed_protocol::agent::Fault;
-use seedfed_protocol::ledger::{ConvictionEvidence, KeyParams};
+use seedfed_protocol::ledger::{leaf_id, split_leaf, ConvictionEvidence, KeyParams};
 use seedfed_protocol::lms::LmsSignature;
 use seedfed_protocol::reconstruct::blame::BlameEvidence;
 
 #[test]
 fn requests_are_signed_by_mpc_and_every_signature_verifies() {
     let mut net = Net::new(4, &[], &[], 41);
-    net.run_until(400, |net| net.st().master_root.is_some());
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
     let public = net.st().master_public_key().unwrap();
     // Three requesters, two requests each, all in one block.
     let mut digests = Vec::new();
@@ -32,7 +32,7 @@ fn requests_are_signed_by_mpc_and_every_signature_verifies() {
     assert_eq!(allocated.len(), 6);
     net.run_until(60, |net| net.st().signatures.len() == 6);
     let st = net.st();
-    let retired = st.retired_leaves();
+    let retired = st.newest.retired_leaves();
     let mut leaves = BTreeSet::new();
     for (leaf, request) in &st.sign_requests {
         assert!(!retired.contains(leaf));
@@ -55,12 +55,12 @@ fn requests_are_signed_by_mpc_and_every_signature_verifies() {
 #[test]
 fn a_holder_that_went_silent_delays_its_leaves_but_the_next_quorum_signs_them() {
     let mut net = Net::new(4, &[], &[], 43);
-    net.run_until(400, |net| net.st().master_root.is_some());
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
     // A holder that owns no sector stops after the key is made: it holds shares of many
     // leaves and never contributes again (it still signs commits, so it stays a validator).
     // (An owner that stops also stalls the authentication paths of its sectors: only it keeps
     // their trees.)
-    let owners: BTreeSet<_> = net.st().sectors.values().map(|r| r.owner).collect();
+    let owners: BTreeSet<_> = net.st().newest.sectors.values().map(|r| r.owner).collect();
     let quiet = (0..4)
         .find(|i| !owners.contains(&id(&net.nodes[*i].key)))
         .expect("a validator that owns no sector");
@@ -84,11 +84,11 @@ fn a_holder_that_went_silent_delays_its_leaves_but_the_next_quorum_signs_them() 
         public.verify(&request.digest, &sig).unwrap();
         let sector = st
             .key
-            .layout(&seedfed_protocol::ledger::chain_digest(&st.chain_id))
+            .layout(&seedfed_protocol::ledger::chain_digest(&st.chain_id), 0)
             .unwrap()
             .sector_of(*leaf as u32)
             .unwrap();
-        let record = &st.sectors[&sector];
+        let record = &st.newest.sectors[&sector];
         let first_quorum: Vec<_> = record
             .basis
             .leaf_holders(*leaf, st.key.leaf_holders)
@@ -107,6 +107,73 @@ fn a_holder_that_went_silent_delays_its_leaves_but_the_next_quorum_signs_them() 
     );
 }
 
+#[test]
+fn a_tiny_key_runs_out_while_requests_arrive_and_the_next_key_takes_over_without_a_gap() {
+    // 32 leaves, 4 retired by the audits; the next key opens once fewer than 75% are left.
+    let mut params = key(2, 3);
+    params.rotate_percent = 75;
+    let mut net = Net::with_key(4, &[], &[], 47, params);
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
+    let usable = 32 - net.st().newest.retired_leaves().len() as u64;
+    let total = usable + 10;
+    // One request every other block, by turns from every validator: each is allocated in the
+    // block after it was submitted, on key 0 and then on key 1, never refused.
+    for i in 0..total {
+        let body = request([(i + 1) as u8; 32], net.st().epoch, i);
+        net.submit.push(((i % 4) as usize, body.clone()));
+        let before = net.st().sign_requests.len();
+        net.step();
+        assert_eq!(
+            net.st().sign_requests.len(),
+            before + 1,
+            "request {i} was not allocated: {:?}",
+            net.try_tx(net.st(), (i % 4) as usize, net.st().height + 1, body)
+                .err()
+        );
+        net.step();
+    }
+    net.run_until(120, |net| net.st().signatures.len() as u64 == total);
+    let st = net.st();
+    assert_eq!(st.signatures.len() as u64, total);
+    // Key 1 too fell below 75% left (18 of 32), so key 2 is open: the cycle repeats.
+    let indices: Vec<u32> = st.keys().map(|k| k.index).collect();
+    assert_eq!(indices, [0, 1, 2]);
+    let (old, new) = (&st.older_keys[&0], &st.older_keys[&1]);
+    assert_eq!(old.leaves_left(32), 0, "key 0 is spent");
+    // Key 1 was endorsed by a checkpoint before its first leaf was allocated.
+    let first_on_new = st.sign_requests.range(leaf_id(1, 0)..).next().unwrap();
+    let endorsing = st
+        .checkpoints
+        .iter()
+        .find(|c| Some(c.seq) == new.endorsed)
+        .unwrap();
+    assert!(endorsing.body.height <= first_on_new.1.height);
+    let named = endorsing.body.master_key;
+    assert_eq!(Some(named.root), new.master_root);
+    assert_ne!(old.master_root, new.master_root);
+    let mut per_key = [0u64; 2];
+    for (id, request) in &st.sign_requests {
+        let (k, q) = split_leaf(*id);
+        per_key[k as usize] += 1;
+        assert!(!st.key_state(k).unwrap().retired_leaves().contains(&q));
+        let bytes = &st.signatures[id];
+        let sig = LmsSignature::decode_hss(bytes).unwrap();
+        assert_eq!(u64::from(sig.q), q);
+        let public = st.key_public(k).unwrap();
+        public.verify(&request.digest, &sig).unwrap();
+        assert!(hbs_lms::verify::<hbs_lms::Sha256_256>(
+            &request.digest,
+            bytes,
+            &public.encode_hss()
+        )
+        .is_ok());
+        // Under the other key it does not verify.
+        let other = st.key_public(1 - k).unwrap();
+        assert!(other.verify(&request.digest, &sig).is_err());
+    }
+    assert_eq!(per_key, [usable, 10]);
+}
+
 fn key(k: u16, r: u16) -> KeyParams {
     KeyParams {
         tree_height: 5,
@@ -116,6 +183,7 @@ fn key(k: u16, r: u16) -> KeyParams {
         ack_threshold: r,
         audit_leaves: 2,
         sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
+        rotate_percent: 0,
     }
 }
 
@@ -131,7 +199,7 @@ fn sign_with_fault(
 ) -> (Net, usize) {
     let bad = n - 1;
     let mut net = Net::with_key(n, &[], &[(bad, fault)], seed, key(k, r));
-    net.run_until(400, |net| net.st().master_root.is_some());
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
     let epoch = net.st().epoch;
     for i in 0..requests {
         net.submit
@@ -201,7 +269,7 @@ fn key_issuance_gives_the_client_a_bundle_only_it_can_open_and_it_signs_locally(
     use x25519_dalek::{PublicKey, StaticSecret};
 
     let mut net = Net::new(4, &[], &[], 47);
-    net.run_until(400, |net| net.st().master_root.is_some());
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
     let client_x = StaticSecret::from([0x33; 32]);
     let digest = [0x5e; 32];
     let body = TxBody::SignRequest {

@@ -118,6 +118,7 @@ pub fn key_params(nodes: usize, height: u8) -> KeyParams {
             .unwrap_or_else(|| KeyParams::default_ack_threshold(k.leaf_threshold, k.leaf_holders)),
         audit_leaves: k.audit_leaves,
         sector_window: k.sector_window,
+        rotate_percent: k.rotate_percent,
     }
 }
 
@@ -143,7 +144,7 @@ fn cpu_now() -> anyhow::Result<u64> {
 /// Measures the [`Bound`] for `params` among `nodes` validators, on the calling thread.
 pub fn cpu_bound(params: &KeyParams, nodes: usize) -> anyhow::Result<Bound> {
     let layout = params
-        .layout(&chain_digest(CHAIN_ID))
+        .layout(&chain_digest(CHAIN_ID), 0)
         .map_err(|e| anyhow::anyhow!("key parameters: {e}"))?;
     let basis = HolderBasis {
         beacon: [0x5b; 32],

@@ -15,7 +15,7 @@ use seedfed_protocol::dealing::{CommitmentTree, HeldSector};
 use seedfed_protocol::hash::Domain;
 use seedfed_protocol::ledger;
 use seedfed_protocol::sector::Sector;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tracing::{debug, info, warn};
@@ -47,7 +47,7 @@ impl Driver {
         let (agent, ledger) = (&mut self.agent, self.consensus.ledger());
         // Sector generation and dealing are CPU-bound: let the runtime move other tasks away.
         let duties = cpu_bound(|| agent.on_block(ledger, &mut rand_core::OsRng));
-        if ledger.state.master_root.is_some() {
+        if ledger.state.newest.master_root.is_some() {
             self.audit_txs.clear();
         }
         self.prune_held().await?;
@@ -166,12 +166,13 @@ impl Driver {
                     }
                 }
                 Duty::SendPath {
+                    key,
                     sector,
                     root,
                     leaf,
                     to,
                 } => match self
-                    .tree_for_signing(sector, root)
+                    .tree_for_signing(key, sector, root)
                     .await
                     .and_then(|tree| leaf_path_msg(&tree, leaf).map_err(|e| e.to_string()))
                 {
@@ -244,7 +245,9 @@ impl Driver {
         root: [u8; 32],
         leaves: &[u64],
     ) -> Result<Vec<ledger::TxBody>, String> {
-        let tree = self.load_tree(sector, root).await?;
+        // Audits are of the key being generated.
+        let key = self.consensus.ledger().state.newest.index;
+        let tree = self.load_tree(key, sector, root).await?;
         path_txs(&tree, leaves).map_err(|e| e.to_string())
     }
 
@@ -289,19 +292,21 @@ impl Driver {
     /// [`SigningCache`].
     async fn tree_for_signing(
         &mut self,
+        key: u32,
         sector: u32,
         root: [u8; 32],
     ) -> Result<Arc<Sector>, String> {
         if let Some(t) = self.signing_cache.tree(sector, root) {
             return Ok(t);
         }
-        let tree = Arc::new(self.load_tree(sector, root).await?);
+        let tree = Arc::new(self.load_tree(key, sector, root).await?);
         self.signing_cache.keep_tree(sector, root, tree.clone());
         Ok(tree)
     }
 
-    /// The tree we kept of (sector, root), rebuilt and checked against the root.
-    async fn load_tree(&self, sector: u32, root: [u8; 32]) -> Result<Sector, String> {
+    /// The tree we kept of (sector, root), rebuilt with key `key`'s layout and checked against
+    /// the root.
+    async fn load_tree(&self, key: u32, sector: u32, root: [u8; 32]) -> Result<Sector, String> {
         let keys = self
             .storage
             .call(move |s| s.tree(sector, &root))
@@ -310,10 +315,7 @@ impl Driver {
             .map_err(|e| e.to_string())?
             .ok_or("no kept tree of that sector")?;
         let st = &self.consensus.ledger().state;
-        let layout = st
-            .key
-            .layout(&ledger::chain_digest(&st.chain_id))
-            .map_err(|e| e.to_string())?;
+        let layout = st.key_layout(key).map_err(|e| e.to_string())?;
         let tree = Sector::from_leaf_keys(layout, sector, keys).map_err(|e| e.to_string())?;
         if tree.root() != root {
             return Err("the kept tree does not build the sector root".into());
@@ -321,20 +323,35 @@ impl Driver {
         Ok(tree)
     }
 
-    /// Once more sectors are on the ledger, deletes the held records of dealings that lost.
+    /// Once more sectors are on the ledger, deletes the held records of dealings that lost:
+    /// records of a sector of the key being generated that landed with another commitments
+    /// root, unless an older key's sector has that root.
     async fn prune_held(&mut self) -> Result<(), ChainError> {
-        let sectors = &self.consensus.ledger().state.sectors;
-        if sectors.len() == self.sectors_seen {
+        let st = &self.consensus.ledger().state;
+        let seen = (st.newest.index, st.newest.sectors.len());
+        if seen == self.sectors_seen {
             return Ok(());
         }
-        self.sectors_seen = sectors.len();
-        let landed: BTreeMap<u32, [u8; 32]> = sectors
+        self.sectors_seen = seen;
+        let landed: BTreeMap<u32, [u8; 32]> = st
+            .newest
+            .sectors
             .iter()
             .map(|(s, r)| (*s, r.commitments_root))
             .collect();
-        self.held
-            .retain(|(s, r)| landed.get(s).is_none_or(|root| root == r));
-        let n = self.storage.call(move |s| s.prune_held(&landed)).await??;
+        let older: BTreeSet<(u32, [u8; 32])> = st
+            .older_keys
+            .values()
+            .flat_map(|k| k.sectors.iter().map(|(s, r)| (*s, r.commitments_root)))
+            .collect();
+        let lost = move |s: &u32, r: &[u8; 32]| {
+            landed.get(s).is_some_and(|root| root != r) && !older.contains(&(*s, *r))
+        };
+        self.held.retain(|(s, r)| !lost(s, r));
+        let n = self
+            .storage
+            .call(move |store| store.prune_held(lost))
+            .await??;
         if n > 0 {
             info!(
                 deleted = n,

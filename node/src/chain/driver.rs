@@ -212,7 +212,7 @@ pub async fn spawn(
         status,
         agent,
         agent_saved: None,
-        sectors_seen: 0,
+        sectors_seen: (0, 0),
         held,
         loopback: Vec::new(),
         audit_txs: std::collections::BTreeMap::new(),
@@ -251,8 +251,9 @@ pub(super) struct Driver {
     pub(super) agent: Agent,
     /// Hash of the agent snapshot last written (skip identical rewrites).
     pub(super) agent_saved: Option<[u8; 32]>,
-    /// Sectors on the ledger when held records were last pruned.
-    pub(super) sectors_seen: usize,
+    /// The key being generated and how many of its sectors were on the ledger when held
+    /// records were last pruned.
+    pub(super) sectors_seen: (u32, usize),
     /// The (sector, commitments root) records of leaf shares in our store.
     pub(super) held: std::collections::BTreeSet<(u32, [u8; 32])>,
     /// Direct messages our agent addressed to itself, delivered after the current step.

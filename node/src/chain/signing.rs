@@ -58,9 +58,13 @@ pub struct SignOutcome {
 /// Why a request got no signature.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignRefused {
-    /// The ledger refuses the request (unauthorized, stale, replayed, over quota, no key).
+    /// The ledger refuses the request (unauthorized, stale, replayed, over quota).
     #[error("the ledger refuses the request: {0}")]
     Ledger(String),
+    /// No key has a leaf to allocate now (none generated or endorsed yet, or every endorsed
+    /// key spent while the next one is generated).
+    #[error("no key can sign now: {0}")]
+    NoKey(String),
     /// Too many requests wait on this node.
     #[error("{0} requests are waiting on this node; try again later")]
     Busy(usize),
@@ -72,7 +76,7 @@ pub enum SignRefused {
 impl SignRefused {
     /// Whether sending the same request again later can succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SignRefused::Busy(_))
+        matches!(self, SignRefused::Busy(_) | SignRefused::NoKey(_))
     }
 }
 
@@ -148,10 +152,8 @@ impl Driver {
     /// A request from the local API: checked against the tip, relayed, remembered.
     pub(super) fn on_sign_submission(&mut self, sub: SignSubmission) {
         let st = &self.consensus.ledger().state;
-        let checked = if st.master_root.is_none() {
-            Err(SignRefused::Ledger(
-                "the master root is not final yet".into(),
-            ))
+        let checked = if let Err(e) = st.next_allocation() {
+            Err(SignRefused::NoKey(e.to_string()))
         } else if self.sign_waiters.len() >= MAX_SIGN_WAITERS {
             Err(SignRefused::Busy(self.sign_waiters.len()))
         } else if self.sign_waiters.contains_key(&key_of(&sub.request)) {

@@ -10,7 +10,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use seedfed_protocol::agent::AgentStatus;
-use seedfed_protocol::ledger::{chain_digest, ConvictionEvidence, Ledger, LedgerState};
+use seedfed_protocol::checkpoint::MasterKey;
+use seedfed_protocol::ledger::{leaf_id, ConvictionEvidence, Ledger, LedgerState};
 use seedfed_protocol::light_client::{LightClientError, Trusted, WalkError};
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::retired::RetiredLeaves;
@@ -147,9 +148,9 @@ pub enum LightWalkError {
 }
 
 /// The light client over a node's checkpoints: walks those numbered from `trusted.next_seq` on
-/// ([`Trusted::walk`]), then, if the master key in force has no checked list of retired leaves
-/// yet, accepts the list served with the latest checkpoint that carries one
-/// ([`Trusted::accept_retired`]: it must hash to the digest the checkpoint signs). All or
+/// ([`Trusted::walk`]), then, while a trusted master key has no checked list of retired leaves
+/// yet, accepts the lists served with the checkpoints, newest first
+/// ([`Trusted::accept_retired`]: each must hash to the digest a checkpoint signs). All or
 /// nothing: on error `trusted` is unchanged. Returns the sequence numbers verified. If no
 /// checkpoint comes with a list, `trusted` holds none and verifies no signature
 /// (`RetiredUnknown`).
@@ -165,15 +166,18 @@ pub fn light_walk(
         .map(CheckpointInfo::link)
         .collect::<Result<Vec<_>, _>>()?;
     next.walk(links.iter().map(|(b, s)| (b.as_slice(), s.as_slice())))?;
-    if next.master_key.is_some() && next.retired.is_none() {
-        if let Some((seq, list)) = checkpoints
-            .iter()
-            .rev()
-            .find_map(|c| c.retired_leaves.as_ref().map(|l| (c.seq, l)))
-        {
-            next.accept_retired(list)
-                .map_err(|error| LightWalkError::Retired { seq, error })?;
+    // Newest first, until every trusted master key (the one in force and those a rotation
+    // replaced) has its list.
+    for (seq, list) in checkpoints
+        .iter()
+        .rev()
+        .filter_map(|c| c.retired_leaves.as_ref().map(|l| (c.seq, l)))
+    {
+        if !next.needs_retired() {
+            break;
         }
+        next.accept_retired(list)
+            .map_err(|error| LightWalkError::Retired { seq, error })?;
     }
     let verified = from..next.next_seq;
     *trusted = next;
@@ -212,6 +216,16 @@ pub fn agent_info(a: AgentStatus) -> AgentInfo {
 /// The federation's key as the ledger has it, and what this node holds of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {
+    /// The index of the newest key, which the fields below describe (being generated, or
+    /// final); `keys` lists every key.
+    #[serde(default)]
+    pub index: u32,
+    /// The key sign requests allocate from now (`None`: none endorsed with a leaf left).
+    #[serde(default)]
+    pub allocating: Option<u32>,
+    /// Every key on the ledger, oldest first.
+    #[serde(default)]
+    pub keys: Vec<KeySummary>,
     /// `h`: the key has `2^h` one-time keys.
     pub tree_height: u8,
     /// `p`: `2^p` sectors.
@@ -240,9 +254,9 @@ pub struct KeyInfo {
     pub public_key: Option<String>,
     /// One-time keys in the key.
     pub leaves_total: u64,
-    /// One-time keys allocated to signing requests.
+    /// One-time keys allocated to signing requests (every key).
     pub leaves_allocated: u64,
-    /// Allocated one-time keys whose signature is on the ledger.
+    /// Allocated one-time keys whose signature is on the ledger (every key).
     #[serde(default)]
     pub leaves_signed: u64,
     /// One-time keys retired by audits (never allocated).
@@ -256,6 +270,25 @@ pub struct KeyInfo {
     /// any more, and stay validators).
     #[serde(default)]
     pub missed: Vec<String>,
+}
+
+/// One key of the federation: where its generation and its use stand.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySummary {
+    /// Its index.
+    pub index: u32,
+    /// Sectors whose root is on the ledger.
+    pub sectors_final: usize,
+    /// The RFC 8554 public key in the HSS L=1 encoding (hex), once the master root is final.
+    pub public_key: Option<String>,
+    /// Sequence number of the checkpoint that endorsed it (it allocates only after).
+    pub endorsed: Option<u64>,
+    /// Leaves allocated to signing requests.
+    pub leaves_allocated: u64,
+    /// Leaves neither allocated nor retired.
+    pub leaves_left: u64,
+    /// Leaves retired by audits.
+    pub leaves_retired: u64,
 }
 
 /// A sector on the ledger.
@@ -295,11 +328,26 @@ pub struct ConvictionInfo {
 
 /// The key part of a status, from the ledger (the driver fills in `held_sectors`).
 pub fn key_info(s: &LedgerState) -> KeyInfo {
-    let public_key = s.master_root.and_then(|root| {
-        let layout = s.key.layout(&chain_digest(&s.chain_id)).ok()?;
-        Some(hex::encode(layout.public_key(root).encode_hss()))
-    });
+    let public = |index| s.key_public(index).map(|pk| hex::encode(pk.encode_hss()));
+    let keys = s
+        .keys()
+        .map(|k| KeySummary {
+            index: k.index,
+            sectors_final: k.sectors.len(),
+            public_key: public(k.index),
+            endorsed: k.endorsed,
+            leaves_allocated: s
+                .sign_requests
+                .range(leaf_id(k.index, 0)..leaf_id(k.index + 1, 0))
+                .count() as u64,
+            leaves_left: k.leaves_left(s.key.leaves()),
+            leaves_retired: k.retired_leaves().len() as u64,
+        })
+        .collect();
     KeyInfo {
+        index: s.newest.index,
+        allocating: s.allocating_key(),
+        keys,
         tree_height: s.key.tree_height,
         sector_bits: s.key.sector_bits,
         leaf_threshold: s.key.leaf_threshold,
@@ -307,8 +355,9 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
         ack_threshold: s.key.ack_threshold,
         audit_leaves: s.key.audit_leaves,
         sectors_total: s.key.sectors(),
-        sectors_final: s.sectors.len(),
+        sectors_final: s.newest.sectors.len(),
         sectors: s
+            .newest
             .sectors
             .iter()
             .map(|(i, r)| SectorInfo {
@@ -317,7 +366,7 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
                 root: hex::encode(r.root),
                 commitments_root: hex::encode(r.commitments_root),
                 acked: r.acked.len(),
-                audit: match s.audits.get(i) {
+                audit: match s.newest.audits.get(i) {
                     _ if s.key.audit_leaves == 0 => "off",
                     Some(a) if a.passed() => "passed",
                     Some(a) if !a.leaves.is_empty() => "revealing",
@@ -325,14 +374,16 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
                 }
                 .into(),
                 audit_leaves: s
+                    .newest
                     .audits
                     .get(i)
                     .map(|a| a.leaves.keys().copied().collect())
                     .unwrap_or_default(),
             })
             .collect(),
-        sectors_audited: s.audits.values().filter(|a| a.passed()).count(),
+        sectors_audited: s.newest.audits.values().filter(|a| a.passed()).count(),
         convictions: s
+            .newest
             .keygen_convictions
             .iter()
             .chain(&s.sign_convictions)
@@ -349,15 +400,16 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
                 reason: c.reason.clone(),
             })
             .collect(),
-        master_root: s.master_root.map(hex::encode),
-        public_key,
+        master_root: s.newest.master_root.map(hex::encode),
+        public_key: public(s.newest.index),
         leaves_total: s.key.leaves(),
         leaves_allocated: s.sign_requests.len() as u64,
         leaves_signed: s.signatures.len() as u64,
-        leaves_retired: s.retired_leaves().len() as u64,
+        leaves_retired: s.newest.retired_leaves().len() as u64,
         held_sectors: 0,
         sector_window: s.key.sector_window,
         missed: s
+            .newest
             .keygen_misses
             .keys()
             .map(|m| hex::encode(m.as_bytes()))
@@ -445,8 +497,15 @@ pub struct ChainStatus {
 /// The ledger-derived part of [`ChainStatus`] for member `me` (the driver fills in the rest).
 pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> ChainStatus {
     let s = &ledger.state;
-    let retired = RetiredLeaves::new(s.retired_leaves());
-    let retired_digest = retired.digest();
+    // Each final key's master key and retired leaves: a checkpoint is served with the list of
+    // the key it names.
+    let retired: Vec<(MasterKey, RetiredLeaves)> = s
+        .keys()
+        .filter_map(|k| {
+            let pk = s.key_public(k.index)?;
+            Some((MasterKey::from(&pk), RetiredLeaves::new(k.retired_leaves())))
+        })
+        .collect();
     let validators = s
         .validators()
         .into_iter()
@@ -467,13 +526,14 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
         beacon: hex::encode(s.beacon),
         next_beacon: s.recorded_beacon().ok().map(hex::encode),
         validators,
-        assignment_epoch: s.assignment_epoch,
+        assignment_epoch: s.newest.assignment_epoch,
         assignment: s
+            .newest
             .branch_owners
             .values()
             .map(|m| hex::encode(m.as_bytes()))
             .collect(),
-        master_root: s.master_root.map(hex::encode),
+        master_root: s.newest.master_root.map(hex::encode),
         key: key_info(s),
         dkg_in_progress: (!s.dkg.roster.is_empty()).then_some(DkgProgress {
             epoch: s.dkg.epoch,
@@ -523,10 +583,11 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
                 group_key: hex::encode(c.group_key),
                 key_epoch: c.key_epoch,
                 // The set is fixed once the master key is (`MasterRoot` waits for every audit):
-                // every checkpoint with the key commits to the state's set.
-                retired_leaves: (!c.body.master_key.is_none()
-                    && c.body.retired_digest == retired_digest)
-                    .then(|| retired.as_slice().to_vec()),
+                // every checkpoint with the key commits to the key's set.
+                retired_leaves: retired
+                    .iter()
+                    .find(|(mk, r)| *mk == c.body.master_key && r.digest() == c.body.retired_digest)
+                    .map(|(_, r)| r.as_slice().to_vec()),
             })
             .collect(),
         nonce: s.members.get(me).map_or(0, |m| m.nonce),

@@ -368,15 +368,15 @@ impl ChainStore {
         Ok(out)
     }
 
-    /// Deletes held sectors that lost: those of a sector now on the ledger with another
-    /// commitments root (a dealing that never landed). Returns how many were deleted.
+    /// Deletes the held sectors that lost, by (sector, commitments root): dealings that never
+    /// landed. Returns how many were deleted.
     pub fn prune_held(
         &mut self,
-        landed: &std::collections::BTreeMap<u32, [u8; 32]>,
+        lost: impl Fn(&u32, &[u8; 32]) -> bool,
     ) -> Result<usize, StorageError> {
         let mut batch = Batch::new();
         for (sector, root) in self.held_index()? {
-            if landed.get(&sector).is_some_and(|r| *r != root) {
+            if lost(&sector, &root) {
                 batch.delete(HELD, &held_key(sector, &root));
             }
         }

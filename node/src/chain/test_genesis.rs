@@ -30,6 +30,7 @@ pub(crate) fn genesis(
             ack_threshold: 1,
             audit_leaves: 0,
             sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
+            rotate_percent: 0,
         },
         eviction_missed_heights,
         epochs: Default::default(),

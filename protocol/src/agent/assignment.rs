@@ -9,7 +9,10 @@ use crate::ledger::{LedgerState, TxBody};
 
 impl Agent {
     pub(super) fn assignment_duties(&self, st: &LedgerState, duties: &mut Vec<Duty>) {
-        if st.epoch >= 1 && st.assignment_epoch != Some(st.epoch) && st.is_validator(&self.me) {
+        if st.epoch >= 1
+            && st.newest.assignment_epoch != Some(st.epoch)
+            && st.is_validator(&self.me)
+        {
             if let Ok(owners) = st.compute_branch_owners() {
                 duties.push(Duty::Submit(TxBody::BranchAssignment {
                     epoch: st.epoch,

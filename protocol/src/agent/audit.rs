@@ -30,12 +30,12 @@ impl Agent {
         duties: &mut Vec<Duty>,
     ) {
         self.audit_partials
-            .retain(|s, _| st.audits.get(s).is_some_and(|a| a.leaves.is_empty()));
-        if st.master_root.is_some() {
+            .retain(|s, _| st.newest.audits.get(s).is_some_and(|a| a.leaves.is_empty()));
+        if st.newest.master_root.is_some() {
             return;
         }
-        for (sector, audit) in &st.audits {
-            let Some(record) = st.sectors.get(sector) else {
+        for (sector, audit) in &st.newest.audits {
+            let Some(record) = st.newest.sectors.get(sector) else {
                 continue;
             };
             if audit.leaves.is_empty() {

@@ -93,10 +93,10 @@ impl Agent {
         if envelope.sender != from {
             return Err(EpochError::Envelope("partial not from the sending peer"));
         }
-        if st.sectors.contains_key(&sector) {
+        if st.newest.sectors.contains_key(&sector) {
             return Err(EpochError::NoKeygen("sector already published"));
         }
-        if st.branch_owners.get(&sector) != Some(&self.me) {
+        if st.newest.branch_owners.get(&sector) != Some(&self.me) {
             return Err(EpochError::NoKeygen("we do not own this sector"));
         }
         let owned = self.keygen.owned.entry(sector).or_default();

@@ -73,6 +73,8 @@ pub enum Duty {
     /// As the sector's owner, send an allocated leaf's authentication path to its recipient:
     /// read the tree kept under (sector, root), send `agent::leaf_path_msg` to `to`.
     SendPath {
+        /// The key (its layout rebuilds the kept tree).
+        key: u32,
         /// The sector.
         sector: u32,
         /// Its root.

@@ -39,10 +39,10 @@ impl Agent {
         if batch.id.owner != from {
             return Err(EpochError::Envelope("batch not from the sending peer"));
         }
-        if st.sectors.contains_key(&sector) {
+        if st.newest.sectors.contains_key(&sector) {
             return Err(EpochError::NoKeygen("sector already published"));
         }
-        if st.branch_owners.get(&sector) != Some(&from) {
+        if st.newest.branch_owners.get(&sector) != Some(&from) {
             return Err(EpochError::NoKeygen("the sender does not own this sector"));
         }
         let leaves = ctx

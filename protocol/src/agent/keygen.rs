@@ -7,7 +7,7 @@
 //!
 //! Guarantees: none of this is persisted. Branch and leaf seeds exist only while an owner
 //! generates and deals (then only sealed batches remain), and everything is dropped when the
-//! epoch or the holder basis changes, the sector lands, or its owner changes (a convicted
+//! key, the epoch or the holder basis changes, the sector lands, or its owner changes (a convicted
 //! owner's sector goes to another); a restarted node rebuilds it from re-sent partials and
 //! batches (dealing is deterministic in the branch seed).
 
@@ -33,6 +33,8 @@ pub const ACK_WAIT_BLOCKS: u64 = 8;
 
 /// What the ledger says about the key generation in progress in this epoch.
 pub(super) struct KeyCtx {
+    /// The index of the key being generated.
+    pub(super) key: u32,
     /// The current epoch (branch owners and holder basis are this epoch's).
     pub(super) epoch: u64,
     /// The epoch whose ristretto255 DKG key evaluates branch seeds: the key that produced this
@@ -54,17 +56,21 @@ impl KeyCtx {
     /// The context, if a key is being generated: an epoch ≥ 1 with its branch assignment on
     /// the ledger, the root key's DKG result, and the master root not yet final.
     pub(super) fn of(st: &LedgerState) -> Option<KeyCtx> {
-        if st.epoch == 0 || st.assignment_epoch != Some(st.epoch) || st.master_root.is_some() {
+        if st.epoch == 0
+            || st.newest.assignment_epoch != Some(st.epoch)
+            || st.newest.master_root.is_some()
+        {
             return None;
         }
         let root_epoch = st.epoch - 1;
         let result = st.dkg_results.get(&root_epoch)?;
         let root_public = result.ristretto255().ok()?;
         let chain = chain_digest(&st.chain_id);
-        let layout = st.key.layout(&chain).ok()?;
+        let layout = st.key_layout(st.newest.index).ok()?;
         let basis = st.holder_basis();
         let basis_digest = basis.digest();
         Some(KeyCtx {
+            key: st.newest.index,
             epoch: st.epoch,
             root_epoch,
             root_public,
@@ -91,7 +97,7 @@ impl KeyCtx {
     pub(super) fn sector_id(&self, sector: u32, owner: MemberId) -> SectorId {
         SectorId {
             chain: self.chain,
-            key: 0,
+            key: self.key,
             sector,
             owner,
             basis: self.basis_digest,
@@ -103,18 +109,19 @@ impl KeyCtx {
         &self,
         st: &'a LedgerState,
     ) -> impl Iterator<Item = (u32, MemberId)> + 'a {
-        st.branch_owners
+        st.newest
+            .branch_owners
             .iter()
-            .filter(|(s, _)| !st.sectors.contains_key(s))
+            .filter(|(s, _)| !st.newest.sectors.contains_key(s))
             .map(|(s, o)| (*s, *o))
     }
 }
 
-/// The agent's in-memory key-generation work for one (epoch, holder basis).
+/// The agent's in-memory key-generation work for one (key, epoch, holder basis).
 #[derive(Default)]
 pub(super) struct Keygen {
-    /// The epoch and basis digest the work is for; other work is dropped.
-    pub(super) scope: Option<(u64, [u8; 32])>,
+    /// The key, epoch and basis digest the work is for; other work is dropped.
+    pub(super) scope: Option<(u32, u64, [u8; 32])>,
     /// Our partial for each sector we do not own: (its owner, height first sent, encoded
     /// direct message).
     pub(super) partials_out: BTreeMap<u32, (MemberId, u64, Vec<u8>)>,
@@ -128,10 +135,10 @@ pub(super) struct Keygen {
 }
 
 impl Keygen {
-    /// Drops the work if it is for another epoch or basis than `ctx`, and the work on sectors
+    /// Drops the work if it is for another key, epoch or basis than `ctx`, and the work on sectors
     /// that landed or whose owner changed (our own sectors are dropped by `owner_duties`).
     pub(super) fn rescope(&mut self, ctx: Option<&KeyCtx>, st: &LedgerState) {
-        let scope = ctx.map(|c| (c.epoch, c.basis_digest));
+        let scope = ctx.map(|c| (c.key, c.epoch, c.basis_digest));
         if scope != self.scope {
             *self = Keygen {
                 scope,
@@ -139,10 +146,10 @@ impl Keygen {
             };
         }
         let open = |owner: &MemberId, s: &u32| {
-            !st.sectors.contains_key(s) && st.branch_owners.get(s) == Some(owner)
+            !st.newest.sectors.contains_key(s) && st.newest.branch_owners.get(s) == Some(owner)
         };
         self.partials_out.retain(|s, (owner, _, _)| open(owner, s));
-        self.owned.retain(|s, _| !st.sectors.contains_key(s));
+        self.owned.retain(|s, _| !st.newest.sectors.contains_key(s));
         self.holding.retain(|(owner, s), _| open(owner, s));
         self.complaints.retain(|(owner, s), _| open(owner, s));
     }

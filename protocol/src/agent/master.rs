@@ -4,21 +4,21 @@
 
 use super::duty::Duty;
 use super::machine::Agent;
-use crate::ledger::{chain_digest, LedgerState, TxBody};
+use crate::ledger::{LedgerState, TxBody};
 use crate::master::Master;
 
 impl Agent {
     pub(super) fn master_duties(&self, st: &LedgerState, duties: &mut Vec<Duty>) {
-        if st.master_root.is_some()
+        if st.newest.master_root.is_some()
             || !st.is_validator(&self.me)
-            || st.sectors.len() as u64 != u64::from(st.key.sectors())
+            || st.newest.sectors.len() as u64 != u64::from(st.key.sectors())
         {
             return;
         }
-        let Ok(layout) = st.key.layout(&chain_digest(&st.chain_id)) else {
+        let Ok(layout) = st.key_layout(st.newest.index) else {
             return;
         };
-        let roots: Vec<[u8; 32]> = st.sectors.values().map(|s| s.root).collect();
+        let roots: Vec<[u8; 32]> = st.newest.sectors.values().map(|s| s.root).collect();
         match Master::from_sector_roots(layout, &roots) {
             Ok(master) => duties.push(Duty::Submit(TxBody::MasterRoot {
                 root: master.root(),

@@ -55,7 +55,7 @@ impl Agent {
     ) {
         let sectors: Vec<u32> = self.keygen.owned.keys().copied().collect();
         for sector in sectors {
-            if st.branch_owners.get(&sector) != Some(&self.me) {
+            if st.newest.branch_owners.get(&sector) != Some(&self.me) {
                 self.keygen.owned.remove(&sector);
                 continue;
             }

@@ -34,7 +34,9 @@ use super::issue::ISSUE_WINDOW_BLOCKS;
 use super::keygen::KEYGEN_RESEND_BLOCKS;
 use super::machine::Agent;
 use crate::dealing::{self, HeldSector};
-use crate::ledger::{chain_digest, encode, sign_session_id, LedgerState, SectorRecord, TxBody};
+use crate::ledger::{
+    chain_digest, encode, sign_session_id, split_leaf, LedgerState, SectorRecord, TxBody,
+};
 use crate::lms;
 use crate::master::Master;
 use crate::member::MemberId;
@@ -68,6 +70,9 @@ pub(super) struct Gathering {
 
 /// A leaf's signing session as the ledger implies it.
 pub(super) struct SignCtx<'a> {
+    /// The leaf's key, and its leaf index within that key.
+    pub(super) key: u32,
+    pub(super) q: u64,
     pub(super) sector: u32,
     /// The validator that relayed the request: contributions and paths go to it (it is the
     /// recipient, or in key issuance mode it keeps them for the client).
@@ -98,9 +103,10 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
     {
         return None;
     }
-    let layout = st.key.layout(&chain_digest(&st.chain_id)).ok()?;
-    let sector = layout.sector_of(u32::try_from(leaf).ok()?)?;
-    let record = st.sectors.get(&sector)?;
+    let (key, q) = split_leaf(leaf);
+    let layout = st.key_layout(key).ok()?;
+    let sector = layout.sector_of(u32::try_from(q).ok()?)?;
+    let record = st.key_state(key)?.sectors.get(&sector)?;
     let participant = |m: &MemberId| {
         st.members.get(m).map(|x| Participant {
             member: *m,
@@ -114,7 +120,7 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
         },
         None => participant(&request.requester)?,
     };
-    let holders = record.basis.leaf_holders(leaf, st.key.leaf_holders).ok()?;
+    let holders = record.basis.leaf_holders(q, st.key.leaf_holders).ok()?;
     let k = usize::from(st.key.leaf_threshold);
     let mut keys = vec![recipient.x25519];
     let mut candidates: Vec<Participant> = Vec::with_capacity(holders.len());
@@ -152,6 +158,8 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
     );
     let session = Session::new(session_id, 0, leaf, recipient, quorum).ok()?;
     Some(SignCtx {
+        key,
+        q,
         sector,
         relay: request.requester,
         issue: request.issue_to.is_some(),
@@ -209,9 +217,6 @@ impl Agent {
         self.signing.retain(|leaf, _| {
             st.sign_requests.contains_key(leaf) && !st.signatures.contains_key(leaf)
         });
-        if st.master_root.is_none() {
-            return;
-        }
         let open: Vec<u64> = st
             .sign_requests
             .keys()
@@ -235,6 +240,7 @@ impl Agent {
             }
             if due && ctx.record.owner == self.me {
                 duties.push(Duty::SendPath {
+                    key: ctx.key,
                     sector: ctx.sector,
                     root: ctx.record.root,
                     leaf,
@@ -273,16 +279,17 @@ impl Agent {
         let share = held
             .shares
             .iter()
-            .find(|(l, _)| *l == leaf)
+            .find(|(l, _)| *l == ctx.q)
             .map(|(_, s)| s)
             .ok_or(EpochError::NoKeygen("we hold no share of that leaf"))?;
-        let commitment = leaf
+        let commitment = ctx
+            .q
             .checked_sub(held.first_leaf)
             .and_then(|i| held.commitments.get(usize::try_from(i).ok()?))
             .cloned()
             .ok_or(EpochError::NoKeygen("no commitment of that leaf"))?;
         let path = commitment_tree
-            .path(leaf)
+            .path(ctx.q)
             .map_err(|_| EpochError::NoKeygen("no commitment path of that leaf"))?;
         let fault = match self.fault {
             Fault::BadContribution => ContributionFault::WrongValue,
@@ -344,7 +351,7 @@ impl Agent {
                 "contribution not from the sending peer",
             ));
         }
-        if dealing::root_from_path(leaf, encoded, path) != ctx.record.commitments_root {
+        if dealing::root_from_path(ctx.q, encoded, path) != ctx.record.commitments_root {
             return Err(EpochError::Envelope(
                 "commitment not under the sector's commitments root",
             ));
@@ -510,10 +517,9 @@ impl Agent {
         };
         let seed = secret.lms_seed();
         drop(secret);
-        let chain = chain_digest(&st.chain_id);
-        let layout = st.key.layout(&chain).ok()?;
-        let path = full_path(st, ctx.sector, g.path.clone()?)?;
-        let q = u32::try_from(leaf).ok()?;
+        let layout = st.key_layout(ctx.key).ok()?;
+        let path = full_path(st, ctx.key, ctx.sector, g.path.clone()?)?;
+        let q = u32::try_from(ctx.q).ok()?;
         let signed = lms::sign(
             layout.lms_type,
             layout.ots_type,
@@ -532,7 +538,7 @@ impl Agent {
                 return None;
             }
         };
-        let public = st.master_public_key()?;
+        let public = st.key_public(ctx.key)?;
         if let Err(e) = public.verify(&ctx.digest, &sig) {
             // The seed matches its commitment but not the tree (or the owner's path is wrong).
             tracing::warn!(leaf, error = %e, "the rebuilt one-time key does not verify");
@@ -609,24 +615,33 @@ fn blame_duties<R: RngCore + CryptoRng>(
 }
 
 /// A leaf's whole authentication path: `sector_path` (inside its sector, from the owner) then
-/// the master tree's path of `sector` over the ledger's sector roots.
+/// the master tree's path of `sector` over key `key`'s sector roots on the ledger.
 pub(super) fn full_path(
     st: &LedgerState,
+    key: u32,
     sector: u32,
     mut sector_path: Vec<[u8; 32]>,
 ) -> Option<Vec<[u8; 32]>> {
-    let layout = st.key.layout(&chain_digest(&st.chain_id)).ok()?;
-    let roots: Vec<[u8; 32]> = st.sectors.values().map(|r| r.root).collect();
+    let layout = st.key_layout(key).ok()?;
+    let roots: Vec<[u8; 32]> = st
+        .key_state(key)?
+        .sectors
+        .values()
+        .map(|r| r.root)
+        .collect();
     let master = Master::from_sector_roots(layout, &roots).ok()?;
     sector_path.extend(master.auth_path(sector).ok()?);
     Some(sector_path)
 }
 
-/// The path message a [`Duty::SendPath`] asks for, from the owner's kept tree.
+/// The path message a [`Duty::SendPath`] asks for (leaf id `leaf`), from the owner's kept
+/// tree of the leaf's sector.
 pub fn leaf_path_msg(tree: &Sector, leaf: u64) -> Result<Vec<u8>, crate::sector::SectorError> {
-    let q = u32::try_from(leaf).map_err(|_| crate::sector::SectorError::LeafNotInSector {
-        q: u32::MAX,
-        branch: tree.branch(),
+    let q = u32::try_from(split_leaf(leaf).1).map_err(|_| {
+        crate::sector::SectorError::LeafNotInSector {
+            q: u32::MAX,
+            branch: tree.branch(),
+        }
     })?;
     Ok(encode(&Direct::LeafPath {
         leaf,

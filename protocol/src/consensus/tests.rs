@@ -28,6 +28,7 @@ fn solo() -> (Consensus, ed25519_dalek::SigningKey) {
             ack_threshold: 1,
             audit_leaves: 0,
             sector_window: crate::ledger::DEFAULT_SECTOR_WINDOW,
+            rotate_percent: 0,
         },
         eviction_missed_heights: 10,
         epochs: EpochParams::default(),

@@ -154,8 +154,12 @@ pub enum LedgerError {
     /// Signing requested before the master root is final.
     #[error("master root not final")]
     MasterNotFinal,
-    /// Every leaf of the key has been allocated.
-    #[error("key exhausted: all {0} leaves allocated")]
+    /// Signing requested once a master root is final but before a signed checkpoint names the
+    /// key (light clients could not verify its signatures yet).
+    #[error("key not endorsed yet: no signed checkpoint names its master public key")]
+    KeyNotEndorsed,
+    /// Every leaf of every endorsed key has been allocated (the next key is not ready).
+    #[error("keys exhausted: all {0} leaves of every endorsed key allocated or retired")]
     KeyExhausted(u64),
     /// A sign request whose client signature does not verify (or whose client key is not an
     /// Ed25519 point).

@@ -52,6 +52,10 @@ pub struct KeyParams {
     /// unpublished sectors and owns none of this key again (`docs/protocol.md` step 5).
     /// Default [`DEFAULT_SECTOR_WINDOW`]; must be > 0.
     pub sector_window: u64,
+    /// The next key's generation starts when an allocation leaves fewer than this percentage
+    /// of the newest key's leaves unallocated (`ledger::state::keys`); 0 never rotates.
+    /// Default [`KeyParams::DEFAULT_ROTATE_PERCENT`]; at most 100.
+    pub rotate_percent: u8,
 }
 
 /// The default [`KeyParams::sector_window`]: 64 blocks (about 13 s at the default 200 ms
@@ -61,6 +65,10 @@ pub const DEFAULT_SECTOR_WINDOW: u64 = 64;
 impl KeyParams {
     /// The default number of audited leaves per sector.
     pub const DEFAULT_AUDIT_LEAVES: u16 = 2;
+
+    /// The default [`KeyParams::rotate_percent`]: the next key is generated while a quarter of
+    /// the key in use is left.
+    pub const DEFAULT_ROTATE_PERCENT: u8 = 25;
 
     /// The default acknowledgement threshold for `k`-of-`r`: one more than `k`, so a leaf
     /// survives one holder's loss before repair, capped at `r`.
@@ -78,12 +86,12 @@ impl KeyParams {
         1u32 << self.sector_bits
     }
 
-    /// The LMS layout of the federation's (first) key on chain `chain_digest`: LMS type of
-    /// height `h` (SHA-256/N32), LM-OTS `SHA256_N32_W4`, `p` sector levels, and the key
-    /// identifier `I` = the first 16 bytes of BLAKE2b(`seedfed-lmskeyid`, chain digest, key
-    /// number 0). Sector owners build their portions with this layout and the ledger checks the
-    /// master root and published signatures against it.
-    pub fn layout(&self, chain_digest: &[u8; 32]) -> Result<TreeLayout, GenesisError> {
+    /// The LMS layout of the federation's key number `index` on chain `chain_digest`: LMS type
+    /// of height `h` (SHA-256/N32), LM-OTS `SHA256_N32_W4`, `p` sector levels, and the key
+    /// identifier `I` = the first 16 bytes of BLAKE2b(`seedfed-lmskeyid`, chain digest,
+    /// u64le(index)). Sector owners build their portions with this layout and the ledger checks
+    /// the master root and published signatures against it.
+    pub fn layout(&self, chain_digest: &[u8; 32], index: u32) -> Result<TreeLayout, GenesisError> {
         let lms_type = LmsType::from_height(u32::from(self.tree_height)).ok_or(
             GenesisError::BadKeyParams("tree height must be 5, 10, 15, 20 or 25"),
         )?;
@@ -91,7 +99,7 @@ impl KeyParams {
             KEY_ID_DOMAIN,
             &[],
             &[0; 16],
-            &[chain_digest, &0u64.to_le_bytes()],
+            &[chain_digest, &u64::from(index).to_le_bytes()],
         );
         let mut id = [0u8; 16];
         id.copy_from_slice(&digest[..16]);

@@ -8,6 +8,7 @@
 //! `apply_tx` checks the signature and nonce, then dispatches each [`TxBody`] variant to one
 //! handler in the child module of its concern: [`members`] (admission, stake, exit, eviction),
 //! [`key`] (branch assignment, sectors, master root, sign requests, signatures, repair),
+//! [`keys`] (the keys by index, their rotation and which one allocates),
 //! [`clients`] (authorized signing clients and their changes),
 //! [`convictions`] (deal complaints against sector owners), [`sign_blame`] (bad contributions
 //! and mask disputes of signing quorums), [`sector_window`] (owners that
@@ -23,6 +24,7 @@ mod convictions;
 mod dkg;
 mod epoch;
 mod key;
+mod keys;
 mod members;
 mod sector_window;
 mod sign_blame;
@@ -53,6 +55,7 @@ pub use convictions::{ConvictionEvidence, DealConviction};
 pub use dkg::{validate_dkg_complaint_payload, validate_dkg_round1_payload};
 pub use epoch::validate_epoch_beacon;
 pub use key::{validate_master_root, HolderBasis, RepairRecord, SectorRecord, SignRequestRecord};
+pub use keys::{leaf_id, split_leaf, KeyState};
 pub use members::{Member, MemberStatus};
 pub use sector_window::{KeygenMiss, SectorWindow};
 pub use sign_blame::sign_session_id;
@@ -110,28 +113,11 @@ pub struct LedgerState {
     pub checkpoints: Vec<SignedCheckpoint>,
     /// The last bad checkpoint shares, attributed.
     pub checkpoint_faults: Vec<CheckpointFault>,
-    /// Epoch of the current branch assignment, if any.
-    pub assignment_epoch: Option<u64>,
-    /// Owner of each sector.
-    pub branch_owners: BTreeMap<u32, MemberId>,
-    /// Published sectors.
-    pub sectors: BTreeMap<u32, SectorRecord>,
-    /// Sector owners convicted of a bad dealing of the key being generated, with the
-    /// evidence; they own no branch of it (and are evicted).
-    pub keygen_convictions: BTreeMap<MemberId, DealConviction>,
-    /// The audit of each published sector (`docs/protocol.md` step 6); the master root waits
-    /// for every one to pass, and audited leaves are never allocated.
-    pub audits: BTreeMap<u32, SectorAudit>,
-    /// The window of every unpublished sector of the key being generated
-    /// (`docs/protocol.md` step 5).
-    pub sector_windows: BTreeMap<u32, SectorWindow>,
-    /// Sector owners that did not land a sector root within the sector window; they own no
-    /// branch of the key being generated (they are not evicted).
-    pub keygen_misses: BTreeMap<MemberId, KeygenMiss>,
-    /// The master root once final.
-    pub master_root: Option<[u8; 32]>,
-    /// The next leaf to allocate; never decreases.
-    pub next_leaf: u64,
+    /// The newest key: being generated, or final and in use (`keys`).
+    pub newest: KeyState,
+    /// Older keys, by index, kept for the leaves they still allocate and for the signing of
+    /// leaves they allocated (`keys`).
+    pub older_keys: BTreeMap<u32, KeyState>,
     /// Authorized signing clients (`ledger::client`).
     pub clients: BTreeMap<MemberId, ClientRecord>,
     /// Client changes approved by some validators, not yet by more than 2/3 of the stake.
@@ -156,7 +142,7 @@ impl LedgerState {
         if k.sector_bits > 20 {
             return Err(GenesisError::BadKeyParams("sector bits must be <= 20"));
         }
-        k.layout(&chain_digest(&genesis.chain_id))?;
+        k.layout(&chain_digest(&genesis.chain_id), 0)?;
         if k.leaf_threshold == 0 || k.leaf_threshold > k.leaf_holders {
             return Err(GenesisError::BadKeyParams("need 1 <= k <= r"));
         }
@@ -166,6 +152,11 @@ impl LedgerState {
         if u64::from(k.audit_leaves) >= k.leaves() >> k.sector_bits {
             return Err(GenesisError::BadKeyParams(
                 "audit leaves must be fewer than a sector's leaves",
+            ));
+        }
+        if k.rotate_percent > 100 {
+            return Err(GenesisError::BadKeyParams(
+                "rotate percent must be at most 100",
             ));
         }
         if k.sector_window == 0 {
@@ -232,15 +223,8 @@ impl LedgerState {
             checkpoint_signing: None,
             checkpoints: Vec::new(),
             checkpoint_faults: Vec::new(),
-            assignment_epoch: None,
-            branch_owners: BTreeMap::new(),
-            sectors: BTreeMap::new(),
-            keygen_convictions: BTreeMap::new(),
-            audits: BTreeMap::new(),
-            sector_windows: BTreeMap::new(),
-            keygen_misses: BTreeMap::new(),
-            master_root: None,
-            next_leaf: 0,
+            newest: KeyState::new(0),
+            older_keys: BTreeMap::new(),
             clients,
             client_changes: BTreeMap::new(),
             sign_requests: BTreeMap::new(),

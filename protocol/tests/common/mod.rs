@@ -17,9 +17,8 @@ use seedfed_protocol::agent::{
 use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
-    chain_digest, decode, ClientRequest, CommitInfo, EpochParams, Genesis, GenesisClient,
-    GenesisValidator, KeyParams, Ledger, LedgerError, LedgerState, Signature64, SignedTx, Tx,
-    TxBody, VoteKind,
+    decode, ClientRequest, CommitInfo, EpochParams, Genesis, GenesisClient, GenesisValidator,
+    KeyParams, Ledger, LedgerError, LedgerState, Signature64, SignedTx, Tx, TxBody, VoteKind,
 };
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::sector::Sector;
@@ -105,6 +104,7 @@ impl Net {
             ack_threshold: 3,
             audit_leaves: 2,
             sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
+            rotate_percent: 0,
         };
         Self::with_key(n, absent, faults, seed_rng, key)
     }
@@ -297,12 +297,13 @@ impl Net {
                     self.route(i, vec![send], submits);
                 }
                 Duty::SendPath {
+                    key,
                     sector,
                     root,
                     leaf,
                     to,
                 } => {
-                    let tree = self.kept_tree(i, sector, root);
+                    let tree = self.kept_tree(i, key, sector, root);
                     let payload = leaf_path_msg(&tree, leaf).unwrap();
                     self.route(i, vec![Duty::Send { to, payload }], submits);
                 }
@@ -312,7 +313,8 @@ impl Net {
                     root,
                     leaves,
                 } => {
-                    let tree = self.kept_tree(i, sector, root);
+                    let key = self.nodes[i].ledger.state.newest.index;
+                    let tree = self.kept_tree(i, key, sector, root);
                     submits.extend(
                         path_txs(&tree, &leaves)
                             .unwrap()
@@ -348,10 +350,9 @@ impl Net {
     }
 
     /// The sector tree node `i` kept under (sector, root).
-    fn kept_tree(&self, i: usize, sector: u32, root: [u8; 32]) -> Sector {
+    fn kept_tree(&self, i: usize, key: u32, sector: u32, root: [u8; 32]) -> Sector {
         let node = &self.nodes[i];
-        let st = &node.ledger.state;
-        let layout = st.key.layout(&chain_digest(&st.chain_id)).unwrap();
+        let layout = node.ledger.state.key_layout(key).unwrap();
         Sector::from_leaf_keys(layout, sector, node.trees[&(sector, root)].clone()).unwrap()
     }
 

@@ -67,7 +67,7 @@ impl LedgerState {
         if self.key.audit_leaves == 0 {
             return;
         }
-        self.audits.insert(
+        self.newest.audits.insert(
             sector,
             SectorAudit {
                 key_epoch: self.epoch.saturating_sub(1),
@@ -81,19 +81,14 @@ impl LedgerState {
 
     /// Whether every published sector passed its audit (vacuous when audits are off).
     pub fn audits_passed(&self) -> bool {
-        self.key.audit_leaves == 0 || self.sectors.keys().all(|s| self.audit_passed(*s))
+        self.key.audit_leaves == 0 || self.newest.sectors.keys().all(|s| self.audit_passed(*s))
     }
 
     fn audit_passed(&self, sector: u32) -> bool {
-        self.audits.get(&sector).is_some_and(SectorAudit::passed)
-    }
-
-    /// Leaves retired by audits: never allocated.
-    pub fn retired_leaves(&self) -> BTreeSet<u64> {
-        self.audits
-            .values()
-            .flat_map(|a| a.leaves.keys().copied())
-            .collect()
+        self.newest
+            .audits
+            .get(&sector)
+            .is_some_and(SectorAudit::passed)
     }
 
     /// The draw input of `sector`'s audit and the root key's public package.
@@ -102,10 +97,12 @@ impl LedgerState {
         sector: u32,
     ) -> Result<([u8; 32], frost_ristretto255::keys::PublicKeyPackage, usize), LedgerError> {
         let record = self
+            .newest
             .sectors
             .get(&sector)
             .ok_or(LedgerError::BadAudit("sector not published"))?;
         let audit = self
+            .newest
             .audits
             .get(&sector)
             .ok_or(LedgerError::BadAudit("no audit open for the sector"))?;
@@ -115,7 +112,7 @@ impl LedgerState {
             .ok_or(LedgerError::DkgIncomplete(audit.key_epoch))?;
         let id = SectorId {
             chain: chain_digest(&self.chain_id),
-            key: 0,
+            key: self.newest.index,
             sector,
             owner: record.owner,
             basis: record.basis.digest(),
@@ -143,7 +140,7 @@ impl LedgerState {
             ));
         }
         let (input, public, t) = self.audit_draw(sector)?;
-        let key_epoch = self.audits.get(&sector).map_or(0, |a| a.key_epoch);
+        let key_epoch = self.newest.audits.get(&sector).map_or(0, |a| a.key_epoch);
         let qualified = self
             .dkg_results
             .get(&key_epoch)
@@ -152,6 +149,7 @@ impl LedgerState {
             return Err(LedgerError::NotValidator(author));
         }
         let audit = self
+            .newest
             .audits
             .get(&sector)
             .ok_or(LedgerError::BadAudit("no audit open for the sector"))?;
@@ -179,7 +177,7 @@ impl LedgerState {
                 .map(|l| (l, LeafAudit::default()))
                 .collect();
         }
-        if let Some(audit) = self.audits.get_mut(&sector) {
+        if let Some(audit) = self.newest.audits.get_mut(&sector) {
             audit.partials = partials;
             audit.drawn_at = drawn_at;
             audit.leaves = leaves;
@@ -199,6 +197,7 @@ impl LedgerState {
         path: &[[u8; 32]],
     ) -> Result<(), LedgerError> {
         let record = self
+            .newest
             .sectors
             .get(&sector)
             .ok_or(LedgerError::BadAudit("sector not published"))?;
@@ -248,6 +247,7 @@ impl LedgerState {
         path: &[[u8; 32]],
     ) -> Result<(), LedgerError> {
         let owner = self
+            .newest
             .sectors
             .get(&sector)
             .map(|r| r.owner)
@@ -271,6 +271,7 @@ impl LedgerState {
     /// A drawn leaf of `sector` that has not passed yet.
     fn open_leaf(&self, sector: u32, leaf: u64) -> Result<&LeafAudit, LedgerError> {
         let la = self
+            .newest
             .audits
             .get(&sector)
             .ok_or(LedgerError::BadAudit("no audit open for the sector"))?
@@ -295,13 +296,11 @@ impl LedgerState {
         if let Some(path) = next.path.clone() {
             if let Some(seed) = self.rebuild(&next)? {
                 let record = self
+                    .newest
                     .sectors
                     .get(&sector)
                     .ok_or(LedgerError::BadAudit("sector not published"))?;
-                let layout = self
-                    .key
-                    .layout(&chain_digest(&self.chain_id))
-                    .map_err(|e| LedgerError::Layout(e.to_string()))?;
+                let layout = self.key_layout(self.newest.index)?;
                 let q =
                     u32::try_from(leaf).map_err(|_| LedgerError::BadAudit("leaf out of range"))?;
                 if !audit::leaf_matches(
@@ -330,6 +329,7 @@ impl LedgerState {
             }
         }
         if let Some(la) = self
+            .newest
             .audits
             .get_mut(&sector)
             .and_then(|a| a.leaves.get_mut(&leaf))
@@ -368,13 +368,13 @@ impl LedgerState {
     pub(crate) fn begin_block_audits(&mut self) {
         let window = self.key.sector_window;
         let mut late: BTreeSet<MemberId> = BTreeSet::new();
-        for (s, a) in &self.audits {
+        for (s, a) in &self.newest.audits {
             let Some(drawn_at) = a.drawn_at else {
                 continue;
             };
             let withheld = a.leaves.values().any(|l| l.path.is_none());
             if withheld && self.height > drawn_at.saturating_add(window) {
-                if let Some(r) = self.sectors.get(s) {
+                if let Some(r) = self.newest.sectors.get(s) {
                     late.insert(r.owner);
                 }
             }
@@ -389,12 +389,15 @@ impl LedgerState {
             return;
         };
         for (s, owner) in self.discard_unaudited(&late) {
-            self.keygen_misses.entry(owner).or_insert(KeygenMiss {
-                key: 0,
-                sector: s,
-                epoch: self.epoch,
-                height: self.height,
-            });
+            self.newest
+                .keygen_misses
+                .entry(owner)
+                .or_insert(KeygenMiss {
+                    key: self.newest.index,
+                    sector: s,
+                    epoch: self.epoch,
+                    height: self.height,
+                });
         }
         self.hand_over(&late, &owners);
     }
@@ -406,10 +409,7 @@ impl LedgerState {
 
     /// The global leaves of `sector`.
     pub(super) fn sector_range(&self, sector: u32) -> Result<std::ops::Range<u64>, LedgerError> {
-        let layout = self
-            .key
-            .layout(&chain_digest(&self.chain_id))
-            .map_err(|e| LedgerError::Layout(e.to_string()))?;
+        let layout = self.key_layout(self.newest.index)?;
         let leaves = layout
             .sector_leaves(sector)
             .map_err(|e| LedgerError::Layout(e.to_string()))?;

@@ -47,16 +47,14 @@ impl LedgerState {
             .iter()
             .map(|(m, s)| (*m, (*s, self.members.get(m).map_or([0; 32], |r| r.x25519))))
             .collect();
-        let master_key = self
-            .master_public_key()
+        let named = self.newest_final_key();
+        let master_key = named
+            .and_then(|k| self.key_public(k.index))
             .map_or(MasterKey::NONE, |pk| MasterKey::from(&pk));
         // Fixed once the master root is final (`MasterRoot` waits for every audit, and no
         // sector is published after it), so every checkpoint with the key names the same set.
-        let retired_digest = if master_key.is_none() {
-            [0; 32]
-        } else {
-            RetiredLeaves::new(self.retired_leaves()).digest()
-        };
+        let retired_digest =
+            named.map_or([0; 32], |k| RetiredLeaves::new(k.retired_leaves()).digest());
         let body = CheckpointBody {
             chain_id: chain_digest(&self.chain_id),
             seq: self.checkpoint_seq,
@@ -253,6 +251,7 @@ impl LedgerState {
                     self.checkpoints.remove(0);
                 }
                 self.checkpoints_due.remove(&seq);
+                self.endorse(seq, &due.body.master_key);
                 if let Some(k) = due.rotate_to {
                     self.checkpoint_key = Some(k);
                 }

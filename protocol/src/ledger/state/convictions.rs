@@ -26,7 +26,7 @@ use crate::reconstruct::blame::BlameEvidence;
 /// key, or a leaf holder of a bad contribution to a signing (`sign_blame`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DealConviction {
-    /// The key (0 until key rotation).
+    /// The key's index.
     pub key: u32,
     /// The sector it dealt badly (it lost it, with every other unpublished sector it owned), or
     /// the sector of the leaf it contributed to.
@@ -95,13 +95,14 @@ impl LedgerState {
         if sector >= self.key.sectors() {
             return Err(LedgerError::SectorOutOfRange(sector));
         }
-        if self.assignment_epoch != Some(self.epoch) {
+        if self.newest.assignment_epoch != Some(self.epoch) {
             return Err(LedgerError::NoAssignment);
         }
-        if self.sectors.contains_key(&sector) {
+        if self.newest.sectors.contains_key(&sector) {
             return Err(LedgerError::SectorPublished(sector));
         }
         let owner = *self
+            .newest
             .branch_owners
             .get(&sector)
             .ok_or(LedgerError::NoAssignment)?;
@@ -113,7 +114,7 @@ impl LedgerState {
         let chain = chain_digest(&self.chain_id);
         let expected = SectorId {
             chain,
-            key: 0,
+            key: self.newest.index,
             sector,
             owner,
             basis: basis.digest(),
@@ -128,10 +129,7 @@ impl LedgerState {
             .get(&author)
             .map(|m| m.x25519)
             .ok_or(LedgerError::UnknownMember(author))?;
-        let layout = self
-            .key
-            .layout(&chain)
-            .map_err(|e| LedgerError::Layout(e.to_string()))?;
+        let layout = self.key_layout(self.newest.index)?;
         let leaves = layout
             .sector_leaves(sector)
             .map_err(|e| LedgerError::Layout(e.to_string()))?;
@@ -185,10 +183,10 @@ impl LedgerState {
         let convicted = BTreeSet::from([owner]);
         self.discard_unaudited(&convicted);
         self.hand_over(&convicted, &owners);
-        self.keygen_convictions.insert(
+        self.newest.keygen_convictions.insert(
             owner,
             DealConviction {
-                key: 0,
+                key: self.newest.index,
                 sector,
                 epoch: self.epoch,
                 height: self.height,

@@ -102,11 +102,12 @@ impl LedgerState {
         let window = self.key.sector_window;
         let basis = self.holder_basis().digest();
         let next = self.height.saturating_add(1);
-        self.branch_owners
+        self.newest
+            .branch_owners
             .iter()
-            .filter(|(s, _)| !self.sectors.contains_key(s))
+            .filter(|(s, _)| !self.newest.sectors.contains_key(s))
             .map(|(s, o)| {
-                let opened = match self.sector_windows.get(s) {
+                let opened = match self.newest.sector_windows.get(s) {
                     Some(w) if w.owner == *o && w.basis == basis => {
                         if next > w.opened.saturating_add(window) {
                             next
@@ -163,7 +164,7 @@ impl LedgerState {
             }
         }
         // An audit not drawn yet still needs the key that draws it.
-        for audit in self.audits.values().filter(|a| a.leaves.is_empty()) {
+        for audit in self.newest.audits.values().filter(|a| a.leaves.is_empty()) {
             keep_from = keep_from.min(audit.key_epoch);
         }
         self.dkg_results.retain(|e, _| *e >= keep_from);

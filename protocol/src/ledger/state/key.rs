@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::keys::split_leaf;
 use super::LedgerState;
 use crate::assignment::{branch_owners, leaf_holders, Weighted};
 use crate::dealing::{verify_ack, DealAck, SectorId};
@@ -22,6 +23,7 @@ use crate::ledger::tx::MAX_PAYLOAD_BYTES;
 use crate::lms::{LmsPublicKey, LmsSignature, VerifyError};
 use crate::master::Master;
 use crate::member::MemberId;
+use crate::sector::TreeLayout;
 
 const BASIS: Domain = Domain::new("seedfed-kgbasis");
 
@@ -145,11 +147,11 @@ impl LedgerState {
         for (i, owner) in computed.into_iter().enumerate() {
             let sector = i as u32;
             // Published sectors keep the owner who generated them.
-            if !self.sectors.contains_key(&sector) {
-                self.branch_owners.insert(sector, owner);
+            if !self.newest.sectors.contains_key(&sector) {
+                self.newest.branch_owners.insert(sector, owner);
             }
         }
-        self.assignment_epoch = Some(epoch);
+        self.newest.assignment_epoch = Some(epoch);
         Ok(())
     }
 
@@ -165,19 +167,19 @@ impl LedgerState {
         if sector >= self.key.sectors() {
             return Err(LedgerError::SectorOutOfRange(sector));
         }
-        if self.assignment_epoch.is_none() {
+        if self.newest.assignment_epoch.is_none() {
             return Err(LedgerError::NoAssignment);
         }
-        if self.sectors.contains_key(&sector) {
+        if self.newest.sectors.contains_key(&sector) {
             return Err(LedgerError::SectorPublished(sector));
         }
-        if self.branch_owners.get(&sector) != Some(&author) {
+        if self.newest.branch_owners.get(&sector) != Some(&author) {
             return Err(LedgerError::NotSectorOwner(author));
         }
         let basis = self.holder_basis();
         let id = SectorId {
             chain: chain_digest(&self.chain_id),
-            key: 0,
+            key: self.newest.index,
             sector,
             owner: author,
             basis: basis.digest(),
@@ -210,8 +212,8 @@ impl LedgerState {
                 });
             }
         }
-        self.sector_windows.remove(&sector);
-        self.sectors.insert(
+        self.newest.sector_windows.remove(&sector);
+        self.newest.sectors.insert(
             sector,
             SectorRecord {
                 owner: author,
@@ -248,47 +250,39 @@ impl LedgerState {
         root: &[u8; 32],
     ) -> Result<(), LedgerError> {
         self.require_validator(&author)?;
-        if self.master_root.is_some() {
+        if self.newest.master_root.is_some() {
             return Err(LedgerError::MasterFinal);
         }
-        let missing = self.key.sectors() - self.sectors.len() as u32;
+        let missing = self.key.sectors() - self.newest.sectors.len() as u32;
         if missing > 0 {
             return Err(LedgerError::SectorsMissing { missing });
         }
         if !self.audits_passed() {
             let pending = self
+                .newest
                 .sectors
                 .keys()
-                .filter(|s| !self.audits.get(s).is_some_and(|a| a.passed()))
+                .filter(|s| !self.newest.audits.get(s).is_some_and(|a| a.passed()))
                 .count() as u32;
             return Err(LedgerError::AuditsPending { pending });
         }
-        validate_master_root(&self.key, &self.chain_id, &self.sectors, root)?;
-        self.master_root = Some(*root);
+        let layout = self.key_layout(self.newest.index)?;
+        validate_master_root(&self.key, layout, &self.newest.sectors, root)?;
+        self.newest.master_root = Some(*root);
         self.enqueue_checkpoint(None);
         Ok(())
     }
 
     /// `SignRequest`: checks the relayed client request (`clients`) and allocates the next
-    /// unused, unretired leaf to it.
+    /// unused, unretired leaf of the allocating key to it (`keys`).
     pub(super) fn apply_sign_request(
         &mut self,
         author: MemberId,
         signed: &SignedRequest,
     ) -> Result<(), LedgerError> {
-        if self.master_root.is_none() {
-            return Err(LedgerError::MasterNotFinal);
-        }
+        self.next_allocation()?;
         self.check_client_request(&author, signed)?;
-        let retired = self.retired_leaves();
-        let mut leaf = self.next_leaf;
-        while retired.contains(&leaf) {
-            leaf += 1;
-        }
-        if leaf >= self.key.leaves() {
-            return Err(LedgerError::KeyExhausted(self.key.leaves()));
-        }
-        self.next_leaf = leaf + 1;
+        let leaf = self.allocate_leaf()?;
         self.use_client_request(signed);
         let req = &signed.request;
         self.sign_requests.insert(
@@ -335,39 +329,31 @@ impl LedgerState {
         Err(LedgerError::RepairDisabled)
     }
 
-    /// Checks a `SignaturePublish`: the one-level HSS-encoded LMS signature is for leaf `leaf`
-    /// and verifies on the request's digest under the master public key (the ledger's layout
-    /// with the final master root).
+    /// Checks a `SignaturePublish`: the one-level HSS-encoded LMS signature is for leaf id
+    /// `leaf` and verifies on the request's digest under the master public key of the leaf's
+    /// key.
     fn verify_published_signature(&self, leaf: u64, signature: &[u8]) -> Result<(), LedgerError> {
         let bad = |e: VerifyError| LedgerError::BadLmsSignature(e.to_string());
-        let root = self.master_root.ok_or(LedgerError::MasterNotFinal)?;
         let request = self
             .sign_requests
             .get(&leaf)
             .ok_or(LedgerError::LeafNotAllocated(leaf))?;
-        let layout = self
-            .key
-            .layout(&chain_digest(&self.chain_id))
-            .map_err(|e| LedgerError::Layout(e.to_string()))?;
+        let (key, q) = split_leaf(leaf);
+        let public = self.key_public(key).ok_or(LedgerError::MasterNotFinal)?;
         let sig = LmsSignature::decode_hss(signature).map_err(|e| bad(e.into()))?;
-        if u64::from(sig.q) != leaf {
+        if u64::from(sig.q) != q {
             return Err(LedgerError::BadLmsSignature(format!(
-                "signature is for leaf {}, not {leaf}",
+                "signature is for leaf {}, not {q} of key {key}",
                 sig.q
             )));
         }
-        layout
-            .public_key(root)
-            .verify(&request.digest, &sig)
-            .map_err(bad)
+        public.verify(&request.digest, &sig).map_err(bad)
     }
 
-    /// The master LMS public key (the ledger's layout with the final master root), `None` before
-    /// the master root is final. The layout cannot fail here: genesis validation checked it.
+    /// The master LMS public key checkpoints name: the newest key whose master root is final
+    /// (`None` before the first one is).
     pub fn master_public_key(&self) -> Option<LmsPublicKey> {
-        let root = self.master_root?;
-        let layout = self.key.layout(&chain_digest(&self.chain_id)).ok()?;
-        Some(layout.public_key(root))
+        self.key_public(self.newest_final_key()?.index)
     }
 
     /// The owner of every sector for the current epoch's beacon and validator snapshot,
@@ -381,8 +367,8 @@ impl LedgerState {
     /// Gives every unpublished sector owned by a member of `from` to its owner in `owners`
     /// (a rendezvous choice without them, [`Self::branch_owners_without`]).
     pub(super) fn hand_over(&mut self, from: &BTreeSet<MemberId>, owners: &[MemberId]) {
-        for (s, o) in self.branch_owners.iter_mut() {
-            if from.contains(o) && !self.sectors.contains_key(s) {
+        for (s, o) in self.newest.branch_owners.iter_mut() {
+            if from.contains(o) && !self.newest.sectors.contains_key(s) {
                 if let Some(next) = owners.get(*s as usize) {
                     *o = *next;
                 }
@@ -398,16 +384,17 @@ impl LedgerState {
             return Vec::new();
         }
         let discarded: Vec<(u32, MemberId)> = self
+            .newest
             .sectors
             .iter()
             .filter(|(s, r)| {
-                of.contains(&r.owner) && !self.audits.get(s).is_some_and(|a| a.passed())
+                of.contains(&r.owner) && !self.newest.audits.get(s).is_some_and(|a| a.passed())
             })
             .map(|(s, r)| (*s, r.owner))
             .collect();
         for (s, _) in &discarded {
-            self.sectors.remove(s);
-            self.audits.remove(s);
+            self.newest.sectors.remove(s);
+            self.newest.audits.remove(s);
         }
         discarded
     }
@@ -432,17 +419,14 @@ impl LedgerState {
 }
 
 /// Master-tree check: `root` must be the root of the master tree over the published sector
-/// roots (`master::Master::from_sector_roots` with the ledger's layout, see
+/// roots (`master::Master::from_sector_roots` with the key's layout, see
 /// [`KeyParams::layout`]).
 pub fn validate_master_root(
     key: &KeyParams,
-    chain_id: &str,
+    layout: TreeLayout,
     sectors: &BTreeMap<u32, SectorRecord>,
     root: &[u8; 32],
 ) -> Result<(), LedgerError> {
-    let layout = key
-        .layout(&chain_digest(chain_id))
-        .map_err(|e| LedgerError::Layout(e.to_string()))?;
     let roots: Vec<[u8; 32]> = (0..key.sectors())
         .map(|i| sectors.get(&i).map(|r| r.root))
         .collect::<Option<_>>()

@@ -34,7 +34,7 @@ pub struct SectorWindow {
 /// A sector owner that did not land its sector root within the sector window.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeygenMiss {
-    /// The key (0 until key rotation).
+    /// The key's index.
     pub key: u32,
     /// The first sector whose window closed (it lost every unpublished sector it owned).
     pub sector: u32,
@@ -48,15 +48,16 @@ impl LedgerState {
     /// Whether a key is being generated: its branch assignment is this epoch's and the master
     /// root is not final.
     pub(crate) fn keygen_in_progress(&self) -> bool {
-        self.assignment_epoch == Some(self.epoch) && self.master_root.is_none()
+        self.newest.assignment_epoch == Some(self.epoch) && self.newest.master_root.is_none()
     }
 
     /// Members that may own no sector of the key: convicted of a bad dealing or missed a
     /// sector window.
     pub(super) fn keygen_excluded(&self) -> BTreeSet<MemberId> {
-        self.keygen_convictions
+        self.newest
+            .keygen_convictions
             .keys()
-            .chain(self.keygen_misses.keys())
+            .chain(self.newest.keygen_misses.keys())
             .copied()
             .collect()
     }
@@ -67,7 +68,7 @@ impl LedgerState {
     /// the miss.
     pub(crate) fn begin_block_sector_windows(&mut self) {
         if !self.keygen_in_progress() {
-            self.sector_windows.clear();
+            self.newest.sector_windows.clear();
             return;
         }
         let basis = self.holder_basis().digest();
@@ -75,7 +76,7 @@ impl LedgerState {
         let window = self.key.sector_window;
         // Each late owner with the first sector whose window closed.
         let mut late: BTreeMap<MemberId, u32> = BTreeMap::new();
-        for (s, w) in &self.sector_windows {
+        for (s, w) in &self.newest.sector_windows {
             if self.height > w.opened.saturating_add(window) {
                 late.entry(w.owner).or_insert(*s);
             }
@@ -87,7 +88,7 @@ impl LedgerState {
         excluded.extend(late.keys().copied());
         let Ok(owners) = self.branch_owners_without(&excluded) else {
             // Nobody else may take the sectors: they stay, and their windows start again.
-            for w in self.sector_windows.values_mut() {
+            for w in self.newest.sector_windows.values_mut() {
                 if late.contains_key(&w.owner) {
                     w.opened = self.height;
                 }
@@ -96,10 +97,10 @@ impl LedgerState {
         };
         self.hand_over(&late.keys().copied().collect(), &owners);
         for (member, sector) in late {
-            self.keygen_misses.insert(
+            self.newest.keygen_misses.insert(
                 member,
                 KeygenMiss {
-                    key: 0,
+                    key: self.newest.index,
                     sector,
                     epoch: self.epoch,
                     height: self.height,
@@ -112,18 +113,21 @@ impl LedgerState {
     /// Drops the windows of published sectors and opens a window at `at` for every unpublished
     /// sector whose owner or holder basis differs from its window's.
     fn open_sector_windows(&mut self, basis: [u8; 32], at: u64) {
-        let sectors = &self.sectors;
-        self.sector_windows.retain(|s, _| !sectors.contains_key(s));
-        for (s, o) in &self.branch_owners {
-            if self.sectors.contains_key(s) {
+        let sectors = &self.newest.sectors;
+        self.newest
+            .sector_windows
+            .retain(|s, _| !sectors.contains_key(s));
+        for (s, o) in &self.newest.branch_owners {
+            if self.newest.sectors.contains_key(s) {
                 continue;
             }
             let current = self
+                .newest
                 .sector_windows
                 .get(s)
                 .is_some_and(|w| w.owner == *o && w.basis == basis);
             if !current {
-                self.sector_windows.insert(
+                self.newest.sector_windows.insert(
                     *s,
                     SectorWindow {
                         owner: *o,

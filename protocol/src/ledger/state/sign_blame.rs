@@ -25,6 +25,7 @@ use crate::member::MemberId;
 use crate::reconstruct::blame::{judge_contribution, judge_dispute, BlameError, BlameEvidence};
 use crate::reconstruct::{Participant, Session};
 
+use super::keys::split_leaf;
 use super::{ConvictionEvidence, DealConviction, LedgerState};
 
 const SESSION: Domain = Domain::new("seedfed-signsess");
@@ -73,17 +74,15 @@ impl LedgerState {
             .get(&leaf)
             .ok_or(LedgerError::LeafNotAllocated(leaf))?;
         let chain = chain_digest(&self.chain_id);
-        let layout = self
-            .key
-            .layout(&chain)
-            .map_err(|e| LedgerError::Layout(e.to_string()))?;
-        let sector = u32::try_from(leaf)
+        let (key, q) = split_leaf(leaf);
+        let layout = self.key_layout(key)?;
+        let sector = u32::try_from(q)
             .ok()
             .and_then(|q| layout.sector_of(q))
             .ok_or(reject("leaf outside the key"))?;
         let record = self
-            .sectors
-            .get(&sector)
+            .key_state(key)
+            .and_then(|k| k.sectors.get(&sector))
             .ok_or(reject("the leaf's sector is not published"))?;
         let participant = |m: &MemberId| {
             self.members
@@ -174,7 +173,7 @@ impl LedgerState {
             self.sign_convictions.insert(
                 *m,
                 DealConviction {
-                    key: 0,
+                    key: split_leaf(leaf).0,
                     sector,
                     epoch: self.epoch,
                     height: self.height,

@@ -2,21 +2,8 @@
 
 use ed25519_dalek::SigningKey;
 
-use super::fixtures::{client_key, id, key_ready, master, Fx, CHAIN};
+use super::fixtures::{client_key, id, signing_ready, CHAIN};
 use crate::ledger::{ClientChange, ClientRequest, LedgerError, TxBody};
-
-/// A ledger whose master root is final, so requests allocate leaves.
-fn signing_ready() -> Fx {
-    let mut fx = key_ready();
-    fx.apply(
-        0,
-        TxBody::MasterRoot {
-            root: master().root(),
-        },
-    )
-    .unwrap();
-    fx
-}
 
 fn request_by(key: &SigningKey, epoch: u64, nonce: u64) -> TxBody {
     TxBody::SignRequest {

@@ -46,7 +46,7 @@ fn chunk(fx: &Fx, sector: u32) -> (u64, u64) {
     let layout = fx
         .st()
         .key
-        .layout(&chain_digest(&fx.st().chain_id))
+        .layout(&chain_digest(&fx.st().chain_id), 0)
         .unwrap();
     let leaves = layout.sector_leaves(sector).unwrap();
     assert_eq!(chunk_bits(layout.sector_height()), 4);
@@ -60,7 +60,7 @@ fn chunk(fx: &Fx, sector: u32) -> (u64, u64) {
 /// first leaf corrupted if `corrupt`; returns the batch and that first leaf.
 fn batch(fx: &Fx, sector: u32, h: usize, corrupt: bool, rng: &mut ChaCha20Rng) -> (DealBatch, u64) {
     let st = fx.st();
-    let owner = st.branch_owners[&sector];
+    let owner = st.newest.branch_owners[&sector];
     let holder = fx.id(h);
     let (first, len) = chunk(fx, sector);
     let basis = st.holder_basis();
@@ -127,15 +127,15 @@ fn body(sector: u32, c: &DealComplaint) -> TxBody {
 fn a_proven_bad_dealing_convicts_evicts_and_replaces_the_owner() {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let mut fx = assigned();
-    let owner = fx.st().branch_owners[&0];
+    let owner = fx.st().newest.branch_owners[&0];
     let h = holder_of(&fx, 0, owner);
     let (bad, leaf) = batch(&fx, 0, h, true, &mut rng);
     let c = complaint_of(h, &bad, leaf, &mut rng);
-    let before = fx.st().branch_owners.clone();
+    let before = fx.st().newest.branch_owners.clone();
     fx.apply(h, body(0, &c)).unwrap();
 
     let st = fx.st();
-    let conviction = &st.keygen_convictions[&owner];
+    let conviction = &st.newest.keygen_convictions[&owner];
     assert_eq!((conviction.sector, conviction.epoch), (0, 1));
     assert_eq!(conviction.reason, "share fails its commitment");
     // The evidence is the complaint itself, judged again from the record.
@@ -152,7 +152,7 @@ fn a_proven_bad_dealing_convicts_evicts_and_replaces_the_owner() {
     let computed = st.compute_branch_owners().unwrap();
     assert!(!computed.contains(&owner));
     for (s, o) in &before {
-        let now = st.branch_owners[s];
+        let now = st.newest.branch_owners[s];
         if *o == owner {
             assert_ne!(now, owner);
             assert_eq!(now, computed[*s as usize]);
@@ -162,7 +162,7 @@ fn a_proven_bad_dealing_convicts_evicts_and_replaces_the_owner() {
     }
     // Recomputation agrees: a branch assignment for the epoch is the ledger's own, and
     // changes nothing.
-    let owners_now = st.branch_owners.clone();
+    let owners_now = st.newest.branch_owners.clone();
     fx.apply(
         1,
         TxBody::BranchAssignment {
@@ -171,7 +171,7 @@ fn a_proven_bad_dealing_convicts_evicts_and_replaces_the_owner() {
         },
     )
     .unwrap();
-    assert_eq!(fx.st().branch_owners, owners_now);
+    assert_eq!(fx.st().newest.branch_owners, owners_now);
     // The same complaint again proves nothing: the sector has another owner now.
     assert_eq!(
         fx.apply(h, body(0, &c)),
@@ -185,7 +185,7 @@ fn a_proven_bad_dealing_convicts_evicts_and_replaces_the_owner() {
 fn a_complaint_that_proves_nothing_is_rejected_and_changes_nothing() {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let mut fx = assigned();
-    let owner = fx.st().branch_owners[&0];
+    let owner = fx.st().newest.branch_owners[&0];
     let h = holder_of(&fx, 0, owner);
     let (good, leaf) = batch(&fx, 0, h, false, &mut rng);
     let (bad, bad_leaf) = batch(&fx, 0, h, true, &mut rng);
@@ -273,7 +273,7 @@ fn a_complaint_that_proves_nothing_is_rejected_and_changes_nothing() {
         fx.apply(h, body(0, &c)),
         Err(LedgerError::SectorPublished(0))
     );
-    assert!(fx.st().keygen_convictions.is_empty());
+    assert!(fx.st().newest.keygen_convictions.is_empty());
     assert!(fx.st().is_validator(&owner));
 }
 
@@ -281,7 +281,7 @@ fn a_complaint_that_proves_nothing_is_rejected_and_changes_nothing() {
 fn no_complaint_before_the_epochs_branch_assignment() {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let mut fx = assigned();
-    let owner = fx.st().branch_owners[&0];
+    let owner = fx.st().newest.branch_owners[&0];
     let h = holder_of(&fx, 0, owner);
     let (bad, leaf) = batch(&fx, 0, h, true, &mut rng);
     let c = complaint_of(h, &bad, leaf, &mut rng);

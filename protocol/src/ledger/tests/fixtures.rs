@@ -54,6 +54,7 @@ pub(super) fn genesis(n: u8) -> Genesis {
             ack_threshold: 3,
             audit_leaves: 0,
             sector_window: crate::ledger::DEFAULT_SECTOR_WINDOW,
+            rotate_percent: 0,
         },
         eviction_missed_heights: 2,
         epochs: EpochParams::default(),
@@ -171,7 +172,7 @@ pub(super) fn leaf_seed(q: u32) -> crate::lmots::LeafSeed {
 pub(super) fn sectors() -> &'static [crate::sector::Sector] {
     static S: std::sync::OnceLock<Vec<crate::sector::Sector>> = std::sync::OnceLock::new();
     S.get_or_init(|| {
-        let layout = genesis(4).key.layout(&chain_digest(CHAIN)).unwrap();
+        let layout = genesis(4).key.layout(&chain_digest(CHAIN), 0).unwrap();
         (0..2)
             .map(|b| crate::sector::Sector::generate(layout, b, 1, leaf_seed).unwrap())
             .collect()
@@ -179,7 +180,7 @@ pub(super) fn sectors() -> &'static [crate::sector::Sector] {
 }
 
 pub(super) fn master() -> crate::master::Master {
-    let layout = genesis(4).key.layout(&chain_digest(CHAIN)).unwrap();
+    let layout = genesis(4).key.layout(&chain_digest(CHAIN), 0).unwrap();
     let roots: Vec<[u8; 32]> = sectors().iter().map(|s| s.root()).collect();
     crate::master::Master::from_sector_roots(layout, &roots).unwrap()
 }
@@ -216,6 +217,22 @@ pub(super) fn acks(
 
 /// Runs epoch 1, assignment, and publishes both (real) sectors, acknowledged by every
 /// validator; returns the fixture.
+/// A ledger whose master root is final and endorsed, so requests allocate leaves. The
+/// fixtures run no DKG, so no checkpoint can be signed: the endorsement a signed checkpoint
+/// naming the key would record is set directly.
+pub(super) fn signing_ready() -> Fx {
+    let mut fx = key_ready();
+    fx.apply(
+        0,
+        TxBody::MasterRoot {
+            root: master().root(),
+        },
+    )
+    .unwrap();
+    fx.ledger.state.newest.endorsed = Some(0);
+    fx
+}
+
 pub(super) fn key_ready() -> Fx {
     let mut fx = Fx::new(4);
     start_epoch_1(&mut fx);
@@ -224,7 +241,7 @@ pub(super) fn key_ready() -> Fx {
     fx.apply(1, TxBody::BranchAssignment { epoch: 1, owners })
         .unwrap();
     for sector in 0..2u32 {
-        let owner = fx.st().branch_owners[&sector];
+        let owner = fx.st().newest.branch_owners[&sector];
         let i = (0..4).find(|&i| fx.id(i) == owner).unwrap();
         let acks = acks(&fx, sector, owner, COMMITMENTS_ROOT, &[0, 1, 2, 3]);
         fx.apply(

@@ -1,10 +1,10 @@
 //! The key on the ledger: epoch start and branch assignment, sectors, master root, leaf
-//! allocation, published signatures, repair.
+//! allocation, published signatures, the next key, repair.
 
 use super::fixtures::{
-    acks, key_ready, leaf_seed, master, sectors, start_epoch_1, Fx, COMMITMENTS_ROOT,
+    acks, key_ready, leaf_seed, master, sectors, signing_ready, start_epoch_1, Fx, COMMITMENTS_ROOT,
 };
-use crate::ledger::{LedgerError, TxBody};
+use crate::ledger::{leaf_id, split_leaf, KeyState, LedgerError, TxBody};
 
 #[test]
 fn epoch_and_assignment_checks() {
@@ -73,7 +73,7 @@ fn sector_publication_rules() {
         Err(LedgerError::NoAssignment)
     );
     let mut fx2 = key_ready();
-    let owner0 = fx2.st().branch_owners[&0];
+    let owner0 = fx2.st().newest.branch_owners[&0];
     let owner = (0..4).find(|&i| fx2.id(i) == owner0).unwrap();
     assert_eq!(
         fx2.apply(
@@ -101,7 +101,7 @@ fn sector_publication_rules() {
     );
     // The published record keeps who acknowledged and what the holders were chosen from:
     // every leaf's r = 3 holders are validators, recomputable from the record.
-    let rec = &fx2.st().sectors[&0];
+    let rec = &fx2.st().newest.sectors[&0];
     assert_eq!(rec.acked.len(), 4);
     assert_eq!(rec.commitments_root, COMMITMENTS_ROOT);
     for leaf in 0..16u64 {
@@ -115,7 +115,7 @@ fn sector_publication_rules() {
     let owners = fx.st().compute_branch_owners().unwrap();
     fx.apply(0, TxBody::BranchAssignment { epoch: 1, owners })
         .unwrap();
-    let owner0 = fx.st().branch_owners[&0];
+    let owner0 = fx.st().newest.branch_owners[&0];
     let non_owner_i = (0..4).find(|&i| fx.id(i) != owner0).unwrap();
     let owner_i = (0..4).find(|&i| fx.id(i) == owner0).unwrap();
     let root = sectors()[0].root();
@@ -196,7 +196,7 @@ fn sector_publication_rules() {
     assert_eq!(fx.st(), &before);
     // Every validator's acknowledgement: published.
     fx.apply(owner_i, publish(all)).unwrap();
-    assert_eq!(fx.st().sectors[&0].root, root);
+    assert_eq!(fx.st().newest.sectors[&0].root, root);
 }
 
 #[test]
@@ -217,23 +217,29 @@ fn master_root_and_leaf_allocation() {
     );
     let root = master().root();
     fx.apply(0, TxBody::MasterRoot { root }).unwrap();
-    assert_eq!(fx.st().master_root, Some(root));
+    assert_eq!(fx.st().newest.master_root, Some(root));
     assert_eq!(
         fx.apply(0, TxBody::MasterRoot { root }),
         Err(LedgerError::MasterFinal)
     );
+    // No allocation before a signed checkpoint names the key (set here as one would).
+    assert_eq!(
+        fx.apply(0, fx.request([1; 32], 0)),
+        Err(LedgerError::KeyNotEndorsed)
+    );
+    fx.ledger.state.newest.endorsed = Some(0);
     // 2^5 = 32 leaves, each allocated exactly once, in order.
     for q in 0..32u64 {
         fx.apply((q % 4) as usize, fx.request([q as u8; 32], q))
             .unwrap();
-        assert_eq!(fx.st().next_leaf, q + 1);
+        assert_eq!(fx.st().newest.next_leaf, q + 1);
         assert_eq!(fx.st().sign_requests[&q].digest, [q as u8; 32]);
     }
     assert_eq!(
         fx.apply(0, fx.request([9; 32], 99)),
         Err(LedgerError::KeyExhausted(32))
     );
-    assert_eq!(fx.st().next_leaf, 32);
+    assert_eq!(fx.st().newest.next_leaf, 32);
     // Signatures: real LMS signatures on the request's digest by the leaf, once.
     let m = master();
     let secs = sectors();
@@ -309,4 +315,37 @@ fn repair_is_refused_until_the_ledger_picks_replacements() {
         Err(LedgerError::RepairDisabled)
     );
     assert_eq!(fx.st(), &before);
+}
+
+#[test]
+fn the_next_key_opens_when_the_newest_runs_low_and_allocation_waits_for_its_endorsement() {
+    let mut fx = signing_ready();
+    fx.ledger.state.key.rotate_percent = 50;
+    // 32 leaves: the allocation that leaves 15 (fewer than half) opens key 1.
+    for q in 0..16u64 {
+        fx.apply((q % 4) as usize, fx.request([1; 32], q)).unwrap();
+        assert_eq!(fx.st().newest.index, 0, "opened early, after {q}");
+    }
+    fx.apply(0, fx.request([1; 32], 16)).unwrap();
+    let st = fx.st();
+    assert_eq!(st.newest.index, 1);
+    assert_eq!(st.newest, KeyState::new(1), "key 1 starts from nothing");
+    assert_eq!(st.older_keys[&0].next_leaf, 17);
+    // Key 0 keeps allocating until it is spent; key 1 is not endorsed, so then nothing can.
+    for q in 17..32u64 {
+        fx.apply((q % 4) as usize, fx.request([2; 32], q)).unwrap();
+        assert!(fx.st().sign_requests.contains_key(&leaf_id(0, q)));
+    }
+    assert_eq!(fx.st().allocating_key(), None);
+    assert_eq!(
+        fx.apply(0, fx.request([3; 32], 32)),
+        Err(LedgerError::KeyExhausted(32))
+    );
+    // Key 1's layout differs from key 0's in its identifier only.
+    let (l0, l1) = (
+        fx.st().key_layout(0).unwrap(),
+        fx.st().key_layout(1).unwrap(),
+    );
+    assert_ne!(l0.id, l1.id);
+    assert_eq!(split_leaf(leaf_id(7, 19)), (7, 19));
 }

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 
-use super::fixtures::{key_ready, master, Fx, CHAIN};
+use super::fixtures::{signing_ready, Fx, CHAIN};
 use crate::ledger::{decode, encode, Block, CommitInfo, Evidence, Tx, TxBody};
 
 /// A random action by a random validator; many are invalid on purpose.
@@ -46,8 +46,7 @@ proptest! {
     /// transaction leaves the state as it was; leaves are never allocated twice.
     #[test]
     fn replicas_agree(actions in proptest::collection::vec(arb_action(), 1..40), per_block in 1usize..6) {
-        let mut a = key_ready();
-        a.apply(0, TxBody::MasterRoot { root: master().root() }).unwrap();
+        let mut a = signing_ready();
         let mut b_ledger = a.ledger.clone();
         let mut allocated = std::collections::BTreeSet::new();
         for chunk in actions.chunks(per_block) {
@@ -81,8 +80,8 @@ proptest! {
             for (leaf, _) in a.st().sign_requests.iter() {
                 allocated.insert(*leaf);
             }
-            prop_assert_eq!(allocated.len() as u64, a.st().next_leaf);
-            prop_assert!(a.st().next_leaf <= a.st().key.leaves());
+            prop_assert_eq!(allocated.len() as u64, a.st().newest.next_leaf);
+            prop_assert!(a.st().newest.next_leaf <= a.st().key.leaves());
         }
     }
 }

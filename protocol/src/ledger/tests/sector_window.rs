@@ -42,7 +42,7 @@ fn blocks(fx: &mut Fx, signers: &[usize], count: u64) {
 
 /// The `SectorRoot` of `sector` by its current owner, acknowledged by every validator.
 fn publish(fx: &mut Fx, sector: u32) {
-    let owner = fx.st().branch_owners[&sector];
+    let owner = fx.st().newest.branch_owners[&sector];
     let acks = acks(fx, sector, owner, COMMITMENTS_ROOT, &[0, 1, 2, 3]);
     let tx = fx.tx(
         index(fx, &owner),
@@ -61,30 +61,33 @@ fn publish(fx: &mut Fx, sector: u32) {
 fn an_unpublished_sector_moves_after_the_window_and_a_published_one_stays() {
     let mut fx = assigned(4, true);
     let all = fx.all();
-    let (owner0, owner1) = (fx.st().branch_owners[&0], fx.st().branch_owners[&1]);
+    let (owner0, owner1) = (
+        fx.st().newest.branch_owners[&0],
+        fx.st().newest.branch_owners[&1],
+    );
     // Sector 0 lands within its window (block 2); sector 1 never does.
     publish(&mut fx, 0);
     // The window opened at the assignment's height (1) and includes block 1 + WINDOW.
     blocks(&mut fx, &all, WINDOW - 1);
     assert_eq!(fx.st().height, 1 + WINDOW);
-    assert_eq!(fx.st().sector_windows[&1].opened, 1);
-    assert_eq!(fx.st().branch_owners[&1], owner1);
-    assert!(fx.st().keygen_misses.is_empty());
+    assert_eq!(fx.st().newest.sector_windows[&1].opened, 1);
+    assert_eq!(fx.st().newest.branch_owners[&1], owner1);
+    assert!(fx.st().newest.keygen_misses.is_empty());
     blocks(&mut fx, &all, 1);
     let st = fx.st();
-    let miss = &st.keygen_misses[&owner1];
+    let miss = &st.newest.keygen_misses[&owner1];
     assert_eq!(
         (miss.key, miss.sector, miss.epoch, miss.height),
         (0, 1, 1, 2 + WINDOW)
     );
     // Sector 1 went to the next rendezvous choice, with a new window; sector 0 stayed.
-    let next = st.branch_owners[&1];
+    let next = st.newest.branch_owners[&1];
     assert_ne!(next, owner1);
-    assert_eq!(st.sector_windows[&1].owner, next);
-    assert_eq!(st.sector_windows[&1].opened, 2 + WINDOW);
-    assert_eq!(st.branch_owners[&0], owner0);
-    assert_eq!(st.sectors[&0].owner, owner0);
-    assert!(!st.sector_windows.contains_key(&0));
+    assert_eq!(st.newest.sector_windows[&1].owner, next);
+    assert_eq!(st.newest.sector_windows[&1].opened, 2 + WINDOW);
+    assert_eq!(st.newest.branch_owners[&0], owner0);
+    assert_eq!(st.newest.sectors[&0].owner, owner0);
+    assert!(!st.newest.sector_windows.contains_key(&0));
     // Missing is not misbehaviour: the owner stays a validator.
     assert_eq!(st.members[&owner1].status, MemberStatus::Active);
     assert!(st.is_validator(&owner1));
@@ -100,24 +103,28 @@ fn an_unpublished_sector_moves_after_the_window_and_a_published_one_stays() {
     );
     assert!(fx.ledger.state.clone().apply_tx(&late).is_err());
     publish(&mut fx, 1);
-    assert_eq!(fx.st().sectors[&1].owner, next);
-    assert!(fx.st().sector_windows.is_empty());
+    assert_eq!(fx.st().newest.sectors[&1].owner, next);
+    assert!(fx.st().newest.sector_windows.is_empty());
 }
 
 #[test]
 fn every_unpublished_sector_of_a_late_owner_moves_and_it_is_never_chosen_again() {
     let mut fx = assigned(4, false);
     let all = fx.all();
-    let late = fx.st().branch_owners[&0];
-    assert_eq!(fx.st().branch_owners[&1], late);
+    let late = fx.st().newest.branch_owners[&0];
+    assert_eq!(fx.st().newest.branch_owners[&1], late);
     blocks(&mut fx, &all, WINDOW + 1);
     let st = fx.st();
     // Both sectors moved (the miss names the first), to owners computed without it.
-    assert_eq!(st.keygen_misses[&late].sector, 0);
-    assert!(st.branch_owners.values().all(|o| *o != late));
+    assert_eq!(st.newest.keygen_misses[&late].sector, 0);
+    assert!(st.newest.branch_owners.values().all(|o| *o != late));
     let computed = st.compute_branch_owners().unwrap();
     assert_eq!(
-        st.branch_owners.values().copied().collect::<Vec<_>>(),
+        st.newest
+            .branch_owners
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
         computed
     );
     // A new epoch: whatever the beacon, the assignment leaves it out, and the ledger checks
@@ -128,7 +135,7 @@ fn every_unpublished_sector_of_a_late_owner_moves_and_it_is_never_chosen_again()
         probe.begin_epoch(2, [b; 32]);
         let owners = probe.compute_branch_owners().unwrap();
         assert!(!owners.contains(&late));
-        probe.keygen_misses.clear();
+        probe.newest.keygen_misses.clear();
         found_it |= probe.compute_branch_owners().unwrap().contains(&late);
     }
     // (Without the miss it would have been chosen for some of those beacons.)
@@ -139,29 +146,32 @@ fn every_unpublished_sector_of_a_late_owner_moves_and_it_is_never_chosen_again()
 fn the_window_restarts_when_the_sector_is_reassigned() {
     let mut fx = assigned(4, true);
     let all = fx.all();
-    let first = fx.st().branch_owners[&1];
+    let first = fx.st().newest.branch_owners[&1];
     publish(&mut fx, 0);
     blocks(&mut fx, &all, WINDOW);
     let moved_at = fx.st().height;
     assert_eq!(moved_at, 2 + WINDOW);
-    let second = fx.st().branch_owners[&1];
+    let second = fx.st().newest.branch_owners[&1];
     assert_ne!(second, first);
     // The second owner gets a whole window from its assignment, not the rest of the first.
     blocks(&mut fx, &all, WINDOW);
-    assert_eq!(fx.st().branch_owners[&1], second);
-    assert!(!fx.st().keygen_misses.contains_key(&second));
+    assert_eq!(fx.st().newest.branch_owners[&1], second);
+    assert!(!fx.st().newest.keygen_misses.contains_key(&second));
     blocks(&mut fx, &all, 1);
     let st = fx.st();
-    assert_eq!(st.keygen_misses[&second].height, moved_at + WINDOW + 1);
-    let third = st.branch_owners[&1];
+    assert_eq!(
+        st.newest.keygen_misses[&second].height,
+        moved_at + WINDOW + 1
+    );
+    let third = st.newest.branch_owners[&1];
     assert!(third != first && third != second);
 }
 
 #[test]
 fn the_window_restarts_when_the_holder_basis_changes() {
     let mut fx = assigned(4, true);
-    let owner = fx.st().branch_owners[&0];
-    let other = fx.st().branch_owners[&1];
+    let owner = fx.st().newest.branch_owners[&0];
+    let other = fx.st().newest.branch_owners[&1];
     // A validator that owns nothing exits two blocks in: every owner must deal again.
     let exiter = (0..4)
         .find(|&i| fx.id(i) != owner && fx.id(i) != other && i != 0)
@@ -174,13 +184,13 @@ fn the_window_restarts_when_the_holder_basis_changes() {
     let rest: Vec<usize> = (0..4).filter(|&i| i != exiter).collect();
     // The block after the exit still carries the exiter's precommit of the exit block.
     fx.block(&all, vec![]);
-    assert_eq!(fx.st().sector_windows[&0].opened, exited_at);
+    assert_eq!(fx.st().newest.sector_windows[&0].opened, exited_at);
     let to_close = exited_at + WINDOW - fx.st().height;
     blocks(&mut fx, &rest, to_close);
-    assert_eq!(fx.st().branch_owners[&0], owner);
-    assert!(fx.st().keygen_misses.is_empty());
+    assert_eq!(fx.st().newest.branch_owners[&0], owner);
+    assert!(fx.st().newest.keygen_misses.is_empty());
     blocks(&mut fx, &rest, 1);
-    assert!(fx.st().keygen_misses.contains_key(&owner));
+    assert!(fx.st().newest.keygen_misses.contains_key(&owner));
 }
 
 #[test]
@@ -191,19 +201,24 @@ fn a_new_epoch_assignment_opens_new_windows_and_a_final_key_has_none() {
     fx.ledger.state.begin_epoch(2, [0xee; 32]);
     // Between the epoch start and its assignment no key is being generated: no window runs.
     blocks(&mut fx, &all, WINDOW + 2);
-    assert!(fx.st().sector_windows.is_empty());
-    assert!(fx.st().keygen_misses.is_empty());
+    assert!(fx.st().newest.sector_windows.is_empty());
+    assert!(fx.st().newest.keygen_misses.is_empty());
     let owners = fx.st().compute_branch_owners().unwrap();
     let tx = fx.tx(0, TxBody::BranchAssignment { epoch: 2, owners });
     fx.block(&all, vec![tx]);
     let at = fx.st().height;
     blocks(&mut fx, &all, 1);
-    assert!(fx.st().sector_windows.values().all(|w| w.opened == at));
+    assert!(fx
+        .st()
+        .newest
+        .sector_windows
+        .values()
+        .all(|w| w.opened == at));
     publish(&mut fx, 0);
     publish(&mut fx, 1);
-    assert!(fx.st().sector_windows.is_empty());
+    assert!(fx.st().newest.sector_windows.is_empty());
     blocks(&mut fx, &all, WINDOW + 2);
-    assert!(fx.st().keygen_misses.is_empty());
+    assert!(fx.st().newest.keygen_misses.is_empty());
 }
 
 #[test]
@@ -213,9 +228,13 @@ fn a_late_last_validator_keeps_its_sectors() {
     blocks(&mut fx, &[0], WINDOW + 1);
     let st = fx.st();
     // Nobody else can take them: no miss, the sectors stay, the window starts again.
-    assert!(st.keygen_misses.is_empty());
-    assert!(st.branch_owners.values().all(|o| *o == only));
-    assert!(st.sector_windows.values().all(|w| w.opened == st.height));
+    assert!(st.newest.keygen_misses.is_empty());
+    assert!(st.newest.branch_owners.values().all(|o| *o == only));
+    assert!(st
+        .newest
+        .sector_windows
+        .values()
+        .all(|w| w.opened == st.height));
 }
 
 #[test]
@@ -228,19 +247,27 @@ fn the_next_epoch_waits_for_the_open_windows_within_a_cap() {
     let st = fx.st();
     let least = st.epoch_started_at + 10;
     // Both sectors' windows opened at height 1: no new epoch before they close.
-    let close = st.sector_windows.values().map(|w| w.opened).max().unwrap() + 100 + 1;
+    let close = st
+        .newest
+        .sector_windows
+        .values()
+        .map(|w| w.opened)
+        .max()
+        .unwrap()
+        + 100
+        + 1;
     assert!(close > least);
     assert_eq!(st.next_epoch_height(), close);
     // A window that would keep the epoch open for ever is capped at four windows past the
     // least length.
     let mut st = st.clone();
-    for w in st.sector_windows.values_mut() {
+    for w in st.newest.sector_windows.values_mut() {
         w.opened = 10_000;
     }
     assert_eq!(st.next_epoch_height(), least + 400);
     // Once every sector landed there is no window and the epoch length is the minimum.
     publish(&mut fx, 0);
     publish(&mut fx, 1);
-    assert!(fx.st().sector_windows.is_empty());
+    assert!(fx.st().newest.sector_windows.is_empty());
     assert_eq!(fx.st().next_epoch_height(), fx.st().epoch_started_at + 10);
 }
