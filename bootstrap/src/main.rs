@@ -117,7 +117,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 30)]
     discovery_interval_secs: u64,
     /// Log filter (RUST_LOG wins).
-    #[arg(long, default_value = "info")]
+    #[arg(long, default_value = seedfed_node::logging::DEFAULT_FILTER)]
     log_filter: String,
     /// Log as JSON lines.
     #[arg(long)]

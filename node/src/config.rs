@@ -185,7 +185,7 @@ pub struct LogSection {
 impl Default for LogSection {
     fn default() -> Self {
         Self {
-            filter: "info".into(),
+            filter: crate::logging::DEFAULT_FILTER.into(),
             format: LogFormat::Plain,
         }
     }
@@ -306,7 +306,8 @@ sync_interval_ms = {sync}
 listen = {api}
 
 [log]
-# SEEDFED__LOG__FILTER: tracing filter (RUST_LOG wins if set)
+# SEEDFED__LOG__FILTER: tracing filter (RUST_LOG wins if set); the consensus library logs
+# every vote at INFO: add ",arc_malachitebft_core_consensus=info" to see them
 filter = {filter}
 # SEEDFED__LOG__FORMAT: plain or json
 format = {format}

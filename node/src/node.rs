@@ -14,7 +14,7 @@ use libp2p::Multiaddr;
 use prometheus_client::registry::Registry;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::api::{self, ApiState, API_ADDR_FILE};
 use seedfed_protocol::agent::Fault;
@@ -304,10 +304,10 @@ fn log_event(ev: &NetworkEvent) {
             topic,
             data,
         } => {
-            info!(%author, topic, bytes = data.len(), "gossip")
+            debug!(%author, topic, bytes = data.len(), "gossip")
         }
         NetworkEvent::Request { peer, data, .. } => {
-            info!(%peer, bytes = data.len(), "request (no handler yet)")
+            debug!(%peer, bytes = data.len(), "request (no handler yet)")
         }
     }
 }

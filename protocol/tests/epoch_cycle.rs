@@ -328,6 +328,112 @@ fn lost_envelope_is_answered_on_the_ledger() {
     assert!(net.nodes[1].agent.as_ref().unwrap().root_key(0).is_some());
 }
 
+#[test]
+fn answers_close_before_complaints_so_a_bad_answer_still_convicts() {
+    // Before: answers were accepted until the last block of the complaint window, so a dealer
+    // could answer a Missing complaint with a bad envelope in that block, leave no time for a
+    // Bad complaint, and stay qualified.
+    let net = Net::new(4, &[], &[(0, Fault::BadRound2Shares)], 9);
+    let dealer = id(&net.nodes[0].key);
+    let mut net = net;
+    net.run_until(100, |net| net.inbox.iter().any(|(_, f, _)| *f == dealer));
+    let st = net.st().clone();
+    assert!(st.dkg.complaints.is_empty());
+    let (to, _, payload) = net
+        .inbox
+        .iter()
+        .find(|(_, f, _)| *f == dealer)
+        .unwrap()
+        .clone();
+    let recipient = id(&net.nodes[to].key);
+    let DirectMirror::Dkg(msg) = decode(&payload).unwrap();
+    let env = Envelope::decode(&msg.ristretto255).unwrap();
+    let p = &st.epochs;
+    let (r1_end, answer_end, complaint_end) = (
+        st.dkg.round1_end(p),
+        st.dkg.answer_end(p),
+        st.dkg.complaint_end(p),
+    );
+    assert!(st.dkg.missing_end(p) <= answer_end && answer_end < complaint_end);
+    let complaint = |c: &Complaint| TxBody::DkgComplaint {
+        epoch: 0,
+        accused: dealer,
+        payload: encode(&ComplaintPayload {
+            suite: DkgSuite::Ristretto255,
+            complaint: c.encode(),
+        }),
+    };
+    let missing = Complaint::Missing {
+        complainer: recipient,
+        dealer,
+    };
+    let complained = net
+        .try_tx(&st, to, r1_end + 1, complaint(&missing))
+        .unwrap();
+    let answer = TxBody::DkgAnswer {
+        epoch: 0,
+        suite: DkgSuite::Ristretto255,
+        envelope: msg.ristretto255.clone(),
+    };
+    // Too late: in the complaint window's last blocks.
+    for h in [answer_end + 1, complaint_end] {
+        assert!(
+            matches!(
+                net.try_tx(&complained, 0, h, answer.clone()),
+                Err(LedgerError::DkgWindow { what: "answer", .. })
+            ),
+            "answer at {h} (answers close at {answer_end})"
+        );
+    }
+    // The dealer's agent answers only while the ledger takes answers.
+    let answers_at = |h: u64| {
+        let mut ledger = net.nodes[0].ledger.clone();
+        ledger.state = complained.clone();
+        ledger.state.height = h;
+        let snap = net.nodes[0].agent.as_ref().unwrap().snapshot();
+        let mut agent = Agent::restore(&snap, seed(0), xseed(0), Fault::BadRound2Shares).unwrap();
+        let duties = agent.on_block(&ledger, &mut ChaCha20Rng::seed_from_u64(98));
+        duties
+            .iter()
+            .filter(|d| matches!(d, Duty::Submit(TxBody::DkgAnswer { .. })))
+            .count()
+    };
+    assert_eq!(answers_at(r1_end + 1), 1);
+    assert_eq!(answers_at(answer_end - 1), 1);
+    assert_eq!(answers_at(answer_end), 0);
+    // In time; the bad envelope it publishes is then convicted by a Bad complaint, which
+    // stays open until the window's last block.
+    let answered = net.try_tx(&complained, 0, answer_end, answer).unwrap();
+    let session = st.dkg.session::<Ristretto255Sha512>(CHAIN).unwrap();
+    let bad = session
+        .complain(
+            &StaticSecret::from(xseed(to)),
+            &env,
+            &mut ChaCha20Rng::seed_from_u64(99),
+        )
+        .unwrap();
+    let convicted = net
+        .try_tx(&answered, to, complaint_end, complaint(&bad))
+        .unwrap();
+    let done = net
+        .try_tx(
+            &convicted,
+            to,
+            complaint_end + 1,
+            TxBody::DkgFinalize { epoch: 0 },
+        )
+        .unwrap();
+    let result = &done.dkg_results[&0];
+    assert!(!result.qualified.contains(&dealer));
+    assert_eq!(
+        result.excluded[&dealer],
+        DkgExclusion::BadShare {
+            suite: DkgSuite::Ristretto255,
+            complainer: recipient
+        }
+    );
+}
+
 fn round1_payload(
     st: &LedgerState,
     me: &MemberId,

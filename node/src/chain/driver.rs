@@ -363,10 +363,15 @@ impl Driver {
                 .proposal_seen(p.height, p.round, Instant::now());
         }
         let ours = self.consensus.height();
-        if msg.height() > ours
-            && super::sync::raises_sync_target(&self.consensus.ledger().state.chain_id, &msg)
-        {
-            self.sync.heard(msg.height(), author, ours);
+        let state = &self.consensus.ledger().state;
+        if let Some(h) = super::sync::sync_target(
+            &state.chain_id,
+            |m| state.is_validator(m),
+            &author,
+            ours,
+            &msg,
+        ) {
+            self.sync.heard(h, author, ours);
         }
         let out = self.consensus.handle(Input::Message(msg));
         self.act(out).await?;

@@ -2,7 +2,9 @@
 //! ([`ChainRequest::Blocks`]) and applies them after their certificates verify; it also serves
 //! its own blocks to others.
 //!
-//! Guarantees: at most one request in flight; requests go to the peer that showed the highest
+//! Guarantees: only a verified vote from a current validator, at most
+//! [`MAX_HEIGHTS_AHEAD`] heights ahead, raises the sync target ([`sync_target`]); at most one
+//! request in flight; requests go to the peer that showed the highest
 //! height ahead of us, else to admitted validators in turn (a bootstrap node or a plain member
 //! may not serve blocks, and an unanswered request would hold sync up for its whole timeout);
 //! a block applies only through consensus ([`Input::Synced`]: the next height, a certificate
@@ -20,7 +22,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::driver::{ChainError, Driver};
-use super::wire::{member_of, ChainRequest, ChainResponse, MAX_SYNC_BLOCKS, MAX_SYNC_BYTES};
+use super::wire::{
+    member_of, ChainRequest, ChainResponse, MAX_HEIGHTS_AHEAD, MAX_SYNC_BLOCKS, MAX_SYNC_BYTES,
+};
 
 /// The answer to one sync request: the peer asked and its blocks, or why there are none.
 pub type SyncResult = (PeerId, Result<Vec<(Block, CommitCertificate)>, String>);
@@ -60,7 +64,7 @@ impl BlockSync {
     }
 
     /// A consensus message for `height` arrived from `author` while we decide `ours`; call it
-    /// only for messages that pass [`raises_sync_target`].
+    /// only with the height [`sync_target`] gives.
     pub fn heard(&mut self, height: u64, author: PeerId, ours: u64) {
         if height > ours && self.best_seen.is_none_or(|(b, _)| height > b) {
             self.best_seen = Some((height, author));
@@ -193,11 +197,31 @@ impl Driver {
     }
 }
 
-/// Whether a consensus message may make us sync toward its height: only a vote whose
-/// signature verifies (a message that only passed the gossip checks could name any height and
-/// hold sync on an unanswered request again and again). Proposals and certificates do not.
-pub fn raises_sync_target(chain_id: &str, msg: &ConsensusMessage) -> bool {
-    matches!(msg, ConsensusMessage::Vote(v) if v.verify(chain_id))
+/// The height a consensus message published by `author` may make us sync toward while we
+/// decide `ours`, or `None`. Only a vote, only from a current validator (`is_validator`)
+/// publishing its own vote, only for a height in `(ours, ours + MAX_HEIGHTS_AHEAD]`, and only
+/// if its signature verifies for `chain_id`: a message that merely passed the gossip checks
+/// could name any height and hold sync on an unanswered request again and again. The cheap
+/// checks on the sender and the height come first, the signature last; heights are
+/// attacker-chosen, so the arithmetic saturates. Proposals and certificates do not count.
+pub fn sync_target(
+    chain_id: &str,
+    is_validator: impl Fn(&MemberId) -> bool,
+    author: &PeerId,
+    ours: u64,
+    msg: &ConsensusMessage,
+) -> Option<u64> {
+    let ConsensusMessage::Vote(v) = msg else {
+        return None;
+    };
+    let author = member_of(author)?;
+    if v.validator != author || !is_validator(&author) {
+        return None;
+    }
+    if v.height <= ours || v.height > ours.saturating_add(MAX_HEIGHTS_AHEAD) {
+        return None;
+    }
+    v.verify(chain_id).then_some(v.height)
 }
 
 #[cfg(test)]
@@ -246,28 +270,97 @@ mod tests {
         assert_eq!(s.target(None, &validators), None);
     }
 
-    #[test]
-    fn only_votes_with_a_valid_signature_raise_the_sync_target() {
-        // Before: any message that passed the gossip checks (signatures are not among them)
-        // raised the sync target, so a forged far-ahead vote could hold sync.
+    /// A vote by `key` at `height` (signed for `chain` unless `forged`).
+    fn vote(key: &ed25519_dalek::SigningKey, height: u64, forged: bool) -> ConsensusMessage {
+        use ed25519_dalek::Signer;
         use seedfed_protocol::ledger::{vote_digest, Signature64, VoteKind, VoteRecord};
-        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
         let me = MemberId(key.verifying_key().to_bytes());
-        let mut vote = VoteRecord {
-            height: 40,
+        let digest = vote_digest("chain", height, 0, VoteKind::Prevote, None, &me);
+        let signature = if forged {
+            Signature64([0; 64])
+        } else {
+            Signature64(key.sign(&digest).to_bytes())
+        };
+        ConsensusMessage::Vote(VoteRecord {
+            height,
             round: 0,
             kind: VoteKind::Prevote,
             value: None,
             validator: me,
-            signature: Signature64([0; 64]),
-        };
-        let forged = ConsensusMessage::Vote(vote.clone());
-        assert!(!raises_sync_target("chain", &forged));
-        let digest = vote_digest("chain", 40, 0, VoteKind::Prevote, None, &me);
-        use ed25519_dalek::Signer;
-        vote.signature = Signature64(key.sign(&digest).to_bytes());
-        let signed = ConsensusMessage::Vote(vote);
-        assert!(raises_sync_target("chain", &signed));
-        assert!(!raises_sync_target("another-chain", &signed));
+            signature,
+        })
+    }
+
+    /// A libp2p identity whose peer id is `key`'s member.
+    fn keyed_peer(seed: u8) -> (ed25519_dalek::SigningKey, PeerId) {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        let mut secret = key.to_bytes();
+        let kp = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret).unwrap();
+        (key, kp.public().to_peer_id())
+    }
+
+    #[test]
+    fn only_verified_votes_from_validators_raise_the_sync_target() {
+        // Before: any vote whose signature verified raised the sync target, whoever signed it
+        // and whatever its height (the validator and height checks were left to the gossip
+        // validator), so a vote at u64::MAX signed by a non-validator's own key held sync.
+        let (key, author) = keyed_peer(3);
+        let (outsider_key, outsider) = keyed_peer(4);
+        let me = member_of(&author).unwrap();
+        let is_v = |m: &MemberId| *m == me;
+        let target =
+            |author: &PeerId, msg: &ConsensusMessage| sync_target("chain", is_v, author, 10, msg);
+        // A properly signed vote from a validator, ahead of us, raises it.
+        assert_eq!(target(&author, &vote(&key, 40, false)), Some(40));
+        // Not from a validator (signed with its own key), at any height: never, and no panic.
+        for h in [40, u64::MAX] {
+            assert_eq!(target(&outsider, &vote(&outsider_key, h, false)), None);
+        }
+        // A bad signature, at any height.
+        for h in [40, u64::MAX] {
+            assert_eq!(target(&author, &vote(&key, h, true)), None);
+        }
+        // Signed for another chain.
+        assert_eq!(
+            sync_target("other", is_v, &author, 10, &vote(&key, 40, false)),
+            None
+        );
+        // A validator's vote relayed under someone else's authorship.
+        assert_eq!(target(&outsider, &vote(&key, 40, false)), None);
+        // Signed, but far ahead (u64::MAX included) or not ahead of us.
+        for h in [10 + MAX_HEIGHTS_AHEAD + 1, u64::MAX, 10, 3] {
+            assert_eq!(target(&author, &vote(&key, h, false)), None, "{h}");
+        }
+        assert_eq!(
+            target(&author, &vote(&key, 10 + MAX_HEIGHTS_AHEAD, false)),
+            Some(10 + MAX_HEIGHTS_AHEAD)
+        );
+        // At the top of the height range our own height does not overflow the bound.
+        assert_eq!(
+            sync_target(
+                "chain",
+                is_v,
+                &author,
+                u64::MAX - 1,
+                &vote(&key, u64::MAX, false)
+            ),
+            Some(u64::MAX)
+        );
+        // The sync state follows: the outsider's vote leaves us not behind.
+        let (tx, _rx) = mpsc::channel(1);
+        let mut s = BlockSync::new(tx);
+        for (a, m) in [
+            (outsider, vote(&outsider_key, u64::MAX, false)),
+            (author, vote(&key, u64::MAX, true)),
+        ] {
+            if let Some(h) = sync_target("chain", is_v, &a, 10, &m) {
+                s.heard(h, a, 10);
+            }
+        }
+        assert!(!s.behind(10));
+        if let Some(h) = target(&author, &vote(&key, 12, false)) {
+            s.heard(h, author, 10);
+        }
+        assert!(s.behind(10));
     }
 }

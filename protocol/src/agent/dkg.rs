@@ -1,6 +1,7 @@
 //! The DKG duty: both DKGs of an epoch (ristretto255 and Ed25519) in lock step — round-1
 //! packages, envelopes dealt point to point and re-sent, complaints about bad or missing
-//! envelopes, answers to complaints against us, `DkgFinalize`, then the key packages.
+//! envelopes, answers to complaints against us (until the ledger's `answer_end`, before the
+//! complaint window closes), `DkgFinalize`, then the key packages.
 //! Guarantees: round-1 secrets and envelopes are drawn once per attempt and kept in the state;
 //! a bad direct message is an error that leaves the state unchanged.
 
@@ -264,8 +265,11 @@ impl Agent {
                     });
                 }
             }
-            // Answers to Missing complaints against this dealer.
-            for k in d.complaints.keys() {
+            // Answers to Missing complaints against this dealer, while the ledger takes them
+            // (they close before the complaint window, so a bad answer can still be convicted;
+            // we answer in the block after the complaint, well before `answer_end`).
+            let answers_open = next <= d.answer_end(p);
+            for k in d.complaints.keys().filter(|_| answers_open) {
                 if k.missing
                     && k.accused == self.me
                     && !d.answers.contains_key(&(k.suite, self.me, k.accuser))

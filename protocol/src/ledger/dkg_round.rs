@@ -196,6 +196,19 @@ impl DkgRound {
             .saturating_add(p.dkg_complaint_blocks.div_ceil(2))
     }
 
+    /// Last height at which a `DkgAnswer` is accepted: halfway (rounded down) from
+    /// [`missing_end`](Self::missing_end) to [`complaint_end`](Self::complaint_end), i.e.
+    /// `round1_end + ⌈C/2⌉ + ⌊C/4⌋`. Answers close before complaints do, so a recipient whose
+    /// answered envelope is bad has at least `⌈⌊C/2⌋/2⌉` blocks (one for any `C ≥ 2`, three
+    /// with the default `C = 10`) to file its `Bad` complaint, which stays open until
+    /// `complaint_end`: a dealer cannot answer with a bad envelope in the last block and stay
+    /// qualified.
+    pub fn answer_end(&self, p: &EpochParams) -> u64 {
+        let missing_end = self.missing_end(p);
+        let complaint_end = self.complaint_end(p);
+        missing_end.saturating_add(complaint_end.saturating_sub(missing_end) / 2)
+    }
+
     /// Last height of the complaint window.
     pub fn complaint_end(&self, p: &EpochParams) -> u64 {
         self.round1_end(p).saturating_add(p.dkg_complaint_blocks)

@@ -115,6 +115,9 @@ pub struct EpochParams {
     /// Length `R` of the DKG round-1 window (round-1 packages on the ledger).
     pub dkg_round1_blocks: u64,
     /// Length `C` of the complaint window after round 1 (envelopes, complaints, answers).
+    /// `Missing` complaints close after `⌈C/2⌉` blocks, answers after `⌈C/2⌉ + ⌊C/4⌋`
+    /// (`DkgRound::answer_end`), `Bad` complaints at `C`; use `C ≥ 4` so that a dealer can
+    /// answer a late `Missing` complaint and a recipient can still convict a bad answer.
     pub dkg_complaint_blocks: u64,
     /// Minimum number of blocks between an epoch's start and the next `EpochStart`.
     pub epoch_min_blocks: u64,

@@ -3,7 +3,8 @@
 //! Guarantees: every verdict is a pure function of the ledger state and the transaction, so
 //! every node reaches the same one. Each message is accepted only inside its window (counted in
 //! block heights from the attempt's opening; `docs/consensus.md`, "The epoch cycle"), once per
-//! sender, and only if the DKG checks accept it. Finalisation takes the intersection of both
+//! sender, and only if the DKG checks accept it. Answers close before `Bad` complaints do, so
+//! every answer can still be convicted. Finalisation takes the intersection of both
 //! suites' qualified sets (one group holds both keys) and records both public key packages, or,
 //! with fewer than `t` qualified, records the failure and reopens the DKG with a new session.
 
@@ -106,6 +107,9 @@ impl LedgerState {
     }
 
     /// `DkgAnswer`: records the accused dealer's signed envelope answering a `Missing` complaint.
+    /// Answers close at [`DkgRound::answer_end`](crate::ledger::DkgRound::answer_end), before
+    /// the complaint window does, so the recipient can still file a `Bad` complaint about a bad
+    /// answer.
     pub(super) fn apply_dkg_answer(
         &mut self,
         author: MemberId,
@@ -115,11 +119,7 @@ impl LedgerState {
     ) -> Result<(), LedgerError> {
         self.check_dkg_epoch(author, epoch)?;
         let p = &self.epochs;
-        self.window(
-            "answer",
-            self.dkg.round1_end(p) + 1,
-            self.dkg.complaint_end(p),
-        )?;
+        self.window("answer", self.dkg.round1_end(p) + 1, self.dkg.answer_end(p))?;
         let env = Envelope::decode(envelope).map_err(rejected)?;
         if env.sender != author {
             return Err(LedgerError::DkgRejected(
@@ -296,7 +296,10 @@ pub fn validate_dkg_round1_payload(
 }
 
 /// DKG check of a `DkgComplaint`: the complaint decodes, names the author as complainer and
-/// `accused` as dealer, arrives inside its window, and either convicts the dealer (`Bad`, judged
+/// `accused` as dealer, arrives inside its window (`Missing` until
+/// [`missing_end`](crate::ledger::DkgRound::missing_end); `Bad`, also about a published
+/// answer, until [`complaint_end`](crate::ledger::DkgRound::complaint_end), after answers
+/// close), and either convicts the dealer (`Bad`, judged
 /// by `dkg::Ceremony::qualified_set` on the ledger's packages) or is owed (`Missing` from a
 /// valid round-1 dealer to a valid dealer not yet answered). Returns the complaint's key.
 pub fn validate_dkg_complaint_payload(
