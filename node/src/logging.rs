@@ -50,7 +50,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use seedfed_protocol::consensus::{Consensus, ConsensusKey, ConsensusParams, Input, Output};
-    use seedfed_protocol::ledger::{Genesis, GenesisValidator, KeyParams, Ledger};
+    use seedfed_protocol::ledger::Ledger;
     use seedfed_protocol::member::MemberId;
     use tracing::Level;
     use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
@@ -83,27 +83,7 @@ mod tests {
                     .verifying_key()
                     .to_bytes(),
             );
-            let genesis = Genesis {
-                chain_id: "logs".into(),
-                pow_difficulty: 0,
-                validators: vec![GenesisValidator {
-                    id,
-                    stake: 10,
-                    x25519: x25519_dalek::X25519_BASEPOINT_BYTES,
-                }],
-                key: KeyParams {
-                    tree_height: 5,
-                    sector_bits: 0,
-                    leaf_threshold: 1,
-                    leaf_holders: 1,
-                    ack_threshold: 1,
-                    audit_leaves: 0,
-                    sector_window: seedfed_protocol::ledger::DEFAULT_SECTOR_WINDOW,
-                },
-                eviction_missed_heights: 10,
-                epochs: Default::default(),
-                clients: Vec::new(),
-            };
+            let genesis = crate::chain::test_genesis::genesis("logs", &[(id, 10)], 10);
             let ledger = Ledger::from_genesis(&genesis).unwrap();
             let key = ConsensusKey::from_seed([3; 32]);
             let mut c = Consensus::new(ledger, None, key, ConsensusParams::default()).unwrap();

@@ -16,7 +16,7 @@ pub mod storage;
 mod storage_thread;
 mod sync;
 #[cfg(test)]
-mod test_genesis;
+pub(crate) mod test_genesis;
 mod timers;
 pub mod wire;
 

@@ -358,8 +358,8 @@ impl LedgerState {
 
     /// The owner of every sector for the current epoch's beacon and validator snapshot,
     /// leaving out the members convicted of a bad dealing of this key
-    /// ([`LedgerState::keygen_convictions`]) and those that missed a sector window
-    /// ([`LedgerState::keygen_misses`]).
+    /// ([`KeyState::keygen_convictions`](super::KeyState::keygen_convictions)) and those that missed a sector window
+    /// ([`KeyState::keygen_misses`](super::KeyState::keygen_misses)).
     pub fn compute_branch_owners(&self) -> Result<Vec<MemberId>, LedgerError> {
         self.branch_owners_without(&self.keygen_excluded())
     }
