@@ -20,7 +20,7 @@ use common::*;
 use seedfed_node::api::{self, ApiClient};
 use seedfed_node::chain::{ChainStatus, SignOutcome};
 use seedfed_protocol::ledger::{
-    chain_digest, message_digest, ClientRequest, LedgerState, SignedRequest,
+    chain_digest, message_digest, split_leaf, ClientRequest, LedgerState, SignedRequest,
 };
 use seedfed_protocol::light_client::Trusted;
 use seedfed_protocol::lms::LmsSignature;
@@ -414,4 +414,85 @@ async fn key_issuance_to_clients_end_to_end() {
             "leaf {leaf} not published"
         );
     }
+}
+
+/// Key rotation across processes: a height-5 key (32 leaves, 4 retired by the audits; LMS has
+/// no height 6) whose next key opens once fewer than 75% are left. Requests keep arriving, two
+/// at a time, until key 1 has signed several: every request gets a signature (no 503 while a
+/// key is missing), key 0's leaves are used to the last, then key 1's; the light client, walked
+/// along, verifies each under its own key, and the ledgers agree afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_key_runs_out_while_requests_arrive_and_the_next_key_signs_without_a_gap() {
+    let mut spec = Spec::new(4);
+    spec.key.tree_height = 5;
+    spec.key.sector_bits = 1;
+    spec.key.rotate_percent = 75;
+    let fed = Fed::start(&spec, &[]).await;
+    let all: Vec<usize> = (0..4).collect();
+    let c = fed.key_generated(&all).await;
+    let mut t = light_client(&fed, 0).await;
+    let usable = 32 - c.key.leaves_retired;
+    let total = usable + 6;
+    let keys: Vec<_> = all.iter().map(|i| fed.client_key(*i)).collect();
+    let mut requests = Vec::new();
+    let mut outcomes: Vec<SignOutcome> = Vec::new();
+    let mut m = 0u64;
+    while m < total {
+        let status = node_status(&fed.homes[0]).await.unwrap().chain.unwrap();
+        let wave: Vec<(usize, SignedRequest)> = (m..(m + 2).min(total))
+            .map(|n| {
+                let i = (n as usize) % 4;
+                (i, request(&fed, &keys[i], status.epoch, n))
+            })
+            .collect();
+        m += wave.len() as u64;
+        outcomes.extend(sign_all(fed.homes.clone(), wave.clone()).await);
+        requests.extend(wave.into_iter().map(|(_, r)| r));
+        // Walk along, so that no checkpoint scrolls out of what the node serves.
+        let status = node_status(&fed.homes[0]).await.unwrap().chain.unwrap();
+        seedfed_node::chain::light_walk(&mut t, &status.checkpoints).unwrap();
+    }
+    // Leaves in order: key 0 to its last usable leaf, then key 1.
+    let keys_used: Vec<u32> = outcomes.iter().map(|o| split_leaf(o.leaf).0).collect();
+    assert_eq!(keys_used.iter().filter(|k| **k == 0).count() as u64, usable);
+    assert!(keys_used.windows(2).all(|w| w[0] <= w[1]), "{keys_used:?}");
+    assert_eq!(keys_used.last(), Some(&1));
+    assert!(
+        !t.needs_retired(),
+        "the node serves every key's retired leaves"
+    );
+    let mut leaves = BTreeSet::new();
+    for (req, o) in requests.iter().zip(&outcomes) {
+        let sig = hex::decode(&o.signature).unwrap();
+        let digest = req.request.digest;
+        // The light client finds the key (the signature does not name it): key 1 is in
+        // force, key 0 kept from before the rotation.
+        let key = t.verify_under_any(&digest, &sig).unwrap();
+        let public = key.encode_hss().unwrap();
+        let (k, q) = split_leaf(o.leaf);
+        assert_eq!(u64::from(LmsSignature::decode_hss(&sig).unwrap().q), q);
+        assert!(hbs_lms::verify::<hbs_lms::Sha256_256>(&digest, &sig, &public).is_ok());
+        assert_eq!(key.id, lms_key_id(&fed, k));
+        assert!(leaves.insert(o.leaf), "leaf {} released twice", o.leaf);
+    }
+    let (homes, genesis, _dir) = stop(fed).await;
+    for i in [0, 3] {
+        let st = stored_ledger(&homes[i], &genesis);
+        assert!(st.older_keys.contains_key(&0) && st.key_state(1).is_some());
+        assert_eq!(st.key_state(0).unwrap().leaves_left(32), 0);
+        assert!(st.key_state(1).unwrap().endorsed.is_some());
+        for (leaf, r) in &st.sign_requests {
+            let (k, q) = split_leaf(*leaf);
+            assert!(!st.key_state(k).unwrap().retired_leaves().contains(&q));
+            let sig = LmsSignature::decode_hss(&st.signatures[leaf]).unwrap();
+            st.key_public(k).unwrap().verify(&r.digest, &sig).unwrap();
+        }
+        assert_eq!(st.sign_requests.len() as u64, total);
+    }
+}
+
+/// The LMS identifier of key `k` of the federation's chain.
+fn lms_key_id(fed: &Fed, k: u32) -> [u8; 16] {
+    let g = fed.genesis.to_ledger().unwrap();
+    g.key.layout(&chain_digest(&g.chain_id), k).unwrap().id
 }
