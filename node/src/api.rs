@@ -28,8 +28,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::mempool::{self, Full as PoolFull};
 use crate::chain::{
-    ChainStatus, PublishSubmission, SignOutcome, SignRefused, SignSubmission, Submission,
-    TxRejected, TxSubmission,
+    ChainStatus, CheckpointInfo, CheckpointsQuery, PublishSubmission, SignOutcome, SignRefused,
+    SignSubmission, Submission, TxRejected, TxSubmission,
 };
 use crate::network::{NetworkHandle, NetworkStatus};
 
@@ -74,6 +74,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/status", get(status))
         .route("/sign", post(sign))
         .route("/sign/publish", post(publish))
+        .route("/checkpoints", get(checkpoints))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -313,6 +314,44 @@ async fn publish(State(s): State<ApiState>, body: Bytes) -> (StatusCode, String)
     }
 }
 
+/// The query of `GET /checkpoints`.
+#[derive(Debug, Deserialize)]
+struct CheckpointsParams {
+    from: Option<u64>,
+}
+
+/// `GET /checkpoints?from=N`: the signed checkpoints this node stored, from sequence number
+/// `N` (default 0), at most 256 (page on from the last one's `seq + 1`), each with the retired
+/// leaves of the key it names (JSON list of `CheckpointInfo`). `/status` carries only the
+/// ledger's last few; a light client walks the whole chain through this. 503 without a chain.
+async fn checkpoints(
+    State(s): State<ApiState>,
+    query: axum::extract::Query<CheckpointsParams>,
+) -> (StatusCode, String) {
+    let Some(submit) = &s.submit else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node runs no chain\n".into(),
+        );
+    };
+    let (reply, answer) = oneshot::channel();
+    let from = query.from.unwrap_or(0);
+    let sent = submit
+        .send(Submission::Checkpoints(CheckpointsQuery { from, reply }))
+        .await;
+    match (sent, answer.await) {
+        (Ok(()), Ok(Ok(list))) => (
+            StatusCode::OK,
+            serde_json::to_string(&list).unwrap_or_default(),
+        ),
+        (Ok(()), Ok(Err(e))) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the chain driver stopped\n".into(),
+        ),
+    }
+}
+
 /// The query of `POST /sign`.
 #[derive(Debug, Deserialize)]
 struct SignQuery {
@@ -499,6 +538,34 @@ impl ApiClient {
             code,
             reason: reason.trim().to_string(),
         })
+    }
+}
+
+impl ApiClient {
+    /// Reads a page of `GET /checkpoints?from=N`; `None` if the node has no such endpoint
+    /// (404: an older node, whose `/status` carries only the last few).
+    pub async fn checkpoints(
+        &self,
+        addr: SocketAddr,
+        from: u64,
+    ) -> Result<Option<Vec<CheckpointInfo>>, ApiError> {
+        let (code, body) = self
+            .request(addr, &format!("/checkpoints?from={from}"), None)
+            .await?;
+        match code {
+            200 => serde_json::from_str(&body)
+                .map(Some)
+                .map_err(|e| ApiError::Unreachable {
+                    addr: addr.to_string(),
+                    reason: format!("bad checkpoints JSON: {e}"),
+                }),
+            404 => Ok(None),
+            _ => Err(ApiError::Refused {
+                addr: addr.to_string(),
+                code,
+                reason: body.trim().to_string(),
+            }),
+        }
     }
 }
 

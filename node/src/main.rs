@@ -519,11 +519,8 @@ fn walk_checkpoints(
              /status of nodes you trust) or an existing --trusted cache"
         ),
     };
-    let report = fetch_status(home, Some(api))?;
-    let chain = report
-        .chain
-        .context("the node runs no chain (is it a bootstrap node?)")?;
-    let from = seedfed_node::chain::light_walk(&mut trusted, &chain.checkpoints)?.start;
+    let served = served_checkpoints(home, api, trusted.next_seq)?;
+    let from = seedfed_node::chain::light_walk(&mut trusted, &served)?.start;
     eprintln!(
         "verified checkpoints {from}..{} from {api}; key in force {}",
         trusted.next_seq,
@@ -535,6 +532,39 @@ fn walk_checkpoints(
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(trusted)
+}
+
+/// The checkpoints node `api` serves from `from` on: its whole stored history, page by page
+/// (`GET /checkpoints`), or, from a node without that endpoint, the last few in its `/status`.
+/// Nothing here is trusted: the walk verifies every link.
+fn served_checkpoints(
+    home: &Path,
+    api: &str,
+    mut from: u64,
+) -> anyhow::Result<Vec<seedfed_node::chain::CheckpointInfo>> {
+    let addr = api_addr(home, Some(api))?;
+    let rt = small_runtime()?;
+    let client = api::ApiClient::new();
+    let mut served = Vec::new();
+    // Each page moves `from` forward, so this ends; the cap bounds a server that never stops.
+    for _ in 0..4096 {
+        let Some(page) = rt.block_on(client.checkpoints(addr, from))? else {
+            let chain = rt
+                .block_on(client.status(addr))?
+                .chain
+                .context("the node runs no chain (is it a bootstrap node?)")?;
+            return Ok(chain.checkpoints);
+        };
+        let Some(last) = page.last().map(|c| c.seq) else {
+            break;
+        };
+        if last < from {
+            bail!("the node served checkpoints before {from} when asked from {from}");
+        }
+        from = last + 1;
+        served.extend(page);
+    }
+    Ok(served)
 }
 
 fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {

@@ -496,3 +496,62 @@ fn lms_key_id(fed: &Fed, k: u32) -> [u8; 16] {
     let g = fed.genesis.to_ledger().unwrap();
     g.key.layout(&chain_digest(&g.chain_id), k).unwrap().id
 }
+
+/// The checkpoint history: with short epochs the ledger's last 16 checkpoints soon leave out
+/// the first ones, so a fresh light client cannot walk `/status` from epoch 0's key; it walks
+/// the node's stored history (`GET /checkpoints`, page by page) across every DKG rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_light_client_walks_the_whole_checkpoint_history_from_epoch_0() {
+    let mut spec = Spec::new(4);
+    spec.epochs = seedfed_protocol::ledger::EpochParams {
+        dkg_round1_blocks: 3,
+        dkg_complaint_blocks: 4,
+        epoch_min_blocks: 6,
+        checkpoint_attempt_blocks: 10,
+    };
+    let fed = Fed::start(&spec, &[]).await;
+    // Epoch 0's checkpoint key, read while the node still reports that DKG.
+    let c = wait_chain(&fed.homes[0], 120, "epoch 0's DKG", |c| {
+        c.dkgs.iter().any(|d| d.epoch == 0)
+    })
+    .await;
+    let anchor = c.dkgs.iter().find(|d| d.epoch == 0).unwrap();
+    let anchor: [u8; 32] = hex::decode(&anchor.ed25519_group_key)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let fresh = || Trusted::new(chain_digest(&fed.genesis.chain_id), anchor).unwrap();
+    let c = wait_chain(&fed.homes[0], 240, "checkpoint 0 gone from /status", |c| {
+        c.checkpoints.first().is_some_and(|cp| cp.seq > 0)
+    })
+    .await;
+    // `/status` alone: the walk from epoch 0's key stops at the first missing checkpoint.
+    assert!(seedfed_node::chain::light_walk(&mut fresh(), &c.checkpoints).is_err());
+    // The stored history, page by page from 0.
+    let addr = api::running_api_addr(&fed.homes[0]).unwrap();
+    let client = ApiClient::new();
+    let mut served = Vec::new();
+    for _ in 0..100 {
+        let page = client.checkpoints(addr, served.len() as u64).await.unwrap();
+        let page = page.expect("the node serves /checkpoints");
+        if page.is_empty() {
+            break;
+        }
+        served.extend(page);
+    }
+    assert!(served.iter().enumerate().all(|(i, c)| c.seq == i as u64));
+    let mut t = fresh();
+    let walked = seedfed_node::chain::light_walk(&mut t, &served).unwrap();
+    assert_eq!(walked.start, 0);
+    assert!(
+        walked.end > c.checkpoints[0].seq,
+        "walked past what /status serves"
+    );
+    // The key in force at the end is the one the latest checkpoint names as next.
+    let last = served.last().unwrap();
+    let cp =
+        seedfed_protocol::checkpoint::Checkpoint::from_bytes(&hex::decode(&last.bytes).unwrap())
+            .unwrap();
+    assert_eq!(t.key, cp.next_key);
+    drop(stop(fed).await);
+}

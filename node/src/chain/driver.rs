@@ -87,6 +87,15 @@ pub struct TxSubmission {
     pub reply: oneshot::Sender<Result<(), TxRejected>>,
 }
 
+/// `GET /checkpoints`: the stored checkpoints from `from`, and where they go.
+#[derive(Debug)]
+pub struct CheckpointsQuery {
+    /// The first sequence number wanted.
+    pub from: u64,
+    /// Up to `storage::MAX_CHECKPOINTS_PER_READ` checkpoints, or why not.
+    pub reply: oneshot::Sender<Result<Vec<super::status::CheckpointInfo>, String>>,
+}
+
 /// What the local API hands the driver.
 #[derive(Debug)]
 pub enum Submission {
@@ -96,6 +105,8 @@ pub enum Submission {
     Sign(super::signing::SignSubmission),
     /// `POST /sign/publish`: a client's signature with an issued leaf.
     Publish(super::signing::PublishSubmission),
+    /// `GET /checkpoints`: the checkpoint history.
+    Checkpoints(CheckpointsQuery),
 }
 
 /// Everything [`spawn`] needs.
@@ -301,6 +312,7 @@ impl Driver {
                     Submission::Tx(sub) => self.on_submission(sub).await,
                     Submission::Sign(sub) => self.on_sign_submission(sub),
                     Submission::Publish(sub) => self.on_publish_submission(sub),
+                    Submission::Checkpoints(q) => self.on_checkpoints_query(q).await,
                 },
                 () = tokio::time::sleep_until(wake), if next.is_some() => self.fire_due().await?,
                 _ = tick.tick() => self.on_tick().await?,

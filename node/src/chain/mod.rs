@@ -21,7 +21,8 @@ mod timers;
 pub mod wire;
 
 pub use driver::{
-    spawn, ChainConfig, ChainError, ChainParts, ChainTask, Submission, TxSubmission, SUBMIT_QUEUE,
+    spawn, ChainConfig, ChainError, ChainParts, ChainTask, CheckpointsQuery, Submission,
+    TxSubmission, SUBMIT_QUEUE,
 };
 pub use latency::CommitSample;
 pub use mempool::{

@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use seedfed_protocol::agent::AgentStatus;
 use seedfed_protocol::checkpoint::MasterKey;
-use seedfed_protocol::ledger::{leaf_id, ConvictionEvidence, Ledger, LedgerState};
+use seedfed_protocol::ledger::{
+    leaf_id, ConvictionEvidence, Ledger, LedgerState, SignedCheckpoint,
+};
 use seedfed_protocol::light_client::{LightClientError, Trusted, WalkError};
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::retired::RetiredLeaves;
@@ -494,11 +496,10 @@ pub struct ChainStatus {
     pub syncing: bool,
 }
 
-/// The ledger-derived part of [`ChainStatus`] for member `me` (the driver fills in the rest).
-pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> ChainStatus {
-    let s = &ledger.state;
-    // Each final key's master key and retired leaves: a checkpoint is served with the list of
-    // the key it names.
+/// `checkpoints` as served to light clients, each with the retired leaves of the master key it
+/// names (from `s`: every key stays on the ledger).
+pub fn checkpoint_infos(s: &LedgerState, checkpoints: &[SignedCheckpoint]) -> Vec<CheckpointInfo> {
+    // Each final key's master key and retired leaves.
     let retired: Vec<(MasterKey, RetiredLeaves)> = s
         .keys()
         .filter_map(|k| {
@@ -506,6 +507,31 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
             Some((MasterKey::from(&pk), RetiredLeaves::new(k.retired_leaves())))
         })
         .collect();
+    checkpoints
+        .iter()
+        .map(|c| CheckpointInfo {
+            seq: c.seq,
+            epoch: c.body.epoch,
+            height: c.body.height,
+            bytes: hex::encode(c.body.checkpoint().to_bytes()),
+            signature: hex::encode(c.signature.0),
+            group_key: hex::encode(c.group_key),
+            key_epoch: c.key_epoch,
+            // The set is fixed once the master key is (`MasterRoot` waits for every audit):
+            // every checkpoint with the key commits to the key's set.
+            retired_leaves: retired
+                .iter()
+                .find(|(mk, r)| *mk == c.body.master_key && r.digest() == c.body.retired_digest)
+                .map(|(_, r)| r.as_slice().to_vec()),
+        })
+        .collect()
+}
+
+/// The ledger-derived part of [`ChainStatus`] for member `me` (the driver fills in the rest).
+pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> ChainStatus {
+    let s = &ledger.state;
+    // Each final key's master key and retired leaves: a checkpoint is served with the list of
+    // the key it names.
     let validators = s
         .validators()
         .into_iter()
@@ -571,31 +597,28 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
             })
             .collect(),
         checkpoint_key_epoch: s.checkpoint_key,
-        checkpoints: s
-            .checkpoints
-            .iter()
-            .map(|c| CheckpointInfo {
-                seq: c.seq,
-                epoch: c.body.epoch,
-                height: c.body.height,
-                bytes: hex::encode(c.body.checkpoint().to_bytes()),
-                signature: hex::encode(c.signature.0),
-                group_key: hex::encode(c.group_key),
-                key_epoch: c.key_epoch,
-                // The set is fixed once the master key is (`MasterRoot` waits for every audit):
-                // every checkpoint with the key commits to the key's set.
-                retired_leaves: retired
-                    .iter()
-                    .find(|(mk, r)| *mk == c.body.master_key && r.digest() == c.body.retired_digest)
-                    .map(|(_, r)| r.as_slice().to_vec()),
-            })
-            .collect(),
+        checkpoints: checkpoint_infos(s, &s.checkpoints),
         nonce: s.members.get(me).map_or(0, |m| m.nonce),
         ..ChainStatus::default()
     }
 }
 
 impl super::driver::Driver {
+    /// Answers `GET /checkpoints` from the store, each checkpoint with its key's retired
+    /// leaves.
+    pub(super) async fn on_checkpoints_query(&mut self, q: super::driver::CheckpointsQuery) {
+        let from = q.from;
+        let read = self
+            .storage
+            .call(move |s| s.checkpoints_from(from, super::storage::MAX_CHECKPOINTS_PER_READ))
+            .await;
+        let answer = match read {
+            Ok(Ok(cps)) => Ok(checkpoint_infos(&self.consensus.ledger().state, &cps)),
+            Ok(Err(e)) | Err(e) => Err(e.to_string()),
+        };
+        let _ = q.reply.send(answer);
+    }
+
     /// Publishes the current status on the watch channel (and the mempool's size as metrics).
     pub(super) fn publish_status(&self) {
         let ledger = self.consensus.ledger();

@@ -1,6 +1,7 @@
 //! The chain's durable records in the node's store: decided blocks with their commit
 //! certificates, the ledger state at the tip, the consensus write-ahead log, the epoch
-//! agent's snapshot, and the leaf shares this node holds (both sealed at rest).
+//! agent's snapshot, the leaf shares this node holds (both sealed at rest), and every signed
+//! checkpoint (the ledger keeps only the last few; light clients walk the whole chain).
 //!
 //! Guarantees: a decided block, its certificate and the state it leads to are written in one
 //! atomic, fsynced batch that also drops the WAL of that height, so after a crash the store
@@ -15,7 +16,7 @@
 //! (`storage_thread`), never from an async worker thread.
 
 use seedfed_protocol::consensus::{CommitCertificate, WalEntry};
-use seedfed_protocol::ledger::{self, Block, Genesis, Ledger};
+use seedfed_protocol::ledger::{self, Block, Genesis, Ledger, SignedCheckpoint};
 use thiserror::Error;
 use tracing::warn;
 
@@ -32,8 +33,15 @@ pub const CHAIN: &str = "chain";
 pub const TIP_KEY: &[u8] = b"tip";
 /// The epoch agent's snapshot (contains key shares), sealed (`at_rest`).
 pub const AGENT_KEY: &[u8] = b"agent";
+/// Every signed checkpoint this node recorded: `u64be(seq)` → `encode(SignedCheckpoint)`.
+pub const CHECKPOINTS: &str = "checkpoints";
+/// In [`CHAIN`]: `u64be` of the next checkpoint sequence number to store.
+pub const CHECKPOINT_NEXT_KEY: &[u8] = b"checkpoint_next";
+/// Most checkpoints [`ChainStore::checkpoints_from`] returns at once.
+pub const MAX_CHECKPOINTS_PER_READ: u32 = 256;
 /// Keyspace of held sectors: `u32be(sector) ‖ commitments_root` →
-/// sealed `encode(dealing::HeldSector)` (the leaf shares this node holds; key number 0).
+/// sealed `encode(dealing::HeldSector)` (the leaf shares this node holds; the commitments root
+/// is unique per key, so the key's index is not in the key).
 pub const HELD: &str = "held";
 /// Keyspace of sector trees this node generated as an owner: (sector, root) → the leaf public
 /// keys, concatenated. Public (no secret), kept to serve authentication paths.
@@ -80,6 +88,8 @@ pub struct DecidedRecord {
     height: u64,
     block: Vec<u8>,
     tip: Vec<u8>,
+    /// The checkpoints the ledger keeps after the block (those not stored yet are).
+    checkpoints: Vec<SignedCheckpoint>,
 }
 
 impl DecidedRecord {
@@ -89,6 +99,7 @@ impl DecidedRecord {
             height: block.height,
             block: ledger::encode(&(block, certificate)),
             tip: ledger::encode(ledger_after),
+            checkpoints: ledger_after.state.checkpoints.clone(),
         }
     }
 }
@@ -97,6 +108,8 @@ impl DecidedRecord {
 pub struct ChainStore {
     store: Box<dyn Store>,
     next_seq: u64,
+    /// The next checkpoint sequence number to store.
+    next_checkpoint: u64,
 }
 
 /// The height a WAL entry belongs to.
@@ -134,7 +147,11 @@ fn corrupt(what: impl Into<String>, reason: impl ToString) -> StorageError {
 impl ChainStore {
     /// Wraps the node's store.
     pub fn new(store: Box<dyn Store>) -> Self {
-        ChainStore { store, next_seq: 0 }
+        ChainStore {
+            store,
+            next_seq: 0,
+            next_checkpoint: 0,
+        }
     }
 
     /// Gives the store back (to close it).
@@ -205,6 +222,14 @@ impl ChainStore {
             self.store.write(&stale)?;
         }
         self.next_seq = max_seq + 1;
+        self.next_checkpoint = match self.store.get(CHAIN, CHECKPOINT_NEXT_KEY)? {
+            None => 0,
+            Some(b) => u64::from_be_bytes(
+                b.as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt("checkpoint counter", "not 8 bytes"))?,
+            ),
+        };
         Ok(Loaded {
             ledger,
             certificate,
@@ -247,6 +272,18 @@ impl ChainStore {
         let mut batch = Batch::new();
         batch.put(BLOCKS, &record.height.to_be_bytes(), &record.block);
         batch.put(CHAIN, TIP_KEY, &record.tip);
+        let mut next_checkpoint = self.next_checkpoint;
+        for c in record
+            .checkpoints
+            .iter()
+            .filter(|c| c.seq >= self.next_checkpoint)
+        {
+            batch.put(CHECKPOINTS, &c.seq.to_be_bytes(), &ledger::encode(c));
+            next_checkpoint = next_checkpoint.max(c.seq + 1);
+        }
+        if next_checkpoint != self.next_checkpoint {
+            batch.put(CHAIN, CHECKPOINT_NEXT_KEY, &next_checkpoint.to_be_bytes());
+        }
         for item in self.store.scan_prefix(WAL, &[])? {
             let (key, _) = item?;
             let h = key_height(&key);
@@ -257,7 +294,26 @@ impl ChainStore {
             }
         }
         self.store.write(&batch)?;
+        self.next_checkpoint = next_checkpoint;
         Ok(())
+    }
+
+    /// Up to `max` (at most [`MAX_CHECKPOINTS_PER_READ`]) consecutive stored checkpoints from
+    /// sequence number `from`. A node stores the checkpoints it saw recorded from the time it
+    /// ran this code: one that joined (or upgraded) late starts with the ledger's last few.
+    pub fn checkpoints_from(
+        &self,
+        from: u64,
+        max: u32,
+    ) -> Result<Vec<SignedCheckpoint>, StorageError> {
+        let mut out = Vec::new();
+        for seq in from..from.saturating_add(u64::from(max.min(MAX_CHECKPOINTS_PER_READ))) {
+            let Some(raw) = self.store.get(CHECKPOINTS, &seq.to_be_bytes())? else {
+                break;
+            };
+            out.push(ledger::decode(&raw).map_err(|e| corrupt(format!("checkpoint {seq}"), e))?);
+        }
+        Ok(out)
     }
 
     /// The decided block at `height` with its certificate.
