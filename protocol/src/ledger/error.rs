@@ -34,6 +34,14 @@ pub enum LedgerError {
     /// The member is not an active validator (no stake, exited or evicted).
     #[error("{0} is not an active validator")]
     NotValidator(MemberId),
+    /// The epoch's admission budget is spent (`state::members::MAX_ADMISSIONS_PER_EPOCH`).
+    #[error("{max} admissions already landed in epoch {epoch}: try again next epoch")]
+    AdmissionsFull {
+        /// The epoch.
+        epoch: u64,
+        /// The budget.
+        max: u32,
+    },
     /// Admission by an identity that is already known.
     #[error("{0} is already a member")]
     AlreadyMember(MemberId),

@@ -56,7 +56,7 @@ pub use dkg::{validate_dkg_complaint_payload, validate_dkg_round1_payload};
 pub use epoch::validate_epoch_beacon;
 pub use key::{validate_master_root, HolderBasis, RepairRecord, SectorRecord, SignRequestRecord};
 pub use keys::{leaf_id, split_leaf, KeyState};
-pub use members::{Member, MemberStatus};
+pub use members::{Member, MemberStatus, ADMISSION_EXPIRY_EPOCHS, MAX_ADMISSIONS_PER_EPOCH};
 pub use sector_window::{KeygenMiss, SectorWindow};
 pub use sign_blame::sign_session_id;
 
@@ -79,6 +79,8 @@ pub struct LedgerState {
     pub parent_hash: [u8; 32],
     /// Members by identity.
     pub members: BTreeMap<MemberId, Member>,
+    /// `Admit` transactions applied in the current epoch (`members`).
+    pub admitted_this_epoch: u32,
     /// The validator set (member, stake) that decided the last applied block; the block after
     /// it carries that set's commit signatures.
     pub last_validators: BTreeMap<MemberId, u64>,
@@ -180,6 +182,7 @@ impl LedgerState {
                 stake: v.stake,
                 nonce: 0,
                 status: MemberStatus::Active,
+                admitted_epoch: 0,
             };
             if members.insert(v.id, m).is_some() {
                 return Err(GenesisError::DuplicateValidator(v.id));
@@ -207,6 +210,7 @@ impl LedgerState {
             height: 0,
             parent_hash: genesis.hash(),
             members,
+            admitted_this_epoch: 0,
             last_validators: BTreeMap::new(),
             missed: BTreeMap::new(),
             epoch: 0,

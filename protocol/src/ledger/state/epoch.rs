@@ -148,6 +148,7 @@ impl LedgerState {
     pub(crate) fn begin_epoch(&mut self, epoch: u64, beacon: [u8; 32]) {
         self.epoch = epoch;
         self.beacon = beacon;
+        self.expire_idle_admissions(epoch);
         self.epoch_validators = self.validators();
         self.epoch_started_at = self.height;
         self.dkg = DkgRound::open(epoch, self.height, self.roster());

@@ -5,6 +5,12 @@
 //! the federation without an active validator; eviction needs evidence the ledger can check
 //! (its own count of missed commits, two conflicting signed votes, or a proven bad dealing:
 //! `convictions`).
+//!
+//! Growth: proof of work makes an identity cost something, not nothing, and every block
+//! re-hashes the whole state, so cheap identities must not pile up. At most
+//! [`MAX_ADMISSIONS_PER_EPOCH`] admissions land per epoch, and an admitted member that never
+//! received stake nor sent a transaction is dropped at the start of the epoch
+//! [`ADMISSION_EXPIRY_EPOCHS`] after its admission (it may pay for a new admission later).
 
 use std::collections::BTreeMap;
 
@@ -16,6 +22,16 @@ use crate::ledger::error::LedgerError;
 use crate::ledger::tx::{peer_id_bytes, Evidence};
 use crate::member::MemberId;
 use crate::seal::{self, PossessionProof};
+
+/// Most `Admit` transactions applied in one epoch: bounds how fast proof-of-work identities can
+/// grow the state (at the testnet's epoch length, a few hundred blocks, this is far above what
+/// honest operators joining need and far below what slows a block).
+pub const MAX_ADMISSIONS_PER_EPOCH: u32 = 64;
+
+/// Epochs an admitted member may stay without stake and without sending a transaction: at the
+/// start of epoch `admitted + ADMISSION_EXPIRY_EPOCHS` it is dropped. Two epochs give an
+/// operator time to receive stake.
+pub const ADMISSION_EXPIRY_EPOCHS: u64 = 2;
 
 /// Where a member stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +57,8 @@ pub struct Member {
     pub nonce: u64,
     /// Status.
     pub status: MemberStatus,
+    /// The epoch of its admission (0 for genesis validators).
+    pub admitted_epoch: u64,
 }
 
 impl LedgerState {
@@ -91,6 +109,12 @@ impl LedgerState {
         if self.members.contains_key(&author) {
             return Err(LedgerError::AlreadyMember(author));
         }
+        if self.admitted_this_epoch >= MAX_ADMISSIONS_PER_EPOCH {
+            return Err(LedgerError::AdmissionsFull {
+                epoch: self.epoch,
+                max: MAX_ADMISSIONS_PER_EPOCH,
+            });
+        }
         if peer_id != peer_id_bytes(&author).as_slice() {
             return Err(LedgerError::PeerIdMismatch(author));
         }
@@ -115,9 +139,23 @@ impl LedgerState {
                 stake: 0,
                 nonce: 1,
                 status: MemberStatus::Active,
+                admitted_epoch: self.epoch,
             },
         );
+        self.admitted_this_epoch += 1;
         Ok(())
+    }
+
+    /// At the start of `epoch`: drops the admitted members that never received stake nor sent
+    /// a transaction since an admission at least [`ADMISSION_EXPIRY_EPOCHS`] ago, and opens
+    /// the epoch's admission budget. Only members whose nonce is still the admission's are
+    /// dropped, so a later re-admission (nonce 1 again) cannot replay any transaction of theirs.
+    pub(super) fn expire_idle_admissions(&mut self, epoch: u64) {
+        self.admitted_this_epoch = 0;
+        self.members.retain(|_, m| {
+            let idle = m.status == MemberStatus::Active && m.stake == 0 && m.nonce == 1;
+            !(idle && m.admitted_epoch.saturating_add(ADMISSION_EXPIRY_EPOCHS) <= epoch)
+        });
     }
 
     /// `Transfer`: moves stake from the author to another active member.

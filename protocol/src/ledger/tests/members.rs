@@ -1,4 +1,5 @@
-//! Members: transfers, admission, exit and eviction (inactivity, equivocation).
+//! Members: transfers, admission (and its per-epoch budget and expiry), exit and eviction
+//! (inactivity, equivocation).
 
 use ed25519_dalek::{Signer, SigningKey};
 use rand_core::SeedableRng;
@@ -9,7 +10,7 @@ use crate::ledger::{
     peer_id_bytes, vote_digest, Evidence, LedgerError, MemberStatus, Signature64, SignedTx, Tx,
     TxBody, VoteKind, VoteRecord,
 };
-use crate::ledger::{GenesisError, LedgerState};
+use crate::ledger::{GenesisError, LedgerState, MAX_ADMISSIONS_PER_EPOCH};
 use crate::seal::{prove_possession, PossessionProof};
 
 #[test]
@@ -378,4 +379,72 @@ fn a_genesis_with_a_low_order_x25519_key_is_refused() {
         LedgerState::from_genesis(&g).err(),
         Some(GenesisError::BadX25519(bad))
     );
+}
+
+#[test]
+fn admissions_per_epoch_are_capped_and_the_budget_reopens_next_epoch() {
+    let mut fx = Fx::new(2);
+    for i in 0..MAX_ADMISSIONS_PER_EPOCH {
+        let k = key(100 + i as u8);
+        fx.ledger.state.apply_tx(&admission_tx(&k, 4)).unwrap();
+    }
+    let late = key(100 + MAX_ADMISSIONS_PER_EPOCH as u8);
+    let before = fx.st().clone();
+    assert_eq!(
+        fx.ledger.state.apply_tx(&admission_tx(&late, 4)),
+        Err(LedgerError::AdmissionsFull {
+            epoch: 0,
+            max: MAX_ADMISSIONS_PER_EPOCH
+        })
+    );
+    assert_eq!(fx.st(), &before);
+    fx.ledger.state.begin_epoch(1, [5; 32]);
+    fx.ledger.state.apply_tx(&admission_tx(&late, 4)).unwrap();
+    assert_eq!(fx.st().admitted_this_epoch, 1);
+}
+
+#[test]
+fn idle_unstaked_admissions_expire_but_staked_or_active_members_stay() {
+    let mut fx = Fx::new(2);
+    let (idle, staked, spent) = (key(40), key(41), key(42));
+    for k in [&idle, &staked, &spent] {
+        fx.ledger.state.apply_tx(&admission_tx(k, 4)).unwrap();
+    }
+    for k in [&staked, &spent] {
+        fx.apply(
+            0,
+            TxBody::Transfer {
+                to: id(k),
+                amount: 5,
+            },
+        )
+        .unwrap();
+    }
+    // `spent` gives its stake back: no stake, but it has sent a transaction (nonce 2).
+    let back = Tx {
+        author: id(&spent),
+        nonce: 1,
+        body: TxBody::Transfer {
+            to: fx.id(0),
+            amount: 5,
+        },
+    }
+    .sign(CHAIN, &spent);
+    fx.ledger.state.apply_tx(&back).unwrap();
+    fx.ledger.state.begin_epoch(1, [5; 32]);
+    assert!(
+        fx.st().members.contains_key(&id(&idle)),
+        "kept for two epochs"
+    );
+    fx.ledger.state.begin_epoch(2, [6; 32]);
+    let members = &fx.st().members;
+    assert!(
+        !members.contains_key(&id(&idle)),
+        "idle since epoch 0: dropped"
+    );
+    assert!(members.contains_key(&id(&staked)) && members.contains_key(&id(&spent)));
+    assert!(members.contains_key(&fx.id(0)) && members.contains_key(&fx.id(1)));
+    // It may come back with a new admission, starting over.
+    fx.ledger.state.apply_tx(&admission_tx(&idle, 4)).unwrap();
+    assert_eq!(fx.st().members[&id(&idle)].admitted_epoch, 2);
 }
