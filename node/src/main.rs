@@ -624,6 +624,24 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
         if let Some(root) = &k.master_root {
             println!("master root:    {root}");
         }
+        for s in &k.keys {
+            println!(
+                "key {}:          {}; {} leaves allocated, {} left{}",
+                s.index,
+                match (&s.public_key, s.endorsed) {
+                    (None, _) => format!("generating ({} sectors final)", s.sectors_final),
+                    (Some(_), None) => "final, waiting for its checkpoint".to_string(),
+                    (Some(_), Some(seq)) => format!("endorsed by checkpoint {seq}"),
+                },
+                s.leaves_allocated,
+                s.leaves_left,
+                if k.allocating == Some(s.index) {
+                    " (signs now)"
+                } else {
+                    ""
+                }
+            );
+        }
         for m in &k.missed {
             println!("missed window:  {m} (owns no sector of the key)");
         }
