@@ -357,9 +357,9 @@ impl LedgerState {
     }
 
     /// The owner of every sector for the current epoch's beacon and validator snapshot,
-    /// leaving out the members convicted of a bad dealing of this key
-    /// ([`KeyState::keygen_convictions`](super::KeyState::keygen_convictions)) and those that missed a sector window
-    /// ([`KeyState::keygen_misses`](super::KeyState::keygen_misses)).
+    /// leaving out the members convicted of a bad dealing of the key being generated
+    /// ([`KeyState::keygen_convictions`](super::KeyState::keygen_convictions)) and those that
+    /// missed a sector window ([`KeyState::keygen_misses`](super::KeyState::keygen_misses)).
     pub fn compute_branch_owners(&self) -> Result<Vec<MemberId>, LedgerError> {
         self.branch_owners_without(&self.keygen_excluded())
     }

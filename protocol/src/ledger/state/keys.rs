@@ -111,7 +111,9 @@ impl KeyState {
             .range(self.next_leaf..)
             .filter(|q| **q < leaves)
             .count() as u64;
-        leaves.saturating_sub(self.next_leaf) - retired_ahead
+        leaves
+            .saturating_sub(self.next_leaf)
+            .saturating_sub(retired_ahead)
     }
 }
 
@@ -156,10 +158,7 @@ impl LedgerState {
     /// The index of the key the next sign request allocates from: the lowest endorsed key with
     /// a leaf left.
     pub fn allocating_key(&self) -> Option<u32> {
-        let leaves = self.key.leaves();
-        self.keys()
-            .find(|k| k.endorsed.is_some() && k.next_free(leaves).is_some())
-            .map(|k| k.index)
+        self.next_allocation().ok().map(|(key, _)| key)
     }
 
     /// The newest key whose master root is final (the key checkpoints name).
@@ -200,10 +199,10 @@ impl LedgerState {
         let (leaves, percent) = (self.key.leaves(), u64::from(self.key.rotate_percent));
         let low = self.newest.endorsed.is_some()
             && self.newest.leaves_left(leaves).saturating_mul(100) < percent.saturating_mul(leaves);
-        if !low {
+        let Some(index) = self.newest.index.checked_add(1).filter(|_| low) else {
             return;
-        }
-        let next = KeyState::new(self.newest.index + 1);
+        };
+        let next = KeyState::new(index);
         let old = std::mem::replace(&mut self.newest, next);
         self.older_keys.insert(old.index, old);
     }
