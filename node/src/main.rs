@@ -663,12 +663,14 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
 
 fn keys(home: &Path, command: KeysCommand) -> anyhow::Result<()> {
     let config = Config::load(home)?;
-    let public = keystore::load_public(&Config::resolve(home, &config.node.keystore))?;
+    let path = Config::resolve(home, &config.node.keystore);
+    let public = || keystore::load_public(&path);
     match command {
         KeysCommand::Show { json: true } => {
-            println!("{}", serde_json::to_string_pretty(&public)?);
+            println!("{}", serde_json::to_string_pretty(&public()?)?);
         }
         KeysCommand::Show { json: false } => {
+            let public = public()?;
             println!("peer id:        {}", public.peer_id);
             println!("ed25519 public: {}", public.ed25519_public);
             println!("x25519 public:  {}", public.x25519_public);
@@ -678,12 +680,25 @@ fn keys(home: &Path, command: KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::ExportPublic { out } => {
-            let text = serde_json::to_string_pretty(&public)? + "\n";
+            let text = serde_json::to_string_pretty(&public()?)? + "\n";
             match out {
                 Some(p) => fsutil::write_atomic(&p, text.as_bytes(), 0o644)
                     .with_context(|| format!("cannot write {}", p.display()))?,
                 None => print!("{text}"),
             }
+        }
+        KeysCommand::Passphrase(args) => {
+            let old = cli::read_passphrase(args.passphrase_file.as_deref(), false)?;
+            let new = cli::read_new_passphrase(args.new_passphrase_file.as_deref())?;
+            keystore::change_passphrase(&path, &old, &new)?;
+            let cost = keystore::KdfCost::default();
+            println!(
+                "re-encrypted {} under the new passphrase (Argon2id, {} MiB, {} passes, {} lanes)",
+                path.display(),
+                cost.m_cost_kib / 1024,
+                cost.t_cost,
+                cost.p_cost
+            );
         }
     }
     Ok(())
