@@ -176,6 +176,9 @@ fn dump_config_reflects_every_key_and_its_env_override() {
         ("SEEDFED__CONSENSUS__VOTE_TIMEOUT_MS", "23"),
         ("SEEDFED__CONSENSUS__SYNC_INTERVAL_MS", "24"),
         ("SEEDFED__API__LISTEN", "127.0.0.1:9999"),
+        ("SEEDFED__API__ALLOW_REMOTE", "true"),
+        ("SEEDFED__API__TOKEN_FILE", "/t"),
+        ("SEEDFED__API__ALLOWED_HOSTS", "[\"node.example\"]"),
         ("SEEDFED__LOG__FILTER", "debug"),
         ("SEEDFED__LOG__FORMAT", "json"),
     ];
@@ -210,6 +213,9 @@ fn dump_config_reflects_every_key_and_its_env_override() {
     assert_eq!(c.consensus.vote_timeout_ms, 23);
     assert_eq!(c.consensus.sync_interval_ms, 24);
     assert_eq!(c.api.listen, "127.0.0.1:9999");
+    assert!(c.api.allow_remote);
+    assert_eq!(c.api.token_file, Some(PathBuf::from("/t")));
+    assert_eq!(c.api.allowed_hosts, vec!["node.example".to_string()]);
     assert_eq!(c.log.filter, "debug");
     assert_eq!(c.log.format, LogFormat::Json);
 
