@@ -110,9 +110,20 @@ struct RunArgs {
     /// Other bootstrap nodes.
     #[arg(long)]
     bootstrap: Vec<String>,
-    /// Local API address (status, metrics, health).
+    /// Local API address (status, metrics, health). A non-loopback address needs
+    /// `--api-allow-remote` and `--api-token-file` (the node's `[api] allow_remote` and
+    /// `[api] token_file`).
     #[arg(long, default_value = "127.0.0.1:9300")]
     api_listen: String,
+    /// Serve the API beyond loopback (needs `--api-token-file`).
+    #[arg(long)]
+    api_allow_remote: bool,
+    /// A file (mode 0600) holding the bearer token every API request must carry.
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
+    /// With `--api-allow-remote`: a host name API requests may name (repeatable).
+    #[arg(long)]
+    api_allowed_host: Vec<String>,
     /// Seconds between discovery rounds.
     #[arg(long, default_value_t = 30)]
     discovery_interval_secs: u64,
@@ -208,6 +219,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             config.network.bootstrap = a.bootstrap;
             config.network.discovery_interval_secs = a.discovery_interval_secs;
             config.api.listen = a.api_listen;
+            config.api.allow_remote = a.api_allow_remote;
+            // Relative to the working directory, as usual for a command-line path.
+            config.api.token_file = a
+                .api_token_file
+                .map(|p| std::path::absolute(&p))
+                .transpose()
+                .context("invalid --api-token-file")?;
+            config.api.allowed_hosts = a.api_allowed_host;
             config.log.filter = a.log_filter;
             config.log.format = if a.log_json {
                 LogFormat::Json
@@ -279,7 +298,33 @@ mod tests {
         }
         let c = Cli::parse_from(["seedfed-bootstrap", "run", "--home", "h", "--genesis", "g"]);
         match c.command {
-            Cmd::Run(r) => assert_eq!(r.listen.len(), 2),
+            Cmd::Run(r) => {
+                assert_eq!(r.listen.len(), 2);
+                assert!(!r.api_allow_remote && r.api_token_file.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::parse_from([
+            "seedfed-bootstrap",
+            "run",
+            "--home",
+            "h",
+            "--genesis",
+            "g",
+            "--api-listen",
+            "0.0.0.0:9300",
+            "--api-allow-remote",
+            "--api-token-file",
+            "t",
+            "--api-allowed-host",
+            "boot.example",
+        ]);
+        match c.command {
+            Cmd::Run(r) => {
+                assert!(r.api_allow_remote);
+                assert_eq!(r.api_token_file, Some(PathBuf::from("t")));
+                assert_eq!(r.api_allowed_host, vec!["boot.example".to_string()]);
+            }
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["seedfed-bootstrap", "run"]).is_err());

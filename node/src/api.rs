@@ -1,9 +1,12 @@
 //! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text from the one
 //! registry shared with libp2p's metrics), `/health` (liveness: a recent block) and `/ready`
 //! (not syncing), and `POST /tx` to submit a signed transaction (202 once it is in the mempool
-//! and gossiped; 413, 429, 503 or 400 with the reason). It binds to loopback by default and
-//! carries no secrets; `seedfed status` and [`ApiClient`] read it.
+//! and gossiped; 413, 429, 503 or 400 with the reason). Every request first passes
+//! [`access::guard`]: loopback only by default, `Host` checked against DNS rebinding, and a
+//! bearer token when `[api] token_file` is set; `seedfed status` and [`ApiClient`] read it.
 //! Endpoints in detail: `docs/operator-guide.md`.
+
+pub mod access;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -31,7 +34,10 @@ use crate::chain::{
     ChainStatus, CheckpointInfo, CheckpointsQuery, PublishSubmission, SignOutcome, SignRefused,
     SignSubmission, Submission, TxRejected, TxSubmission,
 };
+use crate::config::{Config, CONFIG_FILE};
 use crate::network::{NetworkHandle, NetworkStatus};
+
+pub use access::{Access, AccessError, ApiToken};
 
 /// File in the home directory holding the API's actual bound address while the node runs.
 pub const API_ADDR_FILE: &str = "api.addr";
@@ -68,8 +74,8 @@ pub struct ApiState {
 /// Largest `POST /tx` body accepted (the gossip message cap).
 pub const MAX_TX_BODY: usize = 1 << 20;
 
-/// The API's routes.
-pub fn router(state: ApiState) -> Router {
+/// The API's routes, behind the access check `access` ([`access::guard`]).
+pub fn router(state: ApiState, access: Access) -> Router {
     Router::new()
         .route("/status", get(status))
         .route("/sign", post(sign))
@@ -83,6 +89,7 @@ pub fn router(state: ApiState) -> Router {
             post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)),
         )
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(access, access::guard))
 }
 
 async fn status(State(s): State<ApiState>) -> Result<Json<StatusReport>, StatusCode> {
@@ -389,6 +396,18 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
+    /// The API wants a bearer token this client lacks or has wrong.
+    #[error(
+        "the node's API at {addr} refused the request: it needs the bearer token of its \
+         `[api] token_file` (set `token_file` in this home's config.toml to the same file)"
+    )]
+    Unauthorized {
+        /// The address.
+        addr: String,
+    },
+    /// The home's API token cannot be used.
+    #[error("cannot use the API token of this home: {0}")]
+    Token(String),
     /// The node refused a submitted transaction or sign request.
     #[error("the node at {addr} refused the request (HTTP {code}): {reason}")]
     Refused {
@@ -410,10 +429,12 @@ pub fn running_api_addr(home: &Path) -> Result<SocketAddr, ApiError> {
         .map_err(|_| ApiError::BadAddress(text.trim().to_string()))
 }
 
-/// An HTTP client for local APIs that keeps connections open between requests.
+/// An HTTP client for local APIs that keeps connections open between requests. It sends a
+/// `Host` naming the address it connects to and, if it has one, the bearer token.
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     inner: Client<HttpConnector, Full<Bytes>>,
+    token: Option<Arc<ApiToken>>,
 }
 
 impl Default for ApiClient {
@@ -423,11 +444,34 @@ impl Default for ApiClient {
 }
 
 impl ApiClient {
-    /// A new client (no connection yet).
+    /// A new client (no connection yet) without a token.
     pub fn new() -> Self {
         ApiClient {
             inner: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+            token: None,
         }
+    }
+
+    /// This client, sending `token` with every request.
+    pub fn with_token(mut self, token: ApiToken) -> Self {
+        self.token = Some(Arc::new(token));
+        self
+    }
+
+    /// A client for the node of `home`: with the token of its `[api] token_file` if the home's
+    /// config sets one (no config: no token).
+    pub fn for_home(home: &Path) -> Result<Self, ApiError> {
+        if !home.join(CONFIG_FILE).exists() {
+            return Ok(Self::new());
+        }
+        let config = Config::load(home).map_err(|e| ApiError::Token(e.to_string()))?;
+        Ok(match &config.api.token_file {
+            None => Self::new(),
+            Some(f) => Self::new().with_token(
+                ApiToken::load(&Config::resolve(home, f))
+                    .map_err(|e| ApiError::Token(e.to_string()))?,
+            ),
+        })
     }
 
     /// Sends a request (`body` = `None`: GET, else POST) and returns the status and body.
@@ -458,12 +502,19 @@ impl ApiClient {
             None => (hyper::Method::GET, Bytes::new()),
             Some(b) => (hyper::Method::POST, Bytes::from(b)),
         };
-        let req = hyper::Request::builder()
+        // hyper adds `Host` from the URI: `127.0.0.1:PORT`, `[::1]:PORT` or the address used.
+        let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("http://{addr}{path}"))
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(Full::new(body))
             .map_err(|e| unreachable(e.to_string()))?;
+        if let Some(token) = &self.token {
+            let value = token
+                .header_value()
+                .ok_or_else(|| unreachable("the API token is not a valid header value".into()))?;
+            req.headers_mut().insert(header::AUTHORIZATION, value);
+        }
         let resp = tokio::time::timeout(limit, self.inner.request(req))
             .await
             .map_err(|_| unreachable("timed out".into()))?
@@ -592,10 +643,18 @@ impl ApiClient {
     /// Reads `/status`.
     pub async fn status(&self, addr: SocketAddr) -> Result<StatusReport, ApiError> {
         let (code, body) = self.request(addr, "/status", None).await?;
+        if code == 401 {
+            return Err(ApiError::Unauthorized {
+                addr: addr.to_string(),
+            });
+        }
         if code != 200 {
             return Err(ApiError::Unreachable {
                 addr: addr.to_string(),
-                reason: format!("HTTP {code}"),
+                reason: format!(
+                    "HTTP {code}: {}",
+                    body.trim().chars().take(300).collect::<String>()
+                ),
             });
         }
         serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {

@@ -1,6 +1,8 @@
 //! The `seedfed` command line (clap derive, a global `--home`; subcommands `init`, `run`,
 //! `status`, `keys`) and its small helpers: home-directory expansion and the passphrase sources
 //! (file, `SEEDFED_PASSPHRASE`, or an interactive prompt), which never accept an empty passphrase.
+//! A passphrase file is a secret file: it is read only if it is a regular file (not a symlink),
+//! owned by the user running us, with no access for group or others.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -48,7 +50,7 @@ pub enum Command {
     /// Verify an LMS signature: under a public key file (`--pubkey`), or under the master key
     /// of a checkpoint chain walked from epoch 0's key (`--api`).
     Verify(VerifyArgs),
-    /// Show public identity material.
+    /// Show public identity material, or change the keystore's passphrase.
     Keys {
         /// Which.
         #[command(subcommand)]
@@ -247,19 +249,35 @@ pub enum KeysCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Re-encrypt the keystore under a new passphrase (and the current Argon2id parameters),
+    /// replacing it atomically: if anything fails the old file is left as it was. Stop the
+    /// node first if it should use the new passphrase at its next start.
+    Passphrase(PassphraseArgs),
+}
+
+/// `seedfed keys passphrase`
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    /// Read the current passphrase from this file (else `SEEDFED_PASSPHRASE`, else a prompt).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Read the new passphrase from this file (else a prompt, asked twice).
+    #[arg(long)]
+    pub new_passphrase_file: Option<PathBuf>,
 }
 
 /// Why a passphrase could not be obtained.
 #[derive(Debug, Error)]
 pub enum PassphraseError {
-    /// File unreadable.
-    #[error("cannot read passphrase file {path}: {reason}")]
-    File {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
+    /// File unreadable, or not private (a symlink, another user's, group or others can read).
+    #[error("passphrase file: {0}")]
+    File(#[from] crate::fsutil::PrivateFileError),
+    /// File is not UTF-8.
+    #[error("passphrase file {0} is not UTF-8 text")]
+    NotText(String),
+    /// No source for the new passphrase.
+    #[error("no new passphrase: use --new-passphrase-file, or run in a terminal")]
+    NoNewSource,
     /// No source available.
     #[error("no passphrase: use --passphrase-file, {PASSPHRASE_ENV}, or run in a terminal")]
     NoSource,
@@ -287,27 +305,55 @@ pub fn expand_home(home: &str) -> PathBuf {
 /// Gets the passphrase from a file, the environment, or a prompt (confirmed twice if `confirm`).
 pub fn read_passphrase(file: Option<&Path>, confirm: bool) -> Result<Passphrase, PassphraseError> {
     let pass = if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| PassphraseError::File {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Passphrase::new(text)
+        passphrase_file(path)?
     } else if let Ok(v) = std::env::var(PASSPHRASE_ENV) {
         Passphrase::new(v)
     } else if std::io::stdin().is_terminal() {
-        let p = rpassword::prompt_password("keystore passphrase: ")
-            .map_err(|e| PassphraseError::Prompt(e.to_string()))?;
-        if confirm {
-            let again = rpassword::prompt_password("repeat passphrase: ")
-                .map_err(|e| PassphraseError::Prompt(e.to_string()))?;
-            if again != p {
-                return Err(PassphraseError::Mismatch);
-            }
-        }
-        Passphrase::new(p)
+        prompt("keystore passphrase: ", confirm)?
     } else {
         return Err(PassphraseError::NoSource);
     };
+    non_empty(pass)
+}
+
+/// Gets a new passphrase (`seedfed keys passphrase`) from a file or a prompt asked twice; the
+/// environment variable holds the current one, so it is not a source here.
+pub fn read_new_passphrase(file: Option<&Path>) -> Result<Passphrase, PassphraseError> {
+    let pass = if let Some(path) = file {
+        passphrase_file(path)?
+    } else if std::io::stdin().is_terminal() {
+        prompt("new keystore passphrase: ", true)?
+    } else {
+        return Err(PassphraseError::NoNewSource);
+    };
+    non_empty(pass)
+}
+
+/// A passphrase file's content (a private file: [`crate::fsutil::read_private`]).
+fn passphrase_file(path: &Path) -> Result<Passphrase, PassphraseError> {
+    let bytes = crate::fsutil::read_private(path)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| PassphraseError::NotText(path.display().to_string()))?;
+    Ok(Passphrase::new(text.to_owned()))
+}
+
+fn prompt(question: &str, confirm: bool) -> Result<Passphrase, PassphraseError> {
+    let mut p = zeroize::Zeroizing::new(
+        rpassword::prompt_password(question).map_err(|e| PassphraseError::Prompt(e.to_string()))?,
+    );
+    if confirm {
+        let again = zeroize::Zeroizing::new(
+            rpassword::prompt_password("repeat passphrase: ")
+                .map_err(|e| PassphraseError::Prompt(e.to_string()))?,
+        );
+        if *again != *p {
+            return Err(PassphraseError::Mismatch);
+        }
+    }
+    Ok(Passphrase::new(std::mem::take(&mut *p)))
+}
+
+fn non_empty(pass: Passphrase) -> Result<Passphrase, PassphraseError> {
     if pass.is_empty() {
         return Err(PassphraseError::Empty);
     }
@@ -318,6 +364,31 @@ pub fn read_passphrase(file: Option<&Path>, confirm: bool) -> Result<Passphrase,
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_passphrase_file_others_can_read_or_a_symlink_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pass");
+        std::fs::write(&p, "correct horse\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(!read_passphrase(Some(&p), false).unwrap().is_empty());
+        for mode in [0o640, 0o604, 0o644] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = read_passphrase(Some(&p), false).unwrap_err().to_string();
+            assert!(err.contains("chmod 600"), "{mode:o}: {err}");
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        let err = read_passphrase(Some(&link), false).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+            let err = read_passphrase(Some(&p), false).unwrap_err().to_string();
+            assert!(err.contains("owned by uid 65534"), "{err}");
+        }
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -395,6 +466,24 @@ mod tests {
                 command: KeysCommand::Show { json: false }
             }
         ));
+        let cli = Cli::parse_from([
+            "seedfed",
+            "keys",
+            "passphrase",
+            "--passphrase-file",
+            "old",
+            "--new-passphrase-file",
+            "new",
+        ]);
+        match cli.command {
+            Command::Keys {
+                command: KeysCommand::Passphrase(a),
+            } => {
+                assert_eq!(a.passphrase_file, Some(PathBuf::from("old")));
+                assert_eq!(a.new_passphrase_file, Some(PathBuf::from("new")));
+            }
+            other => panic!("parsed {other:?}"),
+        }
         let cli = Cli::parse_from(["seedfed", "keys", "export-public", "--out", "p.json"]);
         assert!(matches!(
             cli.command,
@@ -532,7 +621,7 @@ mod tests {
     fn passphrase_from_file_strips_newline_and_rejects_empty() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("pw");
-        std::fs::write(&f, "secret\n").unwrap();
+        crate::fsutil::write_atomic(&f, b"secret\n", 0o600).unwrap();
         assert!(!read_passphrase(Some(&f), false).unwrap().is_empty());
         std::fs::write(&f, "\n").unwrap();
         assert!(matches!(
@@ -541,7 +630,7 @@ mod tests {
         ));
         assert!(matches!(
             read_passphrase(Some(&dir.path().join("missing")), false),
-            Err(PassphraseError::File { .. })
+            Err(PassphraseError::File(_))
         ));
     }
 }

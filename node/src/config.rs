@@ -155,19 +155,35 @@ impl Default for ConsensusSection {
     }
 }
 
-/// `[api]`
+/// `[api]`: where the local HTTP API listens and who it answers (`api::access`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSection {
-    /// Address of the local HTTP API (`/status`, `/metrics`, `/health`). Keep it on loopback.
+    /// Address of the local HTTP API (`/status`, `/metrics`, `/health`, `POST /tx`, `/sign`).
+    /// A non-loopback address is refused unless `allow_remote` and `token_file` are set.
     /// Env: `SEEDFED__API__LISTEN`.
     pub listen: String,
+    /// Allow a non-loopback `listen` address and requests naming other hosts (IP addresses and
+    /// `allowed_hosts`); needs `token_file`. Env: `SEEDFED__API__ALLOW_REMOTE`.
+    pub allow_remote: bool,
+    /// A file (owner only, mode 0600, not a symlink) holding the bearer token every request
+    /// must then carry (`Authorization: Bearer <token>`, at least 16 visible characters).
+    /// Env: `SEEDFED__API__TOKEN_FILE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// With `allow_remote`: host names (no port) requests may name besides loopback and IP
+    /// addresses, e.g. the name clients use to reach this machine.
+    /// Env: `SEEDFED__API__ALLOWED_HOSTS`.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9400".into(),
+            allow_remote: false,
+            token_file: None,
+            allowed_hosts: vec![],
         }
     }
 }
@@ -302,8 +318,16 @@ vote_timeout_ms = {vote}
 sync_interval_ms = {sync}
 
 [api]
-# SEEDFED__API__LISTEN: local HTTP API (/status, /metrics, /health); keep it on loopback
+# SEEDFED__API__LISTEN: local HTTP API (/status, /metrics, /health, POST /tx, /sign); keep it
+# on loopback: another address is refused unless allow_remote and token_file are set
 listen = {api}
+# SEEDFED__API__ALLOW_REMOTE: serve the API beyond loopback (needs token_file)
+allow_remote = {allow_remote}
+# SEEDFED__API__TOKEN_FILE: a file (mode 0600) with the bearer token every request must carry
+{token_file}
+# SEEDFED__API__ALLOWED_HOSTS: with allow_remote, host names requests may name (IP addresses
+# and loopback names always may)
+allowed_hosts = {allowed_hosts}
 
 [log]
 # SEEDFED__LOG__FILTER: tracing filter (RUST_LOG wins if set); the consensus library logs
@@ -332,6 +356,12 @@ format = {format}
             vote = self.consensus.vote_timeout_ms,
             sync = self.consensus.sync_interval_ms,
             api = q(&self.api.listen),
+            allow_remote = self.api.allow_remote,
+            token_file = match &self.api.token_file {
+                Some(f) => format!("token_file = {}", q(&f.display().to_string())),
+                None => "# token_file = \"api.token\"".to_string(),
+            },
+            allowed_hosts = list(&self.api.allowed_hosts),
             filter = q(&self.log.filter),
             format = q(match self.log.format {
                 LogFormat::Plain => "plain",
@@ -350,6 +380,13 @@ mod tests {
         let mut c = Config::default();
         c.network.bootstrap = vec!["/ip4/127.0.0.1/tcp/1/p2p/x".into()];
         c.log.format = LogFormat::Json;
+        let back: Config = toml::from_str(&c.commented_toml()).unwrap();
+        assert_eq!(back, c);
+        let dumped: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(dumped, c);
+        c.api.allow_remote = true;
+        c.api.token_file = Some("/etc/seedfed/api.token".into());
+        c.api.allowed_hosts = vec!["node.example".into()];
         let back: Config = toml::from_str(&c.commented_toml()).unwrap();
         assert_eq!(back, c);
         let dumped: Config = toml::from_str(&c.to_toml()).unwrap();

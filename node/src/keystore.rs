@@ -1,8 +1,13 @@
 //! The node's keystore: its Ed25519 identity (= libp2p `PeerId`) and X25519 share-encryption key,
 //! sealed with XChaCha20-Poly1305 under an Argon2id key from the operator's passphrase. The public
 //! part (peer id, X25519 key, admission proof) is in clear for `seedfed keys show` but bound to the
-//! ciphertext as associated data, so tampering makes decryption fail. The file is written
-//! atomically with mode 0600, and loading refuses a file that group or others can read.
+//! ciphertext as associated data, so tampering makes decryption fail. The Argon2id parameters are
+//! stored in the file (also bound as associated data): new files use RFC 9106's second
+//! recommended option ([`KdfCost::RFC9106_SECOND`]: 64 MiB, 3 passes, 4 lanes), files written
+//! with the earlier 19 MiB / 2 passes / 1 lane still open, and [`change_passphrase`] re-seals a
+//! file under a new passphrase and the current parameters. The file is written atomically with
+//! mode 0600, and loading refuses a symlink, a file of another user, and a file group or others
+//! can access ([`fsutil::read_private`]).
 
 use std::fmt;
 use std::path::Path;
@@ -18,7 +23,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use seedfed_protocol::admission::{Proof, Puzzle};
 
-use crate::fsutil;
+use crate::fsutil::{self, PrivateFileError};
 
 /// Keystore file format version.
 pub const KEYSTORE_VERSION: u32 = 1;
@@ -164,16 +169,9 @@ pub enum KeystoreError {
         /// The error.
         source: std::io::Error,
     },
-    /// Permissions too open.
-    #[error(
-        "keystore {path} is accessible by group or others (mode {mode:o}); run `chmod 600 {path}`"
-    )]
-    Permissions {
-        /// The file.
-        path: String,
-        /// Its mode.
-        mode: u32,
-    },
+    /// A symlink, another user's file, or access for group or others.
+    #[error("keystore {0}")]
+    Unsafe(PrivateFileError),
     /// Not a keystore file.
     #[error("keystore {path} is corrupt: {reason}")]
     Corrupt {
@@ -188,16 +186,73 @@ pub enum KeystoreError {
     /// Key derivation failed.
     #[error("key derivation failed: {0}")]
     Kdf(String),
+    /// The new passphrase is the old one.
+    #[error("the new passphrase is the same as the old one")]
+    SamePassphrase,
 }
 
-/// Argon2id cost parameters (OWASP's recommended minimum: 19 MiB, 2 passes, 1 lane).
-const M_COST_KIB: u32 = 19 * 1024;
-const T_COST: u32 = 2;
-const P_COST: u32 = 1;
+impl From<PrivateFileError> for KeystoreError {
+    fn from(e: PrivateFileError) -> Self {
+        match e {
+            PrivateFileError::Io { path, source } => KeystoreError::Io { path, source },
+            other => KeystoreError::Unsafe(other),
+        }
+    }
+}
+
+/// Argon2id cost parameters of a keystore (stored in its file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfCost {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Passes.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl KdfCost {
+    /// RFC 9106 section 4, second recommended option (for memory-constrained settings):
+    /// 64 MiB, 3 passes, 4 lanes. What new keystores use.
+    pub const RFC9106_SECOND: KdfCost = KdfCost {
+        m_cost_kib: 64 * 1024,
+        t_cost: 3,
+        p_cost: 4,
+    };
+    /// What keystores were written with before (OWASP's minimum: 19 MiB, 2 passes, 1 lane);
+    /// such files still open, and `seedfed keys passphrase` re-seals them with the default.
+    pub const LEGACY: KdfCost = KdfCost {
+        m_cost_kib: 19 * 1024,
+        t_cost: 2,
+        p_cost: 1,
+    };
+    /// Largest memory a keystore file may ask for (4 GiB): a damaged file must not make the node
+    /// allocate without bound.
+    pub const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
+    /// Most passes a keystore file may ask for.
+    pub const MAX_T_COST: u32 = 64;
+    /// Most lanes a keystore file may ask for.
+    pub const MAX_P_COST: u32 = 64;
+}
+
+impl Default for KdfCost {
+    fn default() -> Self {
+        Self::RFC9106_SECOND
+    }
+}
 
 fn derive_key(pass: &Passphrase, kdf: &KdfParams) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     if kdf.alg != "argon2id" {
         return Err(KeystoreError::Kdf(format!("unsupported kdf {:?}", kdf.alg)));
+    }
+    if kdf.m_cost_kib > KdfCost::MAX_M_COST_KIB
+        || kdf.t_cost > KdfCost::MAX_T_COST
+        || kdf.p_cost > KdfCost::MAX_P_COST
+    {
+        return Err(KeystoreError::Kdf(format!(
+            "Argon2id parameters out of range ({} KiB, {} passes, {} lanes)",
+            kdf.m_cost_kib, kdf.t_cost, kdf.p_cost
+        )));
     }
     let salt = hex::decode(&kdf.salt).map_err(|_| KeystoreError::Kdf("salt is not hex".into()))?;
     let params = argon2::Params::new(kdf.m_cost_kib, kdf.t_cost, kdf.p_cost, Some(32))
@@ -226,12 +281,24 @@ fn public_of(id: &Identity, admission: StoredAdmission) -> PublicIdentity {
     }
 }
 
-/// Encrypts and writes a keystore (mode 0600, atomic).
+/// Encrypts and writes a keystore (mode 0600, atomic) with the default Argon2id parameters
+/// ([`KdfCost::RFC9106_SECOND`]).
 pub fn save(
     path: &Path,
     id: &Identity,
     admission: StoredAdmission,
     pass: &Passphrase,
+) -> Result<(), KeystoreError> {
+    save_with(path, id, admission, pass, KdfCost::default())
+}
+
+/// As [`save`] with explicit Argon2id parameters (tests use cheaper ones).
+fn save_with(
+    path: &Path,
+    id: &Identity,
+    admission: StoredAdmission,
+    pass: &Passphrase,
+    cost: KdfCost,
 ) -> Result<(), KeystoreError> {
     let io = |source| KeystoreError::Io {
         path: path.display().to_string(),
@@ -241,9 +308,9 @@ pub fn save(
     OsRng.fill_bytes(&mut salt);
     let kdf = KdfParams {
         alg: "argon2id".into(),
-        m_cost_kib: M_COST_KIB,
-        t_cost: T_COST,
-        p_cost: P_COST,
+        m_cost_kib: cost.m_cost_kib,
+        t_cost: cost.t_cost,
+        p_cost: cost.p_cost,
         salt: hex::encode(salt),
     };
     let key = derive_key(pass, &kdf)?;
@@ -285,13 +352,9 @@ pub fn save(
     fsutil::write_atomic(path, &text, 0o600).map_err(io)
 }
 
-fn read_file(path: &Path) -> Result<KeystoreFile, KeystoreError> {
+fn parse_file(path: &Path, text: &[u8]) -> Result<KeystoreFile, KeystoreError> {
     let p = path.display().to_string();
-    let text = std::fs::read(path).map_err(|source| KeystoreError::Io {
-        path: p.clone(),
-        source,
-    })?;
-    let file: KeystoreFile = serde_json::from_slice(&text).map_err(|e| KeystoreError::Corrupt {
+    let file: KeystoreFile = serde_json::from_slice(text).map_err(|e| KeystoreError::Corrupt {
         path: p.clone(),
         reason: e.to_string(),
     })?;
@@ -306,19 +369,32 @@ fn read_file(path: &Path) -> Result<KeystoreFile, KeystoreError> {
 
 /// Reads the public part without the passphrase (for `keys show`).
 pub fn load_public(path: &Path) -> Result<PublicIdentity, KeystoreError> {
-    Ok(read_file(path)?.public)
+    let text = std::fs::read(path).map_err(|source| KeystoreError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(parse_file(path, &text)?.public)
 }
 
-/// Checks permissions, decrypts, and checks the public part matches the secrets.
+/// The Argon2id parameters a keystore file was written with.
+pub fn kdf_cost(path: &Path) -> Result<KdfCost, KeystoreError> {
+    let text = std::fs::read(path).map_err(|source| KeystoreError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let kdf = parse_file(path, &text)?.kdf;
+    Ok(KdfCost {
+        m_cost_kib: kdf.m_cost_kib,
+        t_cost: kdf.t_cost,
+        p_cost: kdf.p_cost,
+    })
+}
+
+/// Checks the file (regular, ours, mode 0600 or stricter: [`fsutil::read_private`]), decrypts,
+/// and checks the public part matches the secrets.
 pub fn load(path: &Path, pass: &Passphrase) -> Result<(Identity, StoredAdmission), KeystoreError> {
     let p = path.display().to_string();
-    if let Some(mode) = fsutil::readable_by_others(path).map_err(|source| KeystoreError::Io {
-        path: p.clone(),
-        source,
-    })? {
-        return Err(KeystoreError::Permissions { path: p, mode });
-    }
-    let file = read_file(path)?;
+    let file = parse_file(path, &fsutil::read_private(path)?)?;
     let corrupt = |reason: &str| KeystoreError::Corrupt {
         path: p.clone(),
         reason: reason.to_string(),
@@ -360,6 +436,31 @@ pub fn load(path: &Path, pass: &Passphrase) -> Result<(Identity, StoredAdmission
         return Err(corrupt("public part does not match the secret keys"));
     }
     Ok((id, file.public.admission))
+}
+
+/// Re-seals the keystore at `path` under `new` (and the default Argon2id parameters): it is
+/// opened with `old` first, and replaced atomically (temporary file, `fsync`, rename), so on
+/// any failure the old file is left as it was.
+pub fn change_passphrase(
+    path: &Path,
+    old: &Passphrase,
+    new: &Passphrase,
+) -> Result<(), KeystoreError> {
+    change_passphrase_with(path, old, new, KdfCost::default())
+}
+
+fn change_passphrase_with(
+    path: &Path,
+    old: &Passphrase,
+    new: &Passphrase,
+    cost: KdfCost,
+) -> Result<(), KeystoreError> {
+    use subtle::ConstantTimeEq;
+    if bool::from(old.bytes().ct_eq(new.bytes())) {
+        return Err(KeystoreError::SamePassphrase);
+    }
+    let (id, admission) = load(path, old)?;
+    save_with(path, &id, admission, new, cost)
 }
 
 /// Solves the admission proof-of-work for `id`, reporting progress (attempts so far).
@@ -407,11 +508,13 @@ pub fn open_plain(
         path: p.clone(),
         source,
     };
-    let existing = if path.exists() {
-        if let Some(mode) = fsutil::readable_by_others(path).map_err(io)? {
-            return Err(KeystoreError::Permissions { path: p, mode });
-        }
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(io)?);
+    let exists = match std::fs::symlink_metadata(path) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(io(e)),
+    };
+    let existing = if exists {
+        let bytes = fsutil::read_private(path)?;
         let f: PlainKeyFile =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(&e.to_string()))?;
         let mut ed = Zeroizing::new(
@@ -476,6 +579,17 @@ pub fn open_plain(
 mod tests {
     use super::*;
 
+    /// Cheap Argon2id parameters for tests that do not test the parameters.
+    const CHEAP: KdfCost = KdfCost {
+        m_cost_kib: 256,
+        t_cost: 1,
+        p_cost: 1,
+    };
+
+    fn save_cheap(p: &Path, id: &Identity, adm: StoredAdmission, pass: &str) {
+        save_with(p, id, adm, &Passphrase::new(pass.into()), CHEAP).unwrap();
+    }
+
     fn setup() -> (tempfile::TempDir, Identity, StoredAdmission) {
         let dir = tempfile::tempdir().unwrap();
         let id = Identity::generate();
@@ -501,7 +615,7 @@ mod tests {
     fn roundtrip() {
         let (dir, id, adm) = setup();
         let p = dir.path().join("ks");
-        save(&p, &id, adm.clone(), &Passphrase::new("pw\n".into())).unwrap();
+        save_cheap(&p, &id, adm.clone(), "pw\n");
         let (back, badm) = load(&p, &Passphrase::new("pw".into())).unwrap();
         assert_eq!(back.peer_id(), id.peer_id());
         assert_eq!(back.x25519_public(), id.x25519_public());
@@ -515,7 +629,7 @@ mod tests {
     fn wrong_passphrase_tamper_and_permissions() {
         let (dir, id, adm) = setup();
         let p = dir.path().join("ks");
-        save(&p, &id, adm, &Passphrase::new("pw".into())).unwrap();
+        save_cheap(&p, &id, adm, "pw");
         assert!(matches!(
             load(&p, &Passphrase::new("other".into())),
             Err(KeystoreError::WrongPassphrase(_))
@@ -537,7 +651,154 @@ mod tests {
         fsutil::write_atomic(&p, text.as_bytes(), 0o644).unwrap();
         assert!(matches!(
             load(&p, &Passphrase::new("pw".into())),
-            Err(KeystoreError::Permissions { mode: 0o644, .. })
+            Err(KeystoreError::Unsafe(PrivateFileError::Permissions {
+                mode: 0o644,
+                ..
+            }))
         ));
+        // Out-of-range parameters are refused before anything is allocated.
+        let huge = text.replace("\"t_cost\": 1", "\"t_cost\": 1000000");
+        assert_ne!(huge, text);
+        fsutil::write_atomic(&p, huge.as_bytes(), 0o600).unwrap();
+        let err = load(&p, &Passphrase::new("pw".into())).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+    }
+
+    /// A keystore written before the parameters changed (19 MiB, 2 passes, 1 lane), passphrase
+    /// "legacy pass".
+    const LEGACY_FILE: &str = include_str!("../tests/data/keystore-legacy.json");
+
+    #[test]
+    fn a_keystore_with_the_earlier_parameters_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ks");
+        fsutil::write_atomic(&p, LEGACY_FILE.as_bytes(), 0o600).unwrap();
+        assert_eq!(kdf_cost(&p).unwrap(), KdfCost::LEGACY);
+        let (id, adm) = load(&p, &Passphrase::new("legacy pass".into())).unwrap();
+        assert_eq!(id.peer_id().to_string(), load_public(&p).unwrap().peer_id);
+        assert!(id
+            .puzzle(&adm.chain_id)
+            .verify(&adm.proof(), adm.difficulty)
+            .is_ok());
+        assert!(matches!(
+            load(&p, &Passphrase::new("legacy pas".into())),
+            Err(KeystoreError::WrongPassphrase(_))
+        ));
+        // Changing the passphrase moves it to the default parameters.
+        change_passphrase(
+            &p,
+            &Passphrase::new("legacy pass".into()),
+            &Passphrase::new("new pass".into()),
+        )
+        .unwrap();
+        assert_eq!(kdf_cost(&p).unwrap(), KdfCost::RFC9106_SECOND);
+        let (again, _) = load(&p, &Passphrase::new("new pass".into())).unwrap();
+        assert_eq!(again.peer_id(), id.peer_id());
+    }
+
+    #[test]
+    fn the_default_parameters_are_rfc_9106s_second_option() {
+        assert_eq!(
+            KdfCost::default(),
+            KdfCost {
+                m_cost_kib: 65536,
+                t_cost: 3,
+                p_cost: 4
+            }
+        );
+        assert_eq!(KdfCost::default(), KdfCost::RFC9106_SECOND);
+    }
+
+    #[test]
+    fn a_passphrase_change_replaces_the_file_atomically_or_not_at_all() {
+        let (dir, id, adm) = setup();
+        let p = dir.path().join("ks");
+        save_cheap(&p, &id, adm.clone(), "old");
+        let before = std::fs::read(&p).unwrap();
+        let (old, new) = (Passphrase::new("old".into()), Passphrase::new("new".into()));
+        // Wrong old passphrase, or the same one: nothing written.
+        assert!(matches!(
+            change_passphrase_with(&p, &new, &old, CHEAP),
+            Err(KeystoreError::WrongPassphrase(_))
+        ));
+        assert!(matches!(
+            change_passphrase_with(&p, &old, &Passphrase::new("old".into()), CHEAP),
+            Err(KeystoreError::SamePassphrase)
+        ));
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        // The temporary file cannot be created (a directory is in its way): the old file stays.
+        let tmp = dir.path().join(format!(".ks.tmp{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        assert!(matches!(
+            change_passphrase_with(&p, &old, &new, CHEAP),
+            Err(KeystoreError::Io { .. })
+        ));
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        assert!(load(&p, &old).is_ok());
+        std::fs::remove_dir(&tmp).unwrap();
+        // Now it works: a new salt and nonce, the same identity, only the new passphrase.
+        change_passphrase_with(&p, &old, &new, CHEAP).unwrap();
+        assert_ne!(std::fs::read(&p).unwrap(), before);
+        let (back, badm) = load(&p, &new).unwrap();
+        assert_eq!(back.peer_id(), id.peer_id());
+        assert_eq!(back.x25519_public(), id.x25519_public());
+        assert_eq!(badm, adm);
+        assert!(matches!(
+            load(&p, &old),
+            Err(KeystoreError::WrongPassphrase(_))
+        ));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_new_keystore_uses_rfc_9106_argon2id_parameters() {
+        // Before: 19 MiB, 2 passes, 1 lane (OWASP's floor).
+        let (dir, id, adm) = setup();
+        let p = dir.path().join("ks");
+        save(&p, &id, adm, &Passphrase::new("pw".into())).unwrap();
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        assert_eq!(file["kdf"]["alg"], "argon2id");
+        assert_eq!(file["kdf"]["m_cost_kib"], 64 * 1024);
+        assert_eq!(file["kdf"]["t_cost"], 3);
+        assert_eq!(file["kdf"]["p_cost"], 4);
+        assert_eq!(
+            hex::decode(file["kdf"]["salt"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            16
+        );
+        let (back, _) = load(&p, &Passphrase::new("pw".into())).unwrap();
+        assert_eq!(back.peer_id(), id.peer_id());
+    }
+
+    #[test]
+    fn a_symlinked_or_foreign_keystore_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, id, adm) = setup();
+        let real = dir.path().join("real");
+        save_cheap(&real, &id, adm.clone(), "pw");
+        let link = dir.path().join("ks");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = load(&link, &Passphrase::new("pw".into())).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // The bootstrap node's plain identity file too.
+        let plain = dir.path().join("plain.json");
+        open_plain(&plain, "c", 4, |_| {}).unwrap();
+        let plain_link = dir.path().join("plain-link.json");
+        std::os::unix::fs::symlink(&plain, &plain_link).unwrap();
+        let err = open_plain(&plain_link, "c", 4, |_| {}).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // Not a regular file.
+        let err = load(dir.path(), &Passphrase::new("pw".into())).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        // Owned by someone else (only root can hand a file to another user).
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&real, Some(65534), None).unwrap();
+            std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let err = load(&real, &Passphrase::new("pw".into())).unwrap_err();
+            assert!(err.to_string().contains("owned by uid 65534"), "{err}");
+            assert!(err.to_string().contains("chown"), "{err}");
+        }
     }
 }

@@ -128,14 +128,33 @@ fn init(home: &Path, args: InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The API address `api`, or the one the node running in `home` wrote there.
-fn api_addr(home: &Path, api: Option<&str>) -> anyhow::Result<std::net::SocketAddr> {
-    Ok(match api {
-        Some(a) => a
-            .parse()
-            .with_context(|| format!("invalid API address {a:?}"))?,
-        None => api::running_api_addr(home)?,
-    })
+/// The API address `api`, or the one the node running in `home` wrote there, and a client for
+/// it. The client carries the home's API token (`[api] token_file`) only to the home's own node
+/// (the address it wrote, or its configured `[api] listen`), so an `--api` elsewhere never
+/// receives it.
+fn api_client(
+    home: &Path,
+    api: Option<&str>,
+) -> anyhow::Result<(api::ApiClient, std::net::SocketAddr)> {
+    let running = api::running_api_addr(home).ok();
+    let (addr, own) = match api {
+        Some(a) => {
+            let addr: std::net::SocketAddr = a
+                .parse()
+                .with_context(|| format!("invalid API address {a:?}"))?;
+            let configured = Config::load(home)
+                .ok()
+                .and_then(|c| c.api.listen.parse::<std::net::SocketAddr>().ok());
+            (addr, running == Some(addr) || configured == Some(addr))
+        }
+        None => (api::running_api_addr(home)?, true),
+    };
+    let client = if own {
+        api::ApiClient::for_home(home)?
+    } else {
+        api::ApiClient::new()
+    };
+    Ok((client, addr))
 }
 
 /// A single-threaded runtime for one command's requests.
@@ -148,8 +167,8 @@ fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// The running node's status, from `api` or the address it wrote into `home`.
 fn fetch_status(home: &Path, api: Option<&str>) -> anyhow::Result<api::StatusReport> {
-    let addr = api_addr(home, api)?;
-    Ok(small_runtime()?.block_on(api::fetch_status(addr))?)
+    let (client, addr) = api_client(home, api)?;
+    Ok(small_runtime()?.block_on(client.status(addr))?)
 }
 
 /// `seedfed pubkey`: the master key the node's ledger holds, and next to it (`OUT.retired`)
@@ -266,9 +285,8 @@ fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
     let seed = node::identity_seed(&identity)?;
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
     drop(seed);
-    let addr = api_addr(home, args.api.as_deref())?;
+    let (client, addr) = api_client(home, args.api.as_deref())?;
     let rt = small_runtime()?;
-    let client = api::ApiClient::new();
     let chain = rt
         .block_on(client.status(addr))?
         .chain
@@ -542,9 +560,8 @@ fn served_checkpoints(
     api: &str,
     mut from: u64,
 ) -> anyhow::Result<Vec<seedfed_node::chain::CheckpointInfo>> {
-    let addr = api_addr(home, Some(api))?;
+    let (client, addr) = api_client(home, Some(api))?;
     let rt = small_runtime()?;
-    let client = api::ApiClient::new();
     let mut served = Vec::new();
     // Each page moves `from` forward, so this ends; the cap bounds a server that never stops.
     for _ in 0..4096 {
@@ -663,12 +680,14 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
 
 fn keys(home: &Path, command: KeysCommand) -> anyhow::Result<()> {
     let config = Config::load(home)?;
-    let public = keystore::load_public(&Config::resolve(home, &config.node.keystore))?;
+    let path = Config::resolve(home, &config.node.keystore);
+    let public = || keystore::load_public(&path);
     match command {
         KeysCommand::Show { json: true } => {
-            println!("{}", serde_json::to_string_pretty(&public)?);
+            println!("{}", serde_json::to_string_pretty(&public()?)?);
         }
         KeysCommand::Show { json: false } => {
+            let public = public()?;
             println!("peer id:        {}", public.peer_id);
             println!("ed25519 public: {}", public.ed25519_public);
             println!("x25519 public:  {}", public.x25519_public);
@@ -678,12 +697,25 @@ fn keys(home: &Path, command: KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::ExportPublic { out } => {
-            let text = serde_json::to_string_pretty(&public)? + "\n";
+            let text = serde_json::to_string_pretty(&public()?)? + "\n";
             match out {
                 Some(p) => fsutil::write_atomic(&p, text.as_bytes(), 0o644)
                     .with_context(|| format!("cannot write {}", p.display()))?,
                 None => print!("{text}"),
             }
+        }
+        KeysCommand::Passphrase(args) => {
+            let old = cli::read_passphrase(args.passphrase_file.as_deref(), false)?;
+            let new = cli::read_new_passphrase(args.new_passphrase_file.as_deref())?;
+            keystore::change_passphrase(&path, &old, &new)?;
+            let cost = keystore::KdfCost::default();
+            println!(
+                "re-encrypted {} under the new passphrase (Argon2id, {} MiB, {} passes, {} lanes)",
+                path.display(),
+                cost.m_cost_kib / 1024,
+                cost.t_cost,
+                cost.p_cost
+            );
         }
     }
     Ok(())

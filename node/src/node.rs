@@ -16,7 +16,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::api::{self, ApiState, API_ADDR_FILE};
+use crate::api::{self, Access, AccessError, ApiState, API_ADDR_FILE};
 use seedfed_protocol::agent::Fault;
 
 use crate::chain::{self, ChainConfig, ChainParts, ChainStatus, GossipView};
@@ -44,6 +44,9 @@ pub enum NodeError {
     /// Network failure.
     #[error(transparent)]
     Network(#[from] network::NetworkError),
+    /// The API's access settings are refused (e.g. a non-loopback address without a token).
+    #[error(transparent)]
+    ApiAccess(#[from] AccessError),
     /// API server failure.
     #[error("cannot serve the local API on {addr}: {reason}")]
     Api {
@@ -197,7 +200,8 @@ fn store_error(data_dir: &Path, reason: String) -> NodeError {
 pub struct RunningNode {
     /// Handle to the network task.
     pub network: NetworkHandle,
-    /// Where the local API listens.
+    /// Where local clients reach the API: the bound address, or loopback on its port if it is
+    /// bound to every interface (also written to `api.addr` in the home).
     pub api_addr: SocketAddr,
     home: PathBuf,
     api_stop: Option<oneshot::Sender<()>>,
@@ -206,15 +210,17 @@ pub struct RunningNode {
     events_task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the network and the local API. Network events go to `on_event` (the chain
-/// driver); `None` logs them. `chain` is the chain driver's status for `/status`; `submit` is
-/// where `POST /tx` hands transactions to it (`None`: the endpoint answers 503);
-/// `chain_metrics` join the node's registry.
+/// Starts the network and the local API (on `api_listen`, answering as `access` allows: build
+/// it with [`Access::from_config`], which refuses unsafe settings). Network events go to
+/// `on_event` (the chain driver); `None` logs them. `chain` is the chain driver's status for
+/// `/status`; `submit` is where `POST /tx` hands transactions to it (`None`: the endpoint
+/// answers 503); `chain_metrics` join the node's registry.
 #[allow(clippy::too_many_arguments)]
 pub async fn start(
     home: &Path,
     net: NetworkConfig,
     api_listen: &str,
+    access: Access,
     role: Role,
     on_event: Option<mpsc::Sender<NetworkEvent>>,
     chain: Option<watch::Receiver<ChainStatus>>,
@@ -234,21 +240,23 @@ pub async fn start(
             addr: api_listen.to_string(),
             reason: e.to_string(),
         })?;
-    let api_addr = listener.local_addr().map_err(|e| NodeError::Api {
+    let bound = listener.local_addr().map_err(|e| NodeError::Api {
         addr: api_listen.to_string(),
         reason: e.to_string(),
     })?;
+    let api_addr = local_client_addr(bound);
     let role_name = match role {
         Role::Node => "node",
         Role::Bootstrap => "bootstrap",
     };
-    let app = api::router(ApiState {
+    let state = ApiState {
         network: handle.clone(),
         registry,
         role: role_name,
         chain,
         submit,
-    });
+    };
+    let app = api::router(state, access);
     let (api_stop, stop_rx) = oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {
         let r = axum::serve(listener, app)
@@ -269,7 +277,7 @@ pub async fn start(
         path: home.join(API_ADDR_FILE).display().to_string(),
         reason: e.to_string(),
     })?;
-    info!(%api_addr, "local API listening (/status, /metrics, /health, POST /tx)");
+    info!(%bound, "local API listening (/status, /metrics, /health, POST /tx)");
 
     let events_task = tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
@@ -292,6 +300,20 @@ pub async fn start(
         net_task,
         events_task,
     })
+}
+
+/// Where local clients reach an API bound to `bound`: loopback of the same family on its port if
+/// it is bound to every interface, else `bound` itself.
+fn local_client_addr(bound: SocketAddr) -> SocketAddr {
+    match bound.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, bound.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, bound.port()))
+        }
+        _ => bound,
+    }
 }
 
 fn log_event(ev: &NetworkEvent) {
@@ -371,6 +393,8 @@ pub async fn run_node(
     fault: Fault,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
+    // Before anything else: an API that would be exposed without a token stops the start.
+    let access = Access::from_config(home, &config.api)?;
     let genesis = Genesis::load(&Config::resolve(home, &config.node.genesis))
         .map_err(|e| NodeError::Config(e.to_string()))?;
     let first_start = !home.join(PEERS_FILE).exists();
@@ -411,6 +435,7 @@ pub async fn run_node(
         home,
         net,
         &config.api.listen,
+        access,
         Role::Node,
         with_chain.then_some(events_tx),
         with_chain.then_some(status_rx),
@@ -551,6 +576,7 @@ pub async fn start_bootstrap(
     genesis: &Genesis,
     config: &Config,
 ) -> Result<RunningNode, NodeError> {
+    let access = Access::from_config(home, &config.api)?;
     {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -592,6 +618,7 @@ pub async fn start_bootstrap(
         home,
         net,
         &config.api.listen,
+        access,
         Role::Bootstrap,
         None,
         None,

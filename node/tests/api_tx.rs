@@ -51,7 +51,9 @@ async fn serve(submit: Option<mpsc::Sender<Submission>>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, api::router(state)).await.unwrap();
+        axum::serve(listener, api::router(state, api::Access::loopback()))
+            .await
+            .unwrap();
     });
     addr
 }

@@ -31,8 +31,7 @@ fn setup() -> Home {
         clients: vec![],
     };
     std::fs::write(&genesis, g.to_toml()).unwrap();
-    let pass = dir.path().join("pass");
-    std::fs::write(&pass, "correct horse\n").unwrap();
+    let pass = private_file(dir.path(), "pass", "correct horse\n");
     let home = dir.path().join("home");
     Home {
         _dir: dir,
@@ -40,6 +39,15 @@ fn setup() -> Home {
         genesis,
         pass,
     }
+}
+
+/// A file only its owner can read (what passphrase files must be).
+fn private_file(dir: &Path, name: &str, content: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
 }
 
 fn seedfed(home: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -168,6 +176,9 @@ fn dump_config_reflects_every_key_and_its_env_override() {
         ("SEEDFED__CONSENSUS__VOTE_TIMEOUT_MS", "23"),
         ("SEEDFED__CONSENSUS__SYNC_INTERVAL_MS", "24"),
         ("SEEDFED__API__LISTEN", "127.0.0.1:9999"),
+        ("SEEDFED__API__ALLOW_REMOTE", "true"),
+        ("SEEDFED__API__TOKEN_FILE", "/t"),
+        ("SEEDFED__API__ALLOWED_HOSTS", "[\"node.example\"]"),
         ("SEEDFED__LOG__FILTER", "debug"),
         ("SEEDFED__LOG__FORMAT", "json"),
     ];
@@ -202,6 +213,9 @@ fn dump_config_reflects_every_key_and_its_env_override() {
     assert_eq!(c.consensus.vote_timeout_ms, 23);
     assert_eq!(c.consensus.sync_interval_ms, 24);
     assert_eq!(c.api.listen, "127.0.0.1:9999");
+    assert!(c.api.allow_remote);
+    assert_eq!(c.api.token_file, Some(PathBuf::from("/t")));
+    assert_eq!(c.api.allowed_hosts, vec!["node.example".to_string()]);
     assert_eq!(c.log.filter, "debug");
     assert_eq!(c.log.format, LogFormat::Json);
 
@@ -233,8 +247,7 @@ fn dump_config_reflects_every_key_and_its_env_override() {
 fn bad_input_gives_one_line_errors() {
     let h = setup();
     assert!(init(&h, &[]).status.success());
-    let wrong = h.home.join("wrong-pass");
-    std::fs::write(&wrong, "nope").unwrap();
+    let wrong = private_file(&h.home, "wrong-pass", "nope");
     let run = |pass: &Path, envs: &[(&str, &str)]| {
         seedfed(
             &h.home,
@@ -296,4 +309,68 @@ fn bad_input_gives_one_line_errors() {
     );
     // Status with no running node.
     assert_clean_error(&seedfed(&h.home, &["status"], &[]), "no running node");
+}
+
+#[test]
+fn keys_passphrase_reencrypts_the_keystore_and_leaves_it_intact_on_failure() {
+    use seedfed_node::keystore::{self, KeystoreError, Passphrase};
+    use std::os::unix::fs::PermissionsExt;
+    let h = setup();
+    assert!(init(&h, &[]).status.success());
+    let ks = h.home.join("keystore.json");
+    let before = std::fs::read(&ks).unwrap();
+    let public = keystore::load_public(&ks).unwrap();
+    let dir = h.pass.parent().unwrap();
+    let new = private_file(dir, "new-pass", "battery staple\n");
+    let wrong = private_file(dir, "wrong-pass", "nope\n");
+    let change = |old: &Path, new: &Path| {
+        seedfed(
+            &h.home,
+            &[
+                "keys",
+                "passphrase",
+                "--passphrase-file",
+                old.to_str().unwrap(),
+                "--new-passphrase-file",
+                new.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    // Refusals leave the keystore exactly as it was.
+    assert_clean_error(&change(&wrong, &new), "wrong passphrase");
+    assert_eq!(std::fs::read(&ks).unwrap(), before);
+    assert_clean_error(&change(&h.pass, &h.pass), "same as the old");
+    assert_eq!(std::fs::read(&ks).unwrap(), before);
+    let open_new = private_file(dir, "open-new-pass", "battery staple\n");
+    std::fs::set_permissions(&open_new, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_clean_error(&change(&h.pass, &open_new), "chmod 600");
+    assert_eq!(std::fs::read(&ks).unwrap(), before);
+
+    let out = change(&h.pass, &new);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(std::fs::read(&ks).unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&ks).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Only the keystore: no temporary file left in the home.
+    let stray: Vec<_> = std::fs::read_dir(&h.home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("keystore") && n != "keystore.json")
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    // The same identity, under the new passphrase only.
+    assert_eq!(keystore::load_public(&ks).unwrap(), public);
+    let (id, _) = keystore::load(&ks, &Passphrase::new("battery staple".into())).unwrap();
+    assert_eq!(id.peer_id().to_string(), public.peer_id);
+    assert!(matches!(
+        keystore::load(&ks, &Passphrase::new("correct horse".into())),
+        Err(KeystoreError::WrongPassphrase(_))
+    ));
 }

@@ -33,6 +33,8 @@ async fn five_nodes_sybils_and_restart() {
     std::fs::write(&genesis_path, genesis.to_toml()).unwrap();
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "testnet pass").unwrap();
+    // Passphrase files must be private to their owner.
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 
     let (boot, boot_addr) = start_test_bootstrap(dir.path()).await;
     let boot_id = boot.network.local_peer_id().to_string();

@@ -233,7 +233,9 @@ async fn launch(
     };
     fs::write(&genesis_path, genesis.to_toml())?;
     let pass_file = dir.join("passphrase");
-    fs::write(&pass_file, PASSPHRASE)?;
+    // A passphrase file must be private to its owner (`seedfed` refuses it otherwise).
+    seedfed_node::fsutil::write_atomic(&pass_file, PASSPHRASE.as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", pass_file.display()))?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
 
     // Bootstrap node.
