@@ -300,6 +300,8 @@ pub fn federation_spec(
     std::fs::write(&genesis_path, genesis.to_toml()).unwrap();
     let pass = dir.join("pass");
     std::fs::write(&pass, "testnet pass").unwrap();
+    // Passphrase files must be private to their owner.
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut homes = Vec::new();
     for i in 0..n {
         let home = dir.join(format!("node{i}"));
