@@ -361,10 +361,18 @@ async fn key_issuance_to_clients_end_to_end() {
     for (m, i) in (0..2 * n).map(|m| (m as u64, m % n)) {
         let key = fed.client_key(i);
         let secret = StaticSecret::from([m as u8 + 1; 32]);
+        // The epoch now, as a client reads it (the requests go one after the other, and an
+        // epoch lasts only a few seconds here).
+        let epoch = node_status(&fed.homes[i])
+            .await
+            .unwrap()
+            .chain
+            .unwrap()
+            .epoch;
         let req = ClientRequest {
             client: MemberId(key.verifying_key().to_bytes()),
             digest: message_digest(format!("issued {m}").as_bytes()),
-            epoch: c.epoch,
+            epoch,
             nonce: 1000 + m,
             issue_to: Some(PublicKey::from(&secret).to_bytes()),
         }
