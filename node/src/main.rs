@@ -204,8 +204,7 @@ fn pubkey(home: &Path, args: PubkeyArgs) -> anyhow::Result<()> {
             chain.key.sectors_total
         );
     };
-    let hex_key = &hex_key;
-    let bytes = hex::decode(hex_key).context("the node reported a malformed public key")?;
+    let bytes = hex::decode(&hex_key).context("the node reported a malformed public key")?;
     let key = seedfed_protocol::lms::LmsPublicKey::decode_hss(&bytes)
         .map_err(|e| anyhow::anyhow!("the node reported an invalid public key: {e}"))?;
     let mut retired = None;

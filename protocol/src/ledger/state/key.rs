@@ -280,9 +280,9 @@ impl LedgerState {
         author: MemberId,
         signed: &SignedRequest,
     ) -> Result<(), LedgerError> {
-        self.next_allocation()?;
+        let next = self.next_allocation()?;
         self.check_client_request(&author, signed)?;
-        let leaf = self.allocate_leaf()?;
+        let leaf = self.allocate_leaf(next);
         self.use_client_request(signed);
         let req = &signed.request;
         self.sign_requests.insert(

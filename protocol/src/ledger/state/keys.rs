@@ -182,15 +182,14 @@ impl LedgerState {
             .ok_or(LedgerError::KeyExhausted(leaves))
     }
 
-    /// Allocates the leaf [`Self::next_allocation`] names and returns its leaf id; opens the
-    /// next key when the newest one runs low.
-    pub(super) fn allocate_leaf(&mut self) -> Result<u64, LedgerError> {
-        let (index, q) = self.next_allocation()?;
+    /// Allocates leaf `q` of key `index`, as [`Self::next_allocation`] named it, and returns
+    /// its leaf id; opens the next key when the newest one runs low.
+    pub(super) fn allocate_leaf(&mut self, (index, q): (u32, u64)) -> u64 {
         if let Some(key) = self.key_state_mut(index) {
             key.next_leaf = q + 1;
         }
         self.open_next_key_if_low();
-        Ok(leaf_id(index, q))
+        leaf_id(index, q)
     }
 
     /// Opens the next key when the newest key is in use and fewer than `rotate_percent` percent
