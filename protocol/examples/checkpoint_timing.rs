@@ -134,7 +134,8 @@ fn main() {
     let shares = signers
         .iter()
         .map(|m| {
-            let share = checkpoint::sign(&cp, &package, &nonces[m], m, &keys[m]).expect("sign");
+            let nn = nonces.remove(m).expect("nonces");
+            let share = checkpoint::sign(&cp, &package, nn, m, &keys[m]).expect("sign");
             (*m, share)
         })
         .collect();

@@ -313,10 +313,12 @@ pub fn signing_package(
 }
 
 /// Round 2: `member`'s signature share on `checkpoint`, refusing a package for any other message.
+/// The nonces are taken by value and dropped (wiped) here, used or not: one `commit` signs at
+/// most once, and a retried attempt must commit afresh.
 pub fn sign(
     checkpoint: &Checkpoint,
     package: &SigningPackage,
-    nonces: &SigningNonces,
+    nonces: SigningNonces,
     member: &MemberId,
     key: &KeyPackage,
 ) -> Result<SignatureShare, CheckpointError> {
@@ -326,7 +328,7 @@ pub fn sign(
     if *key.identifier() != identifier(member)? {
         return Err(CheckpointError::UnknownSigner(*member));
     }
-    frost_ed25519::round2::sign(package, nonces, key)
+    frost_ed25519::round2::sign(package, &nonces, key)
         .map_err(|e| CheckpointError::Frost(e.to_string()))
 }
 
@@ -418,11 +420,17 @@ pub(crate) mod tests {
         let package = signing_package(checkpoint, &commitments)?;
         let mut shares = BTreeMap::new();
         for m in signers {
-            let mut share = sign(checkpoint, &package, &nonces[m], m, &keys[m])?;
+            let mut share = sign(checkpoint, &package, nonces[m].clone(), m, &keys[m])?;
             if tamper.contains(m) {
                 // Another member's share under the same package: well-formed, wrong for m.
                 let other = signers.iter().find(|o| *o != m).unwrap();
-                share = sign(checkpoint, &package, &nonces[other], other, &keys[other])?;
+                share = sign(
+                    checkpoint,
+                    &package,
+                    nonces[other].clone(),
+                    other,
+                    &keys[other],
+                )?;
             }
             shares.insert(*m, share);
         }
@@ -593,12 +601,12 @@ pub(crate) mod tests {
         other.master_key.root[0] ^= 1;
         let package = signing_package(&other, &commitments).unwrap();
         assert_eq!(
-            sign(&c, &package, &n0, &ms[0], &keys[&ms[0]]).unwrap_err(),
+            sign(&c, &package, n0.clone(), &ms[0], &keys[&ms[0]]).unwrap_err(),
             CheckpointError::MessageMismatch
         );
         let package = signing_package(&c, &commitments).unwrap();
         assert_eq!(
-            sign(&c, &package, &n0, &ms[1], &keys[&ms[0]]).unwrap_err(),
+            sign(&c, &package, n0, &ms[1], &keys[&ms[0]]).unwrap_err(),
             CheckpointError::UnknownSigner(ms[1])
         );
     }

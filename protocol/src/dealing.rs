@@ -621,7 +621,16 @@ pub struct HeldSector {
     /// One commitment per leaf of the sector, in leaf order.
     pub commitments: Vec<EncodedCommitment>,
     /// This holder's shares: `(global leaf, share)` in leaf order.
+    #[serde(with = "crate::shamir::secret_shares")]
     pub shares: ReceivedShares,
+}
+
+impl HeldSector {
+    /// The record's canonical encoding ([`crate::ledger::encode`]'s bytes), in a buffer that is
+    /// wiped on drop and never reallocated while it is written: seal it, never log it.
+    pub fn encode_secret(&self) -> Zeroizing<Vec<u8>> {
+        crate::ledger::encode_secret(self)
+    }
 }
 
 /// A holder's signed statement that it stored its shares of a sector durably and saw the

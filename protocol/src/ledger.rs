@@ -32,7 +32,7 @@ pub use checkpoint_signing::{
     SignedCheckpoint, KEEP_CHECKPOINTS,
 };
 pub use client::{message_digest, ClientChange, ClientRequest, SignedRequest};
-pub use codec::{decode, encode, DecodeError};
+pub use codec::{decode, encode, encode_secret, DecodeError};
 pub use dkg_round::{
     decode_round1, dkg_session_id, ComplaintKey, DkgExclusion, DkgFailure, DkgResult, DkgRound,
 };

@@ -598,7 +598,8 @@ mod tests {
             let shares = ms[1..4]
                 .iter()
                 .map(|m| {
-                    let s = checkpoint::sign(&cp, &package, &nonces[m], m, &keys[m]).unwrap();
+                    let s = checkpoint::sign(&cp, &package, nonces.remove(m).unwrap(), m, &keys[m])
+                        .unwrap();
                     (*m, s)
                 })
                 .collect();

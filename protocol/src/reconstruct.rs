@@ -644,9 +644,10 @@ fn consistent(
         scalars.push(sign_of(&me, peer));
         points.push(*point);
     }
-    scalars.push(-value);
-    points.push(RISTRETTO_BASEPOINT_POINT);
-    Ok(RistrettoPoint::vartime_multiscalar_mul(scalars, points).is_identity())
+    // `c_i` is secret-derived (the k values sum to the secret): constant-time, never in the
+    // variable-time multiscalar multiplication, whose scalars are all public.
+    let value_point = value * RISTRETTO_BASEPOINT_TABLE;
+    Ok((RistrettoPoint::vartime_multiscalar_mul(scalars, points) - value_point).is_identity())
 }
 
 /// Recipient side, once all k contributions are opened: checks them against the Feldman

@@ -39,7 +39,6 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use frost_ristretto255::Identifier;
 use rand_core::{CryptoRng, RngCore};
-use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -183,7 +182,7 @@ impl LeafSecret {
 
     /// The RFC 8554 `SEED` this secret is, for LM-OTS key derivation.
     pub fn lms_seed(&self) -> crate::lmots::LeafSeed {
-        crate::lmots::LeafSeed::from_bytes(self.0.to_bytes())
+        crate::lmots::LeafSeed::copy_from(&Zeroizing::new(self.0.to_bytes()))
     }
 
     /// Constant-time equality.
@@ -207,9 +206,10 @@ impl std::fmt::Debug for LeafSecret {
 }
 
 /// One holder's share `f(x_holder)` of one secret. Zeroized on drop; Debug prints `[redacted]`.
-/// Serialises as the holder id and the canonical scalar (decoding rejects non-canonical input);
+/// It has no `Serialize`: a share is encoded only through [`secret_shares`] (as the holder id and
+/// the canonical scalar; decoding rejects non-canonical input), into a buffer that is wiped, and
 /// it must travel only inside an encrypted envelope.
-#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Share {
     /// The member holding this share (its x-coordinate is `identifier(holder)`).
     #[zeroize(skip)]
@@ -236,6 +236,87 @@ impl Share {
 
     pub(crate) fn value(&self) -> &Scalar {
         &self.value
+    }
+}
+
+/// Serde for a holder's `(leaf, share)` list, for `#[serde(with = "shamir::secret_shares")]` on
+/// a record that is sealed at rest: each share as the holder id and its canonical 32-byte value
+/// (the same bytes as a scalar's own encoding); the decoded value is checked canonical and its
+/// temporary copy wiped. Encode such a record with [`crate::ledger::encode_secret`].
+pub mod secret_shares {
+    use serde::de::{SeqAccess, Visitor};
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use zeroize::Zeroize;
+
+    use super::Share;
+    use crate::member::MemberId;
+
+    /// The wire form of one share: borrowed value bytes, never copied to an unwiped place by us.
+    #[derive(Serialize)]
+    struct Out<'a> {
+        holder: &'a MemberId,
+        value: &'a [u8; 32],
+    }
+
+    #[derive(Deserialize)]
+    struct In {
+        holder: MemberId,
+        value: [u8; 32],
+    }
+
+    /// Serializes `(leaf, share)` pairs.
+    pub fn serialize<S: Serializer>(shares: &[(u64, Share)], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(shares.len()))?;
+        for (leaf, share) in shares {
+            let bytes = share.value_bytes();
+            seq.serialize_element(&(
+                leaf,
+                Out {
+                    holder: &share.holder,
+                    value: &bytes,
+                },
+            ))?;
+        }
+        seq.end()
+    }
+
+    /// Deserializes `(leaf, share)` pairs, refusing a non-canonical share value.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u64, Share)>, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Vec<(u64, Share)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of (leaf, share)")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // Sized from the length prefix (the record is our own, authenticated at rest),
+                // capped; a larger list grows by `push_wiped`, which wipes each buffer it leaves.
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some((leaf, mut wire)) = seq.next_element::<(u64, In)>()? {
+                    let share = Share::new(wire.holder, &wire.value);
+                    wire.value.zeroize();
+                    let share =
+                        share.map_err(|_| serde::de::Error::custom("non-canonical share value"))?;
+                    push_wiped(&mut out, (leaf, share));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Pairs)
+    }
+
+    /// `out.push(item)`, but a full buffer is moved into one twice its size and then wiped
+    /// (a plain push would leave the shares' bytes behind in the freed allocation).
+    pub(crate) fn push_wiped<T: Zeroize>(out: &mut Vec<T>, item: T) {
+        if out.len() == out.capacity() {
+            let mut bigger = Vec::with_capacity((2 * out.capacity()).max(4));
+            bigger.extend(out.drain(..));
+            // Length 0 now: this wipes the whole old allocation (its spare capacity).
+            out.zeroize();
+            *out = bigger;
+        }
+        out.push(item);
     }
 }
 
@@ -418,6 +499,9 @@ pub fn verify_share(share: &Share, commitment: &Commitment, k: usize) -> Result<
 }
 
 /// One random-linear-combination check over `idx` of `items`: true iff all pass (up to 2^-252).
+/// `Σ ρ_i·s_i`, the only secret-derived scalar, is multiplied in constant time (the base-point
+/// table) and wiped; the variable-time multiscalar multiplication sees only public points and
+/// the random weights' products with public x-coordinates.
 fn batch_holds<R: RngCore + CryptoRng>(
     items: &[(&Share, &Commitment)],
     idx: &[usize],
@@ -425,13 +509,13 @@ fn batch_holds<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> bool {
     let n_points: usize = idx.iter().map(|&i| items[i].1.threshold()).sum();
-    let mut scalars = Vec::with_capacity(n_points + 1);
-    let mut points = Vec::with_capacity(n_points + 1);
-    let mut base = Scalar::ZERO;
+    let mut scalars = Vec::with_capacity(n_points);
+    let mut points = Vec::with_capacity(n_points);
+    let mut base = Zeroizing::new(Scalar::ZERO);
     for &i in idx {
         let (share, commitment) = items[i];
         let rho = Scalar::random(rng);
-        base += rho * share.value();
+        *base += rho * share.value();
         let mut coeff = -rho;
         for c in commitment.points() {
             scalars.push(coeff);
@@ -439,10 +523,8 @@ fn batch_holds<R: RngCore + CryptoRng>(
             coeff *= xs[i];
         }
     }
-    scalars.push(base);
-    points.push(curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT);
-    base.zeroize();
-    RistrettoPoint::vartime_multiscalar_mul(scalars, points).is_identity()
+    let secret_part = &*base * RISTRETTO_BASEPOINT_TABLE;
+    (RistrettoPoint::vartime_multiscalar_mul(scalars, points) + secret_part).is_identity()
 }
 
 /// Collects into `bad` the indices of `idx` whose share fails, by bisection.
@@ -531,6 +613,7 @@ pub(crate) mod tests {
     use proptest::prelude::*;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
+    use serde::{Deserialize, Serialize};
 
     pub(crate) fn members(n: usize, salt: u8) -> Vec<MemberId> {
         (0..n)
@@ -614,10 +697,12 @@ pub(crate) mod tests {
         assert!(postcard::from_bytes::<Commitment>(&[0u8]).is_err());
         assert!(Commitment::try_from(Vec::new()).is_err());
         // A non-canonical share value is rejected.
-        let mut share_bytes = postcard::to_allocvec(&d.shares[0]).unwrap();
+        let mut share_bytes = crate::ledger::encode_secret(&Held {
+            shares: vec![(0, d.shares[0].clone())],
+        });
         let n = share_bytes.len();
         share_bytes[n - 32..].copy_from_slice(&[0xff; 32]);
-        assert!(postcard::from_bytes::<Share>(&share_bytes).is_err());
+        assert!(crate::ledger::decode::<Held>(&share_bytes).is_err());
     }
 
     #[test]
@@ -686,8 +771,48 @@ pub(crate) mod tests {
         let d = deal(&LeafSecret::random(&mut rng), &hs, 2, &mut rng).unwrap();
         let c: Commitment = roundtrip(&d.commitment);
         assert_eq!(c, d.commitment);
-        let s: Share = roundtrip(&d.shares[1]);
-        verify_share(&s, &c, 2).unwrap();
+        let held = Held {
+            shares: vec![(7, d.shares[0].clone()), (300, d.shares[1].clone())],
+        };
+        let bytes = crate::ledger::encode_secret(&held);
+        // The layout a scalar's own serde gave (stores written before keep decoding): count,
+        // then per share the leaf (varint), the holder and the 32 canonical value bytes.
+        let mut expected = vec![2u8, 7];
+        expected.extend_from_slice(hs[0].as_bytes());
+        expected.extend_from_slice(&d.shares[0].value_bytes()[..]);
+        expected.extend_from_slice(&[0xac, 0x02]);
+        expected.extend_from_slice(hs[1].as_bytes());
+        expected.extend_from_slice(&d.shares[1].value_bytes()[..]);
+        assert_eq!(&bytes[..], &expected[..]);
+        assert_eq!(&bytes[..], &crate::ledger::encode(&held)[..]);
+        let back: Held = crate::ledger::decode(&bytes).unwrap();
+        assert_eq!(back.shares[0].0, 7);
+        assert_eq!(back.shares[1].0, 300);
+        verify_share(&back.shares[0].1, &c, 2).unwrap();
+        verify_share(&back.shares[1].1, &c, 2).unwrap();
+    }
+
+    /// A record with shares, as a holder keeps them (`dealing::HeldSector`'s field).
+    #[derive(Serialize, Deserialize)]
+    struct Held {
+        #[serde(with = "secret_shares")]
+        shares: Vec<(u64, Share)>,
+    }
+
+    #[test]
+    fn growing_a_share_list_keeps_every_share_in_order() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let hs = members(3, 4);
+        let d = deal(&LeafSecret::random(&mut rng), &hs, 2, &mut rng).unwrap();
+        let mut out = Vec::new();
+        for i in 0..37u64 {
+            secret_shares::push_wiped(&mut out, (i, d.shares[(i % 3) as usize].clone()));
+        }
+        assert_eq!(out.len(), 37);
+        for (i, (leaf, share)) in out.iter().enumerate() {
+            assert_eq!(*leaf, i as u64);
+            assert_eq!(share.holder, hs[i % 3]);
+        }
     }
 
     #[test]

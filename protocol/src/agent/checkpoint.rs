@@ -112,7 +112,7 @@ impl Agent {
         }
         let cp = due.body.checkpoint();
         let package = checkpoint::signing_package(&cp, &commitments).ok()?;
-        let share = checkpoint::sign(&cp, &package, &nonces, me, kp).ok()?;
+        let share = checkpoint::sign(&cp, &package, nonces, me, kp).ok()?;
         Some(share.serialize())
     }
 

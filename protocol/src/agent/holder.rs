@@ -15,7 +15,6 @@
 use std::collections::BTreeSet;
 
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroizing;
 
 use super::direct::Direct;
 use super::duty::{Duty, EpochError, Fault, SecretBytes};
@@ -110,7 +109,7 @@ impl Agent {
             held.shares.append(shares);
         }
         holding.acked = Some(commitments_root);
-        let record = SecretBytes(Zeroizing::new(encode(&held)));
+        let record = SecretBytes(held.encode_secret());
         drop(held);
         let mut duties = vec![Duty::Keep {
             sector,

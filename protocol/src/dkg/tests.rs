@@ -487,7 +487,9 @@ fn robust_tolerates_f_bad_dealers_at_n7() {
     let shares = signers
         .iter()
         .map(|m| {
-            let share = crate::checkpoint::sign(&cp, &package, &nonces[m], m, &o.keys[m]).unwrap();
+            let share =
+                crate::checkpoint::sign(&cp, &package, nonces.remove(m).unwrap(), m, &o.keys[m])
+                    .unwrap();
             (*m, share)
         })
         .collect();

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use zeroize::Zeroizing;
 
 /// The canonical binary encoding of ledger values: postcard 1 (varint integers, length-prefixed
 /// sequences and strings, maps in key order because every map is a `BTreeMap`). Hashes are
@@ -15,6 +16,19 @@ use thiserror::Error;
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value)
         .unwrap_or_else(|_| unreachable!("postcard encoding of in-memory values cannot fail"))
+}
+
+/// [`encode`] of a value that holds secrets: the same bytes, written into a buffer sized
+/// beforehand (no reallocation leaves a partial copy behind) and wiped on drop.
+pub fn encode_secret<T: Serialize>(value: &T) -> Zeroizing<Vec<u8>> {
+    let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .unwrap_or_else(|_| unreachable!("postcard encoding of in-memory values cannot fail"));
+    let mut out = Zeroizing::new(vec![0u8; size]);
+    let written = postcard::to_slice(value, &mut out[..])
+        .unwrap_or_else(|_| unreachable!("the buffer has the measured size"))
+        .len();
+    debug_assert_eq!(written, size);
+    out
 }
 
 /// Decodes a value encoded by [`encode`]; trailing bytes are an error.

@@ -18,6 +18,14 @@ impl LeafSeed {
         LeafSeed(bytes)
     }
 
+    /// Copies seed bytes into a new seed, built in place: no unwiped temporary of ours (the
+    /// caller wipes `bytes`, e.g. by holding them in a `Zeroizing`).
+    pub fn copy_from(bytes: &[u8; N]) -> Self {
+        let mut seed = LeafSeed([0; N]);
+        seed.0.copy_from_slice(bytes);
+        seed
+    }
+
     /// The secret bytes.
     pub fn expose(&self) -> &[u8; N] {
         &self.0

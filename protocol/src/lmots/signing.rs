@@ -6,6 +6,7 @@
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
+use super::blocks::{blocks_for, digest_blocks, lay_padding, put, Block};
 use super::chains::{prefix, run_chains, ChainJob};
 use super::keygen::KBuffer;
 use super::keys::{LeafSeed, LmotsPublicKey, LmotsSignature};
@@ -19,16 +20,26 @@ use super::{HashValue, Identifier, D_MESG, N};
 /// signature), unpredictable without the seed, bound to the message, and domain-separated from
 /// the `x_q[i]` derivation (which uses `i < p <= 265` where this uses `0xfffd`, the value the
 /// RFC 8554 reference implementation reserves for its randomizer seed).
+///
+/// The pre-image holds the seed, so it is laid out in block buffers of ours that are wiped
+/// afterwards (a `Sha256` hasher would keep the seed's bytes in its block buffer, unwiped).
 pub fn derive_randomizer(id: &Identifier, q: u32, seed: &LeafSeed, message: &[u8]) -> HashValue {
-    let mut h = Sha256::new();
-    h.update(id);
-    h.update(q.to_be_bytes());
-    h.update(0xfffdu16.to_be_bytes());
-    h.update([0xff]);
-    h.update(seed.expose());
-    h.update(b"seedfed-lmots-C");
-    h.update(message);
-    h.finalize().into()
+    const TAG: &[u8] = b"seedfed-lmots-C";
+    let head = [&id[..], &q.to_be_bytes(), &0xfffdu16.to_be_bytes(), &[0xff]];
+    let head_len: usize = head.iter().map(|h| h.len()).sum();
+    let len = head_len + N + TAG.len() + message.len();
+    let mut blocks = vec![Block::default(); blocks_for(len)];
+    let mut off = 0;
+    for part in head.into_iter().chain([&seed.expose()[..], TAG, message]) {
+        put(&mut blocks, off, part);
+        off += part.len();
+    }
+    lay_padding(&mut blocks, len);
+    let c = digest_blocks(&blocks);
+    for b in blocks.iter_mut() {
+        b.as_mut_slice().zeroize();
+    }
+    c
 }
 
 /// Signs `message` with leaf `q`, using the deterministic randomizer [`derive_randomizer`].
@@ -160,6 +171,32 @@ fn coef(s: &[u8], i: u32, w: u32) -> u8 {
 mod tests {
     use super::*;
     use crate::lmots::leaf_public_key;
+
+    /// The randomizer over our own wiped blocks is the formula's SHA-256, at message lengths
+    /// that end the pre-image in the first block, exactly at its padding limit, and later.
+    #[test]
+    fn randomizer_is_the_documented_sha256() {
+        let id = [3u8; 16];
+        let seed = LeafSeed::from_bytes([4u8; 32]);
+        for len in [0usize, 32, 49, 50, 55, 56, 64, 119, 120, 1000] {
+            let message: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let want: HashValue = Sha256::new()
+                .chain_update(id)
+                .chain_update(9u32.to_be_bytes())
+                .chain_update(0xfffdu16.to_be_bytes())
+                .chain_update([0xff])
+                .chain_update(seed.expose())
+                .chain_update(b"seedfed-lmots-C")
+                .chain_update(&message)
+                .finalize()
+                .into();
+            assert_eq!(
+                derive_randomizer(&id, 9, &seed, &message),
+                want,
+                "len {len}"
+            );
+        }
+    }
 
     #[test]
     fn sign_verify_each_set() {
