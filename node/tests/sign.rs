@@ -346,6 +346,7 @@ async fn a_holder_disputing_every_pair_is_the_only_one_convicted_and_signing_com
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_issuance_to_clients_end_to_end() {
     use seedfed_protocol::issue::{sign_issued, IssueBundle};
+    use seedfed_protocol::reconstruct;
     use x25519_dalek::{PublicKey, StaticSecret};
     let n = 4;
     let fed = Fed::start(&Spec::new(n), &[]).await;
@@ -355,6 +356,15 @@ async fn key_issuance_to_clients_end_to_end() {
     let public_hss = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
     let public = seedfed_protocol::lms::LmsPublicKey::decode_hss(&public_hss).unwrap();
     let client = ApiClient::new();
+    // Secrets the test knows, searched for in every node's files at the end.
+    let mut known: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            (
+                format!("identity key of node {i}"),
+                fed.client_key(i).to_bytes().to_vec(),
+            )
+        })
+        .collect();
     // Every validator's key is a client here, and a validator holds shares of many leaves: a
     // client that is also a holder of its leaf is left out of its own quorum (it receives
     // with another key).
@@ -394,6 +404,20 @@ async fn key_issuance_to_clients_end_to_end() {
         // Only the client's secret opens it.
         assert!(sign_issued(&bundle, &StaticSecret::from([0xee; 32]), &public).is_err());
         let sig = sign_issued(&bundle, &secret, &public).unwrap();
+        // The leaf's seed, as the client rebuilt it: for the search of the nodes' files below.
+        let opened: Vec<_> = bundle
+            .contributions
+            .iter()
+            .map(|c| reconstruct::open_contribution(&bundle.session, &secret, c).unwrap())
+            .collect();
+        let commitment = bundle.commitment.decode().unwrap();
+        let seed = reconstruct::combine(&bundle.session, &commitment, &opened)
+            .unwrap()
+            .lms_seed();
+        known.push((
+            format!("seed of leaf {}", bundle.leaf),
+            seed.expose().to_vec(),
+        ));
         t.verify_signature(&public_hss, &req.request.digest, &sig)
             .unwrap();
         assert!(
@@ -414,6 +438,18 @@ async fn key_issuance_to_clients_end_to_end() {
     .await;
     assert_eq!(c.key.leaves_allocated, 8);
     let (homes, genesis, _dir) = stop(fed).await;
+    // No secret the test knows is in any node's log, store, config or keystore, in any
+    // encoding (the issued seeds passed through every relay and holder as masked shares).
+    let (finds, files) = secrets::find_secrets(&homes, &known);
+    assert!(files > 4 * n, "searched only {files} files");
+    assert!(finds.is_empty(), "secrets written out: {finds:#?}");
+    // The search finds what it looks for: one key, hex-encoded into a file among the homes.
+    let canary = homes[0].join("canary.log");
+    std::fs::write(&canary, format!("oops {}", hex::encode(&known[n].1))).unwrap();
+    let (finds, _) = secrets::find_secrets(&homes, &known);
+    assert_eq!(finds.len(), 1, "{finds:?}");
+    assert!(finds[0].contains("(hex)") && finds[0].contains("canary.log"));
+    std::fs::remove_file(canary).unwrap();
     let st = stored_ledger(&homes[0], &genesis);
     for (leaf, r) in &st.sign_requests {
         assert!(r.issue_to.is_some());

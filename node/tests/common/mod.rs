@@ -21,6 +21,7 @@ use seedfed_protocol::admission::{Proof, Puzzle};
 mod fed;
 #[allow(unused_imports)] // not every test binary runs a federation
 pub use fed::*;
+pub mod secrets;
 
 /// The `seedfed` binary under test (set by cargo for integration tests).
 pub fn seedfed_bin() -> &'static str {
