@@ -28,8 +28,8 @@ mod tests;
 pub use beacon::beacon_input;
 pub use block::{Block, CommitInfo, Ledger, MAX_TXS_PER_BLOCK};
 pub use checkpoint_signing::{
-    validator_set_hash, CheckpointBody, CheckpointDue, CheckpointFault, CheckpointSigning,
-    SignedCheckpoint, KEEP_CHECKPOINTS,
+    validator_set_hash, CheckpointBody, CheckpointDue, CheckpointFault, CheckpointFaultKind,
+    CheckpointSigning, SignedCheckpoint, KEEP_CHECKPOINTS,
 };
 pub use client::{message_digest, ClientChange, ClientRequest, SignedRequest};
 pub use codec::{decode, encode, encode_secret, DecodeError};

@@ -12,8 +12,9 @@ use seedfed_protocol::agent::{Agent, Duty, EpochError, Fault};
 use seedfed_protocol::checkpoint::MasterKey;
 use seedfed_protocol::dkg::{self, Complaint, Envelope};
 use seedfed_protocol::ledger::{
-    beacon_input, chain_digest, decode, encode, validator_set_hash, ComplaintKey, ComplaintPayload,
-    DkgExclusion, DkgSuite, LedgerError, LedgerState, Round1Payload, TxBody,
+    beacon_input, chain_digest, decode, encode, validator_set_hash, CheckpointFaultKind,
+    ComplaintKey, ComplaintPayload, DkgExclusion, DkgSuite, LedgerError, LedgerState,
+    Round1Payload, TxBody,
 };
 use seedfed_protocol::light_client;
 use seedfed_protocol::member::MemberId;
@@ -842,5 +843,43 @@ fn restored_signer_without_nonces_skips_the_attempt_and_signing_recovers() {
     assert!(fixed.contains(&m1));
     net.run_until(100, |net| net.st().checkpoints.iter().any(|c| c.seq == seq));
     assert!(net.st().height > signing.started_at + net.st().epochs.checkpoint_attempt_blocks);
-    assert!(net.st().checkpoint_faults.is_empty());
+    // It could not sign that attempt: recorded as a withholder, excluded from the next.
+    let faults = &net.st().checkpoint_faults;
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(
+        (
+            faults[0].member,
+            faults[0].seq,
+            faults[0].attempt,
+            faults[0].kind
+        ),
+        (m1, seq, attempt, CheckpointFaultKind::Withheld)
+    );
+}
+
+/// A fixed signer that commits to every attempt but never sends its share is excluded when
+/// its stalled attempt is superseded (on the ledger, as a fault), so the next attempt's
+/// signers complete the checkpoint; before, it committed first again and stalled every attempt.
+#[test]
+fn a_signer_that_withholds_its_share_is_excluded_and_the_checkpoint_completes() {
+    let mut net = Net::new(4, &[], &[], 12);
+    // Node 0's commitment lands first (node order), so it is a fixed signer of attempt 0.
+    net.withhold_checkpoint_shares.insert(0);
+    let m0 = id(&net.nodes[0].key);
+    net.run_until(200, |net| {
+        net.st().epoch == 1 && net.st().checkpoint_in_progress().is_some()
+    });
+    let (seq, _, first, _) = net.st().checkpoint_in_progress().unwrap();
+    let (seq, first_attempt) = (seq, first.attempt);
+    net.run_until(200, |net| net.st().checkpoints.iter().any(|c| c.seq == seq));
+    let withheld: Vec<_> = net
+        .st()
+        .checkpoint_faults
+        .iter()
+        .filter(|f| f.seq == seq)
+        .collect();
+    assert_eq!(withheld.len(), 1, "{withheld:?}");
+    assert_eq!(withheld[0].member, m0);
+    assert_eq!(withheld[0].kind, CheckpointFaultKind::Withheld);
+    assert_eq!(withheld[0].attempt, first_attempt);
 }

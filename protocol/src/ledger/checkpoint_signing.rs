@@ -85,7 +85,8 @@ pub struct CheckpointSigning {
     pub commitments: Vec<(MemberId, Vec<u8>)>,
     /// Shares of the signers.
     pub shares: BTreeMap<MemberId, Vec<u8>>,
-    /// Members whose shares were bad in an earlier attempt of this checkpoint.
+    /// Members excluded from later attempts of this checkpoint: their shares were bad, or they
+    /// were fixed signers of an attempt that stalled without their share.
     pub excluded: BTreeSet<MemberId>,
 }
 
@@ -104,17 +105,30 @@ pub struct SignedCheckpoint {
     pub group_key: [u8; 32],
 }
 
-/// A bad checkpoint signature share, attributed.
+/// A checkpoint signer's fault, attributed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointFault {
     /// Checkpoint number.
     pub seq: u64,
     /// Attempt.
     pub attempt: u32,
-    /// The signer whose share was bad.
+    /// The signer.
     pub member: MemberId,
     /// Height.
     pub height: u64,
+    /// What it did.
+    pub kind: CheckpointFaultKind,
+}
+
+/// What a checkpoint signer did wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckpointFaultKind {
+    /// Its share failed verification (the aggregate names it).
+    BadShare,
+    /// It was a fixed signer (among the first `t` commitments) of an attempt that stalled for
+    /// `checkpoint_attempt_blocks` without its share: excluded when the next attempt opens,
+    /// so one withholder cannot stall every attempt.
+    Withheld,
 }
 
 /// The validator-set hash a checkpoint carries: BLAKE2b(`seedfed-valset`, for each validator in

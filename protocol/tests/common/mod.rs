@@ -51,6 +51,8 @@ pub struct Net {
     pub submit: Vec<(usize, TxBody)>,
     /// Nodes whose audit paths are withheld (their `ProvePath` duties are dropped).
     pub withhold_paths: BTreeSet<usize>,
+    /// Nodes that commit to checkpoint attempts but never send their share.
+    pub withhold_checkpoint_shares: BTreeSet<usize>,
 }
 
 pub fn seed(i: usize) -> [u8; 32] {
@@ -164,6 +166,7 @@ impl Net {
             refused: Vec::new(),
             submit: Vec::new(),
             withhold_paths: BTreeSet::new(),
+            withhold_checkpoint_shares: BTreeSet::new(),
         }
     }
 
@@ -245,6 +248,8 @@ impl Net {
         let me = id(&self.nodes[i].key);
         for d in duties {
             match d {
+                Duty::Submit(TxBody::CheckpointShare { .. })
+                    if self.withhold_checkpoint_shares.contains(&i) => {}
                 Duty::Submit(b) => submits.push((i, b)),
                 Duty::Send { to, payload } => {
                     let j = self.index_of(&to);

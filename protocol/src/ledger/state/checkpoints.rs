@@ -14,8 +14,8 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use super::LedgerState;
 use crate::checkpoint::{self, MasterKey, SignatureShare, SigningCommitments};
 use crate::ledger::checkpoint_signing::{
-    validator_set_hash, CheckpointBody, CheckpointDue, CheckpointFault, CheckpointSigning,
-    SignedCheckpoint, KEEP_CHECKPOINTS,
+    validator_set_hash, CheckpointBody, CheckpointDue, CheckpointFault, CheckpointFaultKind,
+    CheckpointSigning, SignedCheckpoint, KEEP_CHECKPOINTS,
 };
 use crate::ledger::error::LedgerError;
 use crate::ledger::genesis::chain_digest;
@@ -142,6 +142,12 @@ impl LedgerState {
                 .started_at
                 .saturating_add(self.epochs.checkpoint_attempt_blocks);
         if attempt == signing.attempt + 1 && stalled {
+            self.exclude_withholders(
+                seq,
+                &mut signing,
+                public.verifying_shares().len(),
+                usize::from(t),
+            );
             signing.attempt = attempt;
             signing.started_at = self.height;
             signing.commitments.clear();
@@ -266,16 +272,8 @@ impl LedgerState {
             }
             Err(checkpoint::CheckpointError::BadShares { culprits }) => {
                 for m in &culprits {
-                    self.checkpoint_faults.push(CheckpointFault {
-                        seq,
-                        attempt: signing.attempt,
-                        member: *m,
-                        height: self.height,
-                    });
+                    self.record_checkpoint_fault(seq, &signing, *m, CheckpointFaultKind::BadShare);
                     signing.excluded.insert(*m);
-                }
-                while self.checkpoint_faults.len() > KEEP_CHECKPOINTS {
-                    self.checkpoint_faults.remove(0);
                 }
                 signing.attempt += 1;
                 signing.started_at = self.height;
@@ -286,5 +284,55 @@ impl LedgerState {
             Err(e) => return Err(ckerr(e)),
         }
         Ok(())
+    }
+
+    /// A stalled attempt is being superseded: its fixed signers (the first `t` commitments)
+    /// that sent no share are excluded from the later attempts and recorded as
+    /// [`CheckpointFaultKind::Withheld`], as long as at least `t` of the `group` stay eligible
+    /// (otherwise nobody more is excluded: a smaller set could never sign). An attempt whose
+    /// signer set never filled names nobody.
+    fn exclude_withholders(
+        &mut self,
+        seq: u64,
+        signing: &mut CheckpointSigning,
+        group: usize,
+        t: usize,
+    ) {
+        if signing.commitments.len() < t {
+            return;
+        }
+        let withheld: Vec<MemberId> = signing
+            .commitments
+            .iter()
+            .take(t)
+            .map(|(m, _)| *m)
+            .filter(|m| !signing.shares.contains_key(m) && !signing.excluded.contains(m))
+            .collect();
+        if group.saturating_sub(signing.excluded.len() + withheld.len()) < t {
+            return;
+        }
+        for m in withheld {
+            self.record_checkpoint_fault(seq, signing, m, CheckpointFaultKind::Withheld);
+            signing.excluded.insert(m);
+        }
+    }
+
+    fn record_checkpoint_fault(
+        &mut self,
+        seq: u64,
+        signing: &CheckpointSigning,
+        member: MemberId,
+        kind: CheckpointFaultKind,
+    ) {
+        self.checkpoint_faults.push(CheckpointFault {
+            seq,
+            attempt: signing.attempt,
+            member,
+            height: self.height,
+            kind,
+        });
+        while self.checkpoint_faults.len() > KEEP_CHECKPOINTS {
+            self.checkpoint_faults.remove(0);
+        }
     }
 }
