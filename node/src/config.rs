@@ -65,6 +65,18 @@ pub struct NetworkSection {
     pub bootstrap: Vec<String>,
     /// Maximum established connections. Env: `SEEDFED__NETWORK__MAX_CONNECTIONS`.
     pub max_connections: u32,
+    /// Of those, slots only ledger validators may take.
+    /// Env: `SEEDFED__NETWORK__RESERVED_VALIDATOR_SLOTS`.
+    pub reserved_validator_slots: u32,
+    /// Inbound connections of non-validators from one IP address.
+    /// Env: `SEEDFED__NETWORK__MAX_CONNECTIONS_PER_IP`.
+    pub max_connections_per_ip: u32,
+    /// Inbound connections of non-validators from one /24 (IPv4) or /48 (IPv6).
+    /// Env: `SEEDFED__NETWORK__MAX_CONNECTIONS_PER_SUBNET`.
+    pub max_connections_per_subnet: u32,
+    /// Loopback peers skip the per-IP and per-subnet caps.
+    /// Env: `SEEDFED__NETWORK__EXEMPT_LOOPBACK`.
+    pub exempt_loopback: bool,
     /// Maximum established connections per peer. Env: `SEEDFED__NETWORK__MAX_CONNECTIONS_PER_PEER`.
     pub max_connections_per_peer: u32,
     /// Maximum pending (handshaking) connections each way. Env: `SEEDFED__NETWORK__MAX_PENDING`.
@@ -98,6 +110,10 @@ impl Default for NetworkSection {
             ],
             bootstrap: vec![],
             max_connections: 128,
+            reserved_validator_slots: 32,
+            max_connections_per_ip: 8,
+            max_connections_per_subnet: 32,
+            exempt_loopback: true,
             max_connections_per_peer: 2,
             max_pending: 32,
             max_memory_fraction: 0.9,
@@ -288,6 +304,14 @@ listen = {listen}
 bootstrap = {bootstrap}
 # SEEDFED__NETWORK__MAX_CONNECTIONS: maximum established connections
 max_connections = {max_connections}
+# SEEDFED__NETWORK__RESERVED_VALIDATOR_SLOTS: of those, slots only ledger validators may take
+reserved_validator_slots = {reserved}
+# SEEDFED__NETWORK__MAX_CONNECTIONS_PER_IP: inbound connections of non-validators per IP
+max_connections_per_ip = {per_ip}
+# SEEDFED__NETWORK__MAX_CONNECTIONS_PER_SUBNET: ... per /24 (IPv4) or /48 (IPv6)
+max_connections_per_subnet = {per_subnet}
+# SEEDFED__NETWORK__EXEMPT_LOOPBACK: loopback peers skip the per-IP and per-subnet caps
+exempt_loopback = {exempt_loopback}
 # SEEDFED__NETWORK__MAX_CONNECTIONS_PER_PEER
 max_connections_per_peer = {per_peer}
 # SEEDFED__NETWORK__MAX_PENDING: maximum handshaking connections each way
@@ -342,6 +366,10 @@ format = {format}
             listen = list(&n.listen),
             bootstrap = list(&n.bootstrap),
             max_connections = n.max_connections,
+            reserved = n.reserved_validator_slots,
+            per_ip = n.max_connections_per_ip,
+            per_subnet = n.max_connections_per_subnet,
+            exempt_loopback = n.exempt_loopback,
             per_peer = n.max_connections_per_peer,
             max_pending = n.max_pending,
             mem = toml::Value::Float(n.max_memory_fraction),

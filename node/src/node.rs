@@ -131,6 +131,10 @@ pub fn network_config(
         bootstrap: parse_addrs(&n.bootstrap, "bootstrap")?,
         limits: Limits {
             max_connections: n.max_connections,
+            reserved_validator_slots: n.reserved_validator_slots.min(n.max_connections),
+            max_connections_per_ip: n.max_connections_per_ip,
+            max_connections_per_subnet: n.max_connections_per_subnet,
+            exempt_loopback: n.exempt_loopback,
             max_connections_per_peer: n.max_connections_per_peer,
             max_pending: n.max_pending,
             max_memory_fraction: n.max_memory_fraction,
@@ -141,6 +145,7 @@ pub fn network_config(
         discovery_interval: Duration::from_secs(n.discovery_interval_secs.max(1)),
         idle_timeout: Duration::from_secs(n.idle_timeout_secs.max(1)),
         gossip_validator,
+        is_validator: None,
         peers_file: Some(home.join(PEERS_FILE)),
     })
 }
@@ -416,7 +421,7 @@ pub async fn run_node(
     let validator = ledger_genesis
         .as_ref()
         .map(|_| view.validator(genesis.chain_id.clone()));
-    let net = network_config(
+    let mut net = network_config(
         home,
         config,
         &genesis,
@@ -425,6 +430,15 @@ pub async fn run_node(
         Role::Node,
         validator,
     )?;
+    // The ledger's validators as the chain sees them, and the genesis validators until the
+    // chain has started.
+    if ledger_genesis.is_some() {
+        let stakes = net.stakes.clone();
+        let view = view.clone();
+        net.is_validator = Some(Arc::new(move |p: &libp2p::PeerId| {
+            view.is_validator_peer(p) || stakes.get(p).is_some_and(|s| *s > 0)
+        }));
+    }
     info!(peer_id = %identity.peer_id(), chain = %genesis.chain_id, "starting node");
     let (events_tx, events_rx) = mpsc::channel(network::CHANNEL_CAPACITY);
     let (status_tx, status_rx) = watch::channel(ChainStatus::default());

@@ -296,3 +296,46 @@ async fn a_bootstrap_node_introduces_peers_without_gossip_or_rpc() {
     }
     assert_eq!(got, Some(c.local_peer_id()), "no gossip from C reached B");
 }
+
+/// Connection slots: a node caps non-validators' inbound connections per IP address, so peer
+/// ids minted behind one address cannot take every slot, while a validator from that same
+/// address still gets in (here loopback is not exempt, as it is by default for a local
+/// testnet). Before the slots, all three proof-of-work peers were connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_few_slots_but_a_validator_always_gets_one() {
+    let validator = config(true, vec![]);
+    let v_id = validator.keypair.public().to_peer_id();
+    let mut server = config(true, vec![]);
+    server.stakes.insert(v_id, 10);
+    server.limits.max_connections_per_ip = 2;
+    server.limits.exempt_loopback = false;
+    let (a, _a_ev) = spawn(server);
+    let a_addr = listen_addr(&a).await;
+    let mut sybils = Vec::new();
+    for _ in 0..3 {
+        let (h, ev) = spawn(config(true, vec![a_addr.clone()]));
+        sybils.push((h.local_peer_id().to_string(), h, ev));
+    }
+    let mut v = validator;
+    v.bootstrap = vec![a_addr.clone()];
+    let (vh, _v_ev) = spawn(v);
+    let v_id = vh.local_peer_id().to_string();
+    // The validator is connected and admitted despite the full address.
+    eventually(20, "the validator admitted", || async {
+        let s = a.status().await.ok()?;
+        s.admitted.iter().any(|p| p.peer_id == v_id).then_some(())
+    })
+    .await;
+    // Give the third peer's dials (and discovery's redials) time to be refused.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = a.status().await.unwrap();
+    let connected = sybils
+        .iter()
+        .filter(|(id, _, _)| s.connected.contains(id))
+        .count();
+    assert!(
+        (1..=2).contains(&connected),
+        "{connected} of 3 peers from one address connected: {:?}",
+        s.connected
+    );
+}

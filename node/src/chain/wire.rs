@@ -110,6 +110,11 @@ impl GossipView {
         self.height.store(height, Ordering::Relaxed);
     }
 
+    /// Whether `peer` is the identity of a validator in the last recorded set.
+    pub fn is_validator_peer(&self, peer: &PeerId) -> bool {
+        member_of(peer).is_some_and(|m| self.is_validator(&m))
+    }
+
     fn is_validator(&self, m: &MemberId) -> bool {
         self.validators
             .read()

@@ -26,10 +26,13 @@ pub enum Admission {
     Admitted {
         /// No other peer was admitted before.
         first: bool,
+        /// The table was full: this disconnected non-validator was forgotten to make room.
+        evicted: Option<PeerId>,
     },
     /// It was admitted already: nothing changes.
     AlreadyAdmitted,
-    /// The admitted table is full: the peer is not admitted (disconnect it).
+    /// The admitted table is full of peers that may not be evicted: the peer is not admitted
+    /// (disconnect it).
     TableFull,
 }
 
@@ -129,18 +132,31 @@ impl AdmissionTracker {
         self.rejected_total
     }
 
-    /// `peer`'s record verified: admit it with its X25519 key.
-    pub fn admit(&mut self, peer: PeerId, x25519: [u8; 32]) -> Admission {
+    /// `peer`'s record verified: admit it with its X25519 key. When the table is full, an
+    /// entry that is `evictable` (the caller's rule: disconnected and not a validator) makes
+    /// room; such a peer, if it comes back, presents its record again.
+    pub fn admit(
+        &mut self,
+        peer: PeerId,
+        x25519: [u8; 32],
+        evictable: impl Fn(&PeerId) -> bool,
+    ) -> Admission {
         self.pending.remove(&peer);
         if self.admitted.contains_key(&peer) {
             return Admission::AlreadyAdmitted;
         }
+        let mut evicted = None;
         if self.admitted.len() >= self.max_admitted {
-            return Admission::TableFull;
+            let Some(old) = self.admitted.keys().find(|p| evictable(p)).copied() else {
+                return Admission::TableFull;
+            };
+            self.admitted.remove(&old);
+            evicted = Some(old);
         }
         self.admitted.insert(peer, x25519);
         Admission::Admitted {
             first: self.admitted.len() == 1,
+            evicted,
         }
     }
 
@@ -219,9 +235,22 @@ mod tests {
         let [a, b] = peers(2)[..] else { panic!() };
         assert!(t.connected(a, t0));
         assert!(t.connected(b, t0));
-        assert_eq!(t.admit(a, [1; 32]), Admission::Admitted { first: true });
-        assert_eq!(t.admit(a, [9; 32]), Admission::AlreadyAdmitted);
-        assert_eq!(t.admit(b, [2; 32]), Admission::Admitted { first: false });
+        let none = |_: &PeerId| false;
+        assert_eq!(
+            t.admit(a, [1; 32], none),
+            Admission::Admitted {
+                first: true,
+                evicted: None
+            }
+        );
+        assert_eq!(t.admit(a, [9; 32], none), Admission::AlreadyAdmitted);
+        assert_eq!(
+            t.admit(b, [2; 32], none),
+            Admission::Admitted {
+                first: false,
+                evicted: None
+            }
+        );
         assert!(t.is_admitted(&a) && t.is_admitted(&b));
         let keys: Vec<_> = {
             let mut k: Vec<_> = t.admitted().map(|(p, x)| (*p, *x)).collect();
@@ -291,7 +320,7 @@ mod tests {
         let mut t = AdmissionTracker::new(TIMEOUT);
         let [a] = peers(1)[..] else { panic!() };
         t.connected(a, t0);
-        t.admit(a, [1; 32]);
+        t.admit(a, [1; 32], |_| false);
         assert!(t.revoke(&a));
         assert!(!t.revoke(&a));
         assert!(matches!(t.reject(a, t0), Rejection::Rejected { .. }));
@@ -308,20 +337,53 @@ mod tests {
         for p in &ps {
             t.connected(*p, t0);
         }
+        let none = |_: &PeerId| false;
         assert!(matches!(
-            t.admit(ps[0], [0; 32]),
+            t.admit(ps[0], [0; 32], none),
             Admission::Admitted { .. }
         ));
         assert!(matches!(
-            t.admit(ps[1], [0; 32]),
+            t.admit(ps[1], [0; 32], none),
             Admission::Admitted { .. }
         ));
-        assert_eq!(t.admit(ps[2], [0; 32]), Admission::TableFull);
+        assert_eq!(t.admit(ps[2], [0; 32], none), Admission::TableFull);
         assert!(!t.is_admitted(&ps[2]));
         assert_eq!(t.admitted_len(), 2);
         // Refused for room, not banned, and no longer waited for.
         assert!(!t.is_banned(&ps[2], t0));
         assert!(t.poll(t0 + TIMEOUT).timed_out.is_empty());
+    }
+
+    /// Before, a full table refused every newcomer forever, whoever filled it: now an entry the
+    /// caller may evict (disconnected, not a validator) makes room, and only such an entry.
+    #[test]
+    fn a_full_table_evicts_a_disconnected_non_validator_to_admit_a_newcomer() {
+        let t0 = Instant::now();
+        let mut t = AdmissionTracker::with_capacity(TIMEOUT, 2, 8);
+        let ps = peers(4);
+        for p in &ps {
+            t.connected(*p, t0);
+        }
+        t.admit(ps[0], [0; 32], |_| false);
+        t.admit(ps[1], [0; 32], |_| false);
+        // ps[0] went away and holds no stake: it may go.
+        let gone = ps[0];
+        assert_eq!(
+            t.admit(ps[2], [2; 32], |p| *p == gone),
+            Admission::Admitted {
+                first: false,
+                evicted: Some(gone)
+            }
+        );
+        assert!(!t.is_admitted(&gone));
+        assert!(t.is_admitted(&ps[2]) && t.is_admitted(&ps[1]));
+        assert_eq!(t.admitted_len(), 2);
+        // Nobody evictable: the newcomer is refused, the table unchanged.
+        assert_eq!(
+            t.admit(ps[3], [3; 32], |p| *p == gone),
+            Admission::TableFull
+        );
+        assert!(t.is_admitted(&ps[1]) && t.is_admitted(&ps[2]));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! runs no gossipsub and no `rpc` (their fields are switched off), only discovery, admission,
 //! identify and ping.
 //!
-//! - `limits` / `memory`: connection caps (total, per peer, pending) and a memory guard.
+//! - `slots`: established-connection slots (total, reserved for validators, per IP and subnet;
+//!   [`super::slots`]).
+//! - `limits` / `memory`: connection caps (per peer, pending) and a memory guard.
 //! - `identify`: learns peers' listen addresses (used for Kademlia only after admission).
 //! - `ping`: liveness.
 //! - `admission`: request-response exchange of signed admission records, CBOR, 4 KiB cap.
@@ -28,6 +30,7 @@ use libp2p::{
 use prometheus_client::registry::Registry;
 
 use super::admission::{AdmissionRequest, AdmissionResponse, MAX_ADMISSION_MESSAGE_BYTES};
+use super::slots::{self, IsValidator, SlotLimits};
 use super::{Limits, NetworkError, Role};
 
 /// Opaque request bytes for the `rpc` protocol.
@@ -41,6 +44,7 @@ pub type AdmissionBehaviour =
 #[derive(NetworkBehaviour)]
 #[behaviour(to_swarm = "Event")]
 pub struct Behaviour {
+    pub(crate) slots: slots::Behaviour,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) memory: memory_connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
@@ -121,6 +125,8 @@ pub(crate) struct Settings<'a> {
     pub(crate) admission_timeout: Duration,
     /// Period of discovery rounds (Kademlia's own bootstrap runs every ten).
     pub(crate) discovery_interval: Duration,
+    /// Whether a peer is a ledger validator (its connections may take reserved slots).
+    pub(crate) is_validator: IsValidator,
 }
 
 impl Behaviour {
@@ -172,9 +178,20 @@ impl Behaviour {
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             )
         });
+        let slots = slots::Behaviour::new(
+            SlotLimits {
+                max_total: limits.max_connections,
+                reserved_validator_slots: limits.reserved_validator_slots,
+                max_per_ip: limits.max_connections_per_ip,
+                max_per_subnet: limits.max_connections_per_subnet,
+                exempt_loopback: limits.exempt_loopback,
+            },
+            settings.is_validator,
+        );
+        // The total is `slots`'s (with the validators' reserve); these are the per-peer and
+        // handshake caps.
         let conn_limits = connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
-                .with_max_established(Some(limits.max_connections))
                 .with_max_established_per_peer(Some(limits.max_connections_per_peer))
                 .with_max_pending_incoming(Some(limits.max_pending))
                 .with_max_pending_outgoing(Some(limits.max_pending)),
@@ -186,6 +203,7 @@ impl Behaviour {
                 .with_agent_version(format!("seedfed/{}", env!("CARGO_PKG_VERSION"))),
         );
         Ok(Self {
+            slots,
             limits: conn_limits,
             memory,
             identify,

@@ -7,6 +7,7 @@
 //! requests are never delivered; on `Shutdown` the peers file is written before the answer.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -26,6 +27,7 @@ use super::behaviour::{Behaviour, Event, Settings};
 use super::discovery::{self, split_peer, Discovery};
 use super::metrics::Metrics;
 use super::peers_file::{self, PeersFile};
+use super::slots::IsValidator;
 use super::{
     swarm, topic_name, AdmittedPeer, Command, GossipValidator, GossipVerdict, NetworkConfig,
     NetworkError, NetworkEvent, NetworkStatus, ResponseToken, Role,
@@ -49,6 +51,7 @@ pub(crate) struct EventLoop {
     stakes: BTreeMap<PeerId, u64>,
     discovery_interval: Duration,
     validator: Option<GossipValidator>,
+    is_validator: IsValidator,
     cmd_rx: mpsc::Receiver<Command>,
     ev_tx: mpsc::Sender<NetworkEvent>,
     admission: AdmissionTracker,
@@ -70,6 +73,10 @@ impl EventLoop {
     ) -> Result<Self, NetworkError> {
         let keypair = config.keypair;
         let peer_id = keypair.public().to_peer_id();
+        let is_validator: IsValidator = config.is_validator.clone().unwrap_or_else(|| {
+            let stakes = config.stakes.clone();
+            Arc::new(move |p: &PeerId| stakes.get(p).is_some_and(|s| *s > 0))
+        });
         let swarm = swarm::build(
             keypair,
             Settings {
@@ -77,6 +84,7 @@ impl EventLoop {
                 limits: &config.limits,
                 admission_timeout: config.admission_timeout,
                 discovery_interval: config.discovery_interval,
+                is_validator: is_validator.clone(),
             },
             config.idle_timeout,
             &config.listen,
@@ -100,6 +108,7 @@ impl EventLoop {
             stakes: config.stakes,
             discovery_interval: config.discovery_interval,
             validator: config.gossip_validator,
+            is_validator,
             cmd_rx,
             ev_tx,
             admission: AdmissionTracker::new(config.admission_timeout),
@@ -186,14 +195,23 @@ impl EventLoop {
     }
 
     fn admit(&mut self, peer: PeerId, record: &AdmissionRecord) {
-        let first = match self.admission.admit(peer, record.x25519) {
+        let swarm = &self.swarm;
+        let is_validator = &self.is_validator;
+        let evictable = |p: &PeerId| !swarm.is_connected(p) && !is_validator(p);
+        let first = match self.admission.admit(peer, record.x25519, evictable) {
             Admission::AlreadyAdmitted => return,
             Admission::TableFull => {
-                warn!(%peer, "admitted-peer table full; not admitting");
+                warn!(%peer, "admitted-peer table full of connected or staked peers; not admitting");
                 let _ = self.swarm.disconnect_peer_id(peer);
                 return;
             }
-            Admission::Admitted { first } => first,
+            Admission::Admitted { first, evicted } => {
+                if let Some(old) = evicted {
+                    debug!(peer = %old, "admitted-peer table full: forgot a disconnected unstaked peer");
+                    self.discovery.forget(&mut self.swarm, &old);
+                }
+                first
+            }
         };
         self.discovery
             .admitted(&mut self.swarm, peer, first, Instant::now());

@@ -20,6 +20,7 @@ mod discovery;
 mod event_loop;
 mod metrics;
 mod peers_file;
+pub mod slots;
 mod swarm;
 
 use std::collections::BTreeMap;
@@ -65,6 +66,14 @@ pub type GossipValidator = Arc<dyn Fn(&PeerId, &str, &[u8]) -> GossipVerdict + S
 pub struct Limits {
     /// Maximum established connections.
     pub max_connections: u32,
+    /// Of those, slots only ledger validators may take ([`slots`]).
+    pub reserved_validator_slots: u32,
+    /// Inbound connections of non-validators from one IP address.
+    pub max_connections_per_ip: u32,
+    /// Inbound connections of non-validators from one /24 (IPv4) or /48 (IPv6).
+    pub max_connections_per_subnet: u32,
+    /// Loopback peers skip the per-IP and per-subnet caps (a local testnet).
+    pub exempt_loopback: bool,
     /// Maximum established connections per peer.
     pub max_connections_per_peer: u32,
     /// Maximum pending connections each way.
@@ -81,6 +90,10 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 128,
+            reserved_validator_slots: 32,
+            max_connections_per_ip: 8,
+            max_connections_per_subnet: 32,
+            exempt_loopback: true,
             max_connections_per_peer: 2,
             max_pending: 32,
             max_memory_fraction: 0.9,
@@ -118,6 +131,9 @@ pub struct NetworkConfig {
     pub idle_timeout: Duration,
     /// Optional application validator for gossip.
     pub gossip_validator: Option<GossipValidator>,
+    /// Whether a peer is a ledger validator now (reserved connection slots, no per-IP cap);
+    /// without it, the genesis stakes decide.
+    pub is_validator: Option<slots::IsValidator>,
     /// File remembering admitted peers' addresses across restarts.
     pub peers_file: Option<PathBuf>,
 }

@@ -73,6 +73,7 @@ pub fn config(valid_pow: bool, bootstrap: Vec<Multiaddr>) -> NetworkConfig {
         discovery_interval: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
         gossip_validator: None,
+        is_validator: None,
         peers_file: None,
     }
 }
