@@ -293,7 +293,8 @@ impl EventLoop {
             .iter()
             .map(|(p, a)| (p.to_string(), a.iter().map(|a| a.to_string()).collect()))
             .collect();
-        let mut routing_table: Vec<String> = table.into_iter().map(|(p, _)| p.to_string()).collect();
+        let mut routing_table: Vec<String> =
+            table.into_iter().map(|(p, _)| p.to_string()).collect();
         self.metrics.routing_table.set(routing_table.len() as i64);
         let gossipsub = self.swarm.behaviour().gossipsub.as_ref();
         let mut admitted: Vec<AdmittedPeer> = self
@@ -385,7 +386,9 @@ impl EventLoop {
             Event::Identify(ev) => {
                 self.metrics.libp2p.record(&*ev);
                 if let identify::Event::Received { peer_id, info, .. } = *ev {
-                    if self.observed.len() < MAX_OBSERVED && self.observed.insert(info.observed_addr.clone()) {
+                    if self.observed.len() < MAX_OBSERVED
+                        && self.observed.insert(info.observed_addr.clone())
+                    {
                         info!(address = %info.observed_addr, %peer_id, "a peer sees us at this address");
                     }
                     let admitted = self.admission.is_admitted(&peer_id);
