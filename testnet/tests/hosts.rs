@@ -233,7 +233,10 @@ fn four_validators_on_separate_hosts_meet_through_the_bootstrap_node() {
             return;
         }
     };
-    let mut hosts = Hosts { procs: vec![], _ns: ns };
+    let mut hosts = Hosts {
+        procs: vec![],
+        _ns: ns,
+    };
     let (node_bin, boot_bin) = bins();
     let d = dir.path();
     let pass = d.join("pass");
