@@ -161,6 +161,7 @@ fn dump_config_reflects_every_key_and_its_env_override() {
         ("SEEDFED__NODE__DATA_DIR", "/d"),
         ("SEEDFED__NETWORK__LISTEN", "[\"/ip4/127.0.0.1/tcp/7\"]"),
         ("SEEDFED__NETWORK__BOOTSTRAP", "[\"/ip4/127.0.0.1/tcp/8\"]"),
+        ("SEEDFED__NETWORK__ANNOUNCE", "[\"/ip4/203.0.113.7/tcp/9\"]"),
         ("SEEDFED__NETWORK__MAX_CONNECTIONS", "11"),
         ("SEEDFED__NETWORK__MAX_CONNECTIONS_PER_PEER", "3"),
         ("SEEDFED__NETWORK__MAX_PENDING", "12"),
@@ -197,6 +198,10 @@ fn dump_config_reflects_every_key_and_its_env_override() {
     assert_eq!(
         c.network.bootstrap,
         vec!["/ip4/127.0.0.1/tcp/8".to_string()]
+    );
+    assert_eq!(
+        c.network.announce,
+        vec!["/ip4/203.0.113.7/tcp/9".to_string()]
     );
     assert_eq!(c.network.max_connections, 11);
     assert_eq!(c.network.max_connections_per_peer, 3);
