@@ -295,6 +295,14 @@ fn bad_input_gives_one_line_errors() {
         &run(&h.pass, &[("SEEDFED__NETWORK__MAX_CONNECTIONS", "lots")]),
         "invalid configuration",
     );
+    // An announce address no other host can dial.
+    assert_clean_error(
+        &run(
+            &h.pass,
+            &[("SEEDFED__NETWORK__ANNOUNCE", "[\"/ip4/0.0.0.0/tcp/4001\"]")],
+        ),
+        "announce address /ip4/0.0.0.0/tcp/4001",
+    );
     // Keystore readable by others.
     let ks = h.home.join("keystore.json");
     use std::os::unix::fs::PermissionsExt;
