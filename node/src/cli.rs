@@ -70,6 +70,10 @@ pub struct InitArgs {
     /// Listen multiaddresses to write into config.toml (default: TCP and QUIC on port 4001).
     #[arg(long)]
     pub listen: Vec<String>,
+    /// Addresses other hosts dial to reach this node (`network.announce`, e.g.
+    /// `/ip4/203.0.113.7/tcp/4001`), to write into config.toml.
+    #[arg(long)]
+    pub announce: Vec<String>,
     /// Bootstrap multiaddresses (ending in `/p2p/<peer id>`) to write into config.toml.
     #[arg(long)]
     pub bootstrap: Vec<String>,

@@ -61,6 +61,10 @@ impl Default for NodeSection {
 pub struct NetworkSection {
     /// Listen multiaddresses (TCP and QUIC). Env: `SEEDFED__NETWORK__LISTEN`.
     pub listen: Vec<String>,
+    /// Multiaddresses other hosts should dial to reach this node (its public or LAN address,
+    /// a forwarded port), without `/p2p/`. Set: peers learn only these; empty: peers learn
+    /// the listen addresses of every interface. Env: `SEEDFED__NETWORK__ANNOUNCE`.
+    pub announce: Vec<String>,
     /// Bootstrap multiaddresses, each ending in `/p2p/<peer id>`. Env: `SEEDFED__NETWORK__BOOTSTRAP`.
     pub bootstrap: Vec<String>,
     /// Maximum established connections. Env: `SEEDFED__NETWORK__MAX_CONNECTIONS`.
@@ -108,6 +112,7 @@ impl Default for NetworkSection {
                 "/ip4/0.0.0.0/tcp/4001".into(),
                 "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
             ],
+            announce: vec![],
             bootstrap: vec![],
             max_connections: 128,
             reserved_validator_slots: 32,
@@ -300,6 +305,9 @@ data_dir = {data_dir}
 [network]
 # SEEDFED__NETWORK__LISTEN: listen multiaddresses (TCP and QUIC)
 listen = {listen}
+# SEEDFED__NETWORK__ANNOUNCE: addresses other hosts dial to reach this node (e.g.
+# "/ip4/203.0.113.7/tcp/4001"); empty: the listen addresses of every interface
+announce = {announce}
 # SEEDFED__NETWORK__BOOTSTRAP: bootstrap multiaddresses ending in /p2p/<peer id>
 bootstrap = {bootstrap}
 # SEEDFED__NETWORK__MAX_CONNECTIONS: maximum established connections
@@ -364,6 +372,7 @@ format = {format}
             keystore = q(&self.node.keystore.display().to_string()),
             data_dir = q(&self.node.data_dir.display().to_string()),
             listen = list(&n.listen),
+            announce = list(&n.announce),
             bootstrap = list(&n.bootstrap),
             max_connections = n.max_connections,
             reserved = n.reserved_validator_slots,
@@ -407,6 +416,7 @@ mod tests {
     fn commented_template_parses_back_to_the_same_config() {
         let mut c = Config::default();
         c.network.bootstrap = vec!["/ip4/127.0.0.1/tcp/1/p2p/x".into()];
+        c.network.announce = vec!["/ip4/203.0.113.7/tcp/4001".into()];
         c.log.format = LogFormat::Json;
         let back: Config = toml::from_str(&c.commented_toml()).unwrap();
         assert_eq!(back, c);

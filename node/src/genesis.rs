@@ -158,6 +158,25 @@ impl Genesis {
         }
         self.stakes()?;
         let k = &self.key;
+        if ![5, 10, 15, 20, 25].contains(&k.tree_height) {
+            return Err(GenesisError::Invalid(format!(
+                "key.tree_height {} must be 5, 10, 15, 20 or 25 (the LMS tree heights)",
+                k.tree_height
+            )));
+        }
+        if k.sector_bits >= k.tree_height || k.sector_bits > 20 {
+            return Err(GenesisError::Invalid(format!(
+                "key.sector_bits {} must be below key.tree_height {} and at most 20",
+                k.sector_bits, k.tree_height
+            )));
+        }
+        let sector_leaves = 1u64 << (k.tree_height - k.sector_bits);
+        if u64::from(k.audit_leaves) >= sector_leaves {
+            return Err(GenesisError::Invalid(format!(
+                "key.audit_leaves {} must be fewer than a sector's {sector_leaves} leaves",
+                k.audit_leaves
+            )));
+        }
         if k.leaf_threshold == 0 || k.leaf_threshold > k.leaf_holders {
             return Err(GenesisError::Invalid(format!(
                 "key.leaf_threshold {} must be between 1 and key.leaf_holders {}",

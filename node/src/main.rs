@@ -71,6 +71,8 @@ fn init(home: &Path, args: InitArgs) -> anyhow::Result<()> {
         config.network.listen = args.listen.clone();
     }
     config.network.bootstrap = args.bootstrap.clone();
+    config.network.announce = args.announce.clone();
+    seedfed_node::node::announce_addrs(&config.network.announce)?;
     if let Some(a) = &args.api_listen {
         config.api.listen = a.clone();
     }

@@ -85,6 +85,27 @@ fn parse_addrs(list: &[String], what: &str) -> Result<Vec<Multiaddr>, NodeError>
         .collect()
 }
 
+/// Parses `network.announce`: addresses another host can dial, so neither an unspecified IP
+/// (`0.0.0.0`, `::`) nor a `/p2p/` suffix (peers add our id themselves).
+pub fn announce_addrs(list: &[String]) -> Result<Vec<Multiaddr>, NodeError> {
+    let addrs = parse_addrs(list, "announce")?;
+    for a in &addrs {
+        let bad = a.iter().any(|p| match p {
+            libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_unspecified(),
+            libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_unspecified(),
+            libp2p::multiaddr::Protocol::P2p(_) => true,
+            _ => false,
+        });
+        if bad {
+            return Err(NodeError::Config(format!(
+                "announce address {a}: must be an address other hosts can dial (no 0.0.0.0 or \
+                 ::, no /p2p/ suffix)"
+            )));
+        }
+    }
+    Ok(addrs)
+}
+
 /// Builds the network configuration from the node's pieces.
 pub fn network_config(
     home: &Path,
@@ -128,6 +149,7 @@ pub fn network_config(
             .map_err(|e| NodeError::Config(e.to_string()))?,
         role,
         listen: parse_addrs(&n.listen, "listen")?,
+        announce: announce_addrs(&n.announce)?,
         bootstrap: parse_addrs(&n.bootstrap, "bootstrap")?,
         limits: Limits {
             max_connections: n.max_connections,
@@ -678,5 +700,24 @@ mod tests {
         std::fs::write(&file, vec![0xa5u8; 4096]).unwrap();
         let err = open_store(&data).err().unwrap().to_string();
         assert!(err.contains(&data.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn announce_addresses_must_be_dialable_from_another_host() {
+        let ok = announce_addrs(&[
+            "/ip4/10.1.2.3/tcp/4001".into(),
+            "/dns4/node.example/udp/4001/quic-v1".into(),
+        ])
+        .unwrap();
+        assert_eq!(ok.len(), 2);
+        for bad in [
+            "/ip4/0.0.0.0/tcp/4001",
+            "/ip6/::/tcp/4001",
+            "/ip4/10.1.2.3/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+            "not an address",
+        ] {
+            let e = announce_addrs(&[bad.into()]).unwrap_err().to_string();
+            assert!(e.contains("announce address"), "{bad}: {e}");
+        }
     }
 }

@@ -161,6 +161,7 @@ fn dump_config_reflects_every_key_and_its_env_override() {
         ("SEEDFED__NODE__DATA_DIR", "/d"),
         ("SEEDFED__NETWORK__LISTEN", "[\"/ip4/127.0.0.1/tcp/7\"]"),
         ("SEEDFED__NETWORK__BOOTSTRAP", "[\"/ip4/127.0.0.1/tcp/8\"]"),
+        ("SEEDFED__NETWORK__ANNOUNCE", "[\"/ip4/203.0.113.7/tcp/9\"]"),
         ("SEEDFED__NETWORK__MAX_CONNECTIONS", "11"),
         ("SEEDFED__NETWORK__MAX_CONNECTIONS_PER_PEER", "3"),
         ("SEEDFED__NETWORK__MAX_PENDING", "12"),
@@ -197,6 +198,10 @@ fn dump_config_reflects_every_key_and_its_env_override() {
     assert_eq!(
         c.network.bootstrap,
         vec!["/ip4/127.0.0.1/tcp/8".to_string()]
+    );
+    assert_eq!(
+        c.network.announce,
+        vec!["/ip4/203.0.113.7/tcp/9".to_string()]
     );
     assert_eq!(c.network.max_connections, 11);
     assert_eq!(c.network.max_connections_per_peer, 3);
@@ -289,6 +294,14 @@ fn bad_input_gives_one_line_errors() {
     assert_clean_error(
         &run(&h.pass, &[("SEEDFED__NETWORK__MAX_CONNECTIONS", "lots")]),
         "invalid configuration",
+    );
+    // An announce address no other host can dial.
+    assert_clean_error(
+        &run(
+            &h.pass,
+            &[("SEEDFED__NETWORK__ANNOUNCE", "[\"/ip4/0.0.0.0/tcp/4001\"]")],
+        ),
+        "announce address /ip4/0.0.0.0/tcp/4001",
     );
     // Keystore readable by others.
     let ks = h.home.join("keystore.json");

@@ -9,7 +9,8 @@
 //! - `slots`: established-connection slots (total, reserved for validators, per IP and subnet;
 //!   [`super::slots`]).
 //! - `limits` / `memory`: connection caps (per peer, pending) and a memory guard.
-//! - `identify`: learns peers' listen addresses (used for Kademlia only after admission).
+//! - `identify`: learns peers' listen addresses (used for Kademlia only after admission) and
+//!   tells ours, or only the announced ones when `network.announce` is set.
 //! - `ping`: liveness.
 //! - `admission`: request-response exchange of signed admission records, CBOR, 4 KiB cap.
 //! - `kad`: Kademlia with *manual* routing-table inserts (only admitted peers enter it).
@@ -127,6 +128,8 @@ pub(crate) struct Settings<'a> {
     pub(crate) discovery_interval: Duration,
     /// Whether a peer is a ledger validator (its connections may take reserved slots).
     pub(crate) is_validator: IsValidator,
+    /// Tell peers only our external (announced) addresses, not our listen addresses.
+    pub(crate) hide_listen_addrs: bool,
 }
 
 impl Behaviour {
@@ -200,7 +203,8 @@ impl Behaviour {
             memory_connection_limits::Behaviour::with_max_percentage(limits.max_memory_fraction);
         let identify = identify::Behaviour::new(
             identify::Config::new("/seedfed/id/1.0.0".into(), keypair.public())
-                .with_agent_version(format!("seedfed/{}", env!("CARGO_PKG_VERSION"))),
+                .with_agent_version(format!("seedfed/{}", env!("CARGO_PKG_VERSION")))
+                .with_hide_listen_addrs(settings.hide_listen_addrs),
         );
         Ok(Self {
             slots,

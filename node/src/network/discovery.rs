@@ -5,9 +5,10 @@
 //! Guarantees: only admitted peers enter the routing table or the remembered peers (the caller
 //! says when a peer is admitted); banned peers and ourselves are never dialled; dials per round
 //! or per query result are bounded by [`MAX_DIALS_PER_ROUND`]; lookups start only once a peer
-//! is admitted, at most once a second unless a round forces one.
+//! is admitted, at most once a second unless a round forces one. A peer's loopback addresses
+//! are kept only when it reached us over loopback: on another host they name ourselves.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use libp2p::core::ConnectedPoint;
@@ -50,7 +51,35 @@ pub(crate) struct Discovery {
     generation: u64,
     identify_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     dialed_addr: HashMap<PeerId, Multiaddr>,
+    /// Peers with a connection whose remote address is loopback (same host).
+    on_loopback: HashSet<PeerId>,
     last_walk: Option<Instant>,
+}
+
+/// Whether `addr` is a loopback IP address (`127.0.0.0/8` or `::1`).
+pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
+/// The addresses worth dialling among those a peer listed in identify: no unspecified
+/// addresses, no loopback addresses unless the peer is on our host (`same_host`), at most
+/// [`MAX_IDENTIFY_ADDRS`].
+pub(crate) fn usable_addrs(listen_addrs: Vec<Multiaddr>, same_host: bool) -> Vec<Multiaddr> {
+    listen_addrs
+        .into_iter()
+        .filter(|a| {
+            !a.iter().any(|p| {
+                matches!(p, Protocol::Ip4(ip) if ip.is_unspecified())
+                    || matches!(p, Protocol::Ip6(ip) if ip.is_unspecified())
+            })
+        })
+        .filter(|a| same_host || !is_loopback(a))
+        .take(MAX_IDENTIFY_ADDRS)
+        .collect()
 }
 
 impl Discovery {
@@ -63,6 +92,7 @@ impl Discovery {
             generation: 0,
             identify_addrs: HashMap::new(),
             dialed_addr: HashMap::new(),
+            on_loopback: HashSet::new(),
             last_walk: None,
         }
     }
@@ -74,6 +104,9 @@ impl Discovery {
 
     /// A connection to `peer` opened: remember the address we dialled, if we did.
     pub(crate) fn connected(&mut self, peer: PeerId, endpoint: &ConnectedPoint) {
+        if is_loopback(endpoint.get_remote_address()) {
+            self.on_loopback.insert(peer);
+        }
         if let ConnectedPoint::Dialer { address, .. } = endpoint {
             let (a, _) = split_peer(address);
             self.dialed_addr.insert(peer, a);
@@ -84,10 +117,12 @@ impl Discovery {
     pub(crate) fn disconnected(&mut self, peer: &PeerId) {
         self.identify_addrs.remove(peer);
         self.dialed_addr.remove(peer);
+        self.on_loopback.remove(peer);
     }
 
-    /// Identify told us `peer`'s listen addresses. Unspecified addresses are dropped and at
-    /// most [`MAX_IDENTIFY_ADDRS`] kept; an admitted peer's go into the routing table.
+    /// Identify told us `peer`'s listen addresses. Unspecified addresses (and loopback ones of
+    /// a peer on another host) are dropped and at most [`MAX_IDENTIFY_ADDRS`] kept; an admitted
+    /// peer's go into the routing table.
     pub(crate) fn identified(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
@@ -95,16 +130,7 @@ impl Discovery {
         listen_addrs: Vec<Multiaddr>,
         admitted: bool,
     ) {
-        let addrs: Vec<Multiaddr> = listen_addrs
-            .into_iter()
-            .filter(|a| {
-                !a.iter().any(|p| {
-                    matches!(p, Protocol::Ip4(ip) if ip.is_unspecified())
-                        || matches!(p, Protocol::Ip6(ip) if ip.is_unspecified())
-                })
-            })
-            .take(MAX_IDENTIFY_ADDRS)
-            .collect();
+        let addrs = usable_addrs(listen_addrs, self.on_loopback.contains(&peer));
         if admitted {
             self.add_to_routing(swarm, peer, addrs.clone());
         }
@@ -278,4 +304,41 @@ pub(crate) fn routing_table(swarm: &mut Swarm<Behaviour>) -> Vec<(PeerId, Vec<Mu
         }
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(v: &[&str]) -> Vec<Multiaddr> {
+        v.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_remote_peers_loopback_addresses_are_not_dialled() {
+        let listed = addrs(&[
+            "/ip4/127.0.0.1/tcp/4001",
+            "/ip4/10.0.0.2/tcp/4001",
+            "/ip6/::1/tcp/4001",
+            "/ip4/0.0.0.0/tcp/4001",
+            "/ip4/10.0.0.2/udp/4001/quic-v1",
+        ]);
+        // From another host, 127.0.0.1 is ourselves: only the routable addresses remain.
+        assert_eq!(
+            usable_addrs(listed.clone(), false),
+            addrs(&["/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.2/udp/4001/quic-v1"])
+        );
+        // A peer on our own host (it reached us over loopback) keeps them.
+        assert_eq!(
+            usable_addrs(listed, true),
+            addrs(&[
+                "/ip4/127.0.0.1/tcp/4001",
+                "/ip4/10.0.0.2/tcp/4001",
+                "/ip6/::1/tcp/4001",
+                "/ip4/10.0.0.2/udp/4001/quic-v1",
+            ])
+        );
+        assert!(is_loopback(&addrs(&["/ip4/127.8.0.1/udp/1/quic-v1"])[0]));
+        assert!(!is_loopback(&addrs(&["/dns4/localhost/tcp/1"])[0]));
+    }
 }

@@ -6,7 +6,7 @@
 //! channel that drops and counts when full); an unadmitted peer's gossip is rejected and its
 //! requests are never delivered; on `Shutdown` the peers file is written before the answer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use libp2p::metrics::Recorder;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, PeerId, Swarm};
+use libp2p::{identify, Multiaddr, PeerId, Swarm};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -33,6 +33,8 @@ use super::{
     NetworkError, NetworkEvent, NetworkStatus, ResponseToken, Role,
 };
 
+/// Bound on the distinct addresses peers observed us at that we keep (a hint in the status).
+const MAX_OBSERVED: usize = 16;
 /// Bound on unanswered inbound requests.
 const MAX_INBOUND: usize = 1024;
 /// Period of the admission timers (deadlines, delayed disconnections).
@@ -62,6 +64,8 @@ pub(crate) struct EventLoop {
     next_token: u64,
     topics: HashMap<TopicHash, String>,
     metrics: Metrics,
+    /// Our addresses as peers observed them (identify), at most [`MAX_OBSERVED`].
+    observed: BTreeSet<Multiaddr>,
 }
 
 impl EventLoop {
@@ -85,9 +89,11 @@ impl EventLoop {
                 admission_timeout: config.admission_timeout,
                 discovery_interval: config.discovery_interval,
                 is_validator: is_validator.clone(),
+                hide_listen_addrs: !config.announce.is_empty(),
             },
             config.idle_timeout,
             &config.listen,
+            &config.announce,
             registry,
         )?;
         let metrics = Metrics::new(registry);
@@ -119,6 +125,7 @@ impl EventLoop {
             next_token: 0,
             topics: HashMap::new(),
             metrics,
+            observed: BTreeSet::new(),
         })
     }
 
@@ -299,10 +306,13 @@ impl EventLoop {
     }
 
     fn status(&mut self) -> NetworkStatus {
-        let mut routing_table: Vec<String> = discovery::routing_table(&mut self.swarm)
-            .into_iter()
-            .map(|(p, _)| p.to_string())
+        let table = discovery::routing_table(&mut self.swarm);
+        let peer_addrs: BTreeMap<String, Vec<String>> = table
+            .iter()
+            .map(|(p, a)| (p.to_string(), a.iter().map(|a| a.to_string()).collect()))
             .collect();
+        let mut routing_table: Vec<String> =
+            table.into_iter().map(|(p, _)| p.to_string()).collect();
         self.metrics.routing_table.set(routing_table.len() as i64);
         let gossipsub = self.swarm.behaviour().gossipsub.as_ref();
         let mut admitted: Vec<AdmittedPeer> = self
@@ -328,6 +338,13 @@ impl EventLoop {
             peer_id: self.peer_id.to_string(),
             chain_id: self.chain_id.clone(),
             listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
+            external_addrs: self
+                .swarm
+                .external_addresses()
+                .map(|a| a.to_string())
+                .collect(),
+            observed_addrs: self.observed.iter().map(|a| a.to_string()).collect(),
+            peer_addrs,
             connected,
             admitted,
             routing_table,
@@ -387,6 +404,11 @@ impl EventLoop {
             Event::Identify(ev) => {
                 self.metrics.libp2p.record(&*ev);
                 if let identify::Event::Received { peer_id, info, .. } = *ev {
+                    if self.observed.len() < MAX_OBSERVED
+                        && self.observed.insert(info.observed_addr.clone())
+                    {
+                        info!(address = %info.observed_addr, %peer_id, "a peer sees us at this address");
+                    }
                     let admitted = self.admission.is_admitted(&peer_id);
                     self.discovery.identified(
                         &mut self.swarm,

@@ -119,6 +119,10 @@ pub struct NetworkConfig {
     pub role: Role,
     /// Listen addresses.
     pub listen: Vec<Multiaddr>,
+    /// Addresses other peers should dial to reach us (another host's view: a public or LAN
+    /// address, a forwarded port). Non-empty: identify tells peers only these, not our listen
+    /// addresses; empty: identify tells our listen addresses (each interface's).
+    pub announce: Vec<Multiaddr>,
     /// Bootstrap addresses (with `/p2p/<id>`).
     pub bootstrap: Vec<Multiaddr>,
     /// Limits.
@@ -162,6 +166,16 @@ pub struct NetworkStatus {
     pub chain_id: String,
     /// Addresses we listen on.
     pub listen_addrs: Vec<String>,
+    /// Addresses we announce to peers (`network.announce`).
+    #[serde(default)]
+    pub external_addrs: Vec<String>,
+    /// Our addresses as peers observed them (identify), at most 16: what another host sees
+    /// of us, a hint for `network.announce` (never announced by itself).
+    #[serde(default)]
+    pub observed_addrs: Vec<String>,
+    /// The addresses the routing table holds for each of its peers.
+    #[serde(default)]
+    pub peer_addrs: BTreeMap<String, Vec<String>>,
     /// Connected peers (admitted or not yet).
     pub connected: Vec<String>,
     /// Admitted peers.

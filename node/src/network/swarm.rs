@@ -13,12 +13,14 @@ use std::time::Duration;
 use super::behaviour::{Behaviour, Settings};
 use super::NetworkError;
 
-/// Builds the swarm for `keypair` with `settings` and listens on every address of `listen`.
+/// Builds the swarm for `keypair` with `settings`, listens on every address of `listen` and
+/// takes every address of `announce` as an external address (identify tells it to peers).
 pub(crate) fn build(
     keypair: Keypair,
     settings: Settings<'_>,
     idle_timeout: Duration,
     listen: &[Multiaddr],
+    announce: &[Multiaddr],
     registry: &mut Registry,
 ) -> Result<Swarm<Behaviour>, NetworkError> {
     let behaviour = Behaviour::new(&keypair, settings, registry)?;
@@ -43,6 +45,9 @@ pub(crate) fn build(
                 addr: addr.to_string(),
                 reason: e.to_string(),
             })?;
+    }
+    for addr in announce {
+        swarm.add_external_address(addr.clone());
     }
     Ok(swarm)
 }

@@ -63,6 +63,7 @@ pub fn config(valid_pow: bool, bootstrap: Vec<Multiaddr>) -> NetworkConfig {
         stakes: BTreeMap::new(),
         role: Role::Node,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        announce: vec![],
         bootstrap,
         limits: Limits {
             gossip_max_bytes: 64 * 1024,
