@@ -8,8 +8,9 @@
 //! real node started like the other multi-process tests, through its own API and access check.
 //!
 //! Chromium comes from `scripts/setup.sh` (Debian's `chromium`). Where it is missing the tests
-//! print why and pass, unless `SEEDFED_REQUIRE_BROWSER` is set (CI sets it where it can
-//! install the browser), in which case a missing browser fails them.
+//! print why and pass, unless `SEEDFED_REQUIRE_BROWSER` is set (`.ci/run` sets it once the
+//! browser is installed), in which case a missing browser fails them. Any console message
+//! fails them too (the page logs nothing when all is well).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -175,7 +176,9 @@ fn recorded_now() -> StatusReport {
     let now = seedfed_node::chain::unix_ms(std::time::SystemTime::now());
     let c = r.chain.as_mut().unwrap();
     let shift = |t: &mut u64, by: u64| *t = t.saturating_add(by);
-    let by = now.saturating_sub(1_000).saturating_sub(c.last_block_unix_ms);
+    let by = now
+        .saturating_sub(1_000)
+        .saturating_sub(c.last_block_unix_ms);
     shift(&mut c.last_block_unix_ms, by);
     for u in &mut c.key_usage {
         u.samples.iter_mut().for_each(|s| shift(&mut s.unix_ms, by));

@@ -169,11 +169,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("bootstrap address: {}", net.rows[0].p2p);
     println!(
         "status pages (open in a browser; they refresh themselves): {}",
-        net.rows
-            .iter()
-            .map(page_url)
-            .collect::<Vec<_>>()
-            .join(" ")
+        net.rows.iter().map(page_url).collect::<Vec<_>>().join(" ")
     );
     println!(
         "all {} nodes admitted each other and the bootstrap node",

@@ -33,13 +33,19 @@ pub fn headline(report: &StatusReport, now_unix_ms: u64) -> Headline {
     let Some(c) = &report.chain else {
         return Headline {
             health: "no chain".into(),
-            reason: format!("a {} node: it relays and routes, it keeps no ledger", report.role),
+            reason: format!(
+                "a {} node: it relays and routes, it keeps no ledger",
+                report.role
+            ),
             items: vec![("peers".into(), peers)],
         };
     };
     let (health, reason) = match (super::liveness(c, now_unix_ms), c.syncing) {
         (Err(why), _) => ("stalled", why),
-        (Ok(()), true) => ("syncing", "a peer is past our height; catching up".to_string()),
+        (Ok(()), true) => (
+            "syncing",
+            "a peer is past our height; catching up".to_string(),
+        ),
         (Ok(()), false) => ("healthy", "blocks are being decided".to_string()),
     };
     let age = now_unix_ms.saturating_sub(c.last_block_unix_ms);
@@ -262,7 +268,11 @@ mod tests {
     fn the_headline_says_stalled_syncing_dkg_and_key_states() {
         let stalled = headline(&report(Some(chain())), 1_000_000 + 20_000);
         assert_eq!(stalled.health, "stalled");
-        assert!(stalled.reason.contains("no block decided for 22 s"), "{}", stalled.reason);
+        assert!(
+            stalled.reason.contains("no block decided for 22 s"),
+            "{}",
+            stalled.reason
+        );
         let mut c = chain();
         c.syncing = true;
         c.dkg_in_progress = Some(DkgProgress {
@@ -304,8 +314,14 @@ mod tests {
         let h = headline(&report(Some(chain())), 1_000_000);
         let text = render(&h);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "health:         healthy (blocks are being decided)");
-        assert_eq!(lines[1], "height:         120 (round 1), last block 2 s ago");
+        assert_eq!(
+            lines[0],
+            "health:         healthy (blocks are being decided)"
+        );
+        assert_eq!(
+            lines[1],
+            "height:         120 (round 1), last block 2 s ago"
+        );
         assert!(lines[3].starts_with("keys:           key 0: 1000 of 1024 leaves left"));
         assert_eq!(lines.len(), 5);
     }

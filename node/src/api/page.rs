@@ -46,7 +46,9 @@ mod tests {
         let page = PAGE
             .replace("'http://www.w3.org/2000/svg'", "")
             .replace("<link rel=\"icon\" href=\"data:,\">", "");
-        for external in ["http://", "https://", "//cdn", "src=", "href=", "@import", "url("] {
+        for external in [
+            "http://", "https://", "//cdn", "src=", "href=", "@import", "url(",
+        ] {
             assert!(!page.contains(external), "the page references {external}");
         }
         assert!(PAGE.contains("fetch('/status'"));

@@ -246,7 +246,7 @@ pub fn project(
     left: u64,
     now_ms: u64,
 ) -> (u64, Option<u64>) {
-    let Some(from) = samples.iter().rev().take(RATE_WINDOW).last() else {
+    let Some(from) = samples.get(samples.len().saturating_sub(RATE_WINDOW)) else {
         return (0, None);
     };
     let used = allocated.saturating_sub(from.allocated);
@@ -305,7 +305,11 @@ mod tests {
         assert!(samples.len() <= USAGE_SAMPLES, "{}", samples.len());
         assert!(samples.len() >= USAGE_SAMPLES / 2, "{}", samples.len());
         assert_eq!(samples[0].unix_ms, 1_000, "the first sample stays");
-        assert!(samples.last().unwrap().unix_ms > 9_000_000, "{:?}", samples.last());
+        assert!(
+            samples.last().unwrap().unix_ms > 9_000_000,
+            "{:?}",
+            samples.last()
+        );
         assert!(samples.windows(2).all(|w| w[0].unix_ms < w[1].unix_ms));
     }
 }

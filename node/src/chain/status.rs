@@ -517,7 +517,7 @@ pub struct ChainStatus {
     /// Consecutive missed commits that evict a validator.
     #[serde(default)]
     pub eviction_missed_heights: u64,
-    /// The most recent evictions (at most [`STATUS_EVICTIONS`]), oldest first.
+    /// The most recent evictions (at most `STATUS_EVICTIONS`, 16), oldest first.
     #[serde(default)]
     pub evictions: Vec<EvictionInfo>,
     /// Leaves allocated over time for the newest keys, with the projected exhaustion (see
@@ -671,8 +671,7 @@ impl super::driver::Driver {
         let ledger = self.consensus.ledger();
         self.metrics.pool(self.mempool.len(), self.mempool.bytes());
         let now = unix_ms(SystemTime::now());
-        self.activity
-            .sample(&ledger.state, ledger.height(), now);
+        self.activity.sample(&ledger.state, ledger.height(), now);
         let mut status = ChainStatus {
             key_usage: self.activity.key_usage(&ledger.state, now),
             recent_signs: self.activity.recent_signs(),
@@ -740,5 +739,16 @@ mod tests {
         );
         assert_eq!(s.nonce, 0);
         assert!(s.dkg_in_progress.is_some());
+        assert_eq!(s.eviction_missed_heights, 10);
+        // Evictions: the most recent STATUS_EVICTIONS, oldest first.
+        let mut ledger = ledger;
+        for h in 0..40u64 {
+            let kp = libp2p::identity::Keypair::generate_ed25519();
+            let m = super::super::wire::member_of(&kp.public().to_peer_id()).unwrap();
+            ledger.state.evictions.insert(m, 100 + h);
+        }
+        let s = from_ledger(&ledger, &me, [3; 32]);
+        let heights: Vec<u64> = s.evictions.iter().map(|e| e.height).collect();
+        assert_eq!(heights, (124..140).collect::<Vec<_>>());
     }
 }
