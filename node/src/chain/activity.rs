@@ -15,6 +15,8 @@ use seedfed_protocol::ledger::{split_leaf, Block, LedgerState};
 use seedfed_protocol::member::MemberId;
 use serde::{Deserialize, Serialize};
 
+use super::status::KeySummary;
+
 /// Samples kept per key.
 pub const USAGE_SAMPLES: usize = 120;
 /// Keys whose usage is kept (the newest ones).
@@ -149,20 +151,22 @@ impl Activity {
         }
     }
 
-    /// Samples the keys' allocation at `now_ms` (at most once per ring's interval) and
-    /// learns the sign requests already on the ledger the first time.
-    pub fn sample(&mut self, state: &LedgerState, height: u64, now_ms: u64) {
+    /// Samples the allocation of `keys` (the status's key summaries, oldest first) at `now_ms`
+    /// (at most once per ring's interval) and learns the sign requests already on the ledger
+    /// the first time.
+    pub fn sample(&mut self, state: &LedgerState, keys: &[KeySummary], height: u64, now_ms: u64) {
         if self.next_leaf.is_none() {
             self.note_sign_requests(state, None, height, now_ms);
         }
-        let keys: Vec<(u32, u64)> = state
-            .keys()
-            .map(|k| (k.index, allocated(state, k.index)))
+        let keep: Vec<u32> = keys
+            .iter()
+            .rev()
+            .take(USAGE_KEYS)
+            .map(|k| k.index)
             .collect();
-        let keep: Vec<u32> = keys.iter().rev().take(USAGE_KEYS).map(|k| k.0).collect();
         self.usage.retain(|i, _| keep.contains(i));
-        for (index, allocated) in keys.into_iter().filter(|k| keep.contains(&k.0)) {
-            let ring = self.usage.entry(index).or_insert(UsageRing {
+        for k in keys.iter().filter(|k| keep.contains(&k.index)) {
+            let ring = self.usage.entry(k.index).or_insert(UsageRing {
                 gap_ms: FIRST_SAMPLE_GAP_MS,
                 samples: VecDeque::new(),
             });
@@ -176,7 +180,7 @@ impl Activity {
             ring.samples.push_back(UsageSample {
                 unix_ms: now_ms,
                 height,
-                allocated,
+                allocated: k.leaves_allocated,
             });
             if ring.samples.len() > USAGE_SAMPLES {
                 // Keep every other sample, and the newest.
@@ -193,15 +197,12 @@ impl Activity {
         }
     }
 
-    /// Each kept key's usage, with the current values of `state` at `now_ms`.
-    pub fn key_usage(&self, state: &LedgerState, now_ms: u64) -> Vec<KeyUsage> {
-        let leaves = state.key.leaves();
-        state
-            .keys()
+    /// Each kept key's usage up to `keys` (the status's key summaries) at `now_ms`.
+    pub fn key_usage(&self, keys: &[KeySummary], now_ms: u64) -> Vec<KeyUsage> {
+        keys.iter()
             .filter_map(|k| {
                 let ring = self.usage.get(&k.index)?;
-                let allocated = allocated(state, k.index);
-                let left = k.leaves_left(leaves);
+                let (allocated, left) = (k.leaves_allocated, k.leaves_left);
                 let samples: Vec<UsageSample> = ring.samples.iter().copied().collect();
                 let (per_hour, exhausts_unix_ms) = project(&samples, allocated, left, now_ms);
                 Some(KeyUsage {
@@ -225,17 +226,6 @@ impl Activity {
     pub fn last_vote(&self, member: &MemberId) -> Option<u64> {
         self.last_vote.get(member).copied()
     }
-}
-
-/// Leaves of key `index` allocated on the ledger.
-fn allocated(state: &LedgerState, index: u32) -> u64 {
-    use seedfed_protocol::ledger::leaf_id;
-    let end = if index == u32::MAX {
-        u64::MAX
-    } else {
-        leaf_id(index + 1, 0)
-    };
-    state.sign_requests.range(leaf_id(index, 0)..end).count() as u64
 }
 
 /// The rate over the last [`RATE_WINDOW`] samples up to `allocated` at `now_ms` (leaves per
@@ -295,11 +285,12 @@ mod tests {
         let me = crate::chain::wire::member_of(&kp.public().to_peer_id()).unwrap();
         let g = crate::chain::test_genesis::genesis("activity", &[(me, 1)], 10);
         let ledger = seedfed_protocol::ledger::Ledger::from_genesis(&g).unwrap();
+        let keys = crate::chain::status::key_info(&ledger.state).keys;
         let mut a = Activity::default();
         for i in 0..10_000u64 {
-            a.sample(&ledger.state, i, 1_000 + i * 1_000);
+            a.sample(&ledger.state, &keys, i, 1_000 + i * 1_000);
         }
-        let u = a.key_usage(&ledger.state, 10_001_000);
+        let u = a.key_usage(&keys, 10_001_000);
         assert_eq!(u.len(), 1);
         let samples = &u[0].samples;
         assert!(samples.len() <= USAGE_SAMPLES, "{}", samples.len());
@@ -311,5 +302,71 @@ mod tests {
             samples.last()
         );
         assert!(samples.windows(2).all(|w| w[0].unix_ms < w[1].unix_ms));
+    }
+
+    #[test]
+    fn sign_requests_get_their_latency_and_validators_their_last_vote() {
+        use seedfed_protocol::ledger::{
+            leaf_id, Block, CommitInfo, Ledger, SignRequestRecord, Signature64,
+        };
+        let kp = libp2p::identity::Keypair::generate_ed25519();
+        let me = crate::chain::wire::member_of(&kp.public().to_peer_id()).unwrap();
+        let g = crate::chain::test_genesis::genesis("activity", &[(me, 1)], 10);
+        let mut ledger = Ledger::from_genesis(&g).unwrap();
+        let record = |height| SignRequestRecord {
+            requester: me,
+            client: me,
+            request: (0, height),
+            digest: [0; 32],
+            height,
+            issue_to: None,
+        };
+        // One request from before this node started: no time, no latency.
+        ledger.state.sign_requests.insert(leaf_id(0, 0), record(1));
+        ledger.state.signatures.insert(leaf_id(0, 0), vec![1]);
+        let mut a = Activity::default();
+        a.sample(&ledger.state, &[], 1, 1_000);
+        let block = |height, signers: Vec<_>| Block {
+            height,
+            prev_hash: [0; 32],
+            proposer: me,
+            last_commit: CommitInfo {
+                round: 0,
+                signatures: signers,
+            },
+            txs: vec![],
+            state_hash: [0; 32],
+        };
+        // Allocated at height 5 (t = 5 s), signed at height 7 (t = 7.5 s).
+        ledger.state.sign_requests.insert(leaf_id(0, 1), record(5));
+        a.block_applied(
+            &block(5, vec![(me, Signature64([0; 64]))]),
+            &ledger.state,
+            5_000,
+        );
+        ledger.state.signatures.insert(leaf_id(0, 1), vec![1]);
+        a.block_applied(&block(7, vec![]), &ledger.state, 7_500);
+        let signs = a.recent_signs();
+        assert_eq!(signs.len(), 2);
+        assert_eq!(
+            (signs[0].requested_unix_ms, signs[0].latency_ms),
+            (None, None)
+        );
+        assert_eq!(signs[1].leaf, leaf_id(0, 1));
+        assert_eq!(signs[1].signed_height, Some(7));
+        assert_eq!(signs[1].latency_ms, Some(2_500));
+        // The block at height 5 carried our precommit for height 4.
+        assert_eq!(a.last_vote(&me), Some(4));
+        // The log stays bounded.
+        for q in 2..100u64 {
+            ledger
+                .state
+                .sign_requests
+                .insert(leaf_id(0, q), record(10 + q));
+            a.block_applied(&block(10 + q, vec![]), &ledger.state, 10_000 + q);
+        }
+        let signs = a.recent_signs();
+        assert_eq!(signs.len(), SIGN_LOG);
+        assert_eq!(signs.last().unwrap().leaf, leaf_id(0, 99));
     }
 }

@@ -671,9 +671,7 @@ impl super::driver::Driver {
         let ledger = self.consensus.ledger();
         self.metrics.pool(self.mempool.len(), self.mempool.bytes());
         let now = unix_ms(SystemTime::now());
-        self.activity.sample(&ledger.state, ledger.height(), now);
         let mut status = ChainStatus {
-            key_usage: self.activity.key_usage(&ledger.state, now),
             recent_signs: self.activity.recent_signs(),
             round: self.consensus.round(),
             agent: agent_info(self.agent.status()),
@@ -690,6 +688,9 @@ impl super::driver::Driver {
             ..from_ledger(ledger, &self.me, self.state_hash)
         };
         status.key.held_sectors = self.held.len();
+        self.activity
+            .sample(&ledger.state, &status.key.keys, ledger.height(), now);
+        status.key_usage = self.activity.key_usage(&status.key.keys, now);
         // `from_ledger` lists the validators in the ledger's order.
         for (v, (m, _)) in status.validators.iter_mut().zip(ledger.state.validators()) {
             v.last_vote = self.activity.last_vote(&m);
