@@ -4,3 +4,13 @@ set -euo pipefail
 if ! rustup component list --installed 2>/dev/null | grep -q '^rustfmt'; then rustup component add rustfmt; fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then rustup component add clippy; fi
 if ! command -v cargo-nextest >/dev/null 2>&1; then cargo install cargo-nextest --locked; fi
+# Chromium (headless) for the status page's browser test (node/tests/status_page.rs). Where it
+# cannot be installed, that test skips with the reason printed.
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null) \
+      || echo "setup: chromium could not be installed; the status page's browser test will skip" >&2
+  else
+    echo "setup: no chromium and no root apt-get; the status page's browser test will skip" >&2
+  fi
+fi

@@ -4,9 +4,12 @@
 //! and gossiped; 413, 429, 503 or 400 with the reason). Every request first passes
 //! [`access::guard`]: loopback only by default, `Host` checked against DNS rebinding, and a
 //! bearer token when `[api] token_file` is set; `seedfed status` and [`ApiClient`] read it.
-//! Endpoints in detail: `docs/operator-guide.md`.
+//! `GET /` is the status page ([`page`]), which needs no token (it holds no data; it asks for
+//! the token when `/status` wants one). Endpoints in detail: `docs/operator-guide.md`.
 
 pub mod access;
+pub mod headline;
+pub mod page;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -54,6 +57,9 @@ pub struct StatusReport {
     /// The chain (absent on a bootstrap node or without validators in the genesis).
     #[serde(default)]
     pub chain: Option<ChainStatus>,
+    /// The headline ([`headline::headline`]) at the time of the answer.
+    #[serde(default)]
+    pub headline: Option<headline::Headline>,
 }
 
 /// Shared state of the API server.
@@ -77,6 +83,7 @@ pub const MAX_TX_BODY: usize = 1 << 20;
 /// The API's routes, behind the access check `access` ([`access::guard`]).
 pub fn router(state: ApiState, access: Access) -> Router {
     Router::new()
+        .route("/", get(page::serve))
         .route("/status", get(status))
         .route("/sign", post(sign))
         .route("/sign/publish", post(publish))
@@ -98,12 +105,16 @@ async fn status(State(s): State<ApiState>) -> Result<Json<StatusReport>, StatusC
         .status()
         .await
         .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
-    Ok(Json(StatusReport {
+    let mut report = StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         role: s.role.to_string(),
         network,
         chain: s.chain.as_ref().map(|c| c.borrow().clone()),
-    }))
+        headline: None,
+    };
+    let now = crate::chain::unix_ms(std::time::SystemTime::now());
+    report.headline = Some(headline::headline(&report, now));
+    Ok(Json(report))
 }
 
 async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {

@@ -591,6 +591,13 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
+    // The headline first: the same lines as the top of the status page.
+    let now = seedfed_node::chain::unix_ms(std::time::SystemTime::now());
+    print!(
+        "{}",
+        api::headline::render(&api::headline::headline(&report, now))
+    );
+    println!();
     let n = &report.network;
     println!("peer id:        {}", n.peer_id);
     println!(

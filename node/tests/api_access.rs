@@ -2,8 +2,9 @@
 //! `[api] allow_remote` and `[api] token_file` are both set; requests whose `Host` is not a
 //! loopback name (or, with remote access, an IP literal or a name in `[api] allowed_hosts`)
 //! are refused with 421 (DNS rebinding); with a token, a request without the right
-//! `Authorization: Bearer` header gets 401, on every route. The project's own client and the
-//! `seedfed` CLI send a proper `Host` and the home's token.
+//! `Authorization: Bearer` header gets 401, on every route but the static status page
+//! (`GET /`). The project's own client and the `seedfed` CLI send a proper `Host` and the
+//! home's token.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
@@ -185,6 +186,18 @@ async fn with_a_token_every_request_needs_it() {
     )
     .await;
     assert_eq!((code, body.as_str()), (200, "ok\n"));
+    // The status page is static and public: it loads without the token (and asks for it),
+    // but still only for a Host the API serves, and only `GET /` is exempt.
+    let (code, page) = get(addr, "/", &[("Host", &host)]).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("fetch('/status'"), "{page}");
+    assert!(!page.contains(TOKEN));
+    let (code, _) = get(addr, "/", &[("Host", "evil.example")]).await;
+    assert_eq!(code, 421);
+    let (code, _) = get(addr, "/?x=1", &[("Host", &host)]).await;
+    assert_eq!(code, 200);
+    let (code, _) = get(addr, "/status/", &[("Host", &host)]).await;
+    assert_eq!(code, 401);
     // A client without the token is told why.
     match seedfed_node::api::fetch_status(addr).await {
         Err(e) => assert!(e.to_string().contains("token"), "{e}"),

@@ -235,6 +235,7 @@ fn stub_node(checkpoints: Vec<CheckpointInfo>) -> SocketAddr {
             checkpoints,
             ..ChainStatus::default()
         }),
+        headline: None,
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();

@@ -114,22 +114,29 @@ pub fn down(args: DownArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints one line per process: name, peer id, API, metrics URL and log file.
+/// Prints one line per process: name, peer id, API, status page and metrics URLs, and log
+/// file.
 fn print_table(rows: &[NodeRow]) {
     println!(
-        "{:<10} {:<54} {:<22} {:<40} log",
-        "name", "peer id", "api", "metrics"
+        "{:<10} {:<54} {:<22} {:<30} {:<37} log",
+        "name", "peer id", "api", "status page", "metrics"
     );
     for r in rows {
         println!(
-            "{:<10} {:<54} {:<22} {:<40} {}",
+            "{:<10} {:<54} {:<22} {:<30} {:<37} {}",
             r.name,
             r.peer_id,
             r.api,
+            page_url(r),
             format!("http://{}/metrics", r.api),
             r.log.display()
         );
     }
+}
+
+/// The status page of a process (served at its API's `/`).
+pub fn page_url(r: &NodeRow) -> String {
+    format!("http://{}/", r.api)
 }
 
 /// `seedfed-testnet up`
@@ -160,6 +167,10 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
     })?;
     print_table(&net.rows);
     println!("bootstrap address: {}", net.rows[0].p2p);
+    println!(
+        "status pages (open in a browser; they refresh themselves): {}",
+        net.rows.iter().map(page_url).collect::<Vec<_>>().join(" ")
+    );
     println!(
         "all {} nodes admitted each other and the bootstrap node",
         args.nodes

@@ -255,7 +255,8 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// The middleware in front of every route: 421 for a `Host` that is not allowed, then 401
-/// without the token (when one is configured).
+/// without the token (when one is configured), except for `GET /`: the status page is static
+/// and holds no data, and it asks for the token itself.
 pub async fn guard(State(access): State<Access>, req: Request, next: Next) -> Response {
     let host = req
         .headers()
@@ -272,7 +273,9 @@ pub async fn guard(State(access): State<Access>, req: Request, next: Next) -> Re
         )
             .into_response();
     }
-    if !access.authorized(req.headers().get(header::AUTHORIZATION)) {
+    // The status page itself is static and public (it reads `/status` with the token).
+    let page = req.method() == axum::http::Method::GET && req.uri().path() == "/";
+    if !page && !access.authorized(req.headers().get(header::AUTHORIZATION)) {
         debug!(path = %req.uri().path(), "local API: refused a request without the bearer token");
         return (
             StatusCode::UNAUTHORIZED,

@@ -230,6 +230,7 @@ pub async fn spawn(
         in_flight: std::collections::BTreeMap::new(),
         at_rest,
         commits: CommitClock::default(),
+        activity: super::activity::Activity::default(),
         sign_waiters: super::signing::Waiters::new(),
         signing_cache: super::agent::SigningCache::default(),
         state_hash,
@@ -279,6 +280,8 @@ pub(super) struct Driver {
     /// The key the agent's snapshot and held shares are sealed with on disk.
     pub(super) at_rest: Arc<AtRestKey>,
     pub(super) commits: CommitClock,
+    /// Recent key usage, sign requests and votes for `/status`.
+    pub(super) activity: super::activity::Activity,
     /// Held records and trees opened for signing (see `agent::SigningCache`).
     pub(super) signing_cache: super::agent::SigningCache,
     /// Sign requests we relayed for the local API, until answered.
@@ -502,6 +505,11 @@ impl Driver {
             certificate.round,
             block.txs.len(),
             self.last_decided,
+        );
+        self.activity.block_applied(
+            block,
+            &self.consensus.ledger().state,
+            super::status::unix_ms(std::time::SystemTime::now()),
         );
         self.timers.cancel_build();
         if !block.txs.is_empty() {

@@ -4,6 +4,7 @@
 //! fsynced, and every fsync runs on the storage thread, never on an async worker; gossip is
 //! checked before it is forwarded; one author's transactions cannot stall the others'.
 
+pub mod activity;
 mod agent;
 mod driver;
 pub mod latency;
@@ -32,7 +33,7 @@ pub use mempool::{
 pub use metrics::ChainMetrics;
 pub use signing::{PublishSubmission, SignOutcome, SignRefused, SignSubmission};
 pub use status::{
-    light_walk, unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus, Exclusion,
-    LightWalkError, ValidatorInfo,
+    light_walk, unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus,
+    EvictionInfo, Exclusion, KeyInfo, KeySummary, LightWalkError, ValidatorInfo,
 };
 pub use wire::{member_of, peer_of, GossipView};

@@ -19,6 +19,7 @@ use seedfed_protocol::member::MemberId;
 use seedfed_protocol::retired::RetiredLeaves;
 use serde::{Deserialize, Serialize};
 
+use super::activity::{KeyUsage, SignRecord};
 use super::driver::ChainConfig;
 use super::latency::CommitSample;
 use super::wire::peer_of;
@@ -32,7 +33,26 @@ pub struct ValidatorInfo {
     pub peer_id: String,
     /// Stake (voting power).
     pub stake: u64,
+    /// Consecutive commits it missed (evicted at the chain's `eviction_missed_heights`).
+    #[serde(default)]
+    pub missed: u64,
+    /// Height of its last precommit that a block this node applied recorded (`None`: none
+    /// seen since this node started).
+    #[serde(default)]
+    pub last_vote: Option<u64>,
 }
+
+/// A member evicted from the validator set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvictionInfo {
+    /// Identity (hex).
+    pub member: String,
+    /// Height of the eviction.
+    pub height: u64,
+}
+
+/// Evictions `/status` lists (the most recent ones).
+pub const STATUS_EVICTIONS: usize = 16;
 
 /// A DKG in progress.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -494,6 +514,19 @@ pub struct ChainStatus {
     /// A peer showed a height past ours: block sync is under way (the node is not ready).
     #[serde(default)]
     pub syncing: bool,
+    /// Consecutive missed commits that evict a validator.
+    #[serde(default)]
+    pub eviction_missed_heights: u64,
+    /// The most recent evictions (at most `STATUS_EVICTIONS`, 16), oldest first.
+    #[serde(default)]
+    pub evictions: Vec<EvictionInfo>,
+    /// Leaves allocated over time for the newest keys, with the projected exhaustion (see
+    /// [`super::activity`]).
+    #[serde(default)]
+    pub key_usage: Vec<KeyUsage>,
+    /// The most recent sign requests with their latency as this node saw them, oldest first.
+    #[serde(default)]
+    pub recent_signs: Vec<SignRecord>,
 }
 
 /// `checkpoints` as served to light clients, each with the retired leaves of the master key it
@@ -539,8 +572,20 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
             id: hex::encode(m.as_bytes()),
             peer_id: peer_of(&m).map(|p| p.to_string()).unwrap_or_default(),
             stake,
+            missed: s.missed.get(&m).copied().unwrap_or(0),
+            last_vote: None,
         })
         .collect();
+    let mut evictions: Vec<EvictionInfo> = s
+        .evictions
+        .iter()
+        .map(|(m, h)| EvictionInfo {
+            member: hex::encode(m.as_bytes()),
+            height: *h,
+        })
+        .collect();
+    evictions.sort_by_key(|e| e.height);
+    let evictions = evictions.split_off(evictions.len().saturating_sub(STATUS_EVICTIONS));
     ChainStatus {
         member: hex::encode(me.as_bytes()),
         validator: s.is_validator(me),
@@ -599,6 +644,8 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
         checkpoint_key_epoch: s.checkpoint_key,
         checkpoints: checkpoint_infos(s, &s.checkpoints),
         nonce: s.members.get(me).map_or(0, |m| m.nonce),
+        eviction_missed_heights: s.eviction_missed_heights,
+        evictions,
         ..ChainStatus::default()
     }
 }
@@ -620,10 +667,12 @@ impl super::driver::Driver {
     }
 
     /// Publishes the current status on the watch channel (and the mempool's size as metrics).
-    pub(super) fn publish_status(&self) {
+    pub(super) fn publish_status(&mut self) {
         let ledger = self.consensus.ledger();
         self.metrics.pool(self.mempool.len(), self.mempool.bytes());
+        let now = unix_ms(SystemTime::now());
         let mut status = ChainStatus {
+            recent_signs: self.activity.recent_signs(),
             round: self.consensus.round(),
             agent: agent_info(self.agent.status()),
             mempool: self.mempool.len(),
@@ -639,6 +688,13 @@ impl super::driver::Driver {
             ..from_ledger(ledger, &self.me, self.state_hash)
         };
         status.key.held_sectors = self.held.len();
+        self.activity
+            .sample(&ledger.state, &status.key.keys, ledger.height(), now);
+        status.key_usage = self.activity.key_usage(&status.key.keys, now);
+        // `from_ledger` lists the validators in the ledger's order.
+        for (v, (m, _)) in status.validators.iter_mut().zip(ledger.state.validators()) {
+            v.last_vote = self.activity.last_vote(&m);
+        }
         self.status.send_replace(status);
     }
 }
@@ -678,9 +734,22 @@ mod tests {
                 id: hex::encode(me.as_bytes()),
                 peer_id: kp.public().to_peer_id().to_string(),
                 stake: 7,
+                missed: 0,
+                last_vote: None,
             }]
         );
         assert_eq!(s.nonce, 0);
         assert!(s.dkg_in_progress.is_some());
+        assert_eq!(s.eviction_missed_heights, 10);
+        // Evictions: the most recent STATUS_EVICTIONS, oldest first.
+        let mut ledger = ledger;
+        for h in 0..40u64 {
+            let kp = libp2p::identity::Keypair::generate_ed25519();
+            let m = super::super::wire::member_of(&kp.public().to_peer_id()).unwrap();
+            ledger.state.evictions.insert(m, 100 + h);
+        }
+        let s = from_ledger(&ledger, &me, [3; 32]);
+        let heights: Vec<u64> = s.evictions.iter().map(|e| e.height).collect();
+        assert_eq!(heights, (124..140).collect::<Vec<_>>());
     }
 }
