@@ -163,6 +163,10 @@ fn dump_config_reflects_every_key_and_its_env_override() {
         ("SEEDFED__NETWORK__BOOTSTRAP", "[\"/ip4/127.0.0.1/tcp/8\"]"),
         ("SEEDFED__NETWORK__ANNOUNCE", "[\"/ip4/203.0.113.7/tcp/9\"]"),
         ("SEEDFED__NETWORK__MAX_CONNECTIONS", "11"),
+        ("SEEDFED__NETWORK__RESERVED_VALIDATOR_SLOTS", "5"),
+        ("SEEDFED__NETWORK__MAX_CONNECTIONS_PER_IP", "2"),
+        ("SEEDFED__NETWORK__MAX_CONNECTIONS_PER_SUBNET", "9"),
+        ("SEEDFED__NETWORK__EXEMPT_LOOPBACK", "false"),
         ("SEEDFED__NETWORK__MAX_CONNECTIONS_PER_PEER", "3"),
         ("SEEDFED__NETWORK__MAX_PENDING", "12"),
         ("SEEDFED__NETWORK__MAX_MEMORY_FRACTION", "0.5"),
@@ -204,6 +208,10 @@ fn dump_config_reflects_every_key_and_its_env_override() {
         vec!["/ip4/203.0.113.7/tcp/9".to_string()]
     );
     assert_eq!(c.network.max_connections, 11);
+    assert_eq!(c.network.reserved_validator_slots, 5);
+    assert_eq!(c.network.max_connections_per_ip, 2);
+    assert_eq!(c.network.max_connections_per_subnet, 9);
+    assert!(!c.network.exempt_loopback);
     assert_eq!(c.network.max_connections_per_peer, 3);
     assert_eq!(c.network.max_pending, 12);
     assert_eq!(c.network.max_memory_fraction, 0.5);
