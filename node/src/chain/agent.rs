@@ -162,7 +162,10 @@ impl Driver {
                     };
                     match made {
                         Ok(send) => rest.push(send),
-                        Err(e) => warn!(sector, leaf, "cannot contribute to a signature: {e}"),
+                        Err(e) => {
+                            self.metrics.reconstruction_failed("contribution_unavailable");
+                            warn!(sector, leaf, "cannot contribute to a signature: {e}");
+                        }
                     }
                 }
                 Duty::SendPath {

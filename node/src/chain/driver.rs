@@ -497,12 +497,17 @@ impl Driver {
         self.storage.call(move |s| s.commit(&record)).await??;
         self.state_hash = block.state_hash;
         self.last_decided = Instant::now();
-        self.commits.decided(
+        if let Some(sample) = self.commits.decided(
             block.height,
             certificate.round,
             block.txs.len(),
             self.last_decided,
-        );
+        ) {
+            self.metrics.commit_latency_us(sample.latency_us);
+        }
+        for tx in &block.txs {
+            self.metrics.decided_tx(&tx.tx.body);
+        }
         self.timers.cancel_build();
         if !block.txs.is_empty() {
             info!(height = block.height, txs = block.txs.len(), "decided");

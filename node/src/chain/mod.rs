@@ -8,7 +8,7 @@ mod agent;
 mod driver;
 pub mod latency;
 pub mod mempool;
-mod metrics;
+pub mod metrics;
 mod outbox;
 pub mod signing;
 mod status;
