@@ -107,6 +107,10 @@ pub enum Submission {
     Publish(super::signing::PublishSubmission),
     /// `GET /checkpoints`: the checkpoint history.
     Checkpoints(CheckpointsQuery),
+    /// `GET /account/{id}`: an account's stake and nonces.
+    Account(super::accounts::AccountQuery),
+    /// `GET /tx/{id}`: where a transaction submitted here stands.
+    TxState(super::accounts::TxQuery),
 }
 
 /// Everything [`spawn`] needs.
@@ -234,6 +238,7 @@ pub async fn spawn(
         signing_cache: super::agent::SigningCache::default(),
         state_hash,
         metrics,
+        tx_watch: super::accounts::TxWatch::default(),
     };
     driver.refresh_view();
     driver.act(first).await?;
@@ -286,6 +291,8 @@ pub(super) struct Driver {
     /// State hash at the tip (the tip block's, or genesis's), so status need not rehash.
     pub(super) state_hash: [u8; 32],
     pub(super) metrics: ChainMetrics,
+    /// Transactions submitted through the local API, until decided, dropped or forgotten.
+    pub(super) tx_watch: super::accounts::TxWatch,
 }
 
 impl Driver {
@@ -313,6 +320,8 @@ impl Driver {
                     Submission::Sign(sub) => self.on_sign_submission(sub),
                     Submission::Publish(sub) => self.on_publish_submission(sub),
                     Submission::Checkpoints(q) => self.on_checkpoints_query(q).await,
+                    Submission::Account(q) => self.on_account_query(q),
+                    Submission::TxState(q) => self.on_tx_query(q),
                 },
                 () = tokio::time::sleep_until(wake), if next.is_some() => self.fire_due().await?,
                 _ = tick.tick() => self.on_tick().await?,
@@ -508,6 +517,8 @@ impl Driver {
         for tx in &block.txs {
             self.metrics.decided_tx(&tx.tx.body);
         }
+        let chain_id = &self.consensus.ledger().state.chain_id;
+        self.tx_watch.decided(block, |t| t.tx.digest(chain_id));
         self.timers.cancel_build();
         if !block.txs.is_empty() {
             info!(height = block.height, txs = block.txs.len(), "decided");
@@ -516,6 +527,7 @@ impl Driver {
         }
         let pruned = self.mempool.prune(&self.consensus.ledger().state);
         for (author, nonce, why) in &pruned.failed {
+            self.tx_watch.dropped(author, *nonce, why);
             debug!(%author, nonce, reason = %why, "dropping a transaction that no longer applies");
         }
         if pruned.behind > 0 {
@@ -606,8 +618,11 @@ impl Driver {
             }
             Ok(()) => {
                 let bytes = ledger::encode(&sub.tx);
+                let id = sub.tx.tx.digest(chain_id);
+                let watched = sub.tx.clone();
                 let verdict = self.insert(sub.tx, "api");
                 if verdict.is_ok() {
+                    self.tx_watch.watch(&watched, id);
                     if let Err(e) = self.network.publish(TX_TOPIC, bytes).await {
                         debug!("tx publish: {e}");
                     }

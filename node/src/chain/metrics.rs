@@ -489,4 +489,53 @@ mod tests {
             "{text}"
         );
     }
+
+    /// Every `expr` in a Grafana dashboard, at any depth.
+    fn exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("expr", serde_json::Value::String(e)) => out.push(e.clone()),
+                        _ => exprs(x, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| exprs(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_grafana_dashboard_names_only_metrics_the_registry_encodes() {
+        let m = ChainMetrics::default();
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        m.keys([(0, 1, 2)].into_iter());
+        m.peers([1, 0, 0]);
+        m.refused(&TxRejected::Full(Full::Bytes(10)));
+        let text = encoded(&registry);
+        let exported: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/seedfed.json");
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut all = Vec::new();
+        exprs(&dashboard, &mut all);
+        assert!(all.len() >= 10, "{all:?}");
+        for e in &all {
+            let names: Vec<&str> = e
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .filter(|t| t.starts_with("seedfed_"))
+                .collect();
+            assert!(!names.is_empty(), "{e:?} names no seedfed metric");
+            for n in names {
+                assert!(exported.contains(n), "{n} in {e:?} is not exported: {exported:?}");
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! fsynced, and every fsync runs on the storage thread, never on an async worker; gossip is
 //! checked before it is forwarded; one author's transactions cannot stall the others'.
 
+pub mod accounts;
 mod agent;
 mod driver;
 pub mod latency;
@@ -20,6 +21,7 @@ pub(crate) mod test_genesis;
 mod timers;
 pub mod wire;
 
+pub use accounts::{AccountInfo, AccountQuery, TxQuery, TxState};
 pub use driver::{
     spawn, ChainConfig, ChainError, ChainParts, ChainTask, CheckpointsQuery, Submission,
     TxSubmission, SUBMIT_QUEUE,
