@@ -149,6 +149,14 @@ pub struct StatusArgs {
     /// API address (default: the one the running node wrote into its home directory).
     #[arg(long)]
     pub api: Option<String>,
+    /// Keep polling the node (every second, until interrupted or `--watch-secs`) and draw
+    /// progress bars on stderr for block sync, key generation, our dealing and leaf use (a
+    /// line per change when stderr is not a terminal).
+    #[arg(long, conflicts_with = "json")]
+    pub watch: bool,
+    /// Stop watching after this many seconds (default: until interrupted).
+    #[arg(long, requires = "watch")]
+    pub watch_secs: Option<u64>,
 }
 
 /// `seedfed sign`

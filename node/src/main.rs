@@ -767,7 +767,50 @@ fn served_checkpoints(
     Ok(served)
 }
 
+/// `seedfed status --watch`: polls `/status` every second and moves the bars of
+/// [`WatchBars`](seedfed_node::progress::WatchBars) (stderr only; without a terminal, one line
+/// on stderr whenever a position changes). Bounded by `--watch-secs` or Ctrl-C; a node that
+/// stops answering ends it with the error.
+fn watch(home: &Path, args: &StatusArgs) -> anyhow::Result<()> {
+    use seedfed_node::progress::{WatchBars, WatchPositions};
+    let (client, addr) = api_client(home, args.api.as_deref())?;
+    let rt = small_runtime()?;
+    let bars = WatchBars::new();
+    let until = args
+        .watch_secs
+        .map(|s| Instant::now() + std::time::Duration::from_secs(s));
+    let mut last = None;
+    while until.is_none_or(|u| Instant::now() < u) {
+        let chain = rt
+            .block_on(client.status(addr))?
+            .chain
+            .context("the node runs no chain (is it a bootstrap node?)")?;
+        bars.update(&chain);
+        let p = WatchPositions::of(&chain);
+        if !bars.is_visible() && last != Some(p) {
+            eprintln!(
+                "height {}/{}, key {} sectors {}/{}, our dealing {}/{}, leaves used {}/{}",
+                p.sync.0,
+                p.sync.1,
+                chain.key.index,
+                p.sectors.0,
+                p.sectors.1,
+                p.dealing.0,
+                p.dealing.1,
+                p.leaves.0,
+                p.leaves.1
+            );
+        }
+        last = Some(p);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    Ok(())
+}
+
 fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
+    if args.watch {
+        return watch(home, &args);
+    }
     let report = fetch_status(home, args.api.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -336,6 +336,14 @@ impl Driver {
             return Ok(());
         }
         self.sectors_seen = seen;
+        if seen.1 > 0 {
+            info!(
+                key = seen.0,
+                sectors_final = seen.1,
+                sectors_total = st.key.sectors(),
+                "key generation progress"
+            );
+        }
         let landed: BTreeMap<u32, [u8; 32]> = st
             .newest
             .sectors

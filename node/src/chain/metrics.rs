@@ -78,6 +78,20 @@ pub struct Role {
     pub role: &'static str,
 }
 
+/// The values of [`Refusal::reason`] ([`TxRejected::label`]).
+pub const REFUSALS: [&str; 10] = [
+    "invalid",
+    "too_large",
+    "not_member",
+    "stale_nonce",
+    "nonce_too_far_ahead",
+    "pool_txs",
+    "pool_bytes",
+    "author_txs",
+    "author_bytes",
+    "newcomer_quota",
+];
+
 /// The values of [`Cause::cause`].
 pub const CAUSES: [&str; 3] = ["bad_contribution", "mask_dispute", "contribution_unavailable"];
 
@@ -166,6 +180,9 @@ impl ChainMetrics {
     /// Adds the metrics to `registry`. Counters of the fixed label sets start at zero, so
     /// every series exists (and rates work) before the first event.
     pub fn register(&self, registry: &mut Registry) {
+        for reason in REFUSALS {
+            let _ = self.refused.get_or_create(&Refusal { reason });
+        }
         for cause in CAUSES {
             let _ = self.reconstruction_failures.get_or_create(&Cause { cause });
         }
@@ -428,6 +445,29 @@ mod tests {
         for f in FAMILIES {
             assert!(text.contains(&format!("# TYPE {f} ")), "{f} missing: {text}");
         }
+    }
+
+    #[test]
+    fn every_refusal_label_is_listed() {
+        use crate::chain::mempool::Full;
+        let all = [
+            TxRejected::Invalid(String::new()),
+            TxRejected::TooLarge {
+                kind: "",
+                size: 0,
+                cap: 0,
+            },
+            TxRejected::NotMember(seedfed_protocol::member::MemberId([0; 32])),
+            TxRejected::StaleNonce { got: 0, next: 0 },
+            TxRejected::NonceTooFarAhead { got: 0, next: 0 },
+            TxRejected::Full(Full::Txs(0)),
+            TxRejected::Full(Full::Bytes(0)),
+            TxRejected::Full(Full::AuthorTxs(0)),
+            TxRejected::Full(Full::AuthorBytes(0)),
+            TxRejected::Full(Full::Newcomers { txs: 0, bytes: 0 }),
+        ];
+        let labels: Vec<&str> = all.iter().map(TxRejected::label).collect();
+        assert_eq!(labels, REFUSALS);
     }
 
     #[test]
