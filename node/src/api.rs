@@ -32,9 +32,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::mempool::{self, Full as PoolFull};
 use crate::chain::{
-    AccountInfo, AccountQuery, TxQuery, TxState,
-    ChainStatus, CheckpointInfo, CheckpointsQuery, PublishSubmission, SignOutcome, SignRefused,
-    SignSubmission, Submission, TxRejected, TxSubmission,
+    AccountInfo, AccountQuery, ChainStatus, CheckpointInfo, CheckpointsQuery, PublishSubmission,
+    SignOutcome, SignRefused, SignSubmission, Submission, TxQuery, TxRejected, TxState,
+    TxSubmission,
 };
 use crate::config::{Config, CONFIG_FILE};
 use crate::network::{NetworkHandle, NetworkStatus};
@@ -371,9 +371,9 @@ pub fn parse_member(s: &str) -> Result<MemberId, String> {
         hex::decode_to_slice(s, &mut b).map_err(|e| e.to_string())?;
         return Ok(MemberId(b));
     }
-    let peer: libp2p::PeerId = s.parse().map_err(|_| {
-        format!("{s:?} is neither a member id (64 hex digits) nor a peer id")
-    })?;
+    let peer: libp2p::PeerId = s
+        .parse()
+        .map_err(|_| format!("{s:?} is neither a member id (64 hex digits) nor a peer id"))?;
     crate::chain::member_of(&peer).ok_or_else(|| format!("peer id {s} is not an Ed25519 identity"))
 }
 
@@ -405,7 +405,10 @@ async fn account(
         ),
         (Ok(()), Ok(None)) => (
             StatusCode::NOT_FOUND,
-            format!("{} is not a member of the ledger\n", hex::encode(member.as_bytes())),
+            format!(
+                "{} is not a member of the ledger\n",
+                hex::encode(member.as_bytes())
+            ),
         ),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -518,7 +518,9 @@ mod tests {
             cli.command,
             Command::Status(StatusArgs {
                 json: true,
-                api: None
+                api: None,
+                watch: false,
+                ..
             })
         ));
         let cli = Cli::parse_from(["seedfed", "keys", "show"]);
@@ -675,12 +677,18 @@ mod tests {
         else {
             panic!("not a transfer");
         };
-        assert_eq!((to.as_str(), amount, common.json, common.wait_secs), ("ab", 5, true, 60));
+        assert_eq!(
+            (to.as_str(), amount, common.json, common.wait_secs),
+            ("ab", 5, true, 60)
+        );
         let cli = Cli::parse_from(["seedfed", "tx", "exit", "--yes", "--wait-secs", "9"]);
         assert!(matches!(
             cli.command,
             Command::Tx {
-                command: TxCommand::Exit { yes: true, common: TxCommon { wait_secs: 9, .. } }
+                command: TxCommand::Exit {
+                    yes: true,
+                    common: TxCommon { wait_secs: 9, .. }
+                }
             }
         ));
         assert!(Cli::try_parse_from(["seedfed", "tx", "transfer", "--to", "ab"]).is_err());

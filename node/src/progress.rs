@@ -97,7 +97,10 @@ impl WatchPositions {
             .or(Some(c.key.index))
             .and_then(|i| c.key.keys.iter().find(|k| k.index == i));
         let leaves = key.map_or((0, 0), |k| {
-            (k.leaves_allocated, k.leaves_allocated.saturating_add(k.leaves_left))
+            (
+                k.leaves_allocated,
+                k.leaves_allocated.saturating_add(k.leaves_left),
+            )
         });
         WatchPositions {
             sync: (c.height, best),
@@ -168,7 +171,8 @@ impl WatchBars {
             bar.set_length(len);
             bar.set_position(pos);
         }
-        self.sync.set_message(if c.syncing { "syncing" } else { "in step" });
+        self.sync
+            .set_message(if c.syncing { "syncing" } else { "in step" });
         self.sectors.set_message(format!("key {}", c.key.index));
     }
 

@@ -30,7 +30,10 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, String>, Vec<Sample>) {
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let mut it = rest.split_whitespace();
-            types.insert(it.next().unwrap().to_string(), it.next().unwrap().to_string());
+            types.insert(
+                it.next().unwrap().to_string(),
+                it.next().unwrap().to_string(),
+            );
             continue;
         }
         if line.starts_with('#') {
@@ -71,7 +74,7 @@ fn one(samples: &[Sample], name: &str) -> f64 {
     v[0].value
 }
 
-fn labelled<'a>(samples: &'a [Sample], name: &str, label: &str) -> BTreeMap<String, f64> {
+fn labelled(samples: &[Sample], name: &str, label: &str) -> BTreeMap<String, f64> {
     samples
         .iter()
         .filter(|s| s.name == name)
@@ -190,7 +193,9 @@ async fn metrics_dashboard_and_transactions_on_a_running_federation() {
         .filter(|s| s.name == "seedfed_commit_latency_seconds_bucket")
         .map(|s| (s.labels["le"].parse::<f64>().unwrap(), s.value))
         .collect();
-    assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+    assert!(buckets
+        .windows(2)
+        .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
     assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, count));
     // No sign request yet.
     assert_eq!(one(&samples, "seedfed_sign_latency_seconds_count"), 0.0);
@@ -224,7 +229,10 @@ async fn metrics_dashboard_and_transactions_on_a_running_federation() {
         let names = metric_names(e);
         assert!(!names.is_empty(), "query {e:?} names no seedfed metric");
         for n in names {
-            assert!(exported.contains(n.as_str()), "{n} (in {e:?}) is not exported");
+            assert!(
+                exported.contains(n.as_str()),
+                "{n} (in {e:?}) is not exported"
+            );
         }
     }
 
@@ -264,11 +272,19 @@ async fn metrics_dashboard_and_transactions_on_a_running_federation() {
 
     // Bad input: clear errors, and nothing moves.
     failed_with(
-        &seedfed(home, pass, &["tx", "transfer", "--to", &to, "--amount", "0"]),
+        &seedfed(
+            home,
+            pass,
+            &["tx", "transfer", "--to", &to, "--amount", "0"],
+        ),
         "--amount must be at least 1",
     );
     failed_with(
-        &seedfed(home, pass, &["tx", "transfer", "--to", "bob", "--amount", "1"]),
+        &seedfed(
+            home,
+            pass,
+            &["tx", "transfer", "--to", "bob", "--amount", "1"],
+        ),
         "neither a member id",
     );
     failed_with(
@@ -280,11 +296,19 @@ async fn metrics_dashboard_and_transactions_on_a_running_federation() {
         "is not a member of the ledger",
     );
     failed_with(
-        &seedfed(home, pass, &["tx", "transfer", "--to", &to, "--amount", "91"]),
+        &seedfed(
+            home,
+            pass,
+            &["tx", "transfer", "--to", &to, "--amount", "91"],
+        ),
         "insufficient stake",
     );
     failed_with(
-        &seedfed(home, pass, &["tx", "transfer", "--to", &fed.hex(0), "--amount", "1"]),
+        &seedfed(
+            home,
+            pass,
+            &["tx", "transfer", "--to", &fed.hex(0), "--amount", "1"],
+        ),
         "own identity",
     );
     failed_with(&seedfed(home, pass, &["tx", "exit"]), "--yes");

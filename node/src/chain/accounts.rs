@@ -83,10 +83,13 @@ pub struct TxQuery {
     pub reply: oneshot::Sender<TxState>,
 }
 
+/// The transactions watched at one (author, nonce): their ids and states.
+type Slot = Vec<([u8; 32], TxState)>;
+
 /// The watched transactions, by (author, nonce), with their ids and states.
 #[derive(Debug, Default)]
 pub(super) struct TxWatch {
-    by_slot: BTreeMap<(MemberId, u64), Vec<([u8; 32], TxState)>>,
+    by_slot: BTreeMap<(MemberId, u64), Slot>,
     order: VecDeque<((MemberId, u64), [u8; 32])>,
 }
 

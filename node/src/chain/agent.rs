@@ -163,7 +163,8 @@ impl Driver {
                     match made {
                         Ok(send) => rest.push(send),
                         Err(e) => {
-                            self.metrics.reconstruction_failed("contribution_unavailable");
+                            self.metrics
+                                .reconstruction_failed("contribution_unavailable");
                             warn!(sector, leaf, "cannot contribute to a signature: {e}");
                         }
                     }

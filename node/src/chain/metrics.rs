@@ -93,7 +93,11 @@ pub const REFUSALS: [&str; 10] = [
 ];
 
 /// The values of [`Cause::cause`].
-pub const CAUSES: [&str; 3] = ["bad_contribution", "mask_dispute", "contribution_unavailable"];
+pub const CAUSES: [&str; 3] = [
+    "bad_contribution",
+    "mask_dispute",
+    "contribution_unavailable",
+];
 
 /// The values of [`Kind::kind`] ([`evidence_kind`]).
 pub const EVIDENCE_KINDS: [&str; 5] = [
@@ -443,7 +447,10 @@ mod tests {
         m.peers([0, 0, 0]);
         let text = encoded(&registry);
         for f in FAMILIES {
-            assert!(text.contains(&format!("# TYPE {f} ")), "{f} missing: {text}");
+            assert!(
+                text.contains(&format!("# TYPE {f} ")),
+                "{f} missing: {text}"
+            );
         }
     }
 
@@ -477,13 +484,22 @@ mod tests {
         m.register(&mut registry);
         m.keys([(0, 10, 6), (1, 0, 16)].into_iter());
         let text = encoded(&registry);
-        assert!(text.contains("seedfed_key_leaves_left{key=\"0\"} 6"), "{text}");
-        assert!(text.contains("seedfed_key_leaves_allocated{key=\"1\"} 0"), "{text}");
+        assert!(
+            text.contains("seedfed_key_leaves_left{key=\"0\"} 6"),
+            "{text}"
+        );
+        assert!(
+            text.contains("seedfed_key_leaves_allocated{key=\"1\"} 0"),
+            "{text}"
+        );
         // Key 0 gone from the ledger: its labels go too.
         m.keys([(1, 3, 13)].into_iter());
         let text = encoded(&registry);
         assert!(!text.contains("key=\"0\""), "{text}");
-        assert!(text.contains("seedfed_key_leaves_left{key=\"1\"} 13"), "{text}");
+        assert!(
+            text.contains("seedfed_key_leaves_left{key=\"1\"} 13"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -496,10 +512,22 @@ mod tests {
         m.peers([2, 1, 0]);
         m.tip(7, 1);
         let text = encoded(&registry);
-        assert!(text.contains("seedfed_commit_latency_seconds_count 1"), "{text}");
-        assert!(text.contains("seedfed_commit_latency_seconds_sum 0.02"), "{text}");
-        assert!(text.contains("seedfed_sign_latency_seconds_sum 1.5"), "{text}");
-        assert!(text.contains("seedfed_peers{role=\"validator\"} 2"), "{text}");
+        assert!(
+            text.contains("seedfed_commit_latency_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("seedfed_commit_latency_seconds_sum 0.02"),
+            "{text}"
+        );
+        assert!(
+            text.contains("seedfed_sign_latency_seconds_sum 1.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("seedfed_peers{role=\"validator\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("seedfed_peers{role=\"other\"} 0"), "{text}");
         assert!(text.contains("seedfed_chain_height 7"), "{text}");
         assert!(text.contains("seedfed_consensus_round 1"), "{text}");
@@ -574,7 +602,10 @@ mod tests {
                 .collect();
             assert!(!names.is_empty(), "{e:?} names no seedfed metric");
             for n in names {
-                assert!(exported.contains(n), "{n} in {e:?} is not exported: {exported:?}");
+                assert!(
+                    exported.contains(n),
+                    "{n} in {e:?} is not exported: {exported:?}"
+                );
             }
         }
     }

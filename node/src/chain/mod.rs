@@ -35,7 +35,6 @@ pub use metrics::ChainMetrics;
 pub use signing::{PublishSubmission, SignOutcome, SignRefused, SignSubmission};
 pub use status::{
     light_walk, unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus, Exclusion,
-    KeyInfo, KeySummary,
-    LightWalkError, ValidatorInfo,
+    KeyInfo, KeySummary, LightWalkError, ValidatorInfo,
 };
 pub use wire::{member_of, peer_of, GossipView};
