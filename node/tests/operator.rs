@@ -236,6 +236,25 @@ async fn metrics_dashboard_and_transactions_on_a_running_federation() {
         }
     }
 
+    // `seedfed status --watch` without a terminal: progress lines on stderr, nothing on stdout.
+    let out = Command::new(seedfed_bin())
+        .arg("--home")
+        .arg(home)
+        .args(["status", "--watch", "--watch-secs", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("height ") && err.contains("sectors"),
+        "{err}"
+    );
+
     // `seedfed tx transfer`: stake moves, the result is printed when decided.
     let pass = &fed.pass;
     let to = fed.hex(1);
