@@ -27,6 +27,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use prometheus_client::registry::Registry;
 use seedfed_protocol::ledger::{self, SignedTx};
+use seedfed_protocol::member::MemberId;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -34,8 +35,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::mempool::{self, Full as PoolFull};
 use crate::chain::{
-    ChainStatus, CheckpointInfo, CheckpointsQuery, PublishSubmission, SignOutcome, SignRefused,
-    SignSubmission, Submission, TxRejected, TxSubmission,
+    AccountInfo, AccountQuery, ChainStatus, CheckpointInfo, CheckpointsQuery, PublishSubmission,
+    SignOutcome, SignRefused, SignSubmission, Submission, TxQuery, TxRejected, TxState,
+    TxSubmission,
 };
 use crate::config::{Config, CONFIG_FILE};
 use crate::network::{NetworkHandle, NetworkStatus};
@@ -88,6 +90,8 @@ pub fn router(state: ApiState, access: Access) -> Router {
         .route("/sign", post(sign))
         .route("/sign/publish", post(publish))
         .route("/checkpoints", get(checkpoints))
+        .route("/account/{id}", get(account))
+        .route("/tx/{id}", get(tx_state))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -370,6 +374,96 @@ async fn checkpoints(
     }
 }
 
+/// A member named by its hex Ed25519 key (64 digits) or its libp2p peer id.
+pub fn parse_member(s: &str) -> Result<MemberId, String> {
+    let s = s.trim();
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut b = [0u8; 32];
+        hex::decode_to_slice(s, &mut b).map_err(|e| e.to_string())?;
+        return Ok(MemberId(b));
+    }
+    let peer: libp2p::PeerId = s
+        .parse()
+        .map_err(|_| format!("{s:?} is neither a member id (64 hex digits) nor a peer id"))?;
+    crate::chain::member_of(&peer).ok_or_else(|| format!("peer id {s} is not an Ed25519 identity"))
+}
+
+/// `GET /account/{id}` (`id`: hex member id or peer id): the account's status, stake, ledger
+/// nonce and the nonce its next transaction should carry (JSON [`AccountInfo`]); 400 for a
+/// malformed id, 404 for no such member, 503 without a chain.
+async fn account(
+    State(s): State<ApiState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> (StatusCode, String) {
+    let Some(submit) = &s.submit else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node runs no chain\n".into(),
+        );
+    };
+    let member = match parse_member(&id) {
+        Ok(m) => m,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let (reply, answer) = oneshot::channel();
+    let sent = submit
+        .send(Submission::Account(AccountQuery { member, reply }))
+        .await;
+    match (sent, answer.await) {
+        (Ok(()), Ok(Some(info))) => (
+            StatusCode::OK,
+            serde_json::to_string(&info).unwrap_or_default(),
+        ),
+        (Ok(()), Ok(None)) => (
+            StatusCode::NOT_FOUND,
+            format!(
+                "{} is not a member of the ledger\n",
+                hex::encode(member.as_bytes())
+            ),
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the chain driver stopped\n".into(),
+        ),
+    }
+}
+
+/// `GET /tx/{id}` (`id`: the transaction's digest, 64 hex digits): where a transaction
+/// submitted through this node stands (JSON [`TxState`]: `pending`, `decided` with its height,
+/// `dropped` with the ledger's reason, `replaced`, or `unknown`); 400 for a malformed id.
+async fn tx_state(
+    State(s): State<ApiState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> (StatusCode, String) {
+    let Some(submit) = &s.submit else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node runs no chain\n".into(),
+        );
+    };
+    let mut digest = [0u8; 32];
+    if hex::decode_to_slice(id.trim(), &mut digest).is_err() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "a transaction id is 64 hex digits\n".into(),
+        );
+    }
+    let (reply, answer) = oneshot::channel();
+    let sent = submit
+        .send(Submission::TxState(TxQuery { id: digest, reply }))
+        .await;
+    match (sent, answer.await) {
+        (Ok(()), Ok(state)) => (
+            StatusCode::OK,
+            serde_json::to_string(&state).unwrap_or_default(),
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the chain driver stopped\n".into(),
+        ),
+    }
+}
+
 /// The query of `POST /sign`.
 #[derive(Debug, Deserialize)]
 struct SignQuery {
@@ -550,6 +644,50 @@ impl ApiClient {
             addr: addr.to_string(),
             code,
             reason: reason.trim().to_string(),
+        })
+    }
+}
+
+impl ApiClient {
+    /// Reads `GET /account/{id}`: `None` if the ledger has no such member.
+    pub async fn account(
+        &self,
+        addr: SocketAddr,
+        member: &MemberId,
+    ) -> Result<Option<AccountInfo>, ApiError> {
+        let path = format!("/account/{}", hex::encode(member.as_bytes()));
+        let (code, body) = self.request(addr, &path, None).await?;
+        match code {
+            200 => serde_json::from_str(&body)
+                .map(Some)
+                .map_err(|e| ApiError::Unreachable {
+                    addr: addr.to_string(),
+                    reason: format!("bad account JSON: {e}"),
+                }),
+            404 => Ok(None),
+            _ => Err(ApiError::Refused {
+                addr: addr.to_string(),
+                code,
+                reason: body.trim().to_string(),
+            }),
+        }
+    }
+
+    /// Reads `GET /tx/{id}`.
+    pub async fn tx_state(&self, addr: SocketAddr, id: &[u8; 32]) -> Result<TxState, ApiError> {
+        let (code, body) = self
+            .request(addr, &format!("/tx/{}", hex::encode(id)), None)
+            .await?;
+        if code != 200 {
+            return Err(ApiError::Refused {
+                addr: addr.to_string(),
+                code,
+                reason: body.trim().to_string(),
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {
+            addr: addr.to_string(),
+            reason: format!("bad transaction state JSON: {e}"),
         })
     }
 }

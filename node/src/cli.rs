@@ -50,6 +50,13 @@ pub enum Command {
     /// Verify an LMS signature: under a public key file (`--pubkey`), or under the master key
     /// of a checkpoint chain walked from epoch 0's key (`--api`).
     Verify(VerifyArgs),
+    /// Build, sign (with the home's identity key) and submit a ledger transaction through the
+    /// running node, and wait until it is decided.
+    Tx {
+        /// Which.
+        #[command(subcommand)]
+        command: TxCommand,
+    },
     /// Show public identity material, or change the keystore's passphrase.
     Keys {
         /// Which.
@@ -146,6 +153,14 @@ pub struct StatusArgs {
     /// API address (default: the one the running node wrote into its home directory).
     #[arg(long)]
     pub api: Option<String>,
+    /// Keep polling the node (every second, until interrupted or `--watch-secs`) and draw
+    /// progress bars on stderr for block sync, key generation, our dealing and leaf use (a
+    /// line per change when stderr is not a terminal).
+    #[arg(long, conflicts_with = "json")]
+    pub watch: bool,
+    /// Stop watching after this many seconds (default: until interrupted).
+    #[arg(long, requires = "watch")]
+    pub watch_secs: Option<u64>,
 }
 
 /// `seedfed sign`
@@ -236,6 +251,53 @@ pub struct VerifyArgs {
     /// verified checkpoint, and written back after a successful walk.
     #[arg(long, requires = "api")]
     pub trusted: Option<PathBuf>,
+}
+
+/// `seedfed tx ...`. The ledger has no separate staking transaction: stake is what a member
+/// holds, and it moves by `transfer`.
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Move stake from this home's identity to another member.
+    Transfer {
+        /// The recipient: its member id (64 hex digits) or its peer id.
+        #[arg(long)]
+        to: String,
+        /// Stake to move (non-zero).
+        #[arg(long)]
+        amount: u64,
+        /// Options every transaction takes.
+        #[command(flatten)]
+        common: TxCommon,
+    },
+    /// Leave the federation: this identity's stake stops counting and it validates no more.
+    /// There is no way back for the identity.
+    Exit {
+        /// Confirm the exit (required: it cannot be undone).
+        #[arg(long)]
+        yes: bool,
+        /// Options every transaction takes.
+        #[command(flatten)]
+        common: TxCommon,
+    },
+}
+
+/// Options of every `seedfed tx` command.
+#[derive(Debug, Args)]
+pub struct TxCommon {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// API address of the node to submit through (default: the one the node of `--home`
+    /// wrote into its home directory).
+    #[arg(long)]
+    pub api: Option<String>,
+    /// Read the keystore passphrase from this file instead of prompting.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Give up waiting for the decision after this many seconds (the transaction may still
+    /// land).
+    #[arg(long, default_value_t = 60)]
+    pub wait_secs: u64,
 }
 
 /// `seedfed keys ...`
@@ -460,7 +522,9 @@ mod tests {
             cli.command,
             Command::Status(StatusArgs {
                 json: true,
-                api: None
+                api: None,
+                watch: false,
+                ..
             })
         ));
         let cli = Cli::parse_from(["seedfed", "keys", "show"]);
@@ -604,6 +668,39 @@ mod tests {
             "g"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn parse_tx_transfer_and_exit() {
+        let cli = Cli::parse_from([
+            "seedfed", "tx", "transfer", "--to", "ab", "--amount", "5", "--json",
+        ]);
+        let Command::Tx {
+            command: TxCommand::Transfer { to, amount, common },
+        } = cli.command
+        else {
+            panic!("not a transfer");
+        };
+        assert_eq!(
+            (to.as_str(), amount, common.json, common.wait_secs),
+            ("ab", 5, true, 60)
+        );
+        let cli = Cli::parse_from(["seedfed", "tx", "exit", "--yes", "--wait-secs", "9"]);
+        assert!(matches!(
+            cli.command,
+            Command::Tx {
+                command: TxCommand::Exit {
+                    yes: true,
+                    common: TxCommon { wait_secs: 9, .. }
+                }
+            }
+        ));
+        assert!(Cli::try_parse_from(["seedfed", "tx", "transfer", "--to", "ab"]).is_err());
+        assert!(Cli::try_parse_from(["seedfed", "tx", "stake", "--amount", "1"]).is_err());
+        assert!(
+            Cli::try_parse_from(["seedfed", "tx", "transfer", "--to", "a", "--amount", "-1"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 use seedfed_node::cli::{
-    self, Cli, Command, InitArgs, KeysCommand, PubkeyArgs, SignArgs, StatusArgs, VerifyArgs,
+    self, Cli, Command, InitArgs, KeysCommand, PubkeyArgs, SignArgs, StatusArgs, TxCommand,
+    TxCommon, VerifyArgs,
 };
 use seedfed_node::config::{Config, CONFIG_FILE};
 use seedfed_node::genesis::Genesis;
@@ -61,6 +62,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Sign(args) => sign(&home, args),
         Command::Verify(args) => verify(&home, args),
         Command::Keys { command } => keys(&home, command),
+        Command::Tx { command } => tx(&home, command),
     }
 }
 
@@ -386,6 +388,188 @@ fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Submissions of one `seedfed tx` when another transaction of the same identity (the node's
+/// own, which shares the key) takes its nonce first.
+const TX_ATTEMPTS: usize = 3;
+
+/// `seedfed tx`: checks the input against the ledger (recipient a member, non-zero amount,
+/// enough stake), signs with the home's identity key at the next free nonce, submits through
+/// `POST /tx`, then polls `GET /tx/{id}` until the transaction is decided (or dropped with the
+/// ledger's reason) and prints the result. The node signs its own transactions with the same
+/// key, so a nonce it takes first makes this one `replaced`: then it is signed again with the
+/// next nonce, at most [`TX_ATTEMPTS`] times.
+fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
+    use seedfed_node::chain::TxState;
+    use seedfed_protocol::ledger::{Tx, TxBody};
+    use seedfed_protocol::member::MemberId;
+    let (body, common, kind) = match command {
+        TxCommand::Transfer { to, amount, common } => {
+            if amount == 0 {
+                bail!("--amount must be at least 1");
+            }
+            let to = api::parse_member(&to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+            (TxBody::Transfer { to, amount }, common, "transfer")
+        }
+        TxCommand::Exit { yes, common } => {
+            if !yes {
+                bail!(
+                    "an exit cannot be undone: this identity stops validating for good; pass \
+                     --yes to confirm"
+                );
+            }
+            (TxBody::Exit, common, "exit")
+        }
+    };
+    let TxCommon {
+        json,
+        api: api_addr,
+        passphrase_file,
+        wait_secs,
+    } = common;
+    let config = Config::load(home)?;
+    let genesis = Genesis::load(&Config::resolve(home, &config.node.genesis))?;
+    let (client, addr) = api_client(home, api_addr.as_deref())?;
+    let rt = small_runtime()?;
+    // Cheap checks first, before the passphrase.
+    if let TxBody::Transfer { to, .. } = &body {
+        match rt.block_on(client.account(addr, to))? {
+            None => bail!(
+                "the recipient {} is not a member of the ledger",
+                hex::encode(to.as_bytes())
+            ),
+            Some(a) if a.status != "active" => bail!(
+                "the recipient {} cannot receive stake: it is {}",
+                a.member,
+                a.status
+            ),
+            Some(_) => {}
+        }
+    }
+    let pass = cli::read_passphrase(passphrase_file.as_deref(), false)?;
+    let (identity, _) = keystore::load(&Config::resolve(home, &config.node.keystore), &pass)?;
+    drop(pass);
+    let seed = node::identity_seed(&identity)?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    drop(seed);
+    let me = MemberId(key.verifying_key().to_bytes());
+    let deadline = Instant::now() + std::time::Duration::from_secs(wait_secs);
+    for _ in 0..TX_ATTEMPTS {
+        let account = rt.block_on(client.account(addr, &me))?.with_context(|| {
+            format!(
+                "this home's identity {} is not a member of the ledger",
+                hex::encode(me.as_bytes())
+            )
+        })?;
+        if account.status != "active" {
+            bail!("this home's identity is {} on the ledger", account.status);
+        }
+        if let TxBody::Transfer { to, amount } = &body {
+            if *to == me {
+                bail!("--to is this home's own identity");
+            }
+            if account.stake < *amount {
+                bail!(
+                    "insufficient stake: {} holds {} at height {}, the transfer needs {amount}",
+                    account.member,
+                    account.stake,
+                    account.height
+                );
+            }
+        }
+        let signed = Tx {
+            author: me,
+            nonce: account.next_nonce,
+            body: body.clone(),
+        }
+        .sign(&genesis.chain_id, &key);
+        let id = signed.tx.digest(&genesis.chain_id);
+        rt.block_on(client.submit_tx(addr, &signed))?;
+        eprintln!(
+            "submitted {kind} {} (nonce {}); waiting for a block",
+            hex::encode(id),
+            account.next_nonce
+        );
+        // Each poll is bounded (5 s a step) and the loop by the deadline.
+        let state = loop {
+            let state = rt.block_on(client.tx_state(addr, &id))?;
+            if state != TxState::Pending || Instant::now() >= deadline {
+                break state;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        match state {
+            TxState::Decided { height } => {
+                let after = rt.block_on(client.account(addr, &me))?;
+                let recipient = match &body {
+                    TxBody::Transfer { to, .. } => rt.block_on(client.account(addr, to))?,
+                    _ => None,
+                };
+                return print_tx_result(json, kind, &id, height, after, recipient);
+            }
+            TxState::Dropped { reason } => {
+                bail!("the ledger refused the {kind}: {reason}")
+            }
+            TxState::Replaced { height } => {
+                eprintln!(
+                    "another transaction of this identity took nonce {} at height {height}; \
+                     signing again",
+                    account.next_nonce
+                );
+            }
+            TxState::Pending => bail!(
+                "{kind} {} not decided within {wait_secs} s; it may still land (check \
+                 `GET /tx/{}`)",
+                hex::encode(id),
+                hex::encode(id)
+            ),
+            TxState::Unknown => bail!(
+                "the node no longer knows {kind} {} (restarted?); check the account before \
+                 sending it again",
+                hex::encode(id)
+            ),
+        }
+    }
+    bail!("the {kind} lost its nonce to this identity's other transactions {TX_ATTEMPTS} times")
+}
+
+/// Prints a decided transaction: text, or one JSON object.
+fn print_tx_result(
+    json: bool,
+    kind: &str,
+    id: &[u8; 32],
+    height: u64,
+    after: Option<seedfed_node::chain::AccountInfo>,
+    recipient: Option<seedfed_node::chain::AccountInfo>,
+) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "kind": kind,
+                "tx": hex::encode(id),
+                "height": height,
+                "account": after,
+                "recipient": recipient,
+            })
+        );
+        return Ok(());
+    }
+    println!("{kind} {} decided at height {height}", hex::encode(id));
+    if let Some(a) = after {
+        println!(
+            "  {}: {}, stake {}{}",
+            a.member,
+            a.status,
+            a.stake,
+            if a.validator { ", validating" } else { "" }
+        );
+    }
+    if let Some(r) = recipient {
+        println!("  recipient {}: stake {}", r.member, r.stake);
+    }
+    Ok(())
+}
+
 fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
@@ -585,7 +769,50 @@ fn served_checkpoints(
     Ok(served)
 }
 
+/// `seedfed status --watch`: polls `/status` every second and moves the bars of
+/// [`WatchBars`](seedfed_node::progress::WatchBars) (stderr only; without a terminal, one line
+/// on stderr whenever a position changes). Bounded by `--watch-secs` or Ctrl-C; a node that
+/// stops answering ends it with the error.
+fn watch(home: &Path, args: &StatusArgs) -> anyhow::Result<()> {
+    use seedfed_node::progress::{WatchBars, WatchPositions};
+    let (client, addr) = api_client(home, args.api.as_deref())?;
+    let rt = small_runtime()?;
+    let bars = WatchBars::new();
+    let until = args
+        .watch_secs
+        .map(|s| Instant::now() + std::time::Duration::from_secs(s));
+    let mut last = None;
+    while until.is_none_or(|u| Instant::now() < u) {
+        let chain = rt
+            .block_on(client.status(addr))?
+            .chain
+            .context("the node runs no chain (is it a bootstrap node?)")?;
+        bars.update(&chain);
+        let p = WatchPositions::of(&chain);
+        if !bars.is_visible() && last != Some(p) {
+            eprintln!(
+                "height {}/{}, key {} sectors {}/{}, our dealing {}/{}, leaves used {}/{}",
+                p.sync.0,
+                p.sync.1,
+                chain.key.index,
+                p.sectors.0,
+                p.sectors.1,
+                p.dealing.0,
+                p.dealing.1,
+                p.leaves.0,
+                p.leaves.1
+            );
+        }
+        last = Some(p);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    Ok(())
+}
+
 fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
+    if args.watch {
+        return watch(home, &args);
+    }
     let report = fetch_status(home, args.api.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -162,7 +162,11 @@ impl Driver {
                     };
                     match made {
                         Ok(send) => rest.push(send),
-                        Err(e) => warn!(sector, leaf, "cannot contribute to a signature: {e}"),
+                        Err(e) => {
+                            self.metrics
+                                .reconstruction_failed("contribution_unavailable");
+                            warn!(sector, leaf, "cannot contribute to a signature: {e}");
+                        }
                     }
                 }
                 Duty::SendPath {
@@ -333,6 +337,14 @@ impl Driver {
             return Ok(());
         }
         self.sectors_seen = seen;
+        if seen.1 > 0 {
+            info!(
+                key = seen.0,
+                sectors_final = seen.1,
+                sectors_total = st.key.sectors(),
+                "key generation progress"
+            );
+        }
         let landed: BTreeMap<u32, [u8; 32]> = st
             .newest
             .sectors

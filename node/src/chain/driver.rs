@@ -107,6 +107,10 @@ pub enum Submission {
     Publish(super::signing::PublishSubmission),
     /// `GET /checkpoints`: the checkpoint history.
     Checkpoints(CheckpointsQuery),
+    /// `GET /account/{id}`: an account's stake and nonces.
+    Account(super::accounts::AccountQuery),
+    /// `GET /tx/{id}`: where a transaction submitted here stands.
+    TxState(super::accounts::TxQuery),
 }
 
 /// Everything [`spawn`] needs.
@@ -235,6 +239,7 @@ pub async fn spawn(
         signing_cache: super::agent::SigningCache::default(),
         state_hash,
         metrics,
+        tx_watch: super::accounts::TxWatch::default(),
     };
     driver.refresh_view();
     driver.act(first).await?;
@@ -289,6 +294,8 @@ pub(super) struct Driver {
     /// State hash at the tip (the tip block's, or genesis's), so status need not rehash.
     pub(super) state_hash: [u8; 32],
     pub(super) metrics: ChainMetrics,
+    /// Transactions submitted through the local API, until decided, dropped or forgotten.
+    pub(super) tx_watch: super::accounts::TxWatch,
 }
 
 impl Driver {
@@ -316,6 +323,8 @@ impl Driver {
                     Submission::Sign(sub) => self.on_sign_submission(sub),
                     Submission::Publish(sub) => self.on_publish_submission(sub),
                     Submission::Checkpoints(q) => self.on_checkpoints_query(q).await,
+                    Submission::Account(q) => self.on_account_query(q),
+                    Submission::TxState(q) => self.on_tx_query(q),
                 },
                 () = tokio::time::sleep_until(wake), if next.is_some() => self.fire_due().await?,
                 _ = tick.tick() => self.on_tick().await?,
@@ -500,12 +509,19 @@ impl Driver {
         self.storage.call(move |s| s.commit(&record)).await??;
         self.state_hash = block.state_hash;
         self.last_decided = Instant::now();
-        self.commits.decided(
+        if let Some(sample) = self.commits.decided(
             block.height,
             certificate.round,
             block.txs.len(),
             self.last_decided,
-        );
+        ) {
+            self.metrics.commit_latency_us(sample.latency_us);
+        }
+        for tx in &block.txs {
+            self.metrics.decided_tx(&tx.tx.body);
+        }
+        let chain_id = &self.consensus.ledger().state.chain_id;
+        self.tx_watch.decided(block, |t| t.tx.digest(chain_id));
         self.activity.block_applied(
             block,
             &self.consensus.ledger().state,
@@ -519,6 +535,7 @@ impl Driver {
         }
         let pruned = self.mempool.prune(&self.consensus.ledger().state);
         for (author, nonce, why) in &pruned.failed {
+            self.tx_watch.dropped(author, *nonce, why);
             debug!(%author, nonce, reason = %why, "dropping a transaction that no longer applies");
         }
         if pruned.behind > 0 {
@@ -609,8 +626,11 @@ impl Driver {
             }
             Ok(()) => {
                 let bytes = ledger::encode(&sub.tx);
+                let id = sub.tx.tx.digest(chain_id);
+                let watched = sub.tx.clone();
                 let verdict = self.insert(sub.tx, "api");
                 if verdict.is_ok() {
+                    self.tx_watch.watch(&watched, id);
                     if let Err(e) = self.network.publish(TX_TOPIC, bytes).await {
                         debug!("tx publish: {e}");
                     }

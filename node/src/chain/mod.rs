@@ -4,12 +4,13 @@
 //! fsynced, and every fsync runs on the storage thread, never on an async worker; gossip is
 //! checked before it is forwarded; one author's transactions cannot stall the others'.
 
+pub mod accounts;
 pub mod activity;
 mod agent;
 mod driver;
 pub mod latency;
 pub mod mempool;
-mod metrics;
+pub mod metrics;
 mod outbox;
 pub mod signing;
 mod status;
@@ -21,6 +22,7 @@ pub(crate) mod test_genesis;
 mod timers;
 pub mod wire;
 
+pub use accounts::{AccountInfo, AccountQuery, TxQuery, TxState};
 pub use driver::{
     spawn, ChainConfig, ChainError, ChainParts, ChainTask, CheckpointsQuery, Submission,
     TxSubmission, SUBMIT_QUEUE,

@@ -236,8 +236,9 @@ impl Driver {
                 }
                 Some((leaf, allocated_at)) => {
                     if let Some(sig) = st.signatures.get(&leaf) {
-                        let latency_ms =
-                            u64::try_from(w.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        let elapsed = w.since.elapsed();
+                        self.metrics.sign_latency(elapsed);
+                        let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
                         info!(leaf, latency_ms, "signature published");
                         done.push((
                             *key,

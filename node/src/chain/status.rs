@@ -527,6 +527,9 @@ pub struct ChainStatus {
     /// The most recent sign requests with their latency as this node saw them, oldest first.
     #[serde(default)]
     pub recent_signs: Vec<SignRecord>,
+    /// The highest height a peer showed past ours while syncing (what sync works toward).
+    #[serde(default)]
+    pub best_seen_height: Option<u64>,
 }
 
 /// `checkpoints` as served to light clients, each with the retired leaves of the master key it
@@ -685,6 +688,7 @@ impl super::driver::Driver {
                 .saturating_sub(self.last_decided.elapsed().as_millis() as u64),
             liveness_bound_ms: liveness_bound(&self.config).as_millis() as u64,
             syncing: self.sync.behind(self.consensus.height()),
+            best_seen_height: self.sync.best_seen(),
             ..from_ledger(ledger, &self.me, self.state_hash)
         };
         status.key.held_sectors = self.held.len();
@@ -695,7 +699,35 @@ impl super::driver::Driver {
         for (v, (m, _)) in status.validators.iter_mut().zip(ledger.state.validators()) {
             v.last_vote = self.activity.last_vote(&m);
         }
+        self.update_metrics(&status);
         self.status.send_replace(status);
+    }
+}
+
+impl super::driver::Driver {
+    /// The gauges that follow the tip: height, round, DKG phase, leaves per key, peers by role.
+    fn update_metrics(&self, status: &ChainStatus) {
+        let st = &self.consensus.ledger().state;
+        self.metrics.tip(status.height, status.round);
+        self.metrics
+            .dkg_phase(super::metrics::dkg_phase(st, status.height));
+        self.metrics.keys(
+            status
+                .key
+                .keys
+                .iter()
+                .map(|k| (k.index, k.leaves_allocated, k.leaves_left)),
+        );
+        let mut roles = [0usize; 3];
+        for p in self.sync.peers() {
+            let i = match super::wire::member_of(p) {
+                Some(m) if st.is_validator(&m) => 0,
+                Some(m) if st.members.contains_key(&m) => 1,
+                _ => 2,
+            };
+            roles[i] += 1;
+        }
+        self.metrics.peers(roles);
     }
 }
 

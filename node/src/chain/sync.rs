@@ -71,6 +71,16 @@ impl BlockSync {
         }
     }
 
+    /// The admitted peers connected now.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.peers.iter()
+    }
+
+    /// The highest height a peer showed past ours, if any.
+    pub fn best_seen(&self) -> Option<u64> {
+        self.best_seen.map(|(h, _)| h)
+    }
+
     /// Whether someone showed a height past `ours`.
     pub fn behind(&self, ours: u64) -> bool {
         self.best_seen.is_some_and(|(b, _)| b > ours)
