@@ -14,3 +14,5 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "setup: no chromium and no root apt-get; the status page's browser test will skip" >&2
   fi
 fi
+# The fuzz smoke run (scripts/fuzz-smoke.sh) needs only cargo; scripts/fuzz-long.sh installs
+# cargo-fuzz for the long runs itself.

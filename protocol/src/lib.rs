@@ -29,6 +29,9 @@ pub mod checkpoint;
 pub mod consensus;
 pub mod dealing;
 pub mod dkg;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hash;
 pub mod issue;
 pub mod ledger;

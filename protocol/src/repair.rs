@@ -278,7 +278,11 @@ fn encode(values: &[Scalar]) -> Zeroizing<Vec<u8>> {
     out
 }
 
-fn decode(bytes: &[u8], n: usize, from: MemberId) -> Result<Zeroizing<Vec<Scalar>>, RepairError> {
+pub(crate) fn decode_scalars(
+    bytes: &[u8],
+    n: usize,
+    from: MemberId,
+) -> Result<Zeroizing<Vec<Scalar>>, RepairError> {
     if bytes.len() != 32 * n {
         return Err(RepairError::Malformed(from));
     }
@@ -402,7 +406,7 @@ fn sum_from_helpers<'a>(
             sender: from,
             error,
         })?;
-        let values = decode(&body, n, from)?;
+        let values = decode_scalars(&body, n, from)?;
         for (acc, v) in sum.iter_mut().zip(values.iter()) {
             *acc += v;
         }

@@ -458,13 +458,14 @@ fn round1_payload(
     })
 }
 
-/// The wire form of a DKG direct message (`agent::direct::Direct::Dkg`).
-#[derive(serde::Deserialize)]
+/// The wire form of a DKG direct message (`agent::direct::Direct::Dkg`). `Serialize` too:
+/// `ledger::decode` checks that the bytes are the value's canonical encoding.
+#[derive(serde::Serialize, serde::Deserialize)]
 enum DirectMirror {
     Dkg(DkgMirror),
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 struct DkgMirror {
     _epoch: u64,
     _attempt: u32,

@@ -19,7 +19,7 @@ pub mod behaviour;
 mod discovery;
 mod event_loop;
 mod metrics;
-mod peers_file;
+pub mod peers_file;
 pub mod slots;
 mod swarm;
 

@@ -80,6 +80,14 @@ pub(super) enum Direct {
     },
 }
 
+/// The canonical re-encoding of a decodable [`Direct`] (for the fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn reencode(bytes: &[u8]) -> Option<Vec<u8>> {
+    decode::<Direct>(bytes)
+        .ok()
+        .map(|m| crate::ledger::encode(&m))
+}
+
 impl Agent {
     /// A point-to-point payload from `from` (already authenticated by the transport). Bad
     /// bytes are an error and leave the state unchanged.

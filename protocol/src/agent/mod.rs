@@ -24,6 +24,8 @@ mod sign;
 mod state;
 
 pub use audit::{path_txs, reveal_txs};
+#[cfg(feature = "fuzzing")]
+pub(crate) use direct::reencode as direct_reencode;
 pub use dkg::{MISSING_DELAY_BLOCKS, RESEND_BLOCKS};
 pub use duty::{Duty, EpochError, Fault, SecretBytes};
 pub use keygen::{ACK_WAIT_BLOCKS, KEYGEN_RESEND_BLOCKS};

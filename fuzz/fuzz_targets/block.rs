@@ -1,0 +1,4 @@
+//! Fuzz target `block`: see `seedfed_fuzz::decoders::block` for what it feeds and checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| seedfed_fuzz::decoders::block(data));

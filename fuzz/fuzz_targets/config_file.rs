@@ -1,0 +1,4 @@
+//! Fuzz target `config_file`: see `seedfed_fuzz::decoders::config_file` for what it feeds and checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| seedfed_fuzz::decoders::config_file(data));

@@ -1,0 +1,4 @@
+//! Fuzz target `genesis_file`: see `seedfed_fuzz::decoders::genesis_file` for what it feeds and checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| seedfed_fuzz::decoders::genesis_file(data));
