@@ -311,7 +311,7 @@ pub mod secret_shares {
     pub(crate) fn push_wiped<T: Zeroize>(out: &mut Vec<T>, item: T) {
         if out.len() == out.capacity() {
             let mut bigger = Vec::with_capacity((2 * out.capacity()).max(4));
-            bigger.extend(out.drain(..));
+            bigger.append(out);
             // Length 0 now: this wipes the whole old allocation (its spare capacity).
             out.zeroize();
             *out = bigger;
