@@ -16,3 +16,13 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 # The fuzz smoke run (scripts/fuzz-smoke.sh) needs only cargo; scripts/fuzz-long.sh installs
 # cargo-fuzz for the long runs itself.
+# iproute2 (`ip netns`) for the across-hosts test (testnet/tests/hosts.rs); where it cannot be
+# installed, that test skips with the reason printed.
+if ! command -v ip >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 >/dev/null) \
+      || echo "setup: iproute2 could not be installed; the across-hosts test will skip" >&2
+  else
+    echo "setup: no ip command and no root apt-get; the across-hosts test will skip" >&2
+  fi
+fi

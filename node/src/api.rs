@@ -656,39 +656,45 @@ impl ApiClient {
         member: &MemberId,
     ) -> Result<Option<AccountInfo>, ApiError> {
         let path = format!("/account/{}", hex::encode(member.as_bytes()));
-        let (code, body) = self.request(addr, &path, None).await?;
+        self.get_json(addr, &path, "account", true).await
+    }
+
+    /// Reads `GET /tx/{id}`.
+    pub async fn tx_state(&self, addr: SocketAddr, id: &[u8; 32]) -> Result<TxState, ApiError> {
+        let path = format!("/tx/{}", hex::encode(id));
+        // Without `missing_ok` a 404 is refused, so `None` does not come back.
+        self.get_json(addr, &path, "transaction state", false)
+            .await?
+            .ok_or_else(|| ApiError::Unreachable {
+                addr: addr.to_string(),
+                reason: "no transaction state".into(),
+            })
+    }
+
+    /// `GET path` as JSON: `None` on 404 when `missing_ok`, any other status but 200 refused
+    /// with the node's reason, a body that does not parse named by `what`.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        what: &str,
+        missing_ok: bool,
+    ) -> Result<Option<T>, ApiError> {
+        let (code, body) = self.request(addr, path, None).await?;
         match code {
             200 => serde_json::from_str(&body)
                 .map(Some)
                 .map_err(|e| ApiError::Unreachable {
                     addr: addr.to_string(),
-                    reason: format!("bad account JSON: {e}"),
+                    reason: format!("bad {what} JSON: {e}"),
                 }),
-            404 => Ok(None),
+            404 if missing_ok => Ok(None),
             _ => Err(ApiError::Refused {
                 addr: addr.to_string(),
                 code,
                 reason: body.trim().to_string(),
             }),
         }
-    }
-
-    /// Reads `GET /tx/{id}`.
-    pub async fn tx_state(&self, addr: SocketAddr, id: &[u8; 32]) -> Result<TxState, ApiError> {
-        let (code, body) = self
-            .request(addr, &format!("/tx/{}", hex::encode(id)), None)
-            .await?;
-        if code != 200 {
-            return Err(ApiError::Refused {
-                addr: addr.to_string(),
-                code,
-                reason: body.trim().to_string(),
-            });
-        }
-        serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {
-            addr: addr.to_string(),
-            reason: format!("bad transaction state JSON: {e}"),
-        })
     }
 }
 
@@ -749,23 +755,8 @@ impl ApiClient {
         addr: SocketAddr,
         from: u64,
     ) -> Result<Option<Vec<CheckpointInfo>>, ApiError> {
-        let (code, body) = self
-            .request(addr, &format!("/checkpoints?from={from}"), None)
-            .await?;
-        match code {
-            200 => serde_json::from_str(&body)
-                .map(Some)
-                .map_err(|e| ApiError::Unreachable {
-                    addr: addr.to_string(),
-                    reason: format!("bad checkpoints JSON: {e}"),
-                }),
-            404 => Ok(None),
-            _ => Err(ApiError::Refused {
-                addr: addr.to_string(),
-                code,
-                reason: body.trim().to_string(),
-            }),
-        }
+        let path = format!("/checkpoints?from={from}");
+        self.get_json(addr, &path, "checkpoints", true).await
     }
 }
 
