@@ -162,6 +162,7 @@ pub fn network_config(
             max_memory_fraction: n.max_memory_fraction,
             gossip_max_bytes: n.gossip_max_bytes,
             request_max_bytes: n.request_max_bytes,
+            rpc_rate: network::DEFAULT_RPC_RATE,
         },
         admission_timeout: Duration::from_secs(n.admission_timeout_secs.max(1)),
         discovery_interval: Duration::from_secs(n.discovery_interval_secs.max(1)),

@@ -339,3 +339,59 @@ async fn one_address_gets_few_slots_but_a_validator_always_gets_one() {
         s.connected
     );
 }
+
+/// Per-peer rate limits on inbound requests: a peer that sends 20 requests at once to a node
+/// allowing a burst of 5 gets about 5 through (the rest fail at the sender, and the node's
+/// application never sees them); once its quota refills it is served again. Before the
+/// limits, all 20 were delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_its_request_rate_is_refused_until_its_quota_refills() {
+    let (a, _a_ev) = spawn(config(true, vec![]));
+    let a_addr = listen_addr(&a).await;
+    let mut bc = config(true, vec![a_addr]);
+    bc.limits.rpc_rate = seedfed_node::network::rate::Rate {
+        per_second: 1,
+        burst: 5,
+    };
+    let (b, mut b_ev) = spawn(bc);
+    let (a_id, b_id) = (a.local_peer_id().to_string(), b.local_peer_id().to_string());
+    eventually(20, "mutual admission", || async {
+        let sa = status(&a).await;
+        let sb = status(&b).await;
+        (sa.admitted.iter().any(|p| p.peer_id == b_id)
+            && sb.admitted.iter().any(|p| p.peer_id == a_id))
+        .then_some(())
+    })
+    .await;
+    // B echoes every request that reaches it, and counts them.
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (b2, seen2) = (b.clone(), seen.clone());
+    tokio::spawn(async move {
+        while let Some(ev) = b_ev.recv().await {
+            if let NetworkEvent::Request { data, token, .. } = ev {
+                seen2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = b2.respond(token, data).await;
+            }
+        }
+    });
+    let b_peer = b.local_peer_id();
+    let burst =
+        futures::future::join_all((0..20u8).map(|i| {
+            let a = a.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(10), a.request(b_peer, vec![i])).await
+            }
+        }))
+        .await;
+    let ok = burst.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    let delivered = seen.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((5..=6).contains(&ok), "{ok} of 20 served");
+    assert_eq!(delivered, ok, "refused requests never reach the node");
+    // The quota refills at one a second.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let again = tokio::time::timeout(Duration::from_secs(10), a.request(b_peer, vec![99]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, vec![99]);
+}

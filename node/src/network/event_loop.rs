@@ -27,6 +27,7 @@ use super::behaviour::{Behaviour, Event, Settings};
 use super::discovery::{self, split_peer, Discovery};
 use super::metrics::Metrics;
 use super::peers_file::{self, PeersFile};
+use super::rate::{Inbound, InboundRates};
 use super::slots::IsValidator;
 use super::{
     swarm, topic_name, AdmittedPeer, Command, GossipValidator, GossipVerdict, NetworkConfig,
@@ -54,6 +55,7 @@ pub(crate) struct EventLoop {
     discovery_interval: Duration,
     validator: Option<GossipValidator>,
     is_validator: IsValidator,
+    rates: InboundRates,
     cmd_rx: mpsc::Receiver<Command>,
     ev_tx: mpsc::Sender<NetworkEvent>,
     admission: AdmissionTracker,
@@ -115,6 +117,7 @@ impl EventLoop {
             discovery_interval: config.discovery_interval,
             validator: config.gossip_validator,
             is_validator,
+            rates: InboundRates::new(config.limits.rpc_rate),
             cmd_rx,
             ev_tx,
             admission: AdmissionTracker::new(config.admission_timeout),
@@ -165,6 +168,7 @@ impl EventLoop {
     }
 
     fn discover(&mut self) {
+        self.rates.tidy();
         let now = Instant::now();
         let size = self.discovery.round(&mut self.swarm, &self.admission, now);
         self.metrics.routing_table.set(size as i64);
@@ -445,6 +449,10 @@ impl EventLoop {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
+                    if !self.rates.allow(Inbound::Admission, &peer) {
+                        debug!(%peer, "admission request over the peer's rate; dropped");
+                        return; // dropping the channel fails the remote's request
+                    }
                     let (resp, verdict) = if self.admission.is_banned(&peer, Instant::now()) {
                         (AdmissionResponse::Refused("banned".into()), None)
                     } else {
@@ -550,6 +558,10 @@ impl EventLoop {
                 } => {
                     if !self.admission.is_admitted(&peer) || self.inbound.len() >= MAX_INBOUND {
                         return; // dropping the channel fails the remote's request
+                    }
+                    if !self.rates.allow(Inbound::Rpc, &peer) {
+                        debug!(%peer, "request over the peer's rate; dropped");
+                        return;
                     }
                     let token = self.next_token;
                     self.next_token += 1;

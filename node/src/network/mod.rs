@@ -20,6 +20,7 @@ mod discovery;
 mod event_loop;
 mod metrics;
 pub mod peers_file;
+pub mod rate;
 pub mod slots;
 mod swarm;
 
@@ -84,6 +85,8 @@ pub struct Limits {
     pub gossip_max_bytes: usize,
     /// Largest request or response (bytes).
     pub request_max_bytes: u64,
+    /// Inbound `rpc` requests one peer may send ([`rate`]).
+    pub rpc_rate: rate::Rate,
 }
 
 impl Default for Limits {
@@ -99,9 +102,18 @@ impl Default for Limits {
             max_memory_fraction: 0.9,
             gossip_max_bytes: 1 << 20,
             request_max_bytes: 4 << 20,
+            rpc_rate: DEFAULT_RPC_RATE,
         }
     }
 }
+
+/// Inbound `rpc` requests per peer: enough for block sync and a validator's share of a burst
+/// of signing (direct messages of the key protocols travel as requests), well under the
+/// node's `MAX_INBOUND` unanswered requests.
+pub const DEFAULT_RPC_RATE: rate::Rate = rate::Rate {
+    per_second: 200,
+    burst: 500,
+};
 
 /// Everything the network task needs.
 pub struct NetworkConfig {
