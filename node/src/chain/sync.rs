@@ -173,16 +173,21 @@ impl Driver {
         for (block, certificate) in blocks {
             let before = self.consensus.ledger().height();
             self.commits.forget(block.height); // a synced block is no latency sample
+                                               // Counted before it is applied: applying publishes the status, which must not show
+                                               // the new height without the block it came by (taken back if it does not apply).
+            self.sync.applied += 1;
             let out = self.consensus.handle(Input::Synced { block, certificate });
-            self.act(out).await?;
+            let acted = self.act(out).await;
             if self.consensus.ledger().height() == before {
+                self.sync.applied -= 1;
+                acted?;
                 debug!(%peer, "a synced block did not apply; stopping this batch");
                 break;
             }
+            acted?;
             applied += 1;
         }
         if applied > 0 {
-            self.sync.applied += applied;
             info!(%peer, applied, height = self.consensus.ledger().height(), "synced blocks");
             self.publish_status();
         }
