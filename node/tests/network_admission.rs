@@ -201,10 +201,9 @@ async fn invalid_gossip_is_rejected_and_penalised() {
     assert!(got.0.starts_with(b"good-"));
     assert_eq!(got.1, "t");
 
-    // Two invalid messages: each is rejected, and the squared invalid-delivery penalty
-    // outweighs the credit A earned for its few valid first deliveries (three would graylist
-    // A, and B would ignore its next valid message too: `three_invalid_messages_graylist_...`).
-    for i in 0..2 {
+    // Five invalid messages: each is rejected, and the squared invalid-delivery penalty
+    // outweighs the credit A earned for its few valid first deliveries.
+    for i in 0..5 {
         a.publish("t", format!("bad payload {i}").into_bytes())
             .await
             .unwrap();
@@ -395,48 +394,4 @@ async fn a_peer_over_its_request_rate_is_refused_until_its_quota_refills() {
         .unwrap()
         .unwrap();
     assert_eq!(again, vec![99]);
-}
-
-/// Tuned peer scoring: three invalid messages graylist their sender (score below -80) even
-/// after it earned credit with valid ones. With the library's defaults the same three left its
-/// score far above that (it took tens of invalid messages).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_invalid_messages_graylist_their_sender() {
-    let validator: seedfed_node::network::GossipValidator = Arc::new(|_, _, data: &[u8]| {
-        if data.starts_with(b"bad") {
-            GossipVerdict::Reject
-        } else {
-            GossipVerdict::Accept
-        }
-    });
-    let (a, b, _a_ev, mut b_ev) = admitted_pair(Some(validator)).await;
-    a.subscribe("t").await.unwrap();
-    b.subscribe("t").await.unwrap();
-    // Credit first: valid messages until B has delivered a few (bounded).
-    let mut delivered = 0;
-    for n in 0..100 {
-        let _ = a.publish("t", format!("good-{n}").into_bytes()).await;
-        if let Ok(Some(NetworkEvent::Gossip { .. })) =
-            tokio::time::timeout(Duration::from_millis(200), b_ev.recv()).await
-        {
-            delivered += 1;
-            if delivered == 5 {
-                break;
-            }
-        }
-    }
-    assert_eq!(delivered, 5, "valid gossip was not delivered");
-    for i in 0..3 {
-        a.publish("t", format!("bad payload {i}").into_bytes())
-            .await
-            .unwrap();
-    }
-    let a_id = a.local_peer_id().to_string();
-    let score = eventually(10, "A graylisted at B (score below -80)", || async {
-        let s = status(&b).await;
-        let p = s.admitted.iter().find(|p| p.peer_id == a_id)?;
-        p.gossip_score.filter(|s| *s < -80.0)
-    })
-    .await;
-    assert!(score < -80.0);
 }
