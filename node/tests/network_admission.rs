@@ -121,10 +121,22 @@ async fn admitted_pair(
     tokio::sync::mpsc::Receiver<NetworkEvent>,
     tokio::sync::mpsc::Receiver<NetworkEvent>,
 ) {
+    admitted_pair_with(|bc| bc.gossip_validator = b_validator).await
+}
+
+/// Two nodes, B with its config adjusted by `tweak`, admitted to each other.
+async fn admitted_pair_with(
+    tweak: impl FnOnce(&mut seedfed_node::network::NetworkConfig),
+) -> (
+    seedfed_node::network::NetworkHandle,
+    seedfed_node::network::NetworkHandle,
+    tokio::sync::mpsc::Receiver<NetworkEvent>,
+    tokio::sync::mpsc::Receiver<NetworkEvent>,
+) {
     let (a, a_ev) = spawn(config(true, vec![]));
     let a_addr = listen_addr(&a).await;
     let mut bc = config(true, vec![a_addr]);
-    bc.gossip_validator = b_validator;
+    tweak(&mut bc);
     let (b, b_ev) = spawn(bc);
     let b_id = b.local_peer_id().to_string();
     let a_id = a.local_peer_id().to_string();
@@ -346,21 +358,11 @@ async fn one_address_gets_few_slots_but_a_validator_always_gets_one() {
 /// limits, all 20 were delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_over_its_request_rate_is_refused_until_its_quota_refills() {
-    let (a, _a_ev) = spawn(config(true, vec![]));
-    let a_addr = listen_addr(&a).await;
-    let mut bc = config(true, vec![a_addr]);
-    bc.limits.rpc_rate = seedfed_node::network::rate::Rate {
-        per_second: 1,
-        burst: 5,
-    };
-    let (b, mut b_ev) = spawn(bc);
-    let (a_id, b_id) = (a.local_peer_id().to_string(), b.local_peer_id().to_string());
-    eventually(20, "mutual admission", || async {
-        let sa = status(&a).await;
-        let sb = status(&b).await;
-        (sa.admitted.iter().any(|p| p.peer_id == b_id)
-            && sb.admitted.iter().any(|p| p.peer_id == a_id))
-        .then_some(())
+    let (a, b, _a_ev, mut b_ev) = admitted_pair_with(|bc| {
+        bc.limits.rpc_rate = seedfed_node::network::rate::Rate {
+            per_second: 1,
+            burst: 5,
+        }
     })
     .await;
     // B echoes every request that reaches it, and counts them.
