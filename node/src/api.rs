@@ -758,6 +758,42 @@ impl ApiClient {
         let path = format!("/checkpoints?from={from}");
         self.get_json(addr, &path, "checkpoints", true).await
     }
+
+    /// The checkpoints the node serves from `from` on: its whole stored history, page by page,
+    /// or, from a node without `GET /checkpoints`, the last few in its `/status`. Nothing here
+    /// is trusted: a light client's walk verifies every link.
+    pub async fn checkpoint_history(
+        &self,
+        addr: SocketAddr,
+        mut from: u64,
+    ) -> Result<Vec<CheckpointInfo>, ApiError> {
+        let mut served = Vec::new();
+        // Each page moves `from` forward, so this ends; the cap bounds a server that never
+        // stops.
+        for _ in 0..4096 {
+            let Some(page) = self.checkpoints(addr, from).await? else {
+                let chain = self.status(addr).await?.chain;
+                return chain
+                    .map(|c| c.checkpoints)
+                    .ok_or_else(|| ApiError::Unreachable {
+                        addr: addr.to_string(),
+                        reason: "the node runs no chain (is it a bootstrap node?)".into(),
+                    });
+            };
+            let Some(last) = page.last().map(|c| c.seq) else {
+                break;
+            };
+            if last < from {
+                return Err(ApiError::Unreachable {
+                    addr: addr.to_string(),
+                    reason: format!("served checkpoints before {from} when asked from {from}"),
+                });
+            }
+            from = last + 1;
+            served.extend(page);
+        }
+        Ok(served)
+    }
 }
 
 /// GETs a path from a local API and returns the body.

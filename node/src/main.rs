@@ -737,35 +737,14 @@ fn walk_checkpoints(
     Ok(trusted)
 }
 
-/// The checkpoints node `api` serves from `from` on: its whole stored history, page by page
-/// (`GET /checkpoints`), or, from a node without that endpoint, the last few in its `/status`.
-/// Nothing here is trusted: the walk verifies every link.
+/// The checkpoints node `api` serves from `from` on ([`api::ApiClient::checkpoint_history`]).
 fn served_checkpoints(
     home: &Path,
     api: &str,
-    mut from: u64,
+    from: u64,
 ) -> anyhow::Result<Vec<seedfed_node::chain::CheckpointInfo>> {
     let (client, addr) = api_client(home, Some(api))?;
-    let rt = small_runtime()?;
-    let mut served = Vec::new();
-    // Each page moves `from` forward, so this ends; the cap bounds a server that never stops.
-    for _ in 0..4096 {
-        let Some(page) = rt.block_on(client.checkpoints(addr, from))? else {
-            let chain = rt
-                .block_on(client.status(addr))?
-                .chain
-                .context("the node runs no chain (is it a bootstrap node?)")?;
-            return Ok(chain.checkpoints);
-        };
-        let Some(last) = page.last().map(|c| c.seq) else {
-            break;
-        };
-        if last < from {
-            bail!("the node served checkpoints before {from} when asked from {from}");
-        }
-        from = last + 1;
-        served.extend(page);
-    }
+    let served = small_runtime()?.block_on(client.checkpoint_history(addr, from))?;
     Ok(served)
 }
 

@@ -397,3 +397,80 @@ async fn a_peer_over_its_request_rate_is_refused_until_its_quota_refills() {
         .unwrap();
     assert_eq!(again, vec![99]);
 }
+
+/// An admission exchange lost on the way is asked again, not punished: peer X (a bare swarm
+/// speaking only the admission protocol, with a valid record) drops the node's first request
+/// for its record, as when the connection it went on closes while another stays open, and
+/// answers the second. The node admits X well before its deadline. Before the retry, the node
+/// waited out the deadline and banned X: under load, two validators of a local testnet banned
+/// each other that way and never admitted each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_admission_request_is_asked_again_before_the_deadline() {
+    use libp2p::request_response::{self, ProtocolSupport};
+    use seedfed_node::network::admission::{AdmissionRequest, AdmissionResponse};
+    let (a, _a_ev) = spawn(config(true, vec![]));
+    let a_addr = listen_addr(&a).await;
+    let (kp, record) = identity(true);
+    let mut x = SwarmBuilder::with_existing_identity(kp)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::cbor::Behaviour::<AdmissionRequest, AdmissionResponse>::new(
+                [(
+                    libp2p::StreamProtocol::new("/seedfed/admission/1"),
+                    ProtocolSupport::Full,
+                )],
+                request_response::Config::default(),
+            )
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let x_id = x.local_peer_id().to_string();
+    x.dial(a_addr).unwrap();
+    let x_task = tokio::spawn(async move {
+        let mut asked = 0;
+        let deadline = tokio::time::sleep(Duration::from_secs(5));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                ev = x.select_next_some() => {
+                    if let SwarmEvent::Behaviour(request_response::Event::Message {
+                        message: request_response::Message::Request { channel, .. },
+                        ..
+                    }) = ev
+                    {
+                        asked += 1;
+                        if asked > 1 {
+                            let accepted = AdmissionResponse::Accepted(record.clone());
+                            let _ = x.behaviour_mut().send_response(channel, accepted);
+                        } // the first: dropped unanswered
+                    }
+                }
+                _ = &mut deadline => break,
+            }
+        }
+        asked
+    });
+    // Admitted before the 2 s deadline: the second request got through.
+    let started = tokio::time::Instant::now();
+    eventually(5, "A to admit X", || async {
+        status(&a)
+            .await
+            .admitted
+            .iter()
+            .any(|p| p.peer_id == x_id)
+            .then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let s = status(&a).await;
+    assert_eq!(s.rejected_total, 0);
+    assert!(s.connected.contains(&x_id));
+    assert_eq!(x_task.await.unwrap(), 2, "asked twice, then satisfied");
+}

@@ -28,6 +28,15 @@ use seedfed_protocol::member::MemberId;
 
 /// A request by client `key` for message `n`.
 fn request(fed: &Fed, key: &ed25519_dalek::SigningKey, epoch: u64, n: u64) -> SignedRequest {
+    request_of(&fed.genesis.chain_id, key, epoch, n)
+}
+
+fn request_of(
+    chain_id: &str,
+    key: &ed25519_dalek::SigningKey,
+    epoch: u64,
+    n: u64,
+) -> SignedRequest {
     ClientRequest {
         client: MemberId(key.verifying_key().to_bytes()),
         digest: message_digest(format!("message {n}").as_bytes()),
@@ -35,25 +44,78 @@ fn request(fed: &Fed, key: &ed25519_dalek::SigningKey, epoch: u64, n: u64) -> Si
         nonce: n,
         issue_to: None,
     }
-    .sign(&fed.genesis.chain_id, key)
+    .sign(chain_id, key)
 }
 
-/// Sends `requests` (relay index into `homes`, request) all at once and returns the outcomes
-/// in order.
-async fn sign_all(homes: Vec<PathBuf>, requests: Vec<(usize, SignedRequest)>) -> Vec<SignOutcome> {
+/// One request to send: through validator `relay` (index into the homes), by client `key`,
+/// for message `n`.
+type Ask = (usize, ed25519_dalek::SigningKey, u64);
+
+/// The asks for messages `ns`: message `m` by `keys[m % keys.len()]` through
+/// `relays[m % relays.len()]`.
+fn asks(
+    relays: &[usize],
+    keys: &[ed25519_dalek::SigningKey],
+    ns: std::ops::Range<u64>,
+) -> Vec<Ask> {
+    ns.map(|m| {
+        let j = m as usize;
+        (relays[j % relays.len()], keys[j % keys.len()].clone(), m)
+    })
+    .collect()
+}
+
+/// The epoch validator `home` is in now.
+async fn epoch_now(home: &std::path::Path) -> u64 {
+    node_status(home).await.unwrap().chain.unwrap().epoch
+}
+
+/// Sends every ask at once, each signed for its relay's epoch as read just before, and returns
+/// the requests as sent and their outcomes, in order. A request refused as stale (an epoch
+/// lasts 6 s here: on a loaded machine a request can miss the one after its own) is signed
+/// again for the epoch now, at most twice, as a client would do; any other refusal fails.
+async fn sign_all(
+    homes: Vec<PathBuf>,
+    chain_id: String,
+    asks: Vec<Ask>,
+) -> (Vec<SignedRequest>, Vec<SignOutcome>) {
     let client = ApiClient::new();
+    let mut epochs = BTreeMap::new();
+    for (relay, _, _) in &asks {
+        if !epochs.contains_key(relay) {
+            epochs.insert(*relay, epoch_now(&homes[*relay]).await);
+        }
+    }
     let mut tasks = tokio::task::JoinSet::new();
-    for (n, (relay, req)) in requests.into_iter().enumerate() {
-        let addr = api::running_api_addr(&homes[relay]).unwrap();
+    for (k, (relay, key, n)) in asks.into_iter().enumerate() {
+        let home = homes[relay].clone();
+        let addr = api::running_api_addr(&home).unwrap();
         let client = client.clone();
-        tasks.spawn(async move { (n, client.sign(addr, &req, Duration::from_secs(240)).await) });
+        let chain_id = chain_id.clone();
+        let mut epoch = epochs[&relay];
+        tasks.spawn(async move {
+            for _ in 0..3 {
+                let req = request_of(&chain_id, &key, epoch, n);
+                match client.sign(addr, &req, Duration::from_secs(240)).await {
+                    Ok(o) => return (k, req, o),
+                    Err(api::ApiError::Refused { reason, .. })
+                        if reason.contains(&format!("request of epoch {epoch} at epoch")) =>
+                    {
+                        eprintln!("request {k}: {reason}; signed again");
+                        epoch = epoch_now(&home).await;
+                    }
+                    Err(e) => panic!("request {k}: {e}"),
+                }
+            }
+            panic!("request {k}: stale three times");
+        });
     }
     let mut out = BTreeMap::new();
     while let Some(j) = tasks.join_next().await {
-        let (n, r) = j.unwrap();
-        out.insert(n, r.unwrap_or_else(|e| panic!("request {n}: {e}")));
+        let (k, req, o) = j.unwrap();
+        out.insert(k, (req, o));
     }
-    out.into_values().collect()
+    out.into_values().unzip()
 }
 
 /// Stops every process and the bootstrap node; returns the homes, the genesis and the
@@ -138,16 +200,14 @@ async fn sign_many(n: usize, requests: u64) {
     let c = fed.key_generated(&all).await;
     let t = light_client(&fed, 0).await;
     let keys: Vec<_> = all.iter().map(|i| fed.client_key(*i)).collect();
-    let reqs: Vec<(usize, SignedRequest)> = (0..requests)
-        .map(|m| {
-            let i = (m as usize) % n;
-            (i, request(&fed, &keys[i], c.epoch, m))
-        })
-        .collect();
     let started = std::time::Instant::now();
-    let out = sign_all(fed.homes.clone(), reqs.clone()).await;
-    eprintln!("{requests} signatures in {:?}", started.elapsed());
-    let requests: Vec<SignedRequest> = reqs.into_iter().map(|(_, r)| r).collect();
+    let (requests, out) = sign_all(
+        fed.homes.clone(),
+        fed.genesis.chain_id.clone(),
+        asks(&all, &keys, 0..requests),
+    )
+    .await;
+    eprintln!("{} signatures in {:?}", out.len(), started.elapsed());
     let public = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
     check_outcomes(&t, &public, &requests, &out);
     let (homes, genesis, _dir) = stop(fed).await;
@@ -209,21 +269,31 @@ async fn unauthorized_forged_replayed_stale_and_over_quota_requests_are_refused(
     let (_, why) = refused(&fed, 0, &request(&fed, &key, c.epoch + 5, 1)).await;
     assert!(why.contains("epoch"), "{why}");
     // Signed once; the same request again, at the same node or another, is a replay.
-    let first = request(&fed, &key, c.epoch, 1);
-    let out = sign_all(fed.homes.clone(), vec![(0, first.clone())]).await;
-    assert_eq!(out.len(), 1);
+    let (sent, _) = sign_all(
+        fed.homes.clone(),
+        fed.genesis.chain_id.clone(),
+        vec![(0, key.clone(), 1)],
+    )
+    .await;
+    let first = &sent[0];
     for relay in [0, 2] {
-        let (code, why) = refused(&fed, relay, &first).await;
+        let (code, why) = refused(&fed, relay, first).await;
         assert_eq!(code, 400);
         assert!(why.contains("already used nonce 1"), "{why}");
     }
-    // The quota is 2 per epoch: the second request passes, the third does not.
-    sign_all(
-        fed.homes.clone(),
-        vec![(1, request(&fed, &key, c.epoch, 2))],
-    )
-    .await;
-    let (code, why) = refused(&fed, 1, &request(&fed, &key, c.epoch, 3)).await;
+    // The quota is 2 per epoch: the second request of the first's epoch passes, the third
+    // does not (the epoch is accepted until the next one ends: 12 s at least).
+    let epoch = first.request.epoch;
+    let addr = api::running_api_addr(&fed.homes[1]).unwrap();
+    ApiClient::new()
+        .sign(
+            addr,
+            &request(&fed, &key, epoch, 2),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let (code, why) = refused(&fed, 1, &request(&fed, &key, epoch, 3)).await;
     assert_eq!(code, 400);
     assert!(why.contains("quota of 2"), "{why}");
     // Nothing refused took a leaf.
@@ -245,20 +315,20 @@ async fn a_validator_killed_during_signing_delays_its_leaves_and_every_request_c
         .expect("5 validators, 4 sectors: one owns none");
     let relays: Vec<usize> = (0..n).filter(|i| *i != victim).collect();
     let keys: Vec<_> = relays.iter().map(|i| fed.client_key(*i)).collect();
-    let reqs: Vec<(usize, SignedRequest)> = (0..40u64)
-        .map(|m| {
-            let j = m as usize % relays.len();
-            (relays[j], request(&fed, &keys[j], c.epoch, m))
-        })
-        .collect();
     // Half the requests are in flight when the victim dies, half come after.
-    let (early, late) = reqs.split_at(reqs.len() / 2);
-    let signing = tokio::spawn(sign_all(fed.homes.clone(), early.to_vec()));
+    let chain_id = fed.genesis.chain_id.clone();
+    let signing = tokio::spawn(sign_all(
+        fed.homes.clone(),
+        chain_id.clone(),
+        asks(&relays, &keys, 0..20),
+    ));
     tokio::time::sleep(Duration::from_millis(150)).await;
     fed.procs[victim] = None; // killed
-    let mut out = signing.await.unwrap();
-    out.extend(sign_all(fed.homes.clone(), late.to_vec()).await);
-    let requests: Vec<SignedRequest> = reqs.into_iter().map(|(_, r)| r).collect();
+    let (mut requests, mut out) = signing.await.unwrap();
+    let (late, late_out) =
+        sign_all(fed.homes.clone(), chain_id, asks(&relays, &keys, 20..40)).await;
+    requests.extend(late);
+    out.extend(late_out);
     let public = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
     check_outcomes(&t, &public, &requests, &out);
     // The victim was in the first quorum of some of these leaves: they were signed by a later
@@ -307,14 +377,12 @@ async fn byzantine_holder(fault: &str, reason: &str) {
     let c = fed.key_generated(&honest).await;
     let t = light_client(&fed, 0).await;
     let keys: Vec<_> = honest.iter().map(|i| fed.client_key(*i)).collect();
-    let reqs: Vec<(usize, SignedRequest)> = (0..30u64)
-        .map(|m| {
-            let i = m as usize % honest.len();
-            (i, request(&fed, &keys[i], c.epoch, m))
-        })
-        .collect();
-    let out = sign_all(fed.homes.clone(), reqs.clone()).await;
-    let requests: Vec<SignedRequest> = reqs.into_iter().map(|(_, r)| r).collect();
+    let (requests, out) = sign_all(
+        fed.homes.clone(),
+        fed.genesis.chain_id.clone(),
+        asks(&honest, &keys, 0..30),
+    )
+    .await;
     let public = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
     check_outcomes(&t, &public, &requests, &out);
     let after = node_status(&fed.homes[0]).await.unwrap().chain.unwrap();
@@ -482,16 +550,11 @@ async fn a_tiny_key_runs_out_while_requests_arrive_and_the_next_key_signs_withou
     let mut outcomes: Vec<SignOutcome> = Vec::new();
     let mut m = 0u64;
     while m < total {
-        let status = node_status(&fed.homes[0]).await.unwrap().chain.unwrap();
-        let wave: Vec<(usize, SignedRequest)> = (m..(m + 2).min(total))
-            .map(|n| {
-                let i = (n as usize) % 4;
-                (i, request(&fed, &keys[i], status.epoch, n))
-            })
-            .collect();
+        let wave = asks(&all, &keys, m..(m + 2).min(total));
         m += wave.len() as u64;
-        outcomes.extend(sign_all(fed.homes.clone(), wave.clone()).await);
-        requests.extend(wave.into_iter().map(|(_, r)| r));
+        let (sent, out) = sign_all(fed.homes.clone(), fed.genesis.chain_id.clone(), wave).await;
+        requests.extend(sent);
+        outcomes.extend(out);
         // Walk along, so that no checkpoint scrolls out of what the node serves.
         let status = node_status(&fed.homes[0]).await.unwrap().chain.unwrap();
         seedfed_node::chain::light_walk(&mut t, &status.checkpoints).unwrap();

@@ -177,7 +177,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
     );
     if args.cycle_timeout > 0 {
         let deadline = Instant::now() + Duration::from_secs(args.cycle_timeout);
-        rt.block_on(async {
+        let anchor = rt.block_on(async {
             tokio::select! {
                 r = milestones::wait_cycle(&net, deadline) => r,
                 _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
@@ -196,7 +196,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
             if args.signatures > 0 {
                 rt.block_on(async {
                     tokio::select! {
-                        r = signing::sign_and_verify(&net, args.signatures, Duration::from_secs(120)) => r,
+                        r = signing::sign_and_verify(&net, anchor, args.signatures, Duration::from_secs(120)) => r,
                         _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
                         _ = term.recv() => Err(anyhow::anyhow!("terminated")),
                     }

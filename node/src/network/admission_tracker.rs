@@ -18,6 +18,16 @@ pub const DISCONNECT_GRACE: Duration = Duration::from_millis(500);
 pub const MAX_BANNED: usize = 4096;
 /// Bound on remembered admitted peers.
 pub const MAX_ADMITTED: usize = 10_000;
+/// Requests for a connected peer's record before its deadline: the first and two more after
+/// an exchange that failed on the way (its connection closed, the remote dropped it).
+pub const MAX_ATTEMPTS: u8 = 3;
+
+/// A connected peer that owes us its record.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    deadline: Instant,
+    attempts: u8,
+}
 
 /// What [`AdmissionTracker::admit`] decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +75,7 @@ pub struct AdmissionTracker {
     timeout: Duration,
     max_admitted: usize,
     max_banned: usize,
-    pending: HashMap<PeerId, Instant>,
+    pending: HashMap<PeerId, Pending>,
     disconnect_at: HashMap<PeerId, Instant>,
     admitted: HashMap<PeerId, [u8; 32]>,
     banned: HashMap<PeerId, Instant>,
@@ -98,8 +108,27 @@ impl AdmissionTracker {
         if self.admitted.contains_key(&peer) {
             return false;
         }
-        self.pending.insert(peer, now + self.timeout);
+        self.pending.insert(
+            peer,
+            Pending {
+                deadline: now + self.timeout,
+                attempts: 1,
+            },
+        );
         true
+    }
+
+    /// Our request for `peer`'s record failed on the way. Returns true when the caller
+    /// should ask again (the peer still owes its record and has attempts left, out of
+    /// [`MAX_ATTEMPTS`]); the deadline stays where it was.
+    pub fn retry(&mut self, peer: &PeerId) -> bool {
+        match self.pending.get_mut(peer) {
+            Some(p) if p.attempts < MAX_ATTEMPTS => {
+                p.attempts += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The last connection to `peer` closed: it no longer owes us a record.
@@ -194,7 +223,7 @@ impl AdmissionTracker {
         let mut timed_out: Vec<PeerId> = self
             .pending
             .iter()
-            .filter(|(_, deadline)| **deadline <= now)
+            .filter(|(_, p)| p.deadline <= now)
             .map(|(p, _)| *p)
             .collect();
         timed_out.sort();
@@ -265,6 +294,34 @@ mod tests {
         assert_eq!(t.reject(a, t0), Rejection::AlreadyAdmitted);
         assert!(!t.is_banned(&a, t0));
         assert_eq!(t.rejected_total(), 0);
+    }
+
+    #[test]
+    fn a_failed_request_is_retried_twice_within_the_same_deadline() {
+        let t0 = Instant::now();
+        let mut t = AdmissionTracker::new(TIMEOUT);
+        let [a, b, c] = peers(3)[..] else { panic!() };
+        assert!(!t.retry(&a), "a peer we never asked");
+        t.connected(a, t0);
+        assert!(t.retry(&a) && t.retry(&a));
+        assert!(!t.retry(&a), "three requests in all");
+        // The retries keep the first deadline.
+        assert_eq!(
+            t.poll(t0 + TIMEOUT - Duration::from_millis(1)),
+            Due::default()
+        );
+        assert_eq!(t.poll(t0 + TIMEOUT).timed_out, vec![a]);
+        // Nothing to retry once admitted, rejected or gone.
+        for p in [b, c] {
+            t.connected(p, t0);
+        }
+        t.admit(b, [2; 32], |_| false);
+        assert!(!t.retry(&b));
+        t.disconnected(&c);
+        assert!(!t.retry(&c));
+        // A new first connection starts the count again.
+        t.connected(c, t0);
+        assert!(t.retry(&c));
     }
 
     #[test]

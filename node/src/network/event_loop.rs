@@ -501,6 +501,15 @@ impl EventLoop {
             {
                 if let request_response::OutboundFailure::UnsupportedProtocols = error {
                     self.reject(peer, AdmissionRejection::Exchange(error.to_string()));
+                } else if self.swarm.is_connected(&peer) && self.admission.retry(&peer) {
+                    // Lost on the way (the connection it went on closed while another stays
+                    // open, the remote dropped it): ask again before the deadline.
+                    debug!(%peer, "admission request failed: {error}; asking again");
+                    let req = AdmissionRequest(self.record.clone());
+                    self.swarm
+                        .behaviour_mut()
+                        .admission
+                        .send_request(&peer, req);
                 } else {
                     debug!(%peer, "admission request failed: {error}");
                 }

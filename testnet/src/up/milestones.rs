@@ -52,10 +52,12 @@ pub fn verify_checkpoint(c: &ChainStatus, seq: usize) -> anyhow::Result<()> {
 
 /// Waits until every node's ledger shows the epoch cycle done, printing each milestone once:
 /// consensus running, the first DKG complete (the same result on every node), epoch 1 with
-/// its beacon, a branch assignment, and a checkpoint that verifies.
-pub(super) async fn wait_cycle(net: &Testnet, deadline: Instant) -> anyhow::Result<()> {
+/// its beacon, a branch assignment, and a checkpoint that verifies. Returns epoch 0's Ed25519
+/// checkpoint key, as every node recorded it: the light client's trust anchor.
+pub(super) async fn wait_cycle(net: &Testnet, deadline: Instant) -> anyhow::Result<[u8; 32]> {
     let nodes: Vec<&NodeRow> = net.rows.iter().filter(|r| r.name != "bootstrap").collect();
     let mut printed = [false; 5];
+    let mut anchor = None;
     loop {
         let mut all = Vec::new();
         for r in &nodes {
@@ -76,6 +78,14 @@ pub(super) async fn wait_cycle(net: &Testnet, deadline: Instant) -> anyhow::Resu
             if all.iter().any(|(_, c)| c.dkgs[0] != *d) {
                 bail!("nodes recorded different DKG results");
             }
+            if d.epoch != 0 {
+                bail!("epoch 0's DKG left every node's /status before this milestone saw it");
+            }
+            let key: [u8; 32] = hex::decode(&d.ed25519_group_key)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("a malformed Ed25519 group key")?;
+            anchor = Some(key);
             println!(
                 "DKG (epoch {}): {} of {} qualified, threshold {}",
                 d.epoch,
@@ -141,7 +151,7 @@ pub(super) async fn wait_cycle(net: &Testnet, deadline: Instant) -> anyhow::Resu
             println!(
                 "the ledger agrees on every node: DKG, beacon, assignment and checkpoint done"
             );
-            return Ok(());
+            return anchor.context("no DKG milestone");
         }
         net.check_alive()?;
         if Instant::now() > deadline {

@@ -38,9 +38,11 @@ pub fn client_key(home: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
 }
 
 /// Signs `count` messages through the nodes in turn, all at once, and verifies every signature
-/// with the light client; prints each and how to sign and verify by hand.
+/// with the light client (from `anchor`, epoch 0's checkpoint key, over node0's whole
+/// checkpoint history); prints each and how to sign and verify by hand.
 pub(super) async fn sign_and_verify(
     net: &Testnet,
+    anchor: [u8; 32],
     count: usize,
     wait: Duration,
 ) -> anyhow::Result<()> {
@@ -81,17 +83,6 @@ pub(super) async fn sign_and_verify(
             (i, path, digest, r, started.elapsed())
         });
     }
-    // The light client: the checkpoint chain from epoch 0's key (the first DKG's Ed25519
-    // group key), as `seedfed verify --api` walks it.
-    let anchor = chain
-        .dkgs
-        .iter()
-        .find(|d| d.epoch == 0)
-        .context("node0 no longer reports epoch 0's DKG")?;
-    let anchor: [u8; 32] = hex::decode(&anchor.ed25519_group_key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .context("node0 reported a malformed checkpoint key")?;
     let mut signed = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let (i, path, digest, r, took) = joined.context("a signing task failed")?;
@@ -101,14 +92,12 @@ pub(super) async fn sign_and_verify(
         signed.push((i, path, digest, sig, outcome.leaf, took));
     }
     signed.sort_by_key(|s| s.0);
-    let latest = client
-        .status(nodes[0].1)
-        .await?
-        .chain
-        .context("node0 runs no chain")?;
+    // The light client: the checkpoint chain from epoch 0's key, as `seedfed verify --api`
+    // walks it.
+    let history = client.checkpoint_history(nodes[0].1, 0).await?;
     let mut trusted = Trusted::new(chain_digest(&genesis.chain_id), anchor)
         .map_err(|e| anyhow::anyhow!("epoch 0's key rejected: {e}"))?;
-    seedfed_node::chain::light_walk(&mut trusted, &latest.checkpoints)
+    seedfed_node::chain::light_walk(&mut trusted, &history)
         .map_err(|e| anyhow::anyhow!("the checkpoint chain does not verify: {e}"))?;
     let public = std::fs::read(dir.join(PUBKEY_FILE))?;
     let mut leaves = std::collections::BTreeSet::new();
