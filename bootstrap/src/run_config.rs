@@ -36,10 +36,7 @@ impl Default for BootstrapConfig {
         Self {
             genesis: "genesis.toml".into(),
             network: NetworkSection {
-                listen: vec![
-                    "/ip4/0.0.0.0/tcp/4000".into(),
-                    "/ip4/0.0.0.0/udp/4000/quic-v1".into(),
-                ],
+                listen: vec!["/ip4/0.0.0.0/tcp/4000".into()],
                 ..NetworkSection::default()
             },
             api: ApiSection {
@@ -67,7 +64,7 @@ pub struct RunArgs {
     /// The federation's genesis file (`genesis`; default `<home>/genesis.toml`).
     #[arg(long)]
     pub genesis: Option<PathBuf>,
-    /// Listen multiaddresses (`network.listen`; default TCP and QUIC on port 4000).
+    /// Listen multiaddresses (`network.listen`; default TCP port 4000).
     #[arg(long)]
     pub listen: Vec<String>,
     /// Addresses other hosts dial to reach this node (`network.announce`).

@@ -74,7 +74,7 @@ pub struct InitArgs {
     /// Read the keystore passphrase from this file instead of prompting.
     #[arg(long)]
     pub passphrase_file: Option<PathBuf>,
-    /// Listen multiaddresses to write into config.toml (default: TCP and QUIC on port 4001).
+    /// Listen multiaddresses to write into config.toml (default: TCP port 4001).
     #[arg(long)]
     pub listen: Vec<String>,
     /// Addresses other hosts dial to reach this node (`network.announce`, e.g.
@@ -491,7 +491,7 @@ mod tests {
             "--listen",
             "/ip4/127.0.0.1/tcp/1",
             "--listen",
-            "/ip4/127.0.0.1/udp/1/quic-v1",
+            "/ip4/127.0.0.1/tcp/2",
             "--passphrase-file",
             "pw",
         ]);

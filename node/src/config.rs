@@ -59,7 +59,7 @@ impl Default for NodeSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkSection {
-    /// Listen multiaddresses (TCP and QUIC). Env: `SEEDFED__NETWORK__LISTEN`.
+    /// Listen multiaddresses (TCP). Env: `SEEDFED__NETWORK__LISTEN`.
     pub listen: Vec<String>,
     /// Multiaddresses other hosts should dial to reach this node (its public or LAN address,
     /// a forwarded port), without `/p2p/`. Set: peers learn only these; empty: peers learn
@@ -108,10 +108,7 @@ pub struct NetworkSection {
 impl Default for NetworkSection {
     fn default() -> Self {
         Self {
-            listen: vec![
-                "/ip4/0.0.0.0/tcp/4001".into(),
-                "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
-            ],
+            listen: vec!["/ip4/0.0.0.0/tcp/4001".into()],
             announce: vec![],
             bootstrap: vec![],
             max_connections: 128,
@@ -303,7 +300,7 @@ keystore = {keystore}
 data_dir = {data_dir}
 
 [network]
-# SEEDFED__NETWORK__LISTEN: listen multiaddresses (TCP and QUIC)
+# SEEDFED__NETWORK__LISTEN: listen multiaddresses (TCP)
 listen = {listen}
 # SEEDFED__NETWORK__ANNOUNCE: addresses other hosts dial to reach this node (e.g.
 # "/ip4/203.0.113.7/tcp/4001"); empty: the listen addresses of every interface

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::admission::{AdmissionRecord, AdmissionRejection, AdmissionRequest, AdmissionResponse};
 use super::admission_tracker::{Admission, AdmissionTracker, Rejection};
-use super::behaviour::{Behaviour, Event, Settings};
+use super::behaviour::{self, Behaviour, Event, Settings};
 use super::discovery::{self, split_peer, Discovery};
 use super::metrics::Metrics;
 use super::peers_file::{self, PeersFile};
@@ -262,7 +262,7 @@ impl EventLoop {
                         .map(|_| ())
                         .map_err(|e| NetworkError::Publish(e.to_string()))
                         .and_then(|()| {
-                            gs.set_topic_params(t.clone(), gossipsub::TopicScoreParams::default())
+                            gs.set_topic_params(t.clone(), behaviour::topic_score_params())
                                 .map_err(|e| NetworkError::Publish(e.to_string()))
                         }),
                 };

@@ -20,8 +20,8 @@ use super::binaries::binaries;
 use super::processes::{self, Group};
 use super::{UpArgs, PASSPHRASE};
 
-/// The listen addresses every process gets: loopback, TCP and QUIC, ports picked by the OS.
-const LISTEN_ANY_PORT: [&str; 2] = ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"];
+/// The listen addresses every process gets: loopback TCP, ports picked by the OS.
+const LISTEN_ANY_PORT: [&str; 1] = ["/ip4/127.0.0.1/tcp/0"];
 
 /// One started process: the bootstrap node or a node (its home is `<dir>/<name>`).
 #[derive(Clone, Debug)]
