@@ -526,7 +526,8 @@ async fn three_invalid_messages_graylist_their_sender() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quic_listen_address_is_refused_with_the_reason() {
     let mut c = config(true, vec![]);
-    c.listen.push("/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap());
+    c.listen
+        .push("/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap());
     let mut registry = prometheus_client::registry::Registry::default();
     let err = match seedfed_node::network::spawn(c, &mut registry) {
         Err(e) => e.to_string(),

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::block_server::BlockServer;
 use super::latency::CommitClock;
 use super::mempool::{Mempool, MempoolLimits, TxRejected, BLOCK_TX_BYTES};
 use super::metrics::ChainMetrics;
@@ -211,9 +212,11 @@ pub async fn spawn(
     }
     let (sync_tx, sync_rx) = mpsc::channel(16);
     let state_hash = consensus.ledger().state.hash();
+    let block_server = BlockServer::spawn(storage.caller()?, network.clone());
     let mut driver = Driver {
         consensus,
         storage,
+        block_server,
         network,
         me,
         mempool: Mempool::new(config.mempool.clone()),
@@ -252,6 +255,8 @@ pub async fn spawn(
 pub(super) struct Driver {
     pub(super) consensus: Consensus,
     pub(super) storage: StorageThread,
+    /// Answers peers' block requests off this task (`block_server`).
+    pub(super) block_server: BlockServer,
     pub(super) network: NetworkHandle,
     pub(super) me: MemberId,
     pub(super) config: ChainConfig,
@@ -334,6 +339,8 @@ impl Driver {
             height = self.consensus.ledger().height(),
             "chain driver stopped"
         );
+        // The block server holds a handle on the storage thread: let it go first.
+        drop(self.block_server);
         Ok(self.storage.close().await?.into_inner())
     }
 
@@ -413,7 +420,12 @@ impl Driver {
     ) -> Result<(), ChainError> {
         let response = match ledger::decode::<ChainRequest>(data) {
             Err(e) => ChainResponse::Refused(format!("malformed request: {e}")),
-            Ok(ChainRequest::Blocks { from, max }) => self.serve_blocks(from, max).await?,
+            Ok(ChainRequest::Blocks { from, max }) => {
+                self.block_server
+                    .serve(&self.network, from, max, token)
+                    .await;
+                return Ok(());
+            }
             Ok(ChainRequest::Direct(payload)) => self.on_direct(peer, &payload).await?,
         };
         debug!(%peer, "answered a chain request");

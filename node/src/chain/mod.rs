@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod activity;
 mod agent;
+mod block_server;
 mod driver;
 pub mod latency;
 pub mod mempool;

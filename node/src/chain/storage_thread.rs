@@ -17,6 +17,38 @@ pub const JOBS: usize = 16;
 
 type Job = Box<dyn FnOnce(&mut ChainStore) + Send>;
 
+/// A second handle on the storage thread's queue, for a task other than the driver (the block
+/// server): its calls run in the same order as the driver's. Drop it before
+/// [`StorageThread::close`], which waits for every handle to go.
+#[derive(Clone)]
+pub struct StorageCaller {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl StorageCaller {
+    /// Runs `f` on the storage thread after every earlier call and returns its result.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StorageError>
+    where
+        F: FnOnce(&mut ChainStore) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        call_on(&self.jobs, f).await
+    }
+}
+
+async fn call_on<R, F>(jobs: &mpsc::Sender<Job>, f: F) -> Result<R, StorageError>
+where
+    F: FnOnce(&mut ChainStore) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job: Job = Box::new(move |store| {
+        let _ = reply.send(f(store));
+    });
+    jobs.send(job).await.map_err(|_| StorageError::Stopped)?;
+    answer.await.map_err(|_| StorageError::Stopped)
+}
+
 /// The handle of the storage thread, which owns the [`ChainStore`].
 pub struct StorageThread {
     jobs: Option<mpsc::Sender<Job>>,
@@ -50,12 +82,13 @@ impl StorageThread {
         R: Send + 'static,
     {
         let jobs = self.jobs.as_ref().ok_or(StorageError::Stopped)?;
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |store| {
-            let _ = reply.send(f(store));
-        });
-        jobs.send(job).await.map_err(|_| StorageError::Stopped)?;
-        answer.await.map_err(|_| StorageError::Stopped)
+        call_on(jobs, f).await
+    }
+
+    /// Another handle on the same queue ([`StorageCaller`]).
+    pub fn caller(&self) -> Result<StorageCaller, StorageError> {
+        let jobs = self.jobs.clone().ok_or(StorageError::Stopped)?;
+        Ok(StorageCaller { jobs })
     }
 
     /// Lets the queued calls finish, stops the thread and gives the store back.

@@ -1,6 +1,6 @@
 //! Block sync: a lagging or restarted node fetches decided blocks over request-response
-//! ([`ChainRequest::Blocks`]) and applies them after their certificates verify; it also serves
-//! its own blocks to others.
+//! ([`ChainRequest::Blocks`]) and applies them after their certificates verify (others' requests
+//! are served off the chain task by `block_server`).
 //!
 //! Guarantees: only a verified vote from a current validator, at most
 //! [`MAX_HEIGHTS_AHEAD`] heights ahead, raises the sync target ([`sync_target`]); at most one
@@ -9,8 +9,8 @@
 //! may not serve blocks, and an unanswered request would hold sync up for its whole timeout);
 //! a block applies only through consensus ([`Input::Synced`]: the next height, a certificate
 //! that verifies against the current validator set, a block that validates), and a batch stops
-//! at the first block that does not; answers are bounded by [`MAX_SYNC_BLOCKS`] blocks and
-//! [`MAX_SYNC_BYTES`] bytes.
+//! at the first block that does not; a refusal (a busy or failing server) ends the request like
+//! a failure, and sync moves on.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,9 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::driver::{ChainError, Driver};
-use super::wire::{
-    member_of, ChainRequest, ChainResponse, MAX_HEIGHTS_AHEAD, MAX_SYNC_BLOCKS, MAX_SYNC_BYTES,
-};
+use super::wire::{member_of, ChainRequest, ChainResponse, MAX_HEIGHTS_AHEAD, MAX_SYNC_BLOCKS};
 
 /// The answer to one sync request: the peer asked and its blocks, or why there are none.
 pub type SyncResult = (PeerId, Result<Vec<(Block, CommitCertificate)>, String>);
@@ -196,19 +194,6 @@ impl Driver {
             self.request_sync(Some(peer));
         }
         Ok(())
-    }
-
-    /// Our decided blocks from `from` for a peer (read on the storage thread).
-    pub(super) async fn serve_blocks(
-        &mut self,
-        from: u64,
-        max: u32,
-    ) -> Result<ChainResponse, ChainError> {
-        let blocks = self
-            .storage
-            .call(move |s| s.blocks_from(from, max.min(MAX_SYNC_BLOCKS), MAX_SYNC_BYTES))
-            .await??;
-        Ok(ChainResponse::Blocks(blocks))
     }
 }
 

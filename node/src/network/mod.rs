@@ -306,6 +306,16 @@ pub struct NetworkHandle {
 }
 
 impl NetworkHandle {
+    /// A handle with no swarm behind it: its commands arrive on the receiver (tests).
+    #[cfg(test)]
+    pub(crate) fn detached() -> (Self, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let peer_id = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        (NetworkHandle { tx, peer_id }, rx)
+    }
+
     /// Our peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.peer_id
