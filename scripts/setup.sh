@@ -4,7 +4,7 @@ set -euo pipefail
 if ! rustup component list --installed 2>/dev/null | grep -q '^rustfmt'; then rustup component add rustfmt; fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then rustup component add clippy; fi
 if ! command -v cargo-nextest >/dev/null 2>&1; then cargo install cargo-nextest --locked; fi
-# Chromium (headless) for the status page's browser test (node/tests/status_page.rs). Where it
+# Chromium (headless) for the status page's browser test (node/tests/it/status_page.rs). Where it
 # cannot be installed, that test skips with the reason printed.
 if ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

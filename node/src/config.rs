@@ -92,6 +92,12 @@ pub struct NetworkSection {
     pub gossip_max_bytes: usize,
     /// Maximum request/response size in bytes. Env: `SEEDFED__NETWORK__REQUEST_MAX_BYTES`.
     pub request_max_bytes: u64,
+    /// Requests (`/seedfed/rpc/1`: block sync, the key protocols' direct messages) each peer
+    /// may send per second, sustained. Env: `SEEDFED__NETWORK__RPC_REQUESTS_PER_SEC`.
+    pub rpc_requests_per_sec: u32,
+    /// Requests each peer may send at once after a quiet spell.
+    /// Env: `SEEDFED__NETWORK__RPC_REQUEST_BURST`.
+    pub rpc_request_burst: u32,
     /// Seconds a new peer has to present a valid admission record.
     /// Env: `SEEDFED__NETWORK__ADMISSION_TIMEOUT_SECS`.
     pub admission_timeout_secs: u64,
@@ -121,6 +127,8 @@ impl Default for NetworkSection {
             max_memory_fraction: 0.9,
             gossip_max_bytes: 1 << 20,
             request_max_bytes: 4 << 20,
+            rpc_requests_per_sec: crate::network::DEFAULT_RPC_RATE.per_second,
+            rpc_request_burst: crate::network::DEFAULT_RPC_RATE.burst,
             admission_timeout_secs: 10,
             discovery_interval_secs: 30,
             idle_timeout_secs: 3600,
@@ -327,6 +335,10 @@ max_memory_fraction = {mem}
 gossip_max_bytes = {gossip}
 # SEEDFED__NETWORK__REQUEST_MAX_BYTES: largest request or response
 request_max_bytes = {request}
+# SEEDFED__NETWORK__RPC_REQUESTS_PER_SEC: requests each peer may send per second, sustained
+rpc_requests_per_sec = {rpc_rate}
+# SEEDFED__NETWORK__RPC_REQUEST_BURST: requests each peer may send at once
+rpc_request_burst = {rpc_burst}
 # SEEDFED__NETWORK__ADMISSION_TIMEOUT_SECS: time a new peer has to prove admission
 admission_timeout_secs = {adm}
 # SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS: period of Kademlia walks and redials
@@ -381,6 +393,8 @@ format = {format}
             mem = toml::Value::Float(n.max_memory_fraction),
             gossip = n.gossip_max_bytes,
             request = n.request_max_bytes,
+            rpc_rate = n.rpc_requests_per_sec,
+            rpc_burst = n.rpc_request_burst,
             adm = n.admission_timeout_secs,
             disc = n.discovery_interval_secs,
             idle = n.idle_timeout_secs,

@@ -722,7 +722,9 @@ fn walk_checkpoints(
              /status of nodes you trust) or an existing --trusted cache"
         ),
     };
-    let served = served_checkpoints(home, api, trusted.next_seq)?;
+    // Its whole stored history from where we stand; the walk verifies every link.
+    let (client, addr) = api_client(home, Some(api))?;
+    let served = small_runtime()?.block_on(client.checkpoint_history(addr, trusted.next_seq))?;
     let from = seedfed_node::chain::light_walk(&mut trusted, &served)?.start;
     eprintln!(
         "verified checkpoints {from}..{} from {api}; key in force {}",
@@ -735,17 +737,6 @@ fn walk_checkpoints(
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(trusted)
-}
-
-/// The checkpoints node `api` serves from `from` on ([`api::ApiClient::checkpoint_history`]).
-fn served_checkpoints(
-    home: &Path,
-    api: &str,
-    from: u64,
-) -> anyhow::Result<Vec<seedfed_node::chain::CheckpointInfo>> {
-    let (client, addr) = api_client(home, Some(api))?;
-    let served = small_runtime()?.block_on(client.checkpoint_history(addr, from))?;
-    Ok(served)
 }
 
 /// `seedfed status --watch`: polls `/status` every second and moves the bars of

@@ -106,6 +106,21 @@ pub fn announce_addrs(list: &[String]) -> Result<Vec<Multiaddr>, NodeError> {
     Ok(addrs)
 }
 
+/// The per-peer request rate `[network]` sets; zero is refused (it would shut every peer out).
+fn rpc_rate(n: &crate::config::NetworkSection) -> Result<network::rate::Rate, NodeError> {
+    if n.rpc_requests_per_sec == 0 || n.rpc_request_burst == 0 {
+        return Err(NodeError::Config(
+            "network.rpc_requests_per_sec and network.rpc_request_burst must be at least 1 \
+             (0 would refuse every peer's requests)"
+                .into(),
+        ));
+    }
+    Ok(network::rate::Rate {
+        per_second: n.rpc_requests_per_sec,
+        burst: n.rpc_request_burst,
+    })
+}
+
 /// Builds the network configuration from the node's pieces.
 pub fn network_config(
     home: &Path,
@@ -162,7 +177,7 @@ pub fn network_config(
             max_memory_fraction: n.max_memory_fraction,
             gossip_max_bytes: n.gossip_max_bytes,
             request_max_bytes: n.request_max_bytes,
-            rpc_rate: network::DEFAULT_RPC_RATE,
+            rpc_rate: rpc_rate(n)?,
         },
         admission_timeout: Duration::from_secs(n.admission_timeout_secs.max(1)),
         discovery_interval: Duration::from_secs(n.discovery_interval_secs.max(1)),
@@ -701,6 +716,19 @@ mod tests {
         std::fs::write(&file, vec![0xa5u8; 4096]).unwrap();
         let err = open_store(&data).err().unwrap().to_string();
         assert!(err.contains(&data.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn the_request_rate_is_the_operators_and_never_zero() {
+        let mut n = crate::config::NetworkSection::default();
+        assert_eq!(rpc_rate(&n).unwrap(), network::DEFAULT_RPC_RATE);
+        n.rpc_requests_per_sec = 50;
+        n.rpc_request_burst = 80;
+        let r = rpc_rate(&n).unwrap();
+        assert_eq!((r.per_second, r.burst), (50, 80));
+        n.rpc_request_burst = 0;
+        let e = rpc_rate(&n).unwrap_err().to_string();
+        assert!(e.contains("rpc_request_burst"), "{e}");
     }
 
     #[test]

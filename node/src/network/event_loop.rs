@@ -376,11 +376,7 @@ impl EventLoop {
                 self.discovery.connected(peer_id, &endpoint);
                 if num_established.get() == 1 && self.admission.connected(peer_id, now) {
                     debug!(%peer_id, "connected; starting admission");
-                    let req = AdmissionRequest(self.record.clone());
-                    self.swarm
-                        .behaviour_mut()
-                        .admission
-                        .send_request(&peer_id, req);
+                    self.ask_record(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -441,6 +437,15 @@ impl EventLoop {
             Event::Ping(ev) => self.metrics.libp2p.record(&ev),
             Event::Rpc(ev) => self.on_rpc(ev),
         }
+    }
+
+    /// Sends `peer` our record, asking for its own.
+    fn ask_record(&mut self, peer: PeerId) {
+        let req = AdmissionRequest(self.record.clone());
+        self.swarm
+            .behaviour_mut()
+            .admission
+            .send_request(&peer, req);
     }
 
     fn on_admission(&mut self, ev: request_response::Event<AdmissionRequest, AdmissionResponse>) {
@@ -505,11 +510,7 @@ impl EventLoop {
                     // Lost on the way (the connection it went on closed while another stays
                     // open, the remote dropped it): ask again before the deadline.
                     debug!(%peer, "admission request failed: {error}; asking again");
-                    let req = AdmissionRequest(self.record.clone());
-                    self.swarm
-                        .behaviour_mut()
-                        .admission
-                        .send_request(&peer, req);
+                    self.ask_record(peer);
                 } else {
                     debug!(%peer, "admission request failed: {error}");
                 }

@@ -186,7 +186,7 @@ pub(super) fn master() -> crate::master::Master {
 }
 
 /// Starts epoch 1 without the beacon checks (the DKG and the beacon are tested in
-/// `protocol/tests/epoch_cycle.rs`).
+/// `protocol/tests/it/epoch_cycle.rs`).
 pub(super) fn start_epoch_1(fx: &mut Fx) {
     fx.ledger.state.begin_epoch(1, [5; 32]);
 }

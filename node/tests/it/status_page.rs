@@ -13,7 +13,7 @@
 //! fails them too (the page logs nothing when all is well).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use seedfed_node::api::{self, StatusReport};
 
 use common::{wait_chain, Fed, Spec};
 
-const RECORDED: &str = include_str!("data/status-page.json");
+const RECORDED: &str = include_str!("../data/status-page.json");
 
 /// Headless Chromium, or why not.
 fn chromium() -> Option<PathBuf> {

@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

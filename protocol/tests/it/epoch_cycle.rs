@@ -20,7 +20,7 @@ use seedfed_protocol::light_client;
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::tprf;
 
-mod common;
+use crate::common;
 use common::*;
 
 /// Checks everything the cycle must deliver for an `n`-validator net with `bad` excluded.

@@ -5,7 +5,7 @@
 //! signatures anyone can forge at them. Every loop is bounded.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use common::*;
 use seedfed_protocol::agent::reveal_txs;

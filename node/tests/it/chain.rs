@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

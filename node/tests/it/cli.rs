@@ -172,6 +172,8 @@ fn dump_config_reflects_every_key_and_its_env_override() {
         ("SEEDFED__NETWORK__MAX_MEMORY_FRACTION", "0.5"),
         ("SEEDFED__NETWORK__GOSSIP_MAX_BYTES", "1000"),
         ("SEEDFED__NETWORK__REQUEST_MAX_BYTES", "2000"),
+        ("SEEDFED__NETWORK__RPC_REQUESTS_PER_SEC", "31"),
+        ("SEEDFED__NETWORK__RPC_REQUEST_BURST", "32"),
         ("SEEDFED__NETWORK__ADMISSION_TIMEOUT_SECS", "4"),
         ("SEEDFED__NETWORK__DISCOVERY_INTERVAL_SECS", "5"),
         ("SEEDFED__NETWORK__IDLE_TIMEOUT_SECS", "6"),
@@ -217,6 +219,8 @@ fn dump_config_reflects_every_key_and_its_env_override() {
     assert_eq!(c.network.max_memory_fraction, 0.5);
     assert_eq!(c.network.gossip_max_bytes, 1000);
     assert_eq!(c.network.request_max_bytes, 2000);
+    assert_eq!(c.network.rpc_requests_per_sec, 31);
+    assert_eq!(c.network.rpc_request_burst, 32);
     assert_eq!(c.network.admission_timeout_secs, 4);
     assert_eq!(c.network.discovery_interval_secs, 5);
     assert_eq!(c.network.idle_timeout_secs, 6);

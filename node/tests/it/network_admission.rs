@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,8 +186,13 @@ async fn requests_and_gossip_respect_size_limits() {
     assert!(r.unwrap_err().to_string().contains("publish failed"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_gossip_is_rejected_and_penalised() {
+/// An admitted pair both subscribed to topic "t", B rejecting messages that start with "bad".
+async fn pair_rejecting_bad_gossip() -> (
+    seedfed_node::network::NetworkHandle,
+    seedfed_node::network::NetworkHandle,
+    tokio::sync::mpsc::Receiver<NetworkEvent>,
+    tokio::sync::mpsc::Receiver<NetworkEvent>,
+) {
     let validator: seedfed_node::network::GossipValidator = Arc::new(|_, _, data: &[u8]| {
         if data.starts_with(b"bad") {
             GossipVerdict::Reject
@@ -195,9 +200,15 @@ async fn invalid_gossip_is_rejected_and_penalised() {
             GossipVerdict::Accept
         }
     });
-    let (a, b, _a_ev, mut b_ev) = admitted_pair(Some(validator)).await;
+    let (a, b, a_ev, b_ev) = admitted_pair(Some(validator)).await;
     a.subscribe("t").await.unwrap();
     b.subscribe("t").await.unwrap();
+    (a, b, a_ev, b_ev)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_gossip_is_rejected_and_penalised() {
+    let (a, b, _a_ev, mut b_ev) = pair_rejecting_bad_gossip().await;
     // Publish until A knows B subscribed and B delivers a message (bounded).
     let mut got = None;
     for n in 0..60 {
@@ -481,16 +492,7 @@ async fn a_lost_admission_request_is_asked_again_before_the_deadline() {
 /// score far above that (it took tens of invalid messages).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_invalid_messages_graylist_their_sender() {
-    let validator: seedfed_node::network::GossipValidator = Arc::new(|_, _, data: &[u8]| {
-        if data.starts_with(b"bad") {
-            GossipVerdict::Reject
-        } else {
-            GossipVerdict::Accept
-        }
-    });
-    let (a, b, _a_ev, mut b_ev) = admitted_pair(Some(validator)).await;
-    a.subscribe("t").await.unwrap();
-    b.subscribe("t").await.unwrap();
+    let (a, b, _a_ev, mut b_ev) = pair_rejecting_bad_gossip().await;
     // Credit first: valid messages until B has delivered a few (bounded).
     let mut delivered = 0;
     for n in 0..100 {

@@ -11,7 +11,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

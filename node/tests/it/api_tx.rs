@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! hbs-lms. Every loop is bounded.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

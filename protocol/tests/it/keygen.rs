@@ -5,7 +5,7 @@
 //! bounded.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
