@@ -194,12 +194,44 @@ pub fn readiness(chain: &ChainStatus, now_unix_ms: u64) -> Result<(), String> {
     Ok(())
 }
 
-async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> (StatusCode, String) {
-    let Some(submit) = &s.submit else {
-        return (
+/// A handler's answer: the status and a text or JSON body.
+type Answer = (StatusCode, String);
+
+fn driver_stopped() -> Answer {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the chain driver stopped\n".into(),
+    )
+}
+
+/// The chain driver's submission queue, or the 503 a node without a chain answers.
+fn chain_queue(s: &ApiState) -> Result<&mpsc::Sender<Submission>, Answer> {
+    s.submit.as_ref().ok_or_else(|| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
             "this node runs no chain\n".into(),
-        );
+        )
+    })
+}
+
+/// Sends the driver the submission `make` builds around a reply channel; returns where its
+/// answer will come (a dropped reply means the driver stopped).
+async fn ask<T>(
+    submit: &mpsc::Sender<Submission>,
+    make: impl FnOnce(oneshot::Sender<T>) -> Submission,
+) -> Result<oneshot::Receiver<T>, Answer> {
+    let (reply, answer) = oneshot::channel();
+    submit
+        .send(make(reply))
+        .await
+        .map_err(|_| driver_stopped())?;
+    Ok(answer)
+}
+
+async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> Answer {
+    let submit = match chain_queue(&s) {
+        Ok(q) => q,
+        Err(a) => return a,
     };
     let tx = match ledger::decode::<SignedTx>(&body) {
         Ok(tx) => tx,
@@ -213,24 +245,14 @@ async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> (StatusCode, Strin
     if let Err(e) = mempool::check_size(&tx.tx.body, body.len()) {
         return refused(&e);
     }
-    let (reply, verdict) = oneshot::channel();
-    if submit
-        .send(Submission::Tx(TxSubmission { tx, reply }))
-        .await
-        .is_err()
-    {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the chain driver stopped\n".into(),
-        );
-    }
+    let verdict = match ask(submit, |reply| Submission::Tx(TxSubmission { tx, reply })).await {
+        Ok(v) => v,
+        Err(a) => return a,
+    };
     match verdict.await {
         Ok(Ok(())) => (StatusCode::ACCEPTED, "accepted\n".into()),
         Ok(Err(e)) => refused(&e),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the chain driver stopped\n".into(),
-        ),
+        Err(_) => driver_stopped(),
     }
 }
 
@@ -247,11 +269,9 @@ async fn sign(
     query: axum::extract::Query<SignQuery>,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let Some(submit) = &s.submit else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this node runs no chain\n".into(),
-        );
+    let submit = match chain_queue(&s) {
+        Ok(q) => q,
+        Err(a) => return a,
     };
     let request = match ledger::decode::<ledger::SignedRequest>(&body) {
         Ok(r) => r,
@@ -265,17 +285,11 @@ async fn sign(
     let wait = query
         .wait_secs
         .map_or(SIGN_WAIT, |w| Duration::from_secs(w.min(3600)));
-    let (reply, answer) = oneshot::channel();
-    if submit
-        .send(Submission::Sign(SignSubmission { request, reply }))
-        .await
-        .is_err()
-    {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the chain driver stopped\n".into(),
-        );
-    }
+    let make = |reply| Submission::Sign(SignSubmission { request, reply });
+    let answer = match ask(submit, make).await {
+        Ok(a) => a,
+        Err(a) => return a,
+    };
     match tokio::time::timeout(wait, answer).await {
         Ok(Ok(Ok(outcome))) => (
             StatusCode::OK,
@@ -290,10 +304,7 @@ async fn sign(
             };
             (code, format!("{e}\n"))
         }
-        Ok(Err(_)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the chain driver stopped\n".into(),
-        ),
+        Ok(Err(_)) => driver_stopped(),
         Err(_) => (
             StatusCode::GATEWAY_TIMEOUT,
             format!(
@@ -307,32 +318,29 @@ async fn sign(
 /// `POST /sign/publish`: a signature a client made with an issued leaf (body: the canonical
 /// encoding of `(leaf, signature)`), checked as the ledger will and published by this node:
 /// 202, or 400 with the reason.
-async fn publish(State(s): State<ApiState>, body: Bytes) -> (StatusCode, String) {
-    let Some(submit) = &s.submit else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this node runs no chain\n".into(),
-        );
+async fn publish(State(s): State<ApiState>, body: Bytes) -> Answer {
+    let submit = match chain_queue(&s) {
+        Ok(q) => q,
+        Err(a) => return a,
     };
     let (leaf, signature) = match ledger::decode::<(u64, Vec<u8>)>(&body) {
         Ok(v) => v,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed body: {e}\n")),
     };
-    let (reply, answer) = oneshot::channel();
-    let sent = submit
-        .send(Submission::Publish(PublishSubmission {
+    let make = |reply| {
+        Submission::Publish(PublishSubmission {
             leaf,
             signature,
             reply,
-        }))
-        .await;
-    match (sent, answer.await) {
-        (Ok(()), Ok(Ok(()))) => (StatusCode::ACCEPTED, "published\n".into()),
-        (Ok(()), Ok(Err(e))) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the chain driver stopped\n".into(),
-        ),
+        })
+    };
+    match ask(submit, make).await {
+        Err(a) => a,
+        Ok(answer) => match answer.await {
+            Ok(Ok(())) => (StatusCode::ACCEPTED, "published\n".into()),
+            Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+            Err(_) => driver_stopped(),
+        },
     }
 }
 
@@ -350,27 +358,22 @@ async fn checkpoints(
     State(s): State<ApiState>,
     query: axum::extract::Query<CheckpointsParams>,
 ) -> (StatusCode, String) {
-    let Some(submit) = &s.submit else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this node runs no chain\n".into(),
-        );
+    let submit = match chain_queue(&s) {
+        Ok(q) => q,
+        Err(a) => return a,
     };
-    let (reply, answer) = oneshot::channel();
     let from = query.from.unwrap_or(0);
-    let sent = submit
-        .send(Submission::Checkpoints(CheckpointsQuery { from, reply }))
-        .await;
-    match (sent, answer.await) {
-        (Ok(()), Ok(Ok(list))) => (
-            StatusCode::OK,
-            serde_json::to_string(&list).unwrap_or_default(),
-        ),
-        (Ok(()), Ok(Err(e))) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the chain driver stopped\n".into(),
-        ),
+    let make = |reply| Submission::Checkpoints(CheckpointsQuery { from, reply });
+    match ask(submit, make).await {
+        Err(a) => a,
+        Ok(answer) => match answer.await {
+            Ok(Ok(list)) => (
+                StatusCode::OK,
+                serde_json::to_string(&list).unwrap_or_default(),
+            ),
+            Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            Err(_) => driver_stopped(),
+        },
     }
 }
 
@@ -395,36 +398,31 @@ async fn account(
     State(s): State<ApiState>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> (StatusCode, String) {
-    let Some(submit) = &s.submit else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this node runs no chain\n".into(),
-        );
+    let submit = match chain_queue(&s) {
+        Ok(q) => q,
+        Err(a) => return a,
     };
     let member = match parse_member(&id) {
         Ok(m) => m,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    let (reply, answer) = oneshot::channel();
-    let sent = submit
-        .send(Submission::Account(AccountQuery { member, reply }))
-        .await;
-    match (sent, answer.await) {
-        (Ok(()), Ok(Some(info))) => (
-            StatusCode::OK,
-            serde_json::to_string(&info).unwrap_or_default(),
-        ),
-        (Ok(()), Ok(None)) => (
-            StatusCode::NOT_FOUND,
-            format!(
-                "{} is not a member of the ledger\n",
-                hex::encode(member.as_bytes())
+    let make = |reply| Submission::Account(AccountQuery { member, reply });
+    match ask(submit, make).await {
+        Err(a) => a,
+        Ok(answer) => match answer.await {
+            Ok(Some(info)) => (
+                StatusCode::OK,
+                serde_json::to_string(&info).unwrap_or_default(),
             ),
-        ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the chain driver stopped\n".into(),
-        ),
+            Ok(None) => (
+                StatusCode::NOT_FOUND,
+                format!(
+                    "{} is not a member of the ledger\n",
+                    hex::encode(member.as_bytes())
+                ),
+            ),
+            Err(_) => driver_stopped(),
+        },
     }
 }
 
@@ -435,11 +433,9 @@ async fn tx_state(
     State(s): State<ApiState>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> (StatusCode, String) {
-    let Some(submit) = &s.submit else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this node runs no chain\n".into(),
-        );
+    let submit = match chain_queue(&s) {
+        Ok(q) => q,
+        Err(a) => return a,
     };
     let mut digest = [0u8; 32];
     if hex::decode_to_slice(id.trim(), &mut digest).is_err() {
@@ -448,19 +444,16 @@ async fn tx_state(
             "a transaction id is 64 hex digits\n".into(),
         );
     }
-    let (reply, answer) = oneshot::channel();
-    let sent = submit
-        .send(Submission::TxState(TxQuery { id: digest, reply }))
-        .await;
-    match (sent, answer.await) {
-        (Ok(()), Ok(state)) => (
-            StatusCode::OK,
-            serde_json::to_string(&state).unwrap_or_default(),
-        ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the chain driver stopped\n".into(),
-        ),
+    let make = |reply| Submission::TxState(TxQuery { id: digest, reply });
+    match ask(submit, make).await {
+        Err(a) => a,
+        Ok(answer) => match answer.await {
+            Ok(state) => (
+                StatusCode::OK,
+                serde_json::to_string(&state).unwrap_or_default(),
+            ),
+            Err(_) => driver_stopped(),
+        },
     }
 }
 
