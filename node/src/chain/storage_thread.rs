@@ -32,26 +32,21 @@ impl StorageCaller {
         F: FnOnce(&mut ChainStore) -> R + Send + 'static,
         R: Send + 'static,
     {
-        call_on(&self.jobs, f).await
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |store| {
+            let _ = reply.send(f(store));
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StorageError::Stopped)?;
+        answer.await.map_err(|_| StorageError::Stopped)
     }
-}
-
-async fn call_on<R, F>(jobs: &mpsc::Sender<Job>, f: F) -> Result<R, StorageError>
-where
-    F: FnOnce(&mut ChainStore) -> R + Send + 'static,
-    R: Send + 'static,
-{
-    let (reply, answer) = oneshot::channel();
-    let job: Job = Box::new(move |store| {
-        let _ = reply.send(f(store));
-    });
-    jobs.send(job).await.map_err(|_| StorageError::Stopped)?;
-    answer.await.map_err(|_| StorageError::Stopped)
 }
 
 /// The handle of the storage thread, which owns the [`ChainStore`].
 pub struct StorageThread {
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<StorageCaller>,
     thread: Option<std::thread::JoinHandle<ChainStore>>,
 }
 
@@ -70,7 +65,7 @@ impl StorageThread {
             })
             .map_err(|e| StorageError::Thread(e.to_string()))?;
         Ok(StorageThread {
-            jobs: Some(jobs),
+            jobs: Some(StorageCaller { jobs }),
             thread: Some(thread),
         })
     }
@@ -82,13 +77,12 @@ impl StorageThread {
         R: Send + 'static,
     {
         let jobs = self.jobs.as_ref().ok_or(StorageError::Stopped)?;
-        call_on(jobs, f).await
+        jobs.call(f).await
     }
 
     /// Another handle on the same queue ([`StorageCaller`]).
     pub fn caller(&self) -> Result<StorageCaller, StorageError> {
-        let jobs = self.jobs.clone().ok_or(StorageError::Stopped)?;
-        Ok(StorageCaller { jobs })
+        self.jobs.clone().ok_or(StorageError::Stopped)
     }
 
     /// Lets the queued calls finish, stops the thread and gives the store back.

@@ -170,9 +170,10 @@ impl Driver {
         let mut applied = 0u64;
         for (block, certificate) in blocks {
             let before = self.consensus.ledger().height();
-            self.commits.forget(block.height); // a synced block is no latency sample
-                                               // Counted before it is applied: applying publishes the status, which must not show
-                                               // the new height without the block it came by (taken back if it does not apply).
+            // A synced block is no latency sample.
+            self.commits.forget(block.height);
+            // Counted before it is applied: applying publishes the status, which must not show
+            // the new height without the block it came by (taken back if it does not apply).
             self.sync.applied += 1;
             let out = self.consensus.handle(Input::Synced { block, certificate });
             let acted = self.act(out).await;
