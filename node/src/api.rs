@@ -81,6 +81,10 @@ pub struct ApiState {
 
 /// Largest `POST /tx` body accepted (the gossip message cap).
 pub const MAX_TX_BODY: usize = 1 << 20;
+/// Largest `POST /txs` body accepted.
+pub const MAX_TXS_BODY: usize = 4 << 20;
+/// Most transactions in one `POST /txs` (as many as one `tx` gossip message carries).
+pub const MAX_TXS_PER_REQUEST: usize = crate::chain::wire::MAX_GOSSIP_TXS;
 
 /// The API's routes, behind the access check `access` ([`access::guard`]).
 pub fn router(state: ApiState, access: Access) -> Router {
@@ -98,6 +102,10 @@ pub fn router(state: ApiState, access: Access) -> Router {
         .route(
             "/tx",
             post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)),
+        )
+        .route(
+            "/txs",
+            post(submit_txs).layer(DefaultBodyLimit::max(MAX_TXS_BODY)),
         )
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(access, access::guard))
@@ -245,14 +253,114 @@ async fn submit_tx(State(s): State<ApiState>, body: Bytes) -> Answer {
     if let Err(e) = mempool::check_size(&tx.tx.body, body.len()) {
         return refused(&e);
     }
-    let verdict = match ask(submit, |reply| Submission::Tx(TxSubmission { tx, reply })).await {
+    let make = |reply| {
+        Submission::Tx(TxSubmission {
+            txs: vec![tx],
+            reply,
+        })
+    };
+    let verdict = match ask(submit, make).await {
         Ok(v) => v,
         Err(a) => return a,
     };
-    match verdict.await {
-        Ok(Ok(())) => (StatusCode::ACCEPTED, "accepted\n".into()),
-        Ok(Err(e)) => refused(&e),
-        Err(_) => driver_stopped(),
+    match verdict.await.map(|v| v.into_iter().next()) {
+        Ok(Some(Ok(()))) => (StatusCode::ACCEPTED, "accepted\n".into()),
+        Ok(Some(Err(e))) => refused(&e),
+        Ok(None) | Err(_) => driver_stopped(),
+    }
+}
+
+/// The answer to `POST /txs`: how many were accepted, and each refused one with its index in
+/// the request, the status `POST /tx` would have given it and the reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxBatchVerdict {
+    /// Transactions taken into the mempool (and gossiped together).
+    pub accepted: usize,
+    /// The others, in request order.
+    pub refused: Vec<TxBatchRefusal>,
+}
+
+/// One refused transaction of a `POST /txs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxBatchRefusal {
+    /// Its index in the request.
+    pub index: usize,
+    /// What `POST /tx` would have answered.
+    pub code: u16,
+    /// Why.
+    pub reason: String,
+}
+
+/// `POST /txs`: many signed transactions in one request (body:
+/// `ledger::encode(&Vec<SignedTx>)`, 1 to [`MAX_TXS_PER_REQUEST`]), each checked as `POST /tx`
+/// checks one; the accepted ones travel together in as few gossip messages as fit. 200 with a
+/// JSON [`TxBatchVerdict`] once the driver has judged every one; 400 if the body is malformed
+/// or holds no or too many transactions.
+async fn submit_txs(State(s): State<ApiState>, body: Bytes) -> Answer {
+    let submit = match chain_queue(&s) {
+        Ok(q) => q,
+        Err(a) => return a,
+    };
+    let txs = match ledger::decode::<Vec<SignedTx>>(&body) {
+        Ok(txs) => txs,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("malformed transactions: {e}\n"),
+            )
+        }
+    };
+    if txs.is_empty() || txs.len() > MAX_TXS_PER_REQUEST {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} transactions in one request (1 to {MAX_TXS_PER_REQUEST})\n",
+                txs.len()
+            ),
+        );
+    }
+    // Sizes first: an oversized one is refused here, the rest go on.
+    let mut verdict = TxBatchVerdict::default();
+    let mut sized = Vec::with_capacity(txs.len());
+    let mut index = Vec::with_capacity(txs.len());
+    for (i, tx) in txs.into_iter().enumerate() {
+        match mempool::check_size(&tx.tx.body, ledger::encode(&tx).len()) {
+            Ok(()) => {
+                sized.push(tx);
+                index.push(i);
+            }
+            Err(e) => verdict.refused.push(refusal(i, &e)),
+        }
+    }
+    if !sized.is_empty() {
+        let make = |reply| Submission::Tx(TxSubmission { txs: sized, reply });
+        let answer = match ask(submit, make).await {
+            Ok(a) => a,
+            Err(a) => return a,
+        };
+        let Ok(verdicts) = answer.await else {
+            return driver_stopped();
+        };
+        for (i, v) in index.into_iter().zip(verdicts) {
+            match v {
+                Ok(()) => verdict.accepted += 1,
+                Err(e) => verdict.refused.push(refusal(i, &e)),
+            }
+        }
+        verdict.refused.sort_by_key(|r| r.index);
+    }
+    match serde_json::to_string(&verdict) {
+        Ok(json) => (StatusCode::OK, json),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+fn refusal(index: usize, e: &TxRejected) -> TxBatchRefusal {
+    let (code, reason) = refused(e);
+    TxBatchRefusal {
+        index,
+        code: code.as_u16(),
+        reason: reason.trim_end().to_string(),
     }
 }
 
@@ -472,6 +580,7 @@ fn refused(e: &TxRejected) -> (StatusCode, String) {
             StatusCode::TOO_MANY_REQUESTS
         }
         TxRejected::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
+        TxRejected::NonceTaken { .. } => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     };
     (code, format!("{e}\n"))
@@ -642,6 +751,34 @@ impl ApiClient {
 }
 
 impl ApiClient {
+    /// Submits signed transactions to `POST /txs` (at most [`MAX_TXS_PER_REQUEST`]): each
+    /// one's verdict, once the node judged them all.
+    pub async fn submit_txs(
+        &self,
+        addr: SocketAddr,
+        txs: &[SignedTx],
+    ) -> Result<TxBatchVerdict, ApiError> {
+        let (code, body) = self
+            .request_within(
+                addr,
+                "/txs",
+                Some(ledger::encode(&txs)),
+                Duration::from_secs(30),
+            )
+            .await?;
+        if code != 200 {
+            return Err(ApiError::Refused {
+                addr: addr.to_string(),
+                code,
+                reason: body.trim().to_string(),
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {
+            addr: addr.to_string(),
+            reason: format!("bad transaction verdict JSON: {e}"),
+        })
+    }
+
     /// Reads `GET /account/{id}`: `None` if the ledger has no such member.
     pub async fn account(
         &self,

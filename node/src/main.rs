@@ -396,8 +396,9 @@ const TX_ATTEMPTS: usize = 3;
 /// enough stake), signs with the home's identity key at the next free nonce, submits through
 /// `POST /tx`, then polls `GET /tx/{id}` until the transaction is decided (or dropped with the
 /// ledger's reason) and prints the result. The node signs its own transactions with the same
-/// key, so a nonce it takes first makes this one `replaced`: then it is signed again with the
-/// next nonce, at most [`TX_ATTEMPTS`] times.
+/// key, so a nonce it takes first makes this one refused (409, when the node's transaction
+/// was there first) or `replaced` (when another node decided one of ours at that nonce): then
+/// it is signed again with the next nonce, at most [`TX_ATTEMPTS`] times.
 fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
     use seedfed_node::chain::TxState;
     use seedfed_protocol::ledger::{Tx, TxBody};
@@ -483,7 +484,17 @@ fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
         }
         .sign(&genesis.chain_id, &key);
         let id = signed.tx.digest(&genesis.chain_id);
-        rt.block_on(client.submit_tx(addr, &signed))?;
+        match rt.block_on(client.submit_tx(addr, &signed)) {
+            // A duty of the node signed at this nonce since we read it: the node keeps its
+            // duty and names the next free nonce; read it again.
+            Err(api::ApiError::Refused {
+                code: 409, reason, ..
+            }) => {
+                eprintln!("{reason}; signing again");
+                continue;
+            }
+            r => r?,
+        }
         eprintln!(
             "submitted {kind} {} (nonce {}); waiting for a block",
             hex::encode(id),

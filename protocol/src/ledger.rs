@@ -14,6 +14,8 @@ mod genesis;
 mod client;
 mod tx;
 
+mod sig_cache;
+
 mod beacon;
 mod checkpoint_signing;
 mod dkg_round;
@@ -26,7 +28,7 @@ mod block;
 mod tests;
 
 pub use beacon::beacon_input;
-pub use block::{Block, CommitInfo, Ledger, MAX_TXS_PER_BLOCK};
+pub use block::{Block, Built, CommitInfo, Ledger, Validated, MAX_TXS_PER_BLOCK};
 pub use checkpoint_signing::{
     validator_set_hash, CheckpointBody, CheckpointDue, CheckpointFault, CheckpointFaultKind,
     CheckpointSigning, SignedCheckpoint, KEEP_CHECKPOINTS,
@@ -41,6 +43,7 @@ pub use genesis::{
     chain_digest, EpochParams, Genesis, GenesisClient, GenesisError, GenesisValidator, KeyParams,
     DEFAULT_SECTOR_WINDOW, MAX_TOTAL_STAKE,
 };
+pub use sig_cache::SigCache;
 pub use state::{
     leaf_id, sign_session_id, split_leaf, validate_dkg_complaint_payload,
     validate_dkg_round1_payload, validate_epoch_beacon, validate_master_root, ClientRecord,

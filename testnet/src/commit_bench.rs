@@ -7,8 +7,16 @@
 //! when it returns, fails or is interrupted), takes the samples every node reports in `/status`
 //! for `--heights` heights of empty blocks, then submits rounds of `--txs` signed transfers
 //! (authors: the validators themselves, keys from their keystores, a ring of `amount: 1`
-//! transfers so stakes stay level) through `POST /tx` and keeps the samples of blocks holding
-//! at least `--txs` transactions. Every wait is bounded by `--timeout`.
+//! transfers so stakes stay level) through `POST /txs`, one request per author, and keeps the
+//! samples of blocks holding at least `--txs` transactions. Next to the driver's latency it
+//! reports what a client sees (a round's transactions accepted by the nodes → all of them
+//! decided) and the share of heights decided in round 0. Every wait is bounded by
+//! `--timeout`.
+//!
+//! The authors' nonces come from `GET /account` (past each node's mempool, so past the
+//! node's own pending duties); a transfer that still meets a duty signed in between is
+//! refused with 409 rather than replacing it, and the duty takes that nonce: the round goes
+//! on without the refused transfer, which is counted and reported.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -27,8 +35,6 @@ use tokio::time::Instant;
 use crate::bench_json::rounded;
 use crate::up::{self, UpArgs};
 
-/// Concurrent submission requests per node.
-const SUBMIT_LANES: usize = 8;
 /// The testnet's chain id (set by `up`).
 const CHAIN_ID: &str = "seedfed-local";
 
@@ -75,15 +81,14 @@ pub fn summarize(samples: &[CommitSample]) -> Option<Summary> {
     if samples.is_empty() {
         return None;
     }
-    let mut v: Vec<u64> = samples.iter().map(|s| s.latency_us).collect();
-    v.sort_unstable();
-    let rank = |p: f64| {
-        let r = (p * v.len() as f64).ceil() as usize;
-        v[r.clamp(1, v.len()) - 1] as f64 / 1000.0
-    };
+    let mut v: Vec<f64> = samples
+        .iter()
+        .map(|s| s.latency_us as f64 / 1000.0)
+        .collect();
+    let (p50_ms, p99_ms) = percentiles(&mut v)?;
     Some(Summary {
-        p50_ms: rank(0.50),
-        p99_ms: rank(0.99),
+        p50_ms,
+        p99_ms,
         n: v.len(),
         heights: samples
             .iter()
@@ -203,9 +208,14 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
     let mut full = Vec::new();
     let mut rounds = 0usize;
     let mut split = 0usize;
+    let mut client_ms: Vec<f64> = Vec::new();
+    let mut taken = 0usize;
     while Instant::now() < deadline {
         net.check_alive()?;
-        let (submitted_at, expected) = submit_round(&client, &vals, args.txs).await?;
+        let submitted = submit_round(&client, &vals, args.txs).await?;
+        let (submitted_in, expected) = (submitted.took, submitted.expected);
+        taken += submitted.taken;
+        let accepted_at = Instant::now();
         rounds += 1;
         // Wait until every author's nonce moved past the round (bounded).
         let round_deadline = (Instant::now() + Duration::from_secs(60)).min(deadline);
@@ -224,6 +234,7 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
                 }
             }
             if done {
+                client_ms.push(accepted_at.elapsed().as_secs_f64() * 1000.0);
                 break;
             }
             if Instant::now() > round_deadline {
@@ -245,7 +256,7 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
         eprintln!(
             "round {rounds}: {} tx submitted in {:.0} ms; {heights} full heights so far",
             args.txs,
-            submitted_at.as_secs_f64() * 1000.0
+            submitted_in.as_secs_f64() * 1000.0
         );
         if heights >= args.heights {
             break;
@@ -254,6 +265,13 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
 
     let e = summarize(&empty);
     let f = summarize(&full);
+    let sampled: Vec<CommitSample> = collect(&client, &vals)
+        .await?
+        .into_iter()
+        .filter(|s| s.height > start_h)
+        .collect();
+    let round0 = round_zero_share(&sampled);
+    let client = percentiles(&mut client_ms);
     let show = |name: &str, s: &Option<Summary>| match s {
         Some(s) => println!(
             "{name}: p50 {:.2} ms, p99 {:.2} ms ({} samples over {} heights)",
@@ -267,14 +285,33 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
     );
     show("empty blocks", &e);
     show(&format!("blocks of >= {} txs", args.txs), &f);
+    if let Some((p50, p99)) = client {
+        println!(
+            "client view, {} txs accepted -> all decided (includes the block interval): p50 {p50:.0} ms, p99 {p99:.0} ms over {} rounds",
+            args.txs,
+            client_ms.len()
+        );
+    }
+    if let Some((r0, heights)) = round0 {
+        println!(
+            "heights decided in round 0: {:.1}% of {heights}",
+            r0 * 100.0
+        );
+    }
     if split > 0 {
         println!("{split} of {rounds} rounds were split over several blocks (not sampled)");
+    }
+    if taken > 0 {
+        println!("{taken} transfers met a duty's nonce and were refused (409)");
     }
     let mut line = json!({
         "bench": "commit",
         "nodes": args.nodes,
         "block_interval_ms": args.block_interval_ms,
         "empty": summary_json(&e),
+        "client_ms": client.map(|(p50, p99)| json!({"p50": rounded(p50, 1), "p99": rounded(p99, 1), "rounds": client_ms.len()})),
+        "round0_share": round0.map(|(r, _)| rounded(r, 4)),
+        "nonce_taken": taken,
     });
     line[format!("txs_{}", args.txs)] = summary_json(&f);
     println!("{line}");
@@ -326,20 +363,56 @@ async fn collect(client: &ApiClient, vals: &[Validator]) -> anyhow::Result<Vec<C
     Ok(out)
 }
 
-/// Signs `total` transfers of 1 (validator i pays validator i+1, nonces from the ledger) and
-/// posts each author's to its own node, all authors at once. Returns how long submission
-/// took and each author's nonce once the round is committed.
+/// The share of distinct heights whose commit was in round 0, and how many heights.
+pub fn round_zero_share(samples: &[CommitSample]) -> Option<(f64, usize)> {
+    let mut by_height = std::collections::BTreeMap::new();
+    for s in samples {
+        by_height.entry(s.height).or_insert(s.round);
+    }
+    if by_height.is_empty() {
+        return None;
+    }
+    let zero = by_height.values().filter(|r| **r == 0).count();
+    Some((zero as f64 / by_height.len() as f64, by_height.len()))
+}
+
+/// Nearest-rank p50 and p99 of `v` (sorted in place).
+fn percentiles(v: &mut [f64]) -> Option<(f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Some((rank(0.50), rank(0.99)))
+}
+
+/// What [`submit_round`] did.
+struct Submitted {
+    /// From the first request to the last answer.
+    took: Duration,
+    /// Each author's nonce once the round is committed.
+    expected: Vec<u64>,
+    /// Transfers refused because a duty of the node held their nonce.
+    taken: usize,
+}
+
+/// Signs `total` transfers of 1 (validator i pays validator i+1, nonces from `GET /account`,
+/// past each node's mempool) and posts each author's to its own node in one `POST /txs`, all
+/// authors at once. Any refusal but a duty's nonce (409) fails the bench.
 async fn submit_round(
     client: &ApiClient,
     vals: &[Validator],
     total: usize,
-) -> anyhow::Result<(Duration, Vec<u64>)> {
+) -> anyhow::Result<Submitted> {
     let n = vals.len();
     let mut batches = Vec::new();
     let mut expected = Vec::new();
     for (i, v) in vals.iter().enumerate() {
-        let status = client.status(v.api).await?;
-        let base = status.chain.context("a node runs no chain")?.nonce;
+        let base = client
+            .account(v.api, &v.member)
+            .await?
+            .context("a validator has no account")?
+            .next_nonce;
         let count = total / n + usize::from(i < total % n);
         let to = vals[(i + 1) % n].member;
         let txs: Vec<SignedTx> = (0..count as u64)
@@ -357,29 +430,31 @@ async fn submit_round(
     }
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    // Several requests in flight per node (the mempool orders by nonce, arrival order does
-    // not matter).
     for (api, txs) in batches {
-        for lane in 0..SUBMIT_LANES {
-            let client = client.clone();
-            let mine: Vec<SignedTx> = txs
-                .iter()
-                .skip(lane)
-                .step_by(SUBMIT_LANES)
-                .cloned()
-                .collect();
-            tasks.spawn(async move {
-                for tx in &mine {
-                    client.submit_tx(api, tx).await?;
+        let client = client.clone();
+        tasks.spawn(async move {
+            let mut taken = 0usize;
+            for chunk in txs.chunks(seedfed_node::api::MAX_TXS_PER_REQUEST) {
+                let verdict = client.submit_txs(api, chunk).await?;
+                for r in &verdict.refused {
+                    if r.code != 409 {
+                        bail!("{api} refused transaction {}: {}", r.index, r.reason);
+                    }
+                    taken += 1;
                 }
-                Ok::<_, seedfed_node::api::ApiError>(())
-            });
-        }
+            }
+            Ok::<_, anyhow::Error>(taken)
+        });
     }
+    let mut taken = 0usize;
     while let Some(r) = tasks.join_next().await {
-        r.context("submit task")??;
+        taken += r.context("submit task")??;
     }
-    Ok((started.elapsed(), expected))
+    Ok(Submitted {
+        took: started.elapsed(),
+        expected,
+        taken,
+    })
 }
 
 #[cfg(test)]
@@ -407,6 +482,14 @@ mod tests {
         assert_eq!(s.heights, 10);
         let one = summarize(&[sample(1, 7)]).unwrap();
         assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
+    }
+
+    #[test]
+    fn round_zero_share_counts_each_height_once() {
+        assert_eq!(round_zero_share(&[]), None);
+        let mut v = vec![sample(1, 5), sample(1, 6), sample(2, 5), sample(3, 5)];
+        v[2].round = 1;
+        assert_eq!(round_zero_share(&v), Some((2.0 / 3.0, 3)));
     }
 
     #[test]

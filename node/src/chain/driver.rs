@@ -34,7 +34,9 @@ use super::storage::{ChainStore, DecidedRecord, StorageError};
 use super::storage_thread::StorageThread;
 use super::sync::{BlockSync, SyncResult};
 use super::timers::{Deadline, Timers};
-use super::wire::{ChainRequest, ChainResponse, GossipView, CONSENSUS_TOPIC, TX_TOPIC};
+use super::wire::{
+    tx_messages, ChainRequest, ChainResponse, GossipView, CONSENSUS_TOPIC, TX_TOPIC,
+};
 use crate::at_rest::AtRestKey;
 use crate::network::{NetworkEvent, NetworkHandle, ResponseToken};
 
@@ -79,13 +81,14 @@ pub enum ChainError {
     Identity,
 }
 
-/// A transaction handed to the driver by the local API, with where the verdict goes.
+/// Transactions handed to the driver by the local API (`POST /tx`: one, `POST /txs`: a
+/// batch), with where the verdicts go.
 #[derive(Debug)]
 pub struct TxSubmission {
-    /// The transaction.
-    pub tx: SignedTx,
-    /// Accepted into the mempool (and gossiped), or why not.
-    pub reply: oneshot::Sender<Result<(), TxRejected>>,
+    /// The transactions.
+    pub txs: Vec<SignedTx>,
+    /// For each, in order: accepted into the mempool (and gossiped), or why not.
+    pub reply: oneshot::Sender<Vec<Result<(), TxRejected>>>,
 }
 
 /// `GET /checkpoints`: the stored checkpoints from `from`, and where they go.
@@ -100,7 +103,7 @@ pub struct CheckpointsQuery {
 /// What the local API hands the driver.
 #[derive(Debug)]
 pub enum Submission {
-    /// `POST /tx`: a signed transaction.
+    /// `POST /tx`, `POST /txs`: signed transactions.
     Tx(TxSubmission),
     /// `POST /sign`: a client's sign request to relay and answer.
     Sign(super::signing::SignSubmission),
@@ -441,8 +444,8 @@ impl Driver {
         }
         // Re-gossip our own transactions that are still waiting (gossip is best effort).
         let own: Vec<SignedTx> = self.outbox.pending().cloned().collect();
-        for tx in own {
-            let _ = self.network.publish(TX_TOPIC, ledger::encode(&tx)).await;
+        for message in tx_messages(&own) {
+            let _ = self.network.publish(TX_TOPIC, message).await;
         }
         self.publish_status();
         Ok(())
@@ -586,9 +589,10 @@ impl Driver {
         let Some(tx) = self.outbox.sign(body, state, pooled) else {
             return;
         };
+        self.consensus.remember_verified(&tx);
         self.insert_own(tx.clone());
         let net = self.network.clone();
-        let bytes = ledger::encode(&tx);
+        let bytes = ledger::encode(&vec![tx]);
         tokio::spawn(async move {
             if let Err(e) = net.publish(TX_TOPIC, bytes).await {
                 debug!("tx publish: {e}");
@@ -618,39 +622,52 @@ impl Driver {
         }
     }
 
-    /// A transaction from the `tx` topic (its signature and size checked by the gossip
-    /// validator).
+    /// Transactions from the `tx` topic. The chain runs only behind its gossip validator
+    /// (`node::run` installs [`GossipView::validator`](super::GossipView::validator)), which
+    /// checked every signature and size, so their signatures are remembered as checked.
     fn on_gossip_tx(&mut self, data: &[u8]) {
-        if let Ok(tx) = ledger::decode::<SignedTx>(data) {
-            let _ = self.insert(tx, "gossip");
+        if let Ok(txs) = ledger::decode::<Vec<SignedTx>>(data) {
+            for tx in txs {
+                self.consensus.remember_verified(&tx);
+                let _ = self.insert(tx, "gossip");
+            }
         }
     }
 
-    /// A transaction from the local API: its signature checked, into the mempool and, once,
-    /// onto the `tx` topic.
+    /// Transactions from the local API: each one's signature checked, into the mempool and,
+    /// once, onto the `tx` topic (the accepted ones together).
     async fn on_submission(&mut self, sub: TxSubmission) {
+        let mut verdicts = Vec::with_capacity(sub.txs.len());
+        let mut accepted = Vec::new();
+        for tx in sub.txs {
+            let verdict = self.submit_one(&tx);
+            if verdict.is_ok() {
+                accepted.push(tx);
+            }
+            verdicts.push(verdict);
+        }
+        let _ = sub.reply.send(verdicts);
+        for message in tx_messages(&accepted) {
+            if let Err(e) = self.network.publish(TX_TOPIC, message).await {
+                debug!("tx publish: {e}");
+            }
+        }
+    }
+
+    /// One API transaction: checked, refused if it would take a nonce our own pending
+    /// transaction holds, else into the mempool and watched.
+    fn submit_one(&mut self, tx: &SignedTx) -> Result<(), TxRejected> {
         let chain_id = &self.consensus.ledger().state.chain_id;
-        let verdict = match sub.tx.verify(chain_id) {
-            Err(e) => {
-                let e = TxRejected::Invalid(e.to_string());
-                self.metrics.refused(&e);
-                Err(e)
-            }
-            Ok(()) => {
-                let bytes = ledger::encode(&sub.tx);
-                let id = sub.tx.tx.digest(chain_id);
-                let watched = sub.tx.clone();
-                let verdict = self.insert(sub.tx, "api");
-                if verdict.is_ok() {
-                    self.tx_watch.watch(&watched, id);
-                    if let Err(e) = self.network.publish(TX_TOPIC, bytes).await {
-                        debug!("tx publish: {e}");
-                    }
-                }
-                verdict
-            }
-        };
-        let _ = sub.reply.send(verdict);
+        if let Err(e) = tx.verify(chain_id) {
+            let e = TxRejected::Invalid(e.to_string());
+            self.metrics.refused(&e);
+            return Err(e);
+        }
+        let id = tx.tx.digest(chain_id);
+        self.consensus.remember_verified(tx);
+        self.insert(tx.clone(), "api")?;
+        self.tx_watch.watch(tx, id);
+        Ok(())
     }
 
     /// Our own transaction into our mempool (the outbox keeps it and gossip carries it even
@@ -661,8 +678,30 @@ impl Driver {
         }
     }
 
-    /// [`Mempool::insert`] under the tip state, with refusals and evictions counted.
+    /// [`Mempool::insert`] under the tip state, with refusals and evictions counted. A
+    /// transaction signed with our key that did not come from our outbox (the operator's
+    /// `seedfed tx`, here or at another node) never replaces a pending one of ours: the two
+    /// would race for the nonce and the loser, a duty perhaps, would be dropped.
     fn insert(&mut self, tx: SignedTx, from: &'static str) -> Result<(), TxRejected> {
+        if from != "ours" && self.outbox.taken(&tx) {
+            let ledger_next = self
+                .consensus
+                .ledger()
+                .state
+                .members
+                .get(&self.me)
+                .map_or(0, |m| m.nonce);
+            let e = TxRejected::NonceTaken {
+                nonce: tx.tx.nonce,
+                next: self
+                    .mempool
+                    .next_nonce(&self.me)
+                    .map_or(ledger_next, |n| n.max(ledger_next)),
+            };
+            self.metrics.refused(&e);
+            debug!(from, reason = %e, "transaction refused");
+            return Err(e);
+        }
         match self.mempool.insert(tx, &self.consensus.ledger().state) {
             Ok(r) => {
                 if r.evicted > 0 {

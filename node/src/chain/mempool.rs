@@ -111,6 +111,17 @@ pub enum TxRejected {
         /// The ledger's next nonce for the author.
         next: u64,
     },
+    /// The nonce is held by a pending transaction this node signed itself (its duties sign
+    /// with the same key); a client using the node's key signs for `next` instead.
+    #[error(
+        "nonce {nonce} is taken by this node's own pending transaction; sign for nonce {next}"
+    )]
+    NonceTaken {
+        /// The transaction's nonce.
+        nonce: u64,
+        /// The first nonce past this node's pending transactions.
+        next: u64,
+    },
     /// A bound of the pool is reached.
     #[error("mempool full: {0}")]
     Full(Full),
@@ -125,6 +136,7 @@ impl TxRejected {
             TxRejected::NotMember(_) => "not_member",
             TxRejected::StaleNonce { .. } => "stale_nonce",
             TxRejected::NonceTooFarAhead { .. } => "nonce_too_far_ahead",
+            TxRejected::NonceTaken { .. } => "nonce_taken",
             TxRejected::Full(f) => f.label(),
         }
     }

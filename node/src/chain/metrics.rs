@@ -79,12 +79,13 @@ pub struct Role {
 }
 
 /// The values of [`Refusal::reason`] ([`TxRejected::label`]).
-pub const REFUSALS: [&str; 10] = [
+pub const REFUSALS: [&str; 11] = [
     "invalid",
     "too_large",
     "not_member",
     "stale_nonce",
     "nonce_too_far_ahead",
+    "nonce_taken",
     "pool_txs",
     "pool_bytes",
     "author_txs",
@@ -467,6 +468,7 @@ mod tests {
             TxRejected::NotMember(seedfed_protocol::member::MemberId([0; 32])),
             TxRejected::StaleNonce { got: 0, next: 0 },
             TxRejected::NonceTooFarAhead { got: 0, next: 0 },
+            TxRejected::NonceTaken { nonce: 0, next: 0 },
             TxRejected::Full(Full::Txs(0)),
             TxRejected::Full(Full::Bytes(0)),
             TxRejected::Full(Full::AuthorTxs(0)),

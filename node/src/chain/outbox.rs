@@ -40,6 +40,17 @@ impl Outbox {
         }
     }
 
+    /// Whether `tx` is signed with our key at the nonce of one of our pending transactions
+    /// but is not that transaction (the operator's own submission racing a duty): it must not
+    /// replace ours.
+    pub fn taken(&self, tx: &SignedTx) -> bool {
+        tx.tx.author == self.me
+            && self
+                .pending
+                .get(&tx.tx.nonce)
+                .is_some_and(|ours| ours != tx)
+    }
+
     /// The pending transactions, in nonce order.
     pub fn pending(&self) -> impl Iterator<Item = &SignedTx> {
         self.pending.values()
@@ -146,6 +157,44 @@ mod tests {
         // Past transactions with our key that are pooled already.
         assert_eq!(out.sign(pay(3), &st, Some(7)).unwrap().tx.nonce, 7);
         assert!(out.pending().all(|t| t.verify("outbox").is_ok()));
+    }
+
+    #[test]
+    fn another_transaction_with_our_key_at_a_pending_nonce_is_taken() {
+        let (mut out, st, them) = setup();
+        let duty = out
+            .sign(
+                TxBody::Transfer {
+                    to: them,
+                    amount: 1,
+                },
+                &st,
+                None,
+            )
+            .unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let mine = |nonce, amount| {
+            Tx {
+                author: duty.tx.author,
+                nonce,
+                body: TxBody::Transfer { to: them, amount },
+            }
+            .sign("outbox", &key)
+        };
+        assert!(out.taken(&mine(0, 9)), "another body at the duty's nonce");
+        assert!(!out.taken(&duty), "the duty itself");
+        assert!(!out.taken(&mine(1, 9)), "a free nonce");
+        let other = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
+        let theirs = Tx {
+            author: them,
+            nonce: 0,
+            body: TxBody::Transfer {
+                to: duty.tx.author,
+                amount: 1,
+            },
+        }
+        .sign("outbox", &other);
+        assert!(!out.taken(&theirs), "another author");
     }
 
     #[test]

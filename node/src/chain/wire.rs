@@ -1,6 +1,7 @@
 //! What the chain driver sends over the network, and the checks gossip must pass before it is
 //! forwarded: gossip topics [`CONSENSUS_TOPIC`] (`ledger::encode(ConsensusMessage)`) and
-//! [`TX_TOPIC`] (`ledger::encode(SignedTx)`), and point-to-point [`ChainRequest`] and
+//! [`TX_TOPIC`] (`ledger::encode(Vec<SignedTx>)`: [`tx_messages`] packs transactions so that
+//! a batch costs one gossip signature, not one per transaction), and point-to-point [`ChainRequest`] and
 //! [`ChainResponse`], encoded the same way.
 //!
 //! Guarantees: [`check_gossip`] is a pure function of the message, its libp2p author and a
@@ -29,6 +30,11 @@ use crate::network::{GossipValidator, GossipVerdict};
 pub const CONSENSUS_TOPIC: &str = "consensus";
 /// Gossip topic of transactions waiting for a block.
 pub const TX_TOPIC: &str = "tx";
+/// Most transactions in one [`TX_TOPIC`] message.
+pub const MAX_GOSSIP_TXS: usize = 1024;
+/// A [`TX_TOPIC`] message stops growing at this many encoded bytes (the gossip cap is 1 MiB by
+/// default); a single transaction larger than this travels alone.
+pub const GOSSIP_TX_BYTES: usize = 512 * 1024;
 /// Consensus messages more than this many heights ahead of ours are ignored (a lagging node
 /// syncs blocks instead; buffering far-future votes would let anyone fill our memory).
 pub const MAX_HEIGHTS_AHEAD: u64 = 64;
@@ -192,15 +198,52 @@ pub fn check_gossip(
             check_consensus(view, &author, &msg)
         }
         TX_TOPIC => {
-            let tx: SignedTx = ledger::decode(data)
-                .map_err(|e| DropReason::Reject(format!("malformed transaction: {e}")))?;
-            mempool::check_size(&tx.tx.body, data.len())
-                .map_err(|e| DropReason::Reject(e.to_string()))?;
-            tx.verify(chain_id)
-                .map_err(|e| DropReason::Reject(format!("transaction: {e}")))
+            let txs: Vec<SignedTx> = ledger::decode(data)
+                .map_err(|e| DropReason::Reject(format!("malformed transactions: {e}")))?;
+            if txs.is_empty() || txs.len() > MAX_GOSSIP_TXS {
+                return Err(DropReason::Reject(format!(
+                    "{} transactions in one message (1 to {MAX_GOSSIP_TXS})",
+                    txs.len()
+                )));
+            }
+            // Every size first (cheap), then the signatures: one bad transaction rejects
+            // the message, whose publisher vouched for all of it.
+            for tx in &txs {
+                mempool::check_size(&tx.tx.body, ledger::encode(tx).len())
+                    .map_err(|e| DropReason::Reject(e.to_string()))?;
+            }
+            for tx in &txs {
+                tx.verify(chain_id)
+                    .map_err(|e| DropReason::Reject(format!("transaction: {e}")))?;
+            }
+            Ok(())
         }
         other => Err(DropReason::Ignore(format!("unknown topic {other}"))),
     }
+}
+
+/// The [`TX_TOPIC`] messages that carry `txs`, in order: at most [`MAX_GOSSIP_TXS`]
+/// transactions and about [`GOSSIP_TX_BYTES`] each.
+pub fn tx_messages(txs: &[SignedTx]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chunk: Vec<&SignedTx> = Vec::new();
+    let mut bytes = 0usize;
+    for tx in txs {
+        let size = ledger::encode(tx).len();
+        if !chunk.is_empty()
+            && (chunk.len() >= MAX_GOSSIP_TXS || bytes.saturating_add(size) > GOSSIP_TX_BYTES)
+        {
+            out.push(ledger::encode(&chunk));
+            chunk.clear();
+            bytes = 0;
+        }
+        chunk.push(tx);
+        bytes = bytes.saturating_add(size);
+    }
+    if !chunk.is_empty() {
+        out.push(ledger::encode(&chunk));
+    }
+    out
 }
 
 fn check_consensus(
@@ -301,33 +344,41 @@ mod tests {
         assert_eq!(member_of(&junk), None);
     }
 
-    #[test]
-    fn transactions_over_their_size_cap_are_rejected_before_the_signature_check() {
-        // Before: any validly signed transaction up to the gossip cap was forwarded.
-        use seedfed_protocol::ledger::{Tx, TxBody};
+    /// A libp2p identity and the same key as a transaction signer.
+    fn signer() -> (PeerId, ed25519_dalek::SigningKey) {
         let kp = libp2p::identity::Keypair::generate_ed25519();
-        let author = kp.public().to_peer_id();
         let secret: [u8; 32] = kp
+            .clone()
             .try_into_ed25519()
             .unwrap()
             .secret()
             .as_ref()
             .try_into()
             .unwrap();
-        let key = ed25519_dalek::SigningKey::from_bytes(&secret);
-        let tx = |len: usize| {
-            ledger::encode(
-                &Tx {
-                    author: member_of(&author).unwrap(),
-                    nonce: 0,
-                    body: TxBody::SignaturePublish {
-                        leaf: 0,
-                        signature: vec![1; len],
-                    },
-                }
-                .sign("chain", &key),
-            )
-        };
+        (
+            kp.public().to_peer_id(),
+            ed25519_dalek::SigningKey::from_bytes(&secret),
+        )
+    }
+
+    fn publish_tx(key: &ed25519_dalek::SigningKey, nonce: u64, len: usize) -> SignedTx {
+        use seedfed_protocol::ledger::{Tx, TxBody};
+        Tx {
+            author: MemberId(key.verifying_key().to_bytes()),
+            nonce,
+            body: TxBody::SignaturePublish {
+                leaf: 0,
+                signature: vec![1; len],
+            },
+        }
+        .sign("chain", key)
+    }
+
+    #[test]
+    fn transactions_over_their_size_cap_are_rejected_before_the_signature_check() {
+        // Before: any validly signed transaction up to the gossip cap was forwarded.
+        let (author, key) = signer();
+        let tx = |len: usize| ledger::encode(&vec![publish_tx(&key, 0, len)]);
         let view = GossipView::default();
         assert_eq!(
             check_gossip(&view, "chain", &author, TX_TOPIC, &tx(1000)),
@@ -338,6 +389,48 @@ mod tests {
         assert!(matches!(e, DropReason::Reject(_)), "{e:?}");
         assert!(e.reason().contains("SignaturePublish"), "{e:?}");
         assert!(e.reason().contains("cap"), "{e:?}");
+    }
+
+    #[test]
+    fn transactions_travel_in_batches_and_one_bad_one_rejects_its_batch() {
+        let (author, key) = signer();
+        let view = GossipView::default();
+        let txs: Vec<SignedTx> = (0..2500).map(|n| publish_tx(&key, n, 10)).collect();
+        let messages = tx_messages(&txs);
+        assert_eq!(messages.len(), 3, "1024 + 1024 + 452");
+        let mut back = Vec::new();
+        for m in &messages {
+            assert_eq!(check_gossip(&view, "chain", &author, TX_TOPIC, m), Ok(()));
+            back.extend(ledger::decode::<Vec<SignedTx>>(m).unwrap());
+        }
+        assert_eq!(back, txs, "every transaction, in order");
+        // Large transactions split by bytes; one over the byte target travels alone.
+        let large: Vec<SignedTx> = (0..4).map(|n| publish_tx(&key, n, 200_000)).collect();
+        assert_eq!(tx_messages(&large).len(), 2);
+        let huge = vec![publish_tx(&key, 0, GOSSIP_TX_BYTES)];
+        assert_eq!(tx_messages(&huge).len(), 1);
+        assert!(tx_messages(&[]).is_empty());
+
+        // One forged signature rejects the whole message.
+        let mut forged = txs[..5].to_vec();
+        forged[3].signature.0[0] ^= 1;
+        let e =
+            check_gossip(&view, "chain", &author, TX_TOPIC, &ledger::encode(&forged)).unwrap_err();
+        assert!(matches!(e, DropReason::Reject(_)), "{e:?}");
+        // Empty and overfull messages are rejected.
+        let none: Vec<SignedTx> = Vec::new();
+        let e =
+            check_gossip(&view, "chain", &author, TX_TOPIC, &ledger::encode(&none)).unwrap_err();
+        assert!(e.reason().contains("0 transactions"), "{e:?}");
+        let e = check_gossip(
+            &view,
+            "chain",
+            &author,
+            TX_TOPIC,
+            &ledger::encode(&txs[..MAX_GOSSIP_TXS + 1].to_vec()),
+        )
+        .unwrap_err();
+        assert!(e.reason().contains("1025 transactions"), "{e:?}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `POST /tx` on the local API: a malformed body is refused with 400 and a transaction over its
 //! kind's size cap with 413, and neither reaches the chain driver; a well-formed transaction is
 //! handed to the driver unchanged and the driver's verdict becomes the answer (202, or its
-//! reason: 503 for a full mempool, 429 for an author at its quota, 400 otherwise); without a
-//! chain the route answers 503.
+//! reason: 503 for a full mempool, 429 for an author at its quota, 409 for a nonce the node's
+//! own transaction holds, 400 otherwise); without a chain the route answers 503. `POST /txs`
+//! hands many to the driver in one submission and answers each one's verdict by index.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic
 
@@ -58,27 +59,38 @@ async fn serve(submit: Option<mpsc::Sender<Submission>>) -> SocketAddr {
     addr
 }
 
-#[tokio::test]
-async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
+/// A stand-in driver: accepts nonce 0, finds its pool full for nonce 1, the author at its
+/// quota for nonce 2 and nonce 5 taken by its own transaction, calls everything else stale;
+/// passes on each submission it got.
+fn stand_in_driver() -> (mpsc::Sender<Submission>, mpsc::Receiver<Vec<SignedTx>>) {
     let (tx, mut rx) = mpsc::channel::<Submission>(4);
-    // A stand-in driver: accepts nonce 0, finds its pool full for nonce 1 and the author at
-    // its quota for nonce 2, calls everything else stale; records what it got.
-    let (seen_tx, mut seen) = mpsc::channel::<SignedTx>(16);
+    let (seen_tx, seen) = mpsc::channel::<Vec<SignedTx>>(16);
     tokio::spawn(async move {
         while let Some(sub) = rx.recv().await {
             let Submission::Tx(sub) = sub else {
                 panic!("a sign request reached the stand-in driver");
             };
-            let verdict = match sub.tx.tx.nonce {
-                0 => Ok(()),
-                1 => Err(TxRejected::Full(Full::Bytes(1 << 20))),
-                2 => Err(TxRejected::Full(Full::AuthorTxs(16))),
-                got => Err(TxRejected::StaleNonce { got, next: 7 }),
-            };
-            seen_tx.send(sub.tx).await.unwrap();
-            let _ = sub.reply.send(verdict);
+            let verdicts = sub
+                .txs
+                .iter()
+                .map(|t| match t.tx.nonce {
+                    0 => Ok(()),
+                    1 => Err(TxRejected::Full(Full::Bytes(1 << 20))),
+                    2 => Err(TxRejected::Full(Full::AuthorTxs(16))),
+                    5 => Err(TxRejected::NonceTaken { nonce: 5, next: 6 }),
+                    got => Err(TxRejected::StaleNonce { got, next: 7 }),
+                })
+                .collect();
+            seen_tx.send(sub.txs).await.unwrap();
+            let _ = sub.reply.send(verdicts);
         }
     });
+    (tx, seen)
+}
+
+#[tokio::test]
+async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
+    let (tx, mut seen) = stand_in_driver();
     let addr = serve(Some(tx)).await;
     let client = ApiClient::new();
 
@@ -100,7 +112,7 @@ async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
 
     // Accepted by the driver: 202, and the driver got exactly what we sent.
     client.submit_tx(addr, &signed(0)).await.unwrap();
-    assert_eq!(seen.recv().await.unwrap(), signed(0));
+    assert_eq!(seen.recv().await.unwrap(), vec![signed(0)]);
 
     // Refused by the driver: 400 with its reason.
     match client.submit_tx(addr, &signed(3)).await {
@@ -111,7 +123,18 @@ async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert_eq!(seen.recv().await.unwrap().tx.nonce, 3);
+    assert_eq!(seen.recv().await.unwrap()[0].tx.nonce, 3);
+
+    // A nonce the node's own pending transaction holds: 409, naming the next free one.
+    match client.submit_tx(addr, &signed(5)).await {
+        Err(ApiError::Refused { code, reason, .. }) => {
+            assert_eq!(code, 409);
+            assert!(reason.contains("own pending transaction"), "{reason}");
+            assert!(reason.contains("sign for nonce 6"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(seen.recv().await.unwrap()[0].tx.nonce, 5);
 
     // A full mempool is 503 (try later), an author at its quota 429, both with the reason.
     match client.submit_tx(addr, &signed(1)).await {
@@ -132,8 +155,8 @@ async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert_eq!(seen.recv().await.unwrap().tx.nonce, 1);
-    assert_eq!(seen.recv().await.unwrap().tx.nonce, 2);
+    assert_eq!(seen.recv().await.unwrap()[0].tx.nonce, 1);
+    assert_eq!(seen.recv().await.unwrap()[0].tx.nonce, 2);
 
     // Over its kind's size cap: 413 from the API itself, the driver never sees it.
     let big = signed_body(
@@ -162,6 +185,49 @@ async fn post_tx_forwards_to_the_driver_and_reports_its_verdict() {
     // GET is not a submission.
     let (code, _) = client.request(addr, "/tx", None).await.unwrap();
     assert_eq!(code, 405);
+}
+
+#[tokio::test]
+async fn post_txs_hands_a_batch_to_the_driver_at_once_and_answers_each_by_index() {
+    let (tx, mut seen) = stand_in_driver();
+    let addr = serve(Some(tx)).await;
+    let client = ApiClient::new();
+    let big = signed_body(
+        0,
+        TxBody::SignaturePublish {
+            leaf: 0,
+            signature: vec![5; PAYLOAD_TX_CAP],
+        },
+    );
+    // Before: no such route; every transaction took its own request.
+    let batch = vec![signed(0), signed(3), big, signed(0), signed(5)];
+    let verdict = client.submit_txs(addr, &batch).await.unwrap();
+    // One submission to the driver, without the oversized one.
+    let got = seen.recv().await.unwrap();
+    assert_eq!(got, vec![signed(0), signed(3), signed(0), signed(5)]);
+    assert!(seen.try_recv().is_err(), "one submission per request");
+    assert_eq!(verdict.accepted, 2);
+    let refused: Vec<(usize, u16)> = verdict.refused.iter().map(|r| (r.index, r.code)).collect();
+    assert_eq!(refused, vec![(1, 400), (2, 413), (4, 409)]);
+    assert!(verdict.refused[0].reason.contains("stale nonce 3"));
+    assert!(verdict.refused[1].reason.contains("cap"));
+
+    // Malformed, empty and overfull batches are refused whole, before the driver.
+    let (code, body) = client
+        .request(addr, "/txs", Some(b"junk".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(code, 400, "{body}");
+    for n in [0, api::MAX_TXS_PER_REQUEST + 1] {
+        match client.submit_txs(addr, &vec![signed(0); n]).await {
+            Err(ApiError::Refused { code, reason, .. }) => {
+                assert_eq!(code, 400);
+                assert!(reason.contains(&format!("{n} transactions")), "{reason}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(seen.try_recv().is_err());
 }
 
 #[tokio::test]

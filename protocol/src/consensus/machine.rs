@@ -20,7 +20,7 @@ use super::key::ConsensusKey;
 use super::message::{polka_from_wire, round_from_wire, signed_vote, ProposalMessage};
 use super::{context, BlockHash, BlockValue, CommitCertificate, ConsensusMessage, Ctx};
 use super::{Height, Proposal, SeedfedContext, ValidatorSet};
-use crate::ledger::{verify_vote_signature, Block, Ledger};
+use crate::ledger::{verify_vote_signature, Block, Ledger, SigCache, Validated};
 use crate::member::MemberId;
 
 /// Most distinct candidate blocks validated per height (each costs a ledger validation; only
@@ -59,12 +59,19 @@ pub enum ConsensusError {
     WalHeight(u64),
 }
 
-/// A block proposed at the current height: whether it validated against the ledger, and the
-/// proposal messages that carried it (re-broadcast when Malachite restreams the proposal).
+/// A block proposed at the current height: whether it validated against the ledger (with the
+/// state it leads to, installed as is if it is decided), and the proposal messages that
+/// carried it (re-broadcast when Malachite restreams the proposal).
 struct Candidate {
     block: Block,
-    valid: bool,
+    validated: Option<Box<Validated>>,
     messages: Vec<ProposalMessage>,
+}
+
+impl Candidate {
+    fn valid(&self) -> bool {
+        self.validated.is_some()
+    }
 }
 
 /// One node's consensus + ledger state machine.
@@ -80,6 +87,9 @@ pub struct Consensus {
     candidates: BTreeMap<BlockHash, Candidate>,
     future: BTreeMap<u64, Vec<ProposalMessage>>,
     last_certificate: Option<CommitCertificate>,
+    /// Transactions whose signatures this node checked (gossip, API, blocks): each is
+    /// verified once, not again in every block that carries it.
+    sigs: SigCache,
 }
 
 impl Consensus {
@@ -123,6 +133,7 @@ impl Consensus {
             candidates: BTreeMap::new(),
             future: BTreeMap::new(),
             last_certificate,
+            sigs: SigCache::default(),
         })
     }
 
@@ -193,6 +204,19 @@ impl Consensus {
         self.last_certificate.as_ref()
     }
 
+    /// Remembers that `tx`'s signature was checked, so that blocks carrying it do not check it
+    /// again. Only for a transaction whose `verify` the caller has just seen succeed (the
+    /// gossip validator, the API handler) or that this node signed: see
+    /// [`SigCache::remember_verified`].
+    pub fn remember_verified(&mut self, tx: &crate::ledger::SignedTx) {
+        self.sigs.remember_verified(tx, &self.ledger.state.chain_id);
+    }
+
+    /// Transaction signature checks answered from the cache so far.
+    pub fn signature_cache_hits(&self) -> u64 {
+        self.sigs.hits()
+    }
+
     /// Handles one input and returns what to do, in order.
     pub fn handle(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
@@ -229,17 +253,22 @@ impl Consensus {
                     .as_ref()
                     .map(|c| c.commit_info())
                     .unwrap_or_default();
-                match self.ledger.build_block(self.me, commit, txs) {
-                    Ok((block, rejected)) => {
-                        for (_, e) in rejected {
+                match self
+                    .ledger
+                    .build_block_with(self.me, commit, txs, &mut self.sigs)
+                {
+                    Ok(built) => {
+                        for (_, e) in built.rejected {
                             debug!(reason = %e, "dropped transaction from block");
                         }
-                        self.propose_block(round, block, &mut out);
+                        self.propose_validated(round, built.block, Some(built.validated), &mut out);
                     }
                     Err(e) => warn!(reason = %e, "could not build a block"),
                 }
             }
-            Input::ProposeBlock { round, block } => self.propose_block(round, block, &mut out),
+            Input::ProposeBlock { round, block } => {
+                self.propose_validated(round, block, None, &mut out)
+            }
             Input::Synced { block, certificate } => self.on_synced(block, certificate, &mut out),
         }
         out
@@ -275,15 +304,26 @@ impl Consensus {
         self.start_height(false, out);
     }
 
-    fn propose_block(&mut self, round: u32, block: Block, out: &mut Vec<Output>) {
+    /// Proposes `block`; `validated` is its check against our tip when we just built it
+    /// (otherwise it is checked here).
+    fn propose_validated(
+        &mut self,
+        round: u32,
+        block: Block,
+        validated: Option<Validated>,
+        out: &mut Vec<Output>,
+    ) {
         if block.height != self.height {
             return;
         }
         let value = BlockValue::new(block.clone());
-        let valid = self.ledger.validate_block(&block).is_ok();
+        let validated = match validated {
+            Some(v) => Some(v),
+            None => self.ledger.validate_block_with(&block, &mut self.sigs).ok(),
+        };
         self.candidates.entry(value.hash()).or_insert(Candidate {
             block,
-            valid,
+            validated: validated.map(Box::new),
             messages: Vec::new(),
         });
         let lpv = mc::LocallyProposedValue::new(Height(self.height), Round::new(round), value);
@@ -332,26 +372,27 @@ impl Consensus {
                 if !c.messages.contains(&p) && c.messages.len() < 8 {
                     c.messages.push(p.clone());
                 }
-                c.valid
+                c.valid()
             }
             None => {
                 // The block's proposer field names who built it; a re-proposal (with a
                 // proof-of-lock round) carries a block built by an earlier proposer.
-                let valid = match self.ledger.validate_block(&p.block) {
-                    Ok(_) => true,
+                let validated = match self.ledger.validate_block_with(&p.block, &mut self.sigs) {
+                    Ok(v) => Some(Box::new(v)),
                     Err(e) => {
                         out.push(Output::InvalidProposal {
                             proposer: p.proposer,
                             reason: e.to_string(),
                         });
-                        false
+                        None
                     }
                 };
+                let valid = validated.is_some();
                 self.candidates.insert(
                     hash,
                     Candidate {
                         block: p.block.clone(),
-                        valid,
+                        validated,
                         messages: vec![p.clone()],
                     },
                 );
@@ -429,7 +470,15 @@ impl Consensus {
             warn!(height = self.height, "decided a block we do not have");
             return;
         };
-        if let Err(e) = self.ledger.apply_block(&candidate.block) {
+        // A candidate we validated is installed as validated (it was checked against this
+        // tip: candidates are cleared on every advance); one we found invalid but that was
+        // decided anyway (by more than two thirds, so our check or our state is wrong) is
+        // checked again, and refused if it still does not apply.
+        let applied = match candidate.validated {
+            Some(v) => self.ledger.apply_validated(*v),
+            None => self.ledger.apply_block(&candidate.block),
+        };
+        if let Err(e) = applied {
             // Only blocks we validated are voted for, so this means a bug; do not advance.
             warn!(height = self.height, reason = %e, "decided block does not apply");
             return;
@@ -466,9 +515,19 @@ impl Consensus {
                 valid,
             } => {
                 let value = BlockValue::new(block.clone());
+                // The recorded verdict goes to Malachite as it was; the state it leads to is
+                // derived again (validation is deterministic, so it agrees).
+                let validated = if valid {
+                    self.ledger
+                        .validate_block_with(&block, &mut self.sigs)
+                        .ok()
+                        .map(Box::new)
+                } else {
+                    None
+                };
                 self.candidates.entry(value.hash()).or_insert(Candidate {
                     block,
-                    valid,
+                    validated,
                     messages: Vec::new(),
                 });
                 let pv = mc::ProposedValue {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::encode;
 use super::error::LedgerError;
 use super::genesis::{Genesis, GenesisError};
+use super::sig_cache::SigCache;
 use super::state::LedgerState;
 use super::tx::{verify_vote_signature, vote_digest, Signature64, SignedTx, VoteKind};
 use crate::hash::{hash32, Domain};
@@ -21,6 +22,9 @@ const BLOCK_DOMAIN: Domain = Domain::new("seedfed-block");
 
 /// Most transactions one block may carry.
 pub const MAX_TXS_PER_BLOCK: usize = 4096;
+
+// The signature cache holds the transactions of four full blocks.
+const _: () = assert!(SigCache::DEFAULT_CAPACITY >= 4 * MAX_TXS_PER_BLOCK);
 
 /// The signatures of the previous block's commit that a block records (Tendermint's
 /// "last commit"). The ledger checks each one and counts who did not sign, which is the
@@ -85,22 +89,55 @@ impl Ledger {
     /// Checks `block` against the current tip and returns the state it leads to, without
     /// changing `self`. This is what a validator runs before voting for a proposal.
     pub fn validate_block(&self, block: &Block) -> Result<LedgerState, LedgerError> {
+        self.check_block(block, None).map(|v| v.next)
+    }
+
+    /// [`Ledger::validate_block`] with transaction signatures answered from `sigs` where they
+    /// were checked before; the result can be applied later with [`Ledger::apply_validated`]
+    /// without checking the block again.
+    pub fn validate_block_with(
+        &self,
+        block: &Block,
+        sigs: &mut SigCache,
+    ) -> Result<Validated, LedgerError> {
+        self.check_block(block, Some(sigs))
+    }
+
+    fn check_block(
+        &self,
+        block: &Block,
+        sigs: Option<&mut SigCache>,
+    ) -> Result<Validated, LedgerError> {
         if block.prev_hash != self.tip {
             return Err(LedgerError::BadPrevHash);
         }
         let mut next = self.state.clone();
-        apply_block_body(&mut next, block)?;
+        apply_block_body(&mut next, block, sigs)?;
         if next.hash() != block.state_hash {
             return Err(LedgerError::StateHashMismatch);
         }
-        Ok(next)
+        Ok(Validated {
+            parent: self.tip,
+            block: block.hash(),
+            next,
+        })
     }
 
     /// Applies a block: all or nothing.
     pub fn apply_block(&mut self, block: &Block) -> Result<(), LedgerError> {
-        let next = self.validate_block(block)?;
-        self.state = next;
-        self.tip = block.hash();
+        let v = self.check_block(block, None)?;
+        self.apply_validated(v)
+    }
+
+    /// Applies a block validated earlier against this same tip (by
+    /// [`Ledger::validate_block_with`] or [`Ledger::build_block_with`]), without checking it
+    /// again. Refused, changing nothing, if the tip moved since.
+    pub fn apply_validated(&mut self, v: Validated) -> Result<(), LedgerError> {
+        if v.parent != self.tip {
+            return Err(LedgerError::BadPrevHash);
+        }
+        self.state = v.next;
+        self.tip = v.block;
         Ok(())
     }
 
@@ -112,6 +149,30 @@ impl Ledger {
         last_commit: CommitInfo,
         candidates: Vec<SignedTx>,
     ) -> Result<(Block, Vec<(SignedTx, LedgerError)>), LedgerError> {
+        self.build(proposer, last_commit, candidates, None)
+            .map(|b| (b.block, b.rejected))
+    }
+
+    /// [`Ledger::build_block`] with transaction signatures answered from `sigs` where they
+    /// were checked before; also returns the block as [`Validated`], so that the proposer
+    /// neither validates its own block again nor re-applies it once decided.
+    pub fn build_block_with(
+        &self,
+        proposer: MemberId,
+        last_commit: CommitInfo,
+        candidates: Vec<SignedTx>,
+        sigs: &mut SigCache,
+    ) -> Result<Built, LedgerError> {
+        self.build(proposer, last_commit, candidates, Some(sigs))
+    }
+
+    fn build(
+        &self,
+        proposer: MemberId,
+        last_commit: CommitInfo,
+        candidates: Vec<SignedTx>,
+        mut sigs: Option<&mut SigCache>,
+    ) -> Result<Built, LedgerError> {
         let mut block = Block {
             height: self.state.height + 1,
             prev_hash: self.tip,
@@ -121,7 +182,7 @@ impl Ledger {
             state_hash: [0; 32],
         };
         let mut next = self.state.clone();
-        apply_block_body(&mut next, &block)?;
+        apply_block_body(&mut next, &block, None)?;
         let mut rejected = Vec::new();
         for tx in candidates {
             if block.txs.len() >= MAX_TXS_PER_BLOCK {
@@ -129,19 +190,59 @@ impl Ledger {
                 continue;
             }
             // apply_tx checks before it writes, so a failed transaction leaves `next` as is.
-            match next.apply_tx(&tx) {
+            match next.apply_tx_with(&tx, sigs.as_deref_mut()) {
                 Ok(()) => block.txs.push(tx),
                 Err(e) => rejected.push((tx, e)),
             }
         }
         block.state_hash = next.hash();
-        Ok((block, rejected))
+        let validated = Validated {
+            parent: self.tip,
+            block: block.hash(),
+            next,
+        };
+        Ok(Built {
+            block,
+            rejected,
+            validated,
+        })
     }
+}
+
+/// A block checked against a tip, with the state it leads to: what
+/// [`Ledger::apply_validated`] installs. Holds a whole ledger state.
+#[derive(Clone, Debug)]
+pub struct Validated {
+    parent: [u8; 32],
+    block: [u8; 32],
+    next: LedgerState,
+}
+
+impl Validated {
+    /// The state after the block.
+    pub fn state(&self) -> &LedgerState {
+        &self.next
+    }
+}
+
+/// What [`Ledger::build_block_with`] returns.
+#[derive(Debug)]
+pub struct Built {
+    /// The block.
+    pub block: Block,
+    /// The candidates left out, with their reasons.
+    pub rejected: Vec<(SignedTx, LedgerError)>,
+    /// The block, validated against the tip it was built on.
+    pub validated: Validated,
 }
 
 /// Applies the block-level bookkeeping for `block` (height, parent, last commit and
 /// inactivity counters, the sector windows), then its transactions. Does not check the state hash.
-fn apply_block_body(state: &mut LedgerState, block: &Block) -> Result<(), LedgerError> {
+fn apply_block_body(
+    state: &mut LedgerState,
+    block: &Block,
+    mut sigs: Option<&mut SigCache>,
+) -> Result<(), LedgerError> {
     if block.height != state.height + 1 {
         return Err(LedgerError::BadHeight {
             got: block.height,
@@ -184,10 +285,12 @@ fn apply_block_body(state: &mut LedgerState, block: &Block) -> Result<(), Ledger
     // Before the transactions, so that building a block and replaying it agree.
     state.begin_block();
     for (index, tx) in block.txs.iter().enumerate() {
-        state.apply_tx(tx).map_err(|e| LedgerError::InvalidTx {
-            index,
-            source: Box::new(e),
-        })?;
+        state
+            .apply_tx_with(tx, sigs.as_deref_mut())
+            .map_err(|e| LedgerError::InvalidTx {
+                index,
+                source: Box::new(e),
+            })?;
     }
     state.last_validators = deciding_set;
     Ok(())

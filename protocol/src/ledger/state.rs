@@ -43,6 +43,7 @@ use super::error::LedgerError;
 use super::genesis::{
     chain_digest, EpochParams, Genesis, GenesisError, KeyParams, MAX_TOTAL_STAKE,
 };
+use super::sig_cache::SigCache;
 use super::tx::{peer_id_bytes, SignedTx, TxBody};
 use crate::admission::MAX_DIFFICULTY;
 use crate::hash::{hash32, Domain};
@@ -259,7 +260,20 @@ impl LedgerState {
     /// Checks and applies one signed transaction at the current height. On error nothing
     /// changes.
     pub fn apply_tx(&mut self, stx: &SignedTx) -> Result<(), LedgerError> {
-        stx.verify(&self.chain_id)?;
+        self.apply_tx_with(stx, None)
+    }
+
+    /// [`LedgerState::apply_tx`], with the signature answered from `sigs` when it was checked
+    /// before (and remembered there once checked).
+    pub(super) fn apply_tx_with(
+        &mut self,
+        stx: &SignedTx,
+        sigs: Option<&mut SigCache>,
+    ) -> Result<(), LedgerError> {
+        match sigs {
+            Some(cache) => cache.verify(stx, &self.chain_id)?,
+            None => stx.verify(&self.chain_id)?,
+        }
         let tx = &stx.tx;
         let author = tx.author;
         let expected = self.members.get(&author).map_or(0, |m| m.nonce);

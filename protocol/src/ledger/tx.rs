@@ -469,11 +469,16 @@ pub struct SignedTx {
 impl SignedTx {
     /// Checks the author's signature (strict Ed25519).
     pub fn verify(&self, chain_id: &str) -> Result<(), LedgerError> {
+        self.verify_digest(&self.tx.digest(chain_id))
+    }
+
+    /// [`SignedTx::verify`] with the digest already computed (`self.tx.digest(chain_id)`).
+    pub(crate) fn verify_digest(&self, digest: &[u8; 32]) -> Result<(), LedgerError> {
         let author = self.tx.author;
         let vk = VerifyingKey::from_bytes(author.as_bytes())
             .map_err(|_| LedgerError::BadAuthorKey(author))?;
         let sig = ed25519_dalek::Signature::from_bytes(&self.signature.0);
-        vk.verify_strict(&self.tx.digest(chain_id), &sig)
+        vk.verify_strict(digest, &sig)
             .map_err(|_| LedgerError::BadSignature(author))?;
         Ok(())
     }

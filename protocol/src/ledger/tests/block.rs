@@ -1,7 +1,7 @@
 //! Blocks: all-or-nothing application, proposer-side building, the canonical encoding.
 
 use super::fixtures::{id, key, Fx};
-use crate::ledger::{decode, encode, Block, LedgerError, LedgerState, TxBody};
+use crate::ledger::{decode, encode, Block, LedgerError, LedgerState, SigCache, TxBody};
 
 #[test]
 fn block_checks_are_all_or_nothing() {
@@ -69,6 +69,92 @@ fn block_checks_are_all_or_nothing() {
     fx.ledger.apply_block(&good).unwrap();
     assert_eq!(fx.st().height, 2);
     assert_eq!(fx.st().members[&fx.id(1)].stake, 105);
+}
+
+/// Each transaction's signature is checked once per node: the proposer checks it while
+/// building (and neither validates its own block again nor re-applies it once decided); a
+/// validator that checked it at gossip answers from its cache; the states agree with a full
+/// check.
+#[test]
+fn a_validated_block_is_applied_without_checking_its_signatures_again() {
+    let mut fx = Fx::new(4);
+    fx.block(&[], vec![]);
+    let txs: Vec<_> = (0..3)
+        .map(|i| {
+            fx.tx(
+                i,
+                TxBody::Transfer {
+                    to: fx.id(3),
+                    amount: 1,
+                },
+            )
+        })
+        .collect();
+    let commit = fx.commit(&fx.all());
+
+    let mut proposer_sigs = SigCache::default();
+    let built = fx
+        .ledger
+        .build_block_with(fx.id(0), commit, txs.clone(), &mut proposer_sigs)
+        .unwrap();
+    assert_eq!(built.block.txs.len(), 3);
+    assert_eq!((proposer_sigs.checks(), proposer_sigs.hits()), (3, 0));
+
+    // A validator that checked the transactions at gossip.
+    let mut validator_sigs = SigCache::default();
+    for t in &txs {
+        validator_sigs.remember_verified(t, &fx.st().chain_id);
+    }
+    let checked = fx
+        .ledger
+        .validate_block_with(&built.block, &mut validator_sigs)
+        .unwrap();
+    assert_eq!((validator_sigs.checks(), validator_sigs.hits()), (0, 3));
+
+    // Installing either gives what a full check gives.
+    let mut full = fx.ledger.clone();
+    full.apply_block(&built.block).unwrap();
+    let mut via_build = fx.ledger.clone();
+    via_build.apply_validated(built.validated.clone()).unwrap();
+    let mut via_check = fx.ledger.clone();
+    via_check.apply_validated(checked).unwrap();
+    assert_eq!(via_build, full);
+    assert_eq!(via_check, full);
+
+    // A validated block is refused once the tip moved, and changes nothing.
+    let before = full.clone();
+    assert_eq!(
+        full.apply_validated(built.validated),
+        Err(LedgerError::BadPrevHash)
+    );
+    assert_eq!(full, before);
+}
+
+/// A cache warmed by one transaction does not vouch for another signature over it: a
+/// proposal carrying a forged copy is invalid for a validator whose cache holds the original.
+#[test]
+fn a_warm_cache_still_refuses_a_forged_transaction_in_a_block() {
+    let mut fx = Fx::new(4);
+    fx.block(&[], vec![]);
+    let good = fx.tx(
+        0,
+        TxBody::Transfer {
+            to: fx.id(1),
+            amount: 5,
+        },
+    );
+    let commit = fx.commit(&fx.all());
+    let (mut block, _) = fx
+        .ledger
+        .build_block(fx.id(0), commit, vec![good.clone()])
+        .unwrap();
+    block.txs[0].signature.0[10] ^= 1;
+    let mut sigs = SigCache::default();
+    sigs.remember_verified(&good, &fx.st().chain_id);
+    assert!(matches!(
+        fx.ledger.validate_block_with(&block, &mut sigs),
+        Err(LedgerError::InvalidTx { index: 0, .. })
+    ));
 }
 
 #[test]

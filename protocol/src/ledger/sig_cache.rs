@@ -1,0 +1,202 @@
+//! Transactions whose signatures this node has already checked, so that each transaction's
+//! Ed25519 signature is verified once per node (at the gossip check or the API), not again
+//! when a block carrying it is built, validated and committed.
+//!
+//! Guarantees: an entry is the fingerprint (domain-separated BLAKE2b) of the chain id, the
+//! transaction's digest and its signature, added only after `verify_strict` accepted exactly
+//! that signature on exactly that digest, here or by a caller that says it did
+//! ([`SigCache::remember_verified`]). Any changed byte of the transaction, the signature or the
+//! chain misses. A hit therefore means the same strict check passed, so a node with a warm
+//! cache accepts exactly the transactions a node without one accepts. The set is bounded
+//! (oldest first out); a miss only costs a verification.
+//!
+//! Batch verification (`ed25519-dalek`'s `verify_batch`) is deliberately not used: its
+//! acceptance differs from single strict verification for signatures with small-order
+//! components, and nodes that disagree on a transaction's validity disagree on a block's.
+
+use std::collections::{HashSet, VecDeque};
+
+use super::error::LedgerError;
+use super::tx::SignedTx;
+use crate::hash::{hash32, Domain};
+
+const FINGERPRINT: Domain = Domain::new("seedfed-sigcache");
+
+/// A bounded set of transactions whose signatures passed the strict check.
+#[derive(Debug, Clone)]
+pub struct SigCache {
+    order: VecDeque<[u8; 32]>,
+    set: HashSet<[u8; 32]>,
+    capacity: usize,
+    hits: u64,
+    checks: u64,
+}
+
+impl Default for SigCache {
+    fn default() -> Self {
+        SigCache::new(SigCache::DEFAULT_CAPACITY)
+    }
+}
+
+impl SigCache {
+    /// Room for the transactions of four full blocks (`MAX_TXS_PER_BLOCK` is 4096): the
+    /// mempool's and the proposals' of the current height, the oldest forgotten first (about
+    /// 1 MiB with the set's overhead).
+    pub const DEFAULT_CAPACITY: usize = 16_384;
+
+    /// An empty cache holding at most `capacity` fingerprints (0: remember nothing).
+    pub fn new(capacity: usize) -> Self {
+        SigCache {
+            order: VecDeque::new(),
+            set: HashSet::new(),
+            capacity,
+            hits: 0,
+            checks: 0,
+        }
+    }
+
+    /// Checks `stx`'s signature: at once if it was checked before, otherwise strictly, and
+    /// remembers it if it holds.
+    pub fn verify(&mut self, stx: &SignedTx, chain_id: &str) -> Result<(), LedgerError> {
+        let digest = stx.tx.digest(chain_id);
+        let fp = fingerprint(chain_id, &digest, stx);
+        if self.set.contains(&fp) {
+            self.hits += 1;
+            return Ok(());
+        }
+        self.checks += 1;
+        stx.verify_digest(&digest)?;
+        self.insert(fp);
+        Ok(())
+    }
+
+    /// Remembers `stx` as checked. Only for a transaction whose `stx.verify(chain_id)` the
+    /// caller has just seen succeed (the gossip validator, the API handler) or that it signed
+    /// itself: a wrong call here makes this node accept a forged signature.
+    pub fn remember_verified(&mut self, stx: &SignedTx, chain_id: &str) {
+        let digest = stx.tx.digest(chain_id);
+        self.insert(fingerprint(chain_id, &digest, stx));
+    }
+
+    /// Checks answered from the cache so far.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+
+    /// Strict signature checks made so far (the misses).
+    pub fn checks(&self) -> u64 {
+        self.checks
+    }
+
+    /// Fingerprints held.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    fn insert(&mut self, fp: [u8; 32]) {
+        if self.capacity == 0 || !self.set.insert(fp) {
+            return;
+        }
+        self.order.push_back(fp);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+}
+
+fn fingerprint(chain_id: &str, digest: &[u8; 32], stx: &SignedTx) -> [u8; 32] {
+    hash32(
+        FINGERPRINT,
+        &[],
+        &[0; 16],
+        &[chain_id.as_bytes(), digest, &stx.signature.0],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::ledger::{Signature64, Tx, TxBody};
+    use crate::member::MemberId;
+
+    fn tx(seed: u8, nonce: u64) -> SignedTx {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        Tx {
+            author: MemberId(key.verifying_key().to_bytes()),
+            nonce,
+            body: TxBody::Transfer {
+                to: MemberId([9; 32]),
+                amount: 1,
+            },
+        }
+        .sign("c", &key)
+    }
+
+    #[test]
+    fn a_checked_transaction_is_answered_from_the_cache() {
+        let mut c = SigCache::new(8);
+        let t = tx(1, 0);
+        c.verify(&t, "c").unwrap();
+        assert_eq!((c.len(), c.hits()), (1, 0));
+        c.verify(&t, "c").unwrap();
+        assert_eq!(c.hits(), 1);
+    }
+
+    #[test]
+    fn any_changed_byte_misses_and_a_bad_signature_is_never_remembered() {
+        let mut c = SigCache::new(8);
+        let good = tx(1, 0);
+        c.verify(&good, "c").unwrap();
+        // The same transaction on another chain: its signature does not hold there.
+        assert!(c.verify(&good, "other").is_err());
+        // Another signature on the same transaction.
+        let mut forged = good.clone();
+        forged.signature = Signature64([7; 64]);
+        assert!(c.verify(&forged, "c").is_err());
+        // Another body under the original signature.
+        let mut changed = good.clone();
+        changed.tx.nonce = 1;
+        assert!(c.verify(&changed, "c").is_err());
+        assert_eq!((c.len(), c.hits()), (1, 0));
+        // Refused twice: still checked, still refused.
+        assert!(c.verify(&forged, "c").is_err());
+        assert_eq!(c.hits(), 0);
+    }
+
+    #[test]
+    fn the_oldest_are_forgotten_first_and_nothing_is_kept_at_capacity_zero() {
+        let mut c = SigCache::new(2);
+        let (a, b, d) = (tx(1, 0), tx(1, 1), tx(1, 2));
+        for t in [&a, &b, &d] {
+            c.verify(t, "c").unwrap();
+        }
+        assert_eq!(c.len(), 2);
+        c.verify(&a, "c").unwrap();
+        assert_eq!(c.hits(), 0, "a was forgotten");
+        c.verify(&d, "c").unwrap();
+        assert_eq!(c.hits(), 1);
+
+        let mut none = SigCache::new(0);
+        none.verify(&a, "c").unwrap();
+        none.verify(&a, "c").unwrap();
+        assert_eq!((none.len(), none.hits()), (0, 0));
+    }
+
+    #[test]
+    fn remembered_transactions_hit() {
+        let mut c = SigCache::default();
+        let t = tx(2, 5);
+        c.remember_verified(&t, "c");
+        c.verify(&t, "c").unwrap();
+        assert_eq!(c.hits(), 1);
+    }
+}
