@@ -155,6 +155,10 @@ pub fn all() -> Seeds {
         },
         TxBody::Exit,
         TxBody::DkgFinalize { epoch: 0 },
+        TxBody::DkgAck {
+            epoch: 0,
+            attempt: 0,
+        },
         TxBody::EpochStart {
             epoch: 1,
             beacon: [0; 32],

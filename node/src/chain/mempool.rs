@@ -193,6 +193,7 @@ pub fn kind(body: &TxBody) -> &'static str {
         TxBody::DkgComplaint { .. } => "DkgComplaint",
         TxBody::DkgAnswer { .. } => "DkgAnswer",
         TxBody::DkgFinalize { .. } => "DkgFinalize",
+        TxBody::DkgAck { .. } => "DkgAck",
         TxBody::BeaconPartial { .. } => "BeaconPartial",
         TxBody::EpochStart { .. } => "EpochStart",
         TxBody::CheckpointCommit { .. } => "CheckpointCommit",
@@ -221,6 +222,7 @@ pub fn size_cap(body: &TxBody) -> usize {
         | TxBody::Exit
         | TxBody::Evict { .. }
         | TxBody::DkgFinalize { .. }
+        | TxBody::DkgAck { .. }
         | TxBody::BeaconPartial { .. }
         | TxBody::EpochStart { .. }
         | TxBody::CheckpointCommit { .. }

@@ -1,7 +1,8 @@
 //! The DKG duty: both DKGs of an epoch (ristretto255 and Ed25519) in lock step — round-1
 //! packages, envelopes dealt point to point and re-sent, complaints about bad or missing
 //! envelopes, answers to complaints against us (until the ledger's `answer_end`, before the
-//! complaint window closes), `DkgFinalize`, then the key packages.
+//! complaint window closes), `DkgAck` once every dealer's shares arrived and are valid (all
+//! dealers' acks close the complaint window early), `DkgFinalize`, then the key packages.
 //! Guarantees: round-1 secrets and envelopes are drawn once per attempt and kept in the state;
 //! a bad direct message is an error that leaves the state unchanged.
 
@@ -339,6 +340,21 @@ impl Agent {
                         }));
                     }
                 }
+            }
+        }
+        // Nothing to complain about: shares from every other dealer in both suites and no
+        // complaint of ours. Once every dealer says so the window closes early.
+        if mine_on_ledger && next <= complaint_end && !d.acks.contains(&self.me) {
+            let all_shares = d
+                .commitments
+                .keys()
+                .filter(|m| **m != self.me)
+                .all(|m| SUITES.iter().all(|s| local.received(*s).contains_key(m)));
+            if all_shares && local.complaints.is_empty() {
+                duties.push(Duty::Submit(TxBody::DkgAck {
+                    epoch: d.epoch,
+                    attempt: d.attempt,
+                }));
             }
         }
         if next > complaint_end {

@@ -194,6 +194,7 @@ impl Agent {
                     TxBody::DkgCommitment { .. } => "dkg-round1",
                     TxBody::DkgComplaint { .. } | TxBody::DkgAnswer { .. } => "dkg-round2",
                     TxBody::DkgFinalize { .. } => "dkg-finalize",
+                    TxBody::DkgAck { .. } => "dkg-ack",
                     TxBody::BeaconPartial { .. } => "beacon",
                     TxBody::EpochStart { .. } => "epoch-start",
                     TxBody::BranchAssignment { .. } => "assignment",

@@ -112,6 +112,14 @@ pub struct DkgRound {
     pub answers: BTreeMap<(DkgSuite, MemberId, MemberId), Vec<u8>>,
     /// Earlier failed attempts of this epoch.
     pub failures: Vec<DkgFailure>,
+    /// Height at which the last roster member's round-1 package landed: round 1 closed there,
+    /// before its full window (nothing more can come).
+    pub round1_closed_at: Option<u64>,
+    /// Dealers that posted `DkgAck` (shares from every other dealer, nothing to complain of).
+    pub acks: BTreeSet<MemberId>,
+    /// Height at which the last dealer's `DkgAck` landed with no complaint on the ledger: the
+    /// complaint window closed there (reopened if a complaint lands in that same block).
+    pub complaints_closed_at: Option<u64>,
 }
 
 /// A completed DKG.
@@ -182,18 +190,39 @@ impl DkgRound {
             complaints: BTreeMap::new(),
             answers: BTreeMap::new(),
             failures: Vec::new(),
+            round1_closed_at: None,
+            acks: BTreeSet::new(),
+            complaints_closed_at: None,
         }
     }
 
-    /// Last height of the round-1 window.
-    pub fn round1_end(&self, p: &EpochParams) -> u64 {
-        self.opened_at.saturating_add(p.dkg_round1_blocks)
+    /// Starts attempt `attempt + 1` at `height` after a failed one: a fresh session, the
+    /// windows counted from here, nothing of the failed attempt carried over.
+    pub(super) fn reopen(&mut self, height: u64, failure: DkgFailure) {
+        self.failures.push(failure);
+        self.attempt += 1;
+        self.opened_at = height;
+        self.commitments.clear();
+        self.complaints.clear();
+        self.answers.clear();
+        self.round1_closed_at = None;
+        self.acks.clear();
+        self.complaints_closed_at = None;
     }
 
-    /// Last height at which `Missing` complaints are accepted.
+    /// Last height of the round-1 window: `opened_at + R`, or earlier if every roster member's
+    /// package is in.
+    pub fn round1_end(&self, p: &EpochParams) -> u64 {
+        let full = self.opened_at.saturating_add(p.dkg_round1_blocks);
+        self.round1_closed_at.map_or(full, |h| h.min(full))
+    }
+
+    /// Last height at which `Missing` complaints are accepted (never past
+    /// [`complaint_end`](Self::complaint_end)).
     pub fn missing_end(&self, p: &EpochParams) -> u64 {
         self.round1_end(p)
             .saturating_add(p.dkg_complaint_blocks.div_ceil(2))
+            .min(self.complaint_end(p))
     }
 
     /// Last height at which a `DkgAnswer` is accepted: halfway (rounded down) from
@@ -209,9 +238,12 @@ impl DkgRound {
         missing_end.saturating_add(complaint_end.saturating_sub(missing_end) / 2)
     }
 
-    /// Last height of the complaint window.
+    /// Last height of the complaint window: `round1_end + C`, or earlier once every dealer
+    /// acknowledged its shares with no complaint on the ledger. The full window stays the
+    /// bound for the faulty case: one silent dealer or one complaint keeps it open.
     pub fn complaint_end(&self, p: &EpochParams) -> u64 {
-        self.round1_end(p).saturating_add(p.dkg_complaint_blocks)
+        let full = self.round1_end(p).saturating_add(p.dkg_complaint_blocks);
+        self.complaints_closed_at.map_or(full, |h| h.min(full))
     }
 
     /// The session of this attempt in suite `C` (the same on every node).

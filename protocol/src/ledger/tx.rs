@@ -423,6 +423,16 @@ pub enum TxBody {
         /// The new holder.
         replacement: MemberId,
     },
+    /// The author, a dealer of the current DKG attempt, holds valid shares from every other
+    /// dealer in both suites and has nothing to complain about. Once every dealer has posted
+    /// one and no complaint is on the ledger, the complaint window closes (the DKG can be
+    /// finalised in the next block instead of after the full window).
+    DkgAck {
+        /// Epoch the DKG belongs to.
+        epoch: u64,
+        /// The attempt acknowledged.
+        attempt: u32,
+    },
 }
 
 /// An unsigned transaction.

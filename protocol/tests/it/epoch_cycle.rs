@@ -473,6 +473,111 @@ struct DkgMirror {
     _ed25519: Vec<u8>,
 }
 
+/// An honest DKG does not wait out its windows: round 1 closes with the last package, the
+/// complaint window with the last dealer's acknowledgement, and the DKG is finalised in a few
+/// blocks instead of `R + C + 1` (21 at the default windows).
+#[test]
+fn an_honest_dkg_closes_both_windows_early() {
+    let mut net = Net::new(4, &[], &[], 21);
+    net.run_until(200, |net| net.st().dkg_results.contains_key(&0));
+    let st = net.st();
+    let d = &st.dkg;
+    let full = st.epochs.dkg_round1_blocks + st.epochs.dkg_complaint_blocks + 1;
+    let took = st.dkg_results[&0].height - d.opened_at;
+    assert!(d.round1_closed_at.is_some() && d.complaints_closed_at.is_some());
+    assert_eq!(d.acks.len(), 4);
+    assert!(
+        took <= 6,
+        "the DKG took {took} blocks (full windows: {full})"
+    );
+    assert_eq!(st.dkg_results[&0].qualified.len(), 4);
+}
+
+/// The faulty cases keep the full windows: an absent validator keeps round 1 open for `R`
+/// blocks, and a complaint keeps the complaint window open for `C` (its answer and any `Bad`
+/// complaint about the answer need them).
+#[test]
+fn an_absent_dealer_or_a_complaint_keeps_the_full_windows() {
+    let mut net = Net::new(4, &[3], &[], 22);
+    net.run_until(200, |net| net.st().dkg_results.contains_key(&0));
+    let st = net.st();
+    assert_eq!(st.dkg.round1_closed_at, None);
+    assert_eq!(
+        st.dkg.round1_end(&st.epochs),
+        st.dkg.opened_at + st.epochs.dkg_round1_blocks
+    );
+
+    let mut net = Net::new(4, &[], &[], 23);
+    net.drop_direct.insert((0, 1));
+    net.run_until(200, |net| net.st().dkg_results.contains_key(&0));
+    let st = net.st();
+    assert!(!st.dkg.complaints.is_empty());
+    assert_eq!(st.dkg.complaints_closed_at, None);
+    assert!(
+        st.dkg_results[&0].height > st.dkg.round1_end(&st.epochs) + st.epochs.dkg_complaint_blocks
+    );
+}
+
+/// `DkgAck`: only a dealer of the current attempt, once, after round 1 closed; the last one
+/// closes the complaint window in its block, and a complaint in that same block reopens it.
+#[test]
+fn acknowledgements_close_the_complaint_window_and_a_complaint_reopens_it() {
+    let mut net = Net::new(4, &[], &[], 24);
+    net.run_until(100, |net| !net.inbox.is_empty());
+    let st = net.st().clone();
+    assert!(
+        st.dkg.round1_closed_at.is_some(),
+        "all four packages are in"
+    );
+    let r1_end = st.dkg.round1_end(&st.epochs);
+    let ack = |attempt| TxBody::DkgAck { epoch: 0, attempt };
+    assert!(matches!(
+        net.try_tx(&st, 0, r1_end, ack(0)),
+        Err(LedgerError::DkgWindow { .. })
+    ));
+    assert!(matches!(
+        net.try_tx(&st, 0, r1_end + 1, ack(1)),
+        Err(LedgerError::DkgRejected(_))
+    ));
+    let once = net.try_tx(&st, 0, r1_end + 1, ack(0)).unwrap();
+    assert!(matches!(
+        net.try_tx(&once, 0, r1_end + 1, ack(0)),
+        Err(LedgerError::DuplicateDkg(_))
+    ));
+    let mut all = once;
+    for i in 1..4 {
+        assert_eq!(all.dkg.complaints_closed_at, None);
+        all = net.try_tx(&all, i, r1_end + 1, ack(0)).unwrap();
+    }
+    assert_eq!(all.dkg.complaints_closed_at, Some(r1_end + 1));
+    assert_eq!(all.dkg.complaint_end(&all.epochs), r1_end + 1);
+    // A complaint in the next block is out of the window.
+    let (to, from) = (1usize, id(&net.nodes[0].key));
+    let missing = TxBody::DkgComplaint {
+        epoch: 0,
+        accused: from,
+        payload: encode(&ComplaintPayload {
+            suite: DkgSuite::Ristretto255,
+            complaint: Complaint::Missing {
+                complainer: id(&net.nodes[to].key),
+                dealer: from,
+            }
+            .encode(),
+        }),
+    };
+    assert!(matches!(
+        net.try_tx(&all, to, r1_end + 2, missing.clone()),
+        Err(LedgerError::DkgWindow { .. })
+    ));
+    // In the closing block it lands and reopens the full window.
+    let reopened = net.try_tx(&all, to, r1_end + 1, missing).unwrap();
+    assert_eq!(reopened.dkg.complaints_closed_at, None);
+    assert_eq!(
+        reopened.dkg.complaint_end(&reopened.epochs),
+        r1_end + reopened.epochs.dkg_complaint_blocks
+    );
+}
+
 #[test]
 fn ledger_rejects_bad_cycle_transactions() {
     let mut net = Net::new(4, &[], &[], 8);

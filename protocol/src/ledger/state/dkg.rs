@@ -82,6 +82,10 @@ impl LedgerState {
         }
         validate_dkg_round1_payload(self, &author, payload)?;
         self.dkg.commitments.insert(author, payload.to_vec());
+        if self.dkg.commitments.len() == self.dkg.roster.len() {
+            // Nothing more can come: round 1 closes in this block.
+            self.dkg.round1_closed_at = Some(self.height);
+        }
         Ok(())
     }
 
@@ -103,6 +107,51 @@ impl LedgerState {
         }
         let c: ComplaintPayload = decode(payload).map_err(|e| LedgerError::BadPayload(e.0))?;
         self.dkg.complaints.insert(key, c.complaint);
+        // A complaint in the block that closed the window early reopens it: the full window
+        // (answers, `Bad` complaints about them) applies again.
+        self.dkg.complaints_closed_at = None;
+        Ok(())
+    }
+
+    /// `DkgAck`: a dealer of this attempt holds valid shares from every other dealer and has
+    /// nothing to complain about. Accepted once per dealer, after round 1 closed and inside
+    /// the complaint window. The last one, with no complaint on the ledger, closes the
+    /// complaint window in this block.
+    pub(super) fn apply_dkg_ack(
+        &mut self,
+        author: MemberId,
+        epoch: u64,
+        attempt: u32,
+    ) -> Result<(), LedgerError> {
+        self.check_dkg_epoch(author, epoch)?;
+        if attempt != self.dkg.attempt {
+            return Err(LedgerError::DkgRejected(format!(
+                "acknowledges attempt {attempt}; the current attempt is {}",
+                self.dkg.attempt
+            )));
+        }
+        let p = &self.epochs;
+        self.window(
+            "acknowledgement",
+            self.dkg.round1_end(p) + 1,
+            self.dkg.complaint_end(p),
+        )?;
+        if !self.dkg.commitments.contains_key(&author) {
+            return Err(LedgerError::DkgRejected(
+                "only a dealer of this attempt acknowledges".into(),
+            ));
+        }
+        if !self.dkg.acks.insert(author) {
+            return Err(LedgerError::DuplicateDkg(author));
+        }
+        let all = self
+            .dkg
+            .commitments
+            .keys()
+            .all(|m| self.dkg.acks.contains(m));
+        if all && self.dkg.complaints.is_empty() {
+            self.dkg.complaints_closed_at = Some(self.height);
+        }
         Ok(())
     }
 
@@ -200,12 +249,7 @@ impl LedgerState {
                 qualified: qualified.len() as u32,
                 excluded,
             };
-            self.dkg.failures.push(failure);
-            self.dkg.attempt += 1;
-            self.dkg.opened_at = self.height;
-            self.dkg.commitments.clear();
-            self.dkg.complaints.clear();
-            self.dkg.answers.clear();
+            self.dkg.reopen(self.height, failure);
             return Ok(());
         }
         let (rist_public, rist_key) = public_over(
