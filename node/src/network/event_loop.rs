@@ -53,6 +53,9 @@ pub(crate) struct EventLoop {
     /// The genesis difficulty: the floor, and what a validator's record needs.
     difficulty: u8,
     ledger_difficulty: Option<LedgerDifficulty>,
+    /// The bootstrap nodes the operator configured (by their `/p2p/` suffix): like validators,
+    /// they need only the genesis difficulty (they follow no chain, so cannot solve again).
+    bootstrap_peers: BTreeSet<PeerId>,
     stakes: BTreeMap<PeerId, u64>,
     discovery_interval: Duration,
     validator: Option<GossipValidator>,
@@ -116,6 +119,11 @@ impl EventLoop {
             chain_id: config.chain_id,
             difficulty: config.difficulty,
             ledger_difficulty: config.ledger_difficulty,
+            bootstrap_peers: config
+                .bootstrap
+                .iter()
+                .filter_map(|a| split_peer(a).1)
+                .collect(),
             stakes: config.stakes,
             discovery_interval: config.discovery_interval,
             validator: config.gossip_validator,
@@ -454,10 +462,13 @@ impl EventLoop {
 
     /// The difficulty `peer`'s record must meet: the ledger's now, never below genesis; a
     /// ledger validator only the genesis one (its stake, not its proof, is what it paid, and
-    /// the validators must stay connected while each solves its proof again after a raise).
+    /// the validators must stay connected while each solves its proof again after a raise),
+    /// and so does a bootstrap node the operator configured.
     fn required_difficulty(&self, peer: &PeerId) -> u8 {
         match &self.ledger_difficulty {
-            Some(ledger) if !(self.is_validator)(peer) => ledger().max(self.difficulty),
+            Some(ledger) if !(self.is_validator)(peer) && !self.bootstrap_peers.contains(peer) => {
+                ledger().max(self.difficulty)
+            }
             _ => self.difficulty,
         }
     }

@@ -556,8 +556,9 @@ fn identity_between(min: u32, below: u32) -> (libp2p::identity::Keypair, network
 }
 
 /// The ledger raised the difficulty from the genesis 8 bits to 14: a peer whose proof meets 8
-/// but not 14 is refused, one meeting 14 is admitted, and a ledger validator needs only the
-/// genesis 8 (so consensus stays connected while validators solve again). Before the ledger's
+/// but not 14 is refused, one meeting 14 is admitted, and a ledger validator and a configured
+/// bootstrap node need only the genesis 8 (so consensus stays connected while validators
+/// solve again, and bootstrap nodes, which follow no chain, still introduce peers). Before the ledger's
 /// difficulty reached the network, the weak peer was admitted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_below_the_raised_ledger_difficulty_is_refused() {
@@ -566,7 +567,15 @@ async fn a_peer_below_the_raised_ledger_difficulty_is_refused() {
     let (strong_kp, strong_rec) = identity_between(u32::from(RAISED), 257);
     let (val_kp, val_rec) = identity_between(u32::from(DIFFICULTY), u32::from(RAISED));
     let val_id = val_kp.public().to_peer_id();
-    let mut server = config(true, vec![]);
+    // A bootstrap node the server's operator configured: it follows no chain, so its proof
+    // stays at the genesis difficulty, and it is admitted all the same.
+    let (boot_kp, boot_rec) = identity_between(u32::from(DIFFICULTY), u32::from(RAISED));
+    let mut boot = config(true, vec![]);
+    boot.keypair = boot_kp;
+    boot.record = boot_rec;
+    let (boot, _boot_ev) = spawn(boot);
+    let boot_addr = listen_addr(&boot).await;
+    let mut server = config(true, vec![boot_addr]);
     server.ledger_difficulty = Some(Arc::new(|| RAISED));
     server.stakes.insert(val_id, 10);
     let (a, _a_ev) = spawn(server);
@@ -581,7 +590,11 @@ async fn a_peer_below_the_raised_ledger_difficulty_is_refused() {
     let (strong, _s_ev) = peer(strong_kp, strong_rec);
     let (validator, _v_ev) = peer(val_kp, val_rec);
     let a_id = a.local_peer_id();
-    for (h, what) in [(&strong, "the strong peer"), (&validator, "the validator")] {
+    for (h, what) in [
+        (&strong, "the strong peer"),
+        (&validator, "the validator"),
+        (&boot, "the configured bootstrap node"),
+    ] {
         let id = h.local_peer_id().to_string();
         eventually(20, what, || async {
             let s = a.status().await.ok()?;
