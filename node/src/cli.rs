@@ -269,6 +269,18 @@ pub enum TxCommand {
         #[command(flatten)]
         common: TxCommon,
     },
+    /// Approve setting the admission proof-of-work difficulty (leading zero bits) to `--bits`:
+    /// it applies once validators holding more than 2/3 of the stake approved the same value
+    /// (each runs this command). Allowed: the genesis difficulty up to 64, not the current
+    /// value. Every node then solves its own proof again (see the operator guide).
+    PowDifficulty {
+        /// The difficulty to approve.
+        #[arg(long)]
+        bits: u8,
+        /// Options every transaction takes.
+        #[command(flatten)]
+        common: TxCommon,
+    },
     /// Leave the federation: this identity's stake stops counting and it validates no more.
     /// There is no way back for the identity.
     Exit {
@@ -695,6 +707,15 @@ mod tests {
                 }
             }
         ));
+        let cli = Cli::parse_from(["seedfed", "tx", "pow-difficulty", "--bits", "20"]);
+        assert!(matches!(
+            cli.command,
+            Command::Tx {
+                command: TxCommand::PowDifficulty { bits: 20, .. }
+            }
+        ));
+        assert!(Cli::try_parse_from(["seedfed", "tx", "pow-difficulty", "--bits", "256"]).is_err());
+        assert!(Cli::try_parse_from(["seedfed", "tx", "pow-difficulty"]).is_err());
         assert!(Cli::try_parse_from(["seedfed", "tx", "transfer", "--to", "ab"]).is_err());
         assert!(Cli::try_parse_from(["seedfed", "tx", "stake", "--amount", "1"]).is_err());
         assert!(

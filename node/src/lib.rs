@@ -15,5 +15,6 @@ pub mod keystore;
 pub mod logging;
 pub mod network;
 pub mod node;
+pub mod own_proof;
 pub mod progress;
 pub mod store;

@@ -411,6 +411,19 @@ fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
             let to = api::parse_member(&to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
             (TxBody::Transfer { to, amount }, common, "transfer")
         }
+        TxCommand::PowDifficulty { bits, common } => {
+            if bits > seedfed_protocol::admission::MAX_DIFFICULTY {
+                bail!(
+                    "--bits {bits} is above the supported maximum {}",
+                    seedfed_protocol::admission::MAX_DIFFICULTY
+                );
+            }
+            (
+                TxBody::PowDifficulty { difficulty: bits },
+                common,
+                "pow-difficulty approval",
+            )
+        }
         TxCommand::Exit { yes, common } => {
             if !yes {
                 bail!(
@@ -444,6 +457,27 @@ fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
                 a.status
             ),
             Some(_) => {}
+        }
+    }
+    if let TxBody::PowDifficulty { difficulty } = &body {
+        if *difficulty < genesis.pow_difficulty {
+            bail!(
+                "--bits {difficulty} is below the genesis difficulty {}, the floor",
+                genesis.pow_difficulty
+            );
+        }
+        let now = rt
+            .block_on(client.request(addr, "/status", None))
+            .ok()
+            .and_then(|(code, body)| {
+                (code == 200)
+                    .then(|| serde_json::from_str::<api::StatusReport>(&body).ok())
+                    .flatten()
+            })
+            .and_then(|r| r.chain)
+            .map(|c| c.pow_difficulty);
+        if now == Some(*difficulty) {
+            bail!("the ledger's proof-of-work difficulty is already {difficulty}");
         }
     }
     let pass = cli::read_passphrase(passphrase_file.as_deref(), false)?;
@@ -515,7 +549,11 @@ fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
                     TxBody::Transfer { to, .. } => rt.block_on(client.account(addr, to))?,
                     _ => None,
                 };
-                return print_tx_result(json, kind, &id, height, after, recipient);
+                print_tx_result(json, kind, &id, height, after, recipient)?;
+                if let (false, TxBody::PowDifficulty { difficulty }) = (json, &body) {
+                    print_difficulty(&rt, &client, addr, *difficulty);
+                }
+                return Ok(());
             }
             TxState::Dropped { reason } => {
                 bail!("the ledger refused the {kind}: {reason}")
@@ -541,6 +579,36 @@ fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
         }
     }
     bail!("the {kind} lost its nonce to this identity's other transactions {TX_ATTEMPTS} times")
+}
+
+/// After a difficulty approval: the ledger's difficulty now, and the stake approving
+/// `asked` if it is still open (best effort: the approval is decided either way).
+fn print_difficulty(
+    rt: &tokio::runtime::Runtime,
+    client: &api::ApiClient,
+    addr: std::net::SocketAddr,
+    asked: u8,
+) {
+    let Ok((200, body)) = rt.block_on(client.request(addr, "/status", None)) else {
+        return;
+    };
+    let Some(c) = serde_json::from_str::<api::StatusReport>(&body)
+        .ok()
+        .and_then(|r| r.chain)
+    else {
+        return;
+    };
+    let total: u64 = c.validators.iter().map(|v| v.stake).sum();
+    match c.pow_difficulty_approvals.get(&asked) {
+        Some(stake) => println!(
+            "  difficulty {asked}: approved by stake {stake} of {total} (applies above 2/3);              the ledger's difficulty is {}",
+            c.pow_difficulty
+        ),
+        None => println!(
+            "  the ledger's proof-of-work difficulty is now {}",
+            c.pow_difficulty
+        ),
+    }
 }
 
 /// Prints a decided transaction: text, or one JSON object.
@@ -828,6 +896,10 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
             if c.validator { ", we validate" } else { "" }
         );
         println!("state hash:     {}", c.state_hash);
+        println!("pow difficulty: {} bits", c.pow_difficulty);
+        for (d, stake) in &c.pow_difficulty_approvals {
+            println!("  proposed {d} bits: approved by stake {stake}");
+        }
         if let Some(e) = c.assignment_epoch {
             println!("assignment:     epoch {e}, {} sectors", c.assignment.len());
         }

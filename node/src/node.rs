@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use crate::network::{
     self, AdmissionRecord, GossipValidator, Limits, NetworkConfig, NetworkEvent, NetworkHandle,
     Role,
 };
+use crate::own_proof::{self, OwnProofError};
 use crate::store::{self, Store};
 
 /// File (in the home directory) remembering admitted peers across restarts.
@@ -63,6 +65,9 @@ pub enum NodeError {
         /// Addresses tried.
         addrs: String,
     },
+    /// Our admission proof could not be brought to the ledger's difficulty.
+    #[error(transparent)]
+    OwnProof(#[from] OwnProofError),
     /// The chain driver failed (store, consensus start-up).
     #[error("chain: {0}")]
     Chain(String),
@@ -159,6 +164,7 @@ pub fn network_config(
         record,
         chain_id: genesis.chain_id.clone(),
         difficulty: genesis.pow_difficulty,
+        ledger_difficulty: None,
         stakes: genesis
             .stakes()
             .map_err(|e| NodeError::Config(e.to_string()))?,
@@ -459,18 +465,47 @@ pub async fn run_node(
     let validator = ledger_genesis
         .as_ref()
         .map(|_| view.validator(genesis.chain_id.clone()));
+    // Our own proof must meet the difficulty the stored ledger holds (raised while we were
+    // down): the best proof we have, solved again before the network starts if it falls short.
+    let chain_store = chain::storage::ChainStore::new(store);
+    let stored_difficulty = chain_store.tip_pow_difficulty();
+    let store = chain_store.into_inner();
+    let stored_difficulty = stored_difficulty.map_err(|e| NodeError::Chain(e.to_string()))?;
+    let ledger_difficulty = stored_difficulty
+        .unwrap_or(genesis.pow_difficulty)
+        .max(genesis.pow_difficulty);
+    view.set_pow_difficulty(ledger_difficulty);
+    let stop_solving = Arc::new(AtomicBool::new(false));
+    tokio::pin!(shutdown);
+    let best = own_proof::best_proof(home, identity, &genesis.chain_id, admission);
+    let admission = tokio::select! {
+        r = own_proof::ensure(
+            home,
+            identity,
+            &genesis.chain_id,
+            best,
+            ledger_difficulty,
+            stop_solving.clone(),
+        ) => r?,
+        () = &mut shutdown => {
+            stop_solving.store(true, Ordering::Relaxed);
+            close_store(store);
+            return Ok(());
+        }
+    };
     let mut net = network_config(
         home,
         config,
         &genesis,
         identity,
-        admission,
+        &admission,
         Role::Node,
         validator,
     )?;
     // The ledger's validators as the chain sees them, and the genesis validators until the
     // chain has started.
     if ledger_genesis.is_some() {
+        net.ledger_difficulty = Some(view.ledger_difficulty());
         let stakes = net.stakes.clone();
         let view = view.clone();
         net.is_validator = Some(Arc::new(move |p: &libp2p::PeerId| {
@@ -495,6 +530,24 @@ pub async fn run_node(
         with_chain.then_some(&metrics),
     )
     .await?;
+    // While running: a raise past our proof is solved again and the network gets the record.
+    let follow_task = with_chain.then(|| {
+        tokio::spawn(own_proof::follow(
+            home.to_path_buf(),
+            own_proof::clone_identity(identity),
+            genesis.chain_id.clone(),
+            admission.clone(),
+            view.watch_pow_difficulty(),
+            node.network.clone(),
+            stop_solving.clone(),
+        ))
+    });
+    let stop_follow = move || {
+        stop_solving.store(true, Ordering::Relaxed);
+        if let Some(t) = &follow_task {
+            t.abort();
+        }
+    };
     let mut store = Some(store);
     let mut chain_task = None;
     if let (Some(lg), Some(s)) = (ledger_genesis, store.take()) {
@@ -528,12 +581,12 @@ pub async fn run_node(
         match chain::spawn(parts, stop_rx).await {
             Ok(task) => chain_task = Some((stop_tx, task)),
             Err(e) => {
+                stop_follow();
                 node.stop().await;
                 return Err(NodeError::Chain(e.to_string()));
             }
         }
     }
-    tokio::pin!(shutdown);
     let mut chain_failed = None;
     if first_start && !config.network.bootstrap.is_empty() {
         let secs = config.network.bootstrap_timeout_secs;
@@ -542,6 +595,7 @@ pub async fn run_node(
             () = &mut shutdown => true,
         };
         if !reached {
+            stop_follow();
             stop_all(node, chain_task, store).await;
             return Err(NodeError::BootstrapUnreachable {
                 secs,
@@ -567,6 +621,7 @@ pub async fn run_node(
         }
         None => shutdown.await,
     }
+    stop_follow();
     stop_all(node, chain_task, store).await;
     match chain_failed {
         Some(reason) => Err(NodeError::Chain(reason)),

@@ -11,6 +11,7 @@ mod error;
 
 mod genesis;
 
+mod change;
 mod client;
 mod tx;
 
@@ -29,6 +30,7 @@ mod tests;
 
 pub use beacon::beacon_input;
 pub use block::{Block, Built, CommitInfo, Ledger, Validated, MAX_TXS_PER_BLOCK};
+pub use change::Change;
 pub use checkpoint_signing::{
     validator_set_hash, CheckpointBody, CheckpointDue, CheckpointFault, CheckpointFaultKind,
     CheckpointSigning, SignedCheckpoint, KEEP_CHECKPOINTS,
@@ -49,7 +51,7 @@ pub use state::{
     validate_dkg_round1_payload, validate_epoch_beacon, validate_master_root, ClientRecord,
     ConvictionEvidence, DealConviction, HolderBasis, KeyState, KeygenMiss, LeafAudit, LedgerState,
     Member, MemberStatus, RepairRecord, SectorAudit, SectorRecord, SectorWindow, SignRequestRecord,
-    ADMISSION_EXPIRY_EPOCHS, MAX_ADMISSIONS_PER_EPOCH, MAX_OPEN_CLIENT_CHANGES,
+    ADMISSION_EXPIRY_EPOCHS, MAX_ADMISSIONS_PER_EPOCH, MAX_OPEN_CHANGES,
 };
 pub use tx::{
     peer_id_bytes, verify_vote_signature, vote_digest, ComplaintPayload, DkgSuite, Evidence,

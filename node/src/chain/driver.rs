@@ -718,9 +718,9 @@ impl Driver {
     }
 
     pub(super) fn refresh_view(&self) {
-        self.view.update(
-            self.consensus.height(),
-            self.consensus.ledger().state.validators(),
-        );
+        let state = &self.consensus.ledger().state;
+        self.view
+            .update(self.consensus.height(), state.validators());
+        self.view.set_pow_difficulty(state.pow_difficulty);
     }
 }

@@ -207,6 +207,7 @@ pub fn kind(body: &TxBody) -> &'static str {
         TxBody::MasterRoot { .. } => "MasterRoot",
         TxBody::SignRequest { .. } => "SignRequest",
         TxBody::ClientChange { .. } => "ClientChange",
+        TxBody::PowDifficulty { .. } => "PowDifficulty",
         TxBody::SignaturePublish { .. } => "SignaturePublish",
         TxBody::SignBlame { .. } => "SignBlame",
         TxBody::Repair { .. } => "Repair",
@@ -231,6 +232,7 @@ pub fn size_cap(body: &TxBody) -> usize {
         | TxBody::AuditPartial { .. }
         | TxBody::SignRequest { .. }
         | TxBody::ClientChange { .. }
+        | TxBody::PowDifficulty { .. }
         | TxBody::Repair { .. } => SMALL_TX_CAP,
         TxBody::DkgCommitment { .. }
         | TxBody::DkgComplaint { .. }

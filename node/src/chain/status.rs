@@ -7,12 +7,13 @@
 //! status. [`light_walk`] is the light client over a status's checkpoints: it trusts nothing
 //! the node says that the checkpoints do not sign.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use seedfed_protocol::agent::AgentStatus;
 use seedfed_protocol::checkpoint::MasterKey;
 use seedfed_protocol::ledger::{
-    leaf_id, ConvictionEvidence, Ledger, LedgerState, SignedCheckpoint,
+    leaf_id, Change, ConvictionEvidence, Ledger, LedgerState, SignedCheckpoint,
 };
 use seedfed_protocol::light_client::{LightClientError, Trusted, WalkError};
 use seedfed_protocol::member::MemberId;
@@ -530,6 +531,13 @@ pub struct ChainStatus {
     /// The highest height a peer showed past ours while syncing (what sync works toward).
     #[serde(default)]
     pub best_seen_height: Option<u64>,
+    /// The admission proof-of-work difficulty the ledger holds now (leading zero bits).
+    #[serde(default)]
+    pub pow_difficulty: u8,
+    /// Open difficulty changes: the value, and the stake of the validators approving it now
+    /// (it applies above 2/3 of the total stake).
+    #[serde(default)]
+    pub pow_difficulty_approvals: BTreeMap<u8, u64>,
 }
 
 /// `checkpoints` as served to light clients, each with the retired leaves of the master key it
@@ -589,7 +597,24 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
         .collect();
     evictions.sort_by_key(|e| e.height);
     let evictions = evictions.split_off(evictions.len().saturating_sub(STATUS_EVICTIONS));
+    let stakes = s.validators();
+    let pow_difficulty_approvals = s
+        .changes
+        .iter()
+        .filter_map(|(c, approvers)| match c {
+            Change::PowDifficulty(d) => Some((
+                *d,
+                approvers
+                    .iter()
+                    .filter_map(|m| stakes.get(m))
+                    .fold(0u64, |a, b| a.saturating_add(*b)),
+            )),
+            Change::Client(_) => None,
+        })
+        .collect();
     ChainStatus {
+        pow_difficulty: s.pow_difficulty,
+        pow_difficulty_approvals,
         member: hex::encode(me.as_bytes()),
         validator: s.is_validator(me),
         height: ledger.height(),

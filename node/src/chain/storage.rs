@@ -159,6 +159,18 @@ impl ChainStore {
         self.store
     }
 
+    /// The proof-of-work difficulty of the stored tip state (`None` before the first block):
+    /// what the node's own admission proof must meet at start-up.
+    pub fn tip_pow_difficulty(&self) -> Result<Option<u8>, StorageError> {
+        match self.store.get(CHAIN, TIP_KEY)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let ledger: Ledger = ledger::decode(&bytes).map_err(|e| corrupt("tip state", e))?;
+                Ok(Some(ledger.state.pow_difficulty))
+            }
+        }
+    }
+
     /// Recovers the tip (or genesis) and the WAL of the next height, truncating a damaged WAL
     /// tail and dropping stale entries.
     pub fn load(&mut self, genesis: &Genesis) -> Result<Loaded, StorageError> {

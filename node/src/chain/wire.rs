@@ -20,7 +20,7 @@ use seedfed_protocol::consensus::{CommitCertificate, ConsensusMessage};
 use seedfed_protocol::ledger::{self, Block, SignedTx};
 use seedfed_protocol::member::MemberId;
 use serde::{Deserialize, Serialize};
-
+use tokio::sync::watch;
 use tracing::debug;
 
 use super::mempool;
@@ -69,12 +69,16 @@ pub enum ChainResponse {
     Refused(String),
 }
 
-/// What the gossip validator knows of the chain; updated by the driver after each decision.
+/// What the network knows of the chain; updated by the driver after each decision: the
+/// validator set and height (for the gossip checks and the validators' connection slots) and
+/// the ledger's proof-of-work difficulty (for admission, and for our own proof).
 #[derive(Debug, Default)]
 pub struct GossipView {
     validators: RwLock<BTreeMap<MemberId, u64>>,
     height: AtomicU64,
     dropped: AtomicU64,
+    /// The ledger's admission difficulty (0 until the driver first reports).
+    pow_difficulty: watch::Sender<u8>,
 }
 
 impl GossipView {
@@ -84,6 +88,7 @@ impl GossipView {
             validators: RwLock::new(validators),
             height: AtomicU64::new(height),
             dropped: AtomicU64::new(0),
+            pow_difficulty: watch::Sender::new(0),
         }
     }
 
@@ -114,6 +119,31 @@ impl GossipView {
             *v = validators;
         }
         self.height.store(height, Ordering::Relaxed);
+    }
+
+    /// Records the ledger's proof-of-work difficulty (watchers wake only when it changes).
+    pub fn set_pow_difficulty(&self, difficulty: u8) {
+        self.pow_difficulty.send_if_modified(|d| {
+            let changed = *d != difficulty;
+            *d = difficulty;
+            changed
+        });
+    }
+
+    /// The ledger's proof-of-work difficulty last recorded (0 before the first).
+    pub fn pow_difficulty(&self) -> u8 {
+        *self.pow_difficulty.borrow()
+    }
+
+    /// A receiver that wakes when the ledger's proof-of-work difficulty changes.
+    pub fn watch_pow_difficulty(&self) -> watch::Receiver<u8> {
+        self.pow_difficulty.subscribe()
+    }
+
+    /// The network's view of the ledger's difficulty ([`NetworkConfig::ledger_difficulty`](crate::network::NetworkConfig::ledger_difficulty)).
+    pub fn ledger_difficulty(self: &Arc<Self>) -> crate::network::LedgerDifficulty {
+        let view = self.clone();
+        Arc::new(move || view.pow_difficulty())
     }
 
     /// Whether `peer` is the identity of a validator in the last recorded set.

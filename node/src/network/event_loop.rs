@@ -30,8 +30,8 @@ use super::peers_file::{self, PeersFile};
 use super::rate::{Inbound, InboundRates};
 use super::slots::IsValidator;
 use super::{
-    swarm, topic_name, AdmittedPeer, Command, GossipValidator, GossipVerdict, NetworkConfig,
-    NetworkError, NetworkEvent, NetworkStatus, ResponseToken, Role,
+    swarm, topic_name, AdmittedPeer, Command, GossipValidator, GossipVerdict, LedgerDifficulty,
+    NetworkConfig, NetworkError, NetworkEvent, NetworkStatus, ResponseToken, Role,
 };
 
 /// Bound on the distinct addresses peers observed us at that we keep (a hint in the status).
@@ -50,7 +50,12 @@ pub(crate) struct EventLoop {
     peer_id: PeerId,
     record: AdmissionRecord,
     chain_id: String,
+    /// The genesis difficulty: the floor, and what a validator's record needs.
     difficulty: u8,
+    ledger_difficulty: Option<LedgerDifficulty>,
+    /// The bootstrap nodes the operator configured (by their `/p2p/` suffix): like validators,
+    /// they need only the genesis difficulty (they follow no chain, so cannot solve again).
+    bootstrap_peers: BTreeSet<PeerId>,
     stakes: BTreeMap<PeerId, u64>,
     discovery_interval: Duration,
     validator: Option<GossipValidator>,
@@ -113,6 +118,12 @@ impl EventLoop {
             record: config.record,
             chain_id: config.chain_id,
             difficulty: config.difficulty,
+            ledger_difficulty: config.ledger_difficulty,
+            bootstrap_peers: config
+                .bootstrap
+                .iter()
+                .filter_map(|a| split_peer(a).1)
+                .collect(),
             stakes: config.stakes,
             discovery_interval: config.discovery_interval,
             validator: config.gossip_validator,
@@ -305,6 +316,16 @@ impl EventLoop {
                     let _ = rpc.send_response(ch, data);
                 }
             }
+            Command::SetRecord(record, tx) => {
+                let r = record
+                    .verify(&self.peer_id, &self.chain_id, self.difficulty)
+                    .map_err(NetworkError::BadRecord);
+                if r.is_ok() {
+                    info!(nonce = record.nonce, "admission record replaced");
+                    self.record = *record;
+                }
+                let _ = tx.send(r);
+            }
             Command::Shutdown(_) => {}
         }
     }
@@ -439,6 +460,19 @@ impl EventLoop {
         }
     }
 
+    /// The difficulty `peer`'s record must meet: the ledger's now, never below genesis; a
+    /// ledger validator only the genesis one (its stake, not its proof, is what it paid, and
+    /// the validators must stay connected while each solves its proof again after a raise),
+    /// and so does a bootstrap node the operator configured.
+    fn required_difficulty(&self, peer: &PeerId) -> u8 {
+        match &self.ledger_difficulty {
+            Some(ledger) if !(self.is_validator)(peer) && !self.bootstrap_peers.contains(peer) => {
+                ledger().max(self.difficulty)
+            }
+            _ => self.difficulty,
+        }
+    }
+
     /// Sends `peer` our record, asking for its own.
     fn ask_record(&mut self, peer: PeerId) {
         let req = AdmissionRequest(self.record.clone());
@@ -461,7 +495,8 @@ impl EventLoop {
                     let (resp, verdict) = if self.admission.is_banned(&peer, Instant::now()) {
                         (AdmissionResponse::Refused("banned".into()), None)
                     } else {
-                        match request.0.verify(&peer, &self.chain_id, self.difficulty) {
+                        let need = self.required_difficulty(&peer);
+                        match request.0.verify(&peer, &self.chain_id, need) {
                             Ok(()) => (
                                 AdmissionResponse::Accepted(self.record.clone()),
                                 Some(Ok(())),
@@ -485,7 +520,8 @@ impl EventLoop {
                 }
                 request_response::Message::Response { response, .. } => match response {
                     AdmissionResponse::Accepted(record) => {
-                        match record.verify(&peer, &self.chain_id, self.difficulty) {
+                        let need = self.required_difficulty(&peer);
+                        match record.verify(&peer, &self.chain_id, need) {
                             Ok(()) => self.admit(peer, &record),
                             Err(reason) => self.reject(peer, reason),
                         }

@@ -4,7 +4,9 @@
 //!
 //! Guarantees: a peer enters the Kademlia routing table, is reported as admitted, and has its
 //! gossip accepted only after its signed admission record verifies (right peer, our chain,
-//! proof-of-work at the genesis difficulty). A peer that fails, or presents nothing within the
+//! proof-of-work at the difficulty the ledger holds now, [`NetworkConfig::ledger_difficulty`];
+//! a ledger validator needs only the genesis difficulty, so raising it cannot cut consensus
+//! apart while validators solve again; a peer admitted before a raise stays admitted). A peer that fails, or presents nothing within the
 //! admission timeout, is disconnected and remembered as rejected (never redialled or
 //! inserted). Every protocol has an explicit message-size cap.
 //!
@@ -61,6 +63,9 @@ pub enum GossipVerdict {
 
 /// Application-level gossip validation: `(author, topic, payload) -> verdict`.
 pub type GossipValidator = Arc<dyn Fn(&PeerId, &str, &[u8]) -> GossipVerdict + Send + Sync>;
+
+/// The proof-of-work difficulty the ledger holds now (the chain's view).
+pub type LedgerDifficulty = Arc<dyn Fn() -> u8 + Send + Sync>;
 
 /// Resource limits of the swarm.
 #[derive(Clone, Debug)]
@@ -123,8 +128,12 @@ pub struct NetworkConfig {
     pub record: AdmissionRecord,
     /// Chain id from genesis.
     pub chain_id: String,
-    /// Proof-of-work difficulty from genesis.
+    /// Proof-of-work difficulty from genesis: the floor, and what a validator's record needs.
     pub difficulty: u8,
+    /// The difficulty the ledger holds now, which every other peer's record must meet (never
+    /// less than [`difficulty`](Self::difficulty)); without it (a bootstrap node, which
+    /// follows no chain), the genesis difficulty.
+    pub ledger_difficulty: Option<LedgerDifficulty>,
     /// Validators' stake from genesis.
     pub stakes: BTreeMap<PeerId, u64>,
     /// Node or bootstrap.
@@ -275,6 +284,9 @@ pub enum NetworkError {
     /// Peer is not admitted.
     #[error("peer {0} is not admitted")]
     NotAdmitted(PeerId),
+    /// An admission record of ours that does not verify.
+    #[error("our admission record does not verify: {0}")]
+    BadRecord(AdmissionRejection),
 }
 
 impl NetworkError {
@@ -295,6 +307,10 @@ pub(crate) enum Command {
         oneshot::Sender<Result<Vec<u8>, NetworkError>>,
     ),
     Respond(ResponseToken, Vec<u8>),
+    SetRecord(
+        Box<AdmissionRecord>,
+        oneshot::Sender<Result<(), NetworkError>>,
+    ),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -366,6 +382,14 @@ impl NetworkHandle {
             .send(Command::Respond(token, data))
             .await
             .map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Replaces our admission record (a proof solved again at a raised difficulty): peers that
+    /// admit us from now on receive it; peers that already admitted us keep us. Refused unless
+    /// it is ours, for our chain, and meets the genesis difficulty.
+    pub async fn set_admission_record(&self, record: AdmissionRecord) -> Result<(), NetworkError> {
+        self.call(|tx| Command::SetRecord(Box::new(record), tx))
+            .await?
     }
 
     /// Stops the network task (writes the peers file first and waits for it).

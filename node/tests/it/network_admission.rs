@@ -12,7 +12,7 @@ use common::*;
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, ping, tcp, yamux, SwarmBuilder};
-use seedfed_node::network::{GossipVerdict, NetworkEvent, Role};
+use seedfed_node::network::{self, GossipVerdict, NetworkEvent, Role};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_peers_with_valid_proofs_enter_the_routing_table() {
@@ -536,4 +536,126 @@ async fn a_quic_listen_address_is_refused_with_the_reason() {
         Ok(_) => panic!("a QUIC listen address was accepted"),
     };
     assert!(err.contains("quic-v1") && err.contains("TCP only"), "{err}");
+}
+
+/// An identity whose proof has at least `min` and fewer than `below` leading zero bits.
+fn identity_between(min: u32, below: u32) -> (libp2p::identity::Keypair, network::AdmissionRecord) {
+    use seedfed_protocol::admission::{leading_zero_bits, Proof, Puzzle};
+    let kp = libp2p::identity::Keypair::generate_ed25519();
+    let x25519_secret = x25519_dalek::StaticSecret::from([7u8; 32]);
+    let puzzle = Puzzle {
+        chain_id: CHAIN.into(),
+        peer_id: kp.public().to_peer_id().to_bytes(),
+        x25519: x25519_dalek::PublicKey::from(&x25519_secret).to_bytes(),
+    };
+    let nonce = (0u64..)
+        .find(|n| (min..below).contains(&leading_zero_bits(&puzzle.hash(*n))))
+        .unwrap();
+    let rec = network::AdmissionRecord::sign(&kp, CHAIN, &x25519_secret, Proof { nonce }).unwrap();
+    (kp, rec)
+}
+
+/// The ledger raised the difficulty from the genesis 8 bits to 14: a peer whose proof meets 8
+/// but not 14 is refused, one meeting 14 is admitted, and a ledger validator and a configured
+/// bootstrap node need only the genesis 8 (so consensus stays connected while validators
+/// solve again, and bootstrap nodes, which follow no chain, still introduce peers). Before the ledger's
+/// difficulty reached the network, the weak peer was admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_below_the_raised_ledger_difficulty_is_refused() {
+    const RAISED: u8 = 14;
+    let (weak_kp, weak_rec) = identity_between(u32::from(DIFFICULTY), u32::from(RAISED));
+    let (strong_kp, strong_rec) = identity_between(u32::from(RAISED), 257);
+    let (val_kp, val_rec) = identity_between(u32::from(DIFFICULTY), u32::from(RAISED));
+    let val_id = val_kp.public().to_peer_id();
+    // A bootstrap node the server's operator configured: it follows no chain, so its proof
+    // stays at the genesis difficulty, and it is admitted all the same.
+    let (boot_kp, boot_rec) = identity_between(u32::from(DIFFICULTY), u32::from(RAISED));
+    let mut boot = config(true, vec![]);
+    boot.keypair = boot_kp;
+    boot.record = boot_rec;
+    let (boot, _boot_ev) = spawn(boot);
+    let boot_addr = listen_addr(&boot).await;
+    let mut server = config(true, vec![boot_addr]);
+    server.ledger_difficulty = Some(Arc::new(|| RAISED));
+    server.stakes.insert(val_id, 10);
+    let (a, _a_ev) = spawn(server);
+    let a_addr = listen_addr(&a).await;
+    let peer = |kp: libp2p::identity::Keypair, rec: network::AdmissionRecord| {
+        let mut c = config(true, vec![a_addr.clone()]);
+        c.keypair = kp;
+        c.record = rec;
+        spawn(c)
+    };
+    let (weak, mut weak_ev) = peer(weak_kp, weak_rec);
+    let (strong, _s_ev) = peer(strong_kp, strong_rec);
+    let (validator, _v_ev) = peer(val_kp, val_rec);
+    let a_id = a.local_peer_id();
+    for (h, what) in [
+        (&strong, "the strong peer"),
+        (&validator, "the validator"),
+        (&boot, "the configured bootstrap node"),
+    ] {
+        let id = h.local_peer_id().to_string();
+        eventually(20, what, || async {
+            let s = a.status().await.ok()?;
+            s.admitted.iter().any(|p| p.peer_id == id).then_some(())
+        })
+        .await;
+    }
+    // The weak peer hears A's refusal, naming the difficulty.
+    let reason = eventually(20, "A to refuse the weak peer", || {
+        let ev = weak_ev.try_recv().ok();
+        async move {
+            match ev {
+                Some(NetworkEvent::PeerRejected { peer, reason }) if peer == a_id => {
+                    Some(reason.to_string())
+                }
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert!(reason.contains(&RAISED.to_string()), "{reason}");
+    let weak_id = weak.local_peer_id().to_string();
+    let s = a.status().await.unwrap();
+    assert!(!s.admitted.iter().any(|p| p.peer_id == weak_id));
+    assert!(s.rejected_total >= 1);
+}
+
+/// Our own record can be replaced (a proof solved again after a raise), but only by one of
+/// ours that meets the genesis difficulty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admission_record_is_replaced_only_by_a_valid_one_of_ours() {
+    let c = config(true, vec![]);
+    let kp = c.keypair.clone();
+    let (a, _ev) = spawn(c);
+    let (_, someone_elses) = identity(true);
+    assert!(a.set_admission_record(someone_elses).await.is_err());
+    let x25519_secret = x25519_dalek::StaticSecret::from([7u8; 32]);
+    let puzzle = seedfed_protocol::admission::Puzzle {
+        chain_id: CHAIN.into(),
+        peer_id: kp.public().to_peer_id().to_bytes(),
+        x25519: x25519_dalek::PublicKey::from(&x25519_secret).to_bytes(),
+    };
+    let weak = (0u64..)
+        .find(|n| {
+            puzzle
+                .verify(
+                    &seedfed_protocol::admission::Proof { nonce: *n },
+                    DIFFICULTY,
+                )
+                .is_err()
+        })
+        .unwrap();
+    let weak = network::AdmissionRecord::sign(
+        &kp,
+        CHAIN,
+        &x25519_secret,
+        seedfed_protocol::admission::Proof { nonce: weak },
+    )
+    .unwrap();
+    assert!(a.set_admission_record(weak).await.is_err());
+    let strong = puzzle.solve(DIFFICULTY + 4, 0, 1 << 24, |_| {}).unwrap();
+    let strong = network::AdmissionRecord::sign(&kp, CHAIN, &x25519_secret, strong).unwrap();
+    a.set_admission_record(strong).await.unwrap();
 }

@@ -200,9 +200,23 @@ pub enum LedgerError {
         /// Its quota per epoch.
         quota: u32,
     },
-    /// A validator with too many open client changes.
-    #[error("{0} has too many open client changes")]
-    TooManyClientChanges(MemberId),
+    /// A validator with too many open changes (`state::changes::MAX_OPEN_CHANGES`).
+    #[error("{0} has too many open changes")]
+    TooManyChanges(MemberId),
+    /// A proof-of-work difficulty change to a value outside `min..=max` (the genesis
+    /// difficulty up to `admission::MAX_DIFFICULTY`).
+    #[error("proof-of-work difficulty {got} is outside {min}..={max}")]
+    DifficultyOutOfRange {
+        /// The difficulty asked for.
+        got: u8,
+        /// The genesis difficulty, the floor.
+        min: u8,
+        /// The largest supported difficulty.
+        max: u8,
+    },
+    /// A proof-of-work difficulty change to the value the ledger already holds.
+    #[error("the proof-of-work difficulty is already {0}")]
+    DifficultyUnchanged(u8),
     /// A validator approving the same change twice.
     #[error("{0} already approved that change")]
     DuplicateApproval(MemberId),

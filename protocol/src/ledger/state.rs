@@ -9,7 +9,8 @@
 //! handler in the child module of its concern: [`members`] (admission, stake, exit, eviction),
 //! [`key`] (branch assignment, sectors, master root, sign requests, signatures, repair),
 //! [`keys`] (the keys by index, their rotation and which one allocates),
-//! [`clients`] (authorized signing clients and their changes),
+//! [`clients`] (authorized signing clients), [`changes`] (the approval by stake of client and
+//! difficulty changes),
 //! [`convictions`] (deal complaints against sector owners), [`sign_blame`] (bad contributions
 //! and mask disputes of signing quorums), [`sector_window`] (owners that
 //! do not land their sector in time; run at the start of every block, not by a transaction),
@@ -18,6 +19,7 @@
 //! rounds) gets its own child module and its dispatch arms here.
 
 mod audit;
+mod changes;
 mod checkpoints;
 mod clients;
 mod convictions;
@@ -33,10 +35,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::change::Change;
 use super::checkpoint_signing::{
     CheckpointDue, CheckpointFault, CheckpointSigning, SignedCheckpoint,
 };
-use super::client::ClientChange;
 use super::codec::encode;
 use super::dkg_round::{DkgResult, DkgRound};
 use super::error::LedgerError;
@@ -51,7 +53,8 @@ use crate::member::MemberId;
 use crate::tprf::Partial;
 
 pub use audit::{LeafAudit, SectorAudit};
-pub use clients::{ClientRecord, MAX_OPEN_CLIENT_CHANGES};
+pub use changes::MAX_OPEN_CHANGES;
+pub use clients::ClientRecord;
 pub use convictions::{ConvictionEvidence, DealConviction};
 pub use dkg::{validate_dkg_complaint_payload, validate_dkg_round1_payload};
 pub use epoch::validate_epoch_beacon;
@@ -68,8 +71,12 @@ const STATE_DOMAIN: Domain = Domain::new("seedfed-ledgerst");
 pub struct LedgerState {
     /// Chain id.
     pub chain_id: String,
-    /// Admission PoW difficulty.
+    /// Admission PoW difficulty now: what an `Admit` must meet (the genesis value until a
+    /// `PowDifficulty` change applies).
     pub pow_difficulty: u8,
+    /// The genesis difficulty: the floor below which no change may set
+    /// [`pow_difficulty`](Self::pow_difficulty).
+    pub min_pow_difficulty: u8,
     /// Key parameters.
     pub key: KeyParams,
     /// Inactivity bound for eviction.
@@ -123,8 +130,9 @@ pub struct LedgerState {
     pub older_keys: BTreeMap<u32, KeyState>,
     /// Authorized signing clients (`ledger::client`).
     pub clients: BTreeMap<MemberId, ClientRecord>,
-    /// Client changes approved by some validators, not yet by more than 2/3 of the stake.
-    pub client_changes: BTreeMap<ClientChange, BTreeSet<MemberId>>,
+    /// Changes (of the clients, of the difficulty) approved by some validators, not yet by
+    /// more than 2/3 of the stake (`changes`).
+    pub changes: BTreeMap<Change, BTreeSet<MemberId>>,
     /// Signing requests by allocated leaf.
     pub sign_requests: BTreeMap<u64, SignRequestRecord>,
     /// Published signatures by leaf.
@@ -206,6 +214,7 @@ impl LedgerState {
         let mut s = LedgerState {
             chain_id: genesis.chain_id.clone(),
             pow_difficulty: genesis.pow_difficulty,
+            min_pow_difficulty: genesis.pow_difficulty,
             key: genesis.key.clone(),
             eviction_missed_heights: genesis.eviction_missed_heights,
             height: 0,
@@ -231,7 +240,7 @@ impl LedgerState {
             newest: KeyState::new(0),
             older_keys: BTreeMap::new(),
             clients,
-            client_changes: BTreeMap::new(),
+            changes: BTreeMap::new(),
             sign_requests: BTreeMap::new(),
             signatures: BTreeMap::new(),
             sign_convictions: BTreeMap::new(),
@@ -374,7 +383,13 @@ impl LedgerState {
             }
             TxBody::MasterRoot { root } => self.apply_master_root(author, root),
             TxBody::SignRequest { request } => self.apply_sign_request(author, request),
-            TxBody::ClientChange { change } => self.apply_client_change(author, change),
+            // changes
+            TxBody::ClientChange { change } => {
+                self.apply_change(author, &Change::Client(change.clone()))
+            }
+            TxBody::PowDifficulty { difficulty } => {
+                self.apply_change(author, &Change::PowDifficulty(*difficulty))
+            }
             TxBody::SignaturePublish { leaf, signature } => {
                 self.apply_signature_publish(*leaf, signature)
             }

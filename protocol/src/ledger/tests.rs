@@ -3,6 +3,7 @@
 mod block;
 mod clients;
 mod convictions;
+mod difficulty;
 mod fixtures;
 mod genesis;
 mod key;

@@ -222,7 +222,8 @@ pub enum TxBody {
         peer_id: Vec<u8>,
         /// X25519 key for share encryption.
         x25519: [u8; 32],
-        /// Proof of work over (chain id, peer id, x25519) at the genesis difficulty.
+        /// Proof of work over (chain id, peer id, x25519) at the ledger's current difficulty
+        /// (`LedgerState::pow_difficulty`).
         pow: Proof,
         /// Proof of possession of the X25519 key, bound to (chain id, peer id)
         /// (`admission::possession_context`).
@@ -422,6 +423,14 @@ pub enum TxBody {
         lost: MemberId,
         /// The new holder.
         replacement: MemberId,
+    },
+    /// Approve setting the admission proof-of-work difficulty to `difficulty` (applied once
+    /// validators holding more than 2/3 of the stake approved the same value; the value must
+    /// lie between the genesis difficulty and `admission::MAX_DIFFICULTY` and differ from the
+    /// current one). After the older variants, so their encodings do not move.
+    PowDifficulty {
+        /// Leading zero bits required from now on.
+        difficulty: u8,
     },
     /// The author, a dealer of the current DKG attempt, holds valid shares from every other
     /// dealer in both suites and has nothing to complain about. Once every dealer has posted

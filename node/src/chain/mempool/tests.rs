@@ -271,6 +271,9 @@ fn caps_hold_the_largest_legitimate_transaction_of_every_kind() {
             lost: m,
             replacement: m,
         },
+        TxBody::PowDifficulty {
+            difficulty: u8::MAX,
+        },
     ];
     for body in bodies {
         let tx = signed(&k, u64::MAX, body);

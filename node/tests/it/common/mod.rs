@@ -60,6 +60,7 @@ pub fn config(valid_pow: bool, bootstrap: Vec<Multiaddr>) -> NetworkConfig {
         record,
         chain_id: CHAIN.into(),
         difficulty: DIFFICULTY,
+        ledger_difficulty: None,
         stakes: BTreeMap::new(),
         role: Role::Node,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],

@@ -1,5 +1,5 @@
-//! Authorized signing clients (`ledger::client`): the genesis list, changes approved by more
-//! than 2/3 of the stake, and the checks every `SignRequest` passes before a leaf is allocated
+//! Authorized signing clients (`ledger::client`): the genesis list, the values a change may
+//! take (approved by more than 2/3 of the stake through `changes`), and the checks every `SignRequest` passes before a leaf is allocated
 //! (client signature, authorization, epoch, nonce, quota).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,10 +10,6 @@ use super::LedgerState;
 use crate::ledger::client::{ClientChange, SignedRequest};
 use crate::ledger::error::LedgerError;
 use crate::member::MemberId;
-
-/// Most client changes one validator may have open (approved, not yet applied) at once; bounds
-/// the state a validator can grow with changes that never pass.
-pub const MAX_OPEN_CLIENT_CHANGES: usize = 16;
 
 /// An authorized client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,16 +93,9 @@ impl LedgerState {
         }
     }
 
-    /// `ClientChange`: a validator approves a change; once the approvers still validating hold
-    /// more than 2/3 of the stake, it applies and its approvals are dropped.
-    pub(super) fn apply_client_change(
-        &mut self,
-        author: MemberId,
-        change: &ClientChange,
-    ) -> Result<(), LedgerError> {
-        if !self.is_validator(&author) {
-            return Err(LedgerError::NotValidator(author));
-        }
+    /// Refuses a client change whose value is unusable: authorizing a key that is not an
+    /// Ed25519 point, or with quota 0 (the approval itself is `changes`).
+    pub(super) fn check_client_change(&self, change: &ClientChange) -> Result<(), LedgerError> {
         if let ClientChange::Authorize { client, quota } = change {
             if ed25519_dalek::VerifyingKey::from_bytes(client.as_bytes()).is_err() {
                 return Err(LedgerError::BadClientSignature(*client));
@@ -117,35 +106,21 @@ impl LedgerState {
                 ));
             }
         }
-        let open = self
-            .client_changes
-            .iter()
-            .filter(|(c, v)| *c != change && v.contains(&author))
-            .count();
-        if open >= MAX_OPEN_CLIENT_CHANGES {
-            return Err(LedgerError::TooManyClientChanges(author));
-        }
-        let validators = self.validators();
-        let total: u64 = validators.values().sum();
-        let approvals = self.client_changes.entry(change.clone()).or_default();
-        if !approvals.insert(author) {
-            return Err(LedgerError::DuplicateApproval(author));
-        }
-        let approved: u64 = approvals.iter().filter_map(|m| validators.get(m)).sum();
-        if u128::from(approved) * 3 > u128::from(total) * 2 {
-            self.client_changes.remove(change);
-            match change {
-                ClientChange::Authorize { client, quota } => {
-                    self.clients
-                        .entry(*client)
-                        .and_modify(|r| r.quota = *quota)
-                        .or_insert_with(|| ClientRecord::new(*quota));
-                }
-                ClientChange::Revoke { client } => {
-                    self.clients.remove(client);
-                }
+        Ok(())
+    }
+
+    /// Applies an approved client change.
+    pub(super) fn enact_client_change(&mut self, change: &ClientChange) {
+        match change {
+            ClientChange::Authorize { client, quota } => {
+                self.clients
+                    .entry(*client)
+                    .and_modify(|r| r.quota = *quota)
+                    .or_insert_with(|| ClientRecord::new(*quota));
+            }
+            ClientChange::Revoke { client } => {
+                self.clients.remove(client);
             }
         }
-        Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! Members and their stake: admission, transfers, exit and eviction.
 //!
-//! Guarantees: only a valid admission (its own peer id, proof of work at the genesis
-//! difficulty) creates a member; transfers conserve the total stake; no exit or eviction leaves
+//! Guarantees: only a valid admission (its own peer id, proof of work at the ledger's current
+//! difficulty, [`LedgerState::pow_difficulty`]) creates a member; a difficulty change (approved
+//! by stake through `changes`) never takes membership away from those already admitted; transfers conserve the total stake; no exit or eviction leaves
 //! the federation without an active validator; eviction needs evidence the ledger can check
 //! (its own count of missed commits, two conflicting signed votes, or a proven bad dealing:
 //! `convictions`).
@@ -17,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::LedgerState;
-use crate::admission::{possession_context, Proof, Puzzle};
+use crate::admission::{possession_context, Proof, Puzzle, MAX_DIFFICULTY};
 use crate::ledger::error::LedgerError;
 use crate::ledger::tx::{peer_id_bytes, Evidence};
 use crate::member::MemberId;
@@ -143,6 +144,22 @@ impl LedgerState {
             },
         );
         self.admitted_this_epoch += 1;
+        Ok(())
+    }
+
+    /// Refuses a proof-of-work difficulty change to a value below the genesis difficulty, above
+    /// [`MAX_DIFFICULTY`], or equal to the current one (the approval itself is `changes`).
+    pub(super) fn check_difficulty_change(&self, difficulty: u8) -> Result<(), LedgerError> {
+        if difficulty < self.min_pow_difficulty || difficulty > MAX_DIFFICULTY {
+            return Err(LedgerError::DifficultyOutOfRange {
+                got: difficulty,
+                min: self.min_pow_difficulty,
+                max: MAX_DIFFICULTY,
+            });
+        }
+        if difficulty == self.pow_difficulty {
+            return Err(LedgerError::DifficultyUnchanged(difficulty));
+        }
         Ok(())
     }
 

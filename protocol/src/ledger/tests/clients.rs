@@ -180,7 +180,7 @@ fn a_client_change_applies_once_more_than_two_thirds_of_the_stake_approved_it() 
         },
     )
     .unwrap();
-    assert!(fx.st().client_changes.is_empty());
+    assert!(fx.st().changes.is_empty());
     assert_eq!(fx.st().clients[&id(&newcomer)].quota, 3);
     fx.apply(0, request_by(&newcomer, epoch, 1)).unwrap();
     // Revoking takes the same majority; then the client is refused again.
@@ -218,7 +218,7 @@ fn client_changes_are_bounded_per_validator_and_need_a_real_key_and_quota() {
         ),
         Err(LedgerError::BadPayload(_))
     ));
-    for n in 0..crate::ledger::MAX_OPEN_CLIENT_CHANGES {
+    for n in 0..crate::ledger::MAX_OPEN_CHANGES {
         let client = id(&SigningKey::from_bytes(&[n as u8 + 1; 32]));
         fx.apply(
             0,
@@ -233,6 +233,6 @@ fn client_changes_are_bounded_per_validator_and_need_a_real_key_and_quota() {
     };
     assert_eq!(
         fx.apply(0, TxBody::ClientChange { change: one_more }),
-        Err(LedgerError::TooManyClientChanges(fx.id(0)))
+        Err(LedgerError::TooManyChanges(fx.id(0)))
     );
 }
