@@ -5,11 +5,13 @@
 //! [`access::guard`]: loopback only by default, `Host` checked against DNS rebinding, and a
 //! bearer token when `[api] token_file` is set; `seedfed status` and [`ApiClient`] read it.
 //! `GET /` is the status page ([`page`]), which needs no token (it holds no data; it asks for
-//! the token when `/status` wants one). Endpoints in detail: `docs/operator-guide.md`.
+//! the token when `/status` wants one); [`text`] is `seedfed status`'s human form of a status.
+//! Endpoints in detail: `docs/operator-guide.md`.
 
 pub mod access;
 pub mod headline;
 pub mod page;
+pub mod text;
 
 use std::net::SocketAddr;
 use std::path::Path;
