@@ -105,11 +105,12 @@ fn chain(out: &mut String, c: &ChainStatus) {
             out,
             "DKG",
             format!(
-                "epoch {} attempt {} opened at height {}: {} of {} commitments, threshold {}, \
-                 {} complaints, {} failed attempts",
+                "epoch {} attempt {} opened at height {}, {}: {} of {} commitments, threshold \
+                 {}, {} complaints, {} failed attempts",
                 d.epoch,
                 d.attempt,
                 d.opened_at,
+                headline::phase_words(d.phase),
                 d.commitments,
                 d.participants,
                 d.threshold,
@@ -310,7 +311,10 @@ mod tests {
         let d = c.dkg_in_progress.as_ref().unwrap();
         has(
             "DKG",
-            &format!("{} of {} commitments", d.commitments, d.participants),
+            &format!(
+                "in its complaint window: {} of {} commitments",
+                d.commitments, d.participants
+            ),
         );
         let done = c.dkgs.last().unwrap();
         has(

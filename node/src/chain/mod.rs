@@ -33,7 +33,7 @@ pub use mempool::{
     Mempool, MempoolLimits, TxRejected, BLOCK_TX_BYTES, MAX_NONCE_AHEAD, MAX_POOL_BYTES,
     MAX_POOL_TXS,
 };
-pub use metrics::ChainMetrics;
+pub use metrics::{ChainMetrics, DkgPhase};
 pub use signing::{PublishSubmission, SignOutcome, SignRefused, SignSubmission};
 pub use status::{
     light_walk, unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus,

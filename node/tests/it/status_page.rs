@@ -240,6 +240,13 @@ async fn the_page_shows_a_recorded_testnet_status() {
         );
     }
     assert_eq!(validators.matches("<tr>").count(), c.validators.len() + 1);
+    // The DKG's phase is the ledger's window (height 885: past round 1's 870..=880), though
+    // every commitment is in.
+    let phase = element(&dom, "data-dkg-phase=", "</dd>");
+    assert!(
+        phase.contains("\"complaints\"") && phase.contains("in its complaint window"),
+        "{phase}"
+    );
     // The plot: the used line through every sample and now, and the projection.
     let plot = element(&dom, &format!("id=\"plot-key-{}\"", usage.index), "</svg>");
     let points = value_after(plot, "class=\"used\" points=\"");
