@@ -519,6 +519,11 @@ pub struct ChainStatus {
     /// A peer showed a height past ours: block sync is under way (the node is not ready).
     #[serde(default)]
     pub syncing: bool,
+    /// The chain driver has loaded this node's keys at start-up: the epoch agent's state (its
+    /// DKG key shares) and the index of the leaf shares it holds. False until then (the status
+    /// the API serves before the driver's first one): the node is not ready.
+    #[serde(default)]
+    pub keys_loaded: bool,
     /// Consecutive missed commits that evict a validator.
     #[serde(default)]
     pub eviction_missed_heights: u64,
@@ -694,6 +699,9 @@ impl super::driver::Driver {
                 .saturating_sub(self.last_decided.elapsed().as_millis() as u64),
             liveness_bound_ms: liveness_bound(&self.config).as_millis() as u64,
             syncing: self.sync.behind(self.consensus.height()),
+            // A driver exists only once `spawn` restored the agent and read the held-share
+            // index from the store.
+            keys_loaded: true,
             best_seen_height: self.sync.best_seen(),
             ..from_ledger(ledger, &self.me, self.state_hash)
         };
