@@ -2,7 +2,7 @@
 //! top of the status page), then the node, the network and the chain, with what the page's
 //! panels show: validators with their liveness, the epoch and its beacon, the DKG in progress
 //! and the completed ones, checkpoints, the federation's keys, the mempool, the recent sign
-//! requests (who signed what, with the latency) and the evidence.
+//! requests (who signed what, with the latency) and the evidence decided on the ledger.
 //!
 //! Guarantees: a pure function of the report and the time; it prints only what `/status`
 //! carries (which holds nothing secret), at most [`TEXT_SIGNS`] sign requests and
@@ -270,6 +270,24 @@ fn chain(out: &mut String, c: &ChainStatus) {
             ),
         );
     }
+    for e in &c.recent_evidence {
+        line(
+            out,
+            "evidence",
+            format!(
+                "{} against {} at height {}: {} (submitted by {})",
+                e.kind,
+                if e.member.is_empty() {
+                    "the sector's owner"
+                } else {
+                    &e.member
+                },
+                e.height,
+                e.reason,
+                e.by
+            ),
+        );
+    }
     for e in &c.evictions {
         line(
             out,
@@ -345,6 +363,14 @@ mod tests {
             ),
         );
         has("signed", &format!("after {:.1} s", ms as f64 / 1e3));
+        let e = &c.recent_evidence[0];
+        has(
+            "evidence",
+            &format!(
+                "{} against {} at height {}: {}",
+                e.kind, e.member, e.height, e.reason
+            ),
+        );
         assert_eq!(
             lines.iter().filter(|l| l.starts_with("signed:")).count(),
             c.recent_signs.len().min(TEXT_SIGNS)

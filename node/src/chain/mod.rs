@@ -12,6 +12,7 @@ mod driver;
 pub mod latency;
 pub mod mempool;
 pub mod metrics;
+mod milestones;
 mod outbox;
 pub mod signing;
 mod status;

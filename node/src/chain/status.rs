@@ -19,7 +19,7 @@ use seedfed_protocol::member::MemberId;
 use seedfed_protocol::retired::RetiredLeaves;
 use serde::{Deserialize, Serialize};
 
-use super::activity::{KeyUsage, SignRecord};
+use super::activity::{EvidenceRecord, KeyUsage, SignRecord};
 use super::driver::ChainConfig;
 use super::latency::CommitSample;
 use super::metrics::{dkg_phase, DkgPhase};
@@ -540,6 +540,11 @@ pub struct ChainStatus {
     /// The highest height a peer showed past ours while syncing (what sync works toward).
     #[serde(default)]
     pub best_seen_height: Option<u64>,
+    /// The evidence decided in the blocks this node applied since it started (at most
+    /// [`super::activity::EVIDENCE_LOG`], 32), oldest first: evictions (equivocation,
+    /// inactivity), DKG complaints, deal complaints, sign blame.
+    #[serde(default)]
+    pub recent_evidence: Vec<EvidenceRecord>,
 }
 
 /// `checkpoints` as served to light clients, each with the retired leaves of the master key it
@@ -687,6 +692,7 @@ impl super::driver::Driver {
         let now = unix_ms(SystemTime::now());
         let mut status = ChainStatus {
             recent_signs: self.activity.recent_signs(),
+            recent_evidence: self.activity.recent_evidence(),
             round: self.consensus.round(),
             agent: agent_info(self.agent.status()),
             mempool: self.mempool.len(),

@@ -267,6 +267,20 @@ async fn the_page_shows_a_recorded_testnet_status() {
     }
     let latency = c.recent_signs.iter().find_map(|s| s.latency_ms).unwrap();
     assert!(signs.contains(&format!(">{:.1} s<", latency as f64 / 1000.0)));
+    // The evidence decided on the ledger: kind, subject, height, reason.
+    let e = &c.recent_evidence[0];
+    let evidence = element(&dom, &format!("data-evidence=\"{}\"", e.kind), "</li>");
+    assert!(
+        evidence.contains(&format!("title=\"{}\"", e.member)),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains(&format!(
+            " at height {}: {} (submitted by ",
+            e.height, e.reason
+        )),
+        "{evidence}"
+    );
     // Peers by role with their gossip score.
     let peers = element(&dom, "id=\"peers\"", "</table>");
     assert!(peers.contains(">validator<"), "{peers}");
