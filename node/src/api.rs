@@ -1,15 +1,17 @@
 //! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text from the one
 //! registry shared with libp2p's metrics), `/health` (liveness: a recent block) and `/ready`
-//! (not syncing), and `POST /tx` to submit a signed transaction (202 once it is in the mempool
+//! (keys loaded, live, not syncing), and `POST /tx` to submit a signed transaction (202 once it is in the mempool
 //! and gossiped; 413, 429, 503 or 400 with the reason). Every request first passes
 //! [`access::guard`]: loopback only by default, `Host` checked against DNS rebinding, and a
 //! bearer token when `[api] token_file` is set; `seedfed status` and [`ApiClient`] read it.
 //! `GET /` is the status page ([`page`]), which needs no token (it holds no data; it asks for
-//! the token when `/status` wants one). Endpoints in detail: `docs/operator-guide.md`.
+//! the token when `/status` wants one); [`text`] is `seedfed status`'s human form of a status.
+//! Endpoints in detail: `docs/operator-guide.md`.
 
 pub mod access;
 pub mod headline;
 pub mod page;
+pub mod text;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -154,8 +156,8 @@ async fn health(State(s): State<ApiState>) -> (StatusCode, String) {
     probe(&s, liveness).await
 }
 
-/// `/ready`: readiness. Live, and not syncing toward a peer that is ahead; 503 with the
-/// reason otherwise.
+/// `/ready`: readiness ([`readiness`]): keys loaded, live, and not syncing toward a peer that is
+/// ahead; 503 with the reason otherwise.
 async fn ready(State(s): State<ApiState>) -> (StatusCode, String) {
     probe(&s, readiness).await
 }
@@ -190,8 +192,13 @@ pub fn liveness(chain: &ChainStatus, now_unix_ms: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether the node is ready at `now_unix_ms`: live and not syncing.
+/// Whether the node is ready at `now_unix_ms`: its keys loaded, live and not syncing.
 pub fn readiness(chain: &ChainStatus, now_unix_ms: u64) -> Result<(), String> {
+    if !chain.keys_loaded {
+        return Err(
+            "keys not loaded: the chain driver has not loaded its key shares yet".to_string(),
+        );
+    }
     liveness(chain, now_unix_ms)?;
     if chain.syncing {
         return Err(format!(
@@ -980,12 +987,13 @@ mod tests {
             last_block_unix_ms,
             liveness_bound_ms: 30_000,
             syncing,
+            keys_loaded: true,
             ..ChainStatus::default()
         }
     }
 
     #[test]
-    fn health_means_a_recent_block_and_ready_means_not_syncing() {
+    fn health_means_a_recent_block_and_ready_means_keys_loaded_and_not_syncing() {
         // Before: `/health` answered 200 whenever the network task ran, stalled chain or not.
         let now = 1_000_000;
         assert_eq!(liveness(&chain(now - 29_000, false), now), Ok(()));
@@ -997,6 +1005,13 @@ mod tests {
         // Live and syncing is healthy but not ready; stalled is neither.
         assert_eq!(liveness(&chain(now - 1_000, true), now), Ok(()));
         assert!(readiness(&chain(now - 31_000, false), now).is_err());
+        // Live and synced but the driver has not loaded its keys (the status before its
+        // first): not ready.
+        let mut loading = chain(now - 1_000, false);
+        loading.keys_loaded = false;
+        let keys = readiness(&loading, now).unwrap_err();
+        assert!(keys.contains("keys not loaded"), "{keys}");
+        assert!(readiness(&ChainStatus::default(), now).is_err());
         // A clock that went backwards is no stall.
         assert_eq!(liveness(&chain(now + 5_000, false), now), Ok(()));
     }

@@ -8,7 +8,9 @@
 //! listen on `0.0.0.0` and announce nothing, so the receivers' loopback filter is what keeps
 //! their `127.0.0.1` out of the peer tables. Each API stays on 127.0.0.1 inside its namespace and
 //! is read with `ip netns exec`. Needs root (CAP_NET_ADMIN) and `ip`; without them it prints why
-//! and returns. Bounded: [`DEADLINE`] for the whole federation, 5 s per command.
+//! and returns, unless `SEEDFED_REQUIRE_NETNS` is set (`.ci/run` sets it where it could create
+//! and delete a namespace), in which case it fails. Bounded: [`DEADLINE`] for the whole
+//! federation, 5 s per command.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -227,6 +229,10 @@ fn four_validators_on_separate_hosts_meet_through_the_bootstrap_node() {
     let ns = match make_hosts(&tag, 1 + N) {
         Ok(ns) => ns,
         Err(why) => {
+            assert!(
+                std::env::var_os("SEEDFED_REQUIRE_NETNS").is_none(),
+                "SEEDFED_REQUIRE_NETNS is set but network namespaces cannot be created: {why}"
+            );
             eprintln!(
                 "SKIPPED four_validators_on_separate_hosts_meet_through_the_bootstrap_node: {why}"
             );

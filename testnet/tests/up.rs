@@ -2,12 +2,15 @@
 //! node on loopback, the binaries next to it, no nested build) runs admission, consensus, the
 //! DKG, key generation with audits and the master root, then signs messages through the nodes
 //! and verifies each with the light client; the commands it prints for signing and verifying
-//! by hand work; `down` stops everything. Bounded: `up` gives up after its own timeouts.
+//! by hand work; the status page URLs it prints (one per process) serve the page; `down` stops
+//! everything. Bounded: `up` gives up after its own timeouts.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 const UP: &str = env!("CARGO_BIN_EXE_seedfed-testnet");
 
@@ -41,6 +44,27 @@ fn printed(stdout: &str, label: &str, file: &Path) -> Command {
     cmd
 }
 
+/// The body of `GET url` (an `http://host:port/` URL) over a plain TCP connection, or the
+/// status line if it is not 200.
+fn get(url: &str) -> String {
+    let host = url
+        .strip_prefix("http://")
+        .and_then(|r| r.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("not an http://host:port/ URL: {url}"));
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        conn,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "GET {url}: {answer}");
+    answer
+}
+
 #[test]
 fn up_runs_the_whole_flow_and_the_printed_commands_sign_and_verify() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,6 +82,35 @@ fn up_runs_the_whole_flow_and_the_printed_commands_sign_and_verify() {
     let stop = || run(Command::new(UP).args(["down", "--dir", tn.to_str().unwrap()]));
     let checked = std::panic::catch_unwind(|| {
         assert!(stdout.contains("master root"), "{stdout}");
+        // Every process's status page (the bootstrap node's and each validator's), in the
+        // table and on one line to open, and each serves the page.
+        let pages: Vec<&str> = stdout
+            .lines()
+            .find_map(|l| {
+                l.split_once("status pages (open in a browser; they refresh themselves): ")
+            })
+            .unwrap_or_else(|| panic!("no status pages line in:\n{stdout}"))
+            .1
+            .split_whitespace()
+            .collect();
+        assert_eq!(pages.len(), 5, "{stdout}");
+        for url in &pages {
+            assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+            // The table's fourth column: name, peer id, api, status page.
+            assert_eq!(
+                stdout
+                    .lines()
+                    .filter(|l| l.split_whitespace().nth(3) == Some(*url))
+                    .count(),
+                1,
+                "{url} is not in the table:\n{stdout}"
+            );
+            let page = get(url);
+            assert!(
+                page.contains("<title>seedfed node</title>"),
+                "{url}: {page}"
+            );
+        }
         assert_eq!(
             stdout
                 .lines()

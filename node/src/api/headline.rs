@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::StatusReport;
-use crate::chain::ChainStatus;
+use crate::chain::{ChainStatus, DkgPhase};
 
 /// The headline of a status.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,16 +69,17 @@ pub fn headline(report: &StatusReport, now_unix_ms: u64) -> Headline {
     }
 }
 
-/// `epoch E, ...` with the DKG's phase.
+/// `epoch E, ...` with the DKG's phase (from the ledger's windows:
+/// [`crate::chain::DkgProgress::phase`]).
 fn epoch_line(c: &ChainStatus) -> String {
     let dkg = match (&c.dkg_in_progress, c.dkgs.last()) {
-        (Some(d), _) if d.commitments < d.participants => format!(
-            "DKG attempt {} collecting commitments ({} of {}, {} complaints)",
-            d.attempt, d.commitments, d.participants, d.complaints
-        ),
         (Some(d), _) => format!(
-            "DKG attempt {} resolving complaints and finalising ({} complaints)",
-            d.attempt, d.complaints
+            "DKG attempt {} {} ({} of {} commitments, {} complaints)",
+            d.attempt,
+            phase_words(d.phase),
+            d.commitments,
+            d.participants,
+            d.complaints
         ),
         (None, Some(d)) => format!(
             "DKG of epoch {} done ({}-of-{}, {} excluded)",
@@ -90,6 +91,16 @@ fn epoch_line(c: &ChainStatus) -> String {
         (None, None) => "no DKG yet".into(),
     };
     format!("{}, {dkg}", c.epoch)
+}
+
+/// What a DKG in `phase` is doing, in words (the status page says the same).
+pub fn phase_words(phase: DkgPhase) -> &'static str {
+    match phase {
+        DkgPhase::Idle => "open",
+        DkgPhase::Round1 => "collecting commitments",
+        DkgPhase::Complaints => "in its complaint window",
+        DkgPhase::Finalizing => "finalising (windows closed)",
+    }
 }
 
 /// The allocating key's leaves left and projected exhaustion, and the next key's readiness.
@@ -283,6 +294,7 @@ mod tests {
             participants: 4,
             commitments: 2,
             complaints: 1,
+            phase: DkgPhase::Round1,
             ..DkgProgress::default()
         });
         c.key.keys[1] = key(1, true, 0, 1024);
@@ -292,12 +304,26 @@ mod tests {
         let i = items(&h);
         assert_eq!(
             i[1],
-            "epoch: 3, DKG attempt 1 collecting commitments (2 of 4, 1 complaints)"
+            "epoch: 3, DKG attempt 1 collecting commitments (2 of 4 commitments, 1 complaints)"
         );
         assert_eq!(
             i[2],
             "keys: key 0: 1000 of 1024 leaves left, no recent use, no exhaustion date; next key \
              1 ready"
+        );
+        // A dealer withheld its commitment past the round-1 window: the ledger's windows say
+        // where the DKG is, not the count of commitments.
+        let mut c = chain();
+        c.dkg_in_progress = Some(DkgProgress {
+            attempt: 0,
+            participants: 4,
+            commitments: 3,
+            phase: DkgPhase::Complaints,
+            ..DkgProgress::default()
+        });
+        assert_eq!(
+            items(&headline(&report(Some(c)), 1_000_000))[1],
+            "epoch: 3, DKG attempt 0 in its complaint window (3 of 4 commitments, 0 complaints)"
         );
         let mut c = chain();
         c.key.allocating = None;

@@ -1,20 +1,24 @@
 //! What the status page plots and lists beyond the ledger's current state, as this node saw it
 //! happen: a history of leaves allocated per key over time (with the exhaustion date that the
-//! recent rate projects), the recent sign requests with their latency, and the height of each
-//! validator's last precommit that a block recorded.
+//! recent rate projects), the recent sign requests with their latency, the height of each
+//! validator's last precommit that a block recorded, and the evidence decided in blocks
+//! (evictions, DKG and deal complaints, sign blame) by kind, subject and height.
 //!
 //! Guarantees: bounded memory whatever the chain does: at most [`USAGE_SAMPLES`] samples for
 //! each of the last [`USAGE_KEYS`] keys (when full, every other sample goes and the sampling
 //! interval doubles, so the history always spans this node's uptime), the last [`SIGN_LOG`]
-//! sign requests, and one height per current validator. Times are when this node applied the
+//! sign requests, the last [`EVIDENCE_LOG`] evidence transactions, and one height per current
+//! validator. Times are when this node applied the
 //! block (a block applied through sync carries the sync's time, not the chain's).
 
 use std::collections::{BTreeMap, VecDeque};
 
-use seedfed_protocol::ledger::{split_leaf, Block, LedgerState};
+use seedfed_protocol::ledger::{split_leaf, Block, Evidence, LedgerState, TxBody};
 use seedfed_protocol::member::MemberId;
+use seedfed_protocol::reconstruct::blame::BlameEvidence;
 use serde::{Deserialize, Serialize};
 
+use super::metrics::evidence_kind;
 use super::status::KeySummary;
 
 /// Samples kept per key.
@@ -23,6 +27,8 @@ pub const USAGE_SAMPLES: usize = 120;
 pub const USAGE_KEYS: usize = 4;
 /// Sign requests kept.
 pub const SIGN_LOG: usize = 32;
+/// Evidence transactions kept.
+pub const EVIDENCE_LOG: usize = 32;
 /// Least time between two usage samples at first (it doubles each time the ring fills).
 pub const FIRST_SAMPLE_GAP_MS: u64 = 1_000;
 /// Samples the projected rate is taken over (the most recent ones).
@@ -77,6 +83,84 @@ pub struct SignRecord {
     pub latency_ms: Option<u64>,
 }
 
+/// An evidence transaction decided in a block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRecord {
+    /// [`evidence_kind`]: `equivocation`, `inactivity`, `dkg_complaint`, `deal_complaint`,
+    /// `sign_blame` (the labels of `seedfed_evidence_total`).
+    pub kind: String,
+    /// Whom it accuses (hex identity; empty when the ledger recorded no conviction for it).
+    pub member: String,
+    /// Who submitted it (hex identity).
+    pub by: String,
+    /// Height of the block that decided it.
+    pub height: u64,
+    /// What it says, in short.
+    pub reason: String,
+}
+
+/// The record of `body`, submitted by `by` and decided at `height` with `state` the ledger
+/// after the block, if it carries evidence.
+pub fn evidence_record(
+    body: &TxBody,
+    by: &MemberId,
+    height: u64,
+    state: &LedgerState,
+) -> Option<EvidenceRecord> {
+    let kind = evidence_kind(body)?;
+    let hexid = |m: &MemberId| hex::encode(m.as_bytes());
+    let (member, reason) = match body {
+        TxBody::Evict { member, evidence } => (
+            hexid(member),
+            match evidence {
+                Evidence::Equivocation { a, .. } => {
+                    format!("two votes at height {} round {}", a.height, a.round)
+                }
+                Evidence::Inactivity { missed_heights } => {
+                    format!("missed {missed_heights} commits in a row")
+                }
+            },
+        ),
+        TxBody::DkgComplaint { epoch, accused, .. } => {
+            (hexid(accused), format!("DKG of epoch {epoch}"))
+        }
+        TxBody::DealComplaint { sector, .. } => (
+            state
+                .newest
+                .keygen_convictions
+                .iter()
+                .find(|(_, c)| c.sector == *sector && c.height == height)
+                .map(|(m, _)| hexid(m))
+                .unwrap_or_default(),
+            format!("bad dealing of sector {sector}"),
+        ),
+        TxBody::SignBlame { leaf, evidence } => {
+            let (key, index) = split_leaf(*leaf);
+            match &**evidence {
+                BlameEvidence::BadContribution { contribution, .. } => (
+                    hexid(&contribution.sender),
+                    format!("bad contribution to leaf {key}:{index}"),
+                ),
+                BlameEvidence::MaskDispute { mine, theirs, .. } => (
+                    hexid(&theirs.sender),
+                    format!(
+                        "mask dispute on leaf {key}:{index} raised by {}",
+                        hexid(&mine.sender)
+                    ),
+                ),
+            }
+        }
+        _ => return None,
+    };
+    Some(EvidenceRecord {
+        kind: kind.into(),
+        member,
+        by: hexid(by),
+        height,
+        reason,
+    })
+}
+
 #[derive(Debug)]
 struct UsageRing {
     gap_ms: u64,
@@ -91,11 +175,29 @@ pub struct Activity {
     /// Sign requests below this leaf id are known.
     next_leaf: Option<u64>,
     last_vote: BTreeMap<MemberId, u64>,
+    evidence: VecDeque<EvidenceRecord>,
 }
 
 impl Activity {
-    /// Takes in a block just applied (decided here or synced) with the state after it.
-    pub fn block_applied(&mut self, block: &Block, state: &LedgerState, now_ms: u64) {
+    /// Takes in a block just applied (decided here or synced) with the state after it; returns
+    /// the evidence it decided (for the log).
+    pub fn block_applied(
+        &mut self,
+        block: &Block,
+        state: &LedgerState,
+        now_ms: u64,
+    ) -> Vec<EvidenceRecord> {
+        let decided: Vec<EvidenceRecord> = block
+            .txs
+            .iter()
+            .filter_map(|t| evidence_record(&t.tx.body, &t.tx.author, block.height, state))
+            .collect();
+        for e in &decided {
+            self.evidence.push_back(e.clone());
+            if self.evidence.len() > EVIDENCE_LOG {
+                self.evidence.pop_front();
+            }
+        }
         let voted = block.height.saturating_sub(1);
         for (m, _) in &block.last_commit.signatures {
             self.last_vote.insert(*m, voted);
@@ -104,6 +206,12 @@ impl Activity {
         self.last_vote
             .retain(|m, _| validators.iter().any(|(v, _)| v == m));
         self.note_sign_requests(state, Some(now_ms), block.height, now_ms);
+        decided
+    }
+
+    /// The evidence decided in the blocks this node applied, oldest first.
+    pub fn recent_evidence(&self) -> Vec<EvidenceRecord> {
+        self.evidence.iter().cloned().collect()
     }
 
     fn note_sign_requests(
@@ -368,5 +476,61 @@ mod tests {
         let signs = a.recent_signs();
         assert_eq!(signs.len(), SIGN_LOG);
         assert_eq!(signs.last().unwrap().leaf, leaf_id(0, 99));
+    }
+
+    #[test]
+    fn decided_evidence_is_kept_by_kind_subject_and_height_and_bounded() {
+        use seedfed_protocol::ledger::{Block, CommitInfo, Ledger, SignedTx, Tx};
+        let kp = libp2p::identity::Keypair::generate_ed25519();
+        let me = crate::chain::wire::member_of(&kp.public().to_peer_id()).unwrap();
+        let g = crate::chain::test_genesis::genesis("evidence", &[(me, 1)], 10);
+        let ledger = Ledger::from_genesis(&g).unwrap();
+        let accused = MemberId([7; 32]);
+        let tx = |body| SignedTx {
+            tx: Tx {
+                author: me,
+                nonce: 0,
+                body,
+            },
+            signature: seedfed_protocol::ledger::Signature64([0; 64]),
+        };
+        let block = |height, txs| Block {
+            height,
+            prev_hash: [0; 32],
+            proposer: me,
+            last_commit: CommitInfo {
+                round: 0,
+                signatures: vec![],
+            },
+            txs,
+            state_hash: [0; 32],
+        };
+        let mut a = Activity::default();
+        let evict = TxBody::Evict {
+            member: accused,
+            evidence: Evidence::Inactivity { missed_heights: 9 },
+        };
+        let decided = a.block_applied(
+            &block(12, vec![tx(evict.clone()), tx(TxBody::Exit)]),
+            &ledger.state,
+            1_000,
+        );
+        assert_eq!(
+            decided,
+            [EvidenceRecord {
+                kind: "inactivity".into(),
+                member: hex::encode(accused.as_bytes()),
+                by: hex::encode(me.as_bytes()),
+                height: 12,
+                reason: "missed 9 commits in a row".into(),
+            }]
+        );
+        assert_eq!(a.recent_evidence(), decided);
+        for h in 13..100u64 {
+            a.block_applied(&block(h, vec![tx(evict.clone())]), &ledger.state, 1_000);
+        }
+        let kept = a.recent_evidence();
+        assert_eq!(kept.len(), EVIDENCE_LOG);
+        assert_eq!(kept.last().unwrap().height, 99);
     }
 }

@@ -215,6 +215,7 @@ pub async fn spawn(
     }
     let (sync_tx, sync_rx) = mpsc::channel(16);
     let state_hash = consensus.ledger().state.hash();
+    let facts = super::milestones::facts(&consensus.ledger().state);
     let block_server = BlockServer::spawn(storage.caller()?, network.clone());
     let mut driver = Driver {
         consensus,
@@ -246,6 +247,7 @@ pub async fn spawn(
         state_hash,
         metrics,
         tx_watch: super::accounts::TxWatch::default(),
+        facts,
     };
     driver.refresh_view();
     driver.act(first).await?;
@@ -304,6 +306,8 @@ pub(super) struct Driver {
     pub(super) metrics: ChainMetrics,
     /// Transactions submitted through the local API, until decided, dropped or forgotten.
     pub(super) tx_watch: super::accounts::TxWatch,
+    /// The ledger's milestone facts after the last block applied (`milestones`).
+    pub(super) facts: super::milestones::Facts,
 }
 
 impl Driver {
@@ -537,11 +541,27 @@ impl Driver {
         }
         let chain_id = &self.consensus.ledger().state.chain_id;
         self.tx_watch.decided(block, |t| t.tx.digest(chain_id));
-        self.activity.block_applied(
+        let state = &self.consensus.ledger().state;
+        let evidence = self.activity.block_applied(
             block,
-            &self.consensus.ledger().state,
+            state,
             super::status::unix_ms(std::time::SystemTime::now()),
         );
+        for e in &evidence {
+            warn!(
+                kind = %e.kind,
+                member = %e.member,
+                by = %e.by,
+                height = e.height,
+                reason = %e.reason,
+                "evidence decided"
+            );
+        }
+        let facts = super::milestones::facts(state);
+        for m in super::milestones::milestones(&self.facts, &facts) {
+            info!(height = block.height, "{m}");
+        }
+        self.facts = facts;
         self.timers.cancel_build();
         if !block.txs.is_empty() {
             info!(height = block.height, txs = block.txs.len(), "decided");

@@ -19,6 +19,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use seedfed_protocol::ledger::{Evidence, TxBody};
 use seedfed_protocol::reconstruct::blame::BlameEvidence;
+use serde::{Deserialize, Serialize};
 
 use super::mempool::TxRejected;
 
@@ -112,14 +113,28 @@ pub const EVIDENCE_KINDS: [&str; 5] = [
 /// The values of [`Role::role`].
 pub const ROLES: [&str; 3] = ["validator", "member", "other"];
 
-/// `seedfed_dkg_phase`: no DKG open.
-pub const DKG_IDLE: i64 = 0;
-/// `seedfed_dkg_phase`: round-1 window (commitments).
-pub const DKG_ROUND1: i64 = 1;
-/// `seedfed_dkg_phase`: complaint window (answers, complaints).
-pub const DKG_COMPLAINTS: i64 = 2;
-/// `seedfed_dkg_phase`: windows closed, waiting for the `DkgFinalize`.
-pub const DKG_FINALIZING: i64 = 3;
+/// Where the open DKG stands, from the ledger's windows (`seedfed_dkg_phase` is its number,
+/// `/status` → `chain.dkg_in_progress.phase` its name).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DkgPhase {
+    /// No DKG open (0).
+    #[default]
+    Idle = 0,
+    /// Round-1 window: commitments (1).
+    Round1 = 1,
+    /// Complaint window: answers, complaints (2).
+    Complaints = 2,
+    /// Windows closed, waiting for the `DkgFinalize` (3).
+    Finalizing = 3,
+}
+
+impl DkgPhase {
+    /// The value of `seedfed_dkg_phase`.
+    pub fn gauge(self) -> i64 {
+        self as i64
+    }
+}
 
 /// Commit latency buckets: 5 ms to ~41 s.
 fn commit_buckets() -> Histogram {
@@ -310,9 +325,9 @@ impl ChainMetrics {
         self.sign_latency.observe(d.as_secs_f64());
     }
 
-    /// Records the DKG phase ([`DKG_IDLE`] ..= [`DKG_FINALIZING`]).
-    pub fn dkg_phase(&self, phase: i64) {
-        self.dkg_phase.set(phase);
+    /// Records the DKG phase.
+    pub fn dkg_phase(&self, phase: DkgPhase) {
+        self.dkg_phase.set(phase.gauge());
     }
 
     /// Records each ledger key's (index, leaves allocated, leaves left), and removes the labels
@@ -383,17 +398,18 @@ pub fn evidence_kind(body: &TxBody) -> Option<&'static str> {
     }
 }
 
-/// The DKG phase ([`DKG_IDLE`] ..= [`DKG_FINALIZING`]) of `state` at its height `height`.
-pub fn dkg_phase(state: &seedfed_protocol::ledger::LedgerState, height: u64) -> i64 {
+/// The DKG phase of `state` at its height `height`, from the open attempt's windows (not from
+/// what is on the ledger: a dealer that withholds its commitment does not hold the phase back).
+pub fn dkg_phase(state: &seedfed_protocol::ledger::LedgerState, height: u64) -> DkgPhase {
     let d = &state.dkg;
     if d.roster.is_empty() {
-        DKG_IDLE
+        DkgPhase::Idle
     } else if height <= d.round1_end(&state.epochs) {
-        DKG_ROUND1
+        DkgPhase::Round1
     } else if height <= d.complaint_end(&state.epochs) {
-        DKG_COMPLAINTS
+        DkgPhase::Complaints
     } else {
-        DKG_FINALIZING
+        DkgPhase::Finalizing
     }
 }
 

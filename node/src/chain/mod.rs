@@ -12,6 +12,7 @@ mod driver;
 pub mod latency;
 pub mod mempool;
 pub mod metrics;
+mod milestones;
 mod outbox;
 pub mod signing;
 mod status;
@@ -33,7 +34,7 @@ pub use mempool::{
     Mempool, MempoolLimits, TxRejected, BLOCK_TX_BYTES, MAX_NONCE_AHEAD, MAX_POOL_BYTES,
     MAX_POOL_TXS,
 };
-pub use metrics::ChainMetrics;
+pub use metrics::{ChainMetrics, DkgPhase};
 pub use signing::{PublishSubmission, SignOutcome, SignRefused, SignSubmission};
 pub use status::{
     light_walk, unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus,

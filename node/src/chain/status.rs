@@ -20,9 +20,10 @@ use seedfed_protocol::member::MemberId;
 use seedfed_protocol::retired::RetiredLeaves;
 use serde::{Deserialize, Serialize};
 
-use super::activity::{KeyUsage, SignRecord};
+use super::activity::{EvidenceRecord, KeyUsage, SignRecord};
 use super::driver::ChainConfig;
 use super::latency::CommitSample;
+use super::metrics::{dkg_phase, DkgPhase};
 use super::wire::peer_of;
 
 /// A validator and its stake, for status output.
@@ -74,6 +75,10 @@ pub struct DkgProgress {
     pub complaints: usize,
     /// Failed earlier attempts.
     pub failed_attempts: usize,
+    /// Its phase at the tip, from the ledger's windows ([`super::metrics::dkg_phase`], the
+    /// same as `seedfed_dkg_phase`).
+    #[serde(default)]
+    pub phase: DkgPhase,
 }
 
 /// A completed DKG as recorded on the ledger.
@@ -515,6 +520,11 @@ pub struct ChainStatus {
     /// A peer showed a height past ours: block sync is under way (the node is not ready).
     #[serde(default)]
     pub syncing: bool,
+    /// The chain driver has loaded this node's keys at start-up: the epoch agent's state (its
+    /// DKG key shares) and the index of the leaf shares it holds. False until then (the status
+    /// the API serves before the driver's first one): the node is not ready.
+    #[serde(default)]
+    pub keys_loaded: bool,
     /// Consecutive missed commits that evict a validator.
     #[serde(default)]
     pub eviction_missed_heights: u64,
@@ -538,6 +548,11 @@ pub struct ChainStatus {
     /// (it applies above 2/3 of the total stake).
     #[serde(default)]
     pub pow_difficulty_approvals: BTreeMap<u8, u64>,
+    /// The evidence decided in the blocks this node applied since it started (at most
+    /// [`super::activity::EVIDENCE_LOG`], 32), oldest first: evictions (equivocation,
+    /// inactivity), DKG complaints, deal complaints, sign blame.
+    #[serde(default)]
+    pub recent_evidence: Vec<EvidenceRecord>,
 }
 
 /// `checkpoints` as served to light clients, each with the retired leaves of the master key it
@@ -643,6 +658,7 @@ pub fn from_ledger(ledger: &Ledger, me: &MemberId, state_hash: [u8; 32]) -> Chai
             commitments: s.dkg.commitments.len(),
             complaints: s.dkg.complaints.len(),
             failed_attempts: s.dkg.failures.len(),
+            phase: dkg_phase(s, ledger.height()),
         }),
         dkgs: s
             .dkg_results
@@ -701,6 +717,7 @@ impl super::driver::Driver {
         let now = unix_ms(SystemTime::now());
         let mut status = ChainStatus {
             recent_signs: self.activity.recent_signs(),
+            recent_evidence: self.activity.recent_evidence(),
             round: self.consensus.round(),
             agent: agent_info(self.agent.status()),
             mempool: self.mempool.len(),
@@ -713,6 +730,9 @@ impl super::driver::Driver {
                 .saturating_sub(self.last_decided.elapsed().as_millis() as u64),
             liveness_bound_ms: liveness_bound(&self.config).as_millis() as u64,
             syncing: self.sync.behind(self.consensus.height()),
+            // A driver exists only once `spawn` restored the agent and read the held-share
+            // index from the store.
+            keys_loaded: true,
             best_seen_height: self.sync.best_seen(),
             ..from_ledger(ledger, &self.me, self.state_hash)
         };
@@ -734,8 +754,7 @@ impl super::driver::Driver {
     fn update_metrics(&self, status: &ChainStatus) {
         let st = &self.consensus.ledger().state;
         self.metrics.tip(status.height, status.round);
-        self.metrics
-            .dkg_phase(super::metrics::dkg_phase(st, status.height));
+        self.metrics.dkg_phase(dkg_phase(st, status.height));
         self.metrics.keys(
             status
                 .key
@@ -808,5 +827,41 @@ mod tests {
         let s = from_ledger(&ledger, &me, [3; 32]);
         let heights: Vec<u64> = s.evictions.iter().map(|e| e.height).collect();
         assert_eq!(heights, (124..140).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_dkg_phase_follows_the_windows_not_the_commitments() {
+        let members: Vec<MemberId> = (0..4)
+            .map(|_| {
+                let kp = libp2p::identity::Keypair::generate_ed25519();
+                super::super::wire::member_of(&kp.public().to_peer_id()).unwrap()
+            })
+            .collect();
+        let stakes: Vec<_> = members.iter().map(|m| (*m, 1)).collect();
+        let g = crate::chain::test_genesis::genesis("phase", &stakes, 10);
+        let mut ledger = Ledger::from_genesis(&g).unwrap();
+        let phase_at = |ledger: &mut Ledger, height| {
+            ledger.state.height = height;
+            let s = from_ledger(ledger, &members[0], [0; 32]);
+            let d = s.dkg_in_progress.unwrap();
+            // One source: the metric's phase.
+            assert_eq!(d.phase, dkg_phase(&ledger.state, height));
+            (d.phase, d.commitments, d.participants)
+        };
+        let round1_end = ledger.state.dkg.round1_end(&ledger.state.epochs);
+        let complaint_end = ledger.state.dkg.complaint_end(&ledger.state.epochs);
+        assert_eq!(phase_at(&mut ledger, round1_end), (DkgPhase::Round1, 0, 4));
+        // Past the round-1 window with commitments withheld: the complaint window, then
+        // finalising, although fewer than all dealers committed.
+        assert_eq!(
+            phase_at(&mut ledger, round1_end + 1),
+            (DkgPhase::Complaints, 0, 4)
+        );
+        assert_eq!(
+            phase_at(&mut ledger, complaint_end + 1),
+            (DkgPhase::Finalizing, 0, 4)
+        );
+        let json = serde_json::to_value(from_ledger(&ledger, &members[0], [0; 32])).unwrap();
+        assert_eq!(json["dkg_in_progress"]["phase"], "finalizing");
     }
 }

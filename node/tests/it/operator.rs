@@ -150,6 +150,14 @@ async fn metrics_dashboard_and_transactions_on_a_running_federation() {
     let fed = Fed::start(&Spec::new(3), &[]).await;
     let home = &fed.homes[0];
     let before = wait_chain(home, 60, "height 5", |c| c.height >= 5).await;
+    // Ready: the driver loaded its keys (agent state, held-share index), live, not syncing.
+    assert!(before.keys_loaded);
+    let api_addr = api::running_api_addr(home).unwrap();
+    eventually(30, "/ready to answer 200", || async {
+        let (code, _) = api::get_text(api_addr, "/ready").await.unwrap();
+        (code == 200).then_some(())
+    })
+    .await;
 
     // Peers by role: the two other validators (and the bootstrap node as `other`).
     let (types, samples) = eventually(30, "both other validators as peers", || async {

@@ -240,6 +240,13 @@ async fn the_page_shows_a_recorded_testnet_status() {
         );
     }
     assert_eq!(validators.matches("<tr>").count(), c.validators.len() + 1);
+    // The DKG's phase is the ledger's window (height 885: past round 1's 870..=880), though
+    // every commitment is in.
+    let phase = element(&dom, "data-dkg-phase=", "</dd>");
+    assert!(
+        phase.contains("\"complaints\"") && phase.contains("in its complaint window"),
+        "{phase}"
+    );
     // The plot: the used line through every sample and now, and the projection.
     let plot = element(&dom, &format!("id=\"plot-key-{}\"", usage.index), "</svg>");
     let points = value_after(plot, "class=\"used\" points=\"");
@@ -260,6 +267,20 @@ async fn the_page_shows_a_recorded_testnet_status() {
     }
     let latency = c.recent_signs.iter().find_map(|s| s.latency_ms).unwrap();
     assert!(signs.contains(&format!(">{:.1} s<", latency as f64 / 1000.0)));
+    // The evidence decided on the ledger: kind, subject, height, reason.
+    let e = &c.recent_evidence[0];
+    let evidence = element(&dom, &format!("data-evidence=\"{}\"", e.kind), "</li>");
+    assert!(
+        evidence.contains(&format!("title=\"{}\"", e.member)),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains(&format!(
+            " at height {}: {} (submitted by ",
+            e.height, e.reason
+        )),
+        "{evidence}"
+    );
     // Peers by role with their gossip score.
     let peers = element(&dom, "id=\"peers\"", "</table>");
     assert!(peers.contains(">validator<"), "{peers}");
