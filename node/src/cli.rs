@@ -331,6 +331,18 @@ pub enum KeysCommand {
     /// replacing it atomically: if anything fails the old file is left as it was. Stop the
     /// node first if it should use the new passphrase at its next start.
     Passphrase(PassphraseArgs),
+    /// Solve the admission proof of work at `--bits` (the ledger's difficulty after a raise,
+    /// from `seedfed status` of any node) and keep it in `<home>/admission-proof.json`, which
+    /// the node uses from its next start. A new node joining after a raise needs this before
+    /// its first start: peers that are not validators admit it only at the raised difficulty.
+    SolvePow {
+        /// Leading zero bits to reach.
+        #[arg(long)]
+        bits: u8,
+        /// Read the keystore passphrase from this file instead of prompting.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
 }
 
 /// `seedfed keys passphrase`

@@ -873,6 +873,45 @@ fn status(home: &Path, args: StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `seedfed keys solve-pow`: the better of the keystore's proof and the saved one if it meets
+/// `bits` already, else a new proof (with a progress bar) saved where the node looks for it.
+fn solve_pow(
+    home: &Path,
+    config: &Config,
+    keystore_path: &Path,
+    bits: u8,
+    passphrase_file: Option<&Path>,
+) -> anyhow::Result<()> {
+    use seedfed_node::own_proof;
+    let max = seedfed_protocol::admission::MAX_DIFFICULTY;
+    if bits == 0 || bits > max {
+        bail!("--bits must be between 1 and {max}");
+    }
+    let genesis = Genesis::load(&Config::resolve(home, &config.node.genesis))?;
+    let chain = &genesis.chain_id;
+    let pass = cli::read_passphrase(passphrase_file, false)?;
+    let (identity, admission) = keystore::load(keystore_path, &pass)?;
+    drop(pass);
+    let best = own_proof::best_proof(home, &identity, chain, &admission);
+    let have = own_proof::met_difficulty(&identity, chain, &best);
+    if have >= bits {
+        println!("the admission proof already meets {have} bits (asked: {bits}); nothing to do");
+        return Ok(());
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let progress = seedfed_node::progress::PowProgress::new(bits);
+    let solved = own_proof::solve(&identity, chain, bits, &stop, |n| progress.update(n));
+    progress.finish();
+    let solved = solved?;
+    own_proof::save(home, &identity, &solved)?;
+    println!(
+        "solved a {bits}-bit admission proof (nonce {}); saved to {} for the node's next start",
+        solved.nonce,
+        home.join(own_proof::PROOF_FILE).display()
+    );
+    Ok(())
+}
+
 fn keys(home: &Path, command: KeysCommand) -> anyhow::Result<()> {
     let config = Config::load(home)?;
     let path = Config::resolve(home, &config.node.keystore);
@@ -899,6 +938,10 @@ fn keys(home: &Path, command: KeysCommand) -> anyhow::Result<()> {
                 None => print!("{text}"),
             }
         }
+        KeysCommand::SolvePow {
+            bits,
+            passphrase_file,
+        } => solve_pow(home, &config, &path, bits, passphrase_file.as_deref())?,
         KeysCommand::Passphrase(args) => {
             let old = cli::read_passphrase(args.passphrase_file.as_deref(), false)?;
             let new = cli::read_new_passphrase(args.new_passphrase_file.as_deref())?;

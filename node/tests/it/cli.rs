@@ -399,3 +399,71 @@ fn keys_passphrase_reencrypts_the_keystore_and_leaves_it_intact_on_failure() {
         Err(KeystoreError::WrongPassphrase(_))
     ));
 }
+
+/// `keys solve-pow`: a new node joining after a difficulty raise solves the proof at the
+/// raised difficulty before its first start; the result is in the file the node reads at start
+/// and verifies for this identity at that difficulty. Before: no command could, so such a node
+/// was admitted only by bootstrap nodes and never synced.
+#[test]
+fn keys_solve_pow_keeps_a_proof_at_the_raised_difficulty_for_the_next_start() {
+    let h = setup();
+    assert!(init(&h, &[]).status.success());
+    let pass = h.pass.to_str().unwrap();
+    let solve = |bits: &str| {
+        seedfed(
+            &h.home,
+            &[
+                "keys",
+                "solve-pow",
+                "--bits",
+                bits,
+                "--passphrase-file",
+                pass,
+            ],
+            &[],
+        )
+    };
+    // The genesis difficulty (8) is met by the keystore's proof already.
+    let out = solve("8");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already meets"));
+    let file = h.home.join(seedfed_node::own_proof::PROOF_FILE);
+    assert!(!file.exists());
+    // A raise to 12 bits: solved and saved.
+    let out = solve("12");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let show = seedfed(&h.home, &["keys", "show", "--json"], &[]);
+    let public: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(saved["peer_id"], public["peer_id"]);
+    assert_eq!(saved["admission"]["chain_id"], "cli-test");
+    assert_eq!(saved["admission"]["difficulty"], 12);
+    let peer: libp2p::PeerId = public["peer_id"].as_str().unwrap().parse().unwrap();
+    let x25519: [u8; 32] = hex::decode(public["x25519_public"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let puzzle = seedfed_protocol::admission::Puzzle {
+        chain_id: "cli-test".into(),
+        peer_id: peer.to_bytes(),
+        x25519,
+    };
+    let nonce = saved["admission"]["nonce"].as_u64().unwrap();
+    puzzle
+        .verify(&seedfed_protocol::admission::Proof { nonce }, 12)
+        .unwrap();
+    // Asked again: the saved proof meets it.
+    assert!(String::from_utf8_lossy(&solve("10").stdout).contains("already meets"));
+    // Out of range.
+    assert_clean_error(&solve("0"), "--bits must be between 1 and");
+    assert_clean_error(&solve("65"), "--bits must be between 1 and");
+}
