@@ -587,7 +587,7 @@ fn refused(e: &TxRejected) -> (StatusCode, String) {
             StatusCode::TOO_MANY_REQUESTS
         }
         TxRejected::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
-        TxRejected::NonceTaken { .. } => StatusCode::CONFLICT,
+        TxRejected::NonceTaken { .. } | TxRejected::OwnPending { .. } => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     };
     (code, format!("{e}\n"))
@@ -765,14 +765,27 @@ impl ApiClient {
         addr: SocketAddr,
         txs: &[SignedTx],
     ) -> Result<TxBatchVerdict, ApiError> {
-        let (code, body) = self
-            .request_within(
-                addr,
-                "/txs",
-                Some(ledger::encode(&txs)),
-                Duration::from_secs(30),
-            )
-            .await?;
+        self.post_json(
+            addr,
+            "/txs",
+            ledger::encode(&txs),
+            Duration::from_secs(30),
+            "transaction verdict",
+        )
+        .await
+    }
+
+    /// `POST path` with `body`, each step bounded by `limit`: the 200 answer as JSON, any
+    /// other status refused with the node's reason, a body that does not parse named by `what`.
+    async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        body: Vec<u8>,
+        limit: Duration,
+        what: &str,
+    ) -> Result<T, ApiError> {
+        let (code, body) = self.request_within(addr, path, Some(body), limit).await?;
         if code != 200 {
             return Err(ApiError::Refused {
                 addr: addr.to_string(),
@@ -782,7 +795,7 @@ impl ApiClient {
         }
         serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {
             addr: addr.to_string(),
-            reason: format!("bad transaction verdict JSON: {e}"),
+            reason: format!("bad {what}: {e}"),
         })
     }
 
@@ -846,20 +859,8 @@ impl ApiClient {
     ) -> Result<SignOutcome, ApiError> {
         let path = format!("/sign?wait_secs={}", wait.as_secs().max(1));
         let limit = wait + Duration::from_secs(5);
-        let (code, body) = self
-            .request_within(addr, &path, Some(ledger::encode(request)), limit)
-            .await?;
-        if code != 200 {
-            return Err(ApiError::Refused {
-                addr: addr.to_string(),
-                code,
-                reason: body.trim().to_string(),
-            });
-        }
-        serde_json::from_str(&body).map_err(|e| ApiError::Unreachable {
-            addr: addr.to_string(),
-            reason: format!("bad sign answer: {e}"),
-        })
+        self.post_json(addr, &path, ledger::encode(request), limit, "sign answer")
+            .await
     }
 }
 

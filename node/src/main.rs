@@ -388,16 +388,16 @@ fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Submissions of one `seedfed tx` when another transaction of the same identity (the node's
-/// own, which shares the key) takes its nonce first.
-const TX_ATTEMPTS: usize = 3;
+/// Submissions of one `seedfed tx` when the node's own transactions (which share the key) are
+/// pending or take its nonce first; a second apart, and within `--wait-secs`.
+const TX_ATTEMPTS: usize = 10;
 
 /// `seedfed tx`: checks the input against the ledger (recipient a member, non-zero amount,
 /// enough stake), signs with the home's identity key at the next free nonce, submits through
 /// `POST /tx`, then polls `GET /tx/{id}` until the transaction is decided (or dropped with the
 /// ledger's reason) and prints the result. The node signs its own transactions with the same
-/// key, so a nonce it takes first makes this one refused (409, when the node's transaction
-/// was there first) or `replaced` (when another node decided one of ours at that nonce): then
+/// key: while the node's own transactions are pending, or when one holds the nonce, this one is
+/// refused (409), and if another node decided one of ours at its nonce it is `replaced`; then
 /// it is signed again with the next nonce, at most [`TX_ATTEMPTS`] times.
 fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
     use seedfed_node::chain::TxState;
@@ -519,12 +519,13 @@ fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
         .sign(&genesis.chain_id, &key);
         let id = signed.tx.digest(&genesis.chain_id);
         match rt.block_on(client.submit_tx(addr, &signed)) {
-            // A duty of the node signed at this nonce since we read it: the node keeps its
-            // duty and names the next free nonce; read it again.
+            // The node's own transactions are pending or hold this nonce: it keeps them
+            // first; read the next nonce again a second later.
             Err(api::ApiError::Refused {
                 code: 409, reason, ..
-            }) => {
-                eprintln!("{reason}; signing again");
+            }) if Instant::now() < deadline => {
+                eprintln!("{reason}; signing again in a second");
+                std::thread::sleep(std::time::Duration::from_secs(1));
                 continue;
             }
             r => r?,

@@ -13,10 +13,10 @@
 //! decided) and the share of heights decided in round 0. Every wait is bounded by
 //! `--timeout`.
 //!
-//! The authors' nonces come from `GET /account` (past each node's mempool, so past the
-//! node's own pending duties); a transfer that still meets a duty signed in between is
-//! refused with 409 rather than replacing it, and the duty takes that nonce: the round goes
-//! on without the refused transfer, which is counted and reported.
+//! The authors' nonces come from `GET /account` (past each node's mempool). A node takes
+//! transactions of its own key only while none of its own duties is pending (409 otherwise):
+//! the bench posts the refused ones again, signed from the new next nonce, and reports how
+//! often a batch had to wait.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -302,7 +302,7 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
         println!("{split} of {rounds} rounds were split over several blocks (not sampled)");
     }
     if taken > 0 {
-        println!("{taken} transfers met a duty's nonce and were refused (409)");
+        println!("{taken} batches waited for their node's own pending transactions (409)");
     }
     let mut line = json!({
         "bench": "commit",
@@ -311,7 +311,7 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
         "empty": summary_json(&e),
         "client_ms": client.map(|(p50, p99)| json!({"p50": rounded(p50, 1), "p99": rounded(p99, 1), "rounds": client_ms.len()})),
         "round0_share": round0.map(|(r, _)| rounded(r, 4)),
-        "nonce_taken": taken,
+        "own_pending_waits": taken,
     });
     line[format!("txs_{}", args.txs)] = summary_json(&f);
     println!("{line}");
@@ -392,63 +392,81 @@ struct Submitted {
     took: Duration,
     /// Each author's nonce once the round is committed.
     expected: Vec<u64>,
-    /// Transfers refused because a duty of the node held their nonce.
+    /// Times an author's batch waited for the node's own transactions (409).
     taken: usize,
 }
 
 /// Signs `total` transfers of 1 (validator i pays validator i+1, nonces from `GET /account`,
 /// past each node's mempool) and posts each author's to its own node in one `POST /txs`, all
-/// authors at once. Any refusal but a duty's nonce (409) fails the bench.
+/// authors at once. A node refuses its own key's transactions (409) while transactions it
+/// signed itself (its duties) are pending: those are signed again from the new next nonce and
+/// posted again, 50 ms later, within 30 s. Any other refusal fails the bench.
 async fn submit_round(
     client: &ApiClient,
     vals: &[Validator],
     total: usize,
 ) -> anyhow::Result<Submitted> {
     let n = vals.len();
-    let mut batches = Vec::new();
-    let mut expected = Vec::new();
-    for (i, v) in vals.iter().enumerate() {
-        let base = client
-            .account(v.api, &v.member)
-            .await?
-            .context("a validator has no account")?
-            .next_nonce;
-        let count = total / n + usize::from(i < total % n);
-        let to = vals[(i + 1) % n].member;
-        let txs: Vec<SignedTx> = (0..count as u64)
-            .map(|k| {
-                Tx {
-                    author: v.member,
-                    nonce: base + k,
-                    body: TxBody::Transfer { to, amount: 1 },
-                }
-                .sign(CHAIN_ID, &v.key)
-            })
-            .collect();
-        expected.push(base + count as u64);
-        batches.push((v.api, txs));
-    }
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for (api, txs) in batches {
-        let client = client.clone();
+    for (i, v) in vals.iter().enumerate() {
+        let count = total / n + usize::from(i < total % n);
+        let to = vals[(i + 1) % n].member;
+        let (client, api, member, key) = (client.clone(), v.api, v.member, v.key.clone());
         tasks.spawn(async move {
-            let mut taken = 0usize;
-            for chunk in txs.chunks(seedfed_node::api::MAX_TXS_PER_REQUEST) {
-                let verdict = client.submit_txs(api, chunk).await?;
-                for r in &verdict.refused {
-                    if r.code != 409 {
-                        bail!("{api} refused transaction {}: {}", r.index, r.reason);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut waited = 0usize;
+            let mut left = count;
+            loop {
+                let base = client
+                    .account(api, &member)
+                    .await?
+                    .context("a validator has no account")?
+                    .next_nonce;
+                let txs: Vec<SignedTx> = (0..left as u64)
+                    .map(|k| {
+                        Tx {
+                            author: member,
+                            nonce: base + k,
+                            body: TxBody::Transfer { to, amount: 1 },
+                        }
+                        .sign(CHAIN_ID, &key)
+                    })
+                    .collect();
+                let mut refused = 0usize;
+                for chunk in txs.chunks(seedfed_node::api::MAX_TXS_PER_REQUEST) {
+                    if refused > 0 {
+                        refused += chunk.len();
+                        continue;
                     }
-                    taken += 1;
+                    let verdict = client.submit_txs(api, chunk).await?;
+                    for r in &verdict.refused {
+                        if r.code != 409 {
+                            bail!("{api} refused transaction {}: {}", r.index, r.reason);
+                        }
+                    }
+                    refused += verdict.refused.len();
                 }
+                if refused == 0 {
+                    return Ok::<_, anyhow::Error>((i, base + left as u64, waited));
+                }
+                // The node's own transactions first: the refused ones again, from the new
+                // next nonce (an accepted prefix keeps its nonces).
+                left = refused;
+                waited += 1;
+                if Instant::now() > deadline {
+                    bail!("{api} refused our transactions for 30 s (its own stayed pending)");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Ok::<_, anyhow::Error>(taken)
         });
     }
+    let mut expected = vec![0u64; n];
     let mut taken = 0usize;
     while let Some(r) = tasks.join_next().await {
-        taken += r.context("submit task")??;
+        let (i, nonce, waited) = r.context("submit task")??;
+        expected[i] = nonce;
+        taken += waited;
     }
     Ok(Submitted {
         took: started.elapsed(),

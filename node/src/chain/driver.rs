@@ -700,24 +700,13 @@ impl Driver {
 
     /// [`Mempool::insert`] under the tip state, with refusals and evictions counted. A
     /// transaction signed with our key that did not come from our outbox (the operator's
-    /// `seedfed tx`, here or at another node) never replaces a pending one of ours: the two
-    /// would race for the nonce and the loser, a duty perhaps, would be dropped.
+    /// `seedfed tx`, here or at another node) never replaces a pending one of ours, and from
+    /// our API it waits until none of ours is pending ([`Outbox::refuse_foreign`]).
     fn insert(&mut self, tx: SignedTx, from: &'static str) -> Result<(), TxRejected> {
-        if from != "ours" && self.outbox.taken(&tx) {
-            let ledger_next = self
-                .consensus
-                .ledger()
-                .state
-                .members
-                .get(&self.me)
-                .map_or(0, |m| m.nonce);
-            let e = TxRejected::NonceTaken {
-                nonce: tx.tx.nonce,
-                next: self
-                    .mempool
-                    .next_nonce(&self.me)
-                    .map_or(ledger_next, |n| n.max(ledger_next)),
-            };
+        let refusal = (from != "ours")
+            .then(|| self.outbox.refuse_foreign(&tx, from == "api"))
+            .flatten();
+        if let Some(e) = refusal {
             self.metrics.refused(&e);
             debug!(from, reason = %e, "transaction refused");
             return Err(e);

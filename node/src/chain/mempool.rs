@@ -122,6 +122,15 @@ pub enum TxRejected {
         /// The first nonce past this node's pending transactions.
         next: u64,
     },
+    /// Signed with the node's own key, from its API, while transactions the node signed
+    /// itself are pending: it waits until they are decided (usually a block or two).
+    #[error(
+        "this node has {pending} transaction(s) of its own pending (its duties sign with the same key); submit again once they are decided"
+    )]
+    OwnPending {
+        /// How many.
+        pending: usize,
+    },
     /// A bound of the pool is reached.
     #[error("mempool full: {0}")]
     Full(Full),
@@ -137,6 +146,7 @@ impl TxRejected {
             TxRejected::StaleNonce { .. } => "stale_nonce",
             TxRejected::NonceTooFarAhead { .. } => "nonce_too_far_ahead",
             TxRejected::NonceTaken { .. } => "nonce_taken",
+            TxRejected::OwnPending { .. } => "own_pending",
             TxRejected::Full(f) => f.label(),
         }
     }

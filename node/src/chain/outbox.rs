@@ -14,6 +14,8 @@ use seedfed_protocol::ledger::{LedgerState, SignedTx, Tx, TxBody};
 use seedfed_protocol::member::MemberId;
 use tracing::debug;
 
+use super::mempool::TxRejected;
+
 /// What [`Outbox::prune`] asks of the caller after dropping a stale transaction.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Renumber {
@@ -40,15 +42,33 @@ impl Outbox {
         }
     }
 
-    /// Whether `tx` is signed with our key at the nonce of one of our pending transactions
-    /// but is not that transaction (the operator's own submission racing a duty): it must not
-    /// replace ours.
-    pub fn taken(&self, tx: &SignedTx) -> bool {
-        tx.tx.author == self.me
-            && self
-                .pending
-                .get(&tx.tx.nonce)
-                .is_some_and(|ours| ours != tx)
+    /// Why `tx`, signed with our key but not by this outbox (the operator's `seedfed tx`), must
+    /// not enter our mempool now, if it must not. From our API (`from_api`) it waits while any
+    /// of ours is pending: our transactions then always come after the operator's, so one of
+    /// ours that goes stale and is withdrawn never leaves a nonce gap below the operator's
+    /// (which could then never apply). From anywhere it never replaces one of ours at its
+    /// nonce: the loser of that race, a duty perhaps, would be dropped.
+    pub fn refuse_foreign(&self, tx: &SignedTx, from_api: bool) -> Option<TxRejected> {
+        if tx.tx.author != self.me {
+            return None;
+        }
+        let next = self.pending.keys().next_back().map(|n| n + 1);
+        if self
+            .pending
+            .get(&tx.tx.nonce)
+            .is_some_and(|ours| ours != tx)
+        {
+            return Some(TxRejected::NonceTaken {
+                nonce: tx.tx.nonce,
+                next: next.unwrap_or(tx.tx.nonce),
+            });
+        }
+        if from_api && !self.pending.is_empty() {
+            return Some(TxRejected::OwnPending {
+                pending: self.pending.len(),
+            });
+        }
+        None
     }
 
     /// The pending transactions, in nonce order.
@@ -160,7 +180,7 @@ mod tests {
     }
 
     #[test]
-    fn another_transaction_with_our_key_at_a_pending_nonce_is_taken() {
+    fn the_operators_transactions_never_race_ours_for_a_nonce() {
         let (mut out, st, them) = setup();
         let duty = out
             .sign(
@@ -181,9 +201,23 @@ mod tests {
             }
             .sign("outbox", &key)
         };
-        assert!(out.taken(&mine(0, 9)), "another body at the duty's nonce");
-        assert!(!out.taken(&duty), "the duty itself");
-        assert!(!out.taken(&mine(1, 9)), "a free nonce");
+        // From gossip: only the duty's nonce is refused, naming the next free one.
+        assert_eq!(
+            out.refuse_foreign(&mine(0, 9), false),
+            Some(TxRejected::NonceTaken { nonce: 0, next: 1 }),
+            "another body at the duty's nonce"
+        );
+        assert_eq!(out.refuse_foreign(&duty, false), None, "the duty itself");
+        assert_eq!(out.refuse_foreign(&mine(1, 9), false), None, "a free nonce");
+        // From our API: nothing while a duty is pending, anything once none is.
+        assert_eq!(
+            out.refuse_foreign(&mine(1, 9), true),
+            Some(TxRejected::OwnPending { pending: 1 })
+        );
+        let mut decided = st.clone();
+        decided.apply_tx(&duty).unwrap();
+        assert_eq!(out.prune(&decided), None);
+        assert_eq!(out.refuse_foreign(&mine(1, 9), true), None);
         let other = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
         let theirs = Tx {
             author: them,
@@ -194,7 +228,7 @@ mod tests {
             },
         }
         .sign("outbox", &other);
-        assert!(!out.taken(&theirs), "another author");
+        assert_eq!(out.refuse_foreign(&theirs, true), None, "another author");
     }
 
     #[test]
