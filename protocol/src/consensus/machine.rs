@@ -212,11 +212,6 @@ impl Consensus {
         self.sigs.remember_verified(tx, &self.ledger.state.chain_id);
     }
 
-    /// Transaction signature checks answered from the cache so far.
-    pub fn signature_cache_hits(&self) -> u64 {
-        self.sigs.hits()
-    }
-
     /// Handles one input and returns what to do, in order.
     pub fn handle(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();

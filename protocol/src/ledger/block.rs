@@ -218,13 +218,6 @@ pub struct Validated {
     next: LedgerState,
 }
 
-impl Validated {
-    /// The state after the block.
-    pub fn state(&self) -> &LedgerState {
-        &self.next
-    }
-}
-
 /// What [`Ledger::build_block_with`] returns.
 #[derive(Debug)]
 pub struct Built {
