@@ -159,6 +159,7 @@ pub fn all() -> Seeds {
             epoch: 0,
             attempt: 0,
         },
+        TxBody::Filler,
         TxBody::EpochStart {
             epoch: 1,
             beacon: [0; 32],

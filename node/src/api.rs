@@ -587,7 +587,7 @@ fn refused(e: &TxRejected) -> (StatusCode, String) {
             StatusCode::TOO_MANY_REQUESTS
         }
         TxRejected::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
-        TxRejected::NonceTaken { .. } | TxRejected::OwnPending { .. } => StatusCode::CONFLICT,
+        TxRejected::NonceTaken { .. } => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     };
     (code, format!("{e}\n"))

@@ -396,9 +396,9 @@ const TX_ATTEMPTS: usize = 10;
 /// enough stake), signs with the home's identity key at the next free nonce, submits through
 /// `POST /tx`, then polls `GET /tx/{id}` until the transaction is decided (or dropped with the
 /// ledger's reason) and prints the result. The node signs its own transactions with the same
-/// key: while the node's own transactions are pending, or when one holds the nonce, this one is
-/// refused (409), and if another node decided one of ours at its nonce it is `replaced`; then
-/// it is signed again with the next nonce, at most [`TX_ATTEMPTS`] times.
+/// key: when one of those took the nonce since it was read, this one is refused (409), and if
+/// another node decided one of ours at its nonce it is `replaced`; then it is signed again with
+/// the next nonce, at most [`TX_ATTEMPTS`] times.
 fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
     use seedfed_node::chain::TxState;
     use seedfed_protocol::ledger::{Tx, TxBody};
@@ -519,8 +519,8 @@ fn tx(home: &Path, command: TxCommand) -> anyhow::Result<()> {
         .sign(&genesis.chain_id, &key);
         let id = signed.tx.digest(&genesis.chain_id);
         match rt.block_on(client.submit_tx(addr, &signed)) {
-            // The node's own transactions are pending or hold this nonce: it keeps them
-            // first; read the next nonce again a second later.
+            // One of the node's own transactions took this nonce: read the next nonce again a
+            // second later.
             Err(api::ApiError::Refused {
                 code: 409, reason, ..
             }) if Instant::now() < deadline => {

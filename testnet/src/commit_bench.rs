@@ -13,10 +13,10 @@
 //! decided) and the share of heights decided in round 0. Every wait is bounded by
 //! `--timeout`.
 //!
-//! The authors' nonces come from `GET /account` (past each node's mempool). A node takes
-//! transactions of its own key only while none of its own duties is pending (409 otherwise):
-//! the bench posts the refused ones again, signed from the new next nonce, and reports how
-//! often a batch had to wait.
+//! The authors' nonces come from `GET /account` (past each node's mempool). A node refuses a
+//! transaction of its own key at a nonce one of its own duties took in the meantime (409): the
+//! bench posts the refused ones again, signed from the new next nonce, and reports how often a
+//! batch had to.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -302,7 +302,7 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
         println!("{split} of {rounds} rounds were split over several blocks (not sampled)");
     }
     if taken > 0 {
-        println!("{taken} batches waited for their node's own pending transactions (409)");
+        println!("{taken} batches met a nonce their node's own transactions took (409)");
     }
     let mut line = json!({
         "bench": "commit",
@@ -311,7 +311,7 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
         "empty": summary_json(&e),
         "client_ms": client.map(|(p50, p99)| json!({"p50": rounded(p50, 1), "p99": rounded(p99, 1), "rounds": client_ms.len()})),
         "round0_share": round0.map(|(r, _)| rounded(r, 4)),
-        "own_pending_waits": taken,
+        "nonce_retries": taken,
     });
     line[format!("txs_{}", args.txs)] = summary_json(&f);
     println!("{line}");
@@ -392,15 +392,15 @@ struct Submitted {
     took: Duration,
     /// Each author's nonce once the round is committed.
     expected: Vec<u64>,
-    /// Times an author's batch waited for the node's own transactions (409).
+    /// Times an author's batch met a nonce the node's own transactions took (409).
     taken: usize,
 }
 
 /// Signs `total` transfers of 1 (validator i pays validator i+1, nonces from `GET /account`,
 /// past each node's mempool) and posts each author's to its own node in one `POST /txs`, all
-/// authors at once. A node refuses its own key's transactions (409) while transactions it
-/// signed itself (its duties) are pending: those are signed again from the new next nonce and
-/// posted again, 50 ms later, within 30 s. Any other refusal fails the bench.
+/// authors at once. A node refuses its own key's transaction (409) at a nonce a transaction it
+/// signed itself (a duty) took since `GET /account`: those are signed again from the new next
+/// nonce and posted again, 50 ms later, within 30 s. Any other refusal fails the bench.
 async fn submit_round(
     client: &ApiClient,
     vals: &[Validator],
@@ -455,7 +455,7 @@ async fn submit_round(
                 left = refused;
                 waited += 1;
                 if Instant::now() > deadline {
-                    bail!("{api} refused our transactions for 30 s (its own stayed pending)");
+                    bail!("{api} refused our transactions for 30 s (nonces taken by its own)");
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

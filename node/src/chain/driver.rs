@@ -8,6 +8,7 @@
 //! state are committed atomically before the next height's messages go out. Every store call
 //! runs on the storage thread ([`StorageThread`]) and is awaited before the driver goes on.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -446,8 +447,16 @@ impl Driver {
         if self.last_decided.elapsed() >= self.config.sync_interval * 2 {
             self.request_sync(None);
         }
-        // Re-gossip our own transactions that are still waiting (gossip is best effort).
-        let own: Vec<SignedTx> = self.outbox.pending().cloned().collect();
+        // Re-gossip the transactions of our key that are still waiting, ours and the
+        // operator's (gossip is best effort; an unchanged batch is a duplicate to gossipsub
+        // until its cache forgets it).
+        let mut own: BTreeMap<u64, SignedTx> = self
+            .mempool
+            .of_author(&self.me)
+            .map(|t| (t.tx.nonce, t.clone()))
+            .collect();
+        own.extend(self.outbox.pending().map(|t| (t.tx.nonce, t.clone())));
+        let own: Vec<SignedTx> = own.into_values().collect();
         for message in tx_messages(&own) {
             let _ = self.network.publish(TX_TOPIC, message).await;
         }
@@ -568,6 +577,7 @@ impl Driver {
         } else {
             debug!(height = block.height, "decided");
         }
+        self.fill_own();
         let pruned = self.mempool.prune(&self.consensus.ledger().state);
         for (author, nonce, why) in &pruned.failed {
             self.tx_watch.dropped(author, *nonce, why);
@@ -588,7 +598,7 @@ impl Driver {
                 });
             }
         }
-        self.renumber_own();
+        self.restore_own();
         self.refresh_view();
         self.settle_sign_waiters(block);
         let st = &self.consensus.ledger().state;
@@ -620,17 +630,44 @@ impl Driver {
         });
     }
 
-    /// Takes our stale transactions out and signs the ones behind them again; puts every
-    /// pending one of ours back into the mempool if pruning took it out.
-    fn renumber_own(&mut self) {
-        if let Some(r) = self.outbox.prune(&self.consensus.ledger().state) {
-            for n in r.withdrawn {
-                self.mempool.remove(&self.me, n);
-            }
-            for body in r.bodies {
-                self.sign_and_publish(body);
-            }
+    /// Before the mempool is pruned: a filler takes the nonce of each transaction of our key
+    /// that can no longer apply, up to our last pending one ([`Outbox::prune`]), so the
+    /// mempools do not drop what is behind it. The fillers go into our mempool and onto the
+    /// `tx` topic together with every transaction of our key pooled behind the first (a peer
+    /// that pruned before the filler reached it dropped those).
+    fn fill_own(&mut self) {
+        let me = self.me;
+        let pool = &self.mempool;
+        let filled = self.outbox.prune(&self.consensus.ledger().state, |n| {
+            pool.get(&me, n).cloned()
+        });
+        let Some(first) = filled.first().map(|f| f.filler.tx.nonce) else {
+            return;
+        };
+        for f in filled {
+            debug!(nonce = f.filler.tx.nonce, reason = %f.reason, "a filler takes the nonce of our transaction that cannot apply");
+            self.tx_watch.dropped(&me, f.filler.tx.nonce, &f.reason);
+            self.consensus.remember_verified(&f.filler);
+            self.insert_own(f.filler);
         }
+        let behind: Vec<SignedTx> = self
+            .mempool
+            .of_author(&me)
+            .filter(|t| t.tx.nonce >= first)
+            .cloned()
+            .collect();
+        let net = self.network.clone();
+        tokio::spawn(async move {
+            for message in tx_messages(&behind) {
+                if let Err(e) = net.publish(TX_TOPIC, message).await {
+                    debug!("tx publish: {e}");
+                }
+            }
+        });
+    }
+
+    /// Puts every pending transaction of ours back into the mempool if pruning took it out.
+    fn restore_own(&mut self) {
         let missing: Vec<SignedTx> = self
             .outbox
             .pending()
@@ -700,11 +737,11 @@ impl Driver {
 
     /// [`Mempool::insert`] under the tip state, with refusals and evictions counted. A
     /// transaction signed with our key that did not come from our outbox (the operator's
-    /// `seedfed tx`, here or at another node) never replaces a pending one of ours, and from
-    /// our API it waits until none of ours is pending ([`Outbox::refuse_foreign`]).
+    /// `seedfed tx`, here or at another node) never replaces a pending one of ours
+    /// ([`Outbox::refuse_foreign`]).
     fn insert(&mut self, tx: SignedTx, from: &'static str) -> Result<(), TxRejected> {
         let refusal = (from != "ours")
-            .then(|| self.outbox.refuse_foreign(&tx, from == "api"))
+            .then(|| self.outbox.refuse_foreign(&tx))
             .flatten();
         if let Some(e) = refusal {
             self.metrics.refused(&e);

@@ -122,15 +122,6 @@ pub enum TxRejected {
         /// The first nonce past this node's pending transactions.
         next: u64,
     },
-    /// Signed with the node's own key, from its API, while transactions the node signed
-    /// itself are pending: it waits until they are decided (usually a block or two).
-    #[error(
-        "this node has {pending} transaction(s) of its own pending (its duties sign with the same key); submit again once they are decided"
-    )]
-    OwnPending {
-        /// How many.
-        pending: usize,
-    },
     /// A bound of the pool is reached.
     #[error("mempool full: {0}")]
     Full(Full),
@@ -146,7 +137,6 @@ impl TxRejected {
             TxRejected::StaleNonce { .. } => "stale_nonce",
             TxRejected::NonceTooFarAhead { .. } => "nonce_too_far_ahead",
             TxRejected::NonceTaken { .. } => "nonce_taken",
-            TxRejected::OwnPending { .. } => "own_pending",
             TxRejected::Full(f) => f.label(),
         }
     }
@@ -221,6 +211,7 @@ pub fn kind(body: &TxBody) -> &'static str {
         TxBody::SignaturePublish { .. } => "SignaturePublish",
         TxBody::SignBlame { .. } => "SignBlame",
         TxBody::Repair { .. } => "Repair",
+        TxBody::Filler => "Filler",
     }
 }
 
@@ -243,7 +234,8 @@ pub fn size_cap(body: &TxBody) -> usize {
         | TxBody::SignRequest { .. }
         | TxBody::ClientChange { .. }
         | TxBody::PowDifficulty { .. }
-        | TxBody::Repair { .. } => SMALL_TX_CAP,
+        | TxBody::Repair { .. }
+        | TxBody::Filler => SMALL_TX_CAP,
         TxBody::DkgCommitment { .. }
         | TxBody::DkgComplaint { .. }
         | TxBody::DkgAnswer { .. }
@@ -351,6 +343,18 @@ impl Mempool {
     /// Whether the transaction of `author` with `nonce` waits.
     pub fn contains(&self, author: &MemberId, nonce: u64) -> bool {
         self.txs.contains_key(&(*author, nonce))
+    }
+
+    /// The transaction of `author` with `nonce`, if it waits.
+    pub fn get(&self, author: &MemberId, nonce: u64) -> Option<&SignedTx> {
+        self.txs.get(&(*author, nonce)).map(|e| &e.tx)
+    }
+
+    /// The transactions of `author` waiting, in nonce order.
+    pub fn of_author(&self, author: &MemberId) -> impl Iterator<Item = &SignedTx> {
+        self.txs
+            .range((*author, 0)..=(*author, u64::MAX))
+            .map(|(_, e)| &e.tx)
     }
 
     /// One past the highest nonce of `author` waiting, if any.

@@ -80,14 +80,13 @@ pub struct Role {
 }
 
 /// The values of [`Refusal::reason`] ([`TxRejected::label`]).
-pub const REFUSALS: [&str; 12] = [
+pub const REFUSALS: [&str; 11] = [
     "invalid",
     "too_large",
     "not_member",
     "stale_nonce",
     "nonce_too_far_ahead",
     "nonce_taken",
-    "own_pending",
     "pool_txs",
     "pool_bytes",
     "author_txs",
@@ -486,7 +485,6 @@ mod tests {
             TxRejected::StaleNonce { got: 0, next: 0 },
             TxRejected::NonceTooFarAhead { got: 0, next: 0 },
             TxRejected::NonceTaken { nonce: 0, next: 0 },
-            TxRejected::OwnPending { pending: 0 },
             TxRejected::Full(Full::Txs(0)),
             TxRejected::Full(Full::Bytes(0)),
             TxRejected::Full(Full::AuthorTxs(0)),

@@ -396,6 +396,7 @@ impl LedgerState {
             TxBody::SignBlame { leaf, evidence } => self.apply_sign_blame(author, *leaf, evidence),
             TxBody::Repair { .. } => self.apply_repair(),
             TxBody::DkgAck { epoch, attempt } => self.apply_dkg_ack(author, *epoch, *attempt),
+            TxBody::Filler => Ok(()),
         }
     }
 }

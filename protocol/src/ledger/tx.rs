@@ -442,6 +442,11 @@ pub enum TxBody {
         /// The attempt acknowledged.
         attempt: u32,
     },
+    /// Does nothing but use up the author's nonce. A node signs one at the nonce of its own
+    /// pending transaction that can no longer apply (a duty whose window passed, one another
+    /// validator's equal transaction beat to the ledger): the transactions behind it keep
+    /// their nonces and stay valid, instead of all being dropped and signed again.
+    Filler,
 }
 
 /// An unsigned transaction.

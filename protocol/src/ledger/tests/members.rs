@@ -448,3 +448,33 @@ fn idle_unstaked_admissions_expire_but_staked_or_active_members_stay() {
     fx.ledger.state.apply_tx(&admission_tx(&idle, 4)).unwrap();
     assert_eq!(fx.st().members[&id(&idle)].admitted_epoch, 2);
 }
+
+#[test]
+fn a_filler_uses_up_its_authors_nonce_and_changes_nothing_else() {
+    let mut fx = Fx::new(4);
+    let before = fx.st().clone();
+    let filler = fx.tx(0, TxBody::Filler);
+    fx.ledger.state.apply_tx(&filler).unwrap();
+    let mut expected = before.clone();
+    expected.members.get_mut(&fx.id(0)).expect("a member").nonce += 1;
+    assert_eq!(fx.st().hash(), expected.hash());
+    // Its nonce is used: it cannot be replayed, and the author's next transaction follows it.
+    assert!(matches!(
+        fx.ledger.state.apply_tx(&filler),
+        Err(LedgerError::BadNonce { got: 0, .. })
+    ));
+    let to = fx.id(1);
+    assert_eq!(fx.apply(0, TxBody::Transfer { to, amount: 1 }), Ok(()));
+    // A stranger's filler is refused like any transaction of a non-member.
+    let stranger = key(50);
+    let t = Tx {
+        author: id(&stranger),
+        nonce: 0,
+        body: TxBody::Filler,
+    }
+    .sign(CHAIN, &stranger);
+    assert_eq!(
+        fx.ledger.state.apply_tx(&t),
+        Err(LedgerError::UnknownMember(id(&stranger)))
+    );
+}
