@@ -714,14 +714,12 @@ impl Driver {
     /// One API transaction: checked, refused if it would take a nonce our own pending
     /// transaction holds, else into the mempool and watched.
     fn submit_one(&mut self, tx: &SignedTx) -> Result<(), TxRejected> {
-        let chain_id = &self.consensus.ledger().state.chain_id;
-        if let Err(e) = tx.verify(chain_id) {
+        if let Err(e) = self.consensus.check_signature(tx) {
             let e = TxRejected::Invalid(e.to_string());
             self.metrics.refused(&e);
             return Err(e);
         }
-        let id = tx.tx.digest(chain_id);
-        self.consensus.remember_verified(tx);
+        let id = tx.tx.digest(&self.consensus.ledger().state.chain_id);
         self.insert(tx.clone(), "api")?;
         self.tx_watch.watch(tx, id);
         Ok(())

@@ -212,6 +212,15 @@ impl Consensus {
         self.sigs.remember_verified(tx, &self.ledger.state.chain_id);
     }
 
+    /// Checks `tx`'s signature under this chain (answered from the cache when it was checked
+    /// before), and remembers it once it passed, for the block that carries it.
+    pub fn check_signature(
+        &mut self,
+        tx: &crate::ledger::SignedTx,
+    ) -> Result<(), crate::ledger::LedgerError> {
+        self.sigs.verify(tx, &self.ledger.state.chain_id)
+    }
+
     /// Handles one input and returns what to do, in order.
     pub fn handle(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
