@@ -12,7 +12,9 @@
 //! nodes' `POST /sign` (round robin, each node's own client key), each timed from just before
 //! it is sent to just after its signature verified (`sign_bench::sign_one`). The flooders are
 //! made and admitted between the phases (their proof of work and admission are in neither
-//! window). Peak memory is each process's `VmHWM` at the end. The last line is JSON. The
+//! window). Peak memory is each process's `VmHWM` at the end; the CPU the node processes and
+//! this process (the flooders) used in each window is printed next to it, to tell the nodes'
+//! work from the flooders' on a shared machine. The last line is JSON. The
 //! bench exits non-zero if a loaded figure exceeds 3× its baseline or the flood could not run.
 
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::bench_json::rounded;
 use crate::commit_bench::{collect, percentiles, summarize, wait_heights, Summary};
+use crate::fedkeygen_bench::process_cpu_ms;
 use crate::flood::{observe, FloodPlan, FloodReport, Flooders, Target};
 use crate::sign_bench::{final_key, sign_one};
 use crate::up::{self, client_key, UpArgs};
@@ -109,6 +112,20 @@ struct Phase {
     sign_ms: Vec<f64>,
     /// Sign requests that failed, with the first reason.
     sign_failed: (usize, Option<String>),
+    /// CPU seconds per wall second over the window: the node processes summed, and this
+    /// process (the flooders, the measuring client).
+    cpu: (f64, f64),
+}
+
+/// CPU time (ms) used so far by the node processes (summed) and by this process.
+fn cpu_ms(net: &up::Testnet) -> (f64, f64) {
+    let nodes = net
+        .processes()
+        .iter()
+        .filter(|(name, _)| name != "bootstrap")
+        .filter_map(|(_, pid)| process_cpu_ms(*pid))
+        .sum();
+    (nodes, process_cpu_ms(std::process::id()).unwrap_or(0.0))
 }
 
 /// The nodes' API addresses and client keys.
@@ -128,6 +145,7 @@ async fn phase(
     secs: u64,
 ) -> anyhow::Result<Phase> {
     let started = Instant::now();
+    let cpu0 = cpu_ms(net);
     let end = started + Duration::from_secs(secs);
     let from = wait_heights(client, net, &nodes.apis, end, |_| true).await?;
     let mut out = Phase::default();
@@ -179,7 +197,10 @@ async fn phase(
         .filter(|s| s.height > from && s.height <= to)
         .collect();
     out.commit = summarize(&samples);
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let cpu1 = cpu_ms(net);
     out.heights_per_s = to.saturating_sub(from) as f64 / started.elapsed().as_secs_f64();
+    out.cpu = ((cpu1.0 - cpu0.0) / wall_ms, (cpu1.1 - cpu0.1) / wall_ms);
     Ok(out)
 }
 
@@ -415,6 +436,10 @@ fn print_and_judge(
         "heights per second: baseline {:.2}, flooded {:.2}",
         base.heights_per_s, loaded.heights_per_s
     );
+    println!(
+        "CPU cores busy: nodes {:.2} -> {:.2}, this process (flooders) {:.2} -> {:.2}",
+        base.cpu.0, loaded.cpu.0, base.cpu.1, loaded.cpu.1
+    );
     for (label, p) in [("baseline", base), ("flooded", loaded)] {
         if let (n, Some(why)) = &p.sign_failed {
             println!("{label}: {n} sign requests failed, first: {why}");
@@ -427,6 +452,7 @@ fn print_and_judge(
         json!({
             "commit": p.commit.as_ref().map(|s| json!({"p50_ms": rounded(s.p50_ms, 2), "p99_ms": rounded(s.p99_ms, 2), "n": s.n, "heights": s.heights})),
             "heights_per_s": rounded(p.heights_per_s, 2),
+            "cpu_cores": {"nodes": rounded(p.cpu.0, 2), "bench": rounded(p.cpu.1, 2)},
             "sign": sign.map(|(p50, p99)| json!({"p50_ms": rounded(p50, 1), "p99_ms": rounded(p99, 1), "n": p.sign_ms.len(), "failed": p.sign_failed.0})),
         })
     };

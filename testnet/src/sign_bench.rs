@@ -205,13 +205,16 @@ async fn bench(args: &SignArgs) -> anyhow::Result<()> {
 }
 
 /// The federation's final public key (HSS encoding) and the lowest epoch the nodes at `apis`
-/// are in, if every one of them reports the same key; `None` otherwise.
+/// are in, if every one of them reports the same key and a checkpoint that signs it (until
+/// then the nodes refuse sign requests: "key not endorsed yet"); `None` otherwise.
 pub(crate) async fn final_key(client: &ApiClient, apis: &[SocketAddr]) -> Option<(Vec<u8>, u64)> {
     let mut keys = Vec::new();
     for api in apis {
         if let Some(c) = client.status(*api).await.ok().and_then(|s| s.chain) {
-            if let Some(k) = c.key.public_key {
-                keys.push((k, c.epoch));
+            if let Some(k) = &c.key.public_key {
+                if up::endorsing_checkpoint(&c, k).is_some() {
+                    keys.push((k.clone(), c.epoch));
+                }
             }
         }
     }
