@@ -181,9 +181,10 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
         });
     }
 
+    let apis: Vec<SocketAddr> = vals.iter().map(|v| v.api).collect();
     // All validators see the full set and decide.
     eprintln!("waiting for {} validators to commit ...", args.nodes);
-    let start_h = wait_heights(&client, &net, &vals, deadline, |s| {
+    let start_h = wait_heights(&client, &net, &apis, deadline, |s| {
         s.validators.len() == args.nodes && s.height >= 2
     })
     .await?;
@@ -194,8 +195,8 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
         "sampling empty blocks at heights {}..={empty_to} ...",
         start_h + 1
     );
-    wait_heights(&client, &net, &vals, deadline, |s| s.height >= empty_to).await?;
-    let all = collect(&client, &vals).await?;
+    wait_heights(&client, &net, &apis, deadline, |s| s.height >= empty_to).await?;
+    let all = collect(&client, &apis).await?;
     let empty: Vec<CommitSample> = all
         .iter()
         .filter(|s| s.height > start_h && s.height <= empty_to && s.txs == 0)
@@ -204,7 +205,7 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
 
     // Full blocks: rounds of `txs` transfers around the ring of validators.
     eprintln!("sampling blocks of >= {} transactions ...", args.txs);
-    let full_from = wait_heights(&client, &net, &vals, deadline, |_| true).await?;
+    let full_from = wait_heights(&client, &net, &apis, deadline, |_| true).await?;
     let mut full = Vec::new();
     let mut rounds = 0usize;
     let mut split = 0usize;
@@ -245,7 +246,7 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let all = collect(&client, &vals).await?;
+        let all = collect(&client, &apis).await?;
         full = all
             .iter()
             .filter(|s| s.height > full_from && s.txs as usize >= args.txs)
@@ -265,7 +266,7 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
 
     let e = summarize(&empty);
     let f = summarize(&full);
-    let sampled: Vec<CommitSample> = collect(&client, &vals)
+    let sampled: Vec<CommitSample> = collect(&client, &apis)
         .await?
         .into_iter()
         .filter(|s| s.height > start_h)
@@ -322,19 +323,20 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls every validator until `ok` holds for all of them; returns the lowest height seen.
-async fn wait_heights(
+/// Polls every validator (by its API address) until `ok` holds for all of them; returns the
+/// lowest height seen.
+pub(crate) async fn wait_heights(
     client: &ApiClient,
     net: &up::Testnet,
-    vals: &[Validator],
+    apis: &[SocketAddr],
     deadline: Instant,
     ok: impl Fn(&seedfed_node::chain::ChainStatus) -> bool,
 ) -> anyhow::Result<u64> {
     loop {
         let mut min = u64::MAX;
         let mut all = true;
-        for v in vals {
-            match client.status(v.api).await.ok().and_then(|s| s.chain) {
+        for api in apis {
+            match client.status(*api).await.ok().and_then(|s| s.chain) {
                 Some(c) if ok(&c) => min = min.min(c.height),
                 _ => {
                     all = false;
@@ -353,11 +355,14 @@ async fn wait_heights(
     }
 }
 
-/// Every validator's recent samples.
-async fn collect(client: &ApiClient, vals: &[Validator]) -> anyhow::Result<Vec<CommitSample>> {
+/// Every validator's recent samples (validators by their API address).
+pub(crate) async fn collect(
+    client: &ApiClient,
+    apis: &[SocketAddr],
+) -> anyhow::Result<Vec<CommitSample>> {
     let mut out = Vec::new();
-    for v in vals {
-        let s = client.status(v.api).await?;
+    for api in apis {
+        let s = client.status(*api).await?;
         out.extend(s.chain.context("a node runs no chain")?.recent_commits);
     }
     Ok(out)
@@ -377,7 +382,7 @@ pub fn round_zero_share(samples: &[CommitSample]) -> Option<(f64, usize)> {
 }
 
 /// Nearest-rank p50 and p99 of `v` (sorted in place).
-fn percentiles(v: &mut [f64]) -> Option<(f64, f64)> {
+pub(crate) fn percentiles(v: &mut [f64]) -> Option<(f64, f64)> {
     if v.is_empty() {
         return None;
     }

@@ -9,6 +9,7 @@
 //! It prints the latency percentiles, the throughput (requests / wall time of the whole burst)
 //! and the block interval the nodes ran with. Every wait is bounded by `--timeout`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -138,24 +139,14 @@ async fn bench(args: &SignArgs) -> anyhow::Result<()> {
     let client = ApiClient::new();
     let nodes: Vec<_> = net.rows.iter().filter(|r| r.name != "bootstrap").collect();
     eprintln!("waiting for the key ...");
+    let apis: Vec<SocketAddr> = nodes.iter().map(|r| r.api).collect();
     let (public, epoch) = loop {
         if Instant::now() > deadline {
             bail!("the key was not final in time; logs in {}", dir.display());
         }
         net.check_alive()?;
-        let mut keys = Vec::new();
-        for r in &nodes {
-            if let Some(c) = client.status(r.api).await.ok().and_then(|s| s.chain) {
-                if let Some(k) = c.key.public_key {
-                    keys.push((k, c.epoch));
-                }
-            }
-        }
-        if keys.len() == nodes.len() && keys.iter().all(|k| k.0 == keys[0].0) {
-            break (
-                hex::decode(&keys[0].0)?,
-                keys.iter().map(|k| k.1).min().unwrap_or(0),
-            );
+        if let Some(k) = final_key(&client, &apis).await {
+            break k;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
@@ -163,35 +154,26 @@ async fn bench(args: &SignArgs) -> anyhow::Result<()> {
     for r in &nodes {
         signers.push((r.api, client_key(&net.dir.join(&r.name))?));
     }
-    let requests: Vec<_> = (0..args.requests)
-        .map(|i| {
-            let (api, key) = &signers[i % signers.len()];
-            let digest = message_digest(format!("bench message {i}").as_bytes());
-            let req = ClientRequest {
-                client: MemberId(key.verifying_key().to_bytes()),
-                digest,
-                epoch,
-                nonce: i as u64,
-                issue_to: None,
-            }
-            .sign(CHAIN_ID, key);
-            (*api, digest, req)
-        })
-        .collect();
     eprintln!("sending {} sign requests at once ...", args.requests);
     let wait = deadline.saturating_duration_since(Instant::now());
+    let public = std::sync::Arc::new(public);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for (api, digest, req) in requests {
-        let client = client.clone();
-        let public = public.clone();
+    for i in 0..args.requests {
+        let (api, key) = signers[i % signers.len()].clone();
+        let (client, public) = (client.clone(), public.clone());
         tasks.spawn(async move {
-            let t0 = Instant::now();
-            let outcome = client.sign(api, &req, wait).await?;
-            let sig = hex::decode(&outcome.signature)?;
-            seedfed_protocol::lms::verify_hss_bytes(&public, &digest, &sig)
-                .map_err(|e| anyhow::anyhow!("leaf {}: {e}", outcome.leaf))?;
-            Ok::<_, anyhow::Error>((t0.elapsed().as_secs_f64() * 1e3, outcome.leaf))
+            let message = format!("bench message {i}");
+            sign_one(
+                &client,
+                api,
+                &key,
+                &public,
+                (epoch, i as u64),
+                message.as_bytes(),
+                wait,
+            )
+            .await
         });
     }
     let mut latencies = Vec::with_capacity(args.requests);
@@ -220,6 +202,57 @@ async fn bench(args: &SignArgs) -> anyhow::Result<()> {
     );
     drop(net);
     Ok(())
+}
+
+/// The federation's final public key (HSS encoding) and the lowest epoch the nodes at `apis`
+/// are in, if every one of them reports the same key and a checkpoint that signs it (until
+/// then the nodes refuse sign requests: "key not endorsed yet"); `None` otherwise.
+pub(crate) async fn final_key(client: &ApiClient, apis: &[SocketAddr]) -> Option<(Vec<u8>, u64)> {
+    let mut keys = Vec::new();
+    for api in apis {
+        if let Some(c) = client.status(*api).await.ok().and_then(|s| s.chain) {
+            if let Some(k) = &c.key.public_key {
+                if up::endorsing_checkpoint(&c, k).is_some() {
+                    keys.push((k.clone(), c.epoch));
+                }
+            }
+        }
+    }
+    if keys.len() != apis.len() || keys.iter().any(|k| k.0 != keys[0].0) {
+        return None;
+    }
+    let epoch = keys.iter().map(|k| k.1).min()?;
+    Some((hex::decode(&keys[0].0).ok()?, epoch))
+}
+
+/// Signs `message` (its digest) through the node at `api` as the client `key`, with request
+/// `(epoch, nonce)`, waiting at most `wait`, and verifies the signature under `public`. Returns
+/// the latency in milliseconds, from just before the request is sent to just after the
+/// signature verified, and the leaf it used.
+pub(crate) async fn sign_one(
+    client: &ApiClient,
+    api: SocketAddr,
+    key: &ed25519_dalek::SigningKey,
+    public: &[u8],
+    (epoch, nonce): (u64, u64),
+    message: &[u8],
+    wait: Duration,
+) -> anyhow::Result<(f64, u64)> {
+    let digest = message_digest(message);
+    let req = ClientRequest {
+        client: MemberId(key.verifying_key().to_bytes()),
+        digest,
+        epoch,
+        nonce,
+        issue_to: None,
+    }
+    .sign(CHAIN_ID, key);
+    let t0 = Instant::now();
+    let outcome = client.sign(api, &req, wait).await?;
+    let sig = hex::decode(&outcome.signature)?;
+    seedfed_protocol::lms::verify_hss_bytes(public, &digest, &sig)
+        .map_err(|e| anyhow::anyhow!("leaf {}: {e}", outcome.leaf))?;
+    Ok((t0.elapsed().as_secs_f64() * 1e3, outcome.leaf))
 }
 
 #[cfg(test)]

@@ -29,8 +29,9 @@ use clap::Args;
 use seedfed_node::genesis::EpochParams;
 
 pub use binaries::{build_command, is_package_env, BUILD_PACKAGES, PACKAGE_ENV};
+pub(crate) use key::endorsing_checkpoint;
 pub use key::PUBKEY_FILE;
-pub use launch::{start, testnet_key, NodeRow, Testnet};
+pub use launch::{start, start_with, testnet_key, NodeRow, Testnet};
 pub use milestones::verify_checkpoint;
 pub use processes::PIDS_FILE;
 pub use signing::{client_key, SIGNED_DIR};

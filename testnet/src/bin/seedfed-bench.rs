@@ -2,7 +2,8 @@
 //! against the raw SHA-256 compression rate of this machine (`keygen`, `verify`), and the
 //! commit latency of a local multi-process federation (`commit`, see
 //! `seedfed_testnet::commit_bench`), its DKG (`dkg`), its key generation (`fedkeygen`, see
-//! `seedfed_testnet::fedkeygen_bench`) and its signing (`sign`, see `seedfed_testnet::sign_bench`).
+//! `seedfed_testnet::fedkeygen_bench`), its signing (`sign`, see `seedfed_testnet::sign_bench`)
+//! and both under a flood of hostile traffic (`flood`, see `seedfed_testnet::flood_bench`).
 //!
 //! Every measurement is repeated `--rounds` times, interleaved (limit, ours, hbs-lms, ...), and
 //! the best round of each is reported, so noise from other processes affects all sides alike.
@@ -69,6 +70,10 @@ enum Command {
     /// Signing on a local multi-process testnet: a burst of client requests to the nodes'
     /// `POST /sign`, latency from request to verified signature and signatures per second.
     Sign(seedfed_testnet::sign_bench::SignArgs),
+    /// Consensus and signing latency of a local testnet unloaded and while fresh identities
+    /// flood it with invalid gossip, requests and transactions, against the 3x bound, and each
+    /// node's peak memory.
+    Flood(seedfed_testnet::flood_bench::FloodArgs),
 }
 
 const LMS_TYPE: LmsType = LmsType::H10;
@@ -91,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         Command::Dkg(args) => seedfed_testnet::dkg_bench::run(args),
         Command::Fedkeygen(args) => seedfed_testnet::fedkeygen_bench::run(args),
         Command::Sign(args) => seedfed_testnet::sign_bench::run(args),
+        Command::Flood(args) => seedfed_testnet::flood_bench::run(args),
     }
 }
 

@@ -26,7 +26,7 @@ pub const PUBKEY_FILE: &str = "seedfed.pub";
 
 /// The index of `c`'s first recorded checkpoint that signs the public key `public` (the HSS
 /// encoding, hex): its master key has the same type codes, identifier and root.
-fn endorsing_checkpoint(c: &ChainStatus, public: &str) -> Option<usize> {
+pub(crate) fn endorsing_checkpoint(c: &ChainStatus, public: &str) -> Option<usize> {
     c.checkpoints.iter().position(|cp| {
         hex::decode(&cp.bytes)
             .ok()

@@ -75,6 +75,18 @@ impl Testnet {
 /// returns once all nodes admitted each other. Every process is stopped again if this fails
 /// (or its future is dropped), and when the returned [`Testnet`] is dropped.
 pub async fn start(args: &UpArgs, dir: &Path) -> anyhow::Result<Testnet> {
+    let (node_bin, boot_bin) = binaries()?;
+    start_with(args, dir, &node_bin, &boot_bin).await
+}
+
+/// As [`start`], running the `seedfed` and `seedfed-bootstrap` binaries given (a test finds
+/// them in its target directory; [`start`] next to its own executable).
+pub async fn start_with(
+    args: &UpArgs,
+    dir: &Path,
+    node_bin: &Path,
+    boot_bin: &Path,
+) -> anyhow::Result<Testnet> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
     }
@@ -88,13 +100,12 @@ pub async fn start(args: &UpArgs, dir: &Path) -> anyhow::Result<Testnet> {
         );
     }
     let mut group = Group::new(&dir);
-    let (node_bin, boot_bin) = binaries()?;
-    let rows = launch(args, &dir, &mut group, &node_bin, &boot_bin).await?;
+    let rows = launch(args, &dir, &mut group, node_bin, boot_bin).await?;
     Ok(Testnet {
         group,
         dir,
         rows,
-        node_bin,
+        node_bin: node_bin.to_path_buf(),
     })
 }
 
