@@ -230,6 +230,7 @@ pub async fn spawn(
         view,
         timers: Timers::default(),
         last_decided: Instant::now(),
+        regossiped: Regossiped::default(),
         evidence: Vec::new(),
         sync: BlockSync::new(sync_tx),
         status,
@@ -269,6 +270,10 @@ pub(super) struct Driver {
     pub(super) view: Arc<GossipView>,
     pub(super) timers: Timers,
     pub(super) last_decided: Instant,
+    /// When each message re-gossiping our key's transactions was last published, by content:
+    /// the `tx` topic's message id is its content, and gossipsub refuses the same message
+    /// again (with a warning) until its duplicate cache forgets it.
+    pub(super) regossiped: Regossiped,
     /// Everyone's transactions waiting for a block (ours too).
     pub(super) mempool: Mempool,
     /// Our own transactions not yet on the ledger.
@@ -457,8 +462,11 @@ impl Driver {
             .collect();
         own.extend(self.outbox.pending().map(|t| (t.tx.nonce, t.clone())));
         let own: Vec<SignedTx> = own.into_values().collect();
+        let now = Instant::now();
         for message in tx_messages(&own) {
-            let _ = self.network.publish(TX_TOPIC, message).await;
+            if self.regossiped.due(&message, now) {
+                let _ = self.network.publish(TX_TOPIC, message).await;
+            }
         }
         self.publish_status();
         Ok(())
@@ -766,5 +774,52 @@ impl Driver {
         self.view
             .update(self.consensus.height(), state.validators());
         self.view.set_pow_difficulty(state.pow_difficulty);
+    }
+}
+
+/// Messages of the `tx` topic we re-gossiped, by content hash, and when: the same content is
+/// published again only once gossipsub's duplicate cache has forgotten it
+/// ([`crate::network::GOSSIP_DUPLICATE_CACHE`]), instead of being refused with a warning on
+/// every tick.
+#[derive(Default)]
+pub(super) struct Regossiped(std::collections::HashMap<[u8; 32], Instant>);
+
+impl Regossiped {
+    /// Whether `message` may be published at `now` (and if so, remembers that it is).
+    fn due(&mut self, message: &[u8], now: Instant) -> bool {
+        let after = crate::network::GOSSIP_DUPLICATE_CACHE + Duration::from_secs(1);
+        self.0
+            .retain(|_, at| now.saturating_duration_since(*at) < after);
+        let id = seedfed_protocol::hash::hash32(REGOSSIP_ID, &[], &[0; 16], &[message]);
+        if self.0.contains_key(&id) {
+            return false;
+        }
+        self.0.insert(id, now);
+        true
+    }
+}
+
+const REGOSSIP_ID: seedfed_protocol::hash::Domain =
+    seedfed_protocol::hash::Domain::new("seedfed-regossip");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before, every tick re-published unchanged content, which gossipsub refused with a
+    /// warning at every node with a pending transaction, once a second.
+    #[test]
+    fn unchanged_content_is_regossiped_only_once_the_duplicate_cache_forgot_it() {
+        let mut r = Regossiped::default();
+        let t0 = Instant::now();
+        assert!(r.due(b"batch a", t0));
+        assert!(!r.due(b"batch a", t0 + Duration::from_secs(1)));
+        assert!(
+            r.due(b"batch b", t0 + Duration::from_secs(1)),
+            "new content"
+        );
+        let later = t0 + crate::network::GOSSIP_DUPLICATE_CACHE + Duration::from_secs(2);
+        assert!(r.due(b"batch a", later));
+        assert_eq!(r.0.len(), 1, "forgotten entries are dropped");
     }
 }

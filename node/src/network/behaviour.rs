@@ -253,6 +253,7 @@ fn gossipsub(
         .validate_messages()
         .max_transmit_size(limits.gossip_max_bytes)
         .heartbeat_interval(Duration::from_secs(1))
+        .duplicate_cache_time(super::GOSSIP_DUPLICATE_CACHE)
         .message_id_fn(message_id)
         .build()
         .map_err(NetworkError::setup)?;

@@ -401,6 +401,12 @@ impl NetworkHandle {
 /// Capacity of the command and event channels.
 pub const CHANNEL_CAPACITY: usize = 1024;
 
+/// How long gossipsub remembers a message id (the library's default, set explicitly): the same
+/// message published again within it is refused as a duplicate. The `tx` topic's id is the
+/// content, so the chain driver re-gossips unchanged content only after this
+/// (`chain::driver::Regossiped`).
+pub const GOSSIP_DUPLICATE_CACHE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What [`spawn`] returns: the handle, the event stream and the task.
 pub type Spawned = (
     NetworkHandle,
