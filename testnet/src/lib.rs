@@ -7,6 +7,7 @@ pub mod commit_bench;
 pub mod cpu_clock;
 pub mod dkg_bench;
 pub mod fedkeygen_bench;
+pub mod memory_bench;
 pub mod sign_bench;
 pub mod simulate;
 pub mod up;
