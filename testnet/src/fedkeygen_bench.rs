@@ -122,6 +122,24 @@ pub fn key_params(nodes: usize, height: u8) -> KeyParams {
     }
 }
 
+/// "N validators, Hh (2^h leaves), S sectors, k-of-r leaf shares": a bench's first line.
+pub fn key_summary(nodes: usize, params: &KeyParams) -> String {
+    format!(
+        "{nodes} validators, H{h} (2^{h} leaves), {} sectors, {}-of-{} leaf shares",
+        params.sectors(),
+        params.leaf_threshold,
+        params.leaf_holders,
+        h = params.tree_height,
+    )
+}
+
+/// A current-thread runtime for a bench's networked part.
+pub fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 /// `n` members with equal stake, as in a testnet (fixed Ed25519 identities).
 fn members(n: usize) -> Vec<(MemberId, u64)> {
     (0..n)
@@ -249,13 +267,8 @@ pub fn run(args: FedKeygenArgs) -> anyhow::Result<()> {
     );
     let params = key_params(args.nodes, args.height);
     println!(
-        "fedkeygen: {} validators, H{} (2^{} leaves), {} sectors, {}-of-{} leaf shares, {} acks per leaf",
-        args.nodes,
-        params.tree_height,
-        params.tree_height,
-        params.sectors(),
-        params.leaf_threshold,
-        params.leaf_holders,
+        "fedkeygen: {}, {} acks per leaf",
+        key_summary(args.nodes, &params),
         params.ack_threshold
     );
     let b = cpu_bound(&params, args.nodes)?;
@@ -274,7 +287,7 @@ pub fn run(args: FedKeygenArgs) -> anyhow::Result<()> {
          ledger computes it), commitment decoding by the holders ~{:.0} ms (extrapolated)",
         b.select_ms, b.decode_ms_est
     );
-    let (wall_ms, tl) = block_on_interruptible(networked(&args))?;
+    let (wall_ms, tl) = up::block_on_interruptible(&current_thread()?, networked(&args))?;
     println!(
         "timeline (node0, ms after the assignment landed at height {}, epoch {}; sector owners {}):",
         tl.assigned_height,
@@ -314,26 +327,6 @@ pub fn report_json(nodes: usize, height: u8, wall_ms: f64, bound_ms: f64) -> ser
         "wall_ms": rounded(wall_ms, 1),
         "bound_ms": rounded(bound_ms, 1),
         "ratio": rounded(wall_ms / bound_ms, 3),
-    })
-}
-
-/// Runs `fut` to completion on a current-thread runtime, or fails when this process gets
-/// SIGINT or SIGTERM (dropping `fut` then stops the testnet it started).
-pub fn block_on_interruptible<T>(
-    fut: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = fut => r,
-            _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
-            _ = term.recv() => Err(anyhow::anyhow!("terminated")),
-        }
     })
 }
 
@@ -399,14 +392,15 @@ pub struct KeyedTestnet {
 
 /// Starts a testnet of `nodes` validators with tree height `height` in `dir` and waits, polling
 /// node0 every [`POLL_MS`] ms, until its master root is final; `on_poll` is called after every
-/// poll with the phase node0 is in. Fails if that takes more than `timeout_secs` from the
-/// start, or a process dies; the testnet is stopped on failure.
+/// poll with the phase node0 is in, and an error it returns ends the wait. Fails if that takes
+/// more than `timeout_secs` from the start, or a process dies; the testnet is stopped on
+/// failure.
 pub async fn wait_master_root(
     nodes: usize,
     height: u8,
     timeout_secs: u64,
     dir: &Path,
-    mut on_poll: impl FnMut(&up::Testnet, Phase),
+    mut on_poll: impl FnMut(&up::Testnet, Phase) -> anyhow::Result<()>,
 ) -> anyhow::Result<KeyedTestnet> {
     eprintln!("starting {nodes} validators in {} ...", dir.display());
     let up_args = UpArgs {
@@ -477,7 +471,7 @@ pub async fn wait_master_root(
                     tl.nodes_cpu_ms = nodes_cpu_ms(&net) - cpu_at_assignment;
                     tl.load.1 = load_average();
                     tl.owners = owner_names(&c, &net.rows);
-                    on_poll(&net, Phase::Holding);
+                    on_poll(&net, Phase::Holding)?;
                     break ms;
                 }
             } else if c.key.master_root.is_some() {
@@ -491,7 +485,7 @@ pub async fn wait_master_root(
             } else {
                 Phase::Setup
             },
-        );
+        )?;
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
     };
     Ok(KeyedTestnet {
@@ -505,7 +499,7 @@ pub async fn wait_master_root(
 /// Starts the testnet, times key generation on node0, checks every node agrees, stops it.
 async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
     let (dir, temp) = bench_dir(args.dir.as_ref(), "fedkeygen");
-    let run = wait_master_root(args.nodes, args.height, args.timeout, &dir, |_, _| {}).await?;
+    let run = wait_master_root(args.nodes, args.height, args.timeout, &dir, |_, _| Ok(())).await?;
     let root = agreed_root(&ApiClient::new(), &run.net.rows, run.deadline).await?;
     eprintln!("master root {root}: the same on every node");
     run.net.stop();

@@ -59,6 +59,10 @@ pub struct MemoryArgs {
     /// How often each node's `/proc/<pid>/status` is read, in ms.
     #[arg(long, default_value_t = 200)]
     pub sample_ms: u64,
+    /// Stops the run when a node's resident memory exceeds this many MiB (the machine's
+    /// memory is shared; the report then says how far it got, with `"completed": false`).
+    #[arg(long, default_value_t = 4096)]
+    pub abort_above_mib: u64,
     /// Directory for the testnet, kept afterwards with the nodes' logs and stores (default:
     /// `$TMPDIR/seedfed-bench-memory-PID`, removed afterwards).
     #[arg(long)]
@@ -138,23 +142,27 @@ impl NodeMemory {
 /// Samples every validator process (not the bootstrap node) at most every `every`.
 struct Sampler {
     every: Duration,
+    /// A node resident above this many KiB ends the run.
+    abort_above_kib: u64,
     last: Option<Instant>,
     nodes: BTreeMap<u32, NodeMemory>,
 }
 
 impl Sampler {
-    fn new(every: Duration) -> Self {
+    fn new(every: Duration, abort_above_mib: u64) -> Self {
         Sampler {
             every,
+            abort_above_kib: abort_above_mib.saturating_mul(1024),
             last: None,
             nodes: BTreeMap::new(),
         }
     }
 
-    /// Samples now if `every` has passed since the last sample (or `force`).
-    fn sample(&mut self, net: &up::Testnet, phase: Phase, force: bool) {
+    /// Samples now if `every` has passed since the last sample (or `force`); fails if a node
+    /// is resident above the abort limit.
+    fn sample(&mut self, net: &up::Testnet, phase: Phase, force: bool) -> anyhow::Result<()> {
         if !force && self.last.is_some_and(|t| t.elapsed() < self.every) {
-            return;
+            return Ok(());
         }
         self.last = Some(Instant::now());
         for (name, pid) in net.processes() {
@@ -166,8 +174,24 @@ impl Sampler {
                     .entry(*pid)
                     .or_insert_with(|| NodeMemory::new(name))
                     .add(phase, rss);
+                ensure!(
+                    rss.now_kib <= self.abort_above_kib,
+                    "{name} is resident at {} MiB, above --abort-above-mib {} ({})",
+                    rss.now_kib / 1024,
+                    self.abort_above_kib / 1024,
+                    phase.name()
+                );
             }
         }
+        Ok(())
+    }
+
+    /// The nodes sampled, in the order of `names`.
+    fn in_order(&self, names: &[String]) -> Vec<NodeMemory> {
+        names
+            .iter()
+            .filter_map(|n| self.nodes.values().find(|m| &m.name == n).cloned())
+            .collect()
     }
 }
 
@@ -249,7 +273,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 pub fn report_json(
     nodes: usize,
     height: u8,
-    wall_ms: f64,
+    wall_ms: Option<f64>,
     mem: &[NodeMemory],
     owners: &[String],
     disk: &[NodeDisk],
@@ -278,7 +302,8 @@ pub fn report_json(
         "bench": "memory",
         "nodes": nodes,
         "height": height,
-        "keygen_wall_ms": rounded(wall_ms, 1),
+        "completed": wall_ms.is_some(),
+        "keygen_wall_ms": wall_ms.map(|w| rounded(w, 1)),
         "peak_rss_mib": spread(&peaks, 1),
         "owner_peak_rss_mib": owner_peak.reduce(f64::max).map(|x| rounded(x, 1)),
         "holder_peak_rss_mib": holder_peak.reduce(f64::max).map(|x| rounded(x, 1)),
@@ -295,7 +320,9 @@ pub fn report_json(
 }
 
 /// `seedfed-bench memory`: the testnet, sampled until the key is held, then the stores; prints
-/// one line per node and the JSON line.
+/// one line per node and the JSON line, also when the run fails (a timeout, a node above
+/// `--abort-above-mib`, an interrupt): then with what was sampled so far and
+/// `"completed": false`, before the error.
 pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
     ensure!(args.nodes >= 1, "--nodes must be at least 1");
     ensure!(
@@ -305,24 +332,62 @@ pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
     ensure!(args.sample_ms >= 1, "--sample-ms must be at least 1");
     let params = fedkeygen_bench::key_params(args.nodes, args.height);
     println!(
-        "memory: {} validators, H{} (2^{} leaves), {} sectors, {}-of-{} leaf shares; \
-         /proc/<pid>/status every {} ms, {} s of holding after the master root",
-        args.nodes,
-        params.tree_height,
-        params.tree_height,
-        params.sectors(),
-        params.leaf_threshold,
-        params.leaf_holders,
+        "memory: {}; /proc/<pid>/status every {} ms, {} s of holding after the master root",
+        fedkeygen_bench::key_summary(args.nodes, &params),
         args.sample_ms,
         args.hold_secs
     );
     let (dir, temp) = fedkeygen_bench::bench_dir(args.dir.as_ref(), "memory");
-    let (wall_ms, owners, mem, disk) =
-        fedkeygen_bench::block_on_interruptible(networked(&args, &dir))?;
-    println!(
-        "key generation (assignment -> master root on node0): {wall_ms:.0} ms; sector owners {}",
-        owners.join(", ")
+    let mut sampler = Sampler::new(Duration::from_millis(args.sample_ms), args.abort_above_mib);
+    let outcome = up::block_on_interruptible(
+        &fedkeygen_bench::current_thread()?,
+        networked(&args, &dir, &mut sampler),
     );
+    // The testnet is stopped (its stores closed) by now, whatever the outcome.
+    let names: Vec<String> = (0..args.nodes).map(|i| format!("node{i}")).collect();
+    let mem = sampler.in_order(&names);
+    let mut disk = Vec::with_capacity(mem.len());
+    for m in &mem {
+        disk.push(node_disk(&dir.join(&m.name)).unwrap_or_else(|e| {
+            eprintln!("{}: no store figures: {e:#}", m.name);
+            NodeDisk::default()
+        }));
+    }
+    let wall_ms = match &outcome {
+        Ok((wall, owners)) => {
+            println!(
+                "key generation (assignment -> master root on node0): {wall:.0} ms; \
+                 sector owners {}",
+                owners.join(", ")
+            );
+            Some(*wall)
+        }
+        Err(e) => {
+            println!("run stopped before the key was held: {e:#}");
+            None
+        }
+    };
+    // Owners are the nodes that kept a sector tree (what the ledger recorded is known only
+    // once the key is final).
+    let owner_names: Vec<String> = mem
+        .iter()
+        .zip(&disk)
+        .filter(|(_, d)| d.trees_bytes > 0)
+        .map(|(m, _)| m.name.clone())
+        .collect();
+    print_table(&mem, &disk, &owner_names);
+    println!(
+        "{}",
+        report_json(args.nodes, args.height, wall_ms, &mem, &owner_names, &disk)
+    );
+    outcome?;
+    fedkeygen_bench::finish_dir(&dir, temp);
+    Ok(())
+}
+
+/// One line per node: its peak and phase, the largest resident memory sampled per phase, and
+/// its stores.
+fn print_table(mem: &[NodeMemory], disk: &[NodeDisk], owners: &[String]) {
     println!(
         "{:<8} {:>10} {:>8} {:>12} {:>12} {:>12} {:>6} {:>14} {:>12} {:>14}",
         "node",
@@ -336,11 +401,7 @@ pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
         "trees B",
         "store B"
     );
-    let owner_names: Vec<String> = owners
-        .iter()
-        .filter_map(|o| o.split_once(':').map(|(_, n)| n.to_string()))
-        .collect();
-    for (m, d) in mem.iter().zip(&disk) {
+    for (m, d) in mem.iter().zip(disk) {
         let at = |p: Phase| {
             m.max_rss_kib
                 .get(&p)
@@ -358,29 +419,22 @@ pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
             d.share_set_bytes,
             d.trees_bytes,
             d.store_bytes,
-            if owner_names.contains(&m.name) {
+            if owners.contains(&m.name) {
                 "  (owner)"
             } else {
                 ""
             }
         );
     }
-    println!(
-        "{}",
-        report_json(args.nodes, args.height, wall_ms, &mem, &owner_names, &disk)
-    );
-    fedkeygen_bench::finish_dir(&dir, temp);
-    Ok(())
 }
 
-/// Starts the testnet, samples it through key generation and `--hold-secs` of holding, stops
-/// it and measures the stores: (key generation wall ms, sector owners, memory and disk per
-/// node in node order).
+/// Starts the testnet in `dir`, samples it into `sampler` through key generation and
+/// `--hold-secs` of holding, and stops it: (key generation wall ms, sector owners).
 async fn networked(
     args: &MemoryArgs,
     dir: &Path,
-) -> anyhow::Result<(f64, Vec<String>, Vec<NodeMemory>, Vec<NodeDisk>)> {
-    let mut sampler = Sampler::new(Duration::from_millis(args.sample_ms));
+    sampler: &mut Sampler,
+) -> anyhow::Result<(f64, Vec<String>)> {
     let run = fedkeygen_bench::wait_master_root(
         args.nodes,
         args.height,
@@ -397,44 +451,15 @@ async fn networked(
     let hold_until = Instant::now() + Duration::from_secs(args.hold_secs);
     while Instant::now() < hold_until {
         run.net.check_alive()?;
-        sampler.sample(&run.net, Phase::Holding, false);
+        sampler.sample(&run.net, Phase::Holding, false)?;
         tokio::time::sleep(Duration::from_millis(args.sample_ms.min(1000))).await;
     }
     run.net.check_alive()?;
-    sampler.sample(&run.net, Phase::Holding, true);
-    let homes: Vec<PathBuf> = run
-        .net
-        .rows
-        .iter()
-        .filter(|r| r.name != "bootstrap")
-        .map(|r| run.net.dir.join(&r.name))
-        .collect();
-    let names: Vec<String> = run
-        .net
-        .rows
-        .iter()
-        .filter(|r| r.name != "bootstrap")
-        .map(|r| r.name.clone())
-        .collect();
+    sampler.sample(&run.net, Phase::Holding, true)?;
     let owners = run.timeline.owners.clone();
     let wall_ms = run.wall_ms;
     run.net.stop();
-    let mut mem = Vec::with_capacity(names.len());
-    for name in &names {
-        mem.push(
-            sampler
-                .nodes
-                .values()
-                .find(|m| &m.name == name)
-                .cloned()
-                .with_context(|| format!("no memory sample of {name}"))?,
-        );
-    }
-    let mut disk = Vec::with_capacity(homes.len());
-    for home in &homes {
-        disk.push(node_disk(home)?);
-    }
-    Ok((wall_ms, owners, mem, disk))
+    Ok((wall_ms, owners))
 }
 
 #[cfg(test)]
@@ -508,7 +533,7 @@ mod tests {
                 store_bytes: 8_000_000,
             },
         ];
-        let v = report_json(2, 10, 1234.56, &[a, b], &["node0".into()], &disk);
+        let v = report_json(2, 10, Some(1234.56), &[a, b], &["node0".into()], &disk);
         let v: serde_json::Value = serde_json::from_str(&v.to_string()).expect("valid JSON");
         assert_eq!(v["bench"], "memory");
         assert_eq!(v["peak_rss_mib"]["max"], 400.0);
@@ -521,6 +546,11 @@ mod tests {
         assert_eq!(v["share_set_bytes"]["max"], 3.0 * 1024.0 * 1024.0);
         assert_eq!(v["store_bytes"]["min"], 8e6);
         assert_eq!(v["met"], false);
+        assert_eq!(v["completed"], true);
+        assert_eq!(v["keygen_wall_ms"], 1234.6);
+        let partial = report_json(2, 10, None, &[], &[], &[]);
+        assert_eq!(partial["completed"], false);
+        assert_eq!(partial["keygen_wall_ms"], serde_json::Value::Null);
         assert_eq!(v["target_mib"], 256.0);
     }
 
