@@ -14,7 +14,7 @@
 //! peak of a process is its last `VmHWM`: exact, whatever the sampling interval.
 //!
 //! **Disk.** Then the testnet is stopped (each node closes its store) and the bench opens each
-//! node's store read-only in spirit (it only scans): `share_set_bytes` is the bytes (keys and
+//! node's store and scans it: `share_set_bytes` is the bytes (keys and
 //! sealed values) of the `held` keyspace, where a node keeps the leaf shares it holds with their
 //! sectors' commitments; `trees_bytes` those of the `trees` keyspace (the leaf public keys of
 //! the sectors a node owns); `store_bytes` the size of the node's whole data directory (the redb
