@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
@@ -120,6 +120,24 @@ pub fn key_params(nodes: usize, height: u8) -> KeyParams {
         sector_window: k.sector_window,
         rotate_percent: k.rotate_percent,
     }
+}
+
+/// "N validators, Hh (2^h leaves), S sectors, k-of-r leaf shares": a bench's first line.
+pub fn key_summary(nodes: usize, params: &KeyParams) -> String {
+    format!(
+        "{nodes} validators, H{h} (2^{h} leaves), {} sectors, {}-of-{} leaf shares",
+        params.sectors(),
+        params.leaf_threshold,
+        params.leaf_holders,
+        h = params.tree_height,
+    )
+}
+
+/// A current-thread runtime for a bench's networked part.
+pub fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// `n` members with equal stake, as in a testnet (fixed Ed25519 identities).
@@ -249,13 +267,8 @@ pub fn run(args: FedKeygenArgs) -> anyhow::Result<()> {
     );
     let params = key_params(args.nodes, args.height);
     println!(
-        "fedkeygen: {} validators, H{} (2^{} leaves), {} sectors, {}-of-{} leaf shares, {} acks per leaf",
-        args.nodes,
-        params.tree_height,
-        params.tree_height,
-        params.sectors(),
-        params.leaf_threshold,
-        params.leaf_holders,
+        "fedkeygen: {}, {} acks per leaf",
+        key_summary(args.nodes, &params),
         params.ack_threshold
     );
     let b = cpu_bound(&params, args.nodes)?;
@@ -274,19 +287,7 @@ pub fn run(args: FedKeygenArgs) -> anyhow::Result<()> {
          ledger computes it), commitment decoding by the holders ~{:.0} ms (extrapolated)",
         b.select_ms, b.decode_ms_est
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (wall_ms, tl) = rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = networked(&args) => r,
-            _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
-            _ = term.recv() => Err(anyhow::anyhow!("terminated")),
-        }
-    })?;
+    let (wall_ms, tl) = up::block_on_interruptible(&current_thread()?, networked(&args))?;
     println!(
         "timeline (node0, ms after the assignment landed at height {}, epoch {}; sector owners {}):",
         tl.assigned_height,
@@ -329,33 +330,95 @@ pub fn report_json(nodes: usize, height: u8, wall_ms: f64, bound_ms: f64) -> ser
     })
 }
 
-/// Starts the testnet, times key generation on node0, checks every node agrees, stops it.
-async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
-    let temp = args.dir.is_none();
-    let dir = args.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("seedfed-bench-fedkeygen-{}", std::process::id()))
-    });
-    eprintln!(
-        "starting {} validators in {} ...",
-        args.nodes,
-        dir.display()
-    );
+/// The bench's testnet directory: `dir` if given (kept afterwards), else
+/// `$TMPDIR/seedfed-bench-<bench>-PID` (removed afterwards); the flag says whether it is
+/// temporary.
+pub fn bench_dir(dir: Option<&PathBuf>, bench: &str) -> (PathBuf, bool) {
+    match dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("seedfed-bench-{bench}-{}", std::process::id())),
+            true,
+        ),
+    }
+}
+
+/// Removes a temporary bench directory, or says where a kept one is.
+pub fn finish_dir(dir: &Path, temp: bool) {
+    if temp {
+        let _ = std::fs::remove_dir_all(dir);
+    } else {
+        eprintln!("node logs kept in {}", dir.display());
+    }
+}
+
+/// Where key generation stands, as node0's ledger shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Start-up and the epoch cycle: no branch assignment on the ledger yet.
+    Setup,
+    /// From the assignment to the master root: owners generate and deal, holders check and
+    /// keep their shares.
+    Keygen,
+    /// The master root is final: the nodes hold their share sets.
+    Holding,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 3] = [Phase::Setup, Phase::Keygen, Phase::Holding];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Setup => "setup",
+            Phase::Keygen => "keygen",
+            Phase::Holding => "holding",
+        }
+    }
+}
+
+/// A testnet whose federation key is final, as [`wait_master_root`] leaves it: still running.
+pub struct KeyedTestnet {
+    /// The testnet (stopped when dropped).
+    pub net: up::Testnet,
+    /// Assignment landed → master root final on node0 (ms).
+    pub wall_ms: f64,
+    /// What node0 showed along the way.
+    pub timeline: Timeline,
+    /// The end of the run's time budget.
+    pub deadline: Instant,
+}
+
+/// Starts a testnet of `nodes` validators with tree height `height` in `dir` and waits, polling
+/// node0 every [`POLL_MS`] ms, until its master root is final; `on_poll` is called after every
+/// poll with the phase node0 is in, and an error it returns ends the wait. Fails if that takes
+/// more than `timeout_secs` from the start, or a process dies; the testnet is stopped on
+/// failure.
+pub async fn wait_master_root(
+    nodes: usize,
+    height: u8,
+    timeout_secs: u64,
+    dir: &Path,
+    mut on_poll: impl FnMut(&up::Testnet, Phase) -> anyhow::Result<()>,
+) -> anyhow::Result<KeyedTestnet> {
+    eprintln!("starting {nodes} validators in {} ...", dir.display());
     let up_args = UpArgs {
-        nodes: args.nodes,
-        dir: Some(dir.clone()),
+        nodes,
+        dir: Some(dir.to_path_buf()),
         difficulty: 8,
-        timeout: args.timeout,
+        timeout: timeout_secs,
         foreground: false,
         stake: 100,
-        tree_height: Some(args.height),
+        tree_height: Some(height),
         node_env: vec![],
         epochs: None,
         cycle_timeout: 0,
         key_timeout: 0,
         signatures: 0,
     };
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let net = up::start(&up_args, &dir).await?;
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    let net = up::start(&up_args, dir).await?;
     let node0 = net
         .rows
         .iter()
@@ -370,8 +433,7 @@ async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
     let wall = loop {
         if Instant::now() > deadline {
             bail!(
-                "key generation did not complete within {}s ({} sectors final); logs in {}",
-                args.timeout,
+                "key generation did not complete within {timeout_secs}s ({} sectors final); logs in {}",
                 tl.sectors.last().map_or(0, |s| s.2),
                 dir.display()
             );
@@ -409,23 +471,40 @@ async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
                     tl.nodes_cpu_ms = nodes_cpu_ms(&net) - cpu_at_assignment;
                     tl.load.1 = load_average();
                     tl.owners = owner_names(&c, &net.rows);
+                    on_poll(&net, Phase::Holding)?;
                     break ms;
                 }
             } else if c.key.master_root.is_some() {
                 bail!("the master root was final before the assignment was seen; poll faster");
             }
         }
+        on_poll(
+            &net,
+            if assigned.is_some() {
+                Phase::Keygen
+            } else {
+                Phase::Setup
+            },
+        )?;
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
     };
-    let root = agreed_root(&client, &net.rows, deadline).await?;
+    Ok(KeyedTestnet {
+        net,
+        wall_ms: wall,
+        timeline: tl,
+        deadline,
+    })
+}
+
+/// Starts the testnet, times key generation on node0, checks every node agrees, stops it.
+async fn networked(args: &FedKeygenArgs) -> anyhow::Result<(f64, Timeline)> {
+    let (dir, temp) = bench_dir(args.dir.as_ref(), "fedkeygen");
+    let run = wait_master_root(args.nodes, args.height, args.timeout, &dir, |_, _| Ok(())).await?;
+    let root = agreed_root(&ApiClient::new(), &run.net.rows, run.deadline).await?;
     eprintln!("master root {root}: the same on every node");
-    net.stop();
-    if temp {
-        let _ = std::fs::remove_dir_all(&dir);
-    } else {
-        eprintln!("node logs kept in {}", dir.display());
-    }
-    Ok((wall, tl))
+    run.net.stop();
+    finish_dir(&dir, temp);
+    Ok((run.wall_ms, run.timeline))
 }
 
 /// CPU time (user + system, ms) that process `pid` has used so far, from `/proc/<pid>/stat`
@@ -492,7 +571,7 @@ fn owner_names(c: &seedfed_node::chain::ChainStatus, rows: &[up::NodeRow]) -> Ve
 }
 
 /// Waits until every node reports the same master root; returns it.
-async fn agreed_root(
+pub async fn agreed_root(
     client: &ApiClient,
     rows: &[up::NodeRow],
     deadline: Instant,

@@ -1,6 +1,6 @@
 //! A process's memory as Linux reports it in `/proc/<pid>/status`: the resident set now
 //! (`VmRSS`) and its peak since the process started (`VmHWM`, the high-water mark), which the
-//! flood bench and test read for every node process.
+//! flood and memory benches and the flood test read for every node process.
 //!
 //! Guarantees: values are in KiB as the kernel prints them; a missing process or field is an
 //! error naming the pid, never a zero.

@@ -68,16 +68,7 @@ pub fn run(args: SignArgs) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = bench(&args) => r,
-            _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
-            _ = term.recv() => Err(anyhow::anyhow!("terminated")),
-        }
-    })
+    crate::up::block_on_interruptible(&rt, bench(&args))
 }
 
 /// Nearest-rank percentile of sorted `v`.

@@ -97,6 +97,24 @@ fn default_dir() -> PathBuf {
     std::env::temp_dir().join("seedfed-testnet")
 }
 
+/// Runs `fut` to completion on `rt`, or fails when this process gets SIGINT or SIGTERM
+/// (dropping `fut` then stops the testnet it started): the benches' networked parts.
+pub fn block_on_interruptible<T>(
+    rt: &tokio::runtime::Runtime,
+    fut: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = fut => r,
+            _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+        }
+    })
+}
+
 /// `seedfed-testnet down`
 pub fn down(args: DownArgs) -> anyhow::Result<()> {
     let dir = args.dir.unwrap_or_else(default_dir);

@@ -20,6 +20,13 @@ use super::{
 pub const FILE_NAME: &str = "seedfed.redb";
 /// Where a new database is initialised before it is renamed to [`FILE_NAME`].
 const NEW_FILE_NAME: &str = "seedfed.redb.new";
+/// redb's page cache, in bytes (nine tenths for reads, one tenth for a transaction's writes).
+/// redb's default is 1 GiB, and after every commit it moves the pages it wrote into the read
+/// cache: a node that writes a block per height and a held sector of tens of MiB per sector
+/// would keep everything it ever wrote resident, up to a gigabyte. The node reads a few records
+/// per block (the tip, WAL, a held sector when signing starts; those it keeps decoded), so a
+/// small cache costs it little (`docs/benchmarks.md`, "Memory at 2^20 leaves").
+pub const CACHE_BYTES: usize = 16 << 20;
 
 const BACKEND: Backend = Backend::Redb;
 
@@ -85,7 +92,7 @@ impl RedbStore {
                 }
                 _ => {}
             }
-            drop(open_db(dir, &fresh, |p| Database::create(p))?);
+            drop(open_db(dir, &fresh, |p| builder().create(p))?);
             std::fs::File::open(&fresh)
                 .and_then(|f| f.sync_all())
                 .map_err(io("sync new store"))?;
@@ -95,10 +102,17 @@ impl RedbStore {
                 .map_err(io("sync store directory"))?;
         }
         Ok(Self {
-            db: open_db(dir, &path, |p| Database::open(p))?,
+            db: open_db(dir, &path, |p| builder().open(p))?,
             guard: PanicGuard::new(BACKEND),
         })
     }
+}
+
+/// redb's builder with the node's cache size ([`CACHE_BYTES`]).
+fn builder() -> ::redb::Builder {
+    let mut b = Database::builder();
+    b.set_cache_size(CACHE_BYTES);
+    b
 }
 
 /// Runs a redb open/create function, turning panics and errors into [`StoreError`]s.
@@ -222,5 +236,54 @@ impl Store for RedbStore {
     fn flush(&self) -> Result<(), StoreError> {
         // Every commit is already fsync'd (Durability::Immediate).
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This process's resident memory now (`VmRSS`, KiB; Linux).
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS line")
+    }
+
+    /// What a holder does with a 2^20-leaf key, scaled down: large records written, read back
+    /// and scanned. redb's default cache (1 GiB) would keep every page written resident; the
+    /// node's ([`CACHE_BYTES`]) keeps the growth to the cache plus a record at a time. Run by
+    /// nextest in a process of its own, so other tests' allocations do not count.
+    #[test]
+    fn resident_memory_stays_near_the_cache_size_whatever_is_written() {
+        const RECORD: usize = 8 << 20;
+        const RECORDS: u8 = 12;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbStore::open(dir.path()).expect("open");
+        let before = rss_kib();
+        for i in 0..RECORDS {
+            let value = vec![i; RECORD];
+            store.put("held", &[i], &value).expect("put");
+            assert_eq!(
+                store.get("held", &[i]).expect("get").as_deref(),
+                Some(&value[..])
+            );
+        }
+        let scanned: usize = store
+            .scan_prefix("held", &[])
+            .expect("scan")
+            .map(|e| e.expect("entry").1.len())
+            .sum();
+        assert_eq!(scanned, RECORD * usize::from(RECORDS));
+        let grown_mib = rss_kib().saturating_sub(before) / 1024;
+        let written_mib = (RECORD * usize::from(RECORDS)) as u64 >> 20;
+        assert!(
+            grown_mib < written_mib / 2,
+            "resident memory grew by {grown_mib} MiB after writing {written_mib} MiB (cache {} MiB)",
+            CACHE_BYTES >> 20
+        );
     }
 }

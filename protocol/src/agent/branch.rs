@@ -112,7 +112,7 @@ impl Agent {
         )?;
         owned.partials.insert(from, partial);
         let mut duties = Vec::new();
-        self.deal_if_ready(&ctx, st, sector, rng, &mut duties);
+        self.deal_if_ready(&ctx, st, sector, rng, &mut duties, true);
         Ok(duties)
     }
 

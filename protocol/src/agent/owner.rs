@@ -61,13 +61,7 @@ impl Agent {
             }
             // The first sends come from the re-send schedule below (due at the dealing height);
             // the tree to keep goes first.
-            let mut fresh = Vec::new();
-            self.deal_if_ready(ctx, st, sector, rng, &mut fresh);
-            duties.extend(
-                fresh
-                    .into_iter()
-                    .filter(|d| matches!(d, Duty::KeepTree { .. })),
-            );
+            self.deal_if_ready(ctx, st, sector, rng, duties, false);
             let Some(dealt) = self
                 .keygen
                 .owned
@@ -96,8 +90,9 @@ impl Agent {
         }
     }
 
-    /// Deals `sector` if we have `t` partials and have not dealt it yet; the batches go into
-    /// `sends`.
+    /// Deals `sector` if we have `t` partials and have not dealt it yet: the tree to keep goes
+    /// into `sends`, then, if `with_batches`, the batches (a copy of each; without, they are
+    /// not copied at all, which at 2^20 leaves is hundreds of MiB).
     pub(super) fn deal_if_ready<R: RngCore + CryptoRng>(
         &mut self,
         ctx: &KeyCtx,
@@ -105,6 +100,7 @@ impl Agent {
         sector: u32,
         rng: &mut R,
         sends: &mut Vec<Duty>,
+        with_batches: bool,
     ) {
         let Some(owned) = self.keygen.owned.get(&sector) else {
             return;
@@ -123,11 +119,13 @@ impl Agent {
                         keys,
                     });
                 }
-                for (holder, batches) in &dealt.batches {
-                    sends.extend(batches.iter().map(|b| Duty::Send {
-                        to: *holder,
-                        payload: b.clone(),
-                    }));
+                if with_batches {
+                    for (holder, batches) in &dealt.batches {
+                        sends.extend(batches.iter().map(|b| Duty::Send {
+                            to: *holder,
+                            payload: b.clone(),
+                        }));
+                    }
                 }
                 if let Some(owned) = self.keygen.owned.get_mut(&sector) {
                     // The partials give the branch seed: erase them with it.
@@ -169,16 +167,6 @@ impl Agent {
         .map_err(fail)?;
         let end = u64::from(leaves.end);
         let holders = ctx.basis.holders_of(first..end, ctx.r).map_err(fail)?;
-        let mut dealings = shamir::deal_batch(
-            seeds.iter().zip(holders.iter().map(Vec::as_slice)),
-            ctx.k,
-            &mut coefficients,
-        )
-        .map_err(fail)?;
-        drop(seeds);
-        if self.fault == Fault::BadDealShare {
-            corrupt_one_share(&mut dealings, self.me);
-        }
 
         let index: BTreeMap<MemberId, u16> = ctx
             .basis
@@ -199,11 +187,26 @@ impl Agent {
         let all: BTreeSet<MemberId> = holders.iter().flatten().copied().collect();
         let mut batches: BTreeMap<MemberId, Vec<Vec<u8>>> = BTreeMap::new();
         let mut chunk_roots = Vec::new();
-        for (c, (chunk, chunk_holders)) in dealings
+        let mut to_corrupt = self.fault == Fault::BadDealShare;
+        // Dealt a chunk at a time (the coefficients stream is the same as for the whole sector
+        // at once): a chunk's decoded commitments and plaintext shares are dropped before the
+        // next chunk is dealt, so only the sealed batches grow with the sector.
+        for (c, (chunk_seeds, chunk_holders)) in seeds
             .chunks(chunk_len)
             .zip(holders.chunks(chunk_len))
             .enumerate()
         {
+            let mut chunk = shamir::deal_batch(
+                chunk_seeds
+                    .iter()
+                    .zip(chunk_holders.iter().map(Vec::as_slice)),
+                ctx.k,
+                &mut coefficients,
+            )
+            .map_err(fail)?;
+            if to_corrupt {
+                to_corrupt = !corrupt_one_share(&mut chunk, self.me);
+            }
             let chunk_first = first + (c * chunk_len) as u64;
             // Encoded (at dealing) and hashed once for every holder's batch of the chunk.
             let commitments = ChunkCommitments::new(
@@ -250,6 +253,7 @@ impl Agent {
                     }));
             }
         }
+        drop(seeds);
         let commitments_root = dealing::commitments_root(first, bits, &chunk_roots);
         Ok(Dealt {
             height: st.height,
@@ -338,17 +342,20 @@ fn enough_acks(ctx: &KeyCtx, dealt: &Dealt) -> bool {
 
 /// The `BadDealShare` fault: the first share of the first leaf held by another validator is
 /// off by one (a bad dealer does not hand itself the bad share it could complain about).
-fn corrupt_one_share(dealings: &mut [shamir::Dealing], me: MemberId) {
+/// Returns whether a share was corrupted (`dealings` had a share of another validator).
+fn corrupt_one_share(dealings: &mut [shamir::Dealing], me: MemberId) -> bool {
     let first_other = dealings
         .iter_mut()
         .flat_map(|d| d.shares.iter_mut())
         .find(|s| s.holder != me);
-    if let Some(share) = first_other {
-        let mut bytes = *share.value_bytes();
-        bytes[0] ^= 1;
-        if let Ok(bad) = Share::new(share.holder, &bytes) {
-            *share = bad;
-        }
-        zeroize::Zeroize::zeroize(&mut bytes);
+    let Some(share) = first_other else {
+        return false;
+    };
+    let mut bytes = *share.value_bytes();
+    bytes[0] ^= 1;
+    if let Ok(bad) = Share::new(share.holder, &bytes) {
+        *share = bad;
     }
+    zeroize::Zeroize::zeroize(&mut bytes);
+    true
 }

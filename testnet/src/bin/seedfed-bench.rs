@@ -67,6 +67,9 @@ enum Command {
     /// master root), next to the CPU time of generating, dealing and verifying every sector
     /// in one process, divided by the cores.
     Fedkeygen(seedfed_testnet::fedkeygen_bench::FedKeygenArgs),
+    /// Peak resident memory of each validator process while the federation generates, deals
+    /// and holds a key on a local multi-process testnet, next to its share set on disk.
+    Memory(seedfed_testnet::memory_bench::MemoryArgs),
     /// Signing on a local multi-process testnet: a burst of client requests to the nodes'
     /// `POST /sign`, latency from request to verified signature and signatures per second.
     Sign(seedfed_testnet::sign_bench::SignArgs),
@@ -95,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         Command::Commit(args) => seedfed_testnet::commit_bench::run(args),
         Command::Dkg(args) => seedfed_testnet::dkg_bench::run(args),
         Command::Fedkeygen(args) => seedfed_testnet::fedkeygen_bench::run(args),
+        Command::Memory(args) => seedfed_testnet::memory_bench::run(args),
         Command::Sign(args) => seedfed_testnet::sign_bench::run(args),
         Command::Flood(args) => seedfed_testnet::flood_bench::run(args),
     }
