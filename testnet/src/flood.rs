@@ -36,6 +36,50 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+/// Transactions per flooded batch (gossip and API alike).
+const BATCH: u64 = 16;
+
+/// A batch of transfers in `author`'s name (a validator's) to `to`, each carrying `signature`,
+/// which is not the author's: refused by the gossip check and by the API.
+fn forged_transfers(
+    author: MemberId,
+    to: MemberId,
+    seq: u64,
+    signature: seedfed_protocol::ledger::Signature64,
+) -> Vec<seedfed_protocol::ledger::SignedTx> {
+    (0..BATCH)
+        .map(|i| seedfed_protocol::ledger::SignedTx {
+            tx: seedfed_protocol::ledger::Tx {
+                author,
+                nonce: seq.wrapping_mul(BATCH).wrapping_add(i),
+                body: seedfed_protocol::ledger::TxBody::Transfer { to, amount: 1 },
+            },
+            signature,
+        })
+        .collect()
+}
+
+/// A batch of properly signed transfers by `key`, a non-member, to `to`: valid-looking, and
+/// refused by every mempool (not a member). Nonces follow `seq`, so no two batches are equal.
+fn non_member_transfers(
+    key: &ed25519_dalek::SigningKey,
+    chain_id: &str,
+    to: MemberId,
+    seq: u64,
+) -> Vec<seedfed_protocol::ledger::SignedTx> {
+    let me = MemberId(key.verifying_key().to_bytes());
+    (0..BATCH)
+        .map(|i| {
+            seedfed_protocol::ledger::Tx {
+                author: me,
+                nonce: seq.wrapping_mul(BATCH).wrapping_add(i),
+                body: seedfed_protocol::ledger::TxBody::Transfer { to, amount: 1 },
+            }
+            .sign(chain_id, key)
+        })
+        .collect()
+}
 use tokio::time::Instant;
 
 use self::api::{ApiContext, ApiKind, ApiOutcome};

@@ -28,7 +28,7 @@ use anyhow::Context;
 use clap::Args;
 use seedfed_node::genesis::EpochParams;
 
-pub use binaries::{build_command, is_package_env, BUILD_PACKAGES, PACKAGE_ENV};
+pub use binaries::{binaries_in, build_command, is_package_env, BUILD_PACKAGES, PACKAGE_ENV};
 pub(crate) use key::endorsing_checkpoint;
 pub use key::PUBKEY_FILE;
 pub use launch::{start, start_with, testnet_key, NodeRow, Testnet};

@@ -30,19 +30,9 @@ const N: usize = 4;
 /// `seedfed` and `seedfed-bootstrap`, next to this package's binary in the target directory
 /// (built by the workspace test run).
 fn bins() -> (PathBuf, PathBuf) {
-    let dir = Path::new(env!("CARGO_BIN_EXE_seedfed-testnet"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let (node, boot) = (dir.join("seedfed"), dir.join("seedfed-bootstrap"));
-    for b in [&node, &boot] {
-        assert!(
-            b.exists(),
-            "{} not built: cargo build -p seedfed-node -p seedfed-bootstrap",
-            b.display()
-        );
-    }
-    (node, boot)
+    let exe = Path::new(env!("CARGO_BIN_EXE_seedfed-testnet"));
+    seedfed_testnet::up::binaries_in(exe.parent().expect("a target directory"))
+        .expect("the node binaries, built by the workspace test run")
 }
 
 /// Runs `cmd` to completion (at most 5 s: `timeout` kills it) and returns its output.

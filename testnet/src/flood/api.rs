@@ -19,8 +19,7 @@ use seedfed_protocol::ledger::{
 };
 use seedfed_protocol::member::MemberId;
 
-/// Transactions in one flooded batch.
-const BATCH: u64 = 16;
+use super::BATCH;
 
 /// The kinds of flooded API calls, in the order a flooder cycles through them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,16 +101,7 @@ pub async fn call(
     let validator = cx.validators[(seq as usize) % cx.validators.len().max(1)];
     match kind {
         ApiKind::BadSignatureTxs => {
-            let txs: Vec<SignedTx> = (0..BATCH)
-                .map(|i| SignedTx {
-                    tx: Tx {
-                        author: validator,
-                        nonce: seq.wrapping_mul(BATCH).wrapping_add(i),
-                        body: TxBody::Transfer { to: me, amount: 1 },
-                    },
-                    signature: garbage_signature(seq),
-                })
-                .collect();
+            let txs = super::forged_transfers(validator, me, seq, garbage_signature(seq));
             post_txs(client, api, &txs).await
         }
         ApiKind::StaleNonceTxs => {
@@ -147,19 +137,7 @@ pub async fn call(
             post_txs(client, api, &txs).await
         }
         ApiKind::NonMemberTxs => {
-            let txs: Vec<SignedTx> = (0..BATCH)
-                .map(|i| {
-                    Tx {
-                        author: me,
-                        nonce: seq.wrapping_mul(BATCH).wrapping_add(i),
-                        body: TxBody::Transfer {
-                            to: validator,
-                            amount: 1,
-                        },
-                    }
-                    .sign(cx.chain_id, cx.key)
-                })
-                .collect();
+            let txs = super::non_member_transfers(cx.key, cx.chain_id, validator, seq);
             post_txs(client, api, &txs).await
         }
         ApiKind::MalformedBody => {

@@ -15,11 +15,8 @@
 use rand_core::{OsRng, RngCore};
 use seedfed_node::chain::wire::{CONSENSUS_TOPIC, TX_TOPIC};
 use seedfed_protocol::consensus::ConsensusMessage;
-use seedfed_protocol::ledger::{self, Signature64, SignedTx, Tx, TxBody, VoteKind, VoteRecord};
+use seedfed_protocol::ledger::{self, Signature64, SignedTx, VoteKind, VoteRecord};
 use seedfed_protocol::member::MemberId;
-
-/// Transactions in one flooded batch.
-const BATCH: u64 = 16;
 
 /// The kinds of flooded gossip, in the order a flooder cycles through them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,32 +108,11 @@ pub fn payload(kind: GossipKind, seq: u64, cx: &Context<'_>) -> (&'static str, V
         // duplicates that gossip drops before any check (also part of the flood).
         GossipKind::EmptyTxs => (TX_TOPIC, ledger::encode(&Vec::<SignedTx>::new())),
         GossipKind::BadSignatureTxs => {
-            let txs: Vec<SignedTx> = (0..BATCH)
-                .map(|i| SignedTx {
-                    tx: Tx {
-                        author: validator,
-                        nonce: seq.wrapping_mul(BATCH).wrapping_add(i),
-                        body: TxBody::Transfer { to: me, amount: 1 },
-                    },
-                    signature: signature(seq),
-                })
-                .collect();
+            let txs = super::forged_transfers(validator, me, seq, signature(seq));
             (TX_TOPIC, ledger::encode(&txs))
         }
         GossipKind::NonMemberTxs => {
-            let txs: Vec<SignedTx> = (0..BATCH)
-                .map(|i| {
-                    Tx {
-                        author: me,
-                        nonce: seq.wrapping_mul(BATCH).wrapping_add(i),
-                        body: TxBody::Transfer {
-                            to: validator,
-                            amount: 1,
-                        },
-                    }
-                    .sign(cx.chain_id, cx.key)
-                })
-                .collect();
+            let txs = super::non_member_transfers(cx.key, cx.chain_id, validator, seq);
             (TX_TOPIC, ledger::encode(&txs))
         }
     }

@@ -11,7 +11,7 @@
 //! and the next outer `cargo run` re-run it back.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
@@ -81,12 +81,18 @@ pub(super) fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
             bail!("cargo build of the node binaries failed");
         }
     }
+    binaries_in(&dir)
+}
+
+/// `seedfed` and `seedfed-bootstrap` in `dir` (a target directory's `debug` or `release`), or
+/// which one is missing and how to build it.
+pub fn binaries_in(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let node = dir.join("seedfed");
     let boot = dir.join("seedfed-bootstrap");
     for b in [&node, &boot] {
         if !b.exists() {
             bail!(
-                "{} not found; build it with `cargo build --release -p seedfed-node -p seedfed-bootstrap`",
+                "{} not found; build it with `cargo build [--release] -p seedfed-node -p seedfed-bootstrap`",
                 b.display()
             );
         }
