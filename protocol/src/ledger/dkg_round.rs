@@ -22,6 +22,10 @@ use crate::member::MemberId;
 
 const SESSION_DOMAIN: Domain = Domain::new("seedfed-dkg-sid");
 
+/// Attempts of an epoch's DKG that are retried rather than finished with exactly `t`
+/// qualified members while part of the roster is left out ([`DkgRound::falls_short`]).
+pub const THIN_RETRIES: u32 = 1;
+
 /// Key of a recorded complaint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ComplaintKey {
@@ -208,6 +212,17 @@ impl DkgRound {
         self.round1_closed_at = None;
         self.acks.clear();
         self.complaints_closed_at = None;
+    }
+
+    /// Whether an attempt that qualified `qualified` members fails: fewer than `t`, or, on the
+    /// first [`THIN_RETRIES`] attempts, exactly `t` while part of the roster is left out. Such
+    /// a key has no margin: one of its holders failing later leaves it unable to sign for the
+    /// whole epoch (no rotation checkpoint, no audit draw). The retry lets a validator that
+    /// came up late (typically at genesis) join; past it, a thin key is accepted.
+    pub fn falls_short(&self, qualified: usize) -> bool {
+        let t = usize::from(self.threshold);
+        qualified < t
+            || (qualified == t && qualified < self.roster.len() && self.attempt < THIN_RETRIES)
     }
 
     /// Last height of the round-1 window: `opened_at + R`, or earlier if every roster member's

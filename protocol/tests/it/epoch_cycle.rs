@@ -227,6 +227,38 @@ fn absent_validator_is_excluded_and_the_rest_complete() {
     );
 }
 
+/// Exactly `t` qualified while a validator is absent leaves a key with no margin: the first
+/// attempt is retried (recorded as a failure), and a validator that comes up meanwhile joins
+/// the key. Past that one retry, a thin key is accepted (`full_cycle` of
+/// `absent_validator_is_excluded_and_the_rest_complete`, checked here too).
+#[test]
+fn a_first_attempt_with_no_margin_is_retried_and_a_late_validator_joins_the_key() {
+    let mut net = Net::new(4, &[3], &[], 31);
+    net.run_until(200, |net| !net.st().dkg.failures.is_empty());
+    let st = net.st();
+    assert!(!st.dkg_results.contains_key(&0));
+    let failure = &st.dkg.failures[0];
+    assert_eq!((failure.attempt, failure.qualified), (0, 3));
+    let late = id(&net.nodes[3].key);
+    assert_eq!(failure.excluded[&late], DkgExclusion::Absent);
+    assert_eq!(st.dkg.attempt, 1);
+    // Node 3 comes up during the retry and deals in it.
+    net.nodes[3].agent = Some(Agent::new(seed(3), xseed(3), Fault::default()));
+    net.run_until(200, |net| net.st().dkg_results.contains_key(&0));
+    let result = &net.st().dkg_results[&0];
+    assert_eq!(result.attempt, 1);
+    assert_eq!(result.qualified.len(), 4);
+    assert!(result.qualified.contains(&late));
+
+    // Still absent at the retry: the thin key is accepted, after exactly one failure.
+    let mut net = Net::new(4, &[3], &[], 32);
+    net.run_until(200, |net| net.st().dkg_results.contains_key(&0));
+    let st = net.st();
+    assert_eq!(st.dkg.failures.len(), 1);
+    assert_eq!(st.dkg_results[&0].attempt, 1);
+    assert_eq!(st.dkg_results[&0].qualified.len(), 3);
+}
+
 #[test]
 fn bad_dealer_is_excluded_with_evidence() {
     let net = Net::new(4, &[], &[(2, Fault::BadRound2Shares)], 4);
@@ -424,10 +456,13 @@ fn answers_close_before_complaints_so_a_bad_answer_still_convicts() {
             TxBody::DkgFinalize { epoch: 0 },
         )
         .unwrap();
-    let result = &done.dkg_results[&0];
-    assert!(!result.qualified.contains(&dealer));
+    // Three of four qualified, exactly `t`, on a first attempt: retried for margin
+    // (`DkgRound::falls_short`), the dealer's conviction in the failure's record.
+    assert!(!done.dkg_results.contains_key(&0));
+    let failure = &done.dkg.failures[0];
+    assert_eq!(failure.qualified, 3);
     assert_eq!(
-        result.excluded[&dealer],
+        failure.excluded[&dealer],
         DkgExclusion::BadShare {
             suite: DkgSuite::Ristretto255,
             complainer: recipient

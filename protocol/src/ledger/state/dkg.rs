@@ -6,7 +6,8 @@
 //! sender, and only if the DKG checks accept it. Answers close before `Bad` complaints do, so
 //! every answer can still be convicted. Finalisation takes the intersection of both
 //! suites' qualified sets (one group holds both keys) and records both public key packages, or,
-//! with fewer than `t` qualified, records the failure and reopens the DKG with a new session.
+//! with fewer than `t` qualified (or exactly `t` on a first attempt that left someone out:
+//! `DkgRound::falls_short`), records the failure and reopens the DKG with a new session.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -241,8 +242,9 @@ impl LedgerState {
                 .entry(*m)
                 .or_insert(DkgExclusion::from_dkg(DkgSuite::Ed25519, *e));
         }
-        if qualified.len() < usize::from(self.dkg.threshold) {
-            // Failed attempt: record it and reopen at once with a fresh session context.
+        if self.dkg.falls_short(qualified.len()) {
+            // Failed attempt (too few, or a first attempt with no margin): record it and
+            // reopen at once with a fresh session context.
             let failure = DkgFailure {
                 attempt: self.dkg.attempt,
                 height: self.height,
