@@ -215,7 +215,7 @@ impl DkgRound {
     }
 
     /// Whether an attempt that qualified `qualified` members fails: fewer than `t`, or, on the
-    /// first [`THIN_RETRIES`] attempts, exactly `t` while part of the roster is left out. Such
+    /// first `THIN_RETRIES` attempts, exactly `t` while part of the roster is left out. Such
     /// a key has no margin: one of its holders failing later leaves it unable to sign for the
     /// whole epoch (no rotation checkpoint, no audit draw). The retry lets a validator that
     /// came up late (typically at genesis) join; past it, a thin key is accepted.
