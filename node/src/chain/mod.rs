@@ -14,6 +14,7 @@ pub mod mempool;
 pub mod metrics;
 mod milestones;
 mod outbox;
+mod own_txs;
 pub mod signing;
 mod status;
 pub mod storage;
