@@ -127,6 +127,9 @@ pub enum FaultArg {
     /// As a signing quorum member, lie about every pairwise mask commitment: the honest
     /// members reveal their pair points and the ledger convicts this member alone.
     DisputeEveryone,
+    /// As a sector owner, sign a wrong path when a recipient asks for a leaf's: the
+    /// recipient's `LeafMismatch` convicts it, the leaf is retired and the request moves on.
+    BadPath,
 }
 
 impl FaultArg {
@@ -140,6 +143,7 @@ impl FaultArg {
             FaultArg::BadTree => seedfed_protocol::agent::Fault::BadTree,
             FaultArg::BadContribution => seedfed_protocol::agent::Fault::BadContribution,
             FaultArg::DisputeEveryone => seedfed_protocol::agent::Fault::DisputeEveryone,
+            FaultArg::BadPath => seedfed_protocol::agent::Fault::BadPath,
         }
     }
 }

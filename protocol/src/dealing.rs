@@ -126,7 +126,7 @@ pub struct SectorId {
 }
 
 impl SectorId {
-    fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(32 + 4 + 4 + 32 + 32);
         out.extend_from_slice(&self.chain);
         out.extend_from_slice(&self.key.to_le_bytes());

@@ -9,9 +9,10 @@
 //! `branch_seed` (root secret to branch seeds, delivered to their owners), `lmots`/`lms`/
 //! `sector`/`master` (one-time keys to the system public key), `shamir`/`dealing`/`audit`
 //! (leaf seeds dealt to holders, checked before use), `reconstruct`/`repair` (leaf seeds live
-//! only as shares), `dkg` (the two group keys, robust against absent and bad dealers), `tprf`
-//! (the root secret is used only through a threshold PRF), `retired` (the leaves the audit made
-//! public, which verifiers refuse), `agent` (what a validator
+//! only as shares; `mismatch`: a rebuilt seed that misses its tree convicts its owner), `dkg`
+//! (the two group keys, robust against absent and bad dealers), `tprf` (the root secret is used
+//! only through a threshold PRF), `retired` (the leaves the audit made public, which verifiers
+//! refuse), `agent` (what a validator
 //! contributes to the epoch cycle after each block), `checkpoint`/`light_client` (the Ed25519
 //! group key signs checkpoints that a light client checks), and `ledger`/`consensus` (the
 //! replicated ledger every node applies, ordered by Tendermint through Malachite's pure core).
@@ -40,6 +41,7 @@ pub mod lmots;
 pub mod lms;
 pub mod master;
 pub mod member;
+pub mod mismatch;
 pub mod reconstruct;
 pub mod repair;
 pub mod retired;

@@ -13,7 +13,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use seedfed_protocol::ledger::{split_leaf, Block, Evidence, LedgerState, TxBody};
+use seedfed_protocol::ledger::{
+    split_leaf, Block, ConvictionEvidence, Evidence, LedgerState, TxBody,
+};
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::reconstruct::blame::BlameEvidence;
 use serde::{Deserialize, Serialize};
@@ -149,6 +151,21 @@ pub fn evidence_record(
                     ),
                 ),
             }
+        }
+        TxBody::LeafMismatch { evidence } => {
+            let (key, index) = split_leaf(evidence.leaf);
+            (
+                state
+                    .sign_convictions
+                    .iter()
+                    .find(|(_, c)| {
+                        c.height == height
+                            && matches!(&c.evidence, ConvictionEvidence::Mismatch { evidence: e } if e.leaf == evidence.leaf)
+                    })
+                    .map(|(m, _)| hexid(m))
+                    .unwrap_or_default(),
+                format!("leaf {key}:{index}'s seed does not generate its sector's leaf"),
+            )
         }
         _ => return None,
     };

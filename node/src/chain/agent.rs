@@ -10,7 +10,7 @@
 //! ([`Duty::Send`]). Held records of a dealing that lost to another on the ledger are deleted.
 
 use libp2p::PeerId;
-use seedfed_protocol::agent::{leaf_path_msg, path_txs, reveal_txs, Duty};
+use seedfed_protocol::agent::{path_txs, reveal_txs, Duty};
 use seedfed_protocol::dealing::{CommitmentTree, HeldSector};
 use seedfed_protocol::hash::Domain;
 use seedfed_protocol::ledger;
@@ -178,8 +178,11 @@ impl Driver {
                 } => match self
                     .tree_for_signing(key, sector, root)
                     .await
-                    .and_then(|tree| leaf_path_msg(&tree, leaf).map_err(|e| e.to_string()))
-                {
+                    .and_then(|tree| {
+                        self.agent
+                            .leaf_path_msg(&self.consensus.ledger().state, &tree, leaf)
+                            .map_err(|e| e.to_string())
+                    }) {
                     Ok(payload) => rest.push(Duty::Send { to, payload }),
                     Err(e) => warn!(sector, leaf, "cannot send a leaf's path: {e}"),
                 },

@@ -212,6 +212,7 @@ pub fn kind(body: &TxBody) -> &'static str {
         TxBody::SignBlame { .. } => "SignBlame",
         TxBody::Repair { .. } => "Repair",
         TxBody::Filler => "Filler",
+        TxBody::LeafMismatch { .. } => "LeafMismatch",
     }
 }
 
@@ -243,7 +244,8 @@ pub fn size_cap(body: &TxBody) -> usize {
         | TxBody::AuditReveal { .. }
         | TxBody::AuditPath { .. }
         | TxBody::SignaturePublish { .. }
-        | TxBody::SignBlame { .. } => PAYLOAD_TX_CAP,
+        | TxBody::SignBlame { .. }
+        | TxBody::LeafMismatch { .. } => PAYLOAD_TX_CAP,
         TxBody::BranchAssignment { .. } | TxBody::SectorRoot { .. } => LIST_TX_CAP,
     }
 }

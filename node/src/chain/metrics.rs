@@ -95,19 +95,21 @@ pub const REFUSALS: [&str; 11] = [
 ];
 
 /// The values of [`Cause::cause`].
-pub const CAUSES: [&str; 3] = [
+pub const CAUSES: [&str; 4] = [
     "bad_contribution",
     "mask_dispute",
     "contribution_unavailable",
+    "leaf_mismatch",
 ];
 
 /// The values of [`Kind::kind`] ([`evidence_kind`]).
-pub const EVIDENCE_KINDS: [&str; 5] = [
+pub const EVIDENCE_KINDS: [&str; 6] = [
     "equivocation",
     "inactivity",
     "dkg_complaint",
     "deal_complaint",
     "sign_blame",
+    "leaf_mismatch",
 ];
 
 /// The values of [`Role::role`].
@@ -364,11 +366,13 @@ impl ChainMetrics {
         if let Some(kind) = evidence_kind(body) {
             self.evidence.get_or_create(&Kind { kind }).inc();
         }
-        if let TxBody::SignBlame { evidence, .. } = body {
-            self.reconstruction_failed(match **evidence {
+        match body {
+            TxBody::SignBlame { evidence, .. } => self.reconstruction_failed(match **evidence {
                 BlameEvidence::BadContribution { .. } => "bad_contribution",
                 BlameEvidence::MaskDispute { .. } => "mask_dispute",
-            });
+            }),
+            TxBody::LeafMismatch { .. } => self.reconstruction_failed("leaf_mismatch"),
+            _ => {}
         }
     }
 
@@ -384,7 +388,8 @@ impl ChainMetrics {
 
 /// The kind of evidence a transaction body carries, if any: `equivocation` and `inactivity`
 /// (evictions), `dkg_complaint`, `deal_complaint` (a holder proves a bad dealt batch),
-/// `sign_blame` (a quorum member's bad contribution or mask dispute).
+/// `sign_blame` (a quorum member's bad contribution or mask dispute), `leaf_mismatch` (a
+/// sector owner's seed or signed path that misses its sector root, found at signing).
 pub fn evidence_kind(body: &TxBody) -> Option<&'static str> {
     match body {
         TxBody::Evict { evidence, .. } => Some(match evidence {
@@ -394,6 +399,7 @@ pub fn evidence_kind(body: &TxBody) -> Option<&'static str> {
         TxBody::DkgComplaint { .. } => Some("dkg_complaint"),
         TxBody::DealComplaint { .. } => Some("deal_complaint"),
         TxBody::SignBlame { .. } => Some("sign_blame"),
+        TxBody::LeafMismatch { .. } => Some("leaf_mismatch"),
         _ => None,
     }
 }

@@ -181,9 +181,10 @@ impl Driver {
         );
     }
 
-    /// After a decided block: requests it allocated learn their leaf, requests whose leaf it
-    /// signed are answered, requests the ledger no longer accepts are refused, and requests
-    /// whose caller gave up are forgotten.
+    /// After a decided block: requests it allocated learn their leaf (a request whose leaf a
+    /// `LeafMismatch` retired learns its new one, allocated at this height), requests whose
+    /// leaf it signed are answered, requests the ledger no longer accepts are refused, and
+    /// requests whose caller gave up are forgotten.
     pub(super) fn settle_sign_waiters(&mut self, block: &Block) {
         if self.sign_waiters.is_empty() {
             return;
@@ -214,6 +215,15 @@ impl Driver {
                 continue;
             }
             match w.leaf {
+                Some((leaf, _)) if !st.sign_requests.contains_key(&leaf) => {
+                    // A `LeafMismatch` retired its leaf and found no other to move it to.
+                    done.push((
+                        *key,
+                        Some(Err(SignRefused::NoKey(format!(
+                            "leaf {leaf} was retired and no leaf was left for the request"
+                        )))),
+                    ));
+                }
                 Some((leaf, allocated_at)) if w.request.request.issue_to.is_some() => {
                     if let Some(bundle) = self.agent.issue_bundle(st, leaf) {
                         info!(leaf, "issued leaf: bundle ready for the client");

@@ -348,7 +348,9 @@ pub struct ConvictionInfo {
     pub sector: u32,
     /// Block height of the conviction.
     pub height: u64,
-    /// `complaint` (a holder proved a bad batch) or `audit` (a seed does not match the tree).
+    /// `complaint` (a holder proved a bad batch), `audit` (a seed does not match the tree),
+    /// `sign-blame` (a bad contribution or mask dispute) or `leaf-mismatch` (at signing, a
+    /// dealt seed with the owner's signed path misses the sector root).
     pub by: String,
     /// What the evidence proved.
     pub reason: String,
@@ -368,7 +370,7 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
                 .sign_requests
                 .range(leaf_id(k.index, 0)..leaf_id(k.index + 1, 0))
                 .count() as u64,
-            leaves_left: k.leaves_left(s.key.leaves()),
+            leaves_left: k.leaves_left(&s.key),
             leaves_retired: k.retired_leaves().len() as u64,
         })
         .collect();
@@ -423,6 +425,7 @@ pub fn key_info(s: &LedgerState) -> KeyInfo {
                     ConvictionEvidence::Complaint { .. } => "complaint",
                     ConvictionEvidence::Audit { .. } => "audit",
                     ConvictionEvidence::Signing { .. } => "sign-blame",
+                    ConvictionEvidence::Mismatch { .. } => "leaf-mismatch",
                 }
                 .into(),
                 reason: c.reason.clone(),

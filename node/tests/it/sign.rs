@@ -586,7 +586,7 @@ async fn a_tiny_key_runs_out_while_requests_arrive_and_the_next_key_signs_withou
     for i in [0, 3] {
         let st = stored_ledger(&homes[i], &genesis);
         assert!(st.older_keys.contains_key(&0) && st.key_state(1).is_some());
-        assert_eq!(st.key_state(0).unwrap().leaves_left(32), 0);
+        assert_eq!(st.key_state(0).unwrap().leaves_left(&st.key), 0);
         assert!(st.key_state(1).unwrap().endorsed.is_some());
         for (leaf, r) in &st.sign_requests {
             let (k, q) = split_leaf(*leaf);

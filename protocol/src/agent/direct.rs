@@ -68,6 +68,9 @@ pub(super) enum Direct {
         leaf: u64,
         /// `h − p` nodes, leaf level first.
         path: Vec<[u8; 32]>,
+        /// The owner's signature of the path (`mismatch::path_message`): the recipient's
+        /// evidence if the path and the rebuilt seed miss the sector root.
+        signature: Vec<u8>,
     },
     /// A holder's acknowledgement of a whole sector.
     Ack {
@@ -114,7 +117,11 @@ impl Agent {
             Direct::Dispute { leaf, mine, theirs } => {
                 self.on_dispute(st, from, leaf, &mine, &theirs, rng)
             }
-            Direct::LeafPath { leaf, path } => self.on_leaf_path(st, from, leaf, path, rng),
+            Direct::LeafPath {
+                leaf,
+                path,
+                signature,
+            } => self.on_leaf_path(st, from, leaf, (path, signature), rng),
         }
     }
 }

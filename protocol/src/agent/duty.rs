@@ -129,6 +129,9 @@ pub enum Fault {
     /// member (adjusting `c_i` so its own check passes): every pair disputes, the honest members
     /// reveal their pair points, and the ledger convicts this member alone.
     DisputeEveryone,
+    /// As a sector owner, sign a wrong authentication path when a recipient asks for a leaf's
+    /// path (audits see the right ones): the recipient's `LeafMismatch` convicts it.
+    BadPath,
 }
 
 /// Why a direct message or a snapshot was rejected. Never contains secrets.

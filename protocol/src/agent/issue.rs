@@ -78,7 +78,7 @@ impl Agent {
             .map(|p| g.sealed.get(&p.member).cloned())
             .collect::<Option<Vec<Contribution>>>()?;
         let (_, encoded, _) = g.commitment.as_ref()?;
-        let path = full_path(st, ctx.key, ctx.sector, g.path.clone()?)?;
+        let path = full_path(st, ctx.key, ctx.sector, g.path.clone()?.0)?;
         Some(IssueBundle {
             leaf,
             digest: ctx.digest,

@@ -30,4 +30,4 @@ pub use dkg::{MISSING_DELAY_BLOCKS, RESEND_BLOCKS};
 pub use duty::{Duty, EpochError, Fault, SecretBytes};
 pub use keygen::{ACK_WAIT_BLOCKS, KEYGEN_RESEND_BLOCKS};
 pub use machine::{Agent, AgentStatus};
-pub use sign::{leaf_path_msg, SIGN_ATTEMPT_BLOCKS};
+pub use sign::SIGN_ATTEMPT_BLOCKS;

@@ -40,6 +40,7 @@ use crate::ledger::{
 use crate::lms;
 use crate::master::Master;
 use crate::member::MemberId;
+use crate::mismatch::{self, LeafMismatch};
 use crate::reconstruct::blame;
 use crate::reconstruct::{
     self, Contribution, ContributionFault, FaultReport, HolderKeys, Opened, Participant,
@@ -60,7 +61,8 @@ pub(super) struct Gathering {
     pub(super) sealed: BTreeMap<MemberId, Contribution>,
     /// The leaf's commitment, decoded, and as sent with its path (for a blame).
     pub(super) commitment: Option<(Commitment, EncodedCommitment, Vec<[u8; 32]>)>,
-    pub(super) path: Option<Vec<[u8; 32]>>,
+    /// The owner's path of the leaf inside its sector, and its signature of it.
+    pub(super) path: Option<(Vec<[u8; 32]>, Vec<u8>)>,
     /// The `SignaturePublish`, once made: re-submitted until it lands.
     submitted: Option<TxBody>,
     /// Blame of the attempt with this context (submissions, dispute notices): repeated while
@@ -429,13 +431,13 @@ impl Agent {
         })])
     }
 
-    /// The owner's path of a leaf we requested.
+    /// The owner's signed path of a leaf we requested.
     pub(super) fn on_leaf_path<R: RngCore + CryptoRng>(
         &mut self,
         st: &LedgerState,
         from: MemberId,
         leaf: u64,
-        path: Vec<[u8; 32]>,
+        (path, signature): (Vec<[u8; 32]>, Vec<u8>),
         rng: &mut R,
     ) -> Result<Vec<Duty>, EpochError> {
         let ctx = sign_ctx(st, leaf).ok_or(EpochError::NoKeygen("leaf not open for signing"))?;
@@ -448,7 +450,15 @@ impl Agent {
         if path.len() != usize::from(st.key.tree_height - st.key.sector_bits) {
             return Err(EpochError::Envelope("path of the wrong length"));
         }
-        self.signing.entry(leaf).or_default().path = Some(path);
+        let id = ctx
+            .record
+            .id(chain_digest(&st.chain_id), ctx.key, ctx.sector);
+        if !mismatch::path_signed(&id, &ctx.record.root, ctx.q, &path, &signature) {
+            return Err(EpochError::Envelope(
+                "path not signed by the sector's owner",
+            ));
+        }
+        self.signing.entry(leaf).or_default().path = Some((path, signature));
         if ctx.issue {
             return Ok(Vec::new());
         }
@@ -516,15 +526,44 @@ impl Agent {
             }
         };
         let seed = secret.lms_seed();
-        drop(secret);
         let layout = st.key_layout(ctx.key).ok()?;
-        let path = full_path(st, ctx.key, ctx.sector, g.path.clone()?)?;
-        let q = u32::try_from(ctx.q).ok()?;
+        let (sector_path, path_signature) = g.path.clone()?;
+        let q32 = u32::try_from(ctx.q).ok()?;
+        if !crate::audit::leaf_matches(
+            layout.ots_type,
+            &layout.id,
+            layout.height(),
+            q32,
+            &secret,
+            &sector_path,
+            &ctx.record.root,
+        ) {
+            // The seed is its commitment's secret (`combine` checked it) but, with the owner's
+            // signed path, misses the sector root: the owner's fault. The seed is published
+            // with the evidence; the ledger retires the leaf and moves the request.
+            tracing::warn!(leaf, "the rebuilt seed does not generate the sector's leaf");
+            let body = TxBody::LeafMismatch {
+                evidence: Box::new(LeafMismatch {
+                    leaf,
+                    seed: *secret.to_bytes(),
+                    commitment: encoded.clone(),
+                    commitment_path: commitment_path.clone(),
+                    path: sector_path,
+                    path_signature,
+                }),
+            };
+            drop(secret);
+            g.opened.clear();
+            g.submitted = Some(body.clone());
+            return Some(vec![Duty::Submit(body)]);
+        }
+        drop(secret);
+        let path = full_path(st, ctx.key, ctx.sector, sector_path)?;
         let signed = lms::sign(
             layout.lms_type,
             layout.ots_type,
             &layout.id,
-            q,
+            q32,
             &seed,
             &ctx.digest,
             path,
@@ -540,9 +579,9 @@ impl Agent {
         };
         let public = st.key_public(ctx.key)?;
         if let Err(e) = public.verify(&ctx.digest, &sig) {
-            // The seed matches its commitment but not the tree (or the owner's path is wrong).
+            // The sector's leaf checked, so the master tree's path is wrong: a ledger mismatch
+            // this node cannot settle. Nothing leaves.
             tracing::warn!(leaf, error = %e, "the rebuilt one-time key does not verify");
-            g.path = None;
             return None;
         }
         let body = TxBody::SignaturePublish {
@@ -634,19 +673,39 @@ pub(super) fn full_path(
     Some(sector_path)
 }
 
-/// The path message a [`Duty::SendPath`] asks for (leaf id `leaf`), from the owner's kept
-/// tree of the leaf's sector.
-pub fn leaf_path_msg(tree: &Sector, leaf: u64) -> Result<Vec<u8>, crate::sector::SectorError> {
-    let q = u32::try_from(split_leaf(leaf).1).map_err(|_| {
-        crate::sector::SectorError::LeafNotInSector {
-            q: u32::MAX,
-            branch: tree.branch(),
+impl Agent {
+    /// The path message a [`Duty::SendPath`] asks for (leaf id `leaf`), from the owner's kept
+    /// tree of the leaf's sector, signed (`mismatch::sign_path`) for the sector's record on
+    /// the ledger. `Fault::BadPath` signs a wrong path.
+    pub fn leaf_path_msg(
+        &self,
+        st: &LedgerState,
+        tree: &Sector,
+        leaf: u64,
+    ) -> Result<Vec<u8>, EpochError> {
+        let (key, q) = split_leaf(leaf);
+        let q32 = u32::try_from(q).map_err(|_| EpochError::NoKeygen("leaf out of range"))?;
+        let sector = tree.branch();
+        let record = st
+            .key_state(key)
+            .and_then(|k| k.sectors.get(&sector))
+            .ok_or(EpochError::NoKeygen("the leaf's sector is not published"))?;
+        let mut path = tree
+            .auth_path(q32)
+            .map_err(|_| EpochError::NoKeygen("leaf not in the kept tree"))?;
+        if self.fault == Fault::BadPath {
+            if let Some(first) = path.first_mut() {
+                first[0] ^= 1;
+            }
         }
-    })?;
-    Ok(encode(&Direct::LeafPath {
-        leaf,
-        path: tree.auth_path(q)?,
-    }))
+        let id = record.id(chain_digest(&st.chain_id), key, sector);
+        let signature = mismatch::sign_path(&self.identity, &id, &record.root, q, &path);
+        Ok(encode(&Direct::LeafPath {
+            leaf,
+            path,
+            signature,
+        }))
+    }
 }
 
 #[cfg(test)]

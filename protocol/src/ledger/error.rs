@@ -140,6 +140,9 @@ pub enum LedgerError {
     /// convicted).
     #[error("sign blame rejected: {0}")]
     BadSignBlame(&'static str),
+    /// A `LeafMismatch` whose evidence does not convict the sector's owner.
+    #[error("{0}")]
+    BadLeafMismatch(String),
     /// An audit transaction that does not apply (no open audit, a leaf not drawn, a share or
     /// path that does not check, a duplicate).
     #[error("audit: {0}")]

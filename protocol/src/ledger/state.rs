@@ -27,6 +27,7 @@ mod dkg;
 mod epoch;
 mod key;
 mod keys;
+mod leaf_mismatch;
 mod members;
 mod sector_window;
 mod sign_blame;
@@ -397,6 +398,7 @@ impl LedgerState {
             TxBody::Repair { .. } => self.apply_repair(),
             TxBody::DkgAck { epoch, attempt } => self.apply_dkg_ack(author, *epoch, *attempt),
             TxBody::Filler => Ok(()),
+            TxBody::LeafMismatch { evidence } => self.apply_leaf_mismatch(author, evidence),
         }
     }
 }

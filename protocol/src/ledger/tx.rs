@@ -22,6 +22,7 @@ use crate::admission::Proof;
 use crate::dealing::DealAck;
 use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
+use crate::mismatch::LeafMismatch;
 use crate::reconstruct::blame::BlameEvidence;
 use crate::seal::PossessionProof;
 use crate::shamir::EncodedCommitment;
@@ -447,6 +448,14 @@ pub enum TxBody {
     /// validator's equal transaction beat to the ledger): the transactions behind it keep
     /// their nonces and stay valid, instead of all being dropped and signed again.
     Filler,
+    /// Evidence that an allocated leaf's rebuilt seed, the secret of its commitment, does not
+    /// generate the sector's leaf with the owner's signed path (`mismatch::judge`). The ledger
+    /// retires the leaf, gives its request the next free leaf, convicts and evicts the owner and
+    /// withdraws the owner's sectors of that key from allocation.
+    LeafMismatch {
+        /// The evidence (boxed: it is much larger than most bodies).
+        evidence: Box<LeafMismatch>,
+    },
 }
 
 /// An unsigned transaction.

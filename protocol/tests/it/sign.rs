@@ -9,7 +9,7 @@ use crate::common;
 use std::collections::BTreeSet;
 
 use common::*;
-use seedfed_protocol::agent::Fault;
+use seedfed_protocol::agent::{Agent, Fault};
 use seedfed_protocol::ledger::{leaf_id, split_leaf, ConvictionEvidence, KeyParams};
 use seedfed_protocol::lms::LmsSignature;
 use seedfed_protocol::reconstruct::blame::BlameEvidence;
@@ -139,7 +139,7 @@ fn a_tiny_key_runs_out_while_requests_arrive_and_the_next_key_takes_over_without
     let indices: Vec<u32> = st.keys().map(|k| k.index).collect();
     assert_eq!(indices, [0, 1, 2]);
     let (old, new) = (&st.older_keys[&0], &st.older_keys[&1]);
-    assert_eq!(old.leaves_left(32), 0, "key 0 is spent");
+    assert_eq!(old.leaves_left(&st.key), 0, "key 0 is spent");
     // Key 1 was endorsed by a checkpoint before its first leaf was allocated.
     let first_on_new = st.sign_requests.range(leaf_id(1, 0)..).next().unwrap();
     let endorsing = st
@@ -328,4 +328,136 @@ fn key_issuance_gives_the_client_a_bundle_only_it_can_open_and_it_signs_locally(
     ));
     net.step();
     assert_eq!(net.st().signatures[&leaf], sig);
+}
+
+/// A sector owner that signs a wrong authentication path (its audit passed: the audit's paths
+/// were right) makes the seed it dealt miss its sector root at the recipient: the recipient's
+/// `LeafMismatch` convicts it, the leaf is retired, its sectors are withdrawn, and every
+/// request waiting in them is signed with a leaf of another sector.
+#[test]
+fn an_owner_whose_signed_path_misses_its_root_is_convicted_and_its_requests_move_on() {
+    let mut net = Net::with_key(4, &[], &[], 48, key(2, 3));
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
+    // The owner of sector 0, where the first leaves are, turns bad now.
+    let owner = net.st().newest.sectors[&0].owner;
+    let bad = net.index_of(&owner);
+    let snap = net.nodes[bad].agent.as_ref().unwrap().snapshot();
+    net.nodes[bad].agent =
+        Some(Agent::restore(&snap, seed(bad), xseed(bad), Fault::BadPath).unwrap());
+    net.faults.insert(bad, Fault::BadPath);
+    let relay = (bad + 1) % 4;
+    let epoch = net.st().epoch;
+    for i in 0..3u8 {
+        net.submit
+            .push((relay, request([i + 1; 32], epoch, u64::from(i))));
+    }
+    net.step();
+    let first: Vec<u64> = net.st().sign_requests.keys().copied().collect();
+    assert_eq!(first.len(), 3);
+    assert!(
+        first.iter().all(|l| *l < 16),
+        "allocated in sector 0: {first:?}"
+    );
+    net.run_until(200, |net| net.st().signatures.len() == 3);
+    let st = net.st();
+    // Convicted with the evidence, evicted; its sectors withdrawn; one leaf retired.
+    assert_eq!(
+        st.sign_convictions.keys().copied().collect::<Vec<_>>(),
+        vec![owner]
+    );
+    let c = &st.sign_convictions[&owner];
+    let ConvictionEvidence::Mismatch { evidence } = &c.evidence else {
+        panic!("{c:?}")
+    };
+    assert!(first.contains(&evidence.leaf));
+    assert!(!st.is_validator(&owner));
+    let owned: BTreeSet<u32> = st
+        .newest
+        .sectors
+        .iter()
+        .filter(|(_, r)| r.owner == owner)
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(st.newest.withdrawn, owned);
+    assert_eq!(
+        st.newest.retired.keys().copied().collect::<Vec<_>>(),
+        vec![evidence.leaf]
+    );
+    assert!(st.newest.retired_leaves().contains(&evidence.leaf));
+    // Every request was signed once, in a sector the bad owner does not own, with a leaf
+    // allocated after the first ones; none of the first leaves was signed.
+    let public = st.master_public_key().unwrap();
+    let layout = st
+        .key
+        .layout(&seedfed_protocol::ledger::chain_digest(&st.chain_id), 0)
+        .unwrap();
+    let mut nonces = BTreeSet::new();
+    for (leaf, request) in &st.sign_requests {
+        assert!(!first.contains(leaf));
+        let sector = layout.sector_of(*leaf as u32).unwrap();
+        assert!(
+            !owned.contains(&sector),
+            "leaf {leaf} in a withdrawn sector"
+        );
+        let sig = LmsSignature::decode_hss(&st.signatures[leaf]).unwrap();
+        public.verify(&request.digest, &sig).unwrap();
+        assert!(nonces.insert(request.request.1));
+    }
+    assert_eq!(nonces.len(), 3);
+    assert!(first.iter().all(|l| !st.signatures.contains_key(l)));
+    // The same evidence again: its leaf holds no request any more.
+    let again = seedfed_protocol::ledger::TxBody::LeafMismatch {
+        evidence: evidence.clone(),
+    };
+    assert!(matches!(
+        net.try_tx(st, relay, st.height + 1, again),
+        Err(seedfed_protocol::ledger::LedgerError::LeafNotAllocated(_))
+    ));
+}
+
+/// Blame on a leaf of the second key: before, the ledger checked the evidence's commitment
+/// path and the leaf's holders at the leaf id (key index in its high bits) instead of the
+/// leaf's index in its key, so every blame after the first key was refused and the liar was
+/// never convicted.
+#[test]
+fn a_wrong_contribution_to_a_leaf_of_the_second_key_is_convicted() {
+    let mut params = key(2, 3);
+    params.rotate_percent = 75;
+    let mut net = Net::with_key(4, &[], &[], 49, params);
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
+    let usable = 32 - net.st().newest.retired_leaves().len() as u64;
+    let epoch = net.st().epoch;
+    for i in 0..usable {
+        net.submit
+            .push(((i % 4) as usize, request([(i + 1) as u8; 32], epoch, i)));
+    }
+    net.step();
+    net.run_until(400, |net| {
+        net.st().signatures.len() as u64 == usable
+            && net.st().key_state(1).is_some_and(|k| k.endorsed.is_some())
+    });
+    assert_eq!(net.st().allocating_key(), Some(1));
+    // Node 3 turns liar; node 0 relays four requests on key 1.
+    let bad = 3;
+    let snap = net.nodes[bad].agent.as_ref().unwrap().snapshot();
+    net.nodes[bad].agent =
+        Some(Agent::restore(&snap, seed(bad), xseed(bad), Fault::BadContribution).unwrap());
+    net.faults.insert(bad, Fault::BadContribution);
+    let epoch = net.st().epoch;
+    for i in 0..4 {
+        net.submit
+            .push((0, request([0xa0 + i as u8; 32], epoch, usable + i)));
+    }
+    net.step();
+    net.run_until(200, |net| {
+        net.st().signatures.len() as u64 == usable + 4 && !net.st().sign_convictions.is_empty()
+    });
+    let st = net.st();
+    let liar = id(&net.nodes[bad].key);
+    let c = &st.sign_convictions[&liar];
+    let ConvictionEvidence::Signing { leaf, .. } = &c.evidence else {
+        panic!("{c:?}")
+    };
+    assert_eq!(split_leaf(*leaf).0, 1, "blamed on a leaf of key 1");
+    assert!(!st.is_validator(&liar));
 }

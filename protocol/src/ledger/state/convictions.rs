@@ -20,6 +20,7 @@ use crate::ledger::error::LedgerError;
 use crate::ledger::genesis::chain_digest;
 use crate::ledger::tx::MAX_PAYLOAD_BYTES;
 use crate::member::MemberId;
+use crate::mismatch::LeafMismatch;
 use crate::reconstruct::blame::BlameEvidence;
 
 /// A member convicted on the ledger with its evidence: a sector owner of a bad dealing of a
@@ -71,6 +72,12 @@ pub enum ConvictionEvidence {
         leaf: u64,
         /// The evidence (boxed: it is much larger than the other variants).
         evidence: Box<BlameEvidence>,
+    },
+    /// A leaf's seed that does not generate the sector's leaf, found at signing time
+    /// (`mismatch::judge`): anyone can judge it again with the sector record.
+    Mismatch {
+        /// The evidence (the seed is public: the leaf is retired).
+        evidence: Box<LeafMismatch>,
     },
 }
 

@@ -43,6 +43,19 @@ pub struct SectorRecord {
     pub acked: Vec<MemberId>,
 }
 
+impl SectorRecord {
+    /// The dealing id of this record: sector `sector` of key `key` on chain `chain`.
+    pub fn id(&self, chain: [u8; 32], key: u32, sector: u32) -> SectorId {
+        SectorId {
+            chain,
+            key,
+            sector,
+            owner: self.owner,
+            basis: self.basis.digest(),
+        }
+    }
+}
+
 /// The inputs of leaf-holder selection (stake-weighted rendezvous hashing).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HolderBasis {

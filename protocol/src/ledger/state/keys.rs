@@ -24,7 +24,7 @@ use super::sector_window::{KeygenMiss, SectorWindow};
 use super::LedgerState;
 use crate::checkpoint::MasterKey;
 use crate::ledger::error::LedgerError;
-use crate::ledger::genesis::chain_digest;
+use crate::ledger::genesis::{chain_digest, KeyParams};
 use crate::lms::LmsPublicKey;
 use crate::member::MemberId;
 use crate::sector::TreeLayout;
@@ -69,6 +69,12 @@ pub struct KeyState {
     pub endorsed: Option<u64>,
     /// The next leaf index to allocate; never decreases.
     pub next_leaf: u64,
+    /// Leaves retired at signing time, with the reason (a `LeafMismatch`: the seed was
+    /// published); never allocated again.
+    pub retired: BTreeMap<u64, String>,
+    /// Sectors withdrawn from allocation: their owner was convicted after the master root
+    /// (its seeds and the paths it sends cannot be counted on).
+    pub withdrawn: BTreeSet<u32>,
 }
 
 impl KeyState {
@@ -86,35 +92,72 @@ impl KeyState {
             master_root: None,
             endorsed: None,
             next_leaf: 0,
+            retired: BTreeMap::new(),
+            withdrawn: BTreeSet::new(),
         }
     }
 
-    /// Leaf indices retired by audits: never allocated.
+    /// Leaf indices retired by audits and at signing time (their seeds are public): never
+    /// allocated.
     pub fn retired_leaves(&self) -> BTreeSet<u64> {
         self.audits
             .values()
             .flat_map(|a| a.leaves.keys().copied())
+            .chain(self.retired.keys().copied())
             .collect()
     }
 
-    /// The leaf index the next allocation takes (skipping retired leaves), `None` when the key
-    /// is spent.
-    fn next_free(&self, leaves: u64) -> Option<u64> {
-        let retired = self.retired_leaves();
-        (self.next_leaf..leaves).find(|q| !retired.contains(q))
+    /// Whether leaf `q` is in a withdrawn sector (`per_sector` leaves each).
+    fn in_withdrawn(&self, q: u64, per_sector: u64) -> bool {
+        u32::try_from(q / per_sector).is_ok_and(|s| self.withdrawn.contains(&s))
     }
 
-    /// Leaves not yet allocated nor retired.
-    pub fn leaves_left(&self, leaves: u64) -> u64 {
+    /// The leaf index the next allocation takes (skipping retired leaves and withdrawn
+    /// sectors), `None` when the key is spent.
+    fn next_free(&self, params: &KeyParams) -> Option<u64> {
+        let (leaves, per_sector) = (params.leaves(), sector_size(params));
+        let retired = self.retired_leaves();
+        let mut q = self.next_leaf;
+        while q < leaves {
+            if self.in_withdrawn(q, per_sector) {
+                q = (q / per_sector + 1) * per_sector;
+            } else if retired.contains(&q) {
+                q += 1;
+            } else {
+                return Some(q);
+            }
+        }
+        None
+    }
+
+    /// Leaves not yet allocated, retired, nor in a withdrawn sector.
+    pub fn leaves_left(&self, params: &KeyParams) -> u64 {
+        let (leaves, per_sector) = (params.leaves(), sector_size(params));
+        let next = self.next_leaf;
         let retired_ahead = self
             .retired_leaves()
-            .range(self.next_leaf..)
-            .filter(|q| **q < leaves)
+            .range(next..)
+            .filter(|q| **q < leaves && !self.in_withdrawn(**q, per_sector))
             .count() as u64;
+        let withdrawn_ahead: u64 = self
+            .withdrawn
+            .iter()
+            .map(|s| {
+                let start = (u64::from(*s) * per_sector).max(next);
+                let end = ((u64::from(*s) + 1) * per_sector).min(leaves);
+                end.saturating_sub(start)
+            })
+            .sum();
         leaves
-            .saturating_sub(self.next_leaf)
+            .saturating_sub(next)
             .saturating_sub(retired_ahead)
+            .saturating_sub(withdrawn_ahead)
     }
+}
+
+/// Leaves per sector (at least 1).
+fn sector_size(params: &KeyParams) -> u64 {
+    (params.leaves() / u64::from(params.sectors().max(1))).max(1)
 }
 
 impl LedgerState {
@@ -127,7 +170,7 @@ impl LedgerState {
         }
     }
 
-    fn key_state_mut(&mut self, index: u32) -> Option<&mut KeyState> {
+    pub(super) fn key_state_mut(&mut self, index: u32) -> Option<&mut KeyState> {
         if index == self.newest.index {
             Some(&mut self.newest)
         } else {
@@ -178,7 +221,7 @@ impl LedgerState {
         }
         self.keys()
             .filter(|k| k.endorsed.is_some())
-            .find_map(|k| Some((k.index, k.next_free(leaves)?)))
+            .find_map(|k| Some((k.index, k.next_free(&self.key)?)))
             .ok_or(LedgerError::KeyExhausted(leaves))
     }
 
@@ -197,7 +240,8 @@ impl LedgerState {
     fn open_next_key_if_low(&mut self) {
         let (leaves, percent) = (self.key.leaves(), u64::from(self.key.rotate_percent));
         let low = self.newest.endorsed.is_some()
-            && self.newest.leaves_left(leaves).saturating_mul(100) < percent.saturating_mul(leaves);
+            && self.newest.leaves_left(&self.key).saturating_mul(100)
+                < percent.saturating_mul(leaves);
         let Some(index) = self.newest.index.checked_add(1).filter(|_| low) else {
             return;
         };

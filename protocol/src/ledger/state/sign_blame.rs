@@ -102,7 +102,7 @@ impl LedgerState {
         if quorum.iter().any(|p| !record.acked.contains(&p.member)) {
             return Err(reject("a quorum member did not acknowledge the sector"));
         }
-        let holders = record.basis.leaf_holders(leaf, self.key.leaf_holders)?;
+        let holders = record.basis.leaf_holders(q, self.key.leaf_holders)?;
         let session_id = sign_session_id(&chain, leaf, &request.digest, &request.requester);
         let session = Session::new(session_id, 0, leaf, recipient, quorum)
             .map_err(|_| reject("invalid quorum"))?;
@@ -120,7 +120,7 @@ impl LedgerState {
                 path,
                 ..
             } => {
-                if root_from_path(leaf, commitment, path) != record.commitments_root {
+                if root_from_path(q, commitment, path) != record.commitments_root {
                     return Err(reject("commitment not under the sector's commitments root"));
                 }
                 let commitment = commitment

@@ -349,3 +349,35 @@ fn the_next_key_opens_when_the_newest_runs_low_and_allocation_waits_for_its_endo
     assert_ne!(l0.id, l1.id);
     assert_eq!(split_leaf(leaf_id(7, 19)), (7, 19));
 }
+
+/// Withdrawn sectors and retired leaves are skipped by allocation and not counted as left.
+#[test]
+fn allocation_skips_withdrawn_sectors_and_retired_leaves() {
+    let params = crate::ledger::KeyParams {
+        tree_height: 5,
+        sector_bits: 2,
+        leaf_threshold: 2,
+        leaf_holders: 3,
+        ack_threshold: 3,
+        audit_leaves: 0,
+        sector_window: crate::ledger::DEFAULT_SECTOR_WINDOW,
+        rotate_percent: 0,
+    };
+    // 32 leaves in 4 sectors of 8.
+    let mut k = KeyState::new(0);
+    assert_eq!(k.leaves_left(&params), 32);
+    k.next_leaf = 3;
+    k.retired.insert(3, "test".into());
+    k.retired.insert(20, "test".into());
+    k.withdrawn.insert(0);
+    k.withdrawn.insert(2);
+    // Left: sector 1 (8..16) and sector 3 (24..32); 3 and 20 are in withdrawn sectors.
+    assert_eq!(k.leaves_left(&params), 16);
+    k.withdrawn.remove(&2);
+    // Sector 2 is back, less its retired leaf 20.
+    assert_eq!(k.leaves_left(&params), 23);
+    k.next_leaf = 31;
+    assert_eq!(k.leaves_left(&params), 1);
+    k.withdrawn.insert(3);
+    assert_eq!(k.leaves_left(&params), 0);
+}

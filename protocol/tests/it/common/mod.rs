@@ -11,9 +11,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use seedfed_protocol::agent::{
-    leaf_path_msg, path_txs, reveal_txs, Agent, Duty, EpochError, Fault,
-};
+use seedfed_protocol::agent::{path_txs, reveal_txs, Agent, Duty, EpochError, Fault};
 use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
@@ -309,7 +307,13 @@ impl Net {
                     to,
                 } => {
                     let tree = self.kept_tree(i, key, sector, root);
-                    let payload = leaf_path_msg(&tree, leaf).unwrap();
+                    let node = &self.nodes[i];
+                    let payload = node
+                        .agent
+                        .as_ref()
+                        .unwrap()
+                        .leaf_path_msg(&node.ledger.state, &tree, leaf)
+                        .unwrap();
                     self.route(i, vec![Duty::Send { to, payload }], submits);
                 }
                 Duty::ProvePath { .. } if self.withhold_paths.contains(&i) => {}
