@@ -86,10 +86,9 @@ impl Driver {
         peer: PeerId,
         payload: &[u8],
     ) -> Result<ChainResponse, ChainError> {
-        let Some(from) = member_of(&peer) else {
-            return Ok(ChainResponse::Refused(
-                "sender is not an Ed25519 identity".into(),
-            ));
+        let from = match direct_sender(&self.consensus.ledger().state, &peer) {
+            Ok(from) => from,
+            Err(why) => return Ok(ChainResponse::Refused(why.into())),
         };
         let (agent, ledger) = (&mut self.agent, self.consensus.ledger());
         match cpu_bound(|| agent.on_direct(ledger, from, payload, &mut rand_core::OsRng)) {
@@ -446,6 +445,22 @@ impl Driver {
     }
 }
 
+/// The member a direct message from `peer` comes from, or why it is refused before it reaches
+/// the agent: only ledger members deal, hold, contribute and send paths (a network-admitted
+/// identity that is no member has nothing to send, and its messages would cost the chain
+/// task a turn and a decode each).
+fn direct_sender(
+    state: &ledger::LedgerState,
+    peer: &PeerId,
+) -> Result<seedfed_protocol::member::MemberId, &'static str> {
+    let from = member_of(peer).ok_or("sender is not an Ed25519 identity")?;
+    if state.members.contains_key(&from) {
+        Ok(from)
+    } else {
+        Err("sender is not a ledger member")
+    }
+}
+
 /// Runs CPU-bound agent work: on a multi-threaded runtime the worker hands its other tasks
 /// to the rest of the pool first (`block_in_place`); elsewhere it just runs.
 fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
@@ -525,5 +540,34 @@ impl SigningCache {
     pub(super) fn clear(&mut self) {
         self.held.clear();
         self.trees.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before, a direct message from any admitted peer reached the agent on the chain task,
+    /// decoded or not (the flood bench's garbage direct messages).
+    #[test]
+    fn direct_messages_from_peers_that_are_no_ledger_members_are_refused_first() {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let id = member_of(&key.public().to_peer_id()).expect("an Ed25519 peer");
+        let genesis = crate::chain::test_genesis::genesis("direct", &[(id, 100)], 1_000);
+        let state = seedfed_protocol::ledger::LedgerState::from_genesis(&genesis).expect("genesis");
+        let member = peer_of(&id).expect("peer id");
+        assert!(direct_sender(&state, &member).is_ok());
+        let stranger = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        assert_eq!(
+            direct_sender(&state, &stranger),
+            Err("sender is not a ledger member")
+        );
+        let not_ed25519 = PeerId::random();
+        assert_eq!(
+            direct_sender(&state, &not_ed25519),
+            Err("sender is not an Ed25519 identity")
+        );
     }
 }
