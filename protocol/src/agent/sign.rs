@@ -316,7 +316,8 @@ impl Agent {
                 contribution,
                 commitment,
                 path,
-            }),
+            })
+            .into(),
         })
     }
 
@@ -607,7 +608,8 @@ fn blame_duties<R: RngCore + CryptoRng>(
                     leaf,
                     mine: mine.clone(),
                     theirs: theirs.clone(),
-                }),
+                })
+                .into(),
             });
         }
     }

@@ -12,7 +12,7 @@ use rand_core::SeedableRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use seedfed_protocol::agent::{
-    leaf_path_msg, path_txs, reveal_txs, Agent, Duty, EpochError, Fault,
+    leaf_path_msg, path_txs, reveal_txs, Agent, Duty, EpochError, Fault, Payload,
 };
 use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::ledger::vote_digest;
@@ -53,6 +53,8 @@ pub struct Net {
     pub withhold_paths: BTreeSet<usize>,
     /// Nodes that commit to checkpoint attempts but never send their share.
     pub withhold_checkpoint_shares: BTreeSet<usize>,
+    /// If set, every direct message sent, as the agent gave it: (from, to, payload).
+    pub sent: Option<Vec<(usize, usize, Payload)>>,
 }
 
 pub fn seed(i: usize) -> [u8; 32] {
@@ -167,6 +169,7 @@ impl Net {
             submit: Vec::new(),
             withhold_paths: BTreeSet::new(),
             withhold_checkpoint_shares: BTreeSet::new(),
+            sent: None,
         }
     }
 
@@ -253,8 +256,11 @@ impl Net {
                 Duty::Submit(b) => submits.push((i, b)),
                 Duty::Send { to, payload } => {
                     let j = self.index_of(&to);
+                    if let Some(sent) = self.sent.as_mut() {
+                        sent.push((i, j, payload.clone()));
+                    }
                     if !self.drop_direct.contains(&(i, j)) {
-                        self.inbox.push((j, me, payload));
+                        self.inbox.push((j, me, payload.to_vec()));
                     }
                 }
                 Duty::Keep {
@@ -310,6 +316,7 @@ impl Net {
                 } => {
                     let tree = self.kept_tree(i, key, sector, root);
                     let payload = leaf_path_msg(&tree, leaf).unwrap();
+                    let payload = payload.into();
                     self.route(i, vec![Duty::Send { to, payload }], submits);
                 }
                 Duty::ProvePath { .. } if self.withhold_paths.contains(&i) => {}
