@@ -664,12 +664,12 @@ impl HeldSector {
 /// it, from the commitments kept flat: `commitments` are the chunks' point encodings in leaf
 /// order, `k` per leaf (a holder keeps each checked chunk that way, without an allocation per
 /// leaf, and never builds the record's `Vec` of commitments). `shares` in leaf order.
-pub fn encode_held<'a>(
+pub fn encode_held(
     id: &SectorId,
     commitments_root: &[u8; 32],
     first_leaf: u64,
     k: usize,
-    commitments: &[&'a [[u8; 32]]],
+    commitments: &[&[[u8; 32]]],
     shares: &ReceivedShares,
 ) -> Zeroizing<Vec<u8>> {
     /// Serializes as `Vec<EncodedCommitment>`: a sequence of leaves, each a sequence of `k`

@@ -190,13 +190,16 @@ pub(super) struct Dealt {
     pub(super) submitted: Option<TxBody>,
 }
 
+/// A checked chunk: its commitments (`k` point encodings per leaf, flat), our shares, its root.
+pub(super) type CheckedChunk = (Vec<[u8; 32]>, ReceivedShares, [u8; 32]);
+
 /// Batches of one sector received so far.
 #[derive(Default)]
 pub(super) struct Holding {
     /// By first leaf: the chunk's commitments (`k` point encodings per leaf, flat: no
     /// allocation per leaf), our shares, the chunk root. Once the sector is kept and
     /// acknowledged, only the roots remain (to answer re-sends).
-    pub(super) chunks: BTreeMap<u64, (Vec<[u8; 32]>, ReceivedShares, [u8; 32])>,
+    pub(super) chunks: BTreeMap<u64, CheckedChunk>,
     /// The commitments root we acknowledged, once every chunk arrived.
     pub(super) acked: Option<[u8; 32]>,
 }
