@@ -465,6 +465,37 @@ pub fn seal_batch<R: RngCore + CryptoRng>(
     shares: &[(u64, &Share)],
     rng: &mut R,
 ) -> Result<DealBatch, DealError> {
+    let SealedShares { sealed, signature } = seal_shares(id, owner_key, to, chunk, shares, rng)?;
+    Ok(DealBatch {
+        id,
+        holder: to.id,
+        first_leaf: chunk.first_leaf,
+        commitments: chunk.commitments.clone(),
+        sealed,
+        signature,
+    })
+}
+
+/// A holder's own part of its batch of a chunk: the sealed shares and the owner's signature
+/// (over the context, the chunk's root and the box). With the chunk's commitments, which all
+/// of the chunk's batches share, it is the [`DealBatch`].
+#[derive(Clone, Debug)]
+pub struct SealedShares {
+    /// The box of the holder's shares ([`DealBatch::sealed`]).
+    pub sealed: Sealed,
+    /// The owner's signature ([`DealBatch::signature`]).
+    pub signature: Vec<u8>,
+}
+
+/// [`seal_batch`] without a copy of the chunk's commitments: the holder's own part.
+pub fn seal_shares<R: RngCore + CryptoRng>(
+    id: SectorId,
+    owner_key: &SigningKey,
+    to: Recipient,
+    chunk: &ChunkCommitments,
+    shares: &[(u64, &Share)],
+    rng: &mut R,
+) -> Result<SealedShares, DealError> {
     if owner_key.verifying_key().to_bytes() != *id.owner.as_bytes() {
         return Err(DealError::WrongContext("signing key is not the owner's"));
     }
@@ -484,11 +515,7 @@ pub fn seal_batch<R: RngCore + CryptoRng>(
     let ad = DealBatch::ad(&id, &holder, first_leaf, &root);
     let sealed = seal::seal_ephemeral(&PublicKey::from(holder_x25519), &ad, &plain, rng)?;
     let msg = DealBatch::message(&id, &holder, first_leaf, &root, &sealed);
-    Ok(DealBatch {
-        id,
-        holder,
-        first_leaf,
-        commitments: chunk.commitments.clone(),
+    Ok(SealedShares {
         sealed,
         signature: owner_key.sign(&msg).to_bytes().to_vec(),
     })
@@ -631,6 +658,58 @@ impl HeldSector {
     pub fn encode_secret(&self) -> Zeroizing<Vec<u8>> {
         crate::ledger::encode_secret(self)
     }
+}
+
+/// The encoding of the [`HeldSector`] with these fields, as [`HeldSector::encode_secret`] gives
+/// it, from the commitments kept flat: `commitments` are the chunks' point encodings in leaf
+/// order, `k` per leaf (a holder keeps each checked chunk that way, without an allocation per
+/// leaf, and never builds the record's `Vec` of commitments). `shares` in leaf order.
+pub fn encode_held(
+    id: &SectorId,
+    commitments_root: &[u8; 32],
+    first_leaf: u64,
+    k: usize,
+    commitments: &[&[[u8; 32]]],
+    shares: &ReceivedShares,
+) -> Zeroizing<Vec<u8>> {
+    /// Serializes as `Vec<EncodedCommitment>`: a sequence of leaves, each a sequence of `k`
+    /// encodings.
+    struct Flat<'a, 'b> {
+        k: usize,
+        chunks: &'b [&'a [[u8; 32]]],
+    }
+    impl Serialize for Flat<'_, '_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let k = self.k.max(1);
+            let leaves = self.chunks.iter().map(|c| c.len() / k).sum();
+            let mut seq = s.serialize_seq(Some(leaves))?;
+            for leaf in self.chunks.iter().flat_map(|c| c.chunks_exact(k)) {
+                seq.serialize_element(leaf)?;
+            }
+            seq.end()
+        }
+    }
+    /// [`HeldSector`]'s fields in order.
+    #[derive(Serialize)]
+    struct Record<'a, 'b> {
+        id: &'b SectorId,
+        commitments_root: &'b [u8; 32],
+        first_leaf: u64,
+        commitments: Flat<'a, 'b>,
+        #[serde(serialize_with = "crate::shamir::secret_shares::serialize")]
+        shares: &'b ReceivedShares,
+    }
+    crate::ledger::encode_secret(&Record {
+        id,
+        commitments_root,
+        first_leaf,
+        commitments: Flat {
+            k,
+            chunks: commitments,
+        },
+        shares,
+    })
 }
 
 /// A holder's signed statement that it stored its shares of a sector durably and saw the

@@ -10,18 +10,19 @@
 //! ([`Duty::Send`]). Held records of a dealing that lost to another on the ledger are deleted.
 
 use libp2p::PeerId;
-use seedfed_protocol::agent::{path_txs, reveal_txs, Duty};
+use seedfed_protocol::agent::{path_txs, reveal_txs, Duty, Payload};
 use seedfed_protocol::dealing::{CommitmentTree, HeldSector};
 use seedfed_protocol::hash::Domain;
 use seedfed_protocol::ledger;
 use seedfed_protocol::sector::Sector;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
 use super::driver::{ChainError, Driver};
 use super::wire::{member_of, peer_of, ChainRequest, ChainResponse};
+use crate::network::NetworkHandle;
 
 const AGENT_DIGEST: Domain = Domain::new("seedfed-agentsnp");
 
@@ -33,11 +34,88 @@ pub(super) const DIRECT_IN_FLIGHT: usize = 16;
 /// what has not taken effect).
 const DIRECT_QUEUED: usize = 4096;
 
-/// The direct requests to one peer: a semaphore of [`DIRECT_IN_FLIGHT`] slots and the count of
-/// requests waiting or in flight.
+/// The direct requests to one peer: a semaphore of [`DIRECT_IN_FLIGHT`] slots and the
+/// payloads waiting or in flight (by [`Payload::key`]). A request's bytes are built only once
+/// it has a slot, so a queued one costs a reference to its payload, whose bytes the agent
+/// keeps anyway (an owner's batches, until acknowledged).
 pub(super) struct PeerQueue {
     slots: tokio::sync::Semaphore,
-    queued: std::sync::atomic::AtomicUsize,
+    pending: std::sync::Mutex<HashSet<usize>>,
+}
+
+impl PeerQueue {
+    pub(super) fn new() -> Arc<PeerQueue> {
+        Arc::new(PeerQueue {
+            slots: tokio::sync::Semaphore::new(DIRECT_IN_FLIGHT),
+            pending: std::sync::Mutex::new(HashSet::new()),
+        })
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashSet<usize>> {
+        // The set stays consistent whatever panicked while holding it.
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes `payload` into the queue, or `None` if the queue is full or the same payload (a
+    /// re-send: a clone of it) is already waiting or in flight to this peer.
+    fn admit(self: &Arc<Self>, payload: Payload) -> Option<Queued> {
+        let mut pending = self.pending();
+        if pending.len() >= DIRECT_QUEUED || !pending.insert(payload.key()) {
+            return None;
+        }
+        Some(Queued {
+            queue: self.clone(),
+            payload,
+        })
+    }
+}
+
+/// A payload waiting for, or holding, a slot of its peer's queue; leaves the queue when dropped.
+struct Queued {
+    queue: Arc<PeerQueue>,
+    payload: Payload,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        // `payload` is still alive here, so its key names nothing else yet.
+        self.queue.pending().remove(&self.payload.key());
+    }
+}
+
+/// Sends `payload` to `peer` as a direct request once one of `queue`'s slots is free, unless
+/// it is already waiting or in flight to that peer (the agent re-sends an owner's batches
+/// every few blocks until the holder acknowledges: a slow holder would otherwise get a copy
+/// queued per re-send) or the queue is full. Returns whether it was queued.
+pub(super) fn send_direct(
+    net: &NetworkHandle,
+    peer: PeerId,
+    queue: &Arc<PeerQueue>,
+    payload: Payload,
+) -> bool {
+    let Some(queued) = queue.admit(payload) else {
+        debug!(%peer, "direct message already queued, or the queue is full");
+        return false;
+    };
+    let net = net.clone();
+    tokio::spawn(async move {
+        // The semaphore is never closed: a permit always comes.
+        let permit = queued.queue.slots.acquire().await;
+        let req = ledger::encode(&ChainRequest::Direct(queued.payload.to_vec()));
+        let sent = net.request(peer, req).await;
+        drop(permit);
+        drop(queued);
+        match sent {
+            Ok(bytes) => match ledger::decode::<ChainResponse>(&bytes) {
+                Ok(ChainResponse::Ack) => {}
+                other => debug!(%peer, "direct message not taken: {other:?}"),
+            },
+            Err(e) => debug!(%peer, "direct message failed: {e}"),
+        }
+    });
+    true
 }
 
 impl Driver {
@@ -71,6 +149,7 @@ impl Driver {
             }
             for payload in std::mem::take(&mut self.loopback) {
                 let (agent, ledger, me) = (&mut self.agent, self.consensus.ledger(), self.me);
+                let payload = payload.to_vec();
                 match cpu_bound(|| agent.on_direct(ledger, me, &payload, &mut rand_core::OsRng)) {
                     Ok(duties) => self.act_on(duties).await?,
                     Err(e) => debug!("self-addressed message refused: {e}"),
@@ -182,7 +261,10 @@ impl Driver {
                             .leaf_path_msg(&self.consensus.ledger().state, &tree, leaf)
                             .map_err(|e| e.to_string())
                     }) {
-                    Ok(payload) => rest.push(Duty::Send { to, payload }),
+                    Ok(payload) => rest.push(Duty::Send {
+                        to,
+                        payload: payload.into(),
+                    }),
                     Err(e) => warn!(sector, leaf, "cannot send a leaf's path: {e}"),
                 },
                 Duty::ProvePath {
@@ -399,38 +481,8 @@ impl Driver {
                     let Some(peer) = peer_of(&to) else {
                         continue;
                     };
-                    let net = self.network.clone();
-                    let req = ledger::encode(&ChainRequest::Direct(payload));
-                    let queue = self
-                        .in_flight
-                        .entry(peer)
-                        .or_insert_with(|| {
-                            std::sync::Arc::new(PeerQueue {
-                                slots: tokio::sync::Semaphore::new(DIRECT_IN_FLIGHT),
-                                queued: 0.into(),
-                            })
-                        })
-                        .clone();
-                    use std::sync::atomic::Ordering::Relaxed;
-                    if queue.queued.fetch_add(1, Relaxed) >= DIRECT_QUEUED {
-                        queue.queued.fetch_sub(1, Relaxed);
-                        debug!(%peer, "direct queue full; the agent re-sends later");
-                        continue;
-                    }
-                    tokio::spawn(async move {
-                        // The semaphore is never closed: a permit always comes.
-                        let permit = queue.slots.acquire().await;
-                        let sent = net.request(peer, req).await;
-                        drop(permit);
-                        queue.queued.fetch_sub(1, Relaxed);
-                        match sent {
-                            Ok(bytes) => match ledger::decode::<ChainResponse>(&bytes) {
-                                Ok(ChainResponse::Ack) => {}
-                                other => debug!(%peer, "direct message not taken: {other:?}"),
-                            },
-                            Err(e) => debug!(%peer, "direct message failed: {e}"),
-                        }
-                    });
+                    let queue = self.in_flight.entry(peer).or_insert_with(PeerQueue::new);
+                    send_direct(&self.network, peer, queue, payload);
                 }
                 Duty::Keep { sector, .. }
                 | Duty::KeepTree { sector, .. }
@@ -545,7 +597,73 @@ impl SigningCache {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
     use super::*;
+    use crate::network::Command;
+
+    type Answer = tokio::sync::oneshot::Sender<Result<Vec<u8>, crate::network::NetworkError>>;
+
+    /// The next request the node sends: its payload and the way to answer it.
+    async fn next_request(
+        commands: &mut tokio::sync::mpsc::Receiver<Command>,
+    ) -> (Vec<u8>, Answer) {
+        match commands.recv().await {
+            Some(Command::Request(_, req, answer)) => {
+                match ledger::decode::<ChainRequest>(&req).unwrap() {
+                    ChainRequest::Direct(payload) => (payload, answer),
+                    other => panic!("not a direct message: {other:?}"),
+                }
+            }
+            _ => panic!("no request"),
+        }
+    }
+
+    /// Before, each re-send round of an owner (every `KEYGEN_RESEND_BLOCKS`) queued one more
+    /// encoded copy of every batch a slow holder had not taken yet behind the peer's in-flight
+    /// slots, up to `DIRECT_QUEUED` per peer: GiBs of copies at 2^20 leaves (issue 12).
+    #[tokio::test]
+    async fn a_resend_still_queued_or_in_flight_to_a_peer_is_not_queued_again() {
+        let (net, mut commands) = NetworkHandle::detached();
+        let peer = PeerId::random();
+        let queue = PeerQueue::new();
+        // Every slot taken by other messages, unanswered.
+        let mut answers = Vec::new();
+        for i in 0..DIRECT_IN_FLIGHT {
+            assert!(send_direct(&net, peer, &queue, vec![i as u8].into()));
+            answers.push(next_request(&mut commands).await.1);
+        }
+        let batch = Payload::from(vec![0xba; 100]);
+        assert!(send_direct(&net, peer, &queue, batch.clone()));
+        // Queued behind the slots: the re-send is not queued again.
+        assert!(!send_direct(&net, peer, &queue, batch.clone()));
+        // Another message with the same bytes is another message.
+        let twin = Payload::from(vec![0xba; 100]);
+        assert!(send_direct(&net, peer, &queue, twin.clone()));
+        // A slot frees: the batch goes out, once; in flight, its re-send is not queued.
+        answers
+            .pop()
+            .unwrap()
+            .send(Ok(ledger::encode(&ChainResponse::Ack)))
+            .unwrap();
+        let (sent, answer) = next_request(&mut commands).await;
+        assert_eq!(sent, batch.to_vec());
+        assert!(!send_direct(&net, peer, &queue, batch.clone()));
+        // Delivered: it leaves the queue, and a later re-send goes out again (the holder may
+        // have restarted and lost it).
+        answer
+            .send(Ok(ledger::encode(&ChainResponse::Ack)))
+            .unwrap();
+        for _ in 0..1000 {
+            if !queue.pending().contains(&batch.key()) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(send_direct(&net, peer, &queue, batch.clone()));
+        // Waiting or in flight: the first messages, the twin and the batch.
+        assert_eq!(queue.pending().len(), DIRECT_IN_FLIGHT - 1 + 2);
+    }
 
     /// Before, a direct message from any admitted peer reached the agent on the chain task,
     /// decoded or not (the flood bench's garbage direct messages).

@@ -290,7 +290,7 @@ pub(super) struct Driver {
     /// The (sector, commitments root) records of leaf shares in our store.
     pub(super) held: std::collections::BTreeSet<(u32, [u8; 32])>,
     /// Direct messages our agent addressed to itself, delivered after the current step.
-    pub(super) loopback: Vec<Vec<u8>>,
+    pub(super) loopback: Vec<seedfed_protocol::agent::Payload>,
     /// Audit reveals and paths built from the store, by (sector, root, leaf, is a path):
     /// re-submitted until they land without reading the store again.
     pub(super) audit_txs: std::collections::BTreeMap<(u32, [u8; 32], u64, bool), ledger::TxBody>,

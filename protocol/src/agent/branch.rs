@@ -59,7 +59,8 @@ impl Agent {
                         let msg = encode(&Direct::Partial {
                             epoch: ctx.epoch,
                             envelope,
-                        });
+                        })
+                        .into();
                         self.keygen
                             .partials_out
                             .insert(sector, (owner, st.height, msg));

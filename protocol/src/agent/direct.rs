@@ -8,15 +8,18 @@
 //! Guarantees: a message that does not decode, is stale, or fails its checks is an error that
 //! leaves the agent's state unchanged.
 
+use std::sync::Arc;
+
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use super::dkg::DirectMsg;
 use super::duty::{Duty, EpochError};
 use super::machine::Agent;
+use super::payload::Payload;
 use crate::branch_seed::PartialEnvelope;
-use crate::dealing::{DealAck, DealBatch};
-use crate::ledger::{decode, Ledger};
+use crate::dealing::{DealAck, DealBatch, SealedShares, SectorId};
+use crate::ledger::{decode, encode, Ledger};
 use crate::member::MemberId;
 use crate::reconstruct::Contribution;
 use crate::shamir::EncodedCommitment;
@@ -83,6 +86,42 @@ pub(super) enum Direct {
     },
 }
 
+/// The owner's [`Direct::Batch`] to `holder` of the chunk at `first_leaf`, without a copy of
+/// the chunk's commitments: `shared` is their encoding (`ledger::encode` of the chunk's
+/// `[EncodedCommitment]`), which every batch of the chunk shares, and the payload is the
+/// batch's own bytes around it, the same bytes as `ledger::encode` of the whole message (the
+/// encoding is the fields' encodings in order). `None` if the message's encoding does not split
+/// that way (never, for this codec).
+pub(super) fn batch_payload(
+    epoch: u64,
+    id: SectorId,
+    holder: MemberId,
+    first_leaf: u64,
+    shared: &Arc<[u8]>,
+    part: SealedShares,
+) -> Option<Payload> {
+    let tail = encode(&(&part.sealed, &part.signature));
+    // The message with no commitments: `head ‖ 0 ‖ tail`, the zero byte being their count.
+    let mut head = encode(&Direct::Batch {
+        epoch,
+        batch: DealBatch {
+            id,
+            holder,
+            first_leaf,
+            commitments: Vec::new(),
+            sealed: part.sealed,
+            signature: part.signature,
+        },
+    });
+    let cut = head.len().checked_sub(tail.len() + 1)?;
+    if head[cut] != 0 || head[cut + 1..] != tail[..] {
+        return None;
+    }
+    head.truncate(cut);
+    head.shrink_to_fit();
+    Some(Payload::around(head, shared.clone(), tail))
+}
+
 /// The canonical re-encoding of a decodable [`Direct`] (for the fuzz targets).
 #[cfg(feature = "fuzzing")]
 pub(crate) fn reencode(bytes: &[u8]) -> Option<Vec<u8>> {
@@ -122,6 +161,57 @@ impl Agent {
                 path,
                 signature,
             } => self.on_leaf_path(st, from, leaf, (path, signature), rng),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::Sealed;
+
+    /// The owner's batches are sent as their own bytes around the chunk's shared commitments:
+    /// a holder must receive exactly the message's encoding.
+    #[test]
+    fn a_batch_payload_is_the_encoding_of_the_whole_batch() {
+        for (epoch, first_leaf, leaves, box_len) in [
+            (1, 0, 1, 0),
+            (300, 1 << 20, 4, 40),
+            (u64::MAX, u64::MAX - 3, 2, 200),
+        ] {
+            let commitments: Vec<EncodedCommitment> = (0..leaves)
+                .map(|i| EncodedCommitment::try_from(vec![[i as u8; 32]; 3]).unwrap())
+                .collect();
+            let batch = DealBatch {
+                id: SectorId {
+                    chain: [1; 32],
+                    key: 7,
+                    sector: 3,
+                    owner: MemberId([2; 32]),
+                    basis: [4; 32],
+                },
+                holder: MemberId([5; 32]),
+                first_leaf,
+                commitments: commitments.clone(),
+                sealed: Sealed {
+                    ephemeral: [6; 32],
+                    ciphertext: vec![8; box_len],
+                },
+                signature: vec![9; 64],
+            };
+            let shared: Arc<[u8]> = encode(&commitments).into();
+            let part = SealedShares {
+                sealed: batch.sealed.clone(),
+                signature: batch.signature.clone(),
+            };
+            let payload =
+                batch_payload(epoch, batch.id, batch.holder, first_leaf, &shared, part).unwrap();
+            let whole = encode(&Direct::Batch { epoch, batch });
+            assert_eq!(payload.to_vec(), whole);
+            assert!(matches!(
+                decode::<Direct>(&payload.to_vec()),
+                Ok(Direct::Batch { .. })
+            ));
         }
     }
 }

@@ -262,7 +262,8 @@ impl Agent {
                             attempt: d.attempt,
                             ristretto255: r.clone(),
                             ed25519: e.clone(),
-                        })),
+                        }))
+                        .into(),
                     });
                 }
             }

@@ -7,6 +7,7 @@
 
 use zeroize::Zeroizing;
 
+use super::payload::Payload;
 use crate::dkg::DkgError;
 use crate::ledger::TxBody;
 use crate::member::MemberId;
@@ -18,13 +19,15 @@ pub enum Duty {
     /// gossips it; the node de-duplicates equal bodies, so returning the same body on every call
     /// until it is on the ledger is expected).
     Submit(TxBody),
-    /// Send these bytes point to point to `to` (a DKG round-2 envelope); the node delivers them
-    /// via [`Agent::on_direct`](crate::agent::Agent::on_direct) at `to`.
+    /// Send these bytes point to point to `to` (a DKG round-2 envelope, a dealt batch, ...);
+    /// the node delivers them via [`Agent::on_direct`](crate::agent::Agent::on_direct) at `to`.
+    /// A re-send of a message not yet acted on is the same [`Payload`] (a clone): the node need
+    /// not queue it again while it is still queued or in flight to `to`.
     Send {
         /// Recipient.
         to: MemberId,
         /// Opaque payload.
-        payload: Vec<u8>,
+        payload: Payload,
     },
     /// Store this holder record durably, sealed at rest, before any later duty of the same
     /// call leaves the node (the acknowledgement that follows says it is stored). Stored under
@@ -71,7 +74,7 @@ pub enum Duty {
         leaf: u64,
     },
     /// As the sector's owner, send an allocated leaf's authentication path to its recipient:
-    /// read the tree kept under (sector, root), send `agent::leaf_path_msg` to `to`.
+    /// read the tree kept under (sector, root), send `Agent::leaf_path_msg` to `to`.
     SendPath {
         /// The key (its layout rebuilds the kept tree).
         key: u32,

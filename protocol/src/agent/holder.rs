@@ -19,7 +19,7 @@ use rand_core::{CryptoRng, RngCore};
 use super::direct::Direct;
 use super::duty::{Duty, EpochError, Fault, SecretBytes};
 use super::machine::Agent;
-use crate::dealing::{self, chunk_bits, open_batch, sign_ack, DealBatch, DealError, HeldSector};
+use crate::dealing::{self, chunk_bits, encode_held, open_batch, sign_ack, DealBatch, DealError};
 use crate::ledger::{encode, LedgerState, TxBody};
 use crate::member::MemberId;
 
@@ -87,30 +87,44 @@ impl Agent {
                 Ok(opened) => opened,
                 Err(fault) => return self.complain(batch, fault, rng),
             };
+        // Kept flat, `k` encodings per leaf (each has `k`: `open_batch` checked).
+        let flat: Vec<[u8; 32]> = batch
+            .commitments
+            .iter()
+            .flat_map(|c| c.as_bytes().iter().copied())
+            .collect();
         let holding = self.keygen.holding.entry((from, sector)).or_default();
-        holding
-            .chunks
-            .insert(start, (batch.commitments.clone(), shares, chunk_root));
+        holding.chunks.insert(start, (flat, shares, chunk_root));
         if holding.chunks.len() as u64 != (end - first) / chunk_len {
             return Ok(Vec::new());
         }
         // Every chunk is in: keep the sector, then acknowledge it.
         let roots: Vec<[u8; 32]> = holding.chunks.values().map(|(_, _, r)| *r).collect();
         let commitments_root = dealing::commitments_root(first, bits, &roots);
-        let mut held = HeldSector {
-            id,
-            commitments_root,
-            first_leaf: first,
-            commitments: Vec::with_capacity((end - first) as usize),
-            shares: Vec::new(),
-        };
-        for (commitments, shares, _) in holding.chunks.values_mut() {
-            held.commitments.append(commitments);
-            held.shares.append(shares);
+        let mut shares = Vec::new();
+        for (_, chunk_shares, _) in holding.chunks.values_mut() {
+            shares.append(chunk_shares);
+            *chunk_shares = Vec::new();
+        }
+        let commitments: Vec<&[[u8; 32]]> = holding
+            .chunks
+            .values()
+            .map(|(c, _, _)| c.as_slice())
+            .collect();
+        let record = SecretBytes(encode_held(
+            &id,
+            &commitments_root,
+            first,
+            ctx.k,
+            &commitments,
+            &shares,
+        ));
+        drop(shares);
+        // Only the chunk roots are needed from now on (to answer re-sends).
+        for (chunk_commitments, _, _) in holding.chunks.values_mut() {
+            *chunk_commitments = Vec::new();
         }
         holding.acked = Some(commitments_root);
-        let record = SecretBytes(held.encode_secret());
-        drop(held);
         let mut duties = vec![Duty::Keep {
             sector,
             commitments_root,
@@ -163,7 +177,8 @@ impl Agent {
                 epoch,
                 sector: id.sector,
                 ack: sign_ack(id, &self.identity, commitments_root),
-            }),
+            })
+            .into(),
         }]
     }
 }

@@ -16,12 +16,12 @@ use std::collections::BTreeMap;
 use frost_ristretto255::keys::PublicKeyPackage;
 use zeroize::Zeroize;
 
+use super::payload::Payload;
 use crate::branch_seed::BranchId;
 use crate::dealing::{DealAck, ReceivedShares, SectorId};
 use crate::ledger::{chain_digest, HolderBasis, LedgerState, TxBody};
 use crate::member::MemberId;
 use crate::sector::TreeLayout;
-use crate::shamir::EncodedCommitment;
 use crate::tprf::Partial;
 
 /// Blocks between re-sends of a partial, a batch or an acknowledgement that has not taken
@@ -124,7 +124,7 @@ pub(super) struct Keygen {
     pub(super) scope: Option<(u32, u64, [u8; 32])>,
     /// Our partial for each sector we do not own: (its owner, height first sent, encoded
     /// direct message).
-    pub(super) partials_out: BTreeMap<u32, (MemberId, u64, Vec<u8>)>,
+    pub(super) partials_out: BTreeMap<u32, (MemberId, u64, Payload)>,
     /// Sectors we own.
     pub(super) owned: BTreeMap<u32, Owned>,
     /// Sectors we hold shares of, by (owner, sector), as their batches arrive.
@@ -179,8 +179,10 @@ pub(super) struct Dealt {
     pub(super) tree: Option<Vec<[u8; 32]>>,
     pub(super) root: [u8; 32],
     pub(super) commitments_root: [u8; 32],
-    /// Encoded direct messages (one per chunk) for each validator of the basis.
-    pub(super) batches: BTreeMap<MemberId, Vec<Vec<u8>>>,
+    /// The direct messages (one per chunk) for each validator of the basis: each holder's own
+    /// bytes around its chunk's encoded commitments, which the chunk's batches share (one copy
+    /// of the sector's commitments, not one per holder); a re-send is a clone.
+    pub(super) batches: BTreeMap<MemberId, Vec<Payload>>,
     /// Each leaf's holders, as indices into the basis members (`r` per leaf).
     pub(super) leaf_holders: Vec<u16>,
     pub(super) acks: BTreeMap<MemberId, DealAck>,
@@ -188,11 +190,16 @@ pub(super) struct Dealt {
     pub(super) submitted: Option<TxBody>,
 }
 
+/// A checked chunk: its commitments (`k` point encodings per leaf, flat), our shares, its root.
+pub(super) type CheckedChunk = (Vec<[u8; 32]>, ReceivedShares, [u8; 32]);
+
 /// Batches of one sector received so far.
 #[derive(Default)]
 pub(super) struct Holding {
-    /// By first leaf: the chunk's commitments, our shares, the chunk root.
-    pub(super) chunks: BTreeMap<u64, (Vec<EncodedCommitment>, ReceivedShares, [u8; 32])>,
+    /// By first leaf: the chunk's commitments (`k` point encodings per leaf, flat: no
+    /// allocation per leaf), our shares, the chunk root. Once the sector is kept and
+    /// acknowledged, only the roots remain (to answer re-sends).
+    pub(super) chunks: BTreeMap<u64, CheckedChunk>,
     /// The commitments root we acknowledged, once every chunk arrived.
     pub(super) acked: Option<[u8; 32]>,
 }

@@ -20,6 +20,7 @@ mod keygen;
 mod machine;
 mod master;
 mod owner;
+mod payload;
 mod sign;
 mod state;
 
@@ -30,4 +31,5 @@ pub use dkg::{MISSING_DELAY_BLOCKS, RESEND_BLOCKS};
 pub use duty::{Duty, EpochError, Fault, SecretBytes};
 pub use keygen::{ACK_WAIT_BLOCKS, KEYGEN_RESEND_BLOCKS};
 pub use machine::{Agent, AgentStatus};
+pub use payload::Payload;
 pub use sign::SIGN_ATTEMPT_BLOCKS;

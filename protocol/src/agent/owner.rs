@@ -8,21 +8,25 @@
 //! Guarantees: the polynomials' randomness is derived from the branch seed, so dealing the
 //! same sector again (after a restart) gives the same commitments and shares; after dealing,
 //! only sealed batches remain in memory (the partials, branch seed, leaf seeds and plaintext
-//! shares are dropped and zeroized); an acknowledgement counts only if it verifies over our
+//! shares are dropped and zeroized), each chunk's encoded commitments once, shared by its
+//! holders' batches ([`Payload`]), and a re-send is a clone of the same payload (so the node
+//! can tell it is still queued); an acknowledgement counts only if it verifies over our
 //! commitments root and comes from its holder.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
-use super::direct::Direct;
+use super::direct::batch_payload;
 use super::duty::{Duty, EpochError, Fault};
 use super::keygen::{Dealt, KeyCtx, ACK_WAIT_BLOCKS, KEYGEN_RESEND_BLOCKS};
 use super::machine::Agent;
+use super::payload::Payload;
 use crate::branch_seed;
 use crate::dealing::{
-    self, chunk_bits, seal_batch, verify_ack, ChunkCommitments, DealAck, Recipient,
+    self, chunk_bits, seal_shares, verify_ack, ChunkCommitments, DealAck, Recipient,
 };
 use crate::hash::Domain;
 use crate::ledger::{encode, LedgerState, TxBody};
@@ -91,8 +95,8 @@ impl Agent {
     }
 
     /// Deals `sector` if we have `t` partials and have not dealt it yet: the tree to keep goes
-    /// into `sends`, then, if `with_batches`, the batches (a copy of each; without, they are
-    /// not copied at all, which at 2^20 leaves is hundreds of MiB).
+    /// into `sends`, then, if `with_batches`, the batches (clones of the payloads kept in
+    /// `Dealt::batches`: no bytes are copied).
     pub(super) fn deal_if_ready<R: RngCore + CryptoRng>(
         &mut self,
         ctx: &KeyCtx,
@@ -166,26 +170,44 @@ impl Agent {
         })
         .map_err(fail)?;
         let end = u64::from(leaves.end);
-        let holders = ctx.basis.holders_of(first..end, ctx.r).map_err(fail)?;
-
-        let index: BTreeMap<MemberId, u16> = ctx
-            .basis
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, (m, _))| (*m, i as u16))
-            .collect();
-        let mut leaf_holders = Vec::with_capacity(holders.len() * usize::from(ctx.r));
-        for hs in &holders {
-            leaf_holders.extend(hs.iter().filter_map(|h| index.get(h).copied()));
-        }
-        let id = ctx.sector_id(sector, self.me);
         let bits = chunk_bits(layout.sector_height());
         let chunk_len = 1usize << bits;
+        let members: Vec<MemberId> = ctx.basis.members.iter().map(|(m, _)| *m).collect();
+        let index: BTreeMap<MemberId, u16> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (*m, i as u16))
+            .collect();
+        // Each leaf's holders as indices into the basis (`r` per leaf), a chunk at a time: a
+        // `Vec` of member ids per leaf for the whole sector would be ~200 bytes a leaf.
+        let r = usize::from(ctx.r);
+        let mut leaf_holders = Vec::with_capacity(seeds.len() * r);
+        for c in (first..end).step_by(chunk_len) {
+            let chunk_end = (c + chunk_len as u64).min(end);
+            for hs in ctx.basis.holders_of(c..chunk_end, ctx.r).map_err(fail)? {
+                if hs.len() != r {
+                    return Err(fail("a leaf without its r holders"));
+                }
+                for h in &hs {
+                    leaf_holders.push(*index.get(h).ok_or_else(|| fail("holder not in basis"))?);
+                }
+            }
+        }
+        let id = ctx.sector_id(sector, self.me);
         // Every holder of a leaf of the sector gets every chunk (possibly with no shares), so
         // it knows when it has the whole sector.
-        let all: BTreeSet<MemberId> = holders.iter().flatten().copied().collect();
-        let mut batches: BTreeMap<MemberId, Vec<Vec<u8>>> = BTreeMap::new();
+        let all: BTreeSet<u16> = leaf_holders.iter().copied().collect();
+        let mut recipients = Vec::with_capacity(all.len());
+        for i in &all {
+            let holder = members[usize::from(*i)];
+            let x25519 = st
+                .members
+                .get(&holder)
+                .map(|m| m.x25519)
+                .ok_or_else(|| fail("holder is not a member"))?;
+            recipients.push(Recipient { id: holder, x25519 });
+        }
+        let mut batches: BTreeMap<MemberId, Vec<Payload>> = BTreeMap::new();
         let mut chunk_roots = Vec::new();
         let mut to_corrupt = self.fault == Fault::BadDealShare;
         // Dealt a chunk at a time (the coefficients stream is the same as for the whole sector
@@ -193,9 +215,13 @@ impl Agent {
         // next chunk is dealt, so only the sealed batches grow with the sector.
         for (c, (chunk_seeds, chunk_holders)) in seeds
             .chunks(chunk_len)
-            .zip(holders.chunks(chunk_len))
+            .zip(leaf_holders.chunks(chunk_len * r))
             .enumerate()
         {
+            let chunk_holders: Vec<Vec<MemberId>> = chunk_holders
+                .chunks(r)
+                .map(|hs| hs.iter().map(|i| members[usize::from(*i)]).collect())
+                .collect();
             let mut chunk = shamir::deal_batch(
                 chunk_seeds
                     .iter()
@@ -218,8 +244,11 @@ impl Agent {
             )
             .map_err(fail)?;
             chunk_roots.push(commitments.root());
+            // The chunk's commitments as every batch carries them, kept once: each holder's
+            // batch is its own bytes around this.
+            let shared: Arc<[u8]> = encode(&commitments.commitments()).into();
             let mut per_holder: BTreeMap<MemberId, Vec<(u64, &Share)>> = BTreeMap::new();
-            for (i, (d, hs)) in chunk.iter().zip(chunk_holders).enumerate() {
+            for (i, (d, hs)) in chunk.iter().zip(&chunk_holders).enumerate() {
                 for (h, share) in hs.iter().zip(&d.shares) {
                     per_holder
                         .entry(*h)
@@ -227,30 +256,15 @@ impl Agent {
                         .push((chunk_first + i as u64, share));
                 }
             }
-            for holder in &all {
-                let holder = *holder;
-                let x25519 = st
-                    .members
-                    .get(&holder)
-                    .map(|m| m.x25519)
-                    .ok_or_else(|| fail("holder is not a member"))?;
-                let shares = per_holder.get(&holder).map_or(&[][..], Vec::as_slice);
-                let batch = seal_batch(
-                    id,
-                    &self.identity,
-                    Recipient { id: holder, x25519 },
-                    &commitments,
-                    shares,
-                    rng,
-                )
-                .map_err(fail)?;
-                batches
-                    .entry(holder)
-                    .or_default()
-                    .push(encode(&Direct::Batch {
-                        epoch: ctx.epoch,
-                        batch,
-                    }));
+            for to in &recipients {
+                let shares = per_holder.get(&to.id).map_or(&[][..], Vec::as_slice);
+                let part = seal_shares(id, &self.identity, *to, &commitments, shares, rng)
+                    .map_err(fail)?;
+                let payload = batch_payload(ctx.epoch, id, to.id, chunk_first, &shared, part)
+                    .ok_or_else(|| {
+                        fail("a batch's encoding does not split around its commitments")
+                    })?;
+                batches.entry(to.id).or_default().push(payload);
             }
         }
         drop(seeds);

@@ -318,7 +318,8 @@ impl Agent {
                 contribution,
                 commitment,
                 path,
-            }),
+            })
+            .into(),
         })
     }
 
@@ -646,7 +647,8 @@ fn blame_duties<R: RngCore + CryptoRng>(
                     leaf,
                     mine: mine.clone(),
                     theirs: theirs.clone(),
-                }),
+                })
+                .into(),
             });
         }
     }

@@ -646,3 +646,36 @@ fn chunk_commitments_are_hashed_once_and_match_the_batch() {
     bytes.splice(at..at + one.len(), [0u8]);
     assert!(postcard::from_bytes::<DealBatch>(&bytes).is_err());
 }
+
+/// A holder keeps each checked chunk's commitments flat and encodes its record from them: the
+/// bytes must be those of the `HeldSector` it stands for (the store and every reader decode
+/// that).
+#[test]
+fn a_record_encoded_from_flat_chunks_is_the_held_sector() {
+    let f = fixture();
+    let h = 2;
+    let mut flat_chunks: Vec<Vec<[u8; 32]>> = Vec::new();
+    let mut shares = Vec::new();
+    for first in [16u64, 20, 24, 28] {
+        flat_chunks.push(
+            f.commitments(first, 4)
+                .iter()
+                .flat_map(|c| c.as_bytes().iter().copied())
+                .collect(),
+        );
+        shares.extend(f.shares_of(h, first, 4));
+    }
+    let held = HeldSector {
+        id: f.id,
+        commitments_root: [7; 32],
+        first_leaf: 16,
+        commitments: f.commitments(16, 16),
+        shares: shares.clone(),
+    };
+    let chunks: Vec<&[[u8; 32]]> = flat_chunks.iter().map(Vec::as_slice).collect();
+    let encoded = encode_held(&f.id, &[7; 32], 16, K, &chunks, &shares);
+    assert_eq!(*encoded, *held.encode_secret());
+    let back: HeldSector = crate::ledger::decode(&encoded).expect("decodes");
+    assert_eq!(back.commitments, held.commitments);
+    assert_eq!(back.shares.len(), shares.len());
+}

@@ -320,7 +320,7 @@ impl Sim {
                     };
                     let delay = self.net.min_delay_ms
                         + self.rand(self.net.max_delay_ms - self.net.min_delay_ms + 1);
-                    self.directs.push(payload);
+                    self.directs.push(payload.to_vec());
                     let id = self.directs.len() as u64 - 1;
                     self.push(
                         self.now + delay,

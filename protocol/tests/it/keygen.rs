@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use common::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use seedfed_protocol::agent::{Agent, Fault};
+use seedfed_protocol::agent::{Agent, Fault, Payload};
 use seedfed_protocol::audit::leaf_matches;
 use seedfed_protocol::checkpoint::MasterKey;
 use seedfed_protocol::dealing::{self, chunk_bits, DealComplaint, HeldSector};
@@ -262,6 +262,43 @@ fn a_holder_that_never_acknowledges_is_left_out_and_the_key_completes() {
     }
     // It still kept its shares (it only withheld the acknowledgement).
     check_shares(&net, usize::MAX);
+}
+
+/// The node does not queue a message to a peer while the same payload is queued or in flight
+/// to it (`node::chain::agent::send_direct`): that holds only if the owner re-sends its
+/// batches as the same payloads (clones sharing the bytes it keeps), not new copies.
+#[test]
+fn an_owner_re_sends_its_batches_as_the_same_payloads() {
+    let silent = 3;
+    let mut net = Net::with_key(
+        7,
+        &[],
+        &[(silent, Fault::NeverAck)],
+        23,
+        key(10, 2, 3, 5, 4),
+    );
+    net.sent = Some(Vec::new());
+    until_master_checkpoint(&mut net);
+    // Batches to the holder that never acknowledges: re-sent until the sector lands. (A
+    // sector's batch carries its 2^8 commitments: far larger than any other direct message.)
+    let batches: Vec<(usize, Payload)> = net
+        .sent
+        .take()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, to, p)| *to == silent && p.len() > 8 << 10)
+        .map(|(from, _, p)| (from, p))
+        .collect();
+    let mut resent = 0;
+    for (n, (from, p)) in batches.iter().enumerate() {
+        for (from2, p2) in &batches[..n] {
+            if from == from2 && p == p2 {
+                assert!(p.same(p2), "a re-send of a batch is a new copy");
+                resent += 1;
+            }
+        }
+    }
+    assert!(resent > 0, "no batch was re-sent");
 }
 
 #[test]

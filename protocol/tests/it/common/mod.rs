@@ -11,7 +11,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use seedfed_protocol::agent::{path_txs, reveal_txs, Agent, Duty, EpochError, Fault};
+use seedfed_protocol::agent::{path_txs, reveal_txs, Agent, Duty, EpochError, Fault, Payload};
 use seedfed_protocol::dealing::HeldSector;
 use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
@@ -51,6 +51,8 @@ pub struct Net {
     pub withhold_paths: BTreeSet<usize>,
     /// Nodes that commit to checkpoint attempts but never send their share.
     pub withhold_checkpoint_shares: BTreeSet<usize>,
+    /// If set, every direct message sent, as the agent gave it: (from, to, payload).
+    pub sent: Option<Vec<(usize, usize, Payload)>>,
 }
 
 pub fn seed(i: usize) -> [u8; 32] {
@@ -165,6 +167,7 @@ impl Net {
             submit: Vec::new(),
             withhold_paths: BTreeSet::new(),
             withhold_checkpoint_shares: BTreeSet::new(),
+            sent: None,
         }
     }
 
@@ -251,8 +254,11 @@ impl Net {
                 Duty::Submit(b) => submits.push((i, b)),
                 Duty::Send { to, payload } => {
                     let j = self.index_of(&to);
+                    if let Some(sent) = self.sent.as_mut() {
+                        sent.push((i, j, payload.clone()));
+                    }
                     if !self.drop_direct.contains(&(i, j)) {
-                        self.inbox.push((j, me, payload));
+                        self.inbox.push((j, me, payload.to_vec()));
                     }
                 }
                 Duty::Keep {
@@ -313,7 +319,8 @@ impl Net {
                         .as_ref()
                         .unwrap()
                         .leaf_path_msg(&node.ledger.state, &tree, leaf)
-                        .unwrap();
+                        .unwrap()
+                        .into();
                     self.route(i, vec![Duty::Send { to, payload }], submits);
                 }
                 Duty::ProvePath { .. } if self.withhold_paths.contains(&i) => {}
