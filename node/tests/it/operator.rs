@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 
 use common::*;
 use seedfed_node::api;
+use seedfed_node::chain::metrics::{CAUSES, EVIDENCE_KINDS};
 
 /// One sample of the exposition: name, labels, value.
 #[derive(Debug)]
@@ -219,10 +220,10 @@ async fn metrics_dashboard_and_transactions_on_a_running_federation() {
         .all(|v| *v >= 0.0 && *v <= after.key.leaves_total as f64));
     // Fixed label sets, all zero on an honest federation.
     let evidence = labelled(&samples, "seedfed_evidence_total", "kind");
-    assert_eq!(evidence.len(), 5, "{evidence:?}");
+    assert_eq!(evidence.len(), EVIDENCE_KINDS.len(), "{evidence:?}");
     assert!(evidence.values().all(|v| *v == 0.0), "{evidence:?}");
     let failures = labelled(&samples, "seedfed_reconstruction_failures_total", "cause");
-    assert_eq!(failures.len(), 3, "{failures:?}");
+    assert_eq!(failures.len(), CAUSES.len(), "{failures:?}");
     assert!(one(&samples, "seedfed_mempool_transactions") >= 0.0);
 
     // The dashboard names only metrics this node exports.
