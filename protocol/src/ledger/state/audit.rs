@@ -403,7 +403,7 @@ impl LedgerState {
     }
 
     /// Height `h − p` of a sector's tree.
-    fn sector_height(&self) -> Result<usize, LedgerError> {
+    pub(super) fn sector_height(&self) -> Result<usize, LedgerError> {
         Ok(usize::from(self.key.tree_height - self.key.sector_bits))
     }
 

@@ -65,7 +65,7 @@ impl LedgerState {
             root: &record.root,
             commitments_root: &record.commitments_root,
             layout: &layout,
-            path_len: usize::from(self.key.tree_height - self.key.sector_bits),
+            path_len: self.sector_height()?,
             k: usize::from(self.key.leaf_threshold),
         };
         mismatch::judge(evidence, q, &judged).map_err(|e| reject(&e.to_string()))?;
