@@ -59,6 +59,10 @@ pub struct Agent {
     pub(super) audit_partials: AuditPartials,
     /// As a recipient, what we gathered for each leaf we requested (see `sign`).
     pub(super) signing: std::collections::BTreeMap<u64, Gathering>,
+    /// As a quorum member, our contribution to each open leaf for the attempt with the
+    /// context named: a re-send is the same message (not persisted: after a restart the
+    /// next re-send is a fresh one).
+    pub(super) contributed: std::collections::BTreeMap<u64, ([u8; 32], super::payload::Payload)>,
     /// Threads for sector generation.
     pub(super) threads: usize,
 }
@@ -92,6 +96,7 @@ impl Agent {
             keygen: Keygen::default(),
             audit_partials: AuditPartials::default(),
             signing: std::collections::BTreeMap::new(),
+            contributed: std::collections::BTreeMap::new(),
             threads: 1,
         }
     }
