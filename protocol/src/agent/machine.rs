@@ -63,6 +63,9 @@ pub struct Agent {
     /// context named: a re-send is the same message (not persisted: after a restart the
     /// next re-send is a fresh one).
     pub(super) contributed: std::collections::BTreeMap<u64, ([u8; 32], super::payload::Payload)>,
+    /// Our static Diffie–Hellman points with the holders we contributed with (secret, wiped
+    /// on drop; not persisted).
+    pub(super) pairs: crate::reconstruct::PairPoints,
     /// Threads for sector generation.
     pub(super) threads: usize,
 }
@@ -97,6 +100,7 @@ impl Agent {
             audit_partials: AuditPartials::default(),
             signing: std::collections::BTreeMap::new(),
             contributed: std::collections::BTreeMap::new(),
+            pairs: crate::reconstruct::PairPoints::new(),
             threads: 1,
         }
     }

@@ -310,13 +310,21 @@ impl Agent {
             Fault::DisputeEveryone => ContributionFault::DisputeEveryone,
             _ => ContributionFault::None,
         };
-        let contribution = reconstruct::contribute_with(
+        for peer in &ctx.session.quorum {
+            if peer.member != self.me && !self.pairs.contains_key(&peer.x25519) {
+                if let Ok(point) = crate::seal::pairwise_point(&self.x25519, &peer.x25519) {
+                    self.pairs.insert(peer.x25519, point);
+                }
+            }
+        }
+        let contribution = reconstruct::contribute_cached(
             &ctx.session,
             &ctx.holders,
             commitment.threshold(),
             self.holder_keys(),
             share,
             fault,
+            Some(&self.pairs),
             rng,
         )
         .map_err(|e| {
