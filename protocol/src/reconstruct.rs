@@ -452,11 +452,26 @@ fn true_mask_commitment(
     peer: &Participant,
     context: &[u8; 32],
 ) -> Result<([u8; 32], Zeroizing<Scalar>), ReconstructError> {
-    let pair =
-        seal::pairwise_point(my_key, &peer.x25519).map_err(|error| ReconstructError::Seal {
-            sender: peer.member,
-            error,
-        })?;
+    true_mask_commitment_with(my_key, me, peer, context, None)
+}
+
+/// [`true_mask_commitment`], with the pair's point taken from `pairs` when it holds it.
+fn true_mask_commitment_with(
+    my_key: &StaticSecret,
+    me: &MemberId,
+    peer: &Participant,
+    context: &[u8; 32],
+    pairs: Option<&PairPoints>,
+) -> Result<([u8; 32], Zeroizing<Scalar>), ReconstructError> {
+    let pair = match pairs.and_then(|p| p.get(&peer.x25519)) {
+        Some(known) => known.clone(),
+        None => {
+            seal::pairwise_point(my_key, &peer.x25519).map_err(|error| ReconstructError::Seal {
+                sender: peer.member,
+                error,
+            })?
+        }
+    };
     let m = mask(&pair, context, me, &peer.member);
     Ok(((&*m * RISTRETTO_BASEPOINT_TABLE).compress().to_bytes(), m))
 }
@@ -500,6 +515,11 @@ pub fn contribute<R: RngCore + CryptoRng>(
     )
 }
 
+/// A holder's static Diffie–Hellman points with its peers (`seal::pairwise_point`), by the
+/// peer's X25519 key: the same for every session, so a holder contributing to many leaves
+/// computes each once. Secret (wiped on drop).
+pub type PairPoints = std::collections::BTreeMap<[u8; 32], Zeroizing<[u8; 32]>>;
+
 /// [`contribute`], made wrong as `fault` says (fault-injection tests; `None` is `contribute`).
 pub fn contribute_with<R: RngCore + CryptoRng>(
     session: &Session,
@@ -508,6 +528,22 @@ pub fn contribute_with<R: RngCore + CryptoRng>(
     keys: HolderKeys<'_>,
     share: &Share,
     fault: ContributionFault,
+    rng: &mut R,
+) -> Result<Contribution, ReconstructError> {
+    contribute_cached(session, holders, k, keys, share, fault, None, rng)
+}
+
+/// [`contribute_with`], with the pairs' points taken from `pairs` where it holds them (the
+/// caller computed them with `seal::pairwise_point` for `keys.x25519`).
+#[allow(clippy::too_many_arguments)] // contribute_with's, plus the cache
+pub fn contribute_cached<R: RngCore + CryptoRng>(
+    session: &Session,
+    holders: &[MemberId],
+    k: usize,
+    keys: HolderKeys<'_>,
+    share: &Share,
+    fault: ContributionFault,
+    pairs: Option<&PairPoints>,
     rng: &mut R,
 ) -> Result<Contribution, ReconstructError> {
     session.check_leaf(holders, k)?;
@@ -532,7 +568,8 @@ pub fn contribute_with<R: RngCore + CryptoRng>(
         if peer.member == me {
             continue;
         }
-        let (mut commitment, m) = true_mask_commitment(keys.x25519, &me, peer, &context)?;
+        let (mut commitment, m) =
+            true_mask_commitment_with(keys.x25519, &me, peer, &context, pairs)?;
         let sign = sign_of(&me, &peer.member);
         *value += sign * *m;
         if fault == ContributionFault::DisputeEveryone {

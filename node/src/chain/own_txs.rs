@@ -92,8 +92,8 @@ impl Driver {
     }
 
     /// Re-gossips the transactions of our key that are still waiting, ours and the
-    /// operator's (gossip is best effort; an unchanged batch is a duplicate to gossipsub until
-    /// its cache forgets it).
+    /// operator's, each at most every [`REGOSSIP_AFTER`] (gossip is best effort; an unchanged
+    /// batch is a duplicate to gossipsub until its cache forgets it).
     pub(super) async fn regossip_own(&mut self) {
         let mut own: BTreeMap<u64, SignedTx> = self
             .mempool
@@ -101,8 +101,16 @@ impl Driver {
             .map(|t| (t.tx.nonce, t.clone()))
             .collect();
         own.extend(self.outbox.pending().map(|t| (t.tx.nonce, t.clone())));
-        let own: Vec<SignedTx> = own.into_values().collect();
         let now = Instant::now();
+        let chain_id = &self.consensus.ledger().state.chain_id;
+        let ids: Vec<[u8; 32]> = own.values().map(|t| t.tx.digest(chain_id)).collect();
+        let own: Vec<SignedTx> = own
+            .into_values()
+            .zip(&ids)
+            .filter(|(_, id)| self.regossiped.tx_due(**id, now))
+            .map(|(t, _)| t)
+            .collect();
+        self.regossiped.forget_except(&ids);
         for message in tx_messages(&own) {
             if self.regossiped.due(&message, now) {
                 let _ = self.network.publish(TX_TOPIC, message).await;
@@ -116,9 +124,43 @@ impl Driver {
 /// ([`crate::network::GOSSIP_DUPLICATE_CACHE`]), instead of being refused with a warning on
 /// every tick.
 #[derive(Default)]
-pub(super) struct Regossiped(std::collections::HashMap<[u8; 32], Instant>);
+pub(super) struct Regossiped(
+    std::collections::HashMap<[u8; 32], Instant>,
+    /// Each pending transaction of our key (by digest), and when it was last (re-)gossiped
+    /// or first seen waiting.
+    std::collections::HashMap<[u8; 32], Instant>,
+);
+
+/// How long a transaction of our key waits before it is gossiped again. Before, every
+/// pending transaction went out again on every tick (1 s) in new batches, which under a
+/// signing burst (hundreds of `SignaturePublish`es waiting per node) made every peer decode
+/// and check all of them again each second.
+pub(super) const REGOSSIP_AFTER: Duration = Duration::from_secs(5);
 
 impl Regossiped {
+    /// Whether the pending transaction `id` is due to be re-gossiped at `now` (it waited
+    /// [`REGOSSIP_AFTER`] since it was last gossiped, or since first seen waiting here; its
+    /// first gossip is the signer's). If so, remembers that it is.
+    fn tx_due(&mut self, id: [u8; 32], now: Instant) -> bool {
+        match self.1.get_mut(&id) {
+            Some(at) if now.saturating_duration_since(*at) >= REGOSSIP_AFTER => {
+                *at = now;
+                true
+            }
+            Some(_) => false,
+            None => {
+                self.1.insert(id, now);
+                false
+            }
+        }
+    }
+
+    /// Forgets the transactions not in `pending`.
+    fn forget_except(&mut self, pending: &[[u8; 32]]) {
+        let keep: std::collections::HashSet<&[u8; 32]> = pending.iter().collect();
+        self.1.retain(|id, _| keep.contains(id));
+    }
+
     /// Whether `message` may be published at `now` (and if so, remembers that it is).
     fn due(&mut self, message: &[u8], now: Instant) -> bool {
         let after = crate::network::GOSSIP_DUPLICATE_CACHE + Duration::from_secs(1);
@@ -155,5 +197,22 @@ mod tests {
         let later = t0 + crate::network::GOSSIP_DUPLICATE_CACHE + Duration::from_secs(2);
         assert!(r.due(b"batch a", later));
         assert_eq!(r.0.len(), 1, "forgotten entries are dropped");
+    }
+
+    /// Before, every pending transaction went out again on every tick, in batches whose
+    /// content changed whenever one of them was decided.
+    #[test]
+    fn a_waiting_transaction_is_regossiped_only_every_few_seconds() {
+        let mut r = Regossiped::default();
+        let t0 = Instant::now();
+        let (a, b) = ([1; 32], [2; 32]);
+        assert!(!r.tx_due(a, t0), "its signer just gossiped it");
+        assert!(!r.tx_due(a, t0 + Duration::from_secs(1)));
+        assert!(!r.tx_due(b, t0 + Duration::from_secs(2)));
+        assert!(r.tx_due(a, t0 + REGOSSIP_AFTER));
+        assert!(!r.tx_due(a, t0 + REGOSSIP_AFTER + Duration::from_secs(1)));
+        assert!(r.tx_due(b, t0 + Duration::from_secs(2) + REGOSSIP_AFTER));
+        r.forget_except(&[b]);
+        assert_eq!(r.1.len(), 1, "decided ones are forgotten");
     }
 }

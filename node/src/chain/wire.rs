@@ -13,11 +13,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use libp2p::PeerId;
 use seedfed_protocol::consensus::{CommitCertificate, ConsensusMessage};
-use seedfed_protocol::ledger::{self, Block, SignedTx};
+use seedfed_protocol::ledger::{self, Block, SigCache, SignedTx};
 use seedfed_protocol::member::MemberId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -79,6 +79,10 @@ pub struct GossipView {
     dropped: AtomicU64,
     /// The ledger's admission difficulty (0 until the driver first reports).
     pow_difficulty: watch::Sender<u8>,
+    /// Transactions whose signatures the gossip check verified: a transaction that comes
+    /// again in another message (a re-gossiped batch, a batch that overlaps an earlier one) is
+    /// not verified again.
+    sigs: Mutex<SigCache>,
 }
 
 impl GossipView {
@@ -89,6 +93,7 @@ impl GossipView {
             height: AtomicU64::new(height),
             dropped: AtomicU64::new(0),
             pow_difficulty: watch::Sender::new(0),
+            sigs: Mutex::new(SigCache::default()),
         }
     }
 
@@ -111,6 +116,12 @@ impl GossipView {
                 }
             }
         })
+    }
+
+    /// Strict signature checks the gossip check made (the transactions it had not verified
+    /// before).
+    pub fn sig_checks(&self) -> u64 {
+        self.sigs.lock().unwrap_or_else(|e| e.into_inner()).checks()
     }
 
     /// Records a new height and validator set.
@@ -242,8 +253,9 @@ pub fn check_gossip(
                 mempool::check_size(&tx.tx.body, ledger::encode(tx).len())
                     .map_err(|e| DropReason::Reject(e.to_string()))?;
             }
+            let mut sigs = view.sigs.lock().unwrap_or_else(|e| e.into_inner());
             for tx in &txs {
-                tx.verify(chain_id)
+                sigs.verify(tx, chain_id)
                     .map_err(|e| DropReason::Reject(format!("transaction: {e}")))?;
             }
             Ok(())
@@ -461,6 +473,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.reason().contains("1025 transactions"), "{e:?}");
+    }
+
+    /// A node re-gossips its pending transactions in new batches; before, every peer verified
+    /// every signature of every batch again (seen under a signing burst: most of a node's gossip
+    /// time). Now a transaction verified once is not verified again, and a changed signature
+    /// still is.
+    #[test]
+    fn a_transaction_verified_once_is_not_verified_again_in_another_batch() {
+        let (author, key) = signer();
+        let view = GossipView::default();
+        let txs: Vec<SignedTx> = (0..5).map(|n| publish_tx(&key, n, 10)).collect();
+        let check = |batch: &[SignedTx]| {
+            check_gossip(
+                &view,
+                "chain",
+                &author,
+                TX_TOPIC,
+                &ledger::encode(&batch.to_vec()),
+            )
+        };
+        assert_eq!(check(&txs[..4]), Ok(()));
+        assert_eq!(view.sig_checks(), 4);
+        assert_eq!(check(&txs[1..]), Ok(()));
+        assert_eq!(view.sig_checks(), 5, "only the new one");
+        let mut forged = txs[2].clone();
+        forged.signature.0[0] ^= 1;
+        assert!(check(&[txs[0].clone(), forged]).is_err());
+        let other_chain = ledger::encode(&vec![txs[0].clone()]);
+        assert!(check_gossip(&view, "other", &author, TX_TOPIC, &other_chain).is_err());
     }
 
     #[test]

@@ -59,6 +59,13 @@ pub struct Agent {
     pub(super) audit_partials: AuditPartials,
     /// As a recipient, what we gathered for each leaf we requested (see `sign`).
     pub(super) signing: std::collections::BTreeMap<u64, Gathering>,
+    /// As a quorum member, our contribution to each open leaf for the attempt with the
+    /// context named: a re-send is the same message (not persisted: after a restart the
+    /// next re-send is a fresh one).
+    pub(super) contributed: std::collections::BTreeMap<u64, ([u8; 32], super::payload::Payload)>,
+    /// Our static Diffie–Hellman points with the holders we contributed with (secret, wiped
+    /// on drop; not persisted).
+    pub(super) pairs: crate::reconstruct::PairPoints,
     /// Threads for sector generation.
     pub(super) threads: usize,
 }
@@ -92,6 +99,8 @@ impl Agent {
             keygen: Keygen::default(),
             audit_partials: AuditPartials::default(),
             signing: std::collections::BTreeMap::new(),
+            contributed: std::collections::BTreeMap::new(),
+            pairs: crate::reconstruct::PairPoints::new(),
             threads: 1,
         }
     }

@@ -33,6 +33,7 @@ use super::duty::{Duty, EpochError, Fault};
 use super::issue::ISSUE_WINDOW_BLOCKS;
 use super::keygen::KEYGEN_RESEND_BLOCKS;
 use super::machine::Agent;
+use super::payload::Payload;
 use crate::dealing::{self, HeldSector};
 use crate::ledger::{
     chain_digest, encode, sign_session_id, split_leaf, LedgerState, SectorRecord, TxBody,
@@ -216,9 +217,10 @@ impl Agent {
     /// Per block: our contributions as a quorum member and our paths as an owner (on the
     /// re-send schedule), the signatures we made as a recipient (until they land).
     pub(super) fn sign_duties(&mut self, st: &LedgerState, duties: &mut Vec<Duty>) {
-        self.signing.retain(|leaf, _| {
-            st.sign_requests.contains_key(leaf) && !st.signatures.contains_key(leaf)
-        });
+        let is_open =
+            |leaf: &u64| st.sign_requests.contains_key(leaf) && !st.signatures.contains_key(leaf);
+        self.signing.retain(|leaf, _| is_open(leaf));
+        self.contributed.retain(|leaf, _| is_open(leaf));
         let open: Vec<u64> = st
             .sign_requests
             .keys()
@@ -267,7 +269,7 @@ impl Agent {
     /// record's commitments tree (the node reads and keeps them for [`Duty::Contribute`]s):
     /// the message to send to the relay.
     pub fn contribution<R: RngCore + CryptoRng>(
-        &self,
+        &mut self,
         st: &LedgerState,
         held: &HeldSector,
         commitment_tree: &dealing::CommitmentTree,
@@ -275,6 +277,16 @@ impl Agent {
         rng: &mut R,
     ) -> Result<Duty, EpochError> {
         let ctx = sign_ctx(st, leaf).ok_or(EpochError::NoKeygen("leaf not open for signing"))?;
+        let context = ctx.session.context();
+        if let Some((c, payload)) = self.contributed.get(&leaf) {
+            if *c == context {
+                // A re-send: the same bytes (the node does not queue them twice).
+                return Ok(Duty::Send {
+                    to: ctx.relay,
+                    payload: payload.clone(),
+                });
+            }
+        }
         if held.commitments_root != ctx.record.commitments_root {
             return Err(EpochError::NoKeygen("held record of another dealing"));
         }
@@ -298,28 +310,38 @@ impl Agent {
             Fault::DisputeEveryone => ContributionFault::DisputeEveryone,
             _ => ContributionFault::None,
         };
-        let contribution = reconstruct::contribute_with(
+        for peer in &ctx.session.quorum {
+            if peer.member != self.me && !self.pairs.contains_key(&peer.x25519) {
+                if let Ok(point) = crate::seal::pairwise_point(&self.x25519, &peer.x25519) {
+                    self.pairs.insert(peer.x25519, point);
+                }
+            }
+        }
+        let contribution = reconstruct::contribute_cached(
             &ctx.session,
             &ctx.holders,
             commitment.threshold(),
             self.holder_keys(),
             share,
             fault,
+            Some(&self.pairs),
             rng,
         )
         .map_err(|e| {
             tracing::warn!(leaf, error = %e, "cannot contribute to this session");
             EpochError::Envelope("cannot contribute to this session")
         })?;
+        let payload: Payload = encode(&Direct::Contribution {
+            leaf,
+            contribution,
+            commitment,
+            path,
+        })
+        .into();
+        self.contributed.insert(leaf, (context, payload.clone()));
         Ok(Duty::Send {
             to: ctx.relay,
-            payload: encode(&Direct::Contribution {
-                leaf,
-                contribution,
-                commitment,
-                path,
-            })
-            .into(),
+            payload,
         })
     }
 
@@ -353,6 +375,11 @@ impl Agent {
             return Err(EpochError::Envelope(
                 "contribution not from the sending peer",
             ));
+        }
+        if self.already_taken(&ctx, leaf, from) {
+            // A re-send of what we opened (or kept) for this attempt, or the leaf is signed:
+            // nothing to do, and no box to open again.
+            return Ok(Vec::new());
         }
         if dealing::root_from_path(ctx.q, encoded, path) != ctx.record.commitments_root {
             return Err(EpochError::Envelope(
@@ -405,6 +432,17 @@ impl Agent {
         Ok(self.try_sign(st, leaf, rng))
     }
 
+    /// Whether `from`'s contribution to `leaf` needs no work: we already made the leaf's
+    /// signature (or its mismatch evidence), or we hold `from`'s contribution to this attempt.
+    fn already_taken(&self, ctx: &SignCtx<'_>, leaf: u64, from: MemberId) -> bool {
+        let Some(g) = self.signing.get(&leaf) else {
+            return false;
+        };
+        g.submitted.is_some()
+            || (g.context == ctx.session.context()
+                && (g.opened.contains_key(&from) || g.sealed.contains_key(&from)))
+    }
+
     /// The recipient's report of a mask dispute between our contribution and another quorum
     /// member's: our reveal of the pair's point, as a `SignBlame` to submit, if the other's
     /// claim is provably wrong and ours right.
@@ -447,6 +485,14 @@ impl Agent {
         }
         if ctx.record.owner != from {
             return Err(EpochError::Envelope("path not from the sector's owner"));
+        }
+        if self
+            .signing
+            .get(&leaf)
+            .is_some_and(|g| g.path.is_some() || g.submitted.is_some())
+        {
+            // A re-send of the path we hold.
+            return Ok(Vec::new());
         }
         if path.len() != usize::from(st.key.tree_height - st.key.sector_bits) {
             return Err(EpochError::Envelope("path of the wrong length"));

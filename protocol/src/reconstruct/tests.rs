@@ -761,3 +761,59 @@ fn mask_disputes_convict_only_the_liar() {
         ReconstructError::NoDispute(liar)
     );
 }
+
+/// Contributions made with each holder's cached pair points are the contributions made
+/// without: they combine to the secret, and a cache holding a wrong point makes a mask that
+/// no peer agrees with (a dispute), never a wrong secret.
+#[test]
+fn cached_pair_points_give_the_same_masks_and_a_wrong_one_is_caught() {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let w = world(5, 3, &mut rng);
+    let q = next_quorum(&w.holders, &BTreeSet::new(), 3).unwrap();
+    let s = w.session(&q, 2);
+    let cached = |m: &MemberId, wrong: bool, rng: &mut ChaCha20Rng| {
+        let mut pairs = PairPoints::new();
+        for p in &s.quorum {
+            if p.member != *m {
+                let mut point = crate::seal::pairwise_point(&w.keys[m], &p.x25519).unwrap();
+                if wrong {
+                    point[0] ^= 1;
+                }
+                pairs.insert(p.x25519, point);
+            }
+        }
+        let c = contribute_cached(
+            &s,
+            &w.holders,
+            w.k(),
+            w.hk(m),
+            w.share(m),
+            ContributionFault::None,
+            Some(&pairs),
+            rng,
+        )
+        .unwrap();
+        let plain = w.contribute(&s, m, rng).unwrap();
+        assert_eq!(
+            c.masks == plain.masks,
+            !wrong,
+            "the masks are the pairs' own"
+        );
+        c
+    };
+    let cs: Vec<Contribution> = q.iter().map(|m| cached(m, false, &mut rng)).collect();
+    assert!(combine(&s, &w.dealing.commitment, &w.open_all(&s, &cs))
+        .unwrap()
+        .ct_eq(&w.secret));
+    let mut bad = cs.clone();
+    bad[0] = cached(&q[0], true, &mut rng);
+    let ReconstructError::Faulty(report) =
+        combine(&s, &w.dealing.commitment, &w.open_all(&s, &bad)).unwrap_err()
+    else {
+        panic!("a wrong cached point went unnoticed")
+    };
+    assert!(report
+        .disputes
+        .iter()
+        .any(|(a, b)| *a == q[0] || *b == q[0]));
+}

@@ -461,3 +461,52 @@ fn a_wrong_contribution_to_a_leaf_of_the_second_key_is_convicted() {
     assert_eq!(split_leaf(*leaf).0, 1, "blamed on a leaf of key 1");
     assert!(!st.is_validator(&liar));
 }
+
+/// A quorum member re-sends its contribution every few blocks until the signature lands (the
+/// relay may have restarted); before, each re-send was a new contribution (fresh masks' boxes,
+/// a new signature: the holder's work again, and the relay opened each one again). Now a
+/// re-send within one attempt is the same message, which the node does not queue twice.
+#[test]
+fn a_contribution_re_sent_within_one_attempt_is_the_same_message() {
+    let mut net = Net::new(4, &[], &[], 44);
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
+    // The first leaves are in sector 0: a relay that does not own it.
+    let relay = (net.index_of(&net.st().newest.sectors[&0].owner) + 1) % 4;
+    let epoch = net.st().epoch;
+    net.submit.push((relay, request([9; 32], epoch, 0)));
+    net.step();
+    let leaf = *net.st().sign_requests.keys().next().unwrap();
+    // The owner's path never reaches the relay: the leaf stays open and its quorum re-sends.
+    let st = net.st();
+    let layout = st
+        .key
+        .layout(&seedfed_protocol::ledger::chain_digest(&st.chain_id), 0)
+        .unwrap();
+    let owner = st.newest.sectors[&layout.sector_of(leaf as u32).unwrap()].owner;
+    let owner = net.index_of(&owner);
+    assert_ne!(
+        owner, relay,
+        "the relay owns the leaf: the test proves nothing"
+    );
+    net.drop_direct.insert((owner, relay));
+    net.sent = Some(Vec::new());
+    // Less than one attempt (`SIGN_ATTEMPT_BLOCKS`, 8): the first send and one re-send.
+    for _ in 0..6 {
+        net.step();
+    }
+    assert!(!net.st().signatures.contains_key(&leaf));
+    let mut by_holder: std::collections::BTreeMap<usize, Vec<Vec<u8>>> = Default::default();
+    for (i, j, payload) in net.sent.take().unwrap() {
+        if j == relay && i != relay && i != owner {
+            by_holder.entry(i).or_default().push(payload.to_vec());
+        }
+    }
+    assert!(
+        by_holder.values().any(|sent| sent.len() >= 2),
+        "no re-send seen: {:?}",
+        by_holder.values().map(Vec::len).collect::<Vec<_>>()
+    );
+    for sent in by_holder.values() {
+        assert!(sent.windows(2).all(|w| w[0] == w[1]));
+    }
+}

@@ -294,7 +294,7 @@ impl Net {
                 } => {
                     let node = &mut self.nodes[i];
                     let held: HeldSector = decode(&node.kept[&(sector, commitments_root)]).unwrap();
-                    let agent = node.agent.as_ref().unwrap();
+                    let agent = node.agent.as_mut().unwrap();
                     let tree = seedfed_protocol::dealing::CommitmentTree::new(
                         held.first_leaf,
                         &held.commitments,
