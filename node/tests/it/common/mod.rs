@@ -191,6 +191,32 @@ pub fn log_tail(home: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
+/// The log tails of the other nodes beside `home` (the sibling homes with a `node.log`), each
+/// under its directory's name: when one node's wait times out, the cause is often another
+/// node that went silent, whose home the test removes afterwards.
+pub fn sibling_log_tails(home: &Path) -> String {
+    let Some(dir) = home.parent() else {
+        return String::new();
+    };
+    let mut homes: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p != home && p.join("node.log").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    homes.sort();
+    homes
+        .iter()
+        .map(|h| {
+            let name = h.file_name().map(|n| n.to_string_lossy().into_owned());
+            format!("== {} ==\n{}", name.unwrap_or_default(), log_tail(h))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// An in-process bootstrap node for [`CHAIN`] (the bootstrap binary runs this same library
 /// function) on loopback, home `dir/bootstrap`; returns it and its dialable address.
 pub async fn start_test_bootstrap(dir: &Path) -> (seedfed_node::node::RunningNode, Multiaddr) {
@@ -351,10 +377,11 @@ pub async fn wait_chain(
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{what}: {} timed out; status {:?}; log:\n{}",
+            "{what}: {} timed out; status {:?}; log:\n{}\nthe other nodes' logs:\n{}",
             home.display(),
             node_status(home).await.and_then(|s| s.chain),
-            log_tail(home)
+            log_tail(home),
+            sibling_log_tails(home)
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
