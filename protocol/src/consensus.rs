@@ -18,7 +18,7 @@ pub use context::{
 };
 pub use io::{Input, Output, TimerId, TimerKind, WalEntry};
 pub use key::ConsensusKey;
-pub use machine::{Consensus, ConsensusError, ConsensusParams};
+pub use machine::{Consensus, ConsensusError, ConsensusParams, RoundView};
 pub use message::{ConsensusMessage, PolkaMessage, ProposalMessage, RoundMessage};
 
 /// Malachite's context, as the submodules name it.

@@ -230,6 +230,7 @@ pub async fn spawn(
         view,
         timers: Timers::default(),
         last_decided: Instant::now(),
+        stall_reported: None,
         regossiped: Regossiped::default(),
         evidence: Vec::new(),
         sync: BlockSync::new(sync_tx),
@@ -270,6 +271,9 @@ pub(super) struct Driver {
     pub(super) view: Arc<GossipView>,
     pub(super) timers: Timers,
     pub(super) last_decided: Instant,
+    /// The height for which a stall was last reported (`round_report`), so it is reported
+    /// once.
+    pub(super) stall_reported: Option<u64>,
     /// When each message re-gossiping our key's transactions was last published, by content:
     /// the `tx` topic's message id is its content, and gossipsub refuses the same message
     /// again (with a warning) until its duplicate cache forgets it.
@@ -453,6 +457,7 @@ impl Driver {
             self.request_sync(None);
         }
         self.regossip_own().await;
+        self.report_stall(super::status::liveness_bound(&self.config));
         self.publish_status();
         Ok(())
     }

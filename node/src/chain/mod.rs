@@ -15,6 +15,7 @@ pub mod metrics;
 mod milestones;
 mod outbox;
 mod own_txs;
+pub mod round_report;
 pub mod signing;
 mod status;
 pub mod storage;
@@ -36,6 +37,7 @@ pub use mempool::{
     MAX_POOL_TXS,
 };
 pub use metrics::{ChainMetrics, DkgPhase};
+pub use round_report::{ConsensusInfo, TimerInfo};
 pub use signing::{PublishSubmission, SignOutcome, SignRefused, SignSubmission};
 pub use status::{
     light_walk, unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus,

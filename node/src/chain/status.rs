@@ -459,6 +459,9 @@ pub struct ChainStatus {
     pub height: u64,
     /// Round of the height being decided.
     pub round: i64,
+    /// What consensus waits for in that round: step, votes held, deadlines pending.
+    #[serde(default)]
+    pub consensus: super::round_report::ConsensusInfo,
     /// Hash of the last decided block (hex).
     pub tip: String,
     /// Ledger state hash after it (hex).
@@ -722,6 +725,7 @@ impl super::driver::Driver {
             recent_signs: self.activity.recent_signs(),
             recent_evidence: self.activity.recent_evidence(),
             round: self.consensus.round(),
+            consensus: self.consensus_info(),
             agent: agent_info(self.agent.status()),
             mempool: self.mempool.len(),
             mempool_bytes: self.mempool.bytes(),
@@ -786,7 +790,7 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 
 /// Ten rounds' worth of block interval and round-0 timeouts, at least 10 s: a live chain
 /// decides well within it, so a node past it is stalled or cut off.
-fn liveness_bound(config: &ChainConfig) -> Duration {
+pub(super) fn liveness_bound(config: &ChainConfig) -> Duration {
     let t = &config.consensus.timeouts;
     let round = config.block_interval + t.propose + t.prevote + t.precommit;
     (round * 10).max(Duration::from_secs(10))

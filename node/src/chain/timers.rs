@@ -68,6 +68,18 @@ impl Timers {
         self.at.values().min().copied()
     }
 
+    /// Every pending deadline with the time left until it at `now` (zero once due), in
+    /// deadline order.
+    pub fn pending(&self, now: Instant) -> Vec<(Deadline, std::time::Duration)> {
+        let mut all: Vec<_> = self
+            .at
+            .iter()
+            .map(|(d, at)| (*d, at.saturating_duration_since(now)))
+            .collect();
+        all.sort_by_key(|(d, left)| (*left, *d));
+        all
+    }
+
     /// Removes and returns the first deadline due at `now` (the build first, then consensus
     /// timers in id order).
     pub fn pop_due(&mut self, now: Instant) -> Option<Deadline> {
@@ -131,5 +143,36 @@ mod tests {
         assert_eq!(timers.next(), Some(ms(2)));
         timers.cancel_build();
         assert_eq!(timers.next(), None);
+    }
+
+    #[test]
+    fn pending_lists_every_deadline_soonest_first() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut timers = Timers::default();
+        assert!(timers.pending(t0).is_empty());
+        timers.schedule(t(0, TimerKind::Rebroadcast), ms(50));
+        timers.schedule(t(0, TimerKind::Propose), ms(20));
+        timers.build_at(1, 0, ms(5));
+        assert_eq!(
+            timers.pending(ms(10)),
+            vec![
+                (
+                    Deadline::Build {
+                        height: 1,
+                        round: 0
+                    },
+                    Duration::ZERO
+                ),
+                (
+                    Deadline::Consensus(t(0, TimerKind::Propose)),
+                    Duration::from_millis(10)
+                ),
+                (
+                    Deadline::Consensus(t(0, TimerKind::Rebroadcast)),
+                    Duration::from_millis(40)
+                ),
+            ]
+        );
     }
 }

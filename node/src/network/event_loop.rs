@@ -25,7 +25,7 @@ use super::admission::{AdmissionRecord, AdmissionRejection, AdmissionRequest, Ad
 use super::admission_tracker::{Admission, AdmissionTracker, Rejection};
 use super::behaviour::{self, Behaviour, Event, Settings};
 use super::discovery::{self, split_peer, Discovery};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, PublishFailure};
 use super::peers_file::{self, PeersFile};
 use super::rate::{Inbound, InboundRates};
 use super::slots::IsValidator;
@@ -41,6 +41,9 @@ const MAX_INBOUND: usize = 1024;
 /// Period of the admission timers (deadlines, delayed disconnections).
 const TICK: Duration = Duration::from_millis(250);
 /// Why gossip commands fail on a bootstrap node.
+/// Least time between two warnings that our gossip could not be published.
+const PUBLISH_WARN_EVERY: Duration = Duration::from_secs(10);
+
 const NO_GOSSIP: &str = "this bootstrap node runs no gossipsub";
 /// Why requests fail on a bootstrap node.
 const NO_RPC: &str = "this bootstrap node runs no request-response";
@@ -71,6 +74,7 @@ pub(crate) struct EventLoop {
     next_token: u64,
     topics: HashMap<TopicHash, String>,
     metrics: Metrics,
+    last_publish_warning: Option<Instant>,
     /// Our addresses as peers observed them (identify), at most [`MAX_OBSERVED`].
     observed: BTreeSet<Multiaddr>,
 }
@@ -139,6 +143,7 @@ impl EventLoop {
             next_token: 0,
             topics: HashMap::new(),
             metrics,
+            last_publish_warning: None,
             observed: BTreeSet::new(),
         })
     }
@@ -175,6 +180,36 @@ impl EventLoop {
                 self.metrics.events_dropped.inc();
                 warn!("network event dropped: consumer is slow");
             }
+        }
+    }
+
+    /// Counts a refused publish; warns (at most every [`PUBLISH_WARN_EVERY`]) when it means
+    /// peers do not get what we send: every send queue full, or a message over the size cap.
+    fn publish_failed(&mut self, topic: &str, e: &gossipsub::PublishError) {
+        use gossipsub::PublishError as P;
+        let reason = match e {
+            P::AllQueuesFull(_) => "queues_full",
+            P::Duplicate => "duplicate",
+            P::NoPeersSubscribedToTopic => "no_peers",
+            P::MessageTooLarge => "too_large",
+            _ => "other",
+        };
+        self.metrics
+            .publish_failures
+            .get_or_create(&PublishFailure {
+                topic: topic.to_string(),
+                reason,
+            })
+            .inc();
+        let serious = matches!(reason, "queues_full" | "too_large");
+        let now = Instant::now();
+        if serious
+            && self
+                .last_publish_warning
+                .is_none_or(|t| now.duration_since(t) >= PUBLISH_WARN_EVERY)
+        {
+            self.last_publish_warning = Some(now);
+            warn!(topic, reason, "gossip not published: {e}");
         }
     }
 
@@ -286,10 +321,10 @@ impl EventLoop {
                 let t = IdentTopic::new(topic_name(&self.chain_id, &topic));
                 let r = match self.swarm.behaviour_mut().gossipsub.as_mut() {
                     None => Err(NetworkError::Publish(NO_GOSSIP.into())),
-                    Some(gs) => gs
-                        .publish(t, data)
-                        .map(|_| ())
-                        .map_err(|e| NetworkError::Publish(e.to_string())),
+                    Some(gs) => gs.publish(t, data).map(|_| ()).map_err(|e| {
+                        self.publish_failed(&topic, &e);
+                        NetworkError::Publish(e.to_string())
+                    }),
                 };
                 let _ = tx.send(r);
             }

@@ -6,7 +6,9 @@
 //! blocks or allocates per peer (labels are fixed).
 
 use libp2p::metrics::Metrics as Libp2pMetrics;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -26,6 +28,17 @@ pub(crate) struct Metrics {
     pub(crate) gossip_rejected: Counter,
     /// Network events dropped because the consumer was slow.
     pub(crate) events_dropped: Counter,
+    /// Our own gossip that gossipsub refused to publish, by topic and reason.
+    pub(crate) publish_failures: Family<PublishFailure, Counter>,
+}
+
+/// Labels of a refused publish.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PublishFailure {
+    /// The topic's short name (`consensus`, `tx`).
+    pub(crate) topic: String,
+    /// `queues_full` (every peer's send queue), `duplicate`, `no_peers`, `too_large`, `other`.
+    pub(crate) reason: &'static str,
 }
 
 impl Metrics {
@@ -41,6 +54,7 @@ impl Metrics {
             routing_table: Gauge::default(),
             gossip_rejected: Counter::default(),
             events_dropped: Counter::default(),
+            publish_failures: Family::default(),
         };
         r.register(
             "admitted_peers",
@@ -71,6 +85,11 @@ impl Metrics {
             "network_events_dropped",
             "Events dropped because the consumer was slow",
             m.events_dropped.clone(),
+        );
+        r.register(
+            "gossip_publish_failures",
+            "Our own gossip messages gossipsub refused to publish, by topic and reason",
+            m.publish_failures.clone(),
         );
         m
     }

@@ -48,6 +48,27 @@ impl Default for ConsensusParams {
     }
 }
 
+/// Where the consensus core stands at the height being decided ([`Consensus::round_view`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoundView {
+    /// The height being decided.
+    pub height: u64,
+    /// The current round (-1 before the height starts).
+    pub round: i64,
+    /// The core's step in that round: unstarted, propose, prevote, precommit or commit.
+    pub step: String,
+    /// Voting power of the prevotes received in this round (ours included).
+    pub prevote_power: u64,
+    /// Voting power of the precommits received in this round (ours included).
+    pub precommit_power: u64,
+    /// Voting power of the whole validator set (a quorum is more than two thirds of it).
+    pub total_power: u64,
+    /// Validators heard from in this round (any vote).
+    pub voters: Vec<MemberId>,
+    /// Later heights for which messages wait (votes in the core, proposals here).
+    pub buffered_heights: usize,
+}
+
 /// Why the consensus state machine could not start.
 #[derive(Debug, Error)]
 pub enum ConsensusError {
@@ -192,6 +213,28 @@ impl Consensus {
     /// The current round.
     pub fn round(&self) -> i64 {
         self.state.round().as_i64()
+    }
+
+    /// Where the core stands in the current round: its step and the votes it holds (for
+    /// `/status`, and for the report a node logs when no block was decided for a while).
+    pub fn round_view(&self) -> RoundView {
+        let driver = &self.state.driver;
+        // Malachite's step type is not exported; its names are these words.
+        let step = format!("{:?}", driver.step()).to_lowercase();
+        let mut view = RoundView {
+            height: self.height,
+            round: self.round(),
+            step,
+            total_power: mt::ValidatorSet::<Ctx>::total_voting_power(driver.validator_set()),
+            buffered_heights: self.state.input_queue.len() + self.future.len(),
+            ..RoundView::default()
+        };
+        if let Some(r) = driver.votes().per_round(driver.round()) {
+            view.prevote_power = r.votes().weight_sum(mt::VoteType::Prevote);
+            view.precommit_power = r.votes().weight_sum(mt::VoteType::Precommit);
+            view.voters = r.addresses_weights().get_inner().keys().copied().collect();
+        }
+        view
     }
 
     /// The ledger (state after the last decided block).

@@ -676,7 +676,29 @@ impl Sim {
                 self.outputs(to, out);
             }
         }
+        self.check_timers();
         true
+    }
+
+    /// Liveness guard: every honest validator always holds a timer of the height it decides
+    /// (Malachite keeps a rebroadcast timer per round). A node with none waits on messages
+    /// alone, and if the others wait on it, the chain stops for good.
+    fn check_timers(&self) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            let h = n.consensus.height();
+            if n.behaviour != Behaviour::Honest
+                || !n.consensus.ledger().state.is_validator(&n.consensus.id())
+            {
+                continue;
+            }
+            assert!(
+                n.timers.keys().any(|t| t.height == h),
+                "node {i} at height {h} round {} holds no timer of its height ({:?}) at {} ms",
+                n.consensus.round(),
+                n.timers.keys().collect::<Vec<_>>(),
+                self.now
+            );
+        }
     }
 
     /// Runs until every honest node has decided `heights` blocks or a bound is hit.
