@@ -457,6 +457,7 @@ impl Driver {
             self.request_sync(None);
         }
         self.regossip_own().await;
+        self.rearm_consensus().await?;
         self.report_stall(super::status::liveness_bound(&self.config));
         self.publish_status();
         Ok(())

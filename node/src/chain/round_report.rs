@@ -1,17 +1,17 @@
 //! What consensus is waiting for at the height being decided: the core's step, the votes it
 //! holds and the deadlines pending, in `/status` (`consensus`) and in the warning a node logs
 //! once per height when no block was decided within the liveness bound. A stalled chain then
-//! says which it is: no timer left (nothing will move it), votes missing (who was heard), or
-//! a step waiting on a proposal.
+//! says which it is: no timer left (nothing would move it: [`Driver::rearm_consensus`] fires
+//! one, with a warning), votes missing (who was heard), or a step waiting on a proposal.
 
 use std::time::Duration;
 
-use seedfed_protocol::consensus::RoundView;
+use seedfed_protocol::consensus::{Input, RoundView};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::driver::Driver;
+use super::driver::{ChainError, Driver};
 use super::timers::Deadline;
 
 /// The consensus round as `/status` reports it.
@@ -87,6 +87,31 @@ impl Driver {
             self.consensus.round_view(),
             self.timers.pending(Instant::now()),
         )
+    }
+
+    /// Fires a rebroadcast and a propose timeout at once if consensus holds no timer of the
+    /// height it decides ([`super::timers::Timers::rearm`]), with a warning: that is a fault
+    /// of ours, and without it the node would wait on messages alone.
+    pub(super) async fn rearm_consensus(&mut self) -> Result<(), ChainError> {
+        let fire = self
+            .timers
+            .rearm(self.consensus.height(), self.consensus.round());
+        if fire.is_empty() {
+            return Ok(());
+        }
+        let info = self.consensus_info();
+        warn!(
+            height = self.consensus.height(),
+            round = self.consensus.round(),
+            step = %info.step,
+            pending = info.timers.len(),
+            "consensus held no timer of its height: firing a rebroadcast and a propose timeout"
+        );
+        for t in fire {
+            let out = self.consensus.handle(Input::TimerFired(t));
+            self.act(out).await?;
+        }
+        Ok(())
     }
 
     /// Logs, once per height, what consensus waits for when no block was decided within

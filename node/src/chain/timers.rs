@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use seedfed_protocol::consensus::TimerId;
+use seedfed_protocol::consensus::{TimerId, TimerKind};
 use tokio::time::Instant;
 
 /// Something that happens at a time.
@@ -80,6 +80,33 @@ impl Timers {
         all
     }
 
+    /// The timers to fire at once when none of `height` is pending while consensus decides
+    /// it in `round` (empty otherwise): a rebroadcast (the core republishes its votes and
+    /// arms the next one) and a propose timeout (a nil prevote if it still waits for a
+    /// proposal; ignored past that step). The core always keeps a rebroadcast timer of its
+    /// round, so a node without one waits on messages alone, and if the others wait on its
+    /// votes the chain stops for good; firing a timeout early never costs safety.
+    pub fn rearm(&self, height: u64, round: i64) -> Vec<TimerId> {
+        let held = self
+            .at
+            .keys()
+            .any(|d| matches!(d, Deadline::Consensus(t) if t.height == height));
+        let Ok(round) = u32::try_from(round) else {
+            return Vec::new();
+        };
+        if held {
+            return Vec::new();
+        }
+        [TimerKind::Rebroadcast, TimerKind::Propose]
+            .into_iter()
+            .map(|kind| TimerId {
+                height,
+                round,
+                kind,
+            })
+            .collect()
+    }
+
     /// Removes and returns the first deadline due at `now` (the build first, then consensus
     /// timers in id order).
     pub fn pop_due(&mut self, now: Instant) -> Option<Deadline> {
@@ -96,7 +123,6 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seedfed_protocol::consensus::TimerKind;
     use std::time::Duration;
 
     fn t(round: u32, kind: TimerKind) -> TimerId {
@@ -143,6 +169,32 @@ mod tests {
         assert_eq!(timers.next(), Some(ms(2)));
         timers.cancel_build();
         assert_eq!(timers.next(), None);
+    }
+
+    #[test]
+    fn a_height_without_a_timer_is_rearmed_and_one_with_a_timer_is_not() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let at = |height, round, kind| TimerId {
+            height,
+            round,
+            kind,
+        };
+        // Nothing pending (or only an older height's timer, or our build): fire a rebroadcast
+        // and a propose timeout of the current round.
+        let want = vec![
+            at(1, 2, TimerKind::Rebroadcast),
+            at(1, 2, TimerKind::Propose),
+        ];
+        assert_eq!(timers.rearm(1, 2), want);
+        timers.schedule(at(0, 0, TimerKind::Rebroadcast), t0);
+        timers.build_at(1, 2, t0);
+        assert_eq!(timers.rearm(1, 2), want);
+        // Any timer of the height: nothing to do.
+        timers.schedule(at(1, 0, TimerKind::Precommit), t0);
+        assert!(timers.rearm(1, 2).is_empty());
+        // Before the height's first round starts there is no round to fire.
+        assert!(Timers::default().rearm(1, -1).is_empty());
     }
 
     #[test]
