@@ -504,13 +504,14 @@ pub fn contribute<R: RngCore + CryptoRng>(
     share: &Share,
     rng: &mut R,
 ) -> Result<Contribution, ReconstructError> {
-    contribute_with(
+    contribute_cached(
         session,
         holders,
         k,
         keys,
         share,
         ContributionFault::None,
+        None,
         rng,
     )
 }
@@ -520,22 +521,10 @@ pub fn contribute<R: RngCore + CryptoRng>(
 /// computes each once. Secret (wiped on drop).
 pub type PairPoints = std::collections::BTreeMap<[u8; 32], Zeroizing<[u8; 32]>>;
 
-/// [`contribute`], made wrong as `fault` says (fault-injection tests; `None` is `contribute`).
-pub fn contribute_with<R: RngCore + CryptoRng>(
-    session: &Session,
-    holders: &[MemberId],
-    k: usize,
-    keys: HolderKeys<'_>,
-    share: &Share,
-    fault: ContributionFault,
-    rng: &mut R,
-) -> Result<Contribution, ReconstructError> {
-    contribute_cached(session, holders, k, keys, share, fault, None, rng)
-}
-
-/// [`contribute_with`], with the pairs' points taken from `pairs` where it holds them (the
-/// caller computed them with `seal::pairwise_point` for `keys.x25519`).
-#[allow(clippy::too_many_arguments)] // contribute_with's, plus the cache
+/// [`contribute`], with the pairs' points taken from `pairs` where it holds them (the caller
+/// computed them with `seal::pairwise_point` for `keys.x25519`), and made wrong as `fault`
+/// says (fault-injection tests; the node passes `ContributionFault::None`).
+#[allow(clippy::too_many_arguments)] // contribute's, plus the cache and the fault
 pub fn contribute_cached<R: RngCore + CryptoRng>(
     session: &Session,
     holders: &[MemberId],

@@ -99,13 +99,14 @@ impl World {
         fault: ContributionFault,
         rng: &mut ChaCha20Rng,
     ) -> Contribution {
-        contribute_with(
+        contribute_cached(
             s,
             &self.holders,
             self.k(),
             self.hk(m),
             self.share(m),
             fault,
+            None,
             rng,
         )
         .unwrap()
