@@ -31,6 +31,7 @@ mod leaf_mismatch;
 mod members;
 mod sector_window;
 mod sign_blame;
+mod signatures;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,6 +65,7 @@ pub use keys::{leaf_id, split_leaf, KeyState};
 pub use members::{Member, MemberStatus, ADMISSION_EXPIRY_EPOCHS, MAX_ADMISSIONS_PER_EPOCH};
 pub use sector_window::{KeygenMiss, SectorWindow};
 pub use sign_blame::sign_session_id;
+pub use signatures::Signatures;
 
 const STATE_DOMAIN: Domain = Domain::new("seedfed-ledgerst");
 
@@ -136,8 +138,8 @@ pub struct LedgerState {
     pub changes: BTreeMap<Change, BTreeSet<MemberId>>,
     /// Signing requests by allocated leaf.
     pub sign_requests: BTreeMap<u64, SignRequestRecord>,
-    /// Published signatures by leaf.
-    pub signatures: BTreeMap<u64, Vec<u8>>,
+    /// Published signatures by leaf (the state hash covers their running digest).
+    pub signatures: Signatures,
     /// Leaf holders convicted of a bad contribution to a signing (or of a lie about a pairwise
     /// mask), with the evidence; they are evicted, and no signing quorum includes them.
     pub sign_convictions: BTreeMap<MemberId, DealConviction>,
@@ -243,7 +245,7 @@ impl LedgerState {
             clients,
             changes: BTreeMap::new(),
             sign_requests: BTreeMap::new(),
-            signatures: BTreeMap::new(),
+            signatures: Signatures::default(),
             sign_convictions: BTreeMap::new(),
             evictions: BTreeMap::new(),
             repairs: Vec::new(),
@@ -262,9 +264,91 @@ impl LedgerState {
         self.begin_block_sector_windows();
     }
 
-    /// The 32-byte state hash.
+    /// The 32-byte state hash: every field in declaration order as `encode` writes it, except
+    /// that the published signatures count by their running digest
+    /// ([`Signatures::digest`]), so hashing costs what the rest of the state holds.
     pub fn hash(&self) -> [u8; 32] {
-        hash32(STATE_DOMAIN, &[], &[0; 16], &[&encode(self)])
+        // Exhaustive: a new field does not compile here until it is hashed.
+        let LedgerState {
+            chain_id,
+            pow_difficulty,
+            min_pow_difficulty,
+            key,
+            eviction_missed_heights,
+            height,
+            parent_hash,
+            members,
+            admitted_this_epoch,
+            last_validators,
+            missed,
+            epoch,
+            beacon,
+            epoch_validators,
+            epochs,
+            epoch_started_at,
+            dkg,
+            dkg_results,
+            beacon_partials,
+            checkpoint_key,
+            checkpoint_seq,
+            checkpoints_due,
+            checkpoint_signing,
+            checkpoints,
+            checkpoint_faults,
+            newest,
+            older_keys,
+            clients,
+            changes,
+            sign_requests,
+            signatures,
+            sign_convictions,
+            evictions,
+            repairs,
+        } = self;
+        // Tuples of at most 16 (serde's bound); postcard writes nested tuples back to back.
+        let first = (
+            chain_id,
+            pow_difficulty,
+            min_pow_difficulty,
+            key,
+            eviction_missed_heights,
+            height,
+            parent_hash,
+            members,
+            admitted_this_epoch,
+            last_validators,
+            missed,
+            epoch,
+            beacon,
+            epoch_validators,
+            epochs,
+            epoch_started_at,
+        );
+        let second = (
+            dkg,
+            dkg_results,
+            beacon_partials,
+            checkpoint_key,
+            checkpoint_seq,
+            checkpoints_due,
+            checkpoint_signing,
+            checkpoints,
+            checkpoint_faults,
+            newest,
+            older_keys,
+            clients,
+            changes,
+            sign_requests,
+            signatures.digest(),
+            sign_convictions,
+        );
+        let third = (evictions, repairs);
+        hash32(
+            STATE_DOMAIN,
+            &[],
+            &[0; 16],
+            &[&encode(&(first, second, third))],
+        )
     }
 
     /// Checks and applies one signed transaction at the current height. On error nothing
