@@ -17,6 +17,8 @@ use super::timers::Deadline;
 /// The consensus round as `/status` reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsensusInfo {
+    /// The height Malachite's core is at (the chain's height + 1 unless something is wrong).
+    pub core_height: u64,
     /// The core's step in the current round: unstarted, propose, prevote, precommit, commit.
     pub step: String,
     /// Voting power of the prevotes received in this round.
@@ -50,6 +52,7 @@ pub struct TimerInfo {
 /// The `/status` view of `view` with the deadlines `pending`.
 pub fn consensus_info(view: RoundView, pending: Vec<(Deadline, Duration)>) -> ConsensusInfo {
     ConsensusInfo {
+        core_height: view.core_height,
         step: view.step,
         prevote_power: view.prevote_power,
         precommit_power: view.precommit_power,
@@ -132,6 +135,7 @@ impl Driver {
         warn!(
             height,
             round = self.consensus.round(),
+            core_height = info.core_height,
             idle_s = idle.as_secs(),
             step = %info.step,
             prevote_power = info.prevote_power,

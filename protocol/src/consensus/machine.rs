@@ -53,6 +53,8 @@ impl Default for ConsensusParams {
 pub struct RoundView {
     /// The height being decided.
     pub height: u64,
+    /// The height Malachite's core is at (equal to `height` unless something is wrong).
+    pub core_height: u64,
     /// The current round (-1 before the height starts).
     pub round: i64,
     /// The core's step in that round: unstarted, propose, prevote, precommit or commit.
@@ -223,6 +225,7 @@ impl Consensus {
         let step = format!("{:?}", driver.step()).to_lowercase();
         let mut view = RoundView {
             height: self.height,
+            core_height: self.state.height().0,
             round: self.round(),
             step,
             total_power: mt::ValidatorSet::<Ctx>::total_voting_power(driver.validator_set()),

@@ -67,7 +67,7 @@ fn round_view_follows_the_step_and_the_votes_heard() {
     let other = MemberId(sks[1].verifying_key().to_bytes());
     let out = c.start();
     let view = c.round_view();
-    assert_eq!((view.height, view.round), (1, 0));
+    assert_eq!((view.height, view.core_height, view.round), (1, 1, 0));
     assert_eq!(view.step, "propose");
     assert_eq!((view.prevote_power, view.total_power), (0, 20));
     assert!(view.voters.is_empty());
