@@ -215,6 +215,7 @@ pub async fn spawn(
         }
     }
     let (sync_tx, sync_rx) = mpsc::channel(16);
+    let (votes_tx, votes_rx) = mpsc::channel(64);
     let state_hash = consensus.ledger().state.hash();
     let facts = super::milestones::facts(&consensus.ledger().state);
     let block_server = BlockServer::spawn(storage.caller()?, network.clone());
@@ -234,6 +235,7 @@ pub async fn spawn(
         regossiped: Regossiped::default(),
         evidence: Vec::new(),
         sync: BlockSync::new(sync_tx),
+        own_votes: super::vote_exchange::OwnVotes::new(votes_tx),
         status,
         agent,
         agent_saved: None,
@@ -256,7 +258,13 @@ pub async fn spawn(
     driver.act(first).await?;
     driver.agent_step().await?;
     driver.publish_status();
-    Ok(tokio::spawn(driver.run(events, sync_rx, submissions, stop)))
+    Ok(tokio::spawn(driver.run(
+        events,
+        sync_rx,
+        votes_rx,
+        submissions,
+        stop,
+    )))
 }
 
 /// The driver's state (its methods live in this module and in `sync`, `agent` and `status`).
@@ -284,6 +292,8 @@ pub(super) struct Driver {
     pub(super) outbox: Outbox,
     pub(super) evidence: Vec<(MemberId, Evidence)>,
     pub(super) sync: BlockSync,
+    /// Our votes at the height being decided, for the exchange while it stalls.
+    pub(super) own_votes: super::vote_exchange::OwnVotes,
     pub(super) status: watch::Sender<ChainStatus>,
     pub(super) agent: Agent,
     /// Hash of the agent snapshot last written (skip identical rewrites).
@@ -325,6 +335,7 @@ impl Driver {
         mut self,
         mut events: mpsc::Receiver<NetworkEvent>,
         mut sync_rx: mpsc::Receiver<SyncResult>,
+        mut votes_rx: mpsc::Receiver<super::vote_exchange::VoteAnswer>,
         mut submissions: mpsc::Receiver<Submission>,
         mut stop: oneshot::Receiver<()>,
     ) -> Result<Box<dyn crate::store::Store>, ChainError> {
@@ -340,6 +351,7 @@ impl Driver {
                     Some(ev) => self.on_network(ev).await?,
                 },
                 Some((peer, r)) = sync_rx.recv() => self.on_synced(peer, r).await?,
+                Some(answer) = votes_rx.recv() => self.on_vote_answer(answer).await?,
                 Some(sub) = submissions.recv() => match sub {
                     Submission::Tx(sub) => self.on_submission(sub).await,
                     Submission::Sign(sub) => self.on_sign_submission(sub),
@@ -444,6 +456,10 @@ impl Driver {
                 return Ok(());
             }
             Ok(ChainRequest::Direct(payload)) => self.on_direct(peer, &payload).await?,
+            Ok(ChainRequest::Votes { height, votes }) => {
+                self.on_exchanged_votes(peer, votes).await?;
+                self.votes_answer(height)
+            }
         };
         debug!(%peer, "answered a chain request");
         let _ = self.network.respond(token, ledger::encode(&response)).await;
@@ -458,6 +474,7 @@ impl Driver {
         }
         self.regossip_own().await;
         self.rearm_consensus().await?;
+        self.exchange_votes();
         self.report_stall(super::status::liveness_bound(&self.config));
         self.publish_status();
         Ok(())
@@ -476,9 +493,13 @@ impl Driver {
             match o {
                 Output::PersistWal(_) => {}
                 Output::Broadcast(m) => {
-                    if let ConsensusMessage::Proposal(p) = &m {
-                        self.commits
-                            .proposal_seen(p.height, p.round, Instant::now());
+                    match &m {
+                        ConsensusMessage::Proposal(p) => {
+                            self.commits
+                                .proposal_seen(p.height, p.round, Instant::now());
+                        }
+                        ConsensusMessage::Vote(v) => self.own_votes.record(&self.me, v),
+                        _ => {}
                     }
                     if let Err(e) = self
                         .network

@@ -24,6 +24,7 @@ mod sync;
 #[cfg(test)]
 pub(crate) mod test_genesis;
 mod timers;
+mod vote_exchange;
 pub mod wire;
 
 pub use accounts::{AccountInfo, AccountQuery, TxQuery, TxState};

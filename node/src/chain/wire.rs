@@ -56,6 +56,14 @@ pub enum ChainRequest {
     },
     /// An epoch-protocol payload (a DKG round-2 envelope) for the recipient's agent.
     Direct(Vec<u8>),
+    /// The sender's own votes at `height`, the height it decides and has been stuck at; the
+    /// answer is [`ChainResponse::Votes`] (`vote_exchange`).
+    Votes {
+        /// The height.
+        height: u64,
+        /// The sender's votes there.
+        votes: Vec<seedfed_protocol::ledger::VoteRecord>,
+    },
 }
 
 /// The answer to a [`ChainRequest`].
@@ -67,6 +75,8 @@ pub enum ChainResponse {
     Ack,
     /// The request was refused; why.
     Refused(String),
+    /// The answerer's own votes at the requested height (empty if it decides another one).
+    Votes(Vec<seedfed_protocol::ledger::VoteRecord>),
 }
 
 /// What the network knows of the chain; updated by the driver after each decision: the
