@@ -19,7 +19,7 @@ use seedfed_protocol::ledger::{self, VoteKind, VoteRecord};
 use seedfed_protocol::member::MemberId;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::driver::{ChainError, Driver};
 use super::wire::{member_of, ChainRequest, ChainResponse};
@@ -40,7 +40,8 @@ pub type VoteAnswer = (PeerId, Result<Vec<VoteRecord>, String>);
 pub struct OwnVotes {
     height: u64,
     votes: BTreeMap<(u32, VoteKind), VoteRecord>,
-    last_sent: Option<Instant>,
+    /// The height and time of our last exchange.
+    last_sent: Option<(u64, Instant)>,
     answers: mpsc::Sender<VoteAnswer>,
 }
 
@@ -63,7 +64,6 @@ impl OwnVotes {
         if vote.height > self.height {
             self.height = vote.height;
             self.votes.clear();
-            self.last_sent = None;
         }
         self.votes.insert((vote.round, vote.kind), vote.clone());
     }
@@ -84,18 +84,17 @@ impl OwnVotes {
         v
     }
 
-    /// Whether an exchange is due at `now`, `idle` after the last decision (and if so,
-    /// remembers that it is made).
-    fn due(&mut self, idle: Duration, now: Instant) -> bool {
+    /// Whether an exchange is due at `now` for `height`, `idle` after the last decision (and
+    /// if so, remembers that it is made): `Some(first)`, `first` for the height's first one.
+    fn due(&mut self, height: u64, idle: Duration, now: Instant) -> Option<bool> {
+        let last = self.last_sent.filter(|(h, _)| *h == height);
         if idle < EXCHANGE_AFTER
-            || self
-                .last_sent
-                .is_some_and(|t| now.duration_since(t) < EXCHANGE_EVERY)
+            || last.is_some_and(|(_, t)| now.duration_since(t) < EXCHANGE_EVERY)
         {
-            return false;
+            return None;
         }
-        self.last_sent = Some(now);
-        true
+        self.last_sent = Some((height, now));
+        Some(last.is_none())
     }
 }
 
@@ -117,12 +116,10 @@ impl Driver {
     /// ([`OwnVotes::due`]).
     pub(super) fn exchange_votes(&mut self) {
         let height = self.consensus.height();
-        if !self
-            .own_votes
-            .due(self.last_decided.elapsed(), Instant::now())
-        {
+        let idle = self.last_decided.elapsed();
+        let Some(first) = self.own_votes.due(height, idle, Instant::now()) else {
             return;
-        }
+        };
         let state = &self.consensus.ledger().state;
         let peers: Vec<PeerId> = self
             .sync
@@ -131,12 +128,15 @@ impl Driver {
             .copied()
             .collect();
         let votes = self.own_votes.at(height);
-        debug!(
-            height,
-            votes = votes.len(),
-            peers = peers.len(),
-            "height stalled: exchanging votes point to point"
-        );
+        if first {
+            info!(
+                height,
+                idle_ms = idle.as_millis() as u64,
+                votes = votes.len(),
+                peers = peers.len(),
+                "height undecided: exchanging votes with the validators point to point"
+            );
+        }
         let req = ledger::encode(&ChainRequest::Votes { height, votes });
         for peer in peers {
             let net = self.network.clone();
@@ -244,10 +244,18 @@ mod tests {
         let mut own = OwnVotes::new(tx);
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        assert!(!own.due(EXCHANGE_AFTER - s(1), t0));
-        assert!(own.due(EXCHANGE_AFTER, t0));
-        assert!(!own.due(EXCHANGE_AFTER + s(1), t0 + s(1)));
-        assert!(own.due(EXCHANGE_AFTER + EXCHANGE_EVERY, t0 + EXCHANGE_EVERY));
+        assert_eq!(own.due(3, EXCHANGE_AFTER - s(1), t0), None);
+        assert_eq!(own.due(3, EXCHANGE_AFTER, t0), Some(true));
+        assert_eq!(own.due(3, EXCHANGE_AFTER + s(1), t0 + s(1)), None);
+        assert_eq!(
+            own.due(3, EXCHANGE_AFTER + EXCHANGE_EVERY, t0 + EXCHANGE_EVERY),
+            Some(false)
+        );
+        // The next height stalls too: its first exchange waits for no interval.
+        assert_eq!(
+            own.due(4, EXCHANGE_AFTER, t0 + EXCHANGE_EVERY + s(1)),
+            Some(true)
+        );
     }
 
     #[test]
