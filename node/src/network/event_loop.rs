@@ -29,6 +29,7 @@ use super::metrics::{Metrics, PublishFailure};
 use super::peers_file::{self, PeersFile};
 use super::rate::{Inbound, InboundRates};
 use super::slots::IsValidator;
+use super::slow_peers;
 use super::{
     swarm, topic_name, AdmittedPeer, Command, GossipValidator, GossipVerdict, LedgerDifficulty,
     NetworkConfig, NetworkError, NetworkEvent, NetworkStatus, ResponseToken, Role,
@@ -75,6 +76,9 @@ pub(crate) struct EventLoop {
     topics: HashMap<TopicHash, String>,
     metrics: Metrics,
     last_publish_warning: Option<Instant>,
+    slow_peers: slow_peers::SlowPeers,
+    /// Peers disconnected as stuck, to dial again once their last connection closed.
+    reconnect: BTreeSet<PeerId>,
     /// Our addresses as peers observed them (identify), at most [`MAX_OBSERVED`].
     observed: BTreeSet<Multiaddr>,
 }
@@ -144,6 +148,8 @@ impl EventLoop {
             topics: HashMap::new(),
             metrics,
             last_publish_warning: None,
+            slow_peers: slow_peers::SlowPeers::default(),
+            reconnect: BTreeSet::new(),
             observed: BTreeSet::new(),
         })
     }
@@ -211,6 +217,23 @@ impl EventLoop {
             self.last_publish_warning = Some(now);
             warn!(topic, reason, "gossip not published: {e}");
         }
+    }
+
+    /// Gossipsub dropped messages to `peer` on this heartbeat; a peer slow for
+    /// [`slow_peers::STUCK_AFTER`] is disconnected, and dialled again once it is gone.
+    fn on_slow_peer(&mut self, peer: PeerId, failed: &gossipsub::FailedMessages) {
+        if !self.slow_peers.reported(peer, Instant::now()) {
+            debug!(%peer, ?failed, "gossip to a peer is slow");
+            return;
+        }
+        warn!(
+            %peer,
+            "gossip to this peer has not drained for {} s: reconnecting",
+            slow_peers::STUCK_AFTER.as_secs()
+        );
+        self.metrics.stuck_reconnects.inc();
+        self.reconnect.insert(peer);
+        let _ = self.swarm.disconnect_peer_id(peer);
     }
 
     fn discover(&mut self) {
@@ -442,6 +465,12 @@ impl EventLoop {
             } => {
                 self.admission.disconnected(&peer_id);
                 self.discovery.disconnected(&peer_id);
+                self.slow_peers.forget(&peer_id);
+                if self.reconnect.remove(&peer_id) {
+                    if let Err(e) = self.swarm.dial(DialOpts::peer_id(peer_id).build()) {
+                        debug!(%peer_id, "redial after a stuck connection: {e}");
+                    }
+                }
                 if self.admission.is_admitted(&peer_id) {
                     self.emit(NetworkEvent::PeerDisconnected { peer: peer_id });
                 }
@@ -481,13 +510,17 @@ impl EventLoop {
             }
             Event::Gossipsub(ev) => {
                 self.metrics.libp2p.record(&ev);
-                if let gossipsub::Event::Message {
-                    propagation_source,
-                    message_id,
-                    message,
-                } = ev
-                {
-                    self.on_gossip(propagation_source, message_id, message);
+                match ev {
+                    gossipsub::Event::Message {
+                        propagation_source,
+                        message_id,
+                        message,
+                    } => self.on_gossip(propagation_source, message_id, message),
+                    gossipsub::Event::SlowPeer {
+                        peer_id,
+                        failed_messages,
+                    } => self.on_slow_peer(peer_id, &failed_messages),
+                    _ => {}
                 }
             }
             Event::Ping(ev) => self.metrics.libp2p.record(&ev),

@@ -30,6 +30,8 @@ pub(crate) struct Metrics {
     pub(crate) events_dropped: Counter,
     /// Our own gossip that gossipsub refused to publish, by topic and reason.
     pub(crate) publish_failures: Family<PublishFailure, Counter>,
+    /// Peers disconnected (and dialled again) because their gossip did not drain.
+    pub(crate) stuck_reconnects: Counter,
 }
 
 /// Labels of a refused publish.
@@ -55,6 +57,7 @@ impl Metrics {
             gossip_rejected: Counter::default(),
             events_dropped: Counter::default(),
             publish_failures: Family::default(),
+            stuck_reconnects: Counter::default(),
         };
         r.register(
             "admitted_peers",
@@ -90,6 +93,11 @@ impl Metrics {
             "gossip_publish_failures",
             "Our own gossip messages gossipsub refused to publish, by topic and reason",
             m.publish_failures.clone(),
+        );
+        r.register(
+            "gossip_stuck_reconnects",
+            "Peers reconnected because gossip to them did not drain for 10 s",
+            m.stuck_reconnects.clone(),
         );
         m
     }

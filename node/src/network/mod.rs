@@ -24,6 +24,7 @@ mod metrics;
 pub mod peers_file;
 pub mod rate;
 pub mod slots;
+mod slow_peers;
 mod swarm;
 
 use std::collections::BTreeMap;
