@@ -51,7 +51,7 @@ pub use state::{
     validate_dkg_round1_payload, validate_epoch_beacon, validate_master_root, ClientRecord,
     ConvictionEvidence, DealConviction, HolderBasis, KeyState, KeygenMiss, LeafAudit, LedgerState,
     Member, MemberStatus, RepairRecord, SectorAudit, SectorRecord, SectorWindow, SignRequestRecord,
-    ADMISSION_EXPIRY_EPOCHS, MAX_ADMISSIONS_PER_EPOCH, MAX_OPEN_CHANGES,
+    Signatures, ADMISSION_EXPIRY_EPOCHS, MAX_ADMISSIONS_PER_EPOCH, MAX_OPEN_CHANGES,
 };
 pub use tx::{
     peer_id_bytes, verify_vote_signature, vote_digest, ComplaintPayload, DkgSuite, Evidence,

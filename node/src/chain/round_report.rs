@@ -1,7 +1,7 @@
 //! What consensus is waiting for at the height being decided: the core's step, the votes it
 //! holds and the deadlines pending, in `/status` (`consensus`) and in the warning a node logs
 //! once per height when no block was decided within the liveness bound. A stalled chain then
-//! says which it is: no timer left (nothing would move it: [`Driver::rearm_consensus`] fires
+//! says which it is: no timer left (nothing would move it: `Driver::rearm_consensus` fires
 //! one, with a warning), votes missing (who was heard), or a step waiting on a proposal.
 
 use std::time::Duration;
