@@ -139,13 +139,10 @@ impl Driver {
         let net = self.network.clone();
         let results = self.sync.results.clone();
         tokio::spawn(async move {
-            let r = match net.request(target, req).await {
-                Ok(bytes) => match ledger::decode::<ChainResponse>(&bytes) {
-                    Ok(ChainResponse::Blocks(b)) => Ok(b),
-                    Ok(other) => Err(format!("unexpected answer {other:?}")),
-                    Err(e) => Err(format!("malformed answer: {e}")),
-                },
-                Err(e) => Err(e.to_string()),
+            let r = match super::wire::ask(&net, target, req).await {
+                Ok(ChainResponse::Blocks(b)) => Ok(b),
+                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Err(e) => Err(e),
             };
             let _ = results.send((target, r)).await;
         });

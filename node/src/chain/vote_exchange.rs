@@ -143,13 +143,10 @@ impl Driver {
             let answers = self.own_votes.answers.clone();
             let req = req.clone();
             tokio::spawn(async move {
-                let r = match net.request(peer, req).await {
-                    Ok(bytes) => match ledger::decode::<ChainResponse>(&bytes) {
-                        Ok(ChainResponse::Votes(v)) => Ok(v),
-                        Ok(other) => Err(format!("unexpected answer {other:?}")),
-                        Err(e) => Err(format!("malformed answer: {e}")),
-                    },
-                    Err(e) => Err(e.to_string()),
+                let r = match super::wire::ask(&net, peer, req).await {
+                    Ok(ChainResponse::Votes(v)) => Ok(v),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(e),
                 };
                 let _ = answers.send((peer, r)).await;
             });

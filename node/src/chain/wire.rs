@@ -79,6 +79,19 @@ pub enum ChainResponse {
     Votes(Vec<seedfed_protocol::ledger::VoteRecord>),
 }
 
+/// Sends `request` to `peer` and decodes the answer, or says why there is none.
+pub async fn ask(
+    net: &crate::network::NetworkHandle,
+    peer: PeerId,
+    request: Vec<u8>,
+) -> Result<ChainResponse, String> {
+    let bytes = net
+        .request(peer, request)
+        .await
+        .map_err(|e| e.to_string())?;
+    ledger::decode::<ChainResponse>(&bytes).map_err(|e| format!("malformed answer: {e}"))
+}
+
 /// What the network knows of the chain; updated by the driver after each decision: the
 /// validator set and height (for the gossip checks and the validators' connection slots) and
 /// the ledger's proof-of-work difficulty (for admission, and for our own proof).
