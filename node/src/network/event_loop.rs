@@ -41,10 +41,9 @@ const MAX_OBSERVED: usize = 16;
 const MAX_INBOUND: usize = 1024;
 /// Period of the admission timers (deadlines, delayed disconnections).
 const TICK: Duration = Duration::from_millis(250);
-/// Why gossip commands fail on a bootstrap node.
 /// Least time between two warnings that our gossip could not be published.
 const PUBLISH_WARN_EVERY: Duration = Duration::from_secs(10);
-
+/// Why gossip commands fail on a bootstrap node.
 const NO_GOSSIP: &str = "this bootstrap node runs no gossipsub";
 /// Why requests fail on a bootstrap node.
 const NO_RPC: &str = "this bootstrap node runs no request-response";
