@@ -220,43 +220,68 @@ impl Behaviour {
     }
 }
 
-/// Gossip message ids: a transaction's bytes identify it (topic `.../tx/1`), so a node
+/// Every gossip message id is this long: [`message_id`] hashes what identifies a message.
+pub(crate) const MESSAGE_ID_BYTES: usize = 32;
+
+/// The control bytes (IHAVE, IWANT, IDONTWANT, GRAFT, PRUNE) one gossipsub RPC may carry, in
+/// what we accept: the library's default, pinned because [`MAX_CONTROL_IDS`] is derived from it.
+pub(crate) const MAX_CONTROL_BYTES: usize = 16 * 1024;
+
+/// At most this many message ids in one IHAVE we send, and in the IWANTs we send a peer in one
+/// heartbeat. libp2p-gossipsub 0.50 sends up to 5,000 by default, while its decoder refuses an
+/// RPC with more than [`MAX_CONTROL_BYTES`] of control: the receiver then closes its inbound
+/// gossip stream, and the sender, out of yamux credit on that stream, waits on it for good. The
+/// receiver hears no gossip from that peer again while the connection lives (under a burst of
+/// sign requests, a validator stopped hearing every peer and followed the chain by block sync
+/// only). Each id costs 34 bytes (a tag, a length, [`MESSAGE_ID_BYTES`]); 400 of them leave
+/// 2.7 KB for the topic (`/seedfed/<chain id>/<name>/1`) and the framing.
+pub(crate) const MAX_CONTROL_IDS: usize = 400;
+
+/// Gossip message ids, all [`MESSAGE_ID_BYTES`] long (they travel in IHAVE and IWANT lists,
+/// see [`MAX_CONTROL_IDS`]). A transaction's bytes identify it (topic `.../tx/1`), so a node
 /// re-gossiping its pending transactions, or the same transaction published by two nodes,
 /// is a duplicate within the duplicate cache's time, not a new message that floods every peer
-/// (a burst of sign requests otherwise filled every peer's send queue); other topics keep the
-/// library's default, source and sequence number.
+/// (a burst of sign requests otherwise filled every peer's send queue); other topics hash the
+/// author and its sequence number (what the library's default id spells out in 70 bytes).
 fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
     const TX_ID: seedfed_protocol::hash::Domain =
         seedfed_protocol::hash::Domain::new("seedfed-gossipid");
-    if m.topic.as_str().ends_with("/tx/1") {
-        let id = seedfed_protocol::hash::hash32(
-            TX_ID,
-            &[],
-            &[0; 16],
-            &[m.topic.as_str().as_bytes(), &m.data],
-        );
-        return gossipsub::MessageId::from(id.to_vec());
-    }
-    let mut id = m.source.map(|p| p.to_base58()).unwrap_or_default();
-    id.push_str(&m.sequence_number.unwrap_or_default().to_string());
-    gossipsub::MessageId::from(id)
+    const AUTHOR_ID: seedfed_protocol::hash::Domain =
+        seedfed_protocol::hash::Domain::new("seedfed-msgid");
+    let topic = m.topic.as_str().as_bytes();
+    let id: [u8; MESSAGE_ID_BYTES] = if m.topic.as_str().ends_with("/tx/1") {
+        seedfed_protocol::hash::hash32(TX_ID, &[], &[0; 16], &[topic, &m.data])
+    } else {
+        let source = m.source.map(|p| p.to_bytes()).unwrap_or_default();
+        let seqno = m.sequence_number.unwrap_or_default().to_be_bytes();
+        seedfed_protocol::hash::hash32(AUTHOR_ID, &[], &[0; 16], &[topic, &source, &seqno])
+    };
+    gossipsub::MessageId::from(id.to_vec())
 }
 
-/// Gossipsub with strict signing, explicit validation, peer scoring and the size cap.
-fn gossipsub(
-    keypair: &Keypair,
-    limits: &Limits,
-    registry: &mut Registry,
-) -> Result<gossipsub::Behaviour, NetworkError> {
-    let config = gossipsub::ConfigBuilder::default()
+/// Gossipsub's configuration: strict signing, explicit validation, the size caps, our message
+/// ids and what bounds their lists ([`MAX_CONTROL_IDS`]).
+fn gossipsub_config(limits: &Limits) -> Result<gossipsub::Config, NetworkError> {
+    gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .max_transmit_size(limits.gossip_max_bytes)
         .heartbeat_interval(Duration::from_secs(1))
         .duplicate_cache_time(super::GOSSIP_DUPLICATE_CACHE)
         .message_id_fn(message_id)
+        .max_control_message_size(MAX_CONTROL_BYTES)
+        .max_control_messages_sent(MAX_CONTROL_IDS)
         .build()
-        .map_err(NetworkError::setup)?;
+        .map_err(NetworkError::setup)
+}
+
+/// Gossipsub with [`gossipsub_config`], peer scoring and metrics.
+fn gossipsub(
+    keypair: &Keypair,
+    limits: &Limits,
+    registry: &mut Registry,
+) -> Result<gossipsub::Behaviour, NetworkError> {
+    let config = gossipsub_config(limits)?;
     let mut gossipsub = gossipsub::Behaviour::new(
         gossipsub::MessageAuthenticity::Signed(keypair.clone()),
         config,
@@ -280,11 +305,17 @@ fn gossipsub(
 /// - no IP-colocation penalty: admission costs a proof of work per identity and
 ///   [`super::slots`] caps non-validators' connections per address and subnet;
 /// - the topic score is capped at +50, so no credit outweighs a few invalid messages;
+/// - no penalty for a "slow" peer (the library's -0.2 per message that expired in our send
+///   queue to it): when our own process is starved of CPU for a few seconds, every queue
+///   expires at once and we graylisted every peer, dropping all they sent (6,000 expiries in
+///   two seconds at one validator of a local testnet under a signing burst). A peer whose
+///   queue stays full is disconnected and dialled again instead ([`super::slow_peers`]);
 /// - the rest is per topic, [`topic_score_params`].
 pub(crate) fn peer_score_params() -> gossipsub::PeerScoreParams {
     gossipsub::PeerScoreParams {
         topic_score_cap: 50.0,
         ip_colocation_factor_weight: 0.0,
+        slow_peer_weight: 0.0,
         ..gossipsub::PeerScoreParams::default()
     }
 }
@@ -343,7 +374,63 @@ mod tests {
         assert!(score(3.0) < t.graylist_threshold);
         // A peer with no credit: one invalid message already stops gossip to it.
         assert!(topic.invalid_message_deliveries_weight < t.gossip_threshold);
-        // No penalty for sharing an address.
+        // No penalty for sharing an address, nor for our own send queues expiring.
         assert_eq!(peer.ip_colocation_factor_weight, 0.0);
+        assert_eq!(peer.slow_peer_weight, 0.0);
+    }
+
+    fn message(
+        topic: &str,
+        source: Option<libp2p::PeerId>,
+        seqno: u64,
+        data: &[u8],
+    ) -> gossipsub::Message {
+        gossipsub::Message {
+            source,
+            data: data.to_vec(),
+            sequence_number: Some(seqno),
+            topic: gossipsub::TopicHash::from_raw(topic),
+        }
+    }
+
+    #[test]
+    fn message_ids_are_fixed_length_hashes() {
+        let config = gossipsub_config(&Limits::default()).unwrap();
+        let (a, b) = (libp2p::PeerId::random(), libp2p::PeerId::random());
+        let consensus = "/seedfed/c/consensus/1";
+        let tx = "/seedfed/c/tx/1";
+        let id = |m: &gossipsub::Message| config.message_id(m).0;
+        let ids = [
+            id(&message(consensus, Some(a), 1, b"x")),
+            id(&message(consensus, Some(a), 2, b"x")),
+            id(&message(consensus, Some(b), 1, b"x")),
+            id(&message(tx, Some(a), 1, b"x")),
+            id(&message(tx, Some(a), 1, b"y")),
+        ];
+        for (i, x) in ids.iter().enumerate() {
+            assert_eq!(x.len(), MESSAGE_ID_BYTES);
+            for y in &ids[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        // The author and sequence number identify a consensus message, not its bytes...
+        assert_eq!(ids[0], id(&message(consensus, Some(a), 1, b"other")));
+        // ...and a transaction's bytes identify it, whoever publishes it.
+        assert_eq!(ids[3], id(&message(tx, Some(b), 9, b"x")));
+    }
+
+    /// An IHAVE we send fits the control size its receiver accepts, with a topic of a 2 KiB
+    /// chain id (the library's default, 5,000 ids of 70 bytes, did not: a validator's peers
+    /// closed their gossip stream from it and it went deaf).
+    #[test]
+    fn an_ihave_we_send_fits_the_control_size_we_accept() {
+        let config = gossipsub_config(&Limits::default()).unwrap();
+        let topic = crate::network::topic_name(&"c".repeat(2048), "consensus");
+        // Protobuf: the control field (tag, 2-byte length), one IHAVE (tag, 2-byte length), its
+        // topic (tag, 2-byte length, bytes), every id (tag, 1-byte length, bytes).
+        let ids = config.max_control_messages_sent();
+        let ihave = 3 + 3 + (3 + topic.len()) + ids * (2 + MESSAGE_ID_BYTES);
+        let accepted = config.max_control_message_size();
+        assert!(ihave <= accepted, "{ihave} > {accepted}");
     }
 }

@@ -3,8 +3,10 @@
 //! waited too long in it). A burst makes an honest peer slow for a moment; but under a signing
 //! burst one validator's send queue at every other node was seen full (5,000 messages) for
 //! minutes while its connections stayed up: it heard nothing by gossip and followed the chain
-//! by block sync alone. A peer reported slow on every heartbeat for [`STUCK_AFTER`] is
-//! disconnected and dialled again, so that a new connection brings new gossip streams.
+//! by block sync alone (the cause, an IHAVE over the receiver's control size, is fixed in
+//! [`super::behaviour::MAX_CONTROL_IDS`]; this is the net for any other wedged stream). A peer
+//! reported slow on every heartbeat for [`STUCK_AFTER`] is disconnected and dialled again, so
+//! that a new connection brings new gossip streams.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
