@@ -1,6 +1,7 @@
 //! The task that owns the `Swarm`: applies the handle's commands, runs the admission handshake
-//! (bookkeeping in [`AdmissionTracker`]), hands admitted peers to [`Discovery`], validates
-//! gossip, relays requests, and saves the peers file off the task.
+//! ([`handshake`]; bookkeeping in [`AdmissionTracker`]), hands admitted peers to [`Discovery`],
+//! validates gossip, relays requests, reconnects peers whose gossip does not drain
+//! ([`SlowPeers`]), and saves the peers file off the task.
 //!
 //! Guarantees: nothing here blocks (disk writes go to the blocking pool, events to a bounded
 //! channel that drops and counts when full); an unadmitted peer's gossip is rejected and its
@@ -21,19 +22,21 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::admission::{AdmissionRecord, AdmissionRejection, AdmissionRequest, AdmissionResponse};
-use super::admission_tracker::{Admission, AdmissionTracker, Rejection};
+use super::admission::{AdmissionRecord, AdmissionRejection};
+use super::admission_tracker::AdmissionTracker;
 use super::behaviour::{self, Behaviour, Event, Settings};
 use super::discovery::{self, split_peer, Discovery};
-use super::metrics::{Metrics, PublishFailure};
+use super::metrics::Metrics;
 use super::peers_file::{self, PeersFile};
 use super::rate::{Inbound, InboundRates};
 use super::slots::IsValidator;
-use super::slow_peers;
+use super::slow_peers::SlowPeers;
 use super::{
     swarm, topic_name, AdmittedPeer, Command, GossipValidator, GossipVerdict, LedgerDifficulty,
     NetworkConfig, NetworkError, NetworkEvent, NetworkStatus, ResponseToken, Role,
 };
+
+mod handshake;
 
 /// Bound on the distinct addresses peers observed us at that we keep (a hint in the status).
 const MAX_OBSERVED: usize = 16;
@@ -41,8 +44,6 @@ const MAX_OBSERVED: usize = 16;
 const MAX_INBOUND: usize = 1024;
 /// Period of the admission timers (deadlines, delayed disconnections).
 const TICK: Duration = Duration::from_millis(250);
-/// Least time between two warnings that our gossip could not be published.
-const PUBLISH_WARN_EVERY: Duration = Duration::from_secs(10);
 /// Why gossip commands fail on a bootstrap node.
 const NO_GOSSIP: &str = "this bootstrap node runs no gossipsub";
 /// Why requests fail on a bootstrap node.
@@ -74,10 +75,8 @@ pub(crate) struct EventLoop {
     next_token: u64,
     topics: HashMap<TopicHash, String>,
     metrics: Metrics,
-    last_publish_warning: Option<Instant>,
-    slow_peers: slow_peers::SlowPeers,
-    /// Peers disconnected as stuck, to dial again once their last connection closed.
-    reconnect: BTreeSet<PeerId>,
+    /// Gossip to each peer that does not drain, and the peers to dial again (`slow_peers`).
+    slow_peers: SlowPeers,
     /// Our addresses as peers observed them (identify), at most [`MAX_OBSERVED`].
     observed: BTreeSet<Multiaddr>,
 }
@@ -146,9 +145,7 @@ impl EventLoop {
             next_token: 0,
             topics: HashMap::new(),
             metrics,
-            last_publish_warning: None,
-            slow_peers: slow_peers::SlowPeers::default(),
-            reconnect: BTreeSet::new(),
+            slow_peers: SlowPeers::default(),
             observed: BTreeSet::new(),
         })
     }
@@ -188,53 +185,6 @@ impl EventLoop {
         }
     }
 
-    /// Counts a refused publish; warns (at most every [`PUBLISH_WARN_EVERY`]) when it means
-    /// peers do not get what we send: every send queue full, or a message over the size cap.
-    fn publish_failed(&mut self, topic: &str, e: &gossipsub::PublishError) {
-        use gossipsub::PublishError as P;
-        let reason = match e {
-            P::AllQueuesFull(_) => "queues_full",
-            P::Duplicate => "duplicate",
-            P::NoPeersSubscribedToTopic => "no_peers",
-            P::MessageTooLarge => "too_large",
-            _ => "other",
-        };
-        self.metrics
-            .publish_failures
-            .get_or_create(&PublishFailure {
-                topic: topic.to_string(),
-                reason,
-            })
-            .inc();
-        let serious = matches!(reason, "queues_full" | "too_large");
-        let now = Instant::now();
-        if serious
-            && self
-                .last_publish_warning
-                .is_none_or(|t| now.duration_since(t) >= PUBLISH_WARN_EVERY)
-        {
-            self.last_publish_warning = Some(now);
-            warn!(topic, reason, "gossip not published: {e}");
-        }
-    }
-
-    /// Gossipsub dropped messages to `peer` on this heartbeat; a peer slow for
-    /// [`slow_peers::STUCK_AFTER`] is disconnected, and dialled again once it is gone.
-    fn on_slow_peer(&mut self, peer: PeerId, failed: &gossipsub::FailedMessages) {
-        if !self.slow_peers.reported(peer, Instant::now()) {
-            debug!(%peer, ?failed, "gossip to a peer is slow");
-            return;
-        }
-        warn!(
-            %peer,
-            "gossip to this peer has not drained for {} s: reconnecting",
-            slow_peers::STUCK_AFTER.as_secs()
-        );
-        self.metrics.stuck_reconnects.inc();
-        self.reconnect.insert(peer);
-        let _ = self.swarm.disconnect_peer_id(peer);
-    }
-
     fn discover(&mut self) {
         self.rates.tidy();
         let now = Instant::now();
@@ -254,57 +204,6 @@ impl EventLoop {
         for p in due.disconnect {
             let _ = self.swarm.disconnect_peer_id(p);
         }
-    }
-
-    fn reject(&mut self, peer: PeerId, reason: AdmissionRejection) {
-        match self.admission.reject(peer, Instant::now()) {
-            Rejection::AlreadyAdmitted => return,
-            // Banned from now on (its messages are refused, it is never inserted); the
-            // connection closes shortly, so our refusal reaches the peer first.
-            Rejection::Rejected { disconnect_now } => {
-                if disconnect_now {
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                }
-            }
-        }
-        warn!(%peer, %reason, "peer rejected at admission");
-        self.discovery.forget(&mut self.swarm, &peer);
-        self.metrics.rejected.inc();
-        self.emit(NetworkEvent::PeerRejected { peer, reason });
-    }
-
-    fn admit(&mut self, peer: PeerId, record: &AdmissionRecord) {
-        let swarm = &self.swarm;
-        let is_validator = &self.is_validator;
-        let evictable = |p: &PeerId| !swarm.is_connected(p) && !is_validator(p);
-        let first = match self.admission.admit(peer, record.x25519, evictable) {
-            Admission::AlreadyAdmitted => return,
-            Admission::TableFull => {
-                warn!(%peer, "admitted-peer table full of connected or staked peers; not admitting");
-                let _ = self.swarm.disconnect_peer_id(peer);
-                return;
-            }
-            Admission::Admitted { first, evicted } => {
-                if let Some(old) = evicted {
-                    debug!(peer = %old, "admitted-peer table full: forgot a disconnected unstaked peer");
-                    self.discovery.forget(&mut self.swarm, &old);
-                }
-                first
-            }
-        };
-        self.discovery
-            .admitted(&mut self.swarm, peer, first, Instant::now());
-        let stake = self.stakes.get(&peer).copied().unwrap_or(0);
-        info!(%peer, stake, "peer admitted");
-        self.metrics.accepted.inc();
-        self.metrics
-            .admitted
-            .set(self.admission.admitted_len() as i64);
-        self.emit(NetworkEvent::PeerAdmitted {
-            peer,
-            stake,
-            x25519: record.x25519,
-        });
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -344,7 +243,7 @@ impl EventLoop {
                 let r = match self.swarm.behaviour_mut().gossipsub.as_mut() {
                     None => Err(NetworkError::Publish(NO_GOSSIP.into())),
                     Some(gs) => gs.publish(t, data).map(|_| ()).map_err(|e| {
-                        self.publish_failed(&topic, &e);
+                        self.metrics.publish_failures.record(&topic, &e);
                         NetworkError::Publish(e.to_string())
                     }),
                 };
@@ -464,12 +363,7 @@ impl EventLoop {
             } => {
                 self.admission.disconnected(&peer_id);
                 self.discovery.disconnected(&peer_id);
-                self.slow_peers.forget(&peer_id);
-                if self.reconnect.remove(&peer_id) {
-                    if let Err(e) = self.swarm.dial(DialOpts::peer_id(peer_id).build()) {
-                        debug!(%peer_id, "redial after a stuck connection: {e}");
-                    }
-                }
+                self.slow_peers.on_disconnected(&mut self.swarm, peer_id);
                 if self.admission.is_admitted(&peer_id) {
                     self.emit(NetworkEvent::PeerDisconnected { peer: peer_id });
                 }
@@ -518,107 +412,17 @@ impl EventLoop {
                     gossipsub::Event::SlowPeer {
                         peer_id,
                         failed_messages,
-                    } => self.on_slow_peer(peer_id, &failed_messages),
+                    } => self.slow_peers.on_slow_peer(
+                        &mut self.swarm,
+                        &self.metrics.stuck_reconnects,
+                        peer_id,
+                        &failed_messages,
+                    ),
                     _ => {}
                 }
             }
             Event::Ping(ev) => self.metrics.libp2p.record(&ev),
             Event::Rpc(ev) => self.on_rpc(ev),
-        }
-    }
-
-    /// The difficulty `peer`'s record must meet: the ledger's now, never below genesis; a
-    /// ledger validator only the genesis one (its stake, not its proof, is what it paid, and
-    /// the validators must stay connected while each solves its proof again after a raise),
-    /// and so does a bootstrap node the operator configured.
-    fn required_difficulty(&self, peer: &PeerId) -> u8 {
-        match &self.ledger_difficulty {
-            Some(ledger) if !(self.is_validator)(peer) && !self.bootstrap_peers.contains(peer) => {
-                ledger().max(self.difficulty)
-            }
-            _ => self.difficulty,
-        }
-    }
-
-    /// Sends `peer` our record, asking for its own.
-    fn ask_record(&mut self, peer: PeerId) {
-        let req = AdmissionRequest(self.record.clone());
-        self.swarm
-            .behaviour_mut()
-            .admission
-            .send_request(&peer, req);
-    }
-
-    fn on_admission(&mut self, ev: request_response::Event<AdmissionRequest, AdmissionResponse>) {
-        match ev {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    if !self.rates.allow(Inbound::Admission, &peer) {
-                        debug!(%peer, "admission request over the peer's rate; dropped");
-                        return; // dropping the channel fails the remote's request
-                    }
-                    let (resp, verdict) = if self.admission.is_banned(&peer, Instant::now()) {
-                        (AdmissionResponse::Refused("banned".into()), None)
-                    } else {
-                        let need = self.required_difficulty(&peer);
-                        match request.0.verify(&peer, &self.chain_id, need) {
-                            Ok(()) => (
-                                AdmissionResponse::Accepted(self.record.clone()),
-                                Some(Ok(())),
-                            ),
-                            Err(reason) => (
-                                AdmissionResponse::Refused(reason.to_string()),
-                                Some(Err(reason)),
-                            ),
-                        }
-                    };
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .admission
-                        .send_response(channel, resp);
-                    match verdict {
-                        Some(Ok(())) => self.admit(peer, &request.0),
-                        Some(Err(reason)) => self.reject(peer, reason),
-                        None => {}
-                    }
-                }
-                request_response::Message::Response { response, .. } => match response {
-                    AdmissionResponse::Accepted(record) => {
-                        let need = self.required_difficulty(&peer);
-                        match record.verify(&peer, &self.chain_id, need) {
-                            Ok(()) => self.admit(peer, &record),
-                            Err(reason) => self.reject(peer, reason),
-                        }
-                    }
-                    AdmissionResponse::Refused(reason) => {
-                        // The peer will not talk to us: forget it even if its record was fine.
-                        if self.admission.revoke(&peer) {
-                            self.metrics
-                                .admitted
-                                .set(self.admission.admitted_len() as i64);
-                        }
-                        self.reject(peer, AdmissionRejection::RefusedByRemote(reason));
-                    }
-                },
-            },
-            request_response::Event::OutboundFailure { peer, error, .. }
-                if !self.admission.is_admitted(&peer) =>
-            {
-                if let request_response::OutboundFailure::UnsupportedProtocols = error {
-                    self.reject(peer, AdmissionRejection::Exchange(error.to_string()));
-                } else if self.swarm.is_connected(&peer) && self.admission.retry(&peer) {
-                    // Lost on the way (the connection it went on closed while another stays
-                    // open, the remote dropped it): ask again before the deadline.
-                    debug!(%peer, "admission request failed: {error}; asking again");
-                    self.ask_record(peer);
-                } else {
-                    debug!(%peer, "admission request failed: {error}");
-                }
-            }
-            _ => {}
         }
     }
 

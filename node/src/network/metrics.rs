@@ -1,16 +1,17 @@
 //! The network's Prometheus metrics: libp2p's own (per protocol and per swarm event) and ours
-//! (admissions, rejections, routing table, rejected gossip, dropped events), all in the node's
-//! one registry under the `seedfed` and `libp2p` prefixes.
+//! (admissions, rejections, routing table, rejected gossip, dropped events, our own gossip
+//! refused (`publish_failures`), stuck peers reconnected), all in the node's one registry
+//! under the `seedfed` and `libp2p` prefixes.
 //!
 //! Guarantees: every metric is registered once, when the network starts; updating one never
 //! blocks or allocates per peer (labels are fixed).
 
 use libp2p::metrics::Metrics as Libp2pMetrics;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use super::publish_failures::PublishFailures;
 
 /// The network task's metrics.
 pub(crate) struct Metrics {
@@ -28,19 +29,11 @@ pub(crate) struct Metrics {
     pub(crate) gossip_rejected: Counter,
     /// Network events dropped because the consumer was slow.
     pub(crate) events_dropped: Counter,
-    /// Our own gossip that gossipsub refused to publish, by topic and reason.
-    pub(crate) publish_failures: Family<PublishFailure, Counter>,
+    /// Our own gossip that gossipsub refused to publish, by topic and reason (with the
+    /// warnings about it).
+    pub(crate) publish_failures: PublishFailures,
     /// Peers disconnected (and dialled again) because their gossip did not drain.
     pub(crate) stuck_reconnects: Counter,
-}
-
-/// Labels of a refused publish.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct PublishFailure {
-    /// The topic's short name (`consensus`, `tx`).
-    pub(crate) topic: String,
-    /// `queues_full` (every peer's send queue), `duplicate`, `no_peers`, `too_large`, `other`.
-    pub(crate) reason: &'static str,
 }
 
 impl Metrics {
@@ -56,7 +49,7 @@ impl Metrics {
             routing_table: Gauge::default(),
             gossip_rejected: Counter::default(),
             events_dropped: Counter::default(),
-            publish_failures: Family::default(),
+            publish_failures: PublishFailures::default(),
             stuck_reconnects: Counter::default(),
         };
         r.register(
@@ -92,7 +85,7 @@ impl Metrics {
         r.register(
             "gossip_publish_failures",
             "Our own gossip messages gossipsub refused to publish, by topic and reason",
-            m.publish_failures.clone(),
+            m.publish_failures.counter.clone(),
         );
         r.register(
             "gossip_stuck_reconnects",

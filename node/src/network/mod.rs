@@ -12,8 +12,10 @@
 //!
 //! Layout: [`admission`] (signed records), `admission_tracker` (sans-IO admission state),
 //! [`behaviour`] (the protocols and their event enum), `swarm` (transports and listeners),
-//! `discovery` (Kademlia), `peers_file` (remembered peers), `metrics`, and `event_loop` (the
-//! task that owns the swarm and ties them together).
+//! `discovery` (Kademlia), `peers_file` (remembered peers), `metrics` (with
+//! `publish_failures`, our own gossip gossipsub refused), `slow_peers` (gossip that does not
+//! drain), and `event_loop` (the task that owns the swarm and ties them together; the admission
+//! handshake in its `handshake`).
 
 pub mod admission;
 mod admission_tracker;
@@ -22,6 +24,7 @@ mod discovery;
 mod event_loop;
 mod metrics;
 pub mod peers_file;
+mod publish_failures;
 pub mod rate;
 pub mod slots;
 mod slow_peers;
