@@ -3,10 +3,9 @@
 //! checked by [`super::wire::check_gossip`] in the network task), timer expiries and
 //! block-sync responses.
 //!
-//! Guarantees: outputs are acted on in order; consecutive WAL entries are fsynced together
-//! before any later output leaves the node; a decided block, its certificate and the new tip
-//! state are committed atomically before the next height's messages go out. Every store call
-//! runs on the storage thread ([`StorageThread`]) and is awaited before the driver goes on.
+//! Guarantees: consensus outputs are acted on in order, WAL entries and decided blocks made
+//! durable before any later output leaves the node (`outputs`). Every store call runs on the
+//! storage thread ([`StorageThread`]) and is awaited before the driver goes on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +13,9 @@ use std::time::Duration;
 use libp2p::PeerId;
 use seedfed_protocol::agent::{Agent, Fault};
 use seedfed_protocol::consensus::{
-    CommitCertificate, Consensus, ConsensusKey, ConsensusMessage, ConsensusParams, Input, Output,
-    WalEntry,
+    Consensus, ConsensusKey, ConsensusMessage, ConsensusParams, Input,
 };
-use seedfed_protocol::ledger::{self, Block, Evidence, SignedTx, TxBody, MAX_TXS_PER_BLOCK};
+use seedfed_protocol::ledger::{self, Evidence, SignedTx, MAX_TXS_PER_BLOCK};
 use seedfed_protocol::member::MemberId;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,7 +29,7 @@ use super::metrics::ChainMetrics;
 use super::outbox::Outbox;
 use super::own_txs::Regossiped;
 use super::status::ChainStatus;
-use super::storage::{ChainStore, DecidedRecord, StorageError};
+use super::storage::{ChainStore, StorageError};
 use super::storage_thread::StorageThread;
 use super::sync::{BlockSync, SyncResult};
 use super::timers::{Deadline, Timers};
@@ -267,7 +265,8 @@ pub async fn spawn(
     )))
 }
 
-/// The driver's state (its methods live in this module and in `sync`, `agent` and `status`).
+/// The driver's state (its methods live in this module and in its siblings: `outputs`, `sync`,
+/// `agent`, `status` and more).
 pub(super) struct Driver {
     pub(super) consensus: Consensus,
     pub(super) storage: StorageThread,
@@ -476,156 +475,6 @@ impl Driver {
         self.rearm_consensus().await?;
         self.exchange_votes();
         self.report_stall(super::status::liveness_bound(&self.config));
-        self.publish_status();
-        Ok(())
-    }
-
-    /// Acts on consensus outputs in order; consecutive WAL entries are made durable together,
-    /// before the first output that follows them.
-    pub(super) async fn act(&mut self, outputs: Vec<Output>) -> Result<(), ChainError> {
-        let mut wal = Vec::new();
-        for o in outputs {
-            if let Output::PersistWal(e) = o {
-                wal.push(e);
-                continue;
-            }
-            self.persist_wal(std::mem::take(&mut wal)).await?;
-            match o {
-                Output::PersistWal(_) => {}
-                Output::Broadcast(m) => {
-                    match &m {
-                        ConsensusMessage::Proposal(p) => {
-                            self.commits
-                                .proposal_seen(p.height, p.round, Instant::now());
-                        }
-                        ConsensusMessage::Vote(v) => self.own_votes.record(&self.me, v),
-                        _ => {}
-                    }
-                    if let Err(e) = self
-                        .network
-                        .publish(CONSENSUS_TOPIC, ledger::encode(&m))
-                        .await
-                    {
-                        debug!("consensus publish: {e}");
-                    }
-                }
-                Output::ScheduleTimer { timer, after } => {
-                    self.timers.schedule(timer, Instant::now() + after);
-                }
-                Output::CancelTimer(t) => self.timers.cancel(t),
-                Output::CancelAllTimers => self.timers.cancel_consensus(),
-                Output::BuildBlock { height, round } => {
-                    let at = (self.last_decided + self.config.block_interval).max(Instant::now());
-                    self.timers.build_at(height, round, at);
-                }
-                Output::Decided { block, certificate } => {
-                    self.on_decided(&block, &certificate).await?;
-                }
-                Output::Equivocation { a, b } => {
-                    warn!(validator = %a.validator, height = a.height, "equivocation seen");
-                    self.evidence.push((
-                        a.validator,
-                        Evidence::Equivocation {
-                            a: Box::new(a),
-                            b: Box::new(b),
-                        },
-                    ));
-                }
-                Output::InvalidProposal { proposer, reason } => {
-                    warn!(%proposer, %reason, "invalid block proposed");
-                }
-            }
-        }
-        self.persist_wal(wal).await
-    }
-
-    /// Appends WAL entries in one fsynced batch, on the storage thread.
-    async fn persist_wal(&mut self, entries: Vec<WalEntry>) -> Result<(), ChainError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        self.storage.call(move |s| s.append_wal(&entries)).await??;
-        Ok(())
-    }
-
-    async fn on_decided(
-        &mut self,
-        block: &Block,
-        certificate: &CommitCertificate,
-    ) -> Result<(), ChainError> {
-        let record = DecidedRecord::new(block, certificate, self.consensus.ledger());
-        self.storage.call(move |s| s.commit(&record)).await??;
-        self.state_hash = block.state_hash;
-        self.last_decided = Instant::now();
-        if let Some(sample) = self.commits.decided(
-            block.height,
-            certificate.round,
-            block.txs.len(),
-            self.last_decided,
-        ) {
-            self.metrics.commit_latency_us(sample.latency_us);
-        }
-        for tx in &block.txs {
-            self.metrics.decided_tx(&tx.tx.body);
-        }
-        let chain_id = &self.consensus.ledger().state.chain_id;
-        self.tx_watch.decided(block, |t| t.tx.digest(chain_id));
-        let state = &self.consensus.ledger().state;
-        let evidence = self.activity.block_applied(
-            block,
-            state,
-            super::status::unix_ms(std::time::SystemTime::now()),
-        );
-        for e in &evidence {
-            warn!(
-                kind = %e.kind,
-                member = %e.member,
-                by = %e.by,
-                height = e.height,
-                reason = %e.reason,
-                "evidence decided"
-            );
-        }
-        let facts = super::milestones::facts(state);
-        for m in super::milestones::milestones(&self.facts, &facts) {
-            info!(height = block.height, "{m}");
-        }
-        self.facts = facts;
-        self.timers.cancel_build();
-        if !block.txs.is_empty() {
-            info!(height = block.height, txs = block.txs.len(), "decided");
-        } else {
-            debug!(height = block.height, "decided");
-        }
-        self.fill_own();
-        let pruned = self.mempool.prune(&self.consensus.ledger().state);
-        for (author, nonce, why) in &pruned.failed {
-            self.tx_watch.dropped(author, *nonce, why);
-            debug!(%author, nonce, reason = %why, "dropping a transaction that no longer applies");
-        }
-        if pruned.behind > 0 {
-            debug!(
-                count = pruned.behind,
-                "dropped transactions behind ones that no longer apply"
-            );
-        }
-        let evidence = std::mem::take(&mut self.evidence);
-        for (member, ev) in evidence {
-            if self.consensus.ledger().state.is_validator(&member) {
-                self.sign_and_publish(TxBody::Evict {
-                    member,
-                    evidence: ev,
-                });
-            }
-        }
-        self.restore_own();
-        self.refresh_view();
-        self.settle_sign_waiters(block);
-        let st = &self.consensus.ledger().state;
-        if st.sign_requests.len() == st.signatures.len() {
-            self.signing_cache.clear();
-        }
-        self.agent_step().await?;
         self.publish_status();
         Ok(())
     }

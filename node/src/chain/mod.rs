@@ -14,6 +14,7 @@ pub mod mempool;
 pub mod metrics;
 mod milestones;
 mod outbox;
+mod outputs;
 mod own_txs;
 pub mod round_report;
 pub mod signing;
