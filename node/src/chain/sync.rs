@@ -22,7 +22,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::driver::{ChainError, Driver};
-use super::wire::{member_of, ChainRequest, ChainResponse, MAX_HEIGHTS_AHEAD, MAX_SYNC_BLOCKS};
+use super::wire::{
+    member_of, spawn_ask, ChainRequest, ChainResponse, MAX_HEIGHTS_AHEAD, MAX_SYNC_BLOCKS,
+};
 
 /// The answer to one sync request: the peer asked and its blocks, or why there are none.
 pub type SyncResult = (PeerId, Result<Vec<(Block, CommitCertificate)>, String>);
@@ -136,16 +138,12 @@ impl Driver {
             from,
             max: MAX_SYNC_BLOCKS,
         });
-        let net = self.network.clone();
+        let pick = |r: ChainResponse| match r {
+            ChainResponse::Blocks(b) => Ok(b),
+            other => Err(other),
+        };
         let results = self.sync.results.clone();
-        tokio::spawn(async move {
-            let r = match super::wire::ask(&net, target, req).await {
-                Ok(ChainResponse::Blocks(b)) => Ok(b),
-                Ok(other) => Err(format!("unexpected answer {other:?}")),
-                Err(e) => Err(e),
-            };
-            let _ = results.send((target, r)).await;
-        });
+        spawn_ask(&self.network, target, req, pick, results);
     }
 
     /// Applies the blocks `peer` sent, in order, until one does not apply; asks for more if

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::driver::{ChainError, Driver};
-use super::wire::{member_of, ChainRequest, ChainResponse};
+use super::wire::{member_of, spawn_ask, ChainRequest, ChainResponse};
 
 /// Time without a decision before the first exchange (a healthy height is decided well
 /// within it; a slow one costs a few small requests).
@@ -138,18 +138,13 @@ impl Driver {
             );
         }
         let req = ledger::encode(&ChainRequest::Votes { height, votes });
+        let pick = |r: ChainResponse| match r {
+            ChainResponse::Votes(v) => Ok(v),
+            other => Err(other),
+        };
         for peer in peers {
-            let net = self.network.clone();
             let answers = self.own_votes.answers.clone();
-            let req = req.clone();
-            tokio::spawn(async move {
-                let r = match super::wire::ask(&net, peer, req).await {
-                    Ok(ChainResponse::Votes(v)) => Ok(v),
-                    Ok(other) => Err(format!("unexpected answer {other:?}")),
-                    Err(e) => Err(e),
-                };
-                let _ = answers.send((peer, r)).await;
-            });
+            spawn_ask(&self.network, peer, req.clone(), pick, answers);
         }
     }
 

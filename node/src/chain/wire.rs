@@ -92,6 +92,25 @@ pub async fn ask(
     ledger::decode::<ChainResponse>(&bytes).map_err(|e| format!("malformed answer: {e}"))
 }
 
+/// Asks `peer` on a task of its own ([`ask`]) and sends `(peer, answer)` to `answers`: what
+/// `pick` takes from the response, or why there is none (the request failed, the answer was
+/// malformed, or `pick` gave the response back: not the kind asked for).
+pub fn spawn_ask<T: Send + 'static>(
+    net: &crate::network::NetworkHandle,
+    peer: PeerId,
+    request: Vec<u8>,
+    pick: impl FnOnce(ChainResponse) -> Result<T, ChainResponse> + Send + 'static,
+    answers: tokio::sync::mpsc::Sender<(PeerId, Result<T, String>)>,
+) {
+    let net = net.clone();
+    tokio::spawn(async move {
+        let answer = ask(&net, peer, request)
+            .await
+            .and_then(|r| pick(r).map_err(|other| format!("unexpected answer {other:?}")));
+        let _ = answers.send((peer, answer)).await;
+    });
+}
+
 /// What the network knows of the chain; updated by the driver after each decision: the
 /// validator set and height (for the gossip checks and the validators' connection slots) and
 /// the ledger's proof-of-work difficulty (for admission, and for our own proof).
