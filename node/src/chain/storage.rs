@@ -1,5 +1,7 @@
 //! The chain's durable records in the node's store: decided blocks with their commit
-//! certificates, the ledger state at the tip, the consensus write-ahead log, the epoch
+//! certificates, the ledger state at the tip (its published signatures kept once each,
+//! beside it, so a block writes the signatures it adds and not every one so far), the
+//! consensus write-ahead log, the epoch
 //! agent's snapshot, the leaf shares this node holds (both sealed at rest), and every signed
 //! checkpoint (the ledger keeps only the last few; light clients walk the whole chain).
 //!
@@ -16,7 +18,9 @@
 //! (`storage_thread`), never from an async worker thread.
 
 use seedfed_protocol::consensus::{CommitCertificate, WalEntry};
-use seedfed_protocol::ledger::{self, Block, Genesis, Ledger, SignedCheckpoint};
+use seedfed_protocol::ledger::{
+    self, Block, Genesis, Ledger, Signatures, SignedCheckpoint, TxBody,
+};
 use thiserror::Error;
 use tracing::warn;
 
@@ -29,8 +33,12 @@ pub const BLOCKS: &str = "blocks";
 pub const WAL: &str = "wal";
 /// Keyspace of chain metadata ([`TIP_KEY`], [`AGENT_KEY`]).
 pub const CHAIN: &str = "chain";
-/// The ledger at the tip: `encode(Ledger)`.
+/// The ledger at the tip: `encode(Ledger)`, its published signatures left out
+/// (`Signatures::without_bytes`: the digest alone) and kept in [`SIGNATURES`].
 pub const TIP_KEY: &[u8] = b"tip";
+/// Keyspace of the published signatures, in publication order: `u64be(n)` (the n-th published,
+/// from 0) → `encode((leaf, signature))`. Written with the block that publishes them.
+pub const SIGNATURES: &str = "signatures";
 /// The epoch agent's snapshot (contains key shares), sealed (`at_rest`).
 pub const AGENT_KEY: &[u8] = b"agent";
 /// Every signed checkpoint this node recorded: `u64be(seq)` → `encode(SignedCheckpoint)`.
@@ -88,17 +96,41 @@ pub struct DecidedRecord {
     height: u64,
     block: Vec<u8>,
     tip: Vec<u8>,
+    /// The signatures the block publishes: (their place in publication order, encoding).
+    signatures: Vec<(u64, Vec<u8>)>,
     /// The checkpoints the ledger keeps after the block (those not stored yet are).
     checkpoints: Vec<SignedCheckpoint>,
 }
 
 impl DecidedRecord {
-    /// Encodes the record of `block`.
+    /// Encodes the record of `block`: the tip without its signatures, and the signatures the
+    /// block publishes (every one in a decided block is new: the ledger refuses a second
+    /// signature for a leaf), placed after those published before it.
     pub fn new(block: &Block, certificate: &CommitCertificate, ledger_after: &Ledger) -> Self {
+        let published: Vec<(u64, &[u8])> = block
+            .txs
+            .iter()
+            .filter_map(|t| match &t.tx.body {
+                TxBody::SignaturePublish { leaf, signature } => Some((*leaf, signature.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let first = ledger_after
+            .state
+            .signatures
+            .len()
+            .saturating_sub(published.len()) as u64;
+        let signatures = (first..)
+            .zip(&published)
+            .map(|(n, entry)| (n, ledger::encode(entry)))
+            .collect();
+        let mut tip = ledger_after.clone();
+        tip.state.signatures = ledger_after.state.signatures.without_bytes();
         DecidedRecord {
             height: block.height,
             block: ledger::encode(&(block, certificate)),
-            tip: ledger::encode(ledger_after),
+            tip: ledger::encode(&tip),
+            signatures,
             checkpoints: ledger_after.state.checkpoints.clone(),
         }
     }
@@ -193,7 +225,7 @@ impl ChainStore {
                 if block.hash() != ledger.tip || block.state_hash != ledger.state.hash() {
                     return Err(corrupt("tip state", "it does not match the tip block"));
                 }
-                (ledger, Some(cert))
+                (self.with_signatures(ledger)?, Some(cert))
             }
         };
         let next = ledger.height() + 1;
@@ -250,6 +282,38 @@ impl ChainStore {
         })
     }
 
+    /// `ledger` (the stored tip) with its published signatures put back from [`SIGNATURES`],
+    /// checked against the digest the tip kept.
+    fn with_signatures(&self, mut ledger: Ledger) -> Result<Ledger, StorageError> {
+        const WHAT: &str = "published signatures";
+        if !ledger.state.signatures.is_empty() {
+            return Err(corrupt(
+                "tip state",
+                "it holds its published signatures inline, a format this version no longer reads",
+            ));
+        }
+        let mut published = Vec::new();
+        for item in self.store.scan_prefix(SIGNATURES, &[])? {
+            let (key, value) = item?;
+            if key.as_slice() != (published.len() as u64).to_be_bytes() {
+                return Err(corrupt(
+                    WHAT,
+                    format!("number {} is missing", published.len()),
+                ));
+            }
+            published.push(ledger::decode::<(u64, Vec<u8>)>(&value).map_err(|e| corrupt(WHAT, e))?);
+        }
+        let count = published.len();
+        ledger.state.signatures = Signatures::rebuilt(published, ledger.state.signatures.digest())
+            .ok_or_else(|| {
+                corrupt(
+                    WHAT,
+                    format!("the {count} stored do not match the tip's digest"),
+                )
+            })?;
+        Ok(ledger)
+    }
+
     /// Durably appends WAL entries (one fsynced batch).
     pub fn append_wal(&mut self, entries: &[WalEntry]) -> Result<(), StorageError> {
         if entries.is_empty() {
@@ -284,6 +348,9 @@ impl ChainStore {
         let mut batch = Batch::new();
         batch.put(BLOCKS, &record.height.to_be_bytes(), &record.block);
         batch.put(CHAIN, TIP_KEY, &record.tip);
+        for (n, entry) in &record.signatures {
+            batch.put(SIGNATURES, &n.to_be_bytes(), entry);
+        }
         let mut next_checkpoint = self.next_checkpoint;
         for c in record
             .checkpoints
@@ -557,6 +624,113 @@ mod tests {
             assert_eq!(l.wal, vec![timeout(1, 0), timeout(1, 5)]);
             assert_eq!(l.truncated, 0);
         }
+    }
+
+    /// The next block after `before`, publishing `sigs`, and the ledger it leads to.
+    fn publishing(before: &Ledger, sigs: &[(u64, Vec<u8>)]) -> (Block, CommitCertificate, Ledger) {
+        use seedfed_protocol::ledger::{CommitInfo, Signature64, SignedTx, Tx};
+        use seedfed_protocol::member::MemberId;
+        let mut after = before.clone();
+        after.state.height += 1;
+        let txs = sigs
+            .iter()
+            .map(|(leaf, signature)| {
+                after.state.signatures.insert(*leaf, signature.clone());
+                SignedTx {
+                    tx: Tx {
+                        author: MemberId([1; 32]),
+                        nonce: 0,
+                        body: TxBody::SignaturePublish {
+                            leaf: *leaf,
+                            signature: signature.clone(),
+                        },
+                    },
+                    signature: Signature64([0; 64]),
+                }
+            })
+            .collect();
+        let block = Block {
+            height: after.state.height,
+            prev_hash: before.tip,
+            proposer: MemberId([1; 32]),
+            last_commit: CommitInfo::default(),
+            txs,
+            state_hash: after.state.hash(),
+        };
+        after.tip = block.hash();
+        let cert = CommitCertificate {
+            height: block.height,
+            round: 0,
+            block_hash: block.hash(),
+            signatures: Vec::new(),
+        };
+        (block, cert, after)
+    }
+
+    #[test]
+    fn each_signature_is_written_once_beside_the_tip_and_comes_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
+        let l0 = cs.load(&g).unwrap().ledger;
+        let (b1, c1, l1) = publishing(&l0, &[(4, vec![4; 300]), (2, vec![2; 300])]);
+        let record = DecidedRecord::new(&b1, &c1, &l1);
+        // The tip does not carry the signatures; they are written once each.
+        assert!(ledger::encode(&l1).len() >= record.tip.len() + 600);
+        assert_eq!(record.signatures.len(), 2);
+        cs.commit(&record).unwrap();
+        assert_eq!(cs.load(&g).unwrap().ledger, l1);
+        let (b2, c2, l2) = publishing(&l1, &[(3, vec![3; 300])]);
+        let record = DecidedRecord::new(&b2, &c2, &l2);
+        assert_eq!(
+            record
+                .signatures
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>(),
+            [2]
+        );
+        cs.commit(&record).unwrap();
+        let s = cs.into_inner();
+        s.close().unwrap();
+
+        let s = store::open(dir.path(), Backend::Redb).unwrap();
+        let mut cs = ChainStore::new(s);
+        let loaded = cs.load(&g).unwrap().ledger;
+        assert_eq!(loaded, l2);
+        assert_eq!(loaded.state.signatures.get(&3), Some(&[3u8; 300][..]));
+
+        // A damaged, missing or extra signature is an error, not a silent loss.
+        let s = cs.into_inner();
+        s.put(
+            SIGNATURES,
+            &1u64.to_be_bytes(),
+            &ledger::encode(&(2u64, vec![9u8; 300])),
+        )
+        .unwrap();
+        let mut cs = ChainStore::new(s);
+        let err = cs.load(&g).err().unwrap().to_string();
+        assert!(err.contains("published signatures"), "{err}");
+        let s = cs.into_inner();
+        s.delete(SIGNATURES, &1u64.to_be_bytes()).unwrap();
+        let mut cs = ChainStore::new(s);
+        let err = cs.load(&g).err().unwrap().to_string();
+        assert!(err.contains("number 1 is missing"), "{err}");
+    }
+
+    #[test]
+    fn a_tip_with_its_signatures_inline_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
+        let l0 = cs.load(&g).unwrap().ledger;
+        let (b1, c1, l1) = publishing(&l0, &[(4, vec![4; 30])]);
+        cs.commit(&DecidedRecord::new(&b1, &c1, &l1)).unwrap();
+        let s = cs.into_inner();
+        s.put(CHAIN, TIP_KEY, &ledger::encode(&l1)).unwrap();
+        let mut cs = ChainStore::new(s);
+        let err = cs.load(&g).err().unwrap().to_string();
+        assert!(err.contains("inline"), "{err}");
     }
 
     #[test]
