@@ -3,7 +3,8 @@
 //! commit latency of a local multi-process federation (`commit`, see
 //! `seedfed_testnet::commit_bench`), its DKG (`dkg`), its key generation (`fedkeygen`, see
 //! `seedfed_testnet::fedkeygen_bench`), its signing (`sign`, see `seedfed_testnet::sign_bench`)
-//! and both under a flood of hostile traffic (`flood`, see `seedfed_testnet::flood_bench`).
+//! and both under a flood of hostile traffic (`flood`, see `seedfed_testnet::flood_bench`), and
+//! what one block costs as the ledger grows (`ledger`, see `seedfed_testnet::ledger_bench`).
 //!
 //! Every measurement is repeated `--rounds` times, interleaved (limit, ours, hbs-lms, ...), and
 //! the best round of each is reported, so noise from other processes affects all sides alike.
@@ -73,6 +74,8 @@ enum Command {
     /// Signing on a local multi-process testnet: a burst of client requests to the nodes'
     /// `POST /sign`, latency from request to verified signature and signatures per second.
     Sign(seedfed_testnet::sign_bench::SignArgs),
+    /// What validating one block costs as the ledger grows (signatures, members), in-process.
+    Ledger(seedfed_testnet::ledger_bench::LedgerArgs),
     /// Consensus and signing latency of a local testnet unloaded and while fresh identities
     /// flood it with invalid gossip, requests and transactions, against the 3x bound, and each
     /// node's peak memory.
@@ -100,6 +103,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fedkeygen(args) => seedfed_testnet::fedkeygen_bench::run(args),
         Command::Memory(args) => seedfed_testnet::memory_bench::run(args),
         Command::Sign(args) => seedfed_testnet::sign_bench::run(args),
+        Command::Ledger(args) => seedfed_testnet::ledger_bench::run(args),
         Command::Flood(args) => seedfed_testnet::flood_bench::run(args),
     }
 }

@@ -1,0 +1,189 @@
+//! `seedfed-bench ledger`: what one block costs a validator as the ledger grows. A block of
+//! `--txs` signed transfers is validated (`Ledger::validate_block`: the state cloned, the block
+//! applied, the state hashed) on ledgers that hold, besides the genesis, `--records` published
+//! signatures (2.5 KB each, as a key's signing leaves them) or `--records` extra members, each
+//! size measured `--rounds` times interleaved with the others (best round reported), and every
+//! size's time printed next to the smallest size's, as a ratio. A state that costs only what a
+//! block changes gives ratios near 1.
+//!
+//! In-process, no network: the records are put into the state directly (their validity does
+//! not change what a block costs), then the block is built once by the proposer's code and
+//! validated as every other validator would.
+
+use std::time::Instant;
+
+use anyhow::{ensure, Context};
+use clap::Args;
+use ed25519_dalek::SigningKey;
+use seedfed_protocol::ledger::{
+    CommitInfo, EpochParams, Genesis, GenesisValidator, KeyParams, Ledger, Member, MemberStatus,
+    Tx, TxBody, DEFAULT_SECTOR_WINDOW,
+};
+use seedfed_protocol::member::MemberId;
+use serde_json::json;
+
+use crate::bench_json::rounded;
+
+const CHAIN_ID: &str = "seedfed-ledger-bench";
+
+/// An LMS signature's size at this project's parameters (SHA-256, W4, H15), about 2.5 KB.
+const SIGNATURE_BYTES: usize = 2_500;
+
+/// `seedfed-bench ledger`
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// Ledger sizes: records of each kind held besides the genesis.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000,100000")]
+    pub records: Vec<usize>,
+    /// Transfers in the block validated.
+    #[arg(long, default_value_t = 100)]
+    pub txs: u64,
+    /// Interleaved repetitions; the best of each is reported.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u32,
+}
+
+/// The kinds of record a ledger grows by.
+#[derive(Clone, Copy)]
+enum Kind {
+    Signatures,
+    Members,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Signatures => "signatures",
+            Kind::Members => "members",
+        }
+    }
+}
+
+fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[i.wrapping_add(1); 32])
+}
+
+fn id(k: &SigningKey) -> MemberId {
+    MemberId(k.verifying_key().to_bytes())
+}
+
+/// A genesis of four validators, validator 0 rich enough to pay every transfer.
+fn genesis() -> Genesis {
+    Genesis {
+        chain_id: CHAIN_ID.into(),
+        pow_difficulty: 4,
+        validators: (0..4)
+            .map(|i| GenesisValidator {
+                id: id(&key(i)),
+                stake: 1_000_000,
+                x25519: [i; 32],
+            })
+            .collect(),
+        key: KeyParams {
+            tree_height: 15,
+            sector_bits: 3,
+            leaf_threshold: 3,
+            leaf_holders: 5,
+            ack_threshold: 4,
+            audit_leaves: 0,
+            sector_window: DEFAULT_SECTOR_WINDOW,
+            rotate_percent: 0,
+        },
+        eviction_missed_heights: 1_000,
+        epochs: EpochParams::default(),
+        clients: Vec::new(),
+    }
+}
+
+/// A ledger at genesis holding `n` records of `kind`, and a block of `txs` transfers on it.
+fn setup(
+    kind: Kind,
+    n: usize,
+    txs: u64,
+) -> anyhow::Result<(Ledger, seedfed_protocol::ledger::Block)> {
+    let mut ledger = Ledger::from_genesis(&genesis()).context("genesis")?;
+    for i in 0..n as u64 {
+        match kind {
+            Kind::Signatures => ledger
+                .state
+                .signatures
+                .insert(i, vec![(i % 251) as u8; SIGNATURE_BYTES]),
+            Kind::Members => {
+                let mut m = [0u8; 32];
+                m[..8].copy_from_slice(&i.to_be_bytes());
+                m[8] = 0xee;
+                ledger.state.members.insert(
+                    MemberId(m),
+                    Member {
+                        peer_id: m.to_vec(),
+                        x25519: m,
+                        stake: 0,
+                        nonce: 0,
+                        status: MemberStatus::Active,
+                        admitted_epoch: 0,
+                    },
+                );
+            }
+        }
+    }
+    let (from, to) = (key(0), id(&key(1)));
+    let candidates = (0..txs)
+        .map(|nonce| {
+            Tx {
+                author: id(&from),
+                nonce,
+                body: TxBody::Transfer { to, amount: 1 },
+            }
+            .sign(CHAIN_ID, &from)
+        })
+        .collect();
+    let (block, rejected) = ledger
+        .build_block(id(&from), CommitInfo::default(), candidates)
+        .context("building the block")?;
+    ensure!(
+        rejected.is_empty(),
+        "the bench's transfers were refused: {:?}",
+        rejected.first().map(|(_, e)| e.to_string())
+    );
+    Ok((ledger, block))
+}
+
+/// Runs the bench, printing a table and, last, a JSON line.
+pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
+    let mut sizes = args.records.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    ensure!(!sizes.is_empty(), "--records: at least one size");
+    let mut out = serde_json::Map::new();
+    for kind in [Kind::Signatures, Kind::Members] {
+        println!("{}: building ledgers of {:?} ...", kind.name(), sizes);
+        let ledgers = sizes
+            .iter()
+            .map(|&n| setup(kind, n, args.txs))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut best = vec![f64::INFINITY; sizes.len()];
+        for _ in 0..args.rounds.max(1) {
+            for (i, (ledger, block)) in ledgers.iter().enumerate() {
+                let t = Instant::now();
+                let next = ledger.validate_block(block).context("validating")?;
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                drop(next);
+                best[i] = best[i].min(ms);
+            }
+        }
+        println!("{:>10} {:>14} {:>8}", kind.name(), "block (ms)", "ratio");
+        let mut rows = Vec::new();
+        for (n, ms) in sizes.iter().zip(&best) {
+            let ratio = ms / best[0];
+            println!("{n:>10} {ms:>14.3} {ratio:>7.2}x");
+            rows.push(
+                json!({"records": n, "block_ms": rounded(*ms, 3), "ratio": rounded(ratio, 2)}),
+            );
+        }
+        out.insert(kind.name().into(), rows.into());
+    }
+    out.insert("bench".into(), "ledger".into());
+    out.insert("txs".into(), args.txs.into());
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
