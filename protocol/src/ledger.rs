@@ -49,9 +49,10 @@ pub use sig_cache::SigCache;
 pub use state::{
     leaf_id, sign_session_id, split_leaf, validate_dkg_complaint_payload,
     validate_dkg_round1_payload, validate_epoch_beacon, validate_master_root, ClientRecord,
-    ConvictionEvidence, DealConviction, HolderBasis, KeyState, KeygenMiss, LeafAudit, LedgerState,
-    Member, MemberStatus, RepairRecord, SectorAudit, SectorRecord, SectorWindow, SignRequestRecord,
-    Signatures, ADMISSION_EXPIRY_EPOCHS, MAX_ADMISSIONS_PER_EPOCH, MAX_OPEN_CHANGES,
+    ConvictionEvidence, DealConviction, HashedMap, HolderBasis, KeyState, KeygenMiss, LeafAudit,
+    LedgerState, Member, MemberStatus, Members, RepairRecord, SectorAudit, SectorRecord,
+    SectorWindow, SignRequestRecord, Signatures, ADMISSION_EXPIRY_EPOCHS, MAX_ADMISSIONS_PER_EPOCH,
+    MAX_OPEN_CHANGES,
 };
 pub use tx::{
     peer_id_bytes, verify_vote_signature, vote_digest, ComplaintPayload, DkgSuite, Evidence,

@@ -2,7 +2,8 @@
 //! `--txs` signed transfers is validated (`Ledger::validate_block_with`: the state cloned, the
 //! block applied, the state hashed; the transactions' signatures answered from the cache the
 //! gossip check filled, as on a node) on ledgers that hold, besides the genesis, `--records` published
-//! signatures (2.5 KB each, as a key's signing leaves them) or `--records` extra members, each
+//! signatures (2.5 KB each, as a key's signing leaves them), `--records` signing requests (one
+//! per leaf ever allocated) or `--records` extra members, each
 //! size measured `--rounds` times after a warm-up (best round reported), and every size's
 //! time printed next to the smallest size's, as a ratio. A state that costs only what a
 //! block changes gives ratios near 1.
@@ -18,7 +19,7 @@ use clap::Args;
 use ed25519_dalek::SigningKey;
 use seedfed_protocol::ledger::{
     Block, CommitInfo, EpochParams, Genesis, GenesisValidator, KeyParams, Ledger, Member,
-    MemberStatus, SigCache, Tx, TxBody, DEFAULT_SECTOR_WINDOW,
+    MemberStatus, SigCache, SignRequestRecord, Tx, TxBody, DEFAULT_SECTOR_WINDOW,
 };
 use seedfed_protocol::member::MemberId;
 use serde_json::json;
@@ -48,6 +49,7 @@ pub struct LedgerArgs {
 #[derive(Clone, Copy)]
 enum Kind {
     Signatures,
+    SignRequests,
     Members,
 }
 
@@ -55,6 +57,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Signatures => "signatures",
+            Kind::SignRequests => "sign_requests",
             Kind::Members => "members",
         }
     }
@@ -109,6 +112,20 @@ fn setup(kind: Kind, n: usize, txs: u64) -> anyhow::Result<(Ledger, Block, SigCa
                 .state
                 .signatures
                 .insert(i, vec![(i % 251) as u8; SIGNATURE_BYTES]),
+            Kind::SignRequests => {
+                let client = MemberId([0xcc; 32]);
+                ledger.state.sign_requests.insert(
+                    i,
+                    SignRequestRecord {
+                        requester: id(&key(0)),
+                        client,
+                        request: (0, i),
+                        digest: [(i % 251) as u8; 32],
+                        height: i,
+                        issue_to: None,
+                    },
+                );
+            }
             Kind::Members => {
                 let mut m = [0u8; 32];
                 m[..8].copy_from_slice(&i.to_be_bytes());
@@ -127,6 +144,8 @@ fn setup(kind: Kind, n: usize, txs: u64) -> anyhow::Result<(Ledger, Block, SigCa
             }
         }
     }
+    // As every state a block leaves behind (`LedgerState::settle`).
+    ledger.state.settle();
     let (from, to) = (key(0), id(&key(1)));
     let candidates = (0..txs)
         .map(|nonce| {
@@ -157,7 +176,7 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
     sizes.dedup();
     ensure!(!sizes.is_empty(), "--records: at least one size");
     let mut out = serde_json::Map::new();
-    for kind in [Kind::Signatures, Kind::Members] {
+    for kind in [Kind::Signatures, Kind::SignRequests, Kind::Members] {
         println!("{}: building ledgers of {:?} ...", kind.name(), sizes);
         let mut ledgers = sizes
             .iter()

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use seedfed_protocol::admission::{possession_context, Puzzle};
 use seedfed_protocol::ledger::{
-    self, LedgerState, MemberStatus, SignedTx, TxBody, MAX_PAYLOAD_BYTES,
+    self, LedgerState, MemberStatus, SigCache, SignedTx, TxBody, MAX_PAYLOAD_BYTES,
 };
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::seal;
@@ -509,8 +509,8 @@ impl Mempool {
     /// of authors who are no longer active members; then checks each author's next
     /// transaction on a copy of `state` at the next height, in author order, and drops one
     /// that does not apply together with every later transaction of its author (with the gap
-    /// they cannot apply).
-    pub fn prune(&mut self, state: &LedgerState) -> Pruned {
+    /// they cannot apply). Signatures that passed before are answered from `checks`.
+    pub fn prune(&mut self, state: &LedgerState, checks: &mut SigCache) -> Pruned {
         let mut pruned = Pruned::default();
         let gone: Vec<(MemberId, u64)> = self
             .txs
@@ -540,7 +540,7 @@ impl Mempool {
             let Some(e) = self.txs.get(&(author, nonce)) else {
                 continue;
             };
-            if let Err(why) = probe.apply_tx(&e.tx) {
+            if let Err(why) = probe.apply_tx_with(&e.tx, Some(checks)) {
                 let run: Vec<(MemberId, u64)> = self
                     .txs
                     .range((author, nonce)..=(author, u64::MAX))

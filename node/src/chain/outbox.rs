@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use seedfed_protocol::ledger::{LedgerState, SignedTx, Tx, TxBody};
+use seedfed_protocol::ledger::{LedgerState, SigCache, SignedTx, Tx, TxBody};
 use seedfed_protocol::member::MemberId;
 
 use super::mempool::TxRejected;
@@ -111,9 +111,12 @@ impl Outbox {
     /// their nonces and stay valid. Returns the fillers (pending here from now on), to take
     /// those nonces in the mempool and to be gossiped. If not even a filler applies (we are
     /// no longer an active member), nothing of ours can: everything pending is forgotten.
+    /// Signatures that passed before are answered from `checks`, so replaying a long queue
+    /// of our own transactions does not verify them again every block.
     pub fn prune(
         &mut self,
         state: &LedgerState,
+        checks: &mut SigCache,
         pooled: impl Fn(u64) -> Option<SignedTx>,
     ) -> Vec<Filled> {
         let next = state.members.get(&self.me).map_or(0, |m| m.nonce);
@@ -126,14 +129,14 @@ impl Outbox {
         let mut filled = Vec::new();
         for nonce in next..=last {
             let reason = match self.pending.get(&nonce).cloned().or_else(|| pooled(nonce)) {
-                Some(tx) => match probe.apply_tx(&tx) {
+                Some(tx) => match probe.apply_tx_with(&tx, Some(checks)) {
                     Ok(()) => continue,
                     Err(e) => e.to_string(),
                 },
                 None => "no transaction holds this nonce".to_string(),
             };
             let filler = self.sign_at(nonce, TxBody::Filler, &state.chain_id);
-            if probe.apply_tx(&filler).is_err() {
+            if probe.apply_tx_with(&filler, Some(checks)).is_err() {
                 self.pending.clear();
                 return Vec::new();
             }
@@ -226,7 +229,7 @@ mod tests {
         // More than we have: can never apply.
         out.sign(pay(them, 1_000), &st, None);
         out.sign(pay(them, 2), &st, None);
-        let filled = out.prune(&st, |_| None);
+        let filled = out.prune(&st, &mut SigCache::default(), |_| None);
         assert_eq!(filled.len(), 1);
         assert_eq!(filled[0].filler.tx.nonce, 1);
         assert_eq!(filled[0].filler.tx.body, TxBody::Filler);
@@ -241,9 +244,16 @@ mod tests {
         let mut after = st.clone();
         apply_pending(&out, &mut after);
         assert_eq!(after.members[&them].stake, st.members[&them].stake + 3);
-        assert_eq!(out.prune(&st, |_| None), vec![], "nothing stale any more");
+        assert_eq!(
+            out.prune(&st, &mut SigCache::default(), |_| None),
+            vec![],
+            "nothing stale any more"
+        );
         // Applied ones are forgotten.
-        assert_eq!(out.prune(&after, |_| None), vec![]);
+        assert_eq!(
+            out.prune(&after, &mut SigCache::default(), |_| None),
+            vec![]
+        );
         assert_eq!(out.pending().count(), 0);
     }
 
@@ -255,7 +265,7 @@ mod tests {
         let bad = operators(me, 1, pay(them, 1_000));
         out.sign(pay(them, 2), &st, Some(3));
         let pooled = |n| (n == 1).then(|| bad.clone());
-        let filled = out.prune(&st, pooled);
+        let filled = out.prune(&st, &mut SigCache::default(), pooled);
         let nonces: Vec<u64> = filled.iter().map(|f| f.filler.tx.nonce).collect();
         assert_eq!(nonces, vec![1, 2]);
         assert!(
@@ -271,7 +281,11 @@ mod tests {
         let me = out.sign(pay(them, 1), &st, None).unwrap().tx.author;
         let good = operators(me, 1, pay(them, 5));
         out.sign(pay(them, 2), &st, Some(2));
-        assert_eq!(out.prune(&st, |n| (n == 1).then(|| good.clone())), vec![]);
+        assert_eq!(
+            out.prune(&st, &mut SigCache::default(), |n| (n == 1)
+                .then(|| good.clone())),
+            vec![]
+        );
     }
 
     /// The driver's order after a block: fillers first (with the pool's transactions of our
@@ -295,12 +309,12 @@ mod tests {
         let later = out.sign(pay(them, 2), &st, pool.next_nonce(&me)).unwrap();
         assert_eq!(later.tx.nonce, 4);
         pool.insert(later, &st).unwrap();
-        let filled = out.prune(&st, |n| pool.get(&me, n).cloned());
+        let filled = out.prune(&st, &mut SigCache::default(), |n| pool.get(&me, n).cloned());
         assert_eq!(filled.len(), 1);
         for f in filled {
             pool.insert(f.filler, &st).unwrap();
         }
-        let pruned = pool.prune(&st);
+        let pruned = pool.prune(&st, &mut SigCache::default());
         assert!(pruned.failed.is_empty(), "{pruned:?}");
         let txs = pool.candidates(&st, 100, BLOCK_TX_BYTES);
         assert_eq!(txs.len(), 5);
@@ -318,7 +332,7 @@ mod tests {
         let mut gone = st.clone();
         gone.members.remove(&out.me);
         assert_eq!(gone.members.get(&out.me), None);
-        assert_eq!(out.prune(&gone, |_| None), vec![]);
+        assert_eq!(out.prune(&gone, &mut SigCache::default(), |_| None), vec![]);
         assert_eq!(out.pending().count(), 0);
     }
 }

@@ -137,7 +137,8 @@ impl Driver {
             debug!(height = block.height, "decided");
         }
         self.fill_own();
-        let pruned = self.mempool.prune(&self.consensus.ledger().state);
+        let (ledger, checks) = self.consensus.ledger_and_checks();
+        let pruned = self.mempool.prune(&ledger.state, checks);
         for (author, nonce, why) in &pruned.failed {
             self.tx_watch.dropped(author, *nonce, why);
             debug!(%author, nonce, reason = %why, "dropping a transaction that no longer applies");

@@ -42,9 +42,10 @@ impl Driver {
     pub(super) fn fill_own(&mut self) {
         let me = self.me;
         let pool = &self.mempool;
-        let filled = self.outbox.prune(&self.consensus.ledger().state, |n| {
-            pool.get(&me, n).cloned()
-        });
+        let (ledger, checks) = self.consensus.ledger_and_checks();
+        let filled = self
+            .outbox
+            .prune(&ledger.state, checks, |n| pool.get(&me, n).cloned());
         let Some(first) = filled.first().map(|f| f.filler.tx.nonce) else {
             return;
         };

@@ -258,6 +258,12 @@ impl Consensus {
         self.sigs.remember_verified(tx, &self.ledger.state.chain_id);
     }
 
+    /// The ledger with the cache of checks that passed, for a caller replaying transactions
+    /// on a copy of the state ([`LedgerState::apply_tx_with`](crate::ledger::LedgerState::apply_tx_with)).
+    pub fn ledger_and_checks(&mut self) -> (&Ledger, &mut SigCache) {
+        (&self.ledger, &mut self.sigs)
+    }
+
     /// Checks `tx`'s signature under this chain (answered from the cache when it was checked
     /// before), and remembers it once it passed, for the block that carries it.
     pub fn check_signature(

@@ -113,6 +113,7 @@ impl Ledger {
         }
         let mut next = self.state.clone();
         apply_block_body(&mut next, block, sigs)?;
+        next.settle();
         if next.hash() != block.state_hash {
             return Err(LedgerError::StateHashMismatch);
         }
@@ -195,6 +196,7 @@ impl Ledger {
                 Err(e) => rejected.push((tx, e)),
             }
         }
+        next.settle();
         block.state_hash = next.hash();
         let validated = Validated {
             parent: self.tip,

@@ -10,6 +10,12 @@
 //! cache accepts exactly the transactions a node without one accepts. The set is bounded
 //! (oldest first out); a miss only costs a verification.
 //!
+//! The same set also remembers other checks whose outcome depends only on their inputs
+//! ([`SigCache::check_once`]): a client's signature on a relayed sign request, an LMS
+//! signature on a leaf's digest under a key's master root. Those are fingerprinted under
+//! their own domain with the name of the check and every input, so a hit means that exact
+//! check passed on exactly those bytes.
+//!
 //! Batch verification (`ed25519-dalek`'s `verify_batch`) is deliberately not used: its
 //! acceptance differs from single strict verification for signatures with small-order
 //! components, and nodes that disagree on a transaction's validity disagree on a block's.
@@ -21,6 +27,7 @@ use super::tx::SignedTx;
 use crate::hash::{hash32, Domain};
 
 const FINGERPRINT: Domain = Domain::new("seedfed-sigcache");
+const CHECK_FINGERPRINT: Domain = Domain::new("seedfed-check");
 
 /// A bounded set of transactions whose signatures passed the strict check.
 #[derive(Debug, Clone)]
@@ -76,6 +83,30 @@ impl SigCache {
     pub fn remember_verified(&mut self, stx: &SignedTx, chain_id: &str) {
         let digest = stx.tx.digest(chain_id);
         self.insert(fingerprint(chain_id, &digest, stx));
+    }
+
+    /// Runs `check` unless the check named `what` passed on exactly these `inputs` before,
+    /// and remembers it once it passes. `check` must be a pure function of `inputs` (every
+    /// byte its outcome depends on is among them): a check that reads anything else would be
+    /// answered for inputs it was never run on.
+    pub fn check_once<E>(
+        &mut self,
+        what: &str,
+        inputs: &[&[u8]],
+        check: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut parts = Vec::with_capacity(inputs.len() + 1);
+        parts.push(what.as_bytes());
+        parts.extend_from_slice(inputs);
+        let fp = hash32(CHECK_FINGERPRINT, &[], &[0; 16], &parts);
+        if self.set.contains(&fp) {
+            self.hits += 1;
+            return Ok(());
+        }
+        self.checks += 1;
+        check()?;
+        self.insert(fp);
+        Ok(())
     }
 
     /// Checks answered from the cache so far.
@@ -189,6 +220,40 @@ mod tests {
         none.verify(&a, "c").unwrap();
         none.verify(&a, "c").unwrap();
         assert_eq!((none.len(), none.hits()), (0, 0));
+    }
+
+    #[test]
+    fn a_passed_check_is_answered_for_the_same_inputs_only() {
+        let mut c = SigCache::new(8);
+        let runs = std::cell::Cell::new(0);
+        let pass = || -> Result<(), ()> {
+            runs.set(runs.get() + 1);
+            Ok(())
+        };
+        c.check_once("a", &[b"x", b"y"], pass).unwrap();
+        c.check_once("a", &[b"x", b"y"], pass).unwrap();
+        assert_eq!((runs.get(), c.hits()), (1, 1));
+        // Another check, other inputs, the same bytes split differently: each runs.
+        c.check_once("b", &[b"x", b"y"], pass).unwrap();
+        c.check_once("a", &[b"x", b"z"], pass).unwrap();
+        c.check_once("a", &[b"xy"], pass).unwrap();
+        c.check_once("a", &[b"x", b"y", b""], pass).unwrap();
+        assert_eq!((runs.get(), c.hits()), (5, 1));
+        // A failed check is not remembered: it runs and fails again.
+        let mut failures = 0;
+        for _ in 0..2 {
+            let r = c.check_once("a", &[b"bad"], || -> Result<(), ()> {
+                failures += 1;
+                Err(())
+            });
+            assert!(r.is_err());
+        }
+        assert_eq!(failures, 2);
+        // A transaction's signature and a check never answer for each other.
+        let t = tx(1, 0);
+        c.check_once("tx", &[&t.signature.0], pass).unwrap();
+        c.verify(&t, "c").unwrap();
+        assert_eq!(c.checks(), 9);
     }
 
     #[test]

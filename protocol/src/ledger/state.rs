@@ -25,6 +25,7 @@ mod clients;
 mod convictions;
 mod dkg;
 mod epoch;
+mod hashed_map;
 mod key;
 mod keys;
 mod leaf_mismatch;
@@ -60,9 +61,12 @@ pub use clients::ClientRecord;
 pub use convictions::{ConvictionEvidence, DealConviction};
 pub use dkg::{validate_dkg_complaint_payload, validate_dkg_round1_payload};
 pub use epoch::validate_epoch_beacon;
+pub use hashed_map::HashedMap;
 pub use key::{validate_master_root, HolderBasis, RepairRecord, SectorRecord, SignRequestRecord};
 pub use keys::{leaf_id, split_leaf, KeyState};
-pub use members::{Member, MemberStatus, ADMISSION_EXPIRY_EPOCHS, MAX_ADMISSIONS_PER_EPOCH};
+pub use members::{
+    Member, MemberStatus, Members, ADMISSION_EXPIRY_EPOCHS, MAX_ADMISSIONS_PER_EPOCH,
+};
 pub use sector_window::{KeygenMiss, SectorWindow};
 pub use sign_blame::sign_session_id;
 pub use signatures::Signatures;
@@ -88,8 +92,8 @@ pub struct LedgerState {
     pub height: u64,
     /// `prev_hash` of the last applied block (the genesis hash at height 0).
     pub parent_hash: [u8; 32],
-    /// Members by identity.
-    pub members: BTreeMap<MemberId, Member>,
+    /// Members by identity (hashed by what changes: `hashed_map`).
+    pub members: Members,
     /// `Admit` transactions applied in the current epoch (`members`).
     pub admitted_this_epoch: u32,
     /// The validator set (member, stake) that decided the last applied block; the block after
@@ -136,8 +140,8 @@ pub struct LedgerState {
     /// Changes (of the clients, of the difficulty) approved by some validators, not yet by
     /// more than 2/3 of the stake (`changes`).
     pub changes: BTreeMap<Change, BTreeSet<MemberId>>,
-    /// Signing requests by allocated leaf.
-    pub sign_requests: BTreeMap<u64, SignRequestRecord>,
+    /// Signing requests by allocated leaf (hashed by what changes: `hashed_map`).
+    pub sign_requests: HashedMap<u64, SignRequestRecord>,
     /// Published signatures by leaf (the state hash covers their running digest).
     pub signatures: Signatures,
     /// Leaf holders convicted of a bad contribution to a signing (or of a lie about a pairwise
@@ -222,7 +226,7 @@ impl LedgerState {
             eviction_missed_heights: genesis.eviction_missed_heights,
             height: 0,
             parent_hash: genesis.hash(),
-            members,
+            members: members.into(),
             admitted_this_epoch: 0,
             last_validators: BTreeMap::new(),
             missed: BTreeMap::new(),
@@ -244,7 +248,7 @@ impl LedgerState {
             older_keys: BTreeMap::new(),
             clients,
             changes: BTreeMap::new(),
-            sign_requests: BTreeMap::new(),
+            sign_requests: HashedMap::new(),
             signatures: Signatures::default(),
             sign_convictions: BTreeMap::new(),
             evictions: BTreeMap::new(),
@@ -266,7 +270,9 @@ impl LedgerState {
 
     /// The 32-byte state hash: every field in declaration order as `encode` writes it, except
     /// that the published signatures count by their running digest
-    /// ([`Signatures::digest`]), so hashing costs what the rest of the state holds.
+    /// ([`Signatures::digest`]) and the members and sign requests by their multiset digests
+    /// ([`HashedMap::digest`]), so hashing costs what the rest of the state holds and what
+    /// changed in those. The same whether or not the state was [settled](Self::settle).
     pub fn hash(&self) -> [u8; 32] {
         // Exhaustive: a new field does not compile here until it is hashed.
         let LedgerState {
@@ -314,7 +320,7 @@ impl LedgerState {
             eviction_missed_heights,
             height,
             parent_hash,
-            members,
+            members.digest(),
             admitted_this_epoch,
             last_validators,
             missed,
@@ -338,7 +344,7 @@ impl LedgerState {
             older_keys,
             clients,
             changes,
-            sign_requests,
+            sign_requests.digest(),
             signatures.digest(),
             sign_convictions,
         );
@@ -351,20 +357,29 @@ impl LedgerState {
         )
     }
 
+    /// Folds what changed in the hashed sections into their sums, so that [`LedgerState::hash`]
+    /// and the next block's changes do not fold them again (done to every block's state).
+    pub fn settle(&mut self) {
+        self.members.settle();
+        self.sign_requests.settle();
+    }
+
     /// Checks and applies one signed transaction at the current height. On error nothing
     /// changes.
     pub fn apply_tx(&mut self, stx: &SignedTx) -> Result<(), LedgerError> {
         self.apply_tx_with(stx, None)
     }
 
-    /// [`LedgerState::apply_tx`], with the signature answered from `sigs` when it was checked
-    /// before (and remembered there once checked).
-    pub(super) fn apply_tx_with(
+    /// [`LedgerState::apply_tx`], with the transaction's signature, and the checks of its
+    /// payload that depend only on its bytes (a relayed client request's signature, a
+    /// published LMS signature), answered from `sigs` when they passed before (and remembered
+    /// there once they pass).
+    pub fn apply_tx_with(
         &mut self,
         stx: &SignedTx,
-        sigs: Option<&mut SigCache>,
+        mut sigs: Option<&mut SigCache>,
     ) -> Result<(), LedgerError> {
-        match sigs {
+        match sigs.as_deref_mut() {
             Some(cache) => cache.verify(stx, &self.chain_id)?,
             None => stx.verify(&self.chain_id)?,
         }
@@ -394,7 +409,7 @@ impl LedgerState {
         if member.status != MemberStatus::Active {
             return Err(LedgerError::NotValidator(author));
         }
-        self.apply_body(author, &tx.body)?;
+        self.apply_body(author, &tx.body, sigs)?;
         if let Some(m) = self.members.get_mut(&author) {
             m.nonce += 1;
         }
@@ -402,7 +417,12 @@ impl LedgerState {
     }
 
     /// Dispatches a member's transaction to its handler.
-    fn apply_body(&mut self, author: MemberId, body: &TxBody) -> Result<(), LedgerError> {
+    fn apply_body(
+        &mut self,
+        author: MemberId,
+        body: &TxBody,
+        sigs: Option<&mut SigCache>,
+    ) -> Result<(), LedgerError> {
         match body {
             TxBody::Admit { .. } => unreachable!("handled by apply_tx"),
             // members
@@ -467,7 +487,7 @@ impl LedgerState {
                 self.apply_audit_path(author, *sector, *leaf, path)
             }
             TxBody::MasterRoot { root } => self.apply_master_root(author, root),
-            TxBody::SignRequest { request } => self.apply_sign_request(author, request),
+            TxBody::SignRequest { request } => self.apply_sign_request(author, request, sigs),
             // changes
             TxBody::ClientChange { change } => {
                 self.apply_change(author, &Change::Client(change.clone()))
@@ -476,7 +496,7 @@ impl LedgerState {
                 self.apply_change(author, &Change::PowDifficulty(*difficulty))
             }
             TxBody::SignaturePublish { leaf, signature } => {
-                self.apply_signature_publish(*leaf, signature)
+                self.apply_signature_publish(*leaf, signature, sigs)
             }
             TxBody::SignBlame { leaf, evidence } => self.apply_sign_blame(author, *leaf, evidence),
             TxBody::Repair { .. } => self.apply_repair(),

@@ -486,7 +486,7 @@ fn a_transaction_that_fails_is_dropped_with_the_ones_behind_it() {
     pool.insert(transfer(a, 2, b), &st).unwrap();
     pool.insert(transfer(b, 0, a), &st).unwrap();
     pool.insert(transfer(c, 1, a), &st).unwrap(); // waits for c's nonce 0
-    let pruned = pool.prune(&st);
+    let pruned = pool.prune(&st, &mut SigCache::default());
     assert_eq!(pruned.failed.len(), 1, "{pruned:?}");
     assert_eq!((pruned.failed[0].0, pruned.failed[0].1), (id(a), 0));
     assert!(pruned.failed[0].2.contains("is not a member"), "{pruned:?}");
@@ -499,7 +499,7 @@ fn a_transaction_that_fails_is_dropped_with_the_ones_behind_it() {
     // Applied transactions leave with the ledger nonce.
     let mut after = st.clone();
     after.apply_tx(&transfer(b, 0, a)).unwrap();
-    let pruned = pool.prune(&after);
+    let pruned = pool.prune(&after, &mut SigCache::default());
     assert_eq!(pruned.done, 1);
     assert_eq!(pool.len(), 1);
 }
@@ -554,7 +554,7 @@ impl Chain {
             round: 0,
             signatures,
         };
-        pool.prune(&self.ledger.state);
+        pool.prune(&self.ledger.state, &mut SigCache::default());
         block.txs
     }
 }

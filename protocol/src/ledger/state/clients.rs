@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::LedgerState;
 use crate::ledger::client::{ClientChange, SignedRequest};
+use crate::ledger::codec::encode;
 use crate::ledger::error::LedgerError;
+use crate::ledger::sig_cache::SigCache;
 use crate::member::MemberId;
 
 /// An authorized client.
@@ -41,10 +43,32 @@ impl LedgerState {
         relay: &MemberId,
         signed: &SignedRequest,
     ) -> Result<(), LedgerError> {
+        self.check_client_request_with(relay, signed, None)
+    }
+
+    /// [`LedgerState::check_client_request`], with the client's signature answered from
+    /// `sigs` when it passed on the same request before.
+    pub fn check_client_request_with(
+        &self,
+        relay: &MemberId,
+        signed: &SignedRequest,
+        sigs: Option<&mut SigCache>,
+    ) -> Result<(), LedgerError> {
         if !self.is_validator(relay) {
             return Err(LedgerError::NotValidator(*relay));
         }
-        signed.verify(&self.chain_id)?;
+        match sigs {
+            None => signed.verify(&self.chain_id)?,
+            Some(cache) => cache.check_once(
+                "client request signature",
+                &[
+                    self.chain_id.as_bytes(),
+                    &encode(&signed.request),
+                    &signed.signature.0,
+                ],
+                || signed.verify(&self.chain_id),
+            )?,
+        }
         let req = &signed.request;
         let record = self
             .clients

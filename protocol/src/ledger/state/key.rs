@@ -19,6 +19,7 @@ use crate::ledger::client::SignedRequest;
 use crate::ledger::codec::encode;
 use crate::ledger::error::LedgerError;
 use crate::ledger::genesis::{chain_digest, KeyParams};
+use crate::ledger::sig_cache::SigCache;
 use crate::ledger::tx::MAX_PAYLOAD_BYTES;
 use crate::lms::{LmsPublicKey, LmsSignature, VerifyError};
 use crate::master::Master;
@@ -292,9 +293,10 @@ impl LedgerState {
         &mut self,
         author: MemberId,
         signed: &SignedRequest,
+        sigs: Option<&mut SigCache>,
     ) -> Result<(), LedgerError> {
         let next = self.next_allocation()?;
-        self.check_client_request(&author, signed)?;
+        self.check_client_request_with(&author, signed, sigs)?;
         let leaf = self.allocate_leaf(next);
         self.use_client_request(signed);
         let req = &signed.request;
@@ -317,6 +319,7 @@ impl LedgerState {
         &mut self,
         leaf: u64,
         signature: &[u8],
+        sigs: Option<&mut SigCache>,
     ) -> Result<(), LedgerError> {
         if !self.sign_requests.contains_key(&leaf) {
             return Err(LedgerError::LeafNotAllocated(leaf));
@@ -330,7 +333,7 @@ impl LedgerState {
                 signature.len()
             )));
         }
-        self.verify_published_signature(leaf, signature)?;
+        self.verify_published_signature(leaf, signature, sigs)?;
         self.signatures.insert(leaf, signature.to_vec());
         Ok(())
     }
@@ -344,8 +347,14 @@ impl LedgerState {
 
     /// Checks a `SignaturePublish`: the one-level HSS-encoded LMS signature is for leaf id
     /// `leaf` and verifies on the request's digest under the master public key of the leaf's
-    /// key.
-    fn verify_published_signature(&self, leaf: u64, signature: &[u8]) -> Result<(), LedgerError> {
+    /// key. Answered from `sigs` when the same signature passed on the same leaf, digest and
+    /// key before.
+    fn verify_published_signature(
+        &self,
+        leaf: u64,
+        signature: &[u8],
+        sigs: Option<&mut SigCache>,
+    ) -> Result<(), LedgerError> {
         let bad = |e: VerifyError| LedgerError::BadLmsSignature(e.to_string());
         let request = self
             .sign_requests
@@ -353,14 +362,29 @@ impl LedgerState {
             .ok_or(LedgerError::LeafNotAllocated(leaf))?;
         let (key, q) = split_leaf(leaf);
         let public = self.key_public(key).ok_or(LedgerError::MasterNotFinal)?;
-        let sig = LmsSignature::decode_hss(signature).map_err(|e| bad(e.into()))?;
-        if u64::from(sig.q) != q {
-            return Err(LedgerError::BadLmsSignature(format!(
-                "signature is for leaf {}, not {q} of key {key}",
-                sig.q
-            )));
+        let check = || {
+            let sig = LmsSignature::decode_hss(signature).map_err(|e| bad(e.into()))?;
+            if u64::from(sig.q) != q {
+                return Err(LedgerError::BadLmsSignature(format!(
+                    "signature is for leaf {}, not {q} of key {key}",
+                    sig.q
+                )));
+            }
+            public.verify(&request.digest, &sig).map_err(bad)
+        };
+        match sigs {
+            None => check(),
+            Some(cache) => cache.check_once(
+                "published LMS signature",
+                &[
+                    &public.encode(),
+                    &leaf.to_le_bytes(),
+                    &request.digest,
+                    signature,
+                ],
+                check,
+            ),
         }
-        public.verify(&request.digest, &sig).map_err(bad)
     }
 
     /// The master LMS public key checkpoints name: the newest key whose master root is final

@@ -7,16 +7,22 @@
 //! (its own count of missed commits, two conflicting signed votes, or a proven bad dealing:
 //! `convictions`).
 //!
-//! Growth: proof of work makes an identity cost something, not nothing, and every block
-//! re-hashes the whole state, so cheap identities must not pile up. At most
+//! Growth: proof of work makes an identity cost something, not nothing, so cheap identities
+//! must not pile up; a block costs what it changes in the members (their digest is a
+//! `hashed_map`, the validator set is kept beside them, [`Members`]), but each one is still
+//! stored and sent to every node that syncs. At most
 //! [`MAX_ADMISSIONS_PER_EPOCH`] admissions land per epoch, and an admitted member that never
 //! received stake nor sent a transaction is dropped at the start of the epoch
 //! [`ADMISSION_EXPIRY_EPOCHS`] after its admission (it may pay for a new admission later).
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
 
-use serde::{Deserialize, Serialize};
+use imbl::OrdMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::hashed_map::HashedMap;
 use super::LedgerState;
 use crate::admission::{possession_context, Proof, Puzzle, MAX_DIFFICULTY};
 use crate::ledger::error::LedgerError;
@@ -62,15 +68,117 @@ pub struct Member {
     pub admitted_epoch: u64,
 }
 
+/// The members by identity ([`HashedMap`]: read and changed as a map), with the validator
+/// set (active members with stake) kept beside them, so that finding it, which every block
+/// does, costs the members changed since the last block, not a pass over all of them.
+#[derive(Clone, Default)]
+pub struct Members {
+    all: HashedMap<MemberId, Member>,
+    /// The validators as of the last [`Members::settle`].
+    validators: OrdMap<MemberId, u64>,
+}
+
+/// The stake `m` validates with, if it is a validator.
+fn validator_stake(m: &Member) -> Option<u64> {
+    (m.status == MemberStatus::Active && m.stake > 0).then_some(m.stake)
+}
+
+impl Members {
+    /// Active members with non-zero stake, and their stake.
+    pub fn validators(&self) -> BTreeMap<MemberId, u64> {
+        let mut v = self.validators.clone();
+        self.update(&mut v);
+        v.into_iter().collect()
+    }
+
+    /// Folds the changes since the last settle into the digest's sum and the validator set.
+    pub fn settle(&mut self) {
+        let mut v = std::mem::take(&mut self.validators);
+        self.update(&mut v);
+        self.validators = v;
+        self.all.settle();
+    }
+
+    fn update(&self, v: &mut OrdMap<MemberId, u64>) {
+        for id in self.all.touched_keys() {
+            match self.all.get(id).and_then(validator_stake) {
+                Some(stake) => v.insert(*id, stake),
+                None => v.remove(id),
+            };
+        }
+    }
+}
+
+impl Deref for Members {
+    type Target = HashedMap<MemberId, Member>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.all
+    }
+}
+
+impl DerefMut for Members {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.all
+    }
+}
+
+impl From<BTreeMap<MemberId, Member>> for Members {
+    fn from(map: BTreeMap<MemberId, Member>) -> Self {
+        let validators = map
+            .iter()
+            .filter_map(|(id, m)| Some((*id, validator_stake(m)?)))
+            .collect();
+        Members {
+            all: map.into(),
+            validators,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Members {
+    type Item = (&'a MemberId, &'a Member);
+    type IntoIter = <&'a HashedMap<MemberId, Member> as IntoIterator>::IntoIter;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.all.iter()
+    }
+}
+
+impl PartialEq for Members {
+    /// Equal members (the validator set is a function of them).
+    fn eq(&self, other: &Self) -> bool {
+        self.all == other.all
+    }
+}
+
+impl Eq for Members {}
+
+impl fmt::Debug for Members {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.all.fmt(f)
+    }
+}
+
+impl Serialize for Members {
+    /// As the map of members alone.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.all.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Members {
+    /// The validator set is found again from the members decoded.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::<MemberId, Member>::deserialize(deserializer).map(Members::from)
+    }
+}
+
 impl LedgerState {
     /// Active members with non-zero stake, and their stake: the validator set for the next
     /// height.
     pub fn validators(&self) -> BTreeMap<MemberId, u64> {
-        self.members
-            .iter()
-            .filter(|(_, m)| m.status == MemberStatus::Active && m.stake > 0)
-            .map(|(id, m)| (*id, m.stake))
-            .collect()
+        self.members.validators()
     }
 
     /// Whether `id` is an active validator.

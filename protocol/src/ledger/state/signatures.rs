@@ -2,12 +2,13 @@
 //! hash covers the digest instead of the signatures themselves, so a block costs the
 //! signatures it adds, not every signature published so far (2.5 KB each, thousands per key)
 //! encoded and hashed again for every block validated, built and applied. Each signature's
-//! bytes are shared (`Arc`), so the state clones that validating and building a block take
-//! copy a pointer per signature, not its 2.5 KB (the same bytes on the wire and on disk as a
-//! `Vec<u8>`).
+//! bytes are shared (`Arc`) and the map is persistent (`imbl::OrdMap`), so the state clones
+//! that validating and building a block take share the map instead of copying it (the same
+//! bytes on the wire and on disk as a `BTreeMap` of `Vec<u8>`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use imbl::OrdMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +20,7 @@ const SIGNATURES_DOMAIN: Domain = Domain::new("seedfed-sigsdig");
 /// they were published in.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signatures {
-    by_leaf: BTreeMap<u64, Arc<[u8]>>,
+    by_leaf: OrdMap<u64, Arc<[u8]>>,
     digest: [u8; 32],
 }
 
@@ -68,7 +69,7 @@ impl Signatures {
     /// while it keeps every signature once, beside it (`Signatures::rebuilt` puts them back).
     pub fn without_bytes(&self) -> Signatures {
         Signatures {
-            by_leaf: BTreeMap::new(),
+            by_leaf: OrdMap::new(),
             digest: self.digest,
         }
     }
@@ -106,6 +107,8 @@ impl std::ops::Index<&u64> for Signatures {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]

@@ -4,7 +4,7 @@
 use super::fixtures::{
     acks, key_ready, leaf_seed, master, sectors, signing_ready, start_epoch_1, Fx, COMMITMENTS_ROOT,
 };
-use crate::ledger::{leaf_id, split_leaf, KeyState, LedgerError, TxBody};
+use crate::ledger::{leaf_id, split_leaf, KeyState, LedgerError, SigCache, TxBody};
 
 #[test]
 fn epoch_and_assignment_checks() {
@@ -295,6 +295,56 @@ fn master_root_and_leaf_allocation() {
         ),
         Err(LedgerError::LeafNotAllocated(40))
     );
+}
+
+#[test]
+fn request_and_lms_signatures_that_passed_are_not_checked_again_and_nothing_else_is_answered() {
+    let mut fx = signing_ready();
+    let mut cache = SigCache::default();
+    // A relayed request: the transaction's and the client's signature, each checked once.
+    let request = fx.tx(0, fx.request([3; 32], 0));
+    let mut again = fx.st().clone();
+    fx.ledger
+        .state
+        .apply_tx_with(&request, Some(&mut cache))
+        .unwrap();
+    assert_eq!((cache.checks(), cache.hits()), (2, 0));
+    again.apply_tx_with(&request, Some(&mut cache)).unwrap();
+    assert_eq!((cache.checks(), cache.hits()), (2, 2));
+    assert_eq!(&again, fx.st());
+    // A published LMS signature: checked once, answered on the next copy of the state.
+    let (m, secs) = (master(), sectors());
+    let digest = fx.st().sign_requests[&0].digest;
+    let sign = |q: u32, msg: &[u8]| {
+        m.sign(&secs[(q / 16) as usize], q, &leaf_seed(q), msg)
+            .unwrap()
+            .encode_hss()
+    };
+    let publish = |fx: &Fx, i: usize, signature: Vec<u8>| {
+        fx.tx(i, TxBody::SignaturePublish { leaf: 0, signature })
+    };
+    let good = publish(&fx, 1, sign(0, &digest));
+    let mut copy = fx.st().clone();
+    copy.apply_tx_with(&good, Some(&mut cache)).unwrap();
+    assert_eq!((cache.checks(), cache.hits()), (4, 2));
+    let mut copy = fx.st().clone();
+    copy.apply_tx_with(&good, Some(&mut cache)).unwrap();
+    assert_eq!((cache.checks(), cache.hits()), (4, 4));
+    // The same LMS signature in another author's transaction: only that signature is new.
+    let relayed = publish(&fx, 2, sign(0, &digest));
+    fx.st()
+        .clone()
+        .apply_tx_with(&relayed, Some(&mut cache))
+        .unwrap();
+    assert_eq!((cache.checks(), cache.hits()), (5, 5));
+    // Another message's signature, by a warm cache or a cold one, is refused alike.
+    let wrong = publish(&fx, 1, sign(0, b"another message"));
+    for mut c in [cache.clone(), SigCache::default()] {
+        assert!(matches!(
+            fx.st().clone().apply_tx_with(&wrong, Some(&mut c)),
+            Err(LedgerError::BadLmsSignature(_))
+        ));
+    }
 }
 
 #[test]

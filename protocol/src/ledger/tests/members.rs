@@ -478,3 +478,58 @@ fn a_filler_uses_up_its_authors_nonce_and_changes_nothing_else() {
         Err(LedgerError::UnknownMember(id(&stranger)))
     );
 }
+
+#[test]
+fn the_validator_set_kept_beside_the_members_is_the_one_a_pass_over_them_finds() {
+    use std::collections::BTreeMap;
+
+    use crate::ledger::{Member, MemberStatus, Members};
+    use crate::member::MemberId;
+
+    let scan = |m: &Members| -> BTreeMap<MemberId, u64> {
+        m.iter()
+            .filter(|(_, m)| m.status == MemberStatus::Active && m.stake > 0)
+            .map(|(id, m)| (*id, m.stake))
+            .collect()
+    };
+    let member = |stake| Member {
+        peer_id: vec![1],
+        x25519: [2; 32],
+        stake,
+        nonce: 0,
+        status: MemberStatus::Active,
+        admitted_epoch: 0,
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut m = Members::from(BTreeMap::from([(MemberId([0; 32]), member(5))]));
+    for step in 0..400u32 {
+        let who = MemberId([(rand_core::RngCore::next_u32(&mut rng) % 12) as u8; 32]);
+        match rand_core::RngCore::next_u32(&mut rng) % 6 {
+            0 => {
+                m.insert(who, member(u64::from(step % 3)));
+            }
+            1 => {
+                m.remove(&who);
+            }
+            2 | 3 => {
+                if let Some(x) = m.get_mut(&who) {
+                    x.stake = u64::from(step % 4);
+                }
+            }
+            4 => {
+                if let Some(x) = m.get_mut(&who) {
+                    x.status = if step % 2 == 0 {
+                        MemberStatus::Exited
+                    } else {
+                        MemberStatus::Active
+                    };
+                }
+            }
+            _ => m.settle(),
+        }
+        assert_eq!(m.validators(), scan(&m), "after step {step}");
+        let decoded: Members = crate::ledger::decode(&crate::ledger::encode(&m)).unwrap();
+        assert_eq!(decoded.validators(), scan(&m));
+        assert_eq!(decoded.digest(), m.digest());
+    }
+}
