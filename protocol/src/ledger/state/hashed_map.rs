@@ -172,9 +172,7 @@ where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let (k, _) = self.map.get_key_value(key)?;
-        let k = k.clone();
-        self.touch(&k);
+        self.touch_held(key)?;
         self.map.remove(key)
     }
 
@@ -184,9 +182,7 @@ where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let (k, _) = self.map.get_key_value(key)?;
-        let k = k.clone();
-        self.touch(&k);
+        self.touch_held(key)?;
         self.map.get_mut(key)
     }
 
@@ -243,6 +239,18 @@ where
                 sum.add(&entry_lanes(k, v));
             }
         }
+    }
+
+    /// [`HashedMap::touch`] for a key the map holds (`None` if it holds none).
+    fn touch_held<Q>(&mut self, key: &Q) -> Option<()>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let (k, _) = self.map.get_key_value(key)?;
+        let k = k.clone();
+        self.touch(&k);
+        Some(())
     }
 
     fn touch(&mut self, key: &K) {
