@@ -1,12 +1,12 @@
 //! `seedfed-bench ledger`: what one block costs a validator as the ledger grows. A block of
 //! `--txs` signed transfers is validated (`Ledger::validate_block_with`: the state cloned, the
 //! block applied, the state hashed; the transactions' signatures answered from the cache the
-//! gossip check filled, as on a node) on ledgers that hold, besides the genesis, `--records` published
-//! signatures (2.5 KB each, as a key's signing leaves them), `--records` signing requests (one
-//! per leaf ever allocated) or `--records` extra members, each
-//! size measured `--rounds` times after a warm-up (best round reported), and every size's
-//! time printed next to the smallest size's, as a ratio. A state that costs only what a
-//! block changes gives ratios near 1.
+//! gossip check filled, as on a node) on ledgers that hold, besides the genesis, `--records`
+//! published signatures (2.5 KB each, as a key's signing leaves them), `--records` signing
+//! requests (one per leaf ever allocated) or `--records` extra members, each size measured
+//! `--rounds` times after a warm-up (best round reported), and every size's time printed next
+//! to the smallest size's, as a ratio. A state that costs only what a block changes gives
+//! ratios near 1.
 //!
 //! In-process, no network: the records are put into the state directly (their validity does
 //! not change what a block costs), then the block is built once by the proposer's code and

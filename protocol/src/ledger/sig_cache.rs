@@ -66,15 +66,9 @@ impl SigCache {
     /// remembers it if it holds.
     pub fn verify(&mut self, stx: &SignedTx, chain_id: &str) -> Result<(), LedgerError> {
         let digest = stx.tx.digest(chain_id);
-        let fp = fingerprint(chain_id, &digest, stx);
-        if self.set.contains(&fp) {
-            self.hits += 1;
-            return Ok(());
-        }
-        self.checks += 1;
-        stx.verify_digest(&digest)?;
-        self.insert(fp);
-        Ok(())
+        self.answer(fingerprint(chain_id, &digest, stx), || {
+            stx.verify_digest(&digest)
+        })
     }
 
     /// Remembers `stx` as checked. Only for a transaction whose `stx.verify(chain_id)` the
@@ -98,7 +92,11 @@ impl SigCache {
         let mut parts = Vec::with_capacity(inputs.len() + 1);
         parts.push(what.as_bytes());
         parts.extend_from_slice(inputs);
-        let fp = hash32(CHECK_FINGERPRINT, &[], &[0; 16], &parts);
+        self.answer(hash32(CHECK_FINGERPRINT, &[], &[0; 16], &parts), check)
+    }
+
+    /// A hit if `fp` is held; otherwise runs `check` and holds `fp` once it passed.
+    fn answer<E>(&mut self, fp: [u8; 32], check: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
         if self.set.contains(&fp) {
             self.hits += 1;
             return Ok(());
