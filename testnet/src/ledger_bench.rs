@@ -8,6 +8,12 @@
 //! to the smallest size's, as a ratio. A state that costs only what a block changes gives
 //! ratios near 1.
 //!
+//! Then the same block is committed to a node's store (`chain::storage`: the record encoded,
+//! one fsynced redb batch), `--rounds` times, and beside it, in the same run, the write the
+//! node made before members and sign requests were kept one entry per key: the whole state
+//! (less the signatures' bytes) encoded and put in one fsynced write (`whole_write_ms`,
+//! `whole_bytes`).
+//!
 //! In-process, no network: the records are put into the state directly (their validity does
 //! not change what a block costs), then the block is built once by the proposer's code and
 //! validated as every other validator would.
@@ -17,8 +23,11 @@ use std::time::Instant;
 use anyhow::{ensure, Context};
 use clap::Args;
 use ed25519_dalek::SigningKey;
+use seedfed_node::chain::storage::{ChainStore, DecidedRecord};
+use seedfed_node::store::{self, Backend};
+use seedfed_protocol::consensus::CommitCertificate;
 use seedfed_protocol::ledger::{
-    Block, CommitInfo, EpochParams, Genesis, GenesisValidator, KeyParams, Ledger, Member,
+    self, Block, CommitInfo, EpochParams, Genesis, GenesisValidator, KeyParams, Ledger, Member,
     MemberStatus, SigCache, SignRequestRecord, Tx, TxBody, DEFAULT_SECTOR_WINDOW,
 };
 use seedfed_protocol::member::MemberId;
@@ -169,6 +178,60 @@ fn setup(kind: Kind, n: usize, txs: u64) -> anyhow::Result<(Ledger, Block, SigCa
     Ok((ledger, built.block, sigs))
 }
 
+/// What committing a block costs at one ledger size.
+struct CommitCost {
+    /// Best time of encoding the block's record and writing it (`ChainStore::commit`).
+    commit_ms: f64,
+    /// Best time of the whole state encoded and written in one fsynced put, as before.
+    whole_write_ms: f64,
+    /// Bytes of that whole state.
+    whole_bytes: usize,
+}
+
+/// Commits `block` on top of `ledger` in a fresh store, `rounds` times (the store set back to
+/// `ledger` between rounds, untimed), and writes the whole state after it as many times.
+fn commit_costs(
+    ledger: &Ledger,
+    block: &Block,
+    sigs: &mut SigCache,
+    rounds: u32,
+) -> anyhow::Result<CommitCost> {
+    let mut after = ledger.clone();
+    after.apply_validated(ledger.validate_block_with(block, sigs)?)?;
+    let certificate = CommitCertificate {
+        height: block.height,
+        round: 0,
+        block_hash: block.hash(),
+        signatures: Vec::new(),
+    };
+    let dir = tempfile::tempdir().context("a temporary store")?;
+    let mut chain = ChainStore::new(store::open(&dir.path().join("chain"), Backend::Redb)?);
+    chain.load(&genesis())?;
+    let whole = store::open(&dir.path().join("whole"), Backend::Redb)?;
+    let back = DecidedRecord::new(block, &certificate, ledger);
+    chain.commit(&back)?;
+    let (mut commit_ms, mut whole_write_ms, mut whole_bytes) = (f64::INFINITY, f64::INFINITY, 0);
+    for _ in 0..rounds.max(1) {
+        let t = Instant::now();
+        chain.commit(&DecidedRecord::new(block, &certificate, &after))?;
+        commit_ms = commit_ms.min(t.elapsed().as_secs_f64() * 1e3);
+        chain.commit(&back)?;
+
+        let t = Instant::now();
+        let mut state = after.clone();
+        state.state.signatures = after.state.signatures.without_bytes();
+        let bytes = ledger::encode(&state);
+        whole.put("chain", b"tip", &bytes)?;
+        whole_write_ms = whole_write_ms.min(t.elapsed().as_secs_f64() * 1e3);
+        whole_bytes = bytes.len();
+    }
+    Ok(CommitCost {
+        commit_ms,
+        whole_write_ms,
+        whole_bytes,
+    })
+}
+
 /// Runs the bench, printing a table and, last, a JSON line.
 pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
     let mut sizes = args.records.clone();
@@ -202,14 +265,37 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
                 best[i] = best[i].min(ms);
             }
         }
-        println!("{:>10} {:>14} {:>8}", kind.name(), "block (ms)", "ratio");
+        let commits = ledgers
+            .iter_mut()
+            .map(|(ledger, block, sigs)| commit_costs(ledger, block, sigs, args.rounds))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        println!(
+            "{:>10} {:>14} {:>8} {:>12} {:>8} {:>16} {:>12}",
+            kind.name(),
+            "block (ms)",
+            "ratio",
+            "commit (ms)",
+            "ratio",
+            "whole write (ms)",
+            "whole bytes"
+        );
         let mut rows = Vec::new();
-        for (n, ms) in sizes.iter().zip(&best) {
+        for ((n, ms), c) in sizes.iter().zip(&best).zip(&commits) {
             let ratio = ms / best[0];
-            println!("{n:>10} {ms:>14.3} {ratio:>7.2}x");
-            rows.push(
-                json!({"records": n, "block_ms": rounded(*ms, 3), "ratio": rounded(ratio, 2)}),
+            let commit_ratio = c.commit_ms / commits[0].commit_ms;
+            println!(
+                "{n:>10} {ms:>14.3} {ratio:>7.2}x {:>12.3} {commit_ratio:>7.2}x {:>16.3} {:>12}",
+                c.commit_ms, c.whole_write_ms, c.whole_bytes
             );
+            rows.push(json!({
+                "records": n,
+                "block_ms": rounded(*ms, 3),
+                "ratio": rounded(ratio, 2),
+                "commit_ms": rounded(c.commit_ms, 3),
+                "commit_ratio": rounded(commit_ratio, 2),
+                "whole_write_ms": rounded(c.whole_write_ms, 3),
+                "whole_bytes": c.whole_bytes,
+            }));
         }
         out.insert(kind.name().into(), rows.into());
     }

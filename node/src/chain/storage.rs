@@ -1,7 +1,7 @@
 //! The chain's durable records in the node's store: decided blocks with their commit
-//! certificates, the ledger state at the tip (its published signatures kept once each,
-//! beside it, so a block writes the signatures it adds and not every one so far), the
-//! consensus write-ahead log, the epoch
+//! certificates, the ledger state at the tip (its members, sign requests and published
+//! signatures kept one entry per key beside it, so a block writes the entries it changed and
+//! not the whole ledger), the consensus write-ahead log, the epoch
 //! agent's snapshot, the leaf shares this node holds (both sealed at rest), and every signed
 //! checkpoint (the ledger keeps only the last few; light clients walk the whole chain).
 //!
@@ -19,8 +19,10 @@
 
 use seedfed_protocol::consensus::{CommitCertificate, WalEntry};
 use seedfed_protocol::ledger::{
-    self, Block, Genesis, Ledger, Signatures, SignedCheckpoint, TxBody,
+    self, Block, Genesis, HashedMap, Ledger, Member, Members, SignRequestRecord, Signatures,
+    SignedCheckpoint, TxBody,
 };
+use seedfed_protocol::member::MemberId;
 use thiserror::Error;
 use tracing::warn;
 
@@ -33,9 +35,16 @@ pub const BLOCKS: &str = "blocks";
 pub const WAL: &str = "wal";
 /// Keyspace of chain metadata ([`TIP_KEY`], [`AGENT_KEY`]).
 pub const CHAIN: &str = "chain";
-/// The ledger at the tip: `encode(Ledger)`, its published signatures left out
-/// (`Signatures::without_bytes`: the digest alone) and kept in [`SIGNATURES`].
+/// The ledger at the tip: `encode(Ledger)` with its members and sign requests left out (kept
+/// in [`MEMBERS`] and [`SIGN_REQUESTS`]) and its published signatures left out
+/// (`Signatures::without_bytes`: the digest alone; kept in [`SIGNATURES`]).
 pub const TIP_KEY: &[u8] = b"tip";
+/// Keyspace of the tip's members: member id → `encode(Member)`. A block writes the members
+/// it changed and deletes those it removed.
+pub const MEMBERS: &str = "members";
+/// Keyspace of the tip's sign requests: `u64be(leaf)` → `encode(SignRequestRecord)`, written
+/// like [`MEMBERS`].
+pub const SIGN_REQUESTS: &str = "sign_requests";
 /// Keyspace of the published signatures, in publication order: `u64be(n)` (the n-th published,
 /// from 0) → `encode((leaf, signature))`. Written with the block that publishes them.
 pub const SIGNATURES: &str = "signatures";
@@ -98,14 +107,18 @@ pub struct DecidedRecord {
     tip: Vec<u8>,
     /// The signatures the block publishes: (their place in publication order, encoding).
     signatures: Vec<(u64, Vec<u8>)>,
+    /// The tip's members and sign requests (shared with the ledger, not copied): the store
+    /// writes those that differ from what it wrote last.
+    sections: Sections,
     /// The checkpoints the ledger keeps after the block (those not stored yet are).
     checkpoints: Vec<SignedCheckpoint>,
 }
 
 impl DecidedRecord {
-    /// Encodes the record of `block`: the tip without its signatures, and the signatures the
-    /// block publishes (every one in a decided block is new: the ledger refuses a second
-    /// signature for a leaf), placed after those published before it.
+    /// Encodes the record of `block`: the tip without its members, sign requests and
+    /// signatures, and the signatures the block publishes (every one in a decided block is
+    /// new: the ledger refuses a second signature for a leaf), placed after those published
+    /// before it.
     pub fn new(block: &Block, certificate: &CommitCertificate, ledger_after: &Ledger) -> Self {
         let published: Vec<(u64, &[u8])> = block
             .txs
@@ -126,12 +139,43 @@ impl DecidedRecord {
             .collect();
         let mut tip = ledger_after.clone();
         tip.state.signatures = ledger_after.state.signatures.without_bytes();
+        let sections = Sections {
+            members: std::mem::take(&mut tip.state.members),
+            sign_requests: std::mem::take(&mut tip.state.sign_requests),
+        };
         DecidedRecord {
             height: block.height,
             block: ledger::encode(&(block, certificate)),
             tip: ledger::encode(&tip),
             signatures,
+            sections,
             checkpoints: ledger_after.state.checkpoints.clone(),
+        }
+    }
+}
+
+/// The ledger's sections kept one entry per key in their own keyspaces.
+#[derive(Clone, Default)]
+struct Sections {
+    members: Members,
+    sign_requests: HashedMap<u64, SignRequestRecord>,
+}
+
+impl Sections {
+    /// Puts into `batch` the entries of `self` that differ from `written`, and deletes those
+    /// it no longer holds.
+    fn write_changes(&self, written: &Sections, batch: &mut Batch) {
+        for (id, member) in self.members.changes_since(&written.members) {
+            match member {
+                Some(m) => batch.put(MEMBERS, &id.0, &ledger::encode(m)),
+                None => batch.delete(MEMBERS, &id.0),
+            };
+        }
+        for (leaf, request) in self.sign_requests.changes_since(&written.sign_requests) {
+            match request {
+                Some(r) => batch.put(SIGN_REQUESTS, &leaf.to_be_bytes(), &ledger::encode(r)),
+                None => batch.delete(SIGN_REQUESTS, &leaf.to_be_bytes()),
+            };
         }
     }
 }
@@ -142,6 +186,8 @@ pub struct ChainStore {
     next_seq: u64,
     /// The next checkpoint sequence number to store.
     next_checkpoint: u64,
+    /// What [`MEMBERS`] and [`SIGN_REQUESTS`] hold (as of the last load or commit).
+    written: Sections,
 }
 
 /// The height a WAL entry belongs to.
@@ -183,6 +229,7 @@ impl ChainStore {
             store,
             next_seq: 0,
             next_checkpoint: 0,
+            written: Sections::default(),
         }
     }
 
@@ -206,13 +253,31 @@ impl ChainStore {
     /// Recovers the tip (or genesis) and the WAL of the next height, truncating a damaged WAL
     /// tail and dropping stale entries.
     pub fn load(&mut self, genesis: &Genesis) -> Result<Loaded, StorageError> {
+        let written = self.read_sections()?;
         let (ledger, certificate) = match self.store.get(CHAIN, TIP_KEY)? {
-            None => (
-                Ledger::from_genesis(genesis).map_err(|e| corrupt("genesis", e))?,
-                None,
-            ),
+            None => {
+                if !written.members.is_empty() || !written.sign_requests.is_empty() {
+                    return Err(corrupt("tip state", "members are stored without a tip"));
+                }
+                (
+                    Ledger::from_genesis(genesis).map_err(|e| corrupt("genesis", e))?,
+                    None,
+                )
+            }
             Some(bytes) => {
-                let ledger: Ledger = ledger::decode(&bytes).map_err(|e| corrupt("tip state", e))?;
+                let mut ledger: Ledger =
+                    ledger::decode(&bytes).map_err(|e| corrupt("tip state", e))?;
+                if ledger.state.members.is_empty() {
+                    ledger.state.members = written.members.clone();
+                    ledger.state.sign_requests = written.sign_requests.clone();
+                } else if !written.members.is_empty() {
+                    return Err(corrupt(
+                        "tip state",
+                        "it holds its members inline and beside it too",
+                    ));
+                }
+                // Else a tip written before members were kept beside it: read as it is, and
+                // the next commit writes every entry (nothing is written beside it yet).
                 if ledger.state.chain_id != genesis.chain_id {
                     return Err(corrupt(
                         "tip state",
@@ -223,7 +288,10 @@ impl ChainStore {
                     corrupt("tip state", format!("block {} is missing", ledger.height()))
                 })?;
                 if block.hash() != ledger.tip || block.state_hash != ledger.state.hash() {
-                    return Err(corrupt("tip state", "it does not match the tip block"));
+                    return Err(corrupt(
+                        "tip state",
+                        "it (with its members and sign requests) does not match the tip block",
+                    ));
                 }
                 (self.with_signatures(ledger)?, Some(cert))
             }
@@ -266,6 +334,7 @@ impl ChainStore {
             self.store.write(&stale)?;
         }
         self.next_seq = max_seq + 1;
+        self.written = written;
         self.next_checkpoint = match self.store.get(CHAIN, CHECKPOINT_NEXT_KEY)? {
             None => 0,
             Some(b) => u64::from_be_bytes(
@@ -279,6 +348,37 @@ impl ChainStore {
             certificate,
             wal,
             truncated,
+        })
+    }
+
+    /// The members and sign requests stored beside the tip.
+    fn read_sections(&self) -> Result<Sections, StorageError> {
+        let mut members = std::collections::BTreeMap::new();
+        for item in self.store.scan_prefix(MEMBERS, &[])? {
+            let (key, value) = item?;
+            let id = MemberId(
+                key.as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt("members", "a key is not 32 bytes"))?,
+            );
+            let member: Member = ledger::decode(&value).map_err(|e| corrupt("members", e))?;
+            members.insert(id, member);
+        }
+        let mut sign_requests = std::collections::BTreeMap::new();
+        for item in self.store.scan_prefix(SIGN_REQUESTS, &[])? {
+            let (key, value) = item?;
+            let leaf = u64::from_be_bytes(
+                key.as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt("sign requests", "a key is not 8 bytes"))?,
+            );
+            let request: SignRequestRecord =
+                ledger::decode(&value).map_err(|e| corrupt("sign requests", e))?;
+            sign_requests.insert(leaf, request);
+        }
+        Ok(Sections {
+            members: Members::from(members),
+            sign_requests: HashedMap::from(sign_requests),
         })
     }
 
@@ -345,9 +445,19 @@ impl ChainStore {
 
     /// [`ChainStore::commit_block`] of an encoded record.
     pub fn commit(&mut self, record: &DecidedRecord) -> Result<(), StorageError> {
+        let (batch, next_checkpoint) = self.commit_batch(record)?;
+        self.store.write(&batch)?;
+        self.next_checkpoint = next_checkpoint;
+        self.written = record.sections.clone();
+        Ok(())
+    }
+
+    /// The batch that commits `record`, and the checkpoint counter after it.
+    fn commit_batch(&self, record: &DecidedRecord) -> Result<(Batch, u64), StorageError> {
         let mut batch = Batch::new();
         batch.put(BLOCKS, &record.height.to_be_bytes(), &record.block);
         batch.put(CHAIN, TIP_KEY, &record.tip);
+        record.sections.write_changes(&self.written, &mut batch);
         for (n, entry) in &record.signatures {
             batch.put(SIGNATURES, &n.to_be_bytes(), entry);
         }
@@ -372,9 +482,7 @@ impl ChainStore {
                 break;
             }
         }
-        self.store.write(&batch)?;
-        self.next_checkpoint = next_checkpoint;
-        Ok(())
+        Ok((batch, next_checkpoint))
     }
 
     /// Up to `max` (at most [`MAX_CHECKPOINTS_PER_READ`]) consecutive stored checkpoints from
@@ -628,10 +736,20 @@ mod tests {
 
     /// The next block after `before`, publishing `sigs`, and the ledger it leads to.
     fn publishing(before: &Ledger, sigs: &[(u64, Vec<u8>)]) -> (Block, CommitCertificate, Ledger) {
+        next_block(before, sigs, |_| {})
+    }
+
+    /// The next block after `before`, publishing `sigs` and making `change`s to the state
+    /// (as the block's transactions would), and the ledger it leads to.
+    fn next_block(
+        before: &Ledger,
+        sigs: &[(u64, Vec<u8>)],
+        change: impl FnOnce(&mut ledger::LedgerState),
+    ) -> (Block, CommitCertificate, Ledger) {
         use seedfed_protocol::ledger::{CommitInfo, Signature64, SignedTx, Tx};
-        use seedfed_protocol::member::MemberId;
         let mut after = before.clone();
         after.state.height += 1;
+        change(&mut after.state);
         let txs = sigs
             .iter()
             .map(|(leaf, signature)| {
@@ -718,6 +836,171 @@ mod tests {
         assert!(err.contains("number 1 is missing"), "{err}");
     }
 
+    fn member(i: u32) -> (MemberId, Member) {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        let m = Member {
+            peer_id: vec![7; 38],
+            x25519: [i as u8; 32],
+            stake: 0,
+            nonce: 0,
+            status: ledger::MemberStatus::Active,
+            admitted_epoch: 1,
+        };
+        (MemberId(id), m)
+    }
+
+    fn request(leaf: u64) -> SignRequestRecord {
+        SignRequestRecord {
+            requester: MemberId([1; 32]),
+            client: MemberId([2; 32]),
+            request: (0, leaf),
+            digest: [leaf as u8; 32],
+            height: 1,
+            issue_to: None,
+        }
+    }
+
+    /// The `(puts, deletes)` of `batch` in `keyspace`.
+    fn writes(batch: &Batch, keyspace: &str) -> (usize, usize) {
+        batch
+            .ops()
+            .iter()
+            .filter(|op| op.keyspace() == keyspace)
+            .fold((0, 0), |(p, d), op| match op {
+                crate::store::Op::Put { .. } => (p + 1, d),
+                crate::store::Op::Delete { .. } => (p, d + 1),
+            })
+    }
+
+    #[test]
+    fn a_block_writes_the_members_and_requests_it_changed_and_the_tip_does_not_hold_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
+        let l0 = cs.load(&g).unwrap().ledger;
+        let (b1, c1, l1) = next_block(&l0, &[], |st| {
+            for i in 0..1000 {
+                let (id, m) = member(i);
+                st.members.insert(id, m);
+            }
+            for leaf in 0..50 {
+                st.sign_requests.insert(leaf, request(leaf));
+            }
+        });
+        let r1 = DecidedRecord::new(&b1, &c1, &l1);
+        // The first block writes every member (the genesis one too) and request, once each;
+        // the tip holds none of them.
+        let (batch, _) = cs.commit_batch(&r1).unwrap();
+        assert_eq!(writes(&batch, MEMBERS), (1001, 0));
+        assert_eq!(writes(&batch, SIGN_REQUESTS), (50, 0));
+        assert!(r1.tip.len() * 10 < ledger::encode(&l1).len());
+        drop(batch);
+        cs.commit(&r1).unwrap();
+
+        let (b2, c2, l2) = next_block(&l1, &[], |st| {
+            st.members.get_mut(&member(5).0).unwrap().nonce += 1;
+            st.members.remove(&member(6).0);
+            st.sign_requests.remove(&3);
+            st.sign_requests.insert(50, request(50));
+        });
+        let r2 = DecidedRecord::new(&b2, &c2, &l2);
+        let (batch, _) = cs.commit_batch(&r2).unwrap();
+        assert_eq!(writes(&batch, MEMBERS), (1, 1));
+        assert_eq!(writes(&batch, SIGN_REQUESTS), (1, 1));
+        assert!(r2.tip.len() <= r1.tip.len() + 16);
+        drop(batch);
+        cs.commit(&r2).unwrap();
+        cs.into_inner().close().unwrap();
+
+        let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
+        let loaded = cs.load(&g).unwrap().ledger;
+        assert_eq!(loaded, l2);
+        assert_eq!(loaded.state.hash(), l2.state.hash());
+        assert_eq!(loaded.state.validators(), l2.state.validators());
+        // After a load the store diffs against what it read: a block changing nothing in
+        // those sections writes nothing there.
+        let (b3, c3, l3) = next_block(&loaded, &[], |_| {});
+        let (batch, _) = cs.commit_batch(&DecidedRecord::new(&b3, &c3, &l3)).unwrap();
+        assert_eq!(writes(&batch, MEMBERS), (0, 0));
+        assert_eq!(writes(&batch, SIGN_REQUESTS), (0, 0));
+        drop(batch);
+
+        // A member changed, added, lost or damaged on disk is an error, not a silent change.
+        let s = cs.into_inner();
+        let (id, mut m) = member(7);
+        m.stake = 5;
+        s.put(MEMBERS, &id.0, &ledger::encode(&m)).unwrap();
+        let mut cs = ChainStore::new(s);
+        let err = cs.load(&g).err().unwrap().to_string();
+        assert!(err.contains("does not match the tip block"), "{err}");
+        let s = cs.into_inner();
+        s.put(MEMBERS, &id.0, b"\xff\xff").unwrap();
+        let mut cs = ChainStore::new(s);
+        let err = cs.load(&g).err().unwrap().to_string();
+        assert!(err.contains("stored members is corrupt"), "{err}");
+        let s = cs.into_inner();
+        s.delete(MEMBERS, &id.0).unwrap();
+        let mut cs = ChainStore::new(s);
+        let err = cs.load(&g).err().unwrap().to_string();
+        assert!(err.contains("does not match the tip block"), "{err}");
+        let s = cs.into_inner();
+        s.put(
+            SIGN_REQUESTS,
+            &3u64.to_be_bytes(),
+            &ledger::encode(&request(3)),
+        )
+        .unwrap();
+        s.put(MEMBERS, &id.0, &ledger::encode(&member(7).1))
+            .unwrap();
+        let mut cs = ChainStore::new(s);
+        let err = cs.load(&g).err().unwrap().to_string();
+        assert!(err.contains("does not match the tip block"), "{err}");
+    }
+
+    #[test]
+    fn a_tip_written_with_its_members_inline_is_read_and_the_next_block_writes_them_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
+        let l0 = cs.load(&g).unwrap().ledger;
+        let (b1, c1, l1) = next_block(&l0, &[], |st| {
+            let (id, m) = member(1);
+            st.members.insert(id, m);
+            st.sign_requests.insert(0, request(0));
+        });
+        cs.commit(&DecidedRecord::new(&b1, &c1, &l1)).unwrap();
+        // As the previous version wrote it: the members and requests in the tip, none beside.
+        let s = cs.into_inner();
+        let mut old = l1.clone();
+        old.state.signatures = l1.state.signatures.without_bytes();
+        s.put(CHAIN, TIP_KEY, &ledger::encode(&old)).unwrap();
+        s.delete(MEMBERS, &member(1).0 .0).unwrap();
+        s.delete(MEMBERS, &l0.state.members.keys().next().unwrap().0)
+            .unwrap();
+        s.delete(SIGN_REQUESTS, &0u64.to_be_bytes()).unwrap();
+        let mut cs = ChainStore::new(s);
+        let loaded = cs.load(&g).unwrap().ledger;
+        assert_eq!(loaded, l1);
+        let (b2, c2, l2) = next_block(&loaded, &[], |_| {});
+        let r2 = DecidedRecord::new(&b2, &c2, &l2);
+        let (batch, _) = cs.commit_batch(&r2).unwrap();
+        assert_eq!(writes(&batch, MEMBERS), (2, 0));
+        assert_eq!(writes(&batch, SIGN_REQUESTS), (1, 0));
+        drop(batch);
+        cs.commit(&r2).unwrap();
+        assert_eq!(cs.load(&g).unwrap().ledger, l2);
+
+        // Inline and beside at once is not a tip this version wrote.
+        let s = cs.into_inner();
+        let mut both = l2.clone();
+        both.state.signatures = l2.state.signatures.without_bytes();
+        s.put(CHAIN, TIP_KEY, &ledger::encode(&both)).unwrap();
+        let mut cs = ChainStore::new(s);
+        let err = cs.load(&g).err().unwrap().to_string();
+        assert!(err.contains("inline and beside"), "{err}");
+    }
+
     #[test]
     fn a_tip_with_its_signatures_inline_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -727,10 +1010,13 @@ mod tests {
         let (b1, c1, l1) = publishing(&l0, &[(4, vec![4; 30])]);
         cs.commit(&DecidedRecord::new(&b1, &c1, &l1)).unwrap();
         let s = cs.into_inner();
-        s.put(CHAIN, TIP_KEY, &ledger::encode(&l1)).unwrap();
+        let mut inline = l1.clone();
+        inline.state.members = Members::default();
+        inline.state.sign_requests = HashedMap::default();
+        s.put(CHAIN, TIP_KEY, &ledger::encode(&inline)).unwrap();
         let mut cs = ChainStore::new(s);
         let err = cs.load(&g).err().unwrap().to_string();
-        assert!(err.contains("inline"), "{err}");
+        assert!(err.contains("published signatures inline"), "{err}");
     }
 
     #[test]

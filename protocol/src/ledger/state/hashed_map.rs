@@ -221,6 +221,21 @@ where
         self.touched = OrdMap::new();
     }
 
+    /// The entries that differ from those of `earlier`, in key order: `(key, Some(value))`
+    /// for one added or changed, `(key, None)` for one removed. It costs what differs when
+    /// this map was made from `earlier` (the trees they share are skipped), so a store can
+    /// write the entries a block changed and not the whole map.
+    pub fn changes_since<'a>(
+        &'a self,
+        earlier: &'a Self,
+    ) -> impl Iterator<Item = (&'a K, Option<&'a V>)> + 'a {
+        earlier.map.diff(&self.map).map(|d| match d {
+            imbl::ordmap::DiffItem::Add(k, v)
+            | imbl::ordmap::DiffItem::Update { new: (k, v), .. } => (k, Some(v)),
+            imbl::ordmap::DiffItem::Remove(k, _) => (k, None),
+        })
+    }
+
     /// The keys changed since the last settle (some may be back to their value then).
     pub(super) fn touched_keys(&self) -> impl Iterator<Item = &K> + '_ {
         self.touched.keys()
@@ -402,7 +417,8 @@ mod tests {
     proptest! {
         /// Whatever the changes, their order and where the sum was settled, the digest is the
         /// digest of the same entries hashed from scratch, the map equals a `BTreeMap` given
-        /// the same changes, and it encodes to the same bytes.
+        /// the same changes, it encodes to the same bytes, and the changes it reports since an
+        /// earlier copy are exactly those that differ.
         #[test]
         fn the_digest_is_that_of_the_entries_hashed_from_scratch(
             ops in proptest::collection::vec(op(), 0..40),
@@ -437,9 +453,21 @@ mod tests {
             prop_assert_eq!(encode(&m), encode(&model));
             let decoded: M = postcard::from_bytes(&encode(&model)).unwrap();
             prop_assert_eq!(decoded.digest(), m.digest());
-            // Copies taken along the way were not changed by what came after.
+            // Copies taken along the way were not changed by what came after, and the
+            // changes since each one, applied to it, give the map as it ends.
             for (copy, then) in copies {
                 prop_assert_eq!(copy.digest(), scratch(&then));
+                let mut caught_up = then;
+                for (k, v) in m.changes_since(&copy) {
+                    match v {
+                        Some(v) => {
+                            let before = caught_up.insert(*k, v.clone());
+                            prop_assert_ne!(before.as_ref(), Some(v));
+                        }
+                        None => prop_assert!(caught_up.remove(k).is_some()),
+                    }
+                }
+                prop_assert_eq!(&caught_up, &model);
             }
         }
     }
