@@ -47,6 +47,8 @@ pub fn canonical<T: Serialize + DeserializeOwned>(data: &[u8]) -> Option<T> {
 pub fn consensus_message(data: &[u8]) {
     if let Some(m) = canonical::<ConsensusMessage>(data) {
         let _ = m.height();
+        let _ = m.signers();
+        let _ = m.check_signatures("fuzz");
     }
 }
 

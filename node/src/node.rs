@@ -371,11 +371,11 @@ fn log_event(ev: &NetworkEvent) {
         NetworkEvent::PeerRejected { peer, reason } => info!(%peer, %reason, "rejected"),
         NetworkEvent::PeerDisconnected { peer } => info!(%peer, "disconnected"),
         NetworkEvent::Gossip {
-            author,
+            source,
             topic,
             data,
         } => {
-            debug!(%author, topic, bytes = data.len(), "gossip")
+            debug!(%source, topic, bytes = data.len(), "gossip")
         }
         NetworkEvent::Request { peer, data, .. } => {
             debug!(%peer, bytes = data.len(), "request (no handler yet)")

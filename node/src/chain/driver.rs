@@ -34,7 +34,8 @@ use super::storage_thread::StorageThread;
 use super::sync::{BlockSync, SyncResult};
 use super::timers::{Deadline, Timers};
 use super::wire::{
-    tx_messages, ChainRequest, ChainResponse, GossipView, CONSENSUS_TOPIC, TX_TOPIC,
+    open_consensus_gossip, tx_messages, ChainRequest, ChainResponse, GossipView, CONSENSUS_TOPIC,
+    TX_TOPIC,
 };
 use crate::at_rest::AtRestKey;
 use crate::network::{NetworkEvent, NetworkHandle, ResponseToken};
@@ -394,12 +395,8 @@ impl Driver {
 
     async fn on_network(&mut self, ev: NetworkEvent) -> Result<(), ChainError> {
         match ev {
-            NetworkEvent::Gossip {
-                author,
-                topic,
-                data,
-            } => match topic.as_str() {
-                CONSENSUS_TOPIC => self.on_consensus_gossip(author, &data).await?,
+            NetworkEvent::Gossip { topic, data, .. } => match topic.as_str() {
+                CONSENSUS_TOPIC => self.on_consensus_gossip(&data).await?,
                 TX_TOPIC => self.on_gossip_tx(&data),
                 _ => {}
             },
@@ -413,8 +410,8 @@ impl Driver {
         Ok(())
     }
 
-    async fn on_consensus_gossip(&mut self, author: PeerId, data: &[u8]) -> Result<(), ChainError> {
-        let Ok(msg) = ledger::decode::<ConsensusMessage>(data) else {
+    async fn on_consensus_gossip(&mut self, data: &[u8]) -> Result<(), ChainError> {
+        let Ok((_, msg)) = open_consensus_gossip(data) else {
             return Ok(()); // checked by the gossip validator already
         };
         if let ConsensusMessage::Proposal(p) = &msg {
@@ -423,14 +420,10 @@ impl Driver {
         }
         let ours = self.consensus.height();
         let state = &self.consensus.ledger().state;
-        if let Some(h) = super::sync::sync_target(
-            &state.chain_id,
-            |m| state.is_validator(m),
-            &author,
-            ours,
-            &msg,
-        ) {
-            self.sync.heard(h, author, ours);
+        if let Some((h, peer)) =
+            super::sync::sync_target(&state.chain_id, |m| state.is_validator(m), ours, &msg)
+        {
+            self.sync.heard(h, peer, ours);
         }
         let out = self.consensus.handle(Input::Message(msg));
         self.act(out).await?;

@@ -7,13 +7,13 @@
 //! out.
 
 use seedfed_protocol::consensus::{CommitCertificate, ConsensusMessage, Output, WalEntry};
-use seedfed_protocol::ledger::{self, Block, Evidence, TxBody};
+use seedfed_protocol::ledger::{Block, Evidence, TxBody};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::driver::{ChainError, Driver};
 use super::storage::DecidedRecord;
-use super::wire::CONSENSUS_TOPIC;
+use super::wire::{consensus_gossip, CONSENSUS_TOPIC};
 
 impl Driver {
     /// Acts on consensus outputs in order; consecutive WAL entries are made durable together,
@@ -39,7 +39,7 @@ impl Driver {
                     }
                     if let Err(e) = self
                         .network
-                        .publish(CONSENSUS_TOPIC, ledger::encode(&m))
+                        .publish(CONSENSUS_TOPIC, consensus_gossip(&m))
                         .await
                     {
                         debug!("consensus publish: {e}");

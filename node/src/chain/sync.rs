@@ -23,7 +23,7 @@ use tracing::{debug, info};
 
 use super::driver::{ChainError, Driver};
 use super::wire::{
-    member_of, spawn_ask, ChainRequest, ChainResponse, MAX_HEIGHTS_AHEAD, MAX_SYNC_BLOCKS,
+    member_of, peer_of, spawn_ask, ChainRequest, ChainResponse, MAX_HEIGHTS_AHEAD, MAX_SYNC_BLOCKS,
 };
 
 /// The answer to one sync request: the peer asked and its blocks, or why there are none.
@@ -193,31 +193,31 @@ impl Driver {
     }
 }
 
-/// The height a consensus message published by `author` may make us sync toward while we
-/// decide `ours`, or `None`. Only a vote, only from a current validator (`is_validator`)
-/// publishing its own vote, only for a height in `(ours, ours + MAX_HEIGHTS_AHEAD]`, and only
-/// if its signature verifies for `chain_id`: a message that merely passed the gossip checks
-/// could name any height and hold sync on an unanswered request again and again. The cheap
-/// checks on the sender and the height come first, the signature last; heights are
+/// The height a consensus message may make us sync toward while we decide `ours`, and the
+/// peer to ask, or `None`. Only a vote, only from a current validator (`is_validator`), only
+/// for a height in `(ours, ours + MAX_HEIGHTS_AHEAD]`, and only if its signature verifies
+/// for `chain_id`: a message that merely passed the gossip checks could name any height and
+/// hold sync on an unanswered request again and again. The peer is the vote's signer (gossip
+/// is anonymous: whoever forwarded it may be behind), which decides that height. The cheap
+/// checks on the signer and the height come first, the signature last; heights are
 /// attacker-chosen, so the arithmetic saturates. Proposals and certificates do not count.
 pub fn sync_target(
     chain_id: &str,
     is_validator: impl Fn(&MemberId) -> bool,
-    author: &PeerId,
     ours: u64,
     msg: &ConsensusMessage,
-) -> Option<u64> {
+) -> Option<(u64, PeerId)> {
     let ConsensusMessage::Vote(v) = msg else {
         return None;
     };
-    let author = member_of(author)?;
-    if v.validator != author || !is_validator(&author) {
+    if !is_validator(&v.validator) {
         return None;
     }
     if v.height <= ours || v.height > ours.saturating_add(MAX_HEIGHTS_AHEAD) {
         return None;
     }
-    v.verify(chain_id).then_some(v.height)
+    let peer = peer_of(&v.validator)?;
+    v.verify(chain_id).then_some((v.height, peer))
 }
 
 #[cfg(test)]
@@ -300,62 +300,50 @@ mod tests {
         // Before: any vote whose signature verified raised the sync target, whoever signed it
         // and whatever its height (the validator and height checks were left to the gossip
         // validator), so a vote at u64::MAX signed by a non-validator's own key held sync.
-        let (key, author) = keyed_peer(3);
-        let (outsider_key, outsider) = keyed_peer(4);
-        let me = member_of(&author).unwrap();
+        let (key, peer) = keyed_peer(3);
+        let (outsider_key, _) = keyed_peer(4);
+        let me = member_of(&peer).unwrap();
         let is_v = |m: &MemberId| *m == me;
-        let target =
-            |author: &PeerId, msg: &ConsensusMessage| sync_target("chain", is_v, author, 10, msg);
-        // A properly signed vote from a validator, ahead of us, raises it.
-        assert_eq!(target(&author, &vote(&key, 40, false)), Some(40));
+        let target = |msg: &ConsensusMessage| sync_target("chain", is_v, 10, msg);
+        // A properly signed vote from a validator, ahead of us, raises it, toward the signer.
+        assert_eq!(target(&vote(&key, 40, false)), Some((40, peer)));
         // Not from a validator (signed with its own key), at any height: never, and no panic.
         for h in [40, u64::MAX] {
-            assert_eq!(target(&outsider, &vote(&outsider_key, h, false)), None);
+            assert_eq!(target(&vote(&outsider_key, h, false)), None);
         }
         // A bad signature, at any height.
         for h in [40, u64::MAX] {
-            assert_eq!(target(&author, &vote(&key, h, true)), None);
+            assert_eq!(target(&vote(&key, h, true)), None);
         }
         // Signed for another chain.
-        assert_eq!(
-            sync_target("other", is_v, &author, 10, &vote(&key, 40, false)),
-            None
-        );
-        // A validator's vote relayed under someone else's authorship.
-        assert_eq!(target(&outsider, &vote(&key, 40, false)), None);
+        assert_eq!(sync_target("other", is_v, 10, &vote(&key, 40, false)), None);
         // Signed, but far ahead (u64::MAX included) or not ahead of us.
         for h in [10 + MAX_HEIGHTS_AHEAD + 1, u64::MAX, 10, 3] {
-            assert_eq!(target(&author, &vote(&key, h, false)), None, "{h}");
+            assert_eq!(target(&vote(&key, h, false)), None, "{h}");
         }
         assert_eq!(
-            target(&author, &vote(&key, 10 + MAX_HEIGHTS_AHEAD, false)),
-            Some(10 + MAX_HEIGHTS_AHEAD)
+            target(&vote(&key, 10 + MAX_HEIGHTS_AHEAD, false)),
+            Some((10 + MAX_HEIGHTS_AHEAD, peer))
         );
         // At the top of the height range our own height does not overflow the bound.
         assert_eq!(
-            sync_target(
-                "chain",
-                is_v,
-                &author,
-                u64::MAX - 1,
-                &vote(&key, u64::MAX, false)
-            ),
-            Some(u64::MAX)
+            sync_target("chain", is_v, u64::MAX - 1, &vote(&key, u64::MAX, false)),
+            Some((u64::MAX, peer))
         );
-        // The sync state follows: the outsider's vote leaves us not behind.
+        // The sync state follows: the outsider's vote and a forged one leave us not behind.
         let (tx, _rx) = mpsc::channel(1);
         let mut s = BlockSync::new(tx);
-        for (a, m) in [
-            (outsider, vote(&outsider_key, u64::MAX, false)),
-            (author, vote(&key, u64::MAX, true)),
+        for m in [
+            vote(&outsider_key, u64::MAX, false),
+            vote(&key, u64::MAX, true),
         ] {
-            if let Some(h) = sync_target("chain", is_v, &a, 10, &m) {
-                s.heard(h, a, 10);
+            if let Some((h, p)) = sync_target("chain", is_v, 10, &m) {
+                s.heard(h, p, 10);
             }
         }
         assert!(!s.behind(10));
-        if let Some(h) = target(&author, &vote(&key, 12, false)) {
-            s.heard(h, author, 10);
+        if let Some((h, p)) = target(&vote(&key, 12, false)) {
+            s.heard(h, p, 10);
         }
         assert!(s.behind(10));
     }

@@ -145,7 +145,7 @@ impl Behaviour {
         let full = settings.role == Role::Node;
 
         let gossipsub = if full {
-            Some(gossipsub(keypair, limits, registry)?)
+            Some(gossipsub(limits, registry)?)
         } else {
             None
         };
@@ -238,32 +238,29 @@ pub(crate) const MAX_CONTROL_BYTES: usize = 16 * 1024;
 pub(crate) const MAX_CONTROL_IDS: usize = 400;
 
 /// Gossip message ids, all [`MESSAGE_ID_BYTES`] long (they travel in IHAVE and IWANT lists,
-/// see [`MAX_CONTROL_IDS`]). A transaction's bytes identify it (topic `.../tx/1`), so a node
-/// re-gossiping its pending transactions, or the same transaction published by two nodes,
-/// is a duplicate within the duplicate cache's time, not a new message that floods every peer
-/// (a burst of sign requests otherwise filled every peer's send queue); other topics hash the
-/// author and its sequence number (what the library's default id spells out in 70 bytes).
+/// see [`MAX_CONTROL_IDS`]): the hash of the topic and the message's bytes. Messages are
+/// anonymous (no author, sequence number or gossipsub signature: see [`gossipsub`]), so the
+/// content is all there is to name one, and no one can take the id of a message it has not
+/// seen. A transaction's bytes identify it, so a node re-gossiping its pending transactions,
+/// or the same transaction published by two nodes, is a duplicate within the duplicate
+/// cache's time, not a new message that floods every peer (a burst of sign requests otherwise
+/// filled every peer's send queue); a consensus message carries a number drawn afresh for
+/// each publication (`chain::wire::consensus_gossip`), so a re-broadcast vote is a new
+/// message, as it was when ids named the author and its sequence number.
 fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
-    const TX_ID: seedfed_protocol::hash::Domain =
+    const ID: seedfed_protocol::hash::Domain =
         seedfed_protocol::hash::Domain::new("seedfed-gossipid");
-    const AUTHOR_ID: seedfed_protocol::hash::Domain =
-        seedfed_protocol::hash::Domain::new("seedfed-msgid");
     let topic = m.topic.as_str().as_bytes();
-    let id: [u8; MESSAGE_ID_BYTES] = if m.topic.as_str().ends_with("/tx/1") {
-        seedfed_protocol::hash::hash32(TX_ID, &[], &[0; 16], &[topic, &m.data])
-    } else {
-        let source = m.source.map(|p| p.to_bytes()).unwrap_or_default();
-        let seqno = m.sequence_number.unwrap_or_default().to_be_bytes();
-        seedfed_protocol::hash::hash32(AUTHOR_ID, &[], &[0; 16], &[topic, &source, &seqno])
-    };
+    let id: [u8; MESSAGE_ID_BYTES] =
+        seedfed_protocol::hash::hash32(ID, &[], &[0; 16], &[topic, &m.data]);
     gossipsub::MessageId::from(id.to_vec())
 }
 
-/// Gossipsub's configuration: strict signing, explicit validation, the size caps, our message
+/// Gossipsub's configuration: anonymous messages, explicit validation, the size caps, our message
 /// ids and what bounds their lists ([`MAX_CONTROL_IDS`]).
 fn gossipsub_config(limits: &Limits) -> Result<gossipsub::Config, NetworkError> {
     gossipsub::ConfigBuilder::default()
-        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
         .validate_messages()
         .max_transmit_size(limits.gossip_max_bytes)
         .heartbeat_interval(Duration::from_secs(1))
@@ -276,18 +273,24 @@ fn gossipsub_config(limits: &Limits) -> Result<gossipsub::Config, NetworkError> 
 }
 
 /// Gossipsub with [`gossipsub_config`], peer scoring and metrics.
+///
+/// Messages are anonymous: gossipsub neither signs them nor checks a signature. Under
+/// strict signing every copy of every message received was checked in the connection's
+/// codec, before duplicates are dropped; with seven validators a message arrives up to six
+/// times, and those checks were a sixth of a validator's CPU under a signing burst (and grow
+/// with the mesh at every idle height). What gossip carries is signed where it matters, by
+/// its author's ledger key, and checked once per message, after duplicates are dropped
+/// (`chain::wire::check_gossip`: a transaction's signature, a vote's, a proposal's, each of a
+/// certificate's). The forwarding peer is what scoring and admission judge, as before.
 fn gossipsub(
-    keypair: &Keypair,
     limits: &Limits,
     registry: &mut Registry,
 ) -> Result<gossipsub::Behaviour, NetworkError> {
     let config = gossipsub_config(limits)?;
-    let mut gossipsub = gossipsub::Behaviour::new(
-        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
-        config,
-    )
-    .map_err(NetworkError::setup)?
-    .with_metrics(registry, Default::default());
+    let mut gossipsub =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
+            .map_err(NetworkError::setup)?
+            .with_metrics(registry, Default::default());
     gossipsub
         .with_peer_score(
             peer_score_params(),
@@ -379,33 +382,28 @@ mod tests {
         assert_eq!(peer.slow_peer_weight, 0.0);
     }
 
-    fn message(
-        topic: &str,
-        source: Option<libp2p::PeerId>,
-        seqno: u64,
-        data: &[u8],
-    ) -> gossipsub::Message {
+    fn message(topic: &str, data: &[u8]) -> gossipsub::Message {
         gossipsub::Message {
-            source,
+            source: None,
             data: data.to_vec(),
-            sequence_number: Some(seqno),
+            sequence_number: None,
             topic: gossipsub::TopicHash::from_raw(topic),
         }
     }
 
+    /// Ids name the topic and the bytes, nothing else: messages are anonymous, so an id that
+    /// named a claimed author and sequence number could be taken by anyone.
     #[test]
-    fn message_ids_are_fixed_length_hashes() {
+    fn message_ids_are_fixed_length_hashes_of_topic_and_content() {
         let config = gossipsub_config(&Limits::default()).unwrap();
-        let (a, b) = (libp2p::PeerId::random(), libp2p::PeerId::random());
         let consensus = "/seedfed/c/consensus/1";
         let tx = "/seedfed/c/tx/1";
         let id = |m: &gossipsub::Message| config.message_id(m).0;
         let ids = [
-            id(&message(consensus, Some(a), 1, b"x")),
-            id(&message(consensus, Some(a), 2, b"x")),
-            id(&message(consensus, Some(b), 1, b"x")),
-            id(&message(tx, Some(a), 1, b"x")),
-            id(&message(tx, Some(a), 1, b"y")),
+            id(&message(consensus, b"x")),
+            id(&message(consensus, b"y")),
+            id(&message(tx, b"x")),
+            id(&message(tx, b"y")),
         ];
         for (i, x) in ids.iter().enumerate() {
             assert_eq!(x.len(), MESSAGE_ID_BYTES);
@@ -413,10 +411,10 @@ mod tests {
                 assert_ne!(x, y);
             }
         }
-        // The author and sequence number identify a consensus message, not its bytes...
-        assert_eq!(ids[0], id(&message(consensus, Some(a), 1, b"other")));
-        // ...and a transaction's bytes identify it, whoever publishes it.
-        assert_eq!(ids[3], id(&message(tx, Some(b), 9, b"x")));
+        let mut claimed = message(consensus, b"x");
+        claimed.source = Some(libp2p::PeerId::random());
+        claimed.sequence_number = Some(7);
+        assert_eq!(ids[0], id(&claimed));
     }
 
     /// An IHAVE we send fits the control size its receiver accepts, with a topic of a 2 KiB

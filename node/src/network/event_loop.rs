@@ -426,15 +426,17 @@ impl EventLoop {
         }
     }
 
+    /// A gossip message (anonymous: see `behaviour::gossipsub`) from `source`, the peer that
+    /// forwarded it, which scoring and admission judge; what the message says is judged by
+    /// the chain's validator, which checks the signatures it carries.
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
         let now = Instant::now();
-        let verdict = match (message.source, self.topics.get(&message.topic)) {
+        let verdict = match self.topics.get(&message.topic) {
             _ if !self.admission.is_admitted(&source) => GossipVerdict::Reject,
-            (None, _) => GossipVerdict::Reject,
-            (Some(author), _) if self.admission.is_banned(&author, now) => GossipVerdict::Reject,
-            (Some(_), None) => GossipVerdict::Ignore,
-            (Some(author), Some(topic)) => match &self.validator {
-                Some(v) => v(&author, topic, &message.data),
+            _ if self.admission.is_banned(&source, now) => GossipVerdict::Reject,
+            None => GossipVerdict::Ignore,
+            Some(topic) => match &self.validator {
+                Some(v) => v(&source, topic, &message.data),
                 None => GossipVerdict::Accept,
             },
         };
@@ -448,12 +450,10 @@ impl EventLoop {
         }
         match verdict {
             GossipVerdict::Accept => {
-                if let (Some(author), Some(topic)) =
-                    (message.source, self.topics.get(&message.topic))
-                {
+                if let Some(topic) = self.topics.get(&message.topic) {
                     let topic = topic.clone();
                     self.emit(NetworkEvent::Gossip {
-                        author,
+                        source,
                         topic,
                         data: message.data,
                     });

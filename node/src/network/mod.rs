@@ -65,7 +65,7 @@ pub enum GossipVerdict {
     Reject,
 }
 
-/// Application-level gossip validation: `(author, topic, payload) -> verdict`.
+/// Application-level gossip validation: `(forwarding peer, topic, payload) -> verdict`.
 pub type GossipValidator = Arc<dyn Fn(&PeerId, &str, &[u8]) -> GossipVerdict + Send + Sync>;
 
 /// The proof-of-work difficulty the ledger holds now (the chain's view).
@@ -241,8 +241,9 @@ pub enum NetworkEvent {
     },
     /// A validated gossip message.
     Gossip {
-        /// The signing author.
-        author: PeerId,
+        /// The peer that forwarded it to us (messages are anonymous: who wrote it is what
+        /// its own signatures say).
+        source: PeerId,
         /// Topic name.
         topic: String,
         /// Payload.

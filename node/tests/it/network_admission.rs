@@ -311,10 +311,10 @@ async fn a_bootstrap_node_introduces_peers_without_gossip_or_rpc() {
     let mut got = None;
     for n in 0..60 {
         let _ = c.publish("t", format!("hello-{n}").into_bytes()).await;
-        if let Ok(Some(NetworkEvent::Gossip { author, .. })) =
+        if let Ok(Some(NetworkEvent::Gossip { source, .. })) =
             tokio::time::timeout(Duration::from_millis(300), b_ev.recv()).await
         {
-            got = Some(author);
+            got = Some(source);
             break;
         }
     }

@@ -73,6 +73,88 @@ pub enum ConsensusMessage {
 }
 
 impl ConsensusMessage {
+    /// The signers the message names: the voter, the proposer, or every signer of a
+    /// certificate (in its order, repeats kept).
+    pub fn signers(&self) -> Vec<MemberId> {
+        match self {
+            ConsensusMessage::Proposal(p) => vec![p.proposer],
+            ConsensusMessage::Vote(v) => vec![v.validator],
+            ConsensusMessage::Polka(p) => p.signatures.iter().map(|(m, _)| *m).collect(),
+            ConsensusMessage::Round(r) => r.votes.iter().map(|(m, ..)| *m).collect(),
+        }
+    }
+
+    /// Checks every signature the message carries on `chain_id`, with the consensus rules:
+    /// a vote's, a proposal's (over its block's hash), and each of a certificate's, which
+    /// must name no signer twice (a round certificate of precommits holds precommits only).
+    /// It is a function of the message alone: whether the signers are validators, and hold
+    /// enough stake, is for the caller and the consensus core to judge. `Err` says which
+    /// check failed.
+    pub fn check_signatures(&self, chain_id: &str) -> Result<(), &'static str> {
+        let vote_ok = |height, round, kind, value: Option<&[u8; 32]>, m: &MemberId, s| {
+            let digest = crate::ledger::vote_digest(chain_id, height, round, kind, value, m);
+            crate::ledger::verify_vote_signature(m, &digest, s)
+        };
+        let distinct = |signers: Vec<MemberId>| {
+            let n = signers.len();
+            signers
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                == n
+        };
+        match self {
+            ConsensusMessage::Vote(v) => v.verify(chain_id).then_some(()).ok_or("vote signature"),
+            ConsensusMessage::Proposal(p) => {
+                let digest = context::proposal_digest(
+                    chain_id,
+                    p.height,
+                    i64::from(p.round),
+                    &p.block.hash(),
+                    p.pol_round.map_or(-1, i64::from),
+                    &p.proposer,
+                );
+                crate::ledger::verify_vote_signature(&p.proposer, &digest, &p.signature)
+                    .then_some(())
+                    .ok_or("proposal signature")
+            }
+            ConsensusMessage::Polka(c) => {
+                if !distinct(self.signers()) {
+                    return Err("a polka signer named twice");
+                }
+                c.signatures
+                    .iter()
+                    .all(|(m, s)| {
+                        vote_ok(
+                            c.height,
+                            c.round,
+                            VoteKind::Prevote,
+                            Some(&c.block_hash),
+                            m,
+                            s,
+                        )
+                    })
+                    .then_some(())
+                    .ok_or("polka signature")
+            }
+            ConsensusMessage::Round(c) => {
+                if !distinct(self.signers()) {
+                    return Err("a round certificate signer named twice");
+                }
+                if c.precommit && c.votes.iter().any(|(_, k, ..)| *k != VoteKind::Precommit) {
+                    return Err("a prevote in a precommit round certificate");
+                }
+                c.votes
+                    .iter()
+                    .all(|(m, kind, value, s)| {
+                        vote_ok(c.height, c.round, *kind, value.as_ref(), m, s)
+                    })
+                    .then_some(())
+                    .ok_or("round certificate signature")
+            }
+        }
+    }
+
     /// Height the message is about.
     pub fn height(&self) -> u64 {
         match self {
@@ -204,5 +286,151 @@ pub(super) fn round_from_wire(r: &RoundMessage) -> mt::RoundCertificate<Ctx> {
                 )
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::{Signer, SigningKey};
+
+    use super::*;
+    use crate::ledger::{vote_digest, CommitInfo};
+
+    const CHAIN: &str = "msg-chain";
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i + 1; 32])
+    }
+
+    fn id(k: &SigningKey) -> MemberId {
+        MemberId(k.verifying_key().to_bytes())
+    }
+
+    fn sign(k: &SigningKey, digest: &[u8; 32]) -> Signature64 {
+        Signature64(k.sign(digest).to_bytes())
+    }
+
+    fn vote(k: &SigningKey, kind: VoteKind, value: Option<[u8; 32]>) -> VoteRecord {
+        let validator = id(k);
+        let digest = vote_digest(CHAIN, 5, 1, kind, value.as_ref(), &validator);
+        VoteRecord {
+            height: 5,
+            round: 1,
+            kind,
+            value,
+            validator,
+            signature: sign(k, &digest),
+        }
+    }
+
+    fn proposal(k: &SigningKey, pol_round: Option<u32>) -> ProposalMessage {
+        let block = Block {
+            height: 5,
+            prev_hash: [3; 32],
+            proposer: id(k),
+            last_commit: CommitInfo::default(),
+            txs: Vec::new(),
+            state_hash: [4; 32],
+        };
+        let digest = context::proposal_digest(
+            CHAIN,
+            5,
+            1,
+            &block.hash(),
+            pol_round.map_or(-1, i64::from),
+            &id(k),
+        );
+        ProposalMessage {
+            height: 5,
+            round: 1,
+            pol_round,
+            block,
+            proposer: id(k),
+            signature: sign(k, &digest),
+        }
+    }
+
+    /// Each kind passes as signed, and fails once any signed field, the chain or a signature
+    /// changes; certificates also fail with a signer named twice or a vote of the wrong kind.
+    #[test]
+    fn signatures_are_checked_for_every_kind_and_any_change_fails() {
+        let v = vote(&key(0), VoteKind::Prevote, Some([9; 32]));
+        let ok = |m: &ConsensusMessage| m.check_signatures(CHAIN);
+        assert_eq!(ok(&ConsensusMessage::Vote(v.clone())), Ok(()));
+        assert!(ConsensusMessage::Vote(v.clone())
+            .check_signatures("other")
+            .is_err());
+        let mut moved = v.clone();
+        moved.round = 2;
+        assert_eq!(ok(&ConsensusMessage::Vote(moved)), Err("vote signature"));
+
+        for pol in [None, Some(0)] {
+            let p = proposal(&key(1), pol);
+            assert_eq!(ok(&ConsensusMessage::Proposal(p.clone())), Ok(()));
+            let mut other_block = p.clone();
+            other_block.block.state_hash = [5; 32];
+            assert_eq!(
+                ok(&ConsensusMessage::Proposal(other_block)),
+                Err("proposal signature")
+            );
+            let mut other_pol = p.clone();
+            other_pol.pol_round = pol.map_or(Some(0), |_| None);
+            assert!(ok(&ConsensusMessage::Proposal(other_pol)).is_err());
+        }
+
+        let value = [9; 32];
+        let prevotes: Vec<VoteRecord> = (0..3)
+            .map(|i| vote(&key(i), VoteKind::Prevote, Some(value)))
+            .collect();
+        let polka = PolkaMessage {
+            height: 5,
+            round: 1,
+            block_hash: value,
+            signatures: prevotes
+                .iter()
+                .map(|v| (v.validator, v.signature))
+                .collect(),
+        };
+        assert_eq!(ok(&ConsensusMessage::Polka(polka.clone())), Ok(()));
+        let mut twice = polka.clone();
+        twice.signatures.push(twice.signatures[0]);
+        assert!(ok(&ConsensusMessage::Polka(twice)).is_err());
+        let mut forged = polka.clone();
+        forged.signatures[2].1 = Signature64([7; 64]);
+        assert_eq!(ok(&ConsensusMessage::Polka(forged)), Err("polka signature"));
+        let mut elsewhere = polka;
+        elsewhere.block_hash = [8; 32];
+        assert!(ok(&ConsensusMessage::Polka(elsewhere)).is_err());
+
+        let precommits: Vec<VoteRecord> = (0..3)
+            .map(|i| vote(&key(i), VoteKind::Precommit, (i != 1).then_some(value)))
+            .collect();
+        let round = RoundMessage {
+            height: 5,
+            round: 1,
+            precommit: true,
+            votes: precommits
+                .iter()
+                .map(|v| (v.validator, v.kind, v.value, v.signature))
+                .collect(),
+        };
+        assert_eq!(ok(&ConsensusMessage::Round(round.clone())), Ok(()));
+        let mut mixed = round.clone();
+        mixed.votes[0] = {
+            let p = &prevotes[0];
+            (p.validator, p.kind, p.value, p.signature)
+        };
+        assert!(ok(&ConsensusMessage::Round(mixed.clone())).is_err());
+        mixed.precommit = false;
+        assert_eq!(ok(&ConsensusMessage::Round(mixed)), Ok(()));
+        let mut twice = round.clone();
+        twice.votes.push(twice.votes[1]);
+        assert!(ok(&ConsensusMessage::Round(twice)).is_err());
+        let mut forged = round;
+        forged.votes[1].2 = Some(value);
+        assert_eq!(
+            ok(&ConsensusMessage::Round(forged)),
+            Err("round certificate signature")
+        );
     }
 }

@@ -69,6 +69,7 @@ impl SigCache {
         self.answer(fingerprint(chain_id, &digest, stx), || {
             stx.verify_digest(&digest)
         })
+        .map(|_| ())
     }
 
     /// Remembers `stx` as checked. Only for a transaction whose `stx.verify(chain_id)` the
@@ -89,22 +90,38 @@ impl SigCache {
         inputs: &[&[u8]],
         check: impl FnOnce() -> Result<(), E>,
     ) -> Result<(), E> {
+        self.check_new(what, inputs, check).map(|_| ())
+    }
+
+    /// [`SigCache::check_once`], saying whether the check ran now (`Ok(true)`: first seen)
+    /// or was answered from the cache (`Ok(false)`: it passed on these inputs before).
+    pub fn check_new<E>(
+        &mut self,
+        what: &str,
+        inputs: &[&[u8]],
+        check: impl FnOnce() -> Result<(), E>,
+    ) -> Result<bool, E> {
         let mut parts = Vec::with_capacity(inputs.len() + 1);
         parts.push(what.as_bytes());
         parts.extend_from_slice(inputs);
         self.answer(hash32(CHECK_FINGERPRINT, &[], &[0; 16], &parts), check)
     }
 
-    /// A hit if `fp` is held; otherwise runs `check` and holds `fp` once it passed.
-    fn answer<E>(&mut self, fp: [u8; 32], check: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+    /// A hit (`Ok(false)`) if `fp` is held; otherwise runs `check` and holds `fp` once it
+    /// passed (`Ok(true)`).
+    fn answer<E>(
+        &mut self,
+        fp: [u8; 32],
+        check: impl FnOnce() -> Result<(), E>,
+    ) -> Result<bool, E> {
         if self.set.contains(&fp) {
             self.hits += 1;
-            return Ok(());
+            return Ok(false);
         }
         self.checks += 1;
         check()?;
         self.insert(fp);
-        Ok(())
+        Ok(true)
     }
 
     /// Checks answered from the cache so far.
@@ -228,8 +245,8 @@ mod tests {
             runs.set(runs.get() + 1);
             Ok(())
         };
-        c.check_once("a", &[b"x", b"y"], pass).unwrap();
-        c.check_once("a", &[b"x", b"y"], pass).unwrap();
+        assert_eq!(c.check_new("a", &[b"x", b"y"], pass), Ok(true));
+        assert_eq!(c.check_new("a", &[b"x", b"y"], pass), Ok(false));
         assert_eq!((runs.get(), c.hits()), (1, 1));
         // Another check, other inputs, the same bytes split differently: each runs.
         c.check_once("b", &[b"x", b"y"], pass).unwrap();
