@@ -361,11 +361,7 @@ pub(crate) fn recon_fixture() -> &'static ReconFixture {
                     &session,
                     &holders,
                     2,
-                    HolderKeys {
-                        member: *m,
-                        x25519: &x,
-                        identity: &id,
-                    },
+                    HolderKeys::new(*m, &x, &id),
                     &dealing.shares[pos],
                     &mut rng,
                 )

@@ -119,11 +119,7 @@ fn main() {
                 &session,
                 &holder_sets[0],
                 k,
-                HolderKeys {
-                    member: *m,
-                    x25519: &keys[m],
-                    identity: &ids[m],
-                },
+                HolderKeys::new(*m, &keys[m], &ids[m]),
                 share,
                 &mut rng,
             )

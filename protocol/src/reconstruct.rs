@@ -262,9 +262,40 @@ pub struct HolderKeys<'a> {
     /// The holder.
     pub member: MemberId,
     /// Its X25519 secret (the key the ledger lists for it).
-    pub x25519: &'a StaticSecret,
+    x25519: &'a StaticSecret,
+    /// `PublicKey::from(x25519)`, derived once ([`HolderKeys::new`], or kept by the agent):
+    /// deriving it is a base-point multiplication, which each contribution used to pay again.
+    x25519_public: [u8; 32],
     /// Its Ed25519 identity key.
     pub identity: &'a SigningKey,
+}
+
+impl<'a> HolderKeys<'a> {
+    /// The keys of `member`, its X25519 public key derived from `x25519`.
+    pub fn new(member: MemberId, x25519: &'a StaticSecret, identity: &'a SigningKey) -> Self {
+        HolderKeys {
+            member,
+            x25519,
+            x25519_public: PublicKey::from(x25519).to_bytes(),
+            identity,
+        }
+    }
+
+    /// [`HolderKeys::new`] with the public key derived earlier: `x25519_public` must be
+    /// `PublicKey::from(x25519)` (the agent derives it once, when it is made).
+    pub(crate) fn with_public(
+        member: MemberId,
+        x25519: &'a StaticSecret,
+        x25519_public: [u8; 32],
+        identity: &'a SigningKey,
+    ) -> Self {
+        HolderKeys {
+            member,
+            x25519,
+            x25519_public,
+            identity,
+        }
+    }
 }
 
 impl std::fmt::Debug for HolderKeys<'_> {
@@ -544,7 +575,7 @@ pub fn contribute_cached<R: RngCore + CryptoRng>(
         });
     }
     let pos = session.position(&me)?;
-    if PublicKey::from(keys.x25519).to_bytes() != session.quorum[pos].x25519
+    if keys.x25519_public != session.quorum[pos].x25519
         || keys.identity.verifying_key().to_bytes() != *me.as_bytes()
     {
         return Err(ReconstructError::KeyMismatch(me));
@@ -610,9 +641,6 @@ pub fn open_contribution(
 ) -> Result<Opened, ReconstructError> {
     session.check()?;
     let sender = contribution.sender;
-    if PublicKey::from(my_key).to_bytes() != session.recipient.x25519 {
-        return Err(ReconstructError::KeyMismatch(session.recipient.member));
-    }
     contribution.check_header(session)?;
     let culprit = || {
         ReconstructError::Faulty(FaultReport {
@@ -625,7 +653,18 @@ pub fn open_contribution(
         return Err(culprit());
     }
     let ad = associated_data(&contribution.context, &sender, &session.recipient.member);
-    let body = seal::open_ephemeral(my_key, &ad, &contribution.sealed).map_err(|_| culprit())?;
+    // Opened as sealed to the key the session lists for us; it opens only if that is our key.
+    // If it does not open, our key is checked (once, not for every box) before the sender is
+    // blamed.
+    let body =
+        seal::open_ephemeral_to(my_key, &session.recipient.x25519, &ad, &contribution.sealed)
+            .map_err(|_| {
+                if PublicKey::from(my_key).to_bytes() != session.recipient.x25519 {
+                    ReconstructError::KeyMismatch(session.recipient.member)
+                } else {
+                    culprit()
+                }
+            })?;
     let value = parse_value(&body).ok_or_else(culprit)?;
     Ok(Opened {
         sender,

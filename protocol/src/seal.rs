@@ -213,16 +213,24 @@ pub fn open_ephemeral(
     ad: &[u8],
     sealed: &Sealed,
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    open_ephemeral_to(recipient, PublicKey::from(recipient).as_bytes(), ad, sealed)
+}
+
+/// [`open_ephemeral`] for a caller that already knows the public key the box was sealed to
+/// (deriving it from the secret is a base-point multiplication, paid for every box otherwise).
+/// If `recipient_public` is not `recipient`'s public key the box does not open.
+pub fn open_ephemeral_to(
+    recipient: &StaticSecret,
+    recipient_public: &[u8; 32],
+    ad: &[u8],
+    sealed: &Sealed,
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
     check_length(sealed)?;
     let es = recipient.diffie_hellman(&PublicKey::from(sealed.ephemeral));
     if !es.was_contributory() {
         return Err(SealError::NonContributory);
     }
-    let key = ephemeral_box_key(
-        es.as_bytes(),
-        &sealed.ephemeral,
-        PublicKey::from(recipient).as_bytes(),
-    );
+    let key = ephemeral_box_key(es.as_bytes(), &sealed.ephemeral, recipient_public);
     aead_open(&key, ad, sealed)
 }
 

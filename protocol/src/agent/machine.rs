@@ -48,6 +48,8 @@ pub struct AgentStatus {
 pub struct Agent {
     pub(super) identity: SigningKey,
     pub(super) x25519: StaticSecret,
+    /// `PublicKey::from(&x25519)`, derived once (a contribution checks it against the session).
+    pub(super) x25519_public: [u8; 32],
     pub(super) me: MemberId,
     pub(super) fault: Fault,
     pub(super) saved: Saved,
@@ -89,9 +91,12 @@ impl Agent {
     pub fn new(identity_seed: [u8; 32], x25519_secret: [u8; 32], fault: Fault) -> Self {
         let identity = SigningKey::from_bytes(&identity_seed);
         let me = MemberId(identity.verifying_key().to_bytes());
+        let x25519 = StaticSecret::from(x25519_secret);
+        let x25519_public = x25519_dalek::PublicKey::from(&x25519).to_bytes();
         Agent {
             identity,
-            x25519: StaticSecret::from(x25519_secret),
+            x25519,
+            x25519_public,
             me,
             fault,
             saved: Saved::default(),

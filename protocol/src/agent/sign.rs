@@ -347,11 +347,7 @@ impl Agent {
 
     /// Our keys as a holder.
     fn holder_keys(&self) -> HolderKeys<'_> {
-        HolderKeys {
-            member: self.me,
-            x25519: &self.x25519,
-            identity: &self.identity,
-        }
+        HolderKeys::with_public(self.me, &self.x25519, self.x25519_public, &self.identity)
     }
 
     /// A holder's contribution to a leaf we requested. A signed contribution that is faulty on

@@ -75,11 +75,7 @@ impl World {
         &self.dealing.shares[i]
     }
     fn hk(&self, m: &MemberId) -> HolderKeys<'_> {
-        HolderKeys {
-            member: *m,
-            x25519: &self.keys[m],
-            identity: &self.ids[m],
-        }
+        HolderKeys::new(*m, &self.keys[m], &self.ids[m])
     }
     fn k(&self) -> usize {
         self.dealing.commitment.threshold()
@@ -190,6 +186,15 @@ fn replayed_tampered_or_unsigned_contributions_are_rejected() {
             ReconstructError::WrongSession(w.holders[1])
         );
     }
+    // Opened with a key other than the one the session names for the recipient: our key is
+    // wrong, the honest sender is not blamed (the box is opened as sealed to the session's
+    // key, and only if it does not open is our own key checked).
+    let wrong_key = StaticSecret::random_from_rng(&mut rng);
+    assert_eq!(
+        open_contribution(&s, &wrong_key, &cs[1]).unwrap_err(),
+        ReconstructError::KeyMismatch(s.recipient.member)
+    );
+    assert!(open_contribution(&s, &w.recipient_key, &cs[1]).is_ok());
     // A replayed header rewritten to the new context is no longer signed.
     let mut rewritten = cs[1].clone();
     rewritten.context = other_leaf.context();
@@ -251,8 +256,7 @@ fn holder_side_input_errors() {
         w.contribute(&s, &c, &mut rng).unwrap_err(),
         ReconstructError::NotInQuorum(c)
     );
-    let mut wrong_x = w.hk(&a);
-    wrong_x.x25519 = &w.keys[&b];
+    let wrong_x = HolderKeys::new(a, &w.keys[&b], &w.ids[&a]);
     assert_eq!(
         contribute(&s, &w.holders, 2, wrong_x, w.share(&a), &mut rng).unwrap_err(),
         ReconstructError::KeyMismatch(a)

@@ -121,11 +121,7 @@ fn run(seed: u64) -> ([u8; 32], [u8; 32]) {
                         &session,
                         &holder_sets[leaf],
                         k,
-                        HolderKeys {
-                            member: *m,
-                            x25519: &keys[m],
-                            identity: &ids[m],
-                        },
+                        HolderKeys::new(*m, &keys[m], &ids[m]),
                         &share,
                         &mut rng,
                     )

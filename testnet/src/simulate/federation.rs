@@ -39,11 +39,7 @@ pub(super) struct Node {
 impl Node {
     /// This node's keys as a leaf holder.
     pub(super) fn holder_keys(&self) -> seedfed_protocol::reconstruct::HolderKeys<'_> {
-        seedfed_protocol::reconstruct::HolderKeys {
-            member: self.id,
-            x25519: &self.x25519,
-            identity: &self.identity,
-        }
+        seedfed_protocol::reconstruct::HolderKeys::new(self.id, &self.x25519, &self.identity)
     }
 
     pub(super) fn participant(&self) -> Participant {
