@@ -734,6 +734,16 @@ mod tests {
         }
     }
 
+    /// A store in a new directory, loaded at the genesis: (its directory, the genesis, the
+    /// store, the genesis ledger).
+    fn fresh() -> (tempfile::TempDir, Genesis, ChainStore, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
+        let l0 = cs.load(&g).unwrap().ledger;
+        (dir, g, cs, l0)
+    }
+
     /// The next block after `before`, publishing `sigs`, and the ledger it leads to.
     fn publishing(before: &Ledger, sigs: &[(u64, Vec<u8>)]) -> (Block, CommitCertificate, Ledger) {
         next_block(before, sigs, |_| {})
@@ -787,10 +797,7 @@ mod tests {
 
     #[test]
     fn each_signature_is_written_once_beside_the_tip_and_comes_back_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let g = genesis();
-        let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
-        let l0 = cs.load(&g).unwrap().ledger;
+        let (dir, g, mut cs, l0) = fresh();
         let (b1, c1, l1) = publishing(&l0, &[(4, vec![4; 300]), (2, vec![2; 300])]);
         let record = DecidedRecord::new(&b1, &c1, &l1);
         // The tip does not carry the signatures; they are written once each.
@@ -875,10 +882,7 @@ mod tests {
 
     #[test]
     fn a_block_writes_the_members_and_requests_it_changed_and_the_tip_does_not_hold_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let g = genesis();
-        let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
-        let l0 = cs.load(&g).unwrap().ledger;
+        let (dir, g, mut cs, l0) = fresh();
         let (b1, c1, l1) = next_block(&l0, &[], |st| {
             for i in 0..1000 {
                 let (id, m) = member(i);
@@ -960,10 +964,7 @@ mod tests {
 
     #[test]
     fn a_tip_written_with_its_members_inline_is_read_and_the_next_block_writes_them_beside_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let g = genesis();
-        let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
-        let l0 = cs.load(&g).unwrap().ledger;
+        let (_dir, g, mut cs, l0) = fresh();
         let (b1, c1, l1) = next_block(&l0, &[], |st| {
             let (id, m) = member(1);
             st.members.insert(id, m);
@@ -1003,10 +1004,7 @@ mod tests {
 
     #[test]
     fn a_tip_with_its_signatures_inline_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let g = genesis();
-        let mut cs = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
-        let l0 = cs.load(&g).unwrap().ledger;
+        let (_dir, g, mut cs, l0) = fresh();
         let (b1, c1, l1) = publishing(&l0, &[(4, vec![4; 30])]);
         cs.commit(&DecidedRecord::new(&b1, &c1, &l1)).unwrap();
         let s = cs.into_inner();
