@@ -273,12 +273,7 @@ pub struct HolderKeys<'a> {
 impl<'a> HolderKeys<'a> {
     /// The keys of `member`, its X25519 public key derived from `x25519`.
     pub fn new(member: MemberId, x25519: &'a StaticSecret, identity: &'a SigningKey) -> Self {
-        HolderKeys {
-            member,
-            x25519,
-            x25519_public: PublicKey::from(x25519).to_bytes(),
-            identity,
-        }
+        Self::with_public(member, x25519, PublicKey::from(x25519).to_bytes(), identity)
     }
 
     /// [`HolderKeys::new`] with the public key derived earlier: `x25519_public` must be

@@ -85,28 +85,75 @@ impl Drop for Queued {
     }
 }
 
-/// Sends `payload` to `peer` as a direct request once one of `queue`'s slots is free, unless
-/// it is already waiting or in flight to that peer (the agent re-sends an owner's batches
-/// every few blocks until the holder acknowledges: a slow holder would otherwise get a copy
-/// queued per re-send) or the queue is full. Returns whether it was queued.
+/// Most direct payloads in one request ([`ChainRequest::Directs`]); a peer refuses more.
+pub(super) const DIRECT_GROUP_MAX: usize = 512;
+/// A request of several payloads stops growing at this many bytes (a payload larger than
+/// this goes alone; the request-response cap, 4 MiB by default, is larger).
+const DIRECT_GROUP_BYTES: usize = 1 << 20;
+
+/// Sends `payloads` to `peer` as direct requests once `queue` has a free slot for each: the
+/// payloads travel together, in requests of up to [`DIRECT_GROUP_MAX`] payloads and about
+/// [`DIRECT_GROUP_BYTES`] bytes (one slot, one stream and one turn of the peer's chain task
+/// each; a quorum member's contributions of a block to one relay are one request). A payload
+/// already waiting or in flight to that peer is left out (the agent re-sends an owner's
+/// batches every few blocks until the holder acknowledges: a slow holder would otherwise get a
+/// copy queued per re-send), and so is one beyond a full queue. Returns how many were queued.
 pub(super) fn send_direct(
     net: &NetworkHandle,
     peer: PeerId,
     queue: &Arc<PeerQueue>,
-    payload: Payload,
-) -> bool {
-    let Some(queued) = queue.admit(payload) else {
-        debug!(%peer, "direct message already queued, or the queue is full");
-        return false;
-    };
+    payloads: Vec<Payload>,
+) -> usize {
+    let offered = payloads.len();
+    let admitted: Vec<Queued> = payloads
+        .into_iter()
+        .filter_map(|p| queue.admit(p))
+        .collect();
+    if admitted.len() < offered {
+        debug!(
+            %peer,
+            dropped = offered - admitted.len(),
+            "direct messages already queued, or the queue is full"
+        );
+    }
+    let queued = admitted.len();
+    let mut group: Vec<Queued> = Vec::new();
+    let mut bytes = 0;
+    for q in admitted {
+        let len = q.payload.len();
+        if !group.is_empty()
+            && (group.len() == DIRECT_GROUP_MAX || bytes + len > DIRECT_GROUP_BYTES)
+        {
+            spawn_group(net, peer, std::mem::take(&mut group));
+            bytes = 0;
+        }
+        bytes += len;
+        group.push(q);
+    }
+    if !group.is_empty() {
+        spawn_group(net, peer, group);
+    }
+    queued
+}
+
+/// Sends one request of `group` (one payload: [`ChainRequest::Direct`]; more:
+/// [`ChainRequest::Directs`]) once its queue has a free slot; the payloads leave the queue
+/// when the answer (or the failure) is in.
+fn spawn_group(net: &NetworkHandle, peer: PeerId, group: Vec<Queued>) {
     let net = net.clone();
     tokio::spawn(async move {
+        let Some(queue) = group.first().map(|q| q.queue.clone()) else {
+            return;
+        };
         // The semaphore is never closed: a permit always comes.
-        let permit = queued.queue.slots.acquire().await;
-        let req = ledger::encode(&ChainRequest::Direct(queued.payload.to_vec()));
-        let sent = net.request(peer, req).await;
+        let permit = queue.slots.acquire().await;
+        let request = match group.as_slice() {
+            [one] => ChainRequest::Direct(one.payload.to_vec()),
+            many => ChainRequest::Directs(many.iter().map(|q| q.payload.to_vec()).collect()),
+        };
+        let sent = net.request(peer, ledger::encode(&request)).await;
         drop(permit);
-        drop(queued);
+        drop(group);
         match sent {
             Ok(bytes) => match ledger::decode::<ChainResponse>(&bytes) {
                 Ok(ChainResponse::Ack) => {}
@@ -115,7 +162,6 @@ pub(super) fn send_direct(
             Err(e) => debug!(%peer, "direct message failed: {e}"),
         }
     });
-    true
 }
 
 impl Driver {
@@ -159,28 +205,56 @@ impl Driver {
         Ok(())
     }
 
-    /// A direct message from `peer` for our agent.
+    /// Direct messages from `peer` for our agent (one request's worth, taken in order in one
+    /// turn): the duties of all of them are acted on together, so what they ask to keep is
+    /// stored and the agent persisted once before anything they cause leaves. The answer is
+    /// `Ack` if every one was taken, else why (not) the first refused one was.
     pub(super) async fn on_direct(
         &mut self,
         peer: PeerId,
-        payload: &[u8],
+        payloads: &[Vec<u8>],
     ) -> Result<ChainResponse, ChainError> {
+        if payloads.len() > DIRECT_GROUP_MAX {
+            return Ok(ChainResponse::Refused(format!(
+                "{} direct messages in one request, at most {DIRECT_GROUP_MAX}",
+                payloads.len()
+            )));
+        }
         let from = match direct_sender(&self.consensus.ledger().state, &peer) {
             Ok(from) => from,
             Err(why) => return Ok(ChainResponse::Refused(why.into())),
         };
         let (agent, ledger) = (&mut self.agent, self.consensus.ledger());
-        match cpu_bound(|| agent.on_direct(ledger, from, payload, &mut rand_core::OsRng)) {
-            Ok(duties) => {
-                self.act_on(duties).await?;
-                self.drain_loopback().await?;
-                Ok(ChainResponse::Ack)
+        let (duties, refused) = cpu_bound(|| {
+            let mut duties = Vec::new();
+            let mut refused = Vec::new();
+            for payload in payloads {
+                match agent.on_direct(ledger, from, payload, &mut rand_core::OsRng) {
+                    Ok(d) => duties.extend(d),
+                    Err(e) => refused.push(e.to_string()),
+                }
             }
-            Err(e) => {
-                debug!(%peer, "direct message refused: {e}");
-                Ok(ChainResponse::Refused(e.to_string()))
-            }
+            (duties, refused)
+        });
+        if !duties.is_empty() {
+            self.act_on(duties).await?;
+            self.drain_loopback().await?;
         }
+        Ok(match refused.first() {
+            None => ChainResponse::Ack,
+            Some(why) => {
+                debug!(%peer, refused = refused.len(), "direct message refused: {why}");
+                if payloads.len() == 1 {
+                    ChainResponse::Refused(why.clone())
+                } else {
+                    ChainResponse::Refused(format!(
+                        "{} of {} direct messages refused, the first: {why}",
+                        refused.len(),
+                        payloads.len()
+                    ))
+                }
+            }
+        })
     }
 
     /// Stores the records the agent asked to keep, then persists its state, then sends and
@@ -472,17 +546,17 @@ impl Driver {
         Ok(())
     }
 
+    /// Submits our transactions and sends our direct messages, those to one peer together.
     fn dispatch(&mut self, duties: Vec<Duty>) {
+        let mut sends: BTreeMap<PeerId, Vec<Payload>> = BTreeMap::new();
         for d in duties {
             match d {
                 Duty::Submit(body) => self.sign_and_publish(body),
                 Duty::Send { to, payload } if to == self.me => self.loopback.push(payload),
                 Duty::Send { to, payload } => {
-                    let Some(peer) = peer_of(&to) else {
-                        continue;
-                    };
-                    let queue = self.in_flight.entry(peer).or_insert_with(PeerQueue::new);
-                    send_direct(&self.network, peer, queue, payload);
+                    if let Some(peer) = peer_of(&to) {
+                        sends.entry(peer).or_default().push(payload);
+                    }
                 }
                 Duty::Keep { sector, .. }
                 | Duty::KeepTree { sector, .. }
@@ -493,6 +567,10 @@ impl Driver {
                     warn!(sector, "a storage duty reached dispatch; dropped");
                 }
             }
+        }
+        for (peer, payloads) in sends {
+            let queue = self.in_flight.entry(peer).or_insert_with(PeerQueue::new);
+            send_direct(&self.network, peer, queue, payloads);
         }
     }
 }
@@ -630,16 +708,19 @@ mod tests {
         // Every slot taken by other messages, unanswered.
         let mut answers = Vec::new();
         for i in 0..DIRECT_IN_FLIGHT {
-            assert!(send_direct(&net, peer, &queue, vec![i as u8].into()));
+            assert_eq!(
+                send_direct(&net, peer, &queue, vec![vec![i as u8].into()]),
+                1
+            );
             answers.push(next_request(&mut commands).await.1);
         }
         let batch = Payload::from(vec![0xba; 100]);
-        assert!(send_direct(&net, peer, &queue, batch.clone()));
+        assert_eq!(send_direct(&net, peer, &queue, vec![batch.clone()]), 1);
         // Queued behind the slots: the re-send is not queued again.
-        assert!(!send_direct(&net, peer, &queue, batch.clone()));
+        assert_eq!(send_direct(&net, peer, &queue, vec![batch.clone()]), 0);
         // Another message with the same bytes is another message.
         let twin = Payload::from(vec![0xba; 100]);
-        assert!(send_direct(&net, peer, &queue, twin.clone()));
+        assert_eq!(send_direct(&net, peer, &queue, vec![twin.clone()]), 1);
         // A slot frees: the batch goes out, once; in flight, its re-send is not queued.
         answers
             .pop()
@@ -648,7 +729,7 @@ mod tests {
             .unwrap();
         let (sent, answer) = next_request(&mut commands).await;
         assert_eq!(sent, batch.to_vec());
-        assert!(!send_direct(&net, peer, &queue, batch.clone()));
+        assert_eq!(send_direct(&net, peer, &queue, vec![batch.clone()]), 0);
         // Delivered: it leaves the queue, and a later re-send goes out again (the holder may
         // have restarted and lost it).
         answer
@@ -660,9 +741,61 @@ mod tests {
             }
             tokio::task::yield_now().await;
         }
-        assert!(send_direct(&net, peer, &queue, batch.clone()));
+        assert_eq!(send_direct(&net, peer, &queue, vec![batch.clone()]), 1);
         // Waiting or in flight: the first messages, the twin and the batch.
         assert_eq!(queue.pending().len(), DIRECT_IN_FLIGHT - 1 + 2);
+    }
+
+    /// Before, every payload was a request of its own: a relay got one stream, one turn of its
+    /// chain task and one slot of the sender's rate limit per contribution, and a signing
+    /// burst's contributions to it exceeded its per-peer request rate (issue 10: contributions
+    /// for a batch of requests travel together).
+    #[tokio::test]
+    async fn payloads_to_one_peer_travel_together_up_to_the_group_limit() {
+        let (net, mut commands) = NetworkHandle::detached();
+        let peer = PeerId::random();
+        let queue = PeerQueue::new();
+        let payloads: Vec<Payload> = (0..DIRECT_GROUP_MAX + 3)
+            .map(|i| Payload::from(i.to_le_bytes().to_vec()))
+            .collect();
+        // A payload offered twice is queued once.
+        let mut offered = payloads.clone();
+        offered.push(payloads[0].clone());
+        assert_eq!(send_direct(&net, peer, &queue, offered), payloads.len());
+        let mut sent = Vec::new();
+        for want in [DIRECT_GROUP_MAX, 3] {
+            let Some(Command::Request(to, req, answer)) = commands.recv().await else {
+                panic!("no request");
+            };
+            assert_eq!(to, peer);
+            let ChainRequest::Directs(group) = ledger::decode::<ChainRequest>(&req).unwrap() else {
+                panic!("not a group of direct messages");
+            };
+            assert_eq!(group.len(), want);
+            sent.extend(group);
+            answer
+                .send(Ok(ledger::encode(&ChainResponse::Ack)))
+                .unwrap();
+        }
+        let expected: Vec<Vec<u8>> = payloads.iter().map(Payload::to_vec).collect();
+        assert_eq!(sent, expected);
+        // A group's size is bounded in bytes too: large payloads go in several requests.
+        let big: Vec<Payload> = (0..3u8)
+            .map(|i| Payload::from(vec![i; DIRECT_GROUP_BYTES / 2 + 1]))
+            .collect();
+        assert_eq!(send_direct(&net, peer, &queue, big), 3);
+        for _ in 0..3 {
+            let Some(Command::Request(_, req, answer)) = commands.recv().await else {
+                panic!("no request");
+            };
+            assert!(matches!(
+                ledger::decode::<ChainRequest>(&req).unwrap(),
+                ChainRequest::Direct(_)
+            ));
+            answer
+                .send(Ok(ledger::encode(&ChainResponse::Ack)))
+                .unwrap();
+        }
     }
 
     /// Before, a direct message from any admitted peer reached the agent on the chain task,

@@ -447,7 +447,10 @@ impl Driver {
                     .await;
                 return Ok(());
             }
-            Ok(ChainRequest::Direct(payload)) => self.on_direct(peer, &payload).await?,
+            Ok(ChainRequest::Direct(payload)) => {
+                self.on_direct(peer, std::slice::from_ref(&payload)).await?
+            }
+            Ok(ChainRequest::Directs(payloads)) => self.on_direct(peer, &payloads).await?,
             Ok(ChainRequest::Votes { height, votes }) => {
                 self.on_exchanged_votes(peer, votes).await?;
                 self.votes_answer(height)

@@ -19,7 +19,7 @@
 
 use seedfed_protocol::consensus::{CommitCertificate, WalEntry};
 use seedfed_protocol::ledger::{
-    self, Block, Genesis, HashedMap, Ledger, Member, Members, SignRequestRecord, Signatures,
+    self, Block, Genesis, HashedMap, Ledger, Members, SignRequestRecord, Signatures,
     SignedCheckpoint, TxBody,
 };
 use seedfed_protocol::member::MemberId;
@@ -353,33 +353,36 @@ impl ChainStore {
 
     /// The members and sign requests stored beside the tip.
     fn read_sections(&self) -> Result<Sections, StorageError> {
-        let mut members = std::collections::BTreeMap::new();
-        for item in self.store.scan_prefix(MEMBERS, &[])? {
-            let (key, value) = item?;
-            let id = MemberId(
-                key.as_slice()
-                    .try_into()
-                    .map_err(|_| corrupt("members", "a key is not 32 bytes"))?,
-            );
-            let member: Member = ledger::decode(&value).map_err(|e| corrupt("members", e))?;
-            members.insert(id, member);
-        }
-        let mut sign_requests = std::collections::BTreeMap::new();
-        for item in self.store.scan_prefix(SIGN_REQUESTS, &[])? {
-            let (key, value) = item?;
-            let leaf = u64::from_be_bytes(
-                key.as_slice()
-                    .try_into()
-                    .map_err(|_| corrupt("sign requests", "a key is not 8 bytes"))?,
-            );
-            let request: SignRequestRecord =
-                ledger::decode(&value).map_err(|e| corrupt("sign requests", e))?;
-            sign_requests.insert(leaf, request);
-        }
+        let members = self.read_keyspace(MEMBERS, "members", |k: [u8; 32]| MemberId(k))?;
+        let sign_requests =
+            self.read_keyspace(SIGN_REQUESTS, "sign requests", u64::from_be_bytes)?;
         Ok(Sections {
             members: Members::from(members),
             sign_requests: HashedMap::from(sign_requests),
         })
+    }
+
+    /// Every entry of `keyspace`: its key (`N` bytes, parsed by `key`) and its decoded value;
+    /// a key of another length or a value that does not decode is a corrupt `what`.
+    fn read_keyspace<K: Ord, V: serde::Serialize + serde::de::DeserializeOwned, const N: usize>(
+        &self,
+        keyspace: &str,
+        what: &'static str,
+        key: impl Fn([u8; N]) -> K,
+    ) -> Result<std::collections::BTreeMap<K, V>, StorageError> {
+        let mut out = std::collections::BTreeMap::new();
+        for item in self.store.scan_prefix(keyspace, &[])? {
+            let (k, value) = item?;
+            let k: [u8; N] = k
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt(what, format!("a key is not {N} bytes")))?;
+            out.insert(
+                key(k),
+                ledger::decode(&value).map_err(|e| corrupt(what, e))?,
+            );
+        }
+        Ok(out)
     }
 
     /// `ledger` (the stored tip) with its published signatures put back from [`SIGNATURES`],
@@ -685,6 +688,7 @@ mod tests {
     use super::*;
     use crate::store::{self, Backend};
     use seedfed_protocol::consensus::{TimerId, TimerKind};
+    use seedfed_protocol::ledger::Member;
 
     fn genesis() -> Genesis {
         let peer = libp2p::identity::Keypair::generate_ed25519()

@@ -100,6 +100,10 @@ pub enum ChainRequest {
         /// The sender's votes there.
         votes: Vec<seedfed_protocol::ledger::VoteRecord>,
     },
+    /// Several epoch-protocol payloads for the recipient's agent, taken in order in one turn
+    /// (at most `agent::DIRECT_GROUP_MAX`): a quorum member's contributions of a block to one
+    /// relay travel together.
+    Directs(Vec<Vec<u8>>),
 }
 
 /// The answer to a [`ChainRequest`].

@@ -87,7 +87,6 @@ pub(super) struct SignCtx<'a> {
     /// The leaf's `r` holders (rendezvous order of the sector's basis).
     pub(super) holders: Vec<MemberId>,
     pub(super) digest: [u8; 32],
-    pub(super) requested_at: u64,
 }
 
 /// The session of allocated, unsigned `leaf` at the ledger's height: recipient = the relay (or
@@ -170,7 +169,6 @@ pub(super) fn sign_ctx(st: &LedgerState, leaf: u64) -> Option<SignCtx<'_>> {
         session,
         holders,
         digest: request.digest,
-        requested_at: request.height,
     })
 }
 
@@ -221,20 +219,22 @@ impl Agent {
             |leaf: &u64| st.sign_requests.contains_key(leaf) && !st.signatures.contains_key(leaf);
         self.signing.retain(|leaf, _| is_open(leaf));
         self.contributed.retain(|leaf, _| is_open(leaf));
-        let open: Vec<u64> = st
-            .sign_requests
-            .keys()
-            .filter(|l| !st.signatures.contains_key(l))
-            .copied()
-            .collect();
-        for leaf in open {
+        for (&leaf, request) in st.sign_requests.iter() {
+            if st.signatures.contains_key(&leaf) {
+                continue;
+            }
+            let due = st
+                .height
+                .saturating_sub(request.height)
+                .is_multiple_of(KEYGEN_RESEND_BLOCKS);
+            if !due && !self.signing.contains_key(&leaf) {
+                // Nothing to send or re-submit for this leaf at this height: its session (the
+                // leaf's holders, the quorum) is not worked out.
+                continue;
+            }
             let Some(ctx) = sign_ctx(st, leaf) else {
                 continue;
             };
-            let due = st
-                .height
-                .saturating_sub(ctx.requested_at)
-                .is_multiple_of(KEYGEN_RESEND_BLOCKS);
             if due && ctx.session.quorum.iter().any(|p| p.member == self.me) {
                 duties.push(Duty::Contribute {
                     sector: ctx.sector,
