@@ -236,7 +236,8 @@ impl Driver {
             }
             (duties, refused)
         });
-        if !duties.is_empty() {
+        if refused.len() < payloads.len() {
+            // Something was taken: the agent's state is on disk before the answer says so.
             self.act_on(duties).await?;
             self.drain_loopback().await?;
         }
