@@ -92,7 +92,8 @@ pub(super) const DIRECT_GROUP_MAX: usize = 512;
 const DIRECT_GROUP_BYTES: usize = 1 << 20;
 
 /// Sends `payloads` to `peer` as direct requests once `queue` has a free slot for each: the
-/// payloads travel together, in requests of up to [`DIRECT_GROUP_MAX`] payloads and about
+/// payloads travel together, in requests of up to `group_max` (at most [`DIRECT_GROUP_MAX`],
+/// 1 if we are no validator: peers take groups from validators only) payloads and about
 /// [`DIRECT_GROUP_BYTES`] bytes (one slot, one stream and one turn of the peer's chain task
 /// each; a quorum member's contributions of a block to one relay are one request). A payload
 /// already waiting or in flight to that peer is left out (the agent re-sends an owner's
@@ -103,6 +104,7 @@ pub(super) fn send_direct(
     peer: PeerId,
     queue: &Arc<PeerQueue>,
     payloads: Vec<Payload>,
+    group_max: usize,
 ) -> usize {
     let offered = payloads.len();
     let admitted: Vec<Queued> = payloads
@@ -122,7 +124,7 @@ pub(super) fn send_direct(
     for q in admitted {
         let len = q.payload.len();
         if !group.is_empty()
-            && (group.len() == DIRECT_GROUP_MAX || bytes + len > DIRECT_GROUP_BYTES)
+            && (group.len() >= group_max.min(DIRECT_GROUP_MAX) || bytes + len > DIRECT_GROUP_BYTES)
         {
             spawn_group(net, peer, std::mem::take(&mut group));
             bytes = 0;
@@ -214,13 +216,7 @@ impl Driver {
         peer: PeerId,
         payloads: &[Vec<u8>],
     ) -> Result<ChainResponse, ChainError> {
-        if payloads.len() > DIRECT_GROUP_MAX {
-            return Ok(ChainResponse::Refused(format!(
-                "{} direct messages in one request, at most {DIRECT_GROUP_MAX}",
-                payloads.len()
-            )));
-        }
-        let from = match direct_sender(&self.consensus.ledger().state, &peer) {
+        let from = match direct_sender(&self.consensus.ledger().state, &peer, payloads.len()) {
             Ok(from) => from,
             Err(why) => return Ok(ChainResponse::Refused(why.into())),
         };
@@ -569,27 +565,42 @@ impl Driver {
                 }
             }
         }
+        // Peers take groups from validators only (`direct_sender`).
+        let group = if self.consensus.ledger().state.is_validator(&self.me) {
+            DIRECT_GROUP_MAX
+        } else {
+            1
+        };
         for (peer, payloads) in sends {
             let queue = self.in_flight.entry(peer).or_insert_with(PeerQueue::new);
-            send_direct(&self.network, peer, queue, payloads);
+            send_direct(&self.network, peer, queue, payloads, group);
         }
     }
 }
 
-/// The member a direct message from `peer` comes from, or why it is refused before it reaches
-/// the agent: only ledger members deal, hold, contribute and send paths (a network-admitted
-/// identity that is no member has nothing to send, and its messages would cost the chain
-/// task a turn and a decode each).
+/// The member a request of `count` direct messages from `peer` comes from, or why it is
+/// refused before it reaches the agent: only ledger members deal, hold, contribute and send
+/// paths (a network-admitted identity that is no member has nothing to send, and its messages
+/// would cost the chain task a turn and a decode each); only validators send several in one
+/// request (everyone who deals, holds or relays is one, and a member admitted by proof of work
+/// alone would otherwise get [`DIRECT_GROUP_MAX`] messages of the chain task's time for each
+/// request its rate allows); and no request carries more than [`DIRECT_GROUP_MAX`].
 fn direct_sender(
     state: &ledger::LedgerState,
     peer: &PeerId,
+    count: usize,
 ) -> Result<seedfed_protocol::member::MemberId, &'static str> {
     let from = member_of(peer).ok_or("sender is not an Ed25519 identity")?;
-    if state.members.contains_key(&from) {
-        Ok(from)
-    } else {
-        Err("sender is not a ledger member")
+    if !state.members.contains_key(&from) {
+        return Err("sender is not a ledger member");
     }
+    if count > DIRECT_GROUP_MAX {
+        return Err("more direct messages in one request than a group holds");
+    }
+    if count > 1 && !state.is_validator(&from) {
+        return Err("only validators send direct messages in groups");
+    }
+    Ok(from)
 }
 
 /// Runs CPU-bound agent work: on a multi-threaded runtime the worker hands its other tasks
@@ -710,18 +721,33 @@ mod tests {
         let mut answers = Vec::new();
         for i in 0..DIRECT_IN_FLIGHT {
             assert_eq!(
-                send_direct(&net, peer, &queue, vec![vec![i as u8].into()]),
+                send_direct(
+                    &net,
+                    peer,
+                    &queue,
+                    vec![vec![i as u8].into()],
+                    DIRECT_GROUP_MAX
+                ),
                 1
             );
             answers.push(next_request(&mut commands).await.1);
         }
         let batch = Payload::from(vec![0xba; 100]);
-        assert_eq!(send_direct(&net, peer, &queue, vec![batch.clone()]), 1);
+        assert_eq!(
+            send_direct(&net, peer, &queue, vec![batch.clone()], DIRECT_GROUP_MAX),
+            1
+        );
         // Queued behind the slots: the re-send is not queued again.
-        assert_eq!(send_direct(&net, peer, &queue, vec![batch.clone()]), 0);
+        assert_eq!(
+            send_direct(&net, peer, &queue, vec![batch.clone()], DIRECT_GROUP_MAX),
+            0
+        );
         // Another message with the same bytes is another message.
         let twin = Payload::from(vec![0xba; 100]);
-        assert_eq!(send_direct(&net, peer, &queue, vec![twin.clone()]), 1);
+        assert_eq!(
+            send_direct(&net, peer, &queue, vec![twin.clone()], DIRECT_GROUP_MAX),
+            1
+        );
         // A slot frees: the batch goes out, once; in flight, its re-send is not queued.
         answers
             .pop()
@@ -730,7 +756,10 @@ mod tests {
             .unwrap();
         let (sent, answer) = next_request(&mut commands).await;
         assert_eq!(sent, batch.to_vec());
-        assert_eq!(send_direct(&net, peer, &queue, vec![batch.clone()]), 0);
+        assert_eq!(
+            send_direct(&net, peer, &queue, vec![batch.clone()], DIRECT_GROUP_MAX),
+            0
+        );
         // Delivered: it leaves the queue, and a later re-send goes out again (the holder may
         // have restarted and lost it).
         answer
@@ -742,7 +771,10 @@ mod tests {
             }
             tokio::task::yield_now().await;
         }
-        assert_eq!(send_direct(&net, peer, &queue, vec![batch.clone()]), 1);
+        assert_eq!(
+            send_direct(&net, peer, &queue, vec![batch.clone()], DIRECT_GROUP_MAX),
+            1
+        );
         // Waiting or in flight: the first messages, the twin and the batch.
         assert_eq!(queue.pending().len(), DIRECT_IN_FLIGHT - 1 + 2);
     }
@@ -762,7 +794,10 @@ mod tests {
         // A payload offered twice is queued once.
         let mut offered = payloads.clone();
         offered.push(payloads[0].clone());
-        assert_eq!(send_direct(&net, peer, &queue, offered), payloads.len());
+        assert_eq!(
+            send_direct(&net, peer, &queue, offered, DIRECT_GROUP_MAX),
+            payloads.len()
+        );
         let mut sent = Vec::new();
         for want in [DIRECT_GROUP_MAX, 3] {
             let Some(Command::Request(to, req, answer)) = commands.recv().await else {
@@ -784,7 +819,7 @@ mod tests {
         let big: Vec<Payload> = (0..3u8)
             .map(|i| Payload::from(vec![i; DIRECT_GROUP_BYTES / 2 + 1]))
             .collect();
-        assert_eq!(send_direct(&net, peer, &queue, big), 3);
+        assert_eq!(send_direct(&net, peer, &queue, big, DIRECT_GROUP_MAX), 3);
         for _ in 0..3 {
             let Some(Command::Request(_, req, answer)) = commands.recv().await else {
                 panic!("no request");
@@ -808,18 +843,72 @@ mod tests {
         let genesis = crate::chain::test_genesis::genesis("direct", &[(id, 100)], 1_000);
         let state = seedfed_protocol::ledger::LedgerState::from_genesis(&genesis).expect("genesis");
         let member = peer_of(&id).expect("peer id");
-        assert!(direct_sender(&state, &member).is_ok());
+        assert!(direct_sender(&state, &member, 1).is_ok());
         let stranger = libp2p::identity::Keypair::generate_ed25519()
             .public()
             .to_peer_id();
         assert_eq!(
-            direct_sender(&state, &stranger),
+            direct_sender(&state, &stranger, 1),
             Err("sender is not a ledger member")
         );
         let not_ed25519 = PeerId::random();
         assert_eq!(
-            direct_sender(&state, &not_ed25519),
+            direct_sender(&state, &not_ed25519, 1),
             Err("sender is not an Ed25519 identity")
         );
+    }
+
+    /// Before, any member (one admitted by proof of work alone, with no stake) could send
+    /// requests of [`DIRECT_GROUP_MAX`] direct messages, each taking the chain task's time, at
+    /// the rate allowed for single requests.
+    #[test]
+    fn only_validators_send_direct_messages_in_groups_and_no_group_is_too_large() {
+        let validator = libp2p::identity::Keypair::generate_ed25519();
+        let id = member_of(&validator.public().to_peer_id()).expect("an Ed25519 peer");
+        let genesis = crate::chain::test_genesis::genesis("direct", &[(id, 100)], 1_000);
+        let mut state =
+            seedfed_protocol::ledger::LedgerState::from_genesis(&genesis).expect("genesis");
+        let unstaked_key = libp2p::identity::Keypair::generate_ed25519();
+        let unstaked = member_of(&unstaked_key.public().to_peer_id()).expect("an Ed25519 peer");
+        let mut member = state.members.get(&id).expect("the validator").clone();
+        member.stake = 0;
+        state.members.insert(unstaked, member);
+        state.members.settle();
+        assert!(!state.is_validator(&unstaked));
+        let (validator, unstaked) = (
+            peer_of(&id).expect("peer id"),
+            peer_of(&unstaked).expect("peer id"),
+        );
+        assert!(direct_sender(&state, &validator, DIRECT_GROUP_MAX).is_ok());
+        assert_eq!(
+            direct_sender(&state, &validator, DIRECT_GROUP_MAX + 1),
+            Err("more direct messages in one request than a group holds")
+        );
+        assert!(direct_sender(&state, &unstaked, 1).is_ok());
+        assert_eq!(
+            direct_sender(&state, &unstaked, 2),
+            Err("only validators send direct messages in groups")
+        );
+    }
+
+    /// A node that is no validator sends one direct message per request (its peers refuse its
+    /// groups).
+    #[tokio::test]
+    async fn a_group_limit_of_one_sends_each_payload_alone() {
+        let (net, mut commands) = NetworkHandle::detached();
+        let peer = PeerId::random();
+        let queue = PeerQueue::new();
+        let payloads: Vec<Payload> = (0..3u8).map(|i| Payload::from(vec![i])).collect();
+        assert_eq!(send_direct(&net, peer, &queue, payloads.clone(), 1), 3);
+        let mut sent = Vec::new();
+        for _ in 0..3 {
+            let (payload, answer) = next_request(&mut commands).await;
+            sent.push(payload);
+            answer
+                .send(Ok(ledger::encode(&ChainResponse::Ack)))
+                .unwrap();
+        }
+        sent.sort();
+        assert_eq!(sent, vec![vec![0], vec![1], vec![2]]);
     }
 }
