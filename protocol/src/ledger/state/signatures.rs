@@ -20,8 +20,37 @@ const SIGNATURES_DOMAIN: Domain = Domain::new("seedfed-sigsdig");
 /// they were published in.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signatures {
+    #[serde(with = "by_leaf_codec")]
     by_leaf: OrdMap<u64, Arc<[u8]>>,
     digest: [u8; 32],
+}
+
+/// `by_leaf` on the wire and on disk: a map in key order (the same bytes as imbl's encoder),
+/// decoded through a `BTreeMap`. imbl's own decoder reserves room for the entry count the
+/// input claims before reading any entry, so a forged count aborted the process on an
+/// allocation failure (found by the `ledger_state` fuzz target); a `BTreeMap` grows with the
+/// entries actually read.
+mod by_leaf_codec {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use imbl::OrdMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        map: &OrdMap<u64, Arc<[u8]>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(map.iter())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<OrdMap<u64, Arc<[u8]>>, D::Error> {
+        Ok(BTreeMap::<u64, Arc<[u8]>>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
 }
 
 impl Signatures {
@@ -110,6 +139,24 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    /// Before, imbl's decoder reserved room for the claimed entry count first: 2^40 entries
+    /// claimed by a few bytes aborted the process (allocation failure) instead of failing to
+    /// decode (fuzz target `ledger_state`, input kept in `fuzz/regressions/ledger_state/`).
+    #[test]
+    fn a_forged_entry_count_fails_to_decode_and_allocates_nothing_for_it() {
+        // varint(2^40) entries, then nothing.
+        let forged = [0x80, 0x80, 0x80, 0x80, 0x80, 0x20];
+        assert!(crate::ledger::decode::<Signatures>(&forged).is_err());
+        // What the encoder writes still decodes to the same map and digest.
+        let mut a = Signatures::default();
+        a.insert(7, vec![1, 2, 3]);
+        a.insert(3, vec![4]);
+        let bytes = crate::ledger::encode(&a);
+        assert_eq!(crate::ledger::decode::<Signatures>(&bytes).unwrap(), a);
+        let plain: BTreeMap<u64, Vec<u8>> = [(3, vec![4]), (7, vec![1, 2, 3])].into();
+        assert!(bytes.starts_with(&crate::ledger::encode(&plain)));
+    }
 
     #[test]
     fn the_digest_commits_to_each_signature_and_the_order_and_a_leaf_is_signed_once() {
