@@ -90,7 +90,8 @@ pub enum ChainRequest {
         /// Most blocks wanted.
         max: u32,
     },
-    /// An epoch-protocol payload (a DKG round-2 envelope) for the recipient's agent.
+    /// One epoch-protocol payload (a DKG envelope, a branch partial, a dealt batch, a
+    /// contribution, a path...) for the recipient's agent.
     Direct(Vec<u8>),
     /// The sender's own votes at `height`, the height it decides and has been stuck at; the
     /// answer is [`ChainResponse::Votes`] (`vote_exchange`).
