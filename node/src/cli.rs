@@ -127,8 +127,8 @@ pub enum FaultArg {
     /// As a signing quorum member, lie about every pairwise mask commitment: the honest
     /// members reveal their pair points and the ledger convicts this member alone.
     DisputeEveryone,
-    /// As a sector owner, sign a wrong path when a recipient asks for a leaf's: the
-    /// recipient's `LeafMismatch` convicts it, the leaf is retired and the request moves on.
+    /// As a sector owner, send a wrong path for a leaf being signed: the relay refuses it and
+    /// uses its own replica of the tree (nobody is convicted, nothing stalls).
     BadPath,
 }
 

@@ -181,8 +181,23 @@ pub fn leaf_matches(
     sector_root: &HashValue,
 ) -> bool {
     let k = lmots::leaf_public_key(ots_type, id, q, &seed.lms_seed());
+    key_under_root(id, tree_height, q, &k, path, sector_root)
+}
+
+/// Whether `leaf_key` (an LM-OTS public key hash `K`) is leaf `q` of the tree whose sector root
+/// is `sector_root`: hashes the leaf node and walks `path` (leaf level first) up to the sector
+/// root. The root binds the key at that position, so a key and path that pass are the ones the
+/// root's author committed to.
+pub fn key_under_root(
+    id: &Identifier,
+    tree_height: u32,
+    q: u32,
+    leaf_key: &HashValue,
+    path: &[HashValue],
+    sector_root: &HashValue,
+) -> bool {
     let r = (1u32 << tree_height) + q;
-    let node = lms::leaf_hash(id, r, &k);
+    let node = lms::leaf_hash(id, r, leaf_key);
     lms::root_from_leaf(id, r, &node, path) == *sector_root
 }
 

@@ -1,71 +1,29 @@
 //! A leaf whose rebuilt seed does not generate its tree leaf, found at signing time
 //! (`docs/protocol.md`, Signing): the recipient rebuilt a seed that is the secret of the leaf's
-//! Feldman commitment (so the holders' shares are exactly what the owner dealt), but that seed
-//! with the owner's signed authentication path does not give the sector root the owner
-//! published. Either the owner dealt a seed that is not its tree's, or it signed a wrong path:
-//! both are the owner's fault, and the evidence ([`LeafMismatch`]) convicts it on its own.
+//! Feldman commitment (so the holders' shares are exactly what the owner dealt), but that
+//! seed's one-time public key is not the key `K` the owner's sector root commits to at that
+//! leaf. The owner dealt a seed that is not its tree's: the evidence ([`LeafMismatch`])
+//! convicts it on its own.
 //!
 //! Guarantees: [`judge`] convicts only if (1) the commitment is under the sector's commitments
-//! root at the leaf, (2) the seed is the commitment's secret (`seed·G = C_0`), (3) the path is
-//! signed by the sector's owner for this sector, its root and this leaf ([`path_message`]), and
-//! (4) the seed with that path misses the sector root. The seed an honest owner dealt and the
-//! path it signs always give its root, so an honest owner is never convicted. The seed is
-//! published with the evidence, so the ledger retires the leaf.
+//! root at the leaf, (2) the seed is the commitment's secret (`seed·G = C_0`), (3) the leaf key
+//! `K` with the path gives the sector root the owner published (so the owner committed to `K`
+//! at that leaf: the root binds each leaf's key and position), and (4) the seed's one-time
+//! public key is not `K`. The seed an honest owner dealt always generates the key its tree
+//! holds, so an honest owner is never convicted; and a leaf key with its path is checkable
+//! against the ledger's root by anyone, so the path needs nobody's signature and can come
+//! from any copy of the sector's public tree. The seed is published with the evidence, so
+//! the ledger retires the leaf.
 
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::audit;
-use crate::dealing::{root_from_path, SectorId};
-use crate::hash::{hash32, Domain};
+use crate::dealing::root_from_path;
+use crate::lmots;
 use crate::sector::TreeLayout;
 use crate::shamir::{EncodedCommitment, LeafSecret};
-
-const PATH_SIG: Domain = Domain::new("seedfed-leafpath");
-
-/// What a sector's owner signs when it sends leaf `q`'s authentication path inside the sector.
-pub fn path_message(id: &SectorId, root: &[u8; 32], q: u64, path: &[[u8; 32]]) -> [u8; 32] {
-    hash32(
-        PATH_SIG,
-        &[],
-        &[0; 16],
-        &[&id.bytes(), root, &q.to_le_bytes(), &path.concat()],
-    )
-}
-
-/// The owner's signature of leaf `q`'s path.
-pub fn sign_path(
-    owner: &SigningKey,
-    id: &SectorId,
-    root: &[u8; 32],
-    q: u64,
-    path: &[[u8; 32]],
-) -> Vec<u8> {
-    owner
-        .sign(&path_message(id, root, q, path))
-        .to_bytes()
-        .to_vec()
-}
-
-/// Whether `signature` is `id.owner`'s signature of leaf `q`'s `path` under sector root `root`.
-pub fn path_signed(
-    id: &SectorId,
-    root: &[u8; 32],
-    q: u64,
-    path: &[[u8; 32]],
-    signature: &[u8],
-) -> bool {
-    let Ok(key) = VerifyingKey::from_bytes(id.owner.as_bytes()) else {
-        return false;
-    };
-    let Ok(sig) = Signature::from_slice(signature) else {
-        return false;
-    };
-    key.verify_strict(&path_message(id, root, q, path), &sig)
-        .is_ok()
-}
 
 /// The recipient's evidence that a leaf's seed does not generate its tree leaf.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,10 +36,11 @@ pub struct LeafMismatch {
     pub commitment: EncodedCommitment,
     /// Its path to the sector's commitments root.
     pub commitment_path: Vec<[u8; 32]>,
-    /// The owner's authentication path of the leaf inside its sector.
+    /// The leaf's one-time public key hash `K` in the owner's tree.
+    pub leaf_key: [u8; 32],
+    /// Its authentication path inside the sector (`leaf_key` and `path` give the sector
+    /// root).
     pub path: Vec<[u8; 32]>,
-    /// The owner's signature of `path` ([`path_message`]).
-    pub path_signature: Vec<u8>,
 }
 
 impl std::fmt::Debug for LeafMismatch {
@@ -95,8 +54,6 @@ impl std::fmt::Debug for LeafMismatch {
 
 /// What the ledger knows of the leaf's sector and key, to judge a [`LeafMismatch`].
 pub struct Sector<'a> {
-    /// The sector, with its owner.
-    pub id: &'a SectorId,
     /// The sector root the owner published.
     pub root: &'a [u8; 32],
     /// The sector's commitments root.
@@ -139,19 +96,20 @@ pub fn judge(e: &LeafMismatch, q: u64, sector: &Sector<'_>) -> Result<(), Mismat
     if RISTRETTO_BASEPOINT_POINT * seed.scalar() != commitment.secret_point() {
         return Err(reject("seed is not the commitment's secret"));
     }
-    if !path_signed(sector.id, sector.root, q, &e.path, &e.path_signature) {
-        return Err(reject("path not signed by the sector's owner"));
-    }
     let q32 = u32::try_from(q).map_err(|_| reject("leaf out of range"))?;
-    if audit::leaf_matches(
-        sector.layout.ots_type,
-        &sector.layout.id,
-        sector.layout.height(),
+    let layout = sector.layout;
+    if !audit::key_under_root(
+        &layout.id,
+        layout.height(),
         q32,
-        &seed,
+        &e.leaf_key,
         &e.path,
         sector.root,
     ) {
+        return Err(reject("the leaf key and path do not give the sector root"));
+    }
+    let generated = lmots::leaf_public_key(layout.ots_type, &layout.id, q32, &seed.lms_seed());
+    if generated == e.leaf_key {
         return Err(reject("the seed generates the sector's leaf"));
     }
     Ok(())

@@ -336,6 +336,8 @@ impl Driver {
                         to,
                         payload: payload.into(),
                     }),
+                    // As the relay, from a replica not fetched yet: the owner's path will do.
+                    Err(e) if to == self.me => debug!(sector, leaf, "no path of our own: {e}"),
                     Err(e) => warn!(sector, leaf, "cannot send a leaf's path: {e}"),
                 },
                 Duty::ProvePath {
@@ -492,6 +494,7 @@ impl Driver {
             return Ok(());
         }
         self.sectors_seen = seen;
+        self.trees.want(super::trees::wanted(st, &self.me));
         if seen.1 > 0 {
             info!(
                 key = seen.0,

@@ -1,13 +1,14 @@
-//! Serving peers' block requests off the chain task. The driver hands each request to a
-//! bounded queue and goes on deciding; one task reads the blocks through the storage thread
-//! (queued behind the driver's earlier writes, so it never sees a half-written tip) and
-//! answers. When the queue is full the request is refused at once, so a peer flooding block
-//! requests costs the chain task one channel send each, never a storage read.
+//! Serving peers' reads of our store off the chain task: block requests, and sector-tree
+//! requests (`trees`). The driver hands each request to a bounded queue and goes on deciding;
+//! one task reads through the storage thread (queued behind the driver's earlier writes, so it
+//! never sees a half-written tip) and answers. When the queue is full the request is refused
+//! at once, so a peer flooding requests costs the chain task one channel send each, never a
+//! storage read.
 //!
-//! Guarantees: at most [`QUEUE`] requests wait; each answer holds at most
+//! Guarantees: at most [`QUEUE`] requests wait; a blocks answer holds at most
 //! [`MAX_SYNC_BLOCKS`] blocks and [`MAX_SYNC_BYTES`] of encoding (the first block always,
-//! whatever its size); every request gets an answer (blocks, or the refusal with its reason)
-//! unless the network task is gone. The per-peer request rate is the network's
+//! whatever its size), a tree answer at most [`MAX_TREE_KEYS`] keys; every request gets an
+//! answer (what was asked, or the refusal with its reason) unless the network task is gone. The per-peer request rate is the network's
 //! (`network::rate`); this bounds what all peers together can queue.
 
 use tokio::sync::mpsc;
@@ -16,17 +17,71 @@ use tracing::debug;
 use seedfed_protocol::ledger;
 
 use super::storage_thread::StorageCaller;
-use super::wire::{ChainResponse, MAX_SYNC_BLOCKS, MAX_SYNC_BYTES};
+use super::wire::{ChainResponse, MAX_SYNC_BLOCKS, MAX_SYNC_BYTES, MAX_TREE_KEYS};
 use crate::network::{NetworkHandle, ResponseToken};
 
-/// Block requests that may wait for the storage thread at once.
+/// Requests that may wait for the storage thread at once.
 pub const QUEUE: usize = 16;
 
-/// One queued request: blocks from `from`, at most `max`, answered on `token`.
+/// What a queued request reads.
+#[derive(Debug)]
+pub enum Read {
+    /// Blocks from `from`, at most `max`.
+    Blocks {
+        /// The first height.
+        from: u64,
+        /// Most blocks.
+        max: u32,
+    },
+    /// Leaf keys of the tree kept under (`sector`, `root`), from leaf `from` of the sector, at
+    /// most `max`.
+    Tree {
+        /// The sector.
+        sector: u32,
+        /// Its root.
+        root: [u8; 32],
+        /// The first leaf, within the sector.
+        from: u32,
+        /// Most keys.
+        max: u32,
+    },
+}
+
+/// One queued request, answered on `token`.
 struct Job {
-    from: u64,
-    max: u32,
+    read: Read,
     token: ResponseToken,
+}
+
+/// Reads what `read` asks for from the store, as the answer to send.
+async fn answer(storage: &StorageCaller, read: Read) -> ChainResponse {
+    match read {
+        Read::Blocks { from, max } => {
+            let max = max.min(MAX_SYNC_BLOCKS);
+            match storage
+                .call(move |s| s.blocks_from(from, max, MAX_SYNC_BYTES))
+                .await
+            {
+                Ok(Ok(blocks)) => ChainResponse::Blocks(blocks),
+                Ok(Err(e)) | Err(e) => ChainResponse::Refused(format!("cannot read blocks: {e}")),
+            }
+        }
+        Read::Tree {
+            sector,
+            root,
+            from,
+            max,
+        } => match storage.call(move |s| s.tree(sector, &root)).await {
+            Ok(Ok(Some(keys))) => {
+                let from = usize::try_from(from).unwrap_or(usize::MAX).min(keys.len());
+                let max = usize::try_from(max.min(MAX_TREE_KEYS)).unwrap_or(0);
+                let end = from.saturating_add(max).min(keys.len());
+                ChainResponse::SectorTree(keys.get(from..end).unwrap_or_default().to_vec())
+            }
+            Ok(Ok(None)) => ChainResponse::Refused(format!("no tree of sector {sector} kept here")),
+            Ok(Err(e)) | Err(e) => ChainResponse::Refused(format!("cannot read the tree: {e}")),
+        },
+    }
 }
 
 /// The driver's end of the queue. Dropping it ends the serving task once the queued
@@ -40,17 +95,8 @@ impl BlockServer {
     pub fn spawn(storage: StorageCaller, network: NetworkHandle) -> Self {
         let (jobs, mut rx) = mpsc::channel::<Job>(QUEUE);
         tokio::spawn(async move {
-            while let Some(Job { from, max, token }) = rx.recv().await {
-                let max = max.min(MAX_SYNC_BLOCKS);
-                let read = storage
-                    .call(move |s| s.blocks_from(from, max, MAX_SYNC_BYTES))
-                    .await;
-                let response = match read {
-                    Ok(Ok(blocks)) => ChainResponse::Blocks(blocks),
-                    Ok(Err(e)) | Err(e) => {
-                        ChainResponse::Refused(format!("cannot read blocks: {e}"))
-                    }
-                };
+            while let Some(Job { read, token }) = rx.recv().await {
+                let response = answer(&storage, read).await;
                 if network
                     .respond(token, ledger::encode(&response))
                     .await
@@ -63,14 +109,14 @@ impl BlockServer {
         BlockServer { jobs }
     }
 
-    /// Queues a request for blocks from `from`. When [`QUEUE`] requests already wait, answers
-    /// it at once with a refusal (the requester tries another peer or later).
-    pub async fn serve(&self, network: &NetworkHandle, from: u64, max: u32, token: ResponseToken) {
-        match self.jobs.try_send(Job { from, max, token }) {
+    /// Queues a request. When [`QUEUE`] requests already wait, answers it at once with a
+    /// refusal (the requester tries another peer or later).
+    pub async fn serve(&self, network: &NetworkHandle, read: Read, token: ResponseToken) {
+        match self.jobs.try_send(Job { read, token }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
-                debug!(from, "block request refused: {QUEUE} already queued");
-                let busy = ChainResponse::Refused(format!("busy: {QUEUE} block requests queued"));
+                debug!(read = ?job.read, "request refused: {QUEUE} already queued");
+                let busy = ChainResponse::Refused(format!("busy: {QUEUE} requests queued"));
                 let _ = network.respond(job.token, ledger::encode(&busy)).await;
             }
         }
@@ -107,7 +153,7 @@ mod tests {
         for t in 0..n {
             tokio::time::timeout(
                 Duration::from_secs(1),
-                server.serve(&network, 1, 8, ResponseToken(t)),
+                server.serve(&network, Read::Blocks { from: 1, max: 8 }, ResponseToken(t)),
             )
             .await
             .expect("serve waited on the storage thread");
@@ -132,6 +178,53 @@ mod tests {
         }
         assert_eq!(answered, (0..n - 1).collect::<Vec<_>>());
         drop(server);
+        drop(storage);
+    }
+
+    /// A tree request gets the kept keys from the leaf asked, at most what was asked and at
+    /// most [`MAX_TREE_KEYS`]; past the end nothing; a tree not kept here, a refusal.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tree_requests_get_the_kept_keys_in_bounded_slices() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ChainStore::new(store::open(dir.path(), Backend::Memory).unwrap());
+        let keys: Vec<[u8; 32]> = (0..MAX_TREE_KEYS + 5)
+            .map(|i| {
+                let mut k = [0u8; 32];
+                k[..4].copy_from_slice(&i.to_le_bytes());
+                k
+            })
+            .collect();
+        store.put_tree(3, &[7; 32], &keys).unwrap();
+        let storage = StorageThread::spawn(store).unwrap();
+        let caller = storage.caller().unwrap();
+        let tree = |from, max, root| Read::Tree {
+            sector: 3,
+            root,
+            from,
+            max,
+        };
+        let n = keys.len();
+        for (read, want) in [
+            (tree(10, 20, [7; 32]), Some(&keys[10..30])),
+            (tree(MAX_TREE_KEYS, 100, [7; 32]), Some(&keys[n - 5..])),
+            (
+                tree(0, u32::MAX, [7; 32]),
+                Some(&keys[..MAX_TREE_KEYS as usize]),
+            ),
+            (tree(MAX_TREE_KEYS + 5, 8, [7; 32]), Some(&keys[..0])),
+            (tree(u32::MAX, 8, [7; 32]), Some(&keys[..0])),
+            (tree(0, 8, [8; 32]), None),
+        ] {
+            match (answer(&caller, read).await, want) {
+                (ChainResponse::SectorTree(got), Some(want)) => assert_eq!(got, want),
+                (ChainResponse::Refused(why), None) => assert!(why.contains("no tree"), "{why}"),
+                (other, want) => panic!(
+                    "{other:?} where {:?} keys were wanted",
+                    want.map(<[_]>::len)
+                ),
+            }
+        }
+        drop(caller);
         drop(storage);
     }
 }

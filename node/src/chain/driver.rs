@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::block_server::BlockServer;
+use super::block_server::{BlockServer, Read};
 use super::latency::CommitClock;
 use super::mempool::{Mempool, MempoolLimits, TxRejected, BLOCK_TX_BYTES};
 use super::metrics::ChainMetrics;
@@ -218,10 +218,12 @@ pub async fn spawn(
     let state_hash = consensus.ledger().state.hash();
     let facts = super::milestones::facts(&consensus.ledger().state);
     let block_server = BlockServer::spawn(storage.caller()?, network.clone());
+    let trees = super::trees::TreeReplicas::spawn(storage.caller()?, network.clone());
     let mut driver = Driver {
         consensus,
         storage,
         block_server,
+        trees,
         network,
         me,
         mempool: Mempool::new(config.mempool.clone()),
@@ -273,6 +275,8 @@ pub(super) struct Driver {
     pub(super) storage: StorageThread,
     /// Answers peers' block requests off this task (`block_server`).
     pub(super) block_server: BlockServer,
+    /// Fetches replicas of the published sector trees (`trees`).
+    pub(super) trees: super::trees::TreeReplicas,
     pub(super) network: NetworkHandle,
     pub(super) me: MemberId,
     pub(super) config: ChainConfig,
@@ -368,8 +372,10 @@ impl Driver {
             height = self.consensus.ledger().height(),
             "chain driver stopped"
         );
-        // The block server holds a handle on the storage thread: let it go first.
+        // The block server and the tree fetcher hold handles on the storage thread: let them
+        // go first.
         drop(self.block_server);
+        drop(self.trees);
         Ok(self.storage.close().await?.into_inner())
     }
 
@@ -442,9 +448,23 @@ impl Driver {
         let response = match ledger::decode::<ChainRequest>(data) {
             Err(e) => ChainResponse::Refused(format!("malformed request: {e}")),
             Ok(ChainRequest::Blocks { from, max }) => {
-                self.block_server
-                    .serve(&self.network, from, max, token)
-                    .await;
+                let read = Read::Blocks { from, max };
+                self.block_server.serve(&self.network, read, token).await;
+                return Ok(());
+            }
+            Ok(ChainRequest::SectorTree {
+                sector,
+                root,
+                from,
+                max,
+            }) => {
+                let read = Read::Tree {
+                    sector,
+                    root,
+                    from,
+                    max,
+                };
+                self.block_server.serve(&self.network, read, token).await;
                 return Ok(());
             }
             Ok(ChainRequest::Direct(payload)) => {

@@ -389,7 +389,7 @@ impl ChainMetrics {
 /// The kind of evidence a transaction body carries, if any: `equivocation` and `inactivity`
 /// (evictions), `dkg_complaint`, `deal_complaint` (a holder proves a bad dealt batch),
 /// `sign_blame` (a quorum member's bad contribution or mask dispute), `leaf_mismatch` (a
-/// sector owner's seed or signed path that misses its sector root, found at signing).
+/// sector owner's dealt seed that does not generate its tree's leaf, found at signing).
 pub fn evidence_kind(body: &TxBody) -> Option<&'static str> {
     match body {
         TxBody::Evict { evidence, .. } => Some(match evidence {

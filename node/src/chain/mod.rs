@@ -25,6 +25,7 @@ mod sync;
 #[cfg(test)]
 pub(crate) mod test_genesis;
 mod timers;
+mod trees;
 mod vote_exchange;
 pub mod wire;
 

@@ -350,7 +350,7 @@ pub struct ConvictionInfo {
     pub height: u64,
     /// `complaint` (a holder proved a bad batch), `audit` (a seed does not match the tree),
     /// `sign-blame` (a bad contribution or mask dispute) or `leaf-mismatch` (at signing, a
-    /// dealt seed with the owner's signed path misses the sector root).
+    /// dealt seed does not generate the leaf key the owner's sector root commits to).
     pub by: String,
     /// What the evidence proved.
     pub reason: String,

@@ -60,8 +60,9 @@ pub const MAX_CHECKPOINTS_PER_READ: u32 = 256;
 /// sealed `encode(dealing::HeldSector)` (the leaf shares this node holds; the commitments root
 /// is unique per key, so the key's index is not in the key).
 pub const HELD: &str = "held";
-/// Keyspace of sector trees this node generated as an owner: (sector, root) → the leaf public
-/// keys, concatenated. Public (no secret), kept to serve authentication paths.
+/// Keyspace of sector trees, those this node generated as an owner and the replicas it fetched
+/// (`trees`): (sector, root) → the leaf public keys, concatenated. Public (no secret), kept to
+/// serve authentication paths.
 pub const TREES: &str = "trees";
 
 /// Why the chain's records could not be read or written.
@@ -635,7 +636,8 @@ impl ChainStore {
 }
 
 impl ChainStore {
-    /// Durably stores a sector tree we generated: its leaf public keys, in leaf order.
+    /// Durably stores a sector tree (ours, or a checked replica): its leaf public keys, in leaf
+    /// order.
     pub fn put_tree(
         &mut self,
         sector: u32,

@@ -105,7 +105,24 @@ pub enum ChainRequest {
     /// (at most `agent::DIRECT_GROUP_MAX`): a quorum member's contributions of a block to one
     /// relay travel together.
     Directs(Vec<Vec<u8>>),
+    /// Leaf keys of a published sector's public tree, kept under (`sector`, `root`), from
+    /// leaf `from` of the sector (0-based), at most `max` (at most [`MAX_TREE_KEYS`] are
+    /// sent): what a validator fetches to keep its replica (`trees`).
+    SectorTree {
+        /// The sector.
+        sector: u32,
+        /// Its root on the ledger.
+        root: [u8; 32],
+        /// The first leaf wanted, counted within the sector.
+        from: u32,
+        /// Most keys wanted.
+        max: u32,
+    },
 }
+
+/// Most leaf keys in one [`ChainResponse::SectorTree`] (1 MiB of keys, under the
+/// request-response cap).
+pub const MAX_TREE_KEYS: u32 = 1 << 15;
 
 /// The answer to a [`ChainRequest`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +135,9 @@ pub enum ChainResponse {
     Refused(String),
     /// The answerer's own votes at the requested height (empty if it decides another one).
     Votes(Vec<seedfed_protocol::ledger::VoteRecord>),
+    /// Leaf keys of the requested sector tree, from the requested leaf on (empty: past the
+    /// sector's end); a [`ChainResponse::Refused`] if the answerer keeps no such tree.
+    SectorTree(Vec<[u8; 32]>),
 }
 
 /// Sends `request` to `peer` and decodes the answer, or says why there is none.

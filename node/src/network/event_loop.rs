@@ -16,7 +16,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
 use libp2p::metrics::Recorder;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{identify, Multiaddr, PeerId, Swarm};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
@@ -218,7 +218,13 @@ impl EventLoop {
                         .dial(DialOpts::peer_id(peer).addresses(vec![a]).build()),
                     (a, None) => self.swarm.dial(a),
                 };
-                let _ = tx.send(r.map_err(|e| NetworkError::Dial(e.to_string())));
+                let r = match r {
+                    // Connected already, or being dialled (discovery got there first): what
+                    // the caller asked for holds, or will.
+                    Err(DialError::DialPeerConditionFalse(_)) => Ok(()),
+                    other => other.map_err(|e| NetworkError::Dial(e.to_string())),
+                };
+                let _ = tx.send(r);
             }
             Command::Subscribe(topic, tx) => {
                 let t = IdentTopic::new(topic_name(&self.chain_id, &topic));

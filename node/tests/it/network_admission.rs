@@ -14,6 +14,25 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, ping, tcp, yamux, SwarmBuilder};
 use seedfed_node::network::{self, GossipVerdict, NetworkEvent, Role};
 
+/// Dialling a peer we are connected to, or are dialling already, is not an error: the caller
+/// wants a connection and has one (or will). Before, the second dial failed with "dial
+/// condition ... cancelling new dial", which failed the flood test's setup whenever
+/// discovery reached a node before the flooder's own dial did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialling_a_peer_already_connected_or_being_dialled_succeeds() {
+    let (a, _a_ev) = spawn(config(true, vec![]));
+    let a_addr = listen_addr(&a).await;
+    let (b, _b_ev) = spawn(config(true, vec![]));
+    b.dial(a_addr.clone()).await.unwrap();
+    b.dial(a_addr.clone()).await.unwrap(); // the first dial is still in progress
+    eventually(10, "connected", || async {
+        let s = b.status().await.ok()?;
+        (!s.connected.is_empty()).then_some(())
+    })
+    .await;
+    b.dial(a_addr).await.unwrap(); // connected
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_peers_with_valid_proofs_enter_the_routing_table() {
     let (a, _a_ev) = spawn(config(true, vec![]));

@@ -302,17 +302,26 @@ async fn unauthorized_forged_replayed_stale_and_over_quota_requests_are_refused(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_validator_killed_during_signing_delays_its_leaves_and_every_request_completes() {
+async fn a_sector_owner_killed_during_signing_delays_its_leaves_and_every_request_completes() {
     let n = 5;
     let mut fed = Fed::start_with(&Spec::new(n), &[], ENV_DEAD_PROPOSER).await;
     let all: Vec<usize> = (0..n).collect();
     let c = fed.key_generated(&all).await;
     let t = light_client(&fed, 0).await;
-    // A holder that owns no sector (an owner is the only keeper of its sectors' trees).
-    let owners: BTreeSet<String> = c.key.sectors.iter().map(|s| s.owner.clone()).collect();
+    // The owner of sector 0, where the leaves are allocated, and a holder of them: the relays
+    // take the leaves' paths from their replicas of its tree (before, only the owner kept its
+    // trees, and its death stalled every leaf of its sectors).
+    assert_eq!(c.key.leaves_allocated, 0);
+    let owner = &c
+        .key
+        .sectors
+        .iter()
+        .find(|s| s.sector == 0)
+        .expect("sector 0")
+        .owner;
     let victim = (0..n)
-        .find(|i| !owners.contains(&fed.hex(*i)))
-        .expect("5 validators, 4 sectors: one owns none");
+        .find(|i| fed.hex(*i) == *owner)
+        .expect("a validator owns sector 0");
     let relays: Vec<usize> = (0..n).filter(|i| *i != victim).collect();
     let keys: Vec<_> = relays.iter().map(|i| fed.client_key(*i)).collect();
     // Half the requests are in flight when the victim dies, half come after.

@@ -65,15 +65,17 @@ pub(super) enum Direct {
         /// The other member's contribution.
         theirs: Contribution,
     },
-    /// The sector owner's authentication path of a leaf inside its sector, to the recipient.
+    /// A leaf's one-time public key hash `K` and its authentication path inside its sector,
+    /// to the relay: from the sector's owner, or from the relay's own copy of the sector's
+    /// public tree. Checked against the sector root on the ledger, so it needs no signature;
+    /// the recipient's evidence if the rebuilt seed does not generate `K`.
     LeafPath {
         /// The leaf.
         leaf: u64,
+        /// The leaf's key `K` in the sector's tree.
+        leaf_key: [u8; 32],
         /// `h − p` nodes, leaf level first.
         path: Vec<[u8; 32]>,
-        /// The owner's signature of the path (`mismatch::path_message`): the recipient's
-        /// evidence if the path and the rebuilt seed miss the sector root.
-        signature: Vec<u8>,
     },
     /// A holder's acknowledgement of a whole sector.
     Ack {
@@ -158,9 +160,9 @@ impl Agent {
             }
             Direct::LeafPath {
                 leaf,
+                leaf_key,
                 path,
-                signature,
-            } => self.on_leaf_path(st, from, leaf, (path, signature), rng),
+            } => self.on_leaf_path(st, from, leaf, (leaf_key, path), rng),
         }
     }
 }

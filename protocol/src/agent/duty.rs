@@ -42,7 +42,8 @@ pub enum Duty {
     },
     /// Store this sector's public tree (its leaf public keys `K`, in leaf order) durably,
     /// before any later duty of the same call leaves the node: the owner serves
-    /// authentication paths from it after the seeds are erased. Public; storing it twice is
+    /// authentication paths from it after the seeds are erased, and every other validator
+    /// fetches a copy of it once the sector root is on the ledger. Public; storing it twice is
     /// harmless.
     KeepTree {
         /// The sector.
@@ -73,8 +74,10 @@ pub enum Duty {
         /// The leaf.
         leaf: u64,
     },
-    /// As the sector's owner, send an allocated leaf's authentication path to its recipient:
-    /// read the tree kept under (sector, root), send `Agent::leaf_path_msg` to `to`.
+    /// Send an allocated leaf's key and authentication path to its relay `to`: as the sector's
+    /// owner, or as the relay itself (`to` is us) from our replica of the tree. Read the tree
+    /// kept under (sector, root), send `Agent::leaf_path_msg` to `to`; with no tree kept
+    /// there (a replica not fetched yet), send nothing.
     SendPath {
         /// The key (its layout rebuilds the kept tree).
         key: u32,
@@ -132,8 +135,9 @@ pub enum Fault {
     /// member (adjusting `c_i` so its own check passes): every pair disputes, the honest members
     /// reveal their pair points, and the ledger convicts this member alone.
     DisputeEveryone,
-    /// As a sector owner, sign a wrong authentication path when a recipient asks for a leaf's
-    /// path (audits see the right ones): the recipient's `LeafMismatch` convicts it.
+    /// As a sector owner, send a wrong authentication path for a leaf being signed (audits see
+    /// the right ones): the relay refuses it (the key and path miss the sector root) and uses
+    /// its own replica of the tree.
     BadPath,
 }
 

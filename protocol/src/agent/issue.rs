@@ -60,7 +60,7 @@ impl Agent {
     }
 
     /// Key issuance, as the relay: the client's bundle for `leaf` once the current attempt's
-    /// whole quorum and the owner's path are in (`None` before, or if the leaf is not one we
+    /// whole quorum and the leaf's path are in (`None` before, or if the leaf is not one we
     /// relayed for issuance).
     pub fn issue_bundle(&self, st: &LedgerState, leaf: u64) -> Option<IssueBundle> {
         let ctx = sign_ctx(st, leaf)?;
@@ -78,7 +78,7 @@ impl Agent {
             .map(|p| g.sealed.get(&p.member).cloned())
             .collect::<Option<Vec<Contribution>>>()?;
         let (_, encoded, _) = g.commitment.as_ref()?;
-        let path = full_path(st, ctx.key, ctx.sector, g.path.clone()?.0)?;
+        let path = full_path(st, ctx.key, ctx.sector, g.path.clone()?.1)?;
         Some(IssueBundle {
             leaf,
             digest: ctx.digest,

@@ -1,8 +1,10 @@
 //! Signing over the network (issue 10, first part): for every leaf the ledger allocated to a
 //! `SignRequest` and not yet signed, the leaf's quorum of holders sends the requester (the
-//! recipient) masked contributions sealed to it (`reconstruct`), the sector's owner sends the
-//! leaf's authentication path inside its sector, and the recipient rebuilds the seed, checks
-//! it against the sector root, signs the request's digest and publishes `SignaturePublish`.
+//! recipient) masked contributions sealed to it (`reconstruct`), the relay takes the leaf's key
+//! and authentication path inside its sector from its own copy of the sector's public tree
+//! (every validator keeps one: `node::chain::trees`) or from the sector's owner, and the
+//! recipient rebuilds the seed, checks it against that key, signs the request's digest and
+//! publishes `SignaturePublish`.
 //!
 //! Guarantees: the session (id, quorum, recipient) is a function of the ledger's request, so a
 //! holder contributes only toward the recipient and with the quorum the ledger implies: `k` of
@@ -21,8 +23,7 @@
 //! faulty member, so the next quorum (a new context) leaves it out. The recipient repeats its
 //! blame duties while the attempt's quorum stands.
 //!
-//! Not yet: key issuance to clients (the recipient may be the client; contributions to it are
-//! not routed yet).
+//! Key issuance (the client is the recipient, the relay keeps its contributions): `issue`.
 
 use std::collections::BTreeMap;
 
@@ -41,7 +42,7 @@ use crate::ledger::{
 use crate::lms;
 use crate::master::Master;
 use crate::member::MemberId;
-use crate::mismatch::{self, LeafMismatch};
+use crate::mismatch::LeafMismatch;
 use crate::reconstruct::blame;
 use crate::reconstruct::{
     self, Contribution, ContributionFault, FaultReport, HolderKeys, Opened, Participant,
@@ -62,8 +63,9 @@ pub(super) struct Gathering {
     pub(super) sealed: BTreeMap<MemberId, Contribution>,
     /// The leaf's commitment, decoded, and as sent with its path (for a blame).
     pub(super) commitment: Option<(Commitment, EncodedCommitment, Vec<[u8; 32]>)>,
-    /// The owner's path of the leaf inside its sector, and its signature of it.
-    pub(super) path: Option<(Vec<[u8; 32]>, Vec<u8>)>,
+    /// The leaf's key `K` in its sector's tree and its path inside the sector, checked
+    /// against the sector root (from the owner or our own copy of the tree).
+    pub(super) path: Option<([u8; 32], Vec<[u8; 32]>)>,
     /// The `SignaturePublish`, once made: re-submitted until it lands.
     submitted: Option<TxBody>,
     /// Blame of the attempt with this context (submissions, dispute notices): repeated while
@@ -242,7 +244,11 @@ impl Agent {
                     leaf,
                 });
             }
-            if due && ctx.record.owner == self.me {
+            // The owner sends the path; the relay also takes it from its own copy of the
+            // sector's public tree (the node skips that if it has none yet), so a dead owner
+            // does not stall its sectors' leaves.
+            let have_path = self.signing.get(&leaf).is_some_and(|g| g.path.is_some());
+            if due && (ctx.record.owner == self.me || (ctx.relay == self.me && !have_path)) {
                 duties.push(Duty::SendPath {
                     key: ctx.key,
                     sector: ctx.sector,
@@ -466,42 +472,54 @@ impl Agent {
         })])
     }
 
-    /// The owner's signed path of a leaf we requested.
+    /// A leaf's key and path inside its sector, for a leaf we relay: from its owner, or from our
+    /// own replica of the tree (a self-addressed message).
     pub(super) fn on_leaf_path<R: RngCore + CryptoRng>(
         &mut self,
         st: &LedgerState,
         from: MemberId,
         leaf: u64,
-        (path, signature): (Vec<[u8; 32]>, Vec<u8>),
+        (leaf_key, path): ([u8; 32], Vec<[u8; 32]>),
         rng: &mut R,
     ) -> Result<Vec<Duty>, EpochError> {
         let ctx = sign_ctx(st, leaf).ok_or(EpochError::NoKeygen("leaf not open for signing"))?;
         if ctx.relay != self.me {
             return Err(EpochError::NoKeygen("we are not this leaf's relay"));
         }
-        if ctx.record.owner != from {
-            return Err(EpochError::Envelope("path not from the sector's owner"));
+        if ctx.record.owner != from && from != self.me {
+            return Err(EpochError::Envelope(
+                "path neither from the sector's owner nor our own",
+            ));
         }
+        if path.len() != usize::from(st.key.tree_height - st.key.sector_bits) {
+            return Err(EpochError::Envelope("path of the wrong length"));
+        }
+        let layout = st
+            .key_layout(ctx.key)
+            .map_err(|_| EpochError::NoKeygen("no layout of the leaf's key"))?;
+        let q32 = u32::try_from(ctx.q).map_err(|_| EpochError::NoKeygen("leaf out of range"))?;
+        if !crate::audit::key_under_root(
+            &layout.id,
+            layout.height(),
+            q32,
+            &leaf_key,
+            &path,
+            &ctx.record.root,
+        ) {
+            return Err(EpochError::Envelope(
+                "the leaf key and path do not give the sector root",
+            ));
+        }
+        // Checked first, so a wrong path is refused (and shows) even when we hold a path.
         if self
             .signing
             .get(&leaf)
             .is_some_and(|g| g.path.is_some() || g.submitted.is_some())
         {
-            // A re-send of the path we hold.
+            // A re-send, or the owner's path and ours: one is enough.
             return Ok(Vec::new());
         }
-        if path.len() != usize::from(st.key.tree_height - st.key.sector_bits) {
-            return Err(EpochError::Envelope("path of the wrong length"));
-        }
-        let id = ctx
-            .record
-            .id(chain_digest(&st.chain_id), ctx.key, ctx.sector);
-        if !mismatch::path_signed(&id, &ctx.record.root, ctx.q, &path, &signature) {
-            return Err(EpochError::Envelope(
-                "path not signed by the sector's owner",
-            ));
-        }
-        self.signing.entry(leaf).or_default().path = Some((path, signature));
+        self.signing.entry(leaf).or_default().path = Some((leaf_key, path));
         if ctx.issue {
             return Ok(Vec::new());
         }
@@ -570,19 +588,12 @@ impl Agent {
         };
         let seed = secret.lms_seed();
         let layout = st.key_layout(ctx.key).ok()?;
-        let (sector_path, path_signature) = g.path.clone()?;
+        let (leaf_key, sector_path) = g.path.clone()?;
         let q32 = u32::try_from(ctx.q).ok()?;
-        if !crate::audit::leaf_matches(
-            layout.ots_type,
-            &layout.id,
-            layout.height(),
-            q32,
-            &secret,
-            &sector_path,
-            &ctx.record.root,
-        ) {
-            // The seed is its commitment's secret (`combine` checked it) but, with the owner's
-            // signed path, misses the sector root: the owner's fault. The seed is published
+        if crate::lmots::leaf_public_key(layout.ots_type, &layout.id, q32, &seed) != leaf_key {
+            // The seed is its commitment's secret (`combine` checked it) but does not generate
+            // the key the owner's sector root commits to at this leaf (`on_leaf_path` checked
+            // the key and path against the root): the owner's fault. The seed is published
             // with the evidence; the ledger retires the leaf and moves the request.
             tracing::warn!(leaf, "the rebuilt seed does not generate the sector's leaf");
             let body = TxBody::LeafMismatch {
@@ -591,8 +602,8 @@ impl Agent {
                     seed: *secret.to_bytes(),
                     commitment: encoded.clone(),
                     commitment_path: commitment_path.clone(),
+                    leaf_key,
                     path: sector_path,
-                    path_signature,
                 }),
             };
             drop(secret);
@@ -718,9 +729,10 @@ pub(super) fn full_path(
 }
 
 impl Agent {
-    /// The path message a [`Duty::SendPath`] asks for (leaf id `leaf`), from the owner's kept
-    /// tree of the leaf's sector, signed (`mismatch::sign_path`) for the sector's record on
-    /// the ledger. `Fault::BadPath` signs a wrong path.
+    /// The path message a [`Duty::SendPath`] asks for (leaf id `leaf`), from our copy of the
+    /// leaf's sector tree (the owner's kept tree, or a replica): the leaf's key and its path,
+    /// which the relay checks against the sector root on the ledger. `Fault::BadPath` (as the
+    /// owner) sends a wrong path.
     pub fn leaf_path_msg(
         &self,
         st: &LedgerState,
@@ -734,20 +746,23 @@ impl Agent {
             .key_state(key)
             .and_then(|k| k.sectors.get(&sector))
             .ok_or(EpochError::NoKeygen("the leaf's sector is not published"))?;
-        let mut path = tree
-            .auth_path(q32)
-            .map_err(|_| EpochError::NoKeygen("leaf not in the kept tree"))?;
-        if self.fault == Fault::BadPath {
+        if tree.root() != record.root {
+            return Err(EpochError::NoKeygen(
+                "the tree is not the published sector's",
+            ));
+        }
+        let not_in_tree = |_| EpochError::NoKeygen("leaf not in the kept tree");
+        let leaf_key = tree.leaf_key(q32).map_err(not_in_tree)?;
+        let mut path = tree.auth_path(q32).map_err(not_in_tree)?;
+        if self.fault == Fault::BadPath && record.owner == self.me {
             if let Some(first) = path.first_mut() {
                 first[0] ^= 1;
             }
         }
-        let id = record.id(chain_digest(&st.chain_id), key, sector);
-        let signature = mismatch::sign_path(&self.identity, &id, &record.root, q, &path);
         Ok(encode(&Direct::LeafPath {
             leaf,
+            leaf_key,
             path,
-            signature,
         }))
     }
 }

@@ -449,7 +449,7 @@ pub enum TxBody {
     /// their nonces and stay valid, instead of all being dropped and signed again.
     Filler,
     /// Evidence that an allocated leaf's rebuilt seed, the secret of its commitment, does not
-    /// generate the sector's leaf with the owner's signed path (`mismatch::judge`). The ledger
+    /// generate the leaf key the owner's sector root commits to (`mismatch::judge`). The ledger
     /// retires the leaf, gives its request the next free leaf, convicts and evicts the owner and
     /// withdraws the owner's sectors of that key from allocation.
     LeafMismatch {

@@ -1,4 +1,3 @@
-use ed25519_dalek::SigningKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -6,7 +5,6 @@ use super::*;
 use crate::dealing;
 use crate::lmots::{self, LmotsType};
 use crate::lms::LmsType;
-use crate::member::MemberId;
 use crate::sector::Sector as Tree;
 use crate::shamir::{self, tests::members, Commitment};
 
@@ -18,8 +16,6 @@ struct Fixture {
     layout: TreeLayout,
     tree: Tree,
     root: [u8; 32],
-    owner: SigningKey,
-    id: SectorId,
     secrets: Vec<LeafSecret>,
     dealt: Vec<LeafSecret>,
     commitments: Vec<Commitment>,
@@ -56,20 +52,10 @@ fn fixture() -> Fixture {
         })
         .collect();
     let commitments_root = dealing::chunk_root(16, &commitments).expect("root");
-    let owner = SigningKey::from_bytes(&[9; 32]);
-    let id = SectorId {
-        chain: [1; 32],
-        key: 0,
-        sector: 1,
-        owner: MemberId(owner.verifying_key().to_bytes()),
-        basis: [2; 32],
-    };
     Fixture {
         layout,
         root: tree.root(),
         tree,
-        owner,
-        id,
         secrets,
         dealt,
         commitments,
@@ -80,7 +66,6 @@ fn fixture() -> Fixture {
 impl Fixture {
     fn sector(&self) -> Sector<'_> {
         Sector {
-            id: &self.id,
             root: &self.root,
             commitments_root: &self.commitments_root,
             layout: &self.layout,
@@ -90,17 +75,16 @@ impl Fixture {
     }
 
     /// The recipient's evidence about `leaf`: the dealt seed, its commitment and path, and
-    /// the owner's path (`path`) signed by `signer`.
-    fn evidence(&self, leaf: u64, path: Vec<[u8; 32]>, signer: &SigningKey) -> LeafMismatch {
+    /// the tree's key of the leaf with its path.
+    fn evidence(&self, leaf: u64) -> LeafMismatch {
         let i = (leaf - 16) as usize;
-        let path_signature = sign_path(signer, &self.id, &self.root, leaf, &path);
         LeafMismatch {
             leaf,
             seed: *self.dealt[i].to_bytes(),
             commitment: self.commitments[i].encoded().clone(),
             commitment_path: dealing::chunk_path(16, &self.commitments, leaf).expect("path"),
-            path,
-            path_signature,
+            leaf_key: self.tree.leaf_key(leaf as u32).expect("key"),
+            path: self.path(leaf),
         }
     }
 
@@ -116,24 +100,15 @@ fn rejected(why: &'static str) -> Result<(), MismatchError> {
 #[test]
 fn a_dealt_seed_that_is_not_the_trees_convicts_the_owner() {
     let f = fixture();
-    let e = f.evidence(BAD, f.path(BAD), &f.owner);
+    let e = f.evidence(BAD);
     assert_eq!(judge(&e, BAD, &f.sector()), Ok(()));
-}
-
-#[test]
-fn an_owner_that_signs_a_wrong_path_is_convicted() {
-    let f = fixture();
-    let mut path = f.path(17);
-    path[2][5] ^= 1;
-    let e = f.evidence(17, path, &f.owner);
-    assert_eq!(judge(&e, 17, &f.sector()), Ok(()));
 }
 
 #[test]
 fn an_honest_owner_is_never_convicted() {
     let f = fixture();
     for leaf in (16..32).filter(|l| *l != BAD) {
-        let e = f.evidence(leaf, f.path(leaf), &f.owner);
+        let e = f.evidence(leaf);
         assert_eq!(
             judge(&e, leaf, &f.sector()),
             rejected("the seed generates the sector's leaf"),
@@ -142,32 +117,36 @@ fn an_honest_owner_is_never_convicted() {
     }
 }
 
+/// Before, the path carried the owner's signature instead of the leaf key, so a path could
+/// come only from the owner (a dead owner stalled its leaves); a wrong path it signed
+/// convicted it. Now any copy of the public tree serves a path, and only a key and path the
+/// owner's root commits to convict it.
 #[test]
-fn evidence_the_owner_did_not_sign_or_commit_to_convicts_nobody() {
+fn evidence_the_owners_root_does_not_commit_to_convicts_nobody() {
     let f = fixture();
     let s = f.sector();
-    let good = f.evidence(BAD, f.path(BAD), &f.owner);
-    // Another key signed the path.
-    let other = SigningKey::from_bytes(&[8; 32]);
-    let e = f.evidence(BAD, f.path(BAD), &other);
-    assert_eq!(
-        judge(&e, BAD, &s),
-        rejected("path not signed by the sector's owner")
-    );
-    // A path the owner did not sign (a recipient's own).
+    let good = f.evidence(BAD);
+    // A wrong path (a recipient's own, or a faulty copy of the tree).
     let mut e = good.clone();
     e.path[0][0] ^= 1;
     assert_eq!(
         judge(&e, BAD, &s),
-        rejected("path not signed by the sector's owner")
+        rejected("the leaf key and path do not give the sector root")
     );
-    // The owner's signature of another leaf's path.
+    // A leaf key that is not the tree's, with the true path.
     let mut e = good.clone();
-    e.path = f.path(17);
-    e.path_signature = sign_path(&f.owner, &f.id, &f.root, 17, &e.path);
+    e.leaf_key[7] ^= 1;
     assert_eq!(
         judge(&e, BAD, &s),
-        rejected("path not signed by the sector's owner")
+        rejected("the leaf key and path do not give the sector root")
+    );
+    // Another leaf's key and path (the root binds each key to its position).
+    let mut e = good.clone();
+    e.leaf_key = f.tree.leaf_key(17).expect("key");
+    e.path = f.path(17);
+    assert_eq!(
+        judge(&e, BAD, &s),
+        rejected("the leaf key and path do not give the sector root")
     );
     // A seed that is not the commitment's secret (the tree's, or anything else).
     let mut e = good.clone();
@@ -206,7 +185,7 @@ fn evidence_the_owner_did_not_sign_or_commit_to_convicts_nobody() {
 #[test]
 fn the_seed_never_shows_in_debug_output() {
     let f = fixture();
-    let e = f.evidence(BAD, f.path(BAD), &f.owner);
+    let e = f.evidence(BAD);
     let shown = format!("{e:?}");
     assert!(shown.contains("redacted"));
     assert!(!shown.contains(&format!("{:?}", e.seed)));

@@ -1,7 +1,7 @@
 //! Signing over the in-memory federation of `common` (real ledgers and agents): sign requests
 //! on the ledger, each leaf rebuilt by its quorum's masked contributions at the requester, the
-//! owner's path, the signature published and verified by the ledger, a light client and
-//! hbs-lms. Every loop is bounded.
+//! leaf's path (the relay's replica of the tree, or the owner's), the signature published and
+//! verified by the ledger, a light client and hbs-lms. Every loop is bounded.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use crate::common;
@@ -58,22 +58,18 @@ fn a_holder_that_went_silent_delays_its_leaves_but_the_next_quorum_signs_them() 
     net.run_until(400, |net| net.st().newest.endorsed.is_some());
     // A holder that owns no sector stops after the key is made: it holds shares of many
     // leaves and never contributes again (it still signs commits, so it stays a validator).
-    // (An owner that stops also stalls the authentication paths of its sectors: only it keeps
-    // their trees.)
+    // (An owner that stops: `a_dead_owners_leaves_are_signed_from_the_relays_replica_of_its_tree`.)
     let owners: BTreeSet<_> = net.st().newest.sectors.values().map(|r| r.owner).collect();
     let quiet = (0..4)
         .find(|i| !owners.contains(&id(&net.nodes[*i].key)))
         .expect("a validator that owns no sector");
     net.nodes[quiet].agent = None;
     let silent = id(&net.nodes[quiet].key);
-    let relays: Vec<usize> = (0..4).filter(|i| *i != quiet).collect();
-    let epoch = net.st().epoch;
-    for i in 0..8u8 {
-        let relay = relays[usize::from(i) % relays.len()];
-        net.submit
-            .push((relay, request([i + 1; 32], epoch, u64::from(i))));
-    }
-    net.step();
+    submit_through(
+        &mut net,
+        &(0..4).filter(|i| *i != quiet).collect::<Vec<_>>(),
+        8,
+    );
     net.run_until(200, |net| net.st().signatures.len() == 8);
     let st = net.st();
     let public = st.master_public_key().unwrap();
@@ -172,6 +168,25 @@ fn a_tiny_key_runs_out_while_requests_arrive_and_the_next_key_takes_over_without
         assert!(other.verify(&request.digest, &sig).is_err());
     }
     assert_eq!(per_key, [usable, 10]);
+}
+
+/// `count` sign requests (digests `[i + 1; 32]`, nonces `i`), relayed in turn by `relays`,
+/// in one block.
+fn submit_through(net: &mut Net, relays: &[usize], count: u8) {
+    let epoch = net.st().epoch;
+    for i in 0..count {
+        let relay = relays[usize::from(i) % relays.len()];
+        net.submit
+            .push((relay, request([i + 1; 32], epoch, u64::from(i))));
+    }
+    net.step();
+}
+
+/// Node `i`'s agent runs `fault` from now on (restored from its own snapshot).
+fn turn(net: &mut Net, i: usize, fault: Fault) {
+    let snap = net.nodes[i].agent.as_ref().unwrap().snapshot();
+    net.nodes[i].agent = Some(Agent::restore(&snap, seed(i), xseed(i), fault).unwrap());
+    net.faults.insert(i, fault);
 }
 
 fn key(k: u16, r: u16) -> KeyParams {
@@ -330,28 +345,33 @@ fn key_issuance_gives_the_client_a_bundle_only_it_can_open_and_it_signs_locally(
     assert_eq!(net.st().signatures[&leaf], sig);
 }
 
-/// A sector owner that signs a wrong authentication path (its audit passed: the audit's paths
-/// were right) makes the seed it dealt miss its sector root at the recipient: the recipient's
-/// `LeafMismatch` convicts it, the leaf is retired, its sectors are withdrawn, and every
-/// request waiting in them is signed with a leaf of another sector.
+/// A sector owner whose dealt seeds do not generate the tree it published, with no audit to
+/// catch it (`audit_leaves` 0): the recipient's `LeafMismatch` (the rebuilt seed, and the
+/// tree's key and path of the leaf, which give the owner's root) convicts it, the leaf is
+/// retired, its sectors are withdrawn, and every request waiting in them is signed with a leaf
+/// of another sector.
 #[test]
-fn an_owner_whose_signed_path_misses_its_root_is_convicted_and_its_requests_move_on() {
-    let mut net = Net::with_key(4, &[], &[], 48, key(2, 3));
-    net.run_until(400, |net| net.st().newest.endorsed.is_some());
-    // The owner of sector 0, where the first leaves are, turns bad now.
-    let owner = net.st().newest.sectors[&0].owner;
+fn an_owner_whose_tree_its_dealt_seeds_do_not_generate_is_convicted_and_its_requests_move_on() {
+    let mut net = Net::with_key(
+        4,
+        &[],
+        &[],
+        48,
+        KeyParams {
+            audit_leaves: 0,
+            ..key(2, 3)
+        },
+    );
+    // The owner of sector 0, where the first leaves are, turns bad once it is chosen and
+    // before it deals (dealing waits for the branch seed's partials, a block later at least).
+    net.run_until(400, |net| net.st().newest.branch_owners.contains_key(&0));
+    let owner = net.st().newest.branch_owners[&0];
     let bad = net.index_of(&owner);
-    let snap = net.nodes[bad].agent.as_ref().unwrap().snapshot();
-    net.nodes[bad].agent =
-        Some(Agent::restore(&snap, seed(bad), xseed(bad), Fault::BadPath).unwrap());
-    net.faults.insert(bad, Fault::BadPath);
+    turn(&mut net, bad, Fault::BadTree);
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
+    assert_eq!(net.st().newest.sectors[&0].owner, owner);
     let relay = (bad + 1) % 4;
-    let epoch = net.st().epoch;
-    for i in 0..3u8 {
-        net.submit
-            .push((relay, request([i + 1; 32], epoch, u64::from(i))));
-    }
-    net.step();
+    submit_through(&mut net, &[relay], 3);
     let first: Vec<u64> = net.st().sign_requests.keys().copied().collect();
     assert_eq!(first.len(), 3);
     assert!(
@@ -413,6 +433,90 @@ fn an_owner_whose_signed_path_misses_its_root_is_convicted_and_its_requests_move
         net.try_tx(st, relay, st.height + 1, again),
         Err(seedfed_protocol::ledger::LedgerError::LeafNotAllocated(_))
     ));
+}
+
+/// The owner of the sector where requests are allocated is gone after the key is made: the
+/// relay takes each leaf's key and path from its own replica of the sector's public tree, so
+/// every request is signed. Before, only the owner kept its trees and sent paths, and the
+/// same run stalls (shown here with the replicas turned off).
+#[test]
+fn a_dead_owners_leaves_are_signed_from_the_relays_replica_of_its_tree() {
+    for replicas in [true, false] {
+        let mut net = Net::new(4, &[], &[], 44);
+        net.replicate_trees = replicas;
+        net.run_until(400, |net| net.st().newest.endorsed.is_some());
+        let owner = net.st().newest.sectors[&0].owner;
+        let dead = net.index_of(&owner);
+        net.nodes[dead].agent = None;
+        submit_through(
+            &mut net,
+            &(0..4).filter(|i| *i != dead).collect::<Vec<_>>(),
+            6,
+        );
+        let layout = net
+            .st()
+            .key
+            .layout(
+                &seedfed_protocol::ledger::chain_digest(&net.st().chain_id),
+                0,
+            )
+            .unwrap();
+        let in_dead_sectors = net
+            .st()
+            .sign_requests
+            .keys()
+            .filter(|l| {
+                net.st().newest.sectors[&layout.sector_of(**l as u32).unwrap()].owner == owner
+            })
+            .count();
+        assert!(
+            in_dead_sectors > 0,
+            "no request in the dead owner's sectors"
+        );
+        if !replicas {
+            for _ in 0..100 {
+                net.step();
+            }
+            assert!(
+                net.st().signatures.len() <= 6 - in_dead_sectors,
+                "a leaf of the dead owner's sectors was signed without its tree"
+            );
+            continue;
+        }
+        net.run_until(200, |net| net.st().signatures.len() == 6);
+        let st = net.st();
+        let public = st.master_public_key().unwrap();
+        for (leaf, request) in &st.sign_requests {
+            let sig = LmsSignature::decode_hss(&st.signatures[leaf]).unwrap();
+            public.verify(&request.digest, &sig).unwrap();
+        }
+        assert!(st.sign_convictions.is_empty());
+    }
+}
+
+/// An owner that sends wrong paths convicts nobody and stalls nothing: the relay refuses the
+/// path (its key and path miss the sector root) and signs with the path of its own replica.
+#[test]
+fn a_wrong_path_from_the_owner_is_refused_and_the_relay_signs_with_its_replica() {
+    let mut net = Net::new(4, &[], &[], 45);
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
+    let owner = net.st().newest.sectors[&0].owner;
+    let bad = net.index_of(&owner);
+    turn(&mut net, bad, Fault::BadPath);
+    let relay = (bad + 1) % 4;
+    submit_through(&mut net, &[relay], 3);
+    net.run_until(60, |net| net.st().signatures.len() == 3);
+    assert!(net.st().sign_convictions.is_empty());
+    assert!(net.st().newest.retired.is_empty());
+    assert!(
+        net.refused.iter().any(|(to, from, why)| *to == relay
+            && *from == owner
+            && why
+                .to_string()
+                .contains("the leaf key and path do not give the sector root")),
+        "the owner's wrong path was not refused: {:?}",
+        net.refused
+    );
 }
 
 /// Blame on a leaf of the second key: before, the ledger checked the evidence's commitment

@@ -1,9 +1,9 @@
 //! `LeafMismatch` on the ledger (`docs/protocol.md`, Signing): a recipient's evidence that an
-//! allocated leaf's rebuilt seed, the secret of its commitment, does not generate the sector's
-//! leaf with the owner's signed path (`mismatch::judge`).
+//! allocated leaf's rebuilt seed, the secret of its commitment, does not generate the leaf key
+//! the owner's sector root commits to (`mismatch::judge`).
 //!
-//! Guarantees: judged from the ledger's own sector record, so only the owner's own signature
-//! and commitments convict it. On a conviction the leaf is retired (its seed is now public)
+//! Guarantees: judged from the ledger's own sector record, so only the owner's own roots (its
+//! sector root and commitments root) convict it. On a conviction the leaf is retired (its seed is now public)
 //! and its request gets the next free leaf, at this height, so it is signed again and never
 //! with the bad leaf; the owner is convicted (`sign_convictions`, so no quorum takes it) and
 //! evicted, and its sectors of that key are withdrawn from allocation (its paths are needed to
@@ -13,7 +13,6 @@
 
 use crate::ledger::codec::encode;
 use crate::ledger::error::LedgerError;
-use crate::ledger::genesis::chain_digest;
 use crate::ledger::tx::MAX_PAYLOAD_BYTES;
 use crate::member::MemberId;
 use crate::mismatch::{self, LeafMismatch};
@@ -59,9 +58,7 @@ impl LedgerState {
             .and_then(|k| k.sectors.get(&sector))
             .ok_or_else(|| reject("the leaf's sector is not published"))?
             .clone();
-        let id = record.id(chain_digest(&self.chain_id), key, sector);
         let judged = mismatch::Sector {
-            id: &id,
             root: &record.root,
             commitments_root: &record.commitments_root,
             layout: &layout,

@@ -53,6 +53,10 @@ pub struct Net {
     pub withhold_checkpoint_shares: BTreeSet<usize>,
     /// If set, every direct message sent, as the agent gave it: (from, to, payload).
     pub sent: Option<Vec<(usize, usize, Payload)>>,
+    /// Whether every validator has a replica of every kept sector tree (as a node fetches one
+    /// once the sector root is on the ledger: `node::chain::trees`); if not, only the owner
+    /// has its trees.
+    pub replicate_trees: bool,
 }
 
 pub fn seed(i: usize) -> [u8; 32] {
@@ -168,6 +172,7 @@ impl Net {
             withhold_paths: BTreeSet::new(),
             withhold_checkpoint_shares: BTreeSet::new(),
             sent: None,
+            replicate_trees: true,
         }
     }
 
@@ -312,7 +317,9 @@ impl Net {
                     leaf,
                     to,
                 } => {
-                    let tree = self.kept_tree(i, key, sector, root);
+                    let Some(tree) = self.tree_copy(i, key, sector, root) else {
+                        continue; // no replica: the node sends nothing
+                    };
                     let node = &self.nodes[i];
                     let payload = node
                         .agent
@@ -363,6 +370,19 @@ impl Net {
             .sign(CHAIN, &self.nodes[i].key),
         )?;
         Ok(st)
+    }
+
+    /// Node `i`'s copy of the sector tree under (sector, root): the one it kept, or with
+    /// [`Net::replicate_trees`], a replica of the owner's.
+    fn tree_copy(&self, i: usize, key: u32, sector: u32, root: [u8; 32]) -> Option<Sector> {
+        let own = self.nodes[i].trees.get(&(sector, root));
+        let keys = own.or_else(|| {
+            self.replicate_trees
+                .then(|| self.nodes.iter().find_map(|n| n.trees.get(&(sector, root))))
+                .flatten()
+        })?;
+        let layout = self.nodes[i].ledger.state.key_layout(key).unwrap();
+        Some(Sector::from_leaf_keys(layout, sector, keys.clone()).unwrap())
     }
 
     /// The sector tree node `i` kept under (sector, root).
