@@ -30,6 +30,7 @@ use hyper_util::client::legacy::Client;
 use prometheus_client::registry::Registry;
 use seedfed_protocol::ledger::{self, SignedTx};
 use seedfed_protocol::member::MemberId;
+use seedfed_protocol::reconstruct::blame::BlameEvidence;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -37,9 +38,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::mempool::{self, Full as PoolFull};
 use crate::chain::{
-    AccountInfo, AccountQuery, ChainStatus, CheckpointInfo, CheckpointsQuery, PublishSubmission,
-    SignOutcome, SignRefused, SignSubmission, Submission, TxQuery, TxRejected, TxState,
-    TxSubmission,
+    AccountInfo, AccountQuery, BlameSubmission, BundleQuery, ChainStatus, CheckpointInfo,
+    CheckpointsQuery, PublishSubmission, SignOutcome, SignRefused, SignSubmission, Submission,
+    TxQuery, TxRejected, TxState, TxSubmission,
 };
 use crate::config::{Config, CONFIG_FILE};
 use crate::network::{NetworkHandle, NetworkStatus};
@@ -95,6 +96,8 @@ pub fn router(state: ApiState, access: Access) -> Router {
         .route("/status", get(status))
         .route("/sign", post(sign))
         .route("/sign/publish", post(publish))
+        .route("/sign/blame", post(blame))
+        .route("/sign/bundle/{leaf}", get(bundle))
         .route("/checkpoints", get(checkpoints))
         .route("/account/{id}", get(account))
         .route("/tx/{id}", get(tx_state))
@@ -453,6 +456,70 @@ async fn publish(State(s): State<ApiState>, body: Bytes) -> Answer {
         Err(a) => a,
         Ok(answer) => match answer.await {
             Ok(Ok(())) => (StatusCode::ACCEPTED, "published\n".into()),
+            Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+            Err(_) => driver_stopped(),
+        },
+    }
+}
+
+/// `POST /sign/blame`: a key issuance client's evidence against a contribution in its bundle
+/// (body: the canonical encoding of `(leaf, BlameEvidence)`, from `issue::blame_issued`),
+/// judged as the ledger will and submitted by this node, the leaf's relay: 202 with the
+/// members it convicts (JSON list of hex ids), or 400 with the reason.
+async fn blame(State(s): State<ApiState>, body: Bytes) -> Answer {
+    let submit = match chain_queue(&s) {
+        Ok(q) => q,
+        Err(a) => return a,
+    };
+    let (leaf, evidence) = match ledger::decode::<(u64, BlameEvidence)>(&body) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed body: {e}\n")),
+    };
+    let make = |reply| {
+        Submission::Blame(BlameSubmission {
+            leaf,
+            evidence: Box::new(evidence),
+            reply,
+        })
+    };
+    match ask(submit, make).await {
+        Err(a) => a,
+        Ok(answer) => match answer.await {
+            Ok(Ok(convicted)) => (
+                StatusCode::ACCEPTED,
+                serde_json::to_string(&convicted).unwrap_or_default(),
+            ),
+            Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+            Err(_) => driver_stopped(),
+        },
+    }
+}
+
+/// `GET /sign/bundle/{leaf}`: the current attempt's bundle of a leaf issued to a client
+/// through this node (JSON `{"leaf", "bundle"}`, the bundle's canonical encoding in hex); 404
+/// while none is ready (contributions missing, or an attempt whose members dispute their
+/// masks: the next attempt's comes), 400 if the leaf is not one this node relays for issuance.
+async fn bundle(
+    State(s): State<ApiState>,
+    axum::extract::Path(leaf): axum::extract::Path<u64>,
+) -> Answer {
+    let submit = match chain_queue(&s) {
+        Ok(q) => q,
+        Err(a) => return a,
+    };
+    let make = |reply| Submission::Bundle(BundleQuery { leaf, reply });
+    match ask(submit, make).await {
+        Err(a) => a,
+        Ok(answer) => match answer.await {
+            Ok(Ok(Some(b))) => (
+                StatusCode::OK,
+                serde_json::json!({ "leaf": leaf, "bundle": hex::encode(ledger::encode(&b)) })
+                    .to_string(),
+            ),
+            Ok(Ok(None)) => (
+                StatusCode::NOT_FOUND,
+                format!("no bundle of leaf {leaf} ready yet\n"),
+            ),
             Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
             Err(_) => driver_stopped(),
         },
@@ -865,6 +932,41 @@ impl ApiClient {
 }
 
 impl ApiClient {
+    /// Hands a blame of a contribution to issued leaf `leaf` to its relay (`POST
+    /// /sign/blame`); the members it convicts (hex ids).
+    pub async fn blame(
+        &self,
+        addr: SocketAddr,
+        leaf: u64,
+        evidence: &BlameEvidence,
+    ) -> Result<Vec<String>, ApiError> {
+        let body = ledger::encode(&(leaf, evidence));
+        let (code, answer) = self.request(addr, "/sign/blame", Some(body)).await?;
+        if code != 202 {
+            return Err(ApiError::Refused {
+                addr: addr.to_string(),
+                code,
+                reason: answer.trim().to_string(),
+            });
+        }
+        serde_json::from_str(&answer).map_err(|e| ApiError::Unreachable {
+            addr: addr.to_string(),
+            reason: format!("bad blame answer JSON: {e}"),
+        })
+    }
+
+    /// The current bundle of issued leaf `leaf` from its relay (`GET /sign/bundle/{leaf}`, hex
+    /// of its encoding); `None` while none is ready.
+    pub async fn bundle(&self, addr: SocketAddr, leaf: u64) -> Result<Option<String>, ApiError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            bundle: String,
+        }
+        let path = format!("/sign/bundle/{leaf}");
+        let answer: Option<Answer> = self.get_json(addr, &path, "bundle", true).await?;
+        Ok(answer.map(|a| a.bundle))
+    }
+
     /// Publishes a signature made with an issued leaf through `POST /sign/publish`.
     pub async fn publish(
         &self,

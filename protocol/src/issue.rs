@@ -10,13 +10,17 @@
 //!
 //! Guarantees: only the holder of the X25519 secret learns the seed; a bundle whose
 //! contributions, commitment or path are wrong gives an error, never a signature that does not
-//! verify under the public key.
+//! verify under the public key. A contribution that is faulty on its own is blamed by the
+//! client ([`blame_issued`]: its box revealed with a proof, as a recipient does), through the
+//! relay, and the ledger convicts its sender; the next attempt's quorum leaves it out.
 
+use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use x25519_dalek::StaticSecret;
 
 use crate::lms::{self, LmsPublicKey};
-use crate::reconstruct::{self, Contribution, Opened, Session};
+use crate::reconstruct::blame::{self, BlameEvidence};
+use crate::reconstruct::{self, Contribution, Opened, ReconstructError, Session};
 use crate::shamir::EncodedCommitment;
 
 /// What a client needs to sign with an issued leaf.
@@ -30,6 +34,9 @@ pub struct IssueBundle {
     pub session: Session,
     /// The leaf's Feldman commitment.
     pub commitment: EncodedCommitment,
+    /// Its path to the sector's commitments root (`dealing::chunk_path`): what a blame of a
+    /// contribution carries, so the ledger can check the commitment is the dealt one.
+    pub commitment_path: Vec<[u8; 32]>,
     /// The quorum's signed contributions, sealed to the client.
     pub contributions: Vec<Contribution>,
     /// The leaf's authentication path: inside its sector, then the master tree's.
@@ -95,4 +102,56 @@ pub fn sign_issued(
         .verify(&bundle.digest, &sig)
         .map_err(|e| IssueError::Verify(e.to_string()))?;
     Ok(sig.encode_hss())
+}
+
+/// When a bundle's contributions do not combine: the evidence against each contribution that
+/// is faulty on its own (a box that does not open to a scalar, or a value that fails its check
+/// against the commitment), each box revealed with the client's proof, for the relay to put on
+/// the ledger as `SignBlame`. Empty if no contribution is faulty on its own (mask disputes are
+/// visible to the relay, which reports them; a wrong path is nobody's contribution).
+pub fn blame_issued<R: RngCore + CryptoRng>(
+    bundle: &IssueBundle,
+    secret: &StaticSecret,
+    rng: &mut R,
+) -> Result<Vec<BlameEvidence>, IssueError> {
+    let session = &bundle.session;
+    let mut culprits: Vec<&Contribution> = Vec::new();
+    let mut opened = Vec::new();
+    for c in &bundle.contributions {
+        match reconstruct::open_contribution(session, secret, c) {
+            Ok(o) => opened.push(o),
+            Err(ReconstructError::Faulty(_)) => culprits.push(c),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if culprits.is_empty() {
+        let commitment = bundle
+            .commitment
+            .decode()
+            .map_err(|_| IssueError::Commitment)?;
+        if let Err(ReconstructError::Faulty(report)) =
+            reconstruct::combine(session, &commitment, &opened)
+        {
+            culprits.extend(
+                bundle
+                    .contributions
+                    .iter()
+                    .filter(|c| report.culprits.contains(&c.sender)),
+            );
+        }
+    }
+    culprits
+        .into_iter()
+        .map(|c| {
+            blame::blame_contribution(
+                session,
+                secret,
+                c,
+                bundle.commitment.clone(),
+                bundle.commitment_path.clone(),
+                rng,
+            )
+            .map_err(IssueError::from)
+        })
+        .collect()
 }

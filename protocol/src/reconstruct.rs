@@ -503,6 +503,35 @@ fn true_mask_commitment_with(
 }
 
 /// Index of `peer`'s entry in the mask list of the member at `pos` (which skips itself).
+/// The pairs of `contributions` (signed, of `session`'s quorum) that disagree on the commitment
+/// of their pairwise mask (`M_ij ≠ M_ji`), which anyone can see: the mask commitments travel in
+/// clear. One member of each pair lies (`blame::answer_dispute`). Contributions of non-members
+/// or with the wrong number of masks are ignored (the recipient blames those on their own).
+pub fn mask_disputes(
+    session: &Session,
+    contributions: &[Contribution],
+) -> Vec<(MemberId, MemberId)> {
+    let k = session.quorum.len();
+    let mut by_pos: BTreeMap<usize, &Contribution> = BTreeMap::new();
+    for c in contributions {
+        if let Ok(pos) = session.position(&c.sender) {
+            if c.masks.len() + 1 == k {
+                by_pos.insert(pos, c);
+            }
+        }
+    }
+    let members = session.members();
+    let mut out = Vec::new();
+    for (&i, ci) in &by_pos {
+        for (&j, cj) in by_pos.range(i + 1..) {
+            if ci.masks[mask_index(i, j)] != cj.masks[mask_index(j, i)] {
+                out.push((members[i], members[j]));
+            }
+        }
+    }
+    out
+}
+
 fn mask_index(pos: usize, peer: usize) -> usize {
     if peer < pos {
         peer

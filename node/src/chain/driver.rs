@@ -109,6 +109,10 @@ pub enum Submission {
     Sign(super::signing::SignSubmission),
     /// `POST /sign/publish`: a client's signature with an issued leaf.
     Publish(super::signing::PublishSubmission),
+    /// `POST /sign/blame`: a key issuance client's blame of a contribution.
+    Blame(super::signing::BlameSubmission),
+    /// `GET /sign/bundle/{leaf}`: the current bundle of an issued leaf.
+    Bundle(super::signing::BundleQuery),
     /// `GET /checkpoints`: the checkpoint history.
     Checkpoints(CheckpointsQuery),
     /// `GET /account/{id}`: an account's stake and nonces.
@@ -360,6 +364,8 @@ impl Driver {
                     Submission::Tx(sub) => self.on_submission(sub).await,
                     Submission::Sign(sub) => self.on_sign_submission(sub),
                     Submission::Publish(sub) => self.on_publish_submission(sub),
+                    Submission::Blame(sub) => self.on_blame_submission(sub),
+                    Submission::Bundle(q) => self.on_bundle_query(q),
                     Submission::Checkpoints(q) => self.on_checkpoints_query(q).await,
                     Submission::Account(q) => self.on_account_query(q),
                     Submission::TxState(q) => self.on_tx_query(q),

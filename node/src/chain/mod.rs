@@ -41,7 +41,9 @@ pub use mempool::{
 };
 pub use metrics::{ChainMetrics, DkgPhase};
 pub use round_report::{ConsensusInfo, TimerInfo};
-pub use signing::{PublishSubmission, SignOutcome, SignRefused, SignSubmission};
+pub use signing::{
+    BlameSubmission, BundleQuery, PublishSubmission, SignOutcome, SignRefused, SignSubmission,
+};
 pub use status::{
     light_walk, unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus,
     EvictionInfo, Exclusion, KeyInfo, KeySummary, LightWalkError, ValidatorInfo,

@@ -4,7 +4,9 @@
 //! `sign` duties rebuild the one-time key, sign and publish). In key issuance mode the answer
 //! is the client's bundle (`issue::IssueBundle`: the contributions sealed to the client, the
 //! commitment and the path) once the quorum's contributions are in; the client signs itself
-//! and may publish its signature through `POST /sign/publish`. Guarantees: a request the ledger
+//! and may publish its signature through `POST /sign/publish`; a bundle that does not combine
+//! it blames through `POST /sign/blame` (this node submits the evidence after judging it as the
+//! ledger will) and takes the next attempt's from `GET /sign/bundle/{leaf}`. Guarantees: a request the ledger
 //! would refuse is answered with the ledger's reason before anything is relayed; a relayed
 //! request is answered exactly once: with the published signature, with the reason the ledger
 //! stopped accepting it before allocating a leaf, or not at all if the caller gave up (the
@@ -13,8 +15,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use seedfed_protocol::issue::IssueBundle;
 use seedfed_protocol::ledger::{Block, SignedRequest, TxBody};
 use seedfed_protocol::member::MemberId;
+use seedfed_protocol::reconstruct::blame::BlameEvidence;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tracing::{debug, info};
@@ -109,7 +113,82 @@ pub struct PublishSubmission {
     pub reply: oneshot::Sender<Result<(), SignRefused>>,
 }
 
+/// `POST /sign/blame`: a key issuance client's evidence against a contribution in its bundle
+/// (`issue::blame_issued`), for this node (the leaf's relay) to put on the ledger.
+#[derive(Debug)]
+pub struct BlameSubmission {
+    /// The leaf.
+    pub leaf: u64,
+    /// The evidence (boxed: it is much larger than the other submissions).
+    pub evidence: Box<BlameEvidence>,
+    /// The members it convicts (hex), once submitted in a `SignBlame` of ours, or why not.
+    pub reply: oneshot::Sender<Result<Vec<String>, SignRefused>>,
+}
+
+/// `GET /sign/bundle/{leaf}`: the current attempt's bundle of an issued leaf this node relays.
+#[derive(Debug)]
+pub struct BundleQuery {
+    /// The leaf.
+    pub leaf: u64,
+    /// The bundle (`None`: not ready: contributions missing, or an attempt whose members
+    /// dispute their masks), or why there is none to wait for.
+    pub reply: oneshot::Sender<Result<Option<IssueBundle>, SignRefused>>,
+}
+
 impl Driver {
+    /// The relay of an issued, unsigned `leaf` is us, or why not.
+    fn our_issued_leaf(&self, leaf: u64) -> Result<(), SignRefused> {
+        let st = &self.consensus.ledger().state;
+        let request = st
+            .sign_requests
+            .get(&leaf)
+            .ok_or_else(|| SignRefused::Ledger(format!("leaf {leaf} is not allocated")))?;
+        if st.signatures.contains_key(&leaf) {
+            return Err(SignRefused::Ledger(format!(
+                "leaf {leaf} is already signed"
+            )));
+        }
+        if request.issue_to.is_none() || request.requester != self.me {
+            return Err(SignRefused::Ledger(format!(
+                "leaf {leaf} is not issued to a client through this node"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A client's blame of a contribution to its issued leaf: judged as the ledger will
+    /// (`LedgerState::judge_sign_blame`), then submitted in a `SignBlame` of ours.
+    pub(super) fn on_blame_submission(&mut self, sub: BlameSubmission) {
+        let judged = self.our_issued_leaf(sub.leaf).and_then(|()| {
+            self.consensus
+                .ledger()
+                .state
+                .judge_sign_blame(sub.leaf, &sub.evidence)
+                .map_err(|e| SignRefused::Ledger(e.to_string()))
+        });
+        let answer = judged.map(|(convicted, reason, _)| {
+            info!(leaf = sub.leaf, reason, "a client's blame, submitted");
+            self.sign_and_publish(TxBody::SignBlame {
+                leaf: sub.leaf,
+                evidence: sub.evidence,
+            });
+            convicted
+                .iter()
+                .map(|m| hex::encode(m.as_bytes()))
+                .collect()
+        });
+        let _ = sub.reply.send(answer);
+    }
+
+    /// The current attempt's bundle of an issued leaf we relay.
+    pub(super) fn on_bundle_query(&self, q: BundleQuery) {
+        let answer = self.our_issued_leaf(q.leaf).map(|()| {
+            self.agent
+                .issue_bundle(&self.consensus.ledger().state, q.leaf)
+        });
+        let _ = q.reply.send(answer);
+    }
+
     /// A client's signature with an issued leaf: checked as the ledger will (the leaf is
     /// allocated and unsigned, the signature is for it and verifies on the request's digest
     /// under the master key), then published in a `SignaturePublish` of ours.

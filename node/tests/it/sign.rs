@@ -368,10 +368,9 @@ async fn a_sector_owner_killed_during_signing_delays_its_leaves_and_every_reques
     );
 }
 
-/// 7 validators, 3-of-5 shares (the testnet's shape from 5 validators on), validator 6 runs
-/// `fault`; 30 requests through validators 0..6; every request completes, and the faulty
-/// validator is the only one convicted, by a signing blame, and evicted.
-async fn byzantine_holder(fault: &str, reason: &str) {
+/// 7 validators with 3-of-5 shares (the testnet's shape from 5 validators on), validator 6
+/// running `--fault fault`: the federation, the faulty one and the honest ones.
+async fn byzantine_fed(fault: &str) -> (Fed, usize, Vec<usize>) {
     let spec = Spec {
         key: seedfed_node::genesis::KeySection {
             leaf_threshold: 3,
@@ -382,7 +381,30 @@ async fn byzantine_holder(fault: &str, reason: &str) {
     };
     let bad = 6;
     let fed = Fed::start(&spec, &[(bad, &["--fault", fault])]).await;
-    let honest: Vec<usize> = (0..6).collect();
+    (fed, bad, (0..6).collect())
+}
+
+/// Node 0's chain status once validator `bad` is the only member convicted, by a signing blame
+/// whose reason names `reason`.
+async fn only_convicted_by_a_signing_blame(fed: &Fed, bad: usize, reason: &str) -> ChainStatus {
+    let after = node_status(&fed.homes[0]).await.unwrap().chain.unwrap();
+    let convicted: Vec<_> = after
+        .key
+        .convictions
+        .iter()
+        .filter(|c| c.by == "sign-blame")
+        .collect();
+    assert_eq!(convicted.len(), 1, "{:?}", after.key.convictions);
+    assert_eq!(convicted[0].member, fed.hex(bad));
+    assert!(convicted[0].reason.contains(reason), "{:?}", convicted[0]);
+    after
+}
+
+/// 7 validators, 3-of-5 shares (the testnet's shape from 5 validators on), validator 6 runs
+/// `fault`; 30 requests through validators 0..6; every request completes, and the faulty
+/// validator is the only one convicted, by a signing blame, and evicted.
+async fn byzantine_holder(fault: &str, reason: &str) {
+    let (fed, bad, honest) = byzantine_fed(fault).await;
     let c = fed.key_generated(&honest).await;
     let t = light_client(&fed, 0).await;
     let keys: Vec<_> = honest.iter().map(|i| fed.client_key(*i)).collect();
@@ -394,16 +416,7 @@ async fn byzantine_holder(fault: &str, reason: &str) {
     .await;
     let public = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
     check_outcomes(&t, &public, &requests, &out);
-    let after = node_status(&fed.homes[0]).await.unwrap().chain.unwrap();
-    let convicted: Vec<_> = after
-        .key
-        .convictions
-        .iter()
-        .filter(|c| c.by == "sign-blame")
-        .collect();
-    assert_eq!(convicted.len(), 1, "{:?}", after.key.convictions);
-    assert_eq!(convicted[0].member, fed.hex(bad));
-    assert!(convicted[0].reason.contains(reason), "{:?}", convicted[0]);
+    let after = only_convicted_by_a_signing_blame(&fed, bad, reason).await;
     assert!(
         after.validators.iter().all(|v| v.id != fed.hex(bad)),
         "the liar is evicted"
@@ -418,6 +431,80 @@ async fn a_holder_sending_wrong_contributions_is_convicted_and_signing_completes
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_disputing_every_pair_is_the_only_one_convicted_and_signing_completes() {
     byzantine_holder("dispute-everyone", "mask").await;
+}
+
+/// Key issuance with a Byzantine holder (7 validators, 3-of-5, validator 6 sends wrong
+/// contributions): `seedfed sign --issue` through every honest validator; a client whose
+/// bundle does not combine blames the bad contribution through its relay (`POST /sign/blame`),
+/// takes the next attempt's bundle (`GET /sign/bundle/{leaf}`) and signs. Every command
+/// succeeds, every signature verifies in hbs-lms, and the bad holder alone is convicted, by a
+/// signing blame. Before, the client's command failed ("cannot sign with the issued leaf")
+/// and nobody could blame the holder: the ledger judged every blame against the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuance_client_blames_a_wrong_contribution_and_signs_with_the_next_quorum() {
+    let (fed, bad, honest) = byzantine_fed("bad-contribution").await;
+    let c = fed.key_generated(&honest).await;
+    let public = hex::decode(c.key.public_key.as_ref().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Two rounds of one command per honest validator, the commands of a round at once.
+    let mut outs = Vec::new();
+    for round in 0..2 {
+        let runs: Vec<_> = honest
+            .iter()
+            .map(|&i| {
+                let message = dir.path().join(format!("m{round}-{i}"));
+                std::fs::write(&message, format!("issued {round} {i}")).unwrap();
+                let out = dir.path().join(format!("m{round}-{i}.sig"));
+                let cmd = std::process::Command::new(seedfed_bin())
+                    .arg("--home")
+                    .arg(&fed.homes[i])
+                    .args(["sign", "--issue", "--json", "--wait-secs", "120"])
+                    .arg("--passphrase-file")
+                    .arg(&fed.pass)
+                    .arg("--message")
+                    .arg(&message)
+                    .arg("--out")
+                    .arg(&out)
+                    .env_remove("RUST_LOG")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (cmd, message, out)
+            })
+            .collect();
+        for (cmd, message, out) in runs {
+            let done = tokio::task::spawn_blocking(move || cmd.wait_with_output())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                done.status.success(),
+                "{}",
+                String::from_utf8_lossy(&done.stderr)
+            );
+            outs.push((
+                message,
+                out,
+                String::from_utf8_lossy(&done.stderr).into_owned(),
+            ));
+        }
+    }
+    for (message, out, _) in &outs {
+        let digest = message_digest(&std::fs::read(message).unwrap());
+        let sig = std::fs::read(out).unwrap();
+        assert!(hbs_lms::verify::<hbs_lms::Sha256_256>(&digest, &sig, &public).is_ok());
+    }
+    let blamed = outs
+        .iter()
+        .filter(|(_, _, err)| err.contains("blamed on the ledger"))
+        .count();
+    assert!(
+        blamed > 0,
+        "no client met the bad holder: the test proves nothing"
+    );
+    only_convicted_by_a_signing_blame(&fed, bad, "contribution").await;
+    eprintln!("{blamed} of {} clients blamed the bad holder", outs.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

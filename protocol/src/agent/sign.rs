@@ -70,7 +70,7 @@ pub(super) struct Gathering {
     submitted: Option<TxBody>,
     /// Blame of the attempt with this context (submissions, dispute notices): repeated while
     /// that attempt's quorum stands.
-    blame: Option<([u8; 32], Vec<Duty>)>,
+    pub(super) blame: Option<([u8; 32], Vec<Duty>)>,
 }
 
 /// A leaf's signing session as the ledger implies it.
@@ -445,9 +445,9 @@ impl Agent {
                 && (g.opened.contains_key(&from) || g.sealed.contains_key(&from)))
     }
 
-    /// The recipient's report of a mask dispute between our contribution and another quorum
-    /// member's: our reveal of the pair's point, as a `SignBlame` to submit, if the other's
-    /// claim is provably wrong and ours right.
+    /// The recipient's (or, in key issuance mode, the relay's) report of a mask dispute between
+    /// our contribution and another quorum member's: our reveal of the pair's point, as a
+    /// `SignBlame` to submit, if the other's claim is provably wrong and ours right.
     pub(super) fn on_dispute<R: RngCore + CryptoRng>(
         &mut self,
         st: &LedgerState,
@@ -458,9 +458,11 @@ impl Agent {
         rng: &mut R,
     ) -> Result<Vec<Duty>, EpochError> {
         let ctx = sign_ctx(st, leaf).ok_or(EpochError::NoKeygen("leaf not open for signing"))?;
-        if ctx.session.recipient.member != from {
+        // The relay reports disputes in key issuance mode (the mask commitments are in clear;
+        // the client is not on the network); otherwise it is the recipient.
+        if ctx.session.recipient.member != from && ctx.relay != from {
             return Err(EpochError::Envelope(
-                "dispute not from the leaf's recipient",
+                "dispute neither from the leaf's recipient nor its relay",
             ));
         }
         let evidence = blame::answer_dispute(&ctx.session, self.holder_keys(), mine, theirs, rng)
@@ -650,7 +652,7 @@ impl Agent {
 
 impl Gathering {
     /// Adds blame duties for the attempt of `context` (replacing those of an older attempt).
-    fn add_blame(&mut self, context: [u8; 32], duties: Vec<Duty>) {
+    pub(super) fn add_blame(&mut self, context: [u8; 32], duties: Vec<Duty>) {
         match &mut self.blame {
             Some((c, old)) if *c == context => {
                 for d in duties {
@@ -689,8 +691,22 @@ fn blame_duties<R: RngCore + CryptoRng>(
             Err(e) => tracing::warn!(leaf, error = %e, "cannot blame a culprit"),
         }
     }
-    for (a, b) in &report.disputes {
-        let (Some((ca, _)), Some((cb, _))) = (opened.get(a), opened.get(b)) else {
+    duties.extend(dispute_notices(leaf, &report.disputes, |m| {
+        opened.get(m).map(|(c, _)| c)
+    }));
+    duties
+}
+
+/// For each disputing pair, both members' signed contributions sent to each of them
+/// (`Direct::Dispute`): the honest one answers with the reveal of the pair's point.
+pub(super) fn dispute_notices<'a>(
+    leaf: u64,
+    disputes: &[(MemberId, MemberId)],
+    contribution: impl Fn(&MemberId) -> Option<&'a Contribution>,
+) -> Vec<Duty> {
+    let mut duties = Vec::new();
+    for (a, b) in disputes {
+        let (Some(ca), Some(cb)) = (contribution(a), contribution(b)) else {
             continue;
         };
         for (to, mine, theirs) in [(a, ca, cb), (b, cb, ca)] {

@@ -202,6 +202,15 @@ fn key(k: u16, r: u16) -> KeyParams {
     }
 }
 
+/// `n` validators generating a `k`-of-`r` key, the last one running `fault`, once the key is
+/// endorsed; and the faulty one's index.
+fn faulty_net(n: usize, k: u16, r: u16, fault: Fault, seed: u64) -> (Net, usize) {
+    let bad = n - 1;
+    let mut net = Net::with_key(n, &[], &[(bad, fault)], seed, key(k, r));
+    net.run_until(400, |net| net.st().newest.endorsed.is_some());
+    (net, bad)
+}
+
 /// Runs `requests` sign requests by node 0 on a federation with one faulty validator, until
 /// every leaf is signed; returns the net and the faulty member.
 fn sign_with_fault(
@@ -212,9 +221,7 @@ fn sign_with_fault(
     seed: u64,
     requests: u8,
 ) -> (Net, usize) {
-    let bad = n - 1;
-    let mut net = Net::with_key(n, &[], &[(bad, fault)], seed, key(k, r));
-    net.run_until(400, |net| net.st().newest.endorsed.is_some());
+    let (mut net, bad) = faulty_net(n, k, r, fault, seed);
     let epoch = net.st().epoch;
     for i in 0..requests {
         net.submit
@@ -233,9 +240,9 @@ fn sign_with_fault(
     (net, bad)
 }
 
-#[test]
-fn a_wrong_contribution_is_convicted_on_the_ledger_and_signing_completes() {
-    let (net, bad) = sign_with_fault(6, 2, 4, Fault::BadContribution, 43, 4);
+/// The member `bad` and nobody else is convicted (by a signing blame with a mask dispute if
+/// `dispute`, else a bad contribution) and evicted.
+fn only_the_faulty_is_convicted(net: &Net, bad: usize, dispute: bool) {
     let st = net.st();
     let liar = id(&net.nodes[bad].key);
     assert_eq!(
@@ -246,35 +253,110 @@ fn a_wrong_contribution_is_convicted_on_the_ledger_and_signing_completes() {
     let ConvictionEvidence::Signing { evidence, .. } = &c.evidence else {
         panic!("{c:?}")
     };
-    assert!(
-        matches!(**evidence, BlameEvidence::BadContribution { .. }),
-        "{evidence:?}"
-    );
+    let kind = matches!(**evidence, BlameEvidence::MaskDispute { .. });
+    assert_eq!(kind, dispute, "{evidence:?}");
     assert!(!st.is_validator(&liar), "the convicted member is evicted");
-    assert_eq!(st.evictions.len(), 1);
+    assert_eq!(st.evictions.keys().copied().collect::<Vec<_>>(), vec![liar]);
+}
+
+#[test]
+fn a_wrong_contribution_is_convicted_on_the_ledger_and_signing_completes() {
+    let (net, bad) = sign_with_fault(6, 2, 4, Fault::BadContribution, 43, 4);
+    only_the_faulty_is_convicted(&net, bad, false);
 }
 
 #[test]
 fn a_member_disputing_everyone_is_the_only_one_excluded_and_signing_completes() {
     let (net, bad) = sign_with_fault(7, 3, 5, Fault::DisputeEveryone, 44, 4);
-    let st = net.st();
-    let liar = id(&net.nodes[bad].key);
-    assert_eq!(
-        st.sign_convictions.keys().copied().collect::<Vec<_>>(),
-        vec![liar]
-    );
-    let c = &st.sign_convictions[&liar];
-    let ConvictionEvidence::Signing { evidence, .. } = &c.evidence else {
-        panic!("{c:?}")
-    };
+    only_the_faulty_is_convicted(&net, bad, true);
+}
+
+/// Key issuance on a federation with one faulty validator: `requests` leaves issued to the
+/// client through node 0; the client signs each bundle it can, and blames the contributions
+/// of a bundle that does not combine (`issue::blame_issued`) through the relay, until every
+/// leaf is signed; returns the net and the faulty member.
+fn issue_with_fault(
+    n: usize,
+    k: u16,
+    r: u16,
+    fault: Fault,
+    seed: u64,
+    requests: u8,
+) -> (Net, usize) {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use seedfed_protocol::issue::{blame_issued, sign_issued};
+    use seedfed_protocol::ledger::{ClientRequest, TxBody};
+    use x25519_dalek::{PublicKey, StaticSecret};
+
+    let (mut net, bad) = faulty_net(n, k, r, fault, seed);
+    let client_x = StaticSecret::from([0x33; 32]);
+    let relay = 0;
+    let epoch = net.st().epoch;
+    for i in 0..requests {
+        let request = ClientRequest {
+            client: id(&client_key()),
+            digest: [i + 1; 32],
+            epoch,
+            nonce: u64::from(i),
+            issue_to: Some(PublicKey::from(&client_x).to_bytes()),
+        };
+        let request = request.sign(CHAIN, &client_key());
+        net.submit.push((relay, TxBody::SignRequest { request }));
+    }
+    net.step();
+    let leaves: Vec<u64> = net.st().sign_requests.keys().copied().collect();
+    assert_eq!(leaves.len(), usize::from(requests));
+    let public = net.st().master_public_key().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut blamed = 0;
+    for _ in 0..300 {
+        if leaves.iter().all(|l| net.st().signatures.contains_key(l)) {
+            break;
+        }
+        for &leaf in &leaves {
+            let agent = net.nodes[relay].agent.as_ref().unwrap();
+            let Some(b) = agent.issue_bundle(net.st(), leaf) else {
+                continue;
+            };
+            match sign_issued(&b, &client_x, &public) {
+                Ok(signature) => net
+                    .submit
+                    .push((relay, TxBody::SignaturePublish { leaf, signature })),
+                Err(_) => {
+                    for evidence in blame_issued(&b, &client_x, &mut rng).unwrap() {
+                        blamed += 1;
+                        let evidence = Box::new(evidence);
+                        net.submit
+                            .push((relay, TxBody::SignBlame { leaf, evidence }));
+                    }
+                }
+            }
+        }
+        net.step();
+    }
     assert!(
-        matches!(**evidence, BlameEvidence::MaskDispute { .. }),
-        "{evidence:?}"
+        leaves.iter().all(|l| net.st().signatures.contains_key(l)),
+        "not every issued leaf was signed ({blamed} blames)"
     );
-    assert!(!st.is_validator(&liar));
-    // Nobody else was convicted or evicted.
-    assert_eq!(st.evictions.keys().copied().collect::<Vec<_>>(), vec![liar]);
-    assert_eq!(st.validators().len(), 6);
+    (net, bad)
+}
+
+/// Before, the ledger judged every blame against the relay as the recipient, so the client of
+/// an issued leaf could not blame anyone: a wrong contribution left its bundles failing.
+#[test]
+fn a_wrong_contribution_to_an_issued_leaf_is_blamed_by_the_client_and_convicted() {
+    let (net, bad) = issue_with_fault(6, 2, 4, Fault::BadContribution, 43, 4);
+    only_the_faulty_is_convicted(&net, bad, false);
+}
+
+/// The relay sees mask disputes among an issued leaf's contributions (the mask commitments are
+/// in clear), reports them to both members, withholds the bundle, and only the liar is
+/// convicted; the client signs with a later attempt's bundle.
+#[test]
+fn a_member_disputing_everyone_in_an_issued_leaf_is_the_only_one_excluded() {
+    let (net, bad) = issue_with_fault(7, 3, 5, Fault::DisputeEveryone, 44, 4);
+    only_the_faulty_is_convicted(&net, bad, true);
 }
 
 #[test]

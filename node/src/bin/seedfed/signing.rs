@@ -159,15 +159,54 @@ pub(super) fn sign(home: &Path, args: SignArgs) -> anyhow::Result<()> {
     };
     let public = hex::decode(&public_hex).context("the node reported a malformed public key")?;
     let sig = match (&issue_key, &outcome.bundle) {
-        (Some(secret), Some(bundle)) => {
-            let bundle: seedfed_protocol::issue::IssueBundle = seedfed_protocol::ledger::decode(
-                &hex::decode(bundle).context("the node sent a malformed bundle")?,
-            )
-            .context("the node sent a malformed bundle")?;
+        (Some(secret), Some(first)) => {
             let pk = seedfed_protocol::lms::LmsPublicKey::decode_hss(&public)
                 .map_err(|e| anyhow::anyhow!("the node reported an invalid public key: {e}"))?;
-            let sig = seedfed_protocol::issue::sign_issued(&bundle, secret, &pk)
-                .map_err(|e| anyhow::anyhow!("cannot sign with the issued leaf: {e}"))?;
+            let deadline = started + std::time::Duration::from_secs(args.wait_secs);
+            let mut bundle_hex = first.clone();
+            // Each pass that fails blames a holder (convicted, so the next attempt's quorum
+            // leaves it out) or gives up: bounded by the holders and by the deadline.
+            let sig = loop {
+                let bundle: seedfed_protocol::issue::IssueBundle =
+                    seedfed_protocol::ledger::decode(
+                        &hex::decode(&bundle_hex).context("the node sent a malformed bundle")?,
+                    )
+                    .context("the node sent a malformed bundle")?;
+                let failed = match seedfed_protocol::issue::sign_issued(&bundle, secret, &pk) {
+                    Ok(sig) => break sig,
+                    Err(e) => e,
+                };
+                let blames =
+                    seedfed_protocol::issue::blame_issued(&bundle, secret, &mut rand_core::OsRng)
+                        .map_err(|e| anyhow::anyhow!("cannot sign with the issued leaf: {e}"))?;
+                if blames.is_empty() {
+                    bail!("cannot sign with the issued leaf (no contribution to blame): {failed}");
+                }
+                for evidence in &blames {
+                    match rt.block_on(client.blame(addr, outcome.leaf, evidence)) {
+                        Ok(convicted) => eprintln!(
+                            "a bad contribution to leaf {}: blamed on the ledger ({})",
+                            outcome.leaf,
+                            convicted.join(", ")
+                        ),
+                        Err(e) => eprintln!("a blame was not taken: {e}"),
+                    }
+                }
+                bundle_hex = loop {
+                    if Instant::now() >= deadline {
+                        bail!(
+                            "no bundle of leaf {} from another quorum within {} s",
+                            outcome.leaf,
+                            args.wait_secs
+                        );
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    match rt.block_on(client.bundle(addr, outcome.leaf))? {
+                        Some(next) if next != bundle_hex => break next,
+                        _ => {}
+                    }
+                };
+            };
             rt.block_on(client.publish(addr, outcome.leaf, &sig))?;
             sig
         }

@@ -4,7 +4,9 @@
 //! from its own records, judges the evidence, and convicts and evicts whoever it proves faulty.
 //!
 //! Guarantees: the session is rebuilt from the ledger alone — session id from the leaf's sign
-//! request, recipient = the requester with its registered X25519 key, and the evidence's
+//! request, recipient = the requester with its registered X25519 key (in key issuance mode the
+//! client, under the X25519 key its request named: its blame comes through the relay), and the
+//! evidence's
 //! quorum, which must be `k` distinct members that hold the leaf and acknowledged its sector
 //! (`Session::check_leaf`), with their registered keys; the commitment must be under the
 //! sector's commitments root. The evidence may be from any attempt of the leaf (an earlier
@@ -62,6 +64,18 @@ impl LedgerState {
         evidence: &BlameEvidence,
     ) -> Result<(), LedgerError> {
         self.require_validator(&author)?;
+        let (convicted, reason, sector) = self.judge_sign_blame(leaf, evidence)?;
+        self.convict_signers(&convicted, sector, leaf, reason, evidence)
+    }
+
+    /// Judges a `SignBlame` about `leaf` as the ledger would apply it (by a validator): the
+    /// members it convicts (not convicted before), why, and the leaf's sector; or why it is
+    /// refused. Changes nothing: a relay checks a client's blame with it before it submits.
+    pub fn judge_sign_blame(
+        &self,
+        leaf: u64,
+        evidence: &BlameEvidence,
+    ) -> Result<(Vec<MemberId>, &'static str, u32), LedgerError> {
         let reject = LedgerError::BadSignBlame;
         let size = encode(evidence).len();
         if size > MAX_PAYLOAD_BYTES {
@@ -93,7 +107,14 @@ impl LedgerState {
                 })
                 .ok_or(LedgerError::UnknownMember(*m))
         };
-        let recipient = participant(&request.requester)?;
+        // As `agent::sign::sign_ctx`: in key issuance mode the client, under the key it named.
+        let recipient = match request.issue_to {
+            Some(x25519) => Participant {
+                member: request.client,
+                x25519,
+            },
+            None => participant(&request.requester)?,
+        };
         let quorum = evidence
             .quorum()
             .iter()
@@ -103,7 +124,7 @@ impl LedgerState {
             return Err(reject("a quorum member did not acknowledge the sector"));
         }
         let holders = record.basis.leaf_holders(q, self.key.leaf_holders)?;
-        let session_id = sign_session_id(&chain, leaf, &request.digest, &request.requester);
+        let session_id = sign_session_id(&chain, leaf, &request.digest, &recipient.member);
         let session = Session::new(session_id, 0, leaf, recipient, quorum)
             .map_err(|_| reject("invalid quorum"))?;
         session
@@ -148,7 +169,7 @@ impl LedgerState {
         if convicted.is_empty() {
             return Err(reject("already convicted"));
         }
-        self.convict_signers(&convicted, sector, leaf, reason, evidence)
+        Ok((convicted, reason, sector))
     }
 
     /// Records the conviction of `members` for a signing of `leaf` and evicts them; refused if
