@@ -17,7 +17,8 @@
 //! node's store and scans it: `share_set_bytes` is the bytes (keys and
 //! sealed values) of the `held` keyspace, where a node keeps the leaf shares it holds with their
 //! sectors' commitments; `trees_bytes` those of the `trees` keyspace (the leaf public keys of
-//! the sectors a node owns); `store_bytes` the size of the node's whole data directory (the redb
+//! the sectors a node owns, and its replicas of every other published sector's tree);
+//! `store_bytes` the size of the node's whole data directory (the redb
 //! file: blocks, ledger state, WAL, shares).
 //!
 //! The last line is JSON; figures are measured in the run, the target (256 MiB) is the issue's.
@@ -340,14 +341,12 @@ pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
             None
         }
     };
-    // Owners are the nodes that kept a sector tree (what the ledger recorded is known only
-    // once the key is final).
-    let owner_names: Vec<String> = mem
-        .iter()
-        .zip(&disk)
-        .filter(|(_, d)| d.trees_bytes > 0)
-        .map(|(m, _)| m.name.clone())
-        .collect();
+    // Owners as the ledger recorded them, known once the key is final (every node keeps
+    // replicas of the published trees, so a kept tree no longer tells an owner).
+    let owner_names: Vec<String> = match &outcome {
+        Ok((_, owners)) => owners.clone(),
+        Err(_) => Vec::new(),
+    };
     print_table(&mem, &disk, &owner_names);
     println!(
         "{}",
