@@ -14,6 +14,7 @@ use seedfed_protocol::agent::{path_txs, reveal_txs, Duty, Payload};
 use seedfed_protocol::dealing::{CommitmentTree, HeldSector};
 use seedfed_protocol::hash::Domain;
 use seedfed_protocol::ledger;
+use seedfed_protocol::member::MemberId;
 use seedfed_protocol::sector::Sector;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -88,8 +89,12 @@ impl Drop for Queued {
 /// Most direct payloads in one request ([`ChainRequest::Directs`]); a peer refuses more.
 pub(super) const DIRECT_GROUP_MAX: usize = 512;
 /// A request of several payloads stops growing at this many bytes (a payload larger than
-/// this goes alone; the request-response cap, 4 MiB by default, is larger).
-const DIRECT_GROUP_BYTES: usize = 1 << 20;
+/// this goes alone; the request-response cap, 4 MiB by default, is larger). With
+/// [`DIRECT_IN_FLIGHT`] requests in flight to each peer, this bounds what an owner dealing to
+/// every holder at once has in flight (16 × 256 KiB per holder); a block's contributions to a
+/// relay (~300 bytes each) still travel as one request. At 1 MiB, an owner of a 2^18-leaf
+/// sector dealing to 15 holders was resident at 1.5–2 GiB (`seedfed-bench memory --height 20`).
+const DIRECT_GROUP_BYTES: usize = 256 << 10;
 
 /// Sends `payloads` to `peer` as direct requests once `queue` has a free slot for each: the
 /// payloads travel together, in requests of up to `group_max` (at most [`DIRECT_GROUP_MAX`],
@@ -153,7 +158,10 @@ fn spawn_group(net: &NetworkHandle, peer: PeerId, group: Vec<Queued>) {
             [one] => ChainRequest::Direct(one.payload.to_vec()),
             many => ChainRequest::Directs(many.iter().map(|q| q.payload.to_vec()).collect()),
         };
-        let sent = net.request(peer, ledger::encode(&request)).await;
+        // Only the encoding stays in flight (the copies it was made from go now).
+        let bytes = ledger::encode(&request);
+        drop(request);
+        let sent = net.request(peer, bytes).await;
         drop(permit);
         drop(group);
         match sent {
@@ -182,7 +190,9 @@ impl Driver {
     }
 
     /// Delivers the direct messages our agent sent to itself (an owner is often a holder of
-    /// its own sector), until none is left.
+    /// its own sector; a relay sends itself the paths from its tree replicas), until none is
+    /// left: each round's messages are taken in one turn and their duties acted on together,
+    /// as a group from a peer is.
     async fn drain_loopback(&mut self) -> Result<(), ChainError> {
         let mut rounds = 0;
         while !self.loopback.is_empty() {
@@ -195,16 +205,37 @@ impl Driver {
                 self.loopback.clear();
                 break;
             }
-            for payload in std::mem::take(&mut self.loopback) {
-                let (agent, ledger, me) = (&mut self.agent, self.consensus.ledger(), self.me);
-                let payload = payload.to_vec();
-                match cpu_bound(|| agent.on_direct(ledger, me, &payload, &mut rand_core::OsRng)) {
-                    Ok(duties) => self.act_on(duties).await?,
-                    Err(e) => debug!("self-addressed message refused: {e}"),
-                }
+            let payloads: Vec<Vec<u8>> = std::mem::take(&mut self.loopback)
+                .iter()
+                .map(|p| p.to_vec())
+                .collect();
+            let (duties, refused) = self.take_direct(self.me, &payloads);
+            if let Some(e) = refused.first() {
+                debug!(
+                    refused = refused.len(),
+                    "self-addressed message refused: {e}"
+                );
             }
+            self.act_on(duties).await?;
         }
         Ok(())
+    }
+
+    /// Runs `payloads` from `from` through the agent in order, in one CPU-bound turn: the
+    /// duties of those it took, and why each other one was refused.
+    fn take_direct(&mut self, from: MemberId, payloads: &[Vec<u8>]) -> (Vec<Duty>, Vec<String>) {
+        let (agent, ledger) = (&mut self.agent, self.consensus.ledger());
+        cpu_bound(|| {
+            let mut duties = Vec::new();
+            let mut refused = Vec::new();
+            for payload in payloads {
+                match agent.on_direct(ledger, from, payload, &mut rand_core::OsRng) {
+                    Ok(d) => duties.extend(d),
+                    Err(e) => refused.push(e.to_string()),
+                }
+            }
+            (duties, refused)
+        })
     }
 
     /// Direct messages from `peer` for our agent (one request's worth, taken in order in one
@@ -220,18 +251,7 @@ impl Driver {
             Ok(from) => from,
             Err(why) => return Ok(ChainResponse::Refused(why.into())),
         };
-        let (agent, ledger) = (&mut self.agent, self.consensus.ledger());
-        let (duties, refused) = cpu_bound(|| {
-            let mut duties = Vec::new();
-            let mut refused = Vec::new();
-            for payload in payloads {
-                match agent.on_direct(ledger, from, payload, &mut rand_core::OsRng) {
-                    Ok(d) => duties.extend(d),
-                    Err(e) => refused.push(e.to_string()),
-                }
-            }
-            (duties, refused)
-        });
+        let (duties, refused) = self.take_direct(from, payloads);
         if refused.len() < payloads.len() {
             // Something was taken: the agent's state is on disk before the answer says so.
             self.act_on(duties).await?;
