@@ -92,7 +92,7 @@ pub(super) const DIRECT_GROUP_MAX: usize = 512;
 /// this goes alone; the request-response cap, 4 MiB by default, is larger). With
 /// [`DIRECT_IN_FLIGHT`] requests in flight to each peer, this bounds what an owner dealing to
 /// every holder at once has in flight (16 × 256 KiB per holder); a block's contributions to a
-/// relay (~300 bytes each) still travel as one request. At 1 MiB, an owner of a 2^18-leaf
+/// relay (under 1 KB each, with their commitment paths) still travel in one or two requests. At 1 MiB, an owner of a 2^18-leaf
 /// sector dealing to 15 holders was resident at 1.5–2 GiB (`seedfed-bench memory --height 20`).
 const DIRECT_GROUP_BYTES: usize = 256 << 10;
 
