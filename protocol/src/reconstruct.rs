@@ -520,11 +520,20 @@ pub fn mask_disputes(
             }
         }
     }
-    let members = session.members();
+    let masks = by_pos.iter().map(|(p, c)| (*p, &c.masks[..])).collect();
+    disagreeing_pairs(&session.members(), &masks)
+}
+
+/// The pairs of quorum positions in `masks` (each member's mask commitments, in quorum order
+/// without itself) whose two claims about their shared mask differ, in position order.
+fn disagreeing_pairs<T: PartialEq>(
+    members: &[MemberId],
+    masks: &BTreeMap<usize, &[T]>,
+) -> Vec<(MemberId, MemberId)> {
     let mut out = Vec::new();
-    for (&i, ci) in &by_pos {
-        for (&j, cj) in by_pos.range(i + 1..) {
-            if ci.masks[mask_index(i, j)] != cj.masks[mask_index(j, i)] {
+    for (&i, mi) in masks {
+        for (&j, mj) in masks.range(i + 1..) {
+            if mi[mask_index(i, j)] != mj[mask_index(j, i)] {
                 out.push((members[i], members[j]));
             }
         }
@@ -780,17 +789,12 @@ pub fn combine(
     }
 
     // (2) pairwise agreement on M_ij, among members not already caught.
-    let mask_of = |i: usize, j: usize| by_pos[&i].masks[mask_index(i, j)];
-    for i in 0..k {
-        for j in (i + 1)..k {
-            if report.culprits.contains(&members[i]) || report.culprits.contains(&members[j]) {
-                continue;
-            }
-            if mask_of(i, j) != mask_of(j, i) {
-                report.disputes.push((members[i], members[j]));
-            }
-        }
-    }
+    let uncaught = by_pos
+        .iter()
+        .filter(|(p, _)| !report.culprits.contains(&members[**p]))
+        .map(|(p, o)| (*p, &o.masks[..]))
+        .collect();
+    report.disputes = disagreeing_pairs(&members, &uncaught);
     if !report.culprits.is_empty() || !report.disputes.is_empty() {
         return Err(ReconstructError::Faulty(report));
     }
