@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use seedfed_protocol::issue::IssueBundle;
-use seedfed_protocol::ledger::{Block, SignedRequest, TxBody};
+use seedfed_protocol::ledger::{Block, LedgerState, SignRequestRecord, SignedRequest, TxBody};
 use seedfed_protocol::member::MemberId;
 use seedfed_protocol::reconstruct::blame::BlameEvidence;
 use serde::{Deserialize, Serialize};
@@ -135,19 +135,23 @@ pub struct BundleQuery {
     pub reply: oneshot::Sender<Result<Option<IssueBundle>, SignRefused>>,
 }
 
+/// The request of allocated, unsigned `leaf`, or why there is none.
+fn unsigned_request(st: &LedgerState, leaf: u64) -> Result<&SignRequestRecord, String> {
+    let request = st
+        .sign_requests
+        .get(&leaf)
+        .ok_or_else(|| format!("leaf {leaf} is not allocated"))?;
+    if st.signatures.contains_key(&leaf) {
+        return Err(format!("leaf {leaf} is already signed"));
+    }
+    Ok(request)
+}
+
 impl Driver {
     /// The relay of an issued, unsigned `leaf` is us, or why not.
     fn our_issued_leaf(&self, leaf: u64) -> Result<(), SignRefused> {
-        let st = &self.consensus.ledger().state;
-        let request = st
-            .sign_requests
-            .get(&leaf)
-            .ok_or_else(|| SignRefused::Ledger(format!("leaf {leaf} is not allocated")))?;
-        if st.signatures.contains_key(&leaf) {
-            return Err(SignRefused::Ledger(format!(
-                "leaf {leaf} is already signed"
-            )));
-        }
+        let request =
+            unsigned_request(&self.consensus.ledger().state, leaf).map_err(SignRefused::Ledger)?;
         if request.issue_to.is_none() || request.requester != self.me {
             return Err(SignRefused::Ledger(format!(
                 "leaf {leaf} is not issued to a client through this node"
@@ -195,13 +199,7 @@ impl Driver {
     pub(super) fn on_publish_submission(&mut self, sub: PublishSubmission) {
         let st = &self.consensus.ledger().state;
         let checked = (|| {
-            let request = st
-                .sign_requests
-                .get(&sub.leaf)
-                .ok_or_else(|| format!("leaf {} is not allocated", sub.leaf))?;
-            if st.signatures.contains_key(&sub.leaf) {
-                return Err(format!("leaf {} is already signed", sub.leaf));
-            }
+            let request = unsigned_request(st, sub.leaf)?;
             let sig = seedfed_protocol::lms::LmsSignature::decode_hss(&sub.signature)
                 .map_err(|e| format!("malformed signature: {e}"))?;
             if u64::from(sig.q) != sub.leaf {
