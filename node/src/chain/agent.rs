@@ -185,6 +185,7 @@ impl Driver {
             self.audit_txs.clear();
         }
         self.prune_held().await?;
+        self.erase_spent_keys().await?;
         self.act_on(duties).await?;
         self.drain_loopback().await
     }
@@ -548,6 +549,54 @@ impl Driver {
                 "deleted held shares of dealings that did not land"
             );
         }
+        Ok(())
+    }
+
+    /// Erases what a spent key ([`ledger::LedgerState::key_spent`]: nothing left to allocate,
+    /// every allocated leaf signed) leaves here: our held shares of its sectors and the sector
+    /// trees kept of it (ours or replicas). Nothing can use them again, and a share erased is
+    /// one a later compromise of this node cannot give away. Checked when an older key or a
+    /// signature lands; done again after a restart (deleting what is gone is a no-op).
+    async fn erase_spent_keys(&mut self) -> Result<(), ChainError> {
+        let st = &self.consensus.ledger().state;
+        let seen = (st.older_keys.len(), st.signatures.len());
+        if seen == self.spent_seen {
+            return Ok(());
+        }
+        self.spent_seen = seen;
+        let newly: BTreeSet<u32> = st
+            .older_keys
+            .keys()
+            .filter(|k| !self.spent.contains(k) && st.key_spent(**k))
+            .copied()
+            .collect();
+        if newly.is_empty() {
+            return Ok(());
+        }
+        let (mut held, mut trees) = (Vec::new(), Vec::new());
+        for key in st.keys().filter(|k| newly.contains(&k.index)) {
+            for (sector, record) in &key.sectors {
+                held.push((*sector, record.commitments_root));
+                trees.push((*sector, record.root));
+            }
+        }
+        let ours = held.iter().filter(|h| self.held.contains(h)).count();
+        let (h, t) = (held.clone(), trees.clone());
+        self.storage
+            .call(move |store| store.erase_sectors(&h, &t))
+            .await??;
+        for h in &held {
+            self.held.remove(h);
+        }
+        self.signing_cache.clear();
+        self.spent.extend(&newly);
+        self.trees.want(super::trees::wanted(st, &self.me));
+        info!(
+            keys = ?newly,
+            held_records = ours,
+            trees = trees.len(),
+            "erased the shares and trees of spent keys"
+        );
         Ok(())
     }
 

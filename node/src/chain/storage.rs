@@ -636,6 +636,26 @@ impl ChainStore {
 }
 
 impl ChainStore {
+    /// Deletes, in one write, the held records of `held` (by sector and commitments root) and
+    /// the trees of `trees` (by sector and sector root): a spent key's. Absent ones are no-ops.
+    pub fn erase_sectors(
+        &mut self,
+        held: &[(u32, [u8; 32])],
+        trees: &[(u32, [u8; 32])],
+    ) -> Result<(), StorageError> {
+        let mut batch = Batch::new();
+        for (sector, root) in held {
+            batch.delete(HELD, &held_key(*sector, root));
+        }
+        for (sector, root) in trees {
+            batch.delete(TREES, &held_key(*sector, root));
+        }
+        if !batch.is_empty() {
+            self.store.write(&batch)?;
+        }
+        Ok(())
+    }
+
     /// Durably stores a sector tree (ours, or a checked replica): its leaf public keys, in leaf
     /// order.
     pub fn put_tree(

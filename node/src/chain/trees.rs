@@ -46,7 +46,8 @@ pub struct Wanted {
     pub sources: Vec<PeerId>,
 }
 
-/// Every published sector of every key on `st` whose tree `me` does not generate itself.
+/// Every published sector of every key on `st` not yet spent whose tree `me` does not generate
+/// itself.
 pub fn wanted(st: &LedgerState, me: &MemberId) -> Vec<Wanted> {
     let validators: Vec<MemberId> = st
         .members
@@ -55,7 +56,7 @@ pub fn wanted(st: &LedgerState, me: &MemberId) -> Vec<Wanted> {
         .copied()
         .collect();
     let mut out = Vec::new();
-    for key in st.keys() {
+    for key in st.keys().filter(|k| !st.key_spent(k.index)) {
         let Ok(layout) = st.key_layout(key.index) else {
             continue;
         };

@@ -628,7 +628,8 @@ async fn key_issuance_to_clients_end_to_end() {
 /// no height 6) whose next key opens once fewer than 75% are left. Requests keep arriving, two
 /// at a time, until key 1 has signed several: every request gets a signature (no 503 while a
 /// key is missing), key 0's leaves are used to the last, then key 1's; the light client, walked
-/// along, verifies each under its own key, and the ledgers agree afterwards.
+/// along, verifies each under its own key, and the ledgers agree afterwards. Key 0, spent,
+/// leaves no share nor tree behind on any node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_key_runs_out_while_requests_arrive_and_the_next_key_signs_without_a_gap() {
     let mut spec = Spec::new(4);
@@ -692,6 +693,33 @@ async fn a_tiny_key_runs_out_while_requests_arrive_and_the_next_key_signs_withou
         }
         assert_eq!(st.sign_requests.len() as u64, total);
     }
+    // Key 0 is spent: every node erased its shares and the trees it kept of key 0's sectors;
+    // key 1's are still there.
+    let (mut key1_held, mut key1_trees) = (0, 0);
+    for home in &homes {
+        let st = stored_ledger(home, &genesis);
+        assert!(st.key_spent(0) && !st.key_spent(1));
+        let store = seedfed_node::chain::storage::ChainStore::new(
+            seedfed_node::node::open_store(&home.join("data")).unwrap(),
+        );
+        let held = store.held_index().unwrap();
+        for key in st.keys() {
+            for (s, r) in &key.sectors {
+                let has_held = held.contains(&(*s, r.commitments_root));
+                let has_tree = store.tree(*s, &r.root).unwrap().is_some();
+                if key.index == 0 {
+                    assert!(
+                        !has_held && !has_tree,
+                        "{home:?} kept key 0's sector {s} (shares {has_held}, tree {has_tree})"
+                    );
+                } else {
+                    key1_held += usize::from(has_held);
+                    key1_trees += usize::from(has_tree);
+                }
+            }
+        }
+    }
+    assert!(key1_held > 0 && key1_trees > 0, "{key1_held} {key1_trees}");
 }
 
 /// The LMS identifier of key `k` of the federation's chain.

@@ -29,6 +29,7 @@ pub use audit::{path_txs, reveal_txs};
 pub(crate) use direct::reencode as direct_reencode;
 pub use dkg::{MISSING_DELAY_BLOCKS, RESEND_BLOCKS};
 pub use duty::{Duty, EpochError, Fault, SecretBytes};
+pub use issue::ISSUE_WINDOW_BLOCKS;
 pub use keygen::{ACK_WAIT_BLOCKS, KEYGEN_RESEND_BLOCKS};
 pub use machine::{Agent, AgentStatus};
 pub use payload::Payload;

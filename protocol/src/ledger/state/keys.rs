@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::SectorAudit;
 use super::convictions::DealConviction;
-use super::key::SectorRecord;
+use super::key::{SectorRecord, SignRequestRecord};
 use super::sector_window::{KeygenMiss, SectorWindow};
 use super::LedgerState;
+use crate::agent::ISSUE_WINDOW_BLOCKS;
 use crate::checkpoint::MasterKey;
 use crate::ledger::error::LedgerError;
 use crate::ledger::genesis::{chain_digest, KeyParams};
@@ -202,6 +203,29 @@ impl LedgerState {
     /// a leaf left.
     pub fn allocating_key(&self) -> Option<u32> {
         self.next_allocation().ok().map(|(key, _)| key)
+    }
+
+    /// Whether key `index` is spent: an older key with no leaf left to allocate and every
+    /// leaf it allocated done: signed, or issued to a client and past the window in which its
+    /// quorum serves it ([`ISSUE_WINDOW_BLOCKS`]; the client need not publish).
+    /// Nothing can use its one-time keys again (allocation never goes back to it, and a
+    /// request on a retired leaf moved to another key's leaf), so its holders may erase their
+    /// shares of it and every node its sector trees. A spent key stays spent. The newest key
+    /// never is.
+    pub fn key_spent(&self, index: u32) -> bool {
+        let Some(key) = self.older_keys.get(&index) else {
+            return false;
+        };
+        let done = |leaf: &u64, r: &SignRequestRecord| {
+            self.signatures.contains_key(leaf)
+                || (r.issue_to.is_some()
+                    && self.height.saturating_sub(r.height) >= ISSUE_WINDOW_BLOCKS)
+        };
+        key.next_free(&self.key).is_none()
+            && self
+                .sign_requests
+                .range(leaf_id(index, 0)..=leaf_id(index, u64::from(u32::MAX)))
+                .all(|(leaf, r)| done(leaf, r))
     }
 
     /// The newest key whose master root is final (the key checkpoints name).

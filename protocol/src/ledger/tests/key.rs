@@ -4,6 +4,7 @@
 use super::fixtures::{
     acks, key_ready, leaf_seed, master, sectors, signing_ready, start_epoch_1, Fx, COMMITMENTS_ROOT,
 };
+use crate::agent::ISSUE_WINDOW_BLOCKS;
 use crate::ledger::{leaf_id, split_leaf, KeyState, LedgerError, SigCache, TxBody};
 
 #[test]
@@ -398,6 +399,55 @@ fn the_next_key_opens_when_the_newest_runs_low_and_allocation_waits_for_its_endo
     );
     assert_ne!(l0.id, l1.id);
     assert_eq!(split_leaf(leaf_id(7, 19)), (7, 19));
+}
+
+/// A key is spent once it is an older key with nothing left to allocate and every leaf it
+/// allocated is signed; not before, and the newest key never.
+#[test]
+fn a_key_is_spent_once_nothing_is_left_to_allocate_and_every_allocated_leaf_is_signed() {
+    let mut fx = signing_ready();
+    fx.ledger.state.key.rotate_percent = 50;
+    // 32 leaves: the 17th allocation opens key 1; key 0 allocates the other 15 after it.
+    for q in 0..32u64 {
+        fx.apply((q % 4) as usize, fx.request([1; 32], q)).unwrap();
+    }
+    let st = fx.st();
+    assert_eq!((st.newest.index, st.allocating_key()), (1, None));
+    assert!(!st.key_spent(0), "32 leaves allocated, none signed");
+    assert!(!st.key_spent(1) && !st.key_spent(2));
+    let mut st = st.clone();
+    for q in 0..31u64 {
+        st.signatures.insert(leaf_id(0, q), vec![q as u8]);
+    }
+    assert!(!st.key_spent(0), "leaf 31 still waits for its signature");
+    // Issued to a client, leaf 31 is done once its quorum serves it no more, signed or not.
+    let mut issued = st.clone();
+    issued
+        .sign_requests
+        .get_mut(&leaf_id(0, 31))
+        .unwrap()
+        .issue_to = Some([7; 32]);
+    let allocated = issued.sign_requests[&leaf_id(0, 31)].height;
+    issued.height = allocated + ISSUE_WINDOW_BLOCKS - 1;
+    assert!(!issued.key_spent(0));
+    issued.height += 1;
+    assert!(issued.key_spent(0));
+    st.signatures.insert(leaf_id(0, 31), vec![31]);
+    assert!(st.key_spent(0));
+    // A signature of another key's leaf does not count for this one, nor the reverse.
+    let mut open = st.clone();
+    open.sign_requests
+        .insert(leaf_id(1, 0), st.sign_requests[&leaf_id(0, 0)].clone());
+    assert!(open.key_spent(0));
+    // An older key with a leaf left to allocate is not spent.
+    let mut left = st.clone();
+    left.older_keys.get_mut(&0).unwrap().next_leaf = 31;
+    left.sign_requests.remove(&leaf_id(0, 31));
+    left.signatures = Default::default();
+    for q in 0..31u64 {
+        left.signatures.insert(leaf_id(0, q), vec![q as u8]);
+    }
+    assert!(!left.key_spent(0));
 }
 
 /// Withdrawn sectors and retired leaves are skipped by allocation and not counted as left.
