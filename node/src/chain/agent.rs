@@ -184,8 +184,9 @@ impl Driver {
         if ledger.state.newest.master_root.is_some() {
             self.audit_txs.clear();
         }
-        self.prune_held().await?;
+        // Spent keys first: the tree replicas `prune_held` asks for leave them out.
         self.erase_spent_keys().await?;
+        self.prune_held().await?;
         self.act_on(duties).await?;
         self.drain_loopback().await
     }
@@ -515,7 +516,8 @@ impl Driver {
             return Ok(());
         }
         self.sectors_seen = seen;
-        self.trees.want(super::trees::wanted(st, &self.me));
+        self.trees
+            .want(super::trees::wanted(st, &self.me, &self.spent));
         if seen.1 > 0 {
             info!(
                 key = seen.0,
@@ -555,15 +557,13 @@ impl Driver {
     /// Erases what a spent key ([`ledger::LedgerState::key_spent`]: nothing left to allocate,
     /// every allocated leaf signed) leaves here: our held shares of its sectors and the sector
     /// trees kept of it (ours or replicas). Nothing can use them again, and a share erased is
-    /// one a later compromise of this node cannot give away. Checked when an older key or a
-    /// signature lands; done again after a restart (deleting what is gone is a no-op).
+    /// one a later compromise of this node cannot give away. Checked at every block (an issued
+    /// leaf is done when its window ends, with nothing landing); done again after a restart
+    /// (deleting what is gone is a no-op).
     async fn erase_spent_keys(&mut self) -> Result<(), ChainError> {
         let st = &self.consensus.ledger().state;
-        let seen = (st.older_keys.len(), st.signatures.len());
-        if seen == self.spent_seen {
-            return Ok(());
-        }
-        self.spent_seen = seen;
+        // Cheap at every block: a key still allocating fails at its next free leaf, and an
+        // exhausted one at its last leaves still waiting (`key_spent` walks them newest first).
         let newly: BTreeSet<u32> = st
             .older_keys
             .keys()
@@ -590,7 +590,8 @@ impl Driver {
         }
         self.signing_cache.clear();
         self.spent.extend(&newly);
-        self.trees.want(super::trees::wanted(st, &self.me));
+        self.trees
+            .want(super::trees::wanted(st, &self.me, &self.spent));
         info!(
             keys = ?newly,
             held_records = ours,

@@ -247,7 +247,6 @@ pub async fn spawn(
         sectors_seen: (0, 0),
         held,
         spent: std::collections::BTreeSet::new(),
-        spent_seen: (0, 0),
         loopback: Vec::new(),
         audit_txs: std::collections::BTreeMap::new(),
         in_flight: std::collections::BTreeMap::new(),
@@ -313,10 +312,8 @@ pub(super) struct Driver {
     pub(super) sectors_seen: (u32, usize),
     /// The (sector, commitments root) records of leaf shares in our store.
     pub(super) held: std::collections::BTreeSet<(u32, [u8; 32])>,
-    /// Keys found spent (`LedgerState::key_spent`) and erased here, and the (older keys,
-    /// signatures) counts when that was last checked.
+    /// Keys found spent (`LedgerState::key_spent`) and erased here.
     pub(super) spent: std::collections::BTreeSet<u32>,
-    pub(super) spent_seen: (usize, usize),
     /// Direct messages our agent addressed to itself, delivered after the current step.
     pub(super) loopback: Vec<seedfed_protocol::agent::Payload>,
     /// Audit reveals and paths built from the store, by (sector, root, leaf, is a path):

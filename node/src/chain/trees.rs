@@ -46,9 +46,9 @@ pub struct Wanted {
     pub sources: Vec<PeerId>,
 }
 
-/// Every published sector of every key on `st` not yet spent whose tree `me` does not generate
-/// itself.
-pub fn wanted(st: &LedgerState, me: &MemberId) -> Vec<Wanted> {
+/// Every published sector of every key on `st` but the `spent` ones whose tree `me` does not
+/// generate itself.
+pub fn wanted(st: &LedgerState, me: &MemberId, spent: &BTreeSet<u32>) -> Vec<Wanted> {
     let validators: Vec<MemberId> = st
         .members
         .keys()
@@ -56,7 +56,7 @@ pub fn wanted(st: &LedgerState, me: &MemberId) -> Vec<Wanted> {
         .copied()
         .collect();
     let mut out = Vec::new();
-    for key in st.keys().filter(|k| !st.key_spent(k.index)) {
+    for key in st.keys().filter(|k| !spent.contains(&k.index)) {
         let Ok(layout) = st.key_layout(key.index) else {
             continue;
         };

@@ -225,6 +225,7 @@ impl LedgerState {
             && self
                 .sign_requests
                 .range(leaf_id(index, 0)..=leaf_id(index, u64::from(u32::MAX)))
+                .rev() // the last leaves allocated are the likeliest to wait
                 .all(|(leaf, r)| done(leaf, r))
     }
 
