@@ -555,7 +555,7 @@ impl Driver {
     }
 
     /// Erases what a spent key ([`ledger::LedgerState::key_spent`]: nothing left to allocate,
-    /// every allocated leaf signed) leaves here: our held shares of its sectors and the sector
+    /// every allocated leaf done) leaves here: our held shares of its sectors and the sector
     /// trees kept of it (ours or replicas). Nothing can use them again, and a share erased is
     /// one a later compromise of this node cannot give away. Checked at every block (an issued
     /// leaf is done when its window ends, with nothing landing); done again after a restart
@@ -594,8 +594,8 @@ impl Driver {
             .want(super::trees::wanted(st, &self.me, &self.spent));
         info!(
             keys = ?newly,
+            sectors = trees.len(),
             held_records = ours,
-            trees = trees.len(),
             "erased the shares and trees of spent keys"
         );
         Ok(())
