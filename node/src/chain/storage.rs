@@ -621,17 +621,13 @@ impl ChainStore {
         &mut self,
         lost: impl Fn(&u32, &[u8; 32]) -> bool,
     ) -> Result<usize, StorageError> {
-        let mut batch = Batch::new();
-        for (sector, root) in self.held_index()? {
-            if lost(&sector, &root) {
-                batch.delete(HELD, &held_key(sector, &root));
-            }
-        }
-        let n = batch.len();
-        if n > 0 {
-            self.store.write(&batch)?;
-        }
-        Ok(n)
+        let gone: Vec<(u32, [u8; 32])> = self
+            .held_index()?
+            .into_iter()
+            .filter(|(sector, root)| lost(sector, root))
+            .collect();
+        self.erase_sectors(&gone, &[])?;
+        Ok(gone.len())
     }
 }
 
