@@ -56,15 +56,19 @@ use serde::{Deserialize, Serialize};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::hash::{hash32, hash64, Domain};
+use crate::hash::{hash32, Domain};
 use crate::member::MemberId;
 use crate::seal::{self, SealError, Sealed};
-
-pub mod blame;
 use crate::shamir::{self, Commitment, LeafSecret, ShamirError, Share, MAX_THRESHOLD};
 
+pub mod blame;
+mod mask;
+pub use mask::mask_disputes;
+use mask::{
+    disagreeing_pairs, mask, mask_index, sign_of, true_mask_commitment, true_mask_commitment_with,
+};
+
 const CONTEXT: Domain = Domain::new("seedfed-recon");
-const MASK: Domain = Domain::new("seedfed-recon-mk");
 const SIGNED: Domain = Domain::new("seedfed-recon-sg");
 const AD_LABEL: &[u8] = b"seedfed-recon-ad/v1";
 
@@ -451,110 +455,6 @@ fn associated_data(context: &[u8; 32], sender: &MemberId, recipient: &MemberId) 
     ad.extend_from_slice(sender.as_bytes());
     ad.extend_from_slice(recipient.as_bytes());
     ad
-}
-
-/// The pairwise mask `m_ij` (symmetric in i, j), keyed by the pair's static Diffie–Hellman
-/// point (`seal::pairwise_point`).
-fn mask(
-    pair_point: &[u8; 32],
-    context: &[u8; 32],
-    a: &MemberId,
-    b: &MemberId,
-) -> Zeroizing<Scalar> {
-    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-    let wide = Zeroizing::new(hash64(
-        MASK,
-        pair_point,
-        &[0; 16],
-        &[context, lo.as_bytes(), hi.as_bytes()],
-    ));
-    Zeroizing::new(Scalar::from_bytes_mod_order_wide(&wide))
-}
-
-/// `m_ij·G` of `me` with `peer` in `context`, compressed (what an honest `me` claims).
-fn true_mask_commitment(
-    my_key: &StaticSecret,
-    me: &MemberId,
-    peer: &Participant,
-    context: &[u8; 32],
-) -> Result<([u8; 32], Zeroizing<Scalar>), ReconstructError> {
-    true_mask_commitment_with(my_key, me, peer, context, None)
-}
-
-/// [`true_mask_commitment`], with the pair's point taken from `pairs` when it holds it.
-fn true_mask_commitment_with(
-    my_key: &StaticSecret,
-    me: &MemberId,
-    peer: &Participant,
-    context: &[u8; 32],
-    pairs: Option<&PairPoints>,
-) -> Result<([u8; 32], Zeroizing<Scalar>), ReconstructError> {
-    let pair = match pairs.and_then(|p| p.get(&peer.x25519)) {
-        Some(known) => known.clone(),
-        None => {
-            seal::pairwise_point(my_key, &peer.x25519).map_err(|error| ReconstructError::Seal {
-                sender: peer.member,
-                error,
-            })?
-        }
-    };
-    let m = mask(&pair, context, me, &peer.member);
-    Ok(((&*m * RISTRETTO_BASEPOINT_TABLE).compress().to_bytes(), m))
-}
-
-/// Index of `peer`'s entry in the mask list of the member at `pos` (which skips itself).
-/// The pairs of `contributions` (signed, of `session`'s quorum) that disagree on the commitment
-/// of their pairwise mask (`M_ij ≠ M_ji`), which anyone can see: the mask commitments travel in
-/// clear. One member of each pair lies (`blame::answer_dispute`). Contributions of non-members
-/// or with the wrong number of masks are ignored (the recipient blames those on their own).
-pub fn mask_disputes(
-    session: &Session,
-    contributions: &[Contribution],
-) -> Vec<(MemberId, MemberId)> {
-    let k = session.quorum.len();
-    let mut by_pos: BTreeMap<usize, &Contribution> = BTreeMap::new();
-    for c in contributions {
-        if let Ok(pos) = session.position(&c.sender) {
-            if c.masks.len() + 1 == k {
-                by_pos.insert(pos, c);
-            }
-        }
-    }
-    let masks = by_pos.iter().map(|(p, c)| (*p, &c.masks[..])).collect();
-    disagreeing_pairs(&session.members(), &masks)
-}
-
-/// The pairs of quorum positions in `masks` (each member's mask commitments, in quorum order
-/// without itself) whose two claims about their shared mask differ, in position order.
-fn disagreeing_pairs<T: PartialEq>(
-    members: &[MemberId],
-    masks: &BTreeMap<usize, &[T]>,
-) -> Vec<(MemberId, MemberId)> {
-    let mut out = Vec::new();
-    for (&i, mi) in masks {
-        for (&j, mj) in masks.range(i + 1..) {
-            if mi[mask_index(i, j)] != mj[mask_index(j, i)] {
-                out.push((members[i], members[j]));
-            }
-        }
-    }
-    out
-}
-
-fn mask_index(pos: usize, peer: usize) -> usize {
-    if peer < pos {
-        peer
-    } else {
-        peer - 1
-    }
-}
-
-fn sign_of(me: &MemberId, peer: &MemberId) -> Scalar {
-    if me < peer {
-        Scalar::ONE
-    } else {
-        -Scalar::ONE
-    }
 }
 
 /// Holder side: computes, seals and signs this holder's contribution for `session`, a leaf

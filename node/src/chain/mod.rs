@@ -45,7 +45,8 @@ pub use signing::{
     BlameSubmission, BundleQuery, PublishSubmission, SignOutcome, SignRefused, SignSubmission,
 };
 pub use status::{
-    light_walk, unix_ms, AgentInfo, ChainStatus, CheckpointInfo, DkgProgress, DkgStatus,
-    EvictionInfo, Exclusion, KeyInfo, KeySummary, LightWalkError, ValidatorInfo,
+    light_walk, unix_ms, AgentInfo, ChainStatus, CheckpointInfo, ConvictionInfo, DkgProgress,
+    DkgStatus, EvictionInfo, Exclusion, KeyInfo, KeySummary, LightWalkError, SectorInfo,
+    ValidatorInfo,
 };
 pub use wire::{member_of, peer_of, GossipView};
