@@ -71,16 +71,20 @@ async fn answer(storage: &StorageCaller, read: Read) -> ChainResponse {
             root,
             from,
             max,
-        } => match storage.call(move |s| s.tree(sector, &root)).await {
-            Ok(Ok(Some(keys))) => {
-                let from = usize::try_from(from).unwrap_or(usize::MAX).min(keys.len());
-                let max = usize::try_from(max.min(MAX_TREE_KEYS)).unwrap_or(0);
-                let end = from.saturating_add(max).min(keys.len());
-                ChainResponse::SectorTree(keys.get(from..end).unwrap_or_default().to_vec())
+        } => {
+            let from = usize::try_from(from).unwrap_or(usize::MAX);
+            let max = usize::try_from(max.min(MAX_TREE_KEYS)).unwrap_or(0);
+            match storage
+                .call(move |s| s.tree_keys(sector, &root, from, max))
+                .await
+            {
+                Ok(Ok(Some(keys))) => ChainResponse::SectorTree(keys),
+                Ok(Ok(None)) => {
+                    ChainResponse::Refused(format!("no tree of sector {sector} kept here"))
+                }
+                Ok(Err(e)) | Err(e) => ChainResponse::Refused(format!("cannot read the tree: {e}")),
             }
-            Ok(Ok(None)) => ChainResponse::Refused(format!("no tree of sector {sector} kept here")),
-            Ok(Err(e)) | Err(e) => ChainResponse::Refused(format!("cannot read the tree: {e}")),
-        },
+        }
     }
 }
 
@@ -186,7 +190,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tree_requests_get_the_kept_keys_in_bounded_slices() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = ChainStore::new(store::open(dir.path(), Backend::Memory).unwrap());
+        let mut store = ChainStore::new(store::open(dir.path(), Backend::Redb).unwrap());
         let keys: Vec<[u8; 32]> = (0..MAX_TREE_KEYS + 5)
             .map(|i| {
                 let mut k = [0u8; 32];

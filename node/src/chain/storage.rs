@@ -675,22 +675,58 @@ impl ChainStore {
             return Ok(None);
         };
         if bytes.len() % 32 != 0 {
-            return Err(StorageError::Corrupt {
-                what: format!("tree of sector {sector}"),
-                reason: format!("{} bytes is not a list of 32-byte keys", bytes.len()),
-            });
+            return Err(tree_not_keys(sector, bytes.len()));
         }
-        Ok(Some(
-            bytes
-                .chunks_exact(32)
-                .map(|c| {
-                    let mut k = [0u8; 32];
-                    k.copy_from_slice(c);
-                    k
-                })
-                .collect(),
-        ))
+        Ok(Some(keys_of(&bytes)))
     }
+
+    /// Whether a tree is stored for `(sector, root)` (reads none of its keys).
+    pub fn has_tree(&self, sector: u32, root: &[u8; 32]) -> Result<bool, StorageError> {
+        Ok(self.tree_keys(sector, root, 0, 0)?.is_some())
+    }
+
+    /// At most `max` of the leaf keys of the tree stored for `(sector, root)`, from key `from`
+    /// (none from or past the end); `None` if no such tree is kept. Reads only those keys from
+    /// the store, not the whole tree (what serving a tree a piece at a time needs).
+    pub fn tree_keys(
+        &self,
+        sector: u32,
+        root: &[u8; 32],
+        from: usize,
+        max: usize,
+    ) -> Result<Option<Vec<[u8; 32]>>, StorageError> {
+        let key = held_key(sector, root);
+        let Some(slice) =
+            self.store
+                .get_slice(TREES, &key, from.saturating_mul(32), max.saturating_mul(32))?
+        else {
+            return Ok(None);
+        };
+        if slice.total % 32 != 0 {
+            return Err(tree_not_keys(sector, slice.total));
+        }
+        Ok(Some(keys_of(&slice.bytes)))
+    }
+}
+
+/// A stored tree whose length is no whole number of keys.
+fn tree_not_keys(sector: u32, len: usize) -> StorageError {
+    StorageError::Corrupt {
+        what: format!("tree of sector {sector}"),
+        reason: format!("{len} bytes is not a list of 32-byte keys"),
+    }
+}
+
+/// The 32-byte keys `bytes` holds (a whole number of them).
+fn keys_of(bytes: &[u8]) -> Vec<[u8; 32]> {
+    bytes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(c);
+            k
+        })
+        .collect()
 }
 
 /// The store key of a per-sector record: sector (big-endian) ‖ root.
@@ -1047,5 +1083,42 @@ mod tests {
         let mut cs = ChainStore::new(s);
         let err = cs.load(&genesis()).err().unwrap().to_string();
         assert!(err.contains("tip state"), "{err}");
+    }
+
+    /// A kept tree is read whole or a piece at a time; one whose stored length is no whole
+    /// number of keys is reported corrupt by every reader, not taken as absent or cut short.
+    #[test]
+    fn a_tree_is_read_in_pieces_and_a_damaged_one_is_an_error() {
+        let (_dir, _g, mut cs, _l0) = fresh();
+        let keys: Vec<[u8; 32]> = (0..100u8).map(|i| [i; 32]).collect();
+        cs.put_tree(2, &[9; 32], &keys).unwrap();
+        assert_eq!(cs.tree(2, &[9; 32]).unwrap(), Some(keys.clone()));
+        assert_eq!(
+            cs.tree_keys(2, &[9; 32], 10, 5).unwrap(),
+            Some(keys[10..15].to_vec())
+        );
+        assert_eq!(
+            cs.tree_keys(2, &[9; 32], 98, 5).unwrap(),
+            Some(keys[98..].to_vec())
+        );
+        assert_eq!(cs.tree_keys(2, &[9; 32], 100, 5).unwrap(), Some(Vec::new()));
+        assert!(cs.has_tree(2, &[9; 32]).unwrap());
+        assert!(!cs.has_tree(2, &[8; 32]).unwrap());
+        assert_eq!(cs.tree_keys(3, &[9; 32], 0, 5).unwrap(), None);
+
+        cs.store
+            .put(TREES, &held_key(4, &[9; 32]), &[1u8; 33])
+            .unwrap();
+        for e in [
+            cs.tree(4, &[9; 32]).unwrap_err(),
+            cs.tree_keys(4, &[9; 32], 0, 1).unwrap_err(),
+            cs.has_tree(4, &[9; 32]).unwrap_err(),
+        ] {
+            assert!(
+                e.to_string()
+                    .contains("33 bytes is not a list of 32-byte keys"),
+                "{e}"
+            );
+        }
     }
 }

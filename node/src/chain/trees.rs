@@ -120,12 +120,12 @@ async fn run(storage: StorageCaller, network: NetworkHandle, mut rx: watch::Rece
             if stored.contains(&id) {
                 continue;
             }
-            match storage.call(move |s| s.tree(id.0, &id.1)).await {
-                Ok(Ok(Some(_))) => {
+            match storage.call(move |s| s.has_tree(id.0, &id.1)).await {
+                Ok(Ok(true)) => {
                     stored.insert(id);
                     continue;
                 }
-                Ok(Ok(None)) => {}
+                Ok(Ok(false)) => {}
                 Ok(Err(e)) | Err(e) => {
                     debug!(sector = w.sector, "cannot read a kept tree: {e}");
                     continue;

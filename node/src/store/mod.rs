@@ -199,6 +199,37 @@ impl Batch {
     }
 }
 
+/// Part of a stored value ([`Store::get_slice`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ValueSlice {
+    /// The whole value's length in bytes.
+    pub total: usize,
+    /// The bytes asked for that exist.
+    pub bytes: Vec<u8>,
+}
+
+impl ValueSlice {
+    /// `max` bytes of `value` from `from`, clamped to its end.
+    pub fn of(value: &[u8], from: usize, max: usize) -> Self {
+        let start = from.min(value.len());
+        let end = start.saturating_add(max).min(value.len());
+        ValueSlice {
+            total: value.len(),
+            bytes: value.get(start..end).unwrap_or_default().to_vec(),
+        }
+    }
+}
+
+impl fmt::Debug for ValueSlice {
+    // Stored values may be shares: their bytes are never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValueSlice")
+            .field("total", &self.total)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
 /// A key-value pair returned by a scan.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
@@ -219,6 +250,22 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Reads one key; `None` if it (or its keyspace) does not exist.
     fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Reads at most `max` bytes of one key's value from byte `from` (fewer past its end; none
+    /// from or past it), with the value's whole length; `None` if the key does not exist. The
+    /// on-disk backends copy out only the bytes asked for, so a large value (a sector's tree)
+    /// can be served a piece at a time without a copy of the whole value per piece.
+    fn get_slice(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        from: usize,
+        max: usize,
+    ) -> Result<Option<ValueSlice>, StoreError> {
+        Ok(self
+            .get(keyspace, key)?
+            .map(|v| ValueSlice::of(&v, from, max)))
+    }
 
     /// Commits a batch atomically and durably: on `Ok` every operation is on disk; on `Err` or a
     /// crash before `Ok`, either all operations or none are visible after reopening.

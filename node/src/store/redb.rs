@@ -13,7 +13,7 @@ use ::redb::{Database, Durability, ReadableDatabase, TableDefinition, TableError
 
 use super::{
     panic_to_error, prefix_end, validate_keyspace, Backend, Batch, Op, PanicGuard, ScanIter, Store,
-    StoreError,
+    StoreError, ValueSlice,
 };
 
 /// File name of the database inside the store directory.
@@ -144,7 +144,13 @@ fn open_db(
 }
 
 impl RedbStore {
-    fn get_inner(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    /// `f` of the value stored under `key`, read in place.
+    fn read_value<T>(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| map_err("get", e))?;
         let table = match txn.open_table(table(keyspace)) {
             Ok(table) => table,
@@ -152,7 +158,7 @@ impl RedbStore {
             Err(e) => return Err(map_err("get", e)),
         };
         let value = table.get(key).map_err(|e| map_err("get", e))?;
-        Ok(value.map(|v| v.value().to_vec()))
+        Ok(value.map(|v| f(v.value())))
     }
 
     fn write_inner(&self, batch: &Batch) -> Result<(), StoreError> {
@@ -219,7 +225,20 @@ impl Store for RedbStore {
 
     fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         validate_keyspace(keyspace)?;
-        self.guard.run(|| self.get_inner(keyspace, key))
+        self.guard
+            .run(|| self.read_value(keyspace, key, <[u8]>::to_vec))
+    }
+
+    fn get_slice(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        from: usize,
+        max: usize,
+    ) -> Result<Option<ValueSlice>, StoreError> {
+        validate_keyspace(keyspace)?;
+        self.guard
+            .run(|| self.read_value(keyspace, key, |v| ValueSlice::of(v, from, max)))
     }
 
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::{
     panic_to_error, validate_keyspace, Backend, Batch, Op, PanicGuard, ScanIter, Store, StoreError,
+    ValueSlice,
 };
 
 /// Directory of the sled database inside the store directory.
@@ -161,6 +162,23 @@ impl Store for SledStore {
                 .get(stored_key(keyspace, key))
                 .map_err(|e| map_err("get", e))?;
             Ok(value.map(|v| v.to_vec()))
+        })
+    }
+
+    fn get_slice(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        from: usize,
+        max: usize,
+    ) -> Result<Option<ValueSlice>, StoreError> {
+        validate_keyspace(keyspace)?;
+        self.guard.run(|| {
+            let value = self
+                .db
+                .get(stored_key(keyspace, key))
+                .map_err(|e| map_err("get", e))?;
+            Ok(value.map(|v| ValueSlice::of(&v, from, max)))
         })
     }
 

@@ -49,6 +49,39 @@ fn get_put_delete(backend: Backend) {
     assert_eq!(s.get("misc", b"big").unwrap(), Some(big));
 }
 
+/// `get_slice` copies out part of a value, clamped to its end, with the whole value's length;
+/// a missing key (or keyspace) is `None`, not an empty slice.
+fn get_slice_reads_part_of_a_value(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), backend);
+    assert_eq!(s.get_slice("trees", b"k", 0, 8).unwrap(), None);
+    let value: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    s.put("trees", b"k", &value).unwrap();
+    let n = value.len();
+    for (from, max, want) in [
+        (0, 8, &value[..8]),
+        (1000, 32, &value[1000..1032]),
+        (n - 5, 100, &value[n - 5..]),
+        (n, 8, &value[..0]),
+        (usize::MAX, usize::MAX, &value[..0]),
+        (7, usize::MAX, &value[7..]),
+        (3, 0, &value[..0]),
+    ] {
+        let got = s.get_slice("trees", b"k", from, max).unwrap().unwrap();
+        assert_eq!(got.total, n);
+        assert!(
+            got.bytes == want,
+            "from {from}, max {max}: {} bytes",
+            got.bytes.len()
+        );
+    }
+    assert_eq!(s.get_slice("trees", b"other", 0, 8).unwrap(), None);
+    assert_eq!(s.get_slice("never-written", b"k", 0, 8).unwrap(), None);
+    // Debug shows lengths, never the bytes.
+    let shown = format!("{:?}", s.get_slice("trees", b"k", 0, 4).unwrap());
+    assert!(!shown.contains("[0, 1, 2, 3]"), "{shown}");
+}
+
 /// Neither the store nor a batch prints stored bytes in `Debug` (values may be shares).
 fn debug_never_prints_values(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
@@ -351,6 +384,7 @@ conformance!(
     Backend::Redb,
     [
         get_put_delete,
+        get_slice_reads_part_of_a_value,
         debug_never_prints_values,
         invalid_keyspace_is_rejected,
         batch_is_ordered_and_atomic,
@@ -369,6 +403,7 @@ conformance!(
     Backend::Sled,
     [
         get_put_delete,
+        get_slice_reads_part_of_a_value,
         debug_never_prints_values,
         invalid_keyspace_is_rejected,
         batch_is_ordered_and_atomic,
@@ -386,6 +421,7 @@ conformance!(
     Backend::Memory,
     [
         get_put_delete,
+        get_slice_reads_part_of_a_value,
         debug_never_prints_values,
         invalid_keyspace_is_rejected,
         batch_is_ordered_and_atomic,
