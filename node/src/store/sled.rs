@@ -149,20 +149,32 @@ impl SledStore {
     }
 }
 
-impl Store for SledStore {
-    fn backend(&self) -> Backend {
-        BACKEND
-    }
-
-    fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+impl SledStore {
+    /// `f` of the value stored under `key`, read in place.
+    fn read_value<T>(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, StoreError> {
         validate_keyspace(keyspace)?;
         self.guard.run(|| {
             let value = self
                 .db
                 .get(stored_key(keyspace, key))
                 .map_err(|e| map_err("get", e))?;
-            Ok(value.map(|v| v.to_vec()))
+            Ok(value.map(|v| f(&v)))
         })
+    }
+}
+
+impl Store for SledStore {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_value(keyspace, key, <[u8]>::to_vec)
     }
 
     fn get_slice(
@@ -172,14 +184,7 @@ impl Store for SledStore {
         from: usize,
         max: usize,
     ) -> Result<Option<ValueSlice>, StoreError> {
-        validate_keyspace(keyspace)?;
-        self.guard.run(|| {
-            let value = self
-                .db
-                .get(stored_key(keyspace, key))
-                .map_err(|e| map_err("get", e))?;
-            Ok(value.map(|v| ValueSlice::of(&v, from, max)))
-        })
+        self.read_value(keyspace, key, |v| ValueSlice::of(v, from, max))
     }
 
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
