@@ -1,15 +1,15 @@
 //! The node's local HTTP API: `/status` (JSON), `/metrics` (Prometheus text from the one
 //! registry shared with libp2p's metrics), `/health` (liveness: a recent block) and `/ready`
-//! (keys loaded, live, not syncing), and `POST /tx` to submit a signed transaction (202 once it is in the mempool
-//! and gossiped; 413, 429, 503 or 400 with the reason). Every request first passes
-//! [`access::guard`]: loopback only by default, `Host` checked against DNS rebinding, and a
-//! bearer token when `[api] token_file` is set; `seedfed status` and [`ApiClient`] read it.
+//! (keys loaded, live, not syncing), and `POST /tx` to submit a signed transaction (202 once it
+//! is in the mempool and gossiped; 413, 429, 503 or 400 with the reason). Every request first
+//! passes [`access::guard`]: loopback only by default, `Host` checked against DNS rebinding, and
+//! a bearer token when `[api] token_file` is set; `seedfed status` and [`ApiClient`] read it.
 //! `GET /` is the status page ([`page`]), which needs no token (it holds no data; it asks for
 //! the token when `/status` wants one); [`text`] is `seedfed status`'s human form of a status.
-//! Endpoints in detail: `docs/operator-guide.md`.
+//! [`client`] is the other end. Endpoints in detail: `docs/operator-guide.md`.
 
 pub mod access;
-mod client;
+pub mod client;
 pub mod headline;
 pub mod page;
 pub mod text;
@@ -371,10 +371,11 @@ fn refusal(index: usize, e: &TxRejected) -> TxBatchRefusal {
 pub const SIGN_WAIT: Duration = Duration::from_secs(300);
 
 /// `POST /sign?wait_secs=N`: a client-signed request (`ledger::SignedRequest`, canonical
-/// encoding) to relay; answers with the published signature (200, JSON [`SignOutcome`]) or
-/// why not: 400 (malformed, or the ledger refuses it, with the reason), 409 (already
-/// waiting here), 429 (too many waiting), 503 (no chain, or no key can sign now: try later), 504 (not signed within the wait;
-/// the request stays relayed and its signature still lands on the ledger).
+/// encoding) to relay; answers with the published signature (200, JSON
+/// [`SignOutcome`](crate::chain::SignOutcome)) or why not: 400 (malformed, or the ledger refuses
+/// it, with the reason), 409 (already waiting here), 429 (too many waiting), 503 (no chain, or
+/// no key can sign now: try later), 504 (not signed within the wait; the request stays relayed
+/// and its signature still lands on the ledger).
 async fn sign(
     State(s): State<ApiState>,
     query: axum::extract::Query<SignQuery>,

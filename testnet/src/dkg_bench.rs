@@ -6,9 +6,10 @@
 //! decided), polled every 10 ms. The epoch measured is the first whose DKG opens after the
 //! federation key is endorsed (node0 reports a key to allocate from): by then every node is up
 //! and in steady state, and key generation, dealing and the key's checkpoint signing no longer
-//! share the machine with the DKG (the epoch-1 DKG overlapped them). The CPU figure runs frost-core's three
-//! DKG parts for every member, both suites (ristretto255 and Ed25519), in this process on one
-//! thread: the work the DKG needs at minimum, without network, consensus or the ledger checks.
+//! share the machine with the DKG (the epoch-1 DKG overlapped them). The CPU figure runs
+//! frost-core's three DKG parts for every member, both suites (ristretto255 and Ed25519), in
+//! this process on one thread: the work the DKG needs at minimum, without network, consensus or
+//! the ledger checks.
 
 use std::time::{Duration, Instant};
 

@@ -187,8 +187,9 @@ impl ApiClient {
 }
 
 impl ApiClient {
-    /// Submits signed transactions to `POST /txs` (at most [`MAX_TXS_PER_REQUEST`](super::MAX_TXS_PER_REQUEST)): each
-    /// one's verdict, once the node judged them all.
+    /// Submits signed transactions to `POST /txs` (at most
+    /// [`MAX_TXS_PER_REQUEST`](super::MAX_TXS_PER_REQUEST)): each one's verdict, once the node
+    /// judged them all.
     pub async fn submit_txs(
         &self,
         addr: SocketAddr,
