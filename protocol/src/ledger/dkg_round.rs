@@ -284,6 +284,19 @@ impl DkgRound {
         Ok(out)
     }
 
+    /// `dealer`'s recorded round-1 package of `suite`, decoded (`None`: it has none). Decoding
+    /// one package costs `t` point decodings; [`DkgRound::published`] decodes every dealer's.
+    pub fn published_by<C: Ciphersuite>(
+        &self,
+        suite: DkgSuite,
+        dealer: &MemberId,
+    ) -> Result<Option<round1::Package<C>>, LedgerError> {
+        self.commitments
+            .get(dealer)
+            .map(|bytes| decode_round1::<C>(bytes, suite))
+            .transpose()
+    }
+
     /// The recorded complaints of `suite`.
     pub fn complaints_of(&self, suite: DkgSuite) -> Result<Vec<Complaint>, LedgerError> {
         self.complaints
@@ -302,14 +315,17 @@ impl DkgRound {
             .collect()
     }
 
+    /// The qualified set of `suite` over `published` (this round's packages of `suite`, as
+    /// [`DkgRound::published`] decodes them: the caller decodes once for all its uses).
     pub(super) fn qualification<C: Ciphersuite>(
         &self,
         chain_id: &str,
         suite: DkgSuite,
+        published: &BTreeMap<MemberId, round1::Package<C>>,
     ) -> Result<dkg::Qualification, LedgerError> {
         let session = self.session::<C>(chain_id)?;
         Ok(session.qualified_set(
-            &self.published::<C>(suite)?,
+            published,
             &self.complaints_of(suite)?,
             &self.answers_of(suite)?,
         ))

@@ -225,12 +225,17 @@ impl LedgerState {
                 to: u64::MAX,
             });
         }
+        // Each suite's packages decoded once, for the qualified set and the public keys.
+        let published_r = self
+            .dkg
+            .published::<Ristretto255Sha512>(DkgSuite::Ristretto255)?;
+        let published_e = self.dkg.published::<Ed25519Sha512>(DkgSuite::Ed25519)?;
         let qr = self
             .dkg
-            .qualification::<Ristretto255Sha512>(&self.chain_id, DkgSuite::Ristretto255)?;
+            .qualification(&self.chain_id, DkgSuite::Ristretto255, &published_r)?;
         let qe = self
             .dkg
-            .qualification::<Ed25519Sha512>(&self.chain_id, DkgSuite::Ed25519)?;
+            .qualification(&self.chain_id, DkgSuite::Ed25519, &published_e)?;
         let qualified: BTreeSet<MemberId> =
             qr.qualified.intersection(&qe.qualified).copied().collect();
         let mut excluded = BTreeMap::new();
@@ -254,16 +259,8 @@ impl LedgerState {
             self.dkg.reopen(self.height, failure);
             return Ok(());
         }
-        let (rist_public, rist_key) = public_over(
-            &self
-                .dkg
-                .published::<Ristretto255Sha512>(DkgSuite::Ristretto255)?,
-            &qualified,
-        )?;
-        let (ed_public, ed_key) = public_over(
-            &self.dkg.published::<Ed25519Sha512>(DkgSuite::Ed25519)?,
-            &qualified,
-        )?;
+        let (rist_public, rist_key) = public_over(&published_r, &qualified)?;
+        let (ed_public, ed_key) = public_over(&published_e, &qualified)?;
         let result = DkgResult {
             epoch,
             attempt: self.dkg.attempt,
