@@ -91,9 +91,22 @@ impl ConsensusMessage {
     /// enough stake, is for the caller and the consensus core to judge. `Err` says which
     /// check failed.
     pub fn check_signatures(&self, chain_id: &str) -> Result<(), &'static str> {
-        let vote_ok = |height, round, kind, value: Option<&[u8; 32]>, m: &MemberId, s| {
+        self.check_signatures_with(chain_id, &mut crate::ledger::verify_vote_signature)
+    }
+
+    /// [`ConsensusMessage::check_signatures`], with each signature (signer, the digest it
+    /// covers, signature) checked by `verify`, which must answer exactly as
+    /// [`crate::ledger::verify_vote_signature`] does: a node passes one that remembers the
+    /// signatures it verified, so a vote seen alone and again in certificates (up to `n` of
+    /// them, each re-sent while a round stalls) is verified once.
+    pub fn check_signatures_with(
+        &self,
+        chain_id: &str,
+        verify: &mut dyn FnMut(&MemberId, &[u8; 32], &Signature64) -> bool,
+    ) -> Result<(), &'static str> {
+        let mut vote_ok = |height, round, kind, value: Option<&[u8; 32]>, m: &MemberId, s| {
             let digest = crate::ledger::vote_digest(chain_id, height, round, kind, value, m);
-            crate::ledger::verify_vote_signature(m, &digest, s)
+            verify(m, &digest, s)
         };
         let distinct = |signers: Vec<MemberId>| {
             let n = signers.len();
@@ -104,7 +117,9 @@ impl ConsensusMessage {
                 == n
         };
         match self {
-            ConsensusMessage::Vote(v) => v.verify(chain_id).then_some(()).ok_or("vote signature"),
+            ConsensusMessage::Vote(v) => verify(&v.validator, &v.digest(chain_id), &v.signature)
+                .then_some(())
+                .ok_or("vote signature"),
             ConsensusMessage::Proposal(p) => {
                 let digest = context::proposal_digest(
                     chain_id,
@@ -114,7 +129,7 @@ impl ConsensusMessage {
                     p.pol_round.map_or(-1, i64::from),
                     &p.proposer,
                 );
-                crate::ledger::verify_vote_signature(&p.proposer, &digest, &p.signature)
+                verify(&p.proposer, &digest, &p.signature)
                     .then_some(())
                     .ok_or("proposal signature")
             }
