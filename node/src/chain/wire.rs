@@ -732,7 +732,7 @@ mod tests {
                 precommit: false,
                 votes: votes
                     .iter()
-                    .map(|v| (v.validator, v.kind, v.value, v.signature.clone()))
+                    .map(|v| (v.validator, v.kind, v.value, v.signature))
                     .collect(),
             }))
         };
