@@ -174,7 +174,17 @@ impl ApiClient {
     /// Submits a signed transaction to `POST /tx`: `Ok` once the node took it into its
     /// mempool.
     pub async fn submit_tx(&self, addr: SocketAddr, tx: &SignedTx) -> Result<(), ApiError> {
-        let (code, reason) = self.request(addr, "/tx", Some(ledger::encode(tx))).await?;
+        self.post_accepted(addr, "/tx", ledger::encode(tx)).await
+    }
+
+    /// POSTs `body` to `path`: `Ok` on 202 (accepted), else the node's refusal.
+    async fn post_accepted(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(), ApiError> {
+        let (code, reason) = self.request(addr, path, Some(body)).await?;
         if code == 202 {
             return Ok(());
         }
@@ -338,15 +348,7 @@ impl ApiClient {
         signature: &[u8],
     ) -> Result<(), ApiError> {
         let body = ledger::encode(&(leaf, signature.to_vec()));
-        let (code, reason) = self.request(addr, "/sign/publish", Some(body)).await?;
-        if code == 202 {
-            return Ok(());
-        }
-        Err(ApiError::Refused {
-            addr: addr.to_string(),
-            code,
-            reason: reason.trim().to_string(),
-        })
+        self.post_accepted(addr, "/sign/publish", body).await
     }
 }
 

@@ -581,9 +581,10 @@ impl Driver {
             }
         }
         let ours = held.iter().filter(|h| self.held.contains(h)).count();
-        let (h, t) = (held.clone(), trees.clone());
+        let sectors = trees.len();
+        let h = held.clone();
         self.storage
-            .call(move |store| store.erase_sectors(&h, &t))
+            .call(move |store| store.erase_sectors(&h, &trees))
             .await??;
         for h in &held {
             self.held.remove(h);
@@ -594,7 +595,7 @@ impl Driver {
             .want(super::trees::wanted(st, &self.me, &self.spent));
         info!(
             keys = ?newly,
-            sectors = trees.len(),
+            sectors,
             held_records = ours,
             "erased the shares and trees of spent keys"
         );

@@ -671,13 +671,7 @@ impl ChainStore {
         sector: u32,
         root: &[u8; 32],
     ) -> Result<Option<Vec<[u8; 32]>>, StorageError> {
-        let Some(bytes) = self.store.get(TREES, &held_key(sector, root))? else {
-            return Ok(None);
-        };
-        if bytes.len() % 32 != 0 {
-            return Err(tree_not_keys(sector, bytes.len()));
-        }
-        Ok(Some(keys_of(&bytes)))
+        self.tree_keys(sector, root, 0, usize::MAX)
     }
 
     /// Whether a tree is stored for `(sector, root)` (reads none of its keys).
