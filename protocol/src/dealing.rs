@@ -2,7 +2,10 @@
 //! holder's checks and acknowledgement, and a complaint that proves a bad batch to anyone.
 //!
 //! Guarantees: every holder that acknowledges a sector saw the same per-leaf Feldman commitments
-//! (bound by one Merkle root, the *commitments root*, that the acknowledgement signs); a batch
+//! (bound by one Merkle root, the *commitments root*, that the acknowledgement signs) and stored
+//! the sector's tree (its leaf public keys, which the batches carry a chunk at a time) under
+//! the sector root the acknowledgement also signs, so that the ledger publishes no sector
+//! whose tree only its owner has; a batch
 //! is readable only by its holder, and a holder can prove to anyone that a batch signed by the
 //! owner carries a share that fails its commitment (or is malformed) without revealing anything
 //! but that one batch. The proof ([`DealComplaint`]) carries the batch's signed fields with one
@@ -297,6 +300,12 @@ pub struct DealBatch {
     /// One commitment per leaf of the chunk (`2^c` of them, `c ≤ MAX_CHUNK_BITS`), encoded:
     /// the holder decodes those of its own leaves in [`open_batch`].
     pub commitments: Vec<EncodedCommitment>,
+    /// The leaf public keys of the chunk (`K_q`, one per commitment): the owner's sector tree,
+    /// a chunk at a time, so that every holder keeps the whole tree before it acknowledges
+    /// (its [`DealAck`] names the root the keys build). Not signed: nothing a holder proves to
+    /// others depends on them, and keys altered on the way only make the holder acknowledge a
+    /// root the owner does not publish.
+    pub keys: Vec<[u8; 32]>,
     /// `seal_ephemeral` box of the holder's `(leaf u64 LE ‖ share 32 bytes)` entries, in leaf
     /// order.
     pub sealed: Sealed,
@@ -364,6 +373,9 @@ impl DealBatch {
     pub fn verify_public(&self, k: usize) -> Result<[u8; 32], DealError> {
         if self.commitments.len() > 1 << MAX_CHUNK_BITS {
             return Err(DealError::BadChunk("chunk larger than the maximum"));
+        }
+        if self.keys.len() != self.commitments.len() {
+            return Err(DealError::BadChunk("not one leaf key per commitment"));
         }
         for (i, c) in self.commitments.iter().enumerate() {
             if c.threshold() != k {
@@ -455,13 +467,15 @@ impl ChunkCommitments {
     }
 }
 
-/// Builds the owner's batch of `chunk` for `to`: `shares` are `(global leaf, share)` for the
-/// leaves of the chunk that `to` holds, in leaf order.
+/// Builds the owner's batch of `chunk` (with the chunk's leaf public keys `keys`) for `to`:
+/// `shares` are `(global leaf, share)` for the leaves of the chunk that `to` holds, in leaf
+/// order.
 pub fn seal_batch<R: RngCore + CryptoRng>(
     id: SectorId,
     owner_key: &SigningKey,
     to: Recipient,
     chunk: &ChunkCommitments,
+    keys: &[[u8; 32]],
     shares: &[(u64, &Share)],
     rng: &mut R,
 ) -> Result<DealBatch, DealError> {
@@ -471,14 +485,15 @@ pub fn seal_batch<R: RngCore + CryptoRng>(
         holder: to.id,
         first_leaf: chunk.first_leaf,
         commitments: chunk.commitments.clone(),
+        keys: keys.to_vec(),
         sealed,
         signature,
     })
 }
 
 /// A holder's own part of its batch of a chunk: the sealed shares and the owner's signature
-/// (over the context, the chunk's root and the box). With the chunk's commitments, which all
-/// of the chunk's batches share, it is the [`DealBatch`].
+/// (over the context, the chunk's root and the box). With the chunk's commitments and leaf
+/// keys, which all of the chunk's batches share, it is the [`DealBatch`].
 #[derive(Clone, Debug)]
 pub struct SealedShares {
     /// The box of the holder's shares ([`DealBatch::sealed`]).
@@ -712,51 +727,67 @@ pub fn encode_held(
     })
 }
 
-/// A holder's signed statement that it stored its shares of a sector durably and saw the
-/// commitments whose root is `commitments_root`.
+/// A holder's signed statement that it stored its shares of a sector durably, saw the
+/// commitments whose root is `commitments_root`, and stored the sector tree whose root is
+/// `root` (so a published sector's tree is kept by every holder that acknowledged it, not by
+/// its owner alone).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DealAck {
     /// The holder.
     pub holder: MemberId,
     /// The sector's commitments root it saw.
     pub commitments_root: [u8; 32],
+    /// The root of the sector tree it stored.
+    pub root: [u8; 32],
     /// The holder's Ed25519 signature over [`ack_message`].
     pub signature: Vec<u8>,
 }
 
 /// What a holder signs to acknowledge a sector.
-pub fn ack_message(id: &SectorId, holder: &MemberId, commitments_root: &[u8; 32]) -> [u8; 32] {
+pub fn ack_message(
+    id: &SectorId,
+    holder: &MemberId,
+    commitments_root: &[u8; 32],
+    root: &[u8; 32],
+) -> [u8; 32] {
     hash32(
         ACK_SIG,
         &[],
         &[0; 16],
-        &[&id.bytes(), holder.as_bytes(), commitments_root],
+        &[&id.bytes(), holder.as_bytes(), commitments_root, root],
     )
 }
 
-/// Signs an acknowledgement.
-pub fn sign_ack(id: &SectorId, holder_key: &SigningKey, commitments_root: [u8; 32]) -> DealAck {
+/// Signs an acknowledgement of the dealing with `commitments_root` and the tree with `root`.
+pub fn sign_ack(
+    id: &SectorId,
+    holder_key: &SigningKey,
+    commitments_root: [u8; 32],
+    root: [u8; 32],
+) -> DealAck {
     let holder = MemberId(holder_key.verifying_key().to_bytes());
-    let msg = ack_message(id, &holder, &commitments_root);
+    let msg = ack_message(id, &holder, &commitments_root, &root);
     DealAck {
         holder,
         commitments_root,
+        root,
         signature: holder_key.sign(&msg).to_bytes().to_vec(),
     }
 }
 
-/// Verifies an acknowledgement for `id` and `commitments_root`.
+/// Verifies an acknowledgement for `id`, `commitments_root` and the sector root `root`.
 pub fn verify_ack(
     id: &SectorId,
     ack: &DealAck,
     commitments_root: &[u8; 32],
+    root: &[u8; 32],
 ) -> Result<(), DealError> {
-    if ack.commitments_root != *commitments_root {
+    if ack.commitments_root != *commitments_root || ack.root != *root {
         return Err(DealError::BadAck);
     }
     let key = VerifyingKey::from_bytes(ack.holder.as_bytes()).map_err(|_| DealError::BadAck)?;
     let sig = Signature::from_slice(&ack.signature).map_err(|_| DealError::BadAck)?;
-    key.verify_strict(&ack_message(id, &ack.holder, commitments_root), &sig)
+    key.verify_strict(&ack_message(id, &ack.holder, commitments_root, root), &sig)
         .map_err(|_| DealError::BadAck)
 }
 

@@ -184,9 +184,9 @@ impl Driver {
         if ledger.state.newest.master_root.is_some() {
             self.audit_txs.clear();
         }
-        // Spent keys first: the tree replicas `prune_held` asks for leave them out.
+        // Spent keys first: the tree replicas `prune_sectors` asks for leave them out.
         self.erase_spent_keys().await?;
-        self.prune_held().await?;
+        self.prune_sectors().await?;
         self.act_on(duties).await?;
         self.drain_loopback().await
     }
@@ -298,7 +298,10 @@ impl Driver {
                     self.storage
                         .call(move |s| s.put_tree(sector, &root, &keys))
                         .await??;
-                    debug!(sector, "kept the tree of a sector we generated");
+                    debug!(
+                        sector,
+                        "kept a sector tree (ours, or as a holder of its shares)"
+                    );
                 }
                 Duty::Reveal {
                     sector,
@@ -506,10 +509,11 @@ impl Driver {
         Ok(tree)
     }
 
-    /// Once more sectors are on the ledger, deletes the held records of dealings that lost:
-    /// records of a sector of the key being generated that landed with another commitments
-    /// root, unless an older key's sector has that root.
-    async fn prune_held(&mut self) -> Result<(), ChainError> {
+    /// Once more sectors are on the ledger, deletes the held records and kept trees of
+    /// dealings that lost: those of a sector of the key being generated that landed with
+    /// another commitments root (sector root, for trees), unless an older key's sector has it.
+    /// Reads only the stores' keys.
+    async fn prune_sectors(&mut self) -> Result<(), ChainError> {
         let st = &self.consensus.ledger().state;
         let seen = (st.newest.index, st.newest.sectors.len());
         if seen == self.sectors_seen {
@@ -526,29 +530,39 @@ impl Driver {
                 "key generation progress"
             );
         }
-        let landed: BTreeMap<u32, [u8; 32]> = st
+        // A record or tree is lost when its sector of the key being generated landed with
+        // another root and no older key's sector has it (a dealing re-done after a conviction,
+        // an eviction or a missed window, or a published sector withdrawn by its audit).
+        let landed: BTreeMap<u32, ([u8; 32], [u8; 32])> = st
             .newest
             .sectors
             .iter()
-            .map(|(s, r)| (*s, r.commitments_root))
+            .map(|(s, r)| (*s, (r.commitments_root, r.root)))
             .collect();
         let older: BTreeSet<(u32, [u8; 32])> = st
             .older_keys
             .values()
-            .flat_map(|k| k.sectors.iter().map(|(s, r)| (*s, r.commitments_root)))
+            .flat_map(|k| {
+                k.sectors
+                    .iter()
+                    .flat_map(|(s, r)| [(*s, r.commitments_root), (*s, r.root)])
+            })
             .collect();
-        let lost = move |s: &u32, r: &[u8; 32]| {
-            landed.get(s).is_some_and(|root| root != r) && !older.contains(&(*s, *r))
+        // `tree`: `r` is a sector root (else a commitments root).
+        let lost = move |s: &u32, r: &[u8; 32], tree: bool| {
+            let other = |l: &([u8; 32], [u8; 32])| if tree { l.1 != *r } else { l.0 != *r };
+            landed.get(s).is_some_and(other) && !older.contains(&(*s, *r))
         };
-        self.held.retain(|(s, r)| !lost(s, r));
+        self.held.retain(|(s, r)| !lost(s, r, false));
         let n = self
             .storage
-            .call(move |store| store.prune_held(lost))
+            .call(move |store| store.prune_sectors(lost))
             .await??;
-        if n > 0 {
+        if n != (0, 0) {
             info!(
-                deleted = n,
-                "deleted held shares of dealings that did not land"
+                held_records = n.0,
+                trees = n.1,
+                "deleted held shares and trees of dealings that did not land"
             );
         }
         Ok(())

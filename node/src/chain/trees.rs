@@ -1,7 +1,9 @@
 //! Replicas of the sector trees. A sector's tree (its leaf public keys `K`) is public state,
-//! and every node keeps a copy of every published sector's tree (`DESIGN.md` §9), fetched from
-//! the sector's owner or from any validator that has one and checked against the sector root
-//! on the ledger before it is stored. A relay then takes a leaf's key and authentication path
+//! and every node keeps a copy of every published sector's tree (`DESIGN.md` §9). Every holder
+//! that acknowledged a sector kept its tree before the sector could land (the acknowledgement
+//! names its root; `agent::holder`); any other node fetches it here, from the sector's owner or
+//! from any validator that has one, and checks it against the sector root on the ledger before
+//! it is stored. A relay then takes a leaf's key and authentication path
 //! from its own copy (`agent::sign`), so an owner that dies after its sectors are published
 //! stalls none of their leaves.
 //!
@@ -11,10 +13,6 @@
 //! nothing and a peer at most one request per pass. A source that fails is left for the next
 //! one (the owner first, then every other validator in turn), and every wanted tree is tried
 //! again every [`RETRY`] until one is stored.
-//!
-//! Not covered: an owner that dies after its sector root lands but before any other node
-//! fetched the tree (about one pass of this task) leaves its sectors' leaves to the owner's
-//! return.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

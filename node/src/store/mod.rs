@@ -236,6 +236,9 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 /// Iterator returned by [`Store::scan_prefix`]: entries in ascending key order.
 pub type ScanIter<'a> = Box<dyn Iterator<Item = Result<Entry, StoreError>> + Send + 'a>;
 
+/// Iterator returned by [`Store::scan_keys`]: keys in ascending order.
+pub type KeyIter<'a> = Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>> + Send + 'a>;
+
 /// A durable, ordered key-value store with named keyspaces and atomic batches.
 ///
 /// Durability: every method that writes returns `Ok` only after the write is committed to
@@ -276,6 +279,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// the call; writes made while iterating may or may not appear (redb and memory iterate a
     /// snapshot, sled does not).
     fn scan_prefix(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'_>, StoreError>;
+
+    /// The keys of [`Store::scan_prefix`], without their values: the on-disk backends copy
+    /// out no value, so listing large values (sector trees, held records) costs their keys.
+    fn scan_keys(&self, keyspace: &str, prefix: &[u8]) -> Result<KeyIter<'_>, StoreError> {
+        Ok(Box::new(
+            self.scan_prefix(keyspace, prefix)?
+                .map(|entry| entry.map(|(k, _)| k)),
+        ))
+    }
 
     /// Forces everything to stable storage. Writes are already durable when they return, so
     /// this is a no-op for backends that fsync per commit; call it at shutdown anyway.
@@ -468,9 +480,14 @@ impl PanicGuard {
     }
 
     /// Wraps a scan iterator so that each step runs under the guard; it ends after an error.
-    pub(crate) fn iter<'a, I>(&'a self, inner: I) -> ScanIter<'a>
+    #[allow(clippy::type_complexity)] // the iterator type of a scan, spelled out
+    pub(crate) fn iter<'a, T, I>(
+        &'a self,
+        inner: I,
+    ) -> Box<dyn Iterator<Item = Result<T, StoreError>> + Send + 'a>
     where
-        I: Iterator<Item = Result<Entry, StoreError>> + Send + 'a,
+        T: Send + 'a,
+        I: Iterator<Item = Result<T, StoreError>> + Send + 'a,
     {
         let mut inner = Some(inner);
         Box::new(std::iter::from_fn(move || {
@@ -537,7 +554,7 @@ mod tests {
             .iter(std::iter::from_fn(move || {
                 n += 1;
                 assert!(n < 3, "entry {n} is damaged");
-                Some(Ok((vec![n], vec![])))
+                Some(Ok::<Entry, StoreError>((vec![n], vec![])))
             }))
             .collect();
         assert_eq!(items.len(), 3, "two entries, one error, then the end");

@@ -12,8 +12,8 @@ use std::path::Path;
 use ::redb::{Database, Durability, ReadableDatabase, TableDefinition, TableError};
 
 use super::{
-    panic_to_error, prefix_end, validate_keyspace, Backend, Batch, Op, PanicGuard, ScanIter, Store,
-    StoreError, ValueSlice,
+    panic_to_error, prefix_end, validate_keyspace, Backend, Batch, KeyIter, Op, PanicGuard,
+    ScanIter, Store, StoreError, ValueSlice,
 };
 
 /// File name of the database inside the store directory.
@@ -195,7 +195,15 @@ impl RedbStore {
         txn.commit().map_err(|e| map_err("commit", e))
     }
 
-    fn scan_inner(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'static>, StoreError> {
+    /// The entries of `keyspace` under `prefix`, each made into a `T` by `f` (key, value) from
+    /// the borrowed bytes: only what `f` copies is copied.
+    #[allow(clippy::type_complexity)] // the iterator type of a scan, spelled out
+    fn scan_inner<T: Send + 'static>(
+        &self,
+        keyspace: &str,
+        prefix: &[u8],
+        f: fn(&[u8], &[u8]) -> T,
+    ) -> Result<Box<dyn Iterator<Item = Result<T, StoreError>> + Send>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| map_err("scan", e))?;
         let table = match txn.open_table(table(keyspace)) {
             Ok(table) => table,
@@ -211,8 +219,8 @@ impl RedbStore {
         let range = table
             .range::<&[u8]>((Bound::Included(prefix), end_bound))
             .map_err(|e| map_err("scan", e))?;
-        Ok(Box::new(range.map(|item| {
-            item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+        Ok(Box::new(range.map(move |item| {
+            item.map(|(k, v)| f(k.value(), v.value()))
                 .map_err(|e| map_err("scan", e))
         })))
     }
@@ -248,7 +256,17 @@ impl Store for RedbStore {
 
     fn scan_prefix(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'_>, StoreError> {
         validate_keyspace(keyspace)?;
-        let inner = self.guard.run(|| self.scan_inner(keyspace, prefix))?;
+        let inner = self
+            .guard
+            .run(|| self.scan_inner(keyspace, prefix, |k, v| (k.to_vec(), v.to_vec())))?;
+        Ok(self.guard.iter(inner))
+    }
+
+    fn scan_keys(&self, keyspace: &str, prefix: &[u8]) -> Result<KeyIter<'_>, StoreError> {
+        validate_keyspace(keyspace)?;
+        let inner = self
+            .guard
+            .run(|| self.scan_inner(keyspace, prefix, |k, _| k.to_vec()))?;
         Ok(self.guard.iter(inner))
     }
 

@@ -10,8 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use super::{
-    panic_to_error, validate_keyspace, Backend, Batch, Op, PanicGuard, ScanIter, Store, StoreError,
-    ValueSlice,
+    panic_to_error, validate_keyspace, Backend, Batch, KeyIter, Op, PanicGuard, ScanIter, Store,
+    StoreError, ValueSlice,
 };
 
 /// Directory of the sled database inside the store directory.
@@ -150,6 +150,26 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// The entries of `keyspace` under `prefix` (keys without the keyspace's prefix), each
+    /// made into a `T` by `f` from the borrowed bytes.
+    #[allow(clippy::type_complexity)] // the iterator type of a scan, spelled out
+    fn scan_with<T: Send + 'static>(
+        &self,
+        keyspace: &str,
+        prefix: &[u8],
+        f: fn(&[u8], &[u8]) -> T,
+    ) -> Result<Box<dyn Iterator<Item = Result<T, StoreError>> + Send + '_>, StoreError> {
+        validate_keyspace(keyspace)?;
+        let skip = 1 + keyspace.len();
+        let iter = self
+            .guard
+            .run(|| Ok(self.db.scan_prefix(stored_key(keyspace, prefix))))?;
+        Ok(self.guard.iter(iter.map(move |item| {
+            item.map(|(k, v)| f(k.get(skip..).unwrap_or_default(), &v))
+                .map_err(|e| map_err("scan", e))
+        })))
+    }
+
     /// `f` of the value stored under `key`, read in place.
     fn read_value<T>(
         &self,
@@ -209,15 +229,12 @@ impl Store for SledStore {
     }
 
     fn scan_prefix(&self, keyspace: &str, prefix: &[u8]) -> Result<ScanIter<'_>, StoreError> {
-        validate_keyspace(keyspace)?;
-        let skip = 1 + keyspace.len();
-        let iter = self
-            .guard
-            .run(|| Ok(self.db.scan_prefix(stored_key(keyspace, prefix))))?;
-        Ok(self.guard.iter(iter.map(move |item| {
-            item.map(|(k, v)| (k.get(skip..).unwrap_or_default().to_vec(), v.to_vec()))
-                .map_err(|e| map_err("scan", e))
-        })))
+        self.scan_with(keyspace, prefix, |k, v| (k.to_vec(), v.to_vec()))
+    }
+
+    fn scan_keys(&self, keyspace: &str, prefix: &[u8]) -> Result<KeyIter<'_>, StoreError> {
+        // sled's values are shared buffers: dropping them copies nothing.
+        self.scan_with(keyspace, prefix, |k, _| k.to_vec())
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -13,7 +13,7 @@
 
 use crate::common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -34,11 +34,12 @@ use seedfed_protocol::member::MemberId;
 use seedfed_protocol::sector::Sector;
 use seedfed_protocol::shamir::{self, Share};
 
-/// What one stopped node's store holds: its ledger and its held sectors, opened with its
-/// passphrase.
+/// What one stopped node's store holds: its ledger, its held sectors, opened with its
+/// passphrase, and the sectors whose tree it keeps.
 struct Opened {
     ledger: LedgerState,
     held: BTreeMap<u32, HeldSector>,
+    trees: BTreeSet<u32>,
 }
 
 fn open_node(home: &Path, pass: &Path, genesis: &Genesis) -> Opened {
@@ -59,7 +60,20 @@ fn open_node(home: &Path, pass: &Path, genesis: &Genesis) -> Opened {
         assert_eq!(ledger.newest.sectors[&sector].commitments_root, root);
         held.insert(sector, rec);
     }
-    Opened { ledger, held }
+    // Every tree kept is a published sector's: those of dealings that lost were deleted.
+    let mut trees = BTreeSet::new();
+    for (sector, root) in store.tree_index().unwrap() {
+        assert_eq!(
+            ledger.newest.sectors[&sector].root, root,
+            "tree of sector {sector}"
+        );
+        trees.insert(sector);
+    }
+    Opened {
+        ledger,
+        held,
+        trees,
+    }
 }
 
 /// Every bytes of every regular file under `dir`.
@@ -79,8 +93,9 @@ fn raw_files(dir: &Path) -> Vec<u8> {
     out
 }
 
-/// The store-level checks: for every leaf of every sector, the ledger-chosen holders that
-/// acknowledged hold a share that fits its commitment (at least `a` per leaf), `k` of them
+/// The store-level checks: every tree kept is a published sector's, and every holder that
+/// acknowledged a sector keeps its tree; for every leaf of every sector, the ledger-chosen
+/// holders that acknowledged hold a share that fits its commitment (at least `a` per leaf), `k` of them
 /// rebuild seeds that regenerate the sector's root; every sector passed its audit; no seed or
 /// share value of a leaf that was not audited is in any raw file. `nodes` are the indices of
 /// the homes to open (the others, e.g. a killed validator, are left out; every holder that
@@ -119,6 +134,13 @@ fn check_stores(
         let range = u64::from(leaves.start)..u64::from(leaves.end);
         let holders = rec.basis.holders_of(range.clone(), r).unwrap();
         let mut seeds: Vec<LeafSeed> = Vec::new();
+        // Every holder that acknowledged keeps the tree (its acknowledgement names the root).
+        for h in rec.acked.iter().filter(|h| by_member.contains_key(*h)) {
+            assert!(
+                by_member[h].trees.contains(sector),
+                "a holder acknowledged sector {sector} without keeping its tree"
+            );
+        }
         for (leaf, hs) in range.clone().zip(&holders) {
             let i = (leaf - range.start) as usize;
             let mut shares: Vec<Share> = Vec::new();

@@ -14,11 +14,23 @@ fn open(dir: &Path, backend: Backend) -> Box<dyn Store> {
     store::open(dir, backend).expect("open store")
 }
 
+/// The entries `scan_prefix` yields, after checking that `scan_keys` yields their keys.
 fn scan(s: &dyn Store, keyspace: &str, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    s.scan_prefix(keyspace, prefix)
+    let entries = s
+        .scan_prefix(keyspace, prefix)
         .expect("scan")
         .collect::<Result<Vec<_>, _>>()
-        .expect("scan entries")
+        .expect("scan entries");
+    let keys = s
+        .scan_keys(keyspace, prefix)
+        .expect("scan keys")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("scan keys");
+    assert!(
+        keys.iter().eq(entries.iter().map(|(k, _)| k)),
+        "scan_keys and scan_prefix disagree on {keyspace} {prefix:?}"
+    );
+    entries
 }
 
 fn get_put_delete(backend: Backend) {

@@ -88,12 +88,17 @@ pub(super) enum Direct {
     },
 }
 
+/// The bytes every batch of a chunk shares: the encoding of its commitments followed by its
+/// leaf keys (the [`DealBatch`] fields `commitments` and `keys`, in order).
+pub(super) fn chunk_shared(commitments: &[EncodedCommitment], keys: &[[u8; 32]]) -> Arc<[u8]> {
+    encode(&(commitments, keys)).into()
+}
+
 /// The owner's [`Direct::Batch`] to `holder` of the chunk at `first_leaf`, without a copy of
-/// the chunk's commitments: `shared` is their encoding (`ledger::encode` of the chunk's
-/// `[EncodedCommitment]`), which every batch of the chunk shares, and the payload is the
-/// batch's own bytes around it, the same bytes as `ledger::encode` of the whole message (the
-/// encoding is the fields' encodings in order). `None` if the message's encoding does not split
-/// that way (never, for this codec).
+/// the chunk's commitments and keys: `shared` is their [`chunk_shared`] encoding, which every
+/// batch of the chunk shares, and the payload is the batch's own bytes around it, the same
+/// bytes as `ledger::encode` of the whole message (the encoding is the fields' encodings in
+/// order). `None` if the message's encoding does not split that way (never, for this codec).
 pub(super) fn batch_payload(
     epoch: u64,
     id: SectorId,
@@ -103,7 +108,8 @@ pub(super) fn batch_payload(
     part: SealedShares,
 ) -> Option<Payload> {
     let tail = encode(&(&part.sealed, &part.signature));
-    // The message with no commitments: `head ‖ 0 ‖ tail`, the zero byte being their count.
+    // The message with no commitments and no keys: `head ‖ 0 ‖ 0 ‖ tail`, the zero bytes
+    // being their counts.
     let mut head = encode(&Direct::Batch {
         epoch,
         batch: DealBatch {
@@ -111,12 +117,13 @@ pub(super) fn batch_payload(
             holder,
             first_leaf,
             commitments: Vec::new(),
+            keys: Vec::new(),
             sealed: part.sealed,
             signature: part.signature,
         },
     });
-    let cut = head.len().checked_sub(tail.len() + 1)?;
-    if head[cut] != 0 || head[cut + 1..] != tail[..] {
+    let cut = head.len().checked_sub(tail.len() + 2)?;
+    if head[cut..cut + 2] != [0, 0] || head[cut + 2..] != tail[..] {
         return None;
     }
     head.truncate(cut);
@@ -184,6 +191,7 @@ mod tests {
             let commitments: Vec<EncodedCommitment> = (0..leaves)
                 .map(|i| EncodedCommitment::try_from(vec![[i as u8; 32]; 3]).unwrap())
                 .collect();
+            let keys: Vec<[u8; 32]> = (0..leaves).map(|i| [0x40 + i as u8; 32]).collect();
             let batch = DealBatch {
                 id: SectorId {
                     chain: [1; 32],
@@ -195,13 +203,14 @@ mod tests {
                 holder: MemberId([5; 32]),
                 first_leaf,
                 commitments: commitments.clone(),
+                keys: keys.clone(),
                 sealed: Sealed {
                     ephemeral: [6; 32],
                     ciphertext: vec![8; box_len],
                 },
                 signature: vec![9; 64],
             };
-            let shared: Arc<[u8]> = encode(&commitments).into();
+            let shared = chunk_shared(&commitments, &keys);
             let part = SealedShares {
                 sealed: batch.sealed.clone(),
                 signature: batch.signature.clone(),

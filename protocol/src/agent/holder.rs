@@ -1,12 +1,14 @@
 //! The leaf-share holder (`docs/protocol.md` steps 4–5): checks each dealt batch (the owner's
 //! signature, the chunk's place in the sector, exactly the leaves the ledger gives us, every
 //! share against its commitment), and once every chunk of the sector is in, asks the node to
-//! keep the record durably ([`Duty::Keep`]) and then acknowledges it to the owner. A signed
-//! batch that fails a check a third party can verify is answered with a `DealComplaint` on
-//! the ledger instead, which convicts the owner.
+//! keep the sector's tree (built from the leaf keys the batches carry, [`Duty::KeepTree`]) and
+//! its record durably ([`Duty::Keep`]) and then acknowledges both to the owner: the
+//! acknowledgement names the tree's root, so a sector the ledger publishes has its tree at
+//! every holder that acknowledged it. A signed batch that fails a check a third party can
+//! verify is answered with a `DealComplaint` on the ledger instead, which convicts the owner.
 //!
-//! Guarantees: the acknowledgement comes after the `Keep` in the same duty list (the node
-//! stores before it sends); a batch that fails a check is not kept: an error if the failure
+//! Guarantees: the acknowledgement comes after the `KeepTree` and `Keep` in the same duty list
+//! (the node stores before it sends); a batch that fails a check is not kept: an error if the failure
 //! proves nothing (unsigned, another context), else one complaint, built once and re-submitted
 //! unchanged on every block until it lands or the sector does; a batch for a sector already
 //! acknowledged only re-sends the acknowledgement, one for a sector we complained about is
@@ -18,10 +20,12 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::direct::Direct;
 use super::duty::{Duty, EpochError, Fault, SecretBytes};
+use super::keygen::{Acked, CheckedChunk};
 use super::machine::Agent;
 use crate::dealing::{self, chunk_bits, encode_held, open_batch, sign_ack, DealBatch, DealError};
 use crate::ledger::{encode, LedgerState, TxBody};
 use crate::member::MemberId;
+use crate::sector::Sector;
 
 impl Agent {
     /// One chunk of a sector's dealing from its owner `from`.
@@ -65,9 +69,9 @@ impl Agent {
             return Ok(Vec::new());
         }
         let holding = self.keygen.holding.entry((from, sector)).or_default();
-        if let Some((_, _, root)) = holding.chunks.get(&start) {
+        if let Some(seen) = holding.chunks.get(&start) {
             // Seen: the owner re-sends because our acknowledgement did not reach it.
-            let (root, acked) = (*root, holding.acked);
+            let (root, acked) = (seen.root, holding.acked);
             return match acked {
                 Some(acked) if batch.chunk_root()? == root => Ok(self.ack(epoch, &id, acked)),
                 _ => Ok(Vec::new()),
@@ -88,28 +92,41 @@ impl Agent {
                 Err(fault) => return self.complain(batch, fault, rng),
             };
         // Kept flat, `k` encodings per leaf (each has `k`: `open_batch` checked).
-        let flat: Vec<[u8; 32]> = batch
+        let commitments: Vec<[u8; 32]> = batch
             .commitments
             .iter()
             .flat_map(|c| c.as_bytes().iter().copied())
             .collect();
         let holding = self.keygen.holding.entry((from, sector)).or_default();
-        holding.chunks.insert(start, (flat, shares, chunk_root));
+        holding.chunks.insert(
+            start,
+            CheckedChunk {
+                commitments,
+                keys: batch.keys.clone(),
+                shares,
+                root: chunk_root,
+            },
+        );
         if holding.chunks.len() as u64 != (end - first) / chunk_len {
             return Ok(Vec::new());
         }
-        // Every chunk is in: keep the sector, then acknowledge it.
-        let roots: Vec<[u8; 32]> = holding.chunks.values().map(|(_, _, r)| *r).collect();
+        // Every chunk is in: keep the sector's tree and our shares, then acknowledge both.
+        let roots: Vec<[u8; 32]> = holding.chunks.values().map(|c| c.root).collect();
         let commitments_root = dealing::commitments_root(first, bits, &roots);
         let mut shares = Vec::new();
-        for (_, chunk_shares, _) in holding.chunks.values_mut() {
-            shares.append(chunk_shares);
-            *chunk_shares = Vec::new();
+        let mut keys = Vec::with_capacity((end - first) as usize);
+        for chunk in holding.chunks.values_mut() {
+            shares.append(&mut chunk.shares);
+            keys.append(&mut chunk.keys);
         }
+        // Every chunk had one key per leaf (`open_batch`), so this builds; if it did not, we
+        // would not acknowledge (nothing to prove: the keys are not signed).
+        let tree = Sector::from_leaf_keys(ctx.layout, sector, keys)
+            .map_err(|_| DealError::BadChunk("the leaf keys build no sector tree"))?;
         let commitments: Vec<&[[u8; 32]]> = holding
             .chunks
             .values()
-            .map(|(c, _, _)| c.as_slice())
+            .map(|c| c.commitments.as_slice())
             .collect();
         let record = SecretBytes(encode_held(
             &id,
@@ -121,16 +138,27 @@ impl Agent {
         ));
         drop(shares);
         // Only the chunk roots are needed from now on (to answer re-sends).
-        for (chunk_commitments, _, _) in holding.chunks.values_mut() {
-            *chunk_commitments = Vec::new();
+        for chunk in holding.chunks.values_mut() {
+            chunk.commitments = Vec::new();
         }
-        holding.acked = Some(commitments_root);
-        let mut duties = vec![Duty::Keep {
-            sector,
+        let acked = Acked {
             commitments_root,
-            record,
-        }];
-        duties.extend(self.ack(epoch, &id, commitments_root));
+            root: tree.root(),
+        };
+        holding.acked = Some(acked);
+        let mut duties = vec![
+            Duty::KeepTree {
+                sector,
+                root: acked.root,
+                keys: tree.leaf_keys().to_vec(),
+            },
+            Duty::Keep {
+                sector,
+                commitments_root,
+                record,
+            },
+        ];
+        duties.extend(self.ack(epoch, &id, acked));
         Ok(duties)
     }
 
@@ -167,7 +195,7 @@ impl Agent {
     }
 
     /// The acknowledgement of sector `id` to its owner (none under the `NeverAck` fault).
-    fn ack(&self, epoch: u64, id: &dealing::SectorId, commitments_root: [u8; 32]) -> Vec<Duty> {
+    fn ack(&self, epoch: u64, id: &dealing::SectorId, acked: Acked) -> Vec<Duty> {
         if self.fault == Fault::NeverAck {
             return Vec::new();
         }
@@ -176,7 +204,7 @@ impl Agent {
             payload: encode(&Direct::Ack {
                 epoch,
                 sector: id.sector,
-                ack: sign_ack(id, &self.identity, commitments_root),
+                ack: sign_ack(id, &self.identity, acked.commitments_root, acked.root),
             })
             .into(),
         }]

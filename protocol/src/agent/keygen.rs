@@ -190,16 +190,32 @@ pub(super) struct Dealt {
     pub(super) submitted: Option<TxBody>,
 }
 
-/// A checked chunk: its commitments (`k` point encodings per leaf, flat), our shares, its root.
-pub(super) type CheckedChunk = (Vec<[u8; 32]>, ReceivedShares, [u8; 32]);
+/// A checked chunk of a sector we hold. Once the sector is kept and acknowledged, only the
+/// root remains (to answer re-sends).
+#[derive(Default)]
+pub(super) struct CheckedChunk {
+    /// Its commitments, `k` point encodings per leaf, flat (no allocation per leaf).
+    pub(super) commitments: Vec<[u8; 32]>,
+    /// Its leaf public keys (a chunk of the sector's tree).
+    pub(super) keys: Vec<[u8; 32]>,
+    /// Our shares of its leaves.
+    pub(super) shares: ReceivedShares,
+    /// Its commitments' root.
+    pub(super) root: [u8; 32],
+}
+
+/// What we acknowledged of a sector: its commitments root and the root of the tree we kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Acked {
+    pub(super) commitments_root: [u8; 32],
+    pub(super) root: [u8; 32],
+}
 
 /// Batches of one sector received so far.
 #[derive(Default)]
 pub(super) struct Holding {
-    /// By first leaf: the chunk's commitments (`k` point encodings per leaf, flat: no
-    /// allocation per leaf), our shares, the chunk root. Once the sector is kept and
-    /// acknowledged, only the roots remain (to answer re-sends).
+    /// The checked chunks, by first leaf.
     pub(super) chunks: BTreeMap<u64, CheckedChunk>,
-    /// The commitments root we acknowledged, once every chunk arrived.
-    pub(super) acked: Option<[u8; 32]>,
+    /// What we acknowledged, once every chunk arrived.
+    pub(super) acked: Option<Acked>,
 }

@@ -8,18 +8,17 @@
 //! Guarantees: the polynomials' randomness is derived from the branch seed, so dealing the
 //! same sector again (after a restart) gives the same commitments and shares; after dealing,
 //! only sealed batches remain in memory (the partials, branch seed, leaf seeds and plaintext
-//! shares are dropped and zeroized), each chunk's encoded commitments once, shared by its
-//! holders' batches ([`Payload`]), and a re-send is a clone of the same payload (so the node
+//! shares are dropped and zeroized), each chunk's encoded commitments and leaf keys once,
+//! shared by its holders' batches ([`Payload`]), and a re-send is a clone of the same payload (so the node
 //! can tell it is still queued); an acknowledgement counts only if it verifies over our
-//! commitments root and comes from its holder.
+//! commitments root and our sector root (its holder keeps our tree) and comes from its holder.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
-use super::direct::batch_payload;
+use super::direct::{batch_payload, chunk_shared};
 use super::duty::{Duty, EpochError, Fault};
 use super::keygen::{Dealt, KeyCtx, ACK_WAIT_BLOCKS, KEYGEN_RESEND_BLOCKS};
 use super::machine::Agent;
@@ -29,7 +28,7 @@ use crate::dealing::{
     self, chunk_bits, seal_shares, verify_ack, ChunkCommitments, DealAck, Recipient,
 };
 use crate::hash::Domain;
-use crate::ledger::{encode, LedgerState, TxBody};
+use crate::ledger::{LedgerState, TxBody};
 use crate::member::MemberId;
 use crate::sector::Sector;
 use crate::seed_tree::Branch;
@@ -244,9 +243,14 @@ impl Agent {
             )
             .map_err(fail)?;
             chunk_roots.push(commitments.root());
-            // The chunk's commitments as every batch carries them, kept once: each holder's
-            // batch is its own bytes around this.
-            let shared: Arc<[u8]> = encode(&commitments.commitments()).into();
+            // The chunk's commitments and leaf keys as every batch carries them, kept once:
+            // each holder's batch is its own bytes around this.
+            let keys = tree
+                .leaf_keys()
+                .get(c * chunk_len..)
+                .ok_or_else(|| fail("a chunk past the sector's leaves"))?;
+            let keys = &keys[..keys.len().min(chunk_len)];
+            let shared = chunk_shared(commitments.commitments(), keys);
             let mut per_holder: BTreeMap<MemberId, Vec<(u64, &Share)>> = BTreeMap::new();
             for (i, (d, hs)) in chunk.iter().zip(&chunk_holders).enumerate() {
                 for (h, share) in hs.iter().zip(&d.shares) {
@@ -307,7 +311,7 @@ impl Agent {
         if !dealt.batches.contains_key(&from) {
             return Err(EpochError::NoKeygen("not a holder of this sector"));
         }
-        verify_ack(&id, &ack, &dealt.commitments_root)?;
+        verify_ack(&id, &ack, &dealt.commitments_root, &dealt.root)?;
         dealt.acks.insert(from, ack);
         let mut duties = Vec::new();
         if let Some(body) = sector_root(&ctx, st, sector, dealt) {

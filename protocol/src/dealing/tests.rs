@@ -145,7 +145,17 @@ impl Fixture {
             id: self.holders[h].id(),
             x25519: self.holders[h].xpub(),
         };
-        seal_batch(self.id, &self.owner.sk, to, chunk, &refs, &mut self.rng).expect("seal")
+        let keys = leaf_keys(chunk);
+        seal_batch(
+            self.id,
+            &self.owner.sk,
+            to,
+            chunk,
+            &keys,
+            &refs,
+            &mut self.rng,
+        )
+        .expect("seal")
     }
 
     /// Holder `h`'s honest shares of the chunk `[first, first + len)`.
@@ -206,12 +216,30 @@ fn honest_dealing_is_accepted_acknowledged_and_reconstructs() {
         }
         let root = commitments_root(16, 3, &chunk_roots);
         roots_seen.insert(root);
-        let ack = sign_ack(&f.id, &f.holders[h].sk, root);
-        verify_ack(&f.id, &ack, &root).expect("ack verifies");
-        assert_eq!(verify_ack(&f.id, &ack, &[0; 32]), Err(DealError::BadAck));
+        let tree = [9; 32];
+        let ack = sign_ack(&f.id, &f.holders[h].sk, root, tree);
+        verify_ack(&f.id, &ack, &root, &tree).expect("ack verifies");
+        assert_eq!(
+            verify_ack(&f.id, &ack, &[0; 32], &tree),
+            Err(DealError::BadAck)
+        );
+        // An acknowledgement names the tree its holder stored: not good for another root.
+        assert_eq!(
+            verify_ack(&f.id, &ack, &root, &[8; 32]),
+            Err(DealError::BadAck)
+        );
+        let mut relabelled = ack.clone();
+        relabelled.root = [8; 32];
+        assert_eq!(
+            verify_ack(&f.id, &relabelled, &root, &[8; 32]),
+            Err(DealError::BadAck)
+        );
         let mut other = f.id;
         other.sector = 2;
-        assert_eq!(verify_ack(&other, &ack, &root), Err(DealError::BadAck));
+        assert_eq!(
+            verify_ack(&other, &ack, &root, &tree),
+            Err(DealError::BadAck)
+        );
     }
     // Every holder saw the same commitments root, equal to the one-chunk root of the sector.
     assert_eq!(roots_seen.len(), 1);
@@ -294,6 +322,13 @@ fn batches_for_another_context_or_holder_are_refused() {
         f.open(0, &swapped).map(|_| ()),
         Err(DealError::BadSignature)
     );
+    // A batch must carry one leaf key per commitment (the holder builds the tree from them);
+    // a missing key is refused, and proves nothing (the keys are not signed).
+    let mut short = batch.clone();
+    short.keys.pop();
+    let err = f.open(0, &short).map(|_| ()).unwrap_err();
+    assert_eq!(err, DealError::BadChunk("not one leaf key per commitment"));
+    assert_eq!(err.provable(), None);
     // Wrong threshold expected by the holder.
     let me = f.holders[0].id();
     let leaves = f.leaves_of(&me, 16, 8);
@@ -420,7 +455,8 @@ fn a_commitment_of_the_wrong_threshold_convicts_the_owner() {
         x25519: f.holders[1].xpub(),
     };
     let chunk = ChunkCommitments::new(16, commitments).expect("chunk");
-    let batch = seal_batch(f.id, &f.owner.sk, to, &chunk, &refs, &mut f.rng).expect("seal");
+    let keys = leaf_keys(&chunk);
+    let batch = seal_batch(f.id, &f.owner.sk, to, &chunk, &keys, &refs, &mut f.rng).expect("seal");
     let err = f.open(1, &batch).map(|_| ()).unwrap_err();
     assert_eq!(err.provable(), Some(Some(19)));
     let c = f.complain(1, &batch, Some(19));
@@ -443,7 +479,8 @@ fn a_complaint_about_a_full_chunk_fits_a_ledger_payload() {
         id: holder,
         x25519: f.holders[0].xpub(),
     };
-    let batch = seal_batch(f.id, &f.owner.sk, to, &chunk, &refs, &mut f.rng).expect("seal");
+    let keys = leaf_keys(&chunk);
+    let batch = seal_batch(f.id, &f.owner.sk, to, &chunk, &keys, &refs, &mut f.rng).expect("seal");
     let c = f.complain(0, &batch, Some(n - 1));
     let len = crate::ledger::encode(&c).len();
     assert!(len <= crate::ledger::MAX_PAYLOAD_BYTES, "{len} bytes");
@@ -522,6 +559,7 @@ fn a_missing_leaf_or_garbage_plaintext_convicts_the_owner() {
         id: f.id,
         holder,
         first_leaf: 16,
+        keys: vec![[0; 32]; commitments.len()],
         commitments,
         sealed,
         signature: f.owner.sk.sign(&msg).to_bytes().to_vec(),
@@ -548,11 +586,19 @@ fn only_the_owner_can_sign_its_batches() {
                 x25519: xpub,
             },
             &chunk,
+            &leaf_keys(&chunk),
             &[],
             &mut f.rng
         ),
         Err(DealError::WrongContext("signing key is not the owner's"))
     );
+}
+
+/// Stand-in leaf public keys for `chunk` (one per leaf; nothing here checks them).
+fn leaf_keys(chunk: &ChunkCommitments) -> Vec<[u8; 32]> {
+    (0..chunk.commitments().len())
+        .map(|i| [i as u8; 32])
+        .collect()
 }
 
 /// `commitments` with point 1 of leaf `leaf`'s commitment (chunk starting at `first`) replaced

@@ -228,15 +228,16 @@ fn caps_hold_the_largest_legitimate_transaction_of_every_kind() {
             sector: u32::MAX,
             root: [0xff; 32],
             commitments_root: [0xff; 32],
-            // One acknowledgement (holder, root, signature: 129 encoded bytes) per validator,
-            // as many as a block can carry.
+            // One acknowledgement (holder, two roots, signature: 161 encoded bytes) per
+            // validator, as many as a block can carry.
             acks: vec![
                 seedfed_protocol::dealing::DealAck {
                     holder: m,
                     commitments_root: [0xff; 32],
+                    root: [0xff; 32],
                     signature: vec![0xff; 64],
                 };
-                (BLOCK_TX_BYTES - 1024) / 130
+                (BLOCK_TX_BYTES - 1024) / 162
             ],
         },
         TxBody::DealComplaint {

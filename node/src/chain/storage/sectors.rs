@@ -45,9 +45,19 @@ impl ChainStore {
 
     /// Every (sector, commitments root) held.
     pub fn held_index(&self) -> Result<Vec<(u32, [u8; 32])>, StorageError> {
+        self.sector_index(HELD)
+    }
+
+    /// Every (sector, sector root) whose tree is kept (ours, or as a holder or a replica).
+    pub fn tree_index(&self) -> Result<Vec<(u32, [u8; 32])>, StorageError> {
+        self.sector_index(TREES)
+    }
+
+    /// The (sector, root) keys of `keyspace` (held shares or trees).
+    fn sector_index(&self, keyspace: &str) -> Result<Vec<(u32, [u8; 32])>, StorageError> {
         let mut out = Vec::new();
-        for item in self.store.scan_prefix(HELD, &[])? {
-            let (k, _) = item?;
+        for item in self.store.scan_keys(keyspace, &[])? {
+            let k = item?;
             match <[u8; 36]>::try_from(k.as_slice()) {
                 Ok(k) => {
                     let mut sector = [0u8; 4];
@@ -56,25 +66,31 @@ impl ChainStore {
                     root.copy_from_slice(&k[4..]);
                     out.push((u32::from_be_bytes(sector), root));
                 }
-                Err(_) => warn!("ignoring a held-sector key of {} bytes", k.len()),
+                Err(_) => warn!(keyspace, "ignoring a sector key of {} bytes", k.len()),
             }
         }
         Ok(out)
     }
 
-    /// Deletes the held sectors that lost, by (sector, commitments root): dealings that never
-    /// landed. Returns how many were deleted.
-    pub fn prune_held(
+    /// Deletes, in one write, the held records (by sector and commitments root) and the trees
+    /// (by sector and sector root) of dealings that lost: `lost(sector, root, is_tree)`.
+    /// Returns how many of each were deleted.
+    pub fn prune_sectors(
         &mut self,
-        lost: impl Fn(&u32, &[u8; 32]) -> bool,
-    ) -> Result<usize, StorageError> {
-        let gone: Vec<(u32, [u8; 32])> = self
+        lost: impl Fn(&u32, &[u8; 32], bool) -> bool,
+    ) -> Result<(usize, usize), StorageError> {
+        let held: Vec<(u32, [u8; 32])> = self
             .held_index()?
             .into_iter()
-            .filter(|(sector, root)| lost(sector, root))
+            .filter(|(sector, root)| lost(sector, root, false))
             .collect();
-        self.erase_sectors(&gone, &[])?;
-        Ok(gone.len())
+        let trees: Vec<(u32, [u8; 32])> = self
+            .tree_index()?
+            .into_iter()
+            .filter(|(sector, root)| lost(sector, root, true))
+            .collect();
+        self.erase_sectors(&held, &trees)?;
+        Ok((held.len(), trees.len()))
     }
 
     /// Deletes, in one write, the held records of `held` (by sector and commitments root) and

@@ -210,7 +210,7 @@ impl LedgerState {
             if !acked.insert(ack.holder) {
                 return Err(bad("acknowledged twice"));
             }
-            verify_ack(&id, ack, commitments_root).map_err(|_| bad("does not verify"))?;
+            verify_ack(&id, ack, commitments_root, root).map_err(|_| bad("does not verify"))?;
         }
         let range = self.sector_range(sector)?;
         for (leaf, holders) in range

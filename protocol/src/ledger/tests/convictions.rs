@@ -108,7 +108,8 @@ fn batch(fx: &Fx, sector: u32, h: usize, corrupt: bool, rng: &mut ChaCha20Rng) -
         x25519: xpub(h as u8),
     };
     let owner_key = &fx.keys[index(fx, &owner)];
-    let b = seal_batch(id, owner_key, to, &chunk, &refs, rng).unwrap();
+    let keys = vec![[0; 32]; chunk.commitments().len()];
+    let b = seal_batch(id, owner_key, to, &chunk, &keys, &refs, rng).unwrap();
     (b, bad_leaf)
 }
 
@@ -258,7 +259,7 @@ fn a_complaint_that_proves_nothing_is_rejected_and_changes_nothing() {
     assert_eq!(fx.st(), &before);
 
     // For a published sector: the sector root landed first, the complaint is too late.
-    let acks = acks(&fx, 0, owner, COMMITMENTS_ROOT, &[0, 1, 2, 3]);
+    let acks = acks(&fx, 0, owner, (COMMITMENTS_ROOT, [1; 32]), &[0, 1, 2, 3]);
     fx.apply(
         index(&fx, &owner),
         TxBody::SectorRoot {

@@ -195,12 +195,13 @@ pub(super) fn start_epoch_1(fx: &mut Fx) {
 /// acknowledgements over it, not the commitments themselves).
 pub(super) const COMMITMENTS_ROOT: [u8; 32] = [0xcc; 32];
 
-/// Acknowledgements of `sector` (dealt by `owner`) over `root` by the validators `by`.
+/// Acknowledgements of `sector` (dealt by `owner`) over `commitments_root` and the sector
+/// root `root` by the validators `by`.
 pub(super) fn acks(
     fx: &Fx,
     sector: u32,
     owner: MemberId,
-    root: [u8; 32],
+    (commitments_root, root): ([u8; 32], [u8; 32]),
     by: &[usize],
 ) -> Vec<crate::dealing::DealAck> {
     let id = crate::dealing::SectorId {
@@ -211,7 +212,7 @@ pub(super) fn acks(
         basis: fx.st().holder_basis().digest(),
     };
     by.iter()
-        .map(|&i| crate::dealing::sign_ack(&id, &fx.keys[i], root))
+        .map(|&i| crate::dealing::sign_ack(&id, &fx.keys[i], commitments_root, root))
         .collect()
 }
 
@@ -243,12 +244,13 @@ pub(super) fn key_ready() -> Fx {
     for sector in 0..2u32 {
         let owner = fx.st().newest.branch_owners[&sector];
         let i = (0..4).find(|&i| fx.id(i) == owner).unwrap();
-        let acks = acks(&fx, sector, owner, COMMITMENTS_ROOT, &[0, 1, 2, 3]);
+        let root = sectors()[sector as usize].root();
+        let acks = acks(&fx, sector, owner, (COMMITMENTS_ROOT, root), &[0, 1, 2, 3]);
         fx.apply(
             i,
             TxBody::SectorRoot {
                 sector,
-                root: sectors()[sector as usize].root(),
+                root,
                 commitments_root: COMMITMENTS_ROOT,
                 acks,
             },

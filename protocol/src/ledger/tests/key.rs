@@ -126,7 +126,7 @@ fn sector_publication_rules() {
         commitments_root: COMMITMENTS_ROOT,
         acks,
     };
-    let all = acks(&fx, 0, owner0, COMMITMENTS_ROOT, &[0, 1, 2, 3]);
+    let all = acks(&fx, 0, owner0, (COMMITMENTS_ROOT, root), &[0, 1, 2, 3]);
     assert_eq!(
         fx.apply(non_owner_i, publish(all.clone())),
         Err(LedgerError::NotSectorOwner(fx.id(non_owner_i)))
@@ -139,7 +139,7 @@ fn sector_publication_rules() {
         assert!(matches!(
             fx.apply(
                 owner_i,
-                publish(acks(&fx, 0, owner0, COMMITMENTS_ROOT, &some))
+                publish(acks(&fx, 0, owner0, (COMMITMENTS_ROOT, root), &some))
             ),
             Err(LedgerError::NotEnoughAcks {
                 need: 3,
@@ -148,8 +148,9 @@ fn sector_publication_rules() {
             })
         ));
     }
-    // A duplicate, an acknowledgement of another commitments root, one for another sector,
-    // and one by a non-validator are each refused by name.
+    // A duplicate, an acknowledgement of another commitments root or of another sector tree
+    // (its holder stored a tree other than the one published), one for another sector, and
+    // one by a non-validator are each refused by name.
     let mut dup = all.clone();
     dup.push(all[0].clone());
     assert!(matches!(
@@ -160,7 +161,7 @@ fn sector_publication_rules() {
         })
     ));
     let mut other_root = all.clone();
-    other_root[1] = acks(&fx, 0, owner0, [0xdd; 32], &[1]).remove(0);
+    other_root[1] = acks(&fx, 0, owner0, ([0xdd; 32], root), &[1]).remove(0);
     assert!(matches!(
         fx.apply(owner_i, publish(other_root)),
         Err(LedgerError::BadAck {
@@ -168,8 +169,17 @@ fn sector_publication_rules() {
             ..
         })
     ));
+    let mut other_tree = all.clone();
+    other_tree[3] = acks(&fx, 0, owner0, (COMMITMENTS_ROOT, [0xee; 32]), &[3]).remove(0);
+    assert!(matches!(
+        fx.apply(owner_i, publish(other_tree)),
+        Err(LedgerError::BadAck {
+            reason: "does not verify",
+            ..
+        })
+    ));
     let mut other_sector = all.clone();
-    other_sector[2] = acks(&fx, 1, owner0, COMMITMENTS_ROOT, &[2]).remove(0);
+    other_sector[2] = acks(&fx, 1, owner0, (COMMITMENTS_ROOT, root), &[2]).remove(0);
     assert!(matches!(
         fx.apply(owner_i, publish(other_sector)),
         Err(LedgerError::BadAck {
@@ -186,7 +196,12 @@ fn sector_publication_rules() {
         basis: fx.st().holder_basis().digest(),
     };
     let mut with_stranger = all.clone();
-    with_stranger.push(crate::dealing::sign_ack(&id, &stranger, COMMITMENTS_ROOT));
+    with_stranger.push(crate::dealing::sign_ack(
+        &id,
+        &stranger,
+        COMMITMENTS_ROOT,
+        root,
+    ));
     assert!(matches!(
         fx.apply(owner_i, publish(with_stranger)),
         Err(LedgerError::BadAck {

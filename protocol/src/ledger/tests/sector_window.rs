@@ -43,12 +43,13 @@ fn blocks(fx: &mut Fx, signers: &[usize], count: u64) {
 /// The `SectorRoot` of `sector` by its current owner, acknowledged by every validator.
 fn publish(fx: &mut Fx, sector: u32) {
     let owner = fx.st().newest.branch_owners[&sector];
-    let acks = acks(fx, sector, owner, COMMITMENTS_ROOT, &[0, 1, 2, 3]);
+    let root = sectors()[sector as usize].root();
+    let acks = acks(fx, sector, owner, (COMMITMENTS_ROOT, root), &[0, 1, 2, 3]);
     let tx = fx.tx(
         index(fx, &owner),
         TxBody::SectorRoot {
             sector,
-            root: sectors()[sector as usize].root(),
+            root,
             commitments_root: COMMITMENTS_ROOT,
             acks,
         },
@@ -98,7 +99,13 @@ fn an_unpublished_sector_moves_after_the_window_and_a_published_one_stays() {
             sector: 1,
             root: sectors()[1].root(),
             commitments_root: COMMITMENTS_ROOT,
-            acks: acks(&fx, 1, owner1, COMMITMENTS_ROOT, &[0, 1, 2, 3]),
+            acks: acks(
+                &fx,
+                1,
+                owner1,
+                (COMMITMENTS_ROOT, sectors()[1].root()),
+                &[0, 1, 2, 3],
+            ),
         },
     );
     assert!(fx.ledger.state.clone().apply_tx(&late).is_err());
