@@ -1,8 +1,9 @@
 //! Tendermint BFT consensus as a sans-IO state machine around Malachite's core
 //! (`docs/consensus.md`). [`Consensus`] owns one node's ledger and turns each [`Input`] into
 //! [`Output`]s with no runtime, clock or network. It votes only for blocks that validate against
-//! its ledger, and a node that acts on the outputs in order, making each [`Output::PersistWal`]
-//! durable before any later output, never equivocates, even across a restart.
+//! its ledger, and a node that acts on the outputs in order, making every
+//! [`Output::PersistWal`] entry durable before a later output that leaves the node or decides
+//! ([`Output::needs_durable_wal`]), never equivocates, even across a restart.
 
 pub mod certificate;
 pub mod context;

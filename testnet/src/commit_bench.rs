@@ -141,22 +141,9 @@ async fn bench(args: &CommitArgs) -> anyhow::Result<()> {
         args.block_interval_ms
     );
     let up_args = UpArgs {
-        cycle_timeout: 0,
-        key_timeout: 0,
-        signatures: 0,
-        tree_height: None,
-        epochs: None,
-        nodes: args.nodes,
-        dir: Some(dir.clone()),
-        difficulty: 8,
-        timeout: 180,
-        foreground: false,
         // Plenty of stake for rounds of transfers of 1.
         stake: 1_000_000_000,
-        node_env: vec![(
-            "SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS".into(),
-            args.block_interval_ms.to_string(),
-        )],
+        ..UpArgs::for_bench(args.nodes, dir.clone(), Some(args.block_interval_ms))
     };
     let net = up::start(&up_args, &dir).await?;
     let client = ApiClient::new();

@@ -227,26 +227,8 @@ async fn bench(args: &FloodArgs) -> anyhow::Result<()> {
         dir.display()
     );
     let up_args = UpArgs {
-        cycle_timeout: 0,
-        key_timeout: 0,
-        signatures: 0,
-        tree_height: None,
-        epochs: None,
-        nodes: args.nodes,
-        dir: Some(dir.clone()),
         difficulty: DIFFICULTY,
-        timeout: 180,
-        foreground: false,
-        stake: 100,
-        node_env: args
-            .block_interval_ms
-            .map(|ms| {
-                vec![(
-                    "SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS".to_string(),
-                    ms.to_string(),
-                )]
-            })
-            .unwrap_or_default(),
+        ..UpArgs::for_bench(args.nodes, dir.clone(), args.block_interval_ms)
     };
     let net = up::start(&up_args, &dir).await?;
     let client = ApiClient::new();

@@ -9,6 +9,7 @@ pub mod dkg_bench;
 pub mod fedkeygen_bench;
 pub mod flood;
 pub mod flood_bench;
+pub mod idle_bench;
 pub mod ledger_bench;
 pub mod memory_bench;
 pub mod proc_memory;

@@ -85,6 +85,36 @@ pub struct UpArgs {
     pub node_env: Vec<(String, String)>,
 }
 
+impl UpArgs {
+    /// A testnet of `nodes` validators in `dir` that a bench or test drives itself: no wait for
+    /// the epoch cycle or a key, no signatures, genesis defaults, stake 100 each, and the
+    /// nodes' block interval `block_interval_ms` if given.
+    pub fn for_bench(nodes: usize, dir: PathBuf, block_interval_ms: Option<u64>) -> UpArgs {
+        UpArgs {
+            nodes,
+            dir: Some(dir),
+            difficulty: 8,
+            timeout: 180,
+            foreground: false,
+            stake: 100,
+            tree_height: None,
+            cycle_timeout: 0,
+            key_timeout: 0,
+            signatures: 0,
+            epochs: None,
+            node_env: block_interval_ms
+                .map(|ms| {
+                    (
+                        "SEEDFED__CONSENSUS__BLOCK_INTERVAL_MS".into(),
+                        ms.to_string(),
+                    )
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
 /// `seedfed-testnet down`
 #[derive(Debug, Args)]
 pub struct DownArgs {

@@ -59,18 +59,8 @@ async fn a_flood_of_invalid_traffic_neither_stalls_consensus_nor_grows_memory() 
     let (node_bin, boot_bin) = bins();
     let dir = tempfile::tempdir().unwrap();
     let args = UpArgs {
-        nodes: 4,
-        dir: Some(dir.path().to_path_buf()),
-        difficulty: 8,
         timeout: 60,
-        foreground: false,
-        stake: 100,
-        tree_height: None,
-        cycle_timeout: 0,
-        key_timeout: 0,
-        signatures: 0,
-        epochs: None,
-        node_env: vec![],
+        ..UpArgs::for_bench(4, dir.path().to_path_buf(), None)
     };
     let net = up::start_with(&args, dir.path(), &node_bin, &boot_bin)
         .await

@@ -244,6 +244,8 @@ pub async fn spawn(
         status,
         agent,
         agent_saved: None,
+        wal: super::outputs::WalBuffer::default(),
+        next_beacon: super::status::NextBeacon::default(),
         sectors_seen: (0, 0),
         held,
         spent: std::collections::BTreeSet::new(),
@@ -307,6 +309,10 @@ pub(super) struct Driver {
     pub(super) agent: Agent,
     /// Hash of the agent snapshot last written (skip identical rewrites).
     pub(super) agent_saved: Option<[u8; 32]>,
+    /// Consensus WAL entries not yet on disk (made durable before anything leaves).
+    pub(super) wal: super::outputs::WalBuffer,
+    /// The next epoch's beacon for the status, remembered.
+    pub(super) next_beacon: super::status::NextBeacon,
     /// The key being generated and how many of its sectors were on the ledger when held
     /// records were last pruned.
     pub(super) sectors_seen: (u32, usize),

@@ -1,10 +1,13 @@
 //! Acting on consensus outputs: messages to publish, timers to schedule or cancel, blocks to
 //! build, WAL entries to persist, decided blocks to commit, misbehaviour to report.
 //!
-//! Guarantees: outputs are acted on in order; consecutive WAL entries are fsynced together
-//! before any later output leaves the node; a decided block, its certificate and the new tip
-//! state are committed atomically, on the storage thread, before the next height's messages go
-//! out.
+//! Guarantees: outputs are acted on in order; every WAL entry is fsynced, with the others
+//! buffered before it in one batch, before any later output leaves the node (a broadcast) or
+//! commits (a decision) ([`Output::needs_durable_wal`]); a decided block, its certificate and the new tip state
+//! are committed atomically, on the storage thread, before the next height's messages go out.
+//! Entries wait in memory until then: most record what the node received, and writing each
+//! as it came cost an fsync per received vote (2n per height at n validators), the largest
+//! part of an idle validator's storage thread.
 
 use seedfed_protocol::consensus::{CommitCertificate, ConsensusMessage, Output, WalEntry};
 use seedfed_protocol::ledger::{Block, Evidence, TxBody};
@@ -16,16 +19,16 @@ use super::storage::DecidedRecord;
 use super::wire::{consensus_gossip, CONSENSUS_TOPIC};
 
 impl Driver {
-    /// Acts on consensus outputs in order; consecutive WAL entries are made durable together,
-    /// before the first output that follows them.
+    /// Acts on consensus outputs in order; WAL entries are made durable together before the
+    /// first output that leaves the node or commits ([`WalBuffer::due_before`]).
     pub(super) async fn act(&mut self, outputs: Vec<Output>) -> Result<(), ChainError> {
-        let mut wal = Vec::new();
         for o in outputs {
             if let Output::PersistWal(e) = o {
-                wal.push(e);
+                self.wal.push(e);
                 continue;
             }
-            self.persist_wal(std::mem::take(&mut wal)).await?;
+            let due = self.wal.due_before(&o);
+            self.persist_wal(due).await?;
             match o {
                 Output::PersistWal(_) => {}
                 Output::Broadcast(m) => {
@@ -72,7 +75,7 @@ impl Driver {
                 }
             }
         }
-        self.persist_wal(wal).await
+        Ok(())
     }
 
     /// Appends WAL entries in one fsynced batch, on the storage thread.
@@ -168,5 +171,26 @@ impl Driver {
         self.agent_step().await?;
         self.publish_status();
         Ok(())
+    }
+}
+
+/// WAL entries not yet on disk, in the order consensus produced them.
+#[derive(Debug, Default)]
+pub(super) struct WalBuffer(Vec<WalEntry>);
+
+impl WalBuffer {
+    /// Buffers an entry.
+    pub(super) fn push(&mut self, entry: WalEntry) {
+        self.0.push(entry);
+    }
+
+    /// The entries to make durable before acting on `output`: every buffered one if it
+    /// [needs them](Output::needs_durable_wal), else none.
+    pub(super) fn due_before(&mut self, output: &Output) -> Vec<WalEntry> {
+        if output.needs_durable_wal() {
+            std::mem::take(&mut self.0)
+        } else {
+            Vec::new()
+        }
     }
 }

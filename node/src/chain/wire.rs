@@ -438,15 +438,8 @@ fn check_consensus(
         .unwrap_or_else(|e| e.into_inner());
     // Lock order: `consensus_seen`, then `votes` (taken nowhere else).
     let mut votes = view.votes.lock().unwrap_or_else(|e| e.into_inner());
-    let mut verify = |m: &MemberId, digest: &[u8; 32], s: &ledger::Signature64| {
-        votes
-            .check_once("vote signature", &[m.as_bytes(), digest, &s.0], || {
-                ledger::verify_vote_signature(m, digest, s)
-                    .then_some(())
-                    .ok_or(())
-            })
-            .is_ok()
-    };
+    let mut verify =
+        |m: &MemberId, digest: &[u8; 32], s: &ledger::Signature64| votes.verify_vote(m, digest, s);
     match seen.check_new("consensus gossip", &[chain_id.as_bytes(), encoded], || {
         msg.check_signatures_with(chain_id, &mut verify)
     }) {

@@ -1,7 +1,8 @@
 //! Answers to the effects Malachite's core yields while it processes one input.
 //!
 //! Effects that need an answer are pure and are answered at once (sign with our key, verify a
-//! signature or a certificate, no vote extensions). Effects that are I/O (publish, timers, WAL
+//! signature, remembered in the node's [`SigCache`] so the same vote is not checked again, or
+//! a certificate, no vote extensions). Effects that are I/O (publish, timers, WAL
 //! append, build a value, decide) are resumed with `Continue` and recorded as [`Pending`] work,
 //! mostly [`Output`]s, that the state machine acts on after the coroutine returns.
 
@@ -14,6 +15,8 @@ use super::io::{to_timer, Output, WalEntry};
 use super::key::ConsensusKey;
 use super::message::{polka_to_wire, proposal_message, round_to_wire, vote_record};
 use super::{certificate, context, BlockHash, ConsensusMessage, Ctx};
+use crate::ledger::{SigCache, Signature64};
+use crate::member::MemberId;
 
 /// Effects that become outputs or need work after the coroutine returns (short-lived).
 #[allow(clippy::large_enum_variant)]
@@ -38,6 +41,7 @@ pub(super) fn answer(
     key: &ConsensusKey,
     height: u64,
     timeouts: &mt::LinearTimeouts,
+    sigs: &mut SigCache,
     pending: &mut Vec<Pending>,
     effect: Effect<Ctx>,
 ) -> Result<Resume<Ctx>, std::convert::Infallible> {
@@ -133,7 +137,9 @@ pub(super) fn answer(
                 mc::ConsensusMsg::Vote(v) => context::vote_sign_digest(chain, v),
                 mc::ConsensusMsg::Proposal(p) => Some(context::proposal_sign_digest(chain, p)),
             };
-            let ok = digest.is_some_and(|d| pk.verify(&d, &msg.signature).is_ok());
+            let signer = MemberId(*pk.as_bytes());
+            let sig = Signature64(msg.signature.to_bytes());
+            let ok = digest.is_some_and(|d| sigs.verify_vote(&signer, &d, &sig));
             r.resume_with(ok)
         }
         Effect::VerifyCommitCertificate(c, set, tp, r) => {

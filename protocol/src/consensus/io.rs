@@ -1,9 +1,10 @@
 //! What the node and the consensus state machine exchange: [`Input`]s in, [`Output`]s out, the
 //! [`WalEntry`]s to make durable and the [`TimerId`]s to schedule.
 //!
-//! The outputs of one call are ordered: a node that acts on them in order, and makes each
-//! [`Output::PersistWal`] durable before releasing any later output, never equivocates after
-//! a restart.
+//! The outputs of one call are ordered: a node that acts on them in order, and makes every
+//! [`Output::PersistWal`] entry durable before acting on a later output that
+//! [needs it](Output::needs_durable_wal) (one that leaves the node or decides), never
+//! equivocates after a restart.
 
 use std::time::Duration;
 
@@ -119,7 +120,8 @@ pub enum Output {
     CancelTimer(TimerId),
     /// Cancel every timer.
     CancelAllTimers,
-    /// Make this durable before acting on any later output.
+    /// Make this durable before acting on any later output that
+    /// [needs it](Output::needs_durable_wal).
     PersistWal(WalEntry),
     /// We are the proposer: answer with [`Input::ProposeTxs`].
     BuildBlock {
@@ -151,6 +153,27 @@ pub enum Output {
         /// Why (a [`crate::ledger::LedgerError`] rendered as text).
         reason: String,
     },
+}
+
+impl Output {
+    /// Whether every [`Output::PersistWal`] entry before this output must be durable before it
+    /// is acted on: a message that leaves the node (our vote or proposal, never to be
+    /// contradicted after a restart) or a decision. Entries before any other output may wait:
+    /// most record what the node received (a peer's vote, a timeout), and a crash that loses
+    /// entries nothing sent depends on is the same as a crash before they came in. (Writing
+    /// each at once cost a node an fsync per received vote.)
+    pub fn needs_durable_wal(&self) -> bool {
+        match self {
+            Output::Broadcast(_) | Output::Decided { .. } => true,
+            Output::PersistWal(_)
+            | Output::ScheduleTimer { .. }
+            | Output::CancelTimer(_)
+            | Output::CancelAllTimers
+            | Output::BuildBlock { .. }
+            | Output::Equivocation { .. }
+            | Output::InvalidProposal { .. } => false,
+        }
+    }
 }
 
 /// The timer a Malachite timeout stands for at `height` (`None` for a timeout we never use).

@@ -20,7 +20,7 @@ use super::key::ConsensusKey;
 use super::message::{polka_from_wire, round_from_wire, signed_vote, ProposalMessage};
 use super::{context, BlockHash, BlockValue, CommitCertificate, ConsensusMessage, Ctx};
 use super::{Height, Proposal, SeedfedContext, ValidatorSet};
-use crate::ledger::{verify_vote_signature, Block, Ledger, SigCache, Validated};
+use crate::ledger::{Block, Ledger, SigCache, Validated};
 use crate::member::MemberId;
 
 /// Most distinct candidate blocks validated per height (each costs a ledger validation; only
@@ -110,8 +110,9 @@ pub struct Consensus {
     candidates: BTreeMap<BlockHash, Candidate>,
     future: BTreeMap<u64, Vec<ProposalMessage>>,
     last_certificate: Option<CommitCertificate>,
-    /// Transactions whose signatures this node checked (gossip, API, blocks): each is
-    /// verified once, not again in every block that carries it.
+    /// Transactions, votes and proposals whose signatures this node checked (gossip, API,
+    /// consensus, blocks): each is verified once, not again in every block (or last commit)
+    /// that carries it.
     sigs: SigCache,
 }
 
@@ -408,7 +409,7 @@ impl Consensus {
             proposer: p.proposer,
         };
         let digest = context::proposal_sign_digest(self.ctx.chain_id(), &proposal);
-        if !verify_vote_signature(&p.proposer, &digest, &p.signature) {
+        if !self.sigs.verify_vote(&p.proposer, &digest, &p.signature) {
             debug!(proposer = %p.proposer, "proposal with a bad signature dropped");
             return;
         }
@@ -495,12 +496,13 @@ impl Consensus {
             let key = &self.key;
             let height = self.height;
             let timeouts = self.params.timeouts;
+            let sigs = &mut self.sigs;
             let pending = &mut pending;
             let result: Result<(), mc::Error<Ctx>> = mc::process!(
                 input: input,
                 state: &mut self.state,
                 metrics: &(),
-                with: effect => answer(ctx, key, height, &timeouts, pending, effect)
+                with: effect => answer(ctx, key, height, &timeouts, sigs, pending, effect)
             );
             if let Err(e) = result {
                 warn!(error = %e, "consensus core rejected an input");

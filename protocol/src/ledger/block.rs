@@ -252,7 +252,12 @@ fn apply_block_body(
     }
     let deciding_set = state.validators();
     if block.height > 1 {
-        check_last_commit(state, &block.last_commit, &block.prev_hash)?;
+        check_last_commit(
+            state,
+            &block.last_commit,
+            &block.prev_hash,
+            sigs.as_deref_mut(),
+        )?;
         let signers: BTreeSet<MemberId> = block
             .last_commit
             .signatures
@@ -292,11 +297,13 @@ fn apply_block_body(
 }
 
 /// Checks that `commit` holds valid precommits for `value` at the previous height from
-/// more than two thirds of the stake that decided it.
+/// more than two thirds of the stake that decided it (signatures answered from `sigs` where
+/// this node checked the precommit before).
 fn check_last_commit(
     state: &LedgerState,
     commit: &CommitInfo,
     value: &[u8; 32],
+    mut sigs: Option<&mut SigCache>,
 ) -> Result<(), LedgerError> {
     if commit.signatures.windows(2).any(|w| w[0].0 >= w[1].0) {
         return Err(LedgerError::BadLastCommit("signers not sorted and unique"));
@@ -316,7 +323,11 @@ fn check_last_commit(
             Some(value),
             m,
         );
-        if !verify_vote_signature(m, &digest, sig) {
+        let ok = match sigs.as_deref_mut() {
+            Some(sigs) => sigs.verify_vote(m, &digest, sig),
+            None => verify_vote_signature(m, &digest, sig),
+        };
+        if !ok {
             return Err(LedgerError::BadLastCommit("invalid precommit signature"));
         }
         power += u128::from(*stake);

@@ -23,8 +23,9 @@
 use std::collections::{HashSet, VecDeque};
 
 use super::error::LedgerError;
-use super::tx::SignedTx;
+use super::tx::{verify_vote_signature, Signature64, SignedTx};
 use crate::hash::{hash32, Domain};
+use crate::member::MemberId;
 
 const FINGERPRINT: Domain = Domain::new("seedfed-sigcache");
 const CHECK_FINGERPRINT: Domain = Domain::new("seedfed-check");
@@ -78,6 +79,28 @@ impl SigCache {
     pub fn remember_verified(&mut self, stx: &SignedTx, chain_id: &str) {
         let digest = stx.tx.digest(chain_id);
         self.insert(fingerprint(chain_id, &digest, stx));
+    }
+
+    /// [`verify_vote_signature`] of a vote or proposal
+    /// signature, answered from the cache when exactly this (signer, digest, signature) passed
+    /// before: a vote is checked once per node, not again by consensus, nor in the next
+    /// block's last commit, nor inside every certificate that carries it.
+    pub fn verify_vote(
+        &mut self,
+        signer: &MemberId,
+        digest: &[u8; 32],
+        signature: &Signature64,
+    ) -> bool {
+        self.check_once(
+            "vote signature",
+            &[signer.as_bytes(), digest, &signature.0],
+            || {
+                verify_vote_signature(signer, digest, signature)
+                    .then_some(())
+                    .ok_or(())
+            },
+        )
+        .is_ok()
     }
 
     /// Runs `check` unless the check named `what` passed on exactly these `inputs` before,

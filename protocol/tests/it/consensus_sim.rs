@@ -94,6 +94,9 @@ struct Node {
     behaviour: Behaviour,
     timers: BTreeMap<TimerId, u64>,
     wal: Vec<seedfed_protocol::consensus::WalEntry>,
+    /// WAL entries not durable yet (lost by a crash), as a node keeps them: written before
+    /// the next output that needs them (`Output::needs_durable_wal`).
+    wal_pending: Vec<seedfed_protocol::consensus::WalEntry>,
     decided: BTreeMap<u64, (Block, CommitCertificate)>,
     seen: Vec<ConsensusMessage>,
     /// Equivocation evidence reported by consensus, turned into `Evict` transactions.
@@ -219,6 +222,7 @@ impl Sim {
                     behaviour: byzantine.get(i).copied().unwrap_or(Behaviour::Honest),
                     timers: BTreeMap::new(),
                     wal: Vec::new(),
+                    wal_pending: Vec::new(),
                     decided: BTreeMap::new(),
                     seen: Vec::new(),
                     evidence: Vec::new(),
@@ -442,8 +446,12 @@ impl Sim {
 
     fn outputs(&mut self, i: usize, outs: Vec<Output>) {
         for o in outs {
+            if o.needs_durable_wal() {
+                let node = &mut self.nodes[i];
+                node.wal.append(&mut node.wal_pending);
+            }
             match o {
-                Output::PersistWal(e) => self.nodes[i].wal.push(e),
+                Output::PersistWal(e) => self.nodes[i].wal_pending.push(e),
                 Output::Broadcast(m) => self.broadcast(i, m),
                 Output::ScheduleTimer { timer, after } => {
                     self.generation += 1;
@@ -720,8 +728,9 @@ impl Sim {
     }
 
     /// Crashes node `i` and restarts it from what it persisted: its decided blocks (the
-    /// ledger is rebuilt from genesis), the last commit certificate, and the WAL of the
-    /// current height. Pending timers are lost with the process.
+    /// ledger is rebuilt from genesis), the last commit certificate, and the durable WAL of the
+    /// current height. Pending timers and WAL entries not written yet are lost with the
+    /// process.
     fn crash_and_recover(&mut self, i: usize) {
         let mut ledger = Ledger::from_genesis(&self.genesis).expect("genesis");
         let mut last = None;
@@ -730,6 +739,7 @@ impl Sim {
             last = Some(cert.clone());
         }
         let wal = std::mem::take(&mut self.nodes[i].wal);
+        self.nodes[i].wal_pending.clear();
         let mut c = Consensus::new(
             ledger,
             last,

@@ -68,6 +68,9 @@ enum Command {
     /// master root), next to the CPU time of generating, dealing and verifying every sector
     /// in one process, divided by the cores.
     Fedkeygen(seedfed_testnet::fedkeygen_bench::FedKeygenArgs),
+    /// What an idle federation costs (consensus on empty blocks, no DKG, no key): each
+    /// validator's share of a core, the CPU per decided block, resident memory.
+    Idle(seedfed_testnet::idle_bench::IdleArgs),
     /// Peak resident memory of each validator process while the federation generates, deals
     /// and holds a key on a local multi-process testnet, next to its share set on disk.
     Memory(seedfed_testnet::memory_bench::MemoryArgs),
@@ -101,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         Command::Commit(args) => seedfed_testnet::commit_bench::run(args),
         Command::Dkg(args) => seedfed_testnet::dkg_bench::run(args),
         Command::Fedkeygen(args) => seedfed_testnet::fedkeygen_bench::run(args),
+        Command::Idle(args) => seedfed_testnet::idle_bench::run(args),
         Command::Memory(args) => seedfed_testnet::memory_bench::run(args),
         Command::Sign(args) => seedfed_testnet::sign_bench::run(args),
         Command::Ledger(args) => seedfed_testnet::ledger_bench::run(args),

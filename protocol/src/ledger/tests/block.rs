@@ -1,7 +1,9 @@
 //! Blocks: all-or-nothing application, proposer-side building, the canonical encoding.
 
-use super::fixtures::{id, key, Fx};
-use crate::ledger::{decode, encode, Block, LedgerError, LedgerState, SigCache, TxBody};
+use super::fixtures::{id, key, Fx, CHAIN};
+use crate::ledger::{
+    decode, encode, vote_digest, Block, LedgerError, LedgerState, SigCache, TxBody, VoteKind,
+};
 
 #[test]
 fn block_checks_are_all_or_nothing() {
@@ -100,16 +102,29 @@ fn a_validated_block_is_applied_without_checking_its_signatures_again() {
     assert_eq!(built.block.txs.len(), 3);
     assert_eq!((proposer_sigs.checks(), proposer_sigs.hits()), (3, 0));
 
-    // A validator that checked the transactions at gossip.
+    // A validator that checked the transactions at gossip, and the precommits as votes.
     let mut validator_sigs = SigCache::default();
     for t in &txs {
         validator_sigs.remember_verified(t, &fx.st().chain_id);
     }
+    let commit = &built.block.last_commit;
+    for (m, sig) in &commit.signatures {
+        let digest = vote_digest(
+            CHAIN,
+            fx.st().height,
+            commit.round,
+            VoteKind::Precommit,
+            Some(&fx.ledger.tip),
+            m,
+        );
+        assert!(validator_sigs.verify_vote(m, &digest, sig));
+    }
+    assert_eq!((validator_sigs.checks(), validator_sigs.hits()), (4, 0));
     let checked = fx
         .ledger
         .validate_block_with(&built.block, &mut validator_sigs)
         .unwrap();
-    assert_eq!((validator_sigs.checks(), validator_sigs.hits()), (0, 3));
+    assert_eq!((validator_sigs.checks(), validator_sigs.hits()), (4, 7));
 
     // Installing either gives what a full check gives.
     let mut full = fx.ledger.clone();
@@ -155,6 +170,40 @@ fn a_warm_cache_still_refuses_a_forged_transaction_in_a_block() {
         fx.ledger.validate_block_with(&block, &mut sigs),
         Err(LedgerError::InvalidTx { index: 0, .. })
     ));
+}
+
+/// A precommit this node verified as a vote is not verified again in the next block's last
+/// commit, and a forged one among remembered ones still makes the block invalid.
+#[test]
+fn remembered_precommits_are_not_verified_again_and_a_forged_one_is_refused() {
+    let mut fx = Fx::new(4);
+    fx.block(&[], vec![]);
+    let commit = fx.commit(&fx.all());
+    let (block, _) = fx.ledger.build_block(fx.id(0), commit, vec![]).unwrap();
+    let mut sigs = SigCache::default();
+    for (m, sig) in block.last_commit.signatures.iter().skip(1) {
+        let digest = vote_digest(
+            CHAIN,
+            fx.st().height,
+            0,
+            VoteKind::Precommit,
+            Some(&fx.ledger.tip),
+            m,
+        );
+        assert!(sigs.verify_vote(m, &digest, sig));
+    }
+    assert_eq!(sigs.checks(), 3);
+    fx.ledger.validate_block_with(&block, &mut sigs).unwrap();
+    // Only the one not seen before was verified.
+    assert_eq!((sigs.checks(), sigs.hits()), (4, 3));
+    let mut forged = block.clone();
+    forged.last_commit.signatures[0].1 .0[7] ^= 1;
+    assert_eq!(
+        fx.ledger
+            .validate_block_with(&forged, &mut sigs)
+            .map(|_| ()),
+        Err(LedgerError::BadLastCommit("invalid precommit signature"))
+    );
 }
 
 #[test]
