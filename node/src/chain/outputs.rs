@@ -3,11 +3,11 @@
 //!
 //! Guarantees: outputs are acted on in order; every WAL entry is fsynced, with the others
 //! buffered before it in one batch, before any later output leaves the node (a broadcast) or
-//! commits (a decision) ([`Output::needs_durable_wal`]); a decided block, its certificate and the new tip state
-//! are committed atomically, on the storage thread, before the next height's messages go out.
-//! Entries wait in memory until then: most record what the node received, and writing each
-//! as it came cost an fsync per received vote (2n per height at n validators), the largest
-//! part of an idle validator's storage thread.
+//! commits (a decision) ([`Output::needs_durable_wal`]); a decided block, its certificate and
+//! the new tip state are committed atomically, on the storage thread, before the next height's
+//! messages go out. Entries wait in memory until then: most record what the node received,
+//! and writing each as it came cost an fsync per received vote (2n per height at n
+//! validators), the largest part of an idle validator's storage thread.
 
 use seedfed_protocol::consensus::{CommitCertificate, ConsensusMessage, Output, WalEntry};
 use seedfed_protocol::ledger::{Block, Evidence, TxBody};

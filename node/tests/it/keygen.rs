@@ -95,12 +95,12 @@ fn raw_files(dir: &Path) -> Vec<u8> {
 
 /// The store-level checks: every tree kept is a published sector's, and every holder that
 /// acknowledged a sector keeps its tree; for every leaf of every sector, the ledger-chosen
-/// holders that acknowledged hold a share that fits its commitment (at least `a` per leaf), `k` of them
-/// rebuild seeds that regenerate the sector's root; every sector passed its audit; no seed or
-/// share value of a leaf that was not audited is in any raw file. `nodes` are the indices of
-/// the homes to open (the others, e.g. a killed validator, are left out; every holder that
-/// acknowledged must be among them); the first one's ledger is the reference. Returns the
-/// nodes opened.
+/// holders that acknowledged hold a share that fits its commitment (at least `a` per leaf),
+/// `k` of them rebuild seeds that regenerate the sector's root; every sector passed its audit;
+/// no seed or share value of a leaf that was not audited is in any raw file. `nodes` are the
+/// indices of the homes to open (the others, e.g. a killed validator, are left out; every
+/// holder that acknowledged must be among them); the first one's ledger is the reference.
+/// Returns the nodes opened.
 fn check_stores(
     homes: &[PathBuf],
     nodes: &[usize],

@@ -8,11 +8,11 @@
 //! verify is answered with a `DealComplaint` on the ledger instead, which convicts the owner.
 //!
 //! Guarantees: the acknowledgement comes after the `KeepTree` and `Keep` in the same duty list
-//! (the node stores before it sends); a batch that fails a check is not kept: an error if the failure
-//! proves nothing (unsigned, another context), else one complaint, built once and re-submitted
-//! unchanged on every block until it lands or the sector does; a batch for a sector already
-//! acknowledged only re-sends the acknowledgement, one for a sector we complained about is
-//! ignored.
+//! (the node stores before it sends); a batch that fails a check is not kept: an error if the
+//! failure proves nothing (unsigned, another context), else one complaint, built once and
+//! re-submitted unchanged on every block until it lands or the sector does; a batch for a
+//! sector already acknowledged only re-sends the acknowledgement, one for a sector we
+//! complained about is ignored.
 
 use std::collections::BTreeSet;
 

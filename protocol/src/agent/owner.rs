@@ -9,8 +9,8 @@
 //! same sector again (after a restart) gives the same commitments and shares; after dealing,
 //! only sealed batches remain in memory (the partials, branch seed, leaf seeds and plaintext
 //! shares are dropped and zeroized), each chunk's encoded commitments and leaf keys once,
-//! shared by its holders' batches ([`Payload`]), and a re-send is a clone of the same payload (so the node
-//! can tell it is still queued); an acknowledgement counts only if it verifies over our
+//! shared by its holders' batches ([`Payload`]), and a re-send is a clone of the same payload
+//! (so the node can tell it is still queued); an acknowledgement counts only if it verifies over our
 //! commitments root and our sector root (its holder keeps our tree) and comes from its holder.
 
 use std::collections::{BTreeMap, BTreeSet};
