@@ -242,6 +242,15 @@ fn spread(xs: &[f64], places: i32) -> serde_json::Value {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// The distinct node names of `sector:node` owner entries (as `fedkeygen_bench` lists them).
+fn node_names(owners: &[String]) -> Vec<String> {
+    let names: std::collections::BTreeSet<&str> = owners
+        .iter()
+        .map(|o| o.split_once(':').map_or(o.as_str(), |(_, name)| name))
+        .collect();
+    names.into_iter().map(str::to_string).collect()
+}
+
 /// The JSON line: peaks over nodes (MiB), owners' and holders' peaks apart, the largest
 /// resident memory sampled in each phase, and the share sets and stores on disk (bytes).
 pub fn report_json(
@@ -344,7 +353,7 @@ pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
     // Owners as the ledger recorded them, known once the key is final (every node keeps
     // replicas of the published trees, so a kept tree no longer tells an owner).
     let owner_names: Vec<String> = match &outcome {
-        Ok((_, owners)) => owners.clone(),
+        Ok((_, owners)) => node_names(owners),
         Err(_) => Vec::new(),
     };
     print_table(&mem, &disk, &owner_names);
@@ -513,5 +522,11 @@ mod tests {
         assert_eq!(percentile(&xs, 0.0), 1.0);
         assert_eq!(percentile(&xs, 100.0), 5.0);
         assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn owners_are_named_by_node_once_each() {
+        let owners = ["0:node12", "1:node1", "2:node12", "3:?"].map(String::from);
+        assert_eq!(node_names(&owners), ["?", "node1", "node12"]);
     }
 }
