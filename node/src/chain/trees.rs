@@ -3,9 +3,9 @@
 //! that acknowledged a sector kept its tree before the sector could land (the acknowledgement
 //! names its root; `agent::holder`); any other node fetches it here, from the sector's owner or
 //! from any validator that has one, and checks it against the sector root on the ledger before
-//! it is stored. A relay then takes a leaf's key and authentication path
-//! from its own copy (`agent::sign`), so an owner that dies after its sectors are published
-//! stalls none of their leaves.
+//! it is stored. A relay then takes a leaf's key and authentication path from its own copy
+//! (`agent::sign`), so an owner that dies, even the moment its sector lands, stalls none of
+//! its leaves.
 //!
 //! Guarantees: a stored replica builds exactly the sector root the ledger holds (anything else
 //! is dropped and the next source is tried); fetching runs on its own task, one tree and one

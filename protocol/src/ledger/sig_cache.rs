@@ -81,10 +81,10 @@ impl SigCache {
         self.insert(fingerprint(chain_id, &digest, stx));
     }
 
-    /// [`verify_vote_signature`] of a vote or proposal
-    /// signature, answered from the cache when exactly this (signer, digest, signature) passed
-    /// before: a vote is checked once per node, not again by consensus, nor in the next
-    /// block's last commit, nor inside every certificate that carries it.
+    /// [`verify_vote_signature`] of a vote or proposal signature, answered from the cache when
+    /// exactly this (signer, digest, signature) passed before: the consensus machine checks a
+    /// vote once, not again in the next block's last commit, and the gossip check not again
+    /// inside the certificates that carry it.
     pub fn verify_vote(
         &mut self,
         signer: &MemberId,
