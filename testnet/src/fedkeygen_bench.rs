@@ -249,8 +249,8 @@ pub struct Timeline {
     pub sectors: Vec<(f64, u64, usize)>,
     /// The master root final: (ms, height, epoch).
     pub master: (f64, u64, u64),
-    /// The owner (node name) of each sector, as the ledger recorded it.
-    pub owners: Vec<String>,
+    /// Each sector and its owner's node name, as the ledger recorded them.
+    pub owners: Vec<(u32, String)>,
     /// CPU time the node processes used over the interval, summed (ms).
     pub nodes_cpu_ms: f64,
     /// The 1-minute load average when the assignment landed and when the root was final.
@@ -292,7 +292,7 @@ pub fn run(args: FedKeygenArgs) -> anyhow::Result<()> {
         "timeline (node0, ms after the assignment landed at height {}, epoch {}; sector owners {}):",
         tl.assigned_height,
         tl.assigned_epoch,
-        tl.owners.join(", ")
+        owners_line(&tl.owners)
     );
     for (ms, h, n) in &tl.sectors {
         println!("  {ms:>10.0} ms  height {h:>5}  {n} sectors final");
@@ -541,8 +541,8 @@ fn load_average() -> Option<f64> {
         .ok()
 }
 
-/// The node names of the sectors' owners.
-fn owner_names(c: &seedfed_node::chain::ChainStatus, rows: &[up::NodeRow]) -> Vec<String> {
+/// Each sector and its owner's node name (`?` for an owner not among `rows`).
+fn owner_names(c: &seedfed_node::chain::ChainStatus, rows: &[up::NodeRow]) -> Vec<(u32, String)> {
     let by_peer: BTreeMap<&str, &str> = rows
         .iter()
         .map(|r| (r.peer_id.as_str(), r.name.as_str()))
@@ -561,13 +561,19 @@ fn owner_names(c: &seedfed_node::chain::ChainStatus, rows: &[up::NodeRow]) -> Ve
         .sectors
         .iter()
         .map(|s| {
-            format!(
-                "{}:{}",
-                s.sector,
-                by_id.get(s.owner.as_str()).unwrap_or(&"?")
-            )
+            let name = by_id.get(s.owner.as_str()).copied().unwrap_or("?");
+            (s.sector, name.to_string())
         })
         .collect()
+}
+
+/// `sector:node` for each owner, comma-separated (the benches' printed form).
+pub fn owners_line(owners: &[(u32, String)]) -> String {
+    owners
+        .iter()
+        .map(|(sector, name)| format!("{sector}:{name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Waits until every node reports the same master root; returns it.

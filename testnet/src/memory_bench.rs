@@ -242,13 +242,10 @@ fn spread(xs: &[f64], places: i32) -> serde_json::Value {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// The distinct node names of `sector:node` owner entries (as `fedkeygen_bench` lists them).
-fn node_names(owners: &[String]) -> Vec<String> {
-    let names: std::collections::BTreeSet<&str> = owners
-        .iter()
-        .map(|o| o.split_once(':').map_or(o.as_str(), |(_, name)| name))
-        .collect();
-    names.into_iter().map(str::to_string).collect()
+/// The distinct node names of the sectors' owners.
+fn node_names(owners: &[(u32, String)]) -> Vec<String> {
+    let names: std::collections::BTreeSet<&String> = owners.iter().map(|(_, name)| name).collect();
+    names.into_iter().cloned().collect()
 }
 
 /// The JSON line: peaks over nodes (MiB), owners' and holders' peaks apart, the largest
@@ -341,7 +338,7 @@ pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
             println!(
                 "key generation (assignment -> master root on node0): {wall:.0} ms; \
                  sector owners {}",
-                owners.join(", ")
+                fedkeygen_bench::owners_line(owners)
             );
             Some(*wall)
         }
@@ -415,7 +412,7 @@ async fn networked(
     args: &MemoryArgs,
     dir: &Path,
     sampler: &mut Sampler,
-) -> anyhow::Result<(f64, Vec<String>)> {
+) -> anyhow::Result<(f64, Vec<(u32, String)>)> {
     let run = fedkeygen_bench::wait_master_root(
         args.nodes,
         args.height,
@@ -526,7 +523,8 @@ mod tests {
 
     #[test]
     fn owners_are_named_by_node_once_each() {
-        let owners = ["0:node12", "1:node1", "2:node12", "3:?"].map(String::from);
+        let owners =
+            [(0, "node12"), (1, "node1"), (2, "node12"), (3, "?")].map(|(s, n)| (s, n.to_string()));
         assert_eq!(node_names(&owners), ["?", "node1", "node12"]);
     }
 }
