@@ -186,5 +186,5 @@ async fn fetch(network: &NetworkHandle, peer: PeerId, w: &Wanted) -> Result<Vec<
     if tree.root() != w.root {
         return Err("the keys do not build the sector root".into());
     }
-    Ok(tree.leaf_keys().to_vec())
+    Ok(tree.into_leaf_keys())
 }

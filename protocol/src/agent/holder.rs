@@ -150,7 +150,7 @@ impl Agent {
             Duty::KeepTree {
                 sector,
                 root: acked.root,
-                keys: tree.leaf_keys().to_vec(),
+                keys: tree.into_leaf_keys(),
             },
             Duty::Keep {
                 sector,

@@ -275,8 +275,8 @@ impl Agent {
         let commitments_root = dealing::commitments_root(first, bits, &chunk_roots);
         Ok(Dealt {
             height: st.height,
-            tree: Some(tree.leaf_keys().to_vec()),
             root: tree.root(),
+            tree: Some(tree.into_leaf_keys()),
             commitments_root,
             batches,
             leaf_holders,
