@@ -325,10 +325,10 @@ pub(super) struct Driver {
     /// Audit reveals and paths built from the store, by (sector, root, leaf, is a path):
     /// re-submitted until they land without reading the store again.
     pub(super) audit_txs: std::collections::BTreeMap<(u32, [u8; 32], u64, bool), ledger::TxBody>,
-    /// Direct requests in flight to each peer, at most [`super::agent::DIRECT_IN_FLIGHT`]:
+    /// Direct requests in flight to each peer, at most [`super::direct::DIRECT_IN_FLIGHT`]:
     /// an owner's thousands of batches queue here instead of overflowing the peer's inbound
     /// stream limit (which drops them).
-    pub(super) in_flight: std::collections::BTreeMap<PeerId, Arc<super::agent::PeerQueue>>,
+    pub(super) in_flight: std::collections::BTreeMap<PeerId, Arc<super::direct::PeerQueue>>,
     /// The key the agent's snapshot and held shares are sealed with on disk.
     pub(super) at_rest: Arc<AtRestKey>,
     pub(super) commits: CommitClock,

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod activity;
 mod agent;
 mod block_server;
+mod direct;
 mod driver;
 pub mod latency;
 pub mod mempool;

@@ -102,7 +102,7 @@ pub enum ChainRequest {
         votes: Vec<seedfed_protocol::ledger::VoteRecord>,
     },
     /// Several epoch-protocol payloads for the recipient's agent, taken in order in one turn
-    /// (at most `agent::DIRECT_GROUP_MAX`): a quorum member's contributions of a block to one
+    /// (at most `direct::DIRECT_GROUP_MAX`): a quorum member's contributions of a block to one
     /// relay travel together.
     Directs(Vec<Vec<u8>>),
     /// Leaf keys of a published sector's public tree, kept under (`sector`, `root`), from
