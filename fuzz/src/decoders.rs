@@ -116,7 +116,7 @@ pub fn tx_payload(data: &[u8]) {
     }
 }
 
-/// Point-to-point chain requests and responses (`/seedfed/rpc/1`).
+/// Point-to-point chain requests and responses (`/seedfed/rpc/2`).
 pub fn chain_rpc(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else {
         return;

@@ -92,7 +92,7 @@ pub struct NetworkSection {
     pub gossip_max_bytes: usize,
     /// Maximum request/response size in bytes. Env: `SEEDFED__NETWORK__REQUEST_MAX_BYTES`.
     pub request_max_bytes: u64,
-    /// Requests (`/seedfed/rpc/1`: block sync, the key protocols' direct messages) each peer
+    /// Requests (`/seedfed/rpc/2`: block sync, the key protocols' direct messages) each peer
     /// may send per second, sustained. Env: `SEEDFED__NETWORK__RPC_REQUESTS_PER_SEC`.
     pub rpc_requests_per_sec: u32,
     /// Requests each peer may send at once after a quiet spell.

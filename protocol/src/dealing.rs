@@ -45,10 +45,12 @@ use crate::shamir::{self, Commitment, EncodedCommitment, Share};
 
 mod commitments;
 mod complaint;
+mod held;
 pub use commitments::{
     chunk_path, chunk_root, commitment_hash, commitments_root, root_from_path, CommitmentTree,
 };
 pub use complaint::{complain, judge_complaint, DealComplaint, LeafEvidence};
+pub use held::{encode_held_chunk, HeldChunk, HeldIndex, HeldSector};
 
 const BATCH_SIG: Domain = Domain::new("seedfed-dealbat");
 const BATCH_AD: Domain = Domain::new("seedfed-dealad");
@@ -501,86 +503,6 @@ pub fn open_batch<R: RngCore + CryptoRng>(
 /// from the ledger's layout, so a holder knows which batches make a sector complete.
 pub fn chunk_bits(sector_height: u32) -> u8 {
     sector_height.min(u32::from(MAX_CHUNK_BITS)) as u8
-}
-
-/// What a holder keeps of a sector once every batch checked: the commitments of every leaf
-/// (public; needed to attribute faults at signing and repair) and its own shares (secret;
-/// the node stores the whole record sealed at rest). `Debug` redacts the shares. The
-/// commitments are kept encoded: those of the holder's own leaves were decoded and checked,
-/// the others only hashed into the acknowledged root (see the module doc); decode on use.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct HeldSector {
-    /// The sector and its owner.
-    pub id: SectorId,
-    /// The sector's commitments root (what the holder acknowledged).
-    pub commitments_root: [u8; 32],
-    /// The sector's first global leaf.
-    pub first_leaf: u64,
-    /// One commitment per leaf of the sector, in leaf order.
-    pub commitments: Vec<EncodedCommitment>,
-    /// This holder's shares: `(global leaf, share)` in leaf order.
-    #[serde(with = "crate::shamir::secret_shares")]
-    pub shares: ReceivedShares,
-}
-
-impl HeldSector {
-    /// The record's canonical encoding ([`crate::ledger::encode`]'s bytes), in a buffer that is
-    /// wiped on drop and never reallocated while it is written: seal it, never log it.
-    pub fn encode_secret(&self) -> Zeroizing<Vec<u8>> {
-        crate::ledger::encode_secret(self)
-    }
-}
-
-/// The encoding of the [`HeldSector`] with these fields, as [`HeldSector::encode_secret`] gives
-/// it, from the commitments kept flat: `commitments` are the chunks' point encodings in leaf
-/// order, `k` per leaf (a holder keeps each checked chunk that way, without an allocation per
-/// leaf, and never builds the record's `Vec` of commitments). `shares` in leaf order.
-pub fn encode_held(
-    id: &SectorId,
-    commitments_root: &[u8; 32],
-    first_leaf: u64,
-    k: usize,
-    commitments: &[&[[u8; 32]]],
-    shares: &ReceivedShares,
-) -> Zeroizing<Vec<u8>> {
-    /// Serializes as `Vec<EncodedCommitment>`: a sequence of leaves, each a sequence of `k`
-    /// encodings.
-    struct Flat<'a, 'b> {
-        k: usize,
-        chunks: &'b [&'a [[u8; 32]]],
-    }
-    impl Serialize for Flat<'_, '_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeSeq;
-            let k = self.k.max(1);
-            let leaves = self.chunks.iter().map(|c| c.len() / k).sum();
-            let mut seq = s.serialize_seq(Some(leaves))?;
-            for leaf in self.chunks.iter().flat_map(|c| c.chunks_exact(k)) {
-                seq.serialize_element(leaf)?;
-            }
-            seq.end()
-        }
-    }
-    /// [`HeldSector`]'s fields in order.
-    #[derive(Serialize)]
-    struct Record<'a, 'b> {
-        id: &'b SectorId,
-        commitments_root: &'b [u8; 32],
-        first_leaf: u64,
-        commitments: Flat<'a, 'b>,
-        #[serde(serialize_with = "crate::shamir::secret_shares::serialize")]
-        shares: &'b ReceivedShares,
-    }
-    crate::ledger::encode_secret(&Record {
-        id,
-        commitments_root,
-        first_leaf,
-        commitments: Flat {
-            k,
-            chunks: commitments,
-        },
-        shares,
-    })
 }
 
 /// A holder's signed statement that it stored its shares of a sector durably, saw the

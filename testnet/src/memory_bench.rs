@@ -15,8 +15,9 @@
 //!
 //! **Disk.** Then the testnet is stopped (each node closes its store) and the bench opens each
 //! node's store and scans it: `share_set_bytes` is the bytes (keys and
-//! sealed values) of the `held` keyspace, where a node keeps the leaf shares it holds with their
-//! sectors' commitments; `trees_bytes` those of the `trees` keyspace (the leaf public keys of
+//! values) of the `held` and `held_chunks` keyspaces, where a node keeps the leaf shares it
+//! holds with their sectors' commitments, a sealed record per chunk and an index per sector
+//! (`held_records` counts the indexes); `trees_bytes` those of the `trees` keyspace (the leaf public keys of
 //! the sectors a node owns, and its replicas of every other published sector's tree);
 //! `store_bytes` the size of the node's whole data directory (the redb
 //! file: blocks, ledger state, WAL, shares).
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use clap::Args;
 use seedfed_node::api::ApiClient;
-use seedfed_node::chain::storage::{HELD, TREES};
+use seedfed_node::chain::storage::{HELD, HELD_CHUNKS, TREES};
 use seedfed_node::config::Config;
 use seedfed_node::store::{self, Backend};
 use serde_json::json;
@@ -211,6 +212,10 @@ pub fn node_disk(home: &Path) -> anyhow::Result<NodeDisk> {
     for item in store.scan_prefix(HELD, &[])? {
         let (k, v) = item?;
         disk.held_records += 1;
+        disk.share_set_bytes += (k.len() + v.len()) as u64;
+    }
+    for item in store.scan_prefix(HELD_CHUNKS, &[])? {
+        let (k, v) = item?;
         disk.share_set_bytes += (k.len() + v.len()) as u64;
     }
     for item in store.scan_prefix(TREES, &[])? {

@@ -3,8 +3,9 @@
 //! every direct message (DKG envelope, branch partial, dealt batch, acknowledgement) a peer
 //! sends us.
 //!
-//! Guarantees: held shares ([`Duty::Keep`]) and then the agent's snapshot (its key shares and
-//! nonces) are fsynced, sealed, on the storage thread, before any duty of the same step leaves
+//! Guarantees: held shares ([`Duty::KeepChunk`], sealed), held indexes ([`Duty::Keep`]) and
+//! then the agent's snapshot (its key shares and nonces, sealed) are fsynced, on the storage
+//! thread, before any duty of the same step leaves
 //! the node; an unchanged snapshot is not rewritten. Duties become our own transactions
 //! ([`Duty::Submit`], through the outbox and mempool) or point-to-point requests
 //! ([`Duty::Send`], sent by [`super::direct`]). Held records and trees of a dealing that lost
@@ -136,14 +137,23 @@ impl Driver {
         let mut rest = Vec::with_capacity(duties.len());
         for d in duties {
             match d {
-                Duty::Keep {
+                Duty::KeepChunk {
                     sector,
-                    commitments_root,
+                    chunk_root,
                     record,
                 } => {
                     let key = self.at_rest.clone();
                     self.storage
-                        .call(move |s| s.put_held(&key, sector, &commitments_root, &record.0))
+                        .call(move |s| s.put_held_chunk(&key, sector, &chunk_root, &record.0))
+                        .await??;
+                }
+                Duty::Keep {
+                    sector,
+                    commitments_root,
+                    index,
+                } => {
+                    self.storage
+                        .call(move |s| s.put_held(sector, &commitments_root, &index))
                         .await??;
                     self.held.insert((sector, commitments_root));
                     debug!(sector, "kept our shares of a sector");
@@ -291,21 +301,20 @@ impl Driver {
         path_txs(&tree, leaves).map_err(|e| e.to_string())
     }
 
-    /// Our held record of (sector, commitments root), opened and decoded.
+    /// Our held record of (sector, commitments root): its index and chunks, opened and put
+    /// together.
     async fn load_held(
         &self,
         sector: u32,
         commitments_root: [u8; 32],
     ) -> Result<HeldSector, String> {
         let key = self.at_rest.clone();
-        let record = self
-            .storage
+        self.storage
             .call(move |s| s.held(&key, sector, &commitments_root))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
-            .ok_or("no held record of that dealing")?;
-        ledger::decode(&record).map_err(|e| e.to_string())
+            .ok_or_else(|| "no held record of that dealing".to_string())
     }
 
     /// Our held record of (sector, commitments root) with its commitments tree, for
@@ -498,6 +507,7 @@ impl Driver {
                     }
                 }
                 Duty::Keep { sector, .. }
+                | Duty::KeepChunk { sector, .. }
                 | Duty::KeepTree { sector, .. }
                 | Duty::Reveal { sector, .. }
                 | Duty::ProvePath { sector, .. }

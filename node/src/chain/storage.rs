@@ -61,10 +61,14 @@ pub const CHECKPOINTS: &str = "checkpoints";
 pub const CHECKPOINT_NEXT_KEY: &[u8] = b"checkpoint_next";
 /// Most checkpoints [`ChainStore::checkpoints_from`] returns at once.
 pub const MAX_CHECKPOINTS_PER_READ: u32 = 256;
-/// Keyspace of held sectors: `u32be(sector) ‖ commitments_root` →
-/// sealed `encode(dealing::HeldSector)` (the leaf shares this node holds; the commitments root
-/// is unique per key, so the key's index is not in the key).
+/// Keyspace of held sectors: `u32be(sector) ‖ commitments_root` → `encode(dealing::HeldIndex)`
+/// (public: which chunks, in [`HELD_CHUNKS`], make the dealing this node acknowledged; the
+/// commitments root is unique per key, so the key's index is not in the key).
 pub const HELD: &str = "held";
+/// Keyspace of held chunks: `u32be(sector) ‖ chunk_root` → sealed `encode(dealing::HeldChunk)`
+/// (a chunk's commitments and the leaf shares this node holds of it), written as each chunk is
+/// checked.
+pub const HELD_CHUNKS: &str = "held_chunks";
 /// Keyspace of sector trees, those this node generated as an owner and the replicas it fetched
 /// (`trees`): (sector, root) → the leaf public keys, concatenated. Public (no secret), kept to
 /// serve authentication paths.

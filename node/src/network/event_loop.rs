@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use super::admission::{AdmissionRecord, AdmissionRejection};
 use super::admission_tracker::AdmissionTracker;
-use super::behaviour::{self, Behaviour, Event, Settings};
+use super::behaviour::{self, Behaviour, Event, RpcBytes, Settings};
 use super::discovery::{self, split_peer, Discovery};
 use super::metrics::Metrics;
 use super::peers_file::{self, PeersFile};
@@ -71,7 +71,7 @@ pub(crate) struct EventLoop {
     discovery: Discovery,
     peers_file: Option<PeersFile>,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetworkError>>>,
-    inbound: HashMap<u64, ResponseChannel<Vec<u8>>>,
+    inbound: HashMap<u64, ResponseChannel<RpcBytes>>,
     next_token: u64,
     topics: HashMap<TopicHash, String>,
     metrics: Metrics,
@@ -265,7 +265,7 @@ impl EventLoop {
                         let _ = tx.send(Err(NetworkError::Request(NO_RPC.into())));
                     }
                     Some(rpc) => {
-                        let id = rpc.send_request(&peer, data);
+                        let id = rpc.send_request(&peer, RpcBytes::from(data));
                         self.requests.insert(id, tx);
                     }
                 }
@@ -275,7 +275,7 @@ impl EventLoop {
                     self.inbound.remove(&token.0),
                     self.swarm.behaviour_mut().rpc.as_mut(),
                 ) {
-                    let _ = rpc.send_response(ch, data);
+                    let _ = rpc.send_response(ch, RpcBytes::from(data));
                 }
             }
             Command::SetRecord(record, tx) => {
@@ -473,7 +473,7 @@ impl EventLoop {
         }
     }
 
-    fn on_rpc(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
+    fn on_rpc(&mut self, ev: request_response::Event<RpcBytes, RpcBytes>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
@@ -491,7 +491,7 @@ impl EventLoop {
                     self.inbound.insert(token, channel);
                     self.emit(NetworkEvent::Request {
                         peer,
-                        data: request,
+                        data: request.into_vec(),
                         token: ResponseToken(token),
                     });
                 }
@@ -500,7 +500,7 @@ impl EventLoop {
                     response,
                 } => {
                     if let Some(tx) = self.requests.remove(&request_id) {
-                        let _ = tx.send(Ok(response));
+                        let _ = tx.send(Ok(response.into_vec()));
                     }
                 }
             },

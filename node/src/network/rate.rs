@@ -32,7 +32,7 @@ impl Rate {
 /// The inbound protocols that are rate limited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inbound {
-    /// `/seedfed/rpc/1` (block sync, direct messages of the key protocols).
+    /// `/seedfed/rpc/2` (block sync, direct messages of the key protocols).
     Rpc,
     /// `/seedfed/admission/1`.
     Admission,

@@ -54,12 +54,17 @@ fn open_node(home: &Path, pass: &Path, genesis: &Genesis) -> Opened {
         .ledger
         .state;
     let mut held = BTreeMap::new();
+    let mut named = BTreeSet::new();
     for (sector, root) in store.held_index().unwrap() {
-        let bytes = store.held(&key, sector, &root).unwrap().unwrap();
-        let rec: HeldSector = decode(&bytes).unwrap();
+        let rec = store.held(&key, sector, &root).unwrap().unwrap();
         assert_eq!(ledger.newest.sectors[&sector].commitments_root, root);
         held.insert(sector, rec);
+        let index = store.held_index_of(sector, &root).unwrap().unwrap();
+        named.extend(index.chunk_roots.iter().map(|r| (sector, *r)));
     }
+    // Every chunk kept is one of a kept sector's: those of dealings that lost were deleted.
+    let chunks: BTreeSet<(u32, [u8; 32])> = store.held_chunk_index().unwrap().into_iter().collect();
+    assert_eq!(chunks, named, "held chunks that no kept index names");
     // Every tree kept is a published sector's: those of dealings that lost were deleted.
     let mut trees = BTreeSet::new();
     for (sector, root) in store.tree_index().unwrap() {

@@ -29,16 +29,28 @@ pub enum Duty {
         /// Opaque payload.
         payload: Payload,
     },
-    /// Store this holder record durably, sealed at rest, before any later duty of the same
-    /// call leaves the node (the acknowledgement that follows says it is stored). Stored under
-    /// (sector, commitments root); storing the same record twice is harmless.
+    /// Store this checked chunk of a sector we hold durably, sealed at rest, before any later
+    /// duty of the same call leaves the node. Stored under (sector, chunk root); storing the
+    /// same record twice is harmless.
+    KeepChunk {
+        /// The sector.
+        sector: u32,
+        /// The chunk's commitments root.
+        chunk_root: [u8; 32],
+        /// `ledger::encode(dealing::HeldChunk)`: secret.
+        record: SecretBytes,
+    },
+    /// Store the index of a sector we hold (its chunks, each kept by an earlier
+    /// [`Duty::KeepChunk`]) durably, before any later duty of the same call leaves the node
+    /// (the acknowledgement that follows says the sector is stored). Stored under (sector,
+    /// commitments root); public; storing it twice is harmless.
     Keep {
         /// The sector.
         sector: u32,
         /// Its commitments root (what we acknowledged).
         commitments_root: [u8; 32],
-        /// `ledger::encode(dealing::HeldSector)`: secret.
-        record: SecretBytes,
+        /// `ledger::encode(dealing::HeldIndex)`.
+        index: Vec<u8>,
     },
     /// Store this sector's public tree (its leaf public keys `K`, in leaf order) durably,
     /// before any later duty of the same call leaves the node: the owner serves

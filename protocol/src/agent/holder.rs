@@ -1,14 +1,18 @@
 //! The leaf-share holder (`docs/protocol.md` steps 4–5): checks each dealt batch (the owner's
 //! signature, the chunk's place in the sector, exactly the leaves the ledger gives us, every
-//! share against its commitment), and once every chunk of the sector is in, asks the node to
-//! keep the sector's tree (built from the leaf keys the batches carry, [`Duty::KeepTree`]) and
-//! its record durably ([`Duty::Keep`]) and then acknowledges both to the owner: the
+//! share against its commitment) and asks the node to keep the chunk's commitments and our
+//! shares at once ([`Duty::KeepChunk`]); once every chunk of the sector is in, it asks the node
+//! to keep the sector's tree (built from the leaf keys the batches carry, [`Duty::KeepTree`])
+//! and the index of its chunks ([`Duty::Keep`]) durably and then acknowledges both to the
+//! owner: the
 //! acknowledgement names the tree's root, so a sector the ledger publishes has its tree at
 //! every holder that acknowledged it. A signed batch that fails a check a third party can
 //! verify is answered with a `DealComplaint` on the ledger instead, which convicts the owner.
 //!
-//! Guarantees: the acknowledgement comes after the `KeepTree` and `Keep` in the same duty list
-//! (the node stores before it sends); a batch that fails a check is not kept: an error if the
+//! Guarantees: a chunk's `KeepChunk` comes before anything else of the call, and the
+//! acknowledgement after the `KeepTree` and `Keep` in the same duty list (the node stores
+//! before it sends), so every chunk is on disk before it; no chunk's commitments or shares stay
+//! in memory; a batch that fails a check is not kept: an error if the
 //! failure proves nothing (unsigned, another context), else one complaint, built once and
 //! re-submitted unchanged on every block until it lands or the sector does; a batch for a
 //! sector already acknowledged only re-sends the acknowledgement, one for a sector we
@@ -22,7 +26,9 @@ use super::direct::Direct;
 use super::duty::{Duty, EpochError, Fault, SecretBytes};
 use super::keygen::{Acked, CheckedChunk};
 use super::machine::Agent;
-use crate::dealing::{self, chunk_bits, encode_held, open_batch, sign_ack, DealBatch, DealError};
+use crate::dealing::{
+    self, chunk_bits, encode_held_chunk, open_batch, sign_ack, DealBatch, DealError, HeldIndex,
+};
 use crate::ledger::{encode, LedgerState, TxBody};
 use crate::member::MemberId;
 use crate::sector::Sector;
@@ -91,73 +97,58 @@ impl Agent {
                 Ok(opened) => opened,
                 Err(fault) => return self.complain(batch, fault, rng),
             };
-        // Kept flat, `k` encodings per leaf (each has `k`: `open_batch` checked).
-        let commitments: Vec<[u8; 32]> = batch
-            .commitments
-            .iter()
-            .flat_map(|c| c.as_bytes().iter().copied())
-            .collect();
+        // On disk before anything that depends on it leaves (the acknowledgement, once every
+        // chunk is in); only the leaf keys and the root stay in memory.
+        let mut duties = vec![Duty::KeepChunk {
+            sector,
+            chunk_root,
+            record: SecretBytes(encode_held_chunk(start, &batch.commitments, &shares)),
+        }];
+        drop(shares);
         let holding = self.keygen.holding.entry((from, sector)).or_default();
         holding.chunks.insert(
             start,
             CheckedChunk {
-                commitments,
                 keys: batch.keys.clone(),
-                shares,
                 root: chunk_root,
             },
         );
         if holding.chunks.len() as u64 != (end - first) / chunk_len {
-            return Ok(Vec::new());
+            return Ok(duties);
         }
-        // Every chunk is in: keep the sector's tree and our shares, then acknowledge both.
-        let roots: Vec<[u8; 32]> = holding.chunks.values().map(|c| c.root).collect();
-        let commitments_root = dealing::commitments_root(first, bits, &roots);
-        let mut shares = Vec::new();
+        // Every chunk is in: keep the sector's index and tree, then acknowledge both.
+        let chunk_roots: Vec<[u8; 32]> = holding.chunks.values().map(|c| c.root).collect();
+        let commitments_root = dealing::commitments_root(first, bits, &chunk_roots);
         let mut keys = Vec::with_capacity((end - first) as usize);
         for chunk in holding.chunks.values_mut() {
-            shares.append(&mut chunk.shares);
             keys.append(&mut chunk.keys);
         }
         // Every chunk had one key per leaf (`open_batch`), so this builds; if it did not, we
         // would not acknowledge (nothing to prove: the keys are not signed).
         let tree = Sector::from_leaf_keys(ctx.layout, sector, keys)
             .map_err(|_| DealError::BadChunk("the leaf keys build no sector tree"))?;
-        let commitments: Vec<&[[u8; 32]]> = holding
-            .chunks
-            .values()
-            .map(|c| c.commitments.as_slice())
-            .collect();
-        let record = SecretBytes(encode_held(
-            &id,
-            &commitments_root,
-            first,
-            ctx.k,
-            &commitments,
-            &shares,
-        ));
-        drop(shares);
-        // Only the chunk roots are needed from now on (to answer re-sends).
-        for chunk in holding.chunks.values_mut() {
-            chunk.commitments = Vec::new();
-        }
         let acked = Acked {
             commitments_root,
             root: tree.root(),
         };
         holding.acked = Some(acked);
-        let mut duties = vec![
-            Duty::KeepTree {
-                sector,
-                root: acked.root,
-                keys: tree.into_leaf_keys(),
-            },
-            Duty::Keep {
-                sector,
-                commitments_root,
-                record,
-            },
-        ];
+        let index = HeldIndex {
+            id,
+            commitments_root,
+            first_leaf: first,
+            chunk_bits: bits,
+            chunk_roots,
+        };
+        duties.push(Duty::KeepTree {
+            sector,
+            root: acked.root,
+            keys: tree.into_leaf_keys(),
+        });
+        duties.push(Duty::Keep {
+            sector,
+            commitments_root,
+            index: encode(&index),
+        });
         duties.extend(self.ack(epoch, &id, acked));
         Ok(duties)
     }

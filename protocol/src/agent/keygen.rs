@@ -18,7 +18,7 @@ use zeroize::Zeroize;
 
 use super::payload::Payload;
 use crate::branch_seed::BranchId;
-use crate::dealing::{DealAck, ReceivedShares, SectorId};
+use crate::dealing::{DealAck, SectorId};
 use crate::ledger::{chain_digest, HolderBasis, LedgerState, TxBody};
 use crate::member::MemberId;
 use crate::sector::TreeLayout;
@@ -194,13 +194,9 @@ pub(super) struct Dealt {
 /// root remains (to answer re-sends).
 #[derive(Default)]
 pub(super) struct CheckedChunk {
-    /// Its commitments, `k` point encodings per leaf, flat (no allocation per leaf).
-    pub(super) commitments: Vec<[u8; 32]>,
-    /// Its leaf public keys (a chunk of the sector's tree).
+    /// Its leaf public keys (a chunk of the sector's tree), until the tree is built.
     pub(super) keys: Vec<[u8; 32]>,
-    /// Our shares of its leaves.
-    pub(super) shares: ReceivedShares,
-    /// Its commitments' root.
+    /// Its commitments' root (its commitments and our shares are on disk: `Duty::KeepChunk`).
     pub(super) root: [u8; 32],
 }
 

@@ -196,12 +196,18 @@ impl Agent {
             .iter()
             .enumerate()
             .map(|(i, d)| match d {
-                Duty::Send { .. } | Duty::Keep { .. } | Duty::KeepTree { .. }
+                Duty::Send { .. }
+                | Duty::Keep { .. }
+                | Duty::KeepChunk { .. }
+                | Duty::KeepTree { .. }
                     if i >= keygen_from =>
                 {
                     "keygen"
                 }
-                Duty::Send { .. } | Duty::Keep { .. } | Duty::KeepTree { .. } => "dkg-round2",
+                Duty::Send { .. }
+                | Duty::Keep { .. }
+                | Duty::KeepChunk { .. }
+                | Duty::KeepTree { .. } => "dkg-round2",
                 Duty::Reveal { .. } | Duty::ProvePath { .. } => "audit",
                 Duty::Contribute { .. } | Duty::SendPath { .. } => "signing",
                 Duty::Submit(b) => match b {

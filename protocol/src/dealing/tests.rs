@@ -693,35 +693,82 @@ fn chunk_commitments_are_hashed_once_and_match_the_batch() {
     assert!(postcard::from_bytes::<DealBatch>(&bytes).is_err());
 }
 
-/// A holder keeps each checked chunk's commitments flat and encodes its record from them: the
-/// bytes must be those of the `HeldSector` it stands for (the store and every reader decode
-/// that).
+/// A holder keeps each checked chunk as it arrives, encoded from the batch's commitments
+/// without a copy: the bytes are those of the `HeldChunk` the store and readers decode.
 #[test]
-fn a_record_encoded_from_flat_chunks_is_the_held_sector() {
+fn a_chunk_record_encoded_from_the_batch_is_the_held_chunk() {
+    let f = fixture();
+    let shares = f.shares_of(2, 20, 4);
+    let commitments = f.commitments(20, 4);
+    let encoded = encode_held_chunk(20, &commitments, &shares);
+    let back: HeldChunk = crate::ledger::decode(&encoded).expect("decodes");
+    assert_eq!(back.first_leaf, 20);
+    assert_eq!(back.commitments, commitments);
+    let leaves = |s: &ReceivedShares| s.iter().map(|(l, _)| *l).collect::<Vec<_>>();
+    assert_eq!(leaves(&back.shares), leaves(&shares));
+    assert_eq!(*crate::ledger::encode_secret(&back), *encoded);
+}
+
+/// The whole sector comes back from its index and exactly the chunks it names, in order; an
+/// index whose chunk roots do not give its root, or chunks missing, extra, out of place or
+/// holding a share of another chunk's leaf, are refused by name.
+#[test]
+fn a_held_sector_is_assembled_from_exactly_the_chunks_its_index_names() {
     let f = fixture();
     let h = 2;
-    let mut flat_chunks: Vec<Vec<[u8; 32]>> = Vec::new();
-    let mut shares = Vec::new();
-    for first in [16u64, 20, 24, 28] {
-        flat_chunks.push(
-            f.commitments(first, 4)
-                .iter()
-                .flat_map(|c| c.as_bytes().iter().copied())
-                .collect(),
-        );
-        shares.extend(f.shares_of(h, first, 4));
-    }
-    let held = HeldSector {
-        id: f.id,
-        commitments_root: [7; 32],
-        first_leaf: 16,
-        commitments: f.commitments(16, 16),
-        shares: shares.clone(),
+    let chunk = |first: u64| HeldChunk {
+        first_leaf: first,
+        commitments: f.commitments(first, 4),
+        shares: f.shares_of(h, first, 4),
     };
-    let chunks: Vec<&[[u8; 32]]> = flat_chunks.iter().map(Vec::as_slice).collect();
-    let encoded = encode_held(&f.id, &[7; 32], 16, K, &chunks, &shares);
-    assert_eq!(*encoded, *held.encode_secret());
-    let back: HeldSector = crate::ledger::decode(&encoded).expect("decodes");
-    assert_eq!(back.commitments, held.commitments);
-    assert_eq!(back.shares.len(), shares.len());
+    let chunks: Vec<HeldChunk> = [16u64, 20, 24, 28].into_iter().map(chunk).collect();
+    let roots: Vec<[u8; 32]> = chunks
+        .iter()
+        .map(|c| chunk_root(c.first_leaf, &c.commitments).unwrap())
+        .collect();
+    let index = HeldIndex {
+        id: f.id,
+        commitments_root: commitments_root(16, 2, &roots),
+        first_leaf: 16,
+        chunk_bits: 2,
+        chunk_roots: roots,
+    };
+    let held = HeldSector::assemble(&index, chunks.clone()).expect("assembles");
+    assert_eq!(held.commitments, f.commitments(16, 16));
+    assert_eq!(held.shares.len(), f.shares_of(h, 16, 16).len());
+    assert_eq!(held.commitments_root, index.commitments_root);
+    // The chunks' roots give the root of the sector's commitments as one tree.
+    assert_eq!(
+        held.commitments_root,
+        chunk_root(16, &held.commitments).unwrap()
+    );
+
+    let refused = |index: &HeldIndex, chunks: Vec<HeldChunk>| {
+        HeldSector::assemble(index, chunks).unwrap_err()
+    };
+    let mut wrong_root = index.clone();
+    wrong_root.commitments_root[0] ^= 1;
+    assert_eq!(
+        refused(&wrong_root, chunks.clone()),
+        DealError::BadChunk("the chunk roots do not give the commitments root")
+    );
+    assert_eq!(
+        refused(&index, chunks[..3].to_vec()),
+        DealError::BadChunk("held chunks missing")
+    );
+    let mut extra = chunks.clone();
+    extra.push(HeldChunk {
+        first_leaf: 32,
+        ..chunk(28)
+    });
+    let mut swapped = chunks.clone();
+    swapped.swap(1, 2);
+    let mut stray_share = chunks.clone();
+    stray_share[0].shares.push(f.shares_of(h, 20, 4)[0].clone());
+    for bad in [extra, swapped, stray_share] {
+        assert_eq!(
+            refused(&index, bad),
+            DealError::BadChunk("a held chunk out of its place")
+        );
+    }
 }

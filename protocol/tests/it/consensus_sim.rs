@@ -313,6 +313,7 @@ impl Sim {
             match d {
                 Duty::Submit(b) => bodies.push(b),
                 Duty::Keep { .. }
+                | Duty::KeepChunk { .. }
                 | Duty::KeepTree { .. }
                 | Duty::Reveal { .. }
                 | Duty::ProvePath { .. }

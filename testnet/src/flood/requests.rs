@@ -1,4 +1,4 @@
-//! What a flooder sends on the chain's request-response protocol (`/seedfed/rpc/1`): bytes that
+//! What a flooder sends on the chain's request-response protocol (`/seedfed/rpc/2`): bytes that
 //! are no request, block requests that ask for everything (from genesis, as many as `u32::MAX`:
 //! the node caps them and serves them off its consensus task through a bounded queue), block
 //! requests past any height, and epoch-protocol direct messages that are garbage.

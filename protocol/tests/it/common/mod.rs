@@ -12,7 +12,7 @@ use rand_core::SeedableRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use seedfed_protocol::agent::{path_txs, reveal_txs, Agent, Duty, EpochError, Fault, Payload};
-use seedfed_protocol::dealing::HeldSector;
+use seedfed_protocol::dealing::{HeldChunk, HeldIndex, HeldSector};
 use seedfed_protocol::ledger::vote_digest;
 use seedfed_protocol::ledger::{
     decode, ClientRequest, CommitInfo, EpochParams, Genesis, GenesisClient, GenesisValidator,
@@ -27,8 +27,11 @@ pub struct Node {
     pub key: SigningKey,
     pub ledger: Ledger,
     pub agent: Option<Agent>,
-    /// Holder records the agent asked to keep, by (sector, commitments root).
+    /// Held sectors (`encode(HeldSector)`), put together as the node's store does from the
+    /// index the agent asked to keep and the chunks it names, by (sector, commitments root).
     pub kept: BTreeMap<(u32, [u8; 32]), Vec<u8>>,
+    /// Held chunks the agent asked to keep, by (sector, chunk root).
+    pub kept_chunks: BTreeMap<(u32, [u8; 32]), Vec<u8>>,
     /// Sector trees (leaf public keys) the agent asked to keep, by (sector, root).
     pub trees: BTreeMap<(u32, [u8; 32]), Vec<[u8; 32]>>,
 }
@@ -150,6 +153,7 @@ impl Net {
                 key,
                 ledger: Ledger::from_genesis(&genesis).unwrap(),
                 kept: BTreeMap::new(),
+                kept_chunks: BTreeMap::new(),
                 trees: BTreeMap::new(),
                 agent: (!absent.contains(&i)).then(|| {
                     Agent::new(
@@ -266,14 +270,33 @@ impl Net {
                         self.inbox.push((j, me, payload.to_vec()));
                     }
                 }
-                Duty::Keep {
+                Duty::KeepChunk {
                     sector,
-                    commitments_root,
+                    chunk_root,
                     record,
                 } => {
                     self.nodes[i]
-                        .kept
-                        .insert((sector, commitments_root), record.0.to_vec());
+                        .kept_chunks
+                        .insert((sector, chunk_root), record.0.to_vec());
+                }
+                Duty::Keep {
+                    sector,
+                    commitments_root,
+                    index,
+                } => {
+                    // Every chunk the index names was kept before it (a `KeepChunk` of this or
+                    // an earlier call), or this fails.
+                    let node = &mut self.nodes[i];
+                    let index: HeldIndex = decode(&index).unwrap();
+                    let chunks = index.chunk_roots.iter().map(|r| {
+                        let chunk = node.kept_chunks.get(&(sector, *r));
+                        decode::<HeldChunk>(chunk.expect("a chunk kept before its index")).unwrap()
+                    });
+                    let held = HeldSector::assemble(&index, chunks).unwrap();
+                    node.kept.insert(
+                        (sector, commitments_root),
+                        seedfed_protocol::ledger::encode_secret(&held).to_vec(),
+                    );
                 }
                 Duty::KeepTree { sector, root, keys } => {
                     self.nodes[i].trees.insert((sector, root), keys);
