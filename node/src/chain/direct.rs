@@ -2,8 +2,9 @@
 //! acknowledgements, contributions, paths): how one node sends them to a peer, and whom it
 //! takes them from.
 //!
-//! Guarantees: at most [`DIRECT_IN_FLIGHT`] requests in flight to a peer and
-//! [`DIRECT_QUEUED`] payloads queued for it; a payload already queued or in flight to a peer is
+//! Guarantees: at most [`DIRECT_IN_FLIGHT`] requests and about [`DIRECT_IN_FLIGHT_BYTES`] in
+//! flight to a peer (one request larger than that goes alone) and [`DIRECT_QUEUED`] payloads
+//! queued for it; a payload already queued or in flight to a peer is
 //! not queued again; a request's bytes are built only once it has a slot, and only its encoding
 //! stays in flight; a request carries at most [`DIRECT_GROUP_MAX`] payloads and, past one,
 //! about [`DIRECT_GROUP_BYTES`]. Only ledger members are heard, and only validators in groups.
@@ -23,16 +24,25 @@ use crate::network::NetworkHandle;
 /// and drops the rest (libp2p's request-response default): with up to six other senders at 16
 /// each, an honest burst (an owner dealing every chunk to every holder) stays under it.
 pub(super) const DIRECT_IN_FLIGHT: usize = 16;
+/// Payload bytes in flight to one peer. Every request in flight is held encoded, and again by
+/// the codec while it is written: an owner dealing a 2^18-leaf sector had 16 groups of 256 KiB
+/// in flight to each of 15 holders (60 MiB, twice over) when holders take batches a few at a
+/// time anyway (checking shares is their bound). Four groups keep a holder busy.
+pub(super) const DIRECT_IN_FLIGHT_BYTES: usize = 4 * DIRECT_GROUP_BYTES;
+/// The unit of [`PeerQueue`]'s byte budget.
+const BUDGET_UNIT: usize = 1 << 10;
 /// Direct requests queued for one peer beyond which new ones are dropped (the agent re-sends
 /// what has not taken effect).
 const DIRECT_QUEUED: usize = 4096;
 
-/// The direct requests to one peer: a semaphore of [`DIRECT_IN_FLIGHT`] slots and the
-/// payloads waiting or in flight (by [`Payload::key`]). A request's bytes are built only once
+/// The direct requests to one peer: a semaphore of [`DIRECT_IN_FLIGHT`] slots, one of its
+/// [`DIRECT_IN_FLIGHT_BYTES`] (in KiB) and the payloads waiting or in flight (by
+/// [`Payload::key`]). A request's bytes are built only once
 /// it has a slot, so a queued one costs a reference to its payload, whose bytes the agent
 /// keeps anyway (an owner's batches, until acknowledged).
 pub(super) struct PeerQueue {
     slots: tokio::sync::Semaphore,
+    bytes: tokio::sync::Semaphore,
     pending: std::sync::Mutex<HashSet<usize>>,
 }
 
@@ -40,6 +50,7 @@ impl PeerQueue {
     pub(super) fn new() -> Arc<PeerQueue> {
         Arc::new(PeerQueue {
             slots: tokio::sync::Semaphore::new(DIRECT_IN_FLIGHT),
+            bytes: tokio::sync::Semaphore::new(DIRECT_IN_FLIGHT_BYTES / BUDGET_UNIT),
             pending: std::sync::Mutex::new(HashSet::new()),
         })
     }
@@ -81,11 +92,11 @@ impl Drop for Queued {
 /// Most direct payloads in one request ([`ChainRequest::Directs`]); a peer refuses more.
 pub(super) const DIRECT_GROUP_MAX: usize = 512;
 /// A request of several payloads stops growing at this many bytes (a payload larger than
-/// this goes alone; the request-response cap, 4 MiB by default, is larger). With
-/// [`DIRECT_IN_FLIGHT`] requests in flight to each peer, this bounds what an owner dealing to
-/// every holder at once has in flight (16 × 256 KiB per holder); a block's contributions to a
-/// relay (under 1 KB each, with their commitment paths) still travel in one or two requests. At 1 MiB, an owner of a 2^18-leaf
-/// sector dealing to 15 holders was resident at 1.5–2 GiB (`seedfed-bench memory --height 20`).
+/// this goes alone; the request-response cap, 4 MiB by default, is larger). A block's
+/// contributions to a relay (under 1 KB each, with their commitment paths) still travel in one
+/// or two requests. At 1 MiB, with 16 requests in flight per peer and no byte budget, an owner
+/// of a 2^18-leaf sector dealing to 15 holders was resident at 1.5–2 GiB (`seedfed-bench
+/// memory --height 20`).
 const DIRECT_GROUP_BYTES: usize = 256 << 10;
 
 /// Sends `payloads` to `peer` as direct requests once `queue` has a free slot for each: the
@@ -144,8 +155,14 @@ fn spawn_group(net: &NetworkHandle, peer: PeerId, group: Vec<Queued>) {
         let Some(queue) = group.first().map(|q| q.queue.clone()) else {
             return;
         };
-        // The semaphore is never closed: a permit always comes.
+        // The semaphores are never closed: permits always come. Slot first, then bytes (every
+        // request in this order: none waits for bytes another holds while it waits for a slot).
+        let len: usize = group.iter().map(|q| q.payload.len()).sum();
+        let units = len
+            .div_ceil(BUDGET_UNIT)
+            .clamp(1, DIRECT_IN_FLIGHT_BYTES / BUDGET_UNIT);
         let permit = queue.slots.acquire().await;
+        let budget = queue.bytes.acquire_many(units as u32).await;
         let request = match group.as_slice() {
             [one] => ChainRequest::Direct(one.payload.to_vec()),
             many => ChainRequest::Directs(many.iter().map(|q| q.payload.to_vec()).collect()),
@@ -154,7 +171,7 @@ fn spawn_group(net: &NetworkHandle, peer: PeerId, group: Vec<Queued>) {
         let bytes = ledger::encode(&request);
         drop(request);
         let sent = net.request(peer, bytes).await;
-        drop(permit);
+        drop((permit, budget));
         drop(group);
         match sent {
             Ok(bytes) => match ledger::decode::<ChainResponse>(&bytes) {
@@ -284,6 +301,66 @@ mod tests {
         );
         // Waiting or in flight: the first messages, the twin and the batch.
         assert_eq!(queue.pending().len(), DIRECT_IN_FLIGHT - 1 + 2);
+    }
+
+    /// Before, 16 requests of up to 256 KiB could be in flight to each peer, each held encoded
+    /// (and again by the codec while written): 60 MiB and more for an owner dealing to 15
+    /// holders. Now the bytes in flight to a peer stay within its budget, and a payload larger
+    /// than the whole budget still goes, alone.
+    #[tokio::test]
+    async fn requests_in_flight_to_a_peer_stay_within_its_byte_budget() {
+        let (net, mut commands) = NetworkHandle::detached();
+        let peer = PeerId::random();
+        let queue = PeerQueue::new();
+        let fit = DIRECT_IN_FLIGHT_BYTES / DIRECT_GROUP_BYTES;
+        assert!(fit < DIRECT_IN_FLIGHT);
+        let big: Vec<Payload> = (0..fit + 2)
+            .map(|i| Payload::from(vec![i as u8; DIRECT_GROUP_BYTES]))
+            .collect();
+        assert_eq!(
+            send_direct(&net, peer, &queue, big.clone(), DIRECT_GROUP_MAX),
+            fit + 2
+        );
+        let mut answers = Vec::new();
+        for _ in 0..fit {
+            answers.push(next_request(&mut commands).await.1);
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            commands.try_recv().is_err(),
+            "more than the budget in flight"
+        );
+        // One answered: one more goes, not two.
+        answers
+            .pop()
+            .unwrap()
+            .send(Ok(ledger::encode(&ChainResponse::Ack)))
+            .unwrap();
+        answers.push(next_request(&mut commands).await.1);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            commands.try_recv().is_err(),
+            "more than the budget in flight"
+        );
+        for a in answers.drain(..) {
+            a.send(Ok(ledger::encode(&ChainResponse::Ack))).unwrap();
+        }
+        let (last, answer) = next_request(&mut commands).await;
+        assert_eq!(last, big[fit + 1].to_vec());
+        answer
+            .send(Ok(ledger::encode(&ChainResponse::Ack)))
+            .unwrap();
+        // Larger than the whole budget: it waits for all of it, then goes alone.
+        let huge = Payload::from(vec![7u8; 2 * DIRECT_IN_FLIGHT_BYTES]);
+        assert_eq!(
+            send_direct(&net, peer, &queue, vec![huge.clone()], DIRECT_GROUP_MAX),
+            1
+        );
+        assert_eq!(next_request(&mut commands).await.0, huge.to_vec());
     }
 
     /// Before, every payload was a request of its own: a relay got one stream, one turn of its
