@@ -21,6 +21,14 @@ mod tx;
 mod verify;
 
 use signing::{pubkey, sign};
+
+/// mimalloc, not glibc's malloc: a node allocates and frees large buffers on many threads
+/// (requests, dealt batches, held chunks), and glibc kept much of what was freed resident: at
+/// 2^20 leaves with 16 validators, holders peaked at 217–333 MiB with glibc and 216–253 MiB
+/// with mimalloc, and held at 157–421 against 101–169 MiB once the key was final
+/// (docs/benchmarks.md, *Memory at 2^20 leaves*).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tx::tx;
 use verify::verify;
 
