@@ -4,19 +4,18 @@
 //! shares at once ([`Duty::KeepChunk`]); once every chunk of the sector is in, it asks the node
 //! to keep the sector's tree (built from the leaf keys the batches carry, [`Duty::KeepTree`])
 //! and the index of its chunks ([`Duty::Keep`]) durably and then acknowledges both to the
-//! owner: the
-//! acknowledgement names the tree's root, so a sector the ledger publishes has its tree at
-//! every holder that acknowledged it. A signed batch that fails a check a third party can
-//! verify is answered with a `DealComplaint` on the ledger instead, which convicts the owner.
+//! owner: the acknowledgement names the tree's root, so a sector the ledger publishes has its
+//! tree at every holder that acknowledged it. A signed batch that fails a check a third party
+//! can verify is answered with a `DealComplaint` on the ledger instead, which convicts the
+//! owner.
 //!
 //! Guarantees: a chunk's `KeepChunk` comes before anything else of the call, and the
 //! acknowledgement after the `KeepTree` and `Keep` in the same duty list (the node stores
 //! before it sends), so every chunk is on disk before it; no chunk's commitments or shares stay
-//! in memory; a batch that fails a check is not kept: an error if the
-//! failure proves nothing (unsigned, another context), else one complaint, built once and
-//! re-submitted unchanged on every block until it lands or the sector does; a batch for a
-//! sector already acknowledged only re-sends the acknowledgement, one for a sector we
-//! complained about is ignored.
+//! in memory; a batch that fails a check is not kept: an error if the failure proves nothing
+//! (unsigned, another context), else one complaint, built once and re-submitted unchanged on
+//! every block until it lands or the sector does; a batch for a sector already acknowledged
+//! only re-sends the acknowledgement, one for a sector we complained about is ignored.
 
 use std::collections::BTreeSet;
 
