@@ -127,23 +127,33 @@ pub(super) fn send_direct(
         );
     }
     let queued = admitted.len();
-    let mut group: Vec<Queued> = Vec::new();
-    let mut bytes = 0;
-    for q in admitted {
-        let len = q.payload.len();
-        if !group.is_empty()
-            && (group.len() >= group_max.min(DIRECT_GROUP_MAX) || bytes + len > DIRECT_GROUP_BYTES)
-        {
-            spawn_group(net, peer, std::mem::take(&mut group));
-            bytes = 0;
-        }
-        bytes += len;
-        group.push(q);
-    }
-    if !group.is_empty() {
+    for group in groups(admitted, |q| q.payload.len(), group_max) {
         spawn_group(net, peer, group);
     }
     queued
+}
+
+/// `items` cut, in order, into groups as one request carries them: at most `group_max` (and
+/// [`DIRECT_GROUP_MAX`]) items, and past the first, at most [`DIRECT_GROUP_BYTES`] by `len`.
+pub(super) fn groups<T>(items: Vec<T>, len: impl Fn(&T) -> usize, group_max: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut group: Vec<T> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let n = len(&item);
+        if !group.is_empty()
+            && (group.len() >= group_max.min(DIRECT_GROUP_MAX) || bytes + n > DIRECT_GROUP_BYTES)
+        {
+            out.push(std::mem::take(&mut group));
+            bytes = 0;
+        }
+        bytes += n;
+        group.push(item);
+    }
+    if !group.is_empty() {
+        out.push(group);
+    }
+    out
 }
 
 /// Sends one request of `group` (one payload: [`ChainRequest::Direct`]; more:
@@ -301,6 +311,29 @@ mod tests {
         );
         // Waiting or in flight: the first messages, the twin and the batch.
         assert_eq!(queue.pending().len(), DIRECT_IN_FLIGHT - 1 + 2);
+    }
+
+    /// Groups keep the order and stop at the count and, past the first item, at the bytes:
+    /// what a request carries and what the node takes from itself in one turn.
+    #[test]
+    fn groups_stop_at_the_count_and_the_bytes_and_keep_the_order() {
+        let half = DIRECT_GROUP_BYTES / 2;
+        let sizes = [half, half, 1, 2 * DIRECT_GROUP_BYTES, 1, 1, 1];
+        let got = groups(sizes.to_vec(), |n| *n, DIRECT_GROUP_MAX);
+        assert_eq!(
+            got,
+            vec![
+                vec![half, half],
+                vec![1],
+                vec![2 * DIRECT_GROUP_BYTES],
+                vec![1, 1, 1]
+            ]
+        );
+        assert_eq!(
+            groups(vec![1; 5], |n| *n, 2),
+            vec![vec![1, 1], vec![1, 1], vec![1]]
+        );
+        assert!(groups(Vec::<usize>::new(), |n| *n, 2).is_empty());
     }
 
     /// Before, 16 requests of up to 256 KiB could be in flight to each peer, each held encoded

@@ -220,7 +220,7 @@ impl ChainStore {
         keys: &[[u8; 32]],
     ) -> Result<(), StorageError> {
         self.store
-            .put(TREES, &held_key(sector, root), &keys.concat())?;
+            .put(TREES, &held_key(sector, root), keys.as_flattened())?;
         Ok(())
     }
 
