@@ -416,6 +416,9 @@ impl Driver {
                     .flat_map(|(s, r)| [(*s, r.commitments_root), (*s, r.root)])
             })
             .collect();
+        let landed_roots: BTreeMap<u32, [u8; 32]> =
+            landed.iter().map(|(s, (c, _))| (*s, *c)).collect();
+        let settled = move |s: &u32, r: &[u8; 32]| landed_roots.get(s) == Some(r);
         // `tree`: `r` is a sector root (else a commitments root).
         let lost = move |s: &u32, r: &[u8; 32], tree: bool| {
             let other = |l: &([u8; 32], [u8; 32])| if tree { l.1 != *r } else { l.0 != *r };
@@ -424,7 +427,7 @@ impl Driver {
         self.held.retain(|(s, r)| !lost(s, r, false));
         let n = self
             .storage
-            .call(move |store| store.prune_sectors(lost))
+            .call(move |store| store.prune_sectors(lost, settled))
             .await??;
         if n != (0, 0) {
             info!(

@@ -136,12 +136,13 @@ impl ChainStore {
 
     /// Deletes, in one write, the held records (by sector and commitments root: the index and
     /// its chunks) and the trees (by sector and sector root) of dealings that lost:
-    /// `lost(sector, root, is_tree)`, and the held chunks of a sector whose kept index does not
-    /// name them (of a dealing that lost or did not complete here). Returns how many held
+    /// `lost(sector, root, is_tree)`, and the held chunks that no kept index names of a sector
+    /// whose landed dealing we keep (`landed(sector, commitments_root)`). Returns how many held
     /// records and trees were deleted.
     pub fn prune_sectors(
         &mut self,
         lost: impl Fn(&u32, &[u8; 32], bool) -> bool,
+        landed: impl Fn(&u32, &[u8; 32]) -> bool,
     ) -> Result<(usize, usize), StorageError> {
         type Sectors = Vec<(u32, [u8; 32])>;
         let (held, kept): (Sectors, Sectors) = self
@@ -153,15 +154,20 @@ impl ChainStore {
             .into_iter()
             .filter(|(sector, root)| lost(sector, root, true))
             .collect();
-        // Chunks of a sector we keep an index of that the index does not name: the rest of a
-        // dealing that lost, or did not complete here, before the one we kept.
+        // Chunks that no kept index names, of a sector whose landed dealing (of the key being
+        // generated) we keep: the rest of dealings that lost or did not complete here. A
+        // sector number is reused by the next key, whose dealing may be under way.
         let mut named: BTreeSet<(u32, [u8; 32])> = BTreeSet::new();
         for (sector, root) in &kept {
             if let Some(index) = self.held_index_of(*sector, root)? {
                 named.extend(index.chunk_roots.iter().map(|r| (*sector, *r)));
             }
         }
-        let sectors: BTreeSet<u32> = kept.iter().map(|(s, _)| *s).collect();
+        let sectors: BTreeSet<u32> = kept
+            .iter()
+            .filter(|(s, r)| landed(s, r))
+            .map(|(s, _)| *s)
+            .collect();
         let stray: Vec<(u32, [u8; 32])> = self
             .sector_index(HELD_CHUNKS)?
             .into_iter()
@@ -426,7 +432,10 @@ mod tests {
         cs.put_held_chunk(&key, 3, &[6; 32], &record).unwrap();
 
         let (held, trees) = cs
-            .prune_sectors(|sector, root, _| *sector == 1 && *root == lost)
+            .prune_sectors(
+                |sector, root, _| *sector == 1 && *root == lost,
+                |sector, root| (*sector == 2 && *root == kept) || *sector == 3,
+            )
             .unwrap();
         assert_eq!((held, trees), (1, 0));
         assert_eq!(cs.held_index().unwrap(), vec![(2, kept)]);
@@ -434,6 +443,14 @@ mod tests {
         left.sort();
         assert_eq!(left, vec![(2, [3; 32]), (2, [4; 32]), (3, [6; 32])]);
         assert!(cs.held(&key, 2, &kept).unwrap().is_some());
+        // The next key's dealing of sector 2 under way (the kept index is an older key's): its
+        // chunks stay.
+        cs.put_held_chunk(&key, 2, &stray_root, &record).unwrap();
+        cs.prune_sectors(|_, _, _| false, |_, _| false).unwrap();
+        assert!(cs.held_chunk_index().unwrap().contains(&(2, stray_root)));
+        cs.store
+            .delete(HELD_CHUNKS, &held_key(2, &stray_root))
+            .unwrap();
 
         // A spent key's sector goes whole.
         cs.erase_sectors(&[(2, kept)], &[]).unwrap();
